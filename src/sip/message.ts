@@ -1,0 +1,204 @@
+/**
+ * The SIP message model (RFC 3261 §7).
+ *
+ * A message keeps its header fields as an ordered list of raw name/value pairs,
+ * exactly as they came off the wire (after unfolding, §7.3.1). Only the headers
+ * routing needs are ever parsed further, on demand, by the grammar functions in
+ * `headers.ts` and `uri.ts`; everything else is re-emitted untouched.
+ */
+
+/** One header field line: `name` as written on the wire (may be compact, e.g. `v`), `value` trimmed, unfolded. */
+export interface SipHeader {
+  name: string;
+  value: string;
+}
+
+interface MessageBase {
+  /** Header fields in wire order. */
+  headers: SipHeader[];
+  /** Message body, exactly Content-Length bytes (empty Buffer when none). */
+  body: Buffer;
+}
+
+/** A request: `METHOD Request-URI SIP/2.0` (RFC 3261 §7.1). */
+export interface SipRequest extends MessageBase {
+  kind: 'request';
+  /** Method token, case-sensitive (§7.1): `INVITE`, `REGISTER`, ... */
+  method: string;
+  /** Request-URI as written on the wire. */
+  uri: string;
+}
+
+/** A response: `SIP/2.0 Status-Code Reason-Phrase` (RFC 3261 §7.2). */
+export interface SipResponse extends MessageBase {
+  kind: 'response';
+  /** Status code 100–699. */
+  status: number;
+  /** Reason phrase, possibly empty. */
+  reason: string;
+}
+
+export type SipMessage = SipRequest | SipResponse;
+
+/** Compact header forms (RFC 3261 §7.3.3 and the IANA registry) to their full lowercase names. */
+const COMPACT: Record<string, string> = {
+  a: 'accept-contact',
+  b: 'referred-by',
+  c: 'content-type',
+  d: 'request-disposition',
+  e: 'content-encoding',
+  f: 'from',
+  i: 'call-id',
+  j: 'reject-contact',
+  k: 'supported',
+  l: 'content-length',
+  m: 'contact',
+  n: 'identity-info',
+  o: 'event',
+  r: 'refer-to',
+  s: 'subject',
+  t: 'to',
+  u: 'allow-events',
+  v: 'via',
+  x: 'session-expires',
+  y: 'identity',
+};
+
+/**
+ * Header names whose values are never comma-separated lists, so a comma inside
+ * them is data (RFC 3261 §7.3.1 exceptions, plus the credential headers).
+ */
+const NOT_LIST = new Set([
+  'www-authenticate',
+  'authorization',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'authentication-info',
+  'date',
+  'call-id',
+  'cseq',
+  'from',
+  'to',
+  'content-length',
+  'content-type',
+  'max-forwards',
+  'expires',
+  'min-expires',
+  'subject',
+  'user-agent',
+  'server',
+  'organization',
+  'timestamp',
+  'retry-after',
+]);
+
+/** Canonical (lowercase, full-form) name of a header: `V` → `via`, `Call-ID` → `call-id`. */
+export function canonicalName(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.length === 1 ? COMPACT[lower] ?? lower : lower;
+}
+
+/** First value of header `name` (any case, compact forms match), or undefined. Whole field value, not split at commas. */
+export function getHeader(msg: SipMessage, name: string): string | undefined {
+  const want = canonicalName(name);
+  for (const h of msg.headers) {
+    if (canonicalName(h.name) === want) return h.value;
+  }
+  return undefined;
+}
+
+/** True when the message has at least one `name` header field. */
+export function hasHeader(msg: SipMessage, name: string): boolean {
+  return getHeader(msg, name) !== undefined;
+}
+
+/**
+ * Every value of header `name`, in order, with comma-separated lists split into
+ * elements (RFC 3261 §7.3.1). Commas inside double quotes or `<...>` do not split.
+ * Headers that are not lists (Authorization, Date, ...) come back one value per field.
+ */
+export function getHeaderValues(msg: SipMessage, name: string): string[] {
+  const want = canonicalName(name);
+  const out: string[] = [];
+  for (const h of msg.headers) {
+    if (canonicalName(h.name) !== want) continue;
+    if (NOT_LIST.has(want)) out.push(h.value);
+    else for (const v of splitList(h.value)) out.push(v);
+  }
+  return out;
+}
+
+/** Split a header value at top-level commas (outside quotes and angle brackets); trims and drops empty elements. */
+export function splitList(value: string): string[] {
+  if (value.indexOf(',') < 0) return value.length ? [value.trim()] : [];
+  const out: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (quoted) {
+      if (c === 0x5c) i++; // backslash escape inside quoted-string
+      else if (c === 0x22) quoted = false;
+    } else if (c === 0x22) quoted = true;
+    else if (c === 0x3c) depth++;
+    else if (c === 0x3e) depth = Math.max(0, depth - 1);
+    else if (c === 0x2c && depth === 0) {
+      const part = value.slice(start, i).trim();
+      if (part) out.push(part);
+      start = i + 1;
+    }
+  }
+  const last = value.slice(start).trim();
+  if (last) out.push(last);
+  return out;
+}
+
+/** Replace every `name` field by one field `name: value` at the position of the first (or at the end). */
+export function setHeader(msg: SipMessage, name: string, value: string): void {
+  const want = canonicalName(name);
+  const idx = msg.headers.findIndex((h) => canonicalName(h.name) === want);
+  removeHeaders(msg, name);
+  if (idx < 0) msg.headers.push({ name, value });
+  else msg.headers.splice(Math.min(idx, msg.headers.length), 0, { name, value });
+}
+
+/** Insert a field before all others of the same name (or at the top when there is none): Via, Record-Route. */
+export function prependHeader(msg: SipMessage, name: string, value: string): void {
+  const want = canonicalName(name);
+  const idx = msg.headers.findIndex((h) => canonicalName(h.name) === want);
+  msg.headers.splice(idx < 0 ? 0 : idx, 0, { name, value });
+}
+
+/** Append a field after all others. */
+export function appendHeader(msg: SipMessage, name: string, value: string): void {
+  msg.headers.push({ name, value });
+}
+
+/** Remove every `name` field; returns how many were removed. */
+export function removeHeaders(msg: SipMessage, name: string): number {
+  const want = canonicalName(name);
+  const before = msg.headers.length;
+  msg.headers = msg.headers.filter((h) => canonicalName(h.name) !== want);
+  return before - msg.headers.length;
+}
+
+/**
+ * Remove the first element of a list header (the top Via, the top Route), whether
+ * it stands alone in its field or first in a comma-separated field. Returns it.
+ */
+export function removeFirstValue(msg: SipMessage, name: string): string | undefined {
+  const want = canonicalName(name);
+  const idx = msg.headers.findIndex((h) => canonicalName(h.name) === want);
+  if (idx < 0) return undefined;
+  const parts = splitList(msg.headers[idx].value);
+  const first = parts.shift();
+  if (parts.length === 0) msg.headers.splice(idx, 1);
+  else msg.headers[idx] = { name: msg.headers[idx].name, value: parts.join(', ') };
+  return first;
+}
+
+/** Deep copy (headers and body buffer reference copied; the body itself is shared, never mutated in place). */
+export function cloneMessage<T extends SipMessage>(msg: T): T {
+  return { ...msg, headers: msg.headers.map((h) => ({ name: h.name, value: h.value })) };
+}
