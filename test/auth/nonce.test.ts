@@ -1,0 +1,100 @@
+import { createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { checkNonce, createNonce, NonceCountTracker, nonceTimestamp } from '../../src/auth/nonce.js';
+
+const secret = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
+const T0 = 1_700_000_000_000;
+
+describe('createNonce', () => {
+  it('is base64url of timestamp || first 16 bytes of HMAC-SHA256', () => {
+    const ts = Buffer.alloc(8);
+    ts.writeBigUInt64BE(BigInt(T0));
+    const expected = Buffer.concat([ts, createHmac('sha256', secret).update(ts).digest().subarray(0, 16)]).toString('base64url');
+    const n = createNonce(secret, T0);
+    expect(n).toBe(expected);
+    expect(n).toHaveLength(32);
+    expect(n).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(nonceTimestamp(n)).toBe(T0);
+  });
+
+  it('differs per time and per secret', () => {
+    expect(createNonce(secret, T0)).not.toBe(createNonce(secret, T0 + 1));
+    expect(createNonce(secret, T0)).not.toBe(createNonce(Buffer.from('other'), T0));
+  });
+});
+
+describe('checkNonce', () => {
+  const n = createNonce(secret, T0);
+  it('valid within ttl, including exactly at ttl', () => {
+    expect(checkNonce(secret, n, 30, T0)).toBe('valid');
+    expect(checkNonce(secret, n, 30, T0 + 30_000)).toBe('valid');
+  });
+  it('stale after ttl', () => {
+    expect(checkNonce(secret, n, 30, T0 + 30_001)).toBe('stale');
+    expect(checkNonce(secret, n, 30, T0 + 86_400_000)).toBe('stale');
+  });
+  it('invalid with another secret', () => {
+    expect(checkNonce(Buffer.from('another secret'), n, 30, T0)).toBe('invalid');
+  });
+  it('invalid when any character is changed', () => {
+    for (let i = 0; i < n.length; i++) {
+      const c = n[i] === 'A' ? 'B' : 'A';
+      const t = n.slice(0, i) + c + n.slice(i + 1);
+      expect(checkNonce(secret, t, 30, T0), `position ${i}`).toBe('invalid');
+    }
+  });
+  it('invalid when the timestamp is moved forward to extend its life', () => {
+    const raw = Buffer.from(n, 'base64url');
+    raw.writeBigUInt64BE(BigInt(T0 + 3_600_000), 0);
+    expect(checkNonce(secret, raw.toString('base64url'), 30, T0 + 3_600_000)).toBe('invalid');
+  });
+  it('invalid when dated in the future beyond 5 s', () => {
+    const f = createNonce(secret, T0 + 5_001);
+    expect(checkNonce(secret, f, 30, T0)).toBe('invalid');
+    expect(checkNonce(secret, createNonce(secret, T0 + 5_000), 30, T0)).toBe('valid');
+  });
+  it('invalid for malformed input', () => {
+    expect(checkNonce(secret, '', 30, T0)).toBe('invalid');
+    expect(checkNonce(secret, n + 'A', 30, T0)).toBe('invalid');
+    expect(checkNonce(secret, n.slice(1), 30, T0)).toBe('invalid');
+    expect(checkNonce(secret, n.slice(0, 31) + ',', 30, T0)).toBe('invalid');
+    expect(checkNonce(secret, n.slice(0, 31) + '+', 30, T0)).toBe('invalid');
+    expect(checkNonce(secret, n.slice(0, 30) + '==', 30, T0)).toBe('invalid');
+  });
+});
+
+describe('NonceCountTracker', () => {
+  it('refuses an nc not above the highest seen for that nonce', () => {
+    const t = new NonceCountTracker(10);
+    expect(t.accept('a', 1)).toBe(true);
+    expect(t.accept('a', 1)).toBe(false);
+    expect(t.accept('a', 3)).toBe(true);
+    expect(t.accept('a', 2)).toBe(false);
+    expect(t.accept('a', 3)).toBe(false);
+    expect(t.accept('a', 4)).toBe(true);
+    expect(t.accept('b', 1)).toBe(true);
+  });
+  it('refuses nc < 1 and non-integers', () => {
+    const t = new NonceCountTracker(10);
+    expect(t.accept('a', 0)).toBe(false);
+    expect(t.accept('a', -1)).toBe(false);
+    expect(t.accept('a', 1.5)).toBe(false);
+    expect(t.accept('a', Number.NaN)).toBe(false);
+    expect(t.size).toBe(0);
+  });
+  it('keeps at most maxEntries, evicting the least recently used', () => {
+    const t = new NonceCountTracker(2);
+    t.accept('a', 1);
+    t.accept('b', 1);
+    t.accept('a', 2); // a is now most recent
+    t.accept('c', 1); // evicts b
+    expect(t.size).toBe(2);
+    expect(t.accept('a', 2)).toBe(false); // still tracked
+    expect(t.accept('c', 1)).toBe(false); // still tracked
+    expect(t.accept('b', 1)).toBe(true); // forgotten, so accepted again
+    expect(t.size).toBe(2);
+  });
+  it('rejects a bad maxEntries', () => {
+    expect(() => new NonceCountTracker(0)).toThrow(RangeError);
+  });
+});
