@@ -1,0 +1,187 @@
+import type { SipRequest, SipResponse } from '../sip/message.js';
+import { getHeader } from '../sip/message.js';
+import { parseVia } from '../sip/headers.js';
+import { splitList } from '../sip/message.js';
+import type { Destination, Source } from '../transport/types.js';
+import { isStream } from '../transport/types.js';
+import { TimerSet, type TimerConfig } from './timers.js';
+
+/** What a transaction needs from the transport layer. */
+export interface MessageSender {
+  send(msg: SipRequest | SipResponse, dest: Destination): Promise<string | undefined>;
+}
+
+/**
+ * Where a response goes (RFC 3261 §18.2.2, RFC 3581 §4): back over the flow
+ * the request came on when it is a stream; otherwise to the top Via's
+ * `received` address (or sent-by host) and `rport` (or sent-by port, default
+ * 5060/5061).
+ */
+export function responseDestination(res: SipResponse, source: Source): Destination {
+  const top = getHeader(res, 'via');
+  if (!top) return { transport: source.transport, address: source.remoteAddress, port: source.remotePort, flowId: source.flowId };
+  const via = parseVia(splitList(top)[0]);
+  const address = via.params.received ?? via.host;
+  const rport = via.params.rport;
+  const port = rport ? Number(rport) : via.port ?? (via.transport === 'TLS' ? 5061 : 5060);
+  if (isStream(source.transport)) {
+    return { transport: source.transport, address: source.remoteAddress, port: source.remotePort, flowId: source.flowId };
+  }
+  return { transport: 'udp', address, port };
+}
+
+/** Common surface of INVITE and non-INVITE server transactions, as the TU sees it. */
+export interface ServerTransaction {
+  readonly key: string;
+  readonly request: SipRequest;
+  readonly source: Source;
+  /** The last response sent, if any. */
+  readonly lastResponse: SipResponse | undefined;
+  /** True once a final response has been sent. */
+  readonly finalSent: boolean;
+  /** Send a response through the transaction (retransmitted as §17.2 requires). */
+  respond(res: SipResponse): void;
+  /** The same request arrived again: re-send the last response (§17.2.1, §17.2.2). */
+  onRetransmission(): void;
+  /** Stop timers and forget the transaction. */
+  terminate(): void;
+}
+
+type Terminated = (key: string) => void;
+
+/**
+ * Non-INVITE server transaction (RFC 3261 §17.2.2, Figure 8): Trying →
+ * Proceeding → Completed → Terminated. In Completed, retransmitted requests get
+ * the final response again until Timer J (64·T1 on UDP, 0 on streams) fires.
+ */
+export class NonInviteServerTransaction implements ServerTransaction {
+  state: 'trying' | 'proceeding' | 'completed' | 'terminated' = 'trying';
+  lastResponse: SipResponse | undefined;
+  private readonly timers = new TimerSet();
+
+  constructor(
+    readonly key: string,
+    readonly request: SipRequest,
+    readonly source: Source,
+    private readonly sender: MessageSender,
+    private readonly timerConfig: TimerConfig,
+    private readonly onTerminated: Terminated,
+  ) {}
+
+  get finalSent(): boolean {
+    return this.state === 'completed' || this.state === 'terminated';
+  }
+
+  respond(res: SipResponse): void {
+    if (this.finalSent) return;
+    this.lastResponse = res;
+    this.transmit(res);
+    if (res.status < 200) {
+      this.state = 'proceeding';
+      return;
+    }
+    this.state = 'completed';
+    const j = isStream(this.source.transport) ? 0 : 64 * this.timerConfig.t1;
+    this.timers.start('J', j, () => this.terminate());
+  }
+
+  onRetransmission(): void {
+    if (this.lastResponse && this.state !== 'terminated') this.transmit(this.lastResponse);
+  }
+
+  terminate(): void {
+    if (this.state === 'terminated') return;
+    this.state = 'terminated';
+    this.timers.clear();
+    this.onTerminated(this.key);
+  }
+
+  private transmit(res: SipResponse): void {
+    this.sender.send(res, responseDestination(res, this.source)).catch(() => {});
+  }
+}
+
+/**
+ * INVITE server transaction (RFC 3261 §17.2.1, Figure 7, as updated by RFC 6026
+ * §7.1): Proceeding → Completed (3xx–6xx; Timer G retransmits on UDP, Timer H
+ * 64·T1 waits for the ACK) → Confirmed (Timer I = T4 on UDP, 0 on streams) →
+ * Terminated; after a 2xx it enters Accepted and absorbs retransmitted INVITEs
+ * until Timer L (64·T1).
+ */
+export class InviteServerTransaction implements ServerTransaction {
+  state: 'proceeding' | 'completed' | 'confirmed' | 'accepted' | 'terminated' = 'proceeding';
+  lastResponse: SipResponse | undefined;
+  /** Set when a CANCEL for this INVITE was received (§9.2). */
+  cancelled = false;
+  private readonly timers = new TimerSet();
+
+  constructor(
+    readonly key: string,
+    readonly request: SipRequest,
+    readonly source: Source,
+    private readonly sender: MessageSender,
+    private readonly timerConfig: TimerConfig,
+    private readonly onTerminated: Terminated,
+  ) {}
+
+  get finalSent(): boolean {
+    return this.state !== 'proceeding';
+  }
+
+  respond(res: SipResponse): void {
+    if (this.state === 'accepted' && res.status >= 200 && res.status < 300) {
+      // RFC 6026 §7.1: 2xx retransmissions from the TU pass through in Accepted.
+      this.transmit(res);
+      return;
+    }
+    if (this.state !== 'proceeding') return;
+    this.lastResponse = res;
+    this.transmit(res);
+    if (res.status < 200) return;
+    const { t1, t2, t4 } = this.timerConfig;
+    const reliable = isStream(this.source.transport);
+    if (res.status < 300) {
+      this.state = 'accepted';
+      this.timers.start('L', 64 * t1, () => this.terminate());
+      return;
+    }
+    this.state = 'completed';
+    if (!reliable) {
+      let interval = t1;
+      const g = () => {
+        if (this.state !== 'completed') return;
+        this.transmit(res);
+        interval = Math.min(2 * interval, t2);
+        this.timers.start('G', interval, g);
+      };
+      this.timers.start('G', interval, g);
+    }
+    this.timers.start('H', 64 * t1, () => this.terminate());
+    void t4;
+  }
+
+  /** The ACK for a 3xx–6xx response arrived (same branch): absorb it (§17.2.1). */
+  onAck(): void {
+    if (this.state !== 'completed') return;
+    this.state = 'confirmed';
+    this.timers.stop('G');
+    this.timers.stop('H');
+    const i = isStream(this.source.transport) ? 0 : this.timerConfig.t4;
+    this.timers.start('I', i, () => this.terminate());
+  }
+
+  onRetransmission(): void {
+    if ((this.state === 'proceeding' || this.state === 'completed') && this.lastResponse) this.transmit(this.lastResponse);
+  }
+
+  terminate(): void {
+    if (this.state === 'terminated') return;
+    this.state = 'terminated';
+    this.timers.clear();
+    this.onTerminated(this.key);
+  }
+
+  private transmit(res: SipResponse): void {
+    this.sender.send(res, responseDestination(res, this.source)).catch(() => {});
+  }
+}

@@ -1,0 +1,80 @@
+import type { Socket } from 'node:net';
+import { StreamFramer, type FramerEvent } from '../sip/stream-framer.js';
+import type { ParseLimits } from '../sip/parser.js';
+import type { TransportName } from './types.js';
+
+/**
+ * One TCP or TLS connection carrying SIP (a flow, RFC 5626 §3): it frames the
+ * byte stream into messages by Content-Length (RFC 3261 §18.3) and answers a
+ * double-CRLF keepalive ping with a CRLF pong (RFC 5626 §3.5.1).
+ *
+ * The flow closes itself after `idleTimeoutMs` without traffic (default 600 000 ms).
+ */
+export class StreamFlow {
+  readonly id: string;
+  readonly transport: TransportName;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  closed = false;
+  private readonly framer: StreamFramer;
+
+  /**
+   * @param onFrame called with every complete message (raw bytes) or framing error;
+   *   after an error the connection is closed.
+   */
+  constructor(
+    readonly socket: Socket,
+    transport: TransportName,
+    id: string,
+    limits: ParseLimits,
+    onFrame: (ev: FramerEvent, flow: StreamFlow) => void,
+    onClose: (flow: StreamFlow) => void,
+    idleTimeoutMs = 600_000,
+  ) {
+    this.id = id;
+    this.transport = transport;
+    this.remoteAddress = normalizeAddress(socket.remoteAddress ?? '');
+    this.remotePort = socket.remotePort ?? 0;
+    this.localAddress = normalizeAddress(socket.localAddress ?? '');
+    this.localPort = socket.localPort ?? 0;
+    this.framer = new StreamFramer(limits);
+    socket.setNoDelay(true);
+    socket.setTimeout(idleTimeoutMs, () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => {
+      for (const ev of this.framer.push(chunk)) {
+        if (ev.type === 'keepalive' && ev.kind === 'ping') this.write(Buffer.from('\r\n'));
+        onFrame(ev, this);
+        if (ev.type === 'error') {
+          socket.end();
+          return;
+        }
+      }
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      this.closed = true;
+      onClose(this);
+    });
+  }
+
+  /** Write bytes; false when the connection is already closed. */
+  write(data: Buffer): boolean {
+    if (this.closed || this.socket.destroyed) return false;
+    this.socket.write(data);
+    return true;
+  }
+
+  /** Close the connection (graceful FIN, then destroy after 1000 ms). */
+  close(): void {
+    if (this.closed) return;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+}
+
+/** Strip the IPv4-mapped IPv6 prefix Node reports on dual-stack sockets (`::ffff:127.0.0.1` → `127.0.0.1`). */
+export function normalizeAddress(a: string): string {
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+}

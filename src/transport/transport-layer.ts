@@ -1,0 +1,408 @@
+import dgram from 'node:dgram';
+import net from 'node:net';
+import tls from 'node:tls';
+import os from 'node:os';
+import type { Logger } from '../log.js';
+import { parseMessage, type ParseLimits } from '../sip/parser.js';
+import { serializeMessage } from '../sip/serializer.js';
+import { SipParseError } from '../sip/errors.js';
+import { createResponse } from '../sip/response.js';
+import { getHeader, splitList, canonicalName, type SipMessage } from '../sip/message.js';
+import { parseVia, formatVia } from '../sip/headers.js';
+import type { FramerEvent } from '../sip/stream-framer.js';
+import { StreamFlow, normalizeAddress } from './stream-flow.js';
+import {
+  formatHostPort,
+  isStream,
+  type BoundListener,
+  type Destination,
+  type Inbound,
+  type ListenSpec,
+  type Source,
+  type TransportName,
+} from './types.js';
+
+/** Options of {@link TransportLayer}. */
+export interface TransportOptions {
+  listen: ListenSpec[];
+  /** Host put in Via and Record-Route when a listener is bound to a wildcard address. */
+  advertisedHost?: string;
+  /** PEM certificate and key for TLS listeners and outgoing TLS connections. */
+  tls?: { cert: Buffer; key: Buffer };
+  limits: ParseLimits;
+  logger: Logger;
+  /** Idle stream connections are closed after this many ms; default 600 000. */
+  idleTimeoutMs?: number;
+}
+
+/** Error raised when a message cannot be sent (connection refused, reset, no listener of that transport). */
+export class TransportError extends Error {
+  /** SIP status a proxy answers when every branch fails this way (RFC 3261 §16.7 step 5 → 503). */
+  readonly status = 503;
+}
+
+const ALLOWED_ON_UDP_MAX = 65_507;
+
+/**
+ * The transport layer (RFC 3261 §18): UDP, TCP and TLS listeners, the table of
+ * open stream flows, parsing of inbound bytes and serialization of outbound
+ * messages.
+ *
+ * Inbound requests get `received` and `rport` stamped on their top Via
+ * (§18.2.1, RFC 3581 §4). A malformed request is answered `400` with a reason
+ * phrase naming the problem when a response can be formed, and dropped
+ * otherwise; nothing thrown by parsing escapes a socket handler.
+ *
+ * Every message is logged at debug level (`sip recv` / `sip send`) with its
+ * transport, addresses, start line, Call-ID and CSeq.
+ */
+export class TransportLayer {
+  private readonly udpSockets: { socket: dgram.Socket; bound: BoundListener }[] = [];
+  private readonly servers: { server: net.Server; bound: BoundListener }[] = [];
+  private readonly flows = new Map<string, StreamFlow>();
+  /** "transport|address|port" of the remote end → flow id. */
+  private readonly flowsByRemote = new Map<string, string>();
+  private readonly pendingConnects = new Map<string, Promise<StreamFlow>>();
+  private nextFlow = 1;
+  private localAddresses = new Set<string>();
+  private readonly log: Logger;
+  /** Called for every well-formed inbound message. */
+  onMessage: (inbound: Inbound) => void = () => {};
+
+  constructor(private readonly opts: TransportOptions) {
+    this.log = opts.logger.child({ component: 'transport' });
+  }
+
+  /** Bind every listener. Rejects with an Error naming the listener when a port cannot be bound. */
+  async start(): Promise<void> {
+    this.localAddresses = collectLocalAddresses();
+    if (this.opts.advertisedHost) this.localAddresses.add(this.opts.advertisedHost.toLowerCase());
+    for (const spec of this.opts.listen) {
+      try {
+        if (spec.transport === 'udp') await this.listenUdp(spec);
+        else await this.listenStream(spec);
+      } catch (err) {
+        await this.stop();
+        throw new Error(`cannot listen on ${spec.transport} ${formatHostPort(spec.host, spec.port)}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** Close listeners and every flow. */
+  async stop(): Promise<void> {
+    for (const f of this.flows.values()) f.socket.destroy();
+    this.flows.clear();
+    this.flowsByRemote.clear();
+    await Promise.all([
+      ...this.udpSockets.map((u) => new Promise<void>((r) => u.socket.close(() => r()))),
+      ...this.servers.map((s) => new Promise<void>((r) => s.server.close(() => r()))),
+    ]);
+    this.udpSockets.length = 0;
+    this.servers.length = 0;
+  }
+
+  /** Listeners as bound (port 0 resolved). */
+  listeners(): BoundListener[] {
+    return [...this.udpSockets.map((u) => u.bound), ...this.servers.map((s) => s.bound)];
+  }
+
+  /** The listener used for sending over `transport` (the first configured one), or undefined. */
+  listenerFor(transport: TransportName): BoundListener | undefined {
+    return this.listeners().find((l) => l.transport === transport);
+  }
+
+  /**
+   * True when host (and port, if given) names this server: one of its
+   * addresses or the advertised host, on one of its listening ports
+   * (RFC 3261 §16.4 "a value the proxy placed into a Record-Route").
+   */
+  isLocal(host: string, port?: number): boolean {
+    const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+    const listeners = this.listeners();
+    const addrOk =
+      this.localAddresses.has(h) ||
+      listeners.some((l) => l.advertisedHost.toLowerCase() === h || l.address === h);
+    if (!addrOk) return false;
+    return port === undefined || listeners.some((l) => l.port === port);
+  }
+
+  /** True when the stream flow with this id is still open. */
+  isFlowAlive(flowId: string | undefined): boolean {
+    if (!flowId) return false;
+    const f = this.flows.get(flowId);
+    return !!f && !f.closed;
+  }
+
+  /**
+   * Serialize and send a message. Stream destinations use `dest.flowId` when
+   * that flow is open, else an open flow to the same remote address, else a new
+   * connection (TLS without certificate verification of the remote UA, as
+   * phones present no server certificates worth checking).
+   *
+   * @throws TransportError when no listener of that transport exists or the connection fails.
+   * @returns the flow id used (streams) or undefined (UDP).
+   */
+  async send(msg: SipMessage, dest: Destination): Promise<string | undefined> {
+    const data = serializeMessage(msg);
+    if (dest.transport === 'udp') {
+      const sock = this.udpSocketFor(dest.address);
+      if (!sock) throw new TransportError(`no UDP listener for ${dest.address}`);
+      if (data.length > ALLOWED_ON_UDP_MAX) throw new TransportError('message too large for UDP');
+      this.logMessage('sip send', msg, dest.transport, formatHostPort(dest.address, dest.port), formatHostPort(sock.bound.address, sock.bound.port));
+      await new Promise<void>((resolve) => {
+        sock.socket.send(data, dest.port, stripBrackets(dest.address), (err) => {
+          if (err) this.log.warn({ err: err.message, to: formatHostPort(dest.address, dest.port) }, 'udp send failed');
+          resolve();
+        });
+      });
+      return undefined;
+    }
+    let flow = dest.flowId ? this.flows.get(dest.flowId) : undefined;
+    if (!flow || flow.closed) flow = this.findFlow(dest.transport, dest.address, dest.port);
+    if (!flow) flow = await this.connect(dest);
+    this.logMessage('sip send', msg, flow.transport, formatHostPort(flow.remoteAddress, flow.remotePort), formatHostPort(flow.localAddress, flow.localPort));
+    if (!flow.write(data)) throw new TransportError(`connection to ${formatHostPort(dest.address, dest.port)} closed`);
+    return flow.id;
+  }
+
+  /** Send raw bytes on a flow (keepalive pongs); false when it is gone. */
+  writeFlow(flowId: string, data: Buffer): boolean {
+    return this.flows.get(flowId)?.write(data) ?? false;
+  }
+
+  private findFlow(transport: TransportName, address: string, port: number): StreamFlow | undefined {
+    const id = this.flowsByRemote.get(`${transport}|${stripBrackets(address)}|${port}`);
+    const f = id ? this.flows.get(id) : undefined;
+    return f && !f.closed ? f : undefined;
+  }
+
+  private udpSocketFor(address: string): { socket: dgram.Socket; bound: BoundListener } | undefined {
+    const v6 = stripBrackets(address).includes(':');
+    return this.udpSockets.find((u) => u.socket.address().family === (v6 ? 'IPv6' : 'IPv4')) ?? this.udpSockets[0];
+  }
+
+  private async listenUdp(spec: ListenSpec): Promise<void> {
+    const v6 = spec.host.includes(':');
+    const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', reuseAddr: false });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(spec.port, spec.host, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    socket.on('error', (err) => this.log.warn({ err: err.message }, 'udp socket error'));
+    const addr = socket.address();
+    const bound: BoundListener = { transport: 'udp', address: addr.address, port: addr.port, advertisedHost: this.advertise(addr.address) };
+    socket.on('message', (data, rinfo) => {
+      const source: Source = {
+        transport: 'udp',
+        remoteAddress: normalizeAddress(rinfo.address),
+        remotePort: rinfo.port,
+        localAddress: bound.address,
+        localPort: bound.port,
+      };
+      this.receive(data, source);
+    });
+    this.udpSockets.push({ socket, bound });
+  }
+
+  private async listenStream(spec: ListenSpec): Promise<void> {
+    const onConnection = (socket: net.Socket) => this.adopt(socket, spec.transport);
+    let server: net.Server;
+    if (spec.transport === 'tls') {
+      if (!this.opts.tls) throw new Error('TLS listener without certificate');
+      server = tls.createServer({ cert: this.opts.tls.cert, key: this.opts.tls.key, minVersion: 'TLSv1.2' }, onConnection);
+      server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'tls handshake failed'));
+    } else {
+      server = net.createServer(onConnection);
+    }
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(spec.port, spec.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.warn({ err: err.message }, 'listener error'));
+    const addr = server.address() as net.AddressInfo;
+    this.servers.push({ server, bound: { transport: spec.transport, address: addr.address, port: addr.port, advertisedHost: this.advertise(addr.address) } });
+  }
+
+  private adopt(socket: net.Socket, transport: TransportName): StreamFlow {
+    const id = `${transport}-${this.nextFlow++}`;
+    const flow = new StreamFlow(
+      socket,
+      transport,
+      id,
+      this.opts.limits,
+      (ev, f) => this.onFrame(ev, f),
+      (f) => {
+        this.flows.delete(f.id);
+        const key = `${f.transport}|${f.remoteAddress}|${f.remotePort}`;
+        if (this.flowsByRemote.get(key) === f.id) this.flowsByRemote.delete(key);
+        this.log.debug({ flow: f.id, remote: formatHostPort(f.remoteAddress, f.remotePort) }, 'flow closed');
+      },
+      this.opts.idleTimeoutMs,
+    );
+    this.flows.set(id, flow);
+    this.flowsByRemote.set(`${transport}|${flow.remoteAddress}|${flow.remotePort}`, id);
+    this.log.debug({ flow: id, remote: formatHostPort(flow.remoteAddress, flow.remotePort) }, 'flow opened');
+    return flow;
+  }
+
+  private connect(dest: Destination): Promise<StreamFlow> {
+    const key = `${dest.transport}|${stripBrackets(dest.address)}|${dest.port}`;
+    const pending = this.pendingConnects.get(key);
+    if (pending) return pending;
+    const p = new Promise<StreamFlow>((resolve, reject) => {
+      const host = stripBrackets(dest.address);
+      const socket =
+        dest.transport === 'tls'
+          ? tls.connect({ host, port: dest.port, rejectUnauthorized: false, servername: net.isIP(host) ? undefined : host })
+          : net.connect({ host, port: dest.port });
+      const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), 10_000);
+      socket.once(dest.transport === 'tls' ? 'secureConnect' : 'connect', () => {
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        resolve(this.adopt(socket, dest.transport));
+      });
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new TransportError(`connect to ${formatHostPort(dest.address, dest.port)} failed: ${err.message}`));
+      });
+    });
+    this.pendingConnects.set(key, p);
+    p.finally(() => this.pendingConnects.delete(key)).catch(() => {});
+    return p;
+  }
+
+  private onFrame(ev: FramerEvent, flow: StreamFlow): void {
+    if (ev.type === 'message') {
+      this.receive(ev.data, {
+        transport: flow.transport,
+        remoteAddress: flow.remoteAddress,
+        remotePort: flow.remotePort,
+        localAddress: flow.localAddress,
+        localPort: flow.localPort,
+        flowId: flow.id,
+      });
+    } else if (ev.type === 'error') {
+      this.log.debug({ flow: flow.id, err: ev.error.reason }, 'stream framing error');
+      const partial = ev.error.partial;
+      if (partial?.kind === 'request' && partial.method !== 'ACK') {
+        flow.write(serializeMessage(createResponse(partial, ev.error.status, { reason: ev.error.reason })));
+      }
+    }
+  }
+
+  /** Parse one datagram or frame and hand it up; answers 400 for malformed requests. */
+  private receive(data: Buffer, source: Source): void {
+    let msg: SipMessage;
+    try {
+      msg = parseMessage(data, this.opts.limits);
+    } catch (err) {
+      if (!(err instanceof SipParseError)) {
+        this.log.error({ err }, 'parser failure');
+        return;
+      }
+      this.log.debug({ remote: formatHostPort(source.remoteAddress, source.remotePort), reason: err.reason }, 'malformed message');
+      const partial = err.partial;
+      if (partial?.kind === 'request' && partial.method !== 'ACK') this.replyStateless(partial, err.status, err.reason, source);
+      return;
+    }
+    if (msg.kind === 'request') {
+      try {
+        stampVia(msg, source);
+      } catch (err) {
+        if (err instanceof SipParseError && msg.method !== 'ACK') this.replyStateless(msg, 400, err.reason, source);
+        return;
+      }
+    }
+    this.logMessage('sip recv', msg, source.transport, formatHostPort(source.remoteAddress, source.remotePort), formatHostPort(source.localAddress, source.localPort));
+    try {
+      this.onMessage({ msg, source });
+    } catch (err) {
+      this.log.error({ err }, 'message handler failed');
+    }
+  }
+
+  private replyStateless(req: SipMessage & { kind: 'request' }, status: number, reason: string, source: Source): void {
+    try {
+      const res = createResponse(req, status, { reason });
+      this.send(res, { transport: source.transport, address: source.remoteAddress, port: source.remotePort, flowId: source.flowId }).catch(() => {});
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'cannot answer malformed request');
+    }
+  }
+
+  private advertise(address: string): string {
+    if (this.opts.advertisedHost) return this.opts.advertisedHost;
+    if (address === '0.0.0.0' || address === '::') return firstExternalIPv4() ?? '127.0.0.1';
+    return address.includes(':') ? `[${address}]` : address;
+  }
+
+  private logMessage(what: string, msg: SipMessage, transport: TransportName, remote: string, local: string): void {
+    if (!this.log.isLevelEnabled('debug')) return;
+    this.log.debug(
+      {
+        transport,
+        remote,
+        local,
+        startLine: msg.kind === 'request' ? `${msg.method} ${msg.uri} SIP/2.0` : `SIP/2.0 ${msg.status} ${msg.reason}`,
+        callId: getHeader(msg, 'call-id'),
+        cseq: getHeader(msg, 'cseq'),
+        message: serializeMessage(msg).toString('utf8'),
+      },
+      what,
+    );
+  }
+}
+
+/**
+ * Add `received` when the top Via's sent-by host differs from the source
+ * address (RFC 3261 §18.2.1), and fill an empty `rport` with the source port
+ * (RFC 3581 §4). Throws SipParseError for a malformed top Via.
+ */
+export function stampVia(msg: SipMessage, source: Source): void {
+  const idx = msg.headers.findIndex((h) => canonicalName(h.name) === 'via');
+  if (idx < 0) return;
+  const field = msg.headers[idx];
+  const parts = splitList(field.value);
+  const via = parseVia(parts[0]);
+  const host = stripBrackets(via.host).toLowerCase();
+  let changed = false;
+  if (host !== source.remoteAddress.toLowerCase()) {
+    via.params.received = source.remoteAddress;
+    changed = true;
+  }
+  if ('rport' in via.params) {
+    via.params.rport = String(source.remotePort);
+    if (!changed) via.params.received = source.remoteAddress;
+    changed = true;
+  }
+  if (!changed) return;
+  parts[0] = formatVia(via);
+  msg.headers[idx] = { name: field.name, value: parts.join(', ') };
+}
+
+function stripBrackets(a: string): string {
+  return a.startsWith('[') ? a.slice(1, -1) : a;
+}
+
+function collectLocalAddresses(): Set<string> {
+  const out = new Set<string>(['127.0.0.1', '::1', 'localhost']);
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const i of list ?? []) out.add(i.address.toLowerCase());
+  }
+  return out;
+}
+
+function firstExternalIPv4(): string | undefined {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const i of list ?? []) if (i.family === 'IPv4' && !i.internal) return i.address;
+  }
+  return undefined;
+}
+
+export { isStream };

@@ -1,0 +1,62 @@
+import type { SipMessage } from '../sip/message.js';
+
+/** SIP transports rtcedge listens on (RFC 3261 §18). */
+export type TransportName = 'udp' | 'tcp' | 'tls';
+
+/** True for connection-oriented transports, where framing is by Content-Length (§18.3). */
+export function isStream(t: TransportName): boolean {
+  return t !== 'udp';
+}
+
+/**
+ * Where a message came from: the 5-tuple of the datagram or connection, and for
+ * streams the id of the flow (connection) it arrived on, so that responses and
+ * later requests can go back over the same connection (RFC 3261 §18.2.2, RFC 5626 §5.3).
+ */
+export interface Source {
+  transport: TransportName;
+  remoteAddress: string;
+  remotePort: number;
+  localAddress: string;
+  localPort: number;
+  /** Stream connection id; undefined for UDP. */
+  flowId?: string;
+}
+
+/**
+ * Where to send a message: an address, port and transport, optionally pinned to
+ * an existing flow (used when alive, otherwise a new connection is opened).
+ */
+export interface Destination {
+  transport: TransportName;
+  address: string;
+  port: number;
+  flowId?: string;
+}
+
+/** A message that arrived, with its origin. */
+export interface Inbound {
+  msg: SipMessage;
+  source: Source;
+}
+
+/** One configured listener. */
+export interface ListenSpec {
+  transport: TransportName;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+}
+
+/** A bound listener, with the port the OS gave it and the host to advertise in Via/Record-Route. */
+export interface BoundListener {
+  transport: TransportName;
+  address: string;
+  port: number;
+  advertisedHost: string;
+}
+
+/** "address:port", with IPv6 addresses in brackets. */
+export function formatHostPort(address: string, port: number): string {
+  return address.includes(':') && !address.startsWith('[') ? `[${address}]:${port}` : `${address}:${port}`;
+}
