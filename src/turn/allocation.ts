@@ -1,0 +1,123 @@
+/**
+ * Allocations (RFC 8656 §2.2, §7): one relayed transport address per client
+ * 5-tuple, owned by one username, with a time-to-expiry, permissions and
+ * channel bindings. Pure state: relay sockets live behind RelayHandle.
+ */
+import { ChannelTable } from './channel-binding.js';
+import { type FiveTuple, fiveTupleKey } from './five-tuple.js';
+import { PermissionTable } from './permission.js';
+import type { TransportAddress } from './stun-attributes.js';
+
+/**
+ * The I/O side of a relayed transport address: a UDP socket bound to it.
+ * Implemented by the server (node:dgram now, a native addon later).
+ */
+export interface RelayHandle {
+  /** The relayed transport address (XOR-RELAYED-ADDRESS). */
+  readonly relayed: TransportAddress;
+  /** Sends one UDP datagram from the relayed address to `peer`. Never throws. */
+  send(peer: TransportAddress, data: Buffer): void;
+  /** Releases the socket and its port. Idempotent. */
+  close(): void;
+}
+
+/** Key of a relayed transport address in maps: "ip|port". */
+export function relayKey(addr: { address: string; port: number }): string {
+  return `${addr.address}|${addr.port}`;
+}
+
+/** One allocation. Times are ms on the control plane's clock. */
+export class Allocation {
+  readonly permissions = new PermissionTable();
+  readonly channels = new ChannelTable();
+  /** Time-to-expiry deadline, ms. */
+  expiresAt: number;
+
+  /**
+   * @param fiveTuple client 5-tuple that owns it.
+   * @param username USERNAME that created it; later requests must use the same (else 441).
+   * @param relay the relayed transport address and its socket.
+   * @param lifetimeS initial lifetime, s.
+   * @param allocateTransactionId transaction id of the Allocate that created it (retransmissions get `allocateResponse`).
+   * @param allocateResponse the success response bytes sent for that Allocate.
+   */
+  constructor(
+    readonly fiveTuple: FiveTuple,
+    readonly username: string,
+    readonly relay: RelayHandle,
+    lifetimeS: number,
+    nowMs: number,
+    readonly allocateTransactionId: Buffer,
+    public allocateResponse: Buffer | undefined = undefined,
+  ) {
+    this.expiresAt = nowMs + lifetimeS * 1000;
+  }
+
+  /** Sets the time-to-expiry to now + `lifetimeS` seconds (RFC 8656 §8). */
+  refresh(lifetimeS: number, nowMs: number): void {
+    this.expiresAt = nowMs + lifetimeS * 1000;
+  }
+
+  /** True once the time-to-expiry has passed. */
+  isExpired(nowMs: number): boolean {
+    return this.expiresAt <= nowMs;
+  }
+}
+
+/** All allocations of a server, indexed by client 5-tuple and by relayed transport address. */
+export class AllocationTable {
+  private readonly byFiveTuple = new Map<string, Allocation>();
+  private readonly byRelay = new Map<string, Allocation>();
+
+  /** Adds `a`. @throws Error if its 5-tuple or relayed address is already in use (a caller bug). */
+  add(a: Allocation): void {
+    const fk = fiveTupleKey(a.fiveTuple);
+    const rk = relayKey(a.relay.relayed);
+    if (this.byFiveTuple.has(fk) || this.byRelay.has(rk)) throw new Error(`allocation already exists for ${fk} / ${rk}`);
+    this.byFiveTuple.set(fk, a);
+    this.byRelay.set(rk, a);
+  }
+
+  /** Removes `a` (does not close its relay). Returns true if it was present. */
+  remove(a: Allocation): boolean {
+    const fk = fiveTupleKey(a.fiveTuple);
+    if (this.byFiveTuple.get(fk) !== a) return false;
+    this.byFiveTuple.delete(fk);
+    this.byRelay.delete(relayKey(a.relay.relayed));
+    return true;
+  }
+
+  /** The allocation of a 5-tuple, if any (expired ones included until swept). */
+  get(t: FiveTuple): Allocation | undefined {
+    return this.byFiveTuple.get(fiveTupleKey(t));
+  }
+
+  /** The allocation owning relayed address `addr`, if any. */
+  getByRelay(addr: { address: string; port: number }): Allocation | undefined {
+    return this.byRelay.get(relayKey(addr));
+  }
+
+  /** Removes and returns every allocation whose lifetime has passed; sweeps permissions and channels of the others. */
+  sweep(nowMs: number): Allocation[] {
+    const gone: Allocation[] = [];
+    for (const a of this.byFiveTuple.values()) {
+      if (a.isExpired(nowMs)) gone.push(a);
+      else {
+        a.permissions.sweep(nowMs);
+        a.channels.sweep(nowMs);
+      }
+    }
+    for (const a of gone) this.remove(a);
+    return gone;
+  }
+
+  /** Every allocation. */
+  all(): Allocation[] {
+    return [...this.byFiveTuple.values()];
+  }
+
+  /** Number of allocations. */
+  get size(): number {
+    return this.byFiveTuple.size;
+  }
+}

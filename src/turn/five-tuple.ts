@@ -1,0 +1,21 @@
+/**
+ * The 5-tuple that identifies an allocation: client IP and port, server IP
+ * and port, transport protocol (RFC 8656 §2, §3).
+ */
+
+/** Client-to-server transport of a 5-tuple. */
+export type ClientTransport = 'udp' | 'tcp';
+
+/** A client 5-tuple as seen by the server. Addresses are IP text without brackets. */
+export interface FiveTuple {
+  transport: ClientTransport;
+  clientAddress: string;
+  clientPort: number;
+  serverAddress: string;
+  serverPort: number;
+}
+
+/** Stable string key for maps: "udp|client-ip|port|server-ip|port". */
+export function fiveTupleKey(t: FiveTuple): string {
+  return `${t.transport}|${t.clientAddress}|${t.clientPort}|${t.serverAddress}|${t.serverPort}`;
+}
