@@ -1,0 +1,230 @@
+/**
+ * Digest authentication of SIP requests (RFC 3261 §22, RFC 7616, RFC 8760).
+ *
+ * One function, {@link authenticateRequest}, checks the Authorization (registrar,
+ * §22.2) or Proxy-Authorization (proxy, §22.3) credentials of a request and
+ * answers with either the authenticated identity or the response to send:
+ * a 401/407 challenge, 403, or 400. Nonces are stateless (`nonce.ts`).
+ *
+ * The caller decides which requests to challenge: ACK and CANCEL cannot be
+ * challenged (§22.1) and must not be passed here.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { type Logger, silentLogger } from '../log.js';
+import { getHeaderValues, type SipRequest } from '../sip/message.js';
+import {
+  computeResponse,
+  type DigestAlgorithm,
+  type DigestCredentials,
+  digestHexLength,
+  formatChallenge,
+  parseAlgorithm,
+  parseCredentials,
+} from './digest.js';
+import { AuthError } from './errors.js';
+import { checkNonce, createNonce, type NonceCountTracker } from './nonce.js';
+
+/** What the server accepts and how it finds users. Passed in by the registrar or proxy. */
+export interface DigestPolicy {
+  /** Realm of the challenges; the served domain (RFC 3261 §22.1). Credentials for other realms are ignored. */
+  realm: string;
+  /** Key of the nonce MAC; at least 16 random bytes, the same on every node of a cluster. */
+  secret: Buffer;
+  /** Nonce lifetime in seconds; after it the client is challenged again with stale=true. */
+  nonceTtl: number;
+  /** Algorithms offered, one challenge header each, in this order (RFC 8760 §2.4: preferred first). Default ['MD5']. */
+  algorithms: DigestAlgorithm[];
+  /**
+   * HA1 = H(username:realm:password) as hex for this algorithm, or undefined for an unknown user.
+   * A rejection (store failure) propagates out of {@link authenticateRequest}.
+   */
+  lookupHa1(username: string, realm: string, alg: DigestAlgorithm): Promise<string | undefined>;
+  /** Replay protection for qop=auth answers; without it, nc is not checked. */
+  nonceCounts?: NonceCountTracker;
+  /** Clock in ms since the epoch; Date.now by default. */
+  now?: () => number;
+  /** Debug logging of refusals (never logs responses or HA1). */
+  logger?: Logger;
+}
+
+/** One response header to add: a WWW-Authenticate or Proxy-Authenticate challenge. */
+export interface ChallengeHeader {
+  name: string;
+  value: string;
+}
+
+/**
+ * Result of {@link authenticateRequest}.
+ * On failure, send `status` with `reason` as reason phrase and add `headers` (challenges, possibly none).
+ * `detail` says why, for logs only; never put it on the wire (it tells unknown users from known ones apart
+ * no more than the outcome does, but it names the failing check).
+ */
+export type DigestOutcome =
+  | { ok: true; username: string; realm: string; algorithm: DigestAlgorithm }
+  | {
+      ok: false;
+      status: 401 | 407 | 403 | 400;
+      reason: string;
+      headers: ChallengeHeader[];
+      detail?: string;
+    };
+
+/** Reason phrases of RFC 3261 §21. */
+const REASON = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  407: 'Proxy Authentication Required',
+} as const;
+
+const NC_FORMAT = /^[0-9a-fA-F]{8}$/;
+
+/**
+ * Authenticate `req` with HTTP Digest as RFC 3261 §22.2 (kind `www`) or §22.3 (kind `proxy`) describe.
+ *
+ * - `www` reads Authorization and challenges with 401 + WWW-Authenticate;
+ *   `proxy` reads Proxy-Authorization and challenges with 407 + Proxy-Authenticate.
+ * - Only Digest credentials whose realm equals `policy.realm` are considered; other schemes and realms
+ *   are left for others (§22.3). None → challenge.
+ * - The challenge offers qop="auth" (RFC 7616 §3.3). An answer with qop=auth needs nc (8 hex digits) and
+ *   cnonce; an answer with no qop at all is checked in the RFC 2069 form. Any other qop → 400.
+ * - The digest `uri` is not compared with the Request-URI: HA2 uses the uri as the client sent it.
+ * - Nonce forged or malformed → challenge. Nonce expired: challenge with stale=true when the digest is right
+ *   for it (RFC 7616 §3.3), a plain challenge otherwise.
+ * - Unknown user or wrong response → 403 Forbidden. Both paths compute a response (against a dummy HA1 for
+ *   an unknown user) and compare in constant time, with identical outcomes.
+ * - nc not above the highest seen for this nonce (replay, RFC 7616 §3.3) → challenge with a fresh nonce.
+ * - Algorithm not offered, `-sess` or userhash=true (neither is offered) → challenge.
+ * - Malformed credentials → 400; an {@link AuthError} never escapes. A `lookupHa1` rejection does.
+ */
+export async function authenticateRequest(
+  req: SipRequest,
+  kind: 'www' | 'proxy',
+  policy: DigestPolicy,
+): Promise<DigestOutcome> {
+  const log = (policy.logger ?? silentLogger).child({ component: 'auth' });
+  const now = policy.now ?? Date.now;
+  const credHeader = kind === 'www' ? 'Authorization' : 'Proxy-Authorization';
+  const challengeStatus = kind === 'www' ? 401 : 407;
+  const algorithms = policy.algorithms.length > 0 ? policy.algorithms : (['MD5'] as DigestAlgorithm[]);
+
+  const challenge = (detail: string, stale = false): DigestOutcome => {
+    log.debug({ method: req.method, detail, stale }, 'digest challenge');
+    return {
+      ok: false,
+      status: challengeStatus,
+      reason: REASON[challengeStatus],
+      headers: challengeHeaders(kind, policy.realm, algorithms, policy.secret, now(), stale),
+      detail,
+    };
+  };
+  const fail = (status: 400 | 403, detail: string): DigestOutcome => {
+    log.debug({ method: req.method, status, detail }, 'digest refused');
+    return { ok: false, status, reason: REASON[status], headers: [], detail };
+  };
+
+  let creds: DigestCredentials | undefined;
+  try {
+    for (const value of getHeaderValues(req, credHeader)) {
+      if (!isDigestScheme(value)) continue;
+      const c = parseCredentials(value);
+      if (c.realm === policy.realm) {
+        creds = c;
+        break;
+      }
+    }
+  } catch (e) {
+    if (e instanceof AuthError) return fail(400, e.message);
+    throw e;
+  }
+  if (!creds) return challenge('no credentials for realm');
+
+  const algo = parseAlgorithm(creds.algorithm);
+  if (!algo || algo.sess || !algorithms.includes(algo.alg)) return challenge(`algorithm ${creds.algorithm} not offered`);
+  if (creds.userhash) return challenge('userhash not offered');
+
+  let qop: 'auth' | undefined;
+  let nc: number | undefined;
+  if (creds.qop !== undefined) {
+    if (creds.qop.toLowerCase() !== 'auth') return fail(400, `unsupported qop ${creds.qop}`);
+    if (creds.nc === undefined || !NC_FORMAT.test(creds.nc)) return fail(400, 'qop=auth without a valid nc');
+    if (creds.cnonce === undefined) return fail(400, 'qop=auth without cnonce');
+    qop = 'auth';
+    nc = parseInt(creds.nc, 16);
+  }
+
+  const nonceState = checkNonce(policy.secret, creds.nonce, policy.nonceTtl, now());
+  if (nonceState === 'invalid') return challenge('invalid nonce');
+
+  const stored = await policy.lookupHa1(creds.username, creds.realm, algo.alg);
+  const ha1 = stored?.toLowerCase() ?? dummyHa1(policy.secret, algo.alg, creds.username);
+  const expected = computeResponse({
+    alg: algo.alg,
+    ha1,
+    method: req.method,
+    uri: creds.uri,
+    nonce: creds.nonce,
+    qop,
+    nc: creds.nc,
+    cnonce: creds.cnonce,
+  });
+  const match = constantTimeHexEqual(expected, creds.response);
+  const known = stored !== undefined;
+
+  if (nonceState === 'stale') return challenge('stale nonce', match && known);
+  if (!match || !known) return fail(403, 'wrong response or unknown user');
+  if (nc !== undefined && policy.nonceCounts && !policy.nonceCounts.accept(creds.nonce, nc)) {
+    return challenge('nonce count replayed');
+  }
+  return { ok: true, username: creds.username, realm: creds.realm, algorithm: algo.alg };
+}
+
+/**
+ * The challenge headers for a fresh nonce issued at `nowMs`: one per algorithm, in order,
+ * each `Digest realm="...", nonce="...", algorithm=X, qop="auth"[, stale=true]` (RFC 3261 §22.4, RFC 8760 §2.4).
+ * Named WWW-Authenticate for `www`, Proxy-Authenticate for `proxy`.
+ */
+export function challengeHeaders(
+  kind: 'www' | 'proxy',
+  realm: string,
+  algorithms: DigestAlgorithm[],
+  secret: Buffer,
+  nowMs: number,
+  stale = false,
+): ChallengeHeader[] {
+  const name = kind === 'www' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
+  const nonce = createNonce(secret, nowMs);
+  return algorithms.map((algorithm) => ({
+    name,
+    value: formatChallenge({ realm, nonce, algorithm, qop: 'auth', stale }),
+  }));
+}
+
+/** True when a credentials value uses the Digest scheme (case-insensitive), so other schemes can be skipped. */
+function isDigestScheme(value: string): boolean {
+  const v = value.trimStart();
+  if (v.length < 6 || v.slice(0, 6).toLowerCase() !== 'digest') return false;
+  return v.length === 6 || v[6] === ' ' || v[6] === '\t';
+}
+
+/**
+ * A stand-in HA1 for an unknown user: keyed by the secret so nobody can compute a
+ * matching response, of the right length for `alg`, different per user name.
+ */
+function dummyHa1(secret: Buffer, alg: DigestAlgorithm, username: string): string {
+  return createHmac('sha256', secret)
+    .update(`unknown-user:${username}`)
+    .digest('hex')
+    .slice(0, digestHexLength(alg));
+}
+
+/** Compare lowercase hex `expected` with a client's `response` (any case) in constant time for equal lengths. */
+function constantTimeHexEqual(expected: string, response: string): boolean {
+  const a = Buffer.from(expected, 'utf8');
+  const b = Buffer.from(response.toLowerCase(), 'utf8');
+  if (a.length !== b.length) {
+    timingSafeEqual(a, a); // same work as a comparison, result ignored
+    return false;
+  }
+  return timingSafeEqual(a, b);
+}

@@ -1,0 +1,333 @@
+import { describe, expect, it } from 'vitest';
+import {
+  computeHA1,
+  computeResponse,
+  formatCredentials,
+  parseAuthParams,
+  type DigestAlgorithm,
+  type DigestCredentials,
+} from '../../src/auth/digest.js';
+import { createNonce, NonceCountTracker } from '../../src/auth/nonce.js';
+import { authenticateRequest, type DigestPolicy } from '../../src/auth/sip-digest.js';
+import type { SipRequest } from '../../src/sip/message.js';
+
+const REALM = 'example.com';
+const secret = Buffer.from('5ecret-5ecret-5ecret-5ecret', 'utf8');
+const T0 = 1_700_000_000_000;
+const PASSWORDS: Record<string, string> = { alice: 'wonderland', bob: 'builder' };
+
+function makePolicy(over: Partial<DigestPolicy> = {}): DigestPolicy & { clock: { t: number }; lookups: string[] } {
+  const clock = { t: T0 };
+  const lookups: string[] = [];
+  return {
+    realm: REALM,
+    secret,
+    nonceTtl: 30,
+    algorithms: ['MD5'],
+    async lookupHa1(username: string, realm: string, alg: DigestAlgorithm) {
+      lookups.push(`${username}@${realm}/${alg}`);
+      const pw = PASSWORDS[username];
+      return pw === undefined ? undefined : computeHA1(alg, username, realm, pw);
+    },
+    nonceCounts: new NonceCountTracker(1000),
+    now: () => clock.t,
+    clock,
+    lookups,
+    ...over,
+  };
+}
+
+function request(method: string, headers: { name: string; value: string }[] = []): SipRequest {
+  return {
+    kind: 'request',
+    method,
+    uri: 'sip:example.com',
+    headers: [
+      { name: 'Via', value: 'SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport' },
+      { name: 'From', value: '<sip:alice@example.com>;tag=1' },
+      { name: 'To', value: '<sip:alice@example.com>' },
+      { name: 'Call-ID', value: 'c1@127.0.0.1' },
+      { name: 'CSeq', value: `1 ${method}` },
+      ...headers,
+    ],
+    body: Buffer.alloc(0),
+  };
+}
+
+/** A client's answer, computed independently of the server path under test. */
+function answer(o: {
+  username: string;
+  password: string;
+  nonce: string;
+  method?: string;
+  uri?: string;
+  alg?: DigestAlgorithm;
+  nc?: string;
+  qop?: boolean;
+  realm?: string;
+}): string {
+  const alg = o.alg ?? 'MD5';
+  const realm = o.realm ?? REALM;
+  const uri = o.uri ?? 'sip:example.com';
+  const qop = o.qop ?? true;
+  const nc = o.nc ?? '00000001';
+  const cnonce = 'c0ffee';
+  const creds: DigestCredentials = {
+    username: o.username,
+    realm,
+    nonce: o.nonce,
+    uri,
+    response: computeResponse({
+      alg,
+      ha1: computeHA1(alg, o.username, realm, o.password),
+      method: o.method ?? 'REGISTER',
+      uri,
+      nonce: o.nonce,
+      ...(qop ? { qop: 'auth' as const, nc, cnonce } : {}),
+    }),
+    algorithm: alg,
+    ...(qop ? { qop: 'auth', nc, cnonce } : {}),
+  };
+  return formatCredentials(creds);
+}
+
+const nonceT0 = createNonce(secret, T0);
+
+describe('authenticateRequest: challenges', () => {
+  it('no credentials -> 401 with one WWW-Authenticate per algorithm, exact bytes', async () => {
+    const p = makePolicy({ algorithms: ['SHA-256', 'MD5'] });
+    const out = await authenticateRequest(request('REGISTER'), 'www', p);
+    expect(out).toEqual({
+      ok: false,
+      status: 401,
+      reason: 'Unauthorized',
+      headers: [
+        { name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=SHA-256, qop="auth"` },
+        { name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=MD5, qop="auth"` },
+      ],
+      detail: 'no credentials for realm',
+    });
+    expect(p.lookups).toEqual([]);
+  });
+
+  it('proxy kind -> 407 with Proxy-Authenticate, reads Proxy-Authorization only', async () => {
+    const p = makePolicy();
+    const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, method: 'INVITE' });
+    const out = await authenticateRequest(request('INVITE', [{ name: 'Authorization', value: auth }]), 'proxy', p);
+    expect(out).toEqual({
+      ok: false,
+      status: 407,
+      reason: 'Proxy Authentication Required',
+      headers: [{ name: 'Proxy-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=MD5, qop="auth"` }],
+      detail: 'no credentials for realm',
+    });
+    const ok = await authenticateRequest(request('INVITE', [{ name: 'Proxy-Authorization', value: auth }]), 'proxy', p);
+    expect(ok).toEqual({ ok: true, username: 'alice', realm: REALM, algorithm: 'MD5' });
+  });
+
+  it('credentials for another realm only -> challenge', async () => {
+    const p = makePolicy();
+    const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, realm: 'other.org' });
+    const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p);
+    expect(out.ok).toBe(false);
+    if (!out.ok) expect([out.status, out.detail]).toEqual([401, 'no credentials for realm']);
+  });
+
+  it('forged nonce -> challenge without stale', async () => {
+    const p = makePolicy();
+    const forged = createNonce(Buffer.from('not the secret'), T0);
+    const auth = answer({ username: 'alice', password: 'wonderland', nonce: forged });
+    const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p);
+    expect(out.ok).toBe(false);
+    if (!out.ok) {
+      expect(out.status).toBe(401);
+      expect(out.detail).toBe('invalid nonce');
+      expect(out.headers[0].value).not.toContain('stale');
+    }
+  });
+});
+
+describe('authenticateRequest: answers', () => {
+  for (const alg of ['MD5', 'SHA-256', 'SHA-512-256'] as DigestAlgorithm[]) {
+    it(`accepts a correct ${alg} qop=auth answer`, async () => {
+      const p = makePolicy({ algorithms: ['SHA-512-256', 'SHA-256', 'MD5'] });
+      const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, alg });
+      const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p);
+      expect(out).toEqual({ ok: true, username: 'alice', realm: REALM, algorithm: alg });
+      expect(p.lookups).toEqual([`alice@example.com/${alg}`]);
+    });
+  }
+
+  it('accepts a digest uri different from the Request-URI (SIPp style)', async () => {
+    const p = makePolicy();
+    const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, uri: 'sip:192.0.2.10:5060' });
+    const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p);
+    expect(out.ok).toBe(true);
+  });
+
+  it('accepts an RFC 2069 answer with no qop, nc or cnonce', async () => {
+    const p = makePolicy();
+    const auth = answer({ username: 'bob', password: 'builder', nonce: nonceT0, qop: false });
+    expect(auth).not.toContain('qop');
+    const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p);
+    expect(out).toEqual({ ok: true, username: 'bob', realm: REALM, algorithm: 'MD5' });
+  });
+
+  it('refuses a qop=auth response computed in the RFC 2069 form', async () => {
+    const p = makePolicy();
+    const noQop = answer({ username: 'bob', password: 'builder', nonce: nonceT0, qop: false });
+    const auth = noQop + ', qop=auth, nc=00000001, cnonce="c0ffee"';
+    const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p);
+    expect(out.ok).toBe(false);
+    if (!out.ok) expect(out.status).toBe(403);
+  });
+
+  it('picks the credentials of our realm among several', async () => {
+    const p = makePolicy();
+    const other = answer({ username: 'alice', password: 'x', nonce: nonceT0, realm: 'other.org' });
+    const ours = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0 });
+    const out = await authenticateRequest(
+      request('REGISTER', [
+        { name: 'Authorization', value: 'Bearer abc.def' },
+        { name: 'Authorization', value: other },
+        { name: 'Authorization', value: ours },
+      ]),
+      'www',
+      p,
+    );
+    expect(out.ok).toBe(true);
+  });
+
+  it('response hex is compared case-insensitively', async () => {
+    const p = makePolicy();
+    const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0 });
+    const upper = auth.replace(/response="([0-9a-f]+)"/, (_m, h: string) => `response="${h.toUpperCase()}"`);
+    expect(upper).not.toBe(auth);
+    const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: upper }]), 'www', p);
+    expect(out.ok).toBe(true);
+  });
+});
+
+describe('authenticateRequest: refusals', () => {
+  it('wrong password and unknown user give the identical 403 outcome, both after a lookup', async () => {
+    const p = makePolicy();
+    const wrong = answer({ username: 'alice', password: 'guess', nonce: nonceT0 });
+    const unknown = answer({ username: 'mallory', password: 'guess', nonce: nonceT0 });
+    const a = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: wrong }]), 'www', p);
+    const b = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: unknown }]), 'www', p);
+    const expected = { ok: false, status: 403, reason: 'Forbidden', headers: [], detail: 'wrong response or unknown user' };
+    expect(a).toEqual(expected);
+    expect(b).toEqual(expected);
+    expect(p.lookups).toEqual(['alice@example.com/MD5', 'mallory@example.com/MD5']);
+  });
+
+  it('unknown user cannot pass with any response, e.g. one of the wrong length or empty', async () => {
+    const p = makePolicy();
+    for (const response of ['', '0', 'd41d8cd98f00b204e9800998ecf8427e']) {
+      const v = formatCredentials({ username: 'mallory', realm: REALM, nonce: nonceT0, uri: 'sip:example.com', response, algorithm: 'MD5' });
+      const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: v }]), 'www', p);
+      expect(out.ok ? 200 : out.status).toBe(403);
+    }
+  });
+
+  it('stale nonce with a correct answer -> challenge with stale=true and a fresh nonce', async () => {
+    const p = makePolicy();
+    p.clock.t = T0 + 30_001;
+    const fresh = createNonce(secret, T0 + 30_001);
+    const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0 });
+    const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p);
+    expect(out).toEqual({
+      ok: false,
+      status: 401,
+      reason: 'Unauthorized',
+      headers: [{ name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${fresh}", algorithm=MD5, qop="auth", stale=true` }],
+      detail: 'stale nonce',
+    });
+  });
+
+  it('stale nonce with a wrong password or unknown user -> challenge without stale, identical', async () => {
+    const p = makePolicy();
+    p.clock.t = T0 + 60_000;
+    const outs = [];
+    for (const [u, pw] of [['alice', 'guess'], ['mallory', 'guess']]) {
+      const auth = answer({ username: u, password: pw, nonce: nonceT0 });
+      outs.push(await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p));
+    }
+    const fresh = createNonce(secret, T0 + 60_000);
+    for (const out of outs) {
+      expect(out).toEqual({
+        ok: false,
+        status: 401,
+        reason: 'Unauthorized',
+        headers: [{ name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${fresh}", algorithm=MD5, qop="auth"` }],
+        detail: 'stale nonce',
+      });
+    }
+  });
+
+  it('replayed nc -> challenge; a higher nc is accepted', async () => {
+    const p = makePolicy();
+    const first = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, nc: '00000001' });
+    const req = () => request('REGISTER', [{ name: 'Authorization', value: first }]);
+    expect((await authenticateRequest(req(), 'www', p)).ok).toBe(true);
+    const replay = await authenticateRequest(req(), 'www', p);
+    expect(replay).toEqual({
+      ok: false,
+      status: 401,
+      reason: 'Unauthorized',
+      headers: [{ name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=MD5, qop="auth"` }],
+      detail: 'nonce count replayed',
+    });
+    const next = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, nc: '0000000a' });
+    expect((await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: next }]), 'www', p)).ok).toBe(true);
+    const lower = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, nc: '00000009' });
+    const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: lower }]), 'www', p);
+    expect(out.ok ? 200 : out.status).toBe(401);
+  });
+
+  it('a wrong answer does not consume the nonce count of the legitimate client', async () => {
+    const p = makePolicy();
+    const bad = answer({ username: 'alice', password: 'guess', nonce: nonceT0, nc: '00000005' });
+    expect(await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: bad }]), 'www', p)).toMatchObject({ status: 403 });
+    const good = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, nc: '00000001' });
+    expect((await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: good }]), 'www', p)).ok).toBe(true);
+  });
+
+  it('algorithm not offered -> challenge listing the offered ones', async () => {
+    const p = makePolicy({ algorithms: ['SHA-256'] });
+    const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, alg: 'MD5' });
+    const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p);
+    expect(out).toMatchObject({
+      ok: false,
+      status: 401,
+      detail: 'algorithm MD5 not offered',
+      headers: [{ name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=SHA-256, qop="auth"` }],
+    });
+    expect(p.lookups).toEqual([]);
+  });
+
+  const malformed: [string, string][] = [
+    ['Digest username="alice", realm="example.com"', 'missing nonce'],
+    ['Digest username="alice, realm="example.com"', 'expected "," between auth parameters'],
+    [`Digest username="alice", realm="example.com", nonce="${nonceT0}", uri="sip:example.com", response="00", qop=auth-int, nc=00000001, cnonce="x"`, 'unsupported qop auth-int'],
+    [`Digest username="alice", realm="example.com", nonce="${nonceT0}", uri="sip:example.com", response="00", qop=auth, nc=1, cnonce="x"`, 'qop=auth without a valid nc'],
+    [`Digest username="alice", realm="example.com", nonce="${nonceT0}", uri="sip:example.com", response="00", qop=auth, nc=00000001`, 'qop=auth without cnonce'],
+  ];
+  for (const [value, detail] of malformed) {
+    it(`malformed credentials -> 400 (${detail})`, async () => {
+      const p = makePolicy();
+      const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value }]), 'www', p);
+      expect(out).toEqual({ ok: false, status: 400, reason: 'Bad Request', headers: [], detail });
+    });
+  }
+});
+
+describe('challenge headers parse back', () => {
+  it('yields the realm, nonce, algorithm and qop as offered', async () => {
+    const out = await authenticateRequest(request('REGISTER'), 'www', makePolicy());
+    if (out.ok) throw new Error('expected a challenge');
+    const { scheme, params } = parseAuthParams(out.headers[0].value);
+    expect(scheme).toBe('digest');
+    expect(Object.fromEntries(params)).toEqual({ realm: REALM, nonce: nonceT0, algorithm: 'MD5', qop: 'auth' });
+  });
+});
