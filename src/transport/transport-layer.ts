@@ -165,6 +165,11 @@ export class TransportLayer {
     return flow.id;
   }
 
+  /** True when a stream flow to that remote address and port is open (a connection the UA opened, RFC 5626 §5.3). */
+  hasFlowTo(transport: TransportName, address: string, port: number): boolean {
+    return this.findFlow(transport, address, port) !== undefined;
+  }
+
   /** Send raw bytes on a flow (keepalive pongs); false when it is gone. */
   writeFlow(flowId: string, data: Buffer): boolean {
     return this.flows.get(flowId)?.write(data) ?? false;

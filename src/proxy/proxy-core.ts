@@ -1,0 +1,358 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from '../log.js';
+import {
+  cloneMessage,
+  getHeader,
+  getHeaderValues,
+  prependHeader,
+  removeFirstValue,
+  setHeader,
+  type SipHeader,
+  type SipRequest,
+  type SipResponse,
+} from '../sip/message.js';
+import { getTag, parseNameAddr, parseVia, formatVia } from '../sip/headers.js';
+import { parseUri, type SipUri } from '../sip/uri.js';
+import { createResponse } from '../sip/response.js';
+import { SipError } from '../sip/errors.js';
+import { authenticateRequest, type DigestPolicy } from '../auth/sip-digest.js';
+import type { ServerTransaction } from '../transaction/server-transaction.js';
+import { responseDestination } from '../transaction/server-transaction.js';
+import type { TransactionLayer, TransactionUser } from '../transaction/transaction-layer.js';
+import { newBranch, MAGIC_COOKIE } from '../transaction/timers.js';
+import type { TransportLayer } from '../transport/transport-layer.js';
+import type { Destination, Source, TransportName } from '../transport/types.js';
+import type { LocalDomains } from '../registrar/aor.js';
+import type { LocationService } from '../registrar/location-service.js';
+import type { BindingRecord } from '../store/index.js';
+import { resolveUri } from './destination.js';
+import { ResponseContext } from './response-context.js';
+
+/** Methods this server proxies or answers (sent in Allow). */
+export const ALLOWED_METHODS = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'MESSAGE', 'INFO', 'UPDATE', 'REFER', 'NOTIFY', 'SUBSCRIBE', 'PRACK', 'REGISTER'];
+
+/** Requests that create a dialog and so get a Record-Route (RFC 3261 §16.6 step 4). */
+const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
+
+/** Dependencies and policy of the proxy core. */
+export interface ProxyOptions {
+  transport: TransportLayer;
+  transactions: TransactionLayer;
+  domains: LocalDomains;
+  location: LocationService;
+  /** True when a user exists in a served domain (404 versus 480, §16.5). */
+  userExists(username: string, domain: string): boolean;
+  auth: DigestPolicy;
+  /** The REGISTER handler (registrar). */
+  register(req: SipRequest, st: ServerTransaction): Promise<void>;
+  logger: Logger;
+}
+
+/**
+ * The stateful proxy (RFC 3261 §16) as transaction user: request validation
+ * (§16.3), Route pre-processing (§16.4), target determination through the
+ * location service (§16.5), forwarding with Record-Route and Via (§16.6) to
+ * every binding of the AOR in parallel, response handling (§16.7, in
+ * {@link ResponseContext}), CANCEL (§16.10) and stateless forwarding of the ACK
+ * for 2xx and of stray 2xx retransmissions.
+ *
+ * Policy: requests whose From is in a served domain are digest-challenged
+ * (407) unless they are in-dialog (To tag), ACK or CANCEL; requests to other
+ * domains are only forwarded for authenticated local users (403 "Relaying
+ * denied" otherwise). REGISTER goes to the registrar; OPTIONS to the server
+ * itself gets 200 with Allow.
+ */
+export class ProxyCore implements TransactionUser {
+  private readonly log: Logger;
+
+  constructor(private readonly opts: ProxyOptions) {
+    this.log = opts.logger.child({ component: 'proxy' });
+  }
+
+  onRequest(req: SipRequest, st: ServerTransaction): void {
+    this.process(req, st).catch((err) => {
+      if (err instanceof SipError) this.reply(st, err.status, err.reason);
+      else {
+        this.log.error({ err }, 'request processing failed');
+        this.reply(st, 500, 'Server Internal Error');
+      }
+    });
+  }
+
+  onAck(ack: SipRequest, source: Source): void {
+    this.forwardStateless(ack, source).catch((err) => this.log.debug({ err: (err as Error).message }, 'ACK dropped'));
+  }
+
+  onStrayResponse(res: SipResponse, _source: Source): void {
+    // §16.7 / RFC 6026 §8.4: forward statelessly when the top Via is ours.
+    const top = getHeader(res, 'via');
+    if (!top) return;
+    let via;
+    try {
+      via = parseVia(top.split(',')[0]);
+    } catch {
+      return;
+    }
+    if (!via.params.branch?.startsWith(MAGIC_COOKIE) || !this.isOurVia(via.host, via.port)) return;
+    const out = cloneMessage(res);
+    removeFirstValue(out, 'via');
+    if (!getHeader(out, 'via')) return;
+    const next = parseVia(getHeaderValues(out, 'via')[0]);
+    const transport = next.transport.toLowerCase() as TransportName;
+    const dest = responseDestination(out, {
+      transport: transport === 'tcp' || transport === 'tls' ? transport : 'udp',
+      remoteAddress: next.params.received ?? next.host,
+      remotePort: next.params.rport ? Number(next.params.rport) : next.port ?? 5060,
+      localAddress: '',
+      localPort: 0,
+    });
+    this.opts.transport.send(out, dest).catch(() => {});
+  }
+
+  private reply(st: ServerTransaction, status: number, reason?: string, headers: SipHeader[] = []): void {
+    const toTag = getTag(getHeader(st.request, 'to') ?? '') ? undefined : localTag(st.request);
+    st.respond(createResponse(st.request, status, { reason, headers, toTag }));
+  }
+
+  private async process(req: SipRequest, st: ServerTransaction): Promise<void> {
+    if (req.method === 'INVITE') st.respond(createResponse(req, 100, { reason: 'Trying' }));
+
+    // §16.3 step 3: Max-Forwards.
+    const mfHeader = getHeader(req, 'max-forwards');
+    const maxForwards = mfHeader === undefined ? 70 : Number(mfHeader.trim());
+    // §16.3 step 6: Proxy-Require.
+    const proxyRequire = getHeaderValues(req, 'proxy-require');
+    if (proxyRequire.length) return this.reply(st, 420, 'Bad Extension', [{ name: 'Unsupported', value: proxyRequire.join(', ') }]);
+
+    if (req.method === 'CANCEL') return this.handleCancel(req, st);
+
+    // §16.4: Route pre-processing.
+    this.fixStrictRoute(req);
+    this.removeOwnRoutes(req);
+
+    const ruri = parseUri(req.uri);
+    const hasRoute = getHeader(req, 'route') !== undefined;
+    const toTag = getTag(getHeader(req, 'to') ?? '');
+    const addressedToUs = !ruri.user && this.isUs(ruri);
+
+    if (!hasRoute && (addressedToUs || req.method === 'REGISTER') && this.opts.domains.isLocal(ruri.host)) {
+      if (req.method === 'REGISTER') return this.opts.register(req, st);
+      if (maxForwards === 0 && req.method !== 'OPTIONS') return this.reply(st, 483, 'Too Many Hops');
+      if (req.method === 'OPTIONS') {
+        return this.reply(st, 200, 'OK', [
+          { name: 'Allow', value: ALLOWED_METHODS.join(', ') },
+          { name: 'Accept', value: 'application/sdp' },
+          { name: 'Accept-Language', value: 'en' },
+        ]);
+      }
+      return this.reply(st, 404, 'Not Found');
+    }
+    if (maxForwards <= 0) return this.reply(st, 483, 'Too Many Hops');
+
+    // In-dialog requests and requests to a registered contact go where they point.
+    const binding = hasRoute ? undefined : this.opts.location.findByContact(req.uri);
+    if (hasRoute || toTag || binding) {
+      if (!toTag && !binding && !(await this.authorizedLocal(req, st))) return;
+      return this.forward(req, st, [{ uri: req.uri, binding }]);
+    }
+
+    const fromLocal = this.isFromLocalDomain(req);
+    if (fromLocal) {
+      const outcome = await authenticateRequest(req, 'proxy', this.opts.auth);
+      if (!outcome.ok) return this.reply(st, outcome.status, outcome.reason, outcome.headers);
+      const fromUser = parseUri(parseNameAddr(getHeader(req, 'from') ?? '').uri).user;
+      if (fromUser !== outcome.username) return this.reply(st, 403, 'Forbidden: From does not match the authenticated user');
+    }
+
+    const aor = this.opts.domains.aorOf(ruri);
+    if (!aor) {
+      if (!this.opts.domains.isLocal(ruri.host)) {
+        if (!fromLocal) return this.reply(st, 403, 'Relaying denied');
+        return this.forward(req, st, [{ uri: req.uri }]);
+      }
+      return this.reply(st, 404, 'Not Found');
+    }
+    const domain = aor.slice(aor.lastIndexOf('@') + 1);
+    if (!this.opts.userExists(ruri.user!, domain)) return this.reply(st, 404, 'Not Found');
+    const bindings = this.opts.location.lookup(aor);
+    if (bindings.length === 0) return this.reply(st, 480, 'Temporarily Unavailable');
+    return this.forward(
+      req,
+      st,
+      bindings.map((b) => ({ uri: b.contactUri, binding: b })),
+    );
+  }
+
+  /** Authenticate an out-of-dialog request that is routed onwards by its Route or Request-URI (no open relay). */
+  private async authorizedLocal(req: SipRequest, st: ServerTransaction): Promise<boolean> {
+    if (!this.isFromLocalDomain(req)) {
+      this.reply(st, 403, 'Relaying denied');
+      return false;
+    }
+    const outcome = await authenticateRequest(req, 'proxy', this.opts.auth);
+    if (!outcome.ok) {
+      this.reply(st, outcome.status, outcome.reason, outcome.headers);
+      return false;
+    }
+    return true;
+  }
+
+  private handleCancel(cancel: SipRequest, st: ServerTransaction): void {
+    const invite = this.opts.transactions.findInviteFor(cancel);
+    if (!invite) return this.reply(st, 481, 'Call/Transaction Does Not Exist');
+    this.reply(st, 200, 'OK');
+    invite.cancelled = true;
+    const ctx = contexts.get(invite);
+    if (ctx) ctx.cancel();
+    else if (!invite.finalSent) invite.respond(createResponse(invite.request, 487, { reason: 'Request Terminated', toTag: localTag(invite.request) }));
+  }
+
+  /** §16.6: forward a copy of the request to each target, in parallel, through one response context. */
+  private async forward(req: SipRequest, st: ServerTransaction, targets: { uri: string; binding?: BindingRecord }[]): Promise<void> {
+    if (st.request.method === 'INVITE' && (st as { cancelled?: boolean }).cancelled) {
+      return this.reply(st, 487, 'Request Terminated');
+    }
+    const ctx = new ResponseContext(st, this.opts.transactions, this.log);
+    const prepared: { msg: SipRequest; dest: Destination }[] = [];
+    let lastError: SipError | undefined;
+    for (const target of targets) {
+      try {
+        prepared.push(await this.prepare(req, st.source, target.uri, target.binding));
+      } catch (err) {
+        if (!(err instanceof SipError)) throw err;
+        lastError = err;
+      }
+    }
+    if (prepared.length === 0) throw lastError ?? new SipError(480, 'Temporarily Unavailable');
+    if (st.request.method === 'INVITE') contexts.set(st, ctx);
+    for (const p of prepared) ctx.addBranch(p.msg, p.dest);
+  }
+
+  /** Build one outgoing copy (§16.6 steps 1–8) and find where it goes. */
+  private async prepare(req: SipRequest, source: Source, target: string, binding?: BindingRecord): Promise<{ msg: SipRequest; dest: Destination }> {
+    const msg = cloneMessage(req);
+    msg.uri = target;
+    // Step 3: Max-Forwards.
+    const mf = getHeader(msg, 'max-forwards');
+    setHeader(msg, 'Max-Forwards', String(mf === undefined ? 70 : Math.max(0, Number(mf.trim()) - 1)));
+    // Path of the binding becomes the route set (RFC 3327 §5.3).
+    if (binding?.path.length) for (const p of [...binding.path].reverse()) prependHeader(msg, 'Route', p);
+
+    const dest = await this.destinationFor(msg, binding);
+    const outListener = this.opts.transport.listenerFor(dest.transport);
+    if (!outListener) throw new SipError(503, `Service Unavailable: no ${dest.transport} listener`);
+
+    // Step 4: Record-Route, doubled when the request changes transport or interface.
+    const toTag = getTag(getHeader(req, 'to') ?? '');
+    if (!toTag && DIALOG_CREATING.has(req.method)) {
+      const inListener = this.opts.transport.listeners().find((l) => l.transport === source.transport && l.port === source.localPort) ?? this.opts.transport.listenerFor(source.transport);
+      if (inListener && (inListener.transport !== outListener.transport || inListener.port !== outListener.port)) {
+        prependHeader(msg, 'Record-Route', recordRoute(inListener.advertisedHost, inListener.port, inListener.transport));
+      }
+      prependHeader(msg, 'Record-Route', recordRoute(outListener.advertisedHost, outListener.port, outListener.transport));
+    }
+    // Step 8: our Via.
+    prependHeader(msg, 'Via', `SIP/2.0/${dest.transport.toUpperCase()} ${outListener.advertisedHost}:${outListener.port};branch=${newBranch()};rport`);
+    return { msg, dest };
+  }
+
+  /** Next hop: the flow a binding registered over while it is open, else the top Route or Request-URI resolved (§16.6 step 7). */
+  private async destinationFor(msg: SipRequest, binding?: BindingRecord): Promise<Destination> {
+    const route = getHeaderValues(msg, 'route')[0];
+    if (!route) {
+      const b = binding ?? this.opts.location.findByContact(msg.uri);
+      const src = b?.source;
+      if (src && (src.transport === 'tcp' || src.transport === 'tls') && this.opts.transport.hasFlowTo(src.transport, src.address, src.port)) {
+        return { transport: src.transport, address: src.address, port: src.port };
+      }
+    }
+    const next = route ? parseUri(parseNameAddr(route).uri) : parseUri(msg.uri);
+    return resolveUri(next, (t) => this.opts.transport.listenerFor(t) !== undefined);
+  }
+
+  /** Forward an ACK for a 2xx (or any request outside a transaction) without state (§16.11). */
+  private async forwardStateless(req: SipRequest, source: Source): Promise<void> {
+    this.fixStrictRoute(req);
+    this.removeOwnRoutes(req);
+    const mf = getHeader(req, 'max-forwards');
+    if (mf !== undefined && Number(mf.trim()) <= 0) return;
+    const msg = cloneMessage(req);
+    setHeader(msg, 'Max-Forwards', String(mf === undefined ? 70 : Number(mf.trim()) - 1));
+    const dest = await this.destinationFor(msg);
+    const out = this.opts.transport.listenerFor(dest.transport);
+    if (!out) return;
+    // §16.11: a branch derived from the incoming request, so retransmissions map to the same value.
+    const topVia = getHeaderValues(req, 'via')[0] ?? '';
+    const branch = MAGIC_COOKIE + createHash('sha1').update(topVia + req.uri + (getHeader(req, 'cseq') ?? '')).digest('base64url').slice(0, 22);
+    prependHeader(msg, 'Via', formatVia({ transport: dest.transport.toUpperCase(), host: out.advertisedHost, port: out.port, params: { branch, rport: null } }));
+    void source;
+    await this.opts.transport.send(msg, dest);
+  }
+
+  /** §16.4: a Request-URI that is a URI we put in a Record-Route means the previous hop was a strict router. */
+  private fixStrictRoute(req: SipRequest): void {
+    let ruri: SipUri;
+    try {
+      ruri = parseUri(req.uri);
+    } catch {
+      return;
+    }
+    if (ruri.user || !('lr' in ruri.params) || !this.isUs(ruri)) return;
+    const routes = getHeaderValues(req, 'route');
+    if (!routes.length) return;
+    const last = routes[routes.length - 1];
+    req.uri = parseNameAddr(last).uri;
+    const kept = routes.slice(0, -1);
+    req.headers = req.headers.filter((h) => h.name.toLowerCase() !== 'route');
+    for (const r of kept.reverse()) prependHeader(req, 'Route', r);
+  }
+
+  /** §16.4: remove every top Route entry that names this server (one or two, after double Record-Route). */
+  private removeOwnRoutes(req: SipRequest): void {
+    for (let i = 0; i < 4; i++) {
+      const top = getHeaderValues(req, 'route')[0];
+      if (!top) return;
+      try {
+        const uri = parseUri(parseNameAddr(top).uri);
+        if (!this.isUs(uri)) return;
+      } catch {
+        return;
+      }
+      removeFirstValue(req, 'route');
+    }
+  }
+
+  /** A URI naming this server: its host is a served domain or own address, and its port (if any) one we listen on. */
+  private isUs(uri: SipUri): boolean {
+    if (!this.opts.domains.isLocal(uri.host)) return false;
+    return uri.port === undefined || this.opts.transport.listeners().some((l) => l.port === uri.port);
+  }
+
+  private isOurVia(host: string, port?: number): boolean {
+    return this.opts.transport.listeners().some((l) => l.advertisedHost.toLowerCase() === host.toLowerCase() && (port === undefined || l.port === port));
+  }
+
+  private isFromLocalDomain(req: SipRequest): boolean {
+    try {
+      const from = parseUri(parseNameAddr(getHeader(req, 'from') ?? '').uri);
+      return this.opts.domains.isLocal(from.host);
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** The response context of each INVITE server transaction still in progress, for CANCEL. */
+const contexts = new WeakMap<ServerTransaction, ResponseContext>();
+
+function recordRoute(host: string, port: number, transport: TransportName): string {
+  return `<sip:${host}:${port};transport=${transport};lr>`;
+}
+
+/** A To tag for responses this server generates, stable per request (so retransmitted requests get the same one). */
+function localTag(req: SipRequest): string {
+  return createHash('sha1')
+    .update((getHeader(req, 'call-id') ?? '') + (getHeader(req, 'cseq') ?? '') + (getHeaderValues(req, 'via')[0] ?? ''))
+    .digest('hex')
+    .slice(0, 16);
+}

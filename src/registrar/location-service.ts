@@ -1,0 +1,98 @@
+import type { Logger } from '../log.js';
+import type { BindingRecord, SqliteStore } from '../store/index.js';
+
+/**
+ * The location service (RFC 3261 §10.2, §16.5): bindings of AORs to contact
+ * addresses, held in memory for lookups and written through to the store so a
+ * restart loses nothing.
+ *
+ * Expired bindings are never returned and are purged from memory and store
+ * every `purgeIntervalMs` (default 30 000 ms).
+ */
+export class LocationService {
+  private readonly byAor = new Map<string, BindingRecord[]>();
+  private purgeTimer: NodeJS.Timeout | undefined;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly store: SqliteStore,
+    logger: Logger,
+    private readonly now: () => number = () => Math.floor(Date.now() / 1000),
+  ) {
+    this.log = logger.child({ component: 'location' });
+  }
+
+  /** Load every unexpired binding from the store and start the purge timer. */
+  start(purgeIntervalMs = 30_000): void {
+    this.store.deleteExpiredBindings(this.now());
+    for (const b of this.store.allBindings()) this.insert(b);
+    this.log.info({ aors: this.byAor.size }, 'bindings loaded');
+    this.purgeTimer = setInterval(() => this.purge(), purgeIntervalMs);
+    this.purgeTimer.unref();
+  }
+
+  stop(): void {
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
+  }
+
+  /** Unexpired bindings of an AOR, highest q first (q absent counts as 1.0), then most recently updated. */
+  lookup(aor: string): BindingRecord[] {
+    const now = this.now();
+    const list = (this.byAor.get(aor) ?? []).filter((b) => b.expires > now);
+    return list.sort((a, b) => (b.q ?? 1) - (a.q ?? 1) || b.updatedAt - a.updatedAt);
+  }
+
+  /** The unexpired binding whose contact URI is `contactUri` (exact string), across all AORs. */
+  findByContact(contactUri: string): BindingRecord | undefined {
+    const now = this.now();
+    for (const list of this.byAor.values()) {
+      for (const b of list) if (b.contactUri === contactUri && b.expires > now) return b;
+    }
+    return undefined;
+  }
+
+  /** Add or replace a binding (same AOR and contact URI). */
+  put(b: BindingRecord): void {
+    this.store.putBinding(b);
+    this.insert(b);
+  }
+
+  /** Remove one binding; true when it existed. */
+  remove(aor: string, contactUri: string): boolean {
+    this.store.deleteBinding(aor, contactUri);
+    const list = this.byAor.get(aor);
+    if (!list) return false;
+    const i = list.findIndex((b) => b.contactUri === contactUri);
+    if (i < 0) return false;
+    list.splice(i, 1);
+    if (list.length === 0) this.byAor.delete(aor);
+    return true;
+  }
+
+  /** Remove every binding of an AOR; returns how many. */
+  removeAll(aor: string): number {
+    this.store.deleteBindings(aor);
+    const n = this.byAor.get(aor)?.length ?? 0;
+    this.byAor.delete(aor);
+    return n;
+  }
+
+  private insert(b: BindingRecord): void {
+    const list = this.byAor.get(b.aor) ?? [];
+    const i = list.findIndex((x) => x.contactUri === b.contactUri);
+    if (i >= 0) list[i] = b;
+    else list.push(b);
+    this.byAor.set(b.aor, list);
+  }
+
+  private purge(): void {
+    const now = this.now();
+    for (const [aor, list] of this.byAor) {
+      const live = list.filter((b) => b.expires > now);
+      if (live.length === 0) this.byAor.delete(aor);
+      else this.byAor.set(aor, live);
+    }
+    const n = this.store.deleteExpiredBindings(now);
+    if (n) this.log.debug({ removed: n }, 'expired bindings purged');
+  }
+}

@@ -1,0 +1,159 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import type { Logger } from './log.js';
+import type { Config } from './config/load.js';
+import { ensureTlsCertificate } from './config/tls-cert.js';
+import { loadOrCreateSecret } from './config/secret.js';
+import { openStore } from './store/index.js';
+import { TransportLayer } from './transport/transport-layer.js';
+import { TransactionLayer } from './transaction/transaction-layer.js';
+import { LocalDomains } from './registrar/aor.js';
+import { LocationService } from './registrar/location-service.js';
+import { createRegistrar } from './registrar/registrar.js';
+import { ProxyCore } from './proxy/proxy-core.js';
+import { NonceCountTracker } from './auth/nonce.js';
+import type { DigestPolicy } from './auth/sip-digest.js';
+import { TurnServer } from './turn/index.js';
+
+/** A running rtcedge instance. */
+export interface RunningServer {
+  /** Stop every listener and timer, close the store. Resolves when done. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Start rtcedge: the SIP transport, transaction layer, registrar and proxy on
+ * the configured listeners, and the TURN server when `turn.enabled`.
+ *
+ * Start-up creates `data_dir`, the server secret (`data_dir/secret`), the
+ * SQLite store (`data_dir/rtcedge.db`) and, when a TLS listener has no
+ * `sip.tls.cert`/`key`, a self-signed certificate under `data_dir/tls/`.
+ * Logs `rtcedge ready` at info level with the bound addresses.
+ *
+ * @throws Error naming the listener when a port cannot be bound.
+ */
+export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  const log = logger.child({ component: 'server' });
+  mkdirSync(config.data_dir, { recursive: true });
+  const secret = loadOrCreateSecret(config.data_dir);
+  const store = openStore(config);
+  const defaultDomain = config.domains[0];
+
+  let tls: { cert: Buffer; key: Buffer } | undefined;
+  if (config.sip.listen.some((l) => l.transport === 'tls')) {
+    if (config.sip.tls.cert && config.sip.tls.key) {
+      tls = { cert: readFileSync(config.sip.tls.cert), key: readFileSync(config.sip.tls.key) };
+    } else {
+      const paths = await ensureTlsCertificate(config.data_dir, [...config.domains, 'localhost'], logger);
+      tls = { cert: readFileSync(paths.certPath), key: readFileSync(paths.keyPath) };
+    }
+  }
+
+  const transport = new TransportLayer({
+    listen: config.sip.listen,
+    advertisedHost: config.sip.advertised_host,
+    tls,
+    limits: {
+      maxMessageBytes: config.sip.limits.max_message_bytes,
+      maxHeaders: config.sip.limits.max_headers,
+      maxLineBytes: config.sip.limits.max_line_bytes,
+    },
+    logger,
+  });
+  const transactions = new TransactionLayer(transport, config.sip.timers, logger);
+  transport.onMessage = (inbound) => transactions.handle(inbound);
+
+  const domains = new LocalDomains(config.domains, (host) => transport.isLocal(host));
+  const location = new LocationService(store, logger);
+  location.start();
+
+  const auth: DigestPolicy = {
+    realm: defaultDomain,
+    secret,
+    nonceTtl: config.sip.auth.nonce_ttl,
+    algorithms: ['MD5'],
+    lookupHa1: async (username, realm, alg) => store.getUser(username, realm)?.ha1[alg],
+    nonceCounts: new NonceCountTracker(100_000),
+  };
+  const register = createRegistrar({
+    domains,
+    location,
+    auth,
+    minExpires: config.sip.registrar.min_expires,
+    maxExpires: config.sip.registrar.max_expires,
+    defaultExpires: config.sip.registrar.default_expires,
+    maxBindingsPerAor: config.sip.registrar.max_bindings_per_aor,
+    logger,
+  });
+  transactions.tu = new ProxyCore({
+    transport,
+    transactions,
+    domains,
+    location,
+    userExists: (username, domain) => store.getUser(username, domain) !== undefined,
+    auth,
+    register,
+    logger,
+  });
+
+  let turn: TurnServer | undefined;
+  try {
+    await transport.start();
+    if (config.turn.enabled) {
+      const realm = config.turn.realm ?? defaultDomain;
+      turn = new TurnServer({
+        realm,
+        listen: config.turn.listen,
+        relayAddress: config.turn.relay_address ?? defaultRelayAddress(),
+        relayPortMin: config.turn.relay_port_min,
+        relayPortMax: config.turn.relay_port_max,
+        defaultLifetime: config.turn.default_lifetime,
+        maxLifetime: config.turn.max_lifetime,
+        nonceTtl: config.turn.nonce_ttl,
+        nonceSecret: secret,
+        allowLoopbackPeers: config.turn.allow_loopback_peers,
+        // The long-term key is MD5(username:realm:password), the same as the SIP digest HA1 (RFC 8489 §9.2.2).
+        getKey: async (username, r) => {
+          const ha1 = store.getUser(username, r)?.ha1.MD5;
+          return ha1 ? Buffer.from(ha1, 'hex') : undefined;
+        },
+        software: 'rtcedge',
+        logger,
+      });
+      await turn.start();
+    }
+  } catch (err) {
+    await transport.stop();
+    location.stop();
+    store.close();
+    throw err;
+  }
+
+  log.info(
+    {
+      domains: config.domains,
+      sip: transport.listeners().map((l) => `${l.transport}:${l.address}:${l.port}`),
+      turn: turn?.addresses().map((a) => `${a.transport}:${a.address}:${a.port}`) ?? [],
+    },
+    'rtcedge ready',
+  );
+
+  return {
+    async stop() {
+      await turn?.stop();
+      transactions.close();
+      await transport.stop();
+      location.stop();
+      store.close();
+      log.info('rtcedge stopped');
+    },
+  };
+}
+
+/** First non-internal IPv4 address of the host, else 127.0.0.1: where TURN relay sockets bind by default. */
+function defaultRelayAddress(): string {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const i of list ?? []) if (i.family === 'IPv4' && !i.internal) return i.address;
+  }
+  return '127.0.0.1';
+}
