@@ -1,0 +1,279 @@
+/**
+ * The STUN/TURN server's socket side (RFC 8656, RFC 8489): UDP and TCP
+ * listeners facing clients and UDP relay sockets facing peers, feeding a
+ * TurnControl. All protocol decisions are in turn-control.ts.
+ */
+import { randomInt } from 'node:crypto';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { Logger } from '../log.js';
+import type { RelayHandle } from './allocation.js';
+import { type FiveTuple, fiveTupleKey } from './five-tuple.js';
+import { unmapIPv4 } from './ip-address.js';
+import { StreamFramer } from './stream-framer.js';
+import type { TransportAddress } from './stun-attributes.js';
+import { TurnControl } from './turn-control.js';
+import { TurnError } from './turn-error.js';
+
+/** One client-facing listener. */
+export interface TurnListen {
+  transport: 'udp' | 'tcp';
+  host: string;
+  port: number;
+}
+
+/** Server configuration. Lifetimes in s. */
+export interface TurnServerOptions {
+  realm: string;
+  listen: TurnListen[];
+  /** IPv4 address relay sockets bind to and report in XOR-RELAYED-ADDRESS. */
+  relayAddress: string;
+  relayPortMin: number;
+  relayPortMax: number;
+  /** Allocation lifetime without LIFETIME, s (RFC 8656 §2.2: 600). */
+  defaultLifetime: number;
+  /** Longest allocation lifetime granted, s. */
+  maxLifetime: number;
+  /** Nonce lifetime, s; an older nonce gets 438 Stale Nonce. */
+  nonceTtl: number;
+  /** HMAC key for stateless nonces (timestamp + HMAC), so nothing is stored before auth. */
+  nonceSecret: Buffer;
+  /** Default false: peers in 127.0.0.0/8 and ::1 get 403. */
+  allowLoopbackPeers: boolean;
+  /** Long-term key = MD5(username ":" realm ":" password), RFC 8489 §9.2.2; undefined = unknown user (401). */
+  getKey(username: string, realm: string): Promise<Buffer | undefined>;
+  software?: string;
+  logger: Logger;
+}
+
+const SWEEP_INTERVAL_MS = 1000;
+/** Most bytes queued on a TCP connection before data toward it is dropped. */
+const TCP_MAX_QUEUED = 1 << 20;
+
+/** A STUN/TURN server with UDP and TCP listeners and UDP relays. */
+export class TurnServer {
+  private readonly log: Logger;
+  private readonly control: TurnControl;
+  private readonly udpListeners = new Map<string, dgram.Socket>();
+  private readonly tcpServers: net.Server[] = [];
+  private readonly tcpConnections = new Map<string, net.Socket>();
+  private readonly relayPortsInUse = new Set<number>();
+  private readonly closing = new Set<Promise<void>>();
+  private readonly bound: Array<{ transport: 'udp' | 'tcp'; address: string; port: number }> = [];
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private running = false;
+
+  /** @throws RangeError on an empty or inverted relay port range or a non-IPv4 relay address. */
+  constructor(private readonly opts: TurnServerOptions) {
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(opts.relayAddress)) throw new RangeError(`relayAddress must be IPv4: ${opts.relayAddress}`);
+    if (!(opts.relayPortMin >= 1 && opts.relayPortMax <= 65535 && opts.relayPortMin <= opts.relayPortMax)) {
+      throw new RangeError(`bad relay port range ${opts.relayPortMin}-${opts.relayPortMax}`);
+    }
+    this.log = opts.logger.child({ component: 'turn' });
+    this.control = new TurnControl({
+      realm: opts.realm,
+      defaultLifetime: opts.defaultLifetime,
+      maxLifetime: opts.maxLifetime,
+      nonceTtl: opts.nonceTtl,
+      nonceSecret: opts.nonceSecret,
+      allowLoopbackPeers: opts.allowLoopbackPeers,
+      getKey: opts.getKey,
+      software: opts.software,
+      logger: opts.logger,
+      openRelay: (req) => this.openRelay(req.evenPort),
+    });
+  }
+
+  /** Binds every listener. Rejects with an Error naming the listener if one cannot bind (e.g. port taken); nothing stays bound then. */
+  async start(): Promise<void> {
+    if (this.running) throw new Error('TURN server already started');
+    try {
+      for (const l of this.opts.listen) {
+        if (l.transport === 'udp') await this.startUdp(l);
+        else await this.startTcp(l);
+      }
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    this.running = true;
+    this.sweepTimer = setInterval(() => this.control.sweep(), SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
+  }
+
+  /** Closes listeners, TCP connections, relay sockets and timers; resolves when all are closed. */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.control.stop();
+    for (const s of this.tcpConnections.values()) s.destroy();
+    this.tcpConnections.clear();
+    const waits: Promise<void>[] = [...this.closing];
+    for (const s of this.udpListeners.values()) waits.push(new Promise((r) => s.close(() => r())));
+    this.udpListeners.clear();
+    for (const s of this.tcpServers) waits.push(new Promise((r) => s.close(() => r())));
+    this.tcpServers.length = 0;
+    this.bound.length = 0;
+    await Promise.all(waits);
+  }
+
+  /** Bound listener addresses (port 0 resolved). */
+  addresses(): Array<{ transport: 'udp' | 'tcp'; address: string; port: number }> {
+    return this.bound.map((b) => ({ ...b }));
+  }
+
+  /** Live allocations; packets and payload bytes relayed in both directions. */
+  stats(): { allocations: number; packetsRelayed: number; bytesRelayed: number } {
+    return this.control.stats();
+  }
+
+  private startUdp(l: TurnListen): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const sock = dgram.createSocket({ type: l.host.includes(':') ? 'udp6' : 'udp4' });
+      const onError = (err: Error) => {
+        sock.close();
+        reject(new Error(`TURN udp listener ${l.host}:${l.port} cannot bind: ${err.message}`));
+      };
+      sock.once('error', onError);
+      sock.bind(l.port, l.host, () => {
+        sock.off('error', onError);
+        sock.on('error', (err) => this.log.warn({ err }, 'udp listener error'));
+        const a = sock.address();
+        const address = unmapIPv4(a.address);
+        this.udpListeners.set(`${address}|${a.port}`, sock);
+        this.bound.push({ transport: 'udp', address, port: a.port });
+        sock.on('message', (msg, rinfo) => {
+          const ft: FiveTuple = { transport: 'udp', clientAddress: unmapIPv4(rinfo.address), clientPort: rinfo.port, serverAddress: address, serverPort: a.port };
+          void this.control.handleClientPacket(ft, msg).then((resp) => {
+            if (resp) sock.send(resp, rinfo.port, rinfo.address, () => undefined);
+          });
+        });
+        resolve();
+      });
+    });
+  }
+
+  private startTcp(l: TurnListen): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer((conn) => this.onTcpConnection(conn));
+      const onError = (err: Error) => reject(new Error(`TURN tcp listener ${l.host}:${l.port} cannot bind: ${err.message}`));
+      server.once('error', onError);
+      server.listen(l.port, l.host, () => {
+        server.off('error', onError);
+        server.on('error', (err) => this.log.warn({ err }, 'tcp listener error'));
+        const a = server.address() as net.AddressInfo;
+        this.tcpServers.push(server);
+        this.bound.push({ transport: 'tcp', address: unmapIPv4(a.address), port: a.port });
+        resolve();
+      });
+    });
+  }
+
+  private onTcpConnection(conn: net.Socket): void {
+    if (!this.running || conn.remoteAddress === undefined || conn.remotePort === undefined) {
+      conn.destroy();
+      return;
+    }
+    const ft: FiveTuple = {
+      transport: 'tcp',
+      clientAddress: unmapIPv4(conn.remoteAddress),
+      clientPort: conn.remotePort,
+      serverAddress: unmapIPv4(conn.localAddress ?? ''),
+      serverPort: conn.localPort ?? 0,
+    };
+    const key = fiveTupleKey(ft);
+    this.tcpConnections.set(key, conn);
+    const framer = new StreamFramer();
+    // Responses go out in request order even when a request waits for getKey.
+    let chain: Promise<void> = Promise.resolve();
+    conn.setNoDelay(true);
+    conn.on('data', (chunk: Buffer) => {
+      let frames: Buffer[];
+      try {
+        frames = framer.push(chunk);
+      } catch (err) {
+        this.log.debug({ err, client: key }, 'closing TCP connection with unframeable data');
+        conn.destroy();
+        return;
+      }
+      for (const f of frames) {
+        chain = chain.then(async () => {
+          const resp = await this.control.handleClientPacket(ft, f);
+          if (resp && !conn.destroyed) conn.write(resp);
+        });
+      }
+    });
+    conn.on('error', () => undefined);
+    conn.on('close', () => {
+      if (this.tcpConnections.get(key) === conn) this.tcpConnections.delete(key);
+      this.control.closeFiveTuple(ft);
+    });
+  }
+
+  private deliver(ft: FiveTuple, data: Buffer): void {
+    if (ft.transport === 'udp') {
+      const sock = this.udpListeners.get(`${ft.serverAddress}|${ft.serverPort}`);
+      sock?.send(data, ft.clientPort, ft.clientAddress, () => undefined);
+    } else {
+      const conn = this.tcpConnections.get(fiveTupleKey(ft));
+      if (conn && !conn.destroyed && conn.writableLength < TCP_MAX_QUEUED) conn.write(data);
+    }
+  }
+
+  /** Picks a free port in the relay range (even if asked; RFC 8656 §7.2) and binds a UDP socket there. Rejects with TurnError(508) when none binds. */
+  private async openRelay(evenPort: boolean): Promise<RelayHandle> {
+    const { relayPortMin: min, relayPortMax: max, relayAddress } = this.opts;
+    const span = max - min + 1;
+    const start = randomInt(0, span);
+    for (let i = 0; i < span; i++) {
+      const port = min + ((start + i) % span);
+      if (evenPort && port % 2 !== 0) continue;
+      if (this.relayPortsInUse.has(port)) continue;
+      const sock = await this.tryBind(relayAddress, port);
+      if (sock) return this.makeRelay(sock, port);
+    }
+    throw new TurnError(508);
+  }
+
+  private tryBind(address: string, port: number): Promise<dgram.Socket | undefined> {
+    return new Promise((resolve) => {
+      const sock = dgram.createSocket({ type: 'udp4' });
+      const onError = () => {
+        sock.close();
+        resolve(undefined);
+      };
+      sock.once('error', onError);
+      sock.bind({ port, address, exclusive: true }, () => {
+        sock.off('error', onError);
+        resolve(sock);
+      });
+    });
+  }
+
+  private makeRelay(sock: dgram.Socket, port: number): RelayHandle {
+    this.relayPortsInUse.add(port);
+    const relayed: TransportAddress = { family: 'IPv4', address: this.opts.relayAddress, port };
+    let closed = false;
+    sock.on('error', (err) => this.log.debug({ err, port }, 'relay socket error'));
+    sock.on('message', (msg, rinfo) => {
+      const out = this.control.handlePeerPacket(relayed, { family: 'IPv4', address: unmapIPv4(rinfo.address), port: rinfo.port }, msg);
+      if (out) this.deliver(out.fiveTuple, out.data);
+    });
+    return {
+      relayed,
+      send: (peer, data) => {
+        if (!closed) sock.send(data, peer.port, peer.address, () => undefined);
+      },
+      close: () => {
+        if (closed) return;
+        closed = true;
+        const p = new Promise<void>((r) => sock.close(() => r())).then(() => {
+          this.relayPortsInUse.delete(port);
+          this.closing.delete(p);
+        });
+        this.closing.add(p);
+      },
+    };
+  }
+}
