@@ -1,0 +1,313 @@
+/**
+ * SIP message parser (RFC 3261 §7, §18.3, §25; RFC 4475 torture cases).
+ *
+ * Works on bytes: the header section is decoded once as UTF-8, the body stays a
+ * Buffer slice of the input (it may hold NUL and 8-bit bytes). Header fields
+ * are kept raw (name as written, value unfolded and trimmed); only what the
+ * message-level checks need is parsed further: the Request-URI (sip/sips),
+ * CSeq, Max-Forwards, Content-Length, the top Via, From and To. Hand-written
+ * scanning, linear in the input, no regular expressions.
+ */
+import { SipParseError } from './errors.js';
+import { canonicalName, splitList, type SipHeader, type SipMessage, type SipRequest, type SipResponse } from './message.js';
+import { isToken, parseCSeq, parseNameAddr, parseVia } from './headers.js';
+import { parseUri } from './uri.js';
+
+/** Size limits applied while parsing; every size an attacker controls is bounded. */
+export interface ParseLimits {
+  /** Largest whole message (header section + body), bytes. Over it: 413. */
+  maxMessageBytes: number;
+  /** Most header fields (after unfolding). Over it: 400. */
+  maxHeaders: number;
+  /** Longest physical line of the start line or header section, bytes (without CRLF). Over it: 400. */
+  maxLineBytes: number;
+}
+
+/** 65535 bytes (largest UDP payload), 256 header fields, 8192-byte lines. */
+export const DEFAULT_LIMITS: ParseLimits = { maxMessageBytes: 65535, maxHeaders: 256, maxLineBytes: 8192 };
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/** Header fields that may appear once only (RFC 3261 §7.3.1, RFC 4475 §3.3.8, §3.3.9). */
+const SINGLE = new Set(['from', 'to', 'call-id', 'cseq', 'content-length', 'max-forwards']);
+
+function bad(what: string, partial?: SipMessage): SipParseError {
+  return new SipParseError(400, `Bad Request: ${what}`, partial);
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
+
+/** Trim SP and HTAB (and stray CR) at both ends. */
+function trimLws(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && (isSpace(s.charCodeAt(a)) || s.charCodeAt(a) === CR)) a++;
+  while (b > a && (isSpace(s.charCodeAt(b - 1)) || s.charCodeAt(b - 1) === CR)) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
+/** 1*DIGIT with at most `maxDigits` digits; returns the value or -1. */
+function digits(s: string, maxDigits: number): number {
+  if (s.length === 0 || s.length > maxDigits) return -1;
+  let v = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return -1;
+    v = v * 10 + (c - 0x30);
+  }
+  return v;
+}
+
+/** `SIP/1*DIGIT.1*DIGIT` → 'ok' for 2.0, 'other' for another version, 'bad' otherwise (case-insensitive). */
+function checkVersion(v: string): 'ok' | 'other' | 'bad' {
+  if (v.length < 7 || v.slice(0, 4).toUpperCase() !== 'SIP/') return 'bad';
+  const dot = v.indexOf('.', 4);
+  if (dot < 0 || digits(v.slice(4, dot), 5) < 0 || digits(v.slice(dot + 1), 5) < 0) return 'bad';
+  return v.slice(4) === '2.0' ? 'ok' : 'other';
+}
+
+/** True when the Request-URI is `scheme ":" 1*non-space` (RFC 3261 §25.1 absoluteURI, loosely). */
+function isAbsoluteUri(uri: string, colon: number): boolean {
+  if (colon <= 0 || colon === uri.length - 1) return false;
+  const c0 = uri.charCodeAt(0) | 0x20;
+  if (c0 < 0x61 || c0 > 0x7a) return false;
+  for (let i = 1; i < colon; i++) {
+    const c = uri.charCodeAt(i);
+    const ok = (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a) || c === 0x2b || c === 0x2d || c === 0x2e;
+    if (!ok) return false;
+  }
+  for (let i = colon + 1; i < uri.length; i++) {
+    const c = uri.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f || c === 0x3c || c === 0x3e || c === 0x22) return false;
+  }
+  return true;
+}
+
+/**
+ * Parse one SIP message from `buf` (RFC 3261 §7).
+ *
+ * - Leading CRLFs are skipped (§7.5); CRLF or bare LF end lines; folded lines
+ *   (§7.3.1) are joined with one space; LWS around the header colon is allowed.
+ * - Body: exactly Content-Length bytes (`Content-Length` or `l`); extra bytes
+ *   after it are ignored (§18.3, a datagram); without Content-Length the body
+ *   is the rest of the buffer. A message without the blank line ends at the
+ *   end of the buffer.
+ * - Checks: SIP-Version 2.0 (505 for a request with another version), status
+ *   code 100–699, request method a token, Request-URI (sip/sips URIs fully,
+ *   other schemes as `scheme ":" non-space`), Via, From, To, Call-ID and CSeq
+ *   present and From/To/Call-ID/CSeq/Content-Length/Max-Forwards at most once,
+ *   CSeq `number method` below 2**31 with the request's method, Max-Forwards
+ *   0–255, Content-Length digits, the top Via and the From and To values well
+ *   formed.
+ *
+ * @param buf one message (a datagram, or the bytes a StreamFramer emitted).
+ * @param limits size limits, default {@link DEFAULT_LIMITS}.
+ * @throws SipParseError and nothing else: 413 "Message Too Large"; 505 "Version
+ *   Not Supported"; 400 "Bad Request: <problem>". Its `partial` holds the
+ *   request as far as parsed when Via, From, To, Call-ID and CSeq are present.
+ */
+export function parseMessage(buf: Buffer, limits: ParseLimits = DEFAULT_LIMITS): SipMessage {
+  try {
+    return parse(buf, limits);
+  } catch (e) {
+    if (e instanceof SipParseError) throw e;
+    throw bad('unparseable message');
+  }
+}
+
+function parse(buf: Buffer, limits: ParseLimits): SipMessage {
+  const len = buf.length;
+  if (len > limits.maxMessageBytes) throw new SipParseError(413, 'Message Too Large');
+  let start = 0;
+  while (start < len && (buf[start] === CR || buf[start] === LF)) start++;
+  if (start === len) throw bad('empty message');
+
+  // Byte pass: find the end of the header section, bound line lengths.
+  let pos = start;
+  let headerEnd = len;
+  let bodyStart = len;
+  for (;;) {
+    const lf = buf.indexOf(LF, pos);
+    const lineEnd = lf < 0 ? len : lf;
+    const contentEnd = lineEnd > pos && buf[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
+    if (contentEnd - pos > limits.maxLineBytes) throw bad('line too long');
+    if (lf < 0) break;
+    if (contentEnd === pos && pos !== start) {
+      headerEnd = pos;
+      bodyStart = lf + 1;
+      break;
+    }
+    pos = lf + 1;
+    if (pos >= len) break;
+  }
+
+  const text = buf.toString('utf8', start, headerEnd);
+  // Start line.
+  let nl = text.indexOf('\n');
+  if (nl < 0) nl = text.length;
+  const startLine = trimCr(text.slice(0, nl));
+
+  // Header fields.
+  const headers: SipHeader[] = [];
+  const counts = new Map<string, number>();
+  let headerError: string | undefined;
+  let i = nl + 1;
+  while (i < text.length) {
+    let e = text.indexOf('\n', i);
+    if (e < 0) e = text.length;
+    const line = trimCr(text.slice(i, e));
+    i = e + 1;
+    if (line.length === 0) continue;
+    const c0 = line.charCodeAt(0);
+    if (isSpace(c0)) {
+      // Continuation of the previous field (§7.3.1).
+      const prev = headers[headers.length - 1];
+      if (!prev) {
+        headerError ??= 'malformed header field';
+        continue;
+      }
+      const more = trimLws(line);
+      if (more) prev.value = prev.value ? `${prev.value} ${more}` : more;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    const name = colon < 0 ? '' : trimLws(line.slice(0, colon));
+    if (colon < 0 || !isToken(name)) {
+      headerError ??= 'malformed header field';
+      continue;
+    }
+    if (headers.length >= limits.maxHeaders) throw bad('too many header fields');
+    headers.push({ name, value: trimLws(line.slice(colon + 1)) });
+  }
+  for (const h of headers) {
+    const cn = canonicalName(h.name);
+    counts.set(cn, (counts.get(cn) ?? 0) + 1);
+  }
+
+  const isResponse = startLine.length >= 4 && startLine.slice(0, 4).toUpperCase() === 'SIP/';
+  let msg: SipMessage;
+  let startError: SipParseError | undefined;
+  if (isResponse) {
+    // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (§7.2)
+    const sp1 = startLine.indexOf(' ');
+    const version = sp1 < 0 ? startLine : startLine.slice(0, sp1);
+    if (checkVersion(version) !== 'ok') throw bad('unsupported SIP-Version in Status-Line');
+    const rest = sp1 < 0 ? '' : startLine.slice(sp1 + 1);
+    const sp2 = rest.indexOf(' ');
+    const code = digits(sp2 < 0 ? rest : rest.slice(0, sp2), 3);
+    if (code < 100 || code > 699 || (sp2 < 0 ? rest.length : sp2) !== 3) throw bad('malformed Status-Code');
+    const res: SipResponse = { kind: 'response', status: code, reason: sp2 < 0 ? '' : rest.slice(sp2 + 1), headers, body: Buffer.alloc(0) };
+    msg = res;
+  } else {
+    // Request-Line = Method SP Request-URI SP SIP-Version (§7.1)
+    const sp1 = startLine.indexOf(' ');
+    const sp2 = startLine.lastIndexOf(' ');
+    if (sp1 <= 0 || sp2 === sp1) throw bad('malformed Request-Line');
+    const method = startLine.slice(0, sp1);
+    if (!isToken(method)) throw bad('malformed Request-Line');
+    const uri = startLine.slice(sp1 + 1, sp2);
+    const version = startLine.slice(sp2 + 1);
+    const req: SipRequest = { kind: 'request', method, uri, headers, body: Buffer.alloc(0) };
+    msg = req;
+    const v = checkVersion(version);
+    if (v === 'other') startError = new SipParseError(505, 'Version Not Supported');
+    else if (v === 'bad') startError = bad('malformed Request-Line');
+    else if (uri.length === 0 || uri.indexOf(' ') >= 0 || uri.indexOf('\t') >= 0) startError = bad('malformed Request-Line');
+    else {
+      const colon = uri.indexOf(':');
+      const scheme = colon > 0 ? uri.slice(0, colon).toLowerCase() : '';
+      if (scheme === 'sip' || scheme === 'sips') {
+        try {
+          const u = parseUri(uri);
+          if (Object.keys(u.headers).length > 0) startError = bad('malformed Request-URI');
+        } catch {
+          startError = bad('malformed Request-URI');
+        }
+      } else if (!isAbsoluteUri(uri, colon)) startError = bad('malformed Request-URI');
+    }
+  }
+
+  const hasAll = counts.has('via') && counts.has('from') && counts.has('to') && counts.has('call-id') && counts.has('cseq');
+  const partial = msg.kind === 'request' && hasAll ? msg : undefined;
+  const fail = (what: string): SipParseError => bad(what, partial);
+
+  // Body (§7.4.1, §18.3).
+  const clValue = counts.has('content-length') ? findValue(headers, 'content-length') : undefined;
+  let clError: string | undefined;
+  if (clValue !== undefined) {
+    const n = digits(clValue, 10);
+    if (n < 0) clError = 'malformed Content-Length';
+    else if (bodyStart + n > len) clError = 'Content-Length larger than message';
+    else msg.body = buf.subarray(bodyStart, bodyStart + n);
+  } else {
+    msg.body = buf.subarray(bodyStart, len);
+  }
+
+  if (startError) {
+    if (partial) throw new SipParseError(startError.status, startError.reason, partial);
+    throw startError;
+  }
+  if (headerError) throw fail(headerError);
+  for (const name of SINGLE) {
+    if ((counts.get(name) ?? 0) > 1) throw fail(`multiple ${displayName(name)} header fields`);
+  }
+  if (clError) throw fail(clError);
+  for (const name of ['via', 'from', 'to', 'call-id', 'cseq']) {
+    if (!counts.has(name)) throw fail(`missing ${displayName(name)}`);
+  }
+  const callId = findValue(headers, 'call-id');
+  if (!callId) throw fail('malformed Call-ID');
+  let cseq: { seq: number; method: string };
+  try {
+    cseq = parseCSeq(findValue(headers, 'cseq') ?? '');
+  } catch {
+    throw fail('malformed CSeq');
+  }
+  if (msg.kind === 'request' && cseq.method !== msg.method) throw fail('CSeq method does not match Request-Line');
+  const mf = counts.has('max-forwards') ? findValue(headers, 'max-forwards') : undefined;
+  if (mf !== undefined) {
+    const n = digits(mf, 10);
+    if (n < 0 || n > 255) throw fail('malformed Max-Forwards');
+  }
+  const topVia = splitList(findValue(headers, 'via') ?? '')[0];
+  try {
+    if (topVia === undefined) throw bad('malformed Via');
+    parseVia(topVia);
+  } catch {
+    throw fail('malformed Via');
+  }
+  for (const name of ['from', 'to']) {
+    try {
+      parseNameAddr(findValue(headers, name) ?? '');
+    } catch {
+      throw fail(`malformed ${displayName(name)}`);
+    }
+  }
+  return msg;
+}
+
+function trimCr(s: string): string {
+  return s.length > 0 && s.charCodeAt(s.length - 1) === CR ? s.slice(0, -1) : s;
+}
+
+function findValue(headers: SipHeader[], canonical: string): string | undefined {
+  for (const h of headers) if (canonicalName(h.name) === canonical) return h.value;
+  return undefined;
+}
+
+const DISPLAY: Record<string, string> = {
+  from: 'From',
+  to: 'To',
+  via: 'Via',
+  'call-id': 'Call-ID',
+  cseq: 'CSeq',
+  'content-length': 'Content-Length',
+  'max-forwards': 'Max-Forwards',
+};
+
+function displayName(canonical: string): string {
+  return DISPLAY[canonical] ?? canonical;
+}

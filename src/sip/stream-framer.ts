@@ -1,0 +1,166 @@
+/**
+ * Message framing on stream transports (TCP, TLS, WebSocket-less streams):
+ * RFC 3261 §18.3 (Content-Length delimits the body) and the CRLF keepalives
+ * of RFC 5626 §3.5.1 (a double CRLF is a ping, a single CRLF the pong).
+ */
+import { SipParseError } from './errors.js';
+import { DEFAULT_LIMITS, type ParseLimits } from './parser.js';
+
+/**
+ * What a push produced, in stream order: a whole message (header section and
+ * body, ready for parseMessage), a keepalive, or a framing error after which
+ * the framer is unusable and the connection should be closed.
+ */
+export type FramerEvent =
+  | { type: 'message'; data: Buffer }
+  | { type: 'keepalive'; kind: 'ping' | 'pong' }
+  | { type: 'error'; error: SipParseError };
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/**
+ * Splits a byte stream into SIP messages. State: bytes received but not yet
+ * emitted, and how far the header-end search has got, so each byte is scanned
+ * a bounded number of times (linear time overall).
+ *
+ * Between messages `\r\n\r\n` is reported as a ping and a lone `\r\n` as a
+ * pong (a lone CRLF at the end of what has arrived so far is taken as a pong;
+ * pings are written whole). Errors: 400 "Bad Request: missing Content-Length",
+ * 400 "Bad Request: malformed Content-Length" (also for two different values,
+ * RFC 4475 §3.3.9), 413 "Message Too Large" when the header section or the
+ * whole message exceeds `limits.maxMessageBytes`.
+ */
+export class StreamFramer {
+  private readonly limits: ParseLimits;
+  private buf: Buffer = Buffer.alloc(0);
+  private start = 0;
+  private end = 0;
+  /** Where to resume searching for CRLFCRLF (absolute index into buf). */
+  private scan = 0;
+  /** Total bytes of the message being assembled once its header section is known, else -1. */
+  private need = -1;
+  private failed = false;
+
+  /** @param limits size limits; `maxMessageBytes` bounds the header section and the whole message. */
+  constructor(limits: ParseLimits = DEFAULT_LIMITS) {
+    this.limits = limits;
+  }
+
+  /**
+   * Feed the next chunk of the stream; returns the events it completed (possibly none).
+   * After an `error` event every later push returns an empty list.
+   */
+  push(chunk: Buffer): FramerEvent[] {
+    if (this.failed) return [];
+    this.append(chunk);
+    const events: FramerEvent[] = [];
+    for (;;) {
+      const avail = this.end - this.start;
+      if (avail === 0) break;
+      if (this.need < 0) {
+        const b = this.buf;
+        const s = this.start;
+        // Keepalives between messages (RFC 5626 §3.5.1).
+        if (b[s] === CR || b[s] === LF) {
+          if (b[s] === LF) {
+            this.start++;
+            continue;
+          }
+          if (avail < 2) break;
+          if (b[s + 1] !== LF) {
+            this.start++;
+            continue;
+          }
+          if (avail >= 4 && b[s + 2] === CR && b[s + 3] === LF) {
+            events.push({ type: 'keepalive', kind: 'ping' });
+            this.start += 4;
+            continue;
+          }
+          if (avail === 3 && b[s + 2] === CR) break; // wait: may be a ping
+          events.push({ type: 'keepalive', kind: 'pong' });
+          this.start += 2;
+          continue;
+        }
+        if (this.scan < this.start) this.scan = this.start;
+        const idx = b.indexOf('\r\n\r\n', this.scan, 'latin1');
+        if (idx < 0 || idx >= this.end - 3) {
+          this.scan = Math.max(this.start, this.end - 3);
+          if (avail > this.limits.maxMessageBytes) return this.fail(events, new SipParseError(413, 'Message Too Large'));
+          break;
+        }
+        const headerLen = idx + 4 - this.start;
+        if (headerLen > this.limits.maxMessageBytes) return this.fail(events, new SipParseError(413, 'Message Too Large'));
+        const cl = contentLength(b.toString('latin1', this.start, idx + 2));
+        if (cl instanceof SipParseError) return this.fail(events, cl);
+        if (headerLen + cl > this.limits.maxMessageBytes) return this.fail(events, new SipParseError(413, 'Message Too Large'));
+        this.need = headerLen + cl;
+      }
+      if (this.end - this.start < this.need) break;
+      const data = Buffer.from(this.buf.subarray(this.start, this.start + this.need));
+      this.start += this.need;
+      this.need = -1;
+      events.push({ type: 'message', data });
+    }
+    if (this.start === this.end) {
+      this.start = 0;
+      this.end = 0;
+      this.scan = 0;
+    }
+    return events;
+  }
+
+  private fail(events: FramerEvent[], error: SipParseError): FramerEvent[] {
+    this.failed = true;
+    this.buf = Buffer.alloc(0);
+    this.start = this.end = this.scan = 0;
+    events.push({ type: 'error', error });
+    return events;
+  }
+
+  /** Append with amortised doubling, moving unread bytes to the front when that frees enough room. */
+  private append(chunk: Buffer): void {
+    const used = this.end - this.start;
+    if (this.end + chunk.length > this.buf.length) {
+      const needed = used + chunk.length;
+      const target = needed <= this.buf.length / 2 ? this.buf : Buffer.allocUnsafe(Math.max(needed * 2, 4096));
+      this.buf.copy(target, 0, this.start, this.end);
+      this.buf = target;
+      this.scan -= this.start;
+      if (this.scan < 0) this.scan = 0;
+      this.start = 0;
+      this.end = used;
+    }
+    chunk.copy(this.buf, this.end);
+    this.end += chunk.length;
+  }
+}
+
+/** Content-Length (or `l`) of a header section (lines ending CRLF); an error when missing, malformed or conflicting. */
+function contentLength(head: string): number | SipParseError {
+  let found = -1;
+  let pos = 0;
+  while (pos < head.length) {
+    let e = head.indexOf('\n', pos);
+    if (e < 0) e = head.length;
+    const c0 = head.charCodeAt(pos);
+    if (c0 === 0x6c || c0 === 0x4c || c0 === 0x63 || c0 === 0x43) {
+      const colon = head.indexOf(':', pos);
+      if (colon > 0 && colon < e) {
+        const name = head.slice(pos, colon).trim().toLowerCase();
+        if (name === 'l' || name === 'content-length') {
+          const v = head.slice(colon + 1, e).trim();
+          if (v.length === 0 || v.length > 10 || !/^[0-9]+$/.test(v)) {
+            return new SipParseError(400, 'Bad Request: malformed Content-Length');
+          }
+          const n = Number(v);
+          if (found >= 0 && found !== n) return new SipParseError(400, 'Bad Request: malformed Content-Length');
+          found = n;
+        }
+      }
+    }
+    pos = e + 1;
+  }
+  if (found < 0) return new SipParseError(400, 'Bad Request: missing Content-Length');
+  return found;
+}
