@@ -33,6 +33,9 @@ export class StreamFramer {
       let frame: number;
       let msgLen: number;
       if (top === 0x00) {
+        if (this.buf.length - off >= 8 && this.buf.readUInt32BE(off + 4) !== 0x2112a442) {
+          throw new StreamFramingError('STUN message without magic cookie');
+        }
         frame = 20 + len;
         msgLen = frame;
       } else if (top === 0x40) {
