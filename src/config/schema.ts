@@ -1,0 +1,167 @@
+/**
+ * Schema of the configuration file (config/rtcedge.example.yaml is the
+ * reference: keys are snake_case as in YAML, every default shown there is
+ * filled in here). Objects are strict: an unknown key is an error.
+ *
+ * Every `error` text below is phrased to follow `key.path: ` and to be
+ * followed by `, got <value>` (see load.ts).
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/** Integer in [min, max], with an error text naming the range. */
+function int(min: number, max: number, what = 'a number'): z.ZodNumber {
+  const error = `expected ${what} ${min}-${max}`;
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+}
+
+/** Positive integer (>= 1), with an error text saying so. */
+function positiveInt(unit?: string): z.ZodNumber {
+  const error = `expected a whole number >= 1${unit ? ` (${unit})` : ''}`;
+  return z.number({ error }).int({ error }).min(1, { error });
+}
+
+const port = () => int(0, 65535);
+
+const hostString = z.string({ error: 'expected a host name or address' }).min(1, { error: 'expected a host name or address' });
+
+/** A SIP listener: `{ transport: udp | tcp | tls, host, port }`. */
+export const sipListenerSchema = z.strictObject({
+  transport: z.enum(['udp', 'tcp', 'tls'], { error: 'expected one of udp, tcp, tls' }),
+  host: hostString.default('0.0.0.0'),
+  port: port(),
+});
+
+/** A TURN listener: `{ transport: udp | tcp, host, port }`. */
+export const turnListenerSchema = z.strictObject({
+  transport: z.enum(['udp', 'tcp'], { error: 'expected one of udp, tcp' }),
+  host: hostString.default('0.0.0.0'),
+  port: port(),
+});
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+const domainName = z
+  .string({ error: 'expected a domain name' })
+  .regex(/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/, {
+    error: 'expected a domain name',
+  })
+  .transform((d) => d.toLowerCase());
+
+const ipAddress = z.string({ error: 'expected an IP address' }).refine((s) => isIP(s) !== 0, {
+  error: 'expected an IP address',
+});
+
+const tlsSchema = z
+  .strictObject({
+    cert: z.string({ error: 'expected a file path' }).min(1).optional(),
+    key: z.string({ error: 'expected a file path' }).min(1).optional(),
+  })
+  .superRefine((t, ctx) => {
+    if ((t.cert === undefined) !== (t.key === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [t.cert === undefined ? 'cert' : 'key'],
+        message: 'cert and key must be given together',
+      });
+    }
+  });
+
+const registrarSchema = z
+  .strictObject({
+    min_expires: positiveInt('s').default(60),
+    max_expires: positiveInt('s').default(86400),
+    default_expires: positiveInt('s').default(3600),
+    max_bindings_per_aor: positiveInt().default(10),
+  })
+  .superRefine((r, ctx) => {
+    if (r.min_expires > r.max_expires) {
+      ctx.addIssue({ code: 'custom', path: ['min_expires'], message: `must not exceed max_expires (${r.max_expires})` });
+    } else if (r.default_expires < r.min_expires || r.default_expires > r.max_expires) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['default_expires'],
+        message: `must lie between min_expires (${r.min_expires}) and max_expires (${r.max_expires})`,
+      });
+    }
+  });
+
+const sipSchema = z.strictObject({
+  listen: z.array(sipListenerSchema, { error: 'expected a list of listeners' }).default([
+    { transport: 'udp', host: '0.0.0.0', port: 5060 },
+    { transport: 'tcp', host: '0.0.0.0', port: 5060 },
+    { transport: 'tls', host: '0.0.0.0', port: 5061 },
+  ]),
+  advertised_host: hostString.optional(),
+  /** Absent or null (only comments under `tls:`) both give `{}`: a generated certificate. */
+  tls: tlsSchema.prefault({}),
+  limits: z
+    .strictObject({
+      max_message_bytes: positiveInt('bytes').default(65535),
+      max_headers: positiveInt().default(256),
+      max_line_bytes: positiveInt('bytes').default(8192),
+    })
+    .prefault({}),
+  registrar: registrarSchema.prefault({}),
+  auth: z.strictObject({ nonce_ttl: positiveInt('s').default(300) }).prefault({}),
+  timers: z
+    .strictObject({
+      t1: positiveInt('ms').default(500),
+      t2: positiveInt('ms').default(4000),
+      t4: positiveInt('ms').default(5000),
+    })
+    .prefault({}),
+});
+
+const turnSchema = z
+  .strictObject({
+    enabled: z.boolean({ error: 'expected true or false' }).default(true),
+    listen: z.array(turnListenerSchema, { error: 'expected a list of listeners' }).default([
+      { transport: 'udp', host: '0.0.0.0', port: 3478 },
+      { transport: 'tcp', host: '0.0.0.0', port: 3478 },
+    ]),
+    realm: z.string({ error: 'expected a realm (string)' }).min(1, { error: 'expected a realm (string)' }).optional(),
+    relay_address: ipAddress.optional(),
+    relay_port_min: int(1, 65535, 'a port').default(49152),
+    relay_port_max: int(1, 65535, 'a port').default(65535),
+    default_lifetime: positiveInt('s').default(600),
+    max_lifetime: positiveInt('s').default(3600),
+    nonce_ttl: positiveInt('s').default(600),
+    allow_loopback_peers: z.boolean({ error: 'expected true or false' }).default(false),
+  })
+  .superRefine((t, ctx) => {
+    if (t.relay_port_min > t.relay_port_max) {
+      ctx.addIssue({ code: 'custom', path: ['relay_port_min'], message: `must not exceed relay_port_max (${t.relay_port_max})` });
+    }
+    if (t.default_lifetime > t.max_lifetime) {
+      ctx.addIssue({ code: 'custom', path: ['default_lifetime'], message: `must not exceed max_lifetime (${t.max_lifetime})` });
+    }
+  });
+
+/**
+ * The whole configuration file. Parse output (`Config`) has every default
+ * filled in; optional keys without a default (`sip.advertised_host`,
+ * `sip.tls.cert`/`key`, `turn.realm`, `turn.relay_address`) may be undefined.
+ * `domains` come out lowercase. `data_dir` is as written; loadConfig resolves it.
+ */
+export const configSchema = z.strictObject({
+  data_dir: z.string({ error: 'expected a directory path' }).min(1, { error: 'expected a directory path' }).default('./rtcedge-data'),
+  domains: z
+    .array(domainName, { error: 'expected a list of domain names' })
+    .min(1, { error: 'expected at least one domain' })
+    .default(['example.test']),
+  log: z
+    .strictObject({
+      level: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+    })
+    .prefault({}),
+  sip: sipSchema.prefault({}),
+  turn: turnSchema.prefault({}),
+});
+
+/** The parsed configuration, snake_case keys as in the YAML file. */
+export type Config = z.infer<typeof configSchema>;
+/** One entry of `sip.listen`. */
+export type SipListener = z.infer<typeof sipListenerSchema>;
+/** One entry of `turn.listen`. */
+export type TurnListener = z.infer<typeof turnListenerSchema>;

@@ -1,0 +1,226 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { ConfigError, defaultConfig, loadConfig, parseConfig } from '../../src/config/load.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'rtcedge-config-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function writeYaml(text: string): string {
+  const file = join(dir, 'rtcedge.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+function errorOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('defaults', () => {
+  test('no path gives every default of the example file', () => {
+    const c = loadConfig();
+    expect(c).toEqual({
+      data_dir: resolve(process.cwd(), 'rtcedge-data'),
+      domains: ['example.test'],
+      log: { level: 'info' },
+      sip: {
+        listen: [
+          { transport: 'udp', host: '0.0.0.0', port: 5060 },
+          { transport: 'tcp', host: '0.0.0.0', port: 5060 },
+          { transport: 'tls', host: '0.0.0.0', port: 5061 },
+        ],
+        tls: {},
+        limits: { max_message_bytes: 65535, max_headers: 256, max_line_bytes: 8192 },
+        registrar: { min_expires: 60, max_expires: 86400, default_expires: 3600, max_bindings_per_aor: 10 },
+        auth: { nonce_ttl: 300 },
+        timers: { t1: 500, t2: 4000, t4: 5000 },
+      },
+      turn: {
+        enabled: true,
+        listen: [
+          { transport: 'udp', host: '0.0.0.0', port: 3478 },
+          { transport: 'tcp', host: '0.0.0.0', port: 3478 },
+        ],
+        relay_port_min: 49152,
+        relay_port_max: 65535,
+        default_lifetime: 600,
+        max_lifetime: 3600,
+        nonce_ttl: 600,
+        allow_loopback_peers: false,
+      },
+    });
+    expect(c.sip.advertised_host).toBeUndefined();
+    expect(c.turn.realm).toBeUndefined();
+    expect(c.turn.relay_address).toBeUndefined();
+  });
+
+  test('the example file parses to exactly the defaults', () => {
+    const example = resolve(__dirname, '../../config/rtcedge.example.yaml');
+    expect(loadConfig(example)).toEqual(defaultConfig());
+  });
+
+  test('an empty file gives the defaults', () => {
+    expect(loadConfig(writeYaml('# nothing\n'))).toEqual(defaultConfig());
+  });
+
+  test('defaultConfig returns a fresh object each time', () => {
+    const a = defaultConfig();
+    a.sip.listen.push({ transport: 'udp', host: '::', port: 1 });
+    expect(defaultConfig().sip.listen).toHaveLength(3);
+  });
+});
+
+describe('overrides', () => {
+  test('given keys replace defaults, the rest stays default', () => {
+    const c = loadConfig(
+      writeYaml(`
+data_dir: /var/lib/rtcedge
+domains: [Example.ORG, second.test]
+log: { level: debug }
+sip:
+  listen:
+    - { transport: tls, host: 192.0.2.1, port: 5071 }
+    - { transport: udp, port: 0 }
+  advertised_host: sip.example.org
+  tls:
+    cert: /etc/c.pem
+    key: /etc/k.pem
+  registrar: { min_expires: 30 }
+  timers: { t1: 100 }
+turn:
+  enabled: false
+  realm: turn.example.org
+  relay_address: 198.51.100.7
+  allow_loopback_peers: true
+`),
+    );
+    expect(c.data_dir).toBe('/var/lib/rtcedge');
+    expect(c.domains).toEqual(['example.org', 'second.test']);
+    expect(c.log.level).toBe('debug');
+    expect(c.sip.listen).toEqual([
+      { transport: 'tls', host: '192.0.2.1', port: 5071 },
+      { transport: 'udp', host: '0.0.0.0', port: 0 },
+    ]);
+    expect(c.sip.advertised_host).toBe('sip.example.org');
+    expect(c.sip.tls).toEqual({ cert: '/etc/c.pem', key: '/etc/k.pem' });
+    expect(c.sip.registrar).toEqual({ min_expires: 30, max_expires: 86400, default_expires: 3600, max_bindings_per_aor: 10 });
+    expect(c.sip.timers).toEqual({ t1: 100, t2: 4000, t4: 5000 });
+    expect(c.turn.enabled).toBe(false);
+    expect(c.turn.realm).toBe('turn.example.org');
+    expect(c.turn.relay_address).toBe('198.51.100.7');
+    expect(c.turn.allow_loopback_peers).toBe(true);
+    expect(c.turn.listen).toHaveLength(2);
+  });
+
+  test('relative data_dir is resolved against the working directory, not the file', () => {
+    const c = loadConfig(writeYaml('data_dir: some/where\n'));
+    expect(c.data_dir).toBe(resolve(process.cwd(), 'some/where'));
+  });
+
+  test('sip.tls with only comments under it (null) is accepted', () => {
+    const c = loadConfig(writeYaml('sip:\n  tls:\n    # cert: /x\n    # key: /y\n'));
+    expect(c.sip.tls).toEqual({});
+  });
+});
+
+describe('errors', () => {
+  test('unknown key names the key path and the file', () => {
+    const file = writeYaml('sip:\n  listne: []\n');
+    const err = errorOf(() => loadConfig(file));
+    expect(err.message).toBe(`config ${file}: unknown key "sip.listne"`);
+    expect(err.file).toBe(file);
+  });
+
+  test('unknown key inside a listener entry', () => {
+    const file = writeYaml('turn:\n  listen:\n    - { transport: udp, port: 3478, hots: x }\n');
+    expect(errorOf(() => loadConfig(file)).message).toBe(`config ${file}: unknown key "turn.listen[0].hots"`);
+  });
+
+  test('bad port value names key, expectation and the value', () => {
+    const file = writeYaml('sip:\n  listen:\n    - { transport: udp, host: 0.0.0.0, port: abc }\n');
+    expect(errorOf(() => loadConfig(file)).message).toBe(
+      `config ${file}: sip.listen[0].port: expected a number 0-65535, got "abc"`,
+    );
+  });
+
+  test('port out of range', () => {
+    const file = writeYaml('sip:\n  listen:\n    - { transport: tcp, port: 70000 }\n');
+    expect(errorOf(() => loadConfig(file)).message).toBe(
+      `config ${file}: sip.listen[0].port: expected a number 0-65535, got 70000`,
+    );
+  });
+
+  test('bad transport for TURN (tls is SIP only)', () => {
+    const file = writeYaml('turn:\n  listen:\n    - { transport: tls, port: 5349 }\n');
+    expect(errorOf(() => loadConfig(file)).message).toBe(
+      `config ${file}: turn.listen[0].transport: expected one of udp, tcp, got "tls"`,
+    );
+  });
+
+  test('several problems give one line each', () => {
+    const file = writeYaml('log: { level: loud }\nturn: { relay_address: nope }\nfoo: 1\n');
+    const err = errorOf(() => loadConfig(file));
+    expect(err.problems.sort()).toEqual([
+      'log.level: expected one of trace, debug, info, warn, error, fatal, silent, got "loud"',
+      'turn.relay_address: expected an IP address, got "nope"',
+      'unknown key "foo"',
+    ]);
+    expect(err.message.split('\n')).toHaveLength(3);
+  });
+
+  test('inconsistent values', () => {
+    expect(errorOf(() => parseConfig({ sip: { registrar: { min_expires: 100, max_expires: 50 } } }, '/x.yaml')).message).toBe(
+      'config /x.yaml: sip.registrar.min_expires: must not exceed max_expires (50)',
+    );
+    expect(errorOf(() => parseConfig({ turn: { relay_port_min: 60000, relay_port_max: 50000 } }, '/x.yaml')).message).toBe(
+      'config /x.yaml: turn.relay_port_min: must not exceed relay_port_max (50000)',
+    );
+    expect(errorOf(() => parseConfig({ sip: { tls: { cert: '/c.pem' } } }, '/x.yaml')).message).toBe(
+      'config /x.yaml: sip.tls.key: cert and key must be given together',
+    );
+    expect(errorOf(() => parseConfig({ domains: [] }, '/x.yaml')).message).toBe(
+      'config /x.yaml: domains: expected at least one domain, got an empty list',
+    );
+  });
+
+  test('missing required listener key', () => {
+    expect(errorOf(() => parseConfig({ sip: { listen: [{ transport: 'udp' }] } }, '/x.yaml')).message).toBe(
+      'config /x.yaml: sip.listen[0].port: missing (expected a number 0-65535)',
+    );
+  });
+
+  test('YAML syntax error names the file and the line', () => {
+    const file = writeYaml('domains: [a.test]\nsip:\n  listen: [\n  foo: : bar\n');
+    const err = errorOf(() => loadConfig(file));
+    expect(err.message.startsWith(`config ${file}: YAML syntax error at line 4, column 3: `)).toBe(true);
+  });
+
+  test('duplicate key is a YAML error', () => {
+    const file = writeYaml('log: { level: info }\nlog: { level: debug }\n');
+    expect(errorOf(() => loadConfig(file)).message).toMatch(new RegExp(`^config ${file}: YAML syntax error at line 2, column 1: `));
+  });
+
+  test('top level must be a mapping', () => {
+    const file = writeYaml('- a\n- b\n');
+    expect(errorOf(() => loadConfig(file)).message).toBe(
+      `config ${file}: expected a mapping of keys at the top level, got a list`,
+    );
+  });
+
+  test('missing file is named', () => {
+    const file = join(dir, 'nope.yaml');
+    expect(errorOf(() => loadConfig(file)).message).toBe(`config ${file}: file not found`);
+  });
+});
