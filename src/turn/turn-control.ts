@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { type Logger, silentLogger } from '../log.js';
 import { Allocation, AllocationTable, type RelayHandle } from './allocation.js';
 import { decodeChannelData, encodeChannelData, isValidChannelNumber, looksLikeChannelData } from './channel-data.js';
-import type { FiveTuple } from './five-tuple.js';
+import { type FiveTuple, fiveTupleKey } from './five-tuple.js';
 import { checkNonce, createNonce } from './nonce.js';
 import { isPeerAllowed } from './peer-policy.js';
 import {
@@ -308,7 +308,7 @@ export class TurnControl {
       if (existing.allocateTransactionId.equals(msg.transactionId) && existing.allocateResponse) return existing.allocateResponse;
       throw new TurnError(437);
     }
-    const key = `${ft.transport}|${ft.clientAddress}|${ft.clientPort}|${ft.serverAddress}|${ft.serverPort}`;
+    const key = fiveTupleKey(ft);
     const inFlight = this.pending.get(key);
     if (inFlight) {
       if (inFlight.transactionId.equals(msg.transactionId)) return inFlight.result;
