@@ -25,8 +25,10 @@ const LF = 0x0a;
  * a bounded number of times (linear time overall).
  *
  * Between messages `\r\n\r\n` is reported as a ping and a lone `\r\n` as a
- * pong (a lone CRLF at the end of what has arrived so far is taken as a pong;
- * pings are written whole). Errors: 400 "Bad Request: missing Content-Length",
+ * pong. A lone CRLF at the end of what has arrived so far is reported as a
+ * pong at once; when the next chunk opens with another CRLF the pair was a ping
+ * split in two, and a ping is reported too (so a split ping still gets its
+ * pong, RFC 5626 §4.4.1). Errors: 400 "Bad Request: missing Content-Length",
  * 400 "Bad Request: malformed Content-Length" (also for two different values,
  * RFC 4475 §3.3.9), 413 "Message Too Large" when the header section or the
  * whole message exceeds `limits.maxMessageBytes`.
@@ -41,6 +43,8 @@ export class StreamFramer {
   /** Total bytes of the message being assembled once its header section is known, else -1. */
   private need = -1;
   private failed = false;
+  /** A lone CRLF ended the previous push and was reported as a pong: a CRLF opening this push completes a split ping. */
+  private halfPing = false;
 
   /** @param limits size limits; `maxMessageBytes` bounds the header section and the whole message. */
   constructor(limits: ParseLimits = DEFAULT_LIMITS) {
@@ -55,7 +59,10 @@ export class StreamFramer {
     if (this.failed) return [];
     this.append(chunk);
     const events: FramerEvent[] = [];
-    for (;;) {
+    let halfPing = this.halfPing;
+    this.halfPing = false;
+    for (let first = true; ; first = false) {
+      if (!first) halfPing = false;
       const avail = this.end - this.start;
       if (avail === 0) break;
       if (this.need < 0) {
@@ -67,7 +74,10 @@ export class StreamFramer {
             this.start++;
             continue;
           }
-          if (avail < 2) break;
+          if (avail < 2) {
+            this.halfPing = halfPing;
+            break;
+          }
           if (b[s + 1] !== LF) {
             this.start++;
             continue;
@@ -77,9 +87,18 @@ export class StreamFramer {
             this.start += 4;
             continue;
           }
-          if (avail === 3 && b[s + 2] === CR) break; // wait: may be a ping
+          if (avail === 3 && b[s + 2] === CR) {
+            this.halfPing = halfPing; // wait: may be a ping
+            break;
+          }
+          if (halfPing) {
+            events.push({ type: 'keepalive', kind: 'ping' });
+            this.start += 2;
+            continue;
+          }
           events.push({ type: 'keepalive', kind: 'pong' });
           this.start += 2;
+          if (this.start === this.end) this.halfPing = true;
           continue;
         }
         if (this.scan < this.start) this.scan = this.start;

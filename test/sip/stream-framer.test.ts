@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { StreamFramer, type FramerEvent } from '../../src/sip/stream-framer.js';
+import { parseMessage } from '../../src/sip/parser.js';
+import { crlf, fixture } from './fixtures.js';
+
+const MSG1 = Buffer.concat([crlf(
+  'MESSAGE sip:bob@example.com SIP/2.0',
+  'Via: SIP/2.0/TCP h.example.com;branch=z9hG4bK1',
+  'From: <sip:a@example.com>;tag=1',
+  'To: <sip:bob@example.com>',
+  'Call-ID: c1',
+  'CSeq: 1 MESSAGE',
+  'l: 7',
+  '',
+), Buffer.from('ab\r\n\r\ncd'.slice(0, 7))]);
+const MSG2 = crlf('OPTIONS sip:bob@example.com SIP/2.0', 'Via: SIP/2.0/TCP h.example.com;branch=z9hG4bK2', 'From: <sip:a@example.com>;tag=1',
+  'To: <sip:bob@example.com>', 'Call-ID: c2', 'CSeq: 2 OPTIONS', 'Content-Length: 0', '');
+
+function summary(events: FramerEvent[]): string[] {
+  return events.map((e) => (e.type === 'message' ? `message:${e.data.toString('latin1')}` : e.type === 'keepalive' ? e.kind : `error:${e.error.status} ${e.error.reason}`));
+}
+
+describe('StreamFramer', () => {
+  it('emits pipelined messages and keepalives in order', () => {
+    const f = new StreamFramer();
+    const stream = Buffer.concat([Buffer.from('\r\n\r\n'), MSG1, MSG2, Buffer.from('\r\n'), MSG1]);
+    expect(summary(f.push(stream))).toEqual(['ping', `message:${MSG1.toString('latin1')}`, `message:${MSG2.toString('latin1')}`, 'pong', `message:${MSG1.toString('latin1')}`]);
+    expect(parseMessage(Buffer.from(MSG1)).body.toString()).toBe('ab\r\n\r\nc');
+  });
+
+  it('reassembles messages split at every byte boundary', () => {
+    const stream = Buffer.concat([MSG1, Buffer.from('\r\n\r\n'), MSG2]);
+    const want = [`message:${MSG1.toString('latin1')}`, 'ping', `message:${MSG2.toString('latin1')}`];
+    for (let cut = 1; cut < stream.length; cut++) {
+      const f = new StreamFramer();
+      const got = [...f.push(stream.subarray(0, cut)), ...f.push(stream.subarray(cut))];
+      // A ping split after its first CRLF reads as pong, then ping.
+      const expected = cut === MSG1.length + 2 ? [want[0], 'pong', 'ping', want[2]] : want;
+      expect([cut, summary(got)]).toEqual([cut, expected]);
+    }
+    const f = new StreamFramer();
+    const got: FramerEvent[] = [];
+    for (let i = 0; i < stream.length; i++) got.push(...f.push(stream.subarray(i, i + 1)));
+    expect(summary(got)).toEqual([want[0], 'pong', 'ping', want[2]]);
+  });
+
+  it('reports a pong followed later by a message as one pong', () => {
+    const f = new StreamFramer();
+    expect(summary(f.push(Buffer.from('\r\n')))).toEqual(['pong']);
+    expect(summary(f.push(MSG2))).toEqual([`message:${MSG2.toString('latin1')}`]);
+    expect(summary(f.push(Buffer.from('\r\n\r')))).toEqual([]);
+    expect(summary(f.push(Buffer.from('\n')))).toEqual(['ping']);
+  });
+
+  it('frames a binary multipart body by Content-Length', () => {
+    const buf = fixture('rfc4475/mpart01.dat');
+    const f = new StreamFramer();
+    const ev = [...f.push(buf.subarray(0, 700)), ...f.push(buf.subarray(700)), ...f.push(MSG2)];
+    expect(ev.length).toBe(2);
+    expect(ev[0].type === 'message' && ev[0].data.equals(buf)).toBe(true);
+  });
+
+  it('waits for the body (RFC 4475 clerr on a stream)', () => {
+    const f = new StreamFramer();
+    expect(f.push(fixture('rfc4475/clerr.dat'))).toEqual([]);
+  });
+
+  it('reports framing errors and then stays silent', () => {
+    let f = new StreamFramer();
+    expect(summary(f.push(crlf('OPTIONS sip:a@b SIP/2.0', 'Call-ID: x', '')))).toEqual(['error:400 Bad Request: missing Content-Length']);
+    expect(f.push(MSG2)).toEqual([]);
+    f = new StreamFramer();
+    expect(summary(f.push(fixture('rfc4475/ncl.dat')))).toEqual(['error:400 Bad Request: malformed Content-Length']);
+    f = new StreamFramer();
+    expect(summary(f.push(fixture('rfc4475/mcl01.dat')))).toEqual(['error:400 Bad Request: malformed Content-Length']);
+    f = new StreamFramer({ maxMessageBytes: 200, maxHeaders: 10, maxLineBytes: 100 });
+    const ev = f.push(Buffer.alloc(150, 0x41));
+    expect(ev).toEqual([]);
+    expect(summary(f.push(Buffer.alloc(60, 0x41)))).toEqual(['error:413 Message Too Large']);
+    f = new StreamFramer({ maxMessageBytes: 200, maxHeaders: 10, maxLineBytes: 100 });
+    expect(summary(f.push(crlf('OPTIONS sip:a@b SIP/2.0', 'l: 500', '')))).toEqual(['error:413 Message Too Large']);
+  });
+
+  it('handles many messages fed in small chunks in linear fashion', () => {
+    const f = new StreamFramer();
+    const n = 2000;
+    const stream = Buffer.concat(Array.from({ length: n }, () => MSG2));
+    let count = 0;
+    for (let i = 0; i < stream.length; i += 7) count += f.push(stream.subarray(i, i + 7)).length;
+    expect(count).toBe(n);
+  });
+});
