@@ -10,19 +10,19 @@ import { canonicalName, type SipMessage } from './message.js';
  * Each header field is written `${name}: ${value}\r\n` with the name exactly as
  * stored. Content-Length is made to equal `body.length` (bytes, §20.14): the
  * first Content-Length (or `l`) field's value is replaced in place, keeping its
- * name; without one, `Content-Length: N` is appended. The message object is
- * not modified.
+ * name, and any further Content-Length fields are left out; without one,
+ * `Content-Length: N` is appended. The message object is not modified.
+ * Header values are written as stored: callers must not put CR or LF in them.
  */
 export function serializeMessage(msg: SipMessage): Buffer {
   let head = msg.kind === 'request' ? `${msg.method} ${msg.uri} SIP/2.0\r\n` : `SIP/2.0 ${msg.status} ${msg.reason}\r\n`;
   const bodyLen = msg.body.length;
   let haveCl = false;
   for (const h of msg.headers) {
-    if (!haveCl && (h.name.length === 1 || h.name.length === 14) && canonicalName(h.name) === 'content-length') {
+    if (!isContentLength(h.name)) head += `${h.name}: ${h.value}\r\n`;
+    else if (!haveCl) {
       haveCl = true;
       head += `${h.name}: ${bodyLen}\r\n`;
-    } else if (h.name.length === 1 || h.name.length === 14 ? canonicalName(h.name) !== 'content-length' : true) {
-      head += `${h.name}: ${h.value}\r\n`;
     }
   }
   if (!haveCl) head += `Content-Length: ${bodyLen}\r\n`;
@@ -30,4 +30,9 @@ export function serializeMessage(msg: SipMessage): Buffer {
   if (bodyLen === 0) return Buffer.from(head, 'utf8');
   const headBuf = Buffer.from(head, 'utf8');
   return Buffer.concat([headBuf, msg.body], headBuf.length + bodyLen);
+}
+
+/** `l` or `Content-Length` in any case; the length test skips the lowercase copy for most names. */
+function isContentLength(name: string): boolean {
+  return (name.length === 1 || name.length === 14) && canonicalName(name) === 'content-length';
 }

@@ -28,6 +28,8 @@ describe('serializeMessage', () => {
     res.headers[0] = { name: 'CONTENT-LENGTH', value: '0' };
     expect(serializeMessage(res).toString()).toBe('SIP/2.0 200 OK\r\nCONTENT-LENGTH: 2\r\nCall-ID: x\r\n\r\nhi');
     expect(res.headers[0].value).toBe('0');
+    res.headers.push({ name: 'Content-Length', value: '7' });
+    expect(serializeMessage(res).toString()).toBe('SIP/2.0 200 OK\r\nCONTENT-LENGTH: 2\r\nCall-ID: x\r\n\r\nhi');
   });
 
   it('round-trips unfolded input byte for byte', () => {
