@@ -1,0 +1,319 @@
+/**
+ * The embedded store: users and bindings in one SQLite file (better-sqlite3,
+ * synchronous). WAL journal, so the CLI can add users while the server runs.
+ * The schema is created and migrated on open, versioned by `PRAGMA user_version`.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { StoreError } from './errors.js';
+import type { BindingRecord, Ha1Algorithm, UserRecord } from './types.js';
+
+/** Migrations; entry i takes the schema from user_version i to i + 1. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE users (
+     username        TEXT NOT NULL,
+     domain          TEXT NOT NULL,
+     ha1_md5         TEXT,
+     ha1_sha256      TEXT,
+     ha1_sha512_256  TEXT,
+     created_at      INTEGER NOT NULL,
+     PRIMARY KEY (username, domain)
+   );
+   CREATE TABLE bindings (
+     aor               TEXT NOT NULL,
+     contact_uri       TEXT NOT NULL,
+     contact           TEXT NOT NULL,
+     expires           INTEGER NOT NULL,
+     q                 REAL,
+     call_id           TEXT NOT NULL,
+     cseq              INTEGER NOT NULL,
+     instance          TEXT,
+     reg_id            INTEGER,
+     path              TEXT NOT NULL DEFAULT '[]',
+     source_transport  TEXT,
+     source_address    TEXT,
+     source_port       INTEGER,
+     source_local_port INTEGER,
+     user_agent        TEXT,
+     updated_at        INTEGER NOT NULL,
+     PRIMARY KEY (aor, contact_uri)
+   );
+   CREATE INDEX bindings_expires ON bindings (expires);`,
+];
+
+/** Schema version this program writes. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+const HA1_COLUMNS: Record<Ha1Algorithm, 'ha1_md5' | 'ha1_sha256' | 'ha1_sha512_256'> = {
+  MD5: 'ha1_md5',
+  'SHA-256': 'ha1_sha256',
+  'SHA-512-256': 'ha1_sha512_256',
+};
+
+interface UserRow {
+  username: string;
+  domain: string;
+  ha1_md5: string | null;
+  ha1_sha256: string | null;
+  ha1_sha512_256: string | null;
+  created_at: number;
+}
+
+interface BindingRow {
+  aor: string;
+  contact_uri: string;
+  contact: string;
+  expires: number;
+  q: number | null;
+  call_id: string;
+  cseq: number;
+  instance: string | null;
+  reg_id: number | null;
+  path: string;
+  source_transport: string | null;
+  source_address: string | null;
+  source_port: number | null;
+  source_local_port: number | null;
+  user_agent: string | null;
+  updated_at: number;
+}
+
+const BINDING_COLUMNS =
+  'aor, contact_uri, contact, expires, q, call_id, cseq, instance, reg_id, path, ' +
+  'source_transport, source_address, source_port, source_local_port, user_agent, updated_at';
+
+function nowS(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+function userFromRow(r: UserRow): UserRecord {
+  const ha1: UserRecord['ha1'] = {};
+  if (r.ha1_md5 !== null) ha1.MD5 = r.ha1_md5;
+  if (r.ha1_sha256 !== null) ha1['SHA-256'] = r.ha1_sha256;
+  if (r.ha1_sha512_256 !== null) ha1['SHA-512-256'] = r.ha1_sha512_256;
+  return { username: r.username, domain: r.domain, ha1, createdAt: r.created_at };
+}
+
+function bindingFromRow(r: BindingRow): BindingRecord {
+  return {
+    aor: r.aor,
+    contact: r.contact,
+    contactUri: r.contact_uri,
+    expires: r.expires,
+    q: r.q,
+    callId: r.call_id,
+    cseq: r.cseq,
+    instance: r.instance,
+    regId: r.reg_id,
+    path: JSON.parse(r.path) as string[],
+    source:
+      r.source_transport !== null && r.source_address !== null && r.source_port !== null && r.source_local_port !== null
+        ? { transport: r.source_transport, address: r.source_address, port: r.source_port, localPort: r.source_local_port }
+        : null,
+    userAgent: r.user_agent,
+    updatedAt: r.updated_at,
+  };
+}
+
+function bindingToRow(b: BindingRecord): BindingRow {
+  return {
+    aor: b.aor,
+    contact_uri: b.contactUri,
+    contact: b.contact,
+    expires: b.expires,
+    q: b.q,
+    call_id: b.callId,
+    cseq: b.cseq,
+    instance: b.instance,
+    reg_id: b.regId,
+    path: JSON.stringify(b.path),
+    source_transport: b.source?.transport ?? null,
+    source_address: b.source?.address ?? null,
+    source_port: b.source?.port ?? null,
+    source_local_port: b.source?.localPort ?? null,
+    user_agent: b.userAgent,
+    updated_at: b.updatedAt,
+  };
+}
+
+/** Check every HA1 is lowercase hex of its algorithm's length; returns the column values. */
+function ha1Columns(ha1: UserRecord['ha1']): Record<'ha1_md5' | 'ha1_sha256' | 'ha1_sha512_256', string | null> {
+  const out = { ha1_md5: null, ha1_sha256: null, ha1_sha512_256: null } as Record<
+    'ha1_md5' | 'ha1_sha256' | 'ha1_sha512_256',
+    string | null
+  >;
+  for (const [alg, value] of Object.entries(ha1) as [Ha1Algorithm, string | undefined][]) {
+    const column = HA1_COLUMNS[alg];
+    if (column === undefined) throw new StoreError('invalid', `unknown HA1 algorithm ${JSON.stringify(alg)}`);
+    if (value === undefined) continue;
+    const len = alg === 'MD5' ? 32 : 64;
+    if (value.length !== len || !/^[0-9a-f]+$/.test(value)) {
+      throw new StoreError('invalid', `HA1 for ${alg} must be ${len} lowercase hex digits`);
+    }
+    out[column] = value;
+  }
+  return out;
+}
+
+/**
+ * Users and bindings in a SQLite file. One instance per open database; all
+ * methods are synchronous and use cached prepared statements. Not a cache:
+ * every read goes to the file.
+ */
+export class SqliteStore {
+  /** Absolute or relative path of the database file, as given. */
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly stmt;
+
+  /**
+   * Open (creating the file and its parent directory if needed) and migrate.
+   *
+   * @param path database file, e.g. `<data_dir>/rtcedge.db`.
+   * @throws StoreError code 'open' when the file cannot be opened or its
+   *   schema version is newer than this program's.
+   */
+  constructor(path: string) {
+    this.path = path;
+    try {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      this.db = new Database(path);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('busy_timeout = 5000');
+      this.migrate();
+    } catch (err) {
+      if (err instanceof StoreError) throw err;
+      throw new StoreError('open', `cannot open store ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    const db = this.db;
+    this.stmt = {
+      insertUser: db.prepare<[UserRow]>(
+        `INSERT INTO users (username, domain, ha1_md5, ha1_sha256, ha1_sha512_256, created_at)
+         VALUES (@username, @domain, @ha1_md5, @ha1_sha256, @ha1_sha512_256, @created_at)`,
+      ),
+      updateUserHa1: db.prepare<[Omit<UserRow, 'created_at'>]>(
+        `UPDATE users SET ha1_md5 = @ha1_md5, ha1_sha256 = @ha1_sha256, ha1_sha512_256 = @ha1_sha512_256
+         WHERE username = @username AND domain = @domain`,
+      ),
+      getUser: db.prepare<[string, string], UserRow>('SELECT * FROM users WHERE username = ? AND domain = ?'),
+      listUsers: db.prepare<[], UserRow>('SELECT * FROM users ORDER BY domain, username'),
+      listUsersOfDomain: db.prepare<[string], UserRow>('SELECT * FROM users WHERE domain = ? ORDER BY username'),
+      deleteUser: db.prepare<[string, string]>('DELETE FROM users WHERE username = ? AND domain = ?'),
+      putBinding: db.prepare<[BindingRow]>(
+        `INSERT INTO bindings (${BINDING_COLUMNS})
+         VALUES (@aor, @contact_uri, @contact, @expires, @q, @call_id, @cseq, @instance, @reg_id, @path,
+                 @source_transport, @source_address, @source_port, @source_local_port, @user_agent, @updated_at)
+         ON CONFLICT (aor, contact_uri) DO UPDATE SET
+           contact = excluded.contact, expires = excluded.expires, q = excluded.q, call_id = excluded.call_id,
+           cseq = excluded.cseq, instance = excluded.instance, reg_id = excluded.reg_id, path = excluded.path,
+           source_transport = excluded.source_transport, source_address = excluded.source_address,
+           source_port = excluded.source_port, source_local_port = excluded.source_local_port,
+           user_agent = excluded.user_agent, updated_at = excluded.updated_at`,
+      ),
+      deleteBinding: db.prepare<[string, string]>('DELETE FROM bindings WHERE aor = ? AND contact_uri = ?'),
+      deleteBindings: db.prepare<[string]>('DELETE FROM bindings WHERE aor = ?'),
+      listBindings: db.prepare<[string], BindingRow>(`SELECT ${BINDING_COLUMNS} FROM bindings WHERE aor = ? ORDER BY rowid`),
+      allBindings: db.prepare<[], BindingRow>(`SELECT ${BINDING_COLUMNS} FROM bindings ORDER BY aor, rowid`),
+      deleteExpired: db.prepare<[number]>('DELETE FROM bindings WHERE expires <= ?'),
+    };
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new StoreError(
+        'open',
+        `store ${this.path} has schema version ${version}, newer than this program's ${SCHEMA_VERSION}`,
+      );
+    }
+    for (let v = version; v < SCHEMA_VERSION; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      }).immediate();
+    }
+  }
+
+  /**
+   * Add a user. `domain` is stored lowercase; createdAt is now.
+   *
+   * @param ha1 lowercase hex per algorithm (see credentialsFor).
+   * @throws StoreError 'exists' if username@domain is already there, 'invalid' for a malformed HA1.
+   */
+  addUser(username: string, domain: string, ha1: UserRecord['ha1']): void {
+    const row: UserRow = { username, domain: domain.toLowerCase(), ...ha1Columns(ha1), created_at: nowS() };
+    try {
+      this.stmt.insertUser.run(row);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        throw new StoreError('exists', `user ${username}@${row.domain} already exists`);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Replace a user's HA1 set (algorithms not in `ha1` are removed).
+   *
+   * @throws StoreError 'not_found' if the user does not exist, 'invalid' for a malformed HA1.
+   */
+  setUserHa1(username: string, domain: string, ha1: UserRecord['ha1']): void {
+    const d = domain.toLowerCase();
+    const info = this.stmt.updateUserHa1.run({ username, domain: d, ...ha1Columns(ha1) });
+    if (info.changes === 0) throw new StoreError('not_found', `no user ${username}@${d}`);
+  }
+
+  /** The user, or undefined. Domain compared lowercase, username exactly. */
+  getUser(username: string, domain: string): UserRecord | undefined {
+    const row = this.stmt.getUser.get(username, domain.toLowerCase());
+    return row === undefined ? undefined : userFromRow(row);
+  }
+
+  /** Users of one domain (lowercase compare) ordered by username, or of all domains ordered by domain, username. */
+  listUsers(domain?: string): UserRecord[] {
+    const rows = domain === undefined ? this.stmt.listUsers.all() : this.stmt.listUsersOfDomain.all(domain.toLowerCase());
+    return rows.map(userFromRow);
+  }
+
+  /** Remove a user; true if there was one. Bindings of the user are not touched. */
+  deleteUser(username: string, domain: string): boolean {
+    return this.stmt.deleteUser.run(username, domain.toLowerCase()).changes > 0;
+  }
+
+  /** Insert or replace the binding keyed by (b.aor, b.contactUri). Values are stored as given. */
+  putBinding(b: BindingRecord): void {
+    this.stmt.putBinding.run(bindingToRow(b));
+  }
+
+  /** Remove one binding; true if it existed. */
+  deleteBinding(aor: string, contactUri: string): boolean {
+    return this.stmt.deleteBinding.run(aor, contactUri).changes > 0;
+  }
+
+  /** Remove every binding of an AOR (REGISTER with `Contact: *`); returns how many. */
+  deleteBindings(aor: string): number {
+    return this.stmt.deleteBindings.run(aor).changes;
+  }
+
+  /** Bindings of one AOR (exact match), in the order they were first added. Includes expired ones not yet purged. */
+  listBindings(aor: string): BindingRecord[] {
+    return this.stmt.listBindings.all(aor).map(bindingFromRow);
+  }
+
+  /** Every binding, ordered by AOR then first-added order; for loading the location service at start-up. */
+  allBindings(): BindingRecord[] {
+    return this.stmt.allBindings.all().map(bindingFromRow);
+  }
+
+  /** Remove bindings with expires <= nowS (unix s); returns how many. */
+  deleteExpiredBindings(nowS: number): number {
+    return this.stmt.deleteExpired.run(nowS).changes;
+  }
+
+  /** Close the database; further calls throw. Closing twice is harmless. */
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

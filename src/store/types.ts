@@ -1,0 +1,61 @@
+/**
+ * Records of the store: users (digest credentials) and bindings (the location
+ * service of RFC 3261 §10).
+ */
+
+/** Digest hash algorithms a user's HA1 can be kept for (RFC 7616 §3.2, RFC 8760). */
+export type Ha1Algorithm = 'MD5' | 'SHA-256' | 'SHA-512-256';
+
+/** A user of one domain, with HA1 = H(username:realm:password) per algorithm, realm = domain. */
+export interface UserRecord {
+  /** As given, compared exactly (case-sensitive, RFC 3261 §19.1.4 user part). */
+  username: string;
+  /** Lowercase. */
+  domain: string;
+  /** Lowercase hex: 32 chars for MD5, 64 for SHA-256 and SHA-512-256. */
+  ha1: Partial<Record<Ha1Algorithm, string>>;
+  /** When the user was added, unix time, s. */
+  createdAt: number;
+}
+
+/** The transport flow a REGISTER came over (RFC 5626 flow), as seen by this server. */
+export interface BindingSource {
+  /** 'udp' | 'tcp' | 'tls' | 'ws' | 'wss'. */
+  transport: string;
+  /** Remote address of the registering UA (or the last proxy). */
+  address: string;
+  /** Remote port. */
+  port: number;
+  /** Local port the request arrived on. */
+  localPort: number;
+}
+
+/** One Contact bound to an AOR (RFC 3261 §10.3), keyed by (aor, contactUri). */
+export interface BindingRecord {
+  /** "sip:user@domain", lowercase domain. */
+  aor: string;
+  /** The Contact header value as registered (name-addr form, verbatim). */
+  contact: string;
+  /** The URI inside it. */
+  contactUri: string;
+  /** Absolute expiry, unix time, s. */
+  expires: number;
+  /** Contact q parameter 0..1, or null when absent. */
+  q: number | null;
+  /** Call-ID of the REGISTER that last refreshed this binding. */
+  callId: string;
+  /** CSeq number of that REGISTER. */
+  cseq: number;
+  /** +sip.instance (RFC 5626 §4.1), or null. */
+  instance: string | null;
+  /** reg-id (RFC 5626 §4.2), or null. */
+  regId: number | null;
+  /** Path header values (RFC 3327), in order; may be empty. */
+  path: string[];
+  /** Where the REGISTER came from, or null when unknown. */
+  source: BindingSource | null;
+  /** User-Agent header, or null. */
+  userAgent: string | null;
+  /** Last write, unix time, s. */
+  updatedAt: number;
+}
