@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+/**
+ * The `rtcedge` command: `serve` and `user add|passwd|del|list`.
+ *
+ * Exit status: 0 success, 1 a command that failed (message on stderr),
+ * 2 a configuration error (message names the file and the key).
+ */
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { StoreError } from '../store/errors.js';
+import { CliError } from './errors.js';
+import { type PasswordOptions, readPassword } from './password.js';
+import { serve } from './serve.js';
+import { addUser, changePassword, deleteUser, listUsers, parseUserSpec } from './user-commands.js';
+
+interface ConfigOption {
+  config?: string;
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+function configOption(): Option {
+  return new Option('-c, --config <file>', 'configuration file (YAML); default: built-in defaults').env('RTCEDGE_CONFIG');
+}
+
+function passwordOptions(cmd: Command): Command {
+  return cmd
+    .option('--password <password>', 'the password (visible in the process list: prefer --password-stdin)')
+    .option('--password-stdin', 'read the password from the first line of stdin');
+}
+
+const io = { input: process.stdin, prompt: process.stderr };
+
+/** Build the command tree; actions throw CliError/ConfigError/StoreError, which run() reports. */
+function buildProgram(): Command {
+  const program = new Command('rtcedge')
+    .description('SIP registrar, stateful SIP proxy and TURN server for one domain, in one process')
+    .version(packageVersion());
+
+  program
+    .command('serve')
+    .description('run the SIP and TURN server until SIGINT or SIGTERM')
+    .addOption(configOption())
+    .action(async (opts: ConfigOption) => {
+      await serve(loadConfig(opts.config));
+    });
+
+  const user = program.command('user').description('manage the users of the store (<data_dir>/rtcedge.db)');
+
+  passwordOptions(
+    user
+      .command('add')
+      .description('add a user; the domain defaults to the first configured domain')
+      .argument('<user>', 'user[@domain]')
+      .addOption(configOption()),
+  ).action(async (spec: string, opts: ConfigOption & PasswordOptions) => {
+    const config = loadConfig(opts.config);
+    const target = parseUserSpec(spec, config);
+    const password = await readPassword(opts, io);
+    console.log(addUser(config, target, password));
+  });
+
+  passwordOptions(
+    user
+      .command('passwd')
+      .description("change a user's password")
+      .argument('<user>', 'user[@domain]')
+      .addOption(configOption()),
+  ).action(async (spec: string, opts: ConfigOption & PasswordOptions) => {
+    const config = loadConfig(opts.config);
+    const target = parseUserSpec(spec, config);
+    const password = await readPassword(opts, io);
+    console.log(changePassword(config, target, password));
+  });
+
+  user
+    .command('del')
+    .description('delete a user')
+    .argument('<user>', 'user[@domain]')
+    .addOption(configOption())
+    .action((spec: string, opts: ConfigOption) => {
+      const config = loadConfig(opts.config);
+      console.log(deleteUser(config, parseUserSpec(spec, config, false)));
+    });
+
+  user
+    .command('list')
+    .description('list users as user@domain, of one domain or all')
+    .argument('[domain]', 'only this domain')
+    .addOption(configOption())
+    .action((domain: string | undefined, opts: ConfigOption) => {
+      const config = loadConfig(opts.config);
+      for (const line of listUsers(config, domain)) console.log(line);
+    });
+
+  return program;
+}
+
+/** Run the command line; sets process.exitCode (or exits) as documented above. */
+async function run(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exitCode = 2;
+    } else if (err instanceof CliError) {
+      process.stderr.write(`rtcedge: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+    } else if (err instanceof StoreError) {
+      process.stderr.write(`rtcedge: ${err.message}\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`rtcedge: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    }
+  }
+}
+
+await run(process.argv);

@@ -1,0 +1,107 @@
+/**
+ * `rtcedge user add|passwd|del|list`: managing the users of the store.
+ */
+import type { Config } from '../config/schema.js';
+import { ALL_HA1_ALGORITHMS, StoreError, credentialsFor, openStore } from '../store/index.js';
+import type { SqliteStore } from '../store/index.js';
+import { CliError } from './errors.js';
+
+/** A user named on the command line, resolved against the configuration. */
+export interface UserSpec {
+  username: string;
+  /** Lowercase; one of config.domains unless parsed with requireServed = false. */
+  domain: string;
+}
+
+/** RFC 3261 §25.1 user: unreserved / escaped / user-unreserved. */
+const USER_RE = /^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$/;
+
+/**
+ * Parse `user[@domain]`; the domain defaults to the first configured one.
+ *
+ * @param requireServed refuse a domain that is not in config.domains (true for
+ *   add and passwd; false for del, so users of a dropped domain can be removed).
+ * @throws CliError when the user part is empty or has characters a SIP URI
+ *   user part cannot hold, or (requireServed) the domain is not one of config.domains.
+ */
+export function parseUserSpec(spec: string, config: Pick<Config, 'domains'>, requireServed = true): UserSpec {
+  const at = spec.lastIndexOf('@');
+  const username = at < 0 ? spec : spec.slice(0, at);
+  const domain = at < 0 ? config.domains[0]! : spec.slice(at + 1).toLowerCase();
+  if (!USER_RE.test(username)) {
+    throw new CliError(`invalid user name ${JSON.stringify(username)}: use letters, digits and - _ . ! ~ * ' ( ) & = + $ , ; ? /`);
+  }
+  if (domain === '') throw new CliError(`missing domain after "@" in ${JSON.stringify(spec)}`);
+  if (requireServed && !config.domains.includes(domain)) {
+    throw new CliError(`domain ${domain} is not served by this server (domains: ${config.domains.join(', ')})`);
+  }
+  return { username, domain };
+}
+
+function withStore<T>(config: Pick<Config, 'data_dir'>, fn: (store: SqliteStore) => T): T {
+  const store = openStore(config);
+  try {
+    return fn(store);
+  } finally {
+    store.close();
+  }
+}
+
+/** Turn the store's typed errors into messages for the user. */
+function storeErrorToCli(err: unknown): never {
+  if (err instanceof StoreError) throw new CliError(err.message);
+  throw err;
+}
+
+/**
+ * Add a user with HA1s for MD5, SHA-256 and SHA-512-256 (realm = domain).
+ *
+ * @returns the line to print, `added alice@example.test`.
+ * @throws CliError when the user exists already.
+ */
+export function addUser(config: Pick<Config, 'data_dir'>, user: UserSpec, password: string): string {
+  const ha1 = credentialsFor(user.username, user.domain, password, ALL_HA1_ALGORITHMS);
+  try {
+    withStore(config, (s) => s.addUser(user.username, user.domain, ha1));
+  } catch (err) {
+    storeErrorToCli(err);
+  }
+  return `added ${user.username}@${user.domain}`;
+}
+
+/**
+ * Replace a user's password (all three HA1s).
+ *
+ * @returns `password changed for alice@example.test`.
+ * @throws CliError when there is no such user.
+ */
+export function changePassword(config: Pick<Config, 'data_dir'>, user: UserSpec, password: string): string {
+  const ha1 = credentialsFor(user.username, user.domain, password, ALL_HA1_ALGORITHMS);
+  try {
+    withStore(config, (s) => s.setUserHa1(user.username, user.domain, ha1));
+  } catch (err) {
+    storeErrorToCli(err);
+  }
+  return `password changed for ${user.username}@${user.domain}`;
+}
+
+/**
+ * Delete a user (their bindings expire on their own).
+ *
+ * @returns `deleted alice@example.test`.
+ * @throws CliError when there is no such user.
+ */
+export function deleteUser(config: Pick<Config, 'data_dir'>, user: UserSpec): string {
+  const deleted = withStore(config, (s) => s.deleteUser(user.username, user.domain));
+  if (!deleted) throw new CliError(`no user ${user.username}@${user.domain}`);
+  return `deleted ${user.username}@${user.domain}`;
+}
+
+/**
+ * Users as `user@domain`, one per entry, ordered by domain then user.
+ *
+ * @param domain only this domain (compared lowercase); undefined: all.
+ */
+export function listUsers(config: Pick<Config, 'data_dir'>, domain?: string): string[] {
+  return withStore(config, (s) => s.listUsers(domain).map((u) => `${u.username}@${u.domain}`));
+}
