@@ -1,0 +1,144 @@
+import dgram from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { parseMessage } from '../../src/sip/parser.js';
+import { serializeMessage } from '../../src/sip/serializer.js';
+import { getHeader, type SipHeader, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.js';
+import { computeResponse, formatCredentials, parseAuthParams } from '../../src/auth/digest.js';
+
+/**
+ * A minimal SIP user agent on a UDP socket bound to 127.0.0.1, for tests of
+ * the registrar and proxy: it builds requests, keeps everything it receives
+ * and answers digest challenges (MD5, qop=auth).
+ */
+export class UdpUa {
+  readonly received: SipMessage[] = [];
+  private waiters: { pred: (m: SipMessage) => boolean; resolve: (m: SipMessage) => void }[] = [];
+
+  private constructor(
+    readonly socket: dgram.Socket,
+    readonly port: number,
+  ) {
+    socket.on('message', (data) => {
+      let msg: SipMessage;
+      try {
+        msg = parseMessage(data);
+      } catch {
+        return;
+      }
+      this.received.push(msg);
+      for (const w of [...this.waiters]) {
+        if (w.pred(msg)) {
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          w.resolve(msg);
+        }
+      }
+    });
+  }
+
+  static async open(): Promise<UdpUa> {
+    const socket = dgram.createSocket('udp4');
+    await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+    return new UdpUa(socket, socket.address().port);
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+
+  /** Send a message to 127.0.0.1:port. */
+  send(msg: SipMessage, port: number): void {
+    this.socket.send(serializeMessage(msg), port, '127.0.0.1');
+  }
+
+  /** Send raw bytes to 127.0.0.1:port. */
+  sendRaw(data: Buffer | string, port: number): void {
+    this.socket.send(typeof data === 'string' ? Buffer.from(data) : data, port, '127.0.0.1');
+  }
+
+  /** Resolve with the first message (already received since `since`, or arriving) that matches; reject after timeoutMs. */
+  waitFor(pred: (m: SipMessage) => boolean, timeoutMs = 3000, since = 0): Promise<SipMessage> {
+    const seen = this.received.slice(since).find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const w = { pred, resolve };
+      this.waiters.push(w);
+      setTimeout(() => {
+        const i = this.waiters.indexOf(w);
+        if (i >= 0) {
+          this.waiters.splice(i, 1);
+          reject(new Error(`no matching message within ${timeoutMs} ms; got: ${this.received.map(startLine).join(' | ')}`));
+        }
+      }, timeoutMs);
+    });
+  }
+
+  /** Wait for a response to `req` (same Call-ID and CSeq) whose status is `status`, or any final status when omitted. */
+  response(req: SipRequest, status?: number, timeoutMs = 3000): Promise<SipResponse> {
+    const callId = getHeader(req, 'call-id');
+    const cseq = getHeader(req, 'cseq');
+    return this.waitFor(
+      (m) =>
+        m.kind === 'response' &&
+        getHeader(m, 'call-id') === callId &&
+        getHeader(m, 'cseq') === cseq &&
+        (status === undefined ? m.status >= 200 : m.status === status),
+      timeoutMs,
+    ) as Promise<SipResponse>;
+  }
+
+  /** A request with Via (rport), From (tag), To, Call-ID, CSeq, Max-Forwards and Contact for this UA. */
+  request(
+    method: string,
+    uri: string,
+    o: { from: string; to: string; callId?: string; cseq?: number; fromTag?: string; toTag?: string; headers?: SipHeader[]; body?: string; contactUser?: string },
+  ): SipRequest {
+    const headers: SipHeader[] = [
+      { name: 'Via', value: `SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bK${randomBytes(8).toString('hex')};rport` },
+      { name: 'Max-Forwards', value: '70' },
+      { name: 'From', value: `<${o.from}>;tag=${o.fromTag ?? randomBytes(4).toString('hex')}` },
+      { name: 'To', value: `<${o.to}>${o.toTag ? `;tag=${o.toTag}` : ''}` },
+      { name: 'Call-ID', value: o.callId ?? randomBytes(8).toString('hex') },
+      { name: 'CSeq', value: `${o.cseq ?? 1} ${method}` },
+      { name: 'Contact', value: `<sip:${o.contactUser ?? 'ua'}@127.0.0.1:${this.port}>` },
+      ...(o.headers ?? []),
+    ];
+    const body = Buffer.from(o.body ?? '');
+    if (body.length) headers.push({ name: 'Content-Type', value: 'application/sdp' });
+    return { kind: 'request', method, uri, headers, body };
+  }
+
+  /**
+   * The same request with a new branch, CSeq+1 and credentials answering the
+   * challenge in `challenge` (401 → Authorization, 407 → Proxy-Authorization).
+   */
+  authorize(req: SipRequest, challenge: SipResponse, username: string, password: string, ha1?: string): SipRequest {
+    const header = challenge.status === 401 ? 'www-authenticate' : 'proxy-authenticate';
+    const { params } = parseAuthParams(getHeader(challenge, header) ?? '', 'digest');
+    const realm = params.get('realm')!;
+    const nonce = params.get('nonce')!;
+    const key = ha1 ?? md5ha1(username, realm, password);
+    const cnonce = randomBytes(6).toString('hex');
+    const nc = '00000001';
+    const response = computeResponse({ alg: 'MD5', ha1: key, method: req.method, uri: req.uri, nonce, qop: 'auth', nc, cnonce });
+    const creds = formatCredentials({ username, realm, nonce, uri: req.uri, response, algorithm: 'MD5', qop: 'auth', nc, cnonce });
+    const cseq = Number((getHeader(req, 'cseq') ?? '1').split(' ')[0]) + 1;
+    const headers = req.headers
+      .filter((h) => !/^(authorization|proxy-authorization)$/i.test(h.name))
+      .map((h) => {
+        if (/^via$/i.test(h.name)) return { name: h.name, value: `SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bK${randomBytes(8).toString('hex')};rport` };
+        if (/^cseq$/i.test(h.name)) return { name: h.name, value: `${cseq} ${req.method}` };
+        return h;
+      });
+    headers.push({ name: challenge.status === 401 ? 'Authorization' : 'Proxy-Authorization', value: creds });
+    return { ...req, headers };
+  }
+}
+
+import { createHash } from 'node:crypto';
+function md5ha1(u: string, r: string, p: string): string {
+  return createHash('md5').update(`${u}:${r}:${p}`).digest('hex');
+}
+
+export function startLine(m: SipMessage): string {
+  return m.kind === 'request' ? `${m.method} ${m.uri}` : `${m.status} ${m.reason} (${getHeader(m, 'cseq')})`;
+}
