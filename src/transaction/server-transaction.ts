@@ -66,6 +66,7 @@ export class NonInviteServerTransaction implements ServerTransaction {
     private readonly sender: MessageSender,
     private readonly timerConfig: TimerConfig,
     private readonly onTerminated: Terminated,
+    private readonly onFinal: (st: ServerTransaction) => void = () => {},
   ) {}
 
   get finalSent(): boolean {
@@ -81,6 +82,7 @@ export class NonInviteServerTransaction implements ServerTransaction {
       return;
     }
     this.state = 'completed';
+    this.onFinal(this);
     const j = isStream(this.source.transport) ? 0 : 64 * this.timerConfig.t1;
     this.timers.start('J', j, () => this.terminate());
   }
@@ -122,6 +124,7 @@ export class InviteServerTransaction implements ServerTransaction {
     private readonly sender: MessageSender,
     private readonly timerConfig: TimerConfig,
     private readonly onTerminated: Terminated,
+    private readonly onFinal: (st: ServerTransaction) => void = () => {},
   ) {}
 
   get finalSent(): boolean {
@@ -138,6 +141,7 @@ export class InviteServerTransaction implements ServerTransaction {
     this.lastResponse = res;
     this.transmit(res);
     if (res.status < 200) return;
+    this.onFinal(this);
     const { t1, t2, t4 } = this.timerConfig;
     const reliable = isStream(this.source.transport);
     if (res.status < 300) {

@@ -33,7 +33,7 @@ export interface TransactionUser {
  * creates server transactions for new requests, absorbs retransmissions and
  * the ACK for non-2xx responses hop by hop.
  *
- * Logs one line per finished server transaction at info level.
+ * Logs one line per server transaction at info level, when its final response is sent.
  */
 export class TransactionLayer {
   private readonly server = new Map<string, ServerTransaction>();
@@ -90,26 +90,22 @@ export class TransactionLayer {
       existing.onRetransmission();
       return;
     }
-    const onTerminated = (k: string) => {
-      const st = this.server.get(k);
-      this.server.delete(k);
-      if (st) {
-        this.log.info(
-          {
-            method: st.request.method,
-            ruri: st.request.uri,
-            status: st.lastResponse?.status,
-            callId: getHeader(st.request, 'call-id'),
-            from: `${st.source.transport}:${st.source.remoteAddress}:${st.source.remotePort}`,
-          },
-          'transaction',
-        );
-      }
-    };
+    const onTerminated = (k: string) => this.server.delete(k);
+    const onFinal = (st: ServerTransaction) =>
+      this.log.info(
+        {
+          method: st.request.method,
+          ruri: st.request.uri,
+          status: st.lastResponse?.status,
+          callId: getHeader(st.request, 'call-id'),
+          from: `${st.source.transport}:${st.source.remoteAddress}:${st.source.remotePort}`,
+        },
+        'transaction',
+      );
     const st =
       msg.method === 'INVITE'
-        ? new InviteServerTransaction(key, msg, source, this.sender, this.timers, onTerminated)
-        : new NonInviteServerTransaction(key, msg, source, this.sender, this.timers, onTerminated);
+        ? new InviteServerTransaction(key, msg, source, this.sender, this.timers, onTerminated, onFinal)
+        : new NonInviteServerTransaction(key, msg, source, this.sender, this.timers, onTerminated, onFinal);
     this.server.set(key, st);
     tu.onRequest(msg, st);
   }
