@@ -1,0 +1,195 @@
+/**
+ * The built CLI (dist/cli/main.js, from `npm run build`) run as a real process
+ * against a temporary data_dir.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+
+const MAIN = resolve(__dirname, '../../dist/cli/main.js');
+const h = (alg: string, s: string) => createHash(alg).update(s, 'utf8').digest('hex');
+
+let dir: string;
+let configFile: string;
+let dataDir: string;
+
+beforeAll(() => {
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first`);
+});
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'rtcedge-cli-'));
+  dataDir = join(dir, 'data');
+  configFile = join(dir, 'rtcedge.yaml');
+  writeFileSync(configFile, `data_dir: ${dataDir}\ndomains: [example.test, Other.TEST]\nlog: { level: silent }\n`);
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function cli(args: string[], input = ''): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { input, encoding: 'utf8', timeout: 30_000, cwd: dir });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function userRow(username: string, domain: string): Record<string, unknown> | undefined {
+  const db = new Database(join(dataDir, 'rtcedge.db'), { readonly: true });
+  try {
+    return db
+      .prepare('SELECT username, domain, ha1_md5, ha1_sha256, ha1_sha512_256 FROM users WHERE username = ? AND domain = ?')
+      .get(username, domain) as Record<string, unknown> | undefined;
+  } finally {
+    db.close();
+  }
+}
+
+describe('user commands', () => {
+  test('add with --password-stdin stores all three HA1s, list shows the user', () => {
+    const add = cli(['user', 'add', 'bob@example.test', '--password-stdin', '-c', configFile], 'Pa55 word\nignored second line\n');
+    expect(add).toEqual({ status: 0, stdout: 'added bob@example.test\n', stderr: '' });
+
+    expect(userRow('bob', 'example.test')).toEqual({
+      username: 'bob',
+      domain: 'example.test',
+      ha1_md5: h('md5', 'bob:example.test:Pa55 word'),
+      ha1_sha256: h('sha256', 'bob:example.test:Pa55 word'),
+      ha1_sha512_256: h('sha512-256', 'bob:example.test:Pa55 word'),
+    });
+
+    expect(cli(['user', 'list', '-c', configFile])).toEqual({ status: 0, stdout: 'bob@example.test\n', stderr: '' });
+  });
+
+  test('CRLF line end from stdin is not part of the password', () => {
+    expect(cli(['user', 'add', 'bob', '--password-stdin', '-c', configFile], 'pw\r\n').status).toBe(0);
+    expect(userRow('bob', 'example.test')!.ha1_md5).toBe(h('md5', 'bob:example.test:pw'));
+  });
+
+  test('domain defaults to the first configured one; list by domain', () => {
+    expect(cli(['user', 'add', 'carol', '--password', 'x1', '-c', configFile]).stdout).toBe('added carol@example.test\n');
+    expect(cli(['user', 'add', 'dave@OTHER.test', '--password', 'x2', '-c', configFile]).stdout).toBe('added dave@other.test\n');
+    expect(userRow('dave', 'other.test')!.ha1_md5).toBe(h('md5', 'dave:other.test:x2'));
+    expect(cli(['user', 'list', '-c', configFile]).stdout).toBe('carol@example.test\ndave@other.test\n');
+    expect(cli(['user', 'list', 'other.test', '-c', configFile]).stdout).toBe('dave@other.test\n');
+  });
+
+  test('existing user: message and exit 1, HA1 unchanged', () => {
+    cli(['user', 'add', 'bob', '--password', 'first', '-c', configFile]);
+    const again = cli(['user', 'add', 'bob@example.test', '--password', 'second', '-c', configFile]);
+    expect(again).toEqual({ status: 1, stdout: '', stderr: 'rtcedge: user bob@example.test already exists\n' });
+    expect(userRow('bob', 'example.test')!.ha1_md5).toBe(h('md5', 'bob:example.test:first'));
+  });
+
+  test('domain not served: message naming it and exit 1, nothing stored', () => {
+    const r = cli(['user', 'add', 'eve@elsewhere.test', '--password', 'x', '-c', configFile]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('rtcedge: domain elsewhere.test is not served by this server (domains: example.test, other.test)\n');
+    expect(cli(['user', 'list', '-c', configFile]).stdout).toBe('');
+  });
+
+  test('no password source and no terminal: exit 1', () => {
+    const r = cli(['user', 'add', 'bob', '-c', configFile]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('rtcedge: no password: give --password-stdin or --password, or run on a terminal\n');
+    const empty = cli(['user', 'add', 'bob', '--password-stdin', '-c', configFile], '\n');
+    expect(empty).toEqual({ status: 1, stdout: '', stderr: 'rtcedge: the password is empty\n' });
+  });
+
+  test('passwd replaces the HA1s; del removes the user', () => {
+    cli(['user', 'add', 'bob', '--password', 'old', '-c', configFile]);
+    expect(cli(['user', 'passwd', 'bob', '--password-stdin', '-c', configFile], 'new\n')).toEqual({
+      status: 0,
+      stdout: 'password changed for bob@example.test\n',
+      stderr: '',
+    });
+    expect(userRow('bob', 'example.test')!.ha1_sha256).toBe(h('sha256', 'bob:example.test:new'));
+    expect(cli(['user', 'passwd', 'nobody', '--password', 'x', '-c', configFile])).toEqual({
+      status: 1,
+      stdout: '',
+      stderr: 'rtcedge: no user nobody@example.test\n',
+    });
+
+    expect(cli(['user', 'del', 'bob@example.test', '-c', configFile])).toEqual({ status: 0, stdout: 'deleted bob@example.test\n', stderr: '' });
+    expect(userRow('bob', 'example.test')).toBeUndefined();
+    expect(cli(['user', 'del', 'bob', '-c', configFile])).toEqual({ status: 1, stdout: '', stderr: 'rtcedge: no user bob@example.test\n' });
+  });
+});
+
+describe('configuration errors', () => {
+  test('unknown key: message naming file and key, no stack, exit 2', () => {
+    writeFileSync(configFile, `data_dir: ${dataDir}\nsip:\n  listne: []\n`);
+    expect(cli(['user', 'list', '-c', configFile])).toEqual({
+      status: 2,
+      stdout: '',
+      stderr: `config ${configFile}: unknown key "sip.listne"\n`,
+    });
+  });
+
+  test('serve with a bad value exits 2 before starting anything', () => {
+    writeFileSync(configFile, `data_dir: ${dataDir}\nsip:\n  listen:\n    - { transport: udp, port: abc }\n`);
+    expect(cli(['serve', '-c', configFile])).toEqual({
+      status: 2,
+      stdout: '',
+      stderr: `config ${configFile}: sip.listen[0].port: expected a number 0-65535, got "abc"\n`,
+    });
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  test('missing config file: exit 2', () => {
+    const missing = join(dir, 'nope.yaml');
+    expect(cli(['user', 'list', '-c', missing])).toEqual({ status: 2, stdout: '', stderr: `config ${missing}: file not found\n` });
+  });
+});
+
+describe('serve', () => {
+  let child: ChildProcess | undefined;
+  afterEach(() => {
+    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+    child = undefined;
+  });
+
+  test('starts, and SIGTERM stops it with exit status 0', async () => {
+    writeFileSync(
+      configFile,
+      [
+        `data_dir: ${dataDir}`,
+        'log: { level: info }',
+        'sip:',
+        '  listen:',
+        '    - { transport: udp, host: 127.0.0.1, port: 0 }',
+        '    - { transport: tcp, host: 127.0.0.1, port: 0 }',
+        'turn:',
+        '  listen:',
+        '    - { transport: udp, host: 127.0.0.1, port: 0 }',
+        '',
+      ].join('\n'),
+    );
+    const proc = spawn(process.execPath, [MAIN, 'serve', '-c', configFile], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = proc;
+    let stdout = '';
+    let stderr = '';
+    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
+    await new Promise<void>((res, rej) => {
+      const timer = setTimeout(() => rej(new Error(`no "rtcedge ready" within 20 s; stdout: ${stdout} stderr: ${stderr}`)), 20_000);
+      proc.stdout!.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes('rtcedge ready')) {
+          clearTimeout(timer);
+          res();
+        }
+      });
+      proc.once('exit', (code) => {
+        clearTimeout(timer);
+        rej(new Error(`exited with ${code} before ready; stderr: ${stderr}`));
+      });
+    });
+    expect(existsSync(join(dataDir, 'rtcedge.db'))).toBe(true);
+    expect(existsSync(join(dataDir, 'secret'))).toBe(true);
+    process.kill(proc.pid!, 'SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stderr).toBe('');
+  });
+});
