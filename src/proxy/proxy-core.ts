@@ -260,7 +260,11 @@ export class ProxyCore implements TransactionUser {
   private async destinationFor(msg: SipRequest, binding?: BindingRecord): Promise<Destination> {
     const route = getHeaderValues(msg, 'route')[0];
     if (!route) {
-      const b = binding ?? this.opts.location.findByContact(msg.uri);
+      let b = binding ?? this.opts.location.findByContact(msg.uri);
+      if (!b) {
+        const target = parseUri(msg.uri);
+        b = this.opts.location.findByContactAddress(target.host, target.port);
+      }
       const src = b?.source;
       if (src && (src.transport === 'tcp' || src.transport === 'tls') && this.opts.transport.hasFlowTo(src.transport, src.address, src.port)) {
         return { transport: src.transport, address: src.address, port: src.port };

@@ -51,6 +51,28 @@ export class LocationService {
     return undefined;
   }
 
+  /**
+   * The unexpired binding whose contact URI names this host and port (the
+   * Request-URI of an in-dialog request is the remote target, which a UA may
+   * write with other parameters than its registered Contact). Linear in the
+   * number of bindings.
+   */
+  findByContactAddress(host: string, port: number | undefined): BindingRecord | undefined {
+    const now = this.now();
+    const h = host.toLowerCase();
+    for (const list of this.byAor.values()) {
+      for (const b of list) {
+        if (b.expires <= now) continue;
+        const at = b.contactUri.indexOf('@');
+        const rest = b.contactUri.slice(at + 1).toLowerCase();
+        const hp = rest.split(/[;?>]/, 1)[0];
+        const wanted = port === undefined ? h : `${h}:${port}`;
+        if (hp === wanted) return b;
+      }
+    }
+    return undefined;
+  }
+
   /** Add or replace a binding (same AOR and contact URI). */
   put(b: BindingRecord): void {
     this.store.putBinding(b);
