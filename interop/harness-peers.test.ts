@@ -4,7 +4,7 @@
  * and sipsak sending OPTIONS to a baresip UA.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBaresip, type BaresipUa } from './harness/baresip.js';
+import { reginfoAllOk, startBaresip, type BaresipUa } from './harness/baresip.js';
 import { assertPortsFree } from './harness/ports.js';
 import { stopAllStarted } from './harness/process.js';
 import { runSipsak } from './harness/sipsak.js';
@@ -62,6 +62,9 @@ describe('harness against real peers (peer to peer)', () => {
       expect(r.ok).toBe(true);
       const ea = await alice!.waitForEventType('CALL_ESTABLISHED', 8000, a0);
       const eb = await bob!.waitForEventType('CALL_ESTABLISHED', 8000, b0);
+      // The event id is the dialog's Call-ID, the same on both ends.
+      expect(ea.id).toBeTruthy();
+      expect(eb.id).toBe(ea.id);
       expect(ea.direction).toBe('outgoing');
       expect(eb.direction).toBe('incoming');
       expect(eb.peeruri).toContain('alice');
@@ -71,6 +74,14 @@ describe('harness against real peers (peer to peer)', () => {
       await bob!.waitForEventType('CALL_CLOSED', 5000, b0);
     });
   }
+
+  it('reginfo of an account that never registers does not count as registered', async () => {
+    const r = await alice!.command('reginfo');
+    expect(r.ok).toBe(true);
+    expect(r.data).toContain('sip:alice@127.0.0.1');
+    expect(reginfoAllOk(r.data ?? '')).toBe(false);
+    await expect(alice!.waitForRegistered(600)).rejects.toThrow(/not registered/);
+  });
 
   it('sipsak OPTIONS to a baresip UA gets 200', async () => {
     const r = await runSipsak(['-s', `sip:bob@127.0.0.1:${BOB_SIP}`, '-v'], { timeoutMs: 10_000 });
