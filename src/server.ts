@@ -13,6 +13,7 @@ import { createRegistrar } from './registrar/registrar.js';
 import { ProxyCore } from './proxy/proxy-core.js';
 import { NonceCountTracker } from './auth/nonce.js';
 import type { DigestPolicy } from './auth/sip-digest.js';
+import { createAuthenticator } from './auth/request-authenticator.js';
 import { TurnServer } from './turn/index.js';
 
 /** A running rtcedge instance. */
@@ -75,10 +76,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     lookupHa1: async (username, realm, alg) => store.getUser(username, realm)?.ha1[alg],
     nonceCounts: new NonceCountTracker(100_000),
   };
+  const authenticate = createAuthenticator(auth);
   const register = createRegistrar({
     domains,
     location,
-    auth,
+    authenticate,
     minExpires: config.sip.registrar.min_expires,
     maxExpires: config.sip.registrar.max_expires,
     defaultExpires: config.sip.registrar.default_expires,
@@ -91,7 +93,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     domains,
     location,
     userExists: (username, domain) => store.getUser(username, domain) !== undefined,
-    auth,
+    authenticate,
     register,
     logger,
   });

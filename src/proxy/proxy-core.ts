@@ -15,7 +15,7 @@ import { getTag, parseNameAddr, parseVia, formatVia } from '../sip/headers.js';
 import { parseUri, type SipUri } from '../sip/uri.js';
 import { createResponse } from '../sip/response.js';
 import { SipError } from '../sip/errors.js';
-import { authenticateRequest, type DigestPolicy } from '../auth/sip-digest.js';
+import type { Authenticate } from '../auth/request-authenticator.js';
 import type { ServerTransaction } from '../transaction/server-transaction.js';
 import { responseDestination } from '../transaction/server-transaction.js';
 import type { TransactionLayer, TransactionUser } from '../transaction/transaction-layer.js';
@@ -42,7 +42,8 @@ export interface ProxyOptions {
   location: LocationService;
   /** True when a user exists in a served domain (404 versus 480, §16.5). */
   userExists(username: string, domain: string): boolean;
-  auth: DigestPolicy;
+  /** Establishes who sent a request (digest, client certificate...). */
+  authenticate: Authenticate;
   /** The REGISTER handler (registrar). */
   register(req: SipRequest, st: ServerTransaction): Promise<void>;
   logger: Logger;
@@ -158,7 +159,7 @@ export class ProxyCore implements TransactionUser {
 
     const fromLocal = this.isFromLocalDomain(req);
     if (fromLocal) {
-      const outcome = await authenticateRequest(req, 'proxy', this.opts.auth);
+      const outcome = await this.opts.authenticate(req, 'proxy', st.source);
       if (!outcome.ok) return this.reply(st, outcome.status, outcome.reason, outcome.headers);
       const fromUser = parseUri(parseNameAddr(getHeader(req, 'from') ?? '').uri).user;
       if (fromUser !== outcome.username) return this.reply(st, 403, 'Forbidden: From does not match the authenticated user');
@@ -189,7 +190,7 @@ export class ProxyCore implements TransactionUser {
       this.reply(st, 403, 'Relaying denied');
       return false;
     }
-    const outcome = await authenticateRequest(req, 'proxy', this.opts.auth);
+    const outcome = await this.opts.authenticate(req, 'proxy', st.source);
     if (!outcome.ok) {
       this.reply(st, outcome.status, outcome.reason, outcome.headers);
       return false;

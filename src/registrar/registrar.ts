@@ -4,7 +4,7 @@ import { parseCSeq, parseNameAddr, formatNameAddr } from '../sip/headers.js';
 import { parseUri } from '../sip/uri.js';
 import { createResponse } from '../sip/response.js';
 import { SipError } from '../sip/errors.js';
-import { authenticateRequest, type DigestPolicy } from '../auth/sip-digest.js';
+import type { Authenticate } from '../auth/request-authenticator.js';
 import type { BindingRecord } from '../store/index.js';
 import type { ServerTransaction } from '../transaction/server-transaction.js';
 import type { LocalDomains } from './aor.js';
@@ -14,7 +14,8 @@ import type { LocationService } from './location-service.js';
 export interface RegistrarOptions {
   domains: LocalDomains;
   location: LocationService;
-  auth: DigestPolicy;
+  /** Establishes who sent the REGISTER (digest, client certificate...). */
+  authenticate: Authenticate;
   /** Shortest accepted non-zero expiry; shorter → 423 Interval Too Brief with Min-Expires (§10.3 step 7). */
   minExpires: number;
   /** Longer requested expiries are lowered to this. */
@@ -49,7 +50,7 @@ export function createRegistrar(opts: RegistrarOptions): (req: SipRequest, st: S
       const aor = opts.domains.aorOf(parseUri(to.uri));
       if (!aor) return reply(404, 'Not Found');
 
-      const outcome = await authenticateRequest(req, 'www', opts.auth);
+      const outcome = await opts.authenticate(req, 'www', st.source);
       if (!outcome.ok) return reply(outcome.status, outcome.reason, outcome.headers);
       const userOfAor = aor.slice(4, aor.lastIndexOf('@'));
       if (outcome.username !== userOfAor) {
