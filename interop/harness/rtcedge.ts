@@ -3,7 +3,7 @@
  * with the CLI, `serve` spawned and awaited until it logs "rtcedge ready".
  * Requires a build (`npm run build`; dist/cli/main.js).
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
@@ -58,6 +58,7 @@ export interface Rtcedge {
   readonly process: ManagedProcess;
   /** The config object written as YAML. */
   readonly config: Record<string, unknown>;
+  /** Server output is also written to `<dir>/rtcedge-<run>.stdout.log` / `.stderr.log`. */
   /** Parsed JSON stdout lines of every run so far, each with `_run` (0 = first start). */
   readonly logs: Record<string, unknown>[];
   /** Logged SIP messages (see sip-log.ts) matching the filter or predicate, in log order. */
@@ -143,6 +144,7 @@ export async function startRtcedge(opts: RtcedgeOptions = {}): Promise<Rtcedge> 
       cwd: dir,
       onLine: (l) => {
         if (process.env.RTCEDGE_ECHO_SERVER) console.log(`[rtcedge#${thisRun}] ${l.text}`);
+        appendFileSync(join(dir, `rtcedge-${thisRun}.${l.stream}.log`), l.text + '\n');
         if (l.stream !== 'stdout' || !l.text.startsWith('{')) return;
         try {
           const obj = JSON.parse(l.text) as Record<string, unknown>;
