@@ -41,7 +41,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const defaultDomain = config.domains[0];
 
   let tls: { cert: Buffer; key: Buffer } | undefined;
-  if (config.sip.listen.some((l) => l.transport === 'tls')) {
+  if (config.sip.listen.some((l) => l.transport === 'tls' || l.transport === 'wss')) {
     if (config.sip.tls.cert && config.sip.tls.key) {
       tls = { cert: readFileSync(config.sip.tls.cert), key: readFileSync(config.sip.tls.key) };
     } else {

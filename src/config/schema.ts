@@ -27,7 +27,7 @@ const hostString = z.string({ error: 'expected a host name or address' }).min(1,
 
 /** A SIP listener: `{ transport: udp | tcp | tls, host, port }`. */
 export const sipListenerSchema = z.strictObject({
-  transport: z.enum(['udp', 'tcp', 'tls'], { error: 'expected one of udp, tcp, tls' }),
+  transport: z.enum(['udp', 'tcp', 'tls', 'ws', 'wss'], { error: 'expected one of udp, tcp, tls, ws, wss' }),
   host: hostString.default('0.0.0.0'),
   port: port(),
 });

@@ -101,7 +101,7 @@ export class ProxyCore implements TransactionUser {
     const next = parseVia(getHeaderValues(out, 'via')[0]);
     const transport = next.transport.toLowerCase() as TransportName;
     const dest = responseDestination(out, {
-      transport: transport === 'tcp' || transport === 'tls' ? transport : 'udp',
+      transport: ['tcp', 'tls', 'ws', 'wss'].includes(transport) ? transport : 'udp',
       remoteAddress: next.params.received ?? next.host,
       remotePort: next.params.rport ? Number(next.params.rport) : next.port ?? 5060,
       localAddress: '',
@@ -267,8 +267,8 @@ export class ProxyCore implements TransactionUser {
         b = this.opts.location.findByContactAddress(target.host, target.port);
       }
       const src = b?.source;
-      if (src && (src.transport === 'tcp' || src.transport === 'tls') && this.opts.transport.hasFlowTo(src.transport, src.address, src.port)) {
-        return { transport: src.transport, address: src.address, port: src.port };
+      if (src && src.transport !== 'udp' && this.opts.transport.hasFlowTo(src.transport as TransportName, src.address, src.port)) {
+        return { transport: src.transport as TransportName, address: src.address, port: src.port };
       }
     }
     const next = route ? parseUri(parseNameAddr(route).uri) : parseUri(msg.uri);

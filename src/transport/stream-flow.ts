@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { StreamFramer, type FramerEvent } from '../sip/stream-framer.js';
 import type { ParseLimits } from '../sip/parser.js';
-import type { TransportName } from './types.js';
+import type { Flow, TransportName } from './types.js';
 
 /**
  * One TCP or TLS connection carrying SIP (a flow, RFC 5626 §3): it frames the
@@ -10,7 +10,7 @@ import type { TransportName } from './types.js';
  *
  * The flow closes itself after `idleTimeoutMs` without traffic (default 600 000 ms).
  */
-export class StreamFlow {
+export class StreamFlow implements Flow {
   readonly id: string;
   readonly transport: TransportName;
   readonly remoteAddress: string;
@@ -71,6 +71,11 @@ export class StreamFlow {
     if (this.closed) return;
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  /** Tear the connection down at once (RST). */
+  destroy(): void {
+    this.socket.destroy();
   }
 }
 

@@ -2,6 +2,9 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import tls from 'node:tls';
 import os from 'node:os';
+import http from 'node:http';
+import https from 'node:https';
+import { WebSocketServer } from 'ws';
 import type { Logger } from '../log.js';
 import { parseMessage, type ParseLimits } from '../sip/parser.js';
 import { serializeMessage } from '../sip/serializer.js';
@@ -11,9 +14,12 @@ import { getHeader, splitList, canonicalName, type SipMessage } from '../sip/mes
 import { parseVia, formatVia } from '../sip/headers.js';
 import type { FramerEvent } from '../sip/stream-framer.js';
 import { StreamFlow, normalizeAddress } from './stream-flow.js';
+import { WsFlow } from './ws-flow.js';
+import { isStunDatagram, stunKeepaliveResponse } from './stun-keepalive.js';
 import {
   formatHostPort,
   isStream,
+  isWebSocket,
   type BoundListener,
   type Destination,
   type Inbound,
@@ -58,11 +64,12 @@ const ALLOWED_ON_UDP_MAX = 65_507;
  */
 export class TransportLayer {
   private readonly udpSockets: { socket: dgram.Socket; bound: BoundListener }[] = [];
-  private readonly servers: { server: net.Server; bound: BoundListener }[] = [];
-  private readonly flows = new Map<string, StreamFlow>();
+  private readonly servers: { server: net.Server; bound: BoundListener; wss?: WebSocketServer }[] = [];
+  private readonly flows = new Map<string, StreamFlow | WsFlow>();
   /** "transport|address|port" of the remote end → flow id. */
   private readonly flowsByRemote = new Map<string, string>();
   private readonly pendingConnects = new Map<string, Promise<StreamFlow>>();
+  private readonly flowClosedListeners: ((flowId: string) => void)[] = [];
   private nextFlow = 1;
   private localAddresses = new Set<string>();
   private readonly log: Logger;
@@ -90,12 +97,15 @@ export class TransportLayer {
 
   /** Close listeners and every flow. */
   async stop(): Promise<void> {
-    for (const f of this.flows.values()) f.socket.destroy();
+    for (const f of this.flows.values()) f.destroy();
     this.flows.clear();
     this.flowsByRemote.clear();
     await Promise.all([
       ...this.udpSockets.map((u) => new Promise<void>((r) => u.socket.close(() => r()))),
-      ...this.servers.map((s) => new Promise<void>((r) => s.server.close(() => r()))),
+      ...this.servers.map((s) => {
+        s.wss?.close();
+        return new Promise<void>((r) => s.server.close(() => r()));
+      }),
     ]);
     this.udpSockets.length = 0;
     this.servers.length = 0;
@@ -124,6 +134,12 @@ export class TransportLayer {
       listeners.some((l) => l.advertisedHost.toLowerCase() === h || l.address === h);
     if (!addrOk) return false;
     return port === undefined || listeners.some((l) => l.port === port);
+  }
+
+  /** The open flow with this id, if any. */
+  flow(flowId: string | undefined): StreamFlow | WsFlow | undefined {
+    const f = flowId ? this.flows.get(flowId) : undefined;
+    return f && !f.closed ? f : undefined;
   }
 
   /** True when the stream flow with this id is still open. */
@@ -157,9 +173,12 @@ export class TransportLayer {
       });
       return undefined;
     }
-    let flow = dest.flowId ? this.flows.get(dest.flowId) : undefined;
+    let flow: StreamFlow | WsFlow | undefined = dest.flowId ? this.flows.get(dest.flowId) : undefined;
     if (!flow || flow.closed) flow = this.findFlow(dest.transport, dest.address, dest.port);
-    if (!flow) flow = await this.connect(dest);
+    if (!flow) {
+      if (isWebSocket(dest.transport)) throw new TransportError(`no open WebSocket flow to ${formatHostPort(dest.address, dest.port)}`);
+      flow = await this.connect(dest);
+    }
     this.logMessage('sip send', msg, flow.transport, formatHostPort(flow.remoteAddress, flow.remotePort), formatHostPort(flow.localAddress, flow.localPort));
     if (!flow.write(data)) throw new TransportError(`connection to ${formatHostPort(dest.address, dest.port)} closed`);
     return flow.id;
@@ -175,7 +194,12 @@ export class TransportLayer {
     return this.flows.get(flowId)?.write(data) ?? false;
   }
 
-  private findFlow(transport: TransportName, address: string, port: number): StreamFlow | undefined {
+  /** Close a flow at once (tests, and RFC 5626 failover when a flow is known dead). */
+  destroyFlow(flowId: string): void {
+    this.flows.get(flowId)?.destroy();
+  }
+
+  private findFlow(transport: TransportName, address: string, port: number): StreamFlow | WsFlow | undefined {
     const id = this.flowsByRemote.get(`${transport}|${stripBrackets(address)}|${port}`);
     const f = id ? this.flows.get(id) : undefined;
     return f && !f.closed ? f : undefined;
@@ -200,6 +224,11 @@ export class TransportLayer {
     const addr = socket.address();
     const bound: BoundListener = { transport: 'udp', address: addr.address, port: addr.port, advertisedHost: this.advertise(addr.address) };
     socket.on('message', (data, rinfo) => {
+      if (isStunDatagram(data)) {
+        const res = stunKeepaliveResponse(data, normalizeAddress(rinfo.address), rinfo.port);
+        if (res) socket.send(res, rinfo.port, rinfo.address);
+        return;
+      }
       const source: Source = {
         transport: 'udp',
         remoteAddress: normalizeAddress(rinfo.address),
@@ -215,12 +244,28 @@ export class TransportLayer {
   private async listenStream(spec: ListenSpec): Promise<void> {
     const onConnection = (socket: net.Socket) => this.adopt(socket, spec.transport);
     let server: net.Server;
-    if (spec.transport === 'tls') {
-      if (!this.opts.tls) throw new Error('TLS listener without certificate');
-      server = tls.createServer({ cert: this.opts.tls.cert, key: this.opts.tls.key, minVersion: 'TLSv1.2' }, onConnection);
+    let wss: WebSocketServer | undefined;
+    if (spec.transport === 'tls' || spec.transport === 'wss') {
+      if (!this.opts.tls) throw new Error(`${spec.transport.toUpperCase()} listener without certificate`);
+      const options = { cert: this.opts.tls.cert, key: this.opts.tls.key, minVersion: 'TLSv1.2' as const };
+      server = spec.transport === 'tls' ? tls.createServer(options, onConnection) : https.createServer(options);
       server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'tls handshake failed'));
+    } else if (spec.transport === 'ws') {
+      server = http.createServer();
     } else {
       server = net.createServer(onConnection);
+    }
+    if (isWebSocket(spec.transport)) {
+      // RFC 7118 §4.1: the handshake must negotiate the "sip" subprotocol.
+      wss = new WebSocketServer({
+        server: server as http.Server,
+        maxPayload: this.opts.limits.maxMessageBytes,
+        handleProtocols: (protocols) => (protocols.has('sip') ? 'sip' : false),
+        verifyClient: (info: { req: http.IncomingMessage }) =>
+          (info.req.headers['sec-websocket-protocol'] ?? '').split(',').some((p) => p.trim().toLowerCase() === 'sip'),
+      });
+      wss.on('connection', (ws, req) => this.adoptWs(ws, req.socket, spec.transport));
+      wss.on('error', (err) => this.log.warn({ err: err.message }, 'websocket listener error'));
     }
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -231,7 +276,41 @@ export class TransportLayer {
     });
     server.on('error', (err) => this.log.warn({ err: err.message }, 'listener error'));
     const addr = server.address() as net.AddressInfo;
-    this.servers.push({ server, bound: { transport: spec.transport, address: addr.address, port: addr.port, advertisedHost: this.advertise(addr.address) } });
+    this.servers.push({ server, wss, bound: { transport: spec.transport, address: addr.address, port: addr.port, advertisedHost: this.advertise(addr.address) } });
+  }
+
+  private adoptWs(ws: import('ws').WebSocket, socket: net.Socket, transport: TransportName): WsFlow {
+    const id = `${transport}-${this.nextFlow++}`;
+    const flow = new WsFlow(
+      ws,
+      id,
+      transport,
+      socket,
+      (data, f) => this.onFrame({ type: 'message', data }, f),
+      (f) => this.forgetFlow(f),
+      this.opts.idleTimeoutMs,
+    );
+    this.registerFlow(flow);
+    return flow;
+  }
+
+  private registerFlow(flow: StreamFlow | WsFlow): void {
+    this.flows.set(flow.id, flow);
+    this.flowsByRemote.set(`${flow.transport}|${flow.remoteAddress}|${flow.remotePort}`, flow.id);
+    this.log.debug({ flow: flow.id, remote: formatHostPort(flow.remoteAddress, flow.remotePort) }, 'flow opened');
+  }
+
+  private forgetFlow(f: StreamFlow | WsFlow): void {
+    this.flows.delete(f.id);
+    const key = `${f.transport}|${f.remoteAddress}|${f.remotePort}`;
+    if (this.flowsByRemote.get(key) === f.id) this.flowsByRemote.delete(key);
+    this.log.debug({ flow: f.id, remote: formatHostPort(f.remoteAddress, f.remotePort) }, 'flow closed');
+    for (const l of this.flowClosedListeners) l(f.id);
+  }
+
+  /** Called with the id of every flow that closes (RFC 5626 §5.2: bindings over a dead flow stop being used). */
+  onFlowClosed(listener: (flowId: string) => void): void {
+    this.flowClosedListeners.push(listener);
   }
 
   private adopt(socket: net.Socket, transport: TransportName): StreamFlow {
@@ -242,17 +321,10 @@ export class TransportLayer {
       id,
       this.opts.limits,
       (ev, f) => this.onFrame(ev, f),
-      (f) => {
-        this.flows.delete(f.id);
-        const key = `${f.transport}|${f.remoteAddress}|${f.remotePort}`;
-        if (this.flowsByRemote.get(key) === f.id) this.flowsByRemote.delete(key);
-        this.log.debug({ flow: f.id, remote: formatHostPort(f.remoteAddress, f.remotePort) }, 'flow closed');
-      },
+      (f) => this.forgetFlow(f),
       this.opts.idleTimeoutMs,
     );
-    this.flows.set(id, flow);
-    this.flowsByRemote.set(`${transport}|${flow.remoteAddress}|${flow.remotePort}`, id);
-    this.log.debug({ flow: id, remote: formatHostPort(flow.remoteAddress, flow.remotePort) }, 'flow opened');
+    this.registerFlow(flow);
     return flow;
   }
 
@@ -282,7 +354,7 @@ export class TransportLayer {
     return p;
   }
 
-  private onFrame(ev: FramerEvent, flow: StreamFlow): void {
+  private onFrame(ev: FramerEvent, flow: StreamFlow | WsFlow): void {
     if (ev.type === 'message') {
       this.receive(ev.data, {
         transport: flow.transport,

@@ -1,9 +1,32 @@
 import type { SipMessage } from '../sip/message.js';
 
-/** SIP transports rtcedge listens on (RFC 3261 §18). */
-export type TransportName = 'udp' | 'tcp' | 'tls';
+/** SIP transports rtcedge listens on (RFC 3261 §18, RFC 7118 for ws/wss). */
+export type TransportName = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
 
-/** True for connection-oriented transports, where framing is by Content-Length (§18.3). */
+/** True for WebSocket transports, which carry one SIP message per frame and cannot be dialled out to (RFC 7118 §5). */
+export function isWebSocket(t: TransportName): boolean {
+  return t === 'ws' || t === 'wss';
+}
+
+/**
+ * A connection carrying SIP (a flow, RFC 5626 §3): TCP, TLS or WebSocket.
+ * Identified by `id`; `closed` once either side closed it.
+ */
+export interface Flow {
+  readonly id: string;
+  readonly transport: TransportName;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly closed: boolean;
+  /** Write one serialized message (or keepalive bytes); false when the flow is closed. */
+  write(data: Buffer): boolean;
+  /** Close gracefully. */
+  close(): void;
+}
+
+/** True for connection-oriented (reliable) transports: TCP, TLS, WS, WSS (§18.3, RFC 7118). */
 export function isStream(t: TransportName): boolean {
   return t !== 'udp';
 }

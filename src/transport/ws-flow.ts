@@ -1,0 +1,70 @@
+import type { WebSocket } from 'ws';
+import type { Flow, TransportName } from './types.js';
+import { normalizeAddress } from './stream-flow.js';
+
+/**
+ * A SIP-over-WebSocket connection (RFC 7118): each WebSocket message carries
+ * exactly one SIP message (§5), sent as a text frame when it is valid UTF-8
+ * and binary otherwise. A connection idle for `idleTimeoutMs` (default
+ * 600 000 ms) is closed; WebSocket pings from the client are answered by `ws`.
+ */
+export class WsFlow implements Flow {
+  closed = false;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly id: string,
+    readonly transport: TransportName,
+    socket: { remoteAddress?: string; remotePort?: number; localAddress?: string; localPort?: number },
+    onMessage: (data: Buffer, flow: WsFlow) => void,
+    onClose: (flow: WsFlow) => void,
+    private readonly idleTimeoutMs = 600_000,
+  ) {
+    this.remoteAddress = normalizeAddress(socket.remoteAddress ?? '');
+    this.remotePort = socket.remotePort ?? 0;
+    this.localAddress = normalizeAddress(socket.localAddress ?? '');
+    this.localPort = socket.localPort ?? 0;
+    this.touch();
+    ws.on('message', (data, isBinary) => {
+      this.touch();
+      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
+      void isBinary;
+      onMessage(buf, this);
+    });
+    ws.on('error', () => ws.terminate());
+    ws.on('close', () => {
+      this.closed = true;
+      if (this.idleTimer) clearTimeout(this.idleTimer);
+      onClose(this);
+    });
+  }
+
+  write(data: Buffer): boolean {
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) return false;
+    this.touch();
+    const text = data.toString('utf8');
+    if (Buffer.byteLength(text) === data.length) this.ws.send(text);
+    else this.ws.send(data, { binary: true });
+    return true;
+  }
+
+  close(): void {
+    if (!this.closed) this.ws.close(1000);
+  }
+
+  /** Tear the connection down at once. */
+  destroy(): void {
+    this.ws.terminate();
+  }
+
+  private touch(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => this.ws.terminate(), this.idleTimeoutMs);
+    this.idleTimer.unref();
+  }
+}
