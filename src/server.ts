@@ -94,6 +94,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     location,
     userExists: (username, domain) => store.getUser(username, domain) !== undefined,
     authenticate,
+    flowTokenSecret: secret,
     register,
     logger,
   });

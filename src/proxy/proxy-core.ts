@@ -26,6 +26,9 @@ import type { LocalDomains } from '../registrar/aor.js';
 import type { LocationService } from '../registrar/location-service.js';
 import type { BindingRecord } from '../store/index.js';
 import { resolveUri } from './destination.js';
+import { decodeFlowToken, encodeFlowToken, type FlowRef } from './flow-token.js';
+import { loopHash, detectLoop } from './loop-detection.js';
+import { targetGroups } from './target-set.js';
 import { ResponseContext } from './response-context.js';
 
 /** Methods this server proxies or answers (sent in Allow). */
@@ -44,6 +47,8 @@ export interface ProxyOptions {
   userExists(username: string, domain: string): boolean;
   /** Establishes who sent a request (digest, client certificate...). */
   authenticate: Authenticate;
+  /** Key of the flow tokens this proxy puts in Record-Route (RFC 5626 §5.2). */
+  flowTokenSecret: Buffer;
   /** The REGISTER handler (registrar). */
   register(req: SipRequest, st: ServerTransaction): Promise<void>;
   logger: Logger;
@@ -127,9 +132,13 @@ export class ProxyCore implements TransactionUser {
 
     if (req.method === 'CANCEL') return this.handleCancel(req, st);
 
+    // §16.3 step 4: a request carrying our Via with this request's loop hash has looped.
+    const hash = loopHash(req);
+    if (detectLoop(req, hash, (host, port) => this.isOurVia(host, port))) return this.reply(st, 482, 'Loop Detected');
+
     // §16.4: Route pre-processing.
     this.fixStrictRoute(req);
-    this.removeOwnRoutes(req);
+    const flow = this.removeOwnRoutes(req);
 
     const ruri = parseUri(req.uri);
     const hasRoute = getHeader(req, 'route') !== undefined;
@@ -152,9 +161,9 @@ export class ProxyCore implements TransactionUser {
 
     // In-dialog requests and requests to a registered contact go where they point.
     const binding = hasRoute ? undefined : this.opts.location.findByContact(req.uri);
-    if (hasRoute || toTag || binding) {
+    if (hasRoute || toTag || binding || flow) {
       if (!toTag && !binding && !(await this.authorizedLocal(req, st))) return;
-      return this.forward(req, st, [{ uri: req.uri, binding }]);
+      return this.forward(req, st, [[{ uri: req.uri, binding, flow }]], hash);
     }
 
     const fromLocal = this.isFromLocalDomain(req);
@@ -169,18 +178,19 @@ export class ProxyCore implements TransactionUser {
     if (!aor) {
       if (!this.opts.domains.isLocal(ruri.host)) {
         if (!fromLocal) return this.reply(st, 403, 'Relaying denied');
-        return this.forward(req, st, [{ uri: req.uri }]);
+        return this.forward(req, st, [[{ uri: req.uri }]], hash);
       }
       return this.reply(st, 404, 'Not Found');
     }
     const domain = aor.slice(aor.lastIndexOf('@') + 1);
     if (!this.opts.userExists(ruri.user!, domain)) return this.reply(st, 404, 'Not Found');
-    const bindings = this.opts.location.lookup(aor);
-    if (bindings.length === 0) return this.reply(st, 480, 'Temporarily Unavailable');
+    const groups = targetGroups(this.opts.location.lookup(aor), (flowRef) => this.flowAlive(flowRef));
+    if (groups.length === 0) return this.reply(st, 480, 'Temporarily Unavailable');
     return this.forward(
       req,
       st,
-      bindings.map((b) => ({ uri: b.contactUri, binding: b })),
+      groups.map((g) => g.map((b) => ({ uri: b.contactUri, binding: b }))),
+      hash,
     );
   }
 
@@ -208,67 +218,96 @@ export class ProxyCore implements TransactionUser {
     else if (!invite.finalSent) invite.respond(createResponse(invite.request, 487, { reason: 'Request Terminated', toTag: localTag(invite.request) }));
   }
 
-  /** §16.6: forward a copy of the request to each target, in parallel, through one response context. */
-  private async forward(req: SipRequest, st: ServerTransaction, targets: { uri: string; binding?: BindingRecord }[]): Promise<void> {
+  /**
+   * §16.6: forward a copy of the request to each target through one response
+   * context: the targets of a group in parallel, the groups one after the
+   * other (sequential forking by q-value, §16.6 / RFC 3261 §16.6 step 1).
+   */
+  private async forward(req: SipRequest, st: ServerTransaction, groups: Target[][], hash: string): Promise<void> {
     if (st.request.method === 'INVITE' && (st as { cancelled?: boolean }).cancelled) {
       return this.reply(st, 487, 'Request Terminated');
     }
-    const ctx = new ResponseContext(st, this.opts.transactions, this.log);
-    const prepared: { msg: SipRequest; dest: Destination }[] = [];
-    let lastError: SipError | undefined;
-    for (const target of targets) {
-      try {
-        prepared.push(await this.prepare(req, st.source, target.uri, target.binding));
-      } catch (err) {
-        if (!(err instanceof SipError)) throw err;
-        lastError = err;
+    const prepareGroup = async (targets: Target[]) => {
+      const prepared: { msg: SipRequest; dest: Destination }[] = [];
+      let lastError: SipError | undefined;
+      for (const target of targets) {
+        try {
+          prepared.push(await this.prepare(req, st.source, target, hash));
+        } catch (err) {
+          if (!(err instanceof SipError)) throw err;
+          lastError = err;
+        }
       }
-    }
-    if (prepared.length === 0) throw lastError ?? new SipError(480, 'Temporarily Unavailable');
+      if (prepared.length === 0) throw lastError ?? new SipError(480, 'Temporarily Unavailable');
+      return prepared;
+    };
+    const first = await prepareGroup(groups[0]);
+    const ctx = new ResponseContext(st, this.opts.transactions, this.log, groups.slice(1).map((g) => () => prepareGroup(g)));
     if (st.request.method === 'INVITE') contexts.set(st, ctx);
-    for (const p of prepared) ctx.addBranch(p.msg, p.dest);
+    for (const p of first) ctx.addBranch(p.msg, p.dest);
   }
 
   /** Build one outgoing copy (§16.6 steps 1–8) and find where it goes. */
-  private async prepare(req: SipRequest, source: Source, target: string, binding?: BindingRecord): Promise<{ msg: SipRequest; dest: Destination }> {
+  private async prepare(req: SipRequest, source: Source, target: Target, hash: string): Promise<{ msg: SipRequest; dest: Destination }> {
     const msg = cloneMessage(req);
-    msg.uri = target;
+    msg.uri = target.uri;
     // Step 3: Max-Forwards.
     const mf = getHeader(msg, 'max-forwards');
     setHeader(msg, 'Max-Forwards', String(mf === undefined ? 70 : Math.max(0, Number(mf.trim()) - 1)));
     // Path of the binding becomes the route set (RFC 3327 §5.3).
-    if (binding?.path.length) for (const p of [...binding.path].reverse()) prependHeader(msg, 'Route', p);
+    if (target.binding?.path.length) for (const p of [...target.binding.path].reverse()) prependHeader(msg, 'Route', p);
 
-    const dest = await this.destinationFor(msg, binding);
+    const dest = await this.destinationFor(msg, target.binding, target.flow);
     const outListener = this.opts.transport.listenerFor(dest.transport);
     if (!outListener) throw new SipError(503, `Service Unavailable: no ${dest.transport} listener`);
 
-    // Step 4: Record-Route, doubled when the request changes transport or interface.
+    // Step 4: Record-Route. Each side that is a connection the UA opened (or
+    // changes transport) gets its own entry with a flow token, so in-dialog
+    // requests go back over the right flow (RFC 5626 §5.3, RFC 3261 §16.6 step 4).
     const toTag = getTag(getHeader(req, 'to') ?? '');
     if (!toTag && DIALOG_CREATING.has(req.method)) {
       const inListener = this.opts.transport.listeners().find((l) => l.transport === source.transport && l.port === source.localPort) ?? this.opts.transport.listenerFor(source.transport);
-      if (inListener && (inListener.transport !== outListener.transport || inListener.port !== outListener.port)) {
-        prependHeader(msg, 'Record-Route', recordRoute(inListener.advertisedHost, inListener.port, inListener.transport));
-      }
-      prependHeader(msg, 'Record-Route', recordRoute(outListener.advertisedHost, outListener.port, outListener.transport));
+      const inFlow: FlowRef | undefined = source.transport !== 'udp' ? { transport: source.transport, address: source.remoteAddress, port: source.remotePort, flowId: source.flowId } : undefined;
+      const outFlow: FlowRef | undefined = dest.transport !== 'udp' ? { transport: dest.transport, address: dest.address, port: dest.port, flowId: dest.flowId } : undefined;
+      const double = inListener && (inFlow || outFlow || inListener.transport !== outListener.transport || inListener.port !== outListener.port);
+      if (double && inListener) prependHeader(msg, 'Record-Route', this.recordRoute(inListener.advertisedHost, inListener.port, inListener.transport, inFlow));
+      prependHeader(msg, 'Record-Route', this.recordRoute(outListener.advertisedHost, outListener.port, outListener.transport, outFlow));
     }
-    // Step 8: our Via.
-    prependHeader(msg, 'Via', `SIP/2.0/${dest.transport.toUpperCase()} ${outListener.advertisedHost}:${outListener.port};branch=${newBranch()};rport`);
+    // Step 8: our Via, its branch starting with the loop-detection hash.
+    prependHeader(msg, 'Via', `SIP/2.0/${dest.transport.toUpperCase()} ${outListener.advertisedHost}:${outListener.port};branch=${newBranch(hash)};rport`);
     return { msg, dest };
   }
 
-  /** Next hop: the flow a binding registered over while it is open, else the top Route or Request-URI resolved (§16.6 step 7). */
-  private async destinationFor(msg: SipRequest, binding?: BindingRecord): Promise<Destination> {
+  /** A Record-Route value naming this listener, with a flow token as user part when given. */
+  private recordRoute(host: string, port: number, transport: TransportName, flow?: FlowRef): string {
+    const user = flow ? `${encodeFlowToken(flow, this.opts.flowTokenSecret)}@` : '';
+    return `<sip:${user}${host}:${port};transport=${transport};lr>`;
+  }
+
+  /** True when the flow a token or binding names can still be used: an open connection, or any UDP 5-tuple. */
+  private flowAlive(ref: FlowRef): boolean {
+    if (ref.transport === 'udp') return true;
+    return this.opts.transport.hasFlowTo(ref.transport, ref.address, ref.port);
+  }
+
+  /**
+   * Next hop (§16.6 step 7): the top Route when one remains; else the flow a
+   * Record-Route token named, or the flow the target's binding registered
+   * over, while it is open; else the Request-URI resolved.
+   */
+  private async destinationFor(msg: SipRequest, binding?: BindingRecord, flow?: FlowRef): Promise<Destination> {
     const route = getHeaderValues(msg, 'route')[0];
     if (!route) {
+      if (flow && this.flowAlive(flow)) return { transport: flow.transport, address: flow.address, port: flow.port, flowId: flow.flowId };
       let b = binding ?? this.opts.location.findByContact(msg.uri);
       if (!b) {
         const target = parseUri(msg.uri);
         b = this.opts.location.findByContactAddress(target.host, target.port);
       }
       const src = b?.source;
-      if (src && src.transport !== 'udp' && this.opts.transport.hasFlowTo(src.transport as TransportName, src.address, src.port)) {
-        return { transport: src.transport as TransportName, address: src.address, port: src.port };
+      if (src && src.transport !== 'udp') {
+        const ref: FlowRef = { transport: src.transport as TransportName, address: src.address, port: src.port };
+        if (this.flowAlive(ref)) return ref;
       }
     }
     const next = route ? parseUri(parseNameAddr(route).uri) : parseUri(msg.uri);
@@ -278,12 +317,12 @@ export class ProxyCore implements TransactionUser {
   /** Forward an ACK for a 2xx (or any request outside a transaction) without state (§16.11). */
   private async forwardStateless(req: SipRequest, source: Source): Promise<void> {
     this.fixStrictRoute(req);
-    this.removeOwnRoutes(req);
+    const flow = this.removeOwnRoutes(req);
     const mf = getHeader(req, 'max-forwards');
     if (mf !== undefined && Number(mf.trim()) <= 0) return;
     const msg = cloneMessage(req);
     setHeader(msg, 'Max-Forwards', String(mf === undefined ? 70 : Number(mf.trim()) - 1));
-    const dest = await this.destinationFor(msg);
+    const dest = await this.destinationFor(msg, undefined, flow);
     const out = this.opts.transport.listenerFor(dest.transport);
     if (!out) return;
     // §16.11: a branch derived from the incoming request, so retransmissions map to the same value.
@@ -312,19 +351,27 @@ export class ProxyCore implements TransactionUser {
     for (const r of kept.reverse()) prependHeader(req, 'Route', r);
   }
 
-  /** §16.4: remove every top Route entry that names this server (one or two, after double Record-Route). */
-  private removeOwnRoutes(req: SipRequest): void {
+  /**
+   * §16.4: remove every top Route entry that names this server (one or two,
+   * after double Record-Route). Returns the flow named by the token of the
+   * last one removed, if it carried a valid one.
+   */
+  private removeOwnRoutes(req: SipRequest): FlowRef | undefined {
+    let flow: FlowRef | undefined;
     for (let i = 0; i < 4; i++) {
       const top = getHeaderValues(req, 'route')[0];
-      if (!top) return;
+      if (!top) break;
+      let uri: SipUri;
       try {
-        const uri = parseUri(parseNameAddr(top).uri);
-        if (!this.isUs(uri)) return;
+        uri = parseUri(parseNameAddr(top).uri);
       } catch {
-        return;
+        break;
       }
+      if (!this.isUs(uri)) break;
+      flow = uri.user ? decodeFlowToken(uri.user, this.opts.flowTokenSecret) : undefined;
       removeFirstValue(req, 'route');
     }
+    return flow;
   }
 
   /** A URI naming this server: its host is a served domain or own address, and its port (if any) one we listen on. */
@@ -350,8 +397,11 @@ export class ProxyCore implements TransactionUser {
 /** The response context of each INVITE server transaction still in progress, for CANCEL. */
 const contexts = new WeakMap<ServerTransaction, ResponseContext>();
 
-function recordRoute(host: string, port: number, transport: TransportName): string {
-  return `<sip:${host}:${port};transport=${transport};lr>`;
+/** One target of the target set (§16.5): a URI, the binding it came from, and the flow a Route token named. */
+interface Target {
+  uri: string;
+  binding?: BindingRecord;
+  flow?: FlowRef;
 }
 
 /** A To tag for responses this server generates, stable per request (so retransmitted requests get the same one). */

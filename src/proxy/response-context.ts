@@ -32,11 +32,19 @@ export class ResponseContext {
   private readonly branches: Branch[] = [];
   private answered = false;
   private cancelled = false;
+  private starting = false;
+  /** Responses this proxy made itself (408 on timeout, 503 on transport failure): not converted by §16.7 step 6. */
+  private readonly local = new WeakSet<SipResponse>();
 
+  /**
+   * @param nextGroups the later target groups (lower q), each preparing its
+   *   branches when every branch before it has failed.
+   */
   constructor(
     private readonly st: ServerTransaction,
     private readonly transactions: TransactionLayer,
     private readonly log: Logger,
+    private readonly nextGroups: (() => Promise<{ msg: SipRequest; dest: Destination }[]>)[] = [],
   ) {}
 
   /** Forward `request` (already prepared: Via, Request-URI, Route) to `destination` as a new branch. */
@@ -60,12 +68,16 @@ export class ResponseContext {
       },
       onTimeout: () => {
         if (timerC) clearTimeout(timerC);
-        this.onBranchResponse(branch, createResponse(request, 408, { reason: 'Request Timeout' }), true);
+        const res = createResponse(request, 408, { reason: 'Request Timeout' });
+        this.local.add(res);
+        this.onBranchResponse(branch, res);
       },
       onTransportError: (err) => {
         if (timerC) clearTimeout(timerC);
         this.log.info({ err: err.message, to: `${destination.transport}:${destination.address}:${destination.port}` }, 'branch transport failure');
-        this.onBranchResponse(branch, createResponse(request, 503, { reason: 'Service Unavailable' }), true);
+        const res = createResponse(request, 503, { reason: 'Service Unavailable' });
+        this.local.add(res);
+        this.onBranchResponse(branch, res);
       },
     });
   }
@@ -92,7 +104,7 @@ export class ResponseContext {
     });
   }
 
-  private onBranchResponse(b: Branch, res: SipResponse, local = false): void {
+  private onBranchResponse(b: Branch, res: SipResponse): void {
     if (res.status < 200) {
       b.provisional = true;
       if (b.cancelRequested) this.cancelBranch(b);
@@ -109,13 +121,41 @@ export class ResponseContext {
       return;
     }
     if (b.final) return;
-    b.final = local ? res : res;
-    if (res.status >= 600) for (const other of this.branches) if (other !== b) this.cancelBranch(other);
-    if (this.answered) return;
+    b.final = res;
+    const sixxx = res.status >= 600;
+    if (sixxx) for (const other of this.branches) if (other !== b) this.cancelBranch(other);
+    if (this.answered || this.starting) return;
     if (this.branches.some((x) => !x.final)) return;
+    if (!sixxx && !this.cancelled && this.nextGroups.length && !this.branches.some((x) => (x.final?.status ?? 0) >= 600)) {
+      this.startNextGroup();
+      return;
+    }
+    this.finish();
+  }
+
+  /** Send the best final response upstream. */
+  private finish(): void {
     const best = this.bestResponse();
     this.answered = true;
-    this.forward(best, best === res && local);
+    this.forward(best);
+  }
+
+  /** Sequential forking: every branch so far failed, try the next (lower q) group. */
+  private startNextGroup(): void {
+    const next = this.nextGroups.shift()!;
+    this.starting = true;
+    next().then(
+      (prepared) => {
+        this.starting = false;
+        if (this.cancelled) return this.finish();
+        for (const p of prepared) this.addBranch(p.msg, p.dest);
+      },
+      () => {
+        this.starting = false;
+        if (this.nextGroups.length && !this.cancelled) this.startNextGroup();
+        else this.finish();
+      },
+    );
   }
 
   /** §16.7 step 6: a 6xx if any, else the lowest-class response; 503 is sent upstream as 500. */
@@ -124,17 +164,16 @@ export class ResponseContext {
     const sixxx = finals.find((r) => r.status >= 600);
     let best = sixxx ?? finals.reduce((a, r) => (Math.floor(r.status / 100) < Math.floor(a.status / 100) ? r : a));
     if (this.cancelled && !sixxx) best = finals.find((r) => r.status === 487) ?? best;
-    if (best.status === 503) {
+    if (best.status === 503 && !this.local.has(best)) {
       best = { ...cloneMessage(best), status: 500, reason: 'Server Internal Error' };
     }
     return best;
   }
 
-  /** Send a response upstream: remove our Via (§16.7 step 3) unless the response was made here from the original request. */
-  private forward(res: SipResponse, madeFromBranchRequest = false): void {
+  /** Send a response upstream after removing our Via (§16.7 step 3). */
+  private forward(res: SipResponse): void {
     const out = cloneMessage(res);
     removeFirstValue(out, 'via');
-    void madeFromBranchRequest;
     this.st.respond(out);
   }
 }

@@ -15,9 +15,13 @@ export const DEFAULT_TIMERS: TimerConfig = { t1: 500, t2: 4000, t4: 5000 };
 /** The RFC 3261 §8.1.1.7 magic cookie that starts every branch this server generates. */
 export const MAGIC_COOKIE = 'z9hG4bK';
 
-/** A new globally unique branch parameter (`z9hG4bK` + 16 random bytes, base64url). */
-export function newBranch(): string {
-  return MAGIC_COOKIE + randomBytes(12).toString('base64url');
+/**
+ * A new globally unique branch parameter: `z9hG4bK`, then `prefix` and a dot
+ * when given (the loop-detection hash of RFC 3261 §16.6 step 8), then 12
+ * random bytes in base64url.
+ */
+export function newBranch(prefix?: string): string {
+  return MAGIC_COOKIE + (prefix ? `${prefix}.` : '') + randomBytes(12).toString('base64url');
 }
 
 /**
