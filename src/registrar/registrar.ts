@@ -24,6 +24,8 @@ export interface RegistrarOptions {
   defaultExpires: number;
   /** Bindings one AOR may hold; a REGISTER that would exceed it gets 403. */
   maxBindingsPerAor: number;
+  /** Flow-Timer sent to Outbound UAs (RFC 5626 §4.4.1), s; default 120. */
+  flowTimer?: number;
   logger: Logger;
   now?: () => number;
 }
@@ -77,6 +79,10 @@ export function createRegistrar(opts: RegistrarOptions): (req: SipRequest, st: S
       if (contacts.some((c) => c.trim() === '*')) return reply(400, 'Bad Request: Contact * mixed with other contacts');
 
       const existing = new Map(opts.location.lookup(aor).map((b) => [b.contactUri, b]));
+      const supported = getHeaderValues(req, 'supported').map((v) => v.toLowerCase());
+      // RFC 5626 §6: reg-id counts only when the UA supports outbound and gives an instance.
+      const outboundUa = supported.includes('outbound');
+      let outboundUsed = false;
       const changes: { contactUri: string; record?: BindingRecord }[] = [];
       for (const value of contacts) {
         const na = parseNameAddr(value);
@@ -96,7 +102,15 @@ export function createRegistrar(opts: RegistrarOptions): (req: SipRequest, st: S
           continue;
         }
         const q = na.params.q != null ? Number(na.params.q) : null;
-        const regId = na.params['reg-id'] != null ? Number(na.params['reg-id']) : null;
+        const instance = na.params['+sip.instance'] ?? null;
+        const regId = outboundUa && instance && na.params['reg-id'] != null ? Number(na.params['reg-id']) : null;
+        if (regId !== null) {
+          outboundUsed = true;
+          // A new flow of the same instance and reg-id replaces the old one (RFC 5626 §6 step 3).
+          for (const b of existing.values()) {
+            if (b.instance === instance && b.regId === regId && b.contactUri !== contactUri) changes.push({ contactUri: b.contactUri });
+          }
+        }
         changes.push({
           contactUri,
           record: {
@@ -107,7 +121,7 @@ export function createRegistrar(opts: RegistrarOptions): (req: SipRequest, st: S
             q: q !== null && Number.isFinite(q) ? q : null,
             callId,
             cseq,
-            instance: na.params['+sip.instance'] ?? null,
+            instance,
             regId: regId !== null && Number.isFinite(regId) ? regId : null,
             path: getHeaderValues(req, 'path'),
             source: {
@@ -139,6 +153,13 @@ export function createRegistrar(opts: RegistrarOptions): (req: SipRequest, st: S
         return { name: 'Contact', value: formatNameAddr(na) };
       });
       headers.push({ name: 'Date', value: new Date(t * 1000).toUTCString() });
+      const paths = getHeaderValues(req, 'path');
+      if (paths.length && supported.includes('path')) for (const p of paths) headers.push({ name: 'Path', value: p });
+      headers.push({ name: 'Supported', value: 'path, outbound' });
+      if (outboundUsed) {
+        headers.push({ name: 'Require', value: 'outbound' });
+        headers.push({ name: 'Flow-Timer', value: String(opts.flowTimer ?? 120) });
+      }
       reply(200, 'OK', headers);
     } catch (err) {
       if (err instanceof SipError) return reply(err.status, err.reason);
