@@ -85,6 +85,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     maxExpires: config.sip.registrar.max_expires,
     defaultExpires: config.sip.registrar.default_expires,
     maxBindingsPerAor: config.sip.registrar.max_bindings_per_aor,
+    flowTimer: config.sip.registrar.flow_timer,
     logger,
   });
   transactions.tu = new ProxyCore({

@@ -73,6 +73,7 @@ const registrarSchema = z
     max_expires: positiveInt('s').default(86400),
     default_expires: positiveInt('s').default(3600),
     max_bindings_per_aor: positiveInt().default(10),
+    flow_timer: positiveInt('s').default(120),
   })
   .superRefine((r, ctx) => {
     if (r.min_expires > r.max_expires) {

@@ -34,6 +34,9 @@ import { ResponseContext } from './response-context.js';
 /** Methods this server proxies or answers (sent in Allow). */
 export const ALLOWED_METHODS = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'MESSAGE', 'INFO', 'UPDATE', 'REFER', 'NOTIFY', 'SUBSCRIBE', 'PRACK', 'REGISTER'];
 
+/** Option tags this server implements as registrar (RFC 3327, RFC 5626). */
+export const SUPPORTED_EXTENSIONS = ['path', 'outbound'];
+
 /** Requests that create a dialog and so get a Record-Route (RFC 3261 §16.6 step 4). */
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
 
@@ -146,6 +149,9 @@ export class ProxyCore implements TransactionUser {
     const addressedToUs = !ruri.user && this.isUs(ruri);
 
     if (!hasRoute && (addressedToUs || req.method === 'REGISTER') && this.opts.domains.isLocal(ruri.host)) {
+      // §8.2.2.3: as UAS, refuse extensions we do not support with 420 listing them.
+      const unsupported = getHeaderValues(req, 'require').filter((o) => !SUPPORTED_EXTENSIONS.includes(o.toLowerCase()));
+      if (unsupported.length) return this.reply(st, 420, 'Bad Extension', [{ name: 'Unsupported', value: unsupported.join(', ') }]);
       if (req.method === 'REGISTER') return this.opts.register(req, st);
       if (maxForwards === 0 && req.method !== 'OPTIONS') return this.reply(st, 483, 'Too Many Hops');
       if (req.method === 'OPTIONS') {

@@ -43,7 +43,7 @@ describe('defaults', () => {
         ],
         tls: {},
         limits: { max_message_bytes: 65535, max_headers: 256, max_line_bytes: 8192 },
-        registrar: { min_expires: 60, max_expires: 86400, default_expires: 3600, max_bindings_per_aor: 10 },
+        registrar: { min_expires: 60, max_expires: 86400, default_expires: 3600, max_bindings_per_aor: 10, flow_timer: 120 },
         auth: { nonce_ttl: 300 },
         timers: { t1: 500, t2: 4000, t4: 5000 },
       },
@@ -115,7 +115,7 @@ turn:
     ]);
     expect(c.sip.advertised_host).toBe('sip.example.org');
     expect(c.sip.tls).toEqual({ cert: '/etc/c.pem', key: '/etc/k.pem' });
-    expect(c.sip.registrar).toEqual({ min_expires: 30, max_expires: 86400, default_expires: 3600, max_bindings_per_aor: 10 });
+    expect(c.sip.registrar).toEqual({ min_expires: 30, max_expires: 86400, default_expires: 3600, max_bindings_per_aor: 10, flow_timer: 120 });
     expect(c.sip.timers).toEqual({ t1: 100, t2: 4000, t4: 5000 });
     expect(c.turn.enabled).toBe(false);
     expect(c.turn.realm).toBe('turn.example.org');
