@@ -260,6 +260,8 @@ export class ProxyCore implements TransactionUser {
     // Step 3: Max-Forwards.
     const mf = getHeader(msg, 'max-forwards');
     setHeader(msg, 'Max-Forwards', String(mf === undefined ? 70 : Math.max(0, Number(mf.trim()) - 1)));
+    // Credentials addressed to this server's realm are consumed (RFC 3261 §22.3 allows it; they mean nothing downstream).
+    this.consumeCredentials(msg);
     // Path of the binding becomes the route set (RFC 3327 §5.3).
     if (target.binding?.path.length) for (const p of [...target.binding.path].reverse()) prependHeader(msg, 'Route', p);
 
@@ -282,6 +284,15 @@ export class ProxyCore implements TransactionUser {
     // Step 8: our Via, its branch starting with the loop-detection hash.
     prependHeader(msg, 'Via', `SIP/2.0/${dest.transport.toUpperCase()} ${outListener.advertisedHost}:${outListener.port};branch=${newBranch(hash)};rport`);
     return { msg, dest };
+  }
+
+  private consumeCredentials(msg: SipRequest): void {
+    const realm = this.opts.domains.defaultDomain;
+    msg.headers = msg.headers.filter((h) => {
+      if (h.name.toLowerCase() !== 'proxy-authorization') return true;
+      const m = /realm\s*=\s*"([^"]*)"/i.exec(h.value);
+      return !m || m[1].toLowerCase() !== realm;
+    });
   }
 
   /** A Record-Route value naming this listener, with a flow token as user part when given. */

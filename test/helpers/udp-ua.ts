@@ -90,7 +90,7 @@ export class UdpUa {
   request(
     method: string,
     uri: string,
-    o: { from: string; to: string; callId?: string; cseq?: number; fromTag?: string; toTag?: string; headers?: SipHeader[]; body?: string; contactUser?: string },
+    o: { from: string; to: string; callId?: string; cseq?: number; fromTag?: string; toTag?: string; headers?: SipHeader[]; body?: string; contactUser?: string; contact?: string },
   ): SipRequest {
     const headers: SipHeader[] = [
       { name: 'Via', value: `SIP/2.0/UDP 127.0.0.1:${this.port};branch=z9hG4bK${randomBytes(8).toString('hex')};rport` },
@@ -99,7 +99,7 @@ export class UdpUa {
       { name: 'To', value: `<${o.to}>${o.toTag ? `;tag=${o.toTag}` : ''}` },
       { name: 'Call-ID', value: o.callId ?? randomBytes(8).toString('hex') },
       { name: 'CSeq', value: `${o.cseq ?? 1} ${method}` },
-      { name: 'Contact', value: `<sip:${o.contactUser ?? 'ua'}@127.0.0.1:${this.port}>` },
+      { name: 'Contact', value: o.contact ?? `<sip:${o.contactUser ?? 'ua'}@127.0.0.1:${this.port}>` },
       ...(o.headers ?? []),
     ];
     const body = Buffer.from(o.body ?? '');
