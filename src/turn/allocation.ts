@@ -19,6 +19,24 @@ export interface RelayHandle {
   send(peer: TransportAddress, data: Buffer): void;
   /** Releases the socket and its port. Idempotent. */
   close(): void;
+  /** Present when a data plane forwards this relay's traffic on its own (native/): it is told the allocation's state. */
+  readonly mirror?: RelayMirror;
+}
+
+/**
+ * Receives the state of one allocation so that a data plane can forward
+ * ChannelData and Send/Data indications without the control plane. Times
+ * are ms on the control plane's clock; an expiry of 0 means removed.
+ */
+export interface RelayMirror {
+  /** The allocation of client 5-tuple `fiveTuple` now owns this relay, until `expiresAtMs`. */
+  attach(fiveTuple: FiveTuple, expiresAtMs: number): void;
+  /** The allocation was refreshed (RFC 8656 §8). */
+  expiry(expiresAtMs: number): void;
+  /** Permission for `peerIp` installed or refreshed until `expiresAtMs`, or removed (0) (RFC 8656 §9). */
+  permission(peerIp: string, expiresAtMs: number): void;
+  /** Channel bound or refreshed until `expiresAtMs`, or forgotten (0) (RFC 8656 §12). */
+  channel(channel: number, peer: TransportAddress, expiresAtMs: number): void;
 }
 
 /** Key of a relayed transport address in maps: "ip|port". */
@@ -28,8 +46,8 @@ export function relayKey(addr: { address: string; port: number }): string {
 
 /** One allocation. Times are ms on the control plane's clock. */
 export class Allocation {
-  readonly permissions = new PermissionTable();
-  readonly channels = new ChannelTable();
+  readonly permissions: PermissionTable;
+  readonly channels: ChannelTable;
   /** Time-to-expiry deadline, ms. */
   expiresAt: number;
 
@@ -50,12 +68,17 @@ export class Allocation {
     readonly allocateTransactionId: Buffer,
     public allocateResponse: Buffer | undefined = undefined,
   ) {
+    const m = relay.mirror;
+    this.permissions = new PermissionTable(m && ((ip, e) => m.permission(ip, e)));
+    this.channels = new ChannelTable(m && ((b, e) => m.channel(b.channel, b.peer, e)));
     this.expiresAt = nowMs + lifetimeS * 1000;
+    m?.attach(fiveTuple, this.expiresAt);
   }
 
   /** Sets the time-to-expiry to now + `lifetimeS` seconds (RFC 8656 §8). */
   refresh(lifetimeS: number, nowMs: number): void {
     this.expiresAt = nowMs + lifetimeS * 1000;
+    this.relay.mirror?.expiry(this.expiresAt);
   }
 
   /** True once the time-to-expiry has passed. */

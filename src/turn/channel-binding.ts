@@ -29,6 +29,9 @@ export class ChannelTable {
   private readonly byNumber = new Map<number, ChannelBinding>();
   private readonly byPeer = new Map<string, ChannelBinding>();
 
+  /** @param onChange told of every bind/refresh (new expiry, ms) and removal after cooldown (0), e.g. to mirror a data plane. */
+  constructor(private readonly onChange?: (binding: ChannelBinding, expiresAtMs: number) => void) {}
+
   /**
    * Binds `channel` to `peer` or refreshes an existing identical binding (RFC 8656 §11.2).
    * @throws TurnError(400) if the number is out of 0x4000-0x7FFF, bound (or cooling down) to
@@ -49,6 +52,7 @@ export class ChannelTable {
     b.expiresAt = nowMs + CHANNEL_LIFETIME_MS;
     this.byNumber.set(channel, b);
     this.byPeer.set(key, b);
+    this.onChange?.(b, b.expiresAt);
     return b;
   }
 
@@ -71,6 +75,7 @@ export class ChannelTable {
       if (b.expiresAt + CHANNEL_COOLDOWN_MS <= nowMs) {
         this.byNumber.delete(num);
         this.byPeer.delete(peerKey(b.peer.address, b.peer.port));
+        this.onChange?.(b, 0);
         n++;
       }
     }

@@ -10,9 +10,13 @@ export const PERMISSION_LIFETIME_MS = 300_000;
 export class PermissionTable {
   private readonly expiry = new Map<string, number>();
 
+  /** @param onChange told of every install/refresh (new expiry, ms) and removal (0), e.g. to mirror a data plane. */
+  constructor(private readonly onChange?: (peerIp: string, expiresAtMs: number) => void) {}
+
   /** Installs or refreshes a permission for `peerIp` until now + 300 s. */
   install(peerIp: string, nowMs: number): void {
     this.expiry.set(peerIp, nowMs + PERMISSION_LIFETIME_MS);
+    this.onChange?.(peerIp, nowMs + PERMISSION_LIFETIME_MS);
   }
 
   /** True if an unexpired permission exists for `peerIp`. */
@@ -29,7 +33,7 @@ export class PermissionTable {
   /** Removes expired permissions; returns how many were removed. */
   sweep(nowMs: number): number {
     let n = 0;
-    for (const [ip, e] of this.expiry) if (e <= nowMs) { this.expiry.delete(ip); n++; }
+    for (const [ip, e] of this.expiry) if (e <= nowMs) { this.expiry.delete(ip); this.onChange?.(ip, 0); n++; }
     return n;
   }
 
