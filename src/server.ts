@@ -116,6 +116,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         nonceTtl: config.turn.nonce_ttl,
         nonceSecret: secret,
         allowLoopbackPeers: config.turn.allow_loopback_peers,
+        dataPlane: config.turn.data_plane,
         // The long-term key is MD5(username:realm:password), the same as the SIP digest HA1 (RFC 8489 §9.2.2).
         getKey: async (username, r) => {
           const ha1 = store.getUser(username, r)?.ha1.MD5;

@@ -129,6 +129,8 @@ const turnSchema = z
     max_lifetime: positiveInt('s').default(3600),
     nonce_ttl: positiveInt('s').default(600),
     allow_loopback_peers: z.boolean({ error: 'expected true or false' }).default(false),
+    // Who moves TURN UDP data: the native addon (native/) or node:dgram; unset = native when the addon loads.
+    data_plane: z.enum(['native', 'typescript'], { error: 'expected native or typescript' }).optional(),
   })
   .superRefine((t, ctx) => {
     if (t.relay_port_min > t.relay_port_max) {

@@ -151,15 +151,17 @@ function topVia(msg: SipRequest | SipResponse) {
 
 /**
  * Server transaction key (§17.2.3): branch + sent-by + method, with ACK
- * mapped to INVITE. Branches without the magic cookie (RFC 2543 peers) fall
- * back to Call-ID, CSeq number, From tag and the whole top Via.
+ * mapped to INVITE. Branches without the magic cookie (RFC 2543 peers), or
+ * that are nothing but the cookie, fall back to Call-ID, CSeq number, From
+ * and the top Via's sent-by.
  */
 export function serverKey(req: SipRequest, methodOverride?: string): string {
   const via = topVia(req);
   const method = methodOverride ?? (req.method === 'ACK' ? 'INVITE' : req.method);
   const branch = via.params.branch;
   const sentBy = `${via.host}:${via.port ?? ''}`;
-  if (branch && branch.startsWith(MAGIC_COOKIE)) return `${branch}|${sentBy}|${method}`;
+  // A branch that is the magic cookie alone identifies nothing (RFC 4475 §3.2.1): RFC 2543 matching.
+  if (branch && branch.length > MAGIC_COOKIE.length && branch.startsWith(MAGIC_COOKIE)) return `${branch}|${sentBy}|${method}`;
   const cseq = parseCSeq(getHeader(req, 'cseq') ?? '');
   return `2543|${getHeader(req, 'call-id')}|${cseq.seq}|${getHeader(req, 'from')}|${sentBy}|${method}`;
 }

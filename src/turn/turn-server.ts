@@ -10,6 +10,8 @@ import type { Logger } from '../log.js';
 import type { RelayHandle } from './allocation.js';
 import { type FiveTuple, fiveTupleKey } from './five-tuple.js';
 import { unmapIPv4 } from './ip-address.js';
+import { loadNativeAddon, NATIVE_FIX, type NativeCounters } from './native-addon.js';
+import { NativeUdpDataPlane } from './native-data-plane.js';
 import { StreamFramer } from './stream-framer.js';
 import type { TransportAddress } from './stun-attributes.js';
 import { TurnControl } from './turn-control.js';
@@ -44,6 +46,23 @@ export interface TurnServerOptions {
   getKey(username: string, realm: string): Promise<Buffer | undefined>;
   software?: string;
   logger: Logger;
+  /**
+   * Who moves UDP data: 'native' (the addon in native/: ChannelData and
+   * Send/Data indications never enter JavaScript) or 'typescript' (node:dgram).
+   * Undefined: native when the addon loads, else typescript with a warning.
+   */
+  dataPlane?: 'native' | 'typescript';
+}
+
+/** TurnServer.stats(): live allocations, relayed packets and payload bytes (both directions, both data paths). */
+export interface TurnServerStats {
+  allocations: number;
+  packetsRelayed: number;
+  bytesRelayed: number;
+  /** Which data plane moves UDP traffic. */
+  dataPlane: 'native' | 'typescript';
+  /** Counters of the native data plane, when it runs. */
+  native?: NativeCounters;
 }
 
 const SWEEP_INTERVAL_MS = 1000;
@@ -62,8 +81,13 @@ export class TurnServer {
   private readonly bound: Array<{ transport: 'udp' | 'tcp'; address: string; port: number }> = [];
   private sweepTimer: NodeJS.Timeout | undefined;
   private running = false;
+  private readonly useNative: boolean;
+  private native: NativeUdpDataPlane | undefined;
 
-  /** @throws RangeError on an empty or inverted relay port range or a non-IPv4 relay address. */
+  /**
+   * @throws RangeError on an empty or inverted relay port range or a non-IPv4 relay address;
+   *   Error when `dataPlane` is 'native' and the addon cannot load (the message names the fix).
+   */
   constructor(private readonly opts: TurnServerOptions) {
     if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(opts.relayAddress)) throw new RangeError(`relayAddress must be IPv4: ${opts.relayAddress}`);
     if (!(opts.relayPortMin >= 1 && opts.relayPortMax <= 65535 && opts.relayPortMin <= opts.relayPortMax)) {
@@ -82,6 +106,45 @@ export class TurnServer {
       logger: opts.logger,
       openRelay: (req) => this.openRelay(req.evenPort),
     });
+    if (opts.dataPlane === 'typescript') this.useNative = false;
+    else {
+      const loaded = loadNativeAddon();
+      if ('error' in loaded) {
+        if (opts.dataPlane === 'native') {
+          throw new Error(`turn.data_plane is native but the native addon cannot load (${loaded.error}); ${NATIVE_FIX}, or set turn.data_plane: typescript`);
+        }
+        this.log.warn({ reason: loaded.error }, `TURN native data plane unavailable, using the TypeScript data path; ${NATIVE_FIX}`);
+        this.useNative = false;
+      } else this.useNative = true;
+    }
+  }
+
+  /** The data plane in use for UDP: 'native' or 'typescript'. */
+  get dataPlane(): 'native' | 'typescript' {
+    return this.useNative ? 'native' : 'typescript';
+  }
+
+  private nativePlane(): NativeUdpDataPlane {
+    if (!this.native) {
+      const loaded = loadNativeAddon();
+      if ('error' in loaded) throw new Error(`native addon: ${loaded.error}`);
+      this.native = new NativeUdpDataPlane(
+        loaded.addon,
+        {
+          onClientPacket: (ft, data, reply) => {
+            void this.control.handleClientPacket(ft, data).then((resp) => {
+              if (resp) reply(resp);
+            });
+          },
+          onPeerPacket: (relayed, peer, data) => {
+            const out = this.control.handlePeerPacket(relayed, peer, data);
+            if (out) this.deliver(out.fiveTuple, out.data);
+          },
+        },
+        this.opts.logger,
+      );
+    }
+    return this.native;
   }
 
   /** Binds every listener. Rejects with an Error naming the listener if one cannot bind (e.g. port taken); nothing stays bound then. */
@@ -107,6 +170,8 @@ export class TurnServer {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
     this.control.stop();
+    this.native?.close();
+    this.native = undefined;
     for (const s of this.tcpConnections.values()) s.destroy();
     this.tcpConnections.clear();
     const waits: Promise<void>[] = [...this.closing];
@@ -123,12 +188,30 @@ export class TurnServer {
     return this.bound.map((b) => ({ ...b }));
   }
 
-  /** Live allocations; packets and payload bytes relayed in both directions. */
-  stats(): { allocations: number; packetsRelayed: number; bytesRelayed: number } {
-    return this.control.stats();
+  /** Live allocations; packets and payload bytes relayed in both directions; native counters when native. */
+  stats(): TurnServerStats {
+    const c = this.control.stats();
+    const native = this.native?.stats();
+    if (!native) return { ...c, dataPlane: this.dataPlane };
+    return {
+      allocations: c.allocations,
+      packetsRelayed: c.packetsRelayed + native.toPeerPackets + native.toClientPackets,
+      bytesRelayed: c.bytesRelayed + native.toPeerBytes + native.toClientBytes,
+      dataPlane: this.dataPlane,
+      native,
+    };
   }
 
   private startUdp(l: TurnListen): Promise<void> {
+    if (this.useNative) {
+      try {
+        const b = this.nativePlane().listen(l.host, l.port);
+        this.bound.push({ transport: 'udp', address: b.address, port: b.port });
+        return Promise.resolve();
+      } catch (err) {
+        return Promise.reject(new Error(`TURN udp listener ${l.host}:${l.port} cannot bind: ${(err as Error).message}`));
+      }
+    }
     return new Promise((resolve, reject) => {
       const sock = dgram.createSocket({ type: l.host.includes(':') ? 'udp6' : 'udp4' });
       const onError = (err: Error) => {
@@ -213,6 +296,10 @@ export class TurnServer {
 
   private deliver(ft: FiveTuple, data: Buffer): void {
     if (ft.transport === 'udp') {
+      if (this.native) {
+        this.native.sendToClient(ft, data);
+        return;
+      }
       const sock = this.udpListeners.get(`${ft.serverAddress}|${ft.serverPort}`);
       sock?.send(data, ft.clientPort, ft.clientAddress, () => undefined);
     } else {
@@ -230,6 +317,14 @@ export class TurnServer {
       const port = min + ((start + i) % span);
       if (evenPort && port % 2 !== 0) continue;
       if (this.relayPortsInUse.has(port)) continue;
+      if (this.useNative) {
+        const relay = this.nativePlane().openRelay(relayAddress, port, () => this.relayPortsInUse.delete(port));
+        if (relay) {
+          this.relayPortsInUse.add(port);
+          return relay;
+        }
+        continue;
+      }
       const sock = await this.tryBind(relayAddress, port);
       if (sock) return this.makeRelay(sock, port);
     }

@@ -68,9 +68,9 @@ function req(method: number, attrs: StunAttribute[], nonce?: string, tid = rando
   return encodeStunMessage({ method, class: 'request', transactionId: tid, attributes: a }, { integrityKey: nonce ? KEY : undefined, fingerprint: true });
 }
 
-describe('TurnServer on loopback', () => {
+describe.each(['native', 'typescript'] as const)('TurnServer on loopback (%s data plane)', (dataPlane) => {
   it('binds port 0 listeners and answers Binding over UDP and TCP', async () => {
-    const server = new TurnServer(options());
+    const server = new TurnServer(options({ dataPlane }));
     started.push(server);
     await server.start();
     const addrs = server.addresses();
@@ -93,12 +93,12 @@ describe('TurnServer on loopback', () => {
 
   it('rejects start() with a clear error when the port is taken', async () => {
     const holder = await udpSocket();
-    const server = new TurnServer(options({ listen: [{ transport: 'udp', host: '127.0.0.1', port: holder.address().port }] }));
+    const server = new TurnServer(options({ dataPlane, listen: [{ transport: 'udp', host: '127.0.0.1', port: holder.address().port }] }));
     await expect(server.start()).rejects.toThrow(/udp listener 127\.0\.0\.1:\d+ cannot bind: .*EADDRINUSE/);
   });
 
   it('allocates over UDP and relays ChannelData to a peer and back; stop frees the relay port', async () => {
-    const server = new TurnServer(options());
+    const server = new TurnServer(options({ dataPlane }));
     started.push(server);
     await server.start();
     const port = server.addresses()[0]!.port;
@@ -130,7 +130,14 @@ describe('TurnServer on loopback', () => {
     peer.send(Buffer.from('pong'), relayed.port, '127.0.0.1');
     const back = decodeChannelData((await atClient).data);
     expect([back.channel, back.data.toString()]).toEqual([0x4001, 'pong']);
-    expect(server.stats()).toEqual({ allocations: 1, packetsRelayed: 2, bytesRelayed: 8 });
+    expect(server.stats()).toMatchObject({ allocations: 1, packetsRelayed: 2, bytesRelayed: 8, dataPlane });
+    if (dataPlane === 'native') {
+      // Binding-free exchange: Allocate twice and ChannelBind went up to the control plane; ping and pong never did.
+      expect(server.stats().native).toMatchObject({
+        toControlPackets: 3, fromControlPackets: 3, toPeerPackets: 1, toPeerBytes: 4, toClientPackets: 1, toClientBytes: 4,
+        dropNoAllocation: 0, dropNoPermission: 0, dropNoChannel: 0, dropMalformed: 0, dropSendFailed: 0,
+      });
+    } else expect(server.stats().native).toBeUndefined();
 
     await server.stop();
     expect(server.stats().allocations).toBe(0);
