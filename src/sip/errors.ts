@@ -28,9 +28,10 @@ export class SipError extends Error {
  * 413 for a message over the size limit.
  *
  * `partial` is the message as far as it parsed (start line and raw header
- * fields) when that is enough to build a response (a request with Via, From, To,
- * Call-ID and CSeq present); otherwise undefined and the transport drops the
- * message silently (RFC 3261 §18.2.1, §18.3).
+ * fields) when that is enough to build a response (a request with Via and CSeq
+ * present; the response then copies whichever of From, To and Call-ID exist,
+ * RFC 4475 §3.3.1); otherwise undefined and the transport drops the message
+ * silently (RFC 3261 §18.2.1, §18.3).
  */
 export class SipParseError extends SipError {
   readonly partial?: SipMessage;

@@ -107,7 +107,7 @@ function isAbsoluteUri(uri: string, colon: number): boolean {
  * @param limits size limits, default {@link DEFAULT_LIMITS}.
  * @throws SipParseError and nothing else: 413 "Message Too Large"; 505 "Version
  *   Not Supported"; 400 "Bad Request: <problem>". Its `partial` holds the
- *   request as far as parsed when Via, From, To, Call-ID and CSeq are present.
+ *   request as far as parsed when Via and CSeq are present.
  */
 export function parseMessage(buf: Buffer, limits: ParseLimits = DEFAULT_LIMITS): SipMessage {
   try {
@@ -230,8 +230,9 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
     }
   }
 
-  const hasAll = counts.has('via') && counts.has('from') && counts.has('to') && counts.has('call-id') && counts.has('cseq');
-  const partial = msg.kind === 'request' && hasAll ? msg : undefined;
+  // A request can be answered as soon as it has a Via to answer to and a CSeq to match on (RFC 4475 §3.3.1:
+  // a request missing Call-ID, From or To ideally gets a 400 too).
+  const partial = msg.kind === 'request' && counts.has('via') && counts.has('cseq') ? msg : undefined;
   const fail = (what: string): SipParseError => bad(what, partial);
 
   // Body (§7.4.1, §18.3).

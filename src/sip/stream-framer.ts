@@ -4,7 +4,7 @@
  * of RFC 5626 §3.5.1 (a double CRLF is a ping, a single CRLF the pong).
  */
 import { SipParseError } from './errors.js';
-import { DEFAULT_LIMITS, type ParseLimits } from './parser.js';
+import { DEFAULT_LIMITS, parseMessage, type ParseLimits } from './parser.js';
 
 /**
  * What a push produced, in stream order: a whole message (header section and
@@ -111,7 +111,7 @@ export class StreamFramer {
         const headerLen = idx + 4 - this.start;
         if (headerLen > this.limits.maxMessageBytes) return this.fail(events, new SipParseError(413, 'Message Too Large'));
         const cl = contentLength(b.toString('latin1', this.start, idx + 2));
-        if (cl instanceof SipParseError) return this.fail(events, cl);
+        if (cl instanceof SipParseError) return this.fail(events, withPartial(b.subarray(this.start, idx + 4), cl, this.limits));
         if (headerLen + cl > this.limits.maxMessageBytes) return this.fail(events, new SipParseError(413, 'Message Too Large'));
         this.need = headerLen + cl;
       }
@@ -153,6 +153,22 @@ export class StreamFramer {
     chunk.copy(this.buf, this.end);
     this.end += chunk.length;
   }
+}
+
+/**
+ * The framing error with the request as far as it parses attached, so the
+ * connection can answer it before closing (RFC 4475 §3.1.2.3, §3.3.9: 400,
+ * then close). Without a request that can be answered the error is returned as is.
+ */
+function withPartial(head: Buffer, err: SipParseError, limits: ParseLimits): SipParseError {
+  let partial;
+  try {
+    const m = parseMessage(head, limits);
+    partial = m.kind === 'request' ? m : undefined;
+  } catch (e) {
+    partial = e instanceof SipParseError ? e.partial : undefined;
+  }
+  return partial ? new SipParseError(err.status, err.reason, partial) : err;
 }
 
 /** Content-Length (or `l`) of a header section (lines ending CRLF); an error when missing, malformed or conflicting. */

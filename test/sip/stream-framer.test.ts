@@ -90,3 +90,23 @@ describe('StreamFramer', () => {
     expect(count).toBe(n);
   });
 });
+
+describe('StreamFramer framing errors carry the request for a 400 (RFC 4475 §3.1.2.3, §3.3.9)', () => {
+  for (const [name, reason] of [
+    ['ncl.dat', 'Bad Request: malformed Content-Length'],
+    ['mcl01.dat', 'Bad Request: malformed Content-Length'],
+  ] as const) {
+    it(`${name}: error with a partial request`, () => {
+      const events = new StreamFramer().push(fixture(`rfc4475/${name}`));
+      const err = events.find((e) => e.type === 'error');
+      expect(err?.type === 'error' && [err.error.status, err.error.reason]).toEqual([400, reason]);
+      const partial = err?.type === 'error' ? err.error.partial : undefined;
+      expect(partial?.kind === 'request' && partial.method).toBe(name === 'ncl.dat' ? 'INVITE' : 'OPTIONS');
+    });
+  }
+  it('a header section that is no request has no partial', () => {
+    const events = new StreamFramer().push(Buffer.from('C\r\n\r\n'));
+    expect(events).toHaveLength(1);
+    expect(events[0].type === 'error' && events[0].error.partial).toBeUndefined();
+  });
+});

@@ -117,10 +117,16 @@ describe('RFC 4475 §3.1.2 invalid messages', () => {
       expect(e.partial).toBeUndefined();
     }
   });
-  it('insuf.dat: missing From, To, Call-ID: no partial', () => {
+  it('insuf.dat: missing From, To, Call-ID: a partial with Via and CSeq, so a 400 can be sent (§3.3.1)', () => {
     const e = rejects(fixture('rfc4475/insuf.dat'));
     expect(e.reason).toBe('Bad Request: missing From');
-    expect(e.partial).toBeUndefined();
+    expect(e.partial?.kind).toBe('request');
+  });
+  it('a request without Via or CSeq has no partial (nothing to answer to)', () => {
+    const noVia = Buffer.from('OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\nCall-ID: x\r\n\r\n');
+    expect(rejects(noVia).partial).toBeUndefined();
+    const noCseq = Buffer.from('OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: x\r\n\r\n');
+    expect(rejects(noCseq).partial).toBeUndefined();
   });
   it('unkscm.dat: unknown R-URI scheme is syntactically valid', () => {
     expect((parseMessage(fixture('rfc4475/unkscm.dat')) as SipRequest).uri).toBe('nobodyKnowsThisScheme:totallyopaquecontent');
