@@ -1,0 +1,253 @@
+/**
+ * Helpers of the RFC 4475 / RFC 5118 wire suite: loading the torture messages
+ * as bytes, rewriting every address the server might answer to or contact to
+ * loopback, and a one-message UDP/TCP exchange that keeps every response.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
+import { parseMessage } from '../../src/sip/parser.js';
+import type { SipMessage } from '../../src/sip/message.js';
+import { createResponse } from '../../src/sip/response.js';
+import { serializeMessage } from '../../src/sip/serializer.js';
+
+/** Status code of a datagram that starts with `SIP/2.0 NNN `, else undefined. */
+export function statusOf(d: Buffer): number | undefined {
+  const m = /^SIP\/2\.0 (\d{3})[ \r]/.exec(d.toString('latin1', 0, 16));
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Bytes of a test vector under /work/shared/testdata (beside the repository). */
+export function vector(path: string): Buffer {
+  return readFileSync(new URL(`../../../shared/testdata/${path}`, import.meta.url));
+}
+
+/**
+ * An RFC 5118 archive message (LF line ends) in wire form: CRLF line ends, the
+ * closing blank line when missing, and Content-Length set to the body's octets
+ * (two archive bodies disagree with theirs).
+ */
+export function vectorCrlf(path: string): Buffer {
+  let s = vector(path).toString('latin1').replace(/\r?\n/g, '\r\n');
+  let head = s.indexOf('\r\n\r\n');
+  if (head < 0) {
+    s += s.endsWith('\r\n') ? '\r\n' : '\r\n\r\n';
+    head = s.indexOf('\r\n\r\n');
+  }
+  const bodyLen = s.length - head - 4;
+  s = s.slice(0, head).replace(/^(Content-Length|l)[ \t]*:[ \t]*\d+/im, (_m, n: string) => `${n}: ${bodyLen}`) + s.slice(head);
+  return Buffer.from(s, 'latin1');
+}
+
+/** How to point a message at loopback. */
+export interface Rewrite {
+  /** UDP/TCP port of the sending UA: the top Via's sent-by becomes 127.0.0.1:<uaPort> with rport. */
+  uaPort: number;
+  /** New Request-URI host[:port] (the part after `@`, or after the scheme when there is no user part). */
+  ruriHost?: string;
+  /** Every Route URI host[:port] becomes this. */
+  routeHost?: string;
+  /** The domain `example.com` (as a whole host, not a subdomain) becomes this everywhere in the header section. */
+  domain?: string;
+}
+
+const VIA_SENT_BY = /^((?:via|v)[ \t]*:[ \t\r\n]*SIP[ \t\r\n]*\/[ \t\r\n]*\d+\.\d+[ \t\r\n]*\/[ \t\r\n]*[A-Za-z0-9-]+[ \t\r\n]+)(\[[^\]]*\](?::\d+)?|[^;,\s]+)/im;
+const ROUTE_HOST = /^(route[ \t]*:[ \t\r\n]*<sips?:)([^;>]+)/gim;
+
+/**
+ * Rewrite a torture message byte-preservingly (latin1): the top Via's sent-by
+ * becomes `127.0.0.1:<uaPort>;rport` (so the server answers to the sender and
+ * stamps received/rport over any `received` in the message), Route hosts and
+ * the Request-URI host as asked. Content-Length is left alone on purpose.
+ */
+export function toLoopback(raw: Buffer, rw: Rewrite): Buffer {
+  let s = raw.toString('latin1');
+  const headEnd = s.indexOf('\r\n\r\n');
+  let head = headEnd < 0 ? s : s.slice(0, headEnd);
+  const tail = headEnd < 0 ? '' : s.slice(headEnd);
+  if (!VIA_SENT_BY.test(head)) throw new Error('no top Via to rewrite');
+  head = head.replace(VIA_SENT_BY, (_m, pre: string) => `${pre}127.0.0.1:${rw.uaPort};rport`);
+  if (rw.domain) head = head.replace(/(?<=[@:])example\.com(?![\w.-])/gi, rw.domain);
+  if (rw.routeHost) head = head.replace(ROUTE_HOST, (_m, pre: string) => `${pre}${rw.routeHost}`);
+  if (rw.ruriHost) {
+    const eol = head.indexOf('\r\n');
+    const line = head.slice(0, eol);
+    const sp1 = line.indexOf(' ');
+    const sp2 = line.lastIndexOf(' ');
+    const uri = line.slice(sp1 + 1, sp2);
+    const colon = uri.indexOf(':');
+    const at = uri.lastIndexOf('@');
+    const hostStart = at >= 0 ? at + 1 : colon + 1;
+    let hostEnd = hostStart;
+    if (uri[hostStart] === '[') hostEnd = uri.indexOf(']', hostStart) + 1;
+    while (hostEnd < uri.length && !';?>'.includes(uri[hostEnd])) hostEnd++;
+    const newUri = uri.slice(0, hostStart) + rw.ruriHost + uri.slice(hostEnd);
+    head = line.slice(0, sp1 + 1) + newUri + line.slice(sp2) + head.slice(eol);
+  }
+  s = head + tail;
+  return Buffer.from(s, 'latin1');
+}
+
+/** Every address in the header section that is not loopback and that the server could send to: top Via, Route, Request-URI. */
+export function leftoverAddresses(raw: Buffer): string[] {
+  const s = raw.toString('latin1');
+  const out: string[] = [];
+  const m = VIA_SENT_BY.exec(s);
+  if (m && !m[2].startsWith('127.0.0.1:')) out.push(`Via ${m[2]}`);
+  for (const r of s.matchAll(ROUTE_HOST)) if (!r[2].startsWith('127.0.0.1')) out.push(`Route ${r[2]}`);
+  return out;
+}
+
+/** What came back for one message: parsed responses/requests in arrival order, and the raw datagrams. */
+export interface Exchange {
+  messages: SipMessage[];
+  raw: Buffer[];
+}
+
+/** A UDP socket on 127.0.0.1 that keeps every datagram it receives. */
+export class UdpPeer {
+  readonly raw: Buffer[] = [];
+  readonly messages: SipMessage[] = [];
+  /** Datagrams received, kept or not. */
+  count = 0;
+  /** When false, datagrams are counted (and answered) but not kept: load tests measure the server's heap, not this one's. */
+  retain = true;
+  private listeners: (() => void)[] = [];
+
+  private constructor(readonly socket: dgram.Socket, autoAnswer: boolean) {
+    socket.on('message', (d, rinfo) => {
+      this.count++;
+      if (this.retain) this.raw.push(d);
+      try {
+        const m = parseMessage(d);
+        if (this.retain) this.messages.push(m);
+        if (autoAnswer && m.kind === 'request' && m.method !== 'ACK') {
+          const res = createResponse(m, m.method === 'INVITE' ? 486 : 200, { toTag: 'peer' });
+          socket.send(serializeMessage(res), rinfo.port, rinfo.address);
+        }
+      } catch {
+        /* kept raw only */
+      }
+      for (const l of [...this.listeners]) l();
+    });
+  }
+
+  /** A socket on an ephemeral loopback port; with autoAnswer, every request but ACK gets 486 (INVITE) or 200 at once. */
+  static async open(autoAnswer = true): Promise<UdpPeer> {
+    const socket = dgram.createSocket('udp4');
+    await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+    return new UdpPeer(socket, autoAnswer);
+  }
+
+  /** Status codes of every response received, read from the raw status line (responses echoing a malformed header do not parse). */
+  statuses(): number[] {
+    return this.raw.flatMap((d) => statusOf(d) ?? []);
+  }
+
+  /** The first final response's status line: code and reason, from the raw bytes. */
+  final(): { status: number; reason: string; raw: Buffer } | undefined {
+    for (const d of this.raw) {
+      const st = statusOf(d);
+      if (st !== undefined && st >= 200) {
+        const line = d.toString('utf8', 0, d.indexOf('\r\n'));
+        return { status: st, reason: line.slice(12), raw: d };
+      }
+    }
+    return undefined;
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  send(data: Buffer, port: number): Promise<void> {
+    return new Promise((r) => this.socket.send(data, port, '127.0.0.1', () => r()));
+  }
+
+  /** Resolves when pred holds for what has arrived, or after timeoutMs (resolving false). */
+  until(pred: (p: UdpPeer) => boolean, timeoutMs: number): Promise<boolean> {
+    if (pred(this)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (!pred(this)) return;
+        done();
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        done();
+        resolve(false);
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.listeners = this.listeners.filter((l) => l !== check);
+      };
+      this.listeners.push(check);
+    });
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+/** A TCP connection to 127.0.0.1:port that keeps every byte received and whether the server closed it. */
+export class TcpPeer {
+  data = Buffer.alloc(0);
+  closed = false;
+  private listeners: (() => void)[] = [];
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (d) => {
+      this.data = Buffer.concat([this.data, d]);
+      this.notify();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.notify();
+    });
+    socket.on('error', () => {});
+  }
+
+  static connect(port: number): Promise<TcpPeer> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => resolve(new TcpPeer(s)));
+      s.once('error', reject);
+    });
+  }
+
+  get port(): number {
+    return this.socket.localPort!;
+  }
+
+  private notify(): void {
+    for (const l of [...this.listeners]) l();
+  }
+
+  write(data: Buffer): void {
+    this.socket.write(data);
+  }
+
+  until(pred: (p: TcpPeer) => boolean, timeoutMs: number): Promise<boolean> {
+    if (pred(this)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (!pred(this)) return;
+        done();
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        done();
+        resolve(false);
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.listeners = this.listeners.filter((l) => l !== check);
+      };
+      this.listeners.push(check);
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
