@@ -56,7 +56,8 @@ describe('turnutils_uclient against TurnServer', () => {
   }
 
   beforeAll(async () => {
-    peer = spawn('timeout', ['-s', 'KILL', '120', 'turnutils_peer', '-L', '127.0.0.1', '-p', String(PEER_PORT)], { stdio: 'ignore' });
+    // Spawned directly (not under `timeout`, which would move it to a process group of its own) and stopped by PID in afterAll.
+    peer = spawn('turnutils_peer', ['-L', '127.0.0.1', '-p', String(PEER_PORT)], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 300));
   });
 

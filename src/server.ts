@@ -15,6 +15,8 @@ import { NonceCountTracker } from './auth/nonce.js';
 import type { DigestPolicy } from './auth/sip-digest.js';
 import { createAuthenticator } from './auth/request-authenticator.js';
 import { TurnServer } from './turn/index.js';
+import { storeUserSource, type UserSource, UserSourceUnavailableError } from './store/user-source.js';
+import { openDirectory } from './directory/index.js';
 
 /** A running rtcedge instance. */
 export interface RunningServer {
@@ -68,13 +70,18 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const location = new LocationService(store, logger);
   location.start();
 
+  // Users come from the directory when one is configured, else from the SQLite store; SIP and TURN share it.
+  const users: UserSource = openDirectory(config.directory, config.domains, logger) ?? storeUserSource(store);
   const auth: DigestPolicy = {
     realm: defaultDomain,
     secret,
     nonceTtl: config.sip.auth.nonce_ttl,
-    algorithms: ['MD5'],
-    lookupHa1: async (username, realm, alg) => store.getUser(username, realm)?.ha1[alg],
+    algorithms: config.sip.auth.algorithms,
+    strictUri: config.sip.auth.strict_uri,
+    isOwnHost: (host) => domains.isLocal(host),
+    lookupHa1: (username, realm, alg) => users.lookupHa1(username, realm, alg),
     nonceCounts: new NonceCountTracker(100_000),
+    logger,
   };
   const authenticate = createAuthenticator(auth);
   const register = createRegistrar({
@@ -93,7 +100,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     transactions,
     domains,
     location,
-    userExists: (username, domain) => store.getUser(username, domain) !== undefined,
+    // During a directory outage a callee counts as existing: its bindings (local) decide between routing and 480.
+    userExists: async (username, domain) => {
+      try {
+        return await users.userExists(username, domain);
+      } catch (e) {
+        if (e instanceof UserSourceUnavailableError) return true;
+        throw e;
+      }
+    },
     authenticate,
     flowTokenSecret: secret,
     register,
@@ -119,7 +134,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         dataPlane: config.turn.data_plane,
         // The long-term key is MD5(username:realm:password), the same as the SIP digest HA1 (RFC 8489 §9.2.2).
         getKey: async (username, r) => {
-          const ha1 = store.getUser(username, r)?.ha1.MD5;
+          const ha1 = await users.lookupHa1(username, r, 'MD5');
           return ha1 ? Buffer.from(ha1, 'hex') : undefined;
         },
         software: 'rtcedge',
@@ -130,6 +145,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   } catch (err) {
     await transport.stop();
     location.stop();
+    await users.close();
     store.close();
     throw err;
   }
@@ -149,6 +165,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       transactions.close();
       await transport.stop();
       location.stop();
+      await users.close();
       store.close();
       log.info('rtcedge stopped');
     },

@@ -46,8 +46,8 @@ export interface ProxyOptions {
   transactions: TransactionLayer;
   domains: LocalDomains;
   location: LocationService;
-  /** True when a user exists in a served domain (404 versus 480, §16.5). */
-  userExists(username: string, domain: string): boolean;
+  /** True when a user exists in a served domain (404 versus 480, §16.5); may ask a directory. */
+  userExists(username: string, domain: string): boolean | Promise<boolean>;
   /** Establishes who sent a request (digest, client certificate...). */
   authenticate: Authenticate;
   /** Key of the flow tokens this proxy puts in Record-Route (RFC 5626 §5.2). */
@@ -189,7 +189,7 @@ export class ProxyCore implements TransactionUser {
       return this.reply(st, 404, 'Not Found');
     }
     const domain = aor.slice(aor.lastIndexOf('@') + 1);
-    if (!this.opts.userExists(ruri.user!, domain)) return this.reply(st, 404, 'Not Found');
+    if (!(await this.opts.userExists(ruri.user!, domain))) return this.reply(st, 404, 'Not Found');
     const groups = targetGroups(this.opts.location.lookup(aor), (flowRef) => this.flowAlive(flowRef));
     if (groups.length === 0) return this.reply(st, 480, 'Temporarily Unavailable');
     return this.forward(
