@@ -12,6 +12,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { type Logger, silentLogger } from '../log.js';
 import { getHeaderValues, type SipRequest } from '../sip/message.js';
+import { parseUri, type SipUri, uriEquals } from '../sip/uri.js';
+import { UserSourceUnavailableError } from '../store/user-source.js';
 import {
   computeResponse,
   type DigestAlgorithm,
@@ -35,10 +37,21 @@ export interface DigestPolicy {
   /** Algorithms offered, one challenge header each, in this order (RFC 8760 §2.4: preferred first). Default ['MD5']. */
   algorithms: DigestAlgorithm[];
   /**
-   * HA1 = H(username:realm:password) as hex for this algorithm, or undefined for an unknown user.
-   * A rejection (store failure) propagates out of {@link authenticateRequest}.
+   * HA1 = H(username:realm:password) as hex for this algorithm, or undefined for an unknown user
+   * or a user without a credential for `alg` (both answered 403 alike).
+   * A {@link UserSourceUnavailableError} becomes 503 with Retry-After; any other rejection
+   * propagates out of {@link authenticateRequest}.
    */
   lookupHa1(username: string, realm: string, alg: DigestAlgorithm): Promise<string | undefined>;
+  /**
+   * Digest `uri` check (RFC 7616 §3.4.6). false (default): the uri must be a SIP or SIPS URI naming
+   * the realm, a host for which `isOwnHost` is true, or the Request-URI's host (the target), or equal
+   * the Request-URI; SIPp's `[authentication]` sends `sip:<target host>`. true: it must equal the
+   * Request-URI (RFC 3261 §19.1.4 comparison). A mismatch is answered 400.
+   */
+  strictUri?: boolean;
+  /** True for a served domain or one of this server's addresses (host without brackets, lowercase). Default: host = realm. */
+  isOwnHost?: (host: string) => boolean;
   /** Replay protection for qop=auth answers; without it, nc is not checked. */
   nonceCounts?: NonceCountTracker;
   /** Clock in ms since the epoch; Date.now by default. */
@@ -63,7 +76,7 @@ export type DigestOutcome =
   | { ok: true; username: string; realm: string; algorithm: DigestAlgorithm }
   | {
       ok: false;
-      status: 401 | 407 | 403 | 400;
+      status: 401 | 407 | 403 | 400 | 503;
       reason: string;
       headers: ChallengeHeader[];
       detail?: string;
@@ -75,6 +88,7 @@ const REASON = {
   401: 'Unauthorized',
   403: 'Forbidden',
   407: 'Proxy Authentication Required',
+  503: 'Service Unavailable',
 } as const;
 
 const NC_FORMAT = /^[0-9a-fA-F]{8}$/;
@@ -88,14 +102,17 @@ const NC_FORMAT = /^[0-9a-fA-F]{8}$/;
  *   are left for others (§22.3). None → challenge.
  * - The challenge offers qop="auth" (RFC 7616 §3.3). An answer with qop=auth needs nc (8 hex digits) and
  *   cnonce; an answer with no qop at all is checked in the RFC 2069 form. Any other qop → 400.
- * - The digest `uri` is not compared with the Request-URI: HA2 uses the uri as the client sent it.
+ * - The digest `uri` must name this server, the realm or the target, or (`strictUri`) equal the Request-URI;
+ *   otherwise 400 (RFC 7616 §3.4.6). HA2 uses the uri as the client sent it.
  * - Nonce forged or malformed → challenge. Nonce expired: challenge with stale=true when the digest is right
  *   for it (RFC 7616 §3.3), a plain challenge otherwise.
  * - Unknown user or wrong response → 403 Forbidden. Both paths compute a response (against a dummy HA1 for
  *   an unknown user) and compare in constant time, with identical outcomes.
  * - nc not above the highest seen for this nonce (replay, RFC 7616 §3.3) → challenge with a fresh nonce.
  * - Algorithm not offered, `-sess` or userhash=true (neither is offered) → challenge.
- * - Malformed credentials → 400; an {@link AuthError} never escapes. A `lookupHa1` rejection does.
+ * - Malformed credentials → 400; an {@link AuthError} never escapes.
+ * - `lookupHa1` throws {@link UserSourceUnavailableError} (directory down) → 503 with Retry-After,
+ *   not 403 (RFC 3261 §21.5.4). Other `lookupHa1` rejections propagate.
  */
 export async function authenticateRequest(
   req: SipRequest,
@@ -142,6 +159,8 @@ export async function authenticateRequest(
   const algo = parseAlgorithm(creds.algorithm);
   if (!algo || algo.sess || !algorithms.includes(algo.alg)) return challenge(`algorithm ${creds.algorithm} not offered`);
   if (creds.userhash) return challenge('userhash not offered');
+  // RFC 7616 §3.4: opaque comes back unchanged; many SIP UAs leave it out, which is accepted.
+  if (creds.opaque !== undefined && creds.opaque !== opaqueFor(policy.secret, policy.realm)) return challenge('opaque mismatch');
 
   let qop: 'auth' | undefined;
   let nc: number | undefined;
@@ -153,10 +172,25 @@ export async function authenticateRequest(
     nc = parseInt(creds.nc, 16);
   }
 
+  if (!digestUriMatches(creds.uri, req, policy)) return fail(400, 'digest uri does not match the request');
+
   const nonceState = checkNonce(policy.secret, creds.nonce, policy.nonceTtl, now());
   if (nonceState === 'invalid') return challenge('invalid nonce');
 
-  const stored = await policy.lookupHa1(creds.username, creds.realm, algo.alg);
+  let stored: string | undefined;
+  try {
+    stored = await policy.lookupHa1(creds.username, creds.realm, algo.alg);
+  } catch (e) {
+    if (!(e instanceof UserSourceUnavailableError)) throw e;
+    log.warn({ method: req.method, err: e.message }, 'user source unavailable');
+    return {
+      ok: false,
+      status: 503,
+      reason: REASON[503],
+      headers: [{ name: 'Retry-After', value: String(e.retryAfter) }],
+      detail: 'user source unavailable',
+    };
+  }
   const ha1 = stored?.toLowerCase() ?? dummyHa1(policy.secret, algo.alg, creds.username);
   const expected = computeResponse({
     alg: algo.alg,
@@ -180,8 +214,9 @@ export async function authenticateRequest(
 }
 
 /**
- * The challenge headers for a fresh nonce issued at `nowMs`: one per algorithm, in order,
- * each `Digest realm="...", nonce="...", algorithm=X, qop="auth"[, stale=true]` (RFC 3261 §22.4, RFC 8760 §2.4).
+ * The challenge headers for a fresh nonce issued at `nowMs`: one per algorithm, in order, all with the
+ * same nonce, each `Digest realm="...", nonce="...", algorithm=X, qop="auth", opaque="..."[, stale=true]`
+ * (RFC 3261 §22.4, RFC 7616 §3.3, RFC 8760 §2.4: most preferred first).
  * Named WWW-Authenticate for `www`, Proxy-Authenticate for `proxy`.
  */
 export function challengeHeaders(
@@ -196,8 +231,38 @@ export function challengeHeaders(
   const nonce = createNonce(secret, nowMs);
   return algorithms.map((algorithm) => ({
     name,
-    value: formatChallenge({ realm, nonce, algorithm, qop: 'auth', stale }),
+    value: formatChallenge({ realm, nonce, algorithm, qop: 'auth', opaque: opaqueFor(secret, realm), stale }),
   }));
+}
+
+/** The `opaque` of this server's challenges: 22 base64url characters keyed by the secret and the realm. */
+export function opaqueFor(secret: Buffer, realm: string): string {
+  return createHmac('sha256', secret).update(`opaque:${realm}`).digest('base64url').slice(0, 22);
+}
+
+/**
+ * The digest-uri check of RFC 7616 §3.4.6 (see {@link DigestPolicy.strictUri}).
+ * `uri` is the parameter as sent; an unparsable uri only matches a Request-URI of identical text.
+ */
+export function digestUriMatches(uri: string, req: SipRequest, policy: Pick<DigestPolicy, 'strictUri' | 'isOwnHost' | 'realm'>): boolean {
+  if (uri === req.uri) return true;
+  const parsed = tryParseUri(uri);
+  if (!parsed) return false;
+  const ruri = tryParseUri(req.uri);
+  if (policy.strictUri) return ruri !== undefined && uriEquals(parsed, ruri);
+  if (parsed.scheme !== 'sip' && parsed.scheme !== 'sips') return false;
+  const host = parsed.host.toLowerCase().replace(/^\[|\]$/g, '');
+  if (host === policy.realm.toLowerCase()) return true;
+  if (policy.isOwnHost?.(host)) return true;
+  return ruri !== undefined && ruri.host.toLowerCase().replace(/^\[|\]$/g, '') === host;
+}
+
+function tryParseUri(s: string): SipUri | undefined {
+  try {
+    return parseUri(s);
+  } catch {
+    return undefined;
+  }
 }
 
 /** True when a credentials value uses the Digest scheme (case-insensitive), so other schemes can be skipped. */

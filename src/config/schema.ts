@@ -87,6 +87,60 @@ const registrarSchema = z
     }
   });
 
+const DIGEST_ALGORITHMS = ['MD5', 'SHA-256', 'SHA-512-256'] as const;
+/** A digest algorithm name of RFC 7616 §3.2 / RFC 8760 §2, case-insensitive in YAML, canonical case out. */
+const digestAlgorithm = z
+  .string({ error: `expected one of ${DIGEST_ALGORITHMS.join(', ')}` })
+  .transform((s) => s.toUpperCase())
+  .pipe(z.enum(DIGEST_ALGORITHMS, { error: `expected one of ${DIGEST_ALGORITHMS.join(', ')}` }));
+
+/** LDAP attribute names (RFC 4512 §1.4 descr or numericoid). */
+const ldapAttribute = z
+  .string({ error: 'expected an LDAP attribute name' })
+  .regex(/^([A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)+)$/, { error: 'expected an LDAP attribute name' });
+
+/**
+ * `directory:` where users come from. `none` (default): the SQLite store. `ldap`: an LDAP
+ * directory searched per user (see src/directory/ldap-directory.ts).
+ */
+const directorySchema = z
+  .strictObject({
+    type: z.enum(['none', 'ldap'], { error: 'expected one of none, ldap' }).default('none'),
+    url: z
+      .string({ error: 'expected an ldap:// or ldaps:// URL' })
+      .regex(/^ldaps?:\/\/[^\s/]+\/?$/i, { error: 'expected an ldap:// or ldaps:// URL' })
+      .optional(),
+    bind_dn: z.string({ error: 'expected a DN' }).optional(),
+    bind_password: z.string({ error: 'expected a string' }).optional(),
+    base_dn: z.string({ error: 'expected a DN' }).optional(),
+    filter: z
+      .string({ error: 'expected an LDAP filter' })
+      .refine((f) => f.startsWith('(') && f.endsWith(')') && f.includes('{user}'), {
+        error: 'expected an LDAP filter in parentheses containing {user}',
+      })
+      .default('(uid={user})'),
+    attributes: z
+      .strictObject({
+        password: z.array(ldapAttribute, { error: 'expected a list of attribute names' }).default(['SIPIdentityPassword']),
+        ha1_md5: ldapAttribute.optional(),
+        ha1_sha256: ldapAttribute.optional(),
+        ha1_sha512_256: ldapAttribute.optional(),
+      })
+      .prefault({}),
+    cache_ttl: int(0, 86400, 'seconds').default(60),
+    timeout: positiveInt('ms').default(3000),
+    retry_after: positiveInt('s').default(30),
+  })
+  .superRefine((d, ctx) => {
+    if (d.type !== 'ldap') return;
+    for (const key of ['url', 'base_dn'] as const) {
+      if (d[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'required when type is ldap' });
+    }
+    if ((d.bind_dn === undefined) !== (d.bind_password === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['bind_password'], message: 'bind_dn and bind_password must be given together' });
+    }
+  });
+
 const sipSchema = z.strictObject({
   listen: z.array(sipListenerSchema, { error: 'expected a list of listeners' }).default([
     { transport: 'udp', host: '0.0.0.0', port: 5060 },
@@ -104,7 +158,17 @@ const sipSchema = z.strictObject({
     })
     .prefault({}),
   registrar: registrarSchema.prefault({}),
-  auth: z.strictObject({ nonce_ttl: positiveInt('s').default(300) }).prefault({}),
+  auth: z
+    .strictObject({
+      nonce_ttl: positiveInt('s').default(300),
+      algorithms: z
+        .array(digestAlgorithm, { error: 'expected a list of digest algorithms' })
+        .min(1, { error: 'expected at least one algorithm' })
+        .refine((a) => new Set(a).size === a.length, { error: 'expected each algorithm once' })
+        .default(['MD5']),
+      strict_uri: z.boolean({ error: 'expected true or false' }).default(false),
+    })
+    .prefault({}),
   timers: z
     .strictObject({
       t1: positiveInt('ms').default(500),
@@ -160,11 +224,14 @@ export const configSchema = z.strictObject({
     .prefault({}),
   sip: sipSchema.prefault({}),
   turn: turnSchema.prefault({}),
+  directory: directorySchema.prefault({}),
 });
 
 /** The parsed configuration, snake_case keys as in the YAML file. */
 export type Config = z.infer<typeof configSchema>;
 /** One entry of `sip.listen`. */
 export type SipListener = z.infer<typeof sipListenerSchema>;
+/** The `directory` section. */
+export type DirectoryConfig = z.infer<typeof directorySchema>;
 /** One entry of `turn.listen`. */
 export type TurnListener = z.infer<typeof turnListenerSchema>;

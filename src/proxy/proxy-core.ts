@@ -52,6 +52,11 @@ export interface ProxyOptions {
   authenticate: Authenticate;
   /** Key of the flow tokens this proxy puts in Record-Route (RFC 5626 §5.2). */
   flowTokenSecret: Buffer;
+  /**
+   * Per-user call policy for an authenticated local user's new INVITE
+   * (auth/call-limits.ts): undefined admits it, else the response to send.
+   */
+  admitCall?(username: string, st: ServerTransaction): { status: number; reason: string; headers: SipHeader[] } | undefined;
   /** The REGISTER handler (registrar). */
   register(req: SipRequest, st: ServerTransaction): Promise<void>;
   logger: Logger;
@@ -70,6 +75,11 @@ export interface ProxyOptions {
  * domains are only forwarded for authenticated local users (403 "Relaying
  * denied" otherwise). REGISTER goes to the registrar; OPTIONS to the server
  * itself gets 200 with Allow.
+ *
+ * No user enumeration: senders of other domains (not authenticated) get 480
+ * for unknown users and users without bindings alike, and their OPTIONS to a
+ * user is answered here (200 with Allow) whether the user exists or not; 404
+ * is only told to authenticated local users.
  */
 export class ProxyCore implements TransactionUser {
   private readonly log: Logger;
@@ -141,7 +151,7 @@ export class ProxyCore implements TransactionUser {
 
     // §16.4: Route pre-processing.
     this.fixStrictRoute(req);
-    const flow = this.removeOwnRoutes(req);
+    const { flow, removed } = this.removeOwnRoutes(req);
 
     const ruri = parseUri(req.uri);
     const hasRoute = getHeader(req, 'route') !== undefined;
@@ -168,7 +178,10 @@ export class ProxyCore implements TransactionUser {
     // In-dialog requests and requests to a registered contact go where they point.
     const binding = hasRoute ? undefined : this.opts.location.findByContact(req.uri);
     if (hasRoute || toTag || binding || flow) {
-      if (!toTag && !binding && !(await this.authorizedLocal(req, st))) return;
+      // An in-dialog request passes unauthenticated only along a route this proxy recorded
+      // or to a registered contact; anything else would make it an open relay.
+      const recorded = toTag && (removed > 0 || this.opts.domains.isLocal(ruri.host));
+      if (!recorded && !binding && !(await this.authorizedLocal(req, st))) return;
       return this.forward(req, st, [[{ uri: req.uri, binding, flow }]], hash);
     }
 
@@ -178,6 +191,8 @@ export class ProxyCore implements TransactionUser {
       if (!outcome.ok) return this.reply(st, outcome.status, outcome.reason, outcome.headers);
       const fromUser = parseUri(parseNameAddr(getHeader(req, 'from') ?? '').uri).user;
       if (fromUser !== outcome.username) return this.reply(st, 403, 'Forbidden: From does not match the authenticated user');
+      const refusal = req.method === 'INVITE' ? this.opts.admitCall?.(outcome.username, st) : undefined;
+      if (refusal) return this.reply(st, refusal.status, refusal.reason, refusal.headers);
     }
 
     const aor = this.opts.domains.aorOf(ruri);
@@ -188,8 +203,13 @@ export class ProxyCore implements TransactionUser {
       }
       return this.reply(st, 404, 'Not Found');
     }
+    // No user enumeration by senders of other domains (unauthenticated): OPTIONS to any user is answered
+    // here like OPTIONS to the server, and an unknown user gets the 480 of a user without bindings.
+    if (!fromLocal && req.method === 'OPTIONS') return this.reply(st, 200, 'OK', [{ name: 'Allow', value: ALLOWED_METHODS.join(', ') }]);
     const domain = aor.slice(aor.lastIndexOf('@') + 1);
-    if (!(await this.opts.userExists(ruri.user!, domain))) return this.reply(st, 404, 'Not Found');
+    if (!(await this.opts.userExists(ruri.user!, domain))) {
+      return fromLocal ? this.reply(st, 404, 'Not Found') : this.reply(st, 480, 'Temporarily Unavailable');
+    }
     const groups = targetGroups(this.opts.location.lookup(aor), (flowRef) => this.flowAlive(flowRef));
     if (groups.length === 0) return this.reply(st, 480, 'Temporarily Unavailable');
     return this.forward(
@@ -334,7 +354,7 @@ export class ProxyCore implements TransactionUser {
   /** Forward an ACK for a 2xx (or any request outside a transaction) without state (§16.11). */
   private async forwardStateless(req: SipRequest, source: Source): Promise<void> {
     this.fixStrictRoute(req);
-    const flow = this.removeOwnRoutes(req);
+    const { flow } = this.removeOwnRoutes(req);
     const mf = getHeader(req, 'max-forwards');
     if (mf !== undefined && Number(mf.trim()) <= 0) return;
     const msg = cloneMessage(req);
@@ -370,11 +390,12 @@ export class ProxyCore implements TransactionUser {
 
   /**
    * §16.4: remove every top Route entry that names this server (one or two,
-   * after double Record-Route). Returns the flow named by the token of the
-   * last one removed, if it carried a valid one.
+   * after double Record-Route). Returns how many were removed and the flow
+   * named by the token of the last one, if it carried a valid one.
    */
-  private removeOwnRoutes(req: SipRequest): FlowRef | undefined {
+  private removeOwnRoutes(req: SipRequest): { flow: FlowRef | undefined; removed: number } {
     let flow: FlowRef | undefined;
+    let removed = 0;
     for (let i = 0; i < 4; i++) {
       const top = getHeaderValues(req, 'route')[0];
       if (!top) break;
@@ -387,8 +408,9 @@ export class ProxyCore implements TransactionUser {
       if (!this.isUs(uri)) break;
       flow = uri.user ? decodeFlowToken(uri.user, this.opts.flowTokenSecret) : undefined;
       removeFirstValue(req, 'route');
+      removed++;
     }
-    return flow;
+    return { flow, removed };
   }
 
   /** A URI naming this server: its host is a served domain or own address, and its port (if any) one we listen on. */

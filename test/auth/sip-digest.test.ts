@@ -8,13 +8,15 @@ import {
   type DigestCredentials,
 } from '../../src/auth/digest.js';
 import { createNonce, NonceCountTracker } from '../../src/auth/nonce.js';
-import { authenticateRequest, type DigestPolicy } from '../../src/auth/sip-digest.js';
+import { authenticateRequest, opaqueFor, type DigestPolicy } from '../../src/auth/sip-digest.js';
 import type { SipRequest } from '../../src/sip/message.js';
+import { UserSourceUnavailableError } from '../../src/store/user-source.js';
 
 const REALM = 'example.com';
 const secret = Buffer.from('5ecret-5ecret-5ecret-5ecret', 'utf8');
 const T0 = 1_700_000_000_000;
 const PASSWORDS: Record<string, string> = { alice: 'wonderland', bob: 'builder' };
+const OPAQUE = opaqueFor(secret, REALM);
 
 function makePolicy(over: Partial<DigestPolicy> = {}): DigestPolicy & { clock: { t: number }; lookups: string[] } {
   const clock = { t: T0 };
@@ -65,6 +67,7 @@ function answer(o: {
   nc?: string;
   qop?: boolean;
   realm?: string;
+  opaque?: string;
 }): string {
   const alg = o.alg ?? 'MD5';
   const realm = o.realm ?? REALM;
@@ -87,6 +90,7 @@ function answer(o: {
     }),
     algorithm: alg,
     ...(qop ? { qop: 'auth', nc, cnonce } : {}),
+    ...(o.opaque !== undefined ? { opaque: o.opaque } : {}),
   };
   return formatCredentials(creds);
 }
@@ -102,8 +106,8 @@ describe('authenticateRequest: challenges', () => {
       status: 401,
       reason: 'Unauthorized',
       headers: [
-        { name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=SHA-256, qop="auth"` },
-        { name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=MD5, qop="auth"` },
+        { name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=SHA-256, qop="auth", opaque="${OPAQUE}"` },
+        { name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=MD5, qop="auth", opaque="${OPAQUE}"` },
       ],
       detail: 'no credentials for realm',
     });
@@ -118,7 +122,7 @@ describe('authenticateRequest: challenges', () => {
       ok: false,
       status: 407,
       reason: 'Proxy Authentication Required',
-      headers: [{ name: 'Proxy-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=MD5, qop="auth"` }],
+      headers: [{ name: 'Proxy-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=MD5, qop="auth", opaque="${OPAQUE}"` }],
       detail: 'no credentials for realm',
     });
     const ok = await authenticateRequest(request('INVITE', [{ name: 'Proxy-Authorization', value: auth }]), 'proxy', p);
@@ -158,8 +162,8 @@ describe('authenticateRequest: answers', () => {
     });
   }
 
-  it('accepts a digest uri different from the Request-URI (SIPp style)', async () => {
-    const p = makePolicy();
+  it('accepts a digest uri naming this server rather than the Request-URI (SIPp style)', async () => {
+    const p = makePolicy({ isOwnHost: (h) => h === '192.0.2.10' });
     const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, uri: 'sip:192.0.2.10:5060' });
     const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p);
     expect(out.ok).toBe(true);
@@ -240,7 +244,7 @@ describe('authenticateRequest: refusals', () => {
       ok: false,
       status: 401,
       reason: 'Unauthorized',
-      headers: [{ name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${fresh}", algorithm=MD5, qop="auth", stale=true` }],
+      headers: [{ name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${fresh}", algorithm=MD5, qop="auth", opaque="${OPAQUE}", stale=true` }],
       detail: 'stale nonce',
     });
   });
@@ -259,7 +263,7 @@ describe('authenticateRequest: refusals', () => {
         ok: false,
         status: 401,
         reason: 'Unauthorized',
-        headers: [{ name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${fresh}", algorithm=MD5, qop="auth"` }],
+        headers: [{ name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${fresh}", algorithm=MD5, qop="auth", opaque="${OPAQUE}"` }],
         detail: 'stale nonce',
       });
     }
@@ -275,7 +279,7 @@ describe('authenticateRequest: refusals', () => {
       ok: false,
       status: 401,
       reason: 'Unauthorized',
-      headers: [{ name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=MD5, qop="auth"` }],
+      headers: [{ name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=MD5, qop="auth", opaque="${OPAQUE}"` }],
       detail: 'nonce count replayed',
     });
     const next = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, nc: '0000000a' });
@@ -301,7 +305,9 @@ describe('authenticateRequest: refusals', () => {
       ok: false,
       status: 401,
       detail: 'algorithm MD5 not offered',
-      headers: [{ name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=SHA-256, qop="auth"` }],
+      headers: [
+        { name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=SHA-256, qop="auth", opaque="${OPAQUE}"` },
+      ],
     });
     expect(p.lookups).toEqual([]);
   });
@@ -328,6 +334,121 @@ describe('challenge headers parse back', () => {
     if (out.ok) throw new Error('expected a challenge');
     const { scheme, params } = parseAuthParams(out.headers[0].value);
     expect(scheme).toBe('digest');
-    expect(Object.fromEntries(params)).toEqual({ realm: REALM, nonce: nonceT0, algorithm: 'MD5', qop: 'auth' });
+    expect(Object.fromEntries(params)).toEqual({ realm: REALM, nonce: nonceT0, algorithm: 'MD5', qop: 'auth', opaque: OPAQUE });
+  });
+});
+
+describe('several algorithms offered at once (RFC 8760 §2.4)', () => {
+  const ALL: DigestAlgorithm[] = ['SHA-256', 'SHA-512-256', 'MD5'];
+  for (const alg of ALL) {
+    it(`accepts whichever challenge the client answers: ${alg}`, async () => {
+      const p = makePolicy({ algorithms: ALL });
+      const challenge = await authenticateRequest(request('REGISTER'), 'www', p);
+      if (challenge.ok) throw new Error('expected a challenge');
+      expect(challenge.headers.map((h) => parseAuthParams(h.value).params.get('algorithm'))).toEqual(ALL);
+      const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, alg, opaque: OPAQUE });
+      const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p);
+      expect(out).toEqual({ ok: true, username: 'alice', realm: REALM, algorithm: alg });
+      expect(p.lookups).toEqual([`alice@${REALM}/${alg}`]);
+    });
+  }
+
+  it('a user without an HA1 for the answered algorithm gets the same 403 as a wrong password; MD5 still works', async () => {
+    // carol was created when only MD5 was enabled.
+    const carolMd5 = computeHA1('MD5', 'carol', REALM, 'pw');
+    const lookupHa1 = async (u: string, _r: string, alg: DigestAlgorithm) =>
+      u === 'carol' && alg === 'MD5' ? carolMd5 : u === 'alice' ? computeHA1(alg, u, REALM, 'wonderland') : undefined;
+    const p = makePolicy({ algorithms: ALL, lookupHa1 });
+    const sha = answer({ username: 'carol', password: 'pw', nonce: nonceT0, alg: 'SHA-256' });
+    const lacking = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: sha }]), 'www', p);
+    const wrong = answer({ username: 'alice', password: 'nope', nonce: nonceT0, alg: 'SHA-256', nc: '00000002' });
+    const wrongPw = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: wrong }]), 'www', p);
+    expect(lacking).toEqual(wrongPw);
+    expect(lacking).toMatchObject({ ok: false, status: 403, headers: [] });
+    const md5 = answer({ username: 'carol', password: 'pw', nonce: nonceT0, alg: 'MD5', nc: '00000003' });
+    const ok = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: md5 }]), 'www', p);
+    expect(ok).toEqual({ ok: true, username: 'carol', realm: REALM, algorithm: 'MD5' });
+  });
+
+  it('an answer with a foreign opaque is challenged again; the right one passes', async () => {
+    const p = makePolicy();
+    const bad = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, opaque: 'not-ours' });
+    const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: bad }]), 'www', p);
+    expect(out).toMatchObject({ ok: false, status: 401, detail: 'opaque mismatch' });
+    const good = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, opaque: OPAQUE });
+    expect((await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: good }]), 'www', p)).ok).toBe(true);
+  });
+});
+
+describe('digest uri check (RFC 7616 §3.4.6)', () => {
+  async function withUri(uri: string, over: Partial<DigestPolicy> = {}, ruri = 'sip:example.com') {
+    const p = makePolicy({ isOwnHost: (h) => h === '127.0.0.1', ...over });
+    const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, uri });
+    const req = { ...request('REGISTER', [{ name: 'Authorization', value: auth }]), uri: ruri };
+    return authenticateRequest(req, 'www', p);
+  }
+  const accepted = [
+    'sip:example.com',
+    'sip:example.com:5060',
+    'sips:EXAMPLE.com;transport=tls',
+    'sip:127.0.0.1:5060',
+    'sip:bob@example.com',
+  ];
+  for (const uri of accepted) {
+    it(`default mode accepts ${uri}`, async () => {
+      expect((await withUri(uri)).ok).toBe(true);
+    });
+  }
+  it('default mode accepts the target host of an INVITE Request-URI', async () => {
+    expect((await withUri('sip:other.example', {}, 'sip:bob@other.example')).ok).toBe(true);
+  });
+  for (const uri of ['sip:attacker.example', 'sip:127.0.0.2', 'tel:+15551234', 'http://example.com/', 'garbage']) {
+    it(`default mode refuses ${uri} with 400`, async () => {
+      expect(await withUri(uri)).toEqual({
+        ok: false,
+        status: 400,
+        reason: 'Bad Request',
+        headers: [],
+        detail: 'digest uri does not match the request',
+      });
+    });
+  }
+  it('strict mode accepts only the Request-URI (RFC 3261 §19.1.4 comparison)', async () => {
+    expect((await withUri('sip:example.com', { strictUri: true })).ok).toBe(true);
+    expect((await withUri('sip:EXAMPLE.COM', { strictUri: true })).ok).toBe(true);
+    expect(await withUri('sip:127.0.0.1:5060', { strictUri: true })).toMatchObject({ ok: false, status: 400 });
+    expect(await withUri('sip:example.com;transport=tcp', { strictUri: true })).toMatchObject({ ok: false, status: 400 });
+  });
+});
+
+describe('user source outage', () => {
+  it('UserSourceUnavailableError from lookupHa1 gives 503 with Retry-After, not 403', async () => {
+    const p = makePolicy({
+      lookupHa1: async () => {
+        throw new UserSourceUnavailableError('ldap down', 17);
+      },
+    });
+    const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0 });
+    const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'proxy', p);
+    // kind proxy reads Proxy-Authorization: this answer is in Authorization, so first a 407...
+    expect(out).toMatchObject({ ok: false, status: 407 });
+    const out2 = await authenticateRequest(request('REGISTER', [{ name: 'Proxy-Authorization', value: auth }]), 'proxy', p);
+    expect(out2).toEqual({
+      ok: false,
+      status: 503,
+      reason: 'Service Unavailable',
+      headers: [{ name: 'Retry-After', value: '17' }],
+      detail: 'user source unavailable',
+    });
+  });
+
+  it('any other lookup failure propagates', async () => {
+    const p = makePolicy({
+      lookupHa1: async () => {
+        throw new Error('bug');
+      },
+    });
+    const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0 });
+    await expect(authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p)).rejects.toThrow('bug');
   });
 });

@@ -44,7 +44,7 @@ describe('defaults', () => {
         tls: {},
         limits: { max_message_bytes: 65535, max_headers: 256, max_line_bytes: 8192 },
         registrar: { min_expires: 60, max_expires: 86400, default_expires: 3600, max_bindings_per_aor: 10, flow_timer: 120 },
-        auth: { nonce_ttl: 300 },
+        auth: { nonce_ttl: 300, algorithms: ['MD5'], strict_uri: false },
         timers: { t1: 500, t2: 4000, t4: 5000 },
       },
       turn: {
@@ -59,6 +59,14 @@ describe('defaults', () => {
         max_lifetime: 3600,
         nonce_ttl: 600,
         allow_loopback_peers: false,
+      },
+      directory: {
+        type: 'none',
+        filter: '(uid={user})',
+        attributes: { password: ['SIPIdentityPassword'] },
+        cache_ttl: 60,
+        timeout: 3000,
+        retry_after: 30,
       },
     });
     expect(c.sip.advertised_host).toBeUndefined();

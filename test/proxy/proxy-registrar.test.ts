@@ -206,6 +206,14 @@ describe('registrar and proxy over UDP', () => {
     await bob.waitFor((m) => m.kind === 'request' && m.method === 'ACK' && getHeader(m, 'call-id') === callId);
   });
 
+  it('refuses to relay an in-dialog request that does not follow a route it recorded', async () => {
+    const bye = alice.request('BYE', 'sip:victim@127.0.0.9:5099', { from: 'sip:mallory@elsewhere.test', to: 'sip:victim@elsewhere.test', toTag: 'x1' });
+    alice.send(bye, PORT);
+    const res = await alice.response(bye);
+    expect(res.status).toBe(403);
+    expect(res.reason).toBe('Relaying denied');
+  });
+
   it('answers a malformed request with 400 naming the problem', async () => {
     const raw =
       `OPTIONS sip:127.0.0.1:${PORT} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${alice.port};branch=z9hG4bKbad1;rport\r\n` +

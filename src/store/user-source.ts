@@ -1,0 +1,63 @@
+/**
+ * Where digest credentials come from: the SQLite store by default, or a
+ * directory (LDAP, `src/directory/`). The registrar, the proxy and TURN ask the
+ * same source, so every user it knows is a SIP and a TURN user.
+ */
+import type { Ha1Algorithm } from './types.js';
+
+/**
+ * The user source could not be asked (directory down, timeout, bad service
+ * credentials). SIP answers it with 503 Service Unavailable and Retry-After
+ * (RFC 3261 §21.5.4), never with 403: the client's credentials were not judged.
+ */
+export class UserSourceUnavailableError extends Error {
+  /** SIP status this error maps to. */
+  readonly status = 503;
+  /** Seconds for the Retry-After header field (RFC 3261 §20.33). */
+  readonly retryAfter: number;
+
+  /**
+   * @param message reason for logs (no credentials in it).
+   * @param retryAfter seconds the client should wait before retrying; default 30.
+   * @param options.cause the underlying error.
+   */
+  constructor(message: string, retryAfter = 30, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UserSourceUnavailableError';
+    this.retryAfter = retryAfter;
+  }
+}
+
+/** Read-only access to users and their digest credentials. */
+export interface UserSource {
+  /**
+   * HA1 = H(username:realm:password) for `alg` as lowercase hex (RFC 7616 §3.4.2),
+   * or undefined when the user is unknown in `realm` or has no credential for `alg`.
+   * @throws UserSourceUnavailableError when the source cannot be reached.
+   */
+  lookupHa1(username: string, realm: string, alg: Ha1Algorithm): Promise<string | undefined>;
+  /**
+   * True when `username` is a user of `domain`.
+   * @throws UserSourceUnavailableError when the source cannot be reached.
+   */
+  userExists(username: string, domain: string): Promise<boolean>;
+  /** Release connections and timers. */
+  close(): Promise<void>;
+}
+
+/** The subset of the SQLite store a {@link storeUserSource} needs. */
+export interface UserLookup {
+  getUser(username: string, domain: string): { ha1: Partial<Record<Ha1Algorithm, string>> } | undefined;
+}
+
+/**
+ * A {@link UserSource} over the local store (users added with `rtcedge user add`).
+ * Realm = domain. Never throws UserSourceUnavailableError; closing it leaves the store open.
+ */
+export function storeUserSource(store: UserLookup): UserSource {
+  return {
+    lookupHa1: async (username, realm, alg) => store.getUser(username, realm)?.ha1[alg],
+    userExists: async (username, domain) => store.getUser(username, domain) !== undefined,
+    close: async () => {},
+  };
+}
