@@ -1,0 +1,210 @@
+// Shared helpers for the benchmarks: processes started and stopped by PID,
+// CPU accounting from /proc, readiness probes, temp dirs.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import dgram from 'node:dgram';
+
+export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+export function tempDir(prefix) {
+  return mkdtempSync(join(tmpdir(), `rtcedge-bench-${prefix}-`));
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** utime+stime of one process (all its threads), in clock ticks; 0 if gone. */
+function ticksOf(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised comm; utime and stime are fields 14 and 15.
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  } catch {
+    return 0;
+  }
+}
+
+function ppidOf(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return -1;
+  }
+}
+
+/** The PID and all its descendants that are alive now. */
+export function processTree(root) {
+  const children = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const pid = Number(d);
+    const pp = ppidOf(pid);
+    if (!children.has(pp)) children.set(pp, []);
+    children.get(pp).push(pid);
+  }
+  const out = [];
+  const stack = [root];
+  while (stack.length) {
+    const p = stack.pop();
+    out.push(p);
+    for (const c of children.get(p) ?? []) stack.push(c);
+  }
+  return out;
+}
+
+/** CPU seconds (user+system) used so far by a process and its descendants. */
+export function cpuSeconds(root) {
+  let t = 0;
+  for (const p of processTree(root)) t += ticksOf(p);
+  return t / CLK_TCK;
+}
+
+/**
+ * Start a long-running process. Output goes to arrays (bounded) and to
+ * optional line callbacks; `exited` resolves with the exit code.
+ */
+export function startProcess(cmd, args, opts = {}) {
+  const child = spawn(cmd, args, {
+    stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+  });
+  const proc = { child, pid: child.pid, cmd: [cmd, ...args].join(' '), stdout: '', stderr: '' };
+  const keep = (k, chunk) => {
+    proc[k] += chunk.toString();
+    if (proc[k].length > 2_000_000) proc[k] = proc[k].slice(-1_000_000);
+  };
+  child.stdout.on('data', (c) => {
+    keep('stdout', c);
+    opts.onStdout?.(c.toString());
+  });
+  child.stderr.on('data', (c) => {
+    keep('stderr', c);
+    opts.onStderr?.(c.toString());
+  });
+  proc.exited = new Promise((resolve) => {
+    child.on('exit', (code, sig) => resolve(code ?? (sig ? 128 : -1)));
+    child.on('error', () => resolve(-1));
+  });
+  if (opts.stdin) {
+    child.stdin.end(opts.stdin);
+  }
+  return proc;
+}
+
+/** Run a process to completion with a hard time limit; returns {code, stdout, stderr, ms}. */
+export async function runProcess(cmd, args, opts = {}) {
+  const t0 = performance.now();
+  const p = startProcess(cmd, args, opts);
+  const limit = opts.timeoutMs ?? 60_000;
+  let timer;
+  const timedOut = new Promise((r) => {
+    timer = setTimeout(() => r('timeout'), limit);
+  });
+  const res = await Promise.race([p.exited, timedOut]);
+  clearTimeout(timer);
+  if (res === 'timeout') {
+    await stopProcess(p);
+  }
+  const code = res === 'timeout' ? 'timeout' : res;
+  return { code, stdout: p.stdout, stderr: p.stderr, ms: performance.now() - t0, cmd: p.cmd };
+}
+
+/** SIGTERM the process we started, then SIGKILL after a grace period. */
+export async function stopProcess(proc, graceMs = 3000) {
+  if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+  try {
+    process.kill(proc.pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const killed = await Promise.race([proc.exited.then(() => true), sleep(graceMs).then(() => false)]);
+  if (!killed) {
+    try {
+      process.kill(proc.pid, 'SIGKILL');
+    } catch {}
+    await Promise.race([proc.exited, sleep(1000)]);
+  }
+}
+
+/** Stop a daemon known only by a PID file it wrote (a process tree we started). */
+export async function stopPid(pid, graceMs = 3000) {
+  if (!pid) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const t0 = Date.now();
+  while (Date.now() - t0 < graceMs) {
+    if (!existsSync(`/proc/${pid}`)) return;
+    await sleep(100);
+  }
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {}
+}
+
+/** Send one UDP datagram and wait for any reply. */
+export function udpProbe(host, port, payload, timeoutMs = 300) {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    const t = setTimeout(() => {
+      s.close();
+      resolve(false);
+    }, timeoutMs);
+    s.on('message', () => {
+      clearTimeout(t);
+      s.close();
+      resolve(true);
+    });
+    s.on('error', () => {
+      clearTimeout(t);
+      s.close();
+      resolve(false);
+    });
+    s.send(payload, port, host);
+  });
+}
+
+/** A STUN Binding request (RFC 8489 §6) with a random transaction ID. */
+export function stunBinding() {
+  const b = Buffer.alloc(20);
+  b.writeUInt16BE(0x0001, 0);
+  b.writeUInt16BE(0, 2);
+  b.writeUInt32BE(0x2112a442, 4);
+  for (let i = 8; i < 20; i++) b[i] = Math.floor(Math.random() * 256);
+  return b;
+}
+
+/** A SIP OPTIONS request from a throwaway local port (any response means the server is up). */
+export function sipOptions(host, port) {
+  const branch = 'z9hG4bK' + Math.random().toString(36).slice(2);
+  return Buffer.from(
+    `OPTIONS sip:${host}:${port} SIP/2.0\r\n` +
+      `Via: SIP/2.0/UDP 127.0.0.1:9;rport;branch=${branch}\r\n` +
+      `Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:${host}:${port}>\r\n` +
+      `Call-ID: ${branch}@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`,
+  );
+}
+
+/** Poll until `probe()` is true or the deadline passes. */
+export async function waitFor(probe, timeoutMs, what) {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    if (await probe()) return;
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export function readPidFile(path) {
+  try {
+    return Number(readFileSync(path, 'utf8').trim()) || 0;
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,72 @@
+// Start and stop an rtcedge server for a benchmark: temp config, users added
+// through the CLI, readiness by probing its UDP listeners.
+import { writeFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  startProcess, runProcess, stopProcess, tempDir, waitFor, udpProbe, stunBinding, sipOptions,
+} from './lib.mjs';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+
+/**
+ * @param {object} o
+ * @param {number} [o.sipPort] UDP SIP listener
+ * @param {number} [o.turnPort] UDP TURN listener (TURN disabled when absent)
+ * @param {[number, number]} [o.relayPorts]
+ * @param {Array<[string, string]>} o.users [user, password] in example.test
+ */
+export async function startRtcedge(o) {
+  const dir = tempDir('rtcedge');
+  const cfg = join(dir, 'rtcedge.yaml');
+  const lines = [
+    `data_dir: ${join(dir, 'data')}`,
+    'domains: [example.test]',
+    'log: { level: warn }',
+    'sip:',
+    '  listen:',
+    `    - { transport: udp, host: 127.0.0.1, port: ${o.sipPort} }`,
+    'turn:',
+  ];
+  if (o.turnPort) {
+    lines.push(
+      '  enabled: true',
+      '  listen:',
+      `    - { transport: udp, host: 127.0.0.1, port: ${o.turnPort} }`,
+      '  relay_address: 127.0.0.1',
+      `  relay_port_min: ${o.relayPorts[0]}`,
+      `  relay_port_max: ${o.relayPorts[1]}`,
+      '  allow_loopback_peers: true',
+    );
+  } else {
+    lines.push('  enabled: false');
+  }
+  writeFileSync(cfg, lines.join('\n') + '\n');
+  for (const [user, pw] of o.users) {
+    const r = await runProcess(process.execPath, [CLI, 'user', 'add', `${user}@example.test`, '--password-stdin', '-c', cfg], {
+      stdin: pw + '\n',
+      timeoutMs: 20_000,
+    });
+    if (r.code !== 0) throw new Error(`rtcedge user add ${user} failed (${r.code}): ${r.stderr.trim()}`);
+  }
+  const args = [CLI, 'serve', '-c', cfg];
+  const proc = startProcess(process.execPath, args);
+  proc.cmdline = `node dist/cli/main.js serve -c ${cfg}`;
+  proc.config = cfg;
+  proc.dir = dir;
+  let exited = false;
+  proc.exited.then(() => (exited = true));
+  try {
+    await waitFor(async () => {
+      if (exited) throw new Error(`rtcedge exited: ${proc.stderr.slice(-2000)}${proc.stdout.slice(-2000)}`);
+      if (!(await udpProbe('127.0.0.1', o.sipPort, sipOptions('127.0.0.1', o.sipPort)))) return false;
+      if (o.turnPort && !(await udpProbe('127.0.0.1', o.turnPort, stunBinding()))) return false;
+      return true;
+    }, 20_000, 'rtcedge to answer on its UDP ports');
+  } catch (e) {
+    await stopProcess(proc);
+    throw e;
+  }
+  return proc;
+}
