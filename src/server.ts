@@ -15,6 +15,10 @@ import { NonceCountTracker } from './auth/nonce.js';
 import type { DigestPolicy } from './auth/sip-digest.js';
 import { createAuthenticator } from './auth/request-authenticator.js';
 import { TurnServer } from './turn/index.js';
+import { createSecurity } from './auth/security.js';
+import { certificateIdentities } from './auth/client-certificate.js';
+import { BanFileWriter } from './admin/ban-file.js';
+import { parseUri } from './sip/uri.js';
 import { storeUserSource, type UserSource, UserSourceUnavailableError } from './store/user-source.js';
 import { openDirectory } from './directory/index.js';
 
@@ -42,7 +46,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const store = openStore(config);
   const defaultDomain = config.domains[0];
 
-  let tls: { cert: Buffer; key: Buffer } | undefined;
+  let tls: { cert: Buffer; key: Buffer; ca?: Buffer[] } | undefined;
   if (config.sip.listen.some((l) => l.transport === 'tls' || l.transport === 'wss')) {
     if (config.sip.tls.cert && config.sip.tls.key) {
       tls = { cert: readFileSync(config.sip.tls.cert), key: readFileSync(config.sip.tls.key) };
@@ -50,10 +54,22 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       const paths = await ensureTlsCertificate(config.data_dir, [...config.domains, 'localhost'], logger);
       tls = { cert: readFileSync(paths.certPath), key: readFileSync(paths.keyPath) };
     }
+    // CAs that issue client (device) certificates; see auth/client-certificate.ts.
+    tls.ca = (config.sip.tls.ca ?? []).map((f) => readFileSync(f));
   }
 
+  // Abuse resistance (sip.security): per-source gate, failed-auth bans, call limits; bans in data_dir/bans.json.
+  const banFile = new BanFileWriter(config.data_dir, logger);
+  const security = createSecurity(config.sip.security, logger, {
+    onBansChanged: (bans) => banFile.update(bans),
+    onDroppedBanned: (source) => {
+      if (source.flowId) transport.destroyFlow(source.flowId);
+    },
+  });
+
   const transport = new TransportLayer({
-    listen: config.sip.listen,
+    listen: config.sip.listen.map((l) => ({ transport: l.transport, host: l.host, port: l.port, clientCert: l.client_cert ?? 'optional' })),
+    peerIdentities: (cert) => certificateIdentities(cert, config.sip.tls.client_identity ?? ['uri']),
     advertisedHost: config.sip.advertised_host,
     tls,
     limits: {
@@ -64,7 +80,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     logger,
   });
   const transactions = new TransactionLayer(transport, config.sip.timers, logger);
-  transport.onMessage = (inbound) => transactions.handle(inbound);
+  // The per-source gate sits before the transaction layer, so dropped messages create no state.
+  transport.onMessage = (inbound) => {
+    if (!security.gate.admit(inbound)) return;
+    security.calls.observe(inbound.msg);
+    transactions.handle(inbound);
+  };
 
   const domains = new LocalDomains(config.domains, (host) => transport.isLocal(host));
   const location = new LocationService(store, logger);
@@ -83,7 +104,18 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     nonceCounts: new NonceCountTracker(100_000),
     logger,
   };
-  const authenticate = createAuthenticator(auth);
+  const authenticate = createAuthenticator(auth, {
+    certificates: {
+      aorOf: (uri) => {
+        try {
+          return domains.aorOf(parseUri(uri));
+        } catch {
+          return undefined;
+        }
+      },
+    },
+    failures: security.failures,
+  });
   const register = createRegistrar({
     domains,
     location,
@@ -110,6 +142,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       }
     },
     authenticate,
+    admitCall: (username, st) => security.calls.admitTransaction(username, st),
     flowTokenSecret: secret,
     register,
     logger,
@@ -164,6 +197,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await turn?.stop();
       transactions.close();
       await transport.stop();
+      banFile.flush();
       location.stop();
       await users.close();
       store.close();

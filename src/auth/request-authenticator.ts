@@ -1,6 +1,17 @@
 import type { SipRequest } from '../sip/message.js';
+import { getHeader, getHeaderValues } from '../sip/message.js';
+import { parseNameAddr } from '../sip/headers.js';
+import { parseUri } from '../sip/uri.js';
 import type { Source } from '../transport/types.js';
+import { parseCredentials } from './digest.js';
+import type { AuthFailureGuard } from './auth-failures.js';
 import { authenticateRequest, type DigestOutcome, type DigestPolicy } from './sip-digest.js';
+
+/**
+ * The outcome of an {@link Authenticate} hook: a digest outcome, or success by
+ * a verified client certificate (`method: 'certificate'`, no algorithm).
+ */
+export type AuthOutcome = DigestOutcome | { ok: true; username: string; realm: string; method: 'certificate' };
 
 /**
  * How the registrar (`kind` 'www', 401) and the proxy (`kind` 'proxy', 407)
@@ -9,9 +20,83 @@ import { authenticateRequest, type DigestOutcome, type DigestPolicy } from './si
  * `source` is where the request came from (for client certificates and
  * per-source policy).
  */
-export type Authenticate = (req: SipRequest, kind: 'www' | 'proxy', source: Source) => Promise<DigestOutcome>;
+export type Authenticate = (req: SipRequest, kind: 'www' | 'proxy', source: Source) => Promise<AuthOutcome>;
 
-/** The default authenticator: digest only (RFC 3261 §22, RFC 7616). */
-export function createAuthenticator(policy: DigestPolicy): Authenticate {
-  return (req, kind) => authenticateRequest(req, kind, policy);
+/** Client-certificate authentication settings of {@link createAuthenticator}. */
+export interface CertificateAuthPolicy {
+  /**
+   * The canonical AOR `sip:user@domain` of a URI in a served domain (own
+   * addresses stand for the default domain), else undefined. Certificate
+   * identities and the From/To URI are both mapped through it before comparing.
+   */
+  aorOf(uri: string): string | undefined;
+}
+
+/** Optional parts of the authenticator beyond digest. */
+export interface AuthenticatorExtras {
+  /** Accept `source.tlsIdentities` (a verified client certificate) for a matching AOR. */
+  certificates?: CertificateAuthPolicy;
+  /** Count digest failures per source and user; refuse locked users (see auth-failures.ts). */
+  failures?: AuthFailureGuard;
+}
+
+/**
+ * The authenticator: client certificate first, then digest (RFC 3261 §22, RFC 7616).
+ *
+ * - Certificate: when the request arrived on a TLS flow whose client
+ *   certificate verified (`source.tlsIdentities`), and one identity equals the
+ *   AOR of the To URI (REGISTER, kind `www`) or the From URI (kind `proxy`),
+ *   the request is authenticated as that AOR's user with no challenge. A
+ *   certificate for another AOR is ignored (digest applies as usual).
+ * - Digest: {@link authenticateRequest}. With `failures`, a 403 (wrong password
+ *   or unknown user, alike) is counted against the source address and the
+ *   user name, and a locked user gets 403 from an address it never
+ *   authenticated from, before the digest is checked.
+ */
+export function createAuthenticator(policy: DigestPolicy, extras: AuthenticatorExtras = {}): Authenticate {
+  const { certificates, failures } = extras;
+  return async (req, kind, source) => {
+    if (certificates && source.tlsIdentities?.length) {
+      const claimed = claimedAor(req, kind, certificates);
+      if (claimed && source.tlsIdentities.some((id) => certificates.aorOf(id) === claimed)) {
+        const at = claimed.lastIndexOf('@');
+        return { ok: true, username: claimed.slice(4, at), realm: claimed.slice(at + 1), method: 'certificate' };
+      }
+    }
+    if (!failures) return authenticateRequest(req, kind, policy);
+    const username = credentialsUser(req, kind, policy.realm);
+    if (username !== undefined && failures.isLocked(username, source.remoteAddress)) {
+      failures.failed(username, source.remoteAddress);
+      return { ok: false, status: 403, reason: 'Forbidden', headers: [], detail: 'user locked' };
+    }
+    const outcome = await authenticateRequest(req, kind, policy);
+    if (outcome.ok) failures.succeeded(outcome.username, source.remoteAddress);
+    else if (outcome.status === 403) failures.failed(username, source.remoteAddress);
+    return outcome;
+  };
+}
+
+/** AOR of To (`www`) or From (`proxy`), canonical, or undefined. */
+function claimedAor(req: SipRequest, kind: 'www' | 'proxy', certs: CertificateAuthPolicy): string | undefined {
+  try {
+    const uri = parseNameAddr(getHeader(req, kind === 'www' ? 'to' : 'from') ?? '').uri;
+    parseUri(uri);
+    return certs.aorOf(uri);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The user name of the first Digest credentials for `realm`, if readable. */
+function credentialsUser(req: SipRequest, kind: 'www' | 'proxy', realm: string): string | undefined {
+  for (const value of getHeaderValues(req, kind === 'www' ? 'Authorization' : 'Proxy-Authorization')) {
+    if (!/^\s*digest\s/i.test(value)) continue;
+    try {
+      const c = parseCredentials(value);
+      if (c.realm === realm) return c.username;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
 }

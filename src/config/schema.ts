@@ -25,11 +25,16 @@ const port = () => int(0, 65535);
 
 const hostString = z.string({ error: 'expected a host name or address' }).min(1, { error: 'expected a host name or address' });
 
-/** A SIP listener: `{ transport: udp | tcp | tls, host, port }`. */
+/**
+ * A SIP listener: `{ transport: udp | tcp | tls | ws | wss, host, port, client_cert }`.
+ * `client_cert` (TLS/WSS): none | optional | required; absent means optional
+ * (it only takes effect when `sip.tls.ca` lists CAs).
+ */
 export const sipListenerSchema = z.strictObject({
   transport: z.enum(['udp', 'tcp', 'tls', 'ws', 'wss'], { error: 'expected one of udp, tcp, tls, ws, wss' }),
   host: hostString.default('0.0.0.0'),
   port: port(),
+  client_cert: z.enum(['none', 'optional', 'required'], { error: 'expected one of none, optional, required' }).optional(),
 });
 
 /** A TURN listener: `{ transport: udp | tcp, host, port }`. */
@@ -56,6 +61,12 @@ const tlsSchema = z
   .strictObject({
     cert: z.string({ error: 'expected a file path' }).min(1).optional(),
     key: z.string({ error: 'expected a file path' }).min(1).optional(),
+    /** PEM files of the CAs client certificates are verified against; absent or []: client certificates are not asked for. */
+    ca: z.array(z.string({ error: 'expected a file path' }).min(1, { error: 'expected a file path' }), { error: 'expected a list of file paths' }).optional(),
+    /** SubjectAltName entries of a verified client certificate that name an AOR: `uri` (URI:sip:user@domain), `email` (rfc822Name); absent: [uri]. */
+    client_identity: z
+      .array(z.enum(['uri', 'email'], { error: 'expected one of uri, email' }), { error: 'expected a list of uri, email' })
+      .optional(),
   })
   .superRefine((t, ctx) => {
     if ((t.cert === undefined) !== (t.key === undefined)) {
@@ -141,6 +152,67 @@ const directorySchema = z
     }
   });
 
+/** Whole number >= 0 (0 turns the limit off). */
+function nonNegativeInt(unit?: string): z.ZodNumber {
+  const error = `expected a whole number >= 0${unit ? ` (${unit})` : ''}`;
+  return z.number({ error }).int({ error }).min(0, { error });
+}
+
+/** An IPv4/IPv6 address or CIDR prefix (`127.0.0.0/8`, `::1`, `2001:db8::/32`). */
+const addressOrPrefix = z.string({ error: 'expected an IP address or CIDR prefix' }).refine(
+  (s) => {
+    const [a, len, extra] = s.split('/');
+    const kind = isIP(a);
+    if (kind === 0 || extra !== undefined) return false;
+    return len === undefined || (/^\d{1,3}$/.test(len) && Number(len) <= (kind === 4 ? 32 : 128));
+  },
+  { error: 'expected an IP address or CIDR prefix' },
+);
+
+/** Scanner User-Agent substrings dropped by default (kept in sync with auth/scanner-filter.ts). */
+const DEFAULT_SCANNER_USER_AGENTS = [
+  'friendly-scanner',
+  'sipvicious',
+  'sipcli',
+  'vaxsipuseragent',
+  'sip-scan',
+  'sipscan',
+  'iwar',
+  'sundayddr',
+  'siparmyknife',
+  'sivus',
+  'pplsip',
+  'voipbuster-scanner',
+];
+
+/** `sip.security`: abuse resistance (see config/rtcedge.example.yaml and src/auth/). */
+const securitySchema = z.strictObject({
+  exempt_sources: z.array(addressOrPrefix, { error: 'expected a list of addresses or CIDR prefixes' }).default(['127.0.0.0/8', '::1']),
+  source_rate: z
+    .strictObject({
+      requests_per_second: nonNegativeInt('messages/s').default(50),
+      burst: positiveInt('messages').default(200),
+      ban_seconds: positiveInt('s').default(60),
+    })
+    .prefault({}),
+  auth_failures: z
+    .strictObject({
+      per_source: nonNegativeInt().default(10),
+      per_user: nonNegativeInt().default(20),
+      window_seconds: positiveInt('s').default(60),
+      ban_seconds: positiveInt('s').default(600),
+    })
+    .prefault({}),
+  scanner_user_agents: z.array(z.string({ error: 'expected a string' }), { error: 'expected a list of strings' }).default(DEFAULT_SCANNER_USER_AGENTS),
+  calls: z
+    .strictObject({
+      max_concurrent_per_user: nonNegativeInt().default(10),
+      max_attempts_per_minute: nonNegativeInt().default(30),
+      max_call_seconds: positiveInt('s').default(14400),
+    })
+    .prefault({}),
+});
+
 const sipSchema = z.strictObject({
   listen: z.array(sipListenerSchema, { error: 'expected a list of listeners' }).default([
     { transport: 'udp', host: '0.0.0.0', port: 5060 },
@@ -158,6 +230,7 @@ const sipSchema = z.strictObject({
     })
     .prefault({}),
   registrar: registrarSchema.prefault({}),
+  security: securitySchema.prefault({}),
   auth: z
     .strictObject({
       nonce_ttl: positiveInt('s').default(300),
@@ -176,6 +249,12 @@ const sipSchema = z.strictObject({
       t4: positiveInt('ms').default(5000),
     })
     .prefault({}),
+}).superRefine((sip, ctx) => {
+  sip.listen.forEach((l, i) => {
+    if (l.client_cert === 'required' && (l.transport === 'tls' || l.transport === 'wss') && (sip.tls.ca ?? []).length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['listen', i, 'client_cert'], message: 'required needs CA files in sip.tls.ca' });
+    }
+  });
 });
 
 const turnSchema = z

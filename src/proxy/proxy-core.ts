@@ -76,10 +76,11 @@ export interface ProxyOptions {
  * denied" otherwise). REGISTER goes to the registrar; OPTIONS to the server
  * itself gets 200 with Allow.
  *
- * No user enumeration: senders of other domains (not authenticated) get 480
- * for unknown users and users without bindings alike, and their OPTIONS to a
- * user is answered here (200 with Allow) whether the user exists or not; 404
- * is only told to authenticated local users.
+ * No user enumeration: senders of other domains (not authenticated) get 404
+ * for unknown users and users without bindings alike; the 480 of a known user
+ * without bindings is only told to authenticated local users. Requests whose
+ * From is local (scanners put the target's address there) are challenged
+ * before any lookup.
  */
 export class ProxyCore implements TransactionUser {
   private readonly log: Logger;
@@ -203,15 +204,12 @@ export class ProxyCore implements TransactionUser {
       }
       return this.reply(st, 404, 'Not Found');
     }
-    // No user enumeration by senders of other domains (unauthenticated): OPTIONS to any user is answered
-    // here like OPTIONS to the server, and an unknown user gets the 480 of a user without bindings.
-    if (!fromLocal && req.method === 'OPTIONS') return this.reply(st, 200, 'OK', [{ name: 'Allow', value: ALLOWED_METHODS.join(', ') }]);
     const domain = aor.slice(aor.lastIndexOf('@') + 1);
-    if (!(await this.opts.userExists(ruri.user!, domain))) {
-      return fromLocal ? this.reply(st, 404, 'Not Found') : this.reply(st, 480, 'Temporarily Unavailable');
-    }
+    if (!(await this.opts.userExists(ruri.user!, domain))) return this.reply(st, 404, 'Not Found');
     const groups = targetGroups(this.opts.location.lookup(aor), (flowRef) => this.flowAlive(flowRef));
-    if (groups.length === 0) return this.reply(st, 480, 'Temporarily Unavailable');
+    // No user enumeration by senders of other domains (not authenticated): a user without bindings gets
+    // the same 404 as an unknown user; only authenticated local users see 480.
+    if (groups.length === 0) return fromLocal ? this.reply(st, 480, 'Temporarily Unavailable') : this.reply(st, 404, 'Not Found');
     return this.forward(
       req,
       st,

@@ -33,8 +33,18 @@ export interface TransportOptions {
   listen: ListenSpec[];
   /** Host put in Via and Record-Route when a listener is bound to a wildcard address. */
   advertisedHost?: string;
-  /** PEM certificate and key for TLS listeners and outgoing TLS connections. */
-  tls?: { cert: Buffer; key: Buffer };
+  /**
+   * PEM certificate and key for TLS listeners and outgoing TLS connections;
+   * `ca`: PEM CA certificates that client certificates are verified against
+   * (listeners with `clientCert` optional or required).
+   */
+  tls?: { cert: Buffer; key: Buffer; ca?: Buffer[] };
+  /**
+   * The identities a verified client certificate names (see
+   * auth/client-certificate.ts), put in `Source.tlsIdentities` of every
+   * message of that flow. Without it, client certificates name nobody.
+   */
+  peerIdentities?: (cert: tls.PeerCertificate) => string[];
   limits: ParseLimits;
   logger: Logger;
   /** Idle stream connections are closed after this many ms; default 600 000. */
@@ -70,6 +80,8 @@ export class TransportLayer {
   private readonly flowsByRemote = new Map<string, string>();
   private readonly pendingConnects = new Map<string, Promise<StreamFlow>>();
   private readonly flowClosedListeners: ((flowId: string) => void)[] = [];
+  /** Flow id → identities of its verified client certificate (TLS/WSS flows that presented one). */
+  private readonly flowIdentities = new Map<string, string[]>();
   private nextFlow = 1;
   private localAddresses = new Set<string>();
   private readonly log: Logger;
@@ -247,7 +259,16 @@ export class TransportLayer {
     let wss: WebSocketServer | undefined;
     if (spec.transport === 'tls' || spec.transport === 'wss') {
       if (!this.opts.tls) throw new Error(`${spec.transport.toUpperCase()} listener without certificate`);
-      const options = { cert: this.opts.tls.cert, key: this.opts.tls.key, minVersion: 'TLSv1.2' as const };
+      const options: tls.TlsOptions = { cert: this.opts.tls.cert, key: this.opts.tls.key, minVersion: 'TLSv1.2' as const };
+      // Client certificates: verified against the configured CAs only (never the system store).
+      const clientCert = spec.clientCert ?? 'none';
+      if (clientCert !== 'none' && this.opts.tls.ca?.length) {
+        options.requestCert = true;
+        options.rejectUnauthorized = clientCert === 'required';
+        options.ca = this.opts.tls.ca;
+      } else if (clientCert === 'required') {
+        throw new Error(`${spec.transport.toUpperCase()} listener requires client certificates but no CA is configured`);
+      }
       server = spec.transport === 'tls' ? tls.createServer(options, onConnection) : https.createServer(options);
       server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'tls handshake failed'));
     } else if (spec.transport === 'ws') {
@@ -264,7 +285,10 @@ export class TransportLayer {
         verifyClient: (info: { req: http.IncomingMessage }) =>
           (info.req.headers['sec-websocket-protocol'] ?? '').split(',').some((p) => p.trim().toLowerCase() === 'sip'),
       });
-      wss.on('connection', (ws, req) => this.adoptWs(ws, req.socket, spec.transport));
+      wss.on('connection', (ws, req) => {
+        const flow = this.adoptWs(ws, req.socket, spec.transport);
+        this.notePeerCertificate(req.socket, flow.id);
+      });
       wss.on('error', (err) => this.log.warn({ err: err.message }, 'websocket listener error'));
     }
     await new Promise<void>((resolve, reject) => {
@@ -302,6 +326,7 @@ export class TransportLayer {
 
   private forgetFlow(f: StreamFlow | WsFlow): void {
     this.flows.delete(f.id);
+    this.flowIdentities.delete(f.id);
     const key = `${f.transport}|${f.remoteAddress}|${f.remotePort}`;
     if (this.flowsByRemote.get(key) === f.id) this.flowsByRemote.delete(key);
     this.log.debug({ flow: f.id, remote: formatHostPort(f.remoteAddress, f.remotePort) }, 'flow closed');
@@ -325,7 +350,28 @@ export class TransportLayer {
       this.opts.idleTimeoutMs,
     );
     this.registerFlow(flow);
+    if (transport === 'tls' && !flow.closed) this.notePeerCertificate(socket, id);
     return flow;
+  }
+
+  /**
+   * Remember the identities of a verified client certificate of an accepted
+   * TLS connection (RFC 5922 §7.1-style SAN URIs); unverified or absent
+   * certificates name nobody. Outgoing connections (`isServer` false) are skipped.
+   */
+  private notePeerCertificate(socket: net.Socket, flowId: string): void {
+    if (!(socket instanceof tls.TLSSocket) || !(socket as tls.TLSSocket & { isServer?: boolean }).isServer) return;
+    const extract = this.opts.peerIdentities;
+    if (!extract) return;
+    const cert = socket.getPeerCertificate();
+    if (!cert || Object.keys(cert).length === 0) return;
+    if (!socket.authorized) {
+      this.log.debug({ flow: flowId, err: String(socket.authorizationError) }, 'client certificate not verified');
+      return;
+    }
+    const ids = extract(cert);
+    this.log.debug({ flow: flowId, identities: ids, subject: cert.subject?.CN }, 'client certificate verified');
+    if (ids.length) this.flowIdentities.set(flowId, ids);
   }
 
   private connect(dest: Destination): Promise<StreamFlow> {
@@ -363,6 +409,7 @@ export class TransportLayer {
         localAddress: flow.localAddress,
         localPort: flow.localPort,
         flowId: flow.id,
+        tlsIdentities: this.flowIdentities.get(flow.id),
       });
     } else if (ev.type === 'error') {
       this.log.debug({ flow: flow.id, err: ev.error.reason }, 'stream framing error');

@@ -44,6 +44,11 @@ export interface Source {
   localPort: number;
   /** Stream connection id; undefined for UDP. */
   flowId?: string;
+  /**
+   * Identities (`sip:user@host`) named by the client certificate of a TLS/WSS
+   * flow, set only when the certificate chain verified against `sip.tls.ca`.
+   */
+  tlsIdentities?: string[];
 }
 
 /**
@@ -69,6 +74,12 @@ export interface ListenSpec {
   host: string;
   /** 0 picks a free port. */
   port: number;
+  /**
+   * TLS/WSS only: ask the client for a certificate (`optional`), insist on a
+   * verified one (`required`: the handshake fails without), or not at all
+   * (`none`). Without CA certificates, `optional` acts as `none`. Default `none`.
+   */
+  clientCert?: 'none' | 'optional' | 'required';
 }
 
 /** A bound listener, with the port the OS gave it and the host to advertise in Via/Record-Route. */

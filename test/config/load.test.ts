@@ -1,3 +1,4 @@
+import { DEFAULT_SCANNER_USER_AGENTS } from '../../src/auth/scanner-filter.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -45,6 +46,13 @@ describe('defaults', () => {
         limits: { max_message_bytes: 65535, max_headers: 256, max_line_bytes: 8192 },
         registrar: { min_expires: 60, max_expires: 86400, default_expires: 3600, max_bindings_per_aor: 10, flow_timer: 120 },
         auth: { nonce_ttl: 300, algorithms: ['MD5'], strict_uri: false },
+        security: {
+          exempt_sources: ['127.0.0.0/8', '::1'],
+          source_rate: { requests_per_second: 50, burst: 200, ban_seconds: 60 },
+          auth_failures: { per_source: 10, per_user: 20, window_seconds: 60, ban_seconds: 600 },
+          scanner_user_agents: [...DEFAULT_SCANNER_USER_AGENTS],
+          calls: { max_concurrent_per_user: 10, max_attempts_per_minute: 30, max_call_seconds: 14400 },
+        },
         timers: { t1: 500, t2: 4000, t4: 5000 },
       },
       turn: {

@@ -1,0 +1,137 @@
+/**
+ * Per-user call limits: concurrent calls and call attempts per minute, for
+ * INVITEs of authenticated local users (a stolen password or a runaway phone
+ * cannot place unlimited calls).
+ *
+ * Responses (documented in README.md):
+ * - over `maxConcurrent` active calls: **486 Busy Here**, reason
+ *   "Busy Here: concurrent call limit" (the user's lines are all in use);
+ * - over `maxPerMinute` attempts in the current minute: **503 Service
+ *   Unavailable**, reason "Service Unavailable: call rate limit", with
+ *   Retry-After (RFC 3261 §20.33) giving the seconds until the minute ends.
+ *
+ * A call is active from its admitted INVITE until the INVITE transaction ends
+ * with a non-2xx final response (error, CANCEL → 487), a BYE with its Call-ID
+ * passes the server, or `maxCallSeconds` have passed (a call whose end was not
+ * seen). An INVITE retried with the same Call-ID (after a 407) is one call.
+ */
+import type { Logger } from '../log.js';
+import { getHeader, type SipHeader, type SipMessage, type SipResponse } from '../sip/message.js';
+import type { ServerTransaction } from '../transaction/server-transaction.js';
+import { WindowCounter } from './rate-limiter.js';
+
+/** Options of {@link CallLimits}. Limits of 0 are off. */
+export interface CallLimitsOptions {
+  /** Active calls per user at most. */
+  maxConcurrent: number;
+  /** Call attempts (admitted INVITEs) per user per minute at most. */
+  maxPerMinute: number;
+  /** A call not seen ending is forgotten after this many s; default 14 400. */
+  maxCallSeconds?: number;
+  logger: Logger;
+  /** Clock, ms since the epoch; Date.now by default. */
+  now?: () => number;
+}
+
+/** A refused call: the response to send. */
+export interface CallRefusal {
+  status: 486 | 503;
+  reason: string;
+  headers: SipHeader[];
+}
+
+/** Tracks active calls and attempts per user and refuses calls over the limits. */
+export class CallLimits {
+  /** user → (Call-ID → start ms). */
+  private readonly active = new Map<string, Map<string, number>>();
+  /** Call-ID → user. */
+  private readonly owner = new Map<string, string>();
+  private readonly attempts = new WindowCounter({ windowMs: 60_000 });
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly maxCallMs: number;
+
+  constructor(private readonly opts: CallLimitsOptions) {
+    this.log = opts.logger.child({ component: 'abuse' });
+    this.now = opts.now ?? Date.now;
+    this.maxCallMs = (opts.maxCallSeconds ?? 14_400) * 1000;
+  }
+
+  /**
+   * Admit a new call of `user` with this Call-ID, or say why not. An admitted
+   * call counts as active until {@link CallLimits.ended} for its Call-ID.
+   * @returns undefined when admitted, else the response to send.
+   */
+  admit(user: string, callId: string): CallRefusal | undefined {
+    const now = this.now();
+    const calls = this.active.get(user);
+    if (calls) {
+      for (const [id, start] of calls) if (now - start >= this.maxCallMs) this.forget(id);
+      if (calls.has(callId)) return undefined;
+    }
+    if (this.opts.maxPerMinute > 0 && this.attempts.count(user, now) >= this.opts.maxPerMinute) {
+      const retry = Math.max(1, Math.ceil(this.attempts.remainingMs(user, now) / 1000));
+      this.log.warn({ user, limit: this.opts.maxPerMinute, retryAfter: retry }, 'call refused: call rate limit');
+      return { status: 503, reason: 'Service Unavailable: call rate limit', headers: [{ name: 'Retry-After', value: String(retry) }] };
+    }
+    const current = this.active.get(user)?.size ?? 0;
+    if (this.opts.maxConcurrent > 0 && current >= this.opts.maxConcurrent) {
+      this.log.warn({ user, limit: this.opts.maxConcurrent }, 'call refused: concurrent call limit');
+      return { status: 486, reason: 'Busy Here: concurrent call limit', headers: [] };
+    }
+    if (this.opts.maxPerMinute > 0) this.attempts.add(user, now);
+    let m = this.active.get(user);
+    if (!m) {
+      m = new Map();
+      this.active.set(user, m);
+    }
+    m.set(callId, now);
+    this.owner.set(callId, user);
+    return undefined;
+  }
+
+  /**
+   * Admit the INVITE of `st` for `user` and follow its transaction: a non-2xx
+   * final response sent on it ends the call. (The transaction's `respond` is
+   * wrapped; the response itself is untouched.)
+   * @returns as {@link CallLimits.admit}.
+   */
+  admitTransaction(user: string, st: ServerTransaction): CallRefusal | undefined {
+    const callId = getHeader(st.request, 'call-id') ?? '';
+    const refusal = this.admit(user, callId);
+    if (refusal) return refusal;
+    const respond = st.respond.bind(st);
+    st.respond = (res: SipResponse) => {
+      if (res.status >= 300) this.ended(callId);
+      respond(res);
+    };
+    return undefined;
+  }
+
+  /** Any inbound message: a BYE request ends the call with its Call-ID. */
+  observe(msg: SipMessage): void {
+    if (this.owner.size === 0 || msg.kind !== 'request' || msg.method !== 'BYE') return;
+    const callId = getHeader(msg, 'call-id');
+    if (callId !== undefined) this.ended(callId);
+  }
+
+  /** The call with this Call-ID has ended (no-op when unknown). */
+  ended(callId: string): void {
+    this.forget(callId);
+  }
+
+  /** Active calls of `user`. */
+  activeCalls(user: string): number {
+    return this.active.get(user)?.size ?? 0;
+  }
+
+  private forget(callId: string): void {
+    const user = this.owner.get(callId);
+    if (user === undefined) return;
+    this.owner.delete(callId);
+    const m = this.active.get(user);
+    if (!m) return;
+    m.delete(callId);
+    if (m.size === 0) this.active.delete(user);
+  }
+}
