@@ -15,6 +15,7 @@ const CLI = join(ROOT, 'dist', 'cli', 'main.js');
  * @param {number} [o.sipPort] UDP SIP listener
  * @param {number} [o.turnPort] UDP TURN listener (TURN disabled when absent)
  * @param {[number, number]} [o.relayPorts]
+ * @param {'native' | 'typescript'} [o.turnDataPlane] turn.data_plane (default: native when built)
  * @param {Array<[string, string]>} o.users [user, password] in example.test
  */
 export async function startRtcedge(o) {
@@ -39,6 +40,7 @@ export async function startRtcedge(o) {
       `  relay_port_max: ${o.relayPorts[1]}`,
       '  allow_loopback_peers: true',
     );
+    if (o.turnDataPlane) lines.push(`  data_plane: ${o.turnDataPlane}`);
   } else {
     lines.push('  enabled: false');
   }

@@ -166,31 +166,31 @@ export async function runTurnBench(log = console.log) {
   const peer = await startPeer();
   commands.push(`turnutils_peer -L 127.0.0.1 -p ${PEER_PORT}`);
   try {
-    // (a) rtcedge, TypeScript data path
-    let server;
-    try {
-      server = await startRtcedge({
-        sipPort: RTCEDGE_SIP,
-        turnPort: RTCEDGE_TURN,
-        relayPorts: [28600, 28699],
-        users: [['alice', 'alicepw']],
-      });
-      commands.push(`rtcedge: ${server.cmdline}  (turn.listen udp 127.0.0.1:${RTCEDGE_TURN}, relay 127.0.0.1:28600-28699, allow_loopback_peers, log.level warn)`);
-      for (const load of TURN_LOADS) {
-        const r = await runLoad(server.pid, RTCEDGE_TURN, load);
-        commands.push(`turnutils_uclient ${r.command}`);
-        rows.push({ server: 'rtcedge (TypeScript data path)', load, ...r });
-        log(fmtRow(rows[rows.length - 1]));
+    // (a) rtcedge, TypeScript data path; (b) rtcedge, native data plane (native/)
+    for (const [label, dataPlane] of [['rtcedge (TypeScript data path)', 'typescript'], ['rtcedge (native data plane)', 'native']]) {
+      let server;
+      try {
+        server = await startRtcedge({
+          sipPort: RTCEDGE_SIP,
+          turnPort: RTCEDGE_TURN,
+          relayPorts: [28600, 28699],
+          users: [['alice', 'alicepw']],
+          turnDataPlane: dataPlane,
+        });
+        commands.push(`rtcedge: ${server.cmdline}  (turn.listen udp 127.0.0.1:${RTCEDGE_TURN}, relay 127.0.0.1:28600-28699, allow_loopback_peers, data_plane ${dataPlane}, log.level warn)`);
+        for (const load of TURN_LOADS) {
+          const r = await runLoad(server.pid, RTCEDGE_TURN, load);
+          commands.push(`turnutils_uclient ${r.command}`);
+          rows.push({ server: label, load, ...r });
+          log(fmtRow(rows[rows.length - 1]));
+        }
+      } catch (e) {
+        notes.push(`${label} run failed: ${e.message}`);
+        log(`${label} run failed: ${e.message}`);
+      } finally {
+        await stopProcess(server);
       }
-    } catch (e) {
-      notes.push(`rtcedge TURN run failed: ${e.message}`);
-      log(`rtcedge TURN run failed: ${e.message}`);
-    } finally {
-      await stopProcess(server);
     }
-    // (b) rtcedge native data plane
-    rows.push({ server: 'rtcedge (native)', notBuilt: true });
-    log('rtcedge (native): not built yet');
     // (c) coturn
     let coturn;
     try {
