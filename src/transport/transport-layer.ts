@@ -254,7 +254,10 @@ export class TransportLayer {
   }
 
   private async listenStream(spec: ListenSpec): Promise<void> {
-    const onConnection = (socket: net.Socket) => this.adopt(socket, spec.transport);
+    const onConnection = (socket: net.Socket) => {
+      const flow = this.adopt(socket, spec.transport);
+      if (spec.transport === 'tls' && !flow.closed) this.notePeerCertificate(socket, flow.id);
+    };
     let server: net.Server;
     let wss: WebSocketServer | undefined;
     if (spec.transport === 'tls' || spec.transport === 'wss') {
@@ -350,17 +353,16 @@ export class TransportLayer {
       this.opts.idleTimeoutMs,
     );
     this.registerFlow(flow);
-    if (transport === 'tls' && !flow.closed) this.notePeerCertificate(socket, id);
     return flow;
   }
 
   /**
    * Remember the identities of a verified client certificate of an accepted
    * TLS connection (RFC 5922 §7.1-style SAN URIs); unverified or absent
-   * certificates name nobody. Outgoing connections (`isServer` false) are skipped.
+   * certificates name nobody. Called for accepted connections only.
    */
   private notePeerCertificate(socket: net.Socket, flowId: string): void {
-    if (!(socket instanceof tls.TLSSocket) || !(socket as tls.TLSSocket & { isServer?: boolean }).isServer) return;
+    if (!(socket instanceof tls.TLSSocket)) return;
     const extract = this.opts.peerIdentities;
     if (!extract) return;
     const cert = socket.getPeerCertificate();
