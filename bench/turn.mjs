@@ -2,10 +2,10 @@
 // echoed by a turnutils_peer on loopback) against rtcedge's TURN server and
 // against coturn. Reports relayed packets per second, loss, server CPU seconds
 // and packets per CPU-second.
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   startProcess, stopProcess, stopPid, tempDir, cpuSeconds, sleep, waitFor, udpProbe, stunBinding, readPidFile,
 } from './lib.mjs';
@@ -252,8 +252,40 @@ export function turnTable(rows) {
   return [head, ...lines].join('\n');
 }
 
+/**
+ * Replaces (or appends) the "## TURN" section of bench/RESULTS.md with the
+ * table, the commands run and the notes; other sections stay as they are.
+ */
+export function writeTurnResults(res, file = join(dirname(fileURLToPath(import.meta.url)), 'RESULTS.md')) {
+  const section = [
+    '## TURN',
+    '',
+    `Relayed packets (client→peer and peer→client, 2 per echoed message) per second and per server CPU-second, ${new Date().toISOString().slice(0, 10)}, on loopback.`,
+    'Server CPU is utime+stime of the server process from /proc/<pid>/stat (rtcedge runs as `rtcedge serve`, coturn as `turnserver`).',
+    '',
+    turnTable(res.rows),
+    '',
+    'Commands:',
+    '',
+    ...res.commands.map((c) => `- \`${c}\``),
+    ...(res.notes.length ? ['', 'Notes:', '', ...res.notes.map((n) => `- ${n}`)] : []),
+    '',
+  ].join('\n');
+  const old = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmark results\n\n';
+  const start = old.search(/^## TURN\s*$/m);
+  let out;
+  if (start < 0) out = old.replace(/\n*$/, '\n\n') + section;
+  else {
+    const rest = old.slice(start + 1);
+    const next = rest.search(/^## /m);
+    out = old.slice(0, start) + section + (next < 0 ? '' : '\n' + rest.slice(next));
+  }
+  writeFileSync(file, out);
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const res = await runTurnBench();
   console.log(turnTable(res.rows));
   for (const n of res.notes) console.log('note:', n);
+  if (process.argv.includes('--write')) writeTurnResults(res);
 }
