@@ -208,3 +208,15 @@ export function readPidFile(path) {
     return 0;
   }
 }
+
+/** Host-wide UDP RcvbufErrors counter (datagrams dropped because a socket's receive buffer was full). */
+export function udpRcvbufErrors() {
+  try {
+    const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+    const head = lines[0].split(/\s+/);
+    const vals = lines[1].split(/\s+/);
+    return Number(vals[head.indexOf('RcvbufErrors')]);
+  } catch {
+    return NaN;
+  }
+}
