@@ -87,7 +87,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     transactions.handle(inbound);
   };
 
-  const domains = new LocalDomains(config.domains, (host) => transport.isLocal(host));
+  const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
   const location = new LocationService(store, logger);
   location.start();
 

@@ -176,18 +176,20 @@ export class ProxyCore implements TransactionUser {
     }
     if (maxForwards <= 0) return this.reply(st, 483, 'Too Many Hops');
 
-    // In-dialog requests and requests to a registered contact go where they point.
+    // In-dialog requests and requests to a registered contact go where they point;
+    // an in-dialog request to an AOR of ours (sip:bob@127.0.0.1) is looked up like any other.
     const binding = hasRoute ? undefined : this.opts.location.findByContact(req.uri);
-    if (hasRoute || toTag || binding || flow) {
-      // An in-dialog request passes unauthenticated only along a route this proxy recorded
-      // or to a registered contact; anything else would make it an open relay.
-      const recorded = toTag && (removed > 0 || this.opts.domains.isLocal(ruri.host));
+    const localAor = this.opts.domains.aorOf(ruri);
+    // An in-dialog request passes unauthenticated only along a route this proxy recorded
+    // or to a registered contact or local AOR; anything else would make it an open relay.
+    const recorded = !!toTag && removed > 0;
+    if (hasRoute || binding || flow || (toTag && !localAor)) {
       if (!recorded && !binding && !(await this.authorizedLocal(req, st))) return;
       return this.forward(req, st, [[{ uri: req.uri, binding, flow }]], hash);
     }
 
     const fromLocal = this.isFromLocalDomain(req);
-    if (fromLocal) {
+    if (fromLocal && !recorded && !toTag) {
       const outcome = await this.opts.authenticate(req, 'proxy', st.source);
       if (!outcome.ok) return this.reply(st, outcome.status, outcome.reason, outcome.headers);
       const fromUser = parseUri(parseNameAddr(getHeader(req, 'from') ?? '').uri).user;

@@ -14,11 +14,12 @@ export class LocalDomains {
 
   /**
    * @param domains served domains, first is the default.
-   * @param isOwnAddress true when a host (without brackets) is one of this server's addresses.
+   * @param isOwnAddress true when a host (without brackets) is one of this server's
+   *   addresses and, when a port is given, one of its listening ports.
    */
   constructor(
     domains: string[],
-    private readonly isOwnAddress: (host: string) => boolean,
+    private readonly isOwnAddress: (host: string, port?: number) => boolean,
   ) {
     this.domains = new Set(domains.map((d) => d.toLowerCase()));
     this.defaultDomain = domains[0].toLowerCase();
@@ -40,11 +41,15 @@ export class LocalDomains {
   /**
    * The canonical AOR `sip:user@domain` of a sip/sips URI with a user part in a
    * served domain; undefined for other URIs. The user part is kept as written
-   * (case-sensitive, RFC 3261 §19.1.4), the domain lowercased.
+   * (case-sensitive, RFC 3261 §19.1.4), the domain lowercased. A URI naming
+   * one of the server's addresses with a port it does not listen on is some
+   * other element on that host, not an AOR of ours.
    */
   aorOf(uri: SipUri): string | undefined {
     if ((uri.scheme !== 'sip' && uri.scheme !== 'sips') || !uri.user) return undefined;
     const domain = this.domainOf(uri.host);
-    return domain ? `sip:${uri.user}@${domain}` : undefined;
+    if (!domain) return undefined;
+    if (uri.port !== undefined && !this.domains.has(uri.host.toLowerCase()) && !this.isOwnAddress(uri.host.replace(/^\[|\]$/g, ''), uri.port)) return undefined;
+    return `sip:${uri.user}@${domain}`;
   }
 }

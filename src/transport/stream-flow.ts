@@ -18,6 +18,7 @@ export class StreamFlow implements Flow {
   readonly localAddress: string;
   readonly localPort: number;
   closed = false;
+  private failed = false;
   private readonly framer: StreamFramer;
 
   /**
@@ -43,11 +44,16 @@ export class StreamFlow implements Flow {
     socket.setNoDelay(true);
     socket.setTimeout(idleTimeoutMs, () => socket.destroy());
     socket.on('data', (chunk: Buffer) => {
+      if (this.failed) return;
       for (const ev of this.framer.push(chunk)) {
         if (ev.type === 'keepalive' && ev.kind === 'ping') this.write(Buffer.from('\r\n'));
         onFrame(ev, this);
         if (ev.type === 'error') {
-          socket.end();
+          // Stop reading; responses to requests already taken may still be written
+          // for a moment before the connection closes.
+          this.failed = true;
+          socket.pause();
+          setTimeout(() => socket.end(), 2000).unref();
           return;
         }
       }

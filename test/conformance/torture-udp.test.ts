@@ -49,12 +49,18 @@ interface Expectation {
   forwarded?: Where;
   /** Edits applied to the message text (latin1) before the loopback rewrite. */
   edit?: (s: string) => string;
+  /**
+   * The in-dialog request follows a route this proxy recorded: a Route naming
+   * the proxy is put on top. Without it an in-dialog request to a foreign
+   * target is not relayed for a sender of a served domain before it authenticates (407).
+   */
+  recorded?: boolean;
 }
 
 /** What RFC 4475 §3 and RFC 5118 §4 say an element like this one (proxy + registrar) does with each message. */
 const EXPECT: Record<string, Expectation> = {
   // §3.1.1 valid messages: parsed, routed, never 400.
-  'rfc4475/wsinv.dat': { status: 486, forwarded: 'self' }, // in-dialog, Route to the sender
+  'rfc4475/wsinv.dat': { status: 486, forwarded: 'self', recorded: true }, // in-dialog, our Route, then a Route to the sender
   'rfc4475/intmeth.dat': { status: 407 }, // unknown method from a local user: challenged like any request
   'rfc4475/esc01.dat': { status: 403, reason: /Relaying denied/ }, // target in a foreign domain, sender not local
   'rfc4475/escnull.dat': { status: 401 },
@@ -111,10 +117,10 @@ const EXPECT: Record<string, Expectation> = {
   'rfc5118/ipv6-bad.dat': { status: 400, reason: /Request-URI/ },
   'rfc5118/port-ambiguous.dat': { status: 407 },
   'rfc5118/port-unambiguous.dat': { status: 407 },
-  'rfc5118/via-received-param-with-delim.dat': { status: 200, forwarded: 'self' },
+  'rfc5118/via-received-param-with-delim.dat': { status: 200, forwarded: 'self', recorded: true },
   'rfc5118/via-received-param-no-delim.dat': { status: 407 },
   'rfc5118/ipv6-in-sdp.dat': { status: 407 },
-  'rfc5118/mult-ip-in-header.dat': { status: 200, forwarded: 'self' },
+  'rfc5118/mult-ip-in-header.dat': { status: 200, forwarded: 'self', recorded: true },
   'rfc5118/mult-ip-in-sdp.dat': { status: 407 },
   'rfc5118/ipv4-mapped-ipv6.dat': { status: 486, forwarded: 'callee' },
   'rfc5118/ipv6-bug-abnf-3-colons.dat': { status: 407 },
@@ -146,7 +152,10 @@ function prepare(name: string, raw: Buffer, uaPort: number): Buffer {
   const edit = EXPECT[name]?.edit;
   const edited = edit ? Buffer.from(edit(raw.toString('latin1')), 'latin1') : raw;
   const self = `127.0.0.1:${uaPort}`;
-  return toLoopback(edited, { uaPort, routeHost: self, domain: DOMAIN, ...(inDialog(edited) ? { ruriHost: self } : {}) });
+  const wire = toLoopback(edited, { uaPort, routeHost: self, domain: DOMAIN, ...(inDialog(edited) ? { ruriHost: self } : {}) });
+  if (!EXPECT[name]?.recorded) return wire;
+  const eol = wire.indexOf('\r\n');
+  return Buffer.concat([wire.subarray(0, eol + 2), Buffer.from(`Route: <sip:127.0.0.1:${PORT};lr>\r\n`), wire.subarray(eol + 2)]);
 }
 
 /** Call-ID and CSeq of a message that parses, to find it at the callee. */
