@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `rtcedge` command: `serve` and `user add|passwd|del|list`.
+ * The `rtcedge` command: `serve`, `user add|passwd|del|list` and `bans`.
  *
  * Exit status: 0 success, 1 a command that failed (message on stderr),
  * 2 a configuration error (message names the file and the key).
@@ -13,6 +13,7 @@ import { CliError } from './errors.js';
 import { type PasswordOptions, readPassword } from './password.js';
 import { serve } from './serve.js';
 import { addUser, changePassword, deleteUser, listUsers, parseUserSpec } from './user-commands.js';
+import { readBanFile } from '../admin/ban-file.js';
 
 interface ConfigOption {
   config?: string;
@@ -99,6 +100,30 @@ function buildProgram(): Command {
     .action((domain: string | undefined, opts: ConfigOption) => {
       const config = loadConfig(opts.config);
       for (const line of listUsers(config, domain)) console.log(line);
+    });
+
+  program
+    .command('bans')
+    .description('list the source addresses the running server has banned (<data_dir>/bans.json)')
+    .option('--json', 'print the bans as JSON')
+    .addOption(configOption())
+    .action((opts: ConfigOption & { json?: boolean }) => {
+      const config = loadConfig(opts.config);
+      let bans;
+      try {
+        bans = readBanFile(config.data_dir);
+      } catch (err) {
+        throw new CliError(`cannot read the ban list: ${(err as Error).message}`);
+      }
+      if (opts.json) {
+        console.log(JSON.stringify(bans));
+        return;
+      }
+      // One line per ban: address, reason, remaining seconds, expiry (ISO), bans of this address so far.
+      const now = Date.now();
+      for (const b of bans) {
+        console.log(`${b.address}\t${b.reason}\t${Math.ceil((b.until - now) / 1000)}s\tuntil ${new Date(b.until).toISOString()}\t#${b.count}`);
+      }
     });
 
   return program;
