@@ -1,6 +1,6 @@
 // Start and stop an rtcedge server for a benchmark: temp config, users added
 // through the CLI, readiness by probing its UDP listeners.
-import { writeFileSync } from 'node:fs';
+import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -19,6 +19,9 @@ const CLI = join(ROOT, 'dist', 'cli', 'main.js');
  * @param {Array<[string, string]>} o.users [user, password] in example.test
  */
 export async function startRtcedge(o) {
+  if (o.dataPlane && !dataPlaneKeySupported()) {
+    throw new Error('this build has no turn.data_plane setting');
+  }
   const dir = tempDir('rtcedge');
   const cfg = join(dir, 'rtcedge.yaml');
   const lines = [
@@ -40,6 +43,7 @@ export async function startRtcedge(o) {
       `  relay_port_max: ${o.relayPorts[1]}`,
       '  allow_loopback_peers: true',
     );
+    if (o.dataPlane) lines.push(`  data_plane: ${o.dataPlane}`);
     if (o.turnDataPlane) lines.push(`  data_plane: ${o.turnDataPlane}`);
   } else {
     lines.push('  enabled: false');
@@ -71,4 +75,18 @@ export async function startRtcedge(o) {
     throw e;
   }
   return proc;
+}
+
+/** Whether the built config schema knows turn.data_plane (native | typescript). */
+export function dataPlaneKeySupported() {
+  try {
+    return readFileSync(join(ROOT, 'dist', 'config', 'schema.js'), 'utf8').includes('data_plane');
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the native TURN data-plane addon has been built. */
+export function nativeAddonBuilt() {
+  return existsSync(join(ROOT, 'native', 'build', 'Release', 'rtcedge_turn.node'));
 }

@@ -9,7 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   startProcess, stopProcess, stopPid, tempDir, cpuSeconds, sleep, waitFor, udpProbe, stunBinding, readPidFile,
 } from './lib.mjs';
-import { startRtcedge } from './rtcedge.mjs';
+import { startRtcedge, dataPlaneKeySupported, nativeAddonBuilt } from './rtcedge.mjs';
 
 const PEER_PORT = 28491;
 const RTCEDGE_SIP = 28060;
@@ -166,8 +166,10 @@ export async function runTurnBench(log = console.log) {
   const peer = await startPeer();
   commands.push(`turnutils_peer -L 127.0.0.1 -p ${PEER_PORT}`);
   try {
-    // (a) rtcedge, TypeScript data path; (b) rtcedge, native data plane (native/)
-    for (const [label, dataPlane] of [['rtcedge (TypeScript data path)', 'typescript'], ['rtcedge (native data plane)', 'native']]) {
+    // (a) rtcedge with the TypeScript data path, (b) with the native data plane
+    const planes = [{ name: 'rtcedge (TypeScript data path)', plane: dataPlaneKeySupported() ? 'typescript' : undefined }];
+    if (dataPlaneKeySupported() && nativeAddonBuilt()) planes.push({ name: 'rtcedge (native)', plane: 'native' });
+    for (const { name, plane } of planes) {
       let server;
       try {
         server = await startRtcedge({
@@ -175,21 +177,26 @@ export async function runTurnBench(log = console.log) {
           turnPort: RTCEDGE_TURN,
           relayPorts: [28600, 28699],
           users: [['alice', 'alicepw']],
-          turnDataPlane: dataPlane,
+          dataPlane: plane,
         });
-        commands.push(`rtcedge: ${server.cmdline}  (turn.listen udp 127.0.0.1:${RTCEDGE_TURN}, relay 127.0.0.1:28600-28699, allow_loopback_peers, data_plane ${dataPlane}, log.level warn)`);
+        commands.push(`rtcedge: ${server.cmdline}  (turn.listen udp 127.0.0.1:${RTCEDGE_TURN}, relay 127.0.0.1:28600-28699, allow_loopback_peers, log.level warn${plane ? ', data_plane ' + plane : ''})`);
         for (const load of TURN_LOADS) {
           const r = await runLoad(server.pid, RTCEDGE_TURN, load);
           commands.push(`turnutils_uclient ${r.command}`);
-          rows.push({ server: label, load, ...r });
+          rows.push({ server: name, load, ...r });
           log(fmtRow(rows[rows.length - 1]));
         }
       } catch (e) {
-        notes.push(`${label} run failed: ${e.message}`);
-        log(`${label} run failed: ${e.message}`);
+        notes.push(`${name} run failed: ${e.message}`);
+        log(`${name} run failed: ${e.message}`);
+        if (plane === 'native') rows.push({ server: name, notBuilt: true, why: 'did not run: ' + e.message.split('\n')[0].slice(0, 200) });
       } finally {
         await stopProcess(server);
       }
+    }
+    if (planes.length === 1) {
+      rows.push({ server: 'rtcedge (native)', notBuilt: true, why: 'not built yet' });
+      log('rtcedge (native): not built yet');
     }
     // (c) coturn
     let coturn;
@@ -229,7 +236,7 @@ function coturnVersion() {
 const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 
 export function fmtRow(r) {
-  if (r.notBuilt) return `${r.server}: not built yet`;
+  if (r.notBuilt) return `${r.server}: ${r.why}`;
   return (
     `${r.server} m=${r.load.clients} n=${r.load.messages} l=${r.load.bytes} z=${r.load.intervalMs}: ` +
     `sent ${r.sent} recv ${r.recv} loss ${f(r.lostPct, 2)}% ` +
@@ -245,7 +252,7 @@ export function turnTable(rows) {
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |';
   const lines = rows.map((r) =>
     r.notBuilt
-      ? `| ${r.server} | not built yet | | | | | | | | |`
+      ? `| ${r.server} | ${r.why} | | | | | | | | |`
       : `| ${r.server} | ${r.load.clients} × ${r.load.messages} × ${r.load.bytes}, -z ${r.load.intervalMs} | ${r.sent} | ${r.recv} | ${f(r.lostPct, 2)} | ${f(r.transmitS, 2)} | ${f(r.relayedPerS)} | ${f(r.cpuS, 2)} | ${f(r.cpuTransmitS, 2)} | ${f(r.pktPerCpuS)} |` +
         (r.failed ? ` (uclient exit ${r.exit})` : ''),
   );
