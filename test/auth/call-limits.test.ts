@@ -1,0 +1,134 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CallLimits } from '../../src/auth/call-limits.js';
+import { parseConfig } from '../../src/config/load.js';
+import { silentLogger } from '../../src/log.js';
+import { startServer, type RunningServer } from '../../src/server.js';
+import { getHeader, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.js';
+import { createResponse } from '../../src/sip/response.js';
+import { openStore } from '../../src/store/index.js';
+import { credentialsFor } from '../../src/store/users.js';
+import type { ServerTransaction } from '../../src/transaction/server-transaction.js';
+import { UdpUa } from '../helpers/udp-ua.js';
+
+describe('CallLimits', () => {
+  it('refuses over the concurrent limit with 486 and over the per-minute limit with 503 + Retry-After', () => {
+    const now = { t: 0 };
+    const limits = new CallLimits({ maxConcurrent: 2, maxPerMinute: 3, logger: silentLogger, now: () => now.t });
+    expect(limits.admit('alice', 'c1')).toBeUndefined();
+    expect(limits.admit('alice', 'c1')).toBeUndefined(); // the same call again (after a 407) is one call
+    expect(limits.admit('alice', 'c2')).toBeUndefined();
+    expect(limits.admit('alice', 'c3')).toEqual({ status: 486, reason: 'Busy Here: concurrent call limit', headers: [] });
+    expect(limits.admit('bob', 'b1')).toBeUndefined();
+    limits.ended('c1');
+    expect(limits.activeCalls('alice')).toBe(1);
+    expect(limits.admit('alice', 'c4')).toBeUndefined();
+    limits.ended('c4');
+    now.t = 20_000;
+    expect(limits.admit('alice', 'c5')).toEqual({ status: 503, reason: 'Service Unavailable: call rate limit', headers: [{ name: 'Retry-After', value: '40' }] });
+    now.t = 60_000;
+    expect(limits.admit('alice', 'c5')).toBeUndefined();
+  });
+
+  it('a BYE or a non-2xx final response ends the call; a forgotten call expires', () => {
+    const now = { t: 0 };
+    const limits = new CallLimits({ maxConcurrent: 1, maxPerMinute: 0, maxCallSeconds: 100, logger: silentLogger, now: () => now.t });
+    const sent: number[] = [];
+    const st = { request: { kind: 'request', method: 'INVITE', uri: 'sip:b@x', headers: [{ name: 'Call-ID', value: 'k1' }], body: Buffer.alloc(0) }, respond: (r: SipResponse) => sent.push(r.status) } as unknown as ServerTransaction;
+    expect(limits.admitTransaction('alice', st)).toBeUndefined();
+    st.respond({ status: 180 } as SipResponse);
+    expect(limits.activeCalls('alice')).toBe(1);
+    st.respond({ status: 486 } as SipResponse);
+    expect(sent).toEqual([180, 486]);
+    expect(limits.activeCalls('alice')).toBe(0);
+
+    expect(limits.admit('alice', 'k2')).toBeUndefined();
+    limits.observe({ kind: 'request', method: 'BYE', uri: 'sip:x', headers: [{ name: 'Call-ID', value: 'k2' }], body: Buffer.alloc(0) } as unknown as SipMessage);
+    expect(limits.activeCalls('alice')).toBe(0);
+
+    expect(limits.admit('alice', 'k3')).toBeUndefined();
+    now.t = 100_000;
+    expect(limits.admit('alice', 'k4')).toBeUndefined();
+  });
+});
+
+describe('per-user call limits through the proxy (UDP, in process)', () => {
+  const PORT = 29530;
+  const DOMAIN = 'example.test';
+  let dir: string;
+  let server: RunningServer;
+  let alice: UdpUa;
+  let bob: UdpUa;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rtcedge-calls-'));
+    const config = parseConfig({
+      data_dir: dir,
+      domains: [DOMAIN],
+      log: { level: 'silent' },
+      sip: {
+        listen: [{ transport: 'udp', host: '127.0.0.1', port: PORT }],
+        security: { exempt_sources: [], calls: { max_concurrent_per_user: 1, max_attempts_per_minute: 2 } },
+      },
+      turn: { enabled: false },
+    });
+    const store = openStore(config);
+    store.addUser('alice', DOMAIN, credentialsFor('alice', DOMAIN, 'alicepw', ['MD5']));
+    store.addUser('bob', DOMAIN, credentialsFor('bob', DOMAIN, 'bobpw', ['MD5']));
+    store.close();
+    server = await startServer(config, silentLogger);
+    alice = await UdpUa.open();
+    bob = await UdpUa.open();
+    const reg = bob.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:bob@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, contactUser: 'bob' });
+    bob.send(reg, PORT);
+    const authed = bob.authorize(reg, await bob.response(reg), 'bob', 'bobpw');
+    bob.send(authed, PORT);
+    expect((await bob.response(authed)).status).toBe(200);
+  });
+
+  afterAll(async () => {
+    alice?.close();
+    bob?.close();
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** alice INVITEs bob with digest; returns the authenticated INVITE and its first final response (or the one bob sees). */
+  async function call(): Promise<{ invite: SipRequest; final?: SipResponse; atBob?: SipRequest }> {
+    const invite = alice.request('INVITE', `sip:bob@${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, contactUser: 'alice' });
+    alice.send(invite, PORT);
+    const challenge = await alice.response(invite, 407);
+    const authed = alice.authorize(invite, challenge, 'alice', 'alicepw');
+    const callId = getHeader(authed, 'call-id');
+    const cseq = getHeader(authed, 'cseq');
+    const since = bob.received.length;
+    alice.send(authed, PORT);
+    const first = await Promise.race([
+      alice.waitFor((m) => m.kind === 'response' && m.status >= 200 && getHeader(m, 'call-id') === callId && getHeader(m, 'cseq') === cseq, 3000),
+      bob.waitFor((m) => m.kind === 'request' && m.method === 'INVITE' && getHeader(m, 'call-id') === callId, 3000, since),
+    ]);
+    return first.kind === 'response' ? { invite: authed, final: first } : { invite: authed, atBob: first as SipRequest };
+  }
+
+  it('a second concurrent call gets 486; once calls end, the attempt over 2 per minute gets 503', async () => {
+    const first = await call();
+    expect(first.atBob).toBeDefined();
+    const second = await call();
+    expect(second.final?.status).toBe(486);
+    expect(second.final?.reason).toBe('Busy Here: concurrent call limit');
+    // bob declines the first call: it ends.
+    bob.send(createResponse(first.atBob!, 603, { toTag: 'b1' }), PORT);
+    expect((await alice.response(first.invite, 603)).status).toBe(603);
+    // Attempts so far: 1 admitted (the refused one does not count); the third is the second admitted.
+    const third = await call();
+    expect(third.atBob).toBeDefined();
+    bob.send(createResponse(third.atBob!, 603, { toTag: 'b3' }), PORT);
+    expect((await alice.response(third.invite, 603)).status).toBe(603);
+    const fourth = await call();
+    expect(fourth.final?.status).toBe(503);
+    expect(fourth.final?.reason).toBe('Service Unavailable: call rate limit');
+    expect(getHeader(fourth.final!, 'retry-after')).toMatch(/^[1-6]?\d$/);
+  });
+});
