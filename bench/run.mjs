@@ -78,7 +78,15 @@ comparable; Kamailio runs 4 UDP worker processes (children=4), rtcedge one Node.
 
 ${sipTable(sip.rows)}
 
-Commands:
+${sip.rows.some((r) => r.server === 'rtcedge' && r.second401 > 0) ? `In this run rtcedge answered some REGISTERs that carried valid credentials with a
+new 401. SIPp's error trace shows identical nonces handed to different REGISTERs
+(even different users) challenged within the same instant; each client then answers
+with nc=00000001, and the second use of the nonce is refused as a replay. SIPp does not
+answer a second challenge in this scenario, so those registrations time out; the count
+also includes retransmissions of such REGISTERs. This, not CPU (about 0.2–0.4 of one
+core was used), limits rtcedge's successful rate here.
+
+` : ''}Commands:
 
 \`\`\`
 ${sip.commands.join('\n')}
