@@ -1,38 +1,45 @@
 /**
  * Stateless digest nonces (RFC 7616 §3.3, RFC 3261 §22.4).
  *
- * A nonce is base64url(timestamp || MAC), 32 characters:
+ * A nonce is base64url(timestamp || salt || MAC), 43 characters:
  * - timestamp: issue time in ms since the epoch, 8 bytes big-endian;
- * - MAC: the first 16 bytes of HMAC-SHA256(secret, timestamp).
+ * - salt: 8 random bytes, so challenges issued in the same millisecond (to
+ *   different clients) get different nonces and their nonce-counts do not collide;
+ * - MAC: the first 16 bytes of HMAC-SHA256(secret, timestamp || salt).
  *
  * Nothing is stored per challenge: any node holding the secret can check a
  * nonce it never issued, and a restart loses nothing. The base64url alphabet
  * has neither `,` nor `"`, so the nonce needs no escaping inside a quoted-string.
  * Replay within a nonce's lifetime is caught by {@link NonceCountTracker}.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const TS_BYTES = 8;
+const SALT_BYTES = 8;
 const MAC_BYTES = 16;
-const NONCE_BYTES = TS_BYTES + MAC_BYTES;
-/** Base64url length of a nonce: 24 bytes → 32 characters, no padding. */
-const NONCE_CHARS = 32;
+const SIGNED_BYTES = TS_BYTES + SALT_BYTES;
+const NONCE_BYTES = SIGNED_BYTES + MAC_BYTES;
+/** Base64url length of a nonce: 32 bytes → 43 characters, no padding. */
+const NONCE_CHARS = 43;
 /** How far in the future (ms) a timestamp may lie, to tolerate clock steps between cluster nodes. */
 const MAX_FUTURE_MS = 5_000;
 
-function mac(secret: Buffer, ts: Buffer): Buffer {
-  return createHmac('sha256', secret).update(ts).digest().subarray(0, MAC_BYTES);
+function mac(secret: Buffer, signed: Buffer): Buffer {
+  return createHmac('sha256', secret).update(signed).digest().subarray(0, MAC_BYTES);
 }
 
 /**
  * A fresh nonce for a challenge issued at `nowMs` (ms since the epoch).
- * Returns 32 base64url characters. `secret` should be at least 16 random bytes.
- * @throws RangeError when `nowMs` is negative or not an integer-representable time.
+ * Returns 43 base64url characters. `secret` should be at least 16 random bytes;
+ * `salt` (8 bytes) is random unless given (tests).
+ * @throws RangeError when `nowMs` is negative or not an integer-representable time, or salt is not 8 bytes.
  */
-export function createNonce(secret: Buffer, nowMs: number): string {
-  const ts = Buffer.alloc(TS_BYTES);
-  ts.writeBigUInt64BE(BigInt(Math.floor(nowMs)));
-  return Buffer.concat([ts, mac(secret, ts)]).toString('base64url');
+export function createNonce(secret: Buffer, nowMs: number, salt: Buffer = randomBytes(SALT_BYTES)): string {
+  if (salt.length !== SALT_BYTES) throw new RangeError('nonce salt must be 8 bytes');
+  const signed = Buffer.alloc(SIGNED_BYTES);
+  signed.writeBigUInt64BE(BigInt(Math.floor(nowMs)));
+  salt.copy(signed, TS_BYTES);
+  return Buffer.concat([signed, mac(secret, signed)]).toString('base64url');
 }
 
 /** Issue time (ms since the epoch) carried by a nonce, or undefined when it is not one of ours in shape (MAC unchecked). */
@@ -56,9 +63,8 @@ export function checkNonce(secret: Buffer, nonce: string, ttlS: number, nowMs: n
   const raw = Buffer.from(nonce, 'base64url');
   // Re-encoding must give the same text: refuses stray characters and non-canonical padding bits.
   if (raw.length !== NONCE_BYTES || raw.toString('base64url') !== nonce) return 'invalid';
-  const ts = raw.subarray(0, TS_BYTES);
-  if (!timingSafeEqual(raw.subarray(TS_BYTES), mac(secret, ts))) return 'invalid';
-  const issued = Number(ts.readBigUInt64BE(0));
+  if (!timingSafeEqual(raw.subarray(SIGNED_BYTES), mac(secret, raw.subarray(0, SIGNED_BYTES)))) return 'invalid';
+  const issued = Number(raw.readBigUInt64BE(0));
   if (issued > nowMs + MAX_FUTURE_MS) return 'invalid';
   return nowMs - issued > ttlS * 1000 ? 'stale' : 'valid';
 }

@@ -43,13 +43,15 @@ export class LocalDomains {
    * served domain; undefined for other URIs. The user part is kept as written
    * (case-sensitive, RFC 3261 §19.1.4), the domain lowercased. A URI naming
    * one of the server's addresses with a port it does not listen on is some
-   * other element on that host, not an AOR of ours.
+   * other element on that host, not an AOR of ours, unless `anyPort` (the
+   * registrar reads the To of a REGISTER that way, as a port means nothing in
+   * an AOR).
    */
-  aorOf(uri: SipUri): string | undefined {
+  aorOf(uri: SipUri, anyPort = false): string | undefined {
     if ((uri.scheme !== 'sip' && uri.scheme !== 'sips') || !uri.user) return undefined;
     const domain = this.domainOf(uri.host);
     if (!domain) return undefined;
-    if (uri.port !== undefined && !this.domains.has(uri.host.toLowerCase()) && !this.isOwnAddress(uri.host.replace(/^\[|\]$/g, ''), uri.port)) return undefined;
+    if (!anyPort && uri.port !== undefined && !this.domains.has(uri.host.toLowerCase()) && !this.isOwnAddress(uri.host.replace(/^\[|\]$/g, ''), uri.port)) return undefined;
     return `sip:${uri.user}@${domain}`;
   }
 }

@@ -51,7 +51,7 @@ export function createRegistrar(opts: RegistrarOptions): (req: SipRequest, st: S
       const to = parseNameAddr(getHeader(req, 'to') ?? '');
       // §10.3 step 3 / RFC 4475 §3.3.4: the AOR in To must be a SIP or SIPS URI; anything else is a bad request.
       if (!/^sips?:/i.test(to.uri)) return reply(400, 'Bad Request: To is not a SIP or SIPS URI');
-      const aor = opts.domains.aorOf(parseUri(to.uri));
+      const aor = opts.domains.aorOf(parseUri(to.uri), true);
       if (!aor) return reply(404, 'Not Found');
 
       const outcome = await opts.authenticate(req, 'www', st.source);

@@ -6,20 +6,31 @@ const secret = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
 const T0 = 1_700_000_000_000;
 
 describe('createNonce', () => {
-  it('is base64url of timestamp || first 16 bytes of HMAC-SHA256', () => {
-    const ts = Buffer.alloc(8);
-    ts.writeBigUInt64BE(BigInt(T0));
-    const expected = Buffer.concat([ts, createHmac('sha256', secret).update(ts).digest().subarray(0, 16)]).toString('base64url');
-    const n = createNonce(secret, T0);
+  const salt = Buffer.from('0011223344556677', 'hex');
+
+  it('is base64url of timestamp || salt || first 16 bytes of HMAC-SHA256(timestamp || salt)', () => {
+    const signed = Buffer.alloc(16);
+    signed.writeBigUInt64BE(BigInt(T0));
+    salt.copy(signed, 8);
+    const expected = Buffer.concat([signed, createHmac('sha256', secret).update(signed).digest().subarray(0, 16)]).toString('base64url');
+    const n = createNonce(secret, T0, salt);
     expect(n).toBe(expected);
-    expect(n).toHaveLength(32);
-    expect(n).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(n).toHaveLength(43);
+    expect(n).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(nonceTimestamp(n)).toBe(T0);
   });
 
   it('differs per time and per secret', () => {
-    expect(createNonce(secret, T0)).not.toBe(createNonce(secret, T0 + 1));
-    expect(createNonce(secret, T0)).not.toBe(createNonce(Buffer.from('other'), T0));
+    expect(createNonce(secret, T0, salt)).not.toBe(createNonce(secret, T0 + 1, salt));
+    expect(createNonce(secret, T0, salt)).not.toBe(createNonce(Buffer.from('other'), T0, salt));
+  });
+
+  it('differs for two challenges issued in the same millisecond', () => {
+    const a = createNonce(secret, T0);
+    const b = createNonce(secret, T0);
+    expect(a).not.toBe(b);
+    expect(checkNonce(secret, a, 30, T0)).toBe('valid');
+    expect(checkNonce(secret, b, 30, T0)).toBe('valid');
   });
 });
 
@@ -57,7 +68,7 @@ describe('checkNonce', () => {
     expect(checkNonce(secret, '', 30, T0)).toBe('invalid');
     expect(checkNonce(secret, n + 'A', 30, T0)).toBe('invalid');
     expect(checkNonce(secret, n.slice(1), 30, T0)).toBe('invalid');
-    expect(checkNonce(secret, n.slice(0, 31) + ',', 30, T0)).toBe('invalid');
+    expect(checkNonce(secret, n.slice(0, 42) + ',', 30, T0)).toBe('invalid');
     expect(checkNonce(secret, n.slice(0, 31) + '+', 30, T0)).toBe('invalid');
     expect(checkNonce(secret, n.slice(0, 30) + '==', 30, T0)).toBe('invalid');
   });

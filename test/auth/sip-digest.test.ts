@@ -7,7 +7,7 @@ import {
   type DigestAlgorithm,
   type DigestCredentials,
 } from '../../src/auth/digest.js';
-import { createNonce, NonceCountTracker } from '../../src/auth/nonce.js';
+import { checkNonce, createNonce, NonceCountTracker, nonceTimestamp } from '../../src/auth/nonce.js';
 import { authenticateRequest, opaqueFor, type DigestPolicy } from '../../src/auth/sip-digest.js';
 import type { SipRequest } from '../../src/sip/message.js';
 import { UserSourceUnavailableError } from '../../src/store/user-source.js';
@@ -97,17 +97,36 @@ function answer(o: {
 
 const nonceT0 = createNonce(secret, T0);
 
+/** How a nonce issued at `t` (ms) appears in expectations once normalized: nonces carry a random salt. */
+const nonceAt = (t: number) => `<nonce@${t}>`;
+const N0 = nonceAt(T0);
+
+/** Replace every nonce in challenge headers by nonceAt(its issue time), after checking it is genuine. */
+function normalize<T>(out: T): T {
+  const o = out as { ok?: boolean; headers?: { name: string; value: string }[] };
+  if (o.ok !== false || !o.headers) return out;
+  const headers = o.headers.map((h) => ({
+    ...h,
+    value: h.value.replace(/nonce="([^"]+)"/, (_m, n: string) => {
+      const t = nonceTimestamp(n)!;
+      expect(checkNonce(secret, n, 1, t)).toBe('valid');
+      return `nonce="${nonceAt(t)}"`;
+    }),
+  }));
+  return { ...o, headers } as T;
+}
+
 describe('authenticateRequest: challenges', () => {
   it('no credentials -> 401 with one WWW-Authenticate per algorithm, exact bytes', async () => {
     const p = makePolicy({ algorithms: ['SHA-256', 'MD5'] });
     const out = await authenticateRequest(request('REGISTER'), 'www', p);
-    expect(out).toEqual({
+    expect(normalize(out)).toEqual({
       ok: false,
       status: 401,
       reason: 'Unauthorized',
       headers: [
-        { name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=SHA-256, qop="auth", opaque="${OPAQUE}"` },
-        { name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=MD5, qop="auth", opaque="${OPAQUE}"` },
+        { name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${N0}", algorithm=SHA-256, qop="auth", opaque="${OPAQUE}"` },
+        { name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${N0}", algorithm=MD5, qop="auth", opaque="${OPAQUE}"` },
       ],
       detail: 'no credentials for realm',
     });
@@ -118,11 +137,11 @@ describe('authenticateRequest: challenges', () => {
     const p = makePolicy();
     const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, method: 'INVITE' });
     const out = await authenticateRequest(request('INVITE', [{ name: 'Authorization', value: auth }]), 'proxy', p);
-    expect(out).toEqual({
+    expect(normalize(out)).toEqual({
       ok: false,
       status: 407,
       reason: 'Proxy Authentication Required',
-      headers: [{ name: 'Proxy-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=MD5, qop="auth", opaque="${OPAQUE}"` }],
+      headers: [{ name: 'Proxy-Authenticate', value: `Digest realm="example.com", nonce="${N0}", algorithm=MD5, qop="auth", opaque="${OPAQUE}"` }],
       detail: 'no credentials for realm',
     });
     const ok = await authenticateRequest(request('INVITE', [{ name: 'Proxy-Authorization', value: auth }]), 'proxy', p);
@@ -237,10 +256,10 @@ describe('authenticateRequest: refusals', () => {
   it('stale nonce with a correct answer -> challenge with stale=true and a fresh nonce', async () => {
     const p = makePolicy();
     p.clock.t = T0 + 30_001;
-    const fresh = createNonce(secret, T0 + 30_001);
+    const fresh = nonceAt(T0 + 30_001);
     const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0 });
     const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p);
-    expect(out).toEqual({
+    expect(normalize(out)).toEqual({
       ok: false,
       status: 401,
       reason: 'Unauthorized',
@@ -257,9 +276,9 @@ describe('authenticateRequest: refusals', () => {
       const auth = answer({ username: u, password: pw, nonce: nonceT0 });
       outs.push(await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p));
     }
-    const fresh = createNonce(secret, T0 + 60_000);
+    const fresh = nonceAt(T0 + 60_000);
     for (const out of outs) {
-      expect(out).toEqual({
+      expect(normalize(out)).toEqual({
         ok: false,
         status: 401,
         reason: 'Unauthorized',
@@ -275,11 +294,11 @@ describe('authenticateRequest: refusals', () => {
     const req = () => request('REGISTER', [{ name: 'Authorization', value: first }]);
     expect((await authenticateRequest(req(), 'www', p)).ok).toBe(true);
     const replay = await authenticateRequest(req(), 'www', p);
-    expect(replay).toEqual({
+    expect(normalize(replay)).toEqual({
       ok: false,
       status: 401,
       reason: 'Unauthorized',
-      headers: [{ name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=MD5, qop="auth", opaque="${OPAQUE}"` }],
+      headers: [{ name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${N0}", algorithm=MD5, qop="auth", opaque="${OPAQUE}"` }],
       detail: 'nonce count replayed',
     });
     const next = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, nc: '0000000a' });
@@ -301,12 +320,12 @@ describe('authenticateRequest: refusals', () => {
     const p = makePolicy({ algorithms: ['SHA-256'] });
     const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0, alg: 'MD5' });
     const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p);
-    expect(out).toMatchObject({
+    expect(normalize(out)).toMatchObject({
       ok: false,
       status: 401,
       detail: 'algorithm MD5 not offered',
       headers: [
-        { name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${nonceT0}", algorithm=SHA-256, qop="auth", opaque="${OPAQUE}"` },
+        { name: 'WWW-Authenticate', value: `Digest realm="example.com", nonce="${N0}", algorithm=SHA-256, qop="auth", opaque="${OPAQUE}"` },
       ],
     });
     expect(p.lookups).toEqual([]);
@@ -332,9 +351,9 @@ describe('challenge headers parse back', () => {
   it('yields the realm, nonce, algorithm and qop as offered', async () => {
     const out = await authenticateRequest(request('REGISTER'), 'www', makePolicy());
     if (out.ok) throw new Error('expected a challenge');
-    const { scheme, params } = parseAuthParams(out.headers[0].value);
+    const { scheme, params } = parseAuthParams(normalize(out).headers[0].value);
     expect(scheme).toBe('digest');
-    expect(Object.fromEntries(params)).toEqual({ realm: REALM, nonce: nonceT0, algorithm: 'MD5', qop: 'auth', opaque: OPAQUE });
+    expect(Object.fromEntries(params)).toEqual({ realm: REALM, nonce: N0, algorithm: 'MD5', qop: 'auth', opaque: OPAQUE });
   });
 });
 
