@@ -3,8 +3,11 @@ import type { BindingRecord, SqliteStore } from '../store/index.js';
 
 /**
  * The location service (RFC 3261 §10.2, §16.5): bindings of AORs to contact
- * addresses, held in memory for lookups and written through to the store so a
- * restart loses nothing.
+ * addresses, held in memory for lookups and written to the store in batches:
+ * the changes made during one turn of the event loop are committed together
+ * in one SQLite transaction right after it (and on stop()); {@link committed}
+ * lets the registrar answer 200 only once its change is stored, so a restart
+ * loses nothing that was acknowledged.
  *
  * Expired bindings are never returned and are purged from memory and store
  * every `purgeIntervalMs` (default 30 000 ms).
@@ -12,6 +15,9 @@ import type { BindingRecord, SqliteStore } from '../store/index.js';
 export class LocationService {
   private readonly byAor = new Map<string, BindingRecord[]>();
   private purgeTimer: NodeJS.Timeout | undefined;
+  private flushScheduled: NodeJS.Immediate | undefined;
+  private readonly pending: (() => void)[] = [];
+  private waiting: (() => void)[] = [];
   private readonly log: Logger;
 
   constructor(
@@ -31,8 +37,40 @@ export class LocationService {
     this.purgeTimer.unref();
   }
 
+  /** Stop the purge timer and commit every queued change. */
   stop(): void {
     if (this.purgeTimer) clearInterval(this.purgeTimer);
+    this.flush();
+  }
+
+  /** Commit queued changes now, in one transaction. */
+  flush(): void {
+    if (this.flushScheduled) clearImmediate(this.flushScheduled);
+    this.flushScheduled = undefined;
+    const ops = this.pending.splice(0);
+    const waiting = this.waiting;
+    this.waiting = [];
+    if (ops.length) {
+      try {
+        this.store.inTransaction(() => {
+          for (const op of ops) op();
+        });
+      } catch (err) {
+        this.log.error({ err, changes: ops.length }, 'writing bindings to the store failed');
+      }
+    }
+    for (const w of waiting) w();
+  }
+
+  /** Resolves once every change made so far is committed to the store. */
+  committed(): Promise<void> {
+    if (this.pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private write(op: () => void): void {
+    this.pending.push(op);
+    if (!this.flushScheduled) this.flushScheduled = setImmediate(() => this.flush());
   }
 
   /** Unexpired bindings of an AOR, highest q first (q absent counts as 1.0), then most recently updated. */
@@ -75,13 +113,13 @@ export class LocationService {
 
   /** Add or replace a binding (same AOR and contact URI). */
   put(b: BindingRecord): void {
-    this.store.putBinding(b);
+    this.write(() => this.store.putBinding(b));
     this.insert(b);
   }
 
   /** Remove one binding; true when it existed. */
   remove(aor: string, contactUri: string): boolean {
-    this.store.deleteBinding(aor, contactUri);
+    this.write(() => this.store.deleteBinding(aor, contactUri));
     const list = this.byAor.get(aor);
     if (!list) return false;
     const i = list.findIndex((b) => b.contactUri === contactUri);
@@ -93,7 +131,7 @@ export class LocationService {
 
   /** Remove every binding of an AOR; returns how many. */
   removeAll(aor: string): number {
-    this.store.deleteBindings(aor);
+    this.write(() => this.store.deleteBindings(aor));
     const n = this.byAor.get(aor)?.length ?? 0;
     this.byAor.delete(aor);
     return n;
@@ -114,6 +152,7 @@ export class LocationService {
       if (live.length === 0) this.byAor.delete(aor);
       else this.byAor.set(aor, live);
     }
+    this.flush();
     const n = this.store.deleteExpiredBindings(now);
     if (n) this.log.debug({ removed: n }, 'expired bindings purged');
   }

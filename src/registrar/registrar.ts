@@ -75,6 +75,7 @@ export function createRegistrar(opts: RegistrarOptions): (req: SipRequest, st: S
           if (b.callId === callId && cseq <= b.cseq) return reply(500, 'Server Internal Error: out-of-order REGISTER');
         }
         const n = opts.location.removeAll(aor);
+        await opts.location.committed();
         log.info({ aor, removed: n }, 'all bindings removed');
         return reply(200, 'OK', [{ name: 'Date', value: new Date(t * 1000).toUTCString() }]);
       }
@@ -147,6 +148,7 @@ export function createRegistrar(opts: RegistrarOptions): (req: SipRequest, st: S
         if (c.record) opts.location.put(c.record);
         else opts.location.remove(aor, c.contactUri);
       }
+      await opts.location.committed();
       if (changes.length) log.info({ aor, contacts: changes.map((c) => c.contactUri), source: `${st.source.transport}:${st.source.remoteAddress}:${st.source.remotePort}` }, 'bindings updated');
 
       const headers: SipHeader[] = opts.location.lookup(aor).map((b) => {

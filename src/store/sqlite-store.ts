@@ -283,6 +283,11 @@ export class SqliteStore {
   }
 
   /** Insert or replace the binding keyed by (b.aor, b.contactUri). Values are stored as given. */
+  /** Run `fn` in one SQLite transaction (all its writes commit together, or none). */
+  inTransaction(fn: () => void): void {
+    this.db.transaction(fn)();
+  }
+
   putBinding(b: BindingRecord): void {
     this.stmt.putBinding.run(bindingToRow(b));
   }

@@ -73,7 +73,7 @@ const ALLOWED_ON_UDP_MAX = 65_507;
  * transport, addresses, start line, Call-ID and CSeq.
  */
 export class TransportLayer {
-  private readonly udpSockets: { socket: dgram.Socket; bound: BoundListener }[] = [];
+  private readonly udpSockets: { socket: dgram.Socket; bound: BoundListener; v6: boolean }[] = [];
   private readonly servers: { server: net.Server; bound: BoundListener; wss?: WebSocketServer }[] = [];
   private readonly flows = new Map<string, StreamFlow | WsFlow>();
   /** "transport|address|port" of the remote end → flow id. */
@@ -177,11 +177,8 @@ export class TransportLayer {
       if (!sock) throw new TransportError(`no UDP listener for ${dest.address}`);
       if (data.length > ALLOWED_ON_UDP_MAX) throw new TransportError('message too large for UDP');
       this.logMessage('sip send', msg, dest.transport, formatHostPort(dest.address, dest.port), formatHostPort(sock.bound.address, sock.bound.port));
-      await new Promise<void>((resolve) => {
-        sock.socket.send(data, dest.port, stripBrackets(dest.address), (err) => {
-          if (err) this.log.warn({ err: err.message, to: formatHostPort(dest.address, dest.port) }, 'udp send failed');
-          resolve();
-        });
+      sock.socket.send(data, dest.port, stripBrackets(dest.address), (err) => {
+        if (err) this.log.warn({ err: err.message, to: formatHostPort(dest.address, dest.port) }, 'udp send failed');
       });
       return undefined;
     }
@@ -217,9 +214,9 @@ export class TransportLayer {
     return f && !f.closed ? f : undefined;
   }
 
-  private udpSocketFor(address: string): { socket: dgram.Socket; bound: BoundListener } | undefined {
-    const v6 = stripBrackets(address).includes(':');
-    return this.udpSockets.find((u) => u.socket.address().family === (v6 ? 'IPv6' : 'IPv4')) ?? this.udpSockets[0];
+  private udpSocketFor(address: string): { socket: dgram.Socket; bound: BoundListener; v6: boolean } | undefined {
+    const v6 = address.includes(':');
+    return this.udpSockets.find((u) => u.v6 === v6) ?? this.udpSockets[0];
   }
 
   private async listenUdp(spec: ListenSpec): Promise<void> {
@@ -250,7 +247,7 @@ export class TransportLayer {
       };
       this.receive(data, source);
     });
-    this.udpSockets.push({ socket, bound });
+    this.udpSockets.push({ socket, bound, v6 });
   }
 
   private async listenStream(spec: ListenSpec): Promise<void> {
