@@ -8,6 +8,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { DEFAULT_SCANNER_USER_AGENTS } from '../auth/scanner-filter.js';
 
 /** Integer in [min, max], with an error text naming the range. */
 function int(min: number, max: number, what = 'a number'): z.ZodNumber {
@@ -169,21 +170,6 @@ const addressOrPrefix = z.string({ error: 'expected an IP address or CIDR prefix
   { error: 'expected an IP address or CIDR prefix' },
 );
 
-/** Scanner User-Agent substrings dropped by default (kept in sync with auth/scanner-filter.ts). */
-const DEFAULT_SCANNER_USER_AGENTS = [
-  'friendly-scanner',
-  'sipvicious',
-  'sipcli',
-  'vaxsipuseragent',
-  'sip-scan',
-  'sipscan',
-  'iwar',
-  'sundayddr',
-  'siparmyknife',
-  'sivus',
-  'pplsip',
-  'voipbuster-scanner',
-];
 
 /** `sip.security`: abuse resistance (see config/rtcedge.example.yaml and src/auth/). */
 const securitySchema = z.strictObject({
@@ -203,7 +189,7 @@ const securitySchema = z.strictObject({
       ban_seconds: positiveInt('s').default(600),
     })
     .prefault({}),
-  scanner_user_agents: z.array(z.string({ error: 'expected a string' }), { error: 'expected a list of strings' }).default(DEFAULT_SCANNER_USER_AGENTS),
+  scanner_user_agents: z.array(z.string({ error: 'expected a string' }), { error: 'expected a list of strings' }).default(() => [...DEFAULT_SCANNER_USER_AGENTS]),
   calls: z
     .strictObject({
       max_concurrent_per_user: nonNegativeInt().default(10),

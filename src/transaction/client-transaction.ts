@@ -27,21 +27,32 @@ export interface ClientTransaction {
 type Terminated = (key: string) => void;
 
 /**
- * Build the ACK for a non-2xx final response to an INVITE (RFC 3261 §17.1.1.3):
- * same Request-URI, Call-ID, From, CSeq number and top Via as the INVITE, To
- * from the response, the INVITE's Route headers.
+ * Headers shared by a hop-by-hop ACK and a CANCEL for an INVITE (RFC 3261
+ * §17.1.1.3, §9.1): the INVITE's top Via (same branch) and Route headers,
+ * Max-Forwards 70, From, the given To, Call-ID, and the INVITE's CSeq number
+ * with `method`.
  */
-export function buildNon2xxAck(invite: SipRequest, res: SipResponse): SipRequest {
+function sameTransactionRequest(invite: SipRequest, method: 'ACK' | 'CANCEL', to: string, extra: SipHeader[] = []): SipRequest {
   const headers: SipHeader[] = [];
   const via = getHeaderValues(invite, 'via')[0];
   if (via) headers.push({ name: 'Via', value: via });
   for (const r of getHeaderValues(invite, 'route')) headers.push({ name: 'Route', value: r });
   headers.push({ name: 'Max-Forwards', value: '70' });
   headers.push({ name: 'From', value: getHeader(invite, 'from') ?? '' });
-  headers.push({ name: 'To', value: getHeader(res, 'to') ?? getHeader(invite, 'to') ?? '' });
+  headers.push({ name: 'To', value: to });
   headers.push({ name: 'Call-ID', value: getHeader(invite, 'call-id') ?? '' });
-  headers.push({ name: 'CSeq', value: `${parseCSeq(getHeader(invite, 'cseq') ?? '').seq} ACK` });
-  return { kind: 'request', method: 'ACK', uri: invite.uri, headers, body: Buffer.alloc(0) };
+  headers.push({ name: 'CSeq', value: `${parseCSeq(getHeader(invite, 'cseq') ?? '').seq} ${method}` });
+  headers.push(...extra);
+  return { kind: 'request', method, uri: invite.uri, headers, body: Buffer.alloc(0) };
+}
+
+/**
+ * Build the ACK for a non-2xx final response to an INVITE (RFC 3261 §17.1.1.3):
+ * same Request-URI, Call-ID, From, CSeq number and top Via as the INVITE, To
+ * from the response, the INVITE's Route headers.
+ */
+export function buildNon2xxAck(invite: SipRequest, res: SipResponse): SipRequest {
+  return sameTransactionRequest(invite, 'ACK', getHeader(res, 'to') ?? getHeader(invite, 'to') ?? '');
 }
 
 /**
@@ -49,17 +60,7 @@ export function buildNon2xxAck(invite: SipRequest, res: SipResponse): SipRequest
  * Call-ID, From, To, CSeq number, the INVITE's top Via (same branch) and Route headers.
  */
 export function buildCancel(invite: SipRequest, extra: SipHeader[] = []): SipRequest {
-  const headers: SipHeader[] = [];
-  const via = getHeaderValues(invite, 'via')[0];
-  if (via) headers.push({ name: 'Via', value: via });
-  for (const r of getHeaderValues(invite, 'route')) headers.push({ name: 'Route', value: r });
-  headers.push({ name: 'Max-Forwards', value: '70' });
-  headers.push({ name: 'From', value: getHeader(invite, 'from') ?? '' });
-  headers.push({ name: 'To', value: getHeader(invite, 'to') ?? '' });
-  headers.push({ name: 'Call-ID', value: getHeader(invite, 'call-id') ?? '' });
-  headers.push({ name: 'CSeq', value: `${parseCSeq(getHeader(invite, 'cseq') ?? '').seq} CANCEL` });
-  headers.push(...extra);
-  return { kind: 'request', method: 'CANCEL', uri: invite.uri, headers, body: Buffer.alloc(0) };
+  return sameTransactionRequest(invite, 'CANCEL', getHeader(invite, 'to') ?? '', extra);
 }
 
 abstract class ClientTransactionBase implements ClientTransaction {

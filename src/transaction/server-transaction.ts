@@ -49,25 +49,50 @@ export interface ServerTransaction {
 
 type Terminated = (key: string) => void;
 
-/**
- * Non-INVITE server transaction (RFC 3261 §17.2.2, Figure 8): Trying →
- * Proceeding → Completed → Terminated. In Completed, retransmitted requests get
- * the final response again until Timer J (64·T1 on UDP, 0 on streams) fires.
- */
-export class NonInviteServerTransaction implements ServerTransaction {
-  state: 'trying' | 'proceeding' | 'completed' | 'terminated' = 'trying';
+/** State and plumbing shared by both kinds of server transaction. */
+abstract class ServerTransactionBase implements ServerTransaction {
   lastResponse: SipResponse | undefined;
-  private readonly timers = new TimerSet();
+  protected readonly timers = new TimerSet();
+  protected terminated = false;
 
   constructor(
     readonly key: string,
     readonly request: SipRequest,
     readonly source: Source,
     private readonly sender: MessageSender,
-    private readonly timerConfig: TimerConfig,
+    protected readonly timerConfig: TimerConfig,
     private readonly onTerminated: Terminated,
-    private readonly onFinal: (st: ServerTransaction) => void = () => {},
+    protected readonly onFinal: (st: ServerTransaction) => void = () => {},
   ) {}
+
+  abstract readonly finalSent: boolean;
+  abstract respond(res: SipResponse): void;
+  abstract onRetransmission(): void;
+
+  /** True on TCP, TLS, WS: no retransmissions, zero wait timers (§17.2). */
+  protected get reliable(): boolean {
+    return isStream(this.source.transport);
+  }
+
+  terminate(): void {
+    if (this.terminated) return;
+    this.terminated = true;
+    this.timers.clear();
+    this.onTerminated(this.key);
+  }
+
+  protected transmit(res: SipResponse): void {
+    this.sender.send(res, responseDestination(res, this.source)).catch(() => {});
+  }
+}
+
+/**
+ * Non-INVITE server transaction (RFC 3261 §17.2.2, Figure 8): Trying →
+ * Proceeding → Completed → Terminated. In Completed, retransmitted requests get
+ * the final response again until Timer J (64·T1 on UDP, 0 on streams) fires.
+ */
+export class NonInviteServerTransaction extends ServerTransactionBase {
+  state: 'trying' | 'proceeding' | 'completed' | 'terminated' = 'trying';
 
   get finalSent(): boolean {
     return this.state === 'completed' || this.state === 'terminated';
@@ -83,23 +108,16 @@ export class NonInviteServerTransaction implements ServerTransaction {
     }
     this.state = 'completed';
     this.onFinal(this);
-    const j = isStream(this.source.transport) ? 0 : 64 * this.timerConfig.t1;
-    this.timers.start('J', j, () => this.terminate());
+    this.timers.start('J', this.reliable ? 0 : 64 * this.timerConfig.t1, () => this.terminate());
   }
 
   onRetransmission(): void {
     if (this.lastResponse && this.state !== 'terminated') this.transmit(this.lastResponse);
   }
 
-  terminate(): void {
-    if (this.state === 'terminated') return;
+  override terminate(): void {
     this.state = 'terminated';
-    this.timers.clear();
-    this.onTerminated(this.key);
-  }
-
-  private transmit(res: SipResponse): void {
-    this.sender.send(res, responseDestination(res, this.source)).catch(() => {});
+    super.terminate();
   }
 }
 
@@ -110,22 +128,10 @@ export class NonInviteServerTransaction implements ServerTransaction {
  * Terminated; after a 2xx it enters Accepted and absorbs retransmitted INVITEs
  * until Timer L (64·T1).
  */
-export class InviteServerTransaction implements ServerTransaction {
+export class InviteServerTransaction extends ServerTransactionBase {
   state: 'proceeding' | 'completed' | 'confirmed' | 'accepted' | 'terminated' = 'proceeding';
-  lastResponse: SipResponse | undefined;
   /** Set when a CANCEL for this INVITE was received (§9.2). */
   cancelled = false;
-  private readonly timers = new TimerSet();
-
-  constructor(
-    readonly key: string,
-    readonly request: SipRequest,
-    readonly source: Source,
-    private readonly sender: MessageSender,
-    private readonly timerConfig: TimerConfig,
-    private readonly onTerminated: Terminated,
-    private readonly onFinal: (st: ServerTransaction) => void = () => {},
-  ) {}
 
   get finalSent(): boolean {
     return this.state !== 'proceeding';
@@ -142,15 +148,14 @@ export class InviteServerTransaction implements ServerTransaction {
     this.transmit(res);
     if (res.status < 200) return;
     this.onFinal(this);
-    const { t1, t2, t4 } = this.timerConfig;
-    const reliable = isStream(this.source.transport);
+    const { t1, t2 } = this.timerConfig;
     if (res.status < 300) {
       this.state = 'accepted';
       this.timers.start('L', 64 * t1, () => this.terminate());
       return;
     }
     this.state = 'completed';
-    if (!reliable) {
+    if (!this.reliable) {
       let interval = t1;
       const g = () => {
         if (this.state !== 'completed') return;
@@ -161,7 +166,6 @@ export class InviteServerTransaction implements ServerTransaction {
       this.timers.start('G', interval, g);
     }
     this.timers.start('H', 64 * t1, () => this.terminate());
-    void t4;
   }
 
   /** The ACK for a 3xx–6xx response arrived (same branch): absorb it (§17.2.1). */
@@ -170,22 +174,15 @@ export class InviteServerTransaction implements ServerTransaction {
     this.state = 'confirmed';
     this.timers.stop('G');
     this.timers.stop('H');
-    const i = isStream(this.source.transport) ? 0 : this.timerConfig.t4;
-    this.timers.start('I', i, () => this.terminate());
+    this.timers.start('I', this.reliable ? 0 : this.timerConfig.t4, () => this.terminate());
   }
 
   onRetransmission(): void {
     if ((this.state === 'proceeding' || this.state === 'completed') && this.lastResponse) this.transmit(this.lastResponse);
   }
 
-  terminate(): void {
-    if (this.state === 'terminated') return;
+  override terminate(): void {
     this.state = 'terminated';
-    this.timers.clear();
-    this.onTerminated(this.key);
-  }
-
-  private transmit(res: SipResponse): void {
-    this.sender.send(res, responseDestination(res, this.source)).catch(() => {});
+    super.terminate();
   }
 }
