@@ -50,14 +50,22 @@ export class Allocation {
   readonly channels: ChannelTable;
   /** Time-to-expiry deadline, ms. */
   expiresAt: number;
+  /** Every relayed transport address: `relay` first, then an IPv6 one of a dual allocation (RFC 8656 §7.2). */
+  readonly relays: RelayHandle[];
+  /** Name quotas are counted under (the user part of a REST API name, else the username). */
+  quotaUser: string;
+  /** Bandwidth cap state: tokens (bytes) and last refill, ms. */
+  private tokens = 0;
+  private lastRefill = 0;
 
   /**
    * @param fiveTuple client 5-tuple that owns it.
    * @param username USERNAME that created it; later requests must use the same (else 441).
-   * @param relay the relayed transport address and its socket.
+   * @param relay the (first) relayed transport address and its socket.
    * @param lifetimeS initial lifetime, s.
    * @param allocateTransactionId transaction id of the Allocate that created it (retransmissions get `allocateResponse`).
    * @param allocateResponse the success response bytes sent for that Allocate.
+   * @param extraRelays further relayed transport addresses (the IPv6 one of a dual allocation).
    */
   constructor(
     readonly fiveTuple: FiveTuple,
@@ -67,18 +75,48 @@ export class Allocation {
     nowMs: number,
     readonly allocateTransactionId: Buffer,
     public allocateResponse: Buffer | undefined = undefined,
+    extraRelays: RelayHandle[] = [],
   ) {
-    const m = relay.mirror;
-    this.permissions = new PermissionTable(m && ((ip, e) => m.permission(ip, e)));
-    this.channels = new ChannelTable(m && ((b, e) => m.channel(b.channel, b.peer, e)));
+    this.relays = [relay, ...extraRelays];
+    this.quotaUser = username;
+    const familyOf = (ip: string) => (ip.includes(':') ? 'IPv6' : 'IPv4');
+    const mirrors = (family: string) => this.relays.filter((r) => r.mirror && r.relayed.family === family).map((r) => r.mirror!);
+    const anyMirror = this.relays.some((r) => r.mirror);
+    this.permissions = new PermissionTable(anyMirror ? (ip, e) => mirrors(familyOf(ip)).forEach((m) => m.permission(ip, e)) : undefined);
+    this.channels = new ChannelTable(anyMirror ? (b, e) => mirrors(b.peer.family).forEach((m) => m.channel(b.channel, b.peer, e)) : undefined);
     this.expiresAt = nowMs + lifetimeS * 1000;
-    m?.attach(fiveTuple, this.expiresAt);
+    for (const r of this.relays) r.mirror?.attach(fiveTuple, this.expiresAt);
+  }
+
+  /** The relay whose relayed transport address has `family`, if any (RFC 8656 §9.2: else 443). */
+  relayFor(family: string): RelayHandle | undefined {
+    return this.relays.find((r) => r.relayed.family === family);
+  }
+
+  /**
+   * Spends `bytes` of a per-allocation bandwidth cap of `bytesPerSecond`
+   * (token bucket holding at most one second's worth). Returns false when the
+   * packet exceeds the cap and must be dropped. A cap of 0 admits everything.
+   */
+  admitBytes(bytes: number, bytesPerSecond: number, nowMs: number): boolean {
+    if (bytesPerSecond <= 0) return true;
+    if (this.lastRefill === 0) this.tokens = bytesPerSecond;
+    else this.tokens = Math.min(bytesPerSecond, this.tokens + ((nowMs - this.lastRefill) * bytesPerSecond) / 1000);
+    this.lastRefill = nowMs;
+    if (this.tokens < bytes) return false;
+    this.tokens -= bytes;
+    return true;
   }
 
   /** Sets the time-to-expiry to now + `lifetimeS` seconds (RFC 8656 §8). */
   refresh(lifetimeS: number, nowMs: number): void {
     this.expiresAt = nowMs + lifetimeS * 1000;
-    this.relay.mirror?.expiry(this.expiresAt);
+    for (const r of this.relays) r.mirror?.expiry(this.expiresAt);
+  }
+
+  /** Closes every relay socket of the allocation. */
+  closeRelays(): void {
+    for (const r of this.relays) r.close();
   }
 
   /** True once the time-to-expiry has passed. */
@@ -95,10 +133,10 @@ export class AllocationTable {
   /** Adds `a`. @throws Error if its 5-tuple or relayed address is already in use (a caller bug). */
   add(a: Allocation): void {
     const fk = fiveTupleKey(a.fiveTuple);
-    const rk = relayKey(a.relay.relayed);
-    if (this.byFiveTuple.has(fk) || this.byRelay.has(rk)) throw new Error(`allocation already exists for ${fk} / ${rk}`);
+    const rks = a.relays.map((r) => relayKey(r.relayed));
+    if (this.byFiveTuple.has(fk) || rks.some((rk) => this.byRelay.has(rk))) throw new Error(`allocation already exists for ${fk} / ${rks.join(',')}`);
     this.byFiveTuple.set(fk, a);
-    this.byRelay.set(rk, a);
+    for (const rk of rks) this.byRelay.set(rk, a);
   }
 
   /** Removes `a` (does not close its relay). Returns true if it was present. */
@@ -106,7 +144,7 @@ export class AllocationTable {
     const fk = fiveTupleKey(a.fiveTuple);
     if (this.byFiveTuple.get(fk) !== a) return false;
     this.byFiveTuple.delete(fk);
-    this.byRelay.delete(relayKey(a.relay.relayed));
+    for (const r of a.relays) this.byRelay.delete(relayKey(r.relayed));
     return true;
   }
 

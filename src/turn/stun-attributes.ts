@@ -167,3 +167,60 @@ export function decodeText(value: Buffer, maxBytes = 763): string {
 export function isComprehensionRequired(type: number): boolean {
   return type < 0x8000;
 }
+
+/** REQUESTED-ADDRESS-FAMILY / ADDITIONAL-ADDRESS-FAMILY value for 0x01 (IPv4) or 0x02 (IPv6) (RFC 8656 §18.8, §18.11). */
+export function encodeAddressFamily(family: IpFamily): Buffer {
+  return Buffer.from([FAMILY_CODE[family], 0, 0, 0]);
+}
+
+/** Decodes the family byte of REQUESTED-/ADDITIONAL-ADDRESS-FAMILY; undefined for a code other than 0x01/0x02. @throws StunDecodeError on a bad length. */
+export function decodeAddressFamily(value: Buffer): IpFamily | undefined {
+  const f = decodeRequestedAddressFamily(value);
+  return f === 0x01 ? 'IPv4' : f === 0x02 ? 'IPv6' : undefined;
+}
+
+/** ADDRESS-ERROR-CODE value: family(8), reserved, class(3), number(8), reason (RFC 8656 §18.12). */
+export function encodeAddressErrorCode(family: IpFamily, code: number, reason: string): Buffer {
+  const out = encodeErrorCode(code, reason);
+  out[0] = FAMILY_CODE[family];
+  return out;
+}
+
+/** Decodes ADDRESS-ERROR-CODE. @throws StunDecodeError if shorter than 4 bytes. */
+export function decodeAddressErrorCode(value: Buffer): { family: number; code: number; reason: string } {
+  return { family: value[0] ?? 0, ...decodeErrorCode(value) };
+}
+
+/** EVEN-PORT value: one byte, R bit (0x80) asks to reserve the next port (RFC 8656 §18.6). */
+export function encodeEvenPort(reserve: boolean): Buffer {
+  return Buffer.from([reserve ? 0x80 : 0]);
+}
+
+/** Password algorithm numbers (RFC 8489 §18.5): 0x0001 MD5, 0x0002 SHA-256. */
+export const PASSWORD_ALGORITHM = { MD5: 0x0001, 'SHA-256': 0x0002 } as const;
+/** A password algorithm this server knows. */
+export type PasswordAlgorithmName = keyof typeof PASSWORD_ALGORITHM;
+
+/**
+ * PASSWORD-ALGORITHM (one) or PASSWORD-ALGORITHMS (a list) value: per entry
+ * algorithm(16), parameters length(16), parameters padded to 4 (RFC 8489 §14.11-14.12).
+ */
+export function encodePasswordAlgorithms(algs: readonly number[]): Buffer {
+  const out = Buffer.alloc(algs.length * 4);
+  algs.forEach((a, i) => out.writeUInt16BE(a, i * 4));
+  return out;
+}
+
+/** Decodes PASSWORD-ALGORITHM(S) into algorithm numbers (parameters skipped). @throws StunDecodeError when truncated. */
+export function decodePasswordAlgorithms(value: Buffer): number[] {
+  const out: number[] = [];
+  let off = 0;
+  for (let i = 0; i < 64 && off < value.length; i++) {
+    if (off + 4 > value.length) throw new StunDecodeError('truncated PASSWORD-ALGORITHM entry');
+    const len = value.readUInt16BE(off + 2);
+    out.push(value.readUInt16BE(off));
+    off += 4 + len + ((4 - (len % 4)) % 4);
+    if (off > value.length) throw new StunDecodeError('PASSWORD-ALGORITHM parameters overrun');
+  }
+  return out;
+}

@@ -6,6 +6,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 const ATTR_MESSAGE_INTEGRITY = 0x0008;
+const ATTR_MESSAGE_INTEGRITY_SHA256 = 0x001c;
 const ATTR_FINGERPRINT = 0x8028;
 const HEADER = 20;
 const FINGERPRINT_XOR = 0x5354554e;
@@ -41,6 +42,27 @@ export function computeFingerprint(msgSoFar: Buffer): number {
  */
 export function computeMessageIntegrity(msgSoFar: Buffer, key: Buffer): Buffer {
   return createHmac('sha1', key).update(msgSoFar).digest();
+}
+
+/**
+ * MESSAGE-INTEGRITY-SHA256 value (32 bytes): HMAC-SHA256 with `key` over
+ * `msgSoFar`, whose header length already counts the attribute (RFC 8489 §14.6).
+ */
+export function computeMessageIntegritySha256(msgSoFar: Buffer, key: Buffer): Buffer {
+  return createHmac('sha256', key).update(msgSoFar).digest();
+}
+
+/**
+ * Long-term credential key for PASSWORD-ALGORITHM SHA-256:
+ * SHA-256(username ":" realm ":" password), 32 bytes (RFC 8489 §9.2.2, §18.5.1.2).
+ */
+export function longTermKeySha256(username: string, realm: string, password: string): Buffer {
+  return createHash('sha256').update(`${username}:${realm}:${password}`, 'utf8').digest();
+}
+
+/** USERHASH value: SHA-256(username ":" realm), 32 bytes (RFC 8489 §14.4). */
+export function userhash(username: string, realm: string): Buffer {
+  return createHash('sha256').update(`${username}:${realm}`, 'utf8').digest();
 }
 
 /**
@@ -86,4 +108,20 @@ export function verifyFingerprint(raw: Buffer): boolean {
   const off = raw.length - 8;
   if (raw.readUInt16BE(off) !== ATTR_FINGERPRINT || raw.readUInt16BE(off + 2) !== 4) return false;
   return computeFingerprint(raw.subarray(0, off)) === raw.readUInt32BE(off + 4);
+}
+
+/**
+ * Verifies MESSAGE-INTEGRITY-SHA256 of received bytes with `key` (RFC 8489
+ * §14.6): the value may be truncated to 16-32 bytes in steps of 4, and is
+ * compared with as many leading bytes of the HMAC-SHA256. False if absent or malformed.
+ */
+export function verifyMessageIntegritySha256(raw: Buffer, key: Buffer): boolean {
+  const off = findAttributeOffset(raw, ATTR_MESSAGE_INTEGRITY_SHA256);
+  if (off < 0) return false;
+  const len = raw.readUInt16BE(off + 2);
+  if (len < 16 || len > 32 || len % 4 !== 0 || off + 4 + len > raw.length) return false;
+  const head = Buffer.from(raw.subarray(0, off));
+  head.writeUInt16BE(off + 4 + len - HEADER, 2);
+  const expected = computeMessageIntegritySha256(head, key).subarray(0, len);
+  return timingSafeEqual(expected, raw.subarray(off + 4, off + 4 + len));
 }

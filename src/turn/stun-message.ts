@@ -7,7 +7,7 @@
  * stun-attributes.ts gives their values meaning and stun-integrity.ts adds
  * MESSAGE-INTEGRITY and FINGERPRINT.
  */
-import { computeFingerprint, computeMessageIntegrity } from './stun-integrity.js';
+import { computeFingerprint, computeMessageIntegrity, computeMessageIntegritySha256 } from './stun-integrity.js';
 
 /** The fixed magic cookie (RFC 8489 §5). */
 export const MAGIC_COOKIE = 0x2112a442;
@@ -28,6 +28,10 @@ export const StunMethod = {
   Data: 0x007,
   CreatePermission: 0x008,
   ChannelBind: 0x009,
+  /** RFC 6062 §6.1 */
+  Connect: 0x00a,
+  ConnectionBind: 0x00b,
+  ConnectionAttempt: 0x00c,
 } as const;
 
 /** Attribute types used here (RFC 8489 §18.3, RFC 8656 §18). */
@@ -53,8 +57,15 @@ export const AttributeType = {
   Userhash: 0x001e,
   XorMappedAddress: 0x0020,
   ReservationToken: 0x0022,
+  /** RFC 6062 §6.2 */
+  ConnectionId: 0x002a,
   Priority: 0x0024,
   UseCandidate: 0x0025,
+  /** RFC 8656 §18.11-18.12 */
+  AdditionalAddressFamily: 0x8000,
+  AddressErrorCode: 0x8001,
+  /** RFC 8489 §14.11 */
+  PasswordAlgorithms: 0x8002,
   Software: 0x8022,
   AlternateServer: 0x8023,
   Fingerprint: 0x8028,
@@ -144,11 +155,11 @@ export function decodeStunMessage(buf: Buffer): StunMessage {
     const pad = buf.subarray(off + 4 + len, off + 4 + len + padLen);
     off += 4 + len + padLen;
     if (sawFingerprint) continue;
-    if (sawIntegrity && type !== AttributeType.Fingerprint) continue;
+    if (sawIntegrity && type !== AttributeType.Fingerprint && type !== AttributeType.MessageIntegritySha256) continue;
     const attr: StunAttribute = { type, value };
     if (pad.some((b) => b !== 0)) attr.padding = Buffer.from(pad);
     attributes.push(attr);
-    if (type === AttributeType.MessageIntegrity) sawIntegrity = true;
+    if (type === AttributeType.MessageIntegrity || type === AttributeType.MessageIntegritySha256) sawIntegrity = true;
     if (type === AttributeType.Fingerprint) sawFingerprint = true;
   }
   return { method, class: cls, transactionId, attributes };
@@ -158,6 +169,8 @@ export function decodeStunMessage(buf: Buffer): StunMessage {
 export interface StunEncodeOptions {
   /** HMAC-SHA1 key: appends MESSAGE-INTEGRITY (RFC 8489 §14.5). Short-term: the password; long-term: MD5(user:realm:pass). */
   integrityKey?: Buffer;
+  /** With `integrityKey`: 'sha256' appends MESSAGE-INTEGRITY-SHA256 (32 bytes, RFC 8489 §14.6) instead of HMAC-SHA1. */
+  integrity?: 'sha1' | 'sha256';
   /** Appends FINGERPRINT (RFC 8489 §14.7). */
   fingerprint?: boolean;
 }
@@ -178,7 +191,9 @@ export function encodeStunMessage(msg: StunMessage, opts: StunEncodeOptions = {}
   parts.push(header);
   for (const a of msg.attributes) parts.push(encodeAttribute(a));
   let out: Buffer = Buffer.concat(parts);
-  if (opts.integrityKey) {
+  if (opts.integrityKey && opts.integrity === 'sha256') {
+    out = appendWithLength(out, AttributeType.MessageIntegritySha256, 32, (m) => computeMessageIntegritySha256(m, opts.integrityKey!));
+  } else if (opts.integrityKey) {
     out = appendWithLength(out, AttributeType.MessageIntegrity, 20, (m) => computeMessageIntegrity(m, opts.integrityKey!));
   }
   if (opts.fingerprint) {

@@ -52,8 +52,13 @@ function makeControl(): TurnControl {
     nonceSecret: Buffer.from('secret'),
     allowLoopbackPeers: allowLoopback,
     getKey: async (u) => KEYS[u],
-    openRelay: async ({ evenPort }) => {
+    openRelay: async ({ evenPort, port: wanted }) => {
       evenRequests.push(evenPort);
+      if (wanted !== undefined) {
+        const r = new RecordingRelay({ family: 'IPv4', address: '192.0.2.100', port: wanted });
+        relays.push(r);
+        return r;
+      }
       let port = nextPort++;
       if (evenPort && port % 2) port = nextPort++;
       const r = new RecordingRelay({ family: 'IPv4', address: '192.0.2.100', port });
@@ -217,8 +222,23 @@ describe('Allocate (RFC 8656 §7.2)', () => {
   it('honours EVEN-PORT', async () => {
     const creds = await login(UDP);
     const { msg } = await send(UDP, request(StunMethod.Allocate, [udpTransport, { type: A.EvenPort, value: Buffer.from([0x80]) }], creds));
-    expect(evenRequests).toEqual([true]);
-    expect(decodeXorAddress(getAttribute(msg, A.XorRelayedAddress)!.value, msg.transactionId).port % 2).toBe(0);
+    // The R bit reserves the next port too and hands out a RESERVATION-TOKEN for it.
+    expect(evenRequests).toEqual([true, false]);
+    const port = decodeXorAddress(getAttribute(msg, A.XorRelayedAddress)!.value, msg.transactionId).port;
+    expect(port % 2).toBe(0);
+    const token = getAttribute(msg, A.ReservationToken)!.value;
+    expect(token.length).toBe(8);
+    const other = { ...UDP, clientPort: 40100 };
+    const c2 = await login(other);
+    const withToken = await send(other, request(StunMethod.Allocate, [udpTransport, { type: A.ReservationToken, value: token }], c2));
+    expect(decodeXorAddress(getAttribute(withToken.msg, A.XorRelayedAddress)!.value, withToken.msg.transactionId).port).toBe(port + 1);
+    // A token is good once.
+    const third = { ...UDP, clientPort: 40101 };
+    const c3 = await login(third);
+    expect(errorCode((await send(third, request(StunMethod.Allocate, [udpTransport, { type: A.ReservationToken, value: token }], c3))).msg)).toBe(508);
+    // EVEN-PORT together with a token is a bad request.
+    const bad = await send(third, request(StunMethod.Allocate, [udpTransport, { type: A.ReservationToken, value: token }, { type: A.EvenPort, value: Buffer.from([0]) }], c3));
+    expect(errorCode(bad.msg)).toBe(400);
   });
   it('answers unknown comprehension-required attributes with 420 and UNKNOWN-ATTRIBUTES', async () => {
     const creds = await login(UDP);
@@ -257,7 +277,7 @@ describe('Refresh, CreatePermission, ChannelBind, data (RFC 8656 §8-12)', () =>
     expect([data.method, data.class]).toEqual([StunMethod.Data, 'indication']);
     expect(decodeXorAddress(getAttribute(data, A.XorPeerAddress)!.value, data.transactionId)).toEqual({ ...PEER, port: 7777 });
     expect(getAttribute(data, A.Data)!.value.toString()).toBe('reply');
-    expect(control.stats()).toEqual({ allocations: 1, packetsRelayed: 2, bytesRelayed: 10 });
+    expect(control.stats()).toMatchObject({ allocations: 1, packetsRelayed: 2, bytesRelayed: 10, packetsDropped: 0 });
 
     now += 300_000;
     expect(control.handlePeerPacket(relayed, PEER, Buffer.from('late'))).toBeUndefined();
