@@ -47,7 +47,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const defaultDomain = config.domains[0];
 
   let tls: { cert: Buffer; key: Buffer; ca?: Buffer[] } | undefined;
-  if (config.sip.listen.some((l) => l.transport === 'tls' || l.transport === 'wss')) {
+  const turnTls = config.turn.enabled && config.turn.listen.some((l) => l.transport === 'tls');
+  if (config.sip.listen.some((l) => l.transport === 'tls' || l.transport === 'wss') || turnTls) {
     if (config.sip.tls.cert && config.sip.tls.key) {
       tls = { cert: readFileSync(config.sip.tls.cert), key: readFileSync(config.sip.tls.key) };
     } else {
@@ -157,6 +158,18 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         realm,
         listen: config.turn.listen,
         relayAddress: config.turn.relay_address ?? defaultRelayAddress(),
+        relayAddress6: config.turn.relay_address_v6 ?? defaultRelayAddress6(),
+        // TURN over TLS (port 5349) uses the SIP TLS certificate.
+        tls: tls && { cert: tls.cert, key: tls.key },
+        allowedPeers: config.turn.allowed_peers,
+        deniedPeers: config.turn.denied_peers,
+        ownAddresses: hostAddresses(),
+        authSecrets: config.turn.auth_secrets,
+        passwordAlgorithms: config.turn.password_algorithms,
+        maxAllocationsPerUser: config.turn.max_allocations_per_user,
+        maxAllocations: config.turn.max_allocations,
+        bandwidthLimit: config.turn.bandwidth_limit,
+        challengeRate: config.turn.challenge_rate,
         relayPortMin: config.turn.relay_port_min,
         relayPortMax: config.turn.relay_port_max,
         defaultLifetime: config.turn.default_lifetime,
@@ -165,9 +178,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         nonceSecret: secret,
         allowLoopbackPeers: config.turn.allow_loopback_peers,
         dataPlane: config.turn.data_plane,
-        // The long-term key is MD5(username:realm:password), the same as the SIP digest HA1 (RFC 8489 §9.2.2).
-        getKey: async (username, r) => {
-          const ha1 = await users.lookupHa1(username, r, 'MD5');
+        // The long-term key is MD5(username:realm:password), or SHA-256 of it for PASSWORD-ALGORITHM SHA-256:
+        // the same as the SIP digest HA1 of that algorithm (RFC 8489 §9.2.2, §18.5.1).
+        getKey: async (username, r, algorithm) => {
+          const ha1 = await users.lookupHa1(username, r, algorithm ?? 'MD5');
           return ha1 ? Buffer.from(ha1, 'hex') : undefined;
         },
         software: 'rtcedge',
@@ -204,6 +218,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       log.info('rtcedge stopped');
     },
   };
+}
+
+/** First global (not link-local, not loopback) IPv6 address of the host, if any: where IPv6 TURN relays bind by default. */
+function defaultRelayAddress6(): string | undefined {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const i of list ?? []) if (i.family === 'IPv6' && !i.internal && !/^fe[89ab]/i.test(i.address)) return i.address;
+  }
+  return undefined;
+}
+
+/** Every address of the host's interfaces: refused as TURN peers. */
+function hostAddresses(): string[] {
+  return Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address.split('%')[0]!));
 }
 
 /** First non-internal IPv4 address of the host, else 127.0.0.1: where TURN relay sockets bind by default. */

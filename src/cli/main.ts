@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `rtcedge` command: `serve`, `user add|passwd|del|list` and `bans`.
+ * The `rtcedge` command: `serve`, `user add|passwd|del|list`, `bans` and `turn credentials`.
  *
  * Exit status: 0 success, 1 a command that failed (message on stderr),
  * 2 a configuration error (message names the file and the key).
@@ -14,6 +14,7 @@ import { type PasswordOptions, readPassword } from './password.js';
 import { serve } from './serve.js';
 import { addUser, changePassword, deleteUser, listUsers, parseUserSpec } from './user-commands.js';
 import { readBanFile } from '../admin/ban-file.js';
+import { formatCredentials, turnCredentials } from './turn-commands.js';
 
 interface ConfigOption {
   config?: string;
@@ -124,6 +125,22 @@ function buildProgram(): Command {
       for (const b of bans) {
         console.log(`${b.address}\t${b.reason}\t${Math.ceil((b.until - now) / 1000)}s\tuntil ${new Date(b.until).toISOString()}\t#${b.count}`);
       }
+    });
+
+  program
+    .command('turn')
+    .description('TURN server tools')
+    .command('credentials')
+    .description('print a TURN REST API username/password pair for USER, signed with the first of turn.auth_secrets')
+    .argument('<user>', 'user name (no ":")')
+    .option('--ttl <seconds>', 'validity in seconds (default 86400)')
+    .option('--json', 'print {"username","password","ttl"} as JSON')
+    .addOption(configOption())
+    .action((user: string, opts: ConfigOption & { ttl?: string; json?: boolean }) => {
+      const config = loadConfig(opts.config);
+      const c = turnCredentials(config, user, opts.ttl);
+      if (opts.json) console.log(JSON.stringify({ username: c.username, password: c.password, ttl: c.expires - Math.floor(Date.now() / 1000) }));
+      else for (const line of formatCredentials(c)) console.log(line);
     });
 
   return program;

@@ -38,9 +38,9 @@ export const sipListenerSchema = z.strictObject({
   client_cert: z.enum(['none', 'optional', 'required'], { error: 'expected one of none, optional, required' }).optional(),
 });
 
-/** A TURN listener: `{ transport: udp | tcp, host, port }`. */
+/** A TURN listener: `{ transport: udp | tcp | tls, host, port }`; tls uses the SIP TLS certificate (`sip.tls.cert`/`key` or the generated one). */
 export const turnListenerSchema = z.strictObject({
-  transport: z.enum(['udp', 'tcp'], { error: 'expected one of udp, tcp' }),
+  transport: z.enum(['udp', 'tcp', 'tls'], { error: 'expected one of udp, tcp, tls' }),
   host: hostString.default('0.0.0.0'),
   port: port(),
 });
@@ -258,6 +258,22 @@ const turnSchema = z
     max_lifetime: positiveInt('s').default(3600),
     nonce_ttl: positiveInt('s').default(600),
     allow_loopback_peers: z.boolean({ error: 'expected true or false' }).default(false),
+    // IPv6 relay address (RFC 6156); unset: the first global IPv6 address of the host, if any, else IPv4 relays only.
+    relay_address_v6: ipAddress.refine((s) => isIP(s) === 6, { error: 'expected an IPv6 address' }).optional(),
+    // Peers allowed despite the default-denied ranges (wins over denied_peers), and peers refused besides them.
+    allowed_peers: z.array(addressOrPrefix, { error: 'expected a list of addresses or CIDR prefixes' }).default([]),
+    denied_peers: z.array(addressOrPrefix, { error: 'expected a list of addresses or CIDR prefixes' }).default([]),
+    // TURN REST API shared secrets (coturn's use-auth-secret), newest first; [] = off.
+    auth_secrets: z.array(z.string({ error: 'expected a secret (string)' }).min(1, { error: 'expected a secret (string)' }), { error: 'expected a list of secrets' }).default([]),
+    // Password algorithms offered (RFC 8489 §9.2.3), most preferred first.
+    password_algorithms: z
+      .array(z.enum(['MD5', 'SHA-256'], { error: 'expected MD5 or SHA-256' }), { error: 'expected a list of MD5, SHA-256' })
+      .min(1, { error: 'expected at least one algorithm' })
+      .default(['MD5']),
+    max_allocations_per_user: nonNegativeInt('allocations').default(10),
+    max_allocations: nonNegativeInt('allocations').default(1000),
+    bandwidth_limit: nonNegativeInt('bytes/s').default(0),
+    challenge_rate: nonNegativeInt('responses/s').default(20),
     // Who moves TURN UDP data: the native addon (native/) or node:dgram; unset = native when the addon loads.
     data_plane: z.enum(['native', 'typescript'], { error: 'expected native or typescript' }).optional(),
   })

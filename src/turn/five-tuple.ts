@@ -3,8 +3,8 @@
  * and port, transport protocol (RFC 8656 §2, §3).
  */
 
-/** Client-to-server transport of a 5-tuple. */
-export type ClientTransport = 'udp' | 'tcp';
+/** Client-to-server transport of a 5-tuple: UDP, TCP, or TLS over TCP (RFC 8656 §3.1, port 5349). */
+export type ClientTransport = 'udp' | 'tcp' | 'tls';
 
 /** A client 5-tuple as seen by the server. Addresses are IP text without brackets. */
 export interface FiveTuple {

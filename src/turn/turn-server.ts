@@ -6,6 +6,7 @@
 import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Logger } from '../log.js';
 import type { RelayHandle } from './allocation.js';
 import { type FiveTuple, fiveTupleKey } from './five-tuple.js';
@@ -14,12 +15,14 @@ import { loadNativeAddon, NATIVE_FIX, type NativeCounters } from './native-addon
 import { NativeUdpDataPlane } from './native-data-plane.js';
 import { StreamFramer } from './stream-framer.js';
 import type { TransportAddress } from './stun-attributes.js';
-import { TurnControl } from './turn-control.js';
+import { type RelayRequest, TurnControl } from './turn-control.js';
+import { PeerPolicy } from './peer-policy.js';
+import type { PasswordAlgorithmName } from './stun-attributes.js';
 import { TurnError } from './turn-error.js';
 
-/** One client-facing listener. */
+/** One client-facing listener; 'tls' is TURN over TLS over TCP (RFC 8656 §3.1, usually port 5349) and needs `tls`. */
 export interface TurnListen {
-  transport: 'udp' | 'tcp';
+  transport: 'udp' | 'tcp' | 'tls';
   host: string;
   port: number;
 }
@@ -30,6 +33,10 @@ export interface TurnServerOptions {
   listen: TurnListen[];
   /** IPv4 address relay sockets bind to and report in XOR-RELAYED-ADDRESS. */
   relayAddress: string;
+  /** IPv6 address for IPv6 relayed transport addresses (RFC 6156, RFC 8656 §7.2); undefined: IPv6 allocations get 440. */
+  relayAddress6?: string;
+  /** Certificate and key (PEM) for 'tls' listeners. */
+  tls?: { cert: Buffer | string; key: Buffer | string };
   relayPortMin: number;
   relayPortMax: number;
   /** Allocation lifetime without LIFETIME, s (RFC 8656 §2.2: 600). */
@@ -42,8 +49,30 @@ export interface TurnServerOptions {
   nonceSecret: Buffer;
   /** Default false: peers in 127.0.0.0/8 and ::1 get 403. */
   allowLoopbackPeers: boolean;
-  /** Long-term key = MD5(username ":" realm ":" password), RFC 8489 §9.2.2; undefined = unknown user (401). */
-  getKey(username: string, realm: string): Promise<Buffer | undefined>;
+  /** Peer addresses/CIDR prefixes allowed even when refused by default (see peer-policy.ts). */
+  allowedPeers?: string[];
+  /** Peer addresses/CIDR prefixes refused besides the default ranges. */
+  deniedPeers?: string[];
+  /** The host's own addresses, refused as peers (listener addresses are added). */
+  ownAddresses?: string[];
+  /**
+   * Long-term key, RFC 8489 §9.2.2: MD5(username ":" realm ":" password) for 'MD5'
+   * (or undefined), SHA-256 of the same for 'SHA-256'; undefined = unknown user (401).
+   */
+  getKey(username: string, realm: string, algorithm?: PasswordAlgorithmName): Promise<Buffer | undefined>;
+  /** USERHASH -> username (RFC 8489 §14.4); optional. */
+  resolveUserhash?(hash: Buffer, realm: string): Promise<string | undefined>;
+  /** Password algorithms offered, most preferred first; default ['MD5']. */
+  passwordAlgorithms?: PasswordAlgorithmName[];
+  /** TURN REST API shared secrets (username "EXPIRY:user", password base64(HMAC-SHA1(secret, username))). */
+  authSecrets?: string[];
+  /** Allocations per user (default 10) and in all (default 1000); 0 = no limit; 486 above. */
+  maxAllocationsPerUser?: number;
+  maxAllocations?: number;
+  /** Per-allocation bandwidth cap, bytes/s; 0 or undefined = none. */
+  bandwidthLimit?: number;
+  /** Unauthenticated error answers per second per source IP; default 20; 0 = no limit. */
+  challengeRate?: number;
   software?: string;
   logger: Logger;
   /**
@@ -76,16 +105,18 @@ export class TurnServer {
   private readonly udpListeners = new Map<string, dgram.Socket>();
   private readonly tcpServers: net.Server[] = [];
   private readonly tcpConnections = new Map<string, net.Socket>();
-  private readonly relayPortsInUse = new Set<number>();
+  /** Relay ports in use, as relayPortKey(address, port). */
+  private readonly relayPortsInUse = new Set<string>();
   private readonly closing = new Set<Promise<void>>();
-  private readonly bound: Array<{ transport: 'udp' | 'tcp'; address: string; port: number }> = [];
+  private readonly bound: Array<{ transport: 'udp' | 'tcp' | 'tls'; address: string; port: number }> = [];
   private sweepTimer: NodeJS.Timeout | undefined;
   private running = false;
   private readonly useNative: boolean;
   private native: NativeUdpDataPlane | undefined;
 
   /**
-   * @throws RangeError on an empty or inverted relay port range or a non-IPv4 relay address;
+   * @throws RangeError on an empty or inverted relay port range, a non-IPv4 relay address, a non-IPv6
+   *   relayAddress6, a bad peer list entry, or a 'tls' listener without `tls`;
    *   Error when `dataPlane` is 'native' and the addon cannot load (the message names the fix).
    */
   constructor(private readonly opts: TurnServerOptions) {
@@ -93,7 +124,10 @@ export class TurnServer {
     if (!(opts.relayPortMin >= 1 && opts.relayPortMax <= 65535 && opts.relayPortMin <= opts.relayPortMax)) {
       throw new RangeError(`bad relay port range ${opts.relayPortMin}-${opts.relayPortMax}`);
     }
+    if (opts.relayAddress6 !== undefined && net.isIP(opts.relayAddress6) !== 6) throw new RangeError(`relayAddress6 must be IPv6: ${opts.relayAddress6}`);
+    if (opts.listen.some((l) => l.transport === 'tls') && !opts.tls) throw new RangeError('a tls TURN listener needs a certificate and key');
     this.log = opts.logger.child({ component: 'turn' });
+    const relayAddresses = [opts.relayAddress, ...(opts.relayAddress6 ? [opts.relayAddress6] : [])];
     this.control = new TurnControl({
       realm: opts.realm,
       defaultLifetime: opts.defaultLifetime,
@@ -101,10 +135,25 @@ export class TurnServer {
       nonceTtl: opts.nonceTtl,
       nonceSecret: opts.nonceSecret,
       allowLoopbackPeers: opts.allowLoopbackPeers,
+      peerPolicy: new PeerPolicy({
+        allowLoopbackPeers: opts.allowLoopbackPeers,
+        allowedPeers: opts.allowedPeers,
+        deniedPeers: opts.deniedPeers,
+        ownAddresses: [...(opts.ownAddresses ?? []), ...opts.listen.map((l) => l.host)],
+        relayAddresses,
+      }),
       getKey: opts.getKey,
+      resolveUserhash: opts.resolveUserhash,
+      passwordAlgorithms: opts.passwordAlgorithms,
+      authSecrets: opts.authSecrets,
+      relayFamilies: opts.relayAddress6 ? ['IPv4', 'IPv6'] : ['IPv4'],
+      maxAllocationsPerUser: opts.maxAllocationsPerUser,
+      maxAllocations: opts.maxAllocations,
+      bandwidthLimit: opts.bandwidthLimit,
+      challengeRate: opts.challengeRate,
       software: opts.software,
       logger: opts.logger,
-      openRelay: (req) => this.openRelay(req.evenPort),
+      openRelay: (req) => this.openRelay(req),
     });
     if (opts.dataPlane === 'typescript') this.useNative = false;
     else {
@@ -153,7 +202,7 @@ export class TurnServer {
     try {
       for (const l of this.opts.listen) {
         if (l.transport === 'udp') await this.startUdp(l);
-        else await this.startTcp(l);
+        else await this.startStream(l);
       }
     } catch (e) {
       await this.stop();
@@ -184,7 +233,7 @@ export class TurnServer {
   }
 
   /** Bound listener addresses (port 0 resolved). */
-  addresses(): Array<{ transport: 'udp' | 'tcp'; address: string; port: number }> {
+  addresses(): Array<{ transport: 'udp' | 'tcp' | 'tls'; address: string; port: number }> {
     return this.bound.map((b) => ({ ...b }));
   }
 
@@ -237,29 +286,34 @@ export class TurnServer {
     });
   }
 
-  private startTcp(l: TurnListen): Promise<void> {
+  private startStream(l: TurnListen): Promise<void> {
+    const transport = l.transport === 'tls' ? 'tls' : 'tcp';
     return new Promise((resolve, reject) => {
-      const server = net.createServer((conn) => this.onTcpConnection(conn));
-      const onError = (err: Error) => reject(new Error(`TURN tcp listener ${l.host}:${l.port} cannot bind: ${err.message}`));
+      const server =
+        transport === 'tls'
+          ? tls.createServer({ cert: this.opts.tls!.cert, key: this.opts.tls!.key, handshakeTimeout: 10_000 }, (conn) => this.onTcpConnection(conn, 'tls'))
+          : net.createServer((conn) => this.onTcpConnection(conn, 'tcp'));
+      if (transport === 'tls') server.on('tlsClientError', (err) => this.log.debug({ err }, 'TURN TLS handshake failed'));
+      const onError = (err: Error) => reject(new Error(`TURN ${transport} listener ${l.host}:${l.port} cannot bind: ${err.message}`));
       server.once('error', onError);
       server.listen(l.port, l.host, () => {
         server.off('error', onError);
         server.on('error', (err) => this.log.warn({ err }, 'tcp listener error'));
         const a = server.address() as net.AddressInfo;
         this.tcpServers.push(server);
-        this.bound.push({ transport: 'tcp', address: unmapIPv4(a.address), port: a.port });
+        this.bound.push({ transport, address: unmapIPv4(a.address), port: a.port });
         resolve();
       });
     });
   }
 
-  private onTcpConnection(conn: net.Socket): void {
+  private onTcpConnection(conn: net.Socket, transport: 'tcp' | 'tls'): void {
     if (!this.running || conn.remoteAddress === undefined || conn.remotePort === undefined) {
       conn.destroy();
       return;
     }
     const ft: FiveTuple = {
-      transport: 'tcp',
+      transport,
       clientAddress: unmapIPv4(conn.remoteAddress),
       clientPort: conn.remotePort,
       serverAddress: unmapIPv4(conn.localAddress ?? ''),
@@ -308,32 +362,40 @@ export class TurnServer {
     }
   }
 
-  /** Picks a free port in the relay range (even if asked; RFC 8656 §7.2) and binds a UDP socket there. Rejects with TurnError(508) when none binds. */
-  private async openRelay(evenPort: boolean): Promise<RelayHandle> {
-    const { relayPortMin: min, relayPortMax: max, relayAddress } = this.opts;
-    const span = max - min + 1;
-    const start = randomInt(0, span);
+  /**
+   * Picks a free port in the relay range (even if asked; exactly `req.port` if given; RFC 8656 §7.2)
+   * on the relay address of `req.family` and binds a UDP socket there.
+   * Rejects with TurnError(440) when the family has no relay address, TurnError(508) when no port binds.
+   */
+  private async openRelay(req: RelayRequest): Promise<RelayHandle> {
+    const { evenPort } = req;
+    const { relayPortMin: min, relayPortMax: max } = this.opts;
+    const relayAddress = req.family === 'IPv6' ? this.opts.relayAddress6 : this.opts.relayAddress;
+    if (relayAddress === undefined) throw new TurnError(440);
+    const span = req.port !== undefined ? 1 : max - min + 1;
+    const start = req.port !== undefined ? 0 : randomInt(0, span);
     for (let i = 0; i < span; i++) {
-      const port = min + ((start + i) % span);
+      const port = req.port ?? min + ((start + i) % span);
+      if (port < min || port > max) continue;
       if (evenPort && port % 2 !== 0) continue;
-      if (this.relayPortsInUse.has(port)) continue;
+      if (this.relayPortsInUse.has(relayPortKey(relayAddress, port))) continue;
       if (this.useNative) {
-        const relay = this.nativePlane().openRelay(relayAddress, port, () => this.relayPortsInUse.delete(port));
+        const relay = this.nativePlane().openRelay(relayAddress, port, () => this.relayPortsInUse.delete(relayPortKey(relayAddress, port)));
         if (relay) {
-          this.relayPortsInUse.add(port);
+          this.relayPortsInUse.add(relayPortKey(relayAddress, port));
           return relay;
         }
         continue;
       }
       const sock = await this.tryBind(relayAddress, port);
-      if (sock) return this.makeRelay(sock, port);
+      if (sock) return this.makeRelay(sock, relayAddress, port);
     }
     throw new TurnError(508);
   }
 
   private tryBind(address: string, port: number): Promise<dgram.Socket | undefined> {
     return new Promise((resolve) => {
-      const sock = dgram.createSocket({ type: 'udp4' });
+      const sock = dgram.createSocket({ type: address.includes(':') ? 'udp6' : 'udp4', ipv6Only: address.includes(':') });
       const onError = () => {
         sock.close();
         resolve(undefined);
@@ -346,13 +408,14 @@ export class TurnServer {
     });
   }
 
-  private makeRelay(sock: dgram.Socket, port: number): RelayHandle {
-    this.relayPortsInUse.add(port);
-    const relayed: TransportAddress = { family: 'IPv4', address: this.opts.relayAddress, port };
+  private makeRelay(sock: dgram.Socket, address: string, port: number): RelayHandle {
+    this.relayPortsInUse.add(relayPortKey(address, port));
+    const family = address.includes(':') ? 'IPv6' : 'IPv4';
+    const relayed: TransportAddress = { family, address, port };
     let closed = false;
     sock.on('error', (err) => this.log.debug({ err, port }, 'relay socket error'));
     sock.on('message', (msg, rinfo) => {
-      const out = this.control.handlePeerPacket(relayed, { family: 'IPv4', address: unmapIPv4(rinfo.address), port: rinfo.port }, msg);
+      const out = this.control.handlePeerPacket(relayed, { family, address: unmapIPv4(rinfo.address), port: rinfo.port }, msg);
       if (out) this.deliver(out.fiveTuple, out.data);
     });
     return {
@@ -364,11 +427,15 @@ export class TurnServer {
         if (closed) return;
         closed = true;
         const p = new Promise<void>((r) => sock.close(() => r())).then(() => {
-          this.relayPortsInUse.delete(port);
+          this.relayPortsInUse.delete(relayPortKey(address, port));
           this.closing.delete(p);
         });
         this.closing.add(p);
       },
     };
   }
+}
+
+function relayPortKey(address: string, port: number): string {
+  return `${address}|${port}`;
 }

@@ -67,6 +67,14 @@ describe('defaults', () => {
         max_lifetime: 3600,
         nonce_ttl: 600,
         allow_loopback_peers: false,
+        allowed_peers: [],
+        denied_peers: [],
+        auth_secrets: [],
+        password_algorithms: ['MD5'],
+        max_allocations_per_user: 10,
+        max_allocations: 1000,
+        bandwidth_limit: 0,
+        challenge_rate: 20,
       },
       directory: {
         type: 'none',
@@ -178,10 +186,10 @@ describe('errors', () => {
     );
   });
 
-  test('bad transport for TURN (tls is SIP only)', () => {
-    const file = writeYaml('turn:\n  listen:\n    - { transport: tls, port: 5349 }\n');
+  test('bad transport for TURN (ws is SIP only)', () => {
+    const file = writeYaml('turn:\n  listen:\n    - { transport: ws, port: 5349 }\n');
     expect(errorOf(() => loadConfig(file)).message).toBe(
-      `config ${file}: turn.listen[0].transport: expected one of udp, tcp, got "tls"`,
+      `config ${file}: turn.listen[0].transport: expected one of udp, tcp, tls, got "ws"`,
     );
   });
 

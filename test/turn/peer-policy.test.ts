@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { effectivePeerBytes, PeerPolicy } from '../../src/turn/peer-policy.js';
+import { createRestCredentials, parseRestUsername, restApiPassword } from '../../src/turn/rest-credentials.js';
+
+describe('PeerPolicy defaults', () => {
+  const p = new PeerPolicy({ allowLoopbackPeers: false, ownAddresses: ['203.0.113.5', '0.0.0.0'], relayAddresses: ['203.0.113.9'] });
+  it.each([
+    '127.0.0.1', '127.9.9.9', '0.1.2.3', '10.1.1.1', '172.16.0.1', '172.31.255.255', '192.168.1.1', '100.64.0.1', '100.127.255.255',
+    '169.254.1.1', '224.0.0.1', '239.255.255.250', '255.255.255.255', '::', '::1', 'fe80::1', 'febf::1', 'fc00::1', 'fd12:3456::1', 'ff02::1',
+    // IPv4 inside IPv6: mapped, compatible, NAT64, 6to4.
+    '::ffff:127.0.0.1', '::ffff:10.0.0.1', '::192.168.0.1', '64:ff9b::7f00:1', '64:ff9b::10.0.0.1', '2002:c0a8:101::1',
+    // the server itself
+    '203.0.113.5', '::ffff:203.0.113.5', 'not-an-ip',
+  ])('refuses %s', (a) => expect(p.allows(a)).toBe(false));
+  it.each(['192.0.2.1', '172.32.0.1', '100.128.0.1', '8.8.8.8', '2001:db8::1', '64:ff9b::808:808', '::ffff:8.8.8.8', '203.0.113.9'])('allows %s', (a) =>
+    expect(p.allows(a)).toBe(true),
+  );
+  it('unwraps embedded IPv4 forms', () => {
+    expect([...effectivePeerBytes('64:ff9b::c000:201')!]).toEqual([192, 0, 2, 1]);
+    expect([...effectivePeerBytes('::ffff:1.2.3.4')!]).toEqual([1, 2, 3, 4]);
+    expect(effectivePeerBytes('::1')!.length).toBe(16);
+  });
+});
+
+describe('PeerPolicy lists', () => {
+  it('allow_loopback_peers admits loopback only', () => {
+    const p = new PeerPolicy({ allowLoopbackPeers: true });
+    expect(p.allows('127.0.0.1')).toBe(true);
+    expect(p.allows('::1')).toBe(true);
+    expect(p.allows('::ffff:127.0.0.1')).toBe(true);
+    expect(p.allows('10.0.0.1')).toBe(false);
+  });
+  it('allowed_peers wins over the defaults and denied_peers; denied_peers adds to the defaults', () => {
+    const p = new PeerPolicy({ allowLoopbackPeers: false, allowedPeers: ['10.1.0.0/16', '10.1.2.3'], deniedPeers: ['198.51.100.0/24', '10.1.2.0/24', '2001:db8::/32'] });
+    expect(p.allows('10.1.5.5')).toBe(true);
+    expect(p.allows('10.1.2.3')).toBe(true);
+    expect(p.allows('::ffff:10.1.5.5')).toBe(true);
+    expect(p.allows('10.2.0.1')).toBe(false);
+    expect(p.allows('198.51.100.7')).toBe(false);
+    expect(p.allows('198.51.101.7')).toBe(true);
+    expect(p.allows('2001:db8:1::1')).toBe(false);
+    expect(p.allows('2001:db9::1')).toBe(true);
+  });
+  it('rejects bad list entries', () => {
+    expect(() => new PeerPolicy({ allowLoopbackPeers: false, deniedPeers: ['10.0.0.0/33'] })).toThrow(/10.0.0.0\/33/);
+    expect(() => new PeerPolicy({ allowLoopbackPeers: false, allowedPeers: ['nope'] })).toThrow(RangeError);
+  });
+});
+
+describe('TURN REST API credentials', () => {
+  it('matches the HMAC-SHA1/base64 scheme', () => {
+    // base64(HMAC-SHA1("secret", "1700000000:alice")), computed independently with openssl.
+    expect(restApiPassword('secret', '1700000000:alice')).toBe('d8soP47RbdIKLDUOpnJPVQyq5Ts=');
+    expect(restApiPassword(Buffer.from('secret'), '1700000000:alice')).toBe('d8soP47RbdIKLDUOpnJPVQyq5Ts=');
+    const c = createRestCredentials('secret', 'alice', 3600, 1_700_000_000_000);
+    expect(c).toEqual({ username: '1700003600:alice', password: restApiPassword('secret', '1700003600:alice'), expires: 1_700_003_600 });
+    expect(c.password).toMatch(/^[A-Za-z0-9+/]{27}=$/);
+  });
+  it('parses EXPIRY and EXPIRY:user only', () => {
+    expect(parseRestUsername('1700000000:alice')).toEqual({ expires: 1_700_000_000, user: 'alice' });
+    expect(parseRestUsername('1700000000')).toEqual({ expires: 1_700_000_000, user: '' });
+    expect(parseRestUsername('alice')).toBeUndefined();
+    expect(parseRestUsername('alice:170')).toBeUndefined();
+  });
+  it('refuses a bad ttl', () => {
+    expect(() => createRestCredentials('s', 'a', 0)).toThrow(RangeError);
+  });
+});
