@@ -1,0 +1,170 @@
+/**
+ * Interop: coturn's turnutils_uclient and turnutils_peer, and the npm package
+ * `stun`, against TurnServer on loopback: TLS, the REST API secret scheme,
+ * client-to-client relaying, IPv6 relays, SHA-256 offered, the default peer
+ * policy (403) and allocation quotas (486).
+ */
+import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import stun from 'stun';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../src/log.js';
+import { TurnServer, type TurnServerOptions } from '../src/turn/index.js';
+
+const REALM = 'rtcedge.test';
+const TURN_PORT = 33478;
+const TLS_PORT = 33479;
+const PEER_PORT = 33491;
+const SECRET = 'interop-rest-secret';
+
+function run(args: string[], timeoutS = 30): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('timeout', ['-s', 'KILL', String(timeoutS), 'turnutils_uclient', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+function counts(out: string): { sent: number; recv: number } | undefined {
+  const m = /start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$/m.exec(out);
+  return m ? { sent: Number(m[1]), recv: Number(m[2]) } : undefined;
+}
+
+const common = (...extra: string[]) => ['-p', String(TURN_PORT), '-r', String(PEER_PORT), '-n', '10', '-c', ...extra];
+
+describe('turnutils_uclient against TurnServer (RFC 8656 features)', () => {
+  let peer: ChildProcess | undefined;
+  let server: TurnServer | undefined;
+  let dir: string;
+  let tls: { cert: Buffer; key: Buffer };
+
+  async function start(over: Partial<TurnServerOptions> = {}): Promise<TurnServer> {
+    const s = new TurnServer({
+      realm: REALM,
+      listen: [
+        { transport: 'udp', host: '127.0.0.1', port: TURN_PORT },
+        { transport: 'tcp', host: '127.0.0.1', port: TURN_PORT },
+        { transport: 'tls', host: '127.0.0.1', port: TLS_PORT },
+        { transport: 'udp', host: '::1', port: TURN_PORT },
+      ],
+      relayAddress: '127.0.0.1',
+      relayAddress6: '::1',
+      relayPortMin: 33600,
+      relayPortMax: 33699,
+      defaultLifetime: 600,
+      maxLifetime: 3600,
+      nonceTtl: 600,
+      nonceSecret: Buffer.from('interop-nonce-secret'),
+      allowLoopbackPeers: true,
+      tls,
+      authSecrets: [SECRET],
+      getKey: async (username, realm, alg) =>
+        username === 'alice' ? createHash(alg === 'SHA-256' ? 'sha256' : 'md5').update(`alice:${realm}:alicepw`).digest() : undefined,
+      dataPlane: 'typescript',
+      software: 'rtcedge-test',
+      logger: silentLogger,
+      ...over,
+    });
+    await s.start();
+    server = s;
+    return s;
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rtcedge-turn-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+    tls = { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
+    // Spawned directly (not under `timeout`) so its PID is the peer's; stopped by that PID in afterAll.
+    peer = spawn('turnutils_peer', ['-L', '127.0.0.1', '-L', '::1', '-p', String(PEER_PORT)], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 300));
+  });
+
+  afterEach(async () => {
+    await server?.stop();
+    server = undefined;
+  });
+
+  afterAll(() => {
+    if (peer?.pid !== undefined && peer.exitCode === null) process.kill(peer.pid, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('relays over TLS (-t -S) with channels, none lost', async () => {
+    const s = await start();
+    const r = await run(['-t', '-S', ...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '-p', String(TLS_PORT), '127.0.0.1']);
+    expect(r.out).toContain('Total lost packets 0');
+    expect(counts(r.out)).toEqual({ sent: 10, recv: 10 });
+    expect(r.code).toBe(0);
+    expect(s.stats().packetsRelayed).toBeGreaterThanOrEqual(20);
+  });
+
+  it('relays over TLS with Send/Data indications (-t -S -s)', async () => {
+    await start();
+    const r = await run(['-t', '-S', '-s', ...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '-p', String(TLS_PORT), '127.0.0.1']);
+    expect(counts(r.out)).toEqual({ sent: 10, recv: 10 });
+    expect(r.code).toBe(0);
+  });
+
+  it('accepts REST API credentials (-W secret) over UDP and TCP, and refuses another secret', async () => {
+    await start();
+    for (const t of [[], ['-t']]) {
+      const r = await run([...t, ...common('-e', '127.0.0.1', '-u', 'alice', '-W', SECRET), '127.0.0.1']);
+      expect(counts(r.out), t.join(' ')).toEqual({ sent: 10, recv: 10 });
+      expect(r.code).toBe(0);
+    }
+    const bad = await run([...common('-e', '127.0.0.1', '-u', 'alice', '-W', 'not-the-secret'), '127.0.0.1']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.out).toMatch(/Cannot complete Allocation|error 401/);
+  });
+
+  it('relays client to client through two allocations (-y)', async () => {
+    await start();
+    const r = await run(['-y', ...common('-u', 'alice', '-w', 'alicepw'), '127.0.0.1']);
+    expect(r.out).toContain('Total lost packets 0');
+    expect(counts(r.out)).toEqual({ sent: 20, recv: 20 });
+    expect(r.code).toBe(0);
+  });
+
+  it('relays through an IPv6 relayed address to a ::1 peer (-x)', async () => {
+    const s = await start();
+    const r = await run(['-x', ...common('-e', '::1', '-u', 'alice', '-w', 'alicepw'), '127.0.0.1']);
+    expect(counts(r.out)).toEqual({ sent: 10, recv: 10 });
+    expect(r.code).toBe(0);
+    expect(s.stats().packetsRelayed).toBeGreaterThanOrEqual(20);
+  });
+
+  it('still works for a client when SHA-256 is offered first (it answers with MD5)', async () => {
+    await start({ passwordAlgorithms: ['SHA-256', 'MD5'] });
+    const r = await run([...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '127.0.0.1']);
+    expect(counts(r.out)).toEqual({ sent: 10, recv: 10 });
+    expect(r.code).toBe(0);
+  });
+
+  it('refuses a 127.0.0.1 peer with 403 under the default policy', async () => {
+    const s = await start({ allowLoopbackPeers: false });
+    const r = await run([...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '127.0.0.1']);
+    expect(r.out).toMatch(/error 403/);
+    expect(r.code).not.toBe(0);
+    expect(s.stats().packetsRelayed).toBe(0);
+  });
+
+  it('answers 486 when the per-user quota is reached', async () => {
+    await start({ maxAllocationsPerUser: 1 });
+    const r = await run([...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '-m', '2', '127.0.0.1']);
+    expect(r.out).toMatch(/error 486/);
+    expect(r.code).not.toBe(0);
+  });
+
+  it('answers Binding from the independent `stun` client with our address', async () => {
+    await start();
+    const res = await stun.request(`127.0.0.1:${TURN_PORT}`);
+    const mapped = res.getXorAddress();
+    expect(mapped.address).toBe('127.0.0.1');
+    expect(mapped.port).toBeGreaterThan(0);
+  });
+});
