@@ -1,7 +1,7 @@
 /**
  * Interop: coturn's turnutils_uclient and turnutils_peer, and the npm package
  * `stun`, against TurnServer on loopback: TLS, the REST API secret scheme,
- * client-to-client relaying, IPv6 relays, SHA-256 offered, the default peer
+ * client-to-client relaying, TCP allocations (RFC 6062), IPv6 relays, SHA-256 offered, the default peer
  * policy (403) and allocation quotas (486).
  */
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
@@ -125,6 +125,15 @@ describe('turnutils_uclient against TurnServer (RFC 8656 features)', () => {
   it('relays client to client through two allocations (-y)', async () => {
     await start();
     const r = await run(['-y', ...common('-u', 'alice', '-w', 'alicepw'), '127.0.0.1']);
+    expect(r.out).toContain('Total lost packets 0');
+    expect(counts(r.out)).toEqual({ sent: 20, recv: 20 });
+    expect(r.code).toBe(0);
+  });
+
+  it('relays over TCP allocations client to client (-T -t, RFC 6062 Connect/ConnectionBind/ConnectionAttempt)', async () => {
+    await start();
+    const r = await run(['-T', '-t', ...common('-u', 'alice', '-w', 'alicepw'), '127.0.0.1']);
+    if (process.env.TURN_INTEROP_DEBUG) console.log(r.out);
     expect(r.out).toContain('Total lost packets 0');
     expect(counts(r.out)).toEqual({ sent: 20, recv: 20 });
     expect(r.code).toBe(0);

@@ -52,4 +52,11 @@ export class StreamFramer {
     if (this.buf.length > MAX_FRAME_BYTES + 4) throw new StreamFramingError('message too large');
     return out;
   }
+
+  /** Returns and forgets the bytes buffered after the last whole message (when the stream stops carrying messages, RFC 6062 §5.4). */
+  takeRest(): Buffer {
+    const rest = this.buf;
+    this.buf = Buffer.alloc(0);
+    return rest;
+  }
 }

@@ -85,6 +85,33 @@ export interface RelayRequest {
   port?: number;
 }
 
+/** How long a peer data connection waits for its ConnectionBind, and a Connect for the peer, ms (RFC 6062 §5.2-5.3: 30 s). */
+export const TCP_CONNECTION_TIMEOUT_MS = 30_000;
+
+/**
+ * The socket side of TCP allocations (RFC 6062). Connection ids are chosen by
+ * the control plane; the socket side keeps one peer TCP connection per id.
+ */
+export interface TcpRelayOps {
+  /** Opens a TCP listening socket on a relayed transport address (its `send` is unused). Rejects with TurnError(440/508). */
+  openTcpRelay(req: { family?: IpFamily }): Promise<RelayHandle>;
+  /** Opens a TCP connection from `relay`'s address to `peer` under `connectionId`; rejects when it fails or takes 30 s (-> 447). */
+  connect(relay: RelayHandle, peer: TransportAddress, connectionId: number): Promise<void>;
+  /** The ConnectionBind on client data connection `data` succeeded: after the response, splice it with peer connection `connectionId`. */
+  bind(connectionId: number, data: FiveTuple): void;
+  /** Closes peer connection `connectionId` (timed out, allocation deleted). Idempotent. */
+  close(connectionId: number): void;
+}
+
+/** One peer data connection of a TCP allocation (RFC 6062 §5). */
+interface TcpConnection {
+  id: number;
+  allocation: Allocation;
+  peer: TransportAddress;
+  /** Waiting for ConnectionBind until this time (ms); undefined once bound. */
+  bindBy: number | undefined;
+}
+
 /** Options of the control plane. Lifetimes in s. */
 export interface TurnControlOptions {
   realm: string;
@@ -114,6 +141,8 @@ export interface TurnControlOptions {
    * family has no relay address, TurnError(508) when no port is free.
    */
   openRelay(req: RelayRequest): Promise<RelayHandle>;
+  /** TCP relays (RFC 6062); undefined: REQUESTED-TRANSPORT TCP gets 442. */
+  tcp?: TcpRelayOps;
   /** Families with a relay address; default ['IPv4']. Others get 440 (RFC 8656 §7.2). */
   relayFamilies?: IpFamily[];
   /** Most allocations per user, 0 = no limit; default 10 (486 above, RFC 8656 §7.2). */
@@ -170,6 +199,9 @@ export class TurnControl {
   private readonly allocations = new AllocationTable();
   private readonly pending = new Map<string, { transactionId: Buffer; result: Promise<Buffer | undefined> }>();
   private readonly reservations = new Map<string, Reservation>();
+  private readonly connections = new Map<number, TcpConnection>();
+  /** Allocations that relay over TCP (RFC 6062). */
+  private readonly tcpAllocations = new WeakSet<Allocation>();
   /** Allocations (live and being created) per quota user, and in all. */
   private readonly perUser = new Map<string, number>();
   private total = 0;
@@ -298,6 +330,9 @@ export class TurnControl {
       a.closeRelays();
       this.log.debug({ relay: a.relay.relayed }, 'allocation expired');
     }
+    for (const c of this.connections.values()) {
+      if (c.bindBy !== undefined && c.bindBy <= now) this.closeConnection(c);
+    }
     for (const [token, r] of this.reservations) {
       if (r.expiresAt <= now) {
         this.reservations.delete(token);
@@ -314,7 +349,48 @@ export class TurnControl {
     this.reservations.clear();
   }
 
+  private closeConnection(c: TcpConnection): void {
+    if (this.connections.get(c.id) !== c) return;
+    this.connections.delete(c.id);
+    this.opts.tcp?.close(c.id);
+  }
+
+  /**
+   * A peer opened a TCP connection to relayed address `relayed` (RFC 6062
+   * §5.3). If its allocation is a TCP one and a permission exists for the
+   * peer, returns the new connection id and the ConnectionAttempt indication
+   * for the client; else undefined and the caller closes the connection.
+   */
+  handlePeerConnection(relayed: { address: string; port: number }, peer: TransportAddress): { connectionId: number; delivery: ClientDelivery } | undefined {
+    const a = this.allocations.getByRelay(relayed);
+    const now = this.now();
+    if (!a || !this.tcpAllocations.has(a) || a.isExpired(now) || !a.permissions.has(peer.address, now) || !this.policy.allows(peer.address)) return undefined;
+    const id = this.newConnectionId();
+    this.connections.set(id, { id, allocation: a, peer, bindBy: now + TCP_CONNECTION_TIMEOUT_MS });
+    const transactionId = randomBytes(12);
+    const data = encodeStunMessage({
+      method: StunMethod.ConnectionAttempt,
+      class: 'indication',
+      transactionId,
+      attributes: [attr(A.XorPeerAddress, encodeXorAddress(peer, transactionId)), attr(A.ConnectionId, encodeUint32(id))],
+    });
+    return { connectionId: id, delivery: { fiveTuple: a.fiveTuple, data } };
+  }
+
+  /** The peer side of connection `connectionId` closed: forget it. */
+  peerConnectionClosed(connectionId: number): void {
+    this.connections.delete(connectionId);
+  }
+
+  private newConnectionId(): number {
+    for (;;) {
+      const id = randomBytes(4).readUInt32BE(0);
+      if (id !== 0 && !this.connections.has(id)) return id;
+    }
+  }
+
   private deleteAllocation(a: Allocation, why: string): void {
+    for (const c of [...this.connections.values()]) if (c.allocation === a) this.closeConnection(c);
     if (this.allocations.remove(a)) {
       this.release(a.quotaUser);
       a.closeRelays();
@@ -373,7 +449,9 @@ export class TurnControl {
       if (unknown.length) return this.errorResponse(msg, new TurnError(420, undefined, unknown), undefined, fingerprint);
       return this.successResponse(msg, [this.xorMapped(ft, msg)], undefined, fingerprint);
     }
-    const turnMethods: number[] = [StunMethod.Allocate, StunMethod.Refresh, StunMethod.CreatePermission, StunMethod.ChannelBind];
+    const turnMethods: number[] = [
+      StunMethod.Allocate, StunMethod.Refresh, StunMethod.CreatePermission, StunMethod.ChannelBind, StunMethod.Connect, StunMethod.ConnectionBind,
+    ];
     if (!turnMethods.includes(msg.method)) {
       return this.mayChallenge(ft) ? this.errorResponse(msg, new TurnError(400, 'Bad Request: unknown method'), undefined, true) : undefined;
     }
@@ -391,11 +469,18 @@ export class TurnControl {
           return this.refresh(ft, msg, auth);
         case StunMethod.CreatePermission:
           return this.createPermission(ft, msg, auth);
+        case StunMethod.Connect:
+          return await this.connect(ft, msg, auth);
+        case StunMethod.ConnectionBind:
+          return this.connectionBind(ft, msg, auth);
         default:
           return this.channelBind(ft, msg, auth);
       }
     } catch (e) {
-      if (e instanceof TurnError) return this.errorResponse(msg, e, auth, true);
+      if (e instanceof TurnError) {
+        this.log.debug({ status: e.status, reason: e.message, method: msg.method, client: fiveTupleKey(ft) }, 'TURN request refused');
+        return this.errorResponse(msg, e, auth, true);
+      }
       if ((e as Error).name === 'StunDecodeError') return this.errorResponse(msg, new TurnError(400, `Bad Request: ${(e as Error).message}`), auth, true);
       throw e;
     }
@@ -409,7 +494,9 @@ export class TurnControl {
    * Nothing is stored for a client before it authenticates.
    */
   private async authenticate(ft: FiveTuple, msg: StunMessage, raw: Buffer): Promise<AuthOk | { response: Buffer | undefined }> {
-    const client = `${ft.transport}:${ft.clientAddress}:${ft.clientPort}`;
+    // Nonces are bound to the client IP address only, so a client opening further connections (RFC 6062 data
+    // connections, several transports) can reuse its nonce.
+    const client = ft.clientAddress;
     const challenge = (status: number): { response: Buffer | undefined } => {
       if (!this.mayChallenge(ft)) return { response: undefined };
       const nonce = (this.securityFeatures ? NONCE_COOKIE : '') + createNonce(this.opts.nonceSecret, client, this.now());
@@ -561,7 +648,9 @@ export class TurnControl {
   private async createAllocation(ft: FiveTuple, msg: StunMessage, auth: AuthOk): Promise<Buffer> {
     const rt = getAttribute(msg, A.RequestedTransport);
     if (!rt) throw new TurnError(400, 'Bad Request: REQUESTED-TRANSPORT missing');
-    if (decodeRequestedTransport(rt.value) !== PROTOCOL_UDP) throw new TurnError(442);
+    const protocol = decodeRequestedTransport(rt.value);
+    if (protocol === PROTOCOL_TCP) return this.createTcpAllocation(ft, msg, auth);
+    if (protocol !== PROTOCOL_UDP) throw new TurnError(442);
     const evenAttr = getAttribute(msg, A.EvenPort);
     const even = evenAttr ? decodeEvenPort(evenAttr.value) : undefined;
     const tokenAttr = getAttribute(msg, A.ReservationToken);
@@ -638,6 +727,89 @@ export class TurnControl {
     this.allocations.add(a);
     this.log.debug({ username: auth.username, relays: a.relays.map((r) => r.relayed), lifetime }, 'allocation created');
     return response;
+  }
+
+  /** Allocate with REQUESTED-TRANSPORT TCP (RFC 6062 §5.1): only over TCP/TLS, without DONT-FRAGMENT, EVEN-PORT or RESERVATION-TOKEN. */
+  private async createTcpAllocation(ft: FiveTuple, msg: StunMessage, auth: AuthOk): Promise<Buffer> {
+    const tcp = this.opts.tcp;
+    if (!tcp) throw new TurnError(442);
+    if (ft.transport === 'udp') throw new TurnError(400, 'Bad Request: TCP allocations need a TCP or TLS connection');
+    for (const t of [A.DontFragment, A.EvenPort, A.ReservationToken, A.AdditionalAddressFamily]) {
+      if (getAttribute(msg, t)) throw new TurnError(400, 'Bad Request: attribute not allowed in a TCP Allocate');
+    }
+    const famAttr = getAttribute(msg, A.RequestedAddressFamily);
+    const family = famAttr ? decodeAddressFamily(famAttr.value) : 'IPv4';
+    if (!family || !(this.opts.relayFamilies ?? ['IPv4']).includes(family)) throw new TurnError(440);
+    let lifetime = this.lifetimeFrom(msg);
+    if (lifetime === 0) lifetime = this.opts.defaultLifetime;
+    const user = quotaName(auth.username, this.opts.authSecrets);
+    this.claim(user);
+    let relay: RelayHandle;
+    try {
+      relay = await tcp.openTcpRelay({ family });
+      if (this.stopped || this.allocations.get(ft)) {
+        relay.close();
+        throw new TurnError(this.stopped ? 508 : 437);
+      }
+    } catch (e) {
+      this.release(user);
+      throw e;
+    }
+    const a = new Allocation(ft, auth.username, relay, lifetime, this.now(), msg.transactionId);
+    a.quotaUser = user;
+    this.tcpAllocations.add(a);
+    const response = this.successResponse(
+      msg,
+      [attr(A.XorRelayedAddress, encodeXorAddress(relay.relayed, msg.transactionId)), attr(A.Lifetime, encodeUint32(lifetime)), this.xorMapped(ft, msg)],
+      auth,
+      true,
+    );
+    a.allocateResponse = response;
+    this.allocations.add(a);
+    return response;
+  }
+
+  /** Connect (RFC 6062 §5.2): opens a TCP connection to the peer and answers with its CONNECTION-ID; 446 if one exists, 447 on failure. */
+  private async connect(ft: FiveTuple, msg: StunMessage, auth: AuthOk): Promise<Buffer> {
+    const a = this.ownAllocation(ft, auth);
+    if (!this.tcpAllocations.has(a)) throw new TurnError(400, 'Bad Request: not a TCP allocation');
+    const pa = getAttribute(msg, A.XorPeerAddress);
+    if (!pa) throw new TurnError(400, 'Bad Request: XOR-PEER-ADDRESS missing');
+    const peer = this.peerFrom(pa, msg, a);
+    for (const c of this.connections.values()) {
+      if (c.allocation === a && c.peer.address === peer.address && c.peer.port === peer.port) throw new TurnError(446);
+    }
+    const id = this.newConnectionId();
+    const conn: TcpConnection = { id, allocation: a, peer, bindBy: this.now() + TCP_CONNECTION_TIMEOUT_MS * 2 };
+    this.connections.set(id, conn);
+    try {
+      await this.opts.tcp!.connect(a.relay, peer, id);
+    } catch {
+      this.closeConnection(conn);
+      throw new TurnError(447);
+    }
+    if (this.connections.get(id) !== conn) throw new TurnError(447);
+    conn.bindBy = this.now() + TCP_CONNECTION_TIMEOUT_MS;
+    return this.successResponse(msg, [attr(A.ConnectionId, encodeUint32(id))], auth, true);
+  }
+
+  /**
+   * ConnectionBind (RFC 6062 §5.4) on a new client data connection: ties it
+   * to the peer connection named by CONNECTION-ID; after the success
+   * response the connection carries only application data.
+   */
+  private connectionBind(ft: FiveTuple, msg: StunMessage, auth: AuthOk): Buffer {
+    if (ft.transport === 'udp') throw new TurnError(400, 'Bad Request: ConnectionBind needs a TCP or TLS connection');
+    if (this.allocations.get(ft)) throw new TurnError(400, 'Bad Request: connection holds an allocation');
+    const ci = getAttribute(msg, A.ConnectionId);
+    if (!ci) throw new TurnError(400, 'Bad Request: CONNECTION-ID missing');
+    const c = this.connections.get(decodeUint32(ci.value));
+    if (!c || c.bindBy === undefined || c.bindBy <= this.now()) throw new TurnError(400, 'Bad Request: unknown CONNECTION-ID');
+    if (c.allocation.username !== auth.username) throw new TurnError(441);
+    c.bindBy = undefined;
+    this.opts.tcp!.bind(c.id, ft);
+    // The last STUN message on a data connection is kept minimal (no SOFTWARE); application data follows it.
+    return encodeStunMessage({ method: msg.method, class: 'success', transactionId: msg.transactionId, attributes: [] }, { integrityKey: auth.key, integrity: auth.integrity, fingerprint: true });
   }
 
   /** An even port P and P+1 (EVEN-PORT with the R bit, RFC 8656 §7.2); tries a bounded number of even ports, then 508. */

@@ -110,6 +110,11 @@ export class TurnServer {
   private readonly closing = new Set<Promise<void>>();
   private readonly bound: Array<{ transport: 'udp' | 'tcp' | 'tls'; address: string; port: number }> = [];
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** RFC 6062 peer connections by connection id (paused until spliced with a client data connection). */
+  private readonly peerConnections = new Map<number, net.Socket>();
+  /** Client data connections (5-tuple key) whose ConnectionBind succeeded, to splice once the response is written. */
+  private readonly pendingSplices = new Map<string, number>();
+  private readonly tcpRelayServers = new Set<net.Server>();
   private running = false;
   private readonly useNative: boolean;
   private native: NativeUdpDataPlane | undefined;
@@ -154,6 +159,15 @@ export class TurnServer {
       software: opts.software,
       logger: opts.logger,
       openRelay: (req) => this.openRelay(req),
+      tcp: {
+        openTcpRelay: (req) => this.openTcpRelay(req.family === 'IPv6' ? opts.relayAddress6 : opts.relayAddress),
+        connect: (relay, peer, id) => this.connectPeer(relay, peer, id),
+        bind: (id, data) => void this.pendingSplices.set(fiveTupleKey(data), id),
+        close: (id) => {
+          this.peerConnections.get(id)?.destroy();
+          this.peerConnections.delete(id);
+        },
+      },
     });
     if (opts.dataPlane === 'typescript') this.useNative = false;
     else {
@@ -222,6 +236,10 @@ export class TurnServer {
     this.native?.close();
     this.native = undefined;
     for (const s of this.tcpConnections.values()) s.destroy();
+    for (const s of this.peerConnections.values()) s.destroy();
+    this.peerConnections.clear();
+    for (const s of this.tcpRelayServers) s.close();
+    this.tcpRelayServers.clear();
     this.tcpConnections.clear();
     const waits: Promise<void>[] = [...this.closing];
     for (const s of this.udpListeners.values()) waits.push(new Promise((r) => s.close(() => r())));
@@ -322,6 +340,7 @@ export class TurnServer {
     const key = fiveTupleKey(ft);
     this.tcpConnections.set(key, conn);
     const framer = new StreamFramer();
+    let spliced = false;
     // Responses go out in request order even when a request waits for getKey.
     let chain: Promise<void> = Promise.resolve();
     conn.setNoDelay(true);
@@ -336,13 +355,22 @@ export class TurnServer {
       }
       for (const f of frames) {
         chain = chain.then(async () => {
+          if (spliced) return;
           const resp = await this.control.handleClientPacket(ft, f);
           if (resp && !conn.destroyed) conn.write(resp);
+          // A successful ConnectionBind turns this connection into a data connection (RFC 6062 §5.4).
+          const id = this.pendingSplices.get(key);
+          if (id !== undefined) {
+            this.pendingSplices.delete(key);
+            spliced = true;
+            this.splice(id, conn, framer.takeRest());
+          }
         });
       }
     });
     conn.on('error', () => undefined);
     conn.on('close', () => {
+      this.pendingSplices.delete(key);
       if (this.tcpConnections.get(key) === conn) this.tcpConnections.delete(key);
       this.control.closeFiveTuple(ft);
     });
@@ -433,6 +461,111 @@ export class TurnServer {
         this.closing.add(p);
       },
     };
+  }
+
+  /**
+   * Opens a TCP relay (RFC 6062 §5.1): a listening socket on a free port of
+   * the relay range at `address`. Peers connecting to it are offered to the
+   * client with ConnectionAttempt. Rejects with TurnError(440) without an
+   * address, TurnError(508) when no port is free.
+   */
+  private async openTcpRelay(address: string | undefined): Promise<RelayHandle> {
+    if (address === undefined) throw new TurnError(440);
+    const { relayPortMin: min, relayPortMax: max } = this.opts;
+    const span = max - min + 1;
+    const start = randomInt(0, span);
+    for (let i = 0; i < span; i++) {
+      const port = min + ((start + i) % span);
+      const k = relayPortKey(address, port);
+      if (this.relayPortsInUse.has(k)) continue;
+      const server = await new Promise<net.Server | undefined>((resolve) => {
+        const srv = net.createServer();
+        srv.once('error', () => resolve(undefined));
+        srv.listen({ port, host: address, exclusive: true, ipv6Only: address.includes(':') }, () => resolve(srv));
+      });
+      if (!server) continue;
+      this.relayPortsInUse.add(k);
+      this.tcpRelayServers.add(server);
+      const relayed: TransportAddress = { family: address.includes(':') ? 'IPv6' : 'IPv4', address, port };
+      server.on('error', (err) => this.log.debug({ err, port }, 'TCP relay error'));
+      server.on('connection', (sock) => this.onPeerConnection(relayed, sock));
+      let closed = false;
+      return {
+        relayed,
+        send: () => undefined,
+        close: () => {
+          if (closed) return;
+          closed = true;
+          this.tcpRelayServers.delete(server);
+          server.close(() => this.relayPortsInUse.delete(k));
+        },
+      };
+    }
+    throw new TurnError(508);
+  }
+
+  private onPeerConnection(relayed: TransportAddress, sock: net.Socket): void {
+    sock.pause();
+    sock.on('error', () => undefined);
+    if (sock.remoteAddress === undefined || sock.remotePort === undefined) {
+      sock.destroy();
+      return;
+    }
+    const address = unmapIPv4(sock.remoteAddress);
+    const peer: TransportAddress = { family: address.includes(':') ? 'IPv6' : 'IPv4', address, port: sock.remotePort };
+    const r = this.control.handlePeerConnection(relayed, peer);
+    if (!r) {
+      sock.destroy();
+      return;
+    }
+    this.trackPeer(r.connectionId, sock);
+    this.deliver(r.delivery.fiveTuple, r.delivery.data);
+  }
+
+  private trackPeer(id: number, sock: net.Socket): void {
+    this.peerConnections.set(id, sock);
+    sock.on('close', () => {
+      if (this.peerConnections.get(id) === sock) {
+        this.peerConnections.delete(id);
+        this.control.peerConnectionClosed(id);
+      }
+    });
+  }
+
+  /** Connect (RFC 6062 §5.2): a TCP connection to `peer` from the relay's address; rejects on failure or after 30 s. */
+  private connectPeer(relay: RelayHandle, peer: TransportAddress, id: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const sock = net.connect({ host: peer.address, port: peer.port, localAddress: relay.relayed.address });
+      sock.pause();
+      const timer = setTimeout(() => sock.destroy(new Error('connect timeout')), 30_000);
+      sock.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      sock.once('connect', () => {
+        clearTimeout(timer);
+        sock.removeAllListeners('error');
+        sock.on('error', () => undefined);
+        this.trackPeer(id, sock);
+        resolve();
+      });
+    });
+  }
+
+  /** Splices client data connection `conn` with peer connection `id` (both ways, with back-pressure); either closing closes the other. */
+  private splice(id: number, conn: net.Socket, rest: Buffer): void {
+    const peer = this.peerConnections.get(id);
+    if (!peer || peer.destroyed) {
+      conn.destroy();
+      return;
+    }
+    conn.removeAllListeners('data');
+    if (rest.length) peer.write(rest);
+    conn.pipe(peer);
+    peer.pipe(conn);
+    peer.resume();
+    conn.on('close', () => peer.destroy());
+    peer.on('close', () => conn.destroy());
   }
 }
 
