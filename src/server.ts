@@ -177,7 +177,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         nonceTtl: config.turn.nonce_ttl,
         nonceSecret: secret,
         allowLoopbackPeers: config.turn.allow_loopback_peers,
-        dataPlane: config.turn.data_plane,
+        // The per-allocation bandwidth cap is enforced on the TypeScript data path only.
+        dataPlane: config.turn.data_plane ?? (config.turn.bandwidth_limit > 0 ? 'typescript' : undefined),
         // The long-term key is MD5(username:realm:password), or SHA-256 of it for PASSWORD-ALGORITHM SHA-256:
         // the same as the SIP digest HA1 of that algorithm (RFC 8489 §9.2.2, §18.5.1).
         getKey: async (username, r, algorithm) => {

@@ -284,6 +284,9 @@ const turnSchema = z
     if (t.default_lifetime > t.max_lifetime) {
       ctx.addIssue({ code: 'custom', path: ['default_lifetime'], message: `must not exceed max_lifetime (${t.max_lifetime})` });
     }
+    if (t.bandwidth_limit > 0 && t.data_plane === 'native') {
+      ctx.addIssue({ code: 'custom', path: ['bandwidth_limit'], message: 'is enforced by the typescript data plane only: set data_plane: typescript or leave it unset' });
+    }
   });
 
 /**

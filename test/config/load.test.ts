@@ -217,6 +217,9 @@ describe('errors', () => {
     expect(errorOf(() => parseConfig({ domains: [] }, '/x.yaml')).message).toBe(
       'config /x.yaml: domains: expected at least one domain, got an empty list',
     );
+    expect(errorOf(() => parseConfig({ turn: { bandwidth_limit: 64000, data_plane: 'native' } }, '/x.yaml')).message).toMatch(
+      /^config \/x\.yaml: turn\.bandwidth_limit: is enforced by the typescript data plane only/,
+    );
   });
 
   test('missing required listener key', () => {
