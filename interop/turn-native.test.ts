@@ -8,26 +8,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/log.js';
+import { runUclient, uclientCounts } from './harness/turnutils.js';
 import { TurnServer } from '../src/turn/index.js';
 
 const REALM = 'rtcedge.test';
 const TURN_PORT = 31478;
 const PEER_PORT = 31491;
 
-function run(cmd: string, args: string[], timeoutS: number): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('timeout', ['-s', 'KILL', String(timeoutS), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('close', (code) => resolve({ code, out }));
-  });
-}
 
-function counts(out: string): { sent: number; recv: number } | undefined {
-  const m = /start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)/.exec(out);
-  return m ? { sent: Number(m[1]), recv: Number(m[2]) } : undefined;
-}
 
 describe('turnutils_uclient against TurnServer, native data plane', () => {
   let peer: ChildProcess | undefined;
@@ -54,7 +42,8 @@ describe('turnutils_uclient against TurnServer, native data plane', () => {
   }
 
   beforeAll(async () => {
-    peer = spawn('timeout', ['-s', 'KILL', '120', 'turnutils_peer', '-L', '127.0.0.1', '-p', String(PEER_PORT)], { stdio: 'ignore' });
+    // Spawned directly (under `timeout` it would sit in a process group of its own) and stopped by PID in afterAll.
+    peer = spawn('turnutils_peer', ['-L', '127.0.0.1', '-p', String(PEER_PORT)], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 300));
   });
 
@@ -73,10 +62,10 @@ describe('turnutils_uclient against TurnServer, native data plane', () => {
       expect(server.dataPlane).toBe('native');
       const args = ['-u', 'alice', '-w', 'alicepw', '-p', String(TURN_PORT), '-e', '127.0.0.1', '-r', String(PEER_PORT), '-m', '5', '-n', '50', '-l', '200', '-c', '127.0.0.1'];
       if (mode === 'send indications') args.unshift('-s');
-      const r = await run('turnutils_uclient', args, 60);
+      const r = await runUclient(args, 60);
       if (process.env.TURN_INTEROP_DEBUG) console.log(r.out);
       expect(r.out).toContain('Total lost packets 0');
-      expect(counts(r.out)).toEqual({ sent: 250, recv: 250 });
+      expect(uclientCounts(r.out)).toEqual({ sent: 250, recv: 250 });
       expect(r.code).toBe(0);
       const st = server.stats();
       expect(st.dataPlane).toBe('native');

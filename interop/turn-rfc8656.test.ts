@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import stun from 'stun';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/log.js';
+import { runUclient, uclientCounts } from './harness/turnutils.js';
 import { TurnServer, type TurnServerOptions } from '../src/turn/index.js';
 
 const REALM = 'rtcedge.test';
@@ -20,20 +21,7 @@ const TLS_PORT = 33479;
 const PEER_PORT = 33491;
 const SECRET = 'interop-rest-secret';
 
-function run(args: string[], timeoutS = 30): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('timeout', ['-s', 'KILL', String(timeoutS), 'turnutils_uclient', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('close', (code) => resolve({ code, out }));
-  });
-}
 
-function counts(out: string): { sent: number; recv: number } | undefined {
-  const m = /start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$/m.exec(out);
-  return m ? { sent: Number(m[1]), recv: Number(m[2]) } : undefined;
-}
 
 const common = (...extra: string[]) => ['-p', String(TURN_PORT), '-r', String(PEER_PORT), '-n', '10', '-c', ...extra];
 
@@ -96,67 +84,67 @@ describe('turnutils_uclient against TurnServer (RFC 8656 features)', () => {
 
   it('relays over TLS (-t -S) with channels, none lost', async () => {
     const s = await start();
-    const r = await run(['-t', '-S', ...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '-p', String(TLS_PORT), '127.0.0.1']);
+    const r = await runUclient(['-t', '-S', ...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '-p', String(TLS_PORT), '127.0.0.1']);
     expect(r.out).toContain('Total lost packets 0');
-    expect(counts(r.out)).toEqual({ sent: 10, recv: 10 });
+    expect(uclientCounts(r.out)).toEqual({ sent: 10, recv: 10 });
     expect(r.code).toBe(0);
     expect(s.stats().packetsRelayed).toBeGreaterThanOrEqual(20);
   });
 
   it('relays over TLS with Send/Data indications (-t -S -s)', async () => {
     await start();
-    const r = await run(['-t', '-S', '-s', ...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '-p', String(TLS_PORT), '127.0.0.1']);
-    expect(counts(r.out)).toEqual({ sent: 10, recv: 10 });
+    const r = await runUclient(['-t', '-S', '-s', ...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '-p', String(TLS_PORT), '127.0.0.1']);
+    expect(uclientCounts(r.out)).toEqual({ sent: 10, recv: 10 });
     expect(r.code).toBe(0);
   });
 
   it('accepts REST API credentials (-W secret) over UDP and TCP, and refuses another secret', async () => {
     await start();
     for (const t of [[], ['-t']]) {
-      const r = await run([...t, ...common('-e', '127.0.0.1', '-u', 'alice', '-W', SECRET), '127.0.0.1']);
-      expect(counts(r.out), t.join(' ')).toEqual({ sent: 10, recv: 10 });
+      const r = await runUclient([...t, ...common('-e', '127.0.0.1', '-u', 'alice', '-W', SECRET), '127.0.0.1']);
+      expect(uclientCounts(r.out), t.join(' ')).toEqual({ sent: 10, recv: 10 });
       expect(r.code).toBe(0);
     }
-    const bad = await run([...common('-e', '127.0.0.1', '-u', 'alice', '-W', 'not-the-secret'), '127.0.0.1']);
+    const bad = await runUclient([...common('-e', '127.0.0.1', '-u', 'alice', '-W', 'not-the-secret'), '127.0.0.1']);
     expect(bad.code).not.toBe(0);
     expect(bad.out).toMatch(/Cannot complete Allocation|error 401/);
   });
 
   it('relays client to client through two allocations (-y)', async () => {
     await start();
-    const r = await run(['-y', ...common('-u', 'alice', '-w', 'alicepw'), '127.0.0.1']);
+    const r = await runUclient(['-y', ...common('-u', 'alice', '-w', 'alicepw'), '127.0.0.1']);
     expect(r.out).toContain('Total lost packets 0');
-    expect(counts(r.out)).toEqual({ sent: 20, recv: 20 });
+    expect(uclientCounts(r.out)).toEqual({ sent: 20, recv: 20 });
     expect(r.code).toBe(0);
   });
 
   it('relays over TCP allocations client to client (-T -t, RFC 6062 Connect/ConnectionBind/ConnectionAttempt)', async () => {
     await start();
-    const r = await run(['-T', '-t', ...common('-u', 'alice', '-w', 'alicepw'), '127.0.0.1']);
+    const r = await runUclient(['-T', '-t', ...common('-u', 'alice', '-w', 'alicepw'), '127.0.0.1']);
     if (process.env.TURN_INTEROP_DEBUG) console.log(r.out);
     expect(r.out).toContain('Total lost packets 0');
-    expect(counts(r.out)).toEqual({ sent: 20, recv: 20 });
+    expect(uclientCounts(r.out)).toEqual({ sent: 20, recv: 20 });
     expect(r.code).toBe(0);
   });
 
   it('relays through an IPv6 relayed address to a ::1 peer (-x)', async () => {
     const s = await start();
-    const r = await run(['-x', ...common('-e', '::1', '-u', 'alice', '-w', 'alicepw'), '127.0.0.1']);
-    expect(counts(r.out)).toEqual({ sent: 10, recv: 10 });
+    const r = await runUclient(['-x', ...common('-e', '::1', '-u', 'alice', '-w', 'alicepw'), '127.0.0.1']);
+    expect(uclientCounts(r.out)).toEqual({ sent: 10, recv: 10 });
     expect(r.code).toBe(0);
     expect(s.stats().packetsRelayed).toBeGreaterThanOrEqual(20);
   });
 
   it('still works for a client when SHA-256 is offered first (it answers with MD5)', async () => {
     await start({ passwordAlgorithms: ['SHA-256', 'MD5'] });
-    const r = await run([...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '127.0.0.1']);
-    expect(counts(r.out)).toEqual({ sent: 10, recv: 10 });
+    const r = await runUclient([...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '127.0.0.1']);
+    expect(uclientCounts(r.out)).toEqual({ sent: 10, recv: 10 });
     expect(r.code).toBe(0);
   });
 
   it('refuses a 127.0.0.1 peer with 403 under the default policy', async () => {
     const s = await start({ allowLoopbackPeers: false });
-    const r = await run([...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '127.0.0.1']);
+    const r = await runUclient([...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '127.0.0.1']);
     expect(r.out).toMatch(/error 403/);
     expect(r.code).not.toBe(0);
     expect(s.stats().packetsRelayed).toBe(0);
@@ -164,7 +152,7 @@ describe('turnutils_uclient against TurnServer (RFC 8656 features)', () => {
 
   it('answers 486 when the per-user quota is reached', async () => {
     await start({ maxAllocationsPerUser: 1 });
-    const r = await run([...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '-m', '2', '127.0.0.1']);
+    const r = await runUclient([...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '-m', '2', '127.0.0.1']);
     expect(r.out).toMatch(/error 486/);
     expect(r.code).not.toBe(0);
   });

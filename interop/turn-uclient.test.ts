@@ -6,26 +6,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/log.js';
+import { runUclient, uclientCounts } from './harness/turnutils.js';
 import { TurnServer } from '../src/turn/index.js';
 
 const REALM = 'rtcedge.test';
 const TURN_PORT = 34780;
 const PEER_PORT = 34910;
 
-function run(cmd: string, args: string[], timeoutS: number): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('timeout', ['-s', 'KILL', String(timeoutS), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('close', (code) => resolve({ code, out }));
-  });
-}
 
-function counts(out: string): { sent: number; recv: number } | undefined {
-  const m = /start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)/.exec(out);
-  return m ? { sent: Number(m[1]), recv: Number(m[2]) } : undefined;
-}
 
 describe('turnutils_uclient against TurnServer', () => {
   let peer: ChildProcess | undefined;
@@ -71,10 +59,10 @@ describe('turnutils_uclient against TurnServer', () => {
 
   it('relays 10 messages over UDP with ChannelData, none lost', async () => {
     server = await startServer();
-    const r = await run('turnutils_uclient', ['-u', 'alice', '-w', 'alicepw', '-p', String(TURN_PORT), '-e', '127.0.0.1', '-r', String(PEER_PORT), '-n', '10', '-c', '127.0.0.1'], 30);
+    const r = await runUclient(['-u', 'alice', '-w', 'alicepw', '-p', String(TURN_PORT), '-e', '127.0.0.1', '-r', String(PEER_PORT), '-n', '10', '-c', '127.0.0.1'], 30);
     if (process.env.TURN_INTEROP_DEBUG) console.log(r.out);
     expect(r.out).toContain('Total lost packets 0');
-    expect(counts(r.out)).toEqual({ sent: 10, recv: 10 });
+    expect(uclientCounts(r.out)).toEqual({ sent: 10, recv: 10 });
     expect(r.code).toBe(0);
     // 10 messages out to the peer and 10 echoed back.
     expect(server.stats().packetsRelayed).toBeGreaterThanOrEqual(20);
@@ -82,25 +70,25 @@ describe('turnutils_uclient against TurnServer', () => {
 
   it('relays 10 messages over UDP with Send/Data indications', async () => {
     server = await startServer();
-    const r = await run('turnutils_uclient', ['-s', '-u', 'alice', '-w', 'alicepw', '-p', String(TURN_PORT), '-e', '127.0.0.1', '-r', String(PEER_PORT), '-n', '10', '-c', '127.0.0.1'], 30);
+    const r = await runUclient(['-s', '-u', 'alice', '-w', 'alicepw', '-p', String(TURN_PORT), '-e', '127.0.0.1', '-r', String(PEER_PORT), '-n', '10', '-c', '127.0.0.1'], 30);
     if (process.env.TURN_INTEROP_DEBUG) console.log(r.out);
     expect(r.out).toContain('Total lost packets 0');
-    expect(counts(r.out)).toEqual({ sent: 10, recv: 10 });
+    expect(uclientCounts(r.out)).toEqual({ sent: 10, recv: 10 });
     expect(r.code).toBe(0);
   });
 
   it('relays 10 messages over TCP, none lost', async () => {
     server = await startServer();
-    const r = await run('turnutils_uclient', ['-t', '-u', 'alice', '-w', 'alicepw', '-p', String(TURN_PORT), '-e', '127.0.0.1', '-r', String(PEER_PORT), '-n', '10', '-c', '127.0.0.1'], 30);
+    const r = await runUclient(['-t', '-u', 'alice', '-w', 'alicepw', '-p', String(TURN_PORT), '-e', '127.0.0.1', '-r', String(PEER_PORT), '-n', '10', '-c', '127.0.0.1'], 30);
     if (process.env.TURN_INTEROP_DEBUG) console.log(r.out);
     expect(r.out).toContain('Total lost packets 0');
-    expect(counts(r.out)).toEqual({ sent: 10, recv: 10 });
+    expect(uclientCounts(r.out)).toEqual({ sent: 10, recv: 10 });
     expect(r.code).toBe(0);
   });
 
   it('refuses a wrong password and relays nothing', async () => {
     server = await startServer();
-    const r = await run('turnutils_uclient', ['-u', 'alice', '-w', 'wrongpw', '-p', String(TURN_PORT), '-e', '127.0.0.1', '-r', String(PEER_PORT), '-n', '10', '-c', '127.0.0.1'], 30);
+    const r = await runUclient(['-u', 'alice', '-w', 'wrongpw', '-p', String(TURN_PORT), '-e', '127.0.0.1', '-r', String(PEER_PORT), '-n', '10', '-c', '127.0.0.1'], 30);
     expect(r.out.includes('Cannot complete Allocation') || r.code !== 0).toBe(true);
     expect(r.code).not.toBe(0);
     expect(server.stats().packetsRelayed).toBe(0);
