@@ -104,6 +104,32 @@ export interface Exchange {
   raw: Buffer[];
 }
 
+/** Waiters for a condition on what a peer has received, re-checked at every arrival. */
+class Arrivals {
+  private checks: (() => void)[] = [];
+
+  notify(): void {
+    for (const c of [...this.checks]) c();
+  }
+
+  /** Resolves true as soon as cond() holds (now or after an arrival), false after timeoutMs. */
+  until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (cond()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const finish = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.checks = this.checks.filter((c) => c !== check);
+        resolve(ok);
+      };
+      const check = (): void => {
+        if (cond()) finish(true);
+      };
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      this.checks.push(check);
+    });
+  }
+}
+
 /** A UDP socket on 127.0.0.1 that keeps every datagram it receives. */
 export class UdpPeer {
   readonly raw: Buffer[] = [];
@@ -112,7 +138,7 @@ export class UdpPeer {
   count = 0;
   /** When false, datagrams are counted (and answered) but not kept: load tests measure the server's heap, not this one's. */
   retain = true;
-  private listeners: (() => void)[] = [];
+  private readonly arrivals = new Arrivals();
 
   private constructor(readonly socket: dgram.Socket, autoAnswer: boolean) {
     socket.on('message', (d, rinfo) => {
@@ -128,7 +154,7 @@ export class UdpPeer {
       } catch {
         /* kept raw only */
       }
-      for (const l of [...this.listeners]) l();
+      this.arrivals.notify();
     });
   }
 
@@ -166,23 +192,7 @@ export class UdpPeer {
 
   /** Resolves when pred holds for what has arrived, or after timeoutMs (resolving false). */
   until(pred: (p: UdpPeer) => boolean, timeoutMs: number): Promise<boolean> {
-    if (pred(this)) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const check = (): void => {
-        if (!pred(this)) return;
-        done();
-        resolve(true);
-      };
-      const timer = setTimeout(() => {
-        done();
-        resolve(false);
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.listeners = this.listeners.filter((l) => l !== check);
-      };
-      this.listeners.push(check);
-    });
+    return this.arrivals.until(() => pred(this), timeoutMs);
   }
 
   close(): void {
@@ -194,16 +204,16 @@ export class UdpPeer {
 export class TcpPeer {
   data = Buffer.alloc(0);
   closed = false;
-  private listeners: (() => void)[] = [];
+  private readonly arrivals = new Arrivals();
 
   private constructor(readonly socket: net.Socket) {
     socket.on('data', (d) => {
       this.data = Buffer.concat([this.data, d]);
-      this.notify();
+      this.arrivals.notify();
     });
     socket.on('close', () => {
       this.closed = true;
-      this.notify();
+      this.arrivals.notify();
     });
     socket.on('error', () => {});
   }
@@ -219,32 +229,13 @@ export class TcpPeer {
     return this.socket.localPort!;
   }
 
-  private notify(): void {
-    for (const l of [...this.listeners]) l();
-  }
-
   write(data: Buffer): void {
     this.socket.write(data);
   }
 
+  /** Resolves when pred holds for what has arrived, or after timeoutMs (resolving false). */
   until(pred: (p: TcpPeer) => boolean, timeoutMs: number): Promise<boolean> {
-    if (pred(this)) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const check = (): void => {
-        if (!pred(this)) return;
-        done();
-        resolve(true);
-      };
-      const timer = setTimeout(() => {
-        done();
-        resolve(false);
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.listeners = this.listeners.filter((l) => l !== check);
-      };
-      this.listeners.push(check);
-    });
+    return this.arrivals.until(() => pred(this), timeoutMs);
   }
 
   close(): void {
