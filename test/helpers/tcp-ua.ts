@@ -3,6 +3,7 @@ import { StreamFramer } from '../../src/sip/stream-framer.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import { serializeMessage } from '../../src/sip/serializer.js';
 import type { SipMessage } from '../../src/sip/message.js';
+import { MessageLog } from './message-log.js';
 
 /**
  * One TCP connection to the server speaking SIP, for tests of flows: it
@@ -10,9 +11,8 @@ import type { SipMessage } from '../../src/sip/message.js';
  * and records every message.
  */
 export class TcpConnection {
-  readonly received: SipMessage[] = [];
   pongs = 0;
-  private waiters: { pred: (m: SipMessage) => boolean; resolve: (m: SipMessage) => void }[] = [];
+  private readonly log = new MessageLog();
   private readonly framer = new StreamFramer();
 
   private constructor(readonly socket: net.Socket) {
@@ -23,14 +23,7 @@ export class TcpConnection {
           continue;
         }
         if (ev.type !== 'message') continue;
-        const msg = parseMessage(ev.data);
-        this.received.push(msg);
-        for (const w of [...this.waiters]) {
-          if (w.pred(msg)) {
-            this.waiters.splice(this.waiters.indexOf(w), 1);
-            w.resolve(msg);
-          }
-        }
+        this.log.add(parseMessage(ev.data));
       }
     });
     socket.on('error', () => {});
@@ -55,20 +48,13 @@ export class TcpConnection {
     this.socket.write(raw);
   }
 
+  /** Every message received on this connection, in order. */
+  get received(): SipMessage[] {
+    return this.log.received;
+  }
+
   waitFor(pred: (m: SipMessage) => boolean, timeoutMs = 3000): Promise<SipMessage> {
-    const seen = this.received.find(pred);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const w = { pred, resolve };
-      this.waiters.push(w);
-      setTimeout(() => {
-        const i = this.waiters.indexOf(w);
-        if (i >= 0) {
-          this.waiters.splice(i, 1);
-          reject(new Error(`no matching message on TCP within ${timeoutMs} ms`));
-        }
-      }, timeoutMs);
-    });
+    return this.log.waitFor(pred, timeoutMs, () => `${this.received.length} messages on TCP`);
   }
 
   destroy(): void {

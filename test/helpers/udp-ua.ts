@@ -1,8 +1,9 @@
 import dgram from 'node:dgram';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { parseMessage } from '../../src/sip/parser.js';
 import { serializeMessage } from '../../src/sip/serializer.js';
 import { getHeader, type SipHeader, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.js';
+import { MessageLog } from './message-log.js';
 import { computeResponse, formatCredentials, parseAuthParams } from '../../src/auth/digest.js';
 
 /**
@@ -11,8 +12,7 @@ import { computeResponse, formatCredentials, parseAuthParams } from '../../src/a
  * and answers digest challenges (MD5, qop=auth).
  */
 export class UdpUa {
-  readonly received: SipMessage[] = [];
-  private waiters: { pred: (m: SipMessage) => boolean; resolve: (m: SipMessage) => void }[] = [];
+  private readonly log = new MessageLog();
 
   private constructor(
     readonly socket: dgram.Socket,
@@ -25,14 +25,13 @@ export class UdpUa {
       } catch {
         return;
       }
-      this.received.push(msg);
-      for (const w of [...this.waiters]) {
-        if (w.pred(msg)) {
-          this.waiters.splice(this.waiters.indexOf(w), 1);
-          w.resolve(msg);
-        }
-      }
+      this.log.add(msg);
     });
+  }
+
+  /** Every message received, in order. */
+  get received(): SipMessage[] {
+    return this.log.received;
   }
 
   static async open(): Promise<UdpUa> {
@@ -57,19 +56,7 @@ export class UdpUa {
 
   /** Resolve with the first message (already received since `since`, or arriving) that matches; reject after timeoutMs. */
   waitFor(pred: (m: SipMessage) => boolean, timeoutMs = 3000, since = 0): Promise<SipMessage> {
-    const seen = this.received.slice(since).find(pred);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const w = { pred, resolve };
-      this.waiters.push(w);
-      setTimeout(() => {
-        const i = this.waiters.indexOf(w);
-        if (i >= 0) {
-          this.waiters.splice(i, 1);
-          reject(new Error(`no matching message within ${timeoutMs} ms; got: ${this.received.map(startLine).join(' | ')}`));
-        }
-      }, timeoutMs);
-    });
+    return this.log.waitFor(pred, timeoutMs, () => `got: ${this.received.map(startLine).join(' | ')}`, since);
   }
 
   /** Wait for a response to `req` (same Call-ID and CSeq) whose status is `status`, or any final status when omitted. */
@@ -134,7 +121,6 @@ export class UdpUa {
   }
 }
 
-import { createHash } from 'node:crypto';
 function md5ha1(u: string, r: string, p: string): string {
   return createHash('md5').update(`${u}:${r}:${p}`).digest('hex');
 }
