@@ -57,31 +57,18 @@ function buildProgram(): Command {
 
   const user = program.command('user').description('manage the users of the store (<data_dir>/rtcedge.db)');
 
-  passwordOptions(
-    user
-      .command('add')
-      .description('add a user; the domain defaults to the first configured domain')
-      .argument('<user>', 'user[@domain]')
-      .addOption(configOption()),
-  ).action(async (spec: string, opts: ConfigOption & PasswordOptions) => {
-    const config = loadConfig(opts.config);
-    const target = parseUserSpec(spec, config);
-    const password = await readPassword(opts, io);
-    console.log(addUser(config, target, password));
-  });
-
-  passwordOptions(
-    user
-      .command('passwd')
-      .description("change a user's password")
-      .argument('<user>', 'user[@domain]')
-      .addOption(configOption()),
-  ).action(async (spec: string, opts: ConfigOption & PasswordOptions) => {
-    const config = loadConfig(opts.config);
-    const target = parseUserSpec(spec, config);
-    const password = await readPassword(opts, io);
-    console.log(changePassword(config, target, password));
-  });
+  /** `user add` and `user passwd`: a user spec and a password, then `apply`. */
+  const withPassword = (name: string, description: string, apply: typeof addUser) =>
+    passwordOptions(user.command(name).description(description).argument('<user>', 'user[@domain]').addOption(configOption())).action(
+      async (spec: string, opts: ConfigOption & PasswordOptions) => {
+        const config = loadConfig(opts.config);
+        const target = parseUserSpec(spec, config);
+        const password = await readPassword(opts, io);
+        console.log(apply(config, target, password));
+      },
+    );
+  withPassword('add', 'add a user; the domain defaults to the first configured domain', addUser);
+  withPassword('passwd', "change a user's password", changePassword);
 
   user
     .command('del')
