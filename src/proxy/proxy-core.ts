@@ -336,12 +336,7 @@ export class ProxyCore implements TransactionUser {
     const route = getHeaderValues(msg, 'route')[0];
     if (!route) {
       if (flow && this.flowAlive(flow)) return { transport: flow.transport, address: flow.address, port: flow.port, flowId: flow.flowId };
-      let b = binding ?? this.opts.location.findByContact(msg.uri);
-      if (!b) {
-        const target = parseUri(msg.uri);
-        b = this.opts.location.findByContactAddress(target.host, target.port);
-      }
-      const src = b?.source;
+      const src = (binding ?? this.opts.location.findByContact(msg.uri))?.source;
       if (src && src.transport !== 'udp') {
         const ref: FlowRef = { transport: src.transport as TransportName, address: src.address, port: src.port };
         if (this.flowAlive(ref)) return ref;

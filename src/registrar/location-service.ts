@@ -14,6 +14,8 @@ import type { BindingRecord, SqliteStore } from '../store/index.js';
  */
 export class LocationService {
   private readonly byAor = new Map<string, BindingRecord[]>();
+  /** Contact URI → binding, for requests whose Request-URI is a registered contact. */
+  private readonly byContact = new Map<string, BindingRecord>();
   private purgeTimer: NodeJS.Timeout | undefined;
   private flushScheduled: NodeJS.Immediate | undefined;
   private readonly pending: (() => void)[] = [];
@@ -80,35 +82,10 @@ export class LocationService {
     return list.sort((a, b) => (b.q ?? 1) - (a.q ?? 1) || b.updatedAt - a.updatedAt);
   }
 
-  /** The unexpired binding whose contact URI is `contactUri` (exact string), across all AORs. */
+  /** The unexpired binding whose contact URI is `contactUri` (exact string), across all AORs; one Map lookup. */
   findByContact(contactUri: string): BindingRecord | undefined {
-    const now = this.now();
-    for (const list of this.byAor.values()) {
-      for (const b of list) if (b.contactUri === contactUri && b.expires > now) return b;
-    }
-    return undefined;
-  }
-
-  /**
-   * The unexpired binding whose contact URI names this host and port (the
-   * Request-URI of an in-dialog request is the remote target, which a UA may
-   * write with other parameters than its registered Contact). Linear in the
-   * number of bindings.
-   */
-  findByContactAddress(host: string, port: number | undefined): BindingRecord | undefined {
-    const now = this.now();
-    const h = host.toLowerCase();
-    for (const list of this.byAor.values()) {
-      for (const b of list) {
-        if (b.expires <= now) continue;
-        const at = b.contactUri.indexOf('@');
-        const rest = b.contactUri.slice(at + 1).toLowerCase();
-        const hp = rest.split(/[;?>]/, 1)[0];
-        const wanted = port === undefined ? h : `${h}:${port}`;
-        if (hp === wanted) return b;
-      }
-    }
-    return undefined;
+    const b = this.byContact.get(contactUri);
+    return b && b.expires > this.now() ? b : undefined;
   }
 
   /** Add or replace a binding (same AOR and contact URI). */
@@ -124,6 +101,7 @@ export class LocationService {
     if (!list) return false;
     const i = list.findIndex((b) => b.contactUri === contactUri);
     if (i < 0) return false;
+    this.unindex(list[i]);
     list.splice(i, 1);
     if (list.length === 0) this.byAor.delete(aor);
     return true;
@@ -132,9 +110,10 @@ export class LocationService {
   /** Remove every binding of an AOR; returns how many. */
   removeAll(aor: string): number {
     this.write(() => this.store.deleteBindings(aor));
-    const n = this.byAor.get(aor)?.length ?? 0;
+    const list = this.byAor.get(aor) ?? [];
+    for (const b of list) this.unindex(b);
     this.byAor.delete(aor);
-    return n;
+    return list.length;
   }
 
   private insert(b: BindingRecord): void {
@@ -143,11 +122,17 @@ export class LocationService {
     if (i >= 0) list[i] = b;
     else list.push(b);
     this.byAor.set(b.aor, list);
+    this.byContact.set(b.contactUri, b);
+  }
+
+  private unindex(b: BindingRecord): void {
+    if (this.byContact.get(b.contactUri) === b) this.byContact.delete(b.contactUri);
   }
 
   private purge(): void {
     const now = this.now();
     for (const [aor, list] of this.byAor) {
+      for (const b of list) if (b.expires <= now) this.unindex(b);
       const live = list.filter((b) => b.expires > now);
       if (live.length === 0) this.byAor.delete(aor);
       else this.byAor.set(aor, live);

@@ -18,7 +18,6 @@ import { WsFlow } from './ws-flow.js';
 import { isStunDatagram, stunKeepaliveResponse } from './stun-keepalive.js';
 import {
   formatHostPort,
-  isStream,
   isWebSocket,
   type BoundListener,
   type Destination,
@@ -79,7 +78,7 @@ export class TransportLayer {
   /** "transport|address|port" of the remote end → flow id. */
   private readonly flowsByRemote = new Map<string, string>();
   private readonly pendingConnects = new Map<string, Promise<StreamFlow>>();
-  private readonly flowClosedListeners: ((flowId: string) => void)[] = [];
+  private bound: BoundListener[] = [];
   /** Flow id → identities of its verified client certificate (TLS/WSS flows that presented one). */
   private readonly flowIdentities = new Map<string, string[]>();
   private nextFlow = 1;
@@ -121,11 +120,12 @@ export class TransportLayer {
     ]);
     this.udpSockets.length = 0;
     this.servers.length = 0;
+    this.bound = [];
   }
 
-  /** Listeners as bound (port 0 resolved). */
-  listeners(): BoundListener[] {
-    return [...this.udpSockets.map((u) => u.bound), ...this.servers.map((s) => s.bound)];
+  /** Listeners as bound (port 0 resolved), UDP first; the same array until listeners change. */
+  listeners(): readonly BoundListener[] {
+    return this.bound;
   }
 
   /** The listener used for sending over `transport` (the first configured one), or undefined. */
@@ -146,19 +146,6 @@ export class TransportLayer {
       listeners.some((l) => l.advertisedHost.toLowerCase() === h || l.address === h);
     if (!addrOk) return false;
     return port === undefined || listeners.some((l) => l.port === port);
-  }
-
-  /** The open flow with this id, if any. */
-  flow(flowId: string | undefined): StreamFlow | WsFlow | undefined {
-    const f = flowId ? this.flows.get(flowId) : undefined;
-    return f && !f.closed ? f : undefined;
-  }
-
-  /** True when the stream flow with this id is still open. */
-  isFlowAlive(flowId: string | undefined): boolean {
-    if (!flowId) return false;
-    const f = this.flows.get(flowId);
-    return !!f && !f.closed;
   }
 
   /**
@@ -196,11 +183,6 @@ export class TransportLayer {
   /** True when a stream flow to that remote address and port is open (a connection the UA opened, RFC 5626 §5.3). */
   hasFlowTo(transport: TransportName, address: string, port: number): boolean {
     return this.findFlow(transport, address, port) !== undefined;
-  }
-
-  /** Send raw bytes on a flow (keepalive pongs); false when it is gone. */
-  writeFlow(flowId: string, data: Buffer): boolean {
-    return this.flows.get(flowId)?.write(data) ?? false;
   }
 
   /** Close a flow at once (tests, and RFC 5626 failover when a flow is known dead). */
@@ -248,6 +230,7 @@ export class TransportLayer {
       this.receive(data, source);
     });
     this.udpSockets.push({ socket, bound, v6 });
+    this.bound = [...this.udpSockets.map((u) => u.bound), ...this.servers.map((x) => x.bound)];
   }
 
   private async listenStream(spec: ListenSpec): Promise<void> {
@@ -301,6 +284,7 @@ export class TransportLayer {
     server.on('error', (err) => this.log.warn({ err: err.message }, 'listener error'));
     const addr = server.address() as net.AddressInfo;
     this.servers.push({ server, wss, bound: { transport: spec.transport, address: addr.address, port: addr.port, advertisedHost: this.advertise(addr.address) } });
+    this.bound = [...this.udpSockets.map((u) => u.bound), ...this.servers.map((x) => x.bound)];
   }
 
   private adoptWs(ws: import('ws').WebSocket, socket: net.Socket, transport: TransportName): WsFlow {
@@ -330,12 +314,6 @@ export class TransportLayer {
     const key = `${f.transport}|${f.remoteAddress}|${f.remotePort}`;
     if (this.flowsByRemote.get(key) === f.id) this.flowsByRemote.delete(key);
     this.log.debug({ flow: f.id, remote: formatHostPort(f.remoteAddress, f.remotePort) }, 'flow closed');
-    for (const l of this.flowClosedListeners) l(f.id);
-  }
-
-  /** Called with the id of every flow that closes (RFC 5626 §5.2: bindings over a dead flow stop being used). */
-  onFlowClosed(listener: (flowId: string) => void): void {
-    this.flowClosedListeners.push(listener);
   }
 
   private adopt(socket: net.Socket, transport: TransportName): StreamFlow {
@@ -528,4 +506,3 @@ function firstExternalIPv4(): string | undefined {
   return undefined;
 }
 
-export { isStream };
