@@ -5,7 +5,9 @@
  * - timestamp: issue time in ms since the epoch, 8 bytes big-endian;
  * - salt: 8 random bytes, so challenges issued in the same millisecond (to
  *   different clients) get different nonces and their nonce-counts do not collide;
- * - MAC: the first 16 bytes of HMAC-SHA256(secret, timestamp || salt).
+ * - MAC: the first 16 bytes of HMAC-SHA256(secret, timestamp || salt || context),
+ *   where the optional context binds the nonce to something the checker knows
+ *   again (TURN binds it to the client's address, RFC 8489 §9.2).
  *
  * Nothing is stored per challenge: any node holding the secret can check a
  * nonce it never issued, and a restart loses nothing. The base64url alphabet
@@ -24,22 +26,23 @@ const NONCE_CHARS = 43;
 /** How far in the future (ms) a timestamp may lie, to tolerate clock steps between cluster nodes. */
 const MAX_FUTURE_MS = 5_000;
 
-function mac(secret: Buffer, signed: Buffer): Buffer {
-  return createHmac('sha256', secret).update(signed).digest().subarray(0, MAC_BYTES);
+function mac(secret: Buffer, signed: Buffer, context: string): Buffer {
+  return createHmac('sha256', secret).update(signed).update(context).digest().subarray(0, MAC_BYTES);
 }
 
 /**
  * A fresh nonce for a challenge issued at `nowMs` (ms since the epoch).
  * Returns 43 base64url characters. `secret` should be at least 16 random bytes;
- * `salt` (8 bytes) is random unless given (tests).
+ * `salt` (8 bytes) is random unless given (tests); `context` must be given again to checkNonce.
  * @throws RangeError when `nowMs` is negative or not an integer-representable time, or salt is not 8 bytes.
  */
-export function createNonce(secret: Buffer, nowMs: number, salt: Buffer = randomBytes(SALT_BYTES)): string {
+export function createNonce(secret: Buffer, nowMs: number, opts: { salt?: Buffer; context?: string } = {}): string {
+  const salt = opts.salt ?? randomBytes(SALT_BYTES);
   if (salt.length !== SALT_BYTES) throw new RangeError('nonce salt must be 8 bytes');
   const signed = Buffer.alloc(SIGNED_BYTES);
   signed.writeBigUInt64BE(BigInt(Math.floor(nowMs)));
   salt.copy(signed, TS_BYTES);
-  return Buffer.concat([signed, mac(secret, signed)]).toString('base64url');
+  return Buffer.concat([signed, mac(secret, signed, opts.context ?? '')]).toString('base64url');
 }
 
 /** Issue time (ms since the epoch) carried by a nonce, or undefined when it is not one of ours in shape (MAC unchecked). */
@@ -54,16 +57,17 @@ export function nonceTimestamp(nonce: string): number | undefined {
  * Check a nonce echoed by a client.
  * @param ttlS lifetime in seconds: a nonce issued more than `ttlS` s before `nowMs` is `stale`.
  * @param nowMs current time, ms since the epoch.
+ * @param context the context the nonce was created with, if any.
  * @returns `valid`; `stale` when genuine but expired (the client should retry with stale=true,
  *   RFC 7616 §3.3); `invalid` when malformed, forged, or dated more than 5 s in the future.
  *   The MAC is compared in constant time.
  */
-export function checkNonce(secret: Buffer, nonce: string, ttlS: number, nowMs: number): 'valid' | 'stale' | 'invalid' {
+export function checkNonce(secret: Buffer, nonce: string, ttlS: number, nowMs: number, context = ''): 'valid' | 'stale' | 'invalid' {
   if (nonce.length !== NONCE_CHARS) return 'invalid';
   const raw = Buffer.from(nonce, 'base64url');
   // Re-encoding must give the same text: refuses stray characters and non-canonical padding bits.
   if (raw.length !== NONCE_BYTES || raw.toString('base64url') !== nonce) return 'invalid';
-  if (!timingSafeEqual(raw.subarray(SIGNED_BYTES), mac(secret, raw.subarray(0, SIGNED_BYTES)))) return 'invalid';
+  if (!timingSafeEqual(raw.subarray(SIGNED_BYTES), mac(secret, raw.subarray(0, SIGNED_BYTES), context))) return 'invalid';
   const issued = Number(raw.readBigUInt64BE(0));
   if (issued > nowMs + MAX_FUTURE_MS) return 'invalid';
   return nowMs - issued > ttlS * 1000 ? 'stale' : 'valid';

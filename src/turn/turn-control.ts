@@ -10,7 +10,7 @@ import { type Logger, silentLogger } from '../log.js';
 import { Allocation, AllocationTable, type RelayHandle } from './allocation.js';
 import { decodeChannelData, encodeChannelData, isValidChannelNumber, looksLikeChannelData } from './channel-data.js';
 import { type FiveTuple, fiveTupleKey } from './five-tuple.js';
-import { checkNonce, createNonce } from './nonce.js';
+import { checkNonce, createNonce } from '../auth/nonce.js';
 import { type IpFamily } from './ip-address.js';
 import { PeerPolicy } from './peer-policy.js';
 import { parseRestUsername, restApiPassword } from './rest-credentials.js';
@@ -499,7 +499,7 @@ export class TurnControl {
     const client = ft.clientAddress;
     const challenge = (status: number): { response: Buffer | undefined } => {
       if (!this.mayChallenge(ft)) return { response: undefined };
-      const nonce = (this.securityFeatures ? NONCE_COOKIE : '') + createNonce(this.opts.nonceSecret, client, this.now());
+      const nonce = (this.securityFeatures ? NONCE_COOKIE : '') + createNonce(this.opts.nonceSecret, this.now(), { context: client });
       const extra = [attr(A.Realm, Buffer.from(this.opts.realm, 'utf8')), attr(A.Nonce, Buffer.from(nonce, 'ascii'))];
       if (this.securityFeatures) extra.push(attr(A.PasswordAlgorithms, this.offeredAlgorithms()));
       return { response: this.errorResponse(msg, new TurnError(status), undefined, true, extra) };
@@ -527,7 +527,7 @@ export class TurnControl {
       if (!nonce.startsWith(NONCE_COOKIE)) return challenge(438);
       nonce = nonce.slice(NONCE_COOKIE.length);
     }
-    if (checkNonce(nonce, this.opts.nonceSecret, client, this.now(), this.opts.nonceTtl) !== 'valid') return challenge(438);
+    if (checkNonce(this.opts.nonceSecret, nonce, this.opts.nonceTtl, this.now(), client) !== 'valid') return challenge(438);
     if (realm !== this.opts.realm) return challenge(401);
 
     // Password algorithm (RFC 8489 §9.2.4 step 3).

@@ -13,7 +13,7 @@ describe('createNonce', () => {
     signed.writeBigUInt64BE(BigInt(T0));
     salt.copy(signed, 8);
     const expected = Buffer.concat([signed, createHmac('sha256', secret).update(signed).digest().subarray(0, 16)]).toString('base64url');
-    const n = createNonce(secret, T0, salt);
+    const n = createNonce(secret, T0, { salt });
     expect(n).toBe(expected);
     expect(n).toHaveLength(43);
     expect(n).toMatch(/^[A-Za-z0-9_-]{43}$/);
@@ -21,8 +21,8 @@ describe('createNonce', () => {
   });
 
   it('differs per time and per secret', () => {
-    expect(createNonce(secret, T0, salt)).not.toBe(createNonce(secret, T0 + 1, salt));
-    expect(createNonce(secret, T0, salt)).not.toBe(createNonce(Buffer.from('other'), T0, salt));
+    expect(createNonce(secret, T0, { salt })).not.toBe(createNonce(secret, T0 + 1, { salt }));
+    expect(createNonce(secret, T0, { salt })).not.toBe(createNonce(Buffer.from('other'), T0, { salt }));
   });
 
   it('differs for two challenges issued in the same millisecond', () => {

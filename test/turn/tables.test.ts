@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Allocation, AllocationTable, type RelayHandle } from '../../src/turn/allocation.js';
 import { CHANNEL_COOLDOWN_MS, CHANNEL_LIFETIME_MS, ChannelTable } from '../../src/turn/channel-binding.js';
 import { formatIp, parseIPv6 } from '../../src/turn/ip-address.js';
-import { checkNonce, createNonce } from '../../src/turn/nonce.js';
+import { checkNonce, createNonce } from '../../src/auth/nonce.js';
 import { isPeerAllowed } from '../../src/turn/peer-policy.js';
 import { PERMISSION_LIFETIME_MS, PermissionTable } from '../../src/turn/permission.js';
 import { TurnError } from '../../src/turn/turn-error.js';
@@ -76,13 +76,13 @@ describe('AllocationTable', () => {
 describe('nonce', () => {
   const secret = Buffer.from('s');
   it('is valid for its client within the TTL, stale after, invalid elsewhere', () => {
-    const n = createNonce(secret, 'udp:127.0.0.1:1', 1_000_000);
-    expect(n).toMatch(/^[0-9a-f]{32}$/);
-    expect(checkNonce(n, secret, 'udp:127.0.0.1:1', 1_000_000 + 60_000, 60)).toBe('valid');
-    expect(checkNonce(n, secret, 'udp:127.0.0.1:1', 1_000_000 + 61_000, 60)).toBe('stale');
-    expect(checkNonce(n, secret, 'udp:127.0.0.1:2', 1_000_000, 60)).toBe('invalid');
-    expect(checkNonce(n, Buffer.from('t'), 'udp:127.0.0.1:1', 1_000_000, 60)).toBe('invalid');
-    expect(checkNonce('zz', secret, 'udp:127.0.0.1:1', 1_000_000, 60)).toBe('invalid');
+    const n = createNonce(secret, 1_000_000, { context: 'udp:127.0.0.1:1' });
+    expect(n).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(checkNonce(secret, n, 60, 1_000_000 + 60_000, 'udp:127.0.0.1:1')).toBe('valid');
+    expect(checkNonce(secret, n, 60, 1_000_000 + 61_000, 'udp:127.0.0.1:1')).toBe('stale');
+    expect(checkNonce(secret, n, 60, 1_000_000, 'udp:127.0.0.1:2')).toBe('invalid');
+    expect(checkNonce(Buffer.from('t'), n, 60, 1_000_000, 'udp:127.0.0.1:1')).toBe('invalid');
+    expect(checkNonce(secret, 'zz', 60, 1_000_000, 'udp:127.0.0.1:1')).toBe('invalid');
   });
 });
 
