@@ -42,6 +42,8 @@ export async function startRtcedge(o) {
       `  relay_port_min: ${o.relayPorts[0]}`,
       `  relay_port_max: ${o.relayPorts[1]}`,
       '  allow_loopback_peers: true',
+      // Each uclient client leaves a probe allocation beside its real one: 10 clients of one user need 20.
+      '  max_allocations_per_user: 100',
     );
     if (o.dataPlane) lines.push(`  data_plane: ${o.dataPlane}`);
     if (o.turnDataPlane) lines.push(`  data_plane: ${o.turnDataPlane}`);
