@@ -21,7 +21,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeWithPeers } from './harness/peers.js';
 import { assertPortsFree } from './harness/ports.js';
 import { runCommand, stopAllStarted } from './harness/process.js';
 import { startRtcedge, type Rtcedge } from './harness/rtcedge.js';
@@ -139,7 +140,7 @@ class Registrant {
   }
 }
 
-describe('abuse: enumeration, password guessing, floods and scanners', () => {
+describeWithPeers(['svwar|sipvicious_svwar', 'svcrack|sipvicious_svcrack', 'svmap|sipvicious_svmap'])('abuse: enumeration, password guessing, floods and scanners', () => {
   let dir: string;
   let server: Rtcedge | undefined;
   let defaults: Rtcedge | undefined;

@@ -15,7 +15,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeWithPeers } from './harness/peers.js';
 import { startBaresip, type BaresipUa } from './harness/baresip.js';
 import { assertPortsFree } from './harness/ports.js';
 import { runCommand, stopAllStarted } from './harness/process.js';
@@ -101,7 +102,7 @@ async function tlsProbe(port: number, cert?: { cert: string; key: string }): Pro
   });
 }
 
-describe('client certificates: device certificates register and call without passwords', () => {
+describeWithPeers(['baresip', 'openssl'])('client certificates: device certificates register and call without passwords', () => {
   let dir: string;
   let server: Rtcedge | undefined;
   const uas: BaresipUa[] = [];

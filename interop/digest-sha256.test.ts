@@ -23,7 +23,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeWithPeers } from './harness/peers.js';
 import { parseAuthParams } from '../src/auth/digest.js';
 import { assertPortsFree } from './harness/ports.js';
 import { spawnProcess, stopAllStarted, type ManagedProcess } from './harness/process.js';
@@ -148,7 +149,7 @@ class DaemonClient {
 
 const algorithmOf = (authHeader: string): string | undefined => parseAuthParams(authHeader).params.get('algorithm');
 
-describe('SHA-256 digest answered by linphone (liblinphone 5.1)', () => {
+describeWithPeers(['linphone-daemon'])('SHA-256 digest answered by linphone (liblinphone 5.1)', () => {
   let dir: string;
   let server: Rtcedge | undefined;
   let linphone: ManagedProcess | undefined;

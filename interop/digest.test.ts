@@ -17,7 +17,8 @@
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeWithPeers } from './harness/peers.js';
 import { computeHA1, computeResponse, formatCredentials, parseAuthParams, type DigestAlgorithm } from '../src/auth/digest.js';
 import { assertPortsFree } from './harness/ports.js';
 import { stopAllStarted } from './harness/process.js';
@@ -87,7 +88,7 @@ function register(o: { ua: RawUdp; server: number; user: string; branch: string;
 
 const branch = () => `z9hG4bK${randomBytes(6).toString('hex')}`;
 
-describe('digest on the wire: several challenges, replay, SHA-256', () => {
+describeWithPeers(['baresip', 'sipsak'])('digest on the wire: several challenges, replay, SHA-256', () => {
   let dir: string;
   let md5First: Rtcedge | undefined;
   let shaFirst: Rtcedge | undefined;

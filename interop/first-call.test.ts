@@ -11,7 +11,8 @@
  * bob 25200/25201; ctrl_tcp 25444/25445; RTP 25300-25399 / 25400-25499.
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeWithPeers } from './harness/peers.js';
 import { startBaresip, type BaresipUa } from './harness/baresip.js';
 import { assertPortsFree } from './harness/ports.js';
 import { stopAllStarted } from './harness/process.js';
@@ -33,7 +34,7 @@ const CAROL_PW = 'carol-secret-3';
 /** Address baresip bob listens for TLS on (its Contact). */
 const BOB_TLS_ADDR = `127.0.0.1:${BOB_SIP + 1}`;
 
-describe('first call: baresip to baresip through rtcedge over TLS; sipsak over UDP; restart', () => {
+describeWithPeers(['baresip', 'sipsak'])('first call: baresip to baresip through rtcedge over TLS; sipsak over UDP; restart', () => {
   let dir: string;
   let server: Rtcedge | undefined;
   let alice: BaresipUa | undefined;

@@ -3,7 +3,8 @@
  * rtcedge involved: two baresip UAs calling each other directly (UDP and TLS),
  * and sipsak sending OPTIONS to a baresip UA.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeWithPeers } from './harness/peers.js';
 import { reginfoAllOk, startBaresip, type BaresipUa } from './harness/baresip.js';
 import { assertPortsFree } from './harness/ports.js';
 import { stopAllStarted } from './harness/process.js';
@@ -15,7 +16,7 @@ const BOB_SIP = 25200;
 const ALICE_CTRL = 25444;
 const BOB_CTRL = 25445;
 
-describe('harness against real peers (peer to peer)', () => {
+describeWithPeers(['baresip', 'sipsak'])('harness against real peers (peer to peer)', () => {
   let dir: string;
   let alice: BaresipUa | undefined;
   let bob: BaresipUa | undefined;

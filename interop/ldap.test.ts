@@ -12,7 +12,8 @@
  */
 import { join } from 'node:path';
 import { Client } from 'ldapts';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeWithPeers } from './harness/peers.js';
 import { computeHA1 } from '../src/auth/digest.js';
 import { startBaresip, type BaresipUa } from './harness/baresip.js';
 import { assertPortsFree } from './harness/ports.js';
@@ -74,7 +75,7 @@ const ACL = [
   'access to * by * read',
 ];
 
-describe('LDAP directory: users from slapd register and call; an outage gives 503', () => {
+describeWithPeers(['slapd', 'slapadd', 'baresip', 'sipsak'])('LDAP directory: users from slapd register and call; an outage gives 503', () => {
   let dir: string;
   let slapd: Slapd | undefined;
   let server: Rtcedge | undefined;

@@ -11,7 +11,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeWithPeers } from './harness/peers.js';
 import { WebSocket as NodeWebSocket } from 'ws';
 import { Inviter, Registerer, RegistererState, SessionState, UserAgent, type Session, type SessionDescriptionHandler } from 'sip.js';
 import { startBaresip, type BaresipUa } from './harness/baresip.js';
@@ -59,7 +60,7 @@ function waitForState(session: Session, state: SessionState, timeoutMs: number):
   });
 }
 
-describe('sip.js over WSS calls baresip over UDP through rtcedge', () => {
+describeWithPeers(['baresip'])('sip.js over WSS calls baresip over UDP through rtcedge', () => {
   let dir: string;
   let server: Rtcedge | undefined;
   let bob: BaresipUa | undefined;

@@ -10,7 +10,8 @@
  * Ports: rtcedge 27160 (UDP); SIPp 27161–27169.
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeWithPeers } from './harness/peers.js';
 import { assertPortsFree } from './harness/ports.js';
 import { runCommand, spawnProcess, stopAllStarted, type ManagedProcess } from './harness/process.js';
 import { REPO_ROOT, startRtcedge, type Rtcedge } from './harness/rtcedge.js';
@@ -45,7 +46,7 @@ function sippArgs(dir: string, scenario: string, localPort: number, service: str
   ];
 }
 
-describe('SIPp scenarios through rtcedge', () => {
+describeWithPeers(['sipp'])('SIPp scenarios through rtcedge', () => {
   let dir: string;
   let server: Rtcedge | undefined;
 

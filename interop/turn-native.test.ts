@@ -6,7 +6,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { describeWithPeers } from './harness/peers.js';
 import { silentLogger } from '../src/log.js';
 import { runUclient, uclientCounts } from './harness/turnutils.js';
 import { TurnServer } from '../src/turn/index.js';
@@ -17,7 +18,7 @@ const PEER_PORT = 31491;
 
 
 
-describe('turnutils_uclient against TurnServer, native data plane', () => {
+describeWithPeers(['turnutils_uclient', 'turnutils_peer'])('turnutils_uclient against TurnServer, native data plane', () => {
   let peer: ChildProcess | undefined;
   let server: TurnServer | undefined;
 

@@ -10,7 +10,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import stun from 'stun';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { describeWithPeers } from './harness/peers.js';
 import { silentLogger } from '../src/log.js';
 import { runUclient, uclientCounts } from './harness/turnutils.js';
 import { TurnServer, type TurnServerOptions } from '../src/turn/index.js';
@@ -25,7 +26,7 @@ const SECRET = 'interop-rest-secret';
 
 const common = (...extra: string[]) => ['-p', String(TURN_PORT), '-r', String(PEER_PORT), '-n', '10', '-c', ...extra];
 
-describe('turnutils_uclient against TurnServer (RFC 8656 features)', () => {
+describeWithPeers(['turnutils_uclient', 'turnutils_peer', 'openssl'])('turnutils_uclient against TurnServer (RFC 8656 features)', () => {
   let peer: ChildProcess | undefined;
   let server: TurnServer | undefined;
   let dir: string;

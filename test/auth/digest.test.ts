@@ -33,7 +33,7 @@ interface Vector {
 }
 
 const vectors: Vector[] = JSON.parse(
-  readFileSync(new URL('../../../shared/testdata/digest/vectors.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('../vectors/digest/vectors.json', import.meta.url), 'utf8'),
 ).vectors;
 
 const computable = vectors.filter((v) => v.password !== undefined);

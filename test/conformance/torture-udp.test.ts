@@ -130,7 +130,7 @@ const EXPECT: Record<string, Expectation> = {
 /** Every torture message, in wire form (RFC 5118 ones with CRLF and a correct Content-Length). */
 function allVectors(): { name: string; raw: Buffer }[] {
   const list = (dir: string) =>
-    readdirSync(new URL(`../../../shared/testdata/${dir}/`, import.meta.url))
+    readdirSync(new URL(`../vectors/${dir}/`, import.meta.url))
       .filter((f) => f.endsWith('.dat'))
       .sort()
       .map((f) => `${dir}/${f}`);

@@ -17,9 +17,9 @@ export function statusOf(d: Buffer): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** Bytes of a test vector under /work/shared/testdata (beside the repository). */
+/** Bytes of a test vector under test/vectors (copied from the RFCs; see test/vectors/README.md). */
 export function vector(path: string): Buffer {
-  return readFileSync(new URL(`../../../shared/testdata/${path}`, import.meta.url));
+  return readFileSync(new URL(`../vectors/${path}`, import.meta.url));
 }
 
 /**

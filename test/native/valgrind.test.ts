@@ -5,7 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
+import { describeWithPeers } from '../../interop/harness/peers.js';
 import { loadNativeAddon, NATIVE_ADDON_PATH } from '../../src/turn/native-addon.js';
 
 const WORKLOAD = fileURLToPath(new URL('./fixtures/data-plane-workload.mjs', import.meta.url));
@@ -20,7 +21,7 @@ function run(cmd: string, args: string[], timeoutS: number): Promise<{ code: num
   });
 }
 
-describe('data-plane addon under valgrind', () => {
+describeWithPeers(['valgrind'])('data-plane addon under valgrind', () => {
   it('runs a relay workload with no memory errors and nothing definitely lost', async () => {
     expect(loadNativeAddon()).toHaveProperty('addon');
     const rounds = 40;

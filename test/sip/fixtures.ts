@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 
-/** Bytes of a protocol test vector under /work/shared/testdata (beside the repository). */
+/** Bytes of a protocol test vector under test/vectors (copied from the RFCs; see test/vectors/README.md). */
 export function fixture(path: string): Buffer {
-  return readFileSync(new URL(`../../../shared/testdata/${path}`, import.meta.url));
+  return readFileSync(new URL(`../vectors/${path}`, import.meta.url));
 }
 
 /** An RFC 5118 archive message (LF line ends) converted to CRLF line ends. */

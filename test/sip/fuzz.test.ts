@@ -26,7 +26,7 @@ function onlyParseErrors(buf: Buffer): void {
   }
 }
 
-const seeds = readdirSync(new URL('../../../shared/testdata/rfc4475/', import.meta.url))
+const seeds = readdirSync(new URL('../vectors/rfc4475/', import.meta.url))
   .filter((f) => f.endsWith('.dat'))
   .map((f) => fixture(`rfc4475/${f}`));
 const ALPHABET = Buffer.from(' \t\r\n:;,<>"\\@[]%=?/.0123456789SIPsip\x00\xff');

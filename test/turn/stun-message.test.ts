@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { decodeMappedAddress, decodeText, decodeUint32, decodeXorAddress } from '../../src/turn/stun-attributes.js';
 import { longTermKey, verifyFingerprint, verifyMessageIntegrity } from '../../src/turn/stun-integrity.js';
@@ -13,7 +14,7 @@ import {
   StunMethod,
 } from '../../src/turn/stun-message.js';
 
-const DIR = '/work/shared/testdata/rfc5769';
+const DIR = fileURLToPath(new URL('../vectors/rfc5769', import.meta.url));
 const load = (name: string): Buffer => readFileSync(`${DIR}/${name}.bin`);
 const SHORT_TERM = Buffer.from('VOkJxbRl1RmTxUk/WvJxBt', 'utf8');
 const LONG_TERM = Buffer.from('e8ca7ad59d5eb0518e312911d2dab2a9', 'hex');
