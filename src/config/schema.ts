@@ -289,6 +289,31 @@ const turnSchema = z
     }
   });
 
+/** A DNS server for `dns.servers`: `host` or `host:port`, IPv6 as `[addr]:port` or a bare address. */
+const dnsServer = z.string({ error: 'expected an address or address:port' }).refine(
+  (s) => {
+    if (isIP(s) !== 0) return true;
+    const m = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(s) ?? /^([0-9.]+):(\d{1,5})$/.exec(s);
+    return m !== null && isIP(m[1]) !== 0 && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
+  },
+  { error: 'expected an IP address or address:port (IPv6 as [addr]:port)' },
+);
+
+/** `dns:` the resolver for RFC 3263 server location and ENUM (see src/dns/). */
+const dnsSchema = z.strictObject({
+  /** DNS servers asked; [] = the system's (/etc/resolv.conf). */
+  servers: z.array(dnsServer, { error: 'expected a list of addresses' }).default([]),
+  timeout_ms: positiveInt('ms').default(2000),
+  tries: int(1, 10, 'tries').default(2),
+  cache_entries: positiveInt('entries').default(10000),
+  max_ttl_seconds: positiveInt('s').default(3600),
+  naptr_srv_ttl_seconds: nonNegativeInt('s').default(60),
+  negative_ttl_seconds: nonNegativeInt('s').default(30),
+  failed_target_seconds: nonNegativeInt('s').default(30),
+  failed_targets_max: positiveInt('entries').default(1000),
+  enum_suffixes: z.array(domainName, { error: 'expected a list of domain names' }).default(['e164.arpa']),
+});
+
 /**
  * The whole configuration file. Parse output (`Config`) has every default
  * filled in; optional keys without a default (`sip.advertised_host`,
@@ -309,12 +334,15 @@ export const configSchema = z.strictObject({
   sip: sipSchema.prefault({}),
   turn: turnSchema.prefault({}),
   directory: directorySchema.prefault({}),
+  dns: dnsSchema.prefault({}),
 });
 
 /** The parsed configuration, snake_case keys as in the YAML file. */
 export type Config = z.infer<typeof configSchema>;
 /** One entry of `sip.listen`. */
 export type SipListener = z.infer<typeof sipListenerSchema>;
+/** The `dns` section. */
+export type DnsConfig = z.infer<typeof dnsSchema>;
 /** The `directory` section. */
 export type DirectoryConfig = z.infer<typeof directorySchema>;
 /** One entry of `turn.listen`. */

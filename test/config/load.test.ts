@@ -84,6 +84,18 @@ describe('defaults', () => {
         timeout: 3000,
         retry_after: 30,
       },
+      dns: {
+        servers: [],
+        timeout_ms: 2000,
+        tries: 2,
+        cache_entries: 10000,
+        max_ttl_seconds: 3600,
+        naptr_srv_ttl_seconds: 60,
+        negative_ttl_seconds: 30,
+        failed_target_seconds: 30,
+        failed_targets_max: 1000,
+        enum_suffixes: ['e164.arpa'],
+      },
     });
     expect(c.sip.advertised_host).toBeUndefined();
     expect(c.turn.realm).toBeUndefined();
