@@ -8,7 +8,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWithPeers } from '../../interop/harness/peers.js';
 import { startNamed, zoneFile, type Named } from '../../interop/harness/named.js';
 import { makeTempDir, removeTempDir } from '../../interop/harness/temp-dir.js';
-import { DnsResolver } from '../../src/dns/resolver.js';
+import type { DnsResolver } from '../../src/dns/resolver.js';
+import { testResolver } from './test-resolver.js';
 import { lookupEnum } from '../../src/dns/enum.js';
 import { e164FromUri } from '../../src/dns/e164.js';
 import { locateSipServerList } from '../../src/dns/server-location.js';
@@ -50,15 +51,7 @@ describeWithPeers(['named'])('ENUM against bind9', () => {
   beforeAll(async () => {
     dir = makeTempDir('enum');
     named = await startNamed({ dir, zones: { 'e164.arpa': E164_ARPA, 'e164.example.test': PRIVATE, 'beta.test': BETA } });
-    dns = new DnsResolver({
-      servers: [named.server],
-      timeout_ms: 2000,
-      tries: 2,
-      cache_entries: 100,
-      max_ttl_seconds: 3600,
-      naptr_srv_ttl_seconds: 60,
-      negative_ttl_seconds: 30,
-    });
+    dns = testResolver(named.server);
   });
   afterAll(async () => {
     dns?.close();

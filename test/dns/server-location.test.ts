@@ -9,7 +9,8 @@ import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { describeWithPeers } from '../../interop/harness/peers.js';
 import { startNamed, zoneFile, type Named } from '../../interop/harness/named.js';
 import { makeTempDir, removeTempDir } from '../../interop/harness/temp-dir.js';
-import { DnsLookupError, DnsResolver, type DnsResolverOptions } from '../../src/dns/resolver.js';
+import { DnsLookupError, type DnsResolver, type DnsResolverOptions } from '../../src/dns/resolver.js';
+import { testResolver } from './test-resolver.js';
 import { FailedTargets } from '../../src/dns/failed-targets.js';
 import { locateSipServerList, locateSipServers, type LocateOptions, type SipTarget } from '../../src/dns/server-location.js';
 import { parseUri } from '../../src/sip/uri.js';
@@ -63,17 +64,7 @@ let nowMs = 1_000_000;
 let resolver: DnsResolver;
 
 function newResolver(over: Partial<DnsResolverOptions> = {}): DnsResolver {
-  return new DnsResolver({
-    servers: [named.server],
-    timeout_ms: 2000,
-    tries: 2,
-    cache_entries: 100,
-    max_ttl_seconds: 3600,
-    naptr_srv_ttl_seconds: 60,
-    negative_ttl_seconds: 30,
-    nowMs: () => nowMs,
-    ...over,
-  });
+  return testResolver(named.server, { nowMs: () => nowMs, ...over });
 }
 
 function locate(uri: string, opts: Partial<LocateOptions> = {}): Promise<SipTarget[]> {
