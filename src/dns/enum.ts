@@ -16,6 +16,7 @@
  * The first suffix that gives URIs wins. Records whose regexp is unusable (see
  * naptr-regexp.ts) are skipped and reported in `rejected`.
  */
+import type { Logger } from '../log.js';
 import { parseUri } from '../sip/uri.js';
 import { enumDomain } from './e164.js';
 import { applySubstitution, EnumRegexpError, parseSubstitution } from './naptr-regexp.js';
@@ -59,15 +60,25 @@ export function isSipEnumService(service: string): boolean {
  * @throws RangeError when `number` is not an E.164 number; DnsLookupError
  *   (SIP 503) when the DNS servers could not answer.
  */
-export async function lookupEnum(number: string, opts: { dns: DnsLookup; suffixes: readonly string[] }): Promise<EnumResult> {
+export async function lookupEnum(
+  number: string,
+  opts: { dns: DnsLookup; suffixes: readonly string[]; log?: Logger },
+): Promise<EnumResult> {
   const rejected: EnumResult['rejected'] = [];
   const budget = { queries: MAX_ENUM_QUERIES };
+  let result: EnumResult = { uris: [], rejected };
   for (const suffix of opts.suffixes) {
     const domain = enumDomain(number, suffix);
     const uris = await fromDomain(number, domain, opts.dns, rejected, 0, budget);
-    if (uris.length > 0) return { uris: uris.slice(0, MAX_ENUM_URIS), domain, rejected };
+    if (uris.length > 0) {
+      result = { uris: uris.slice(0, MAX_ENUM_URIS), domain, rejected };
+      break;
+    }
   }
-  return { uris: [], rejected };
+  const log = opts.log?.child({ component: 'enum' });
+  for (const r of rejected) log?.warn({ domain: r.domain, regexp: r.regexp, reason: r.reason }, 'ENUM record skipped');
+  log?.debug({ number, domain: result.domain, uris: result.uris.map((u) => u.uri) }, 'ENUM lookup');
+  return result;
 }
 
 async function fromDomain(

@@ -20,6 +20,7 @@
 import { Resolver } from 'node:dns/promises';
 import type { DnsConfig } from '../config/schema.js';
 import { SipError } from '../sip/errors.js';
+import type { Logger } from '../log.js';
 import { TtlCache } from './ttl-cache.js';
 
 /** A NAPTR record (RFC 3403 §4.1): `order`, `preference` (lower first), `flags`, `service`, `regexp`, `replacement` (no trailing dot; '' for "."). */
@@ -80,7 +81,11 @@ const NEGATIVE = new Set(['ENOTFOUND', 'ENODATA', 'ENONAME']);
 export type DnsResolverOptions = Pick<
   DnsConfig,
   'servers' | 'timeout_ms' | 'tries' | 'cache_entries' | 'max_ttl_seconds' | 'naptr_srv_ttl_seconds' | 'negative_ttl_seconds'
-> & { nowMs?: () => number };
+> & {
+  nowMs?: () => number;
+  /** Logger (component `dns` is added): each query at debug, failures at warn. */
+  log?: Logger;
+};
 
 type Answer = NaptrRecord[] | SrvRecord[] | AddressRecord[];
 
@@ -95,6 +100,7 @@ export class DnsResolver implements DnsLookup {
   private readonly resolver: Resolver;
   private readonly cache: TtlCache<string, Answer>;
   private readonly inFlight = new Map<string, Promise<Answer>>();
+  private readonly log: Logger | undefined;
   /** Queries sent to the servers so far (cache misses); for tests and metrics. */
   queries = 0;
 
@@ -103,6 +109,7 @@ export class DnsResolver implements DnsLookup {
     this.resolver = new Resolver({ timeout: opts.timeout_ms, tries: opts.tries });
     if (opts.servers.length > 0) this.resolver.setServers(opts.servers);
     this.cache = new TtlCache(opts.cache_entries, opts.nowMs ?? Date.now);
+    this.log = opts.log?.child({ component: 'dns' });
   }
 
   /** NAPTR records of `name` (RFC 3403), in answer order. */
@@ -156,13 +163,18 @@ export class DnsResolver implements DnsLookup {
     this.queries++;
     const p = ask(n).then(
       ({ records, ttlS }) => {
+        this.log?.debug({ type, name: n, records: records.length, ttlS }, 'dns answer');
         const capped = Math.min(ttlS, this.opts.max_ttl_seconds);
         this.cache.set(key, records, (records.length === 0 ? this.opts.negative_ttl_seconds : capped) * 1000);
         return records;
       },
       (err: NodeJS.ErrnoException) => {
         const code = typeof err.code === 'string' ? err.code : 'EUNKNOWN';
-        if (!NEGATIVE.has(code)) throw new DnsLookupError(n, type, code);
+        if (!NEGATIVE.has(code)) {
+          this.log?.warn({ type, name: n, code }, 'dns lookup failed');
+          throw new DnsLookupError(n, type, code);
+        }
+        this.log?.debug({ type, name: n, code }, 'dns negative answer');
         this.cache.set(key, [], this.opts.negative_ttl_seconds * 1000);
         return [] as Answer;
       },

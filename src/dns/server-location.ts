@@ -120,6 +120,16 @@ function explicitTransport(uri: SipUri): TransportName | undefined {
 }
 
 /**
+ * The transport when neither the URI nor DNS names one (§4.1: numeric host,
+ * explicit port, or no NAPTR/SRV): TLS for sips:, else UDP, or TCP (then TLS)
+ * when we cannot send UDP.
+ */
+function implicitTransport(sips: boolean, transports: ReadonlySet<TransportName>): TransportName {
+  if (sips) return 'tls';
+  return transports.has('udp') ? 'udp' : transports.has('tcp') ? 'tcp' : 'tls';
+}
+
+/**
  * The NAPTR records of RFC 3263 §4.1 we can use, best first: services we know
  * and support, SIPS+ only for sips:, flag "s", a replacement present.
  */
@@ -206,7 +216,8 @@ export async function* locateSipServers(uri: SipUri, opts: LocateOptions): Async
   const family = isIP(target);
   if (family !== 0) {
     // §4.1/§4.2: numeric TARGET, no DNS.
-    const transport = explicit ?? (sips ? 'tls' : transports.has('udp') ? 'udp' : 'tcp');
+    const transport = explicit ?? implicitTransport(sips, transports);
+    if (!transports.has(transport)) throw new SipError(503, `Service Unavailable: no ${transport} transport for ${target}`);
     if (!families.includes(family as 4 | 6)) throw new SipError(503, `Service Unavailable: cannot send to IPv${family} ${target}`);
     const t: SipTarget = { transport, address: target, port: uri.port ?? defaultPort(transport), tlsName };
     if (admit(t)) yield t;
@@ -214,7 +225,7 @@ export async function* locateSipServers(uri: SipUri, opts: LocateOptions): Async
   }
   if (uri.port !== undefined) {
     // §4.2: explicit port, A/AAAA only.
-    yield* hostTargets(target, uri.port, explicit ?? (sips ? 'tls' : 'udp'));
+    yield* hostTargets(target, uri.port, explicit ?? implicitTransport(sips, transports));
   } else if (explicit !== undefined) {
     // §4.2: transport given, SRV for it, then A/AAAA with the default port.
     if (!(yield* srvTargets(`${SRV_PREFIX[explicit]}.${tlsName}`, explicit))) {
@@ -241,9 +252,7 @@ export async function* locateSipServers(uri: SipUri, opts: LocateOptions): Async
     if (!anySrv) {
       // §4.2: no SRV records: A/AAAA of TARGET with the default port, over the transport of the best
       // NAPTR record, else UDP for sip: (TCP when we have no UDP) and TLS for sips:.
-      const transport: TransportName = naptr[0]
-        ? NAPTR_SERVICES[naptr[0].service.toLowerCase()]!.transport
-        : sips ? 'tls' : transports.has('udp') ? 'udp' : transports.has('tcp') ? 'tcp' : 'tls';
+      const transport = naptr[0] ? NAPTR_SERVICES[naptr[0].service.toLowerCase()]!.transport : implicitTransport(sips, transports);
       yield* hostTargets(target, defaultPort(transport), transport);
     }
   }

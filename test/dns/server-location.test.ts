@@ -124,12 +124,17 @@ describeWithPeers(['named'])('RFC 3263 server location against bind9', () => {
     expect(await locate('sip:bob@beta.test:5099')).toEqual([t('udp', '127.0.0.9', 5099, 'beta.test')]);
     expect(await locate('sip:bob@beta.test:5099;transport=tcp')).toEqual([t('tcp', '127.0.0.9', 5099, 'beta.test')]);
     expect(await locate('sips:bob@beta.test:5999')).toEqual([t('tls', '127.0.0.9', 5999, 'beta.test')]);
+    expect(await locate('sip:bob@beta.test:5099', { transports: ['tcp', 'tls'] })).toEqual([t('tcp', '127.0.0.9', 5099, 'beta.test')]);
   });
 
   it('asks no DNS at all for a numeric host (IPv4, IPv6, maddr)', async () => {
     expect(await locate('sip:bob@127.0.0.7')).toEqual([t('udp', '127.0.0.7', 5060, '127.0.0.7')]);
     expect(await locate('sips:bob@[::1]')).toEqual([t('tls', '::1', 5061, '::1')]);
     expect(await locate('sip:bob@beta.test;maddr=127.0.0.12;transport=tcp')).toEqual([t('tcp', '127.0.0.12', 5060, '127.0.0.12')]);
+    await expect(locate('sips:bob@127.0.0.7', { transports: ['udp', 'tcp'] })).rejects.toMatchObject({
+      status: 503,
+      reason: 'Service Unavailable: no tls transport for 127.0.0.7',
+    });
     expect(resolver.queries).toBe(0);
   });
 
@@ -182,6 +187,18 @@ describeWithPeers(['named'])('RFC 3263 server location against bind9', () => {
     expect((await locate('sip:bob@ttl5.beta.test:5060'))[0]!.address).toBe('127.0.0.13');
   });
 
+  it('keeps NAPTR/SRV answers for naptr_srv_ttl_seconds (c-ares gives no TTL for them), then asks again', async () => {
+    const zone = (serial: number, port: number): string =>
+      zoneFile('srvonly.test', [`_sip._tcp IN SRV 0 0 ${port} pbx`, 'pbx IN A 127.0.0.4'].join('\n'), 60, serial);
+    expect((await locate('sip:bob@srvonly.test'))[0]!.port).toBe(5080);
+    await named.reload({ 'srvonly.test': zone(2, 5081) });
+    nowMs += 59_000;
+    expect((await locate('sip:bob@srvonly.test'))[0]!.port).toBe(5080);
+    nowMs += 2000;
+    expect((await locate('sip:bob@srvonly.test'))[0]!.port).toBe(5081);
+    await named.reload({ 'srvonly.test': zone(3, 5080) });
+  });
+
   it('skips a failed target for dns.failed_target_seconds', async () => {
     const failed = new FailedTargets(30, 10, () => nowMs);
     failed.markFailed({ transport: 'tls', address: '127.0.0.2', port: 5061 }, 'ECONNREFUSED');
@@ -195,7 +212,8 @@ describeWithPeers(['named'])('RFC 3263 server location against bind9', () => {
     const dead = newResolver({ servers: [`127.0.0.1:${port === 65535 ? port - 1 : port + 1}`], timeout_ms: 200, tries: 1 });
     const err = await locate('sip:bob@beta.test', { dns: dead }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DnsLookupError);
-    expect(err).toMatchObject({ status: 503 });
+    expect(err).toMatchObject({ status: 503, queryType: 'NAPTR', queryName: 'beta.test' });
+    expect((err as DnsLookupError).reason).toMatch(/^Service Unavailable: DNS NAPTR beta\.test failed \((ECONNREFUSED|ETIMEOUT)\)$/);
     dead.close();
   });
 });
