@@ -149,8 +149,9 @@ export function usableSipNaptr(records: readonly NaptrRecord[], sips: boolean, t
  * table names are skipped; duplicates are produced once.
  *
  * @throws SipError 416 for a scheme other than sip/sips; 400/503 for a bad
- *   `transport` parameter (see explicitTransport); DnsLookupError (503) when
- *   the DNS servers could not answer and no target was found.
+ *   `transport` parameter (see explicitTransport); 503 when every target found
+ *   is in the failed table; DnsLookupError (503) when the DNS servers could
+ *   not answer and no target was found.
  */
 export async function* locateSipServers(uri: SipUri, opts: LocateOptions): AsyncGenerator<SipTarget, void, undefined> {
   if (uri.scheme !== 'sip' && uri.scheme !== 'sips') throw new SipError(416, 'Unsupported URI Scheme');
@@ -162,6 +163,7 @@ export async function* locateSipServers(uri: SipUri, opts: LocateOptions): Async
   const tlsName = normalizeDnsName(target);
   const seen = new Set<string>();
   let produced = 0;
+  let skippedFailed = 0;
   let dnsError: DnsLookupError | undefined;
 
   /** Filters duplicates and failed targets; false once maxTargets were produced. */
@@ -169,7 +171,10 @@ export async function* locateSipServers(uri: SipUri, opts: LocateOptions): Async
     const key = `${t.transport} ${t.address} ${t.port}`;
     if (seen.has(key) || produced >= maxTargets) return false;
     seen.add(key);
-    if (opts.failed?.failure(t) !== undefined) return false;
+    if (opts.failed?.failure(t) !== undefined) {
+      skippedFailed++;
+      return false;
+    }
     produced++;
     return true;
   };
@@ -188,7 +193,7 @@ export async function* locateSipServers(uri: SipUri, opts: LocateOptions): Async
     return out;
   };
   const hostTargets = async function* (host: string, port: number, transport: TransportName): AsyncGenerator<SipTarget> {
-    if (!transports.has(transport)) return;
+    if (!transports.has(transport) || produced >= maxTargets) return;
     for (const a of await addressesOf(host)) {
       const t: SipTarget = { transport, address: a.address, port, tlsName };
       if (admit(t)) yield t;
@@ -255,6 +260,9 @@ export async function* locateSipServers(uri: SipUri, opts: LocateOptions): Async
       const transport = naptr[0] ? NAPTR_SERVICES[naptr[0].service.toLowerCase()]!.transport : implicitTransport(sips, transports);
       yield* hostTargets(target, defaultPort(transport), transport);
     }
+  }
+  if (produced === 0 && skippedFailed > 0) {
+    throw new SipError(503, `Service Unavailable: every server of ${target} failed in the last seconds`);
   }
   if (produced === 0 && dnsError !== undefined) throw dnsError;
 }

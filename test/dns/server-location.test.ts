@@ -203,8 +203,14 @@ describeWithPeers(['named'])('RFC 3263 server location against bind9', () => {
     const failed = new FailedTargets(30, 10, () => nowMs);
     failed.markFailed({ transport: 'tls', address: '127.0.0.2', port: 5061 }, 'ECONNREFUSED');
     expect(await locate('sip:bob@beta.test', { failed })).toEqual([t('tls', '::1', 5061, 'beta.test'), t('udp', '127.0.0.3', 5070, 'beta.test')]);
+    failed.markFailed({ transport: 'udp', address: '127.0.0.5', port: 5060 }, '503');
+    await expect(locate('sip:bob@aonly.test', { failed })).rejects.toMatchObject({
+      status: 503,
+      reason: 'Service Unavailable: every server of aonly.test failed in the last seconds',
+    });
     nowMs += 31_000;
     expect((await locate('sip:bob@beta.test', { failed }))[0]).toEqual(t('tls', '127.0.0.2', 5061, 'beta.test'));
+    expect(await locate('sip:bob@aonly.test', { failed })).toEqual([t('udp', '127.0.0.5', 5060, 'aonly.test')]);
   });
 
   it('answers 503 naming the DNS failure when the server does not answer', async () => {
