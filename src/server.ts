@@ -7,7 +7,7 @@ import { loadOrCreateSecret } from './config/secret.js';
 import { openStore } from './store/index.js';
 import { TransportLayer } from './transport/transport-layer.js';
 import { TransactionLayer } from './transaction/transaction-layer.js';
-import { LocalDomains } from './registrar/aor.js';
+import { LocalDomains } from './registrar/local-domains.js';
 import { LocationService } from './registrar/location-service.js';
 import { createRegistrar } from './registrar/registrar.js';
 import { ProxyCore } from './proxy/proxy-core.js';
@@ -121,11 +121,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     domains,
     location,
     authenticate,
-    minExpires: config.sip.registrar.min_expires,
-    maxExpires: config.sip.registrar.max_expires,
-    defaultExpires: config.sip.registrar.default_expires,
+    minExpiresS: config.sip.registrar.min_expires,
+    maxExpiresS: config.sip.registrar.max_expires,
+    defaultExpiresS: config.sip.registrar.default_expires,
     maxBindingsPerAor: config.sip.registrar.max_bindings_per_aor,
-    flowTimer: config.sip.registrar.flow_timer,
+    flowTimerS: config.sip.registrar.flow_timer,
     logger,
   });
   transactions.tu = new ProxyCore({

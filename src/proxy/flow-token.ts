@@ -1,29 +1,22 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { TransportName } from '../transport/types.js';
-
-/** The flow a token names: the transport and remote end, and the connection id for streams. */
-export interface FlowRef {
-  transport: TransportName;
-  address: string;
-  port: number;
-  flowId?: string;
-}
+import type { Destination, TransportName } from '../transport/types.js';
 
 const TRANSPORTS: TransportName[] = ['udp', 'tcp', 'tls', 'ws', 'wss'];
 
 /**
- * A flow token (RFC 5626 §5.2) for the user part of a Record-Route or Path URI:
+ * A flow token (RFC 5626 §5.2) naming a flow (a {@link Destination}: transport,
+ * remote address and port, and the connection id for streams) for the user part of a Record-Route or Path URI:
  * `base64url(transport ~ address ~ port ~ flowId)` `.` 8 bytes of
  * HMAC-SHA256 under the server secret, so a token cannot be forged to make the
  * proxy send to an arbitrary address.
  */
-export function encodeFlowToken(ref: FlowRef, secret: Buffer): string {
+export function encodeFlowToken(ref: Destination, secret: Buffer): string {
   const body = Buffer.from(`${ref.transport}~${ref.address}~${ref.port}~${ref.flowId ?? ''}`).toString('base64url');
   return `${body}.${mac(body, secret)}`;
 }
 
 /** The flow a token names, or undefined when it is malformed or its MAC does not verify. */
-export function decodeFlowToken(token: string, secret: Buffer): FlowRef | undefined {
+export function decodeFlowToken(token: string, secret: Buffer): Destination | undefined {
   const dot = token.indexOf('.');
   if (dot <= 0 || token.length > 256) return undefined;
   const body = token.slice(0, dot);

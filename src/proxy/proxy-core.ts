@@ -7,14 +7,13 @@ import {
   prependHeader,
   removeFirstValue,
   setHeader,
-  type SipHeader,
   type SipRequest,
   type SipResponse,
 } from '../sip/message.js';
-import { getTag, parseNameAddr, parseVia, formatVia } from '../sip/headers.js';
-import { parseUri, type SipUri } from '../sip/uri.js';
-import { createResponse } from '../sip/response.js';
+import { parseNameAddr, parseVia, formatVia } from '../sip/headers.js';
+import { parseUri } from '../sip/uri.js';
 import { SipError } from '../sip/errors.js';
+import { createResponse } from '../sip/response.js';
 import type { Authenticate } from '../auth/request-authenticator.js';
 import type { ServerTransaction } from '../transaction/server-transaction.js';
 import { responseDestination } from '../transaction/server-transaction.js';
@@ -22,20 +21,21 @@ import type { TransactionLayer, TransactionUser } from '../transaction/transacti
 import { newBranch, MAGIC_COOKIE } from '../transaction/timers.js';
 import type { TransportLayer } from '../transport/transport-layer.js';
 import type { Destination, Source, TransportName } from '../transport/types.js';
-import type { LocalDomains } from '../registrar/aor.js';
+import type { LocalDomains } from '../registrar/local-domains.js';
 import type { LocationService } from '../registrar/location-service.js';
 import type { BindingRecord } from '../store/index.js';
 import { resolveUri } from './destination.js';
-import { decodeFlowToken, encodeFlowToken, type FlowRef } from './flow-token.js';
-import { loopHash, detectLoop } from './loop-detection.js';
-import { targetGroups } from './target-set.js';
+import { encodeFlowToken } from './flow-token.js';
+import type { Target } from './target-set.js';
 import { ResponseContext } from './response-context.js';
+import { CONTINUE, RequestContext, type Outcome, type ProxyEnv, type Refusal } from './request-context.js';
+import { REQUEST_PROCESSORS } from './processors/index.js';
+import { strictRoute } from './processors/strict-route.js';
+import { ownRoute } from './processors/own-route.js';
+import { bindingTargets } from './processors/location-lookup.js';
 
-/** Methods this server proxies or answers (sent in Allow). */
-export const ALLOWED_METHODS = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'MESSAGE', 'INFO', 'UPDATE', 'REFER', 'NOTIFY', 'SUBSCRIBE', 'PRACK', 'REGISTER'];
-
-/** Option tags this server implements as registrar (RFC 3327, RFC 5626). */
-export const SUPPORTED_EXTENSIONS = ['path', 'outbound'];
+export { ALLOWED_METHODS } from './processors/local-handling.js';
+export { SUPPORTED_EXTENSIONS } from '../registrar/steps/require-extensions.js';
 
 /** Requests that create a dialog and so get a Record-Route (RFC 3261 §16.6 step 4). */
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
@@ -56,45 +56,62 @@ export interface ProxyOptions {
    * Per-user call policy for an authenticated local user's new INVITE
    * (auth/call-limits.ts): undefined admits it, else the response to send.
    */
-  admitCall?(username: string, st: ServerTransaction): { status: number; reason: string; headers: SipHeader[] } | undefined;
+  admitCall?(username: string, st: ServerTransaction): Refusal | undefined;
   /** The REGISTER handler (registrar). */
   register(req: SipRequest, st: ServerTransaction): Promise<void>;
   logger: Logger;
 }
 
+/** A prepared copy of a request for one target (§16.6 steps 1–8) and where it goes. */
+interface PreparedBranch {
+  msg: SipRequest;
+  dest: Destination;
+}
+
 /**
- * The stateful proxy (RFC 3261 §16) as transaction user: request validation
- * (§16.3), Route pre-processing (§16.4), target determination through the
- * location service (§16.5), forwarding with Record-Route and Via (§16.6) to
- * every binding of the AOR in parallel, response handling (§16.7, in
- * {@link ResponseContext}), CANCEL (§16.10) and stateless forwarding of the ACK
- * for 2xx and of stray 2xx retransmissions.
+ * The stateful proxy (RFC 3261 §16) as transaction user: it runs every
+ * request through the processors of {@link REQUEST_PROCESSORS} (validation
+ * §16.3, Route pre-processing §16.4, local handling, authentication,
+ * responsibility and target determination §16.5), then carries out their
+ * outcome: a final response, or forwarding with Record-Route and Via (§16.6)
+ * to the target groups through one {@link ResponseContext} (§16.7). ACKs for
+ * 2xx and stray 2xx retransmissions are forwarded without state (§16.11).
  *
- * Policy: requests whose From is in a served domain are digest-challenged
- * (407) unless they are in-dialog (To tag), ACK or CANCEL; requests to other
- * domains are only forwarded for authenticated local users (403 "Relaying
- * denied" otherwise). REGISTER goes to the registrar; OPTIONS to the server
- * itself gets 200 with Allow.
- *
- * No user enumeration: senders of other domains (not authenticated) get 404
- * for unknown users and users without bindings alike; the 480 of a known user
- * without bindings is only told to authenticated local users. Requests whose
- * From is local (scanners put the target's address there) are challenged
- * before any lookup.
+ * Nothing is ever forwarded to one of this server's own listeners: such a
+ * branch fails with 482 (an ACK is dropped).
  */
 export class ProxyCore implements TransactionUser {
   private readonly log: Logger;
+  /** The response context of each INVITE server transaction still in progress, for CANCEL. */
+  private readonly contexts = new WeakMap<ServerTransaction, ResponseContext>();
+  private readonly env: ProxyEnv;
 
   constructor(private readonly opts: ProxyOptions) {
     this.log = opts.logger.child({ component: 'proxy' });
+    const { transport, transactions } = opts;
+    this.env = {
+      domains: opts.domains,
+      location: opts.location,
+      authenticate: opts.authenticate,
+      userExists: opts.userExists,
+      admitCall: opts.admitCall,
+      register: opts.register,
+      flowTokenSecret: opts.flowTokenSecret,
+      listensOn: (port) => transport.listeners().some((l) => l.port === port),
+      isOurSentBy: (host, port) => this.isOurVia(host, port),
+      flowAlive: (ref) => ref.transport === 'udp' || transport.hasFlowTo(ref.transport, ref.address, ref.port),
+      findInviteFor: (cancel) => transactions.findInviteFor(cancel),
+      responseContextOf: (st) => this.contexts.get(st),
+    };
   }
 
   onRequest(req: SipRequest, st: ServerTransaction): void {
-    this.process(req, st).catch((err) => {
-      if (err instanceof SipError) this.reply(st, err.status, err.reason);
+    const ctx = new RequestContext(req, st.source, this.env, st);
+    this.process(ctx).catch((err) => {
+      if (err instanceof SipError) ctx.respond(err.status, err.reason);
       else {
         this.log.error({ err }, 'request processing failed');
-        this.reply(st, 500, 'Server Internal Error');
+        ctx.respond(500, 'Server Internal Error');
       }
     });
   }
@@ -129,119 +146,20 @@ export class ProxyCore implements TransactionUser {
     this.opts.transport.send(out, dest).catch(() => {});
   }
 
-  private reply(st: ServerTransaction, status: number, reason?: string, headers: SipHeader[] = []): void {
-    const toTag = getTag(getHeader(st.request, 'to') ?? '') ? undefined : localTag(st.request);
-    st.respond(createResponse(st.request, status, { reason, headers, toTag }));
+  /** Run the processors in order; the first final outcome is carried out. */
+  private async process(ctx: RequestContext): Promise<void> {
+    if (ctx.req.method === 'INVITE') ctx.transaction.respond(createResponse(ctx.req, 100, { reason: 'Trying' }));
+    for (const processor of REQUEST_PROCESSORS) {
+      const result = processor.process(ctx);
+      const verdict = result instanceof Promise ? await result : result;
+      if (verdict !== CONTINUE) return this.carryOut(ctx, verdict);
+    }
+    ctx.respond(404, 'Not Found');
   }
 
-  private async process(req: SipRequest, st: ServerTransaction): Promise<void> {
-    if (req.method === 'INVITE') st.respond(createResponse(req, 100, { reason: 'Trying' }));
-
-    // §16.3 step 3: Max-Forwards.
-    const mfHeader = getHeader(req, 'max-forwards');
-    const maxForwards = mfHeader === undefined ? 70 : Number(mfHeader.trim());
-    // §16.3 step 6: Proxy-Require.
-    const proxyRequire = getHeaderValues(req, 'proxy-require');
-    if (proxyRequire.length) return this.reply(st, 420, 'Bad Extension', [{ name: 'Unsupported', value: proxyRequire.join(', ') }]);
-
-    if (req.method === 'CANCEL') return this.handleCancel(req, st);
-
-    // §16.3 step 4: a request carrying our Via with this request's loop hash has looped.
-    const hash = loopHash(req);
-    if (detectLoop(req, hash, (host, port) => this.isOurVia(host, port))) return this.reply(st, 482, 'Loop Detected');
-
-    // §16.4: Route pre-processing.
-    this.fixStrictRoute(req);
-    const { flow, removed } = this.removeOwnRoutes(req);
-
-    const ruri = parseUri(req.uri);
-    const hasRoute = getHeader(req, 'route') !== undefined;
-    const toTag = getTag(getHeader(req, 'to') ?? '');
-    const addressedToUs = !ruri.user && this.isUs(ruri);
-
-    if (!hasRoute && (addressedToUs || req.method === 'REGISTER') && this.opts.domains.isLocal(ruri.host)) {
-      // §8.2.2.3: as UAS, refuse extensions we do not support with 420 listing them.
-      const unsupported = getHeaderValues(req, 'require').filter((o) => !SUPPORTED_EXTENSIONS.includes(o.toLowerCase()));
-      if (unsupported.length) return this.reply(st, 420, 'Bad Extension', [{ name: 'Unsupported', value: unsupported.join(', ') }]);
-      if (req.method === 'REGISTER') return this.opts.register(req, st);
-      if (maxForwards === 0 && req.method !== 'OPTIONS') return this.reply(st, 483, 'Too Many Hops');
-      if (req.method === 'OPTIONS') {
-        return this.reply(st, 200, 'OK', [
-          { name: 'Allow', value: ALLOWED_METHODS.join(', ') },
-          { name: 'Accept', value: 'application/sdp' },
-          { name: 'Accept-Language', value: 'en' },
-        ]);
-      }
-      return this.reply(st, 404, 'Not Found');
-    }
-    if (maxForwards <= 0) return this.reply(st, 483, 'Too Many Hops');
-
-    // In-dialog requests and requests to a registered contact go where they point;
-    // an in-dialog request to an AOR of ours (sip:bob@127.0.0.1) is looked up like any other.
-    const binding = hasRoute ? undefined : this.opts.location.findByContact(req.uri);
-    const localAor = this.opts.domains.aorOf(ruri);
-    // An in-dialog request passes unauthenticated only along a route this proxy recorded
-    // or to a registered contact or local AOR; anything else would make it an open relay.
-    const recorded = !!toTag && removed > 0;
-    if (hasRoute || binding || flow || (toTag && !localAor)) {
-      if (!recorded && !binding && !(await this.authorizedLocal(req, st))) return;
-      return this.forward(req, st, [[{ uri: req.uri, binding, flow }]], hash);
-    }
-
-    const fromLocal = this.isFromLocalDomain(req);
-    if (fromLocal && !recorded && !toTag) {
-      const outcome = await this.opts.authenticate(req, 'proxy', st.source);
-      if (!outcome.ok) return this.reply(st, outcome.status, outcome.reason, outcome.headers);
-      const fromUser = parseUri(parseNameAddr(getHeader(req, 'from') ?? '').uri).user;
-      if (fromUser !== outcome.username) return this.reply(st, 403, 'Forbidden: From does not match the authenticated user');
-      const refusal = req.method === 'INVITE' ? this.opts.admitCall?.(outcome.username, st) : undefined;
-      if (refusal) return this.reply(st, refusal.status, refusal.reason, refusal.headers);
-    }
-
-    const aor = this.opts.domains.aorOf(ruri);
-    if (!aor) {
-      if (!this.opts.domains.isLocal(ruri.host)) {
-        if (!fromLocal) return this.reply(st, 403, 'Relaying denied');
-        return this.forward(req, st, [[{ uri: req.uri }]], hash);
-      }
-      return this.reply(st, 404, 'Not Found');
-    }
-    const domain = aor.slice(aor.lastIndexOf('@') + 1);
-    if (!(await this.opts.userExists(ruri.user!, domain))) return this.reply(st, 404, 'Not Found');
-    const groups = targetGroups(this.opts.location.lookup(aor), (flowRef) => this.flowAlive(flowRef));
-    // No user enumeration by senders of other domains (not authenticated): a user without bindings gets
-    // the same 404 as an unknown user; only authenticated local users see 480.
-    if (groups.length === 0) return fromLocal ? this.reply(st, 480, 'Temporarily Unavailable') : this.reply(st, 404, 'Not Found');
-    return this.forward(
-      req,
-      st,
-      groups.map((g) => g.map((b) => ({ uri: b.contactUri, binding: b }))),
-      hash,
-    );
-  }
-
-  /** Authenticate an out-of-dialog request that is routed onwards by its Route or Request-URI (no open relay). */
-  private async authorizedLocal(req: SipRequest, st: ServerTransaction): Promise<boolean> {
-    if (!this.isFromLocalDomain(req)) {
-      this.reply(st, 403, 'Relaying denied');
-      return false;
-    }
-    const outcome = await this.opts.authenticate(req, 'proxy', st.source);
-    if (!outcome.ok) {
-      this.reply(st, outcome.status, outcome.reason, outcome.headers);
-      return false;
-    }
-    return true;
-  }
-
-  private handleCancel(cancel: SipRequest, st: ServerTransaction): void {
-    const invite = this.opts.transactions.findInviteFor(cancel);
-    if (!invite) return this.reply(st, 481, 'Call/Transaction Does Not Exist');
-    this.reply(st, 200, 'OK');
-    invite.cancelled = true;
-    const ctx = contexts.get(invite);
-    if (ctx) ctx.cancel();
-    else if (!invite.finalSent) invite.respond(createResponse(invite.request, 487, { reason: 'Request Terminated', toTag: localTag(invite.request) }));
+  private async carryOut(ctx: RequestContext, outcome: Outcome): Promise<void> {
+    if (outcome.kind === 'reply') return ctx.respond(outcome.status, outcome.reason, outcome.headers);
+    if (outcome.kind === 'forward') return this.forward(ctx, outcome.targets);
   }
 
   /**
@@ -249,16 +167,17 @@ export class ProxyCore implements TransactionUser {
    * context: the targets of a group in parallel, the groups one after the
    * other (sequential forking by q-value, §16.6 / RFC 3261 §16.6 step 1).
    */
-  private async forward(req: SipRequest, st: ServerTransaction, groups: Target[][], hash: string): Promise<void> {
-    if (st.request.method === 'INVITE' && (st as { cancelled?: boolean }).cancelled) {
-      return this.reply(st, 487, 'Request Terminated');
-    }
+  private async forward(ctx: RequestContext, groups: Target[][]): Promise<void> {
+    const st = ctx.transaction;
+    if (st.request.method === 'INVITE' && (st as { cancelled?: boolean }).cancelled) return ctx.respond(487, 'Request Terminated');
+    // §16.3 step 3: OPTIONS and REGISTER passed Max-Forwards zero only to be answered here.
+    if (ctx.maxForwards <= 0) return ctx.respond(483, 'Too Many Hops');
     const prepareGroup = async (targets: Target[]) => {
-      const prepared: { msg: SipRequest; dest: Destination }[] = [];
+      const prepared: PreparedBranch[] = [];
       let lastError: SipError | undefined;
       for (const target of targets) {
         try {
-          prepared.push(await this.prepare(req, st.source, target, hash));
+          prepared.push(await this.prepare(ctx, target));
         } catch (err) {
           if (!(err instanceof SipError)) throw err;
           lastError = err;
@@ -268,22 +187,29 @@ export class ProxyCore implements TransactionUser {
       return prepared;
     };
     const first = await prepareGroup(groups[0]);
-    const ctx = new ResponseContext(st, this.opts.transactions, this.log, groups.slice(1).map((g) => () => prepareGroup(g)));
-    if (st.request.method === 'INVITE') contexts.set(st, ctx);
-    for (const p of first) ctx.addBranch(p.msg, p.dest);
+    const rc = new ResponseContext(st, this.opts.transactions, this.log, groups.slice(1).map((g) => () => prepareGroup(g)));
+    if (st.request.method === 'INVITE') this.contexts.set(st, rc);
+    for (const p of first) rc.addBranch(p.msg, p.dest);
+  }
+
+  /**
+   * The copy of a request for one target (§16.6 steps 1–3, 6): Request-URI,
+   * Max-Forwards decremented, the binding's Path as Route (RFC 3327 §5.3).
+   */
+  private copyFor(ctx: RequestContext, target: Target): SipRequest {
+    const msg = cloneMessage(ctx.req);
+    msg.uri = target.uri;
+    setHeader(msg, 'Max-Forwards', String(ctx.forwardedMaxForwards));
+    if (target.binding?.path.length) for (const p of [...target.binding.path].reverse()) prependHeader(msg, 'Route', p);
+    return msg;
   }
 
   /** Build one outgoing copy (§16.6 steps 1–8) and find where it goes. */
-  private async prepare(req: SipRequest, source: Source, target: Target, hash: string): Promise<{ msg: SipRequest; dest: Destination }> {
-    const msg = cloneMessage(req);
-    msg.uri = target.uri;
-    // Step 3: Max-Forwards.
-    const mf = getHeader(msg, 'max-forwards');
-    setHeader(msg, 'Max-Forwards', String(mf === undefined ? 70 : Math.max(0, Number(mf.trim()) - 1)));
+  private async prepare(ctx: RequestContext, target: Target): Promise<PreparedBranch> {
+    const { req, source } = ctx;
+    const msg = this.copyFor(ctx, target);
     // Credentials addressed to this server's realm are consumed (RFC 3261 §22.3 allows it; they mean nothing downstream).
     this.consumeCredentials(msg);
-    // Path of the binding becomes the route set (RFC 3327 §5.3).
-    if (target.binding?.path.length) for (const p of [...target.binding.path].reverse()) prependHeader(msg, 'Route', p);
 
     const dest = await this.destinationFor(msg, target.binding, target.flow);
     const outListener = this.opts.transport.listenerFor(dest.transport);
@@ -292,17 +218,16 @@ export class ProxyCore implements TransactionUser {
     // Step 4: Record-Route. Each side that is a connection the UA opened (or
     // changes transport) gets its own entry with a flow token, so in-dialog
     // requests go back over the right flow (RFC 5626 §5.3, RFC 3261 §16.6 step 4).
-    const toTag = getTag(getHeader(req, 'to') ?? '');
-    if (!toTag && DIALOG_CREATING.has(req.method)) {
+    if (!ctx.toTag && DIALOG_CREATING.has(req.method)) {
       const inListener = this.opts.transport.listeners().find((l) => l.transport === source.transport && l.port === source.localPort) ?? this.opts.transport.listenerFor(source.transport);
-      const inFlow: FlowRef | undefined = source.transport !== 'udp' ? { transport: source.transport, address: source.remoteAddress, port: source.remotePort, flowId: source.flowId } : undefined;
-      const outFlow: FlowRef | undefined = dest.transport !== 'udp' ? { transport: dest.transport, address: dest.address, port: dest.port, flowId: dest.flowId } : undefined;
+      const inFlow: Destination | undefined = source.transport !== 'udp' ? { transport: source.transport, address: source.remoteAddress, port: source.remotePort, flowId: source.flowId } : undefined;
+      const outFlow: Destination | undefined = dest.transport !== 'udp' ? dest : undefined;
       const double = inListener && (inFlow || outFlow || inListener.transport !== outListener.transport || inListener.port !== outListener.port);
       if (double && inListener) prependHeader(msg, 'Record-Route', this.recordRoute(inListener.advertisedHost, inListener.port, inListener.transport, inFlow));
       prependHeader(msg, 'Record-Route', this.recordRoute(outListener.advertisedHost, outListener.port, outListener.transport, outFlow));
     }
     // Step 8: our Via, its branch starting with the loop-detection hash.
-    prependHeader(msg, 'Via', `SIP/2.0/${dest.transport.toUpperCase()} ${outListener.advertisedHost}:${outListener.port};branch=${newBranch(hash)};rport`);
+    prependHeader(msg, 'Via', `SIP/2.0/${dest.transport.toUpperCase()} ${outListener.advertisedHost}:${outListener.port};branch=${newBranch(ctx.loopHash)};rport`);
     return { msg, dest };
   }
 
@@ -316,132 +241,84 @@ export class ProxyCore implements TransactionUser {
   }
 
   /** A Record-Route value naming this listener, with a flow token as user part when given. */
-  private recordRoute(host: string, port: number, transport: TransportName, flow?: FlowRef): string {
+  private recordRoute(host: string, port: number, transport: TransportName, flow?: Destination): string {
     const user = flow ? `${encodeFlowToken(flow, this.opts.flowTokenSecret)}@` : '';
     return `<sip:${user}${host}:${port};transport=${transport};lr>`;
-  }
-
-  /** True when the flow a token or binding names can still be used: an open connection, or any UDP 5-tuple. */
-  private flowAlive(ref: FlowRef): boolean {
-    if (ref.transport === 'udp') return true;
-    return this.opts.transport.hasFlowTo(ref.transport, ref.address, ref.port);
   }
 
   /**
    * Next hop (§16.6 step 7): the top Route when one remains; else the flow a
    * Record-Route token named, or the flow the target's binding registered
    * over, while it is open; else the Request-URI resolved.
+   *
+   * @throws SipError 482 when the next hop is one of this server's own listeners
+   *   (a request sent there would only loop until Max-Forwards runs out).
    */
-  private async destinationFor(msg: SipRequest, binding?: BindingRecord, flow?: FlowRef): Promise<Destination> {
+  private async destinationFor(msg: SipRequest, binding?: BindingRecord, flow?: Destination): Promise<Destination> {
     const route = getHeaderValues(msg, 'route')[0];
     if (!route) {
-      if (flow && this.flowAlive(flow)) return { transport: flow.transport, address: flow.address, port: flow.port, flowId: flow.flowId };
+      if (flow && this.env.flowAlive(flow)) return { transport: flow.transport, address: flow.address, port: flow.port, flowId: flow.flowId };
       const src = (binding ?? this.opts.location.findByContact(msg.uri))?.source;
       if (src && src.transport !== 'udp') {
-        const ref: FlowRef = { transport: src.transport as TransportName, address: src.address, port: src.port };
-        if (this.flowAlive(ref)) return ref;
+        const ref: Destination = { transport: src.transport as TransportName, address: src.address, port: src.port };
+        if (this.env.flowAlive(ref)) return ref;
       }
     }
     const next = route ? parseUri(parseNameAddr(route).uri) : parseUri(msg.uri);
-    return resolveUri(next, (t) => this.opts.transport.listenerFor(t) !== undefined);
+    const dest = await resolveUri(next, (t) => this.opts.transport.listenerFor(t) !== undefined);
+    if (this.isOwnListener(dest)) throw new SipError(482, 'Loop Detected: the next hop is this server');
+    return dest;
   }
 
-  /** Forward an ACK for a 2xx (or any request outside a transaction) without state (§16.11). */
-  private async forwardStateless(req: SipRequest, source: Source): Promise<void> {
-    this.fixStrictRoute(req);
-    const { flow } = this.removeOwnRoutes(req);
-    const mf = getHeader(req, 'max-forwards');
-    if (mf !== undefined && Number(mf.trim()) <= 0) return;
-    const msg = cloneMessage(req);
-    setHeader(msg, 'Max-Forwards', String(mf === undefined ? 70 : Number(mf.trim()) - 1));
-    const dest = await this.destinationFor(msg, undefined, flow);
-    const out = this.opts.transport.listenerFor(dest.transport);
-    if (!out) return;
-    // §16.11: a branch derived from the incoming request, so retransmissions map to the same value.
-    const topVia = getHeaderValues(req, 'via')[0] ?? '';
-    const branch = MAGIC_COOKIE + createHash('sha1').update(topVia + req.uri + (getHeader(req, 'cseq') ?? '')).digest('base64url').slice(0, 22);
-    prependHeader(msg, 'Via', formatVia({ transport: dest.transport.toUpperCase(), host: out.advertisedHost, port: out.port, params: { branch, rport: null } }));
-    void source;
-    await this.opts.transport.send(msg, dest);
-  }
-
-  /** §16.4: a Request-URI that is a URI we put in a Record-Route means the previous hop was a strict router. */
-  private fixStrictRoute(req: SipRequest): void {
-    let ruri: SipUri;
-    try {
-      ruri = parseUri(req.uri);
-    } catch {
-      return;
-    }
-    if (ruri.user || !('lr' in ruri.params) || !this.isUs(ruri)) return;
-    const routes = getHeaderValues(req, 'route');
-    if (!routes.length) return;
-    const last = routes[routes.length - 1];
-    req.uri = parseNameAddr(last).uri;
-    const kept = routes.slice(0, -1);
-    req.headers = req.headers.filter((h) => h.name.toLowerCase() !== 'route');
-    for (const r of kept.reverse()) prependHeader(req, 'Route', r);
+  /** True when a destination is one of this server's own listeners (transport, port, and an address of this host). */
+  private isOwnListener(dest: Destination): boolean {
+    return this.opts.transport
+      .listeners()
+      .some((l) => l.transport === dest.transport && l.port === dest.port && (l.address === dest.address || (isWildcard(l.address) && this.opts.transport.isLocal(dest.address))));
   }
 
   /**
-   * §16.4: remove every top Route entry that names this server (one or two,
-   * after double Record-Route). Returns how many were removed and the flow
-   * named by the token of the last one, if it carried a valid one.
+   * Forward an ACK for a 2xx (or any request outside a transaction) without
+   * state (§16.11), after the same Route pre-processing as other requests
+   * (§16.4). An ACK whose Request-URI is an AOR of ours (a UA that sends the
+   * ACK to the Request-URI of its INVITE and ignores the Record-Route) goes to
+   * every binding of that AOR, as the INVITE did (§16.5); one whose next hop
+   * is this server is dropped.
    */
-  private removeOwnRoutes(req: SipRequest): { flow: FlowRef | undefined; removed: number } {
-    let flow: FlowRef | undefined;
-    let removed = 0;
-    for (let i = 0; i < 4; i++) {
-      const top = getHeaderValues(req, 'route')[0];
-      if (!top) break;
-      let uri: SipUri;
+  private async forwardStateless(req: SipRequest, source: Source): Promise<void> {
+    const ctx = new RequestContext(req, source, this.env);
+    strictRoute.process(ctx);
+    ownRoute.process(ctx);
+    if (getHeader(req, 'max-forwards') !== undefined && ctx.maxForwards <= 0) return;
+    const binding = ctx.hasRoute ? undefined : this.opts.location.findByContact(req.uri);
+    const aor = ctx.hasRoute || ctx.flow || binding ? undefined : ctx.aor;
+    const targets: Target[] = aor ? bindingTargets(this.env, aor).flat() : [{ uri: req.uri, binding, flow: ctx.flow }];
+    const topVia = getHeaderValues(req, 'via')[0] ?? '';
+    const cseq = getHeader(req, 'cseq') ?? '';
+    for (const target of targets) {
+      const msg = this.copyFor(ctx, target);
+      let dest: Destination;
       try {
-        uri = parseUri(parseNameAddr(top).uri);
-      } catch {
-        break;
+        dest = await this.destinationFor(msg, target.binding, target.flow);
+      } catch (err) {
+        this.log.debug({ err: (err as Error).message, uri: msg.uri }, 'ACK not forwarded');
+        continue;
       }
-      if (!this.isUs(uri)) break;
-      flow = uri.user ? decodeFlowToken(uri.user, this.opts.flowTokenSecret) : undefined;
-      removeFirstValue(req, 'route');
-      removed++;
+      const out = this.opts.transport.listenerFor(dest.transport);
+      if (!out) continue;
+      // §16.11: a branch derived from the incoming request, so retransmissions map to the same value.
+      const branch = MAGIC_COOKIE + createHash('sha1').update(topVia + msg.uri + cseq).digest('base64url').slice(0, 22);
+      prependHeader(msg, 'Via', formatVia({ transport: dest.transport.toUpperCase(), host: out.advertisedHost, port: out.port, params: { branch, rport: null } }));
+      await this.opts.transport.send(msg, dest);
     }
-    return { flow, removed };
-  }
-
-  /** A URI naming this server: its host is a served domain or own address, and its port (if any) one we listen on. */
-  private isUs(uri: SipUri): boolean {
-    if (!this.opts.domains.isLocal(uri.host)) return false;
-    return uri.port === undefined || this.opts.transport.listeners().some((l) => l.port === uri.port);
   }
 
   private isOurVia(host: string, port?: number): boolean {
     return this.opts.transport.listeners().some((l) => l.advertisedHost.toLowerCase() === host.toLowerCase() && (port === undefined || l.port === port));
   }
-
-  private isFromLocalDomain(req: SipRequest): boolean {
-    try {
-      const from = parseUri(parseNameAddr(getHeader(req, 'from') ?? '').uri);
-      return this.opts.domains.isLocal(from.host);
-    } catch {
-      return false;
-    }
-  }
 }
 
-/** The response context of each INVITE server transaction still in progress, for CANCEL. */
-const contexts = new WeakMap<ServerTransaction, ResponseContext>();
-
-/** One target of the target set (§16.5): a URI, the binding it came from, and the flow a Route token named. */
-interface Target {
-  uri: string;
-  binding?: BindingRecord;
-  flow?: FlowRef;
-}
-
-/** A To tag for responses this server generates, stable per request (so retransmitted requests get the same one). */
-function localTag(req: SipRequest): string {
-  return createHash('sha1')
-    .update((getHeader(req, 'call-id') ?? '') + (getHeader(req, 'cseq') ?? '') + (getHeaderValues(req, 'via')[0] ?? ''))
-    .digest('hex')
-    .slice(0, 16);
+/** True for the any-address a listener may be bound to. */
+function isWildcard(address: string): boolean {
+  return address === '0.0.0.0' || address === '::' || address === '[::]';
 }

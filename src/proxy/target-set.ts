@@ -1,6 +1,16 @@
 import type { BindingRecord } from '../store/index.js';
-import type { TransportName } from '../transport/types.js';
-import type { FlowRef } from './flow-token.js';
+import type { Destination, TransportName } from '../transport/types.js';
+
+/**
+ * One target of the target set (RFC 3261 §16.5): the URI the copy of the
+ * request goes to, the binding it came from (its Path and flow), and the flow
+ * a Route's flow token named (RFC 5626 §5.3).
+ */
+export interface Target {
+  uri: string;
+  binding?: BindingRecord;
+  flow?: Destination;
+}
 
 /**
  * The target set of an AOR (RFC 3261 §16.5) as groups to try in order:
@@ -13,7 +23,7 @@ import type { FlowRef } from './flow-token.js';
  *
  * @param alive true when a binding's flow can still carry requests.
  */
-export function targetGroups(bindings: BindingRecord[], alive: (ref: FlowRef) => boolean): BindingRecord[][] {
+export function targetGroups(bindings: BindingRecord[], alive: (ref: Destination) => boolean): BindingRecord[][] {
   const chosen: BindingRecord[] = [];
   const byInstance = new Map<string, BindingRecord>();
   for (const b of bindings) {

@@ -25,14 +25,14 @@ export class LocationService {
   constructor(
     private readonly store: SqliteStore,
     logger: Logger,
-    private readonly now: () => number = () => Math.floor(Date.now() / 1000),
+    private readonly nowS: () => number = () => Math.floor(Date.now() / 1000),
   ) {
     this.log = logger.child({ component: 'location' });
   }
 
   /** Load every unexpired binding from the store and start the purge timer. */
   start(purgeIntervalMs = 30_000): void {
-    this.store.deleteExpiredBindings(this.now());
+    this.store.deleteExpiredBindings(this.nowS());
     for (const b of this.store.allBindings()) this.insert(b);
     this.log.info({ aors: this.byAor.size }, 'bindings loaded');
     this.purgeTimer = setInterval(() => this.purge(), purgeIntervalMs);
@@ -77,15 +77,15 @@ export class LocationService {
 
   /** Unexpired bindings of an AOR, highest q first (q absent counts as 1.0), then most recently updated. */
   lookup(aor: string): BindingRecord[] {
-    const now = this.now();
-    const list = (this.byAor.get(aor) ?? []).filter((b) => b.expires > now);
+    const nowS = this.nowS();
+    const list = (this.byAor.get(aor) ?? []).filter((b) => b.expires > nowS);
     return list.sort((a, b) => (b.q ?? 1) - (a.q ?? 1) || b.updatedAt - a.updatedAt);
   }
 
   /** The unexpired binding whose contact URI is `contactUri` (exact string), across all AORs; one Map lookup. */
   findByContact(contactUri: string): BindingRecord | undefined {
     const b = this.byContact.get(contactUri);
-    return b && b.expires > this.now() ? b : undefined;
+    return b && b.expires > this.nowS() ? b : undefined;
   }
 
   /** Add or replace a binding (same AOR and contact URI). */
@@ -130,15 +130,15 @@ export class LocationService {
   }
 
   private purge(): void {
-    const now = this.now();
+    const nowS = this.nowS();
     for (const [aor, list] of this.byAor) {
-      for (const b of list) if (b.expires <= now) this.unindex(b);
-      const live = list.filter((b) => b.expires > now);
+      for (const b of list) if (b.expires <= nowS) this.unindex(b);
+      const live = list.filter((b) => b.expires > nowS);
       if (live.length === 0) this.byAor.delete(aor);
       else this.byAor.set(aor, live);
     }
     this.flush();
-    const n = this.store.deleteExpiredBindings(now);
+    const n = this.store.deleteExpiredBindings(nowS);
     if (n) this.log.debug({ removed: n }, 'expired bindings purged');
   }
 }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { getHeader, getHeaderValues, type SipRequest } from '../sip/message.js';
-import { getTag, parseVia } from '../sip/headers.js';
-import { MAGIC_COOKIE } from '../transaction/timers.js';
+import { getHeader, getHeaderValues, type SipRequest } from '../../sip/message.js';
+import { parseVia } from '../../sip/headers.js';
+import { MAGIC_COOKIE } from '../../transaction/timers.js';
+import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../request-context.js';
 
 /**
  * The loop-detection hash of RFC 3261 §16.6 step 8: over the Request-URI as
@@ -10,12 +11,12 @@ import { MAGIC_COOKIE } from '../transaction/timers.js';
  * SHA-1. A request that comes back with the same values has looped; one
  * whose Request-URI changed (retargeted) is a spiral.
  */
-export function loopHash(req: SipRequest): string {
+export function loopHash(req: SipRequest, fromTag: string | undefined, toTag: string | undefined): string {
   const h = createHash('sha1');
   for (const part of [
     req.uri,
-    getTag(getHeader(req, 'from') ?? '') ?? '',
-    getTag(getHeader(req, 'to') ?? '') ?? '',
+    fromTag ?? '',
+    toTag ?? '',
     getHeader(req, 'call-id') ?? '',
     (getHeader(req, 'cseq') ?? '').trim().split(/\s+/)[0],
     getHeaderValues(req, 'route').join(','),
@@ -45,3 +46,17 @@ export function detectLoop(req: SipRequest, hash: string, isOurs: (host: string,
   }
   return false;
 }
+
+/**
+ * Loop detection (RFC 3261 §16.3 step 4): computes the request's loop hash
+ * (kept in the context: every branch's Via carries it, §16.6 step 8) and
+ * answers 482 Loop Detected when one of our own Vias already carries it.
+ */
+export const loopDetection: RequestProcessor = {
+  name: 'loop-detection',
+  process(ctx: RequestContext) {
+    ctx.loopHash = loopHash(ctx.req, ctx.fromTag, ctx.toTag);
+    if (detectLoop(ctx.req, ctx.loopHash, ctx.env.isOurSentBy)) return reply(482, 'Loop Detected');
+    return CONTINUE;
+  },
+};

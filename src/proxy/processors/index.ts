@@ -1,0 +1,41 @@
+import type { RequestProcessor } from '../request-context.js';
+import { maxForwards } from './max-forwards.js';
+import { loopDetection } from './loop-detection.js';
+import { proxyRequire } from './proxy-require.js';
+import { cancel } from './cancel.js';
+import { strictRoute } from './strict-route.js';
+import { ownRoute } from './own-route.js';
+import { localHandling } from './local-handling.js';
+import { recordedRoute } from './recorded-route.js';
+import { authentication } from './authentication.js';
+import { callAdmission } from './call-admission.js';
+import { responsibility } from './responsibility.js';
+import { locationLookup } from './location-lookup.js';
+
+/**
+ * The request path of the proxy, in order (RFC 3261 §16.3–§16.5). Each
+ * processor returns `continue` or a final outcome (reply, forward, handled);
+ * the first outcome ends the chain and ProxyCore carries it out (forwarding is
+ * §16.6, in ProxyCore; responses §16.7, in ResponseContext).
+ *
+ * Seams for federation (issue 9): domain policy (allowed and denied peer
+ * domains, TLS for inter-domain requests) goes right after authentication;
+ * ENUM (RFC 6116: retarget a tel: or E.164 Request-URI) before
+ * responsibility; DNS server location (RFC 3263) replaces the forwarding of
+ * other domains' Request-URIs in responsibility with its own processor before
+ * it. Each is a new file and a new entry here.
+ */
+export const REQUEST_PROCESSORS: readonly RequestProcessor[] = [
+  maxForwards, //     §16.3 step 3   483 at zero (OPTIONS/REGISTER may be answered here)
+  loopDetection, //   §16.3 step 4   482 when our Via carries this request's hash
+  proxyRequire, //    §16.3 step 5   420 for any Proxy-Require
+  cancel, //          §16.10         200/481 here, CANCEL of the branches
+  strictRoute, //     §16.4          Request-URI from the last Route after a strict router
+  ownRoute, //        §16.4          remove our Route entries, read their flow token
+  localHandling, //   §16.4, §10, §11 REGISTER → registrar, OPTIONS → 200, 420 for Require
+  recordedRoute, //   §16.4, §12.2   Route / contact / flow token / in-dialog → one target
+  authentication, //  §16.3 step 6, §22.3 407 for local senders, From must match
+  callAdmission, //   call limits of the authenticated user
+  responsibility, //  §16.5          our AOR → lookup; other domain → relay for local users
+  locationLookup, //  §16.5, §10.2   bindings → target set (404/480 when none)
+];

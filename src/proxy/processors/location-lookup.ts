@@ -1,0 +1,29 @@
+import type { ProxyEnv } from '../request-context.js';
+import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../request-context.js';
+import { targetGroups, type Target } from '../target-set.js';
+
+/** The target groups of an AOR from the location service (§16.5), highest q first; empty without bindings. */
+export function bindingTargets(env: ProxyEnv, aor: string): Target[][] {
+  return targetGroups(env.location.lookup(aor), env.flowAlive).map((g) => g.map((b) => ({ uri: b.contactUri, binding: b })));
+}
+
+/**
+ * Location lookup (RFC 3261 §16.5, §10.2): the target set of the AOR the
+ * Request-URI names, from its bindings (target-set.ts: by q, Outbound flows
+ * once per instance). An unknown user gets 404; a known user without
+ * bindings 480 Temporarily Unavailable, but only for authenticated local
+ * senders: others get the same 404 as for an unknown user (no user
+ * enumeration).
+ */
+export const locationLookup: RequestProcessor = {
+  name: 'location-lookup',
+  async process(ctx: RequestContext) {
+    const aor = ctx.aor;
+    if (!aor) return CONTINUE;
+    const domain = aor.slice(aor.lastIndexOf('@') + 1);
+    if (!(await ctx.env.userExists(ctx.ruri.user!, domain))) return reply(404, 'Not Found');
+    const targets = bindingTargets(ctx.env, aor);
+    if (targets.length === 0) return ctx.fromLocal ? reply(480, 'Temporarily Unavailable') : reply(404, 'Not Found');
+    return { kind: 'forward', targets };
+  },
+};

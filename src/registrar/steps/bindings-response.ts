@@ -1,0 +1,35 @@
+import { getHeaderValues, type SipHeader } from '../../sip/message.js';
+import { formatNameAddr, parseNameAddr } from '../../sip/headers.js';
+import type { RegisterContext, RegisterReply } from './register-context.js';
+
+/** Flow-Timer for Outbound UAs when not configured, s (RFC 5626 §4.4.1). */
+const DEFAULT_FLOW_TIMER_S = 120;
+
+/** A Date header (RFC 3261 §20.17) for unix time `nowS`, s. */
+export function dateHeader(nowS: number): SipHeader {
+  return { name: 'Date', value: new Date(nowS * 1000).toUTCString() };
+}
+
+/**
+ * §10.3 step 8: 200 OK listing every current binding of the AOR with its
+ * remaining expiry (s) in `expires`, a Date header, the Path of the request
+ * when the UA supports path (RFC 3327 §5.3), Supported, and for Outbound
+ * (RFC 5626 §6) Require: outbound with the Flow-Timer.
+ */
+export function bindingsResponse(ctx: RegisterContext): RegisterReply {
+  const { nowS } = ctx;
+  const headers: SipHeader[] = ctx.opts.location.lookup(ctx.aor).map((b) => {
+    const na = parseNameAddr(b.contact);
+    na.params.expires = String(Math.max(0, b.expires - nowS));
+    return { name: 'Contact', value: formatNameAddr(na) };
+  });
+  headers.push(dateHeader(nowS));
+  const paths = getHeaderValues(ctx.req, 'path');
+  if (paths.length && ctx.supported.includes('path')) for (const p of paths) headers.push({ name: 'Path', value: p });
+  headers.push({ name: 'Supported', value: 'path, outbound' });
+  if (ctx.outboundUsed) {
+    headers.push({ name: 'Require', value: 'outbound' });
+    headers.push({ name: 'Flow-Timer', value: String(ctx.opts.flowTimerS ?? DEFAULT_FLOW_TIMER_S) });
+  }
+  return { status: 200, reason: 'OK', headers };
+}

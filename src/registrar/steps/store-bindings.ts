@@ -1,0 +1,35 @@
+import type { RegisterContext, RegisterReply } from './register-context.js';
+
+/**
+ * §10.3 step 7, the limit: the AOR may hold at most `maxBindingsPerAor`
+ * bindings after the changes; a REGISTER that would exceed it gets 403 and
+ * changes nothing.
+ */
+export function bindingLimit(ctx: RegisterContext): RegisterReply | undefined {
+  const after = new Set(ctx.opts.location.lookup(ctx.aor).map((b) => b.contactUri));
+  for (const c of ctx.changes) {
+    if (c.record) after.add(c.contactUri);
+    else after.delete(c.contactUri);
+  }
+  if (after.size > ctx.opts.maxBindingsPerAor) return { status: 403, reason: 'Forbidden: too many bindings' };
+  return undefined;
+}
+
+/**
+ * §10.3 step 7, the update: every change is applied to the location service
+ * and the step waits until they are committed to the store, so the 200 is
+ * sent only for bindings a restart keeps.
+ */
+export async function storeBindings(ctx: RegisterContext): Promise<RegisterReply | undefined> {
+  const { location } = ctx.opts;
+  for (const c of ctx.changes) {
+    if (c.record) location.put(c.record);
+    else location.remove(ctx.aor, c.contactUri);
+  }
+  await location.committed();
+  if (ctx.changes.length) {
+    const { source } = ctx.st;
+    ctx.log.info({ aor: ctx.aor, contacts: ctx.changes.map((c) => c.contactUri), source: `${source.transport}:${source.remoteAddress}:${source.remotePort}` }, 'bindings updated');
+  }
+  return undefined;
+}
