@@ -13,7 +13,7 @@ import { createRegistrar } from './registrar/registrar.js';
 import { ProxyCore } from './proxy/proxy-core.js';
 import { NonceCountTracker } from './auth/nonce.js';
 import type { DigestPolicy } from './auth/sip-digest.js';
-import { createAuthenticator } from './auth/request-authenticator.js';
+import { createAuthenticator, type Authenticate } from './auth/request-authenticator.js';
 import { TurnServer } from './turn/index.js';
 import { createSecurity } from './auth/security.js';
 import { certificateIdentities } from './auth/client-certificate.js';
@@ -44,152 +44,22 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   mkdirSync(config.data_dir, { recursive: true });
   const secret = loadOrCreateSecret(config.data_dir);
   const store = openStore(config);
-  const defaultDomain = config.domains[0];
 
-  let tls: { cert: Buffer; key: Buffer; ca?: Buffer[] } | undefined;
-  const turnTls = config.turn.enabled && config.turn.listen.some((l) => l.transport === 'tls');
-  if (config.sip.listen.some((l) => l.transport === 'tls' || l.transport === 'wss') || turnTls) {
-    if (config.sip.tls.cert && config.sip.tls.key) {
-      tls = { cert: readFileSync(config.sip.tls.cert), key: readFileSync(config.sip.tls.key) };
-    } else {
-      const paths = await ensureTlsCertificate(config.data_dir, [...config.domains, 'localhost'], logger);
-      tls = { cert: readFileSync(paths.certPath), key: readFileSync(paths.keyPath) };
-    }
-    // CAs that issue client (device) certificates; see auth/client-certificate.ts.
-    tls.ca = (config.sip.tls.ca ?? []).map((f) => readFileSync(f));
-  }
-
-  // Abuse resistance (sip.security): per-source gate, failed-auth bans, call limits; bans in data_dir/bans.json.
-  const banFile = new BanFileWriter(config.data_dir, logger);
-  const security = createSecurity(config.sip.security, logger, {
-    onBansChanged: (bans) => banFile.update(bans),
-    onDroppedBanned: (source) => {
-      if (source.flowId) transport.destroyFlow(source.flowId);
-    },
-  });
-
-  const transport = new TransportLayer({
-    listen: config.sip.listen.map((l) => ({ transport: l.transport, host: l.host, port: l.port, clientCert: l.client_cert ?? 'optional' })),
-    peerIdentities: (cert) => certificateIdentities(cert, config.sip.tls.client_identity ?? ['uri']),
-    advertisedHost: config.sip.advertised_host,
-    tls,
-    limits: {
-      maxMessageBytes: config.sip.limits.max_message_bytes,
-      maxHeaders: config.sip.limits.max_headers,
-      maxLineBytes: config.sip.limits.max_line_bytes,
-    },
-    logger,
-  });
-  const transactions = new TransactionLayer(transport, config.sip.timers, logger);
-  // The per-source gate sits before the transaction layer, so dropped messages create no state.
-  transport.onMessage = (inbound) => {
-    if (!security.gate.admit(inbound)) return;
-    security.calls.observe(inbound.msg);
-    transactions.handle(inbound);
-  };
-
+  const tls = await loadTlsMaterial(config, logger);
+  // The security layer drops a banned source's flow through the transport created right after it.
+  const { security, banFile } = createSecurityLayer(config, logger, (flowId) => transport.destroyFlow(flowId));
+  const transport = createTransport(config, tls, logger);
+  const transactions = createTransactions(config, transport, security, logger);
   const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
   const location = new LocationService(store, logger);
   location.start();
-
-  // Users come from the directory when one is configured, else from the SQLite store; SIP and TURN share it.
-  const users: UserSource = openDirectory(config.directory, config.domains, logger) ?? storeUserSource(store);
-  const auth: DigestPolicy = {
-    realm: defaultDomain,
-    secret,
-    nonceTtl: config.sip.auth.nonce_ttl,
-    algorithms: config.sip.auth.algorithms,
-    strictUri: config.sip.auth.strict_uri,
-    isOwnHost: (host) => domains.isLocal(host),
-    lookupHa1: (username, realm, alg) => users.lookupHa1(username, realm, alg),
-    nonceCounts: new NonceCountTracker(100_000),
-    logger,
-  };
-  const authenticate = createAuthenticator(auth, {
-    certificates: {
-      aorOf: (uri) => {
-        try {
-          return domains.aorOf(parseUri(uri));
-        } catch {
-          return undefined;
-        }
-      },
-    },
-    failures: security.failures,
-  });
-  const register = createRegistrar({
-    domains,
-    location,
-    authenticate,
-    minExpiresS: config.sip.registrar.min_expires,
-    maxExpiresS: config.sip.registrar.max_expires,
-    defaultExpiresS: config.sip.registrar.default_expires,
-    maxBindingsPerAor: config.sip.registrar.max_bindings_per_aor,
-    flowTimerS: config.sip.registrar.flow_timer,
-    logger,
-  });
-  transactions.tu = new ProxyCore({
-    transport,
-    transactions,
-    domains,
-    location,
-    // During a directory outage a callee counts as existing: its bindings (local) decide between routing and 480.
-    userExists: async (username, domain) => {
-      try {
-        return await users.userExists(username, domain);
-      } catch (e) {
-        if (e instanceof UserSourceUnavailableError) return true;
-        throw e;
-      }
-    },
-    authenticate,
-    admitCall: (username, st) => security.calls.admitTransaction(username, st),
-    flowTokenSecret: secret,
-    register,
-    logger,
-  });
+  const { users, authenticate } = createAuthentication(config, secret, store, domains, security, logger);
+  transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, security, secret }, logger);
 
   let turn: TurnServer | undefined;
   try {
     await transport.start();
-    if (config.turn.enabled) {
-      const realm = config.turn.realm ?? defaultDomain;
-      turn = new TurnServer({
-        realm,
-        listen: config.turn.listen,
-        relayAddress: config.turn.relay_address ?? defaultRelayAddress(),
-        relayAddress6: config.turn.relay_address_v6 ?? defaultRelayAddress6(),
-        // TURN over TLS (port 5349) uses the SIP TLS certificate.
-        tls: tls && { cert: tls.cert, key: tls.key },
-        allowedPeers: config.turn.allowed_peers,
-        deniedPeers: config.turn.denied_peers,
-        ownAddresses: hostAddresses(),
-        authSecrets: config.turn.auth_secrets,
-        passwordAlgorithms: config.turn.password_algorithms,
-        maxAllocationsPerUser: config.turn.max_allocations_per_user,
-        maxAllocations: config.turn.max_allocations,
-        bandwidthLimit: config.turn.bandwidth_limit,
-        challengeRate: config.turn.challenge_rate,
-        relayPortMin: config.turn.relay_port_min,
-        relayPortMax: config.turn.relay_port_max,
-        defaultLifetime: config.turn.default_lifetime,
-        maxLifetime: config.turn.max_lifetime,
-        nonceTtl: config.turn.nonce_ttl,
-        nonceSecret: secret,
-        allowLoopbackPeers: config.turn.allow_loopback_peers,
-        // The per-allocation bandwidth cap is enforced on the TypeScript data path only.
-        dataPlane: config.turn.data_plane ?? (config.turn.bandwidth_limit > 0 ? 'typescript' : undefined),
-        // The long-term key is MD5(username:realm:password), or SHA-256 of it for PASSWORD-ALGORITHM SHA-256:
-        // the same as the SIP digest HA1 of that algorithm (RFC 8489 §9.2.2, §18.5.1).
-        getKey: async (username, r, algorithm) => {
-          const ha1 = await users.lookupHa1(username, r, algorithm ?? 'MD5');
-          return ha1 ? Buffer.from(ha1, 'hex') : undefined;
-        },
-        software: 'rtcedge',
-        logger,
-      });
-      await turn.start();
-    }
+    turn = await startTurn(config, tls, secret, users, logger);
   } catch (err) {
     await transport.stop();
     location.stop();
@@ -219,6 +89,196 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       log.info('rtcedge stopped');
     },
   };
+}
+
+/** Certificate, key and client CAs for the TLS/WSS listeners and TURN over TLS. */
+interface TlsMaterial {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer[];
+}
+
+/**
+ * TLS material when a SIP TLS/WSS listener or TURN over TLS is configured:
+ * `sip.tls.cert`/`key`, or a self-signed certificate under `data_dir/tls/`;
+ * plus the CAs of client (device) certificates (`sip.tls.ca`). Undefined without TLS.
+ */
+async function loadTlsMaterial(config: Config, logger: Logger): Promise<TlsMaterial | undefined> {
+  const turnTls = config.turn.enabled && config.turn.listen.some((l) => l.transport === 'tls');
+  if (!config.sip.listen.some((l) => l.transport === 'tls' || l.transport === 'wss') && !turnTls) return undefined;
+  let tls: TlsMaterial;
+  if (config.sip.tls.cert && config.sip.tls.key) {
+    tls = { cert: readFileSync(config.sip.tls.cert), key: readFileSync(config.sip.tls.key) };
+  } else {
+    const paths = await ensureTlsCertificate(config.data_dir, [...config.domains, 'localhost'], logger);
+    tls = { cert: readFileSync(paths.certPath), key: readFileSync(paths.keyPath) };
+  }
+  // CAs that issue client (device) certificates; see auth/client-certificate.ts.
+  tls.ca = (config.sip.tls.ca ?? []).map((f) => readFileSync(f));
+  return tls;
+}
+
+/** Abuse resistance (sip.security): per-source gate, failed-auth bans, call limits; bans in data_dir/bans.json. */
+function createSecurityLayer(config: Config, logger: Logger, destroyFlow: (flowId: string) => void) {
+  const banFile = new BanFileWriter(config.data_dir, logger);
+  const security = createSecurity(config.sip.security, logger, {
+    onBansChanged: (bans) => banFile.update(bans),
+    onDroppedBanned: (source) => {
+      if (source.flowId) destroyFlow(source.flowId);
+    },
+  });
+  return { security, banFile };
+}
+
+type Security = ReturnType<typeof createSecurity>;
+
+/** The SIP transport layer on the configured listeners (not started yet). */
+function createTransport(config: Config, tls: TlsMaterial | undefined, logger: Logger): TransportLayer {
+  return new TransportLayer({
+    listen: config.sip.listen.map((l) => ({ transport: l.transport, host: l.host, port: l.port, clientCert: l.client_cert ?? 'optional' })),
+    peerIdentities: (cert) => certificateIdentities(cert, config.sip.tls.client_identity ?? ['uri']),
+    advertisedHost: config.sip.advertised_host,
+    tls,
+    limits: {
+      maxMessageBytes: config.sip.limits.max_message_bytes,
+      maxHeaders: config.sip.limits.max_headers,
+      maxLineBytes: config.sip.limits.max_line_bytes,
+    },
+    logger,
+  });
+}
+
+/** The transaction layer, fed by the transport through the per-source gate (dropped messages create no state). */
+function createTransactions(config: Config, transport: TransportLayer, security: Security, logger: Logger): TransactionLayer {
+  const transactions = new TransactionLayer(transport, config.sip.timers, logger);
+  transport.onMessage = (inbound) => {
+    if (!security.gate.admit(inbound)) return;
+    security.calls.observe(inbound.msg);
+    transactions.handle(inbound);
+  };
+  return transactions;
+}
+
+/**
+ * Users and authentication: the directory when one is configured, else the
+ * SQLite store (SIP and TURN share it); digest with the server secret, and
+ * client certificates naming an AOR.
+ */
+function createAuthentication(config: Config, secret: Buffer, store: ReturnType<typeof openStore>, domains: LocalDomains, security: Security, logger: Logger) {
+  const users: UserSource = openDirectory(config.directory, config.domains, logger) ?? storeUserSource(store);
+  const auth: DigestPolicy = {
+    realm: config.domains[0],
+    secret,
+    nonceTtl: config.sip.auth.nonce_ttl,
+    algorithms: config.sip.auth.algorithms,
+    strictUri: config.sip.auth.strict_uri,
+    isOwnHost: (host) => domains.isLocal(host),
+    lookupHa1: (username, realm, alg) => users.lookupHa1(username, realm, alg),
+    nonceCounts: new NonceCountTracker(100_000),
+    logger,
+  };
+  const authenticate = createAuthenticator(auth, {
+    certificates: {
+      aorOf: (uri) => {
+        try {
+          return domains.aorOf(parseUri(uri));
+        } catch {
+          return undefined;
+        }
+      },
+    },
+    failures: security.failures,
+  });
+  return { users, authenticate };
+}
+
+/** What the registrar and proxy are built from. */
+interface SipCoreParts {
+  transport: TransportLayer;
+  transactions: TransactionLayer;
+  domains: LocalDomains;
+  location: LocationService;
+  users: UserSource;
+  authenticate: Authenticate;
+  security: Security;
+  secret: Buffer;
+}
+
+/** The registrar (sip.registrar) and the proxy that hands it REGISTERs: the transaction user. */
+function createSipCore(config: Config, parts: SipCoreParts, logger: Logger): ProxyCore {
+  const { transport, transactions, domains, location, users, authenticate, security, secret } = parts;
+  const register = createRegistrar({
+    domains,
+    location,
+    authenticate,
+    minExpiresS: config.sip.registrar.min_expires,
+    maxExpiresS: config.sip.registrar.max_expires,
+    defaultExpiresS: config.sip.registrar.default_expires,
+    maxBindingsPerAor: config.sip.registrar.max_bindings_per_aor,
+    flowTimerS: config.sip.registrar.flow_timer,
+    logger,
+  });
+  return new ProxyCore({
+    transport,
+    transactions,
+    domains,
+    location,
+    // During a directory outage a callee counts as existing: its bindings (local) decide between routing and 480.
+    userExists: async (username, domain) => {
+      try {
+        return await users.userExists(username, domain);
+      } catch (e) {
+        if (e instanceof UserSourceUnavailableError) return true;
+        throw e;
+      }
+    },
+    authenticate,
+    admitCall: (username, st) => security.calls.admitTransaction(username, st),
+    flowTokenSecret: secret,
+    register,
+    logger,
+  });
+}
+
+/** The TURN server when `turn.enabled`, started; undefined otherwise. */
+async function startTurn(config: Config, tls: TlsMaterial | undefined, secret: Buffer, users: UserSource, logger: Logger): Promise<TurnServer | undefined> {
+  if (!config.turn.enabled) return undefined;
+  const turn = new TurnServer({
+    realm: config.turn.realm ?? config.domains[0],
+    listen: config.turn.listen,
+    relayAddress: config.turn.relay_address ?? defaultRelayAddress(),
+    relayAddress6: config.turn.relay_address_v6 ?? defaultRelayAddress6(),
+    // TURN over TLS (port 5349) uses the SIP TLS certificate.
+    tls: tls && { cert: tls.cert, key: tls.key },
+    allowedPeers: config.turn.allowed_peers,
+    deniedPeers: config.turn.denied_peers,
+    ownAddresses: hostAddresses(),
+    authSecrets: config.turn.auth_secrets,
+    passwordAlgorithms: config.turn.password_algorithms,
+    maxAllocationsPerUser: config.turn.max_allocations_per_user,
+    maxAllocations: config.turn.max_allocations,
+    bandwidthLimit: config.turn.bandwidth_limit,
+    challengeRate: config.turn.challenge_rate,
+    relayPortMin: config.turn.relay_port_min,
+    relayPortMax: config.turn.relay_port_max,
+    defaultLifetime: config.turn.default_lifetime,
+    maxLifetime: config.turn.max_lifetime,
+    nonceTtl: config.turn.nonce_ttl,
+    nonceSecret: secret,
+    allowLoopbackPeers: config.turn.allow_loopback_peers,
+    // The per-allocation bandwidth cap is enforced on the TypeScript data path only.
+    dataPlane: config.turn.data_plane ?? (config.turn.bandwidth_limit > 0 ? 'typescript' : undefined),
+    // The long-term key is MD5(username:realm:password), or SHA-256 of it for PASSWORD-ALGORITHM SHA-256:
+    // the same as the SIP digest HA1 of that algorithm (RFC 8489 §9.2.2, §18.5.1).
+    getKey: async (username, r, algorithm) => {
+      const ha1 = await users.lookupHa1(username, r, algorithm ?? 'MD5');
+      return ha1 ? Buffer.from(ha1, 'hex') : undefined;
+    },
+    software: 'rtcedge',
+    logger,
+  });
+  await turn.start();
+  return turn;
 }
 
 /** First global (not link-local, not loopback) IPv6 address of the host, if any: where IPv6 TURN relays bind by default. */

@@ -1,17 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallLimits } from '../../src/auth/call-limits.js';
-import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
-import { startServer, type RunningServer } from '../../src/server.js';
 import { getHeader, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.js';
 import { createResponse } from '../../src/sip/response.js';
-import { openStore } from '../../src/store/index.js';
-import { credentialsFor } from '../../src/store/users.js';
 import type { ServerTransaction } from '../../src/transaction/server-transaction.js';
 import { UdpUa } from '../helpers/udp-ua.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 describe('CallLimits', () => {
   it('refuses over the concurrent limit with 486 and over the per-minute limit with 503 + Retry-After', () => {
@@ -57,28 +51,20 @@ describe('CallLimits', () => {
 describe('per-user call limits through the proxy (UDP, in process)', () => {
   const PORT = 29530;
   const DOMAIN = 'example.test';
-  let dir: string;
-  let server: RunningServer;
+  let test: TestServer;
   let alice: UdpUa;
   let bob: UdpUa;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'rtcedge-calls-'));
-    const config = parseConfig({
-      data_dir: dir,
-      domains: [DOMAIN],
-      log: { level: 'silent' },
+    test = await startTestServer({
+      name: 'calls',
+      domain: DOMAIN,
       sip: {
         listen: [{ transport: 'udp', host: '127.0.0.1', port: PORT }],
         security: { exempt_sources: [], calls: { max_concurrent_per_user: 1, max_attempts_per_minute: 2 } },
       },
-      turn: { enabled: false },
+      users: { alice: 'alicepw', bob: 'bobpw' },
     });
-    const store = openStore(config);
-    store.addUser('alice', DOMAIN, credentialsFor('alice', DOMAIN, 'alicepw', ['MD5']));
-    store.addUser('bob', DOMAIN, credentialsFor('bob', DOMAIN, 'bobpw', ['MD5']));
-    store.close();
-    server = await startServer(config, silentLogger);
     alice = await UdpUa.open();
     bob = await UdpUa.open();
     const reg = bob.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:bob@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, contactUser: 'bob' });
@@ -91,8 +77,7 @@ describe('per-user call limits through the proxy (UDP, in process)', () => {
   afterAll(async () => {
     alice?.close();
     bob?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await test?.stop();
   });
 
   /** alice INVITEs bob with digest; returns the authenticated INVITE and its first final response (or the one bob sees). */

@@ -9,13 +9,8 @@
  * connection anyway).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { parseConfig } from '../../src/config/load.js';
-import { startServer, type RunningServer } from '../../src/server.js';
-import { silentLogger } from '../../src/log.js';
 import { TcpPeer, toLoopback, vector } from './torture-wire.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 const PORT = 27062;
 const DOMAIN = 'example.test';
@@ -26,24 +21,18 @@ function statusLines(data: Buffer): string[] {
 }
 
 describe('RFC 4475 stream-framing messages over TCP', () => {
-  let dir: string;
-  let server: RunningServer;
+  let test: TestServer;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'rtcedge-torture-tcp-'));
-    const config = parseConfig({
-      data_dir: dir,
-      domains: [DOMAIN],
-      log: { level: 'silent' },
+    test = await startTestServer({
+      name: 'torture-tcp',
+      domain: DOMAIN,
       sip: { listen: [{ transport: 'tcp', host: '127.0.0.1', port: PORT }] },
-      turn: { enabled: false },
     });
-    server = await startServer(config, silentLogger);
   });
 
   afterAll(async () => {
-    await server?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await test?.stop();
   });
 
   async function send(name: string): Promise<TcpPeer> {

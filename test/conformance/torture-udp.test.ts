@@ -12,22 +12,17 @@
  * anything else, so a request the proxy forwards shows up there.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import v8 from 'node:v8';
 import Database from 'better-sqlite3';
 import vm from 'node:vm';
-import { parseConfig } from '../../src/config/load.js';
-import { startServer, type RunningServer } from '../../src/server.js';
-import { openStore } from '../../src/store/index.js';
-import { credentialsFor } from '../../src/store/users.js';
-import { silentLogger } from '../../src/log.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import { getHeader, getHeaderValues, type SipRequest } from '../../src/sip/message.js';
 import { getTag } from '../../src/sip/headers.js';
 import { computeResponse, formatCredentials, parseAuthParams, computeHA1 } from '../../src/auth/digest.js';
 import { UdpUa } from '../helpers/udp-ua.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { UdpPeer, leftoverAddresses, toLoopback, vector, vectorCrlf } from './torture-wire.js';
 
 const PORT = 27060;
@@ -171,25 +166,18 @@ function ids(raw: Buffer): { callId?: string; cseq?: string; body?: Buffer } {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('RFC 4475 and RFC 5118 torture messages over UDP', () => {
-  let dir: string;
-  let server: RunningServer;
+  let test: TestServer;
   let callee: UdpPeer;
   const vectors = allVectors();
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'rtcedge-torture-'));
-    const config = parseConfig({
-      data_dir: dir,
-      domains: [DOMAIN],
-      log: { level: 'silent' },
-      // Short timers so completed transactions go away within the test (64·T1 = 3.2 s).
+    // Short timers so completed transactions go away within the test (64·T1 = 3.2 s).
+    test = await startTestServer({
+      name: 'torture',
+      domain: DOMAIN,
       sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: PORT }], timers: { t1: 50, t2: 400, t4: 500 } },
-      turn: { enabled: false },
+      users: Object.fromEntries([...REGISTERED, ...UNREGISTERED].map((u) => [u, PASSWORD])),
     });
-    const store = openStore(config);
-    for (const u of [...REGISTERED, ...UNREGISTERED]) store.addUser(u, DOMAIN, credentialsFor(u, DOMAIN, PASSWORD, ['MD5']));
-    store.close();
-    server = await startServer(config, silentLogger);
 
     // The callee: one socket registered for every REGISTERED user (digest over the wire).
     callee = await UdpPeer.open(true);
@@ -221,8 +209,7 @@ describe('RFC 4475 and RFC 5118 torture messages over UDP', () => {
 
   afterAll(async () => {
     callee?.close();
-    await server?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await test?.stop();
   });
 
   it('covers every message of both archives, and leaves no address outside loopback', () => {
@@ -406,7 +393,7 @@ describe('RFC 4475 and RFC 5118 torture messages over UDP', () => {
     it('regbadct.dat: an addr-spec Contact with ?Route= is rejected with 400, no binding stored', async () => {
       const res = await registerAuthorized('rfc4475/regbadct.dat', 'reguser');
       expect(res).toMatch(/^SIP\/2\.0 400 Bad Request/);
-      const db = new Database(join(dir, 'rtcedge.db'), { readonly: true });
+      const db = new Database(join(test.dir, 'rtcedge.db'), { readonly: true });
       const rows = db.prepare('SELECT contact_uri FROM bindings WHERE aor = ?').all(`sip:reguser@${DOMAIN}`) as { contact_uri: string }[];
       db.close();
       expect(rows.map((r) => r.contact_uri)).toEqual(['sip:user@example.test?Route=%3Csip:sip.example.com%3E']);

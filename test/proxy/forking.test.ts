@@ -1,16 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import net from 'node:net';
-import { parseConfig } from '../../src/config/load.js';
-import { startServer, type RunningServer } from '../../src/server.js';
-import { openStore } from '../../src/store/index.js';
-import { credentialsFor } from '../../src/store/users.js';
-import { silentLogger } from '../../src/log.js';
 import { getHeader, type SipRequest, type SipResponse } from '../../src/sip/message.js';
 import { createResponse } from '../../src/sip/response.js';
 import { UdpUa } from '../helpers/udp-ua.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 const PORT = 26260;
 const DOMAIN = 'example.test';
@@ -22,32 +15,24 @@ const USERS = ['par', 'seq', 'six', 'mute', 'dead', 'loopy'];
  * Callers come from another domain, so no digest is involved.
  */
 describe('proxy forking and response selection', () => {
-  let dir: string;
-  let server: RunningServer;
+  let test: TestServer;
   const uas: UdpUa[] = [];
   let caller: UdpUa;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'rtcedge-fork-'));
-    const config = parseConfig({
-      data_dir: dir,
-      domains: [DOMAIN],
-      log: { level: 'silent' },
+    test = await startTestServer({
+      name: 'fork',
+      domain: DOMAIN,
       sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: PORT }], timers: { t1: 20, t2: 160, t4: 200 } },
-      turn: { enabled: false },
+      users: Object.fromEntries(USERS.map((u) => [u, `${u}pw`])),
     });
-    const store = openStore(config);
-    for (const u of USERS) store.addUser(u, DOMAIN, credentialsFor(u, DOMAIN, `${u}pw`, ['MD5']));
-    store.close();
-    server = await startServer(config, silentLogger);
     caller = await UdpUa.open();
   });
 
   afterAll(async () => {
     caller?.close();
     for (const u of uas) u.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await test?.stop();
   });
 
   /** Register `contact` for `user` with digest; returns after the 200. */

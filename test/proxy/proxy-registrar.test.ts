@@ -1,42 +1,28 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { parseConfig } from '../../src/config/load.js';
-import { startServer, type RunningServer } from '../../src/server.js';
-import { openStore } from '../../src/store/index.js';
-import { credentialsFor } from '../../src/store/users.js';
-import { silentLogger } from '../../src/log.js';
 import { getHeader, getHeaderValues, type SipRequest, type SipResponse } from '../../src/sip/message.js';
 import { createResponse } from '../../src/sip/response.js';
 import { UdpUa } from '../helpers/udp-ua.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 const PORT = 26060;
 const DOMAIN = 'example.test';
 
 describe('registrar and proxy over UDP', () => {
+  let test: TestServer;
   let dir: string;
-  let server: RunningServer;
   let alice: UdpUa;
   let bob: UdpUa;
-  const config = () =>
-    parseConfig({
-      data_dir: dir,
-      domains: [DOMAIN],
-      log: { level: 'silent' },
-      sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: PORT }], registrar: { min_expires: 30 } },
-      turn: { enabled: false },
-    });
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'rtcedge-proxy-'));
-    const store = openStore(config());
-    store.addUser('alice', DOMAIN, credentialsFor('alice', DOMAIN, 'alicepw', ['MD5']));
-    store.addUser('bob', DOMAIN, credentialsFor('bob', DOMAIN, 'bobpw', ['MD5']));
-    store.addUser('carol', DOMAIN, credentialsFor('carol', DOMAIN, 'carolpw', ['MD5']));
-    store.close();
-    server = await startServer(config(), silentLogger);
+    test = await startTestServer({
+      name: 'proxy',
+      domain: DOMAIN,
+      sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: PORT }], registrar: { min_expires: 30 } },
+      users: { alice: 'alicepw', bob: 'bobpw', carol: 'carolpw' },
+    });
+    dir = test.dir;
     alice = await UdpUa.open();
     bob = await UdpUa.open();
   });
@@ -44,8 +30,7 @@ describe('registrar and proxy over UDP', () => {
   afterAll(async () => {
     alice?.close();
     bob?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await test?.stop();
   });
 
   async function register(ua: UdpUa, user: string, pw: string, expires = 300): Promise<SipResponse> {

@@ -1,19 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import stun from 'stun';
-import { parseConfig } from '../../src/config/load.js';
-import { startServer, type RunningServer } from '../../src/server.js';
-import { openStore } from '../../src/store/index.js';
-import { credentialsFor } from '../../src/store/users.js';
-import { silentLogger } from '../../src/log.js';
 import { getHeader, getHeaderValues, type SipRequest, type SipResponse } from '../../src/sip/message.js';
 import { computeResponse, formatCredentials, parseAuthParams } from '../../src/auth/digest.js';
 import { createResponse } from '../../src/sip/response.js';
 import { TcpConnection } from '../helpers/tcp-ua.js';
 import { UdpUa } from '../helpers/udp-ua.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 const PORT = 26160;
 const DOMAIN = 'example.test';
@@ -51,38 +44,29 @@ async function registerFlow(conn: TcpConnection, regId: number): Promise<SipResp
 }
 
 describe('SIP Outbound (RFC 5626) over TCP', () => {
-  let dir: string;
-  let server: RunningServer;
+  let test: TestServer;
   const conns: TcpConnection[] = [];
   let bob: UdpUa;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'rtcedge-outbound-'));
-    const config = parseConfig({
-      data_dir: dir,
-      domains: [DOMAIN],
-      log: { level: 'silent' },
+    test = await startTestServer({
+      name: 'outbound',
+      domain: DOMAIN,
       sip: {
         listen: [
           { transport: 'udp', host: '127.0.0.1', port: PORT },
           { transport: 'tcp', host: '127.0.0.1', port: PORT },
         ],
       },
-      turn: { enabled: false },
+      users: { alice: 'alicepw', bob: 'bobpw' },
     });
-    const store = openStore(config);
-    store.addUser('alice', DOMAIN, credentialsFor('alice', DOMAIN, 'alicepw', ['MD5']));
-    store.addUser('bob', DOMAIN, credentialsFor('bob', DOMAIN, 'bobpw', ['MD5']));
-    store.close();
-    server = await startServer(config, silentLogger);
     bob = await UdpUa.open();
   });
 
   afterAll(async () => {
     for (const c of conns) c.destroy();
     bob?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await test?.stop();
   });
 
   it('registers two flows with reg-id, answers with Require: outbound and Flow-Timer, pongs keepalives', async () => {

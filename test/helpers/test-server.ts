@@ -1,0 +1,61 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig, type Config } from '../../src/config/load.js';
+import { startServer, type RunningServer } from '../../src/server.js';
+import { openStore } from '../../src/store/index.js';
+import { credentialsFor } from '../../src/store/users.js';
+import { silentLogger } from '../../src/log.js';
+
+/** How to start an rtcedge instance in the test process. */
+export interface TestServerOptions {
+  /** Names the temporary data_dir (`rtcedge-<name>-XXXXXX`). */
+  name: string;
+  /** The served domain; default `example.test`. */
+  domain?: string;
+  /** The `sip` section of the configuration (listeners, timers, security...). */
+  sip: Record<string, unknown>;
+  /** Users to create in the store before start, name → password (MD5 credentials). */
+  users?: Record<string, string>;
+}
+
+/** A running instance with its data_dir and configuration; `stop()` stops it and removes the data_dir. */
+export interface TestServer {
+  server: RunningServer;
+  dir: string;
+  config: Config;
+  stop(): Promise<void>;
+}
+
+/**
+ * Start rtcedge in the test process on a fresh data_dir (TURN off, silent
+ * logs), with the given users in its SQLite store: the start-up every
+ * in-process server test shares.
+ */
+export async function startTestServer(opts: TestServerOptions): Promise<TestServer> {
+  const domain = opts.domain ?? 'example.test';
+  const dir = mkdtempSync(join(tmpdir(), `rtcedge-${opts.name}-`));
+  const config = parseConfig({ data_dir: dir, domains: [domain], log: { level: 'silent' }, sip: opts.sip, turn: { enabled: false } });
+  const users = Object.entries(opts.users ?? {});
+  if (users.length) {
+    const store = openStore(config);
+    for (const [user, password] of users) store.addUser(user, domain, credentialsFor(user, domain, password, ['MD5']));
+    store.close();
+  }
+  let server: RunningServer;
+  try {
+    server = await startServer(config, silentLogger);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    server,
+    dir,
+    config,
+    async stop() {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
