@@ -4,11 +4,14 @@
  * REGISTER with digest; a call through the record-routing proxy to a
  * registered SIPp UAS; a CANCEL before answer; a call forked to two
  * registered SIPp UAS of one AOR where one answers and the other sees the
- * CANCEL; a call to a user without bindings (480). Every SIPp run must end
- * with exit status 0 (each of its calls succeeded).
+ * CANCEL; a call to a user without bindings (480); SIPp's built-in uac and
+ * uas, whose ACK goes to the Request-URI of the INVITE (the server's own
+ * address) without a Route. Every SIPp run must end with exit status 0 (each
+ * of its calls succeeded).
  *
  * Ports: rtcedge 27160 (UDP); SIPp 27161–27169.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWithPeers } from './harness/peers.js';
@@ -22,15 +25,23 @@ const CALLER_PORT = 27161;
 const UAS_A_PORT = 27162;
 const UAS_B_PORT = 27163;
 const REG_PORT = 27164;
+const BUILTIN_UAS_PORT = 27165;
+const BUILTIN_UAC_PORT = 27166;
+/** The built-in uac calls from another loopback address: its From (sipp@<its address>) is then not one of the server's own, so it is not challenged. */
+const BUILTIN_UAC_ADDRESS = '127.0.0.2';
 const SCENARIOS = join(REPO_ROOT, 'interop', 'sipp');
-const PW = { alice: 'alice-sipp-pw', bob: 'bob-sipp-pw', carol: 'carol-sipp-pw', dave: 'dave-sipp-pw', erin: 'erin-sipp-pw' };
+const PW = { alice: 'alice-sipp-pw', bob: 'bob-sipp-pw', carol: 'carol-sipp-pw', dave: 'dave-sipp-pw', erin: 'erin-sipp-pw', frank: 'frank-sipp-pw' };
 
-/** Common SIPp options: UDP on 127.0.0.1, one call, no keyboard, bounded run that fails on timeout. */
-function sippArgs(dir: string, scenario: string, localPort: number, service: string, extra: string[] = []): string[] {
+/**
+ * Common SIPp options: UDP on `localIp` (default 127.0.0.1), one call, no keyboard, bounded run that fails on timeout.
+ * `scenario` is a file of interop/sipp/, or `builtin:<name>` for one of SIPp's own scenarios (-sn).
+ */
+function sippArgs(dir: string, scenario: string, localPort: number, service: string, extra: string[] = [], localIp = '127.0.0.1'): string[] {
+  const builtin = scenario.startsWith('builtin:') ? scenario.slice('builtin:'.length) : undefined;
   return [
     `127.0.0.1:${SIP_PORT}`,
-    '-sf', join(SCENARIOS, scenario),
-    '-i', '127.0.0.1',
+    ...(builtin ? ['-sn', builtin] : ['-sf', join(SCENARIOS, scenario)]),
+    '-i', localIp,
     '-p', String(localPort),
     '-s', service,
     '-m', '1',
@@ -41,7 +52,7 @@ function sippArgs(dir: string, scenario: string, localPort: number, service: str
     // No BYE of its own on a failed call: the scenario alone decides what is sent.
     '-default_behaviors', 'all,-bye',
     '-trace_err',
-    '-error_file', join(dir, `sipp-${scenario.replace('.xml', '')}-${localPort}-errors.log`),
+    '-error_file', join(dir, `sipp-${scenario.replace('.xml', '').replace(':', '-')}-${localPort}-errors.log`),
     ...extra,
   ];
 }
@@ -51,7 +62,7 @@ describeWithPeers(['sipp'])('SIPp scenarios through rtcedge', () => {
   let server: Rtcedge | undefined;
 
   beforeAll(async () => {
-    await assertPortsFree('127.0.0.1', [SIP_PORT, CALLER_PORT, UAS_A_PORT, UAS_B_PORT, REG_PORT]);
+    await assertPortsFree('127.0.0.1', [SIP_PORT, CALLER_PORT, UAS_A_PORT, UAS_B_PORT, REG_PORT, BUILTIN_UAS_PORT]);
     dir = makeTempDir('sipp');
     server = await startRtcedge({
       dir: join(dir, 'server'),
@@ -67,13 +78,13 @@ describeWithPeers(['sipp'])('SIPp scenarios through rtcedge', () => {
   });
 
   /** Run one SIPp client scenario to completion; resolves with its output and exit code. */
-  async function runSipp(scenario: string, localPort: number, service: string, extra: string[] = []) {
-    return runCommand('sipp', sippArgs(dir, scenario, localPort, service, extra), { cwd: dir, timeoutMs: 30_000 });
+  async function runSipp(scenario: string, localPort: number, service: string, extra: string[] = [], localIp?: string) {
+    return runCommand('sipp', sippArgs(dir, scenario, localPort, service, extra, localIp), { cwd: dir, timeoutMs: 30_000 });
   }
 
   /** Start a SIPp UAS (one call) in the background. */
-  function startUas(scenario: string, port: number, service: string): ManagedProcess {
-    return spawnProcess('sipp', sippArgs(dir, scenario, port, service), { cwd: dir });
+  function startUas(scenario: string, port: number, service: string, extra: string[] = []): ManagedProcess {
+    return spawnProcess('sipp', sippArgs(dir, scenario, port, service, extra), { cwd: dir });
   }
 
   /** Register `user` with the Contact of a SIPp instance on `port` (SIPp's own REGISTER with digest). */
@@ -150,6 +161,27 @@ describeWithPeers(['sipp'])('SIPp scenarios through rtcedge', () => {
     await server!.waitForLog((l) => l.msg === 'sip send' && typeof l.startLine === 'string' && l.startLine.startsWith(`CANCEL sip:carol@127.0.0.1:${UAS_B_PORT}`), 5000);
     const cancels = server!.sipLog({ direction: 'send' }).filter((e) => e.startLine.startsWith(`CANCEL sip:carol@127.0.0.1:${UAS_B_PORT}`));
     expect(cancels.length).toBeGreaterThanOrEqual(1);
+  });
+
+  it("SIPp's built-in uac calls its built-in uas: the ACK sent to the server's address reaches the UAS once", async () => {
+    await register('frank', BUILTIN_UAS_PORT);
+    const messages = join(dir, 'sipp-builtin-uas-messages.log');
+    const uas = startUas('builtin:uas', BUILTIN_UAS_PORT, 'frank', ['-trace_msg', '-message_file', messages]);
+    try {
+      // The uac sends INVITE, then ACK and BYE, to sip:frank@127.0.0.1:27160 without a Route (it ignores the Record-Route).
+      const uac = await runSipp('builtin:uac', BUILTIN_UAC_PORT, 'frank', [], BUILTIN_UAC_ADDRESS);
+      expect(uac.code, uac.output).toBe(0);
+      const st = await uas.exited;
+      expect(st.code, uas.output()).toBe(0);
+    } finally {
+      await uas.stop();
+    }
+    const log = readFileSync(messages, 'utf8');
+    const acks = log.match(/^ACK sip:frank@127\.0\.0\.1:27165 SIP\/2\.0$/gm) ?? [];
+    expect(acks, log).toHaveLength(1);
+    // The server received the ACK once: it did not forward it to itself.
+    const received = server!.sipLog((e) => e.direction === 'recv' && e.startLine.startsWith('ACK sip:frank@'));
+    expect(received.map((e) => e.startLine)).toEqual([`ACK sip:frank@127.0.0.1:${SIP_PORT} SIP/2.0`]);
   });
 
   it('a call to a user without bindings gets 480', async () => {

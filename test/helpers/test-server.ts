@@ -5,7 +5,7 @@ import { parseConfig, type Config } from '../../src/config/load.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { openStore } from '../../src/store/index.js';
 import { credentialsFor } from '../../src/store/users.js';
-import { silentLogger } from '../../src/log.js';
+import { silentLogger, type Logger } from '../../src/log.js';
 
 /** How to start an rtcedge instance in the test process. */
 export interface TestServerOptions {
@@ -17,6 +17,8 @@ export interface TestServerOptions {
   sip: Record<string, unknown>;
   /** Users to create in the store before start, name → password (MD5 credentials). */
   users?: Record<string, string>;
+  /** Where the server logs; default nowhere. */
+  logger?: Logger;
 }
 
 /** A running instance with its data_dir and configuration; `stop()` stops it and removes the data_dir. */
@@ -44,7 +46,7 @@ export async function startTestServer(opts: TestServerOptions): Promise<TestServ
   }
   let server: RunningServer;
   try {
-    server = await startServer(config, silentLogger);
+    server = await startServer(config, opts.logger ?? silentLogger);
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
