@@ -15,6 +15,7 @@ import { InviteServerTransaction, NonInviteServerTransaction, type ServerTransac
 import { DEFAULT_TIMERS } from '../../src/transaction/timers.js';
 import type { Source } from '../../src/transport/types.js';
 import { RequestContext, type ProxyEnv } from '../../src/proxy/request-context.js';
+import type { RegisterContext, RegistrarOptions } from '../../src/registrar/steps/register-context.js';
 
 /** The served domain of every world. */
 export const DOMAIN = 'example.test';
@@ -167,4 +168,42 @@ export function sipRequest(method: string, uri: string, opts: RequestOptions = {
     '',
   ];
   return parseMessage(Buffer.from(lines.join('\r\n'))) as SipRequest;
+}
+
+/** Registrar settings of {@link registerContext}: min 60 s, max 3600 s, default 600 s, 3 bindings per AOR. */
+export function registrarOptions(world: SipWorld, overrides: Partial<RegistrarOptions> = {}): RegistrarOptions {
+  return {
+    domains: world.env.domains,
+    location: world.location,
+    authenticate: world.env.authenticate,
+    minExpiresS: 60,
+    maxExpiresS: 3600,
+    defaultExpiresS: 600,
+    maxBindingsPerAor: 3,
+    logger: silentLogger,
+    ...overrides,
+  };
+}
+
+/**
+ * A registrar step context for a REGISTER, as the registrar builds it, at
+ * unix time `nowS`; `fields` sets what earlier steps would have found.
+ */
+export function registerContext(world: SipWorld, req: SipRequest, fields: Partial<RegisterContext> = {}, source: Source = UA_SOURCE): RegisterContext {
+  return {
+    req,
+    st: world.transaction(req, source),
+    opts: registrarOptions(world),
+    log: silentLogger,
+    nowS: 1_800_000_000,
+    aor: '',
+    callId: '',
+    cseq: 0,
+    contacts: [],
+    headerExpiresS: undefined,
+    supported: [],
+    changes: [],
+    outboundUsed: false,
+    ...fields,
+  };
 }
