@@ -2,7 +2,7 @@ import type { SipHeader, SipRequest } from '../sip/message.js';
 import { createResponse } from '../sip/response.js';
 import { SipError } from '../sip/errors.js';
 import type { ServerTransaction } from '../transaction/server-transaction.js';
-import type { RegisterContext, RegistrarOptions } from './steps/register-context.js';
+import { newRegisterContext, type RegistrarOptions } from './steps/register-context.js';
 import { REGISTER_STEPS } from './steps/index.js';
 
 export type { RegistrarOptions } from './steps/register-context.js';
@@ -25,21 +25,7 @@ export function createRegistrar(opts: RegistrarOptions): (req: SipRequest, st: S
   return async (req, st) => {
     const reply = (status: number, reason: string, headers: SipHeader[] = []) =>
       st.respond(createResponse(req, status, { reason, headers, toTag: status > 100 ? 'reg' + Date.now().toString(36) : undefined }));
-    const ctx: RegisterContext = {
-      req,
-      st,
-      opts,
-      log,
-      nowS: nowS(),
-      aor: '',
-      callId: '',
-      cseq: 0,
-      contacts: [],
-      headerExpiresS: undefined,
-      supported: [],
-      changes: [],
-      outboundUsed: false,
-    };
+    const ctx = newRegisterContext(req, st, opts, log, nowS());
     try {
       for (const step of REGISTER_STEPS) {
         const answer = await step(ctx);

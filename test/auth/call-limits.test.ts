@@ -67,11 +67,7 @@ describe('per-user call limits through the proxy (UDP, in process)', () => {
     });
     alice = await UdpUa.open();
     bob = await UdpUa.open();
-    const reg = bob.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:bob@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, contactUser: 'bob' });
-    bob.send(reg, PORT);
-    const authed = bob.authorize(reg, await bob.response(reg), 'bob', 'bobpw');
-    bob.send(authed, PORT);
-    expect((await bob.response(authed)).status).toBe(200);
+    expect((await bob.register(PORT, 'bob', 'bobpw', DOMAIN)).status).toBe(200);
   });
 
   afterAll(async () => {

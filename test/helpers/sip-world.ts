@@ -15,7 +15,7 @@ import { InviteServerTransaction, NonInviteServerTransaction, type ServerTransac
 import { DEFAULT_TIMERS } from '../../src/transaction/timers.js';
 import type { Source } from '../../src/transport/types.js';
 import { RequestContext, type ProxyEnv } from '../../src/proxy/request-context.js';
-import type { RegisterContext, RegistrarOptions } from '../../src/registrar/steps/register-context.js';
+import { newRegisterContext, type RegisterContext, type RegistrarOptions } from '../../src/registrar/steps/register-context.js';
 
 /** The served domain of every world. */
 export const DOMAIN = 'example.test';
@@ -190,20 +190,5 @@ export function registrarOptions(world: SipWorld, overrides: Partial<RegistrarOp
  * unix time `nowS`; `fields` sets what earlier steps would have found.
  */
 export function registerContext(world: SipWorld, req: SipRequest, fields: Partial<RegisterContext> = {}, source: Source = UA_SOURCE): RegisterContext {
-  return {
-    req,
-    st: world.transaction(req, source),
-    opts: registrarOptions(world),
-    log: silentLogger,
-    nowS: 1_800_000_000,
-    aor: '',
-    callId: '',
-    cseq: 0,
-    contacts: [],
-    headerExpiresS: undefined,
-    supported: [],
-    changes: [],
-    outboundUsed: false,
-    ...fields,
-  };
+  return { ...newRegisterContext(req, world.transaction(req, source), registrarOptions(world), silentLogger, 1_800_000_000), ...fields };
 }

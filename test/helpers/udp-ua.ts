@@ -95,6 +95,19 @@ export class UdpUa {
   }
 
   /**
+   * REGISTER `user@domain` with this UA's address as Contact at the server on
+   * 127.0.0.1:serverPort, answering the 401 digest challenge; resolves with
+   * the final response to the authorized REGISTER.
+   */
+  async register(serverPort: number, user: string, password: string, domain: string): Promise<SipResponse> {
+    const req = this.request('REGISTER', `sip:${domain}`, { from: `sip:${user}@${domain}`, to: `sip:${user}@${domain}`, contactUser: user });
+    this.send(req, serverPort);
+    const authed = this.authorize(req, await this.response(req), user, password);
+    this.send(authed, serverPort);
+    return this.response(authed);
+  }
+
+  /**
    * The same request with a new branch, CSeq+1 and credentials answering the
    * challenge in `challenge` (401 → Authorization, 407 → Proxy-Authorization).
    */

@@ -37,11 +37,7 @@ describe('stateless ACK forwarding', () => {
     });
     bob = await UdpUa.open();
     caller = await UdpUa.open();
-    const reg = bob.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:bob@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, contactUser: 'bob' });
-    bob.send(reg, PORT);
-    const authed = bob.authorize(reg, await bob.response(reg), 'bob', 'bobpw');
-    bob.send(authed, PORT);
-    expect((await bob.response(authed)).status).toBe(200);
+    expect((await bob.register(PORT, 'bob', 'bobpw', DOMAIN)).status).toBe(200);
   });
 
   afterAll(async () => {

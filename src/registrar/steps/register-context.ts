@@ -69,6 +69,11 @@ export interface RegisterContext {
   outboundUsed: boolean;
 }
 
+/** A fresh context for a REGISTER processed at unix time `nowS`, before any step ran. */
+export function newRegisterContext(req: SipRequest, st: ServerTransaction, opts: RegistrarOptions, log: Logger, nowS: number): RegisterContext {
+  return { req, st, opts, log, nowS, aor: '', callId: '', cseq: 0, contacts: [], headerExpiresS: undefined, supported: [], changes: [], outboundUsed: false };
+}
+
 /**
  * One step of the registrar (RFC 3261 §10.3): undefined to go on, or the
  * final response to answer with (the last step always answers).
