@@ -87,6 +87,24 @@ describe('registrar and proxy over UDP', () => {
     expect(getHeader(brief, 'min-expires')).toBe('30');
   });
 
+  it('refuses a REGISTER with Path from a UA without Supported: path with 420 (RFC 3327 §5.3), storing nothing', async () => {
+    const req = bob.request('REGISTER', `sip:${DOMAIN}`, {
+      from: `sip:carol@${DOMAIN}`,
+      to: `sip:carol@${DOMAIN}`,
+      contactUser: 'carol',
+      headers: [{ name: 'Path', value: '<sip:edge.example.test;lr>' }],
+    });
+    bob.send(req, PORT);
+    const authed = bob.authorize(req, await bob.response(req), 'carol', 'carolpw');
+    bob.send(authed, PORT);
+    const res = await bob.response(authed);
+    expect([res.status, getHeader(res, 'unsupported')]).toEqual([420, 'path']);
+    const db = new Database(join(dir, 'rtcedge.db'), { readonly: true });
+    const rows = db.prepare('SELECT contact_uri FROM bindings WHERE aor = ?').all(`sip:carol@${DOMAIN}`);
+    db.close();
+    expect(rows).toEqual([]);
+  });
+
   it('relays INVITE, 180, 200, ACK, BYE and 200 between two registered users', async () => {
     expect((await register(alice, 'alice', 'alicepw')).status).toBe(200);
     expect((await register(bob, 'bob', 'bobpw')).status).toBe(200);

@@ -13,7 +13,7 @@ export function dateHeader(nowS: number): SipHeader {
 /**
  * §10.3 step 8: 200 OK listing every current binding of the AOR with its
  * remaining expiry (s) in `expires`, a Date header, the Path of the request
- * when the UA supports path (RFC 3327 §5.3), Supported, and for Outbound
+ * (RFC 3327 §5.3; path-support refused a Path the UA does not support), Supported, and for Outbound
  * (RFC 5626 §6) Require: outbound with the Flow-Timer.
  */
 export function bindingsResponse(ctx: RegisterContext): RegisterReply {

@@ -4,6 +4,7 @@ import { requireExtensions } from './require-extensions.js';
 import { addressOfRecord } from './address-of-record.js';
 import { authorization } from './authorization.js';
 import { registerHeaders } from './expires.js';
+import { pathSupport } from './path-support.js';
 import { wildcardContact } from './wildcard.js';
 import { contactBindings } from './contact-bindings.js';
 import { bindingLimit, storeBindings } from './store-bindings.js';
@@ -21,6 +22,7 @@ export const REGISTER_STEPS: readonly RegisterStep[] = [
   addressOfRecord, //   step 5     the To URI as AOR (400, 404)
   authorization, //     steps 3-4  401 challenge; 403 for another user's AOR
   registerHeaders, //   step 6     Call-ID, CSeq, Contact, Expires, Supported
+  pathSupport, //       RFC 3327 §5.3  420 for Path without Supported: path
   wildcardContact, //   step 6     Contact: * with Expires: 0 removes every binding
   contactBindings, //   steps 6-7  per contact: ordering, expiry (423), Outbound
   bindingLimit, //      step 7     403 beyond max_bindings_per_aor
