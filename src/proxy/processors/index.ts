@@ -21,9 +21,8 @@ import { locationLookup } from './location-lookup.js';
  * Seams for federation (issue 9): domain policy (allowed and denied peer
  * domains, TLS for inter-domain requests) goes right after authentication;
  * ENUM (RFC 6116: retarget a tel: or E.164 Request-URI) before
- * responsibility; DNS server location (RFC 3263) replaces the forwarding of
- * other domains' Request-URIs in responsibility with its own processor before
- * it. Each is a new file and a new entry here.
+ * responsibility. Each is a new file and a new entry here. Server location
+ * (RFC 3263) is per target, at next-hop resolution (destination.ts).
  */
 export const REQUEST_PROCESSORS: readonly RequestProcessor[] = [
   maxForwards, //     §16.3 step 3   483 at zero (OPTIONS/REGISTER may be answered here)
