@@ -11,7 +11,7 @@ import {
   type SipResponse,
 } from '../sip/message.js';
 import { parseNameAddr, parseVia, formatVia } from '../sip/headers.js';
-import { parseUri } from '../sip/uri.js';
+import { parseUri, type SipUri } from '../sip/uri.js';
 import { SipError } from '../sip/errors.js';
 import { createResponse } from '../sip/response.js';
 import type { Authenticate } from '../auth/request-authenticator.js';
@@ -211,7 +211,7 @@ export class ProxyCore implements TransactionUser {
     // Credentials addressed to this server's realm are consumed (RFC 3261 §22.3 allows it; they mean nothing downstream).
     this.consumeCredentials(msg);
 
-    const dest = await this.destinationFor(msg, target.binding, target.flow);
+    const dest = await this.destinationFor(msg, target.binding, target.flow, target.uri === req.uri ? ctx.ruri : undefined);
     const outListener = this.opts.transport.listenerFor(dest.transport);
     if (!outListener) throw new SipError(503, `Service Unavailable: no ${dest.transport} listener`);
 
@@ -249,12 +249,13 @@ export class ProxyCore implements TransactionUser {
   /**
    * Next hop (§16.6 step 7): the top Route when one remains; else the flow a
    * Record-Route token named, or the flow the target's binding registered
-   * over, while it is open; else the Request-URI resolved.
+   * over, while it is open; else the Request-URI resolved (`parsedUri`: the
+   * Request-URI already parsed, when it is the request's own).
    *
    * @throws SipError 482 when the next hop is one of this server's own listeners
    *   (a request sent there would only loop until Max-Forwards runs out).
    */
-  private async destinationFor(msg: SipRequest, binding?: BindingRecord, flow?: Destination): Promise<Destination> {
+  private async destinationFor(msg: SipRequest, binding?: BindingRecord, flow?: Destination, parsedUri?: SipUri): Promise<Destination> {
     const route = getHeaderValues(msg, 'route')[0];
     if (!route) {
       if (flow && this.env.flowAlive(flow)) return { transport: flow.transport, address: flow.address, port: flow.port, flowId: flow.flowId };
@@ -264,7 +265,7 @@ export class ProxyCore implements TransactionUser {
         if (this.env.flowAlive(ref)) return ref;
       }
     }
-    const next = route ? parseUri(parseNameAddr(route).uri) : parseUri(msg.uri);
+    const next = route ? parseUri(parseNameAddr(route).uri) : parsedUri ?? parseUri(msg.uri);
     const dest = await resolveUri(next, (t) => this.opts.transport.listenerFor(t) !== undefined);
     if (this.isOwnListener(dest)) throw new SipError(482, 'Loop Detected: the next hop is this server');
     return dest;
@@ -299,7 +300,7 @@ export class ProxyCore implements TransactionUser {
       const msg = this.copyFor(ctx, target);
       let dest: Destination;
       try {
-        dest = await this.destinationFor(msg, target.binding, target.flow);
+        dest = await this.destinationFor(msg, target.binding, target.flow, target.uri === req.uri ? ctx.ruri : undefined);
       } catch (err) {
         this.log.debug({ err: (err as Error).message, uri: msg.uri }, 'ACK not forwarded');
         continue;

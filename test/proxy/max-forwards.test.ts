@@ -21,9 +21,10 @@ describe('max-forwards processor (RFC 3261 §16.3 step 3)', () => {
     expect(maxForwards.process(world.context(withMf('MESSAGE', '0')))).toMatchObject({ status: 483 });
   });
 
-  it('lets OPTIONS and REGISTER at zero go on (this server may be their final recipient)', () => {
+  it('lets OPTIONS, REGISTER and CANCEL at zero go on (this server may answer them itself)', () => {
     expect(maxForwards.process(world.context(withMf('OPTIONS', '0')))).toBe('continue');
     expect(maxForwards.process(world.context(withMf('REGISTER', '0')))).toBe('continue');
+    expect(maxForwards.process(world.context(withMf('CANCEL', '0')))).toBe('continue');
   });
 
   it('decrements for the forwarded copy', () => {

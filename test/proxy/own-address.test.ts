@@ -9,17 +9,18 @@ const PORT = 26460;
 const DOMAIN = 'example.test';
 
 /**
- * ACKs for 2xx forwarded without state (RFC 3261 §16.11): an ACK whose
- * Request-URI is the server's own address with a user part (a UA that ignores
- * the Record-Route, as SIPp's built-in uac does) reaches the callee's binding
- * once; an ACK whose next hop is the server itself is dropped, never sent to
- * one of its own listeners.
+ * Requests that name the server's own address. ACKs for 2xx forwarded
+ * without state (RFC 3261 §16.11): an ACK whose Request-URI is the server's
+ * own address with a user part (a UA that ignores the Record-Route, as SIPp's
+ * built-in uac does) reaches the callee's binding once; an ACK whose next hop
+ * is the server itself is dropped. A branch whose next hop is the server
+ * itself fails with 482: nothing is ever sent to one of its own listeners.
  */
-describe('stateless ACK forwarding', () => {
+describe('requests to the server\'s own address', () => {
   let test: TestServer;
   let bob: UdpUa;
   let caller: UdpUa;
-  const logLines: { msg?: string; uri?: string }[] = [];
+  const logLines: { msg?: string; uri?: string; startLine?: string }[] = [];
 
   beforeAll(async () => {
     const sink = new Writable({
@@ -32,7 +33,7 @@ describe('stateless ACK forwarding', () => {
       name: 'ack',
       domain: DOMAIN,
       sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: PORT }] },
-      users: { bob: 'bobpw' },
+      users: { bob: 'bobpw', mallory: 'mallorypw' },
       logger: pino({ level: 'debug' }, sink),
     });
     bob = await UdpUa.open();
@@ -68,5 +69,25 @@ describe('stateless ACK forwarding', () => {
     // The server received that ACK once: no copy of it came back to the server.
     expect(logLines.filter((l) => l.msg === 'ACK not forwarded').length).toBe(1);
     expect(acksAtBob()).toHaveLength(before);
+  });
+
+  it('fails a branch whose binding names the server itself with 482, sending nothing to itself', async () => {
+    const mallory = await UdpUa.open();
+    try {
+      // A binding whose Contact is the server's own listener.
+      const reg = mallory.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:mallory@${DOMAIN}`, to: `sip:mallory@${DOMAIN}`, contact: `<sip:mallory@127.0.0.1:${PORT}>` });
+      mallory.send(reg, PORT);
+      const authed = mallory.authorize(reg, await mallory.response(reg), 'mallory', 'mallorypw');
+      mallory.send(authed, PORT);
+      expect((await mallory.response(authed)).status).toBe(200);
+    } finally {
+      mallory.close();
+    }
+    const invite = caller.request('INVITE', `sip:mallory@${DOMAIN}`, { from: 'sip:carol@other.test', to: `sip:mallory@${DOMAIN}` });
+    caller.send(invite, PORT);
+    const res = await caller.response(invite);
+    expect([res.status, res.reason]).toEqual([482, 'Loop Detected: the next hop is this server']);
+    const invitesIn = logLines.filter((l) => l.msg === 'sip recv' && l.startLine?.startsWith('INVITE '));
+    expect(invitesIn.map((l) => l.startLine)).toEqual([`INVITE sip:mallory@${DOMAIN} SIP/2.0`]);
   });
 });
