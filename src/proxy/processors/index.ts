@@ -25,7 +25,7 @@ import { locationLookup } from './location-lookup.js';
  * (RFC 3263) is per target, at next-hop resolution (destination.ts).
  */
 export const REQUEST_PROCESSORS: readonly RequestProcessor[] = [
-  maxForwards, //     §16.3 step 3   483 at zero (OPTIONS/REGISTER may be answered here)
+  maxForwards, //     §16.3 step 3   483 at zero (OPTIONS/REGISTER/CANCEL may be answered here)
   loopDetection, //   §16.3 step 4   482 when our Via carries this request's hash
   proxyRequire, //    §16.3 step 5   420 for any Proxy-Require
   cancel, //          §16.10         200/481 here, CANCEL of the branches
