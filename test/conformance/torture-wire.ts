@@ -207,7 +207,7 @@ export class TcpPeer {
   private readonly arrivals = new Arrivals();
 
   private constructor(readonly socket: net.Socket) {
-    socket.on('data', (d) => {
+    socket.on('data', (d: Buffer) => {
       this.data = Buffer.concat([this.data, d]);
       this.arrivals.notify();
     });

@@ -16,7 +16,7 @@ export class TcpConnection {
   private readonly framer = new StreamFramer();
 
   private constructor(readonly socket: net.Socket) {
-    socket.on('data', (chunk) => {
+    socket.on('data', (chunk: Buffer) => {
       for (const ev of this.framer.push(chunk)) {
         if (ev.type === 'keepalive') {
           if (ev.kind === 'pong') this.pongs++;
