@@ -104,7 +104,7 @@ interface TlsMaterial {
  * plus the CAs of client (device) certificates (`sip.tls.ca`). Undefined without TLS.
  */
 async function loadTlsMaterial(config: Config, logger: Logger): Promise<TlsMaterial | undefined> {
-  const turnTls = config.turn.enabled && config.turn.listen.some((l) => l.transport === 'tls');
+  const turnTls = config.turn.enabled && config.turn.listen.some((l) => l.transport === 'tls' || l.transport === 'dtls');
   if (!config.sip.listen.some((l) => l.transport === 'tls' || l.transport === 'wss') && !turnTls) return undefined;
   let tls: TlsMaterial;
   if (config.sip.tls.cert && config.sip.tls.key) {
@@ -248,8 +248,14 @@ async function startTurn(config: Config, tls: TlsMaterial | undefined, secret: B
     listen: config.turn.listen,
     relayAddress: config.turn.relay_address ?? defaultRelayAddress(),
     relayAddress6: config.turn.relay_address_v6 ?? defaultRelayAddress6(),
-    // TURN over TLS (port 5349) uses the SIP TLS certificate.
+    // TURN over TLS and DTLS (port 5349) use the SIP TLS certificate.
     tls: tls && { cert: tls.cert, key: tls.key },
+    dtls: {
+      maxSessions: config.turn.dtls.max_sessions,
+      maxHandshakes: config.turn.dtls.max_handshakes,
+      idleTimeoutMs: config.turn.dtls.idle_timeout * 1000,
+      psk: config.turn.dtls.psk.map((p) => ({ identity: p.identity, key: Buffer.from(p.key, 'hex') })),
+    },
     allowedPeers: config.turn.allowed_peers,
     deniedPeers: config.turn.denied_peers,
     ownAddresses: hostAddresses(),

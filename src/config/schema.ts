@@ -38,9 +38,12 @@ export const sipListenerSchema = z.strictObject({
   client_cert: z.enum(['none', 'optional', 'required'], { error: 'expected one of none, optional, required' }).optional(),
 });
 
-/** A TURN listener: `{ transport: udp | tcp | tls, host, port }`; tls uses the SIP TLS certificate (`sip.tls.cert`/`key` or the generated one). */
+/**
+ * A TURN listener: `{ transport: udp | tcp | tls | dtls, host, port }`; tls and dtls (RFC 7350, usually 5349/udp)
+ * use the SIP TLS certificate (`sip.tls.cert`/`key` or the generated one).
+ */
 export const turnListenerSchema = z.strictObject({
-  transport: z.enum(['udp', 'tcp', 'tls'], { error: 'expected one of udp, tcp, tls' }),
+  transport: z.enum(['udp', 'tcp', 'tls', 'dtls'], { error: 'expected one of udp, tcp, tls, dtls' }),
   host: hostString.default('0.0.0.0'),
   port: port(),
 });
@@ -276,6 +279,23 @@ const turnSchema = z
     challenge_rate: nonNegativeInt('responses/s').default(20),
     // Who moves TURN UDP data: the native addon (native/) or node:dgram; unset = native when the addon loads.
     data_plane: z.enum(['native', 'typescript'], { error: 'expected native or typescript' }).optional(),
+    // TURN over DTLS listeners (transport: dtls): session limits and optional PSK identities for PSK-only clients.
+    dtls: z
+      .strictObject({
+        max_sessions: positiveInt('sessions').default(1000),
+        max_handshakes: positiveInt('handshakes').default(100),
+        idle_timeout: positiveInt('s').default(600),
+        psk: z
+          .array(
+            z.strictObject({
+              identity: z.string({ error: 'expected an identity (string)' }).min(1, { error: 'expected an identity (string)' }),
+              key: z.string({ error: 'expected a hex key' }).regex(/^([0-9a-fA-F]{2}){1,64}$/, { error: 'expected a hex key of 1-64 bytes' }),
+            }),
+            { error: 'expected a list of { identity, key }' },
+          )
+          .default([]),
+      })
+      .prefault({}),
   })
   .superRefine((t, ctx) => {
     if (t.relay_port_min > t.relay_port_max) {

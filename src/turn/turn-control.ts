@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { type Logger, silentLogger } from '../log.js';
 import { Allocation, AllocationTable, type RelayHandle } from './allocation.js';
 import { decodeChannelData, encodeChannelData, isValidChannelNumber, looksLikeChannelData } from './channel-data.js';
-import { type FiveTuple, fiveTupleKey } from './five-tuple.js';
+import { type FiveTuple, fiveTupleKey, isDatagramTransport } from './five-tuple.js';
 import { checkNonce, createNonce } from '../auth/nonce.js';
 import { type IpFamily } from './ip-address.js';
 import { PeerPolicy } from './peer-policy.js';
@@ -296,7 +296,7 @@ export class TurnControl {
     if (!this.admit(a, data.length, now)) return undefined;
     const ch = a.channels.getByPeer(peer.address, peer.port, now);
     let out: Buffer;
-    if (ch) out = encodeChannelData(ch.channel, data, a.fiveTuple.transport !== 'udp');
+    if (ch) out = encodeChannelData(ch.channel, data, !isDatagramTransport(a.fiveTuple.transport));
     else {
       const transactionId = randomBytes(12);
       out = encodeStunMessage({
@@ -733,7 +733,7 @@ export class TurnControl {
   private async createTcpAllocation(ft: FiveTuple, msg: StunMessage, auth: AuthOk): Promise<Buffer> {
     const tcp = this.opts.tcp;
     if (!tcp) throw new TurnError(442);
-    if (ft.transport === 'udp') throw new TurnError(400, 'Bad Request: TCP allocations need a TCP or TLS connection');
+    if (isDatagramTransport(ft.transport)) throw new TurnError(400, 'Bad Request: TCP allocations need a TCP or TLS connection');
     for (const t of [A.DontFragment, A.EvenPort, A.ReservationToken, A.AdditionalAddressFamily]) {
       if (getAttribute(msg, t)) throw new TurnError(400, 'Bad Request: attribute not allowed in a TCP Allocate');
     }
@@ -799,7 +799,7 @@ export class TurnControl {
    * response the connection carries only application data.
    */
   private connectionBind(ft: FiveTuple, msg: StunMessage, auth: AuthOk): Buffer {
-    if (ft.transport === 'udp') throw new TurnError(400, 'Bad Request: ConnectionBind needs a TCP or TLS connection');
+    if (isDatagramTransport(ft.transport)) throw new TurnError(400, 'Bad Request: ConnectionBind needs a TCP or TLS connection');
     if (this.allocations.get(ft)) throw new TurnError(400, 'Bad Request: connection holds an allocation');
     const ci = getAttribute(msg, A.ConnectionId);
     if (!ci) throw new TurnError(400, 'Bad Request: CONNECTION-ID missing');

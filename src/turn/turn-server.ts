@@ -19,10 +19,15 @@ import { type RelayRequest, TurnControl } from './turn-control.js';
 import { PeerPolicy } from './peer-policy.js';
 import type { PasswordAlgorithmName } from './stun-attributes.js';
 import { TurnError } from './turn-error.js';
+import type { DtlsEngineOptions } from './dtls-addon.js';
+import { type DtlsListener, dtlsListenerKey, openDtlsListener } from './dtls-listener.js';
 
-/** One client-facing listener; 'tls' is TURN over TLS over TCP (RFC 8656 §3.1, usually port 5349) and needs `tls`. */
+/**
+ * One client-facing listener; 'tls' is TURN over TLS over TCP (RFC 8656 §3.1, usually port 5349), 'dtls' TURN over
+ * DTLS over UDP (RFC 7350, usually 5349/udp, needs the native addon); both need `tls`.
+ */
 export interface TurnListen {
-  transport: 'udp' | 'tcp' | 'tls';
+  transport: 'udp' | 'tcp' | 'tls' | 'dtls';
   host: string;
   port: number;
 }
@@ -35,8 +40,10 @@ export interface TurnServerOptions {
   relayAddress: string;
   /** IPv6 address for IPv6 relayed transport addresses (RFC 6156, RFC 8656 §7.2); undefined: IPv6 allocations get 440. */
   relayAddress6?: string;
-  /** Certificate and key (PEM) for 'tls' listeners. */
+  /** Certificate and key (PEM) for 'tls' and 'dtls' listeners. */
   tls?: { cert: Buffer | string; key: Buffer | string };
+  /** Limits and PSK identities of 'dtls' listeners (see dtls-addon.ts for defaults). */
+  dtls?: Omit<DtlsEngineOptions, 'cert' | 'key'>;
   relayPortMin: number;
   relayPortMax: number;
   /** Allocation lifetime without LIFETIME, s (RFC 8656 §2.2: 600). */
@@ -108,7 +115,8 @@ export class TurnServer {
   /** Relay ports in use, as relayPortKey(address, port). */
   private readonly relayPortsInUse = new Set<string>();
   private readonly closing = new Set<Promise<void>>();
-  private readonly bound: Array<{ transport: 'udp' | 'tcp' | 'tls'; address: string; port: number }> = [];
+  private readonly bound: Array<{ transport: TurnListen['transport']; address: string; port: number }> = [];
+  private readonly dtlsListeners = new Map<string, DtlsListener>();
   private sweepTimer: NodeJS.Timeout | undefined;
   /** RFC 6062 peer connections by connection id (paused until spliced with a client data connection). */
   private readonly peerConnections = new Map<number, net.Socket>();
@@ -130,7 +138,7 @@ export class TurnServer {
       throw new RangeError(`bad relay port range ${opts.relayPortMin}-${opts.relayPortMax}`);
     }
     if (opts.relayAddress6 !== undefined && net.isIP(opts.relayAddress6) !== 6) throw new RangeError(`relayAddress6 must be IPv6: ${opts.relayAddress6}`);
-    if (opts.listen.some((l) => l.transport === 'tls') && !opts.tls) throw new RangeError('a tls TURN listener needs a certificate and key');
+    if (opts.listen.some((l) => l.transport === 'tls' || l.transport === 'dtls') && !opts.tls) throw new RangeError(`a tls or dtls TURN listener needs a certificate and key`);
     this.log = opts.logger.child({ component: 'turn' });
     const relayAddresses = [opts.relayAddress, ...(opts.relayAddress6 ? [opts.relayAddress6] : [])];
     this.control = new TurnControl({
@@ -216,6 +224,7 @@ export class TurnServer {
     try {
       for (const l of this.opts.listen) {
         if (l.transport === 'udp') await this.startUdp(l);
+        else if (l.transport === 'dtls') await this.startDtls(l);
         else await this.startStream(l);
       }
     } catch (e) {
@@ -243,6 +252,8 @@ export class TurnServer {
     this.tcpConnections.clear();
     const waits: Promise<void>[] = [...this.closing];
     for (const s of this.udpListeners.values()) waits.push(new Promise((r) => s.close(() => r())));
+    for (const d of this.dtlsListeners.values()) waits.push(d.close());
+    this.dtlsListeners.clear();
     this.udpListeners.clear();
     for (const s of this.tcpServers) waits.push(new Promise((r) => s.close(() => r())));
     this.tcpServers.length = 0;
@@ -251,7 +262,7 @@ export class TurnServer {
   }
 
   /** Bound listener addresses (port 0 resolved). */
-  addresses(): Array<{ transport: 'udp' | 'tcp' | 'tls'; address: string; port: number }> {
+  addresses(): Array<{ transport: TurnListen['transport']; address: string; port: number }> {
     return this.bound.map((b) => ({ ...b }));
   }
 
@@ -302,6 +313,18 @@ export class TurnServer {
         resolve();
       });
     });
+  }
+
+  /** A DTLS listener (dtls-listener.ts): decrypted datagrams go to the control plane; a session's end closes its allocation. */
+  private async startDtls(l: TurnListen): Promise<void> {
+    const handlers = {
+      onClientPacket: (ft: FiveTuple, data: Buffer, reply: (resp: Buffer) => void) =>
+        void this.control.handleClientPacket(ft, data).then((resp) => resp && reply(resp)),
+      onSessionClosed: (ft: FiveTuple) => this.control.closeFiveTuple(ft),
+    };
+    const d = await openDtlsListener({ ...this.opts.dtls, ...this.opts.tls! }, l.host, l.port, handlers, this.opts.logger);
+    this.dtlsListeners.set(dtlsListenerKey(d.address, d.port), d.listener);
+    this.bound.push({ transport: 'dtls', address: d.address, port: d.port });
   }
 
   private startStream(l: TurnListen): Promise<void> {
@@ -377,7 +400,8 @@ export class TurnServer {
   }
 
   private deliver(ft: FiveTuple, data: Buffer): void {
-    if (ft.transport === 'udp') {
+    if (ft.transport === 'dtls') this.dtlsListeners.get(dtlsListenerKey(ft.serverAddress, ft.serverPort))?.sendToClient(ft, data);
+    else if (ft.transport === 'udp') {
       if (this.native) {
         this.native.sendToClient(ft, data);
         return;

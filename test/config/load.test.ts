@@ -75,6 +75,7 @@ describe('defaults', () => {
         max_allocations: 1000,
         bandwidth_limit: 0,
         challenge_rate: 20,
+        dtls: { max_sessions: 1000, max_handshakes: 100, idle_timeout: 600, psk: [] },
       },
       directory: {
         type: 'none',
@@ -201,7 +202,7 @@ describe('errors', () => {
   test('bad transport for TURN (ws is SIP only)', () => {
     const file = writeYaml('turn:\n  listen:\n    - { transport: ws, port: 5349 }\n');
     expect(errorOf(() => loadConfig(file)).message).toBe(
-      `config ${file}: turn.listen[0].transport: expected one of udp, tcp, tls, got "ws"`,
+      `config ${file}: turn.listen[0].transport: expected one of udp, tcp, tls, dtls, got "ws"`,
     );
   });
 
@@ -261,5 +262,16 @@ describe('errors', () => {
   test('missing file is named', () => {
     const file = join(dir, 'nope.yaml');
     expect(errorOf(() => loadConfig(file)).message).toBe(`config ${file}: file not found`);
+  });
+});
+
+describe('turn.dtls', () => {
+  test('a dtls listener and PSK identities parse; a bad PSK key names the key', () => {
+    const ok = writeYaml('turn:\n  listen:\n    - { transport: dtls, port: 5349 }\n  dtls:\n    idle_timeout: 120\n    psk:\n      - { identity: gw, key: 00ff }\n');
+    const c = loadConfig(ok);
+    expect(c.turn.listen).toEqual([{ transport: 'dtls', host: '0.0.0.0', port: 5349 }]);
+    expect(c.turn.dtls).toEqual({ max_sessions: 1000, max_handshakes: 100, idle_timeout: 120, psk: [{ identity: 'gw', key: '00ff' }] });
+    const bad = writeYaml('turn:\n  dtls:\n    psk:\n      - { identity: gw, key: xyz }\n');
+    expect(errorOf(() => loadConfig(bad)).message).toBe(`config ${bad}: turn.dtls.psk[0].key: expected a hex key of 1-64 bytes, got "xyz"`);
   });
 });
