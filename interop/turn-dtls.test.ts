@@ -25,9 +25,9 @@ import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute,
 const REALM = 'rtcedge.test';
 const DTLS_PORT = 35349;
 const PEER_PORT = 35391;
-const ECHO_PORT = 35392;
 const PSK_IDENTITY = 'interop-client';
-const PSK_KEY = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
+// node-dtls-client takes the key as a string: ASCII keeps its bytes as they are.
+const PSK_KEY = Buffer.from('interop-psk-secret');
 const KEY = createHash('md5').update(`alice:${REALM}:alicepw`).digest();
 
 const common = (...extra: string[]) => ['-S', '-p', String(DTLS_PORT), '-r', String(PEER_PORT), '-n', '10', '-c', '-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw', ...extra, '127.0.0.1'];
@@ -113,13 +113,16 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer', 'openssl'])('TURN over
     await start();
     // A UDP peer that echoes what it gets, prefixed.
     const echo = dgram.createSocket('udp4');
-    await new Promise<void>((r) => echo.bind(ECHO_PORT, '127.0.0.1', () => r()));
+    await new Promise<void>((resolve, reject) => {
+      echo.once('error', reject);
+      echo.bind(0, '127.0.0.1', () => resolve());
+    });
     echo.on('message', (m, ri) => echo.send(Buffer.concat([Buffer.from('echo:'), m]), ri.port, ri.address));
     const client = dtls.createSocket({
       type: 'udp4',
       address: '127.0.0.1',
       port: DTLS_PORT,
-      psk: { [PSK_IDENTITY]: PSK_KEY.toString('latin1') },
+      psk: { [PSK_IDENTITY]: PSK_KEY.toString('ascii') },
       timeout: 3000,
     });
     try {
@@ -148,7 +151,6 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer', 'openssl'])('TURN over
         client.send(req);
         return decodeStunMessage(await next());
       };
-
       const first = await transact(request(StunMethod.Allocate, [{ type: A.RequestedTransport, value: encodeRequestedTransport(17) }]));
       expect(first.class).toBe('error');
       expect(decodeErrorCode(getAttribute(first, A.ErrorCode)!.value).code).toBe(401);
@@ -161,7 +163,7 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer', 'openssl'])('TURN over
       expect(relayed.port).toBeGreaterThanOrEqual(35400);
       expect(relayed.port).toBeLessThanOrEqual(35499);
 
-      const echoAddr = { family: 'IPv4' as const, address: '127.0.0.1', port: ECHO_PORT };
+      const echoAddr = { family: 'IPv4' as const, address: '127.0.0.1', port: echo.address().port };
       let tid = randomBytes(12);
       const perm = await transact(request(StunMethod.CreatePermission, [{ type: A.XorPeerAddress, value: encodeXorAddress(echoAddr, tid) }], nonce, tid));
       expect(perm.class).toBe('success');
