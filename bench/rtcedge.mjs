@@ -14,6 +14,7 @@ const CLI = join(ROOT, 'dist', 'cli', 'main.js');
  * @param {object} o
  * @param {number} [o.sipPort] UDP SIP listener
  * @param {number} [o.turnPort] UDP TURN listener (TURN disabled when absent)
+ * @param {number} [o.dtlsPort] TURN over DTLS listener beside the UDP one (certificate generated in data_dir)
  * @param {[number, number]} [o.relayPorts]
  * @param {'native' | 'typescript'} [o.turnDataPlane] turn.data_plane (default: native when built)
  * @param {Array<[string, string]>} o.users [user, password] in example.test
@@ -38,6 +39,7 @@ export async function startRtcedge(o) {
       '  enabled: true',
       '  listen:',
       `    - { transport: udp, host: 127.0.0.1, port: ${o.turnPort} }`,
+      ...(o.dtlsPort ? [`    - { transport: dtls, host: 127.0.0.1, port: ${o.dtlsPort} }`] : []),
       '  relay_address: 127.0.0.1',
       `  relay_port_min: ${o.relayPorts[0]}`,
       `  relay_port_max: ${o.relayPorts[1]}`,

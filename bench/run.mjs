@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { runTurnBench, turnTable, debVersion } from './turn.mjs';
+import { runDtlsBench, dtlsSection } from './turn-dtls.mjs';
 import { runSipBench, sipTable } from './sip.mjs';
 import { ROOT } from './rtcedge.mjs';
 import { CLK_TCK } from './lib.mjs';
@@ -24,6 +25,8 @@ const started = new Date();
 console.log(`rtcedge bench ${started.toISOString()} on ${nproc} × ${cpuModel()}, node ${process.version}`);
 console.log('\n== TURN ==');
 const turn = await runTurnBench();
+console.log('\n== TURN over DTLS ==');
+const dtls = await runDtlsBench();
 console.log('\n== SIP ==');
 const sip = await runSipBench();
 
@@ -58,6 +61,7 @@ Commands:
 ${turn.commands.join('\n')}
 \`\`\`
 ${turn.notes.length ? '\nNotes:\n\n' + turn.notes.map((n) => '- ' + n.replaceAll('\n', ' ')).join('\n') + '\n' : ''}
+${dtlsSection(dtls)}
 ## SIP registrar (SIPp REGISTER with digest)
 
 Scenario (written by bench/sip.mjs): REGISTER → 401 (digest challenge) → REGISTER with

@@ -26,9 +26,9 @@ export const TURN_LOADS = [
   { clients: 10, messages: 2000, bytes: 100, intervalMs: 0 },
 ];
 
-function uclientArgs(port, load) {
+function uclientArgs(port, load, extra = []) {
   return [
-    '-oL', 'turnutils_uclient',
+    '-oL', 'turnutils_uclient', ...extra,
     '-u', 'alice', '-w', 'alicepw', '-p', String(port),
     '-e', '127.0.0.1', '-r', String(PEER_PORT),
     '-m', String(load.clients), '-n', String(load.messages), '-l', String(load.bytes),
@@ -41,8 +41,8 @@ function uclientArgs(port, load) {
  * phase is timed from uclient's "Total connect time" line to its
  * "Total transmit time" line, and server CPU is sampled at the same moments.
  */
-async function runLoad(serverPid, port, load) {
-  const args = uclientArgs(port, load);
+export async function runLoad(serverPid, port, load, extra = []) {
+  const args = uclientArgs(port, load, extra);
   const marks = {};
   let buf = '';
   const onLine = (line) => {
@@ -103,13 +103,13 @@ async function runLoad(serverPid, port, load) {
   };
 }
 
-async function startPeer() {
+export async function startPeer() {
   const p = startProcess('turnutils_peer', ['-L', '127.0.0.1', '-p', String(PEER_PORT)]);
   await sleep(300);
   return p;
 }
 
-async function startCoturn() {
+export async function startCoturn(extraConf = []) {
   const dir = tempDir('coturn');
   const conf = join(dir, 'turnserver.conf');
   const pidfile = join(dir, 'turnserver.pid');
@@ -125,8 +125,7 @@ async function startCoturn() {
       'user=alice:alicepw',
       'realm=example.test',
       'no-cli',
-      'no-tls',
-      'no-dtls',
+      ...(extraConf.length ? extraConf : ['no-tls', 'no-dtls']),
       'no-rfc5780',
       'allow-loopback-peers',
       `pidfile=${pidfile}`,
@@ -137,7 +136,8 @@ async function startCoturn() {
   );
   const proc = startProcess('turnserver', ['-c', conf]);
   proc.cmdline = `turnserver -c ${conf}`;
-  proc.confText = `listening-port=${COTURN_PORT} listening-ip=127.0.0.1 relay-ip=127.0.0.1 min-port=28700 max-port=28899 lt-cred-mech user=alice:alicepw realm=example.test no-cli no-tls no-dtls no-rfc5780 allow-loopback-peers pidfile=… log-file=… no-stdout-log`;
+  const tlsConf = extraConf.length ? extraConf.map((l) => l.replace(/=.*\//, '=…/')).join(' ') : 'no-tls no-dtls';
+  proc.confText = `listening-port=${COTURN_PORT} listening-ip=127.0.0.1 relay-ip=127.0.0.1 min-port=28700 max-port=28899 lt-cred-mech user=alice:alicepw realm=example.test no-cli ${tlsConf} no-rfc5780 allow-loopback-peers pidfile=… log-file=… no-stdout-log`;
   proc.pidfile = pidfile;
   try {
     await waitFor(async () => {
@@ -151,7 +151,7 @@ async function startCoturn() {
   return proc;
 }
 
-async function stopCoturn(proc) {
+export async function stopCoturn(proc) {
   const pid = readPidFile(proc.pidfile);
   await stopProcess(proc);
   // turnserver runs in the foreground here; the PID file names the same process.
@@ -229,7 +229,7 @@ export function debVersion(pkg) {
   }
 }
 
-function coturnVersion() {
+export function coturnVersion() {
   return debVersion('coturn');
 }
 

@@ -24,6 +24,8 @@ export interface DtlsListenerHandlers {
 
 /** How often handshake retransmission timers, handshake timeouts and idle sessions are checked, ms. */
 const TICK_MS = 250;
+/** Socket receive and send buffers, bytes (as the native data plane's client sockets; the kernel caps them at rmem_max/wmem_max). */
+const SOCKET_BUFFER_BYTES = 4 << 20;
 
 /** Map key of a DTLS listener: its bound "address|port" (also derivable from a dtls 5-tuple's server side). */
 export function dtlsListenerKey(address: string, port: number): string {
@@ -47,7 +49,7 @@ export class DtlsListener {
   /** Binds `host`:`port` (0: any free port); resolves with the bound address. Rejects with an Error naming the address. */
   listen(host: string, port: number): Promise<{ address: string; port: number }> {
     return new Promise((resolve, reject) => {
-      const sock = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
+      const sock = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES });
       const onError = (err: Error) => {
         sock.close();
         this.engine.destroy();
