@@ -6,7 +6,7 @@
  * does Allocate → CreatePermission → ChannelBind → ChannelData to a UDP peer
  * and back, with the server's STUN answers checked on the wire.
  */
-import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -16,7 +16,8 @@ import { dtls } from 'node-dtls-client';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { describeWithPeers } from './harness/peers.js';
 import { silentLogger } from '../src/log.js';
-import { runUclient, uclientCounts } from './harness/turnutils.js';
+import { makeSelfSignedPem } from './harness/tls-files.js';
+import { runUclient, startTurnutilsPeer, stopTurnutilsPeer, uclientCounts } from './harness/turnutils.js';
 import { TurnServer, type TurnServerOptions } from '../src/turn/index.js';
 import { decodeChannelData, encodeChannelData } from '../src/turn/channel-data.js';
 import { decodeErrorCode, decodeText, decodeXorAddress, encodeChannelNumber, encodeRequestedTransport, encodeXorAddress } from '../src/turn/stun-attributes.js';
@@ -64,11 +65,9 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer', 'openssl'])('TURN over
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rtcedge-dtls-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore' });
-    tls = { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
-    // Spawned directly (not under `timeout`) so its PID is the peer's; stopped by that PID in afterAll.
-    peer = spawn('turnutils_peer', ['-L', '127.0.0.1', '-p', String(PEER_PORT)], { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 300));
+    const pem = await makeSelfSignedPem(dir, 'turn', 'localhost');
+    tls = { cert: readFileSync(pem.certPath), key: readFileSync(pem.keyPath) };
+    peer = await startTurnutilsPeer(PEER_PORT);
   });
 
   afterEach(async () => {
@@ -77,7 +76,7 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer', 'openssl'])('TURN over
   });
 
   afterAll(() => {
-    if (peer?.pid !== undefined && peer.exitCode === null) process.kill(peer.pid, 'SIGKILL');
+    stopTurnutilsPeer(peer);
     rmSync(dir, { recursive: true, force: true });
   });
 
