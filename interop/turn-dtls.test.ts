@@ -89,6 +89,11 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer', 'openssl'])('TURN over
     expect(r.code).toBe(0);
     // 10 messages to the peer and 10 echoed back, all through the DTLS session.
     expect(s.stats().packetsRelayed).toBeGreaterThanOrEqual(20);
+    // Every uclient session (a probe allocation and the real one) went through the cookie exchange.
+    const d = s.stats().dtls!;
+    expect(d.handshakesDone).toBeGreaterThanOrEqual(1);
+    expect(d.cookiesSent).toBe(d.sessionsOpened);
+    expect(d.recordsIn).toBeGreaterThanOrEqual(10);
   });
 
   it('relays over DTLS with Send/Data indications (-S -s), none lost', async () => {
@@ -99,6 +104,16 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer', 'openssl'])('TURN over
     expect(uclientCounts(r.out)).toEqual({ sent: 10, recv: 10 });
     expect(r.code).toBe(0);
     expect(s.stats().packetsRelayed).toBeGreaterThanOrEqual(20);
+  });
+
+  it('relays over DTLS on ::1 with channels, none lost', async () => {
+    await start({ listen: [{ transport: 'dtls', host: '::1', port: DTLS_PORT }] });
+    // The server address (last argument) is ::1; the relayed address and the peer stay IPv4.
+    const r = await runUclient([...common().slice(0, -1), '::1']);
+    if (process.env.TURN_INTEROP_DEBUG) console.log(r.out);
+    expect(r.out).toContain('Total lost packets 0');
+    expect(uclientCounts(r.out)).toEqual({ sent: 10, recv: 10 });
+    expect(r.code).toBe(0);
   });
 
   it('refuses a wrong password over DTLS (401 after the handshake)', async () => {

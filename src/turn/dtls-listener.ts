@@ -136,6 +136,15 @@ export class DtlsListener {
   }
 }
 
+/** Engine counters of several listeners added up (lastError left out). */
+export function sumDtlsCounters(listeners: DtlsListener[]): Omit<DtlsCounters, 'lastError'> {
+  const sum: Record<string, number> = {};
+  for (const l of listeners) {
+    for (const [k, v] of Object.entries(l.stats())) if (typeof v === 'number') sum[k] = (sum[k] ?? 0) + v;
+  }
+  return sum as unknown as Omit<DtlsCounters, 'lastError'>;
+}
+
 function sessionKey(address: string, port: number): string {
   return `${address}|${port}`;
 }

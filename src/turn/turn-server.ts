@@ -19,8 +19,8 @@ import { type RelayRequest, TurnControl } from './turn-control.js';
 import { PeerPolicy } from './peer-policy.js';
 import type { PasswordAlgorithmName } from './stun-attributes.js';
 import { TurnError } from './turn-error.js';
-import type { DtlsEngineOptions } from './dtls-addon.js';
-import { type DtlsListener, dtlsListenerKey, openDtlsListener } from './dtls-listener.js';
+import type { DtlsCounters, DtlsEngineOptions } from './dtls-addon.js';
+import { type DtlsListener, dtlsListenerKey, openDtlsListener, sumDtlsCounters } from './dtls-listener.js';
 
 /**
  * One client-facing listener; 'tls' is TURN over TLS over TCP (RFC 8656 §3.1, usually port 5349), 'dtls' TURN over
@@ -99,6 +99,8 @@ export interface TurnServerStats {
   dataPlane: 'native' | 'typescript';
   /** Counters of the native data plane, when it runs. */
   native?: NativeCounters;
+  /** DTLS engine counters summed over the dtls listeners, when there are any. */
+  dtls?: Omit<DtlsCounters, 'lastError'>;
 }
 
 const SWEEP_INTERVAL_MS = 1000;
@@ -270,8 +272,10 @@ export class TurnServer {
   stats(): TurnServerStats {
     const c = this.control.stats();
     const native = this.native?.stats();
-    if (!native) return { ...c, dataPlane: this.dataPlane };
+    const dtls = this.dtlsListeners.size ? { dtls: sumDtlsCounters([...this.dtlsListeners.values()]) } : {};
+    if (!native) return { ...c, dataPlane: this.dataPlane, ...dtls };
     return {
+      ...dtls,
       allocations: c.allocations,
       packetsRelayed: c.packetsRelayed + native.toPeerPackets + native.toClientPackets,
       bytesRelayed: c.bytesRelayed + native.toPeerBytes + native.toClientBytes,
