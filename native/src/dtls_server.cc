@@ -43,11 +43,11 @@ constexpr size_t kCookieLen = 32;
 
 enum Counter {
   kSessionsOpened, kHandshakesDone, kHandshakesFailed, kHandshakesTimedOut, kIdleClosed,
-  kCookiesSent, kDropLimit, kDropNotHandshake, kRecordsIn, kRecordsOut, kCounterCount
+  kCookiesSent, kDropLimit, kDropNotHandshake, kRecordsIn, kRecordsOut, kSessionsReplaced, kCounterCount
 };
 const char* const kCounterNames[kCounterCount] = {
   "sessionsOpened", "handshakesDone", "handshakesFailed", "handshakesTimedOut", "idleClosed",
-  "cookiesSent", "dropLimit", "dropNotHandshake", "recordsIn", "recordsOut",
+  "cookiesSent", "dropLimit", "dropNotHandshake", "recordsIn", "recordsOut", "sessionsReplaced",
 };
 
 int64_t NowMs() {
@@ -361,7 +361,46 @@ class DtlsServer : public Napi::ObjectWrap<DtlsServer> {
     return event;
   }
 
-  // receive(key: string, datagram: Buffer) -> { out: Buffer[], data: Buffer[], event: '' | 'established' | 'closed' }
+  // A ClientHello record of epoch 0 that starts a handshake (record type 22, handshake type 1).
+  static bool IsInitialClientHello(const uint8_t* d, size_t len) {
+    return len >= 25 && d[0] == 22 && d[3] == 0 && d[4] == 0 && d[13] == 1;
+  }
+
+  // The stateless cookie exchange for `key` (DTLSv1_listen on the spare SSL object); when the cookie
+  // comes back the 5-tuple gets a session (replacing its old one when `replace`) and the handshake
+  // goes on. Sets `event` ("replaced" or the handshake's). False only when no SSL object can be made.
+  bool Accept(const std::string& key, const uint8_t* d, size_t len, int64_t now, bool replace, std::vector<std::string>* data, const char** event) {
+    if (listener_ == nullptr) listener_ = NewSsl();
+    if (listener_ == nullptr) return false;
+    current_peer_ = key;
+    Feed(d, len);
+    BIO_ADDR* client = BIO_ADDR_new();
+    ERR_clear_error();
+    int r = DTLSv1_listen(listener_, client);
+    BIO_ADDR_free(client);
+    if (r < 0) {
+      last_error_ = SslErrors();  // listener SSL unusable: make a fresh one next time
+      SSL_free(listener_);
+      listener_ = nullptr;
+    }
+    if (r <= 0) return true;  // HelloVerifyRequest sent, or the datagram dropped
+    if (replace) {
+      counters_[kSessionsReplaced]++;
+      FreeSession(key);
+    }
+    Session s;
+    s.ssl = listener_;
+    listener_ = nullptr;
+    s.started_ms = s.last_ms = now;
+    handshaking_++;
+    counters_[kSessionsOpened]++;
+    auto ins = sessions_.emplace(key, s);
+    const char* e = Drive(key, ins.first->second, data);
+    *event = replace ? "replaced" : e;
+    return true;
+  }
+
+  // receive(key: string, datagram: Buffer) -> { out: Buffer[], data: Buffer[], event: '' | 'established' | 'closed' | 'replaced' }
   Napi::Value Receive(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (ctx_ == nullptr) return env.Undefined();
@@ -375,37 +414,23 @@ class DtlsServer : public Napi::ObjectWrap<DtlsServer> {
     std::vector<std::string> data;
     const char* event = "";
     auto it = sessions_.find(key);
-    if (it != sessions_.end()) {
+    const bool hello = IsInitialClientHello(buf.Data(), buf.Length());
+    if (it != sessions_.end() && !(it->second.established && hello)) {
       it->second.last_ms = now;
       Feed(buf.Data(), buf.Length());
       event = Drive(key, it->second, &data);
+    } else if (it != sessions_.end()) {
+      // RFC 6347 §4.2.8: an epoch-0 ClientHello on an established association is a new client on the
+      // same 5-tuple (restarted, or a NAT reusing the port). The old association stays until the new
+      // one has proven reachability with the cookie exchange; then it is replaced.
+      if (handshaking_ >= max_handshakes_) counters_[kDropLimit]++;
+      else if (!Accept(key, buf.Data(), buf.Length(), now, true, &data, &event)) return Throw(env, "DTLS: cannot create an SSL object: " + SslErrors());
     } else if (buf.Length() < 13 || buf.Data()[0] != 22) {
       counters_[kDropNotHandshake]++;  // only a handshake record can start a session
     } else if (sessions_.size() >= static_cast<size_t>(max_sessions_) || handshaking_ >= max_handshakes_) {
       counters_[kDropLimit]++;
-    } else {
-      if (listener_ == nullptr) listener_ = NewSsl();
-      if (listener_ == nullptr) return Throw(env, "DTLS: cannot create an SSL object: " + SslErrors());
-      current_peer_ = key;
-      Feed(buf.Data(), buf.Length());
-      BIO_ADDR* client = BIO_ADDR_new();
-      ERR_clear_error();
-      int r = DTLSv1_listen(listener_, client);
-      BIO_ADDR_free(client);
-      if (r > 0) {  // the cookie came back: the 5-tuple gets a session
-        Session s;
-        s.ssl = listener_;
-        listener_ = nullptr;
-        s.started_ms = s.last_ms = now;
-        handshaking_++;
-        counters_[kSessionsOpened]++;
-        auto ins = sessions_.emplace(key, s);
-        event = Drive(key, ins.first->second, &data);
-      } else if (r < 0) {
-        last_error_ = SslErrors();  // listener SSL unusable: make a fresh one next time
-        SSL_free(listener_);
-        listener_ = nullptr;
-      }
+    } else if (!Accept(key, buf.Data(), buf.Length(), now, false, &data, &event)) {
+      return Throw(env, "DTLS: cannot create an SSL object: " + SslErrors());
     }
     io_.in = nullptr;
     Napi::Object res = Napi::Object::New(env);

@@ -36,8 +36,12 @@ export interface DtlsReceiveResult {
   out: Buffer[];
   /** Decrypted application datagrams (STUN messages, ChannelData). */
   data: Buffer[];
-  /** 'established': the handshake just finished; 'closed': the session ended (alert, close_notify, failed handshake). */
-  event: '' | 'established' | 'closed';
+  /**
+   * 'established': the handshake just finished; 'closed': the session ended (alert, close_notify, failed handshake);
+   * 'replaced': a new client on the same 5-tuple passed the cookie exchange and its handshake replaced the old
+   * established session (RFC 6347 §4.2.8).
+   */
+  event: '' | 'established' | 'closed' | 'replaced';
 }
 
 /** Counters since the engine was created, plus current `sessions` and `handshaking`. */
@@ -55,6 +59,8 @@ export interface DtlsCounters {
   dropNotHandshake: number;
   recordsIn: number;
   recordsOut: number;
+  /** Established sessions replaced by a new handshake from the same 5-tuple (RFC 6347 §4.2.8). */
+  sessionsReplaced: number;
   sessions: number;
   handshaking: number;
   /** Last OpenSSL error text seen (for logs), '' if none. */

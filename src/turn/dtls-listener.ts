@@ -5,7 +5,8 @@
  * control plane as packets of a "dtls" 5-tuple; what the server sends to
  * that 5-tuple is encrypted by the engine on the way out. When a session
  * ends (close_notify, alert, idle timeout), its allocation goes with it, as
- * for a closed TLS connection.
+ * for a closed TLS connection; so does an established session that a new
+ * client on the same 5-tuple replaces after a cookie exchange (RFC 6347 §4.2.8).
  */
 import dgram from 'node:dgram';
 import type { Logger } from '../log.js';
@@ -18,7 +19,7 @@ import { NATIVE_FIX } from './native-addon.js';
 export interface DtlsListenerHandlers {
   /** One decrypted datagram of `ft`; `reply` encrypts and sends on the same session. */
   onClientPacket(ft: FiveTuple, data: Buffer, reply: (resp: Buffer) => void): void;
-  /** The session of `ft` ended (close_notify, fatal alert, idle or handshake timeout). */
+  /** The session of `ft` ended (close_notify, fatal alert, idle or handshake timeout, replaced by a new client on the 5-tuple). */
   onSessionClosed(ft: FiveTuple): void;
 }
 
@@ -109,8 +110,10 @@ export class DtlsListener {
     if (!sock) return;
     const r = this.engine.receive(sessionKey(address, port), msg);
     for (const d of r.out) sock.send(d, port, address, noop);
-    if (r.data.length === 0 && r.event !== 'closed') return;
+    if (r.data.length === 0 && r.event !== 'closed' && r.event !== 'replaced') return;
     const ft = this.fiveTuple(address, port);
+    // The old association's allocation goes before the new client speaks.
+    if (r.event === 'replaced') this.handlers.onSessionClosed(ft);
     for (const d of r.data) {
       try {
         this.handlers.onClientPacket(ft, d, (resp) => void this.sendToClient(ft, resp));

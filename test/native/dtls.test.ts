@@ -220,6 +220,39 @@ describeWithPeers(['openssl'])('DTLS engine addon', () => {
     expect(l.stats()).toMatchObject({ sessions: 0, idleClosed: 1 });
   });
 
+  it('replaces an established session when a new client on the same 5-tuple passes the cookie exchange (RFC 6347 §4.2.8)', async () => {
+    const closed: FiveTuple[] = [];
+    const l = new DtlsListener(
+      addon(),
+      { ...tls, psk: [PSK] },
+      { onClientPacket: (_ft, data, reply) => reply(Buffer.concat([Buffer.from('echo:'), data])), onSessionClosed: (ft) => closed.push(ft) },
+      silentLogger,
+    );
+    listeners.push(l);
+    const { port } = await l.listen('127.0.0.1', 0);
+    const clientPort = 35350;
+    const connect = async () => {
+      const c = dtls.createSocket({ type: 'udp4', address: '127.0.0.1', port, listenPort: clientPort, psk: { [PSK.identity]: PSK.key.toString('ascii') }, timeout: 3000 });
+      await new Promise<void>((resolve, reject) => {
+        c.once('connected', () => resolve());
+        c.once('error', reject);
+      });
+      const echoed = new Promise<string>((r) => c.once('message', (m: Buffer) => r(m.toString())));
+      c.send(Buffer.from('hello'));
+      expect(await echoed).toBe('echo:hello');
+      return c;
+    };
+    const first = await connect();
+    // The first client vanishes without close_notify (a crash, a NAT mapping handed to someone else).
+    (first as unknown as { udp: { removeAllListeners(): void; close(): void } }).udp.removeAllListeners();
+    (first as unknown as { udp: { close(): void } }).udp.close();
+    expect(l.stats()).toMatchObject({ sessions: 1, handshakesDone: 1 });
+    const second = await connect();
+    expect(l.stats()).toMatchObject({ sessions: 1, handshakesDone: 2, sessionsReplaced: 1, cookiesSent: 2 });
+    expect(closed).toEqual([{ transport: 'dtls', clientAddress: '127.0.0.1', clientPort, serverAddress: '127.0.0.1', serverPort: port }]);
+    await new Promise<void>((r) => second.close(() => r()));
+  });
+
   it('TurnServer refuses a dtls listener without a certificate', () => {
     expect(
       () =>
