@@ -4,6 +4,7 @@ import type { Logger } from './log.js';
 import type { Config } from './config/load.js';
 import { ensureTlsCertificate } from './config/tls-cert.js';
 import { loadOrCreateSecret } from './config/secret.js';
+import { tempGruuKey } from './registrar/gruu.js';
 import { openStore } from './store/index.js';
 import { TransportLayer } from './transport/transport-layer.js';
 import { TransactionLayer } from './transaction/transaction-layer.js';
@@ -207,6 +208,7 @@ interface SipCoreParts {
 /** The registrar (sip.registrar) and the proxy that hands it REGISTERs: the transaction user. */
 function createSipCore(config: Config, parts: SipCoreParts, logger: Logger): ProxyCore {
   const { transport, transactions, domains, location, users, authenticate, security, secret } = parts;
+  const gruuKey = tempGruuKey(secret);
   const register = createRegistrar({
     domains,
     location,
@@ -216,6 +218,7 @@ function createSipCore(config: Config, parts: SipCoreParts, logger: Logger): Pro
     defaultExpiresS: config.sip.registrar.default_expires,
     maxBindingsPerAor: config.sip.registrar.max_bindings_per_aor,
     flowTimerS: config.sip.registrar.flow_timer,
+    tempGruuKey: gruuKey,
     logger,
   });
   return new ProxyCore({
@@ -235,6 +238,7 @@ function createSipCore(config: Config, parts: SipCoreParts, logger: Logger): Pro
     authenticate,
     admitCall: (username, st) => security.calls.admitTransaction(username, st),
     flowTokenSecret: secret,
+    tempGruuKey: gruuKey,
     register,
     logger,
   });

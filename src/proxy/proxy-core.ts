@@ -52,6 +52,8 @@ export interface ProxyOptions {
   authenticate: Authenticate;
   /** Key of the flow tokens this proxy puts in Record-Route (RFC 5626 §5.2). */
   flowTokenSecret: Buffer;
+  /** Key of temp-GRUUs (RFC 5627, registrar/gruu.ts tempGruuKey); without it temp-GRUUs get 404. */
+  tempGruuKey?: Buffer;
   /**
    * Per-user call policy for an authenticated local user's new INVITE
    * (auth/call-limits.ts): undefined admits it, else the response to send.
@@ -97,6 +99,7 @@ export class ProxyCore implements TransactionUser {
       admitCall: opts.admitCall,
       register: opts.register,
       flowTokenSecret: opts.flowTokenSecret,
+      tempGruuKey: opts.tempGruuKey,
       listensOn: (port) => transport.listeners().some((l) => l.port === port),
       isOurSentBy: (host, port) => this.isOurVia(host, port),
       flowAlive: (ref) => ref.transport === 'udp' || transport.hasFlowTo(ref.transport, ref.address, ref.port),

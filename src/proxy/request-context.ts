@@ -38,6 +38,8 @@ export interface ProxyEnv {
   register(req: SipRequest, st: ServerTransaction): Promise<void>;
   /** Key of the flow tokens in our Record-Route and Path entries (RFC 5626 §5.2). */
   flowTokenSecret: Buffer;
+  /** Key of the temp-GRUUs the registrar hands out (RFC 5627, registrar/gruu.ts); without it every temp-GRUU is unknown (404). */
+  tempGruuKey?: Buffer;
   /** True when `port` is a port one of our listeners is bound to. */
   listensOn(port: number): boolean;
   /** True when a Via sent-by (host, optional port) is one of our listeners' advertised addresses. */

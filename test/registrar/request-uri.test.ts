@@ -14,10 +14,10 @@ describe('registrar steps 1 and 2 (RFC 3261 §10.3): Request-URI domain, Require
     expect(requestUriDomain(registerContext(world, sipRequest('REGISTER', 'sip:other.test')))).toEqual({ status: 404, reason: 'Not Found: domain not served here' });
   });
 
-  it('step 2: accepts path and outbound, 420 listing any other Require', () => {
-    const ok = sipRequest('REGISTER', `sip:${DOMAIN}`, { headers: [{ name: 'Require', value: 'path, outbound' }] });
+  it('step 2: accepts path, outbound and gruu, 420 listing any other Require', () => {
+    const ok = sipRequest('REGISTER', `sip:${DOMAIN}`, { headers: [{ name: 'Require', value: 'path, outbound, gruu' }] });
     expect(requireExtensions(registerContext(world, ok))).toBeUndefined();
-    const bad = sipRequest('REGISTER', `sip:${DOMAIN}`, { headers: [{ name: 'Require', value: 'outbound, gruu' }] });
-    expect(requireExtensions(registerContext(world, bad))).toEqual({ status: 420, reason: 'Bad Extension', headers: [{ name: 'Unsupported', value: 'gruu' }] });
+    const bad = sipRequest('REGISTER', `sip:${DOMAIN}`, { headers: [{ name: 'Require', value: 'outbound, 100rel' }] });
+    expect(requireExtensions(registerContext(world, bad))).toEqual({ status: 420, reason: 'Bad Extension', headers: [{ name: 'Unsupported', value: '100rel' }] });
   });
 });

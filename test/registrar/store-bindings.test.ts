@@ -35,7 +35,7 @@ describe('registrar steps 7 and 8 (RFC 3261 §10.3): store the bindings, answer 
     expect(answer.headers).toEqual([
       { name: 'Contact', value: '<sip:a@127.0.0.1:40002>;expires=120' },
       { name: 'Date', value: new Date(nowS * 1000).toUTCString() },
-      { name: 'Supported', value: 'path, outbound' },
+      { name: 'Supported', value: 'path, outbound, gruu' },
     ]);
   });
 

@@ -9,6 +9,7 @@ import { localHandling } from './local-handling.js';
 import { recordedRoute } from './recorded-route.js';
 import { authentication } from './authentication.js';
 import { callAdmission } from './call-admission.js';
+import { gruuRouting } from './gruu-routing.js';
 import { responsibility } from './responsibility.js';
 import { locationLookup } from './location-lookup.js';
 
@@ -35,6 +36,7 @@ export const REQUEST_PROCESSORS: readonly RequestProcessor[] = [
   recordedRoute, //   §16.4, §12.2   Route / contact / flow token / in-dialog → one target
   authentication, //  §16.3 step 6, §22.3 407 for local senders, From must match
   callAdmission, //   call limits of the authenticated user
+  gruuRouting, //     RFC 5627 §8.4.1 a GRUU → that instance's bindings only (404/480)
   responsibility, //  §16.5          our AOR → lookup; other domain → relay for local users
   locationLookup, //  §16.5, §10.2   bindings → target set (404/480 when none)
 ];

@@ -1,10 +1,16 @@
 import type { ProxyEnv } from '../request-context.js';
 import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../request-context.js';
 import { targetGroups, type Target } from '../target-set.js';
+import type { BindingRecord } from '../../store/index.js';
 
 /** The target groups of an AOR from the location service (§16.5), highest q first; empty without bindings. */
 export function bindingTargets(env: ProxyEnv, aor: string): Target[][] {
-  return targetGroups(env.location.lookup(aor), env.flowAlive).map((g) => g.map((b) => ({ uri: b.contactUri, binding: b })));
+  return targetsOfBindings(env, env.location.lookup(aor));
+}
+
+/** Target groups of some bindings (target-set.ts: by q, an Outbound instance once), one target per binding. */
+export function targetsOfBindings(env: ProxyEnv, bindings: BindingRecord[]): Target[][] {
+  return targetGroups(bindings, env.flowAlive).map((g) => g.map((b) => ({ uri: b.contactUri, binding: b })));
 }
 
 /**

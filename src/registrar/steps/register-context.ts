@@ -22,6 +22,8 @@ export interface RegistrarOptions {
   maxBindingsPerAor: number;
   /** Flow-Timer sent to Outbound UAs (RFC 5626 §4.4.1), s; default 120. */
   flowTimerS?: number;
+  /** Key of temp-GRUUs (RFC 5627 §3.2, registrar/gruu.ts); without it no GRUUs are handed out. */
+  tempGruuKey?: Buffer;
   logger: Logger;
   /** The clock, unix time in s. */
   nowS?: () => number;

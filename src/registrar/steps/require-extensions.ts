@@ -1,8 +1,8 @@
 import { getHeaderValues, type SipRequest } from '../../sip/message.js';
 import type { RegisterContext, RegisterReply } from './register-context.js';
 
-/** Option tags this server implements as registrar and UAS (RFC 3327 path, RFC 5626 outbound). */
-export const SUPPORTED_EXTENSIONS = ['path', 'outbound'];
+/** Option tags this server implements as registrar and UAS (RFC 3327 path, RFC 5626 outbound, RFC 5627 gruu). */
+export const SUPPORTED_EXTENSIONS = ['path', 'outbound', 'gruu'];
 
 /** The option tags of a request's Require that this server does not support (RFC 3261 §8.2.2.3). */
 export function unsupportedExtensions(req: SipRequest): string[] {
