@@ -33,6 +33,8 @@ import { REQUEST_PROCESSORS } from './processors/index.js';
 import { strictRoute } from './processors/strict-route.js';
 import { ownRoute } from './processors/own-route.js';
 import { bindingTargets } from './processors/location-lookup.js';
+import { gruuRouting } from './processors/gruu-routing.js';
+import { gruuOf } from '../registrar/gruu.js';
 
 export { ALLOWED_METHODS } from './processors/local-handling.js';
 export { SUPPORTED_EXTENSIONS } from '../registrar/steps/require-extensions.js';
@@ -286,9 +288,17 @@ export class ProxyCore implements TransactionUser {
    * state (§16.11), after the same Route pre-processing as other requests
    * (§16.4). An ACK whose Request-URI is an AOR of ours (a UA that sends the
    * ACK to the Request-URI of its INVITE and ignores the Record-Route) goes to
-   * every binding of that AOR, as the INVITE did (§16.5); one whose next hop
+   * every binding of that AOR, as the INVITE did (§16.5; a GRUU only to its
+   * instance's, RFC 5627 §8.4.1); one whose next hop
    * is this server is dropped.
    */
+  /** Every target of an AOR's bindings, or of one instance's when the Request-URI is a GRUU (RFC 5627 §8.4.1); none when it routes nowhere. */
+  private async aorTargets(ctx: RequestContext, aor: string): Promise<Target[]> {
+    if (!gruuOf(ctx.ruri)) return bindingTargets(this.env, aor).flat();
+    const outcome = await gruuRouting.process(ctx);
+    return typeof outcome === 'object' && outcome.kind === 'forward' ? outcome.targets.flat() : [];
+  }
+
   private async forwardStateless(req: SipRequest, source: Source): Promise<void> {
     const ctx = new RequestContext(req, source, this.env);
     strictRoute.process(ctx);
@@ -296,7 +306,7 @@ export class ProxyCore implements TransactionUser {
     if (getHeader(req, 'max-forwards') !== undefined && ctx.maxForwards <= 0) return;
     const binding = ctx.hasRoute ? undefined : this.opts.location.findByContact(req.uri);
     const aor = ctx.hasRoute || ctx.flow || binding ? undefined : ctx.aor;
-    const targets: Target[] = aor ? bindingTargets(this.env, aor).flat() : [{ uri: req.uri, binding, flow: ctx.flow }];
+    const targets: Target[] = aor ? await this.aorTargets(ctx, aor) : [{ uri: req.uri, binding, flow: ctx.flow }];
     const topVia = getHeaderValues(req, 'via')[0] ?? '';
     const cseq = getHeader(req, 'cseq') ?? '';
     for (const target of targets) {
