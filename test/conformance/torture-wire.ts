@@ -5,6 +5,9 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import tls from 'node:tls';
+import { WebSocket } from 'ws';
+import { StreamFramer } from '../../src/sip/stream-framer.js';
 import { readFileSync } from 'node:fs';
 import { parseMessage } from '../../src/sip/parser.js';
 import type { SipMessage } from '../../src/sip/message.js';
@@ -41,8 +44,12 @@ export function vectorCrlf(path: string): Buffer {
 
 /** How to point a message at loopback. */
 export interface Rewrite {
-  /** UDP/TCP port of the sending UA: the top Via's sent-by becomes 127.0.0.1:<uaPort> with rport. */
+  /** UDP/TCP port of the sending UA: the top Via's sent-by becomes <uaHost>:<uaPort> with rport. */
   uaPort: number;
+  /** The sending UA's address in the top Via: `127.0.0.1` (default) or `[::1]`. */
+  uaHost?: string;
+  /** The top Via's transport token (`TLS`, `WS`...); default: left as written. */
+  viaTransport?: string;
   /** New Request-URI host[:port] (the part after `@`, or after the scheme when there is no user part). */
   ruriHost?: string;
   /** Every Route URI host[:port] becomes this. */
@@ -56,7 +63,7 @@ const ROUTE_HOST = /^(route[ \t]*:[ \t\r\n]*<sips?:)([^;>]+)/gim;
 
 /**
  * Rewrite a torture message byte-preservingly (latin1): the top Via's sent-by
- * becomes `127.0.0.1:<uaPort>;rport` (so the server answers to the sender and
+ * becomes `<uaHost>:<uaPort>;rport` (so the server answers to the sender and
  * stamps received/rport over any `received` in the message), Route hosts and
  * the Request-URI host as asked. Content-Length is left alone on purpose.
  */
@@ -66,7 +73,10 @@ export function toLoopback(raw: Buffer, rw: Rewrite): Buffer {
   let head = headEnd < 0 ? s : s.slice(0, headEnd);
   const tail = headEnd < 0 ? '' : s.slice(headEnd);
   if (!VIA_SENT_BY.test(head)) throw new Error('no top Via to rewrite');
-  head = head.replace(VIA_SENT_BY, (_m, pre: string) => `${pre}127.0.0.1:${rw.uaPort};rport`);
+  head = head.replace(VIA_SENT_BY, (_m, pre: string) => {
+    const proto = rw.viaTransport ? pre.replace(/[A-Za-z0-9-]+(?=[ \t\r\n]+$)/, rw.viaTransport) : pre;
+    return `${proto}${rw.uaHost ?? '127.0.0.1'}:${rw.uaPort};rport`;
+  });
   if (rw.domain) head = head.replace(/(?<=[@:])example\.com(?![\w.-])/gi, rw.domain);
   if (rw.routeHost) head = head.replace(ROUTE_HOST, (_m, pre: string) => `${pre}${rw.routeHost}`);
   if (rw.ruriHost) {
@@ -88,13 +98,15 @@ export function toLoopback(raw: Buffer, rw: Rewrite): Buffer {
   return Buffer.from(s, 'latin1');
 }
 
+const LOOPBACK = /^(127\.0\.0\.1|\[::1\])(:|$)/;
+
 /** Every address in the header section that is not loopback and that the server could send to: top Via, Route, Request-URI. */
 export function leftoverAddresses(raw: Buffer): string[] {
   const s = raw.toString('latin1');
   const out: string[] = [];
   const m = VIA_SENT_BY.exec(s);
-  if (m && !m[2].startsWith('127.0.0.1:')) out.push(`Via ${m[2]}`);
-  for (const r of s.matchAll(ROUTE_HOST)) if (!r[2].startsWith('127.0.0.1')) out.push(`Route ${r[2]}`);
+  if (m && !LOOPBACK.test(m[2])) out.push(`Via ${m[2]}`);
+  for (const r of s.matchAll(ROUTE_HOST)) if (!LOOPBACK.test(r[2])) out.push(`Route ${r[2]}`);
   return out;
 }
 
@@ -130,56 +142,83 @@ class Arrivals {
   }
 }
 
-/** A UDP socket on 127.0.0.1 that keeps every datagram it receives. */
-export class UdpPeer {
+/**
+ * What a torture sender received: every message as raw bytes and, when it
+ * parses, parsed; the status lines read from the raw bytes (responses echoing
+ * a malformed header do not parse).
+ */
+export abstract class ReceivedMessages {
   readonly raw: Buffer[] = [];
   readonly messages: SipMessage[] = [];
-  /** Datagrams received, kept or not. */
+  /** Messages received, kept or not. */
   count = 0;
-  /** When false, datagrams are counted (and answered) but not kept: load tests measure the server's heap, not this one's. */
+  /** When false, messages are counted (and answered) but not kept: load tests measure the server's heap, not this one's. */
   retain = true;
   private readonly arrivals = new Arrivals();
 
-  private constructor(readonly socket: dgram.Socket, autoAnswer: boolean) {
-    socket.on('message', (d, rinfo) => {
-      this.count++;
-      if (this.retain) this.raw.push(d);
-      try {
-        const m = parseMessage(d);
-        if (this.retain) this.messages.push(m);
-        if (autoAnswer && m.kind === 'request' && m.method !== 'ACK') {
-          const res = createResponse(m, m.method === 'INVITE' ? 486 : 200, { toTag: 'peer' });
-          socket.send(serializeMessage(res), rinfo.port, rinfo.address);
-        }
-      } catch {
-        /* kept raw only */
-      }
-      this.arrivals.notify();
-    });
+  /** The local port of the socket or connection the messages are sent from. */
+  abstract get port(): number;
+  /** Send one message (UDP: to `port` on the peer's loopback address; streams: on the connection). */
+  abstract send(data: Buffer, port: number): Promise<void>;
+  abstract close(): void;
+
+  /** Keep one received message; returns it parsed, or undefined when it does not parse. */
+  protected received(d: Buffer): SipMessage | undefined {
+    this.count++;
+    if (this.retain) this.raw.push(d);
+    let m: SipMessage | undefined;
+    try {
+      m = parseMessage(d);
+      if (this.retain) this.messages.push(m);
+    } catch {
+      /* kept raw only */
+    }
+    this.arrivals.notify();
+    return m;
   }
 
-  /** A socket on an ephemeral loopback port; with autoAnswer, every request but ACK gets 486 (INVITE) or 200 at once. */
-  static async open(autoAnswer = true): Promise<UdpPeer> {
-    const socket = dgram.createSocket('udp4');
-    await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
-    return new UdpPeer(socket, autoAnswer);
-  }
-
-  /** Status codes of every response received, read from the raw status line (responses echoing a malformed header do not parse). */
+  /** Status codes of every response received. */
   statuses(): number[] {
     return this.raw.flatMap((d) => statusOf(d) ?? []);
   }
 
-  /** The first final response's status line: code and reason, from the raw bytes. */
-  final(): { status: number; reason: string; raw: Buffer } | undefined {
-    for (const d of this.raw) {
-      const st = statusOf(d);
-      if (st !== undefined && st >= 200) {
-        const line = d.toString('utf8', 0, d.indexOf('\r\n'));
-        return { status: st, reason: line.slice(12), raw: d };
+  /** The first final response's status line, code and reason; with `cseq`, the first final response carrying that CSeq when there is one. */
+  final(cseq?: string): { status: number; reason: string; raw: Buffer } | undefined {
+    const finals = this.raw.filter((d) => (statusOf(d) ?? 0) >= 200);
+    const d = (cseq ? finals.find((x) => x.toString('latin1').includes(`CSeq: ${cseq}\r\n`)) : undefined) ?? finals[0];
+    if (!d) return undefined;
+    const line = d.toString('utf8', 0, d.indexOf('\r\n'));
+    return { status: statusOf(d)!, reason: line.slice(12), raw: d };
+  }
+
+  /** Resolves when pred holds for what has arrived, or after timeoutMs (resolving false). */
+  until(pred: (p: this) => boolean, timeoutMs: number): Promise<boolean> {
+    return this.arrivals.until(() => pred(this), timeoutMs);
+  }
+}
+
+/** A UDP socket on 127.0.0.1 (or ::1) that keeps every datagram it receives. */
+export class UdpPeer extends ReceivedMessages {
+  private constructor(
+    readonly socket: dgram.Socket,
+    readonly host: string,
+    autoAnswer: boolean,
+  ) {
+    super();
+    socket.on('message', (d, rinfo) => {
+      const m = this.received(d);
+      if (autoAnswer && m?.kind === 'request' && m.method !== 'ACK') {
+        const res = createResponse(m, m.method === 'INVITE' ? 486 : 200, { toTag: 'peer' });
+        socket.send(serializeMessage(res), rinfo.port, rinfo.address);
       }
-    }
-    return undefined;
+    });
+  }
+
+  /** A socket on an ephemeral loopback port; with autoAnswer, every request but ACK gets 486 (INVITE) or 200 at once. */
+  static async open(autoAnswer = true, host = '127.0.0.1'): Promise<UdpPeer> {
+    const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    await new Promise<void>((r) => socket.bind(0, host, () => r()));
+    return new UdpPeer(socket, host, autoAnswer);
   }
 
   get port(): number {
@@ -187,16 +226,74 @@ export class UdpPeer {
   }
 
   send(data: Buffer, port: number): Promise<void> {
-    return new Promise((r) => this.socket.send(data, port, '127.0.0.1', () => r()));
-  }
-
-  /** Resolves when pred holds for what has arrived, or after timeoutMs (resolving false). */
-  until(pred: (p: UdpPeer) => boolean, timeoutMs: number): Promise<boolean> {
-    return this.arrivals.until(() => pred(this), timeoutMs);
+    return new Promise((r) => this.socket.send(data, port, this.host, () => r()));
   }
 
   close(): void {
     this.socket.close();
+  }
+}
+
+/** A TLS connection (no certificate check) to 127.0.0.1:port that keeps every message received, framed by Content-Length. */
+export class TlsPeer extends ReceivedMessages {
+  closed = false;
+  private readonly framer = new StreamFramer();
+
+  private constructor(readonly socket: tls.TLSSocket) {
+    super();
+    socket.on('data', (chunk: Buffer) => {
+      for (const ev of this.framer.push(chunk)) if (ev.type === 'message') this.received(ev.data);
+    });
+    socket.on('close', () => (this.closed = true));
+    socket.on('error', () => {});
+  }
+
+  static connect(port: number, host = '127.0.0.1'): Promise<TlsPeer> {
+    return new Promise((resolve, reject) => {
+      const s = tls.connect({ host, port, rejectUnauthorized: false }, () => resolve(new TlsPeer(s)));
+      s.once('error', reject);
+    });
+  }
+
+  get port(): number {
+    return this.socket.localPort!;
+  }
+
+  async send(data: Buffer): Promise<void> {
+    this.socket.write(data);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** A SIP-over-WebSocket connection (RFC 7118, subprotocol `sip`) to ws://127.0.0.1:port that keeps every frame received as one message. */
+export class WsPeer extends ReceivedMessages {
+  private constructor(readonly ws: WebSocket) {
+    super();
+    ws.on('message', (d: Buffer) => this.received(Buffer.from(d)));
+    ws.on('error', () => {});
+  }
+
+  static connect(port: number, host = '127.0.0.1'): Promise<WsPeer> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://${host}:${port}/`, 'sip');
+      ws.once('open', () => resolve(new WsPeer(ws)));
+      ws.once('error', reject);
+    });
+  }
+
+  get port(): number {
+    return (this.ws as unknown as { _socket: net.Socket })._socket.localPort!;
+  }
+
+  async send(data: Buffer): Promise<void> {
+    this.ws.send(data);
+  }
+
+  close(): void {
+    this.ws.terminate();
   }
 }
 
