@@ -207,6 +207,10 @@ const sipSchema = z.strictObject({
     { transport: 'udp', host: '0.0.0.0', port: 5060 },
     { transport: 'tcp', host: '0.0.0.0', port: 5060 },
     { transport: 'tls', host: '0.0.0.0', port: 5061 },
+    // IPv6 beside IPv4 (IPv6-only sockets on the same ports); skipped with a warning on a host without IPv6.
+    { transport: 'udp', host: '::', port: 5060 },
+    { transport: 'tcp', host: '::', port: 5060 },
+    { transport: 'tls', host: '::', port: 5061 },
   ]),
   advertised_host: hostString.optional(),
   /** Absent or null (only comments under `tls:`) both give `{}`: a generated certificate. */

@@ -217,14 +217,14 @@ export class ProxyCore implements TransactionUser {
     this.consumeCredentials(msg);
 
     const dest = await this.destinationFor(msg, target.binding, target.flow, target.uri === req.uri ? ctx.ruri : undefined);
-    const outListener = this.opts.transport.listenerFor(dest.transport);
+    const outListener = this.opts.transport.listenerFor(dest.transport, dest.address);
     if (!outListener) throw new SipError(503, `Service Unavailable: no ${dest.transport} listener`);
 
     // Step 4: Record-Route. Each side that is a connection the UA opened (or
     // changes transport) gets its own entry with a flow token, so in-dialog
     // requests go back over the right flow (RFC 5626 §5.3, RFC 3261 §16.6 step 4).
     if (!ctx.toTag && DIALOG_CREATING.has(req.method)) {
-      const inListener = this.opts.transport.listeners().find((l) => l.transport === source.transport && l.port === source.localPort) ?? this.opts.transport.listenerFor(source.transport);
+      const inListener = this.opts.transport.listenerOf(source) ?? this.opts.transport.listenerFor(source.transport, source.remoteAddress);
       const inFlow: Destination | undefined = source.transport !== 'udp' ? { transport: source.transport, address: source.remoteAddress, port: source.remotePort, flowId: source.flowId } : undefined;
       const outFlow: Destination | undefined = dest.transport !== 'udp' ? dest : undefined;
       const double = inListener && (inFlow || outFlow || inListener.transport !== outListener.transport || inListener.port !== outListener.port);
@@ -318,7 +318,7 @@ export class ProxyCore implements TransactionUser {
         this.log.debug({ err: (err as Error).message, uri: msg.uri }, 'ACK not forwarded');
         continue;
       }
-      const out = this.opts.transport.listenerFor(dest.transport);
+      const out = this.opts.transport.listenerFor(dest.transport, dest.address);
       if (!out) continue;
       // §16.11: a branch derived from the incoming request, so retransmissions map to the same value.
       const branch = MAGIC_COOKIE + createHash('sha1').update(topVia + msg.uri + cseq).digest('base64url').slice(0, 22);

@@ -91,19 +91,32 @@ export class TransportLayer {
     this.log = opts.logger.child({ component: 'transport' });
   }
 
-  /** Bind every listener. Rejects with an Error naming the listener when a port cannot be bound. */
+  /**
+   * Bind every listener. IPv6 listeners are IPv6-only (IPV6_V6ONLY), so an
+   * IPv4 and an IPv6 listener can share a port. An IPv6 listener on a host
+   * without IPv6 (see isIPv6Unavailable) is skipped with a warning, so the
+   * default listeners (IPv4 and IPv6) start anywhere.
+   * Rejects with an Error naming the listener when a port cannot be bound, or
+   * when no listener is left.
+   */
   async start(): Promise<void> {
     this.localAddresses = collectLocalAddresses();
     if (this.opts.advertisedHost) this.localAddresses.add(this.opts.advertisedHost.toLowerCase());
-    for (const spec of this.opts.listen) {
+    for (const configured of this.opts.listen) {
+      const spec = { ...configured, host: stripBrackets(configured.host) };
       try {
         if (spec.transport === 'udp') await this.listenUdp(spec);
         else await this.listenStream(spec);
       } catch (err) {
+        if (isIPv6Unavailable(spec.host, err)) {
+          this.log.warn({ transport: spec.transport, listen: formatHostPort(spec.host, spec.port), err: (err as Error).message }, 'IPv6 unavailable on this host: listener skipped');
+          continue;
+        }
         await this.stop();
         throw new Error(`cannot listen on ${spec.transport} ${formatHostPort(spec.host, spec.port)}: ${(err as Error).message}`);
       }
     }
+    if (this.opts.listen.length > 0 && this.bound.length === 0) throw new Error('no SIP listener could be bound (IPv6 unavailable and no IPv4 listener)');
   }
 
   /** Close listeners and every flow. */
@@ -128,9 +141,24 @@ export class TransportLayer {
     return this.bound;
   }
 
-  /** The listener used for sending over `transport` (the first configured one), or undefined. */
-  listenerFor(transport: TransportName): BoundListener | undefined {
-    return this.listeners().find((l) => l.transport === transport);
+  /**
+   * The listener used for sending over `transport`: the first configured one
+   * of the address family of `address` (an IPv6 destination gets the IPv6
+   * listener, so Via and Record-Route name an address it can reach), else the
+   * first of that transport; undefined when there is none.
+   */
+  listenerFor(transport: TransportName, address?: string): BoundListener | undefined {
+    const list = this.listeners().filter((l) => l.transport === transport);
+    if (address === undefined) return list[0];
+    const v6 = address.includes(':');
+    return list.find((l) => l.address.includes(':') === v6) ?? list[0];
+  }
+
+  /** The listener a message arrived on (transport, local port and address family of `source`), or undefined. */
+  listenerOf(source: Source): BoundListener | undefined {
+    const v6 = source.localAddress.includes(':');
+    const list = this.listeners().filter((l) => l.transport === source.transport && l.port === source.localPort);
+    return list.find((l) => l.address.includes(':') === v6) ?? list[0];
   }
 
   /**
@@ -203,7 +231,7 @@ export class TransportLayer {
 
   private async listenUdp(spec: ListenSpec): Promise<void> {
     const v6 = spec.host.includes(':');
-    const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', reuseAddr: false });
+    const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', reuseAddr: false, ipv6Only: v6 });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(spec.port, spec.host, () => {
@@ -276,7 +304,7 @@ export class TransportLayer {
     }
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(spec.port, spec.host, () => {
+      server.listen({ port: spec.port, host: spec.host, ipv6Only: spec.host.includes(':') }, () => {
         server.off('error', reject);
         resolve();
       });
@@ -439,7 +467,8 @@ export class TransportLayer {
 
   private advertise(address: string): string {
     if (this.opts.advertisedHost) return this.opts.advertisedHost;
-    if (address === '0.0.0.0' || address === '::') return firstExternalIPv4() ?? '127.0.0.1';
+    if (address === '0.0.0.0') return firstExternalAddress('IPv4') ?? '127.0.0.1';
+    if (address === '::') return `[${firstExternalAddress('IPv6') ?? '::1'}]`;
     return address.includes(':') ? `[${address}]` : address;
   }
 
@@ -499,10 +528,23 @@ function collectLocalAddresses(): Set<string> {
   return out;
 }
 
-function firstExternalIPv4(): string | undefined {
+/** The host's first non-loopback address of a family (IPv6: global scope, not link-local), or undefined. */
+function firstExternalAddress(family: 'IPv4' | 'IPv6'): string | undefined {
   for (const list of Object.values(os.networkInterfaces())) {
-    for (const i of list ?? []) if (i.family === 'IPv4' && !i.internal) return i.address;
+    for (const i of list ?? []) if (i.family === family && !i.internal && !(family === 'IPv6' && /^fe[89ab]/i.test(i.address))) return i.address;
   }
   return undefined;
+}
+
+/**
+ * True when binding an IPv6 host failed because the host has no IPv6: the
+ * address family is not supported (kernel without IPv6), or `::`/`::1`, which
+ * every host with IPv6 has, is not available (IPv6 disabled). Any other IPv6
+ * address that cannot be bound is a configuration error, not this.
+ */
+export function isIPv6Unavailable(host: string, err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (!host.includes(':')) return false;
+  return code === 'EAFNOSUPPORT' || code === 'EPROTONOSUPPORT' || (code === 'EADDRNOTAVAIL' && (host === '::' || host === '::1'));
 }
 

@@ -41,6 +41,9 @@ describe('defaults', () => {
           { transport: 'udp', host: '0.0.0.0', port: 5060 },
           { transport: 'tcp', host: '0.0.0.0', port: 5060 },
           { transport: 'tls', host: '0.0.0.0', port: 5061 },
+          { transport: 'udp', host: '::', port: 5060 },
+          { transport: 'tcp', host: '::', port: 5060 },
+          { transport: 'tls', host: '::', port: 5061 },
         ],
         tls: {},
         limits: { max_message_bytes: 65535, max_headers: 256, max_line_bytes: 8192 },
@@ -115,7 +118,7 @@ describe('defaults', () => {
   test('defaultConfig returns a fresh object each time', () => {
     const a = defaultConfig();
     a.sip.listen.push({ transport: 'udp', host: '::', port: 1 });
-    expect(defaultConfig().sip.listen).toHaveLength(3);
+    expect(defaultConfig().sip.listen).toHaveLength(6);
   });
 });
 

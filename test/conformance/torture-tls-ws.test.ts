@@ -18,7 +18,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
-import { TlsPeer, UdpPeer, WsPeer, leftoverAddresses, type ReceivedMessages } from './torture-wire.js';
+import { StreamPeer, UdpPeer, WsPeer, leftoverAddresses, type ReceivedMessages } from './torture-wire.js';
 import { DOMAIN, TORTURE_USERS, allVectors, prepare, registerCallee, replayAll, type Replay, type Where } from './torture-suite.js';
 
 const UDP_PORT = 27064;
@@ -74,7 +74,7 @@ describe('RFC 4475 and RFC 5118 torture messages over TLS and WebSocket', () => 
 
   it('over TLS: answers each message as the RFCs say, with stream framing', async () => {
     const failures = await replayAll(
-      over(() => TlsPeer.connect(TLS_PORT), 'TLS', TLS_PORT, {
+      over(() => StreamPeer.connect(TLS_PORT, { tls: true }), 'TLS', TLS_PORT, {
         'rfc4475/clerr.dat': { status: null, reason: undefined }, // waits for the 9999 announced body octets
         'rfc4475/dblreq.dat': { status: 401 }, // the REGISTER's answer; the INVITE is answered as well (torture-tcp)
         'rfc4475/baddn.dat': { status: null, reason: undefined }, // the archive has no blank line after the headers: the message never ends

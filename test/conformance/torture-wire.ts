@@ -234,23 +234,25 @@ export class UdpPeer extends ReceivedMessages {
   }
 }
 
-/** A TLS connection (no certificate check) to 127.0.0.1:port that keeps every message received, framed by Content-Length. */
-export class TlsPeer extends ReceivedMessages {
+/** A TCP or TLS (no certificate check) connection to host:port that keeps every message received, framed by Content-Length. */
+export class StreamPeer extends ReceivedMessages {
   closed = false;
   private readonly framer = new StreamFramer();
 
-  private constructor(readonly socket: tls.TLSSocket) {
+  private constructor(readonly socket: net.Socket) {
     super();
     socket.on('data', (chunk: Buffer) => {
-      for (const ev of this.framer.push(chunk)) if (ev.type === 'message') this.received(ev.data);
+      for (const ev of this.framer.push(chunk)) if (ev.type === 'message') this.received(ev.data as Buffer);
     });
     socket.on('close', () => (this.closed = true));
     socket.on('error', () => {});
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<TlsPeer> {
+  /** Connect over TLS (`tls` true) or TCP to host (default 127.0.0.1, `::1` for IPv6) and port. */
+  static connect(port: number, opts: { tls: boolean; host?: string }): Promise<StreamPeer> {
+    const host = opts.host ?? '127.0.0.1';
     return new Promise((resolve, reject) => {
-      const s = tls.connect({ host, port, rejectUnauthorized: false }, () => resolve(new TlsPeer(s)));
+      const s: net.Socket = opts.tls ? tls.connect({ host, port, rejectUnauthorized: false }, () => resolve(new StreamPeer(s))) : net.connect({ host, port }, () => resolve(new StreamPeer(s)));
       s.once('error', reject);
     });
   }

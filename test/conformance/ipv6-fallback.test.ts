@@ -1,0 +1,70 @@
+/**
+ * rtcedge still starts on a host without IPv6: the `rtcedge serve` command
+ * runs in a network namespace of its own whose loopback has IPv6 disabled
+ * (`net.ipv6.conf.lo.disable_ipv6 = 1`, so ::1 does not exist there); its
+ * IPv6 listener on ::1 is skipped with a warning naming it, the IPv4 one
+ * serves, and `rtcedge ready` lists only that. Needs root and `unshare`
+ * (as every test here runs: in a private namespace) and a built dist/.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+
+const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+const PORT = 27074;
+
+let child: ChildProcess | undefined;
+let dir: string | undefined;
+
+afterAll(() => {
+  if (child?.pid && child.exitCode === null) process.kill(child.pid, 'SIGTERM');
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+it.skipIf(!existsSync(CLI) || process.getuid?.() !== 0)('skips the IPv6 listener with a warning when the host has no IPv6, and serves on IPv4', async () => {
+  dir = mkdtempSync(join(tmpdir(), 'rtcedge-ipv6-fallback-'));
+  const config = join(dir, 'rtcedge.yaml');
+  writeFileSync(
+    config,
+    [
+      `data_dir: ${join(dir, 'data')}`,
+      'domains: [example.test]',
+      'log: { level: info }',
+      'turn: { enabled: false }',
+      'sip:',
+      '  listen:',
+      `    - { transport: udp, host: 127.0.0.1, port: ${PORT} }`,
+      `    - { transport: udp, host: "::1", port: ${PORT} }`,
+      '',
+    ].join('\n'),
+  );
+  const script = `ip link set lo up && echo 1 > /proc/sys/net/ipv6/conf/lo/disable_ipv6 && exec "${process.execPath}" "${CLI}" serve -c "${config}"`;
+  child = spawn('unshare', ['-n', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const ready = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 15_000);
+    const check = () => {
+      if (out.includes('rtcedge ready')) {
+        clearTimeout(timer);
+        resolve(true);
+      }
+    };
+    child!.stdout!.on('data', check);
+    child!.on('exit', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+  expect(ready, out).toBe(true);
+  const lines = out
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const warning = lines.find((l) => l.msg === 'IPv6 unavailable on this host: listener skipped');
+  expect(warning, out).toMatchObject({ component: 'transport', transport: 'udp', listen: `[::1]:${PORT}` });
+  expect(lines.find((l) => l.msg === 'rtcedge ready')?.sip).toEqual([`udp:127.0.0.1:${PORT}`]);
+});
