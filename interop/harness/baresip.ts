@@ -40,8 +40,10 @@ export interface BaresipOptions {
   /** Label; the config directory is `<parentDir>/<name>`. */
   name: string;
   parentDir: string;
-  /** UDP+TCP listen port on 127.0.0.1; with tlsListener, TLS listens on sipPort+1. */
+  /** UDP+TCP listen port on `host`; with tlsListener, TLS listens on sipPort+1. */
   sipPort: number;
+  /** Address SIP and RTP use (sip_listen, net_interface): default 127.0.0.1; `::1` for IPv6. */
+  host?: string;
   /** ctrl_tcp port on 127.0.0.1. */
   ctrlPort: number;
   /** RTP port range [min, max]. */
@@ -105,12 +107,13 @@ export async function startBaresip(opts: BaresipOptions): Promise<BaresipUa> {
     certificate = tls ? pem.combinedPath : undefined;
     cafile ??= pem.certPath;
   }
+  const host = opts.host ?? '127.0.0.1';
   const config = [
     'module_path /usr/lib/baresip/modules',
-    `sip_listen 127.0.0.1:${opts.sipPort}`,
+    `sip_listen ${host.includes(':') ? `[${host}]` : host}:${opts.sipPort}`,
     `sip_cafile ${cafile}`,
     ...(certificate ? [`sip_certificate ${certificate}`] : []),
-    'net_interface 127.0.0.1',
+    `net_interface ${host}`,
     'audio_source ausine,440',
     'ausrc_srate 48000',
     'ausrc_channels 2',
