@@ -4,7 +4,8 @@
  * gives that Contact a pub-gruu and a temp-gruu. baresip (alice) then calls
  * bob's pub-gruu through rtcedge: the INVITE reaches linphone's binding (and
  * only it: bob has a second, plain binding at a socket that must see nothing),
- * linphone auto-answers, and the call is established and hung up.
+ * linphone auto-answers with its GRUU as Contact, the call is established,
+ * and baresip's BYE, addressed to that GRUU, reaches linphone too.
  *
  * How linphone runs headless: harness/linphone.ts.
  *
@@ -127,7 +128,15 @@ describeWithPeers(['linphone-daemon', 'baresip', 'sipsak'])('GRUU: linphone regi
     expect(invites.length).toBeGreaterThanOrEqual(1);
     expect(invites.every((e) => e.remote === `127.0.0.1:${LINPHONE}`), describeSipLog(invites)).toBe(true);
     expect(atOther.filter((m) => m.startsWith('INVITE'))).toEqual([]);
+    // linphone answers with its GRUU as Contact (RFC 5627 §4.2), so the in-dialog BYE is addressed to the GRUU
+    // and reaches linphone through the same routing.
+    const answer = server!.sipLog({ direction: 'recv', status: 200, cseqMethod: 'INVITE' }).at(-1)!;
+    expect(headerValues(answer.message, 'Contact')[0]).toContain(pubGruu.slice(4));
     await alice.hangup();
     await alice.waitForEventType('CALL_CLOSED', 10_000, from);
+    await server!.waitForLog((l) => l.msg === 'sip send' && /^SIP\/2\.0 200/.test(String(l.startLine)) && /BYE/.test(String(l.cseq)), 5000);
+    const byes = server!.sipLog({ direction: 'send', method: 'BYE' });
+    expect(byes.map((e) => e.remote), describeSipLog(byes)).toEqual([`127.0.0.1:${LINPHONE}`]);
+    expect(byes[0]!.startLine).toMatch(/^BYE sip:bob@127\.0\.0\.1:29871/);
   });
 });
