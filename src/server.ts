@@ -16,7 +16,7 @@ import { NonceCountTracker } from './auth/nonce.js';
 import type { DigestPolicy } from './auth/sip-digest.js';
 import { createAuthenticator, type Authenticate } from './auth/request-authenticator.js';
 import { TurnServer } from './turn/index.js';
-import { createSecurity } from './auth/security.js';
+import { createSecurity } from './security/security.js';
 import { certificateIdentities } from './auth/client-certificate.js';
 import { BanFileWriter } from './admin/ban-file.js';
 import { parseUri } from './sip/uri.js';

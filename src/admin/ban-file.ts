@@ -6,7 +6,7 @@
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Ban } from '../auth/ban-list.js';
+import type { Ban } from '../security/ban-list.js';
 import type { Logger } from '../log.js';
 
 /** Name of the file under data_dir. */

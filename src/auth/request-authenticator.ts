@@ -4,7 +4,7 @@ import { parseNameAddr } from '../sip/headers.js';
 import { parseUri } from '../sip/uri.js';
 import type { Source } from '../transport/types.js';
 import { parseCredentials } from './digest.js';
-import type { AuthFailureGuard } from './auth-failures.js';
+import type { AuthFailureGuard } from '../security/auth-failures.js';
 import { authenticateRequest, type DigestOutcome, type DigestPolicy } from './sip-digest.js';
 
 /**
@@ -36,7 +36,7 @@ export interface CertificateAuthPolicy {
 export interface AuthenticatorExtras {
   /** Accept `source.tlsIdentities` (a verified client certificate) for a matching AOR. */
   certificates?: CertificateAuthPolicy;
-  /** Count digest failures per source and user; refuse locked users (see auth-failures.ts). */
+  /** Count digest failures per source and user; refuse locked users (see security/auth-failures.ts). */
   failures?: AuthFailureGuard;
 }
 

@@ -8,7 +8,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { DEFAULT_SCANNER_USER_AGENTS } from '../auth/scanner-filter.js';
+import { DEFAULT_SCANNER_USER_AGENTS } from '../security/scanner-filter.js';
 
 /** Integer in [min, max], with an error text naming the range. */
 function int(min: number, max: number, what = 'a number'): z.ZodNumber {

@@ -58,7 +58,7 @@ export interface ProxyOptions {
   tempGruuKey?: Buffer;
   /**
    * Per-user call policy for an authenticated local user's new INVITE
-   * (auth/call-limits.ts): undefined admits it, else the response to send.
+   * (security/call-limits.ts): undefined admits it, else the response to send.
    */
   admitCall?(username: string, st: ServerTransaction): Refusal | undefined;
   /** The REGISTER handler (registrar). */

@@ -35,7 +35,7 @@ import {
   type TransportAddress,
 } from './stun-attributes.js';
 import { longTermKey, longTermKeySha256, userhash, verifyFingerprint, verifyMessageIntegrity, verifyMessageIntegritySha256 } from './stun-integrity.js';
-import { TokenBucketLimiter } from '../auth/rate-limiter.js';
+import { TokenBucketLimiter } from '../security/rate-limiter.js';
 import {
   AttributeType as A,
   decodeStunMessage,

@@ -1,4 +1,4 @@
-import { DEFAULT_SCANNER_USER_AGENTS } from '../../src/auth/scanner-filter.js';
+import { DEFAULT_SCANNER_USER_AGENTS } from '../../src/security/scanner-filter.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CallLimits } from '../../src/auth/call-limits.js';
+import { CallLimits } from '../../src/security/call-limits.js';
 import { silentLogger } from '../../src/log.js';
 import { getHeader, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.js';
 import { createResponse } from '../../src/sip/response.js';

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { AddressSet, AddressSetError } from '../../src/auth/address-set.js';
-import { AuthFailureGuard } from '../../src/auth/auth-failures.js';
-import { BanList } from '../../src/auth/ban-list.js';
-import { TokenBucketLimiter, WindowCounter } from '../../src/auth/rate-limiter.js';
-import { ScannerFilter } from '../../src/auth/scanner-filter.js';
-import { SourceGate } from '../../src/auth/source-gate.js';
+import { AddressSet, AddressSetError } from '../../src/security/address-set.js';
+import { AuthFailureGuard } from '../../src/security/auth-failures.js';
+import { BanList } from '../../src/security/ban-list.js';
+import { TokenBucketLimiter, WindowCounter } from '../../src/security/rate-limiter.js';
+import { ScannerFilter } from '../../src/security/scanner-filter.js';
+import { SourceGate } from '../../src/security/source-gate.js';
 import type { SipMessage } from '../../src/sip/message.js';
 import type { Inbound } from '../../src/transport/types.js';
 
