@@ -20,7 +20,7 @@ import { createSecurity } from './security/security.js';
 import { certificateIdentities } from './auth/client-certificate.js';
 import { BanFileWriter } from './admin/ban-file.js';
 import { parseUri } from './sip/uri.js';
-import { storeUserSource, type UserSource, UserSourceUnavailableError } from './store/user-source.js';
+import { storeUserSource, type UserSource, UserSourceUnavailableError } from './auth/user-source.js';
 import { openDirectory } from './directory/index.js';
 
 /** A running rtcedge instance. */

@@ -14,17 +14,21 @@
 import { createHash } from 'node:crypto';
 import { AuthError } from './errors.js';
 
-/** Hash algorithms of the Digest scheme (RFC 7616 §3.2, RFC 8760 §2). */
-export type DigestAlgorithm = 'MD5' | 'SHA-256' | 'SHA-512-256';
+/**
+ * Every supported hash algorithm of the Digest scheme (RFC 7616 §3.2, RFC 8760 §2),
+ * in the order challenges offer them. The one list: the configuration schema, the
+ * store's HA1 columns and the directory's attributes all derive from it.
+ */
+export const DIGEST_ALGORITHMS = ['MD5', 'SHA-256', 'SHA-512-256'] as const;
+
+/** A hash algorithm of the Digest scheme (RFC 7616 §3.2, RFC 8760 §2). */
+export type DigestAlgorithm = (typeof DIGEST_ALGORITHMS)[number];
 
 const NODE_HASH: Record<DigestAlgorithm, string> = {
   MD5: 'md5',
   'SHA-256': 'sha256',
   'SHA-512-256': 'sha512-256',
 };
-
-/** Every supported algorithm (RFC 7616 §3.2, RFC 8760 §2). */
-export const DIGEST_ALGORITHMS: readonly DigestAlgorithm[] = ['MD5', 'SHA-256', 'SHA-512-256'];
 
 /** Hex length of a digest of `alg`: 32 for MD5, 64 for SHA-256 and SHA-512-256. */
 export function digestHexLength(alg: DigestAlgorithm): number {

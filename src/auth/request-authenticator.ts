@@ -2,7 +2,6 @@ import type { SipRequest } from '../sip/message.js';
 import { getHeader, getHeaderValues } from '../sip/message.js';
 import { parseNameAddr } from '../sip/headers.js';
 import { parseUri } from '../sip/uri.js';
-import type { Source } from '../transport/types.js';
 import { parseCredentials } from './digest.js';
 import type { AuthFailureGuard } from '../security/auth-failures.js';
 import { authenticateRequest, type DigestOutcome, type DigestPolicy } from './sip-digest.js';
@@ -20,7 +19,17 @@ export type AuthOutcome = DigestOutcome | { ok: true; username: string; realm: s
  * `source` is where the request came from (for client certificates and
  * per-source policy).
  */
-export type Authenticate = (req: SipRequest, kind: 'www' | 'proxy', source: Source) => Promise<AuthOutcome>;
+export type Authenticate = (req: SipRequest, kind: 'www' | 'proxy', source: RequestOrigin) => Promise<AuthOutcome>;
+
+/**
+ * Where a request came from, as far as authentication needs it
+ * (transport/types.ts `Source` has this shape; auth/ does not import the transport layer).
+ */
+export interface RequestOrigin {
+  remoteAddress: string;
+  /** Identities (`sip:user@host`) of a verified TLS/WSS client certificate. */
+  tlsIdentities?: string[];
+}
 
 /** Client-certificate authentication settings of {@link createAuthenticator}. */
 export interface CertificateAuthPolicy {

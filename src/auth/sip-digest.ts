@@ -13,7 +13,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { type Logger, silentLogger } from '../log.js';
 import { getHeaderValues, type SipRequest } from '../sip/message.js';
 import { parseUri, type SipUri, uriEquals } from '../sip/uri.js';
-import { UserSourceUnavailableError } from '../store/user-source.js';
+import { UserSourceUnavailableError } from './user-source.js';
 import {
   computeResponse,
   type DigestAlgorithm,

@@ -8,6 +8,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { DIGEST_ALGORITHMS } from '../auth/digest.js';
 import { DEFAULT_SCANNER_USER_AGENTS } from '../security/scanner-filter.js';
 
 /** Integer in [min, max], with an error text naming the range. */
@@ -102,7 +103,6 @@ const registrarSchema = z
     }
   });
 
-const DIGEST_ALGORITHMS = ['MD5', 'SHA-256', 'SHA-512-256'] as const;
 /** A digest algorithm name of RFC 7616 §3.2 / RFC 8760 §2, case-insensitive in YAML, canonical case out. */
 const digestAlgorithm = z
   .string({ error: `expected one of ${DIGEST_ALGORITHMS.join(', ')}` })

@@ -17,7 +17,7 @@
 import { Client, type Entry } from 'ldapts';
 import { computeHA1, DIGEST_ALGORITHMS, type DigestAlgorithm } from '../auth/digest.js';
 import { type Logger } from '../log.js';
-import { type UserSource, UserSourceUnavailableError } from '../store/user-source.js';
+import { type UserSource, UserSourceUnavailableError } from '../auth/user-source.js';
 import { fillFilter } from './ldap-filter.js';
 
 /** The minimal LDAP client this module uses; ldapts' Client satisfies it (tests pass fakes). */

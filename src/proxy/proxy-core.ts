@@ -18,7 +18,7 @@ import type { Authenticate } from '../auth/request-authenticator.js';
 import type { ServerTransaction } from '../transaction/server-transaction.js';
 import { responseDestination } from '../transaction/server-transaction.js';
 import type { TransactionLayer, TransactionUser } from '../transaction/transaction-layer.js';
-import { newBranch, MAGIC_COOKIE } from '../transaction/timers.js';
+import { newBranch, MAGIC_COOKIE } from '../sip/branch.js';
 import type { TransportLayer } from '../transport/transport-layer.js';
 import type { Destination, Source, TransportName } from '../transport/types.js';
 import type { LocalDomains } from '../registrar/local-domains.js';

@@ -16,8 +16,7 @@
  * seen). An INVITE retried with the same Call-ID (after a 407) is one call.
  */
 import type { Logger } from '../log.js';
-import { getHeader, type SipHeader, type SipMessage, type SipResponse } from '../sip/message.js';
-import type { ServerTransaction } from '../transaction/server-transaction.js';
+import { getHeader, type SipHeader, type SipMessage, type SipRequest, type SipResponse } from '../sip/message.js';
 import { WindowCounter } from './rate-limiter.js';
 
 /** Options of {@link CallLimits}. Limits of 0 are off. */
@@ -31,6 +30,17 @@ export interface CallLimitsOptions {
   logger: Logger;
   /** Clock, ms since the epoch; Date.now by default. */
   now?: () => number;
+}
+
+/**
+ * The INVITE server transaction a call is admitted on, as far as the limits
+ * need it (transaction/server-transaction.ts `ServerTransaction` has this shape;
+ * security/ does not import the transaction layer).
+ */
+export interface CallTransaction {
+  readonly request: SipRequest;
+  /** Sends a response on the transaction; wrapped by {@link CallLimits.admitTransaction}. */
+  respond(res: SipResponse): void;
 }
 
 /** A refused call: the response to send. */
@@ -96,7 +106,7 @@ export class CallLimits {
    * wrapped; the response itself is untouched.)
    * @returns as {@link CallLimits.admit}.
    */
-  admitTransaction(user: string, st: ServerTransaction): CallRefusal | undefined {
+  admitTransaction(user: string, st: CallTransaction): CallRefusal | undefined {
     const callId = getHeader(st.request, 'call-id') ?? '';
     const refusal = this.admit(user, callId);
     if (refusal) return refusal;

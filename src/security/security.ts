@@ -9,8 +9,7 @@ import { AuthFailureGuard } from './auth-failures.js';
 import { type Ban, BanList } from './ban-list.js';
 import { CallLimits } from './call-limits.js';
 import { ScannerFilter } from './scanner-filter.js';
-import { SourceGate } from './source-gate.js';
-import type { Source } from '../transport/types.js';
+import { type GateSource, SourceGate } from './source-gate.js';
 
 /** `sip.security` as in the configuration file (snake_case). */
 export interface SecuritySettings {
@@ -38,7 +37,7 @@ export interface Security {
 export function createSecurity(
   settings: SecuritySettings,
   logger: Logger,
-  hooks: { onBansChanged?: (bans: Ban[]) => void; onDroppedBanned?: (source: Source) => void } = {},
+  hooks: { onBansChanged?: (bans: Ban[]) => void; onDroppedBanned?: (source: GateSource) => void } = {},
 ): Security {
   const exempt = new AddressSet(settings.exempt_sources);
   const bans = new BanList({ logger, onChange: hooks.onBansChanged });

@@ -11,11 +11,30 @@
  * Exempt addresses skip 1 and 3 (never banned), not 2.
  */
 import type { Logger } from '../log.js';
-import type { Inbound, Source } from '../transport/types.js';
+import type { SipMessage } from '../sip/message.js';
 import type { AddressSet } from './address-set.js';
 import type { BanList } from './ban-list.js';
 import { TokenBucketLimiter } from './rate-limiter.js';
 import type { ScannerFilter } from './scanner-filter.js';
+
+/**
+ * Where a message came from, as far as the gate needs it (transport/types.ts
+ * `Source` has this shape; security/ does not import the transport layer).
+ */
+export interface GateSource {
+  /** 'udp' | 'tcp' | 'tls' | 'ws' | 'wss'. */
+  transport: string;
+  remoteAddress: string;
+  remotePort: number;
+  /** Stream connection id; undefined for UDP. */
+  flowId?: string;
+}
+
+/** A message with its origin (transport/types.ts `Inbound` has this shape). */
+export interface GateInbound {
+  msg: SipMessage;
+  source: GateSource;
+}
 
 /** Options of {@link SourceGate}. */
 export interface SourceGateOptions {
@@ -31,7 +50,7 @@ export interface SourceGateOptions {
   scanners: ScannerFilter;
   logger: Logger;
   /** Called when a message is dropped because its source is banned (the server closes the stream flow). */
-  onDroppedBanned?: (source: Source) => void;
+  onDroppedBanned?: (source: GateSource) => void;
   /** Clock, ms since the epoch; Date.now by default. */
   now?: () => number;
 }
@@ -55,7 +74,7 @@ export class SourceGate {
    * True when the message may go on to the transaction layer; false when it
    * is to be dropped without a response. O(1) in the number of sources.
    */
-  admit(inbound: Inbound): boolean {
+  admit(inbound: GateInbound): boolean {
     const { msg, source } = inbound;
     const address = source.remoteAddress;
     const now = this.now();

@@ -3,8 +3,10 @@
  * service of RFC 3261 §10).
  */
 
-/** Digest hash algorithms a user's HA1 can be kept for (RFC 7616 §3.2, RFC 8760). */
-export type Ha1Algorithm = 'MD5' | 'SHA-256' | 'SHA-512-256';
+import type { DigestAlgorithm } from '../auth/digest.js';
+
+/** Digest hash algorithms a user's HA1 can be kept for (RFC 7616 §3.2, RFC 8760): all of auth/digest.ts's list. */
+export type Ha1Algorithm = DigestAlgorithm;
 
 /** A user of one domain, with HA1 = H(username:realm:password) per algorithm, realm = domain. */
 export interface UserRecord {

@@ -1,11 +1,11 @@
 /**
  * Turning a password into what the store keeps: one HA1 per digest algorithm.
  */
-import { computeHA1 } from '../auth/digest.js';
+import { computeHA1, DIGEST_ALGORITHMS } from '../auth/digest.js';
 import type { Ha1Algorithm, UserRecord } from './types.js';
 
 /** Every algorithm a user gets an HA1 for by default (RFC 7616 §3.2, RFC 8760 §2). */
-export const ALL_HA1_ALGORITHMS: readonly Ha1Algorithm[] = ['MD5', 'SHA-256', 'SHA-512-256'];
+export const ALL_HA1_ALGORITHMS: readonly Ha1Algorithm[] = DIGEST_ALGORITHMS;
 
 /**
  * HA1 = H(username:realm:password) for each algorithm, with realm = domain in

@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto';
-
 /** Timer base values of RFC 3261 §17 and Table 4, in ms. */
 export interface TimerConfig {
   /** RTT estimate; default 500 ms. */
@@ -11,18 +9,6 @@ export interface TimerConfig {
 }
 
 export const DEFAULT_TIMERS: TimerConfig = { t1: 500, t2: 4000, t4: 5000 };
-
-/** The RFC 3261 §8.1.1.7 magic cookie that starts every branch this server generates. */
-export const MAGIC_COOKIE = 'z9hG4bK';
-
-/**
- * A new globally unique branch parameter: `z9hG4bK`, then `prefix` and a dot
- * when given (the loop-detection hash of RFC 3261 §16.6 step 8), then 12
- * random bytes in base64url.
- */
-export function newBranch(prefix?: string): string {
-  return MAGIC_COOKIE + (prefix ? `${prefix}.` : '') + randomBytes(12).toString('base64url');
-}
 
 /**
  * A set of named one-shot timers owned by one transaction, all cancelled at

@@ -15,7 +15,8 @@ import {
   type MessageSender,
   type ServerTransaction,
 } from './server-transaction.js';
-import { MAGIC_COOKIE, type TimerConfig } from './timers.js';
+import { MAGIC_COOKIE } from '../sip/branch.js';
+import type { TimerConfig } from './timers.js';
 
 /** What the transaction user (proxy core, registrar) is told by the transaction layer. */
 export interface TransactionUser {

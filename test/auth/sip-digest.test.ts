@@ -10,7 +10,7 @@ import {
 import { checkNonce, createNonce, NonceCountTracker, nonceTimestamp } from '../../src/auth/nonce.js';
 import { authenticateRequest, opaqueFor, type DigestPolicy } from '../../src/auth/sip-digest.js';
 import type { SipRequest } from '../../src/sip/message.js';
-import { UserSourceUnavailableError } from '../../src/store/user-source.js';
+import { UserSourceUnavailableError } from '../../src/auth/user-source.js';
 
 const REALM = 'example.com';
 const secret = Buffer.from('5ecret-5ecret-5ecret-5ecret', 'utf8');

@@ -3,7 +3,7 @@ import { computeHA1 } from '../../src/auth/digest.js';
 import { LdapDirectory, type LdapClientLike } from '../../src/directory/ldap-directory.js';
 import { escapeFilterValue, fillFilter } from '../../src/directory/ldap-filter.js';
 import { silentLogger } from '../../src/log.js';
-import { UserSourceUnavailableError } from '../../src/store/user-source.js';
+import { UserSourceUnavailableError } from '../../src/auth/user-source.js';
 
 const REALM = 'example.test';
 type Entry = { dn: string; [k: string]: string | string[] };

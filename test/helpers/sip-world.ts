@@ -5,7 +5,7 @@ import { parseMessage } from '../../src/sip/parser.js';
 import type { SipHeader, SipRequest, SipResponse } from '../../src/sip/message.js';
 import { silentLogger } from '../../src/log.js';
 import { SqliteStore, credentialsFor, type BindingRecord } from '../../src/store/index.js';
-import { storeUserSource } from '../../src/store/user-source.js';
+import { storeUserSource } from '../../src/auth/user-source.js';
 import { NonceCountTracker } from '../../src/auth/nonce.js';
 import { createAuthenticator } from '../../src/auth/request-authenticator.js';
 import { parseUri } from '../../src/sip/uri.js';

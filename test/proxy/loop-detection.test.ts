@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loopDetection, loopHash } from '../../src/proxy/processors/loop-detection.js';
 import { prependHeader } from '../../src/sip/message.js';
-import { newBranch } from '../../src/transaction/timers.js';
+import { newBranch } from '../../src/sip/branch.js';
 import { DOMAIN, openSipWorld, sipRequest, type SipWorld } from '../helpers/sip-world.js';
 
 describe('loop-detection processor (RFC 3261 §16.3 step 4)', () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { getHeader, getHeaderValues, type SipRequest } from '../../sip/message.js';
 import { parseVia } from '../../sip/headers.js';
-import { MAGIC_COOKIE } from '../../transaction/timers.js';
+import { MAGIC_COOKIE } from '../../sip/branch.js';
 import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../request-context.js';
 
 /**

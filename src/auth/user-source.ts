@@ -3,7 +3,7 @@
  * directory (LDAP, `src/directory/`). The registrar, the proxy and TURN ask the
  * same source, so every user it knows is a SIP and a TURN user.
  */
-import type { Ha1Algorithm } from './types.js';
+import type { DigestAlgorithm } from './digest.js';
 
 /**
  * The user source could not be asked (directory down, timeout, bad service
@@ -35,7 +35,7 @@ export interface UserSource {
    * or undefined when the user is unknown in `realm` or has no credential for `alg`.
    * @throws UserSourceUnavailableError when the source cannot be reached.
    */
-  lookupHa1(username: string, realm: string, alg: Ha1Algorithm): Promise<string | undefined>;
+  lookupHa1(username: string, realm: string, alg: DigestAlgorithm): Promise<string | undefined>;
   /**
    * True when `username` is a user of `domain`.
    * @throws UserSourceUnavailableError when the source cannot be reached.
@@ -47,7 +47,7 @@ export interface UserSource {
 
 /** The subset of the SQLite store a {@link storeUserSource} needs. */
 export interface UserLookup {
-  getUser(username: string, domain: string): { ha1: Partial<Record<Ha1Algorithm, string>> } | undefined;
+  getUser(username: string, domain: string): { ha1: Partial<Record<DigestAlgorithm, string>> } | undefined;
 }
 
 /**
