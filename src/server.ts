@@ -170,7 +170,7 @@ function createAuthentication(config: Config, secret: Buffer, store: ReturnType<
   const auth: DigestPolicy = {
     realm: config.domains[0],
     secret,
-    nonceTtl: config.sip.auth.nonce_ttl,
+    nonceTtlS: config.sip.auth.nonce_ttl,
     algorithms: config.sip.auth.algorithms,
     strictUri: config.sip.auth.strict_uri,
     isOwnHost: (host) => domains.isLocal(host),

@@ -33,7 +33,7 @@ export interface DigestPolicy {
   /** Key of the nonce MAC; at least 16 random bytes, the same on every node of a cluster. */
   secret: Buffer;
   /** Nonce lifetime in seconds; after it the client is challenged again with stale=true. */
-  nonceTtl: number;
+  nonceTtlS: number;
   /** Algorithms offered, one challenge header each, in this order (RFC 8760 §2.4: preferred first). Default ['MD5']. */
   algorithms: DigestAlgorithm[];
   /**
@@ -55,7 +55,7 @@ export interface DigestPolicy {
   /** Replay protection for qop=auth answers; without it, nc is not checked. */
   nonceCounts?: NonceCountTracker;
   /** Clock in ms since the epoch; Date.now by default. */
-  now?: () => number;
+  nowMs?: () => number;
   /** Debug logging of refusals (never logs responses or HA1). */
   logger?: Logger;
 }
@@ -120,7 +120,7 @@ export async function authenticateRequest(
   policy: DigestPolicy,
 ): Promise<DigestOutcome> {
   const log = (policy.logger ?? silentLogger).child({ component: 'auth' });
-  const now = policy.now ?? Date.now;
+  const nowMs = policy.nowMs ?? Date.now;
   const credHeader = kind === 'www' ? 'Authorization' : 'Proxy-Authorization';
   const challengeStatus = kind === 'www' ? 401 : 407;
   const algorithms = policy.algorithms.length > 0 ? policy.algorithms : (['MD5'] as DigestAlgorithm[]);
@@ -131,7 +131,7 @@ export async function authenticateRequest(
       ok: false,
       status: challengeStatus,
       reason: REASON[challengeStatus],
-      headers: challengeHeaders(kind, policy.realm, algorithms, policy.secret, now(), stale),
+      headers: challengeHeaders(kind, policy.realm, algorithms, policy.secret, nowMs(), stale),
       detail,
     };
   };
@@ -174,7 +174,7 @@ export async function authenticateRequest(
 
   if (!digestUriMatches(creds.uri, req, policy)) return fail(400, 'digest uri does not match the request');
 
-  const nonceState = checkNonce(policy.secret, creds.nonce, policy.nonceTtl, now());
+  const nonceState = checkNonce(policy.secret, creds.nonce, policy.nonceTtlS, nowMs());
   if (nonceState === 'invalid') return challenge('invalid nonce');
 
   let stored: string | undefined;
@@ -187,7 +187,7 @@ export async function authenticateRequest(
       ok: false,
       status: 503,
       reason: REASON[503],
-      headers: [{ name: 'Retry-After', value: String(e.retryAfter) }],
+      headers: [{ name: 'Retry-After', value: String(e.retryAfterS) }],
       detail: 'user source unavailable',
     };
   }

@@ -14,17 +14,17 @@ export class UserSourceUnavailableError extends Error {
   /** SIP status this error maps to. */
   readonly status = 503;
   /** Seconds for the Retry-After header field (RFC 3261 §20.33). */
-  readonly retryAfter: number;
+  readonly retryAfterS: number;
 
   /**
    * @param message reason for logs (no credentials in it).
-   * @param retryAfter seconds the client should wait before retrying; default 30.
+   * @param retryAfterS seconds the client should wait before retrying; default 30.
    * @param options.cause the underlying error.
    */
-  constructor(message: string, retryAfter = 30, options?: { cause?: unknown }) {
+  constructor(message: string, retryAfterS = 30, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'UserSourceUnavailableError';
-    this.retryAfter = retryAfter;
+    this.retryAfterS = retryAfterS;
   }
 }
 

@@ -34,7 +34,7 @@ export interface AuthFailureOptions {
   /** Addresses remembered per user as known good (most recent kept); default 8. */
   knownAddressesPerUser?: number;
   /** Clock, ms since the epoch; Date.now by default. */
-  now?: () => number;
+  nowMs?: () => number;
 }
 
 /** Counts failed authentications and decides bans and user locks. */
@@ -44,14 +44,14 @@ export class AuthFailureGuard {
   /** user → addresses that authenticated as it (insertion order = age). */
   private readonly known = new Map<string, string[]>();
   private readonly log: Logger;
-  private readonly now: () => number;
+  private readonly nowMs: () => number;
 
   constructor(private readonly opts: AuthFailureOptions) {
     const windowMs = Math.max(1, opts.windowSeconds) * 1000;
     this.bySource = new WindowCounter({ windowMs });
     this.byUser = new WindowCounter({ windowMs });
     this.log = opts.logger.child({ component: 'abuse' });
-    this.now = opts.now ?? Date.now;
+    this.nowMs = opts.nowMs ?? Date.now;
   }
 
   /**
@@ -61,23 +61,23 @@ export class AuthFailureGuard {
    */
   isLocked(username: string, address: string): boolean {
     if (this.opts.perUser <= 0) return false;
-    if (this.byUser.count(username, this.now()) < this.opts.perUser) return false;
+    if (this.byUser.count(username, this.nowMs()) < this.opts.perUser) return false;
     if (this.opts.exempt.has(address)) return false;
     return !(this.known.get(username)?.includes(address) ?? false);
   }
 
   /** Count a failed authentication (403) of `username` (may be undefined when unreadable) from `address`. */
   failed(username: string | undefined, address: string): void {
-    const now = this.now();
+    const nowMs = this.nowMs();
     if (this.opts.perSource > 0 && !this.opts.exempt.has(address)) {
-      const n = this.bySource.add(address, now);
+      const n = this.bySource.add(address, nowMs);
       if (n >= this.opts.perSource) {
         this.bySource.reset(address);
-        this.opts.bans.ban(address, this.opts.banSeconds, 'auth-failures', { failures: n, windowSeconds: this.opts.windowSeconds, user: username }, now);
+        this.opts.bans.ban(address, this.opts.banSeconds, 'auth-failures', { failures: n, windowSeconds: this.opts.windowSeconds, user: username }, nowMs);
       }
     }
     if (this.opts.perUser > 0 && username !== undefined) {
-      const n = this.byUser.add(username, now);
+      const n = this.byUser.add(username, nowMs);
       if (n === this.opts.perUser) {
         this.log.warn({ user: username, failures: n, windowSeconds: this.opts.windowSeconds, lastAddress: address }, 'user locked');
       }

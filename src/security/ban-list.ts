@@ -30,7 +30,7 @@ export interface BanListOptions {
   /** Called after a ban starts or ends, with the active bans. */
   onChange?: (bans: Ban[]) => void;
   /** Clock, ms since the epoch; Date.now by default. */
-  now?: () => number;
+  nowMs?: () => number;
 }
 
 /** The set of banned source addresses, each with an expiry. */
@@ -39,7 +39,7 @@ export class BanList {
   private readonly history = new Map<string, number>();
   private readonly log: Logger;
   private readonly maxEntries: number;
-  private readonly now: () => number;
+  private readonly nowMs: () => number;
   /** Bans started since the process started (a counter for metrics). */
   totalBans = 0;
   /** Messages dropped because their source was banned (a counter for metrics). */
@@ -48,17 +48,17 @@ export class BanList {
   constructor(private readonly opts: BanListOptions) {
     this.log = opts.logger.child({ component: 'abuse' });
     this.maxEntries = opts.maxEntries ?? 100_000;
-    this.now = opts.now ?? Date.now;
+    this.nowMs = opts.nowMs ?? Date.now;
   }
 
   /**
-   * True while `address` is banned at `now` (ms). An expired ban is removed
+   * True while `address` is banned at `nowMs` (ms). An expired ban is removed
    * here (and its end logged), so the check stays O(1) without a timer.
    */
-  isBanned(address: string, now: number = this.now()): boolean {
+  isBanned(address: string, nowMs: number = this.nowMs()): boolean {
     const b = this.bans.get(address);
     if (!b) return false;
-    if (now < b.until) return true;
+    if (nowMs < b.until) return true;
     this.bans.delete(address);
     this.log.info({ address, reason: b.reason }, 'source ban ended');
     this.changed();
@@ -66,13 +66,13 @@ export class BanList {
   }
 
   /**
-   * Ban `address` for `seconds` from `now`. A source banned again while banned
+   * Ban `address` for `durationS` seconds from `nowMs` (ms since the epoch). A source banned again while banned
    * keeps the later expiry. Logs `source banned` at warn with the reason and
    * `detail` fields.
    * @returns the ban.
    */
-  ban(address: string, seconds: number, reason: string, detail: Record<string, unknown> = {}, now: number = this.now()): Ban {
-    const until = now + seconds * 1000;
+  ban(address: string, durationS: number, reason: string, detail: Record<string, unknown> = {}, nowMs: number = this.nowMs()): Ban {
+    const until = nowMs + durationS * 1000;
     const existing = this.bans.get(address);
     if (existing && existing.until >= until) return existing;
     if (!existing && this.bans.size >= this.maxEntries) {
@@ -82,10 +82,10 @@ export class BanList {
     const count = (this.history.get(address) ?? 0) + 1;
     if (this.history.size >= this.maxEntries) this.history.clear();
     this.history.set(address, count);
-    const ban: Ban = { address, reason, since: now, until, count };
+    const ban: Ban = { address, reason, since: nowMs, until, count };
     this.bans.set(address, ban);
     this.totalBans += 1;
-    this.log.warn({ address, reason, seconds, count, ...detail }, 'source banned');
+    this.log.warn({ address, reason, seconds: durationS, count, ...detail }, 'source banned');
     this.changed();
     return ban;
   }
@@ -100,9 +100,9 @@ export class BanList {
     return had;
   }
 
-  /** Active bans at `now`, soonest expiry first. */
-  list(now: number = this.now()): Ban[] {
-    return [...this.bans.values()].filter((b) => b.until > now).sort((a, b) => a.until - b.until);
+  /** Active bans at `nowMs`, soonest expiry first. */
+  list(nowMs: number = this.nowMs()): Ban[] {
+    return [...this.bans.values()].filter((b) => b.until > nowMs).sort((a, b) => a.until - b.until);
   }
 
   private changed(): void {

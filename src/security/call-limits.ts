@@ -29,7 +29,7 @@ export interface CallLimitsOptions {
   maxCallSeconds?: number;
   logger: Logger;
   /** Clock, ms since the epoch; Date.now by default. */
-  now?: () => number;
+  nowMs?: () => number;
 }
 
 /**
@@ -58,12 +58,12 @@ export class CallLimits {
   private readonly owner = new Map<string, string>();
   private readonly attempts = new WindowCounter({ windowMs: 60_000 });
   private readonly log: Logger;
-  private readonly now: () => number;
+  private readonly nowMs: () => number;
   private readonly maxCallMs: number;
 
   constructor(private readonly opts: CallLimitsOptions) {
     this.log = opts.logger.child({ component: 'abuse' });
-    this.now = opts.now ?? Date.now;
+    this.nowMs = opts.nowMs ?? Date.now;
     this.maxCallMs = (opts.maxCallSeconds ?? 14_400) * 1000;
   }
 
@@ -73,14 +73,14 @@ export class CallLimits {
    * @returns undefined when admitted, else the response to send.
    */
   admit(user: string, callId: string): CallRefusal | undefined {
-    const now = this.now();
+    const nowMs = this.nowMs();
     const calls = this.active.get(user);
     if (calls) {
-      for (const [id, start] of calls) if (now - start >= this.maxCallMs) this.forget(id);
+      for (const [id, start] of calls) if (nowMs - start >= this.maxCallMs) this.forget(id);
       if (calls.has(callId)) return undefined;
     }
-    if (this.opts.maxPerMinute > 0 && this.attempts.count(user, now) >= this.opts.maxPerMinute) {
-      const retry = Math.max(1, Math.ceil(this.attempts.remainingMs(user, now) / 1000));
+    if (this.opts.maxPerMinute > 0 && this.attempts.count(user, nowMs) >= this.opts.maxPerMinute) {
+      const retry = Math.max(1, Math.ceil(this.attempts.remainingMs(user, nowMs) / 1000));
       this.log.warn({ user, limit: this.opts.maxPerMinute, retryAfter: retry }, 'call refused: call rate limit');
       return { status: 503, reason: 'Service Unavailable: call rate limit', headers: [{ name: 'Retry-After', value: String(retry) }] };
     }
@@ -89,13 +89,13 @@ export class CallLimits {
       this.log.warn({ user, limit: this.opts.maxConcurrent }, 'call refused: concurrent call limit');
       return { status: 486, reason: 'Busy Here: concurrent call limit', headers: [] };
     }
-    if (this.opts.maxPerMinute > 0) this.attempts.add(user, now);
+    if (this.opts.maxPerMinute > 0) this.attempts.add(user, nowMs);
     let m = this.active.get(user);
     if (!m) {
       m = new Map();
       this.active.set(user, m);
     }
-    m.set(callId, now);
+    m.set(callId, nowMs);
     this.owner.set(callId, user);
     return undefined;
   }

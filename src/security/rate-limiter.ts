@@ -25,7 +25,7 @@ interface Bucket {
 }
 
 /**
- * Token bucket per key (e.g. per source address). `take(key, now)` spends one
+ * Token bucket per key (e.g. per source address). `take(key, nowMs)` spends one
  * token and returns false when the bucket is empty.
  */
 export class TokenBucketLimiter {
@@ -44,18 +44,18 @@ export class TokenBucketLimiter {
   }
 
   /**
-   * Spend one token of `key` at time `now` (ms since the epoch).
+   * Spend one token of `key` at time `nowMs` (ms since the epoch).
    * @returns true when a token was available, false when the key is over its rate.
    */
-  take(key: string, now: number): boolean {
+  take(key: string, nowMs: number): boolean {
     let b = this.buckets.get(key);
     if (!b) {
       if (this.buckets.size >= this.maxKeys) this.evictOldest();
-      b = { tokens: this.burst, last: now };
+      b = { tokens: this.burst, last: nowMs };
       this.buckets.set(key, b);
-    } else if (now > b.last) {
-      b.tokens = Math.min(this.burst, b.tokens + (now - b.last) * this.rate);
-      b.last = now;
+    } else if (nowMs > b.last) {
+      b.tokens = Math.min(this.burst, b.tokens + (nowMs - b.last) * this.rate);
+      b.last = nowMs;
     }
     if (b.tokens < 1) return false;
     b.tokens -= 1;
@@ -92,7 +92,7 @@ interface Window {
 }
 
 /**
- * Events per key in fixed windows of `windowMs`: `add(key, now)` counts one and
+ * Events per key in fixed windows of `windowMs`: `add(key, nowMs)` counts one and
  * returns the count of the current window (the window restarts at the first
  * event after it ended).
  */
@@ -108,29 +108,29 @@ export class WindowCounter {
     this.maxKeys = opts.maxKeys ?? 100_000;
   }
 
-  /** Count one event of `key` at `now` (ms); returns the number in the current window, this one included. */
-  add(key: string, now: number): number {
+  /** Count one event of `key` at `nowMs` (ms); returns the number in the current window, this one included. */
+  add(key: string, nowMs: number): number {
     let w = this.windows.get(key);
-    if (!w || now - w.start >= this.windowMs) {
+    if (!w || nowMs - w.start >= this.windowMs) {
       if (w) this.windows.delete(key);
       else if (this.windows.size >= this.maxKeys) this.evictOldest();
-      w = { start: now, count: 0 };
+      w = { start: nowMs, count: 0 };
       this.windows.set(key, w);
     }
     w.count += 1;
     return w.count;
   }
 
-  /** Events of `key` in the window that is current at `now` (0 when it ended). */
-  count(key: string, now: number): number {
+  /** Events of `key` in the window that is current at `nowMs` (0 when it ended). */
+  count(key: string, nowMs: number): number {
     const w = this.windows.get(key);
-    return w && now - w.start < this.windowMs ? w.count : 0;
+    return w && nowMs - w.start < this.windowMs ? w.count : 0;
   }
 
-  /** ms from `now` until the current window of `key` ends (0 when none is open). */
-  remainingMs(key: string, now: number): number {
+  /** ms from `nowMs` until the current window of `key` ends (0 when none is open). */
+  remainingMs(key: string, nowMs: number): number {
     const w = this.windows.get(key);
-    return w ? Math.max(0, w.start + this.windowMs - now) : 0;
+    return w ? Math.max(0, w.start + this.windowMs - nowMs) : 0;
   }
 
   /** Forget a key. */

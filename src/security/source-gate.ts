@@ -52,14 +52,14 @@ export interface SourceGateOptions {
   /** Called when a message is dropped because its source is banned (the server closes the stream flow). */
   onDroppedBanned?: (source: GateSource) => void;
   /** Clock, ms since the epoch; Date.now by default. */
-  now?: () => number;
+  nowMs?: () => number;
 }
 
 /** Admission of inbound messages by source address and User-Agent. */
 export class SourceGate {
   private readonly limiter: TokenBucketLimiter | undefined;
   private readonly log: Logger;
-  private readonly now: () => number;
+  private readonly nowMs: () => number;
   /** Requests dropped because their User-Agent names a scanner (a counter for metrics). */
   scannerDrops = 0;
 
@@ -67,7 +67,7 @@ export class SourceGate {
     this.limiter =
       opts.requestsPerSecond > 0 ? new TokenBucketLimiter({ ratePerSecond: opts.requestsPerSecond, burst: Math.max(1, opts.burst) }) : undefined;
     this.log = opts.logger.child({ component: 'abuse' });
-    this.now = opts.now ?? Date.now;
+    this.nowMs = opts.nowMs ?? Date.now;
   }
 
   /**
@@ -77,9 +77,9 @@ export class SourceGate {
   admit(inbound: GateInbound): boolean {
     const { msg, source } = inbound;
     const address = source.remoteAddress;
-    const now = this.now();
+    const nowMs = this.nowMs();
     const bans = this.opts.bans;
-    if (bans.isBanned(address, now)) {
+    if (bans.isBanned(address, nowMs)) {
       if (this.opts.exempt.has(address)) {
         bans.unban(address);
       } else {
@@ -93,7 +93,7 @@ export class SourceGate {
       if (this.log.isLevelEnabled('debug')) this.log.debug({ address, method: msg.method }, 'scanner request dropped');
       return false;
     }
-    if (this.limiter && !this.limiter.take(address, now)) {
+    if (this.limiter && !this.limiter.take(address, nowMs)) {
       if (this.opts.exempt.has(address)) return true;
       this.limiter.reset(address);
       bans.ban(address, this.opts.banSeconds, 'request-rate', {
@@ -101,7 +101,7 @@ export class SourceGate {
         burst: this.opts.burst,
         transport: source.transport,
         port: source.remotePort,
-      }, now);
+      }, nowMs);
       this.opts.onDroppedBanned?.(source);
       return false;
     }

@@ -36,7 +36,7 @@ describe('createAuthenticator with client certificates', () => {
   const policy: DigestPolicy = {
     realm: 'example.test',
     secret: Buffer.alloc(32, 7),
-    nonceTtl: 300,
+    nonceTtlS: 300,
     algorithms: ['MD5'],
     lookupHa1: async () => {
       lookups++;

@@ -24,7 +24,7 @@ function makePolicy(over: Partial<DigestPolicy> = {}): DigestPolicy & { clock: {
   return {
     realm: REALM,
     secret,
-    nonceTtl: 30,
+    nonceTtlS: 30,
     algorithms: ['MD5'],
     async lookupHa1(username: string, realm: string, alg: DigestAlgorithm) {
       lookups.push(`${username}@${realm}/${alg}`);
@@ -32,7 +32,7 @@ function makePolicy(over: Partial<DigestPolicy> = {}): DigestPolicy & { clock: {
       return pw === undefined ? undefined : computeHA1(alg, username, realm, pw);
     },
     nonceCounts: new NonceCountTracker(1000),
-    now: () => clock.t,
+    nowMs: () => clock.t,
     clock,
     lookups,
     ...over,

@@ -138,7 +138,7 @@ describe('LdapDirectory', () => {
     clock.t += 1001;
     const err = await dir.lookupHa1('alice', REALM, 'MD5').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserSourceUnavailableError);
-    expect(err).toMatchObject({ status: 503, retryAfter: 9 });
+    expect(err).toMatchObject({ status: 503, retryAfterS: 9 });
     await expect(dir.userExists('alice', REALM)).rejects.toBeInstanceOf(UserSourceUnavailableError);
     state.down = false;
     expect(await dir.lookupHa1('alice', REALM, 'MD5')).toBe(computeHA1('MD5', 'alice', REALM, 'pw-a'));

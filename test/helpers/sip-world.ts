@@ -62,7 +62,7 @@ export function openSipWorld(users: Record<string, string> = {}, env: Partial<Pr
     {
       realm: DOMAIN,
       secret: Buffer.alloc(32, 7),
-      nonceTtl: 300,
+      nonceTtlS: 300,
       algorithms: ['MD5'],
       strictUri: false,
       isOwnHost: (host) => domains.isLocal(host),

@@ -85,9 +85,9 @@ describe('ScannerFilter', () => {
 });
 
 describe('BanList and SourceGate', () => {
-  function setup(exempt: string[] = [], now = { t: 0 }) {
+  function setup(exempt: string[] = [], nowMs = { t: 0 }) {
     const changes: number[] = [];
-    const bans = new BanList({ logger: silentLogger, now: () => now.t, onChange: (b) => changes.push(b.length) });
+    const bans = new BanList({ logger: silentLogger, nowMs: () => nowMs.t, onChange: (b) => changes.push(b.length) });
     const dropped: string[] = [];
     const gate = new SourceGate({
       bans,
@@ -98,13 +98,13 @@ describe('BanList and SourceGate', () => {
       scanners: new ScannerFilter(),
       logger: silentLogger,
       onDroppedBanned: (s) => dropped.push(s.flowId ?? s.remoteAddress),
-      now: () => now.t,
+      nowMs: () => nowMs.t,
     });
-    return { bans, gate, now, changes, dropped };
+    return { bans, gate, nowMs, changes, dropped };
   }
 
   it('bans a source over its rate, drops it until the ban ends, and leaves others alone', () => {
-    const { bans, gate, now, changes, dropped } = setup();
+    const { bans, gate, nowMs, changes, dropped } = setup();
     const results = Array.from({ length: 8 }, () => gate.admit(inbound('192.0.2.1')));
     expect(results).toEqual([true, true, true, true, true, false, false, false]);
     expect(bans.list().map((b) => [b.address, b.reason, b.until])).toEqual([['192.0.2.1', 'request-rate', 60_000]]);
@@ -112,9 +112,9 @@ describe('BanList and SourceGate', () => {
     expect(bans.droppedMessages).toBe(2);
     expect(dropped).toHaveLength(3);
     expect(gate.admit(inbound('192.0.2.2'))).toBe(true);
-    now.t = 59_999;
+    nowMs.t = 59_999;
     expect(gate.admit(inbound('192.0.2.1'))).toBe(false);
-    now.t = 60_000;
+    nowMs.t = 60_000;
     expect(gate.admit(inbound('192.0.2.1'))).toBe(true);
     expect(bans.list()).toEqual([]);
     expect(changes).toEqual([1, 0]);
@@ -150,9 +150,9 @@ describe('BanList and SourceGate', () => {
 
 describe('AuthFailureGuard', () => {
   it('bans a source after per_source failures and locks a user for unknown addresses only', () => {
-    const now = { t: 0 };
-    const bans = new BanList({ logger: silentLogger, now: () => now.t });
-    const g = new AuthFailureGuard({ bans, exempt: new AddressSet([]), perSource: 3, perUser: 4, windowSeconds: 60, banSeconds: 600, logger: silentLogger, now: () => now.t });
+    const nowMs = { t: 0 };
+    const bans = new BanList({ logger: silentLogger, nowMs: () => nowMs.t });
+    const g = new AuthFailureGuard({ bans, exempt: new AddressSet([]), perSource: 3, perUser: 4, windowSeconds: 60, banSeconds: 600, logger: silentLogger, nowMs: () => nowMs.t });
     g.succeeded('alice', '192.0.2.50');
     g.failed('alice', '192.0.2.1');
     g.failed('alice', '192.0.2.1');
@@ -164,7 +164,7 @@ describe('AuthFailureGuard', () => {
     expect(g.isLocked('alice', '192.0.2.99')).toBe(true);
     expect(g.isLocked('alice', '192.0.2.50')).toBe(false); // known address
     expect(g.isLocked('bob', '192.0.2.99')).toBe(false);
-    now.t = 60_000; // the window ended
+    nowMs.t = 60_000; // the window ended
     expect(g.isLocked('alice', '192.0.2.99')).toBe(false);
   });
 });

@@ -9,8 +9,8 @@ import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 describe('CallLimits', () => {
   it('refuses over the concurrent limit with 486 and over the per-minute limit with 503 + Retry-After', () => {
-    const now = { t: 0 };
-    const limits = new CallLimits({ maxConcurrent: 2, maxPerMinute: 3, logger: silentLogger, now: () => now.t });
+    const nowMs = { t: 0 };
+    const limits = new CallLimits({ maxConcurrent: 2, maxPerMinute: 3, logger: silentLogger, nowMs: () => nowMs.t });
     expect(limits.admit('alice', 'c1')).toBeUndefined();
     expect(limits.admit('alice', 'c1')).toBeUndefined(); // the same call again (after a 407) is one call
     expect(limits.admit('alice', 'c2')).toBeUndefined();
@@ -20,15 +20,15 @@ describe('CallLimits', () => {
     expect(limits.activeCalls('alice')).toBe(1);
     expect(limits.admit('alice', 'c4')).toBeUndefined();
     limits.ended('c4');
-    now.t = 20_000;
+    nowMs.t = 20_000;
     expect(limits.admit('alice', 'c5')).toEqual({ status: 503, reason: 'Service Unavailable: call rate limit', headers: [{ name: 'Retry-After', value: '40' }] });
-    now.t = 60_000;
+    nowMs.t = 60_000;
     expect(limits.admit('alice', 'c5')).toBeUndefined();
   });
 
   it('a BYE or a non-2xx final response ends the call; a forgotten call expires', () => {
-    const now = { t: 0 };
-    const limits = new CallLimits({ maxConcurrent: 1, maxPerMinute: 0, maxCallSeconds: 100, logger: silentLogger, now: () => now.t });
+    const nowMs = { t: 0 };
+    const limits = new CallLimits({ maxConcurrent: 1, maxPerMinute: 0, maxCallSeconds: 100, logger: silentLogger, nowMs: () => nowMs.t });
     const sent: number[] = [];
     const st = { request: { kind: 'request', method: 'INVITE', uri: 'sip:b@x', headers: [{ name: 'Call-ID', value: 'k1' }], body: Buffer.alloc(0) }, respond: (r: SipResponse) => sent.push(r.status) } as unknown as ServerTransaction;
     expect(limits.admitTransaction('alice', st)).toBeUndefined();
@@ -43,7 +43,7 @@ describe('CallLimits', () => {
     expect(limits.activeCalls('alice')).toBe(0);
 
     expect(limits.admit('alice', 'k3')).toBeUndefined();
-    now.t = 100_000;
+    nowMs.t = 100_000;
     expect(limits.admit('alice', 'k4')).toBeUndefined();
   });
 });
