@@ -2,10 +2,13 @@
 /**
  * The `rtcedge` command: `serve`, `user add|passwd|del|list`, `bans` and `turn credentials`.
  *
- * Exit status: 0 success, 1 a command that failed (message on stderr),
- * 2 a configuration error (message names the file and the key).
+ * Exit status: 0 success, 1 a command that failed (one line on stderr: a bad
+ * path named by the configuration, an empty or damaged store, an unexpected
+ * error without its stack unless RTCEDGE_DEBUG is set), 2 a configuration
+ * error (message names the file and the key).
  */
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { StoreError } from '../store/errors.js';
@@ -51,8 +54,9 @@ function buildProgram(): Command {
     .command('serve')
     .description('run the SIP and TURN server until SIGINT or SIGTERM')
     .addOption(configOption())
-    .action(async (opts: ConfigOption) => {
-      await serve(loadConfig(opts.config));
+    .option('--create-store', 'set an empty or damaged store (<data_dir>/rtcedge.db) aside as rtcedge.db.damaged-<time> and start with a new, empty one')
+    .action(async (opts: ConfigOption & { createStore?: boolean }) => {
+      await serve(loadConfig(opts.config), { configFile: opts.config === undefined ? undefined : resolve(opts.config), createStore: opts.createStore === true });
     });
 
   const user = program.command('user').description('manage the users of the store (<data_dir>/rtcedge.db)');
@@ -148,7 +152,9 @@ async function run(argv: string[]): Promise<void> {
       process.stderr.write(`rtcedge: ${err.message}\n`);
       process.exitCode = 1;
     } else {
-      process.stderr.write(`rtcedge: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      // One line for the operator; the stack only on request.
+      const text = err instanceof Error ? (process.env.RTCEDGE_DEBUG ? (err.stack ?? err.message) : err.message.split('\n')[0]!) : String(err);
+      process.stderr.write(`rtcedge: ${text}${process.env.RTCEDGE_DEBUG ? '' : ' (RTCEDGE_DEBUG=1 shows where)'}\n`);
       process.exitCode = 1;
     }
   }

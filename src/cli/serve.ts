@@ -3,16 +3,33 @@
  */
 import type { Config } from '../config/schema.js';
 import { createLogger } from '../log.js';
+import { setAsideDamagedStore } from '../store/index.js';
+import { checkStartupPaths } from './startup-checks.js';
+
+/** Options of {@link serve}. */
+export interface ServeOptions {
+  /** The configuration file, absolute, for messages; undefined for the defaults. */
+  configFile?: string;
+  /** `--create-store`: set an empty or damaged store aside and start with a new one. */
+  createStore?: boolean;
+}
 
 /**
  * Start the server with `config` and stop it cleanly on SIGINT/SIGTERM, then
  * exit 0 (1 if stopping failed). A second signal while stopping exits 1 at once.
  * Resolves once the server is running.
  *
- * @throws whatever startServer throws (e.g. a port that cannot be bound).
+ * @throws CliError for a bad data_dir or TLS file (startup-checks.ts); StoreError
+ *   'damaged' for an empty or damaged store without `createStore`; whatever
+ *   startServer throws (e.g. a port that cannot be bound).
  */
-export async function serve(config: Config): Promise<void> {
+export async function serve(config: Config, opts: ServeOptions = {}): Promise<void> {
+  checkStartupPaths(config, opts.configFile);
   const logger = createLogger(config.log.level);
+  if (opts.createStore) {
+    const aside = setAsideDamagedStore(config);
+    if (aside !== undefined) logger.warn({ component: 'store', movedTo: aside }, 'damaged store set aside; starting with a new, empty store');
+  }
   const { startServer } = await import('../server.js');
   const server = await startServer(config, logger);
   let stopping = false;

@@ -43,7 +43,14 @@ export function loadConfig(path?: string): Config {
       }),
     );
   }
-  return parseConfig(doc.toJS(), file);
+  let data: unknown;
+  try {
+    // yaml refuses aliases that expand past maxAliasCount (100 by default): an alias bomb.
+    data = doc.toJS();
+  } catch (err) {
+    throw new ConfigError(file, [`YAML: ${firstLine((err as Error).message)} (write the values out instead of expanding aliases of aliases)`]);
+  }
+  return parseConfig(data, file);
 }
 
 /** The configuration used without a file: every default, data_dir absolute against process.cwd(). */

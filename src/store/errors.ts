@@ -11,7 +11,9 @@ export type StoreErrorCode =
   /** A value the store refuses (e.g. an HA1 that is not hex of the right length). */
   | 'invalid'
   /** The database cannot be opened, or its schema is newer than this program. */
-  | 'open';
+  | 'open'
+  /** The file is there but empty, not a database, or fails `PRAGMA quick_check` (store-file.ts). */
+  | 'damaged';
 
 /** A store operation that failed; `code` says why, the message names the record or file. */
 export class StoreError extends Error {

@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
+import { checkStoreFile, isDamageError, quickCheck, STORE_FIX } from './store-file.js';
 import type { BindingRecord, Ha1Algorithm, UserRecord } from './types.js';
 
 /** Migrations; entry i takes the schema from user_version i to i + 1. */
@@ -168,23 +169,32 @@ export class SqliteStore {
   private readonly stmt;
 
   /**
-   * Open (creating the file and its parent directory if needed) and migrate.
+   * Open (creating the file and its parent directory if needed), check and migrate.
+   * An absent file becomes a new store; an existing one must pass
+   * `PRAGMA quick_check` (see store-file.ts).
    *
    * @param path database file, e.g. `<data_dir>/rtcedge.db`.
-   * @throws StoreError code 'open' when the file cannot be opened or its
-   *   schema version is newer than this program's.
+   * @throws StoreError code 'damaged' when the file is empty, not a database
+   *   or fails the check (the file is left untouched); 'open' when it cannot
+   *   be opened or its schema version is newer than this program's.
    */
   constructor(path: string) {
     this.path = path;
+    let opened: Database.Database | undefined;
     try {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      this.db = new Database(path);
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('busy_timeout = 5000');
+      const existed = checkStoreFile(path) === 'present';
+      opened = new Database(path);
+      this.db = opened;
+      opened.pragma('journal_mode = WAL');
+      opened.pragma('synchronous = NORMAL');
+      opened.pragma('busy_timeout = 5000');
+      if (existed) quickCheck(opened, path);
       this.migrate();
     } catch (err) {
+      opened?.close();
       if (err instanceof StoreError) throw err;
+      if (isDamageError(err)) throw new StoreError('damaged', `store ${path} is damaged (${(err as Error).message}): ${STORE_FIX}`, { cause: err });
       throw new StoreError('open', `cannot open store ${path}: ${(err as Error).message}`, { cause: err });
     }
     const db = this.db;
