@@ -106,8 +106,10 @@ const NC_FORMAT = /^[0-9a-fA-F]{8}$/;
  *   otherwise 400 (RFC 7616 §3.4.6). HA2 uses the uri as the client sent it.
  * - Nonce forged or malformed → challenge. Nonce expired: challenge with stale=true when the digest is right
  *   for it (RFC 7616 §3.3), a plain challenge otherwise.
- * - Unknown user or wrong response → 403 Forbidden. Both paths compute a response (against a dummy HA1 for
- *   an unknown user) and compare in constant time, with identical outcomes.
+ * - Unknown user or wrong response → 403 Forbidden. Both paths do the same work: the lookup (the store's
+ *   costs the same for a missing user), a stand-in HA1 derived from the username (used for an unknown
+ *   user, discarded otherwise), a response computed and compared in constant time, identical outcomes;
+ *   bench/auth-timing.mjs compares their answer times.
  * - nc not above the highest seen for this nonce (replay, RFC 7616 §3.3) → challenge with a fresh nonce.
  * - Algorithm not offered, `-sess` or userhash=true (neither is offered) → challenge.
  * - Malformed credentials → 400; an {@link AuthError} never escapes.
@@ -191,7 +193,9 @@ export async function authenticateRequest(
       detail: 'user source unavailable',
     };
   }
-  const ha1 = stored?.toLowerCase() ?? dummyHa1(policy.secret, algo.alg, creds.username);
+  // The same steps for known and unknown users: the stand-in is derived either way and one of the two is used.
+  const standIn = dummyHa1(policy.secret, algo.alg, creds.username);
+  const ha1 = (stored ?? standIn).toLowerCase();
   const expected = computeResponse({
     alg: algo.alg,
     ha1,

@@ -48,6 +48,8 @@ export interface UserSource {
 /** The subset of the SQLite store a {@link storeUserSource} needs. */
 export interface UserLookup {
   getUser(username: string, domain: string): { ha1: Partial<Record<DigestAlgorithm, string>> } | undefined;
+  /** HA1 for `alg` or undefined, with the same work for known and unknown users (preferred over getUser when present). */
+  lookupHa1?(username: string, domain: string, alg: DigestAlgorithm): string | undefined;
 }
 
 /**
@@ -56,7 +58,9 @@ export interface UserLookup {
  */
 export function storeUserSource(store: UserLookup): UserSource {
   return {
-    lookupHa1: async (username, realm, alg) => store.getUser(username, realm)?.ha1[alg],
+    lookupHa1: store.lookupHa1
+      ? async (username, realm, alg) => store.lookupHa1!(username, realm, alg)
+      : async (username, realm, alg) => store.getUser(username, realm)?.ha1[alg],
     userExists: async (username, domain) => store.getUser(username, domain) !== undefined,
     close: async () => {},
   };

@@ -52,6 +52,13 @@ const HA1_COLUMNS: Record<Ha1Algorithm, 'ha1_md5' | 'ha1_sha256' | 'ha1_sha512_2
   'SHA-512-256': 'ha1_sha512_256',
 };
 
+/** What {@link SqliteStore.lookupHa1} reads for a missing user: a non-hex string of an HA1's length. */
+const HA1_STAND_IN: Record<Ha1Algorithm, string> = {
+  MD5: 'x'.repeat(32),
+  'SHA-256': 'x'.repeat(64),
+  'SHA-512-256': 'x'.repeat(64),
+};
+
 interface UserRow {
   username: string;
   domain: string;
@@ -167,6 +174,8 @@ export class SqliteStore {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly stmt;
+  /** Per algorithm, the statement of {@link SqliteStore.lookupHa1}. */
+  private readonly ha1Lookup: Record<Ha1Algorithm, Database.Statement<[string, string, string]>>;
 
   /**
    * Open (creating the file and its parent directory if needed), check and migrate.
@@ -198,6 +207,18 @@ export class SqliteStore {
       throw new StoreError('open', `cannot open store ${path}: ${(err as Error).message}`, { cause: err });
     }
     const db = this.db;
+    const ha1Statement = (column: string) =>
+      db
+        .prepare<[string, string, string]>(
+          `SELECT COALESCE(u.${column}, s.stand_in), u.${column} IS NOT NULL
+           FROM (SELECT ? AS stand_in) s LEFT JOIN users u ON u.username = ? AND u.domain = ?`,
+        )
+        .raw();
+    this.ha1Lookup = {
+      MD5: ha1Statement(HA1_COLUMNS.MD5),
+      'SHA-256': ha1Statement(HA1_COLUMNS['SHA-256']),
+      'SHA-512-256': ha1Statement(HA1_COLUMNS['SHA-512-256']),
+    };
     this.stmt = {
       insertUser: db.prepare<[UserRow]>(
         `INSERT INTO users (username, domain, ha1_md5, ha1_sha256, ha1_sha512_256, created_at)
@@ -279,6 +300,18 @@ export class SqliteStore {
   getUser(username: string, domain: string): UserRecord | undefined {
     const row = this.stmt.getUser.get(username, domain.toLowerCase());
     return row === undefined ? undefined : userFromRow(row);
+  }
+
+  /**
+   * HA1 of `username`@`domain` for `alg` (lowercase hex), or undefined for an
+   * unknown user or one without that credential. Known and unknown users cost
+   * the same: one statement that always yields one row of the same shape (the
+   * HA1 or a stand-in of the same length, and a found flag), so a 403 does not
+   * tell by its timing whether the user exists (RFC 7616 §5.8 spirit).
+   */
+  lookupHa1(username: string, domain: string, alg: Ha1Algorithm): string | undefined {
+    const [ha1, found] = this.ha1Lookup[alg].get(HA1_STAND_IN[alg], username, domain.toLowerCase()) as [string, number];
+    return found === 1 ? ha1 : undefined;
   }
 
   /** Users of one domain (lowercase compare) ordered by username, or of all domains ordered by domain, username. */
