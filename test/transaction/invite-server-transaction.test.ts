@@ -1,0 +1,119 @@
+/**
+ * INVITE server transaction, RFC 3261 §17.2.1 (Figure 7) with RFC 6026 §7.1:
+ * Timer G (retransmit the 3xx–6xx, T1 doubling up to T2, UDP only), Timer H
+ * (64·T1 wait for the ACK), Timer I (absorb ACKs in Confirmed: T4 on UDP, 0 on
+ * streams), Timer L (Accepted, 64·T1).
+ */
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import { createResponse } from '../../src/sip/response.js';
+import type { InviteServerTransaction } from '../../src/transaction/server-transaction.js';
+import type { TransportName } from '../../src/transport/types.js';
+import { advance, Harness, parseRequest, PEER, requestText, schedule, T1, T2, T4 } from './harness.js';
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+const BRANCH = 'z9hG4bKist1';
+
+function arrive(transport: TransportName = 'udp') {
+  const h = new Harness();
+  const invite = () => parseRequest(requestText('INVITE', BRANCH, transport));
+  const ack = () => parseRequest(requestText('ACK', BRANCH, transport));
+  h.receive(invite(), transport);
+  expect(h.requests).toHaveLength(1);
+  const { req, st } = h.requests[0]!;
+  return { h, invite, ack, req, st: st as InviteServerTransaction };
+}
+
+describe('INVITE server transaction (RFC 3261 §17.2.1)', () => {
+  test('Proceeding: a retransmitted INVITE gets the last provisional response again, not a new transaction', async () => {
+    const { h, invite, req, st } = arrive();
+    st.respond(createResponse(req, 180, { toTag: 's1' }));
+    h.receive(invite());
+    await advance(0);
+    expect(h.requests).toHaveLength(1);
+    expect(h.sendTimes('SIP/2.0 180')).toEqual([0, 0]);
+    expect(h.sent[0]!.dest).toEqual({ transport: 'udp', address: PEER.address, port: PEER.port });
+    expect(st.state).toBe('proceeding');
+  });
+
+  test('UDP 3xx–6xx: Timer G retransmits at T1, 2·T1… capped at T2, Timer H ends it at 64·T1 without an ACK', async () => {
+    const { h, req, st } = arrive();
+    st.respond(createResponse(req, 486, { toTag: 's1' }));
+    expect(st.state).toBe('completed');
+    await advance(64 * T1 - 1);
+    expect(h.sendTimes('SIP/2.0 486')).toEqual(schedule(T1, T2, 64 * T1));
+    expect(h.sendTimes('SIP/2.0 486')).toEqual([0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
+    expect(h.layer.size().server).toBe(1);
+    await advance(1);
+    expect(st.state).toBe('terminated');
+    expect(h.layer.size().server).toBe(0);
+  });
+
+  test('the ACK stops Timer G and H; Confirmed absorbs ACKs for Timer I = T4, then the transaction ends', async () => {
+    const { h, ack, req, st } = arrive();
+    st.respond(createResponse(req, 486, { toTag: 's1' }));
+    await advance(T1 + 100);
+    h.receive(ack());
+    expect(st.state).toBe('confirmed');
+    await advance(T4 - 1);
+    h.receive(ack());
+    expect(h.acks).toHaveLength(0); // absorbed, never given to the TU (§17.2.1)
+    expect(h.sendTimes('SIP/2.0 486')).toEqual([0, 500]);
+    await advance(1);
+    expect(st.state).toBe('terminated');
+    expect(h.layer.size().server).toBe(0);
+  });
+
+  test('Completed: a retransmitted INVITE gets the final response again', async () => {
+    const { h, invite, req, st } = arrive();
+    st.respond(createResponse(req, 603, { toTag: 's1' }));
+    await advance(100);
+    h.receive(invite());
+    await advance(0);
+    expect(h.sendTimes('SIP/2.0 603')).toEqual([0, 100]);
+  });
+
+  test('TCP: no Timer G, and Timer I is 0 after the ACK', async () => {
+    const { h, ack, req, st } = arrive('tcp');
+    st.respond(createResponse(req, 486, { toTag: 's1' }));
+    await advance(10 * T1);
+    expect(h.sendTimes('SIP/2.0 486')).toEqual([0]);
+    expect(h.sent[0]!.dest.flowId).toBe('flow-1');
+    h.receive(ack(), 'tcp');
+    await advance(0);
+    expect(st.state).toBe('terminated');
+  });
+
+  test('TCP: Timer H still ends a transaction whose ACK never came, at 64·T1', async () => {
+    const { h, req, st } = arrive('tcp');
+    st.respond(createResponse(req, 486, { toTag: 's1' }));
+    await advance(64 * T1 - 1);
+    expect(st.state).toBe('completed');
+    await advance(1);
+    expect(h.layer.size().server).toBe(0);
+  });
+
+  test('2xx: Accepted (RFC 6026), retransmitted INVITEs absorbed, the ACK goes to the TU, Timer L ends it at 64·T1', async () => {
+    const { h, invite, ack, req, st } = arrive();
+    const ok = createResponse(req, 200, { toTag: 's1' });
+    st.respond(ok);
+    expect(st.state).toBe('accepted');
+    h.receive(invite());
+    await advance(T1);
+    st.respond(ok); // the TU's own 2xx retransmission passes through
+    h.receive(ack());
+    await advance(0);
+    expect(h.sendTimes('SIP/2.0 200')).toEqual([0, T1]);
+    expect(h.acks).toHaveLength(1);
+    expect(h.requests).toHaveLength(1);
+    await advance(64 * T1 - T1 - 1);
+    expect(h.layer.size().server).toBe(1);
+    await advance(1);
+    expect(h.layer.size().server).toBe(0);
+  });
+});

@@ -1,0 +1,86 @@
+/**
+ * Non-INVITE server transaction, RFC 3261 §17.2.2 (Figure 8): Trying →
+ * Proceeding → Completed, Timer J (64·T1 on UDP, 0 on streams) absorbing
+ * request retransmissions; responses go where RFC 3261 §18.2.2 and RFC 3581
+ * say (Via received/rport on UDP, the flow on streams).
+ */
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import { createResponse } from '../../src/sip/response.js';
+import type { NonInviteServerTransaction } from '../../src/transaction/server-transaction.js';
+import type { TransportName } from '../../src/transport/types.js';
+import { advance, Harness, parseRequest, requestText, T1 } from './harness.js';
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+function arrive(transport: TransportName = 'udp', text = requestText('REGISTER', 'z9hG4bKnist1', transport)) {
+  const h = new Harness();
+  const request = () => parseRequest(text);
+  h.receive(request(), transport);
+  const { req, st } = h.requests[0]!;
+  return { h, request, req, st: st as NonInviteServerTransaction };
+}
+
+describe('non-INVITE server transaction (RFC 3261 §17.2.2)', () => {
+  test('Trying: a retransmission before any response is absorbed silently', async () => {
+    const { h, request, st } = arrive();
+    h.receive(request());
+    await advance(0);
+    expect(h.requests).toHaveLength(1);
+    expect(h.sent).toHaveLength(0);
+    expect(st.state).toBe('trying');
+  });
+
+  test('Proceeding: a retransmission gets the last provisional response again', async () => {
+    const { h, request, req, st } = arrive();
+    st.respond(createResponse(req, 100));
+    expect(st.state).toBe('proceeding');
+    h.receive(request());
+    await advance(0);
+    expect(h.sendTimes('SIP/2.0 100')).toEqual([0, 0]);
+  });
+
+  test('UDP Completed: the final response is re-sent for each retransmission until Timer J = 64·T1; then a new transaction', async () => {
+    const { h, request, req, st } = arrive();
+    st.respond(createResponse(req, 200, { toTag: 's1' }));
+    expect(st.state).toBe('completed');
+    await advance(64 * T1 - 1);
+    h.receive(request());
+    await advance(0);
+    expect(h.sendTimes('SIP/2.0 200')).toEqual([0, 64 * T1 - 1]);
+    expect(h.requests).toHaveLength(1);
+    await advance(1);
+    expect(st.state).toBe('terminated');
+    expect(h.layer.size().server).toBe(0);
+    h.receive(request());
+    expect(h.requests).toHaveLength(2);
+  });
+
+  test('a final response is never followed by another one, and the response is not retransmitted by itself', async () => {
+    const { h, req, st } = arrive();
+    st.respond(createResponse(req, 200, { toTag: 's1' }));
+    st.respond(createResponse(req, 500));
+    await advance(64 * T1);
+    expect(h.sent.map((s) => s.bytes.toString('latin1', 0, 12))).toEqual(['SIP/2.0 200 ']);
+  });
+
+  test('TCP: Timer J is 0 and the response goes back over the flow', async () => {
+    const { h, req, st } = arrive('tcp');
+    st.respond(createResponse(req, 200, { toTag: 's1' }));
+    await advance(0);
+    expect(st.state).toBe('terminated');
+    expect(h.sent[0]!.dest).toMatchObject({ transport: 'tcp', flowId: 'flow-1' });
+  });
+
+  test('UDP: the response goes to the Via received address and rport (RFC 3581 §4)', async () => {
+    const text = requestText('OPTIONS', 'z9hG4bKnist2').replace(';branch=', ';received=127.0.0.9;rport=6000;branch=');
+    const { h, req, st } = arrive('udp', text);
+    st.respond(createResponse(req, 200, { toTag: 's1' }));
+    await advance(0);
+    expect(h.sent[0]!.dest).toEqual({ transport: 'udp', address: '127.0.0.9', port: 6000 });
+  });
+});
