@@ -77,27 +77,18 @@ function populatedStore(users: number): void {
   store.close();
 }
 
-/** Start `serve` and resolve once it logged `rtcedge ready`; rejects when it exits first. */
+/** Start `serve` and resolve once it logged `rtcedge ready`; rejects when it exits first or after 20 s. */
 async function serveUntilReady(args: string[]): Promise<ChildProcess> {
   const proc = spawn(process.execPath, [MAIN, 'serve', '-c', configFile, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   child = proc;
-  let stdout = '';
-  let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  await new Promise<void>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`no "rtcedge ready" within 20 s; stderr: ${stderr}`)), 20_000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      if (stdout.includes('rtcedge ready')) {
-        clearTimeout(timer);
-        res();
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      rej(new Error(`exited with ${code} before ready; stderr: ${stderr}`));
-    });
-  });
+  const out = { stdout: '', stderr: '' };
+  proc.stdout!.on('data', (d: Buffer) => (out.stdout += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out.stderr += d.toString()));
+  const deadline = Date.now() + 20_000;
+  while (!out.stdout.includes('rtcedge ready')) {
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`not ready (exit ${proc.exitCode}); stderr: ${out.stderr}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
   return proc;
 }
 

@@ -5,13 +5,13 @@
  * from text, as the transport layer would hand them over. No sockets: the
  * transaction layer is protocol core.
  */
-import { vi } from 'vitest';
+import { afterEach, beforeEach, vi } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { getHeader, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import { createResponse } from '../../src/sip/response.js';
 import { serializeMessage } from '../../src/sip/serializer.js';
-import type { ClientTransactionUser } from '../../src/transaction/client-transaction.js';
+import type { ClientTransaction, ClientTransactionUser } from '../../src/transaction/client-transaction.js';
 import type { ServerTransaction } from '../../src/transaction/server-transaction.js';
 import { type TransactionUser, TransactionLayer } from '../../src/transaction/transaction-layer.js';
 import type { Destination, Source, TransportName } from '../../src/transport/types.js';
@@ -132,6 +132,25 @@ export function recordingUser(): ClientTransactionUser & { responses: number[]; 
     onTransportError: (err: Error) => u.errors.push(err),
   };
   return u;
+}
+
+/** Fake timers for every test of the calling file. */
+export function useFakeTimersPerTest(): void {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+}
+
+/** A client transaction for a `method` request (branch `branch`) sent to the peer over `transport`. */
+export function startClient<T extends ClientTransaction>(method: string, branch: string, transport: TransportName = 'udp') {
+  const h = new Harness();
+  const user = recordingUser();
+  const req = parseRequest(requestText(method, branch, transport));
+  const ct = h.layer.sendRequest(req, { transport, address: PEER.address, port: PEER.port }, user) as T;
+  return { h, user, req, ct };
 }
 
 /** Advance fake time by `ms`, running timers and the promise callbacks they queue. */

@@ -3,23 +3,15 @@
  * Timer A (retransmit, T1 doubling, UDP only), Timer B (64·T1 timeout),
  * Timer D (wait in Completed: 32 s on UDP, 0 on streams), Timer M (Accepted, 64·T1).
  */
-import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import type { InviteClientTransaction } from '../../src/transaction/client-transaction.js';
 import type { TransportName } from '../../src/transport/types.js';
-import { advance, Harness, parseRequest, PEER, recordingUser, requestText, responseTo, schedule, sentHeader, startLine, T1 } from './harness.js';
+import { advance, responseTo, schedule, sentHeader, startClient, startLine, T1, useFakeTimersPerTest } from './harness.js';
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+useFakeTimersPerTest();
 
 function start(transport: TransportName = 'udp') {
-  const h = new Harness();
-  const user = recordingUser();
-  const invite = parseRequest(requestText('INVITE', 'z9hG4bKict1', transport));
-  const ct = h.layer.sendRequest(invite, { transport, address: PEER.address, port: PEER.port }, user) as InviteClientTransaction;
+  const { h, user, req: invite, ct } = startClient<InviteClientTransaction>('INVITE', 'z9hG4bKict1', transport);
   return { h, user, invite, ct };
 }
 

@@ -4,18 +4,13 @@
  * (64·T1 wait for the ACK), Timer I (absorb ACKs in Confirmed: T4 on UDP, 0 on
  * streams), Timer L (Accepted, 64·T1).
  */
-import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { createResponse } from '../../src/sip/response.js';
 import type { InviteServerTransaction } from '../../src/transaction/server-transaction.js';
 import type { TransportName } from '../../src/transport/types.js';
-import { advance, Harness, parseRequest, PEER, requestText, schedule, T1, T2, T4 } from './harness.js';
+import { advance, Harness, parseRequest, PEER, requestText, schedule, T1, T2, T4, useFakeTimersPerTest } from './harness.js';
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+useFakeTimersPerTest();
 
 const BRANCH = 'z9hG4bKist1';
 

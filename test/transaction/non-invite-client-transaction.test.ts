@@ -3,23 +3,15 @@
  * (retransmit, T1 doubling up to T2; T2 in Proceeding; UDP only), Timer F
  * (64·T1 timeout), Timer K (wait in Completed: T4 on UDP, 0 on streams).
  */
-import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import type { NonInviteClientTransaction } from '../../src/transaction/client-transaction.js';
 import type { TransportName } from '../../src/transport/types.js';
-import { advance, Harness, parseRequest, PEER, recordingUser, requestText, responseTo, schedule, T1, T2, T4 } from './harness.js';
+import { advance, responseTo, schedule, startClient, T1, T2, T4, useFakeTimersPerTest } from './harness.js';
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+useFakeTimersPerTest();
 
 function start(transport: TransportName = 'udp') {
-  const h = new Harness();
-  const user = recordingUser();
-  const options = parseRequest(requestText('OPTIONS', 'z9hG4bKnict1', transport));
-  const ct = h.layer.sendRequest(options, { transport, address: PEER.address, port: PEER.port }, user) as NonInviteClientTransaction;
+  const { h, user, req: options, ct } = startClient<NonInviteClientTransaction>('OPTIONS', 'z9hG4bKnict1', transport);
   return { h, user, options, ct };
 }
 

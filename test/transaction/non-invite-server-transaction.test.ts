@@ -4,18 +4,13 @@
  * request retransmissions; responses go where RFC 3261 §18.2.2 and RFC 3581
  * say (Via received/rport on UDP, the flow on streams).
  */
-import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { createResponse } from '../../src/sip/response.js';
 import type { NonInviteServerTransaction } from '../../src/transaction/server-transaction.js';
 import type { TransportName } from '../../src/transport/types.js';
-import { advance, Harness, parseRequest, requestText, T1 } from './harness.js';
+import { advance, Harness, parseRequest, requestText, T1, useFakeTimersPerTest } from './harness.js';
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+useFakeTimersPerTest();
 
 function arrive(transport: TransportName = 'udp', text = requestText('REGISTER', 'z9hG4bKnist1', transport)) {
   const h = new Harness();
