@@ -8,9 +8,10 @@
 // (say < 0.001) means the difference is detectable. Writes its section of
 // bench/RESULTS.md.
 //
-//   node bench/auth-timing.mjs [--per-group 5000] [--port 25160] [--label text] [--no-write]
+//   node bench/auth-timing.mjs [--per-group 5000] [--method REGISTER|INVITE] [--port 25160] [--label text] [--results file] [--no-write]
 //
 // Issue 10 item 9 measured 2–3.5 µs slower 403s for known users (p < 1e-60).
+// AUTH_TIMING_KNOWN=alicg runs a null control (two unknown users): its p shows what noise alone gives.
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -29,8 +30,13 @@ const WARMUP = 1000;
 const PORT = opt('--port', 25160);
 const WRITE = !args.includes('--no-write');
 const LABEL = args.includes('--label') ? args[args.indexOf('--label') + 1] : '';
+/** Where to write the table (default bench/RESULTS.md of this checkout), e.g. to record a run of another build. */
+const RESULTS = args.includes('--results') ? args[args.indexOf('--results') + 1] : undefined;
+/** REGISTER (registrar, 401 challenge, Authorization) or INVITE (proxy, 407 challenge, Proxy-Authorization; ACKed). */
+const METHOD = args.includes('--method') ? args[args.indexOf('--method') + 1].toUpperCase() : 'REGISTER';
+if (METHOD !== 'REGISTER' && METHOD !== 'INVITE') throw new Error('--method REGISTER or INVITE');
 const DOMAIN = 'example.test';
-const KNOWN = 'alice';
+const KNOWN = process.env.AUTH_TIMING_KNOWN ?? 'alice';
 const UNKNOWN = 'alicf';
 
 const md5 = (s) => createHash('md5').update(s).digest('hex');
@@ -111,24 +117,45 @@ export function welch(xs, ys) {
 
 // ---- the probe --------------------------------------------------------------
 
-function register(user, { nonce, branch, cseq, callId, localPort }) {
-  const uri = `sip:${DOMAIN}`;
+function request(user, { nonce, branch, cseq, callId, localPort }) {
+  const uri = METHOD === 'REGISTER' ? `sip:${DOMAIN}` : `sip:${KNOWN}@${DOMAIN}`;
+  const header = METHOD === 'REGISTER' ? 'Authorization' : 'Proxy-Authorization';
   const cnonce = 'c0ffee00';
   const nc = '00000001';
   const ha1 = md5(`${user}:${DOMAIN}:wrong-password`);
-  const response = md5(`${ha1}:${nonce}:${nc}:${cnonce}:auth:${md5(`REGISTER:${uri}`)}`);
+  const response = md5(`${ha1}:${nonce}:${nc}:${cnonce}:auth:${md5(`${METHOD}:${uri}`)}`);
   return Buffer.from(
     [
-      `REGISTER ${uri} SIP/2.0`,
+      `${METHOD} ${uri} SIP/2.0`,
       `Via: SIP/2.0/UDP 127.0.0.1:${localPort};branch=z9hG4bK${branch};rport`,
       'Max-Forwards: 70',
       `From: <sip:${user}@${DOMAIN}>;tag=t${callId}`,
-      `To: <sip:${user}@${DOMAIN}>`,
+      `To: <sip:${METHOD === 'REGISTER' ? user : KNOWN}@${DOMAIN}>`,
       `Call-ID: ${callId}@127.0.0.1`,
-      `CSeq: ${cseq} REGISTER`,
+      `CSeq: ${cseq} ${METHOD}`,
       `Contact: <sip:${user}@127.0.0.1:${localPort}>`,
-      `Authorization: Digest username="${user}", realm="${DOMAIN}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=MD5, qop=auth, nc=${nc}, cnonce="${cnonce}"`,
-      'Expires: 60',
+      `${header}: Digest username="${user}", realm="${DOMAIN}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=MD5, qop=auth, nc=${nc}, cnonce="${cnonce}"`,
+      ...(METHOD === 'REGISTER' ? ['Expires: 60'] : []),
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n'),
+  );
+}
+
+/** The ACK for a non-2xx final response to an INVITE (RFC 3261 §17.1.1.3), so the server stops retransmitting it. */
+function ack(response, branch, localPort) {
+  const h = (name) => new RegExp(`^${name}: ([^\r]*)`, 'mi').exec(response)?.[1] ?? '';
+  const seq = h('CSeq').split(' ')[0];
+  return Buffer.from(
+    [
+      `ACK sip:${KNOWN}@${DOMAIN} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${localPort};branch=z9hG4bK${branch};rport`,
+      'Max-Forwards: 70',
+      `From: ${h('From')}`,
+      `To: ${h('To')}`,
+      `Call-ID: ${h('Call-ID')}`,
+      `CSeq: ${seq} ACK`,
       'Content-Length: 0',
       '',
       '',
@@ -137,12 +164,16 @@ function register(user, { nonce, branch, cseq, callId, localPort }) {
 }
 
 async function measure() {
-  const server = await startRtcedge({ sipPort: PORT, users: [[KNOWN, 'the-right-password']] });
+  const server = await startRtcedge({ sipPort: PORT, users: [['alice', 'the-right-password']] });
   const sock = dgram.createSocket('udp4');
   await new Promise((r) => sock.bind(0, '127.0.0.1', r));
   const localPort = sock.address().port;
   let waiting;
-  sock.on('message', (m) => waiting?.(m.toString('latin1')));
+  // Provisional responses (the proxy's 100 Trying to an INVITE) are not the answer being timed.
+  sock.on('message', (m) => {
+    const text = m.toString('latin1');
+    if (!text.startsWith('SIP/2.0 1')) waiting?.(text);
+  });
   const ask = (buf) =>
     new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2000);
@@ -155,7 +186,9 @@ async function measure() {
     });
   try {
     // A nonce from a first challenge.
-    const first = await ask(register(KNOWN, { nonce: 'x', branch: randomBytes(8).toString('hex'), cseq: 1, callId: 'n', localPort }).toString().replace(/Authorization:[^\r]*\r\n/, ''));
+    const firstBranch = randomBytes(8).toString('hex');
+    const first = await ask(request(KNOWN, { nonce: 'x', branch: firstBranch, cseq: 1, callId: 'n', localPort }).toString().replace(/Authorization:[^\r]*\r\n/, ''));
+    if (METHOD === 'INVITE') sock.send(ack(first, firstBranch, localPort), PORT, '127.0.0.1');
     const nonce = /nonce="([^"]+)"/.exec(first)?.[1];
     if (!nonce) throw new Error(`no nonce in ${first.split('\r\n')[0]}`);
     const times = { [KNOWN]: [], [UNKNOWN]: [] };
@@ -168,10 +201,12 @@ async function measure() {
     }
     for (let i = 0; i < order.length; i++) {
       const user = order[i];
-      const msg = register(user, { nonce, branch: randomBytes(8).toString('hex'), cseq: i + 2, callId: `${user}-timing`, localPort });
+      const branch = randomBytes(8).toString('hex');
+      const msg = request(user, { nonce, branch, cseq: i + 2, callId: `${user}-timing-${i}`, localPort });
       const t0 = process.hrtime.bigint();
       const answer = await ask(msg);
       const dt = Number(process.hrtime.bigint() - t0) / 1000;
+      if (METHOD === 'INVITE') sock.send(ack(answer, branch, localPort), PORT, '127.0.0.1');
       if (!answer.startsWith('SIP/2.0 403')) throw new Error(`expected 403 for ${user}, got ${answer.split('\r\n')[0]}`);
       if (i >= WARMUP) times[user].push(dt);
     }
@@ -182,7 +217,7 @@ async function measure() {
   }
 }
 
-const { server, times: raw } = await measure();
+const { times: raw } = await measure();
 // Scheduling noise on a shared machine gives a long tail that swamps microseconds: both groups are
 // cut at the 90th percentile of the pooled times before the test (the raw p is printed as well).
 const pooled = [...raw[KNOWN], ...raw[UNKNOWN]].sort((a, b) => a - b);
@@ -195,13 +230,13 @@ let commit = '?';
 try {
   commit = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']).toString().trim();
 } catch {}
-const row = `| ${new Date().toISOString()} | ${commit}${LABEL ? ` (${LABEL})` : ''} | ${times[KNOWN].length} / ${times[UNKNOWN].length} | ${fmt(r.meanA)} / ${fmt(r.meanB)} | ${fmt(median(times[KNOWN]))} / ${fmt(median(times[UNKNOWN]))} | ${fmt(r.meanA - r.meanB)} | ${r.t.toFixed(2)} | ${r.p.toExponential(2)} | ${rawTest.p.toExponential(2)} |`;
+const row = `| ${new Date().toISOString()} | ${commit}${LABEL ? ` (${LABEL})` : ''} | ${METHOD} | ${times[KNOWN].length} / ${times[UNKNOWN].length} | ${fmt(r.meanA)} / ${fmt(r.meanB)} | ${fmt(median(times[KNOWN]))} / ${fmt(median(times[UNKNOWN]))} | ${fmt(r.meanA - r.meanB)} | ${r.t.toFixed(2)} | ${r.p.toExponential(2)} | ${rawTest.p.toExponential(2)} |`;
 console.log(`known ${KNOWN}: mean ${fmt(r.meanA)} µs, median ${fmt(median(times[KNOWN]))} µs (n=${times[KNOWN].length})`);
 console.log(`unknown ${UNKNOWN}: mean ${fmt(r.meanB)} µs, median ${fmt(median(times[UNKNOWN]))} µs (n=${times[UNKNOWN].length})`);
 console.log(`difference ${fmt(r.meanA - r.meanB)} µs; Welch t = ${r.t.toFixed(3)}, df = ${r.df.toFixed(0)}, p = ${r.p.toExponential(3)} (below the pooled p90 of ${fmt(cut)} µs; all samples: p = ${rawTest.p.toExponential(3)})`);
 
 if (WRITE) {
-  const file = join(ROOT, 'bench', 'RESULTS.md');
+  const file = RESULTS ?? join(ROOT, 'bench', 'RESULTS.md');
   const begin = '<!-- auth-timing:begin -->';
   const end = '<!-- auth-timing:end -->';
   let md = readFileSync(file, 'utf8');
@@ -209,17 +244,19 @@ if (WRITE) {
     begin,
     '## 403 timing: known vs unknown user (bench/auth-timing.mjs)',
     '',
-    `REGISTER with a wrong digest response over UDP on 127.0.0.1, one at a time, ${KNOWN} (known) and ${UNKNOWN} (unknown)`,
+    `A REGISTER (registrar, Authorization) or an INVITE (proxy, Proxy-Authorization, then the ACK) with a wrong digest`,
+    `response over UDP on 127.0.0.1, one at a time, from ${KNOWN} (known) and ${UNKNOWN} (unknown)`,
     `alternating in random order, ${WARMUP} warm-up requests dropped; time from send to the 403 on the client, µs.`,
     "Welch's t-test of the means; p is the two-sided probability of a difference this large if there were none.",
     'Both groups are cut at the 90th percentile of the pooled times first (scheduling noise on a shared machine);',
     'the last column is p over all samples.',
-    'Rows are appended per run; the before/after rows of a change show its effect.',
+    'Rows are appended per run; the before/after rows of a change show its effect. A "control" row compares two',
+    'unknown users (AUTH_TIMING_KNOWN=alicg): what the noise of a shared machine gives when there is no difference.',
     '',
-    `Command: \`node bench/auth-timing.mjs --per-group ${PER_GROUP}\` (server: \`${server.cmdline}\`)`,
+    `Command: \`node bench/auth-timing.mjs --per-group N --method REGISTER|INVITE\` (server: \`node dist/cli/main.js serve -c <temp>/rtcedge.yaml\`, UDP 127.0.0.1, log.level warn)`,
     '',
-    '| date | commit | n known / unknown (≤ p90) | mean µs known / unknown | median µs known / unknown | mean difference µs | t | p | p, all samples |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| date | commit | method | n known / unknown (≤ p90) | mean µs known / unknown | median µs known / unknown | mean difference µs | t | p | p, all samples |',
+    '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   let rows = [];
   const i = md.indexOf(begin);
