@@ -24,8 +24,8 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
  */
 const LAYERS: readonly (readonly string[])[] = [
   ['log', 'sip'],
-  ['stun', 'security'],
-  ['auth'],
+  ['security'],
+  ['stun', 'auth'],
   ['config'],
   ['store', 'directory'],
   ['turn'],
