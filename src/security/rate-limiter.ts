@@ -21,7 +21,7 @@ export interface TokenBucketOptions {
 interface Bucket {
   tokens: number;
   /** ms of the last refill. */
-  last: number;
+  lastMs: number;
 }
 
 /**
@@ -51,11 +51,11 @@ export class TokenBucketLimiter {
     let b = this.buckets.get(key);
     if (!b) {
       if (this.buckets.size >= this.maxKeys) this.evictOldest();
-      b = { tokens: this.burst, last: nowMs };
+      b = { tokens: this.burst, lastMs: nowMs };
       this.buckets.set(key, b);
-    } else if (nowMs > b.last) {
-      b.tokens = Math.min(this.burst, b.tokens + (nowMs - b.last) * this.rate);
-      b.last = nowMs;
+    } else if (nowMs > b.lastMs) {
+      b.tokens = Math.min(this.burst, b.tokens + (nowMs - b.lastMs) * this.rate);
+      b.lastMs = nowMs;
     }
     if (b.tokens < 1) return false;
     b.tokens -= 1;
@@ -87,7 +87,7 @@ export interface WindowCounterOptions {
 }
 
 interface Window {
-  start: number;
+  startMs: number;
   count: number;
 }
 
@@ -111,10 +111,10 @@ export class WindowCounter {
   /** Count one event of `key` at `nowMs` (ms); returns the number in the current window, this one included. */
   add(key: string, nowMs: number): number {
     let w = this.windows.get(key);
-    if (!w || nowMs - w.start >= this.windowMs) {
+    if (!w || nowMs - w.startMs >= this.windowMs) {
       if (w) this.windows.delete(key);
       else if (this.windows.size >= this.maxKeys) this.evictOldest();
-      w = { start: nowMs, count: 0 };
+      w = { startMs: nowMs, count: 0 };
       this.windows.set(key, w);
     }
     w.count += 1;
@@ -124,13 +124,13 @@ export class WindowCounter {
   /** Events of `key` in the window that is current at `nowMs` (0 when it ended). */
   count(key: string, nowMs: number): number {
     const w = this.windows.get(key);
-    return w && nowMs - w.start < this.windowMs ? w.count : 0;
+    return w && nowMs - w.startMs < this.windowMs ? w.count : 0;
   }
 
   /** ms from `nowMs` until the current window of `key` ends (0 when none is open). */
   remainingMs(key: string, nowMs: number): number {
     const w = this.windows.get(key);
-    return w ? Math.max(0, w.start + this.windowMs - nowMs) : 0;
+    return w ? Math.max(0, w.startMs + this.windowMs - nowMs) : 0;
   }
 
   /** Forget a key. */
