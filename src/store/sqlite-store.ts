@@ -52,13 +52,6 @@ const HA1_COLUMNS: Record<Ha1Algorithm, 'ha1_md5' | 'ha1_sha256' | 'ha1_sha512_2
   'SHA-512-256': 'ha1_sha512_256',
 };
 
-/** What {@link SqliteStore.lookupHa1} reads for a missing user: a non-hex string of an HA1's length. */
-const HA1_STAND_IN: Record<Ha1Algorithm, string> = {
-  MD5: 'x'.repeat(32),
-  'SHA-256': 'x'.repeat(64),
-  'SHA-512-256': 'x'.repeat(64),
-};
-
 interface UserRow {
   username: string;
   domain: string;
@@ -175,7 +168,7 @@ export class SqliteStore {
   private readonly db: Database.Database;
   private readonly stmt;
   /** Per algorithm, the statement of {@link SqliteStore.lookupHa1}. */
-  private readonly ha1Lookup: Record<Ha1Algorithm, Database.Statement<[string, string, string]>>;
+  private readonly ha1Lookup: Record<Ha1Algorithm, Database.Statement<[string, string]>>;
 
   /**
    * Open (creating the file and its parent directory if needed), check and migrate.
@@ -207,11 +200,15 @@ export class SqliteStore {
       throw new StoreError('open', `cannot open store ${path}: ${(err as Error).message}`, { cause: err });
     }
     const db = this.db;
+    // One index seek for the user, then one table row read either way: the user's row, or for an
+    // unknown user a decoy row (the first user's), whose values are discarded (see lookupHa1).
     const ha1Statement = (column: string) =>
       db
-        .prepare<[string, string, string]>(
-          `SELECT COALESCE(u.${column}, s.stand_in), u.${column} IS NOT NULL
-           FROM (SELECT ? AS stand_in) s LEFT JOIN users u ON u.username = ? AND u.domain = ?`,
+        .prepare<[string, string]>(
+          `SELECT t.${column}, x.found IS NOT NULL
+           FROM (SELECT (SELECT rowid FROM users WHERE username = ? AND domain = ?) AS found,
+                        (SELECT min(rowid) FROM users) AS decoy) x
+           JOIN users t ON t.rowid = COALESCE(x.found, x.decoy)`,
         )
         .raw();
     this.ha1Lookup = {
@@ -305,13 +302,13 @@ export class SqliteStore {
   /**
    * HA1 of `username`@`domain` for `alg` (lowercase hex), or undefined for an
    * unknown user or one without that credential. Known and unknown users cost
-   * the same: one statement that always yields one row of the same shape (the
-   * HA1 or a stand-in of the same length, and a found flag), so a 403 does not
-   * tell by its timing whether the user exists (RFC 7616 §5.8 spirit).
+   * the same: one statement doing one index seek and one table row read either
+   * way (for an unknown user a decoy row, discarded), so a 403 does not tell by
+   * its timing whether the user exists (no user enumeration by timing).
    */
   lookupHa1(username: string, domain: string, alg: Ha1Algorithm): string | undefined {
-    const [ha1, found] = this.ha1Lookup[alg].get(HA1_STAND_IN[alg], username, domain.toLowerCase()) as [string, number];
-    return found === 1 ? ha1 : undefined;
+    const row = this.ha1Lookup[alg].get(username, domain.toLowerCase()) as [string | null, number] | undefined;
+    return row !== undefined && row[1] === 1 && row[0] !== null ? row[0] : undefined;
   }
 
   /** Users of one domain (lowercase compare) ordered by username, or of all domains ordered by domain, username. */
