@@ -41,6 +41,15 @@ describe('storeUserSource over SqliteStore', () => {
     expect(await source.userExists('alicf', 'example.test')).toBe(false);
   });
 
+  test('a store without users answers undefined (no decoy row to read)', async () => {
+    const empty = new SqliteStore(join(dir, 'empty.db'));
+    try {
+      expect(await storeUserSource(empty).lookupHa1('alice', 'example.test', 'MD5')).toBeUndefined();
+    } finally {
+      empty.close();
+    }
+  });
+
   test('a store without lookupHa1 is read through getUser', async () => {
     const source = storeUserSource({ getUser: (u, d) => store.getUser(u, d) });
     expect(await source.lookupHa1('alice', 'example.test', 'MD5')).toBe(credentialsFor('alice', 'example.test', 'pw', ['MD5']).MD5);
