@@ -1,0 +1,36 @@
+import { certificateMatchesSipDomain } from '../../dns/domain-certificate.js';
+import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../request-context.js';
+
+/**
+ * Domain policy for requests from other domains (RFC 5922 §7, issue 9):
+ * when the From domain is not one of ours, the domain must not be in
+ * `federation.deny_domains` and, when `federation.allow_domains` is not
+ * empty, must be in it; under `federation.require_tls` the request must have
+ * come over TLS whose client certificate verified (federation CAs) and names
+ * the From domain (mutual TLS, RFC 5922 §7.2). Each refusal is 403 with a
+ * reason naming the check. Requests from our own domains are left alone.
+ * Without federation settings (no `ProxyEnv.federation`) it does nothing.
+ */
+export const domainPolicy: RequestProcessor = {
+  name: 'domain-policy',
+  process(ctx: RequestContext) {
+    const fed = ctx.env.federation;
+    if (!fed || ctx.fromLocal) return CONTINUE;
+    const domain = ctx.fromUri?.host.toLowerCase();
+    if (!domain) return reply(403, 'Forbidden: no From domain');
+    if (fed.denyDomains.includes(domain)) return reply(403, `Forbidden: domain ${domain} is in federation.deny_domains`);
+    if (fed.allowDomains.length > 0 && !fed.allowDomains.includes(domain)) {
+      return reply(403, `Forbidden: domain ${domain} is not in federation.allow_domains`);
+    }
+    if (!fed.requireTls) return CONTINUE;
+    if (ctx.source.transport !== 'tls') {
+      return reply(403, `Forbidden: requests from ${domain} must come over mutual TLS (federation.require_tls)`);
+    }
+    const cert = ctx.source.tlsPeerCertificate;
+    if (!cert) return reply(403, `Forbidden: no verified client certificate from ${domain} (RFC 5922 mutual TLS)`);
+    if (!certificateMatchesSipDomain(cert, domain, { wildcards: fed.wildcards })) {
+      return reply(403, `Forbidden: the client certificate does not name ${domain} (RFC 5922 §7)`);
+    }
+    return CONTINUE;
+  },
+};
