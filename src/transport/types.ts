@@ -1,4 +1,4 @@
-import type { PeerCertificate } from 'node:tls';
+import type { PeerCertificateLike } from '../dns/domain-certificate.js';
 import type { SipMessage } from '../sip/message.js';
 
 /** SIP transports rtcedge listens on (RFC 3261 §18, RFC 7118 for ws/wss). */
@@ -55,7 +55,7 @@ export interface Source {
    * (against `sip.tls.ca`, `federation.ca` or the system CAs): what a peer
    * domain is checked against (RFC 5922 §7, see dns/domain-certificate.ts).
    */
-  tlsPeerCertificate?: PeerCertificate;
+  tlsPeerCertificate?: PeerCertificateLike;
 }
 
 /**
