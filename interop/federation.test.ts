@@ -11,16 +11,21 @@
  * - mallory.test presents a certificate naming another domain: the call
  *   fails (503) and nothing but the TLS handshake reached mallory (its
  *   UDP/TCP 5060 and its TLS application data stay empty), though its NAPTR
- *   also offers UDP.
+ *   also offers UDP;
+ * - Kamailio serves gamma.test (127.0.0.6) with mutual TLS (its certificate
+ *   from the same CA, peers must present one): alice calls carol@gamma.test
+ *   (located by DNS, TLS verified), and carol calls alice@alpha.test through
+ *   Kamailio (alpha verifies Kamailio's client certificate names gamma.test).
  *
  * Ports: rtcedge 5060/5061 on 127.0.0.2 and 127.0.0.3; mallory 5060/5061 on
- * 127.0.0.5; baresip alice 26100, bob 26200 (127.0.0.1); ctrl 26444/26445;
- * RTP 26300-26399 / 26400-26499; named on a free port.
+ * 127.0.0.5; Kamailio 5060/5061 on 127.0.0.6; baresip alice 26100, bob 26200,
+ * carol 26700 (127.0.0.1); ctrl 26444/26445/26446; RTP 26300-26399 /
+ * 26400-26499 / 26500-26599; named on a free port.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
 import tls from 'node:tls';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWithPeers } from './harness/peers.js';
@@ -30,12 +35,14 @@ import { assertPortsFree } from './harness/ports.js';
 import { stopAllStarted } from './harness/process.js';
 import { startRtcedge, type Rtcedge } from './harness/rtcedge.js';
 import { makeTestCa } from './harness/test-ca.js';
+import { startKamailio, type Kamailio } from './harness/kamailio.js';
 import { makeTempDir, removeTempDir } from './harness/temp-dir.js';
 
 const ALPHA = '127.0.0.2';
 const BETA = '127.0.0.3';
 const DOWN = '127.0.0.4';
 const MALLORY = '127.0.0.5';
+const GAMMA = '127.0.0.6';
 const ALICE_PW = 'alice-fed-1';
 const BOB_PW = 'bob-fed-2';
 const BOB_NUMBER = '+4930123456';
@@ -68,31 +75,49 @@ const ZONES = {
       `sip IN A ${MALLORY}`,
     ].join('\n'),
   ),
+  'gamma.test': zoneFile(
+    'gamma.test',
+    ['@ IN NAPTR 10 10 "s" "SIPS+D2T" "" _sips._tcp.gamma.test.', '_sips._tcp IN SRV 10 0 5061 sip.gamma.test.', `sip IN A ${GAMMA}`].join('\n'),
+  ),
   'e164.arpa': zoneFile('e164.arpa', `${BOB_NUMBER.slice(1).split('').reverse().join('.')} IN NAPTR 10 10 "u" "E2U+sip" "!^.*$!sip:bob@beta.test!" .`),
 };
 
 /** What reached mallory's listeners. */
 const malloryGot = { udp: 0, tcp: 0, tlsData: 0, tlsHandshakes: 0 };
 
-describeWithPeers(['baresip', 'named', 'openssl'])('federation: alpha.test calls beta.test over verified TLS located by DNS', () => {
+describeWithPeers(['baresip', 'named', 'openssl', 'kamailio'])('federation: alpha.test calls beta.test over verified TLS located by DNS', () => {
   let dir: string;
   let named: Named | undefined;
   let alpha: Rtcedge | undefined;
   let beta: Rtcedge | undefined;
   let alice: BaresipUa | undefined;
   let bob: BaresipUa | undefined;
+  let carol: BaresipUa | undefined;
+  let kamailio: Kamailio | undefined;
   const closers: (() => void)[] = [];
 
   beforeAll(async () => {
     await assertPortsFree(ALPHA, [5060, 5061]);
     await assertPortsFree(BETA, [5060, 5061]);
-    await assertPortsFree('127.0.0.1', [26100, 26101, 26200, 26201, 26444, 26445]);
+    await assertPortsFree(GAMMA, [5060, 5061]);
+    await assertPortsFree('127.0.0.1', [26100, 26101, 26200, 26201, 26700, 26701, 26444, 26445, 26446]);
     dir = makeTempDir('federation');
     named = await startNamed({ dir, zones: ZONES });
     const ca = await makeTestCa(dir);
     const alphaCert = await ca.issue('alpha', ['alpha.test']);
     const betaCert = await ca.issue('beta', ['beta.test']);
     const malloryCert = await ca.issue('mallory', ['other.test']);
+    const gammaCert = await ca.issue('gamma', ['gamma.test']);
+    const gammaDir = join(dir, 'gamma');
+    mkdirSync(gammaDir);
+    kamailio = await startKamailio({
+      dir: gammaDir,
+      domain: 'gamma.test',
+      address: GAMMA,
+      ...gammaCert,
+      ca: ca.cert,
+      peers: { 'alpha.test': `sip:${ALPHA}:5061;transport=tls` },
+    });
 
     // mallory: a TLS server with a certificate naming other.test, and UDP/TCP listeners that count.
     const tlsServer = tls.createServer({ cert: readFileSync(malloryCert.cert), key: readFileSync(malloryCert.key) }, (s) => {
@@ -136,7 +161,7 @@ describeWithPeers(['baresip', 'named', 'openssl'])('federation: alpha.test calls
       sipPort: 26100,
       ctrlPort: 26444,
       rtpPorts: [26300, 26399],
-      accounts: [{ aor: 'sip:alice@alpha.test', password: ALICE_PW, regint: 3600, outbound: `sip:${ALPHA}:5060` }],
+      accounts: [{ aor: 'sip:alice@alpha.test', password: ALICE_PW, regint: 3600, answermode: 'auto', outbound: `sip:${ALPHA}:5060` }],
       lifetimeS: 140,
     });
     bob = await startBaresip({
@@ -148,35 +173,49 @@ describeWithPeers(['baresip', 'named', 'openssl'])('federation: alpha.test calls
       accounts: [{ aor: 'sip:bob@beta.test', password: BOB_PW, regint: 3600, answermode: 'auto', outbound: `sip:${BETA}:5060` }],
       lifetimeS: 140,
     });
-    await Promise.all([alice.waitForRegistered(10_000), bob.waitForRegistered(10_000)]);
+    carol = await startBaresip({
+      name: 'carol',
+      parentDir: dir,
+      sipPort: 26700,
+      ctrlPort: 26446,
+      rtpPorts: [26500, 26599],
+      accounts: [{ aor: 'sip:carol@gamma.test', regint: 3600, answermode: 'auto', outbound: `sip:${GAMMA}:5060` }],
+      lifetimeS: 140,
+    });
+    await Promise.all([alice.waitForRegistered(10_000), bob.waitForRegistered(10_000), carol.waitForRegistered(10_000)]);
   }, 90_000);
 
   afterAll(async () => {
-    await Promise.all([alice?.stop(), bob?.stop()]);
-    await Promise.all([alpha?.stop(), beta?.stop()]);
+    await Promise.all([alice?.stop(), bob?.stop(), carol?.stop()]);
+    await Promise.all([alpha?.stop(), beta?.stop(), kamailio?.stop()]);
     await named?.stop();
     for (const c of closers) c();
     await stopAllStarted();
     removeTempDir(dir);
   });
 
-  /** Dials `uri` from alice, waits until both sides have the call, hangs up; returns the time (ms) from alpha receiving the INVITE to beta receiving it. */
-  async function callBob(uri: string): Promise<number> {
-    const a0 = alice!.events.length;
-    const b0 = bob!.events.length;
+  /** Dials `uri` from `caller`, waits until both sides have the call, and `hangsUp` ends it; resolves when the callee saw the end. */
+  async function call(caller: BaresipUa, callee: BaresipUa, uri: string, hangsUp: BaresipUa = caller): Promise<void> {
+    const a0 = caller.events.length;
+    const b0 = callee.events.length;
+    expect((await caller.dial(uri)).ok).toBe(true);
+    await caller.waitForEventType('CALL_ESTABLISHED', 15_000, a0);
+    await callee.waitForEventType('CALL_ESTABLISHED', 15_000, b0);
+    expect((await hangsUp.hangup()).ok).toBe(true);
+    await (hangsUp === caller ? callee : caller).waitForEventType('CALL_CLOSED', 10_000, hangsUp === caller ? b0 : a0);
+  }
+
+  /** Dials `uri` from alice to bob (bob hangs up when `bobHangsUp`); returns the time (ms) from alpha receiving the INVITE to beta receiving it. */
+  async function callBob(uri: string, bobHangsUp = false): Promise<number> {
     const alphaFrom = alpha!.logs.length;
     const betaFrom = beta!.logs.length;
-    expect((await alice!.dial(uri)).ok).toBe(true);
-    await alice!.waitForEventType('CALL_ESTABLISHED', 15_000, a0);
-    await bob!.waitForEventType('CALL_ESTABLISHED', 15_000, b0);
+    await call(alice!, bob!, uri, bobHangsUp ? bob! : alice!);
     const invite = (l: Record<string, unknown>) => l.msg === 'sip recv' && /^INVITE /.test(String(l.startLine));
     const atAlpha = alpha!.logs.slice(alphaFrom).find(invite)!;
     const atBeta = beta!.logs.slice(betaFrom).find(invite)!;
     // The inter-domain hop is TLS, from alpha's listener address.
     expect(atBeta.transport).toBe('tls');
     expect(String(atBeta.remote)).toMatch(new RegExp(`^${ALPHA.replace(/\./g, '\\.')}:`));
-    expect((await alice!.hangup()).ok).toBe(true);
-    await bob!.waitForEventType('CALL_CLOSED', 10_000, b0);
     return Number(atBeta.time) - Number(atAlpha.time);
   }
 
@@ -189,8 +228,15 @@ describeWithPeers(['baresip', 'named', 'openssl'])('federation: alpha.test calls
     expect(beta!.logs.some((l) => l.msg === 'TLS client certificate verified' && (l.peerDomains as string[]).includes('alpha.test'))).toBe(true);
   }, 40_000);
 
-  it('calls bob by E.164 number through ENUM', async () => {
-    await callBob(`sip:${BOB_NUMBER}@alpha.test;user=phone`);
+  it('calls bob by E.164 number through ENUM; bob hangs up, his BYE goes back over the same TLS connection', async () => {
+    const betaFrom = beta!.logs.length;
+    await callBob(`sip:${BOB_NUMBER}@alpha.test;user=phone`, true);
+    // RFC 5923: beta sends bob's BYE over the connection alpha opened (alpha's Via asked with alias), not a new one.
+    const logs = beta!.logs.slice(betaFrom);
+    const invite = logs.find((l) => l.msg === 'sip recv' && /^INVITE /.test(String(l.startLine)));
+    const bye = logs.find((l) => l.msg === 'sip send' && /^BYE /.test(String(l.startLine)));
+    expect(bye?.transport).toBe('tls');
+    expect(bye?.remote).toBe(invite?.remote);
     expect(alpha!.logs.some((l) => l.msg === 'sip send' && /^INVITE sip:bob@beta\.test /.test(String(l.startLine)))).toBe(true);
   }, 40_000);
 
@@ -205,4 +251,15 @@ describeWithPeers(['baresip', 'named', 'openssl'])('federation: alpha.test calls
     await new Promise((r) => setTimeout(r, 500));
     expect(malloryGot).toMatchObject({ udp: 0, tcp: 0, tlsData: 0 });
   }, 40_000);
+
+  it('federates with Kamailio serving gamma.test over mutual TLS: calls both ways connect', async () => {
+    const alphaFrom = alpha!.logs.length;
+    await call(alice!, carol!, 'sip:carol@gamma.test');
+    expect(alpha!.logs.slice(alphaFrom).some((l) => l.msg === 'inter-domain TLS connection verified' && l.peerDomain === 'gamma.test')).toBe(true);
+    const back = alpha!.logs.length;
+    await call(carol!, alice!, 'sip:alice@alpha.test');
+    const invite = alpha!.logs.slice(back).find((l) => l.msg === 'sip recv' && /^INVITE sip:alice@alpha\.test/.test(String(l.startLine)));
+    expect(invite?.transport).toBe('tls');
+    expect(alpha!.logs.some((l) => l.msg === 'TLS client certificate verified' && (l.peerDomains as string[]).includes('gamma.test'))).toBe(true);
+  }, 60_000);
 });

@@ -97,6 +97,15 @@ describeWithPeers(['openssl'])('domain-policy processor (RFC 5922 §7)', () => {
     expect(reasonOf({ ...TLS_SOURCE, tlsPeerCertificate: otherCert })).toMatchObject({ status: 403, reason: 'Forbidden: the client certificate does not name beta.test (RFC 5922 §7)' });
   });
 
+  it('leaves in-dialog requests along a route it recorded alone (their From is the first request\'s To)', () => {
+    world = openSipWorld({}, { federation: federation() });
+    const bye = sipRequest('BYE', 'sip:alice@127.0.0.1:40000', { from: FROM_BETA, to: `<sip:alice@${DOMAIN}>;tag=a1` });
+    const ctx = world.context(bye);
+    ctx.removedRoutes = 1;
+    expect(domainPolicy.process(ctx)).toBe('continue');
+    expect(domainPolicy.process(world.context(sipRequest('BYE', 'sip:alice@127.0.0.1:40000', { from: FROM_BETA, to: `<sip:alice@${DOMAIN}>;tag=a1` })))).toMatchObject({ status: 403 });
+  });
+
   it('applies deny_domains before allow_domains, and allow_domains when not empty; require_tls false lets plain SIP in', () => {
     world = openSipWorld({}, { federation: federation({ denyDomains: ['beta.test'] }) });
     expect(domainPolicy.process(world.context(invite(), { ...TLS_SOURCE, tlsPeerCertificate: betaCert }))).toMatchObject({ status: 403, reason: 'Forbidden: domain beta.test is in federation.deny_domains' });

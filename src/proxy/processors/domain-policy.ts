@@ -8,14 +8,18 @@ import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../
  * empty, must be in it; under `federation.require_tls` the request must have
  * come over TLS whose client certificate verified (federation CAs) and names
  * the From domain (mutual TLS, RFC 5922 §7.2). Each refusal is 403 with a
- * reason naming the check. Requests from our own domains are left alone.
+ * reason naming the check. Requests from our own domains are left alone,
+ * and so are in-dialog requests that come back along a route this proxy
+ * recorded (To tag, own Route entry removed): the dialog passed this policy
+ * when it was created, and inside it From is whatever the first request's To
+ * was (a callee's BYE carries the caller's domain, RFC 3261 §12.2.1.1).
  * Without federation settings (no `ProxyEnv.federation`) it does nothing.
  */
 export const domainPolicy: RequestProcessor = {
   name: 'domain-policy',
   process(ctx: RequestContext) {
     const fed = ctx.env.federation;
-    if (!fed || ctx.fromLocal) return CONTINUE;
+    if (!fed || ctx.fromLocal || (ctx.toTag && ctx.removedRoutes > 0)) return CONTINUE;
     const domain = ctx.fromUri?.host.toLowerCase();
     if (!domain) return reply(403, 'Forbidden: no From domain');
     if (fed.denyDomains.includes(domain)) return reply(403, `Forbidden: domain ${domain} is in federation.deny_domains`);
