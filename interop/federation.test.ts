@@ -155,33 +155,20 @@ describeWithPeers(['baresip', 'named', 'openssl', 'kamailio'])('federation: alph
     alpha = await startRtcedge({ dir: join(dir, 'alpha'), config: serverConfig('alpha.test', ALPHA, alphaCert), users: [{ aor: 'alice@alpha.test', password: ALICE_PW }] });
     beta = await startRtcedge({ dir: join(dir, 'beta'), config: serverConfig('beta.test', BETA, betaCert), users: [{ aor: 'bob@beta.test', password: BOB_PW }] });
 
-    alice = await startBaresip({
-      name: 'alice',
-      parentDir: dir,
-      sipPort: 26100,
-      ctrlPort: 26444,
-      rtpPorts: [26300, 26399],
-      accounts: [{ aor: 'sip:alice@alpha.test', password: ALICE_PW, regint: 3600, answermode: 'auto', outbound: `sip:${ALPHA}:5060` }],
-      lifetimeS: 140,
-    });
-    bob = await startBaresip({
-      name: 'bob',
-      parentDir: dir,
-      sipPort: 26200,
-      ctrlPort: 26445,
-      rtpPorts: [26400, 26499],
-      accounts: [{ aor: 'sip:bob@beta.test', password: BOB_PW, regint: 3600, answermode: 'auto', outbound: `sip:${BETA}:5060` }],
-      lifetimeS: 140,
-    });
-    carol = await startBaresip({
-      name: 'carol',
-      parentDir: dir,
-      sipPort: 26700,
-      ctrlPort: 26446,
-      rtpPorts: [26500, 26599],
-      accounts: [{ aor: 'sip:carol@gamma.test', regint: 3600, answermode: 'auto', outbound: `sip:${GAMMA}:5060` }],
-      lifetimeS: 140,
-    });
+    /** A baresip UA registered (auto-answering) at the server on `proxy` as `aor`; `n` picks its ports. */
+    const ua = (name: string, n: number, aor: string, proxy: string, password?: string) =>
+      startBaresip({
+        name,
+        parentDir: dir,
+        sipPort: [26100, 26200, 26700][n],
+        ctrlPort: 26444 + n,
+        rtpPorts: [26300 + 100 * n, 26399 + 100 * n],
+        accounts: [{ aor, password, regint: 3600, answermode: 'auto', outbound: `sip:${proxy}:5060` }],
+        lifetimeS: 140,
+      });
+    alice = await ua('alice', 0, 'sip:alice@alpha.test', ALPHA, ALICE_PW);
+    bob = await ua('bob', 1, 'sip:bob@beta.test', BETA, BOB_PW);
+    carol = await ua('carol', 2, 'sip:carol@gamma.test', GAMMA);
     await Promise.all([alice.waitForRegistered(10_000), bob.waitForRegistered(10_000), carol.waitForRegistered(10_000)]);
   }, 90_000);
 
