@@ -83,7 +83,7 @@ export class ResponseContext {
         if (res.status < 200) {
           armTimerC();
         } else if (timerC) clearTimeout(timerC);
-        if (res.status === 503 && !branch.provisional && this.failOver(branch, '503')) return;
+        if (res.status === 503 && !branch.provisional && this.failOver(branch, '503', res)) return;
         this.onBranchResponse(branch, res);
       },
       onTimeout: () => {
@@ -106,9 +106,10 @@ export class ResponseContext {
   /**
    * RFC 3263 §4.3: the branch's target failed; when the branch has a next
    * target and nobody cancelled, send the request there (true) — or, when it
-   * turns out there is none, answer the branch 503 then. False: no failover.
+   * turns out there is none, answer the branch with `response` (the 503 the
+   * target sent, §16.7 step 6 applies) or a 503 of ours. False: no failover.
    */
-  private failOver(branch: Branch, reason: string): boolean {
+  private failOver(branch: Branch, reason: string, response?: SipResponse): boolean {
     const retry = branch.retry;
     if (!retry || this.answered || this.cancelled || branch.cancelRequested) return false;
     branch.retry = undefined;
@@ -123,6 +124,7 @@ export class ResponseContext {
           this.startBranch(branch);
           return;
         }
+        if (response) return this.onBranchResponse(branch, response);
         const res = createResponse(failedRequest, 503, { reason: `Service Unavailable: every server failed (${reason})` });
         this.local.add(res);
         this.onBranchResponse(branch, res);

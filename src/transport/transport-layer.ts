@@ -452,7 +452,8 @@ export class TransportLayer {
   }
 
   private connect(dest: Destination): Promise<StreamFlow> {
-    const key = `${dest.transport}|${stripBrackets(dest.address)}|${dest.port}`;
+    // A connection that verifies a domain is not shared with one that does not (or verifies another).
+    const key = `${dest.transport}|${stripBrackets(dest.address)}|${dest.port}|${dest.tlsName ?? ''}`;
     const pending = this.pendingConnects.get(key);
     if (pending) return pending;
     const p = new Promise<StreamFlow>((resolve, reject) => {
