@@ -48,7 +48,7 @@ describeWithPeers(['openssl'])('per-domain certificates by SNI, and reload', () 
         listen: [{ transport: 'tls', host: '127.0.0.1', port: TLS_PORT }],
         tls: { cert: main.cert, key: main.key, certificates: [{ domain: 'alpha.test', ...alpha }] },
       },
-      federation: { ca: [ca.cert], system_ca: false },
+      federation: { require_tls: true, ca: [ca.cert], system_ca: false },
     });
   });
 

@@ -150,7 +150,7 @@ describeWithPeers(['baresip', 'named', 'openssl', 'kamailio'])('federation: alph
         tls: { cert: cert.cert, key: cert.key },
       },
       dns: { servers: [named!.server] },
-      federation: { ca: [ca.cert], system_ca: false },
+      federation: { require_tls: true, ca: [ca.cert], system_ca: false },
     });
     alpha = await startRtcedge({ dir: join(dir, 'alpha'), config: serverConfig('alpha.test', ALPHA, alphaCert), users: [{ aor: 'alice@alpha.test', password: ALICE_PW }] });
     beta = await startRtcedge({ dir: join(dir, 'beta'), config: serverConfig('beta.test', BETA, betaCert), users: [{ aor: 'bob@beta.test', password: BOB_PW }] });

@@ -106,6 +106,11 @@ describeWithPeers(['openssl'])('domain-policy processor (RFC 5922 §7)', () => {
     expect(domainPolicy.process(world.context(sipRequest('BYE', 'sip:alice@127.0.0.1:40000', { from: FROM_BETA, to: `<sip:alice@${DOMAIN}>;tag=a1` })))).toMatchObject({ status: 403 });
   });
 
+  it('leaves a From whose host is an address alone: it claims no domain', () => {
+    world = openSipWorld({}, { federation: federation() });
+    expect(domainPolicy.process(world.context(sipRequest('INVITE', `sip:alice@${DOMAIN}`, { from: '<sip:sipp@127.0.0.2>;tag=s1' })))).toBe('continue');
+  });
+
   it('applies deny_domains before allow_domains, and allow_domains when not empty; require_tls false lets plain SIP in', () => {
     world = openSipWorld({}, { federation: federation({ denyDomains: ['beta.test'] }) });
     expect(domainPolicy.process(world.context(invite(), { ...TLS_SOURCE, tlsPeerCertificate: betaCert }))).toMatchObject({ status: 403, reason: 'Forbidden: domain beta.test is in federation.deny_domains' });

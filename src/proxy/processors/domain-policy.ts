@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { certificateMatchesSipDomain } from '../../dns/domain-certificate.js';
 import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../request-context.js';
 
@@ -8,7 +9,8 @@ import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../
  * empty, must be in it; under `federation.require_tls` the request must have
  * come over TLS whose client certificate verified (federation CAs) and names
  * the From domain (mutual TLS, RFC 5922 §7.2). Each refusal is 403 with a
- * reason naming the check. Requests from our own domains are left alone,
+ * reason naming the check. Requests from our own domains, and those whose
+ * From host is an IP address (it names no domain), are left alone,
  * and so are in-dialog requests that come back along a route this proxy
  * recorded (To tag, own Route entry removed): the dialog passed this policy
  * when it was created, and inside it From is whatever the first request's To
@@ -22,6 +24,8 @@ export const domainPolicy: RequestProcessor = {
     if (!fed || ctx.fromLocal || (ctx.toTag && ctx.removedRoutes > 0)) return CONTINUE;
     const domain = ctx.fromUri?.host.toLowerCase();
     if (!domain) return reply(403, 'Forbidden: no From domain');
+    // An address claims no domain (RFC 5922 identities are domain names): nothing to verify.
+    if (isIP(domain.replace(/^\[|\]$/g, '')) !== 0) return CONTINUE;
     if (fed.denyDomains.includes(domain)) return reply(403, `Forbidden: domain ${domain} is in federation.deny_domains`);
     if (fed.allowDomains.length > 0 && !fed.allowDomains.includes(domain)) {
       return reply(403, `Forbidden: domain ${domain} is not in federation.allow_domains`);
