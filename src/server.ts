@@ -22,11 +22,21 @@ import { BanFileWriter } from './admin/ban-file.js';
 import { parseUri } from './sip/uri.js';
 import { storeUserSource, type UserSource, UserSourceUnavailableError } from './auth/user-source.js';
 import { openDirectory } from './directory/index.js';
+import { rootCertificates } from 'node:tls';
+import { dnsFromConfig } from './dns/from-config.js';
+import type { Federation } from './proxy/federation.js';
+import type { TlsMaterial } from './transport/transport-layer.js';
 
 /** A running rtcedge instance. */
 export interface RunningServer {
   /** Stop every listener and timer, close the store. Resolves when done. */
   stop(): Promise<void>;
+  /**
+   * Read the certificate and key files again (`sip.tls.*`, `federation.ca`) and
+   * use them for new TLS handshakes; established connections keep theirs.
+   * @throws Error from the file system (the old material stays in use).
+   */
+  reloadTlsMaterial(): Promise<void>;
 }
 
 /**
@@ -55,7 +65,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const location = new LocationService(store, logger);
   location.start();
   const { users, authenticate } = createAuthentication(config, secret, store, domains, security, logger);
-  transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, security, secret }, logger);
+  const federation = createFederation(config, logger);
+  transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, security, secret, federation }, logger);
 
   let turn: TurnServer | undefined;
   try {
@@ -79,6 +90,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   );
 
   return {
+    async reloadTlsMaterial() {
+      const fresh = await loadTlsMaterial(config, logger);
+      if (fresh) transport.setTlsMaterial(fresh);
+      log.info('TLS material reloaded');
+    },
     async stop() {
       await turn?.stop();
       transactions.close();
@@ -92,17 +108,13 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   };
 }
 
-/** Certificate, key and client CAs for the TLS/WSS listeners and TURN over TLS. */
-interface TlsMaterial {
-  cert: Buffer;
-  key: Buffer;
-  ca?: Buffer[];
-}
-
 /**
  * TLS material when a SIP TLS/WSS listener or TURN over TLS is configured:
  * `sip.tls.cert`/`key`, or a self-signed certificate under `data_dir/tls/`;
- * plus the CAs of client (device) certificates (`sip.tls.ca`). Undefined without TLS.
+ * the per-domain certificates (`sip.tls.certificates`); the CAs of client
+ * (device) certificates (`sip.tls.ca`); and the CAs trusted for other
+ * domains (`federation.ca`, plus the system CAs unless `federation.system_ca`
+ * is false). Undefined without TLS. Called again by reloadTlsMaterial.
  */
 async function loadTlsMaterial(config: Config, logger: Logger): Promise<TlsMaterial | undefined> {
   const turnTls = config.turn.enabled && config.turn.listen.some((l) => l.transport === 'tls' || l.transport === 'dtls');
@@ -116,7 +128,32 @@ async function loadTlsMaterial(config: Config, logger: Logger): Promise<TlsMater
   }
   // CAs that issue client (device) certificates; see auth/client-certificate.ts.
   tls.ca = (config.sip.tls.ca ?? []).map((f) => readFileSync(f));
+  tls.certificates = config.sip.tls.certificates.map((c) => ({ domain: c.domain, cert: readFileSync(c.cert), key: readFileSync(c.key) }));
+  const fed = config.federation;
+  tls.peerCa = [...(fed.system_ca ? rootCertificates : []), ...fed.ca.map((f) => readFileSync(f))];
+  tls.wildcards = fed.wildcard_certificates;
   return tls;
+}
+
+/**
+ * DNS (RFC 3263 server location, ENUM) and the federation policy
+ * (`dns.*`, `federation.*`, `enum.*`) the proxy uses for other domains.
+ * Local phone numbers: none yet (no phone table), so every E.164 number
+ * goes to ENUM.
+ */
+function createFederation(config: Config, logger: Logger): Federation {
+  const dns = dnsFromConfig(config.dns, logger);
+  return {
+    dns: dns.resolver,
+    failedTargets: dns.failedTargets,
+    enumSuffixes: dns.enumSuffixes,
+    requireTls: config.federation.require_tls,
+    allowDomains: config.federation.allow_domains,
+    denyDomains: config.federation.deny_domains,
+    wildcards: config.federation.wildcard_certificates,
+    pstnRoute: config.enum.pstn_route,
+    logger,
+  };
 }
 
 /** Abuse resistance (sip.security): per-source gate, failed-auth bans, call limits; bans in data_dir/bans.json. */
@@ -203,11 +240,12 @@ interface SipCoreParts {
   authenticate: Authenticate;
   security: Security;
   secret: Buffer;
+  federation: Federation;
 }
 
 /** The registrar (sip.registrar) and the proxy that hands it REGISTERs: the transaction user. */
 function createSipCore(config: Config, parts: SipCoreParts, logger: Logger): ProxyCore {
-  const { transport, transactions, domains, location, users, authenticate, security, secret } = parts;
+  const { transport, transactions, domains, location, users, authenticate, security, secret, federation } = parts;
   const gruuKey = tempGruuKey(secret);
   const register = createRegistrar({
     domains,
@@ -240,6 +278,7 @@ function createSipCore(config: Config, parts: SipCoreParts, logger: Logger): Pro
     flowTokenSecret: secret,
     tempGruuKey: gruuKey,
     register,
+    federation,
     logger,
   });
 }

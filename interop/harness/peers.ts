@@ -25,6 +25,7 @@ const PACKAGES = {
   openssl: 'openssl',
   valgrind: 'valgrind',
   named: 'bind9',
+  kamailio: 'kamailio kamailio-tls-modules',
 } as const satisfies Record<string, string>;
 
 /** A peer program name as PACKAGES knows it. */

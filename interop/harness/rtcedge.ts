@@ -91,7 +91,11 @@ export function deepMerge(base: Record<string, unknown>, over: Record<string, un
   return out;
 }
 
-/** Harness defaults: loopback listeners, debug log, TURN off, data_dir under dir. */
+/**
+ * Harness defaults: loopback listeners, debug log, TURN off, data_dir under dir,
+ * and `federation.require_tls: false`: most interop peers (sipsak, SIPp,
+ * sipvicious) play UAs of other domains over UDP; federation tests turn it on.
+ */
 export function defaultConfig(dataDir: string, ports: RtcedgePorts): Record<string, unknown> {
   const listen: { transport: string; host: string; port: number }[] = [];
   if (ports.udp !== undefined) listen.push({ transport: 'udp', host: '127.0.0.1', port: ports.udp });
@@ -103,6 +107,7 @@ export function defaultConfig(dataDir: string, ports: RtcedgePorts): Record<stri
     log: { level: 'debug' },
     sip: { listen },
     turn: { enabled: false },
+    federation: { require_tls: false },
   };
 }
 

@@ -68,6 +68,20 @@ const tlsSchema = z
     key: z.string({ error: 'expected a file path' }).min(1).optional(),
     /** PEM files of the CAs client certificates are verified against; absent or []: client certificates are not asked for. */
     ca: z.array(z.string({ error: 'expected a file path' }).min(1, { error: 'expected a file path' }), { error: 'expected a list of file paths' }).optional(),
+    /**
+     * A certificate per domain of ours (SNI picks it on our TLS listeners; our TLS client presents the one of
+     * the From domain to other domains, RFC 5922 §7); `cert`/`key` above (or the generated one) is the default.
+     */
+    certificates: z
+      .array(
+        z.strictObject({
+          domain: domainName,
+          cert: z.string({ error: 'expected a file path' }).min(1, { error: 'expected a file path' }),
+          key: z.string({ error: 'expected a file path' }).min(1, { error: 'expected a file path' }),
+        }),
+        { error: 'expected a list of { domain, cert, key }' },
+      )
+      .default([]),
     /** SubjectAltName entries of a verified client certificate that name an AOR: `uri` (URI:sip:user@domain), `email` (rfc822Name); absent: [uri]. */
     client_identity: z
       .array(z.enum(['uri', 'email'], { error: 'expected one of uri, email' }), { error: 'expected a list of uri, email' })
@@ -339,6 +353,34 @@ const dnsSchema = z.strictObject({
 });
 
 /**
+ * `federation:` requests between our domains and other domains (RFC 5922, RFC 5630, RFC 3263).
+ * require_tls: requests to other domains leave over TLS with a verified certificate naming the target
+ * domain, and requests from other domains are accepted only over mutual TLS naming the From domain.
+ */
+const federationSchema = z.strictObject({
+  require_tls: z.boolean({ error: 'expected true or false' }).default(true),
+  /** PEM files of CAs trusted for peer domains' certificates, besides the system CAs. */
+  ca: z.array(z.string({ error: 'expected a file path' }).min(1, { error: 'expected a file path' }), { error: 'expected a list of file paths' }).default([]),
+  /** Trust the system CA store (Node's bundled Mozilla roots) for peer domains. */
+  system_ca: z.boolean({ error: 'expected true or false' }).default(true),
+  /** Peer domains allowed; [] = every domain not denied. */
+  allow_domains: z.array(domainName, { error: 'expected a list of domain names' }).default([]),
+  /** Peer domains refused (checked before allow_domains). */
+  deny_domains: z.array(domainName, { error: 'expected a list of domain names' }).default([]),
+  /** Accept `*.example.test` certificates for `sip.example.test` (RFC 5922 §7.2 says no). */
+  wildcard_certificates: z.boolean({ error: 'expected true or false' }).default(false),
+});
+
+/** `enum:` what happens to E.164 numbers (RFC 6116) that no local user owns and ENUM does not know. */
+const enumSchema = z.strictObject({
+  /** SIP URI the request goes to when ENUM has no entry (a PSTN gateway); absent: 404. */
+  pstn_route: z
+    .string({ error: 'expected a sip: or sips: URI' })
+    .regex(/^sips?:[^\s]+$/i, { error: 'expected a sip: or sips: URI' })
+    .optional(),
+});
+
+/**
  * The whole configuration file. Parse output (`Config`) has every default
  * filled in; optional keys without a default (`sip.advertised_host`,
  * `sip.tls.cert`/`key`, `turn.realm`, `turn.relay_address`) may be undefined.
@@ -359,6 +401,8 @@ export const configSchema = z.strictObject({
   turn: turnSchema.prefault({}),
   directory: directorySchema.prefault({}),
   dns: dnsSchema.prefault({}),
+  federation: federationSchema.prefault({}),
+  enum: enumSchema.prefault({}),
 });
 
 /** The parsed configuration, snake_case keys as in the YAML file. */
@@ -367,6 +411,8 @@ export type Config = z.infer<typeof configSchema>;
 export type SipListener = z.infer<typeof sipListenerSchema>;
 /** The `dns` section. */
 export type DnsConfig = z.infer<typeof dnsSchema>;
+/** The `federation` section. */
+export type FederationConfig = z.infer<typeof federationSchema>;
 /** The `directory` section. */
 export type DirectoryConfig = z.infer<typeof directorySchema>;
 /** One entry of `turn.listen`. */

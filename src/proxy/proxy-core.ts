@@ -24,7 +24,8 @@ import type { Destination, Source, TransportName } from '../transport/types.js';
 import type { LocalDomains } from '../registrar/local-domains.js';
 import type { LocationService } from '../registrar/location-service.js';
 import type { BindingRecord } from '../store/index.js';
-import { resolveUri } from './destination.js';
+import { nextHops } from './destination.js';
+import type { Federation } from './federation.js';
 import { encodeFlowToken } from './flow-token.js';
 import type { Target } from './target-set.js';
 import { ResponseContext } from './response-context.js';
@@ -63,13 +64,21 @@ export interface ProxyOptions {
   admitCall?(username: string, st: ServerTransaction): Refusal | undefined;
   /** The REGISTER handler (registrar). */
   register(req: SipRequest, st: ServerTransaction): Promise<void>;
+  /** DNS and policy for other domains (RFC 3263 server location, RFC 5922 TLS, ENUM); absent: A/AAAA only, no domain policy. */
+  federation?: Federation;
   logger: Logger;
 }
 
-/** A prepared copy of a request for one target (§16.6 steps 1–8) and where it goes. */
+/**
+ * A prepared copy of a request for one target (§16.6 steps 1–8), where it
+ * goes, and `retry`: after that destination failed (transport error or 503,
+ * RFC 3263 §4.3) the copy for the next one, with a new branch, or undefined
+ * when there is none.
+ */
 interface PreparedBranch {
   msg: SipRequest;
   dest: Destination;
+  retry?(reason: string): Promise<PreparedBranch | undefined>;
 }
 
 /**
@@ -107,6 +116,7 @@ export class ProxyCore implements TransactionUser {
       flowAlive: (ref) => ref.transport === 'udp' || transport.hasFlowTo(ref.transport, ref.address, ref.port),
       findInviteFor: (cancel) => transactions.findInviteFor(cancel),
       responseContextOf: (st) => this.contexts.get(st),
+      federation: opts.federation,
     };
   }
 
@@ -194,7 +204,7 @@ export class ProxyCore implements TransactionUser {
     const first = await prepareGroup(groups[0]);
     const rc = new ResponseContext(st, this.opts.transactions, this.log, groups.slice(1).map((g) => () => prepareGroup(g)));
     if (st.request.method === 'INVITE') this.contexts.set(st, rc);
-    for (const p of first) rc.addBranch(p.msg, p.dest);
+    for (const p of first) rc.addBranch(p.msg, p.dest, p.retry);
   }
 
   /**
@@ -209,14 +219,49 @@ export class ProxyCore implements TransactionUser {
     return msg;
   }
 
-  /** Build one outgoing copy (§16.6 steps 1–8) and find where it goes. */
+  /**
+   * Build one outgoing copy (§16.6 steps 1–8) and find where it goes; its
+   * `retry` walks on through the next hops of server location (RFC 3263 §4.3),
+   * recording each failed one in the failed-target table.
+   *
+   * A `sips:` request goes over TLS on every hop (RFC 5630 §3.1.3, RFC 3261
+   * §26.2.2): a next hop over another transport gets 480.
+   */
   private async prepare(ctx: RequestContext, target: Target): Promise<PreparedBranch> {
-    const { req, source } = ctx;
-    const msg = this.copyFor(ctx, target);
+    const base = this.copyFor(ctx, target);
     // Credentials addressed to this server's realm are consumed (RFC 3261 §22.3 allows it; they mean nothing downstream).
-    this.consumeCredentials(msg);
+    this.consumeCredentials(base);
+    const hops = this.hopsFor(base, target.binding, target.flow, target.uri === ctx.req.uri ? ctx.ruri : undefined);
+    const secure = /^sips:/i.test(ctx.req.uri) || /^sips:/i.test(base.uri);
+    const localDomain = ctx.fromLocal ? ctx.fromUri!.host.toLowerCase() : this.opts.domains.defaultDomain;
+    const build = (dest: Destination): PreparedBranch => {
+      if (secure && dest.transport !== 'tls' && dest.transport !== 'wss') {
+        throw new SipError(480, `Temporarily Unavailable: sips: needs TLS, the next hop is ${dest.transport.toUpperCase()} (RFC 5630)`);
+      }
+      const hop: Destination = dest.transport === 'tls' ? { ...dest, localDomain } : dest;
+      return { msg: this.finishCopy(ctx, cloneMessage(base), hop), dest: hop, retry: (reason) => retry(hop, reason) };
+    };
+    const retry = async (failed: Destination, reason: string): Promise<PreparedBranch | undefined> => {
+      const fed = this.opts.federation;
+      if (fed && failed.flowId === undefined) fed.failedTargets.markFailed(failed, reason);
+      try {
+        const next = await hops.next();
+        if (next.done) return undefined;
+        this.log.info({ failed: `${failed.transport}:${failed.address}:${failed.port}`, reason, next: `${next.value.transport}:${next.value.address}:${next.value.port}` }, 'target failed, trying the next one');
+        return build(next.value);
+      } catch (err) {
+        if (err instanceof SipError) return undefined;
+        throw err;
+      }
+    };
+    const first = await hops.next();
+    if (first.done) throw new SipError(503, 'Service Unavailable: no next hop');
+    return build(first.value);
+  }
 
-    const dest = await this.destinationFor(msg, target.binding, target.flow, target.uri === req.uri ? ctx.ruri : undefined);
+  /** §16.6 steps 4 and 8 on a copy going to `dest`: Record-Route and our Via (from the listener of the destination's address family). */
+  private finishCopy(ctx: RequestContext, msg: SipRequest, dest: Destination): SipRequest {
+    const { req, source } = ctx;
     const outListener = this.opts.transport.listenerFor(dest.transport, dest.address);
     if (!outListener) throw new SipError(503, `Service Unavailable: no ${dest.transport} listener`);
 
@@ -231,9 +276,11 @@ export class ProxyCore implements TransactionUser {
       if (double && inListener) prependHeader(msg, 'Record-Route', this.recordRoute(inListener.advertisedHost, inListener.port, inListener.transport, inFlow));
       prependHeader(msg, 'Record-Route', this.recordRoute(outListener.advertisedHost, outListener.port, outListener.transport, outFlow));
     }
-    // Step 8: our Via, its branch starting with the loop-detection hash.
-    prependHeader(msg, 'Via', `SIP/2.0/${dest.transport.toUpperCase()} ${outListener.advertisedHost}:${outListener.port};branch=${newBranch(ctx.loopHash)};rport`);
-    return { msg, dest };
+    // Step 8: our Via, its branch starting with the loop-detection hash; `alias` asks a peer domain
+    // to send its requests back over this connection (RFC 5923 §5).
+    const alias = dest.tlsName ? ';alias' : '';
+    prependHeader(msg, 'Via', `SIP/2.0/${dest.transport.toUpperCase()} ${outListener.advertisedHost}:${outListener.port};branch=${newBranch(ctx.loopHash)};rport${alias}`);
+    return msg;
   }
 
   private consumeCredentials(msg: SipRequest): void {
@@ -252,28 +299,53 @@ export class ProxyCore implements TransactionUser {
   }
 
   /**
-   * Next hop (§16.6 step 7): the top Route when one remains; else the flow a
-   * Record-Route token named, or the flow the target's binding registered
-   * over, while it is open; else the Request-URI resolved (`parsedUri`: the
-   * Request-URI already parsed, when it is the request's own).
+   * Next hops (§16.6 step 7), in the order to try them: the top Route when
+   * one remains; else the flow a Record-Route token named, or the flow the
+   * target's binding registered over, while it is open; else the
+   * Request-URI (`parsedUri`: the Request-URI already parsed, when it is the
+   * request's own). A URI of another domain goes through RFC 3263 server
+   * location (destination.ts `nextHops`), which may give several.
    *
-   * @throws SipError 482 when the next hop is one of this server's own listeners
-   *   (a request sent there would only loop until Max-Forwards runs out).
+   * @throws SipError 482 when the first next hop is one of this server's own listeners
+   *   (a request sent there would only loop until Max-Forwards runs out); later ones are skipped.
    */
-  private async destinationFor(msg: SipRequest, binding?: BindingRecord, flow?: Destination, parsedUri?: SipUri): Promise<Destination> {
+  private async *hopsFor(msg: SipRequest, binding?: BindingRecord, flow?: Destination, parsedUri?: SipUri): AsyncGenerator<Destination, void, undefined> {
     const route = getHeaderValues(msg, 'route')[0];
     if (!route) {
-      if (flow && this.env.flowAlive(flow)) return { transport: flow.transport, address: flow.address, port: flow.port, flowId: flow.flowId };
+      if (flow && this.env.flowAlive(flow)) {
+        yield { transport: flow.transport, address: flow.address, port: flow.port, flowId: flow.flowId };
+        return;
+      }
       const src = (binding ?? this.opts.location.findByContact(msg.uri))?.source;
       if (src && src.transport !== 'udp') {
         const ref: Destination = { transport: src.transport as TransportName, address: src.address, port: src.port };
-        if (this.env.flowAlive(ref)) return ref;
+        if (this.env.flowAlive(ref)) {
+          yield ref;
+          return;
+        }
       }
     }
     const next = route ? parseUri(parseNameAddr(route).uri) : parsedUri ?? parseUri(msg.uri);
-    const dest = await resolveUri(next, (t) => this.opts.transport.listenerFor(t) !== undefined);
-    if (this.isOwnListener(dest)) throw new SipError(482, 'Loop Detected: the next hop is this server');
-    return dest;
+    let first = true;
+    for await (const dest of nextHops(next, {
+      available: (t) => this.opts.transport.listenerFor(t) !== undefined,
+      isOurHost: (host) => this.opts.domains.isLocal(host),
+      federation: this.opts.federation,
+    })) {
+      if (this.isOwnListener(dest)) {
+        if (first) throw new SipError(482, 'Loop Detected: the next hop is this server');
+        continue;
+      }
+      first = false;
+      yield dest;
+    }
+  }
+
+  /** The first next hop of {@link hopsFor}. @throws SipError as hopsFor, 503 when there is none. */
+  private async destinationFor(msg: SipRequest, binding?: BindingRecord, flow?: Destination, parsedUri?: SipUri): Promise<Destination> {
+    const first = await this.hopsFor(msg, binding, flow, parsedUri).next();
+    if (first.done) throw new SipError(503, 'Service Unavailable: no next hop');
+    return first.value;
   }
 
   /** True when a destination is one of this server's own listeners (transport, port, and an address of this host). */

@@ -10,6 +10,7 @@ import type { LocalDomains } from '../registrar/local-domains.js';
 import type { LocationService } from '../registrar/location-service.js';
 import type { ResponseContext } from './response-context.js';
 import type { Target } from './target-set.js';
+import type { Federation } from './federation.js';
 
 /** A call policy's refusal: the final response to send instead of routing the call. */
 export interface Refusal {
@@ -50,6 +51,8 @@ export interface ProxyEnv {
   findInviteFor(cancel: SipRequest): ServerTransaction | undefined;
   /** The response context of an INVITE server transaction still forwarding, if any (for CANCEL, §16.10). */
   responseContextOf(st: ServerTransaction): ResponseContext | undefined;
+  /** DNS and policy for other domains (domain policy, ENUM); absent: neither applies. */
+  federation?: Federation;
 }
 
 /** A processor's answer: the chain goes on. */

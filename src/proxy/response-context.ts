@@ -6,10 +6,14 @@ import { buildCancel, type ClientTransaction } from '../transaction/client-trans
 import type { TransactionLayer } from '../transaction/transaction-layer.js';
 import type { Destination } from '../transport/types.js';
 
+/** The copy of a request for the next target after one failed (RFC 3263 §4.3), or undefined when none is left. */
+export type RetryBranch = (reason: string) => Promise<{ msg: SipRequest; dest: Destination; retry?: RetryBranch } | undefined>;
+
 /** One branch of a forked request (RFC 3261 §16.6): its client transaction and what came back. */
 interface Branch {
   request: SipRequest;
   destination: Destination;
+  retry?: RetryBranch;
   ct?: ClientTransaction;
   provisional: boolean;
   final?: SipResponse;
@@ -27,6 +31,11 @@ export const TIMER_C_MS = 180_000;
  * answered (6xx first, then the lowest class; 503 becomes 500), CANCEL of
  * pending branches on a 2xx or 6xx (§16.7 step 10) or when the caller cancels
  * (§16.10), and Timer C.
+ *
+ * Failover inside a branch (RFC 3263 §4.3): a transport error (refused,
+ * TLS handshake or certificate failure, connection closed before the answer)
+ * or a 503 from the target sends the request to the branch's next target with
+ * a new client transaction; only when none is left does the branch answer.
  */
 export class ResponseContext {
   private readonly branches: Branch[] = [];
@@ -44,13 +53,23 @@ export class ResponseContext {
     private readonly st: ServerTransaction,
     private readonly transactions: TransactionLayer,
     private readonly log: Logger,
-    private readonly nextGroups: (() => Promise<{ msg: SipRequest; dest: Destination }[]>)[] = [],
+    private readonly nextGroups: (() => Promise<{ msg: SipRequest; dest: Destination; retry?: RetryBranch }[]>)[] = [],
   ) {}
 
-  /** Forward `request` (already prepared: Via, Request-URI, Route) to `destination` as a new branch. */
-  addBranch(request: SipRequest, destination: Destination): void {
-    const branch: Branch = { request, destination, provisional: false, cancelRequested: false, cancelled: false };
+  /**
+   * Forward `request` (already prepared: Via, Request-URI, Route) to
+   * `destination` as a new branch; `retry` gives the copy for the next target
+   * when this one fails (RFC 3263 §4.3).
+   */
+  addBranch(request: SipRequest, destination: Destination, retry?: RetryBranch): void {
+    const branch: Branch = { request, destination, retry, provisional: false, cancelRequested: false, cancelled: false };
     this.branches.push(branch);
+    this.startBranch(branch);
+  }
+
+  /** Start (or restart, after failover) the client transaction of a branch. */
+  private startBranch(branch: Branch): void {
+    const { request, destination } = branch;
     let timerC: NodeJS.Timeout | undefined;
     const armTimerC = () => {
       if (request.method !== 'INVITE') return;
@@ -64,6 +83,7 @@ export class ResponseContext {
         if (res.status < 200) {
           armTimerC();
         } else if (timerC) clearTimeout(timerC);
+        if (res.status === 503 && !branch.provisional && this.failOver(branch, '503', res)) return;
         this.onBranchResponse(branch, res);
       },
       onTimeout: () => {
@@ -75,11 +95,48 @@ export class ResponseContext {
       onTransportError: (err) => {
         if (timerC) clearTimeout(timerC);
         this.log.info({ err: err.message, to: `${destination.transport}:${destination.address}:${destination.port}` }, 'branch transport failure');
+        if (this.failOver(branch, err.message)) return;
         const res = createResponse(request, 503, { reason: 'Service Unavailable' });
         this.local.add(res);
         this.onBranchResponse(branch, res);
       },
     });
+  }
+
+  /**
+   * RFC 3263 §4.3: the branch's target failed; when the branch has a next
+   * target and nobody cancelled, send the request there (true) — or, when it
+   * turns out there is none, answer the branch with `response` (the 503 the
+   * target sent, §16.7 step 6 applies) or a 503 of ours. False: no failover.
+   */
+  private failOver(branch: Branch, reason: string, response?: SipResponse): boolean {
+    const retry = branch.retry;
+    if (!retry || this.answered || this.cancelled || branch.cancelRequested) return false;
+    branch.retry = undefined;
+    const failedRequest = branch.request;
+    retry(reason).then(
+      (next) => {
+        if (next && !this.answered && !this.cancelled && !branch.cancelRequested) {
+          branch.request = next.msg;
+          branch.destination = next.dest;
+          branch.retry = next.retry;
+          branch.ct = undefined;
+          this.startBranch(branch);
+          return;
+        }
+        if (response) return this.onBranchResponse(branch, response);
+        const res = createResponse(failedRequest, 503, { reason: `Service Unavailable: every server failed (${reason})` });
+        this.local.add(res);
+        this.onBranchResponse(branch, res);
+      },
+      (err: unknown) => {
+        this.log.warn({ err }, 'failover failed');
+        const res = createResponse(failedRequest, 503, { reason: 'Service Unavailable' });
+        this.local.add(res);
+        this.onBranchResponse(branch, res);
+      },
+    );
+    return true;
   }
 
   /** The caller sent CANCEL (§16.10): cancel every pending branch; the 487s they bring become the final answer. */
@@ -148,7 +205,7 @@ export class ResponseContext {
       (prepared) => {
         this.starting = false;
         if (this.cancelled) return this.finish();
-        for (const p of prepared) this.addBranch(p.msg, p.dest);
+        for (const p of prepared) this.addBranch(p.msg, p.dest, p.retry);
       },
       () => {
         this.starting = false;

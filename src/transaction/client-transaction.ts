@@ -83,6 +83,7 @@ abstract class ClientTransactionBase implements ClientTransaction {
     if (this.terminated) return;
     this.terminated = true;
     this.timers.clear();
+    this.unwatchFlow?.();
     this.onTerminated(this.key);
   }
 
@@ -90,11 +91,28 @@ abstract class ClientTransactionBase implements ClientTransaction {
     return isStream(this.destination.transport);
   }
 
-  /** Send the request; a transport failure terminates the transaction and tells the TU. */
+  /** Stops watching the flow the request went over. */
+  private unwatchFlow: (() => void) | undefined;
+
+  /** True until a final response arrived. */
+  protected abstract get awaitingFinal(): boolean;
+
+  /**
+   * Send the request; a transport failure terminates the transaction and
+   * tells the TU, and so does the flow closing before a final response
+   * (RFC 3263 §4.3: the target failed, the next one is tried).
+   */
   protected transmit(msg: SipRequest = this.request): void {
     this.sender.send(msg, this.destination).then(
       (flowId) => {
-        if (flowId) this.destination = { ...this.destination, flowId };
+        if (!flowId) return;
+        this.destination = { ...this.destination, flowId };
+        if (this.unwatchFlow || !this.sender.onFlowClosed || this.terminated || !this.awaitingFinal) return;
+        this.unwatchFlow = this.sender.onFlowClosed(flowId, () => {
+          if (this.terminated || !this.awaitingFinal) return;
+          this.terminate();
+          this.tu.onTransportError(new Error('connection closed before the final response'));
+        });
       },
       (err: Error) => {
         if (this.terminated) return;
@@ -113,6 +131,10 @@ abstract class ClientTransactionBase implements ClientTransaction {
  */
 export class NonInviteClientTransaction extends ClientTransactionBase {
   state: 'trying' | 'proceeding' | 'completed' = 'trying';
+
+  protected get awaitingFinal(): boolean {
+    return this.state !== 'completed';
+  }
 
   start(): void {
     const { t1, t2 } = this.timerConfig;
@@ -182,6 +204,10 @@ export class InviteClientTransaction extends ClientTransactionBase {
   /** True until a final response has arrived. */
   get pending(): boolean {
     return this.state === 'calling' || this.state === 'proceeding';
+  }
+
+  protected get awaitingFinal(): boolean {
+    return this.pending;
   }
 
   receive(res: SipResponse): void {

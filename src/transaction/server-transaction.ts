@@ -9,6 +9,8 @@ import { TimerSet, type TimerConfig } from './timers.js';
 /** What a transaction needs from the transport layer. */
 export interface MessageSender {
   send(msg: SipRequest | SipResponse, dest: Destination): Promise<string | undefined>;
+  /** Calls `listener` once when the stream flow closes; returns the cancel function (RFC 3263 §4.3). */
+  onFlowClosed?(flowId: string, listener: () => void): () => void;
 }
 
 /**

@@ -14,6 +14,7 @@ import { getHeader, splitList, canonicalName, type SipMessage } from '../sip/mes
 import { parseVia, formatVia } from '../sip/headers.js';
 import type { FramerEvent } from '../sip/stream-framer.js';
 import { StreamFlow, normalizeAddress } from './stream-flow.js';
+import { certificateMatchesSipDomain, sipDomainIdentities } from '../dns/domain-certificate.js';
 import { WsFlow } from './ws-flow.js';
 import { isStunDatagram, stunKeepaliveResponse } from './stun-keepalive.js';
 import {
@@ -32,12 +33,8 @@ export interface TransportOptions {
   listen: ListenSpec[];
   /** Host put in Via and Record-Route when a listener is bound to a wildcard address. */
   advertisedHost?: string;
-  /**
-   * PEM certificate and key for TLS listeners and outgoing TLS connections;
-   * `ca`: PEM CA certificates that client certificates are verified against
-   * (listeners with `clientCert` optional or required).
-   */
-  tls?: { cert: Buffer; key: Buffer; ca?: Buffer[] };
+  /** Certificates and CAs for TLS listeners and outgoing TLS connections (see {@link TlsMaterial}). */
+  tls?: TlsMaterial;
   /**
    * The identities a verified client certificate names (see
    * auth/client-certificate.ts), put in `Source.tlsIdentities` of every
@@ -48,6 +45,26 @@ export interface TransportOptions {
   logger: Logger;
   /** Idle stream connections are closed after this many ms; default 600 000. */
   idleTimeoutMs?: number;
+}
+
+/**
+ * What TLS needs, replaceable at run time ({@link TransportLayer.setTlsMaterial}):
+ * - `cert`/`key`: the default PEM certificate and key (listeners, and our TLS client);
+ * - `certificates`: one per domain of ours; SNI picks it on our listeners, and
+ *   our client presents the one of `Destination.localDomain` (RFC 5922 §7);
+ * - `ca`: CAs of client (device) certificates (listeners with `clientCert` optional or required);
+ * - `peerCa`: CAs trusted for other domains' certificates (federation, RFC 5922 §7.3):
+ *   outgoing connections with a `tlsName` verify against them, listeners ask for
+ *   client certificates and verify them against `ca` plus these;
+ * - `wildcards`: accept `*.` certificates for a peer domain (RFC 5922 §7.2 says no).
+ */
+export interface TlsMaterial {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer[];
+  certificates?: { domain: string; cert: Buffer; key: Buffer }[];
+  peerCa?: (Buffer | string)[];
+  wildcards?: boolean;
 }
 
 /** Error raised when a message cannot be sent (connection refused, reset, no listener of that transport). */
@@ -81,6 +98,17 @@ export class TransportLayer {
   private bound: BoundListener[] = [];
   /** Flow id → identities of its verified client certificate (TLS/WSS flows that presented one). */
   private readonly flowIdentities = new Map<string, string[]>();
+  /** Flow id → the verified peer certificate of a TLS flow (either direction). */
+  private readonly flowCertificates = new Map<string, tls.PeerCertificate>();
+  /** Flow id → the "transport|address|port" alias key a peer asked for (RFC 5923 §5), one per flow. */
+  private readonly flowAliases = new Map<string, string>();
+  /** Flow id → who wants to hear when it closes (client transactions waiting for an answer). */
+  private readonly closeListeners = new Map<string, Set<() => void>>();
+  /** TLS listeners, for certificate reload. */
+  private readonly tlsServers: tls.Server[] = [];
+  /** Our certificates by domain (SNI), rebuilt by setTlsMaterial. */
+  private sniContexts = new Map<string, tls.SecureContext>();
+  private tlsMaterial: TlsMaterial | undefined;
   private nextFlow = 1;
   private localAddresses = new Set<string>();
   private readonly log: Logger;
@@ -89,6 +117,45 @@ export class TransportLayer {
 
   constructor(private readonly opts: TransportOptions) {
     this.log = opts.logger.child({ component: 'transport' });
+    if (opts.tls) this.setTlsMaterial(opts.tls);
+  }
+
+  /**
+   * Replace certificates, keys and CAs (certificate renewal): listeners use
+   * them for new handshakes at once, established connections keep theirs, and
+   * new outgoing connections present the new certificate.
+   */
+  setTlsMaterial(material: TlsMaterial): void {
+    this.tlsMaterial = material;
+    const contexts = new Map<string, tls.SecureContext>();
+    for (const c of material.certificates ?? []) {
+      contexts.set(c.domain.toLowerCase(), tls.createSecureContext({ cert: c.cert, key: c.key, ca: this.listenerCa() }));
+    }
+    this.sniContexts = contexts;
+    for (const server of this.tlsServers) server.setSecureContext({ cert: material.cert, key: material.key, ca: this.listenerCa() });
+  }
+
+  /** CAs a listener verifies client certificates against: device CAs and peer-domain CAs; undefined when none. */
+  private listenerCa(): (Buffer | string)[] | undefined {
+    const m = this.tlsMaterial;
+    const all = [...(m?.ca ?? []), ...(m?.peerCa ?? [])];
+    return all.length ? all : undefined;
+  }
+
+  /**
+   * Call `listener` once when flow `flowId` closes (a client transaction
+   * waiting for its answer, RFC 3263 §4.3); returns the function that cancels
+   * the call. A flow already closed calls it on the next tick.
+   */
+  onFlowClosed(flowId: string, listener: () => void): () => void {
+    if (!this.flows.has(flowId)) {
+      const t = setImmediate(listener);
+      return () => clearImmediate(t);
+    }
+    let set = this.closeListeners.get(flowId);
+    if (!set) this.closeListeners.set(flowId, (set = new Set()));
+    set.add(listener);
+    return () => set.delete(listener);
   }
 
   /**
@@ -133,6 +200,7 @@ export class TransportLayer {
     ]);
     this.udpSockets.length = 0;
     this.servers.length = 0;
+    this.tlsServers.length = 0;
     this.bound = [];
   }
 
@@ -199,6 +267,8 @@ export class TransportLayer {
     }
     let flow: StreamFlow | WsFlow | undefined = dest.flowId ? this.flows.get(dest.flowId) : undefined;
     if (!flow || flow.closed) flow = this.findFlow(dest.transport, dest.address, dest.port);
+    // A flow to another domain is reused only when its verified certificate names that domain.
+    if (flow && dest.tlsName && !this.flowNames(flow.id, dest.tlsName)) flow = undefined;
     if (!flow) {
       if (isWebSocket(dest.transport)) throw new TransportError(`no open WebSocket flow to ${formatHostPort(dest.address, dest.port)}`);
       flow = await this.connect(dest);
@@ -216,6 +286,12 @@ export class TransportLayer {
   /** Close a flow at once (tests, and RFC 5626 failover when a flow is known dead). */
   destroyFlow(flowId: string): void {
     this.flows.get(flowId)?.destroy();
+  }
+
+  /** True when the verified certificate of a flow names SIP domain `domain` (RFC 5922 §7). */
+  private flowNames(flowId: string, domain: string): boolean {
+    const cert = this.flowCertificates.get(flowId);
+    return cert !== undefined && certificateMatchesSipDomain(cert, domain, { wildcards: this.tlsMaterial?.wildcards });
   }
 
   private findFlow(transport: TransportName, address: string, port: number): StreamFlow | WsFlow | undefined {
@@ -270,17 +346,26 @@ export class TransportLayer {
     let wss: WebSocketServer | undefined;
     if (spec.transport === 'tls' || spec.transport === 'wss') {
       if (!this.opts.tls) throw new Error(`${spec.transport.toUpperCase()} listener without certificate`);
-      const options: tls.TlsOptions = { cert: this.opts.tls.cert, key: this.opts.tls.key, minVersion: 'TLSv1.2' as const };
-      // Client certificates: verified against the configured CAs only (never the system store).
+      const material = this.tlsMaterial!;
+      const options: tls.TlsOptions = {
+        cert: material.cert,
+        key: material.key,
+        minVersion: 'TLSv1.2' as const,
+        // RFC 5922 §7 / RFC 6066 §3: the certificate of the domain the client names, else the default one.
+        SNICallback: (name, cb) => cb(null, this.sniContexts.get(name.toLowerCase())),
+      };
+      // Client certificates: verified against the device CAs (sip.tls.ca) and the peer-domain CAs (federation).
       const clientCert = spec.clientCert ?? 'none';
-      if (clientCert !== 'none' && this.opts.tls.ca?.length) {
+      const ca = this.listenerCa();
+      if (clientCert !== 'none' && ca) {
         options.requestCert = true;
         options.rejectUnauthorized = clientCert === 'required';
-        options.ca = this.opts.tls.ca;
+        options.ca = ca;
       } else if (clientCert === 'required') {
         throw new Error(`${spec.transport.toUpperCase()} listener requires client certificates but no CA is configured`);
       }
       server = spec.transport === 'tls' ? tls.createServer(options, onConnection) : https.createServer(options);
+      this.tlsServers.push(server as tls.Server);
       server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'tls handshake failed'));
     } else if (spec.transport === 'ws') {
       server = http.createServer();
@@ -339,6 +424,13 @@ export class TransportLayer {
   private forgetFlow(f: StreamFlow | WsFlow): void {
     this.flows.delete(f.id);
     this.flowIdentities.delete(f.id);
+    this.flowCertificates.delete(f.id);
+    const alias = this.flowAliases.get(f.id);
+    if (alias !== undefined && this.flowsByRemote.get(alias) === f.id) this.flowsByRemote.delete(alias);
+    this.flowAliases.delete(f.id);
+    const listeners = this.closeListeners.get(f.id);
+    this.closeListeners.delete(f.id);
+    for (const l of listeners ?? []) l();
     const key = `${f.transport}|${f.remoteAddress}|${f.remotePort}`;
     if (this.flowsByRemote.get(key) === f.id) this.flowsByRemote.delete(key);
     this.log.debug({ flow: f.id, remote: formatHostPort(f.remoteAddress, f.remotePort) }, 'flow closed');
@@ -366,34 +458,52 @@ export class TransportLayer {
    */
   private notePeerCertificate(socket: net.Socket, flowId: string): void {
     if (!(socket instanceof tls.TLSSocket)) return;
-    const extract = this.opts.peerIdentities;
-    if (!extract) return;
     const cert = socket.getPeerCertificate();
     if (!cert || Object.keys(cert).length === 0) return;
     if (!socket.authorized) {
       this.log.debug({ flow: flowId, err: String(socket.authorizationError) }, 'client certificate not verified');
       return;
     }
+    this.flowCertificates.set(flowId, cert);
+    const domains = sipDomainIdentities(cert);
+    if (domains.sipUris.length || domains.dnsNames.length) {
+      this.log.info(
+        { flow: flowId, remote: formatHostPort(normalizeAddress(socket.remoteAddress ?? ''), socket.remotePort ?? 0), peerDomains: [...domains.sipUris, ...domains.dnsNames] },
+        'TLS client certificate verified',
+      );
+    }
+    const extract = this.opts.peerIdentities;
+    if (!extract) return;
     const ids = extract(cert);
     this.log.debug({ flow: flowId, identities: ids, subject: cert.subject?.CN }, 'client certificate verified');
     if (ids.length) this.flowIdentities.set(flowId, ids);
   }
 
   private connect(dest: Destination): Promise<StreamFlow> {
-    const key = `${dest.transport}|${stripBrackets(dest.address)}|${dest.port}`;
+    // A connection that verifies a domain is not shared with one that does not (or verifies another).
+    const key = `${dest.transport}|${stripBrackets(dest.address)}|${dest.port}|${dest.tlsName ?? ''}`;
     const pending = this.pendingConnects.get(key);
     if (pending) return pending;
     const p = new Promise<StreamFlow>((resolve, reject) => {
       const host = stripBrackets(dest.address);
-      const socket =
-        dest.transport === 'tls'
-          ? tls.connect({ host, port: dest.port, rejectUnauthorized: false, servername: net.isIP(host) ? undefined : host })
-          : net.connect({ host, port: dest.port });
+      // Leave from the address of our listener of that transport, so the peer sees the address our DNS names.
+      const listener = this.listenerFor(dest.transport);
+      const localAddress = listener && !isWildcardAddress(listener.address) && net.isIP(listener.address) === net.isIP(host) ? listener.address : undefined;
+      const socket = dest.transport === 'tls' ? tls.connect(this.tlsClientOptions(dest, host, localAddress)) : net.connect({ host, port: dest.port, localAddress });
       const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), 10_000);
       socket.once(dest.transport === 'tls' ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
         socket.removeAllListeners('error');
-        resolve(this.adopt(socket, dest.transport));
+        const flow = this.adopt(socket, dest.transport);
+        if (dest.tlsName && socket instanceof tls.TLSSocket) {
+          const cert = socket.getPeerCertificate();
+          this.flowCertificates.set(flow.id, cert);
+          this.log.info(
+            { flow: flow.id, peerDomain: dest.tlsName, remote: formatHostPort(flow.remoteAddress, flow.remotePort), local: formatHostPort(flow.localAddress, flow.localPort), subject: cert.subject?.CN },
+            'inter-domain TLS connection verified',
+          );
+        }
+        resolve(flow);
       });
       socket.once('error', (err) => {
         clearTimeout(timer);
@@ -403,6 +513,49 @@ export class TransportLayer {
     this.pendingConnects.set(key, p);
     p.finally(() => this.pendingConnects.delete(key)).catch(() => {});
     return p;
+  }
+
+  /**
+   * Options of an outgoing TLS connection. Always our certificate as client
+   * certificate (RFC 5922 §7: peers check it against the From domain). With
+   * `tlsName` (another domain): SNI = that domain, the chain must verify
+   * against the peer-domain CAs and the certificate must name the domain
+   * (RFC 5922 §7.2), else the handshake fails. Without (a UA's contact or a
+   * flow token), no verification, as phones present no certificate worth checking.
+   */
+  private tlsClientOptions(dest: Destination, host: string, localAddress: string | undefined): tls.ConnectionOptions {
+    const m = this.tlsMaterial;
+    const own = m?.certificates?.find((c) => c.domain === dest.localDomain?.toLowerCase()) ?? m;
+    // localAddress is passed on to net.connect (not in the TLS typings).
+    const options = { host, port: dest.port, localAddress, minVersion: 'TLSv1.2', cert: own?.cert, key: own?.key } as tls.ConnectionOptions;
+    const name = dest.tlsName;
+    if (!name) return { ...options, rejectUnauthorized: false, servername: net.isIP(host) ? undefined : host };
+    return {
+      ...options,
+      servername: net.isIP(name) ? undefined : name,
+      rejectUnauthorized: true,
+      ca: m?.peerCa ?? [],
+      checkServerIdentity: (_host, cert) =>
+        certificateMatchesSipDomain(cert, name, { wildcards: m?.wildcards }) ? undefined : new Error(`certificate does not name ${name} (RFC 5922 §7)`),
+    };
+  }
+
+  /**
+   * RFC 5923 §5: a request over a verified TLS flow whose top Via carries
+   * `alias` makes the flow usable for requests to the Via's sent-by (one alias per flow).
+   */
+  private noteAlias(msg: SipMessage, flowId: string): void {
+    if (!this.flowCertificates.has(flowId)) return;
+    const top = getHeader(msg, 'via');
+    if (!top || !/;\s*alias\b/i.test(top)) return;
+    const via = parseVia(splitList(top)[0]);
+    if (!('alias' in via.params) || via.transport.toLowerCase() !== 'tls') return;
+    const key = `tls|${stripBrackets(via.host).toLowerCase()}|${via.port ?? 5061}`;
+    const old = this.flowAliases.get(flowId);
+    if (old === key) return;
+    if (old !== undefined && this.flowsByRemote.get(old) === flowId) this.flowsByRemote.delete(old);
+    this.flowAliases.set(flowId, key);
+    this.flowsByRemote.set(key, flowId);
   }
 
   private onFrame(ev: FramerEvent, flow: StreamFlow | WsFlow): void {
@@ -415,6 +568,7 @@ export class TransportLayer {
         localPort: flow.localPort,
         flowId: flow.id,
         tlsIdentities: this.flowIdentities.get(flow.id),
+        tlsPeerCertificate: this.flowCertificates.get(flow.id),
       });
     } else if (ev.type === 'error') {
       this.log.debug({ flow: flow.id, err: ev.error.reason }, 'stream framing error');
@@ -442,6 +596,7 @@ export class TransportLayer {
     }
     if (msg.kind === 'request') {
       try {
+        if (source.flowId && source.transport === 'tls') this.noteAlias(msg, source.flowId);
         stampVia(msg, source);
       } catch (err) {
         if (err instanceof SipParseError && msg.method !== 'ACK') this.replyStateless(msg, 400, err.reason, source);
@@ -514,6 +669,10 @@ export function stampVia(msg: SipMessage, source: Source): void {
   if (!changed) return;
   parts[0] = formatVia(via);
   msg.headers[idx] = { name: field.name, value: parts.join(', ') };
+}
+
+function isWildcardAddress(a: string): boolean {
+  return a === '0.0.0.0' || a === '::' || a === '[::]';
 }
 
 function stripBrackets(a: string): string {

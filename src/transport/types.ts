@@ -1,3 +1,4 @@
+import type { PeerCertificateLike } from '../dns/domain-certificate.js';
 import type { SipMessage } from '../sip/message.js';
 
 /** SIP transports rtcedge listens on (RFC 3261 §18, RFC 7118 for ws/wss). */
@@ -49,6 +50,12 @@ export interface Source {
    * flow, set only when the certificate chain verified against `sip.tls.ca`.
    */
   tlsIdentities?: string[];
+  /**
+   * The peer certificate of a TLS/WSS flow, set only when its chain verified
+   * (against `sip.tls.ca`, `federation.ca` or the system CAs): what a peer
+   * domain is checked against (RFC 5922 §7, see dns/domain-certificate.ts).
+   */
+  tlsPeerCertificate?: PeerCertificateLike;
 }
 
 /**
@@ -60,6 +67,15 @@ export interface Destination {
   address: string;
   port: number;
   flowId?: string;
+  /**
+   * TLS to another domain (RFC 5922 §4, §7): the SIP domain the server's
+   * certificate must name; the chain must verify against the federation CAs
+   * and SNI carries it. A connection that fails either check is never used,
+   * and an open flow is reused only when its verified certificate names it.
+   */
+  tlsName?: string;
+  /** Our domain whose certificate our TLS client presents (RFC 5922 §7); default the default certificate. */
+  localDomain?: string;
 }
 
 /** A message that arrived, with its origin. */

@@ -45,7 +45,7 @@ describe('defaults', () => {
           { transport: 'tcp', host: '::', port: 5060 },
           { transport: 'tls', host: '::', port: 5061 },
         ],
-        tls: {},
+        tls: { certificates: [] },
         limits: { max_message_bytes: 65535, max_headers: 256, max_line_bytes: 8192 },
         registrar: { min_expires: 60, max_expires: 86400, default_expires: 3600, max_bindings_per_aor: 10, flow_timer: 120 },
         auth: { nonce_ttl: 300, algorithms: ['MD5'], strict_uri: false },
@@ -100,6 +100,8 @@ describe('defaults', () => {
         failed_targets_max: 1000,
         enum_suffixes: ['e164.arpa'],
       },
+      federation: { require_tls: true, ca: [], system_ca: true, allow_domains: [], deny_domains: [], wildcard_certificates: false },
+      enum: {},
     });
     expect(c.sip.advertised_host).toBeUndefined();
     expect(c.turn.realm).toBeUndefined();
@@ -154,7 +156,7 @@ turn:
       { transport: 'udp', host: '0.0.0.0', port: 0 },
     ]);
     expect(c.sip.advertised_host).toBe('sip.example.org');
-    expect(c.sip.tls).toEqual({ cert: '/etc/c.pem', key: '/etc/k.pem' });
+    expect(c.sip.tls).toEqual({ cert: '/etc/c.pem', key: '/etc/k.pem', certificates: [] });
     expect(c.sip.registrar).toEqual({ min_expires: 30, max_expires: 86400, default_expires: 3600, max_bindings_per_aor: 10, flow_timer: 120 });
     expect(c.sip.timers).toEqual({ t1: 100, t2: 4000, t4: 5000 });
     expect(c.turn.enabled).toBe(false);
@@ -171,7 +173,7 @@ turn:
 
   test('sip.tls with only comments under it (null) is accepted', () => {
     const c = loadConfig(writeYaml('sip:\n  tls:\n    # cert: /x\n    # key: /y\n'));
-    expect(c.sip.tls).toEqual({});
+    expect(c.sip.tls).toEqual({ certificates: [] });
   });
 });
 

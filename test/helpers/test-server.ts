@@ -17,6 +17,13 @@ export interface TestServerOptions {
   sip: Record<string, unknown>;
   /** Users to create in the store before start, name → password (MD5 credentials). */
   users?: Record<string, string>;
+  /**
+   * The `federation` section; default `{ require_tls: false }`: most tests
+   * play UAs of other domains over UDP/TCP, which mutual TLS between domains would refuse.
+   */
+  federation?: Record<string, unknown>;
+  /** The `dns` section (e.g. `{ servers: [named.server] }`); default the defaults. */
+  dns?: Record<string, unknown>;
   /** Where the server logs; default nowhere. */
   logger?: Logger;
 }
@@ -37,7 +44,7 @@ export interface TestServer {
 export async function startTestServer(opts: TestServerOptions): Promise<TestServer> {
   const domain = opts.domain ?? 'example.test';
   const dir = mkdtempSync(join(tmpdir(), `rtcedge-${opts.name}-`));
-  const config = parseConfig({ data_dir: dir, domains: [domain], log: { level: 'silent' }, sip: opts.sip, turn: { enabled: false } });
+  const config = parseConfig({ data_dir: dir, domains: [domain], log: { level: 'silent' }, sip: opts.sip, turn: { enabled: false }, federation: opts.federation ?? { require_tls: false }, dns: opts.dns ?? {} });
   const users = Object.entries(opts.users ?? {});
   if (users.length) {
     const store = openStore(config);
