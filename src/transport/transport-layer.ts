@@ -14,7 +14,7 @@ import { getHeader, splitList, canonicalName, type SipMessage } from '../sip/mes
 import { parseVia, formatVia } from '../sip/headers.js';
 import type { FramerEvent } from '../sip/stream-framer.js';
 import { StreamFlow, normalizeAddress } from './stream-flow.js';
-import { certificateMatchesSipDomain, sipDomainIdentities } from '../dns/domain-certificate.js';
+import { certificateMatchesSipDomain, sipDomainIdentities } from '../auth/domain-certificate.js';
 import { WsFlow } from './ws-flow.js';
 import { isStunDatagram, stunKeepaliveResponse } from './stun-keepalive.js';
 import {

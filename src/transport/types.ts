@@ -1,4 +1,4 @@
-import type { PeerCertificateLike } from '../dns/domain-certificate.js';
+import type { PeerCertificateLike } from '../auth/domain-certificate.js';
 import type { SipMessage } from '../sip/message.js';
 
 /** SIP transports rtcedge listens on (RFC 3261 §18, RFC 7118 for ws/wss). */

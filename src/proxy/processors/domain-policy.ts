@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { certificateMatchesSipDomain } from '../../dns/domain-certificate.js';
+import { certificateMatchesSipDomain } from '../../auth/domain-certificate.js';
 import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../request-context.js';
 
 /**

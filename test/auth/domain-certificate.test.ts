@@ -11,7 +11,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWithPeers } from '../../interop/harness/peers.js';
 import { runCommand } from '../../interop/harness/process.js';
 import { makeTempDir, removeTempDir } from '../../interop/harness/temp-dir.js';
-import { certificateMatchesSipDomain, parseSubjectAltName, sipDomainIdentities } from '../../src/dns/domain-certificate.js';
+import { certificateMatchesSipDomain, sipDomainIdentities } from '../../src/auth/domain-certificate.js';
+import { parseSubjectAltName } from '../../src/auth/client-certificate.js';
 
 let dir: string;
 
@@ -104,10 +105,10 @@ describeWithPeers(['openssl'])('RFC 5922 domain certificates', () => {
 
   it('splits node subjectAltName text, JSON-quoted values included', () => {
     expect(parseSubjectAltName('DNS:a.test, URI:sip:b.test, DNS:"c, d.test", IP Address:127.0.0.1')).toEqual([
-      ['DNS', 'a.test'],
-      ['URI', 'sip:b.test'],
-      ['DNS', 'c, d.test'],
-      ['IP Address', '127.0.0.1'],
+      { type: 'DNS', value: 'a.test' },
+      { type: 'URI', value: 'sip:b.test' },
+      { type: 'DNS', value: 'c, d.test' },
+      { type: 'IP Address', value: '127.0.0.1' },
     ]);
   });
 });

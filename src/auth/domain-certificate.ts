@@ -15,6 +15,7 @@
 import type { PeerCertificate } from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
 import { parseUri } from '../sip/uri.js';
+import { parseSubjectAltName } from './client-certificate.js';
 
 /** A certificate as node gives it: `tls.TLSSocket#getPeerCertificate()` or a `crypto.X509Certificate`. */
 export type PeerCertificateLike = Pick<PeerCertificate, 'subject' | 'subjectaltname'> | X509Certificate;
@@ -33,40 +34,6 @@ export interface SipDomainIdentities {
 export interface DomainMatchOptions {
   /** Accept `*.example.test` for `sip.example.test` (one label). Default false (RFC 5922 §7.2). */
   wildcards?: boolean;
-}
-
-/**
- * Splits node's subjectAltName text (`DNS:a.test, URI:sip:a.test`; values
- * with special characters JSON-quoted, `DNS:"a, b"`) into [type, value] pairs.
- */
-export function parseSubjectAltName(text: string): [string, string][] {
-  const out: [string, string][] = [];
-  let i = 0;
-  while (i < text.length) {
-    while (text[i] === ' ' || text[i] === ',') i++;
-    const colon = text.indexOf(':', i);
-    if (colon < 0) break;
-    const type = text.slice(i, colon);
-    i = colon + 1;
-    let value: string;
-    if (text[i] === '"') {
-      // A JSON string literal: find its closing quote.
-      let j = i + 1;
-      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-      try {
-        value = JSON.parse(text.slice(i, j + 1)) as string;
-      } catch {
-        value = text.slice(i + 1, j);
-      }
-      i = j + 1;
-    } else {
-      const end = text.indexOf(', ', i);
-      value = end < 0 ? text.slice(i) : text.slice(i, end);
-      i = end < 0 ? text.length : end;
-    }
-    out.push([type, value]);
-  }
-  return out;
 }
 
 function normalize(name: string): string {
@@ -96,7 +63,7 @@ export function sipDomainIdentities(cert: PeerCertificateLike): SipDomainIdentit
     ids.commonNames = commonNamesOf(cert).map(normalize).filter((n) => n !== '');
     return ids;
   }
-  for (const [type, value] of parseSubjectAltName(san)) {
+  for (const { type, value } of parseSubjectAltName(san)) {
     if (type === 'DNS') {
       ids.dnsNames.push(normalize(value));
     } else if (type === 'URI') {
