@@ -20,8 +20,8 @@ import { makeSelfSignedPem } from './harness/tls-files.js';
 import { runUclient, startTurnutilsPeer, stopTurnutilsPeer, uclientCounts } from './harness/turnutils.js';
 import { TurnServer, type TurnServerOptions } from '../src/turn/index.js';
 import { decodeChannelData, encodeChannelData } from '../src/turn/channel-data.js';
-import { decodeErrorCode, decodeText, decodeXorAddress, encodeChannelNumber, encodeRequestedTransport, encodeXorAddress } from '../src/turn/stun-attributes.js';
-import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, type StunAttribute, type StunMessage, StunMethod } from '../src/turn/stun-message.js';
+import { decodeErrorCode, decodeText, decodeXorAddress, encodeChannelNumber, encodeRequestedTransport, encodeXorAddress } from '../src/stun/stun-attributes.js';
+import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, type StunAttribute, type StunMessage, StunMethod } from '../src/stun/stun-message.js';
 
 const REALM = 'rtcedge.test';
 const DTLS_PORT = 35349;

@@ -1,5 +1,5 @@
-import { AttributeType, StunMethod, decodeStunMessage, encodeStunMessage, looksLikeStun } from '../turn/stun-message.js';
-import { encodeXorAddress } from '../turn/stun-attributes.js';
+import { AttributeType, StunMethod, decodeStunMessage, encodeStunMessage, looksLikeStun } from '../stun/stun-message.js';
+import { encodeXorAddress } from '../stun/stun-attributes.js';
 
 /**
  * The STUN keepalive of SIP Outbound on a SIP UDP port (RFC 5626 §4.4.2, §8):

@@ -6,7 +6,7 @@
 import { ChannelTable } from './channel-binding.js';
 import { type FiveTuple, fiveTupleKey } from './five-tuple.js';
 import { PermissionTable } from './permission.js';
-import type { TransportAddress } from './stun-attributes.js';
+import type { TransportAddress } from '../stun/stun-attributes.js';
 
 /**
  * The I/O side of a relayed transport address: a UDP socket bound to it.

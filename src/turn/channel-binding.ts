@@ -4,7 +4,7 @@
  * unless refreshed. After expiry a number stays reserved to its old peer for
  * another 300 s (§12), so it cannot be rebound to a different peer then.
  */
-import type { TransportAddress } from './stun-attributes.js';
+import type { TransportAddress } from '../stun/stun-attributes.js';
 import { isValidChannelNumber } from './channel-data.js';
 import { TurnError } from './turn-error.js';
 

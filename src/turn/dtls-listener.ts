@@ -12,7 +12,7 @@ import dgram from 'node:dgram';
 import type { Logger } from '../log.js';
 import { type DtlsAddon, type DtlsCounters, type DtlsEngine, type DtlsEngineOptions, loadDtlsAddon } from './dtls-addon.js';
 import type { FiveTuple } from './five-tuple.js';
-import { unmapIPv4 } from './ip-address.js';
+import { unmapIPv4 } from '../security/ip-address.js';
 import { NATIVE_FIX } from './native-addon.js';
 
 /** What a DTLS listener hands to the server. */

@@ -3,4 +3,4 @@ export { TurnServer, type TurnListen, type TurnServerOptions } from './turn-serv
 export { TurnControl, type TurnControlOptions, type ClientDelivery } from './turn-control.js';
 export { type RelayHandle } from './allocation.js';
 export { TurnError } from './turn-error.js';
-export { longTermKey } from './stun-integrity.js';
+export { longTermKey } from '../stun/stun-integrity.js';

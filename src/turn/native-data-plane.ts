@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import type { RelayHandle, RelayMirror } from './allocation.js';
 import type { FiveTuple } from './five-tuple.js';
 import type { NativeAddon, NativeCounters, NativeDataPlane } from './native-addon.js';
-import type { TransportAddress } from './stun-attributes.js';
+import type { TransportAddress } from '../stun/stun-attributes.js';
 
 /** What the native data plane hands to the server. */
 export interface NativeUdpHandlers {

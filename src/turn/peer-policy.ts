@@ -8,7 +8,7 @@
  * IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64
  * (64:ff9b::/96, RFC 6052) and 6to4 (2002:AABB:CCDD::/48, RFC 3056).
  */
-import { parseIp } from './ip-address.js';
+import { parseIp } from '../security/ip-address.js';
 
 /** Default-refused IPv4 prefixes: this network, private, CGNAT, loopback, link-local, multicast, reserved and broadcast. */
 export const DEFAULT_DENIED_IPV4: readonly string[] = [

@@ -11,7 +11,7 @@ import { Allocation, AllocationTable, type RelayHandle } from './allocation.js';
 import { decodeChannelData, encodeChannelData, isValidChannelNumber, looksLikeChannelData } from './channel-data.js';
 import { type FiveTuple, fiveTupleKey, isDatagramTransport } from './five-tuple.js';
 import { checkNonce, createNonce } from '../auth/nonce.js';
-import { type IpFamily } from './ip-address.js';
+import { type IpFamily } from '../security/ip-address.js';
 import { PeerPolicy } from './peer-policy.js';
 import { parseRestUsername, restApiPassword } from './rest-credentials.js';
 import {
@@ -33,8 +33,8 @@ import {
   PASSWORD_ALGORITHM,
   type PasswordAlgorithmName,
   type TransportAddress,
-} from './stun-attributes.js';
-import { longTermKey, longTermKeySha256, userhash, verifyFingerprint, verifyMessageIntegrity, verifyMessageIntegritySha256 } from './stun-integrity.js';
+} from '../stun/stun-attributes.js';
+import { longTermKey, longTermKeySha256, userhash, verifyFingerprint, verifyMessageIntegrity, verifyMessageIntegritySha256 } from '../stun/stun-integrity.js';
 import { TokenBucketLimiter } from '../security/rate-limiter.js';
 import {
   AttributeType as A,
@@ -46,7 +46,7 @@ import {
   type StunAttribute,
   type StunMessage,
   StunMethod,
-} from './stun-message.js';
+} from '../stun/stun-message.js';
 import { TurnError } from './turn-error.js';
 
 /** UDP's IP protocol number (RFC 8656 §7.2 REQUESTED-TRANSPORT). */

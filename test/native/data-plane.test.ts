@@ -8,8 +8,8 @@ import { readdirSync } from 'node:fs';
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadNativeAddon, type NativeAddon, type NativeDataPlane } from '../../src/turn/native-addon.js';
-import { encodeXorAddress, decodeXorAddress } from '../../src/turn/stun-attributes.js';
-import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, StunMethod } from '../../src/turn/stun-message.js';
+import { encodeXorAddress, decodeXorAddress } from '../../src/stun/stun-attributes.js';
+import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, StunMethod } from '../../src/stun/stun-message.js';
 
 const RELAY_PORT = 31900;
 const loaded = loadNativeAddon();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { StreamFramer, StreamFramingError } from '../../src/turn/stream-framer.js';
 import { encodeChannelData } from '../../src/turn/channel-data.js';
-import { encodeStunMessage } from '../../src/turn/stun-message.js';
+import { encodeStunMessage } from '../../src/stun/stun-message.js';
 
 describe('StreamFramer', () => {
   const stun = encodeStunMessage({ method: 1, class: 'request', transactionId: Buffer.alloc(12, 1), attributes: [{ type: 0x8022, value: Buffer.from('abc') }] });

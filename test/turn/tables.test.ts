@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Allocation, AllocationTable, type RelayHandle } from '../../src/turn/allocation.js';
 import { CHANNEL_COOLDOWN_MS, CHANNEL_LIFETIME_MS, ChannelTable } from '../../src/turn/channel-binding.js';
-import { formatIp, parseIPv6 } from '../../src/turn/ip-address.js';
+import { formatIp, parseIPv6 } from '../../src/security/ip-address.js';
 import { checkNonce, createNonce } from '../../src/auth/nonce.js';
 import { isPeerAllowed } from '../../src/turn/peer-policy.js';
 import { PERMISSION_LIFETIME_MS, PermissionTable } from '../../src/turn/permission.js';

@@ -17,9 +17,9 @@ import {
   encodeUint32,
   encodeXorAddress,
   type TransportAddress,
-} from '../../src/turn/stun-attributes.js';
-import { longTermKey, longTermKeySha256, userhash, verifyMessageIntegritySha256 } from '../../src/turn/stun-integrity.js';
-import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, getAttributes, type StunAttribute, type StunMessage, StunMethod } from '../../src/turn/stun-message.js';
+} from '../../src/stun/stun-attributes.js';
+import { longTermKey, longTermKeySha256, userhash, verifyMessageIntegritySha256 } from '../../src/stun/stun-integrity.js';
+import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, getAttributes, type StunAttribute, type StunMessage, StunMethod } from '../../src/stun/stun-message.js';
 import { NONCE_COOKIE, TurnControl, type TurnControlOptions } from '../../src/turn/turn-control.js';
 import { TurnError } from '../../src/turn/turn-error.js';
 

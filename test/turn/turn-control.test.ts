@@ -14,9 +14,9 @@ import {
   encodeUint32,
   encodeXorAddress,
   type TransportAddress,
-} from '../../src/turn/stun-attributes.js';
-import { verifyFingerprint, verifyMessageIntegrity } from '../../src/turn/stun-integrity.js';
-import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, type StunAttribute, type StunMessage, StunMethod } from '../../src/turn/stun-message.js';
+} from '../../src/stun/stun-attributes.js';
+import { verifyFingerprint, verifyMessageIntegrity } from '../../src/stun/stun-integrity.js';
+import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, type StunAttribute, type StunMessage, StunMethod } from '../../src/stun/stun-message.js';
 import { TurnControl } from '../../src/turn/turn-control.js';
 
 const REALM = 'example.test';

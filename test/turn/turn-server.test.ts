@@ -5,8 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { decodeChannelData, encodeChannelData } from '../../src/turn/channel-data.js';
 import { TurnServer, type TurnServerOptions } from '../../src/turn/index.js';
-import { decodeErrorCode, decodeText, decodeXorAddress, encodeChannelNumber, encodeRequestedTransport, encodeXorAddress } from '../../src/turn/stun-attributes.js';
-import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, type StunAttribute, type StunMessage, StunMethod } from '../../src/turn/stun-message.js';
+import { decodeErrorCode, decodeText, decodeXorAddress, encodeChannelNumber, encodeRequestedTransport, encodeXorAddress } from '../../src/stun/stun-attributes.js';
+import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, type StunAttribute, type StunMessage, StunMethod } from '../../src/stun/stun-message.js';
 
 const REALM = 'rtcedge.test';
 const KEY = createHash('md5').update(`alice:${REALM}:alicepw`).digest();

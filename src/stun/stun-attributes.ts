@@ -3,7 +3,7 @@
  * (RFC 8489 §14, RFC 8656 §18). Each function encodes or decodes one
  * attribute value (the bytes after the TLV header).
  */
-import { formatIp, type IpFamily, parseIp } from './ip-address.js';
+import { formatIp, type IpFamily, parseIp } from '../security/ip-address.js';
 import { MAGIC_COOKIE, StunDecodeError } from './stun-message.js';
 
 /** A transport address: IP text (no brackets), port. */

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { decodeMappedAddress, decodeText, decodeUint32, decodeXorAddress } from '../../src/turn/stun-attributes.js';
-import { longTermKey, verifyFingerprint, verifyMessageIntegrity } from '../../src/turn/stun-integrity.js';
+import { decodeMappedAddress, decodeText, decodeUint32, decodeXorAddress } from '../../src/stun/stun-attributes.js';
+import { longTermKey, verifyFingerprint, verifyMessageIntegrity } from '../../src/stun/stun-integrity.js';
 import {
   AttributeType as A,
   decodeStunMessage,
@@ -12,7 +12,7 @@ import {
   splitMessageType,
   StunDecodeError,
   StunMethod,
-} from '../../src/turn/stun-message.js';
+} from '../../src/stun/stun-message.js';
 
 const DIR = fileURLToPath(new URL('../vectors/rfc5769', import.meta.url));
 const load = (name: string): Buffer => readFileSync(`${DIR}/${name}.bin`);
