@@ -4,77 +4,83 @@
  * 403 Forbidden in CreatePermission, ChannelBind and Connect (RFC 6062 §5.2),
  * and Send indications and ChannelData toward them are dropped.
  *
- * IPv6 forms that carry an IPv4 address are judged by that IPv4 address:
- * IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64
- * (64:ff9b::/96, RFC 6052) and 6to4 (2002:AABB:CCDD::/48, RFC 3056).
+ * Refused by default: every range of the IANA IPv4 and IPv6 Special-Purpose
+ * Address Registries (RFC 6890, updated by RFC 8190) that is not globally
+ * reachable, multicast, and the deprecated site-local and IPv4-translated
+ * ranges. IPv6 forms that carry an IPv4 address (see embeddedIPv4) are also
+ * judged by that IPv4 address.
  */
-import { parseIp } from '../security/ip-address.js';
-
-/** Default-refused IPv4 prefixes: this network, private, CGNAT, loopback, link-local, multicast, reserved and broadcast. */
-export const DEFAULT_DENIED_IPV4: readonly string[] = [
-  '0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16',
-  '224.0.0.0/4', '240.0.0.0/4',
-];
-/** Default-refused IPv6 prefixes: unspecified, loopback, link-local, unique local, multicast. */
-export const DEFAULT_DENIED_IPV6: readonly string[] = ['::/128', '::1/128', 'fe80::/10', 'fc00::/7', 'ff00::/8'];
-
-/** A CIDR prefix as bytes and a length in bits. */
-interface Prefix {
-  bytes: Buffer;
-  bits: number;
-}
-
-/** Parses `a.b.c.d/n`, `x::y/n` or a bare address. @throws RangeError naming the entry. */
-export function parsePrefix(entry: string): Prefix {
-  const [addr = '', len, extra] = entry.trim().split('/');
-  const p = parseIp(addr);
-  const width = p?.family === 'IPv4' ? 32 : 128;
-  if (!p || extra !== undefined || (len !== undefined && (!/^\d{1,3}$/.test(len) || Number(len) > width))) {
-    throw new RangeError(`not an IP address or CIDR prefix: ${entry}`);
-  }
-  return { bytes: p.bytes, bits: len === undefined ? width : Number(len) };
-}
-
-function inPrefix(bytes: Buffer, p: Prefix): boolean {
-  if (bytes.length !== p.bytes.length) return false;
-  const full = p.bits >> 3;
-  for (let i = 0; i < full; i++) if (bytes[i] !== p.bytes[i]) return false;
-  const rest = p.bits & 7;
-  if (rest === 0) return true;
-  const mask = (0xff << (8 - rest)) & 0xff;
-  return (bytes[full]! & mask) === (p.bytes[full]! & mask);
-}
-
-/** A list of CIDR prefixes matched against address bytes (4 or 16). */
-export class PrefixList {
-  private readonly prefixes: Prefix[];
-  /** @throws RangeError naming the first entry that is not an address or prefix. */
-  constructor(entries: readonly string[]) {
-    this.prefixes = entries.map(parsePrefix);
-  }
-  /** True when `bytes` lies in one of the prefixes. O(entries). */
-  has(bytes: Buffer): boolean {
-    return this.prefixes.some((p) => inPrefix(bytes, p));
-  }
-}
+import { CidrList, embeddedIPv4, parseIp } from '../security/ip-address.js';
 
 /**
- * The address a packet to `address` really reaches: IPv4 bytes for the
- * IPv4-embedding IPv6 forms listed above, else the address's own bytes;
- * undefined for text that is not an IP address.
+ * Default-refused IPv4 prefixes: the IPv4 Special-Purpose Address Registry
+ * entries with "Globally Reachable" False or N/A, and multicast (RFC 5771).
+ */
+export const DEFAULT_DENIED_IPV4: readonly string[] = [
+  '0.0.0.0/8', // "this network" (RFC 791)
+  '10.0.0.0/8', // private-use (RFC 1918)
+  '100.64.0.0/10', // shared address space, CGNAT (RFC 6598)
+  '127.0.0.0/8', // loopback (RFC 1122)
+  '169.254.0.0/16', // link-local (RFC 3927)
+  '172.16.0.0/12', // private-use (RFC 1918)
+  '192.0.0.0/24', // IETF protocol assignments (RFC 6890), incl. DS-Lite 192.0.0.0/29, NAT64 discovery 192.0.0.170/31
+  '192.0.2.0/24', // TEST-NET-1, documentation (RFC 5737)
+  '192.88.99.0/24', // deprecated 6to4 relay anycast (RFC 7526)
+  '192.168.0.0/16', // private-use (RFC 1918)
+  '198.18.0.0/15', // benchmarking (RFC 2544)
+  '198.51.100.0/24', // TEST-NET-2 (RFC 5737)
+  '203.0.113.0/24', // TEST-NET-3 (RFC 5737)
+  '224.0.0.0/4', // multicast (RFC 5771)
+  '240.0.0.0/4', // reserved (RFC 1112), incl. limited broadcast 255.255.255.255/32 (RFC 919)
+];
+/**
+ * Default-refused IPv6 prefixes: the IPv6 Special-Purpose Address Registry
+ * entries with "Globally Reachable" False or N/A, multicast, the deprecated
+ * site-local range and the IPv4-translated form.
+ */
+export const DEFAULT_DENIED_IPV6: readonly string[] = [
+  '::/128', // unspecified (RFC 4291)
+  '::1/128', // loopback (RFC 4291)
+  '::ffff:0:0/96', // IPv4-mapped (RFC 4291)
+  '::ffff:0:0:0/96', // IPv4-translated (RFC 2765): reaches IPv4 through an SIIT translator
+  '64:ff9b:1::/48', // local-use IPv4/IPv6 translation (RFC 8215)
+  '100::/64', // discard-only (RFC 6666)
+  '100:0:0:1::/64', // dummy IPv6 prefix (RFC 9780)
+  '2001::/23', // IETF protocol assignments (RFC 2928), incl. Teredo 2001::/32, benchmarking 2001:2::/48, ORCHID 2001:10::/28
+  '2001:db8::/32', // documentation (RFC 3849)
+  '3fff::/20', // documentation (RFC 9637)
+  '5f00::/16', // segment routing SIDs (RFC 9602)
+  'fc00::/7', // unique local (RFC 4193)
+  'fe80::/10', // link-local unicast (RFC 4291)
+  'fec0::/10', // deprecated site-local (RFC 3879)
+  'ff00::/8', // multicast (RFC 4291)
+];
+/**
+ * Entries of the registries inside a refused prefix above that are globally
+ * reachable, so not refused: PCP and TURN anycast, AMT, AS112, ORCHIDv2, drone remote ID.
+ */
+export const GLOBAL_SPECIAL_PURPOSE: readonly string[] = [
+  '192.0.0.9/32', // PCP anycast (RFC 7723)
+  '192.0.0.10/32', // TURN anycast (RFC 8155)
+  '2001:1::1/128', // PCP anycast (RFC 7723)
+  '2001:1::2/128', // TURN anycast (RFC 8155)
+  '2001:1::3/128', // DNS-SD service registration protocol anycast (RFC 9665)
+  '2001:3::/32', // AMT (RFC 7450)
+  '2001:4:112::/48', // AS112-v6 (RFC 7535)
+  '2001:20::/28', // ORCHIDv2 (RFC 7343)
+  '2001:30::/28', // drone remote ID protocol entity tags (RFC 9374)
+];
+
+/**
+ * The address a packet to `address` really reaches: the embedded IPv4 bytes
+ * for the IPv4-embedding IPv6 forms (embeddedIPv4), else the address's own
+ * bytes; undefined for text that is not an IP address.
  */
 export function effectivePeerBytes(address: string): Buffer | undefined {
   const p = parseIp(address);
   if (!p) return undefined;
   if (p.family === 'IPv4') return p.bytes;
-  const b = p.bytes;
-  const zero = (from: number, to: number) => b.subarray(from, to).every((x) => x === 0);
-  if (zero(0, 10) && b[10] === 0xff && b[11] === 0xff) return b.subarray(12, 16);
-  // IPv4-compatible ::a.b.c.d, but not :: and ::1.
-  if (zero(0, 12) && !(zero(12, 15) && b[15]! <= 1)) return b.subarray(12, 16);
-  if (b.readUInt32BE(0) === 0x0064ff9b && zero(4, 12)) return b.subarray(12, 16);
-  if (b.readUInt16BE(0) === 0x2002) return b.subarray(2, 6);
-  return b;
+  return embeddedIPv4(p.bytes) ?? p.bytes;
 }
 
 /** Policy settings. Every list holds addresses or CIDR prefixes. */
@@ -93,19 +99,20 @@ export interface PeerPolicyOptions {
 
 /** Decides which peers a relay may talk to. Immutable. */
 export class PeerPolicy {
-  private readonly defaults = new PrefixList([...DEFAULT_DENIED_IPV4, ...DEFAULT_DENIED_IPV6]);
-  private readonly loopback = new PrefixList(['127.0.0.0/8', '::1/128']);
-  private readonly allowed: PrefixList;
-  private readonly denied: PrefixList;
-  private readonly own: PrefixList;
-  private readonly relays: PrefixList;
+  private readonly defaults = new CidrList([...DEFAULT_DENIED_IPV4, ...DEFAULT_DENIED_IPV6]);
+  private readonly globalSpecial = new CidrList(GLOBAL_SPECIAL_PURPOSE);
+  private readonly loopback = new CidrList(['127.0.0.0/8', '::1/128']);
+  private readonly allowed: CidrList;
+  private readonly denied: CidrList;
+  private readonly own: CidrList;
+  private readonly relays: CidrList;
 
-  /** @throws RangeError naming a list entry that is not an address or prefix. */
+  /** @throws CidrError (a RangeError) naming a list entry that is not an address or prefix. */
   constructor(private readonly opts: PeerPolicyOptions) {
-    this.allowed = new PrefixList(opts.allowedPeers ?? []);
-    this.denied = new PrefixList(opts.deniedPeers ?? []);
-    this.own = new PrefixList((opts.ownAddresses ?? []).filter((a) => !isWildcard(a)));
-    this.relays = new PrefixList(opts.relayAddresses ?? []);
+    this.allowed = new CidrList(opts.allowedPeers ?? []);
+    this.denied = new CidrList(opts.deniedPeers ?? []);
+    this.own = new CidrList((opts.ownAddresses ?? []).filter((a) => !isWildcard(a)));
+    this.relays = new CidrList(opts.relayAddresses ?? []);
   }
 
   /**
@@ -119,10 +126,11 @@ export class PeerPolicy {
     const raw = parseIp(address)?.bytes;
     const eff = effectivePeerBytes(address);
     if (!raw || !eff) return false;
-    const any = (l: PrefixList) => l.has(eff) || l.has(raw);
+    const any = (l: CidrList) => l.has(eff) || l.has(raw);
     if (any(this.allowed)) return true;
     if (this.opts.allowLoopbackPeers && any(this.loopback)) return true;
-    if (any(this.denied) || any(this.defaults)) return false;
+    if (any(this.denied)) return false;
+    if ((this.defaults.has(eff) && !this.globalSpecial.has(eff)) || (this.defaults.has(raw) && !this.globalSpecial.has(raw))) return false;
     if (any(this.own) && !any(this.relays)) return false;
     return true;
   }

@@ -20,6 +20,9 @@ import {
 } from '../../src/stun/stun-attributes.js';
 import { longTermKey, longTermKeySha256, userhash, verifyMessageIntegritySha256 } from '../../src/stun/stun-integrity.js';
 import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, getAttributes, type StunAttribute, type StunMessage, StunMethod } from '../../src/stun/stun-message.js';
+import { REFUSED_SPECIAL_PURPOSE } from './special-purpose-table.js';
+import { PeerPolicy } from '../../src/turn/peer-policy.js';
+import { DOCUMENTATION_PREFIXES } from './documentation-prefixes.js';
 import { NONCE_COOKIE, TurnControl, type TurnControlOptions } from '../../src/turn/turn-control.js';
 import { TurnError } from '../../src/turn/turn-error.js';
 
@@ -57,6 +60,7 @@ function harness(over: Partial<TurnControlOptions> = {}): Harness {
     nonceTtl: 600,
     nonceSecret: Buffer.from('secret'),
     allowLoopbackPeers: false,
+    peerPolicy: new PeerPolicy({ allowLoopbackPeers: false, allowedPeers: DOCUMENTATION_PREFIXES }),
     getKey: async (u, _r, alg) => (PW[u] === undefined ? undefined : alg === 'SHA-256' ? SHA(u, PW[u]!) : MD5(u, PW[u]!)),
     openRelay: async ({ family }) => {
       const r = new RecordingRelay(family === 'IPv6' ? { family: 'IPv6', address: '2001:db8::100', port: port++ } : { family: 'IPv4', address: '192.0.2.100', port: port++ });
@@ -143,6 +147,21 @@ describe('peer policy on the wire (RFC 8656 §9.2, §11.2)', () => {
     const tid4 = randomBytes(12);
     const cb2 = await send(h, ft, request(StunMethod.ChannelBind, [{ type: A.ChannelNumber, value: encodeChannelNumber(0x7fff) }, peer(v4('192.0.2.50'), tid4)], creds, tid4));
     expect(cb2.msg.class).toBe('success');
+  });
+});
+
+describe('special-purpose peers (RFC 6890) on the wire', () => {
+  it('answers CreatePermission toward each refused range with 403 under the default policy', async () => {
+    const h = harness({ peerPolicy: undefined, relayFamilies: ['IPv4', 'IPv6'] });
+    const ft = tuple();
+    const { creds, msg } = await allocate(h, ft, 'alice', MD5('alice', 'alicepw'), [udpTransport, { type: A.AdditionalAddressFamily, value: encodeAddressFamily('IPv6') }]);
+    expect(msg.class).toBe('success');
+    for (const [range, address] of REFUSED_SPECIAL_PURPOSE) {
+      const tid = randomBytes(12);
+      const r = await send(h, ft, request(StunMethod.CreatePermission, [peer(address.includes(':') ? v6(address) : v4(address), tid)], creds, tid));
+      expect(code(r.msg), `${range} ${address}`).toBe(403);
+    }
+    expect(h.control.getAllocation(ft)!.permissions.size).toBe(0);
   });
 });
 

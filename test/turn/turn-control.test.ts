@@ -17,6 +17,8 @@ import {
 } from '../../src/stun/stun-attributes.js';
 import { verifyFingerprint, verifyMessageIntegrity } from '../../src/stun/stun-integrity.js';
 import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, type StunAttribute, type StunMessage, StunMethod } from '../../src/stun/stun-message.js';
+import { PeerPolicy } from '../../src/turn/peer-policy.js';
+import { DOCUMENTATION_PREFIXES } from './documentation-prefixes.js';
 import { TurnControl } from '../../src/turn/turn-control.js';
 
 const REALM = 'example.test';
@@ -51,6 +53,7 @@ function makeControl(): TurnControl {
     nonceTtl: 600,
     nonceSecret: Buffer.from('secret'),
     allowLoopbackPeers: allowLoopback,
+    peerPolicy: new PeerPolicy({ allowLoopbackPeers: allowLoopback, allowedPeers: DOCUMENTATION_PREFIXES }),
     getKey: async (u) => KEYS[u],
     openRelay: async ({ evenPort, port: wanted }) => {
       evenRequests.push(evenPort);

@@ -1,0 +1,6 @@
+/**
+ * The documentation prefixes (RFC 5737, RFC 3849). Control-plane unit tests
+ * use them for clients and peers without sending a packet; the peer policy
+ * refuses them by default (RFC 6890), so those tests allow them explicitly.
+ */
+export const DOCUMENTATION_PREFIXES: readonly string[] = ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '2001:db8::/32'];
