@@ -30,9 +30,9 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer'])('turnutils_uclient ag
       relayAddress: '127.0.0.1',
       relayPortMin: 34800,
       relayPortMax: 34899,
-      defaultLifetime: 600,
-      maxLifetime: 3600,
-      nonceTtl: 600,
+      defaultLifetimeS: 600,
+      maxLifetimeS: 3600,
+      nonceTtlS: 600,
       nonceSecret: Buffer.from('interop-nonce-secret'),
       allowLoopbackPeers: true,
       getKey: async (username, realm) =>

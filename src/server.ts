@@ -306,17 +306,18 @@ async function startTurn(config: Config, tls: TlsMaterial | undefined, secret: B
     passwordAlgorithms: config.turn.password_algorithms,
     maxAllocationsPerUser: config.turn.max_allocations_per_user,
     maxAllocations: config.turn.max_allocations,
-    bandwidthLimit: config.turn.bandwidth_limit,
-    challengeRate: config.turn.challenge_rate,
+    bandwidthLimitBytesPerS: config.turn.bandwidth_limit,
+    challengeRatePerS: config.turn.challenge_rate,
+    challengeAddressRatePerS: config.turn.challenge_address_rate,
+    exemptSources: config.sip.security.exempt_sources,
     relayPortMin: config.turn.relay_port_min,
     relayPortMax: config.turn.relay_port_max,
-    defaultLifetime: config.turn.default_lifetime,
-    maxLifetime: config.turn.max_lifetime,
-    nonceTtl: config.turn.nonce_ttl,
+    defaultLifetimeS: config.turn.default_lifetime,
+    maxLifetimeS: config.turn.max_lifetime,
+    nonceTtlS: config.turn.nonce_ttl,
     nonceSecret: secret,
     allowLoopbackPeers: config.turn.allow_loopback_peers,
-    // The per-allocation bandwidth cap is enforced on the TypeScript data path only.
-    dataPlane: config.turn.data_plane ?? (config.turn.bandwidth_limit > 0 ? 'typescript' : undefined),
+    dataPlane: config.turn.data_plane,
     // The long-term key is MD5(username:realm:password), or SHA-256 of it for PASSWORD-ALGORITHM SHA-256:
     // the same as the SIP digest HA1 of that algorithm (RFC 8489 §9.2.2, §18.5.1).
     getKey: async (username, r, algorithm) => {

@@ -294,7 +294,10 @@ const turnSchema = z
     max_allocations_per_user: nonNegativeInt('allocations').default(10),
     max_allocations: nonNegativeInt('allocations').default(1000),
     bandwidth_limit: nonNegativeInt('bytes/s').default(0),
+    // Unauthenticated answers (401/438/400) per second per client 5-tuple, and per source address; sources in
+    // sip.security.exempt_sources are not limited; retransmissions are answered from a cache, uncounted.
     challenge_rate: nonNegativeInt('responses/s').default(20),
+    challenge_address_rate: nonNegativeInt('responses/s').default(1000),
     // Who moves TURN UDP data: the native addon (native/) or node:dgram; unset = native when the addon loads.
     data_plane: z.enum(['native', 'typescript'], { error: 'expected native or typescript' }).optional(),
     // TURN over DTLS listeners (transport: dtls): session limits and optional PSK identities for PSK-only clients.

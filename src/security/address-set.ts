@@ -3,7 +3,7 @@
  * for the sources exempt from abuse limits. Parsing and matching are those of
  * the one IP module, src/security/ip-address.ts.
  */
-import { CidrError, CidrList, parseHostIp } from '../security/ip-address.js';
+import { CidrError, CidrList, parseHostIp } from './ip-address.js';
 
 /** Error for an entry that is neither an IP address nor a CIDR prefix; maps to a configuration error. */
 export class AddressSetError extends Error {

@@ -10,17 +10,15 @@ import type { RelayHandle, RelayMirror } from './allocation.js';
 import type { FiveTuple } from './five-tuple.js';
 import type { NativeAddon, NativeCounters, NativeDataPlane } from './native-addon.js';
 import type { TransportAddress } from '../stun/stun-attributes.js';
+import type { UdpDataPlane, UdpDataPlaneHandlers } from './udp-data-plane.js';
 
-/** What the native data plane hands to the server. */
-export interface NativeUdpHandlers {
-  /** A datagram from a UDP client that the addon does not forward itself; `reply` sends on the same 5-tuple. */
-  onClientPacket(ft: FiveTuple, data: Buffer, reply: (resp: Buffer) => void): void;
-  /** A peer datagram on a relay whose allocation is not on a native UDP listener (e.g. a TCP client's). */
-  onPeerPacket(relayed: TransportAddress, peer: TransportAddress, data: Buffer): void;
-}
-
-/** Native UDP listeners and relays of one TurnServer. */
-export class NativeUdpDataPlane {
+/**
+ * Native UDP listeners and relays of one TurnServer (see udp-data-plane.ts).
+ * Peer data comes up to `onPeerPacket` only for relays whose allocation is
+ * not on a native UDP listener (e.g. a TCP client's).
+ */
+export class NativeUdpDataPlane implements UdpDataPlane {
+  readonly kind = 'native' as const;
   private readonly dp: NativeDataPlane;
   private readonly log: Logger;
   private readonly listeners = new Map<number, { address: string; port: number }>();
@@ -28,13 +26,13 @@ export class NativeUdpDataPlane {
   private readonly relays = new Map<number, TransportAddress>();
   private closed = false;
 
-  constructor(addon: NativeAddon, private readonly handlers: NativeUdpHandlers, logger: Logger) {
+  constructor(addon: NativeAddon, private readonly handlers: UdpDataPlaneHandlers, logger: Logger) {
     this.log = logger.child({ component: 'turn-native' });
     this.dp = new addon.DataPlane((kind, sock, address, port, data) => this.onPacket(kind, sock, address, port, data));
   }
 
-  /** Binds a client-facing UDP listener; returns the bound address and port. @throws Error naming the address. */
-  listen(host: string, port: number): { address: string; port: number } {
+  /** Binds a client-facing UDP listener; resolves with the bound address and port, rejects with the addon's Error. */
+  async listen(host: string, port: number): Promise<{ address: string; port: number }> {
     const r = this.dp.listen(host, port);
     const b = { address: host, port: r.port };
     this.listeners.set(r.id, b);
@@ -46,7 +44,7 @@ export class NativeUdpDataPlane {
    * Binds a relay socket on `address`:`port`; undefined when that port is taken.
    * `onClose` runs once when the handle is closed.
    */
-  openRelay(address: string, port: number, onClose: () => void): RelayHandle | undefined {
+  async openRelay(address: string, port: number, onClose: () => void): Promise<RelayHandle | undefined> {
     const id = this.dp.openRelay(address, port);
     if (id < 0) return undefined;
     const relayed: TransportAddress = { family: address.includes(':') ? 'IPv6' : 'IPv4', address, port };
@@ -91,7 +89,7 @@ export class NativeUdpDataPlane {
   }
 
   /** Stops the addon's thread and closes every socket. Idempotent. */
-  close(): void {
+  async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.dp.close();

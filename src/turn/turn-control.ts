@@ -1,41 +1,31 @@
 /**
  * The TURN control plane (RFC 8656) and STUN Binding (RFC 8489 §3): takes
  * packets received from clients and from peers, keeps allocations,
- * permissions, channels and long-term credential checks, and says what to
- * send. It imports no socket module: relay sockets come in through
- * `openRelay`, so the same control plane can drive a native data plane.
+ * permissions and channels, and says what to send. It imports no socket
+ * module: relay sockets come in through `openRelay`, so the same control
+ * plane drives the native and the TypeScript data plane. Policies are
+ * functions passed in: authentication (`getKey`, turn-auth.ts), peer
+ * permission (`peerAllowed`, peer-policy.ts) and quotas (`quota`, quota.ts).
+ * TCP allocations (RFC 6062) are in tcp-allocation.ts, relaying in
+ * relaying.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { type Logger, silentLogger } from '../log.js';
-import { Allocation, AllocationTable, type RelayHandle } from './allocation.js';
-import { decodeChannelData, encodeChannelData, isValidChannelNumber, looksLikeChannelData } from './channel-data.js';
-import { type FiveTuple, fiveTupleKey, isDatagramTransport } from './five-tuple.js';
-import { checkNonce, createNonce } from '../auth/nonce.js';
-import { type IpFamily } from '../security/ip-address.js';
-import { PeerPolicy } from './peer-policy.js';
-import { parseRestUsername, restApiPassword } from './rest-credentials.js';
+import type { IpFamily } from '../security/ip-address.js';
 import {
-  decodeChannelNumber,
   decodeAddressFamily,
+  decodeChannelNumber,
   decodeEvenPort,
-  decodePasswordAlgorithms,
   decodeRequestedTransport,
-  decodeText,
   decodeUint32,
   decodeXorAddress,
   encodeAddressErrorCode,
-  encodeErrorCode,
-  encodePasswordAlgorithms,
   encodeUint32,
-  encodeUnknownAttributes,
   encodeXorAddress,
   isComprehensionRequired,
-  PASSWORD_ALGORITHM,
-  type PasswordAlgorithmName,
   type TransportAddress,
 } from '../stun/stun-attributes.js';
-import { longTermKey, longTermKeySha256, userhash, verifyFingerprint, verifyMessageIntegrity, verifyMessageIntegritySha256 } from '../stun/stun-integrity.js';
-import { TokenBucketLimiter } from '../security/rate-limiter.js';
+import { verifyFingerprint } from '../stun/stun-integrity.js';
 import {
   AttributeType as A,
   decodeStunMessage,
@@ -47,22 +37,29 @@ import {
   type StunMessage,
   StunMethod,
 } from '../stun/stun-message.js';
+import { Allocation, AllocationTable, type RelayHandle } from './allocation.js';
+import { ChallengeLimit } from './challenge-limit.js';
+import { isValidChannelNumber, looksLikeChannelData } from './channel-data.js';
+import { type FiveTuple, fiveTupleKey, isDatagramTransport } from './five-tuple.js';
+import { PeerPolicy } from './peer-policy.js';
+import { allocationQuota, type QuotaHandler, quotaName } from './quota.js';
+import { newRelayCounters, peerToClient, type RelayContext, type RelayCounters, relayClientChannelData, relaySendIndication } from './relaying.js';
+import { PROTOCOL_TCP, tcpAllocateFamily, TcpConnections, type TcpRelayOps } from './tcp-allocation.js';
+import { TransactionCache } from './transaction-cache.js';
+import { type AuthHandler, type AuthOk, TurnAuthenticator } from './turn-auth.js';
 import { TurnError } from './turn-error.js';
+import { attr, TurnResponder } from './turn-response.js';
+import type { PasswordAlgorithmName } from '../stun/stun-attributes.js';
+
+export { NONCE_COOKIE, type AuthHandler } from './turn-auth.js';
+export { PROTOCOL_TCP, TCP_CONNECTION_TIMEOUT_MS, type TcpRelayOps } from './tcp-allocation.js';
+export type { QuotaHandler } from './quota.js';
 
 /** UDP's IP protocol number (RFC 8656 §7.2 REQUESTED-TRANSPORT). */
 export const PROTOCOL_UDP = 17;
-/** TCP's IP protocol number: a TCP allocation (RFC 6062 §5.1). */
-export const PROTOCOL_TCP = 6;
 
 /** How long a port reserved by EVEN-PORT's R bit waits for its RESERVATION-TOKEN, ms (RFC 8656 §7.2 suggests about 30 s). */
 export const RESERVATION_MS = 30_000;
-
-/**
- * Nonce cookie announcing RFC 8489 security features (§9.2): "obMatJos2" then
- * base64 of 24 feature bits; here bit 0 (password algorithms) and bit 1
- * (username anonymity) = 0xC00000 = "wAAA".
- */
-export const NONCE_COOKIE = 'obMatJos2wAAA';
 
 /** Comprehension-required attributes understood in TURN requests; others get 420 (RFC 8489 §6.3.1). */
 const KNOWN_TURN_ATTRIBUTES = new Set<number>([
@@ -75,6 +72,9 @@ const KNOWN_BINDING_ATTRIBUTES = new Set<number>([
   A.Username, A.MessageIntegrity, A.MessageIntegritySha256, A.Realm, A.Nonce, A.Priority, A.UseCandidate,
 ]);
 
+/** The peer permission policy (pion/turn's PermissionHandler): may a relay send to / accept from IP `address`? */
+export type PermissionHandler = (address: string) => boolean;
+
 /** What the control plane asks of the socket side when it needs a relayed transport address. */
 export interface RelayRequest {
   /** Port must be even (EVEN-PORT, RFC 8656 §7.2). */
@@ -85,57 +85,54 @@ export interface RelayRequest {
   port?: number;
 }
 
-/** How long a peer data connection waits for its ConnectionBind, and a Connect for the peer, ms (RFC 6062 §5.2-5.3: 30 s). */
-export const TCP_CONNECTION_TIMEOUT_MS = 30_000;
-
 /**
- * The socket side of TCP allocations (RFC 6062). Connection ids are chosen by
- * the control plane; the socket side keeps one peer TCP connection per id.
+ * Protocol settings and policies, shared by TurnServer and TurnControl (one
+ * options object flows from the configuration to the control plane).
  */
-export interface TcpRelayOps {
-  /** Opens a TCP listening socket on a relayed transport address (its `send` is unused). Rejects with TurnError(440/508). */
-  openTcpRelay(req: { family?: IpFamily }): Promise<RelayHandle>;
-  /** Opens a TCP connection from `relay`'s address to `peer` under `connectionId`; rejects when it fails or takes 30 s (-> 447). */
-  connect(relay: RelayHandle, peer: TransportAddress, connectionId: number): Promise<void>;
-  /** The ConnectionBind on client data connection `data` succeeded: after the response, splice it with peer connection `connectionId`. */
-  bind(connectionId: number, data: FiveTuple): void;
-  /** Closes peer connection `connectionId` (timed out, allocation deleted). Idempotent. */
-  close(connectionId: number): void;
-}
-
-/** One peer data connection of a TCP allocation (RFC 6062 §5). */
-interface TcpConnection {
-  id: number;
-  allocation: Allocation;
-  peer: TransportAddress;
-  /** Waiting for ConnectionBind until this time (ms); undefined once bound. */
-  bindBy: number | undefined;
-}
-
-/** Options of the control plane. Lifetimes in s. */
-export interface TurnControlOptions {
+export interface TurnPolicyOptions {
   realm: string;
-  defaultLifetime: number;
-  maxLifetime: number;
-  nonceTtl: number;
+  /** Allocation lifetime without LIFETIME, s (RFC 8656 §2.2: 600); also the shortest granted. */
+  defaultLifetimeS: number;
+  /** Longest allocation lifetime granted, s. */
+  maxLifetimeS: number;
+  /** Nonce lifetime, s; an older nonce gets 438 Stale Nonce. */
+  nonceTtlS: number;
+  /** HMAC key for stateless nonces, so nothing is stored before authentication. */
   nonceSecret: Buffer;
-  /** Allow peers on 127.0.0.0/8 and ::1 (ignored when `peerPolicy` is given). */
-  allowLoopbackPeers: boolean;
-  /** Which peers are allowed; default: the built-in deny list with `allowLoopbackPeers`. */
-  peerPolicy?: PeerPolicy;
-  /**
-   * Long-term key of a user (RFC 8489 §9.2.2): for 'MD5' (the default when
-   * `algorithm` is undefined) MD5(username ":" realm ":" password), 16 bytes;
-   * for 'SHA-256' SHA-256 of the same, 32 bytes. Undefined = unknown user or
-   * no key for that algorithm.
-   */
-  getKey(username: string, realm: string, algorithm?: PasswordAlgorithmName): Promise<Buffer | undefined>;
+  /** Long-term key of a user (turn-auth.ts AuthHandler); undefined = unknown user (401). */
+  getKey: AuthHandler;
   /** USERHASH (SHA-256(username ":" realm)) -> username, for clients hiding their name (RFC 8489 §9.2.4); optional. */
   resolveUserhash?(hash: Buffer, realm: string): Promise<string | undefined>;
   /** Password algorithms offered, most preferred first (RFC 8489 §9.2.3); default ['MD5'] (no security-feature nonce). */
   passwordAlgorithms?: PasswordAlgorithmName[];
   /** Shared secrets of the TURN REST API scheme (username "EXPIRY:user"), newest first; default none. */
   authSecrets?: readonly (string | Buffer)[];
+  /** Which peers relays may talk to; default: the built-in deny list (peer-policy.ts) with `allowLoopbackPeers`. */
+  peerAllowed?: PermissionHandler;
+  /** Allow peers on 127.0.0.0/8 and ::1 under the default `peerAllowed`; default false. */
+  allowLoopbackPeers?: boolean;
+  /** Allocation quotas; default allocationQuota() with the two limits below. */
+  quota?: QuotaHandler;
+  /** Most allocations per user, 0 = no limit; default 10 (486 above, RFC 8656 §7.2). Used by the default `quota`. */
+  maxAllocationsPerUser?: number;
+  /** Most allocations in all, 0 = no limit; default 1000 (486 above). Used by the default `quota`. */
+  maxAllocations?: number;
+  /** Per-allocation relay bandwidth cap, bytes/s of payload both ways; 0 = none (default). Excess is dropped and counted. */
+  bandwidthLimitBytesPerS?: number;
+  /** Unauthenticated answers (401, 438, 400) per second per client 5-tuple; 0 = no limit; default 20. Excess is dropped. */
+  challengeRatePerS?: number;
+  /** Unauthenticated answers per second per source address (all ports); 0 = no limit; default 1000. */
+  challengeAddressRatePerS?: number;
+  /** Sources never held back by the challenge limits (IP text -> true), e.g. the SIP security exempt_sources. */
+  challengeExempt?: (address: string) => boolean;
+  software?: string;
+  logger?: Logger;
+  /** Clock, ms. Default Date.now. */
+  nowMs?: () => number;
+}
+
+/** Options of the control plane: the policy options and the socket side's entry points. */
+export interface TurnControlOptions extends TurnPolicyOptions {
   /**
    * Opens a UDP relay socket for `req`. Rejects with TurnError(440) when the
    * family has no relay address, TurnError(508) when no port is free.
@@ -145,18 +142,6 @@ export interface TurnControlOptions {
   tcp?: TcpRelayOps;
   /** Families with a relay address; default ['IPv4']. Others get 440 (RFC 8656 §7.2). */
   relayFamilies?: IpFamily[];
-  /** Most allocations per user, 0 = no limit; default 10 (486 above, RFC 8656 §7.2). */
-  maxAllocationsPerUser?: number;
-  /** Most allocations in all, 0 = no limit; default 1000 (486 above). */
-  maxAllocations?: number;
-  /** Per-allocation relay bandwidth cap, bytes/s of payload both ways; 0 = none (default). Excess is dropped and counted. */
-  bandwidthLimit?: number;
-  /** Unauthenticated error answers (401, 438) per second per source IP; 0 = no limit; default 20. Excess is dropped. */
-  challengeRate?: number;
-  software?: string;
-  logger?: Logger;
-  /** Clock, ms. Default Date.now. */
-  now?: () => number;
 }
 
 /** A packet the server must send to a client 5-tuple. */
@@ -166,32 +151,18 @@ export interface ClientDelivery {
 }
 
 /** Counters of the control plane. */
-export interface TurnControlStats {
+export interface TurnControlStats extends RelayCounters {
   /** Live allocations. */
   allocations: number;
-  /** Packets and payload bytes relayed, both directions. */
-  packetsRelayed: number;
-  bytesRelayed: number;
-  /** Packets and payload bytes dropped by the bandwidth cap. */
-  packetsDropped: number;
-  bytesDropped: number;
-  /** Unauthenticated error answers not sent because of `challengeRate`. */
+  /** Unauthenticated answers not sent because of the challenge limits. */
   challengesSuppressed: number;
-}
-
-interface AuthOk {
-  username: string;
-  key: Buffer;
-  integrity: 'sha1' | 'sha256';
+  /** Requests answered from the transaction cache (retransmissions). */
+  retransmissionsAnswered: number;
 }
 
 interface Reservation {
   relay: RelayHandle;
-  expiresAt: number;
-}
-
-function attr(type: number, value: Buffer): StunAttribute {
-  return { type, value };
+  expiresAtMs: number;
 }
 
 /** Control plane state: allocations, reservations and counters; one per server. */
@@ -199,48 +170,44 @@ export class TurnControl {
   private readonly allocations = new AllocationTable();
   private readonly pending = new Map<string, { transactionId: Buffer; result: Promise<Buffer | undefined> }>();
   private readonly reservations = new Map<string, Reservation>();
-  private readonly connections = new Map<number, TcpConnection>();
-  /** Allocations that relay over TCP (RFC 6062). */
-  private readonly tcpAllocations = new WeakSet<Allocation>();
-  /** Allocations (live and being created) per quota user, and in all. */
-  private readonly perUser = new Map<string, number>();
-  private total = 0;
-  /** USERHASH hex -> username, learnt from successful authentications (bounded). */
-  private readonly userhashes = new Map<string, string>();
-  private readonly challengeLimiter: TokenBucketLimiter | undefined;
-  private readonly policy: PeerPolicy;
-  private readonly algorithms: PasswordAlgorithmName[];
-  private readonly securityFeatures: boolean;
+  private readonly tcp: TcpConnections | undefined;
+  private readonly auth: TurnAuthenticator;
+  private readonly quota: QuotaHandler;
+  private readonly challenges: ChallengeLimit;
+  private readonly answered = new TransactionCache();
+  private readonly responder: TurnResponder;
+  private readonly relayContext: RelayContext;
+  private readonly peerAllowed: PermissionHandler;
   private readonly log: Logger;
-  private readonly now: () => number;
-  private packets = 0;
-  private bytes = 0;
-  private droppedPackets = 0;
-  private droppedBytes = 0;
-  private suppressed = 0;
+  private readonly nowMs: () => number;
+  private retransmissions = 0;
   private stopped = false;
 
   /** @throws RangeError on an empty `passwordAlgorithms` list. */
   constructor(private readonly opts: TurnControlOptions) {
     this.log = (opts.logger ?? silentLogger).child({ component: 'turn-control' });
-    this.now = opts.now ?? Date.now;
-    this.policy = opts.peerPolicy ?? new PeerPolicy({ allowLoopbackPeers: opts.allowLoopbackPeers });
-    this.algorithms = opts.passwordAlgorithms ?? ['MD5'];
-    if (this.algorithms.length === 0) throw new RangeError('passwordAlgorithms must not be empty');
-    this.securityFeatures = this.algorithms.some((a) => a !== 'MD5');
-    const rate = opts.challengeRate ?? 20;
-    this.challengeLimiter = rate > 0 ? new TokenBucketLimiter({ ratePerSecond: rate, burst: rate }) : undefined;
+    this.nowMs = opts.nowMs ?? Date.now;
+    this.auth = new TurnAuthenticator(opts, this.log);
+    const policy = opts.peerAllowed ? undefined : new PeerPolicy({ allowLoopbackPeers: opts.allowLoopbackPeers ?? false });
+    this.peerAllowed = opts.peerAllowed ?? ((a) => policy!.allows(a));
+    this.quota = opts.quota ?? allocationQuota(opts);
+    this.challenges = new ChallengeLimit({
+      ratePerS: opts.challengeRatePerS ?? 20,
+      addressRatePerS: opts.challengeAddressRatePerS ?? 1000,
+      exempt: opts.challengeExempt,
+    });
+    this.responder = new TurnResponder(opts.software);
+    this.relayContext = { counters: newRelayCounters(), bandwidthLimitBytesPerS: opts.bandwidthLimitBytesPerS ?? 0, peerAllowed: this.peerAllowed };
+    this.tcp = opts.tcp ? new TcpConnections(opts.tcp) : undefined;
   }
 
   /** Counters: live allocations, packets and payload bytes relayed in both directions, drops. */
   stats(): TurnControlStats {
     return {
       allocations: this.allocations.size,
-      packetsRelayed: this.packets,
-      bytesRelayed: this.bytes,
-      packetsDropped: this.droppedPackets,
-      bytesDropped: this.droppedBytes,
-      challengesSuppressed: this.suppressed,
+      ...this.relayContext.counters,
+      challengesSuppressed: this.challenges.suppressed,
+      retransmissionsAnswered: this.retransmissions,
     };
   }
 
@@ -253,12 +220,14 @@ export class TurnControl {
    * Handles one STUN message or ChannelData message from a client (a whole
    * UDP datagram, or one framed message from a TCP/TLS stream). Returns the
    * response to send back on the same 5-tuple, or undefined (indications,
-   * ChannelData, silently discarded input, rate-limited challenges). Never rejects.
+   * ChannelData, silently discarded input, rate-limited challenges). A
+   * retransmitted UDP or DTLS request gets the answer of the first. Never rejects.
    */
   async handleClientPacket(ft: FiveTuple, buf: Buffer): Promise<Buffer | undefined> {
     try {
       if (looksLikeChannelData(buf)) {
-        this.handleClientChannelData(ft, buf);
+        const a = this.allocations.get(ft);
+        if (a) relayClientChannelData(this.relayContext, a, buf, this.nowMs());
         return undefined;
       }
       if (!looksLikeStun(buf)) return undefined;
@@ -270,11 +239,22 @@ export class TurnControl {
       }
       if (getAttribute(msg, A.Fingerprint) && !verifyFingerprint(buf)) return undefined; // RFC 8489 §7.3: discard
       if (msg.class === 'indication') {
-        if (msg.method === StunMethod.Send) this.handleSend(ft, msg);
+        const a = msg.method === StunMethod.Send ? this.allocations.get(ft) : undefined;
+        if (a) relaySendIndication(this.relayContext, a, msg, this.nowMs());
         return undefined;
       }
       if (msg.class !== 'request') return undefined;
-      return await this.handleRequest(ft, msg, buf);
+      if (!isDatagramTransport(ft.transport) || msg.method === StunMethod.Binding) return await this.handleRequest(ft, msg, buf);
+      // Over UDP and DTLS a lost answer makes the client retransmit (RFC 8489 §6.2.1): it gets the same answer, uncounted.
+      const now = this.nowMs();
+      const earlier = this.answered.get(ft, msg.transactionId, now);
+      if (earlier) {
+        this.retransmissions++;
+        return await earlier;
+      }
+      const answer = this.handleRequest(ft, msg, buf);
+      this.answered.put(ft, msg.transactionId, answer, now);
+      return await answer;
     } catch (e) {
       this.log.warn({ err: e }, 'unexpected error handling client packet');
       return undefined;
@@ -290,30 +270,13 @@ export class TurnControl {
   handlePeerPacket(relayed: { address: string; port: number }, peer: TransportAddress, data: Buffer): ClientDelivery | undefined {
     const a = this.allocations.getByRelay(relayed);
     if (!a) return undefined;
-    const now = this.now();
-    if (a.isExpired(now) || !a.permissions.has(peer.address, now)) return undefined;
-    if (data.length > 0xffff - 64) return undefined;
-    if (!this.admit(a, data.length, now)) return undefined;
-    const ch = a.channels.getByPeer(peer.address, peer.port, now);
-    let out: Buffer;
-    if (ch) out = encodeChannelData(ch.channel, data, !isDatagramTransport(a.fiveTuple.transport));
-    else {
-      const transactionId = randomBytes(12);
-      out = encodeStunMessage({
-        method: StunMethod.Data,
-        class: 'indication',
-        transactionId,
-        attributes: [attr(A.XorPeerAddress, encodeXorAddress(peer, transactionId)), attr(A.Data, data)],
-      });
-    }
-    this.packets++;
-    this.bytes += data.length;
-    return { fiveTuple: a.fiveTuple, data: out };
+    const out = peerToClient(this.relayContext, a, peer, data, this.nowMs());
+    return out && { fiveTuple: a.fiveTuple, data: out };
   }
 
   /** True if `peer` (IP text) may be reached through a relay under the peer policy. */
-  peerAllowed(peer: string): boolean {
-    return this.policy.allows(peer);
+  isPeerAllowed(peer: string): boolean {
+    return this.peerAllowed(peer);
   }
 
   /** Deletes the allocation of a 5-tuple (its TCP/TLS connection closed, RFC 8656 §3.1). */
@@ -322,23 +285,23 @@ export class TurnControl {
     if (a) this.deleteAllocation(a, 'connection closed');
   }
 
-  /** Expires allocations, permissions, channels and port reservations whose time has passed, closing relays. Call about once a second. */
+  /** Expires allocations, permissions, channels, port reservations, unbound TCP connections and cached answers; closes relays. Call about once a second. */
   sweep(): void {
-    const now = this.now();
+    const now = this.nowMs();
     for (const a of this.allocations.sweep(now)) {
-      this.release(a.quotaUser);
+      this.quota.release(a.quotaUser);
+      this.tcp?.closeAllOf(a);
       a.closeRelays();
       this.log.debug({ relay: a.relay.relayed }, 'allocation expired');
     }
-    for (const c of this.connections.values()) {
-      if (c.bindBy !== undefined && c.bindBy <= now) this.closeConnection(c);
-    }
+    this.tcp?.sweep(now);
     for (const [token, r] of this.reservations) {
-      if (r.expiresAt <= now) {
+      if (r.expiresAtMs <= now) {
         this.reservations.delete(token);
         r.relay.close();
       }
     }
+    this.answered.sweep(now);
   }
 
   /** Deletes every allocation and reservation and closes every relay; later requests are ignored. */
@@ -349,12 +312,6 @@ export class TurnControl {
     this.reservations.clear();
   }
 
-  private closeConnection(c: TcpConnection): void {
-    if (this.connections.get(c.id) !== c) return;
-    this.connections.delete(c.id);
-    this.opts.tcp?.close(c.id);
-  }
-
   /**
    * A peer opened a TCP connection to relayed address `relayed` (RFC 6062
    * §5.3). If its allocation is a TCP one and a permission exists for the
@@ -363,36 +320,21 @@ export class TurnControl {
    */
   handlePeerConnection(relayed: { address: string; port: number }, peer: TransportAddress): { connectionId: number; delivery: ClientDelivery } | undefined {
     const a = this.allocations.getByRelay(relayed);
-    const now = this.now();
-    if (!a || !this.tcpAllocations.has(a) || a.isExpired(now) || !a.permissions.has(peer.address, now) || !this.policy.allows(peer.address)) return undefined;
-    const id = this.newConnectionId();
-    this.connections.set(id, { id, allocation: a, peer, bindBy: now + TCP_CONNECTION_TIMEOUT_MS });
-    const transactionId = randomBytes(12);
-    const data = encodeStunMessage({
-      method: StunMethod.ConnectionAttempt,
-      class: 'indication',
-      transactionId,
-      attributes: [attr(A.XorPeerAddress, encodeXorAddress(peer, transactionId)), attr(A.ConnectionId, encodeUint32(id))],
-    });
-    return { connectionId: id, delivery: { fiveTuple: a.fiveTuple, data } };
+    const now = this.nowMs();
+    if (!a || !this.tcp?.has(a) || a.isExpired(now) || !a.permissions.has(peer.address, now) || !this.peerAllowed(peer.address)) return undefined;
+    const { connectionId, indication } = this.tcp.peerConnected(a, peer, now);
+    return { connectionId, delivery: { fiveTuple: a.fiveTuple, data: indication } };
   }
 
   /** The peer side of connection `connectionId` closed: forget it. */
   peerConnectionClosed(connectionId: number): void {
-    this.connections.delete(connectionId);
-  }
-
-  private newConnectionId(): number {
-    for (;;) {
-      const id = randomBytes(4).readUInt32BE(0);
-      if (id !== 0 && !this.connections.has(id)) return id;
-    }
+    this.tcp?.peerClosed(connectionId);
   }
 
   private deleteAllocation(a: Allocation, why: string): void {
-    for (const c of [...this.connections.values()]) if (c.allocation === a) this.closeConnection(c);
+    this.tcp?.closeAllOf(a);
     if (this.allocations.remove(a)) {
-      this.release(a.quotaUser);
+      this.quota.release(a.quotaUser);
       a.closeRelays();
       this.log.debug({ relay: a.relay.relayed, why }, 'allocation deleted');
     }
@@ -400,34 +342,13 @@ export class TurnControl {
 
   /** Counts one allocation against the quotas of `user`; throws TurnError(486) when a quota is reached (RFC 8656 §7.2). */
   private claim(user: string): void {
-    const perUser = this.opts.maxAllocationsPerUser ?? 10;
-    const max = this.opts.maxAllocations ?? 1000;
-    const n = this.perUser.get(user) ?? 0;
-    if ((perUser > 0 && n >= perUser) || (max > 0 && this.total >= max)) throw new TurnError(486);
-    this.perUser.set(user, n + 1);
-    this.total++;
+    if (!this.quota.claim(user)) throw new TurnError(486);
   }
 
-  private release(user: string): void {
-    const n = (this.perUser.get(user) ?? 1) - 1;
-    if (n <= 0) this.perUser.delete(user);
-    else this.perUser.set(user, n);
-    this.total = Math.max(0, this.total - 1);
-  }
-
-  /** Bandwidth cap of one allocation; counts drops. */
-  private admit(a: Allocation, bytes: number, now: number): boolean {
-    if (a.admitBytes(bytes, this.opts.bandwidthLimit ?? 0, now)) return true;
-    this.droppedPackets++;
-    this.droppedBytes += bytes;
-    return false;
-  }
-
-  /** True if an unauthenticated error answer may go to this client now (`challengeRate`). */
-  private mayChallenge(ft: FiveTuple): boolean {
-    if (!this.challengeLimiter || this.challengeLimiter.take(ft.clientAddress, this.now())) return true;
-    this.suppressed++;
-    return false;
+  /** An unauthenticated error answer, or undefined when the challenge limits hold it back. */
+  private unauthenticated(ft: FiveTuple, req: Pick<StunMessage, 'method' | 'transactionId'>, err: TurnError, fingerprint: boolean, extra?: StunAttribute[]): Buffer | undefined {
+    if (!this.challenges.mayAnswer(ft, this.nowMs())) return undefined;
+    return this.responder.error(req, err, undefined, fingerprint, extra);
   }
 
   private badFrame(ft: FiveTuple, buf: Buffer, e: unknown): Buffer | undefined {
@@ -435,10 +356,9 @@ export class TurnControl {
     if (buf.length < 20) return undefined;
     const type = buf.readUInt16BE(0);
     if ((type & 0x0110) !== 0) return undefined;
-    if (!this.mayChallenge(ft)) return undefined;
     const method = (type & 0x000f) | ((type & 0x00e0) >> 1) | ((type & 0x3e00) >> 2);
     this.log.debug({ err: (e as Error).message }, 'malformed STUN request');
-    return this.errorResponse({ method, class: 'request', transactionId: Buffer.from(buf.subarray(8, 20)), attributes: [] }, new TurnError(400), undefined, false);
+    return this.unauthenticated(ft, { method, transactionId: Buffer.from(buf.subarray(8, 20)) }, new TurnError(400), false);
   }
 
   private async handleRequest(ft: FiveTuple, msg: StunMessage, raw: Buffer): Promise<Buffer | undefined> {
@@ -446,18 +366,19 @@ export class TurnControl {
     const fingerprint = getAttribute(msg, A.Fingerprint) !== undefined;
     if (msg.method === StunMethod.Binding) {
       const unknown = this.unknownAttributes(msg, KNOWN_BINDING_ATTRIBUTES);
-      if (unknown.length) return this.errorResponse(msg, new TurnError(420, undefined, unknown), undefined, fingerprint);
-      return this.successResponse(msg, [this.xorMapped(ft, msg)], undefined, fingerprint);
+      if (unknown.length) return this.responder.error(msg, new TurnError(420, undefined, unknown), undefined, fingerprint);
+      return this.responder.success(msg, [this.xorMapped(ft, msg)], undefined, fingerprint);
     }
     const turnMethods: number[] = [
       StunMethod.Allocate, StunMethod.Refresh, StunMethod.CreatePermission, StunMethod.ChannelBind, StunMethod.Connect, StunMethod.ConnectionBind,
     ];
-    if (!turnMethods.includes(msg.method)) {
-      return this.mayChallenge(ft) ? this.errorResponse(msg, new TurnError(400, 'Bad Request: unknown method'), undefined, true) : undefined;
-    }
+    if (!turnMethods.includes(msg.method)) return this.unauthenticated(ft, msg, new TurnError(400, 'Bad Request: unknown method'), true);
 
-    const checked = await this.authenticate(ft, msg, raw);
-    if ('response' in checked) return checked.response;
+    const checked = await this.auth.authenticate(ft, msg, raw, this.nowMs());
+    if ('refusal' in checked) {
+      const extra = checked.challenge ? this.auth.challengeAttributes(ft, this.nowMs()) : undefined;
+      return this.unauthenticated(ft, msg, checked.refusal, true, extra);
+    }
     const auth = checked;
     try {
       const unknown = this.unknownAttributes(msg, KNOWN_TURN_ATTRIBUTES);
@@ -479,134 +400,11 @@ export class TurnControl {
     } catch (e) {
       if (e instanceof TurnError) {
         this.log.debug({ status: e.status, reason: e.message, method: msg.method, client: fiveTupleKey(ft) }, 'TURN request refused');
-        return this.errorResponse(msg, e, auth, true);
+        return this.responder.error(msg, e, auth, true);
       }
-      if ((e as Error).name === 'StunDecodeError') return this.errorResponse(msg, new TurnError(400, `Bad Request: ${(e as Error).message}`), auth, true);
+      if ((e as Error).name === 'StunDecodeError') return this.responder.error(msg, new TurnError(400, `Bad Request: ${(e as Error).message}`), auth, true);
       throw e;
     }
-  }
-
-  /**
-   * Long-term credential check (RFC 8489 §9.2.4) with PASSWORD-ALGORITHM,
-   * MESSAGE-INTEGRITY-SHA256 and USERHASH, and REST API names when
-   * `authSecrets` are set. Returns the user, key and integrity kind, or the
-   * error response to send (undefined when rate-limited: nothing is sent).
-   * Nothing is stored for a client before it authenticates.
-   */
-  private async authenticate(ft: FiveTuple, msg: StunMessage, raw: Buffer): Promise<AuthOk | { response: Buffer | undefined }> {
-    // Nonces are bound to the client IP address only, so a client opening further connections (RFC 6062 data
-    // connections, several transports) can reuse its nonce.
-    const client = ft.clientAddress;
-    const challenge = (status: number): { response: Buffer | undefined } => {
-      if (!this.mayChallenge(ft)) return { response: undefined };
-      const nonce = (this.securityFeatures ? NONCE_COOKIE : '') + createNonce(this.opts.nonceSecret, this.now(), { context: client });
-      const extra = [attr(A.Realm, Buffer.from(this.opts.realm, 'utf8')), attr(A.Nonce, Buffer.from(nonce, 'ascii'))];
-      if (this.securityFeatures) extra.push(attr(A.PasswordAlgorithms, this.offeredAlgorithms()));
-      return { response: this.errorResponse(msg, new TurnError(status), undefined, true, extra) };
-    };
-    const fail = (err: TurnError): { response: Buffer | undefined } => ({
-      response: this.mayChallenge(ft) ? this.errorResponse(msg, err, undefined, true) : undefined,
-    });
-    const mi = getAttribute(msg, A.MessageIntegrity);
-    const mi256 = getAttribute(msg, A.MessageIntegritySha256);
-    if (!mi && !mi256) return challenge(401);
-    const u = getAttribute(msg, A.Username);
-    const uh = getAttribute(msg, A.Userhash);
-    const r = getAttribute(msg, A.Realm);
-    const n = getAttribute(msg, A.Nonce);
-    if ((!u && !uh) || !r || !n) return fail(new TurnError(400, 'Bad Request: USERNAME or USERHASH, REALM and NONCE required'));
-    let realm: string;
-    let nonce: string;
-    try {
-      realm = decodeText(r.value);
-      nonce = decodeText(n.value);
-    } catch {
-      return fail(new TurnError(400));
-    }
-    if (this.securityFeatures) {
-      if (!nonce.startsWith(NONCE_COOKIE)) return challenge(438);
-      nonce = nonce.slice(NONCE_COOKIE.length);
-    }
-    if (checkNonce(this.opts.nonceSecret, nonce, this.opts.nonceTtl, this.now(), client) !== 'valid') return challenge(438);
-    if (realm !== this.opts.realm) return challenge(401);
-
-    // Password algorithm (RFC 8489 §9.2.4 step 3).
-    let algorithm: PasswordAlgorithmName = 'MD5';
-    if (this.securityFeatures) {
-      const pa = getAttribute(msg, A.PasswordAlgorithm);
-      const pas = getAttribute(msg, A.PasswordAlgorithms);
-      if (pa || pas) {
-        if (!pa || !pas || !pas.value.equals(this.offeredAlgorithms())) return fail(new TurnError(400, 'Bad Request: PASSWORD-ALGORITHMS does not match'));
-        let chosen: number | undefined;
-        try {
-          chosen = decodePasswordAlgorithms(pa.value)[0];
-        } catch {
-          return fail(new TurnError(400));
-        }
-        const name = this.algorithms.find((x) => PASSWORD_ALGORITHM[x] === chosen);
-        if (!name) return fail(new TurnError(400, 'Bad Request: PASSWORD-ALGORITHM not offered'));
-        algorithm = name;
-      } else if (!this.algorithms.includes('MD5')) return fail(new TurnError(400, 'Bad Request: PASSWORD-ALGORITHM required'));
-    }
-
-    let username: string | undefined;
-    try {
-      if (u) username = decodeText(u.value, 513);
-      else username = await this.resolveUserhash(uh!.value, realm);
-    } catch (e) {
-      if ((e as Error).name === 'StunDecodeError') return fail(new TurnError(400));
-      this.log.warn({ err: e }, 'resolveUserhash failed');
-      return fail(new TurnError(500));
-    }
-    if (username === undefined) return challenge(401);
-
-    let keys: Buffer[];
-    try {
-      keys = await this.keysFor(username, realm, algorithm);
-    } catch (e) {
-      this.log.warn({ err: e }, 'getKey failed');
-      return fail(new TurnError(500));
-    }
-    const integrity = mi256 ? 'sha256' : 'sha1';
-    const key = keys.find((k) => (integrity === 'sha256' ? verifyMessageIntegritySha256(raw, k) : verifyMessageIntegrity(raw, k)));
-    if (!key) {
-      this.log.debug({ username, client }, 'TURN authentication failed');
-      return challenge(401);
-    }
-    if (u) this.rememberUserhash(username, realm);
-    return { username, key, integrity };
-  }
-
-  private offeredAlgorithms(): Buffer {
-    return encodePasswordAlgorithms(this.algorithms.map((a) => PASSWORD_ALGORITHM[a]));
-  }
-
-  /** Candidate keys for a user: one per REST API secret for "EXPIRY:user" names that have not expired, else the stored key. */
-  private async keysFor(username: string, realm: string, algorithm: PasswordAlgorithmName): Promise<Buffer[]> {
-    const secrets = this.opts.authSecrets ?? [];
-    const rest = secrets.length ? parseRestUsername(username) : undefined;
-    if (rest) {
-      if (rest.expires * 1000 < this.now()) return [];
-      return secrets.map((s) => {
-        const password = restApiPassword(s, username);
-        return algorithm === 'SHA-256' ? longTermKeySha256(username, realm, password) : longTermKey(username, realm, password);
-      });
-    }
-    const k = await this.opts.getKey(username, realm, algorithm);
-    return k ? [k] : [];
-  }
-
-  private async resolveUserhash(hash: Buffer, realm: string): Promise<string | undefined> {
-    const known = this.userhashes.get(hash.toString('hex'));
-    if (known !== undefined) return known;
-    return this.opts.resolveUserhash?.(hash, realm);
-  }
-
-  private rememberUserhash(username: string, realm: string): void {
-    const h = userhash(username, realm).toString('hex');
-    if (this.userhashes.has(h)) return;
-    if (this.userhashes.size >= 10_000) this.userhashes.delete(this.userhashes.keys().next().value!);
-    this.userhashes.set(h, username);
   }
 
   private unknownAttributes(msg: StunMessage, known: Set<number>): number[] {
@@ -615,12 +413,13 @@ export class TurnControl {
     return out;
   }
 
-  private lifetimeFrom(msg: StunMessage): number {
+  /** Lifetime granted, s: LIFETIME clamped to [defaultLifetimeS, maxLifetimeS]; 0 stays 0 (delete). */
+  private lifetimeSFrom(msg: StunMessage): number {
     const l = getAttribute(msg, A.Lifetime);
-    if (!l) return this.opts.defaultLifetime;
+    if (!l) return this.opts.defaultLifetimeS;
     const requested = decodeUint32(l.value);
     if (requested === 0) return 0;
-    return Math.max(this.opts.defaultLifetime, Math.min(requested, this.opts.maxLifetime));
+    return Math.max(this.opts.defaultLifetimeS, Math.min(requested, this.opts.maxLifetimeS));
   }
 
   /** Allocate (RFC 8656 §7.2). */
@@ -672,16 +471,17 @@ export class TurnControl {
     }
     const families = this.opts.relayFamilies ?? ['IPv4'];
     if (!tokenAttr && !families.includes(family)) throw new TurnError(440);
-    let lifetime = this.lifetimeFrom(msg);
-    if (lifetime === 0) lifetime = this.opts.defaultLifetime;
+    let lifetimeS = this.lifetimeSFrom(msg);
+    if (lifetimeS === 0) lifetimeS = this.opts.defaultLifetimeS;
 
     let reservation: Reservation | undefined;
     if (tokenAttr) {
       const t = tokenAttr.value.toString('hex');
       reservation = this.reservations.get(t);
-      if (!reservation || reservation.expiresAt <= this.now()) throw new TurnError(508, 'Insufficient Capacity: unknown or expired RESERVATION-TOKEN');
+      if (!reservation || reservation.expiresAtMs <= this.nowMs()) throw new TurnError(508, 'Insufficient Capacity: unknown or expired RESERVATION-TOKEN');
     }
-    this.claim(quotaName(auth.username, this.opts.authSecrets));
+    const user = quotaName(auth.username, this.opts.authSecrets);
+    this.claim(user);
     const opened: RelayHandle[] = [];
     let token: Buffer | undefined;
     let addressError: StunAttribute | undefined;
@@ -693,7 +493,7 @@ export class TurnControl {
         const pair = await this.openPair(family);
         opened.push(pair.relay);
         token = randomBytes(8);
-        this.reservations.set(token.toString('hex'), { relay: pair.next, expiresAt: this.now() + RESERVATION_MS });
+        this.reservations.set(token.toString('hex'), { relay: pair.next, expiresAtMs: this.nowMs() + RESERVATION_MS });
       } else {
         opened.push(await this.opts.openRelay({ evenPort: even !== undefined, family }));
       }
@@ -711,56 +511,50 @@ export class TurnControl {
       if (this.stopped || this.allocations.get(ft)) throw new TurnError(this.stopped ? 508 : 437);
     } catch (e) {
       for (const r of opened) r.close();
-      this.release(quotaName(auth.username, this.opts.authSecrets));
+      this.quota.release(user);
       throw e;
     }
     const [relay, ...extra] = opened as [RelayHandle, ...RelayHandle[]];
-    const a = new Allocation(ft, auth.username, relay, lifetime, this.now(), msg.transactionId, undefined, extra);
-    a.quotaUser = quotaName(auth.username, this.opts.authSecrets);
+    const a = new Allocation(ft, auth.username, relay, lifetimeS, this.nowMs(), msg.transactionId, undefined, extra);
+    a.quotaUser = user;
     const attrs = a.relays.map((r) => attr(A.XorRelayedAddress, encodeXorAddress(r.relayed, msg.transactionId)));
-    attrs.push(attr(A.Lifetime, encodeUint32(lifetime)));
+    attrs.push(attr(A.Lifetime, encodeUint32(lifetimeS)));
     if (token) attrs.push(attr(A.ReservationToken, token));
     if (addressError) attrs.push(addressError);
     attrs.push(this.xorMapped(ft, msg));
-    const response = this.successResponse(msg, attrs, auth, true);
+    const response = this.responder.success(msg, attrs, auth, true);
     a.allocateResponse = response;
     this.allocations.add(a);
-    this.log.debug({ username: auth.username, relays: a.relays.map((r) => r.relayed), lifetime }, 'allocation created');
+    this.log.debug({ username: auth.username, relays: a.relays.map((r) => r.relayed), lifetimeS }, 'allocation created');
     return response;
   }
 
-  /** Allocate with REQUESTED-TRANSPORT TCP (RFC 6062 §5.1): only over TCP/TLS, without DONT-FRAGMENT, EVEN-PORT or RESERVATION-TOKEN. */
+  /** Allocate with REQUESTED-TRANSPORT TCP (RFC 6062 §5.1). */
   private async createTcpAllocation(ft: FiveTuple, msg: StunMessage, auth: AuthOk): Promise<Buffer> {
-    const tcp = this.opts.tcp;
+    const tcp = this.tcp;
     if (!tcp) throw new TurnError(442);
-    if (isDatagramTransport(ft.transport)) throw new TurnError(400, 'Bad Request: TCP allocations need a TCP or TLS connection');
-    for (const t of [A.DontFragment, A.EvenPort, A.ReservationToken, A.AdditionalAddressFamily]) {
-      if (getAttribute(msg, t)) throw new TurnError(400, 'Bad Request: attribute not allowed in a TCP Allocate');
-    }
-    const famAttr = getAttribute(msg, A.RequestedAddressFamily);
-    const family = famAttr ? decodeAddressFamily(famAttr.value) : 'IPv4';
-    if (!family || !(this.opts.relayFamilies ?? ['IPv4']).includes(family)) throw new TurnError(440);
-    let lifetime = this.lifetimeFrom(msg);
-    if (lifetime === 0) lifetime = this.opts.defaultLifetime;
+    const family = tcpAllocateFamily(ft, msg, this.opts.relayFamilies ?? ['IPv4']);
+    let lifetimeS = this.lifetimeSFrom(msg);
+    if (lifetimeS === 0) lifetimeS = this.opts.defaultLifetimeS;
     const user = quotaName(auth.username, this.opts.authSecrets);
     this.claim(user);
     let relay: RelayHandle;
     try {
-      relay = await tcp.openTcpRelay({ family });
+      relay = await tcp.ops.openTcpRelay({ family });
       if (this.stopped || this.allocations.get(ft)) {
         relay.close();
         throw new TurnError(this.stopped ? 508 : 437);
       }
     } catch (e) {
-      this.release(user);
+      this.quota.release(user);
       throw e;
     }
-    const a = new Allocation(ft, auth.username, relay, lifetime, this.now(), msg.transactionId);
+    const a = new Allocation(ft, auth.username, relay, lifetimeS, this.nowMs(), msg.transactionId);
     a.quotaUser = user;
-    this.tcpAllocations.add(a);
-    const response = this.successResponse(
+    tcp.add(a);
+    const response = this.responder.success(
       msg,
-      [attr(A.XorRelayedAddress, encodeXorAddress(relay.relayed, msg.transactionId)), attr(A.Lifetime, encodeUint32(lifetime)), this.xorMapped(ft, msg)],
+      [attr(A.XorRelayedAddress, encodeXorAddress(relay.relayed, msg.transactionId)), attr(A.Lifetime, encodeUint32(lifetimeS)), this.xorMapped(ft, msg)],
       auth,
       true,
     );
@@ -772,25 +566,11 @@ export class TurnControl {
   /** Connect (RFC 6062 §5.2): opens a TCP connection to the peer and answers with its CONNECTION-ID; 446 if one exists, 447 on failure. */
   private async connect(ft: FiveTuple, msg: StunMessage, auth: AuthOk): Promise<Buffer> {
     const a = this.ownAllocation(ft, auth);
-    if (!this.tcpAllocations.has(a)) throw new TurnError(400, 'Bad Request: not a TCP allocation');
+    if (!this.tcp?.has(a)) throw new TurnError(400, 'Bad Request: not a TCP allocation');
     const pa = getAttribute(msg, A.XorPeerAddress);
     if (!pa) throw new TurnError(400, 'Bad Request: XOR-PEER-ADDRESS missing');
-    const peer = this.peerFrom(pa, msg, a);
-    for (const c of this.connections.values()) {
-      if (c.allocation === a && c.peer.address === peer.address && c.peer.port === peer.port) throw new TurnError(446);
-    }
-    const id = this.newConnectionId();
-    const conn: TcpConnection = { id, allocation: a, peer, bindBy: this.now() + TCP_CONNECTION_TIMEOUT_MS * 2 };
-    this.connections.set(id, conn);
-    try {
-      await this.opts.tcp!.connect(a.relay, peer, id);
-    } catch {
-      this.closeConnection(conn);
-      throw new TurnError(447);
-    }
-    if (this.connections.get(id) !== conn) throw new TurnError(447);
-    conn.bindBy = this.now() + TCP_CONNECTION_TIMEOUT_MS;
-    return this.successResponse(msg, [attr(A.ConnectionId, encodeUint32(id))], auth, true);
+    const id = await this.tcp.connect(a, this.peerFrom(pa, msg, a), this.nowMs);
+    return this.responder.success(msg, [attr(A.ConnectionId, encodeUint32(id))], auth, true);
   }
 
   /**
@@ -803,11 +583,8 @@ export class TurnControl {
     if (this.allocations.get(ft)) throw new TurnError(400, 'Bad Request: connection holds an allocation');
     const ci = getAttribute(msg, A.ConnectionId);
     if (!ci) throw new TurnError(400, 'Bad Request: CONNECTION-ID missing');
-    const c = this.connections.get(decodeUint32(ci.value));
-    if (!c || c.bindBy === undefined || c.bindBy <= this.now()) throw new TurnError(400, 'Bad Request: unknown CONNECTION-ID');
-    if (c.allocation.username !== auth.username) throw new TurnError(441);
-    c.bindBy = undefined;
-    this.opts.tcp!.bind(c.id, ft);
+    if (!this.tcp) throw new TurnError(400, 'Bad Request: unknown CONNECTION-ID');
+    this.tcp.bind(ft, decodeUint32(ci.value), auth.username, this.nowMs());
     // The last STUN message on a data connection is kept minimal (no SOFTWARE); application data follows it.
     return encodeStunMessage({ method: msg.method, class: 'success', transactionId: msg.transactionId, attributes: [] }, { integrityKey: auth.key, integrity: auth.integrity, fingerprint: true });
   }
@@ -828,7 +605,7 @@ export class TurnControl {
 
   private ownAllocation(ft: FiveTuple, auth: AuthOk): Allocation {
     const a = this.allocations.get(ft);
-    if (!a || a.isExpired(this.now())) throw new TurnError(437);
+    if (!a || a.isExpired(this.nowMs())) throw new TurnError(437);
     if (a.username !== auth.username) throw new TurnError(441);
     return a;
   }
@@ -841,16 +618,16 @@ export class TurnControl {
       const f = decodeAddressFamily(fam.value);
       if (!f || !a.relayFor(f)) throw new TurnError(443);
     }
-    const lifetime = this.lifetimeFrom(msg);
-    if (lifetime === 0) this.deleteAllocation(a, 'refresh with lifetime 0');
-    else a.refresh(lifetime, this.now());
-    return this.successResponse(msg, [attr(A.Lifetime, encodeUint32(lifetime))], auth, true);
+    const lifetimeS = this.lifetimeSFrom(msg);
+    if (lifetimeS === 0) this.deleteAllocation(a, 'refresh with lifetime 0');
+    else a.refresh(lifetimeS, this.nowMs());
+    return this.responder.success(msg, [attr(A.Lifetime, encodeUint32(lifetimeS))], auth, true);
   }
 
   private peerFrom(a: StunAttribute, msg: StunMessage, alloc: Allocation): TransportAddress {
     const peer = decodeXorAddress(a.value, msg.transactionId);
     if (!alloc.relayFor(peer.family)) throw new TurnError(443);
-    if (!this.policy.allows(peer.address)) throw new TurnError(403, 'Forbidden: peer address not allowed');
+    if (!this.peerAllowed(peer.address)) throw new TurnError(403, 'Forbidden: peer address not allowed');
     return peer;
   }
 
@@ -860,9 +637,9 @@ export class TurnControl {
     const addrs = getAttributes(msg, A.XorPeerAddress);
     if (addrs.length === 0) throw new TurnError(400, 'Bad Request: XOR-PEER-ADDRESS missing');
     const peers = addrs.map((x) => this.peerFrom(x, msg, a));
-    const now = this.now();
+    const now = this.nowMs();
     for (const p of peers) a.permissions.install(p.address, now);
-    return this.successResponse(msg, [], auth, true);
+    return this.responder.success(msg, [], auth, true);
   }
 
   /** ChannelBind (RFC 8656 §11.2): binds or refreshes, and installs a permission for the peer. */
@@ -874,86 +651,14 @@ export class TurnControl {
     const channel = decodeChannelNumber(cn.value);
     if (!isValidChannelNumber(channel)) throw new TurnError(400, 'Bad Request: channel number out of range');
     const peer = this.peerFrom(pa, msg, a);
-    const now = this.now();
+    const now = this.nowMs();
     a.channels.bind(channel, peer, now);
     a.permissions.install(peer.address, now);
-    return this.successResponse(msg, [], auth, true);
-  }
-
-  /** Send indication (RFC 8656 §10.2): relays DATA to XOR-PEER-ADDRESS if permitted; otherwise silently dropped. */
-  private handleSend(ft: FiveTuple, msg: StunMessage): void {
-    const a = this.allocations.get(ft);
-    if (!a) return;
-    const now = this.now();
-    if (a.isExpired(now)) return;
-    const pa = getAttribute(msg, A.XorPeerAddress);
-    const data = getAttribute(msg, A.Data);
-    if (!pa || !data) return;
-    let peer: TransportAddress;
-    try {
-      peer = decodeXorAddress(pa.value, msg.transactionId);
-    } catch {
-      return;
-    }
-    if (!a.permissions.has(peer.address, now)) return;
-    this.relayToPeer(a, peer, data.value, now);
-  }
-
-  /** ChannelData from the client (RFC 8656 §12.5): relays to the bound peer; unbound channels are dropped. */
-  private handleClientChannelData(ft: FiveTuple, buf: Buffer): void {
-    const a = this.allocations.get(ft);
-    if (!a) return;
-    let cd;
-    try {
-      cd = decodeChannelData(buf);
-    } catch {
-      return;
-    }
-    const now = this.now();
-    if (a.isExpired(now)) return;
-    const b = a.channels.getByChannel(cd.channel, now);
-    if (!b || !a.permissions.has(b.peer.address, now)) return;
-    this.relayToPeer(a, b.peer, cd.data, now);
-  }
-
-  private relayToPeer(a: Allocation, peer: TransportAddress, data: Buffer, now: number): void {
-    const relay = a.relayFor(peer.family);
-    if (!relay || !this.policy.allows(peer.address)) return;
-    if (!this.admit(a, data.length, now)) return;
-    this.packets++;
-    this.bytes += data.length;
-    relay.send(peer, data);
+    return this.responder.success(msg, [], auth, true);
   }
 
   private xorMapped(ft: FiveTuple, msg: StunMessage): StunAttribute {
     const family = ft.clientAddress.includes(':') ? 'IPv6' : 'IPv4';
     return attr(A.XorMappedAddress, encodeXorAddress({ family, address: ft.clientAddress, port: ft.clientPort }, msg.transactionId));
   }
-
-  private softwareAttrs(): StunAttribute[] {
-    return this.opts.software ? [attr(A.Software, Buffer.from(this.opts.software, 'utf8').subarray(0, 763))] : [];
-  }
-
-  private successResponse(req: StunMessage, attributes: StunAttribute[], auth: AuthOk | undefined, fingerprint: boolean): Buffer {
-    return encodeStunMessage(
-      { method: req.method, class: 'success', transactionId: req.transactionId, attributes: [...attributes, ...this.softwareAttrs()] },
-      { integrityKey: auth?.key, integrity: auth?.integrity, fingerprint },
-    );
-  }
-
-  private errorResponse(req: StunMessage, err: TurnError, auth: AuthOk | undefined, fingerprint: boolean, extra: StunAttribute[] = []): Buffer {
-    const attributes = [attr(A.ErrorCode, encodeErrorCode(err.status, err.message)), ...extra];
-    if (err.status === 420 && err.unknownAttributes.length) attributes.push(attr(A.UnknownAttributes, encodeUnknownAttributes(err.unknownAttributes)));
-    return encodeStunMessage(
-      { method: req.method, class: 'error', transactionId: req.transactionId, attributes: [...attributes, ...this.softwareAttrs()] },
-      { integrityKey: auth?.key, integrity: auth?.integrity, fingerprint },
-    );
-  }
-}
-
-/** The name quotas count a user under: the user part of a REST API name ("EXPIRY:user") when secrets are set, else the username. */
-function quotaName(username: string, secrets: readonly (string | Buffer)[] | undefined): string {
-  if (!secrets?.length) return username;
-  const rest = parseRestUsername(username);
-  return rest ? rest.user : username;
 }

@@ -1,24 +1,32 @@
 /**
- * The STUN/TURN server's socket side (RFC 8656, RFC 8489): UDP and TCP
- * listeners facing clients and UDP relay sockets facing peers, feeding a
- * TurnControl. All protocol decisions are in turn-control.ts.
+ * The STUN/TURN server's socket side (RFC 8656, RFC 8489): the UDP data plane
+ * (udp-data-plane.ts), TCP/TLS listeners and DTLS listeners (RFC 7350,
+ * dtls-listener.ts) facing clients and TCP relays of RFC 6062 facing peers,
+ * feeding a TurnControl. All protocol decisions are in
+ * turn-control.ts; streams are bounded by stream-limits.ts.
+ *
+ * Packet path: a client datagram enters the data plane (native or
+ * node:dgram); what the native plane does not forward itself goes to
+ * TurnControl.handleClientPacket, whose answer goes back through `reply`.
+ * Peer datagrams go to TurnControl.handlePeerPacket and the result to the
+ * client's 5-tuple (`deliver`). TCP/TLS clients: StreamFramer cuts the stream
+ * into STUN and ChannelData messages, answers are written in request order.
  */
 import { randomInt } from 'node:crypto';
-import dgram from 'node:dgram';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from '../log.js';
+import { CidrList, parseHostIp, unmapIPv4 } from '../security/ip-address.js';
+import type { TransportAddress } from '../stun/stun-attributes.js';
 import type { RelayHandle } from './allocation.js';
 import { type FiveTuple, fiveTupleKey } from './five-tuple.js';
-import { unmapIPv4 } from '../security/ip-address.js';
-import { loadNativeAddon, NATIVE_FIX, type NativeCounters } from './native-addon.js';
-import { NativeUdpDataPlane } from './native-data-plane.js';
-import { StreamFramer } from './stream-framer.js';
-import type { TransportAddress } from '../stun/stun-attributes.js';
-import { type RelayRequest, TurnControl } from './turn-control.js';
+import type { NativeCounters } from './native-addon.js';
 import { PeerPolicy } from './peer-policy.js';
-import type { PasswordAlgorithmName } from '../stun/stun-attributes.js';
+import { StreamFramer } from './stream-framer.js';
+import { DEFAULT_STREAM_LIMITS, newStreamCounters, type StreamCounters, StreamGuard, type StreamLimits } from './stream-limits.js';
+import { type RelayRequest, TurnControl, type TurnControlStats, type TurnPolicyOptions } from './turn-control.js';
 import { TurnError } from './turn-error.js';
+import { chooseUdpDataPlane, createUdpDataPlane, type UdpDataPlane } from './udp-data-plane.js';
 import type { DtlsCounters, DtlsEngineOptions } from './dtls-addon.js';
 import { type DtlsListener, dtlsListenerKey, openDtlsListener, sumDtlsCounters } from './dtls-listener.js';
 
@@ -32,9 +40,8 @@ export interface TurnListen {
   port: number;
 }
 
-/** Server configuration. Lifetimes in s. */
-export interface TurnServerOptions {
-  realm: string;
+/** Server configuration: the protocol settings and policies (TurnPolicyOptions, passed on as they are) and the sockets'. */
+export interface TurnServerOptions extends TurnPolicyOptions {
   listen: TurnListen[];
   /** IPv4 address relay sockets bind to and report in XOR-RELAYED-ADDRESS. */
   relayAddress: string;
@@ -46,77 +53,51 @@ export interface TurnServerOptions {
   dtls?: Omit<DtlsEngineOptions, 'cert' | 'key'>;
   relayPortMin: number;
   relayPortMax: number;
-  /** Allocation lifetime without LIFETIME, s (RFC 8656 §2.2: 600). */
-  defaultLifetime: number;
-  /** Longest allocation lifetime granted, s. */
-  maxLifetime: number;
-  /** Nonce lifetime, s; an older nonce gets 438 Stale Nonce. */
-  nonceTtl: number;
-  /** HMAC key for stateless nonces (timestamp + HMAC), so nothing is stored before auth. */
-  nonceSecret: Buffer;
-  /** Default false: peers in 127.0.0.0/8 and ::1 get 403. */
-  allowLoopbackPeers: boolean;
-  /** Peer addresses/CIDR prefixes allowed even when refused by default (see peer-policy.ts). */
+  /** Peer addresses/CIDR prefixes allowed even when refused by default (see peer-policy.ts); ignored with `peerAllowed`. */
   allowedPeers?: string[];
-  /** Peer addresses/CIDR prefixes refused besides the default ranges. */
+  /** Peer addresses/CIDR prefixes refused besides the default ranges; ignored with `peerAllowed`. */
   deniedPeers?: string[];
-  /** The host's own addresses, refused as peers (listener addresses are added). */
+  /** The host's own addresses, refused as peers (listener addresses are added); ignored with `peerAllowed`. */
   ownAddresses?: string[];
+  /** Sources never held back by the challenge limits (addresses/CIDR prefixes; `sip.security.exempt_sources`); ignored with `challengeExempt`. */
+  exemptSources?: readonly string[];
   /**
-   * Long-term key, RFC 8489 §9.2.2: MD5(username ":" realm ":" password) for 'MD5'
-   * (or undefined), SHA-256 of the same for 'SHA-256'; undefined = unknown user (401).
-   */
-  getKey(username: string, realm: string, algorithm?: PasswordAlgorithmName): Promise<Buffer | undefined>;
-  /** USERHASH -> username (RFC 8489 §14.4); optional. */
-  resolveUserhash?(hash: Buffer, realm: string): Promise<string | undefined>;
-  /** Password algorithms offered, most preferred first; default ['MD5']. */
-  passwordAlgorithms?: PasswordAlgorithmName[];
-  /** TURN REST API shared secrets (username "EXPIRY:user", password base64(HMAC-SHA1(secret, username))). */
-  authSecrets?: string[];
-  /** Allocations per user (default 10) and in all (default 1000); 0 = no limit; 486 above. */
-  maxAllocationsPerUser?: number;
-  maxAllocations?: number;
-  /** Per-allocation bandwidth cap, bytes/s; 0 or undefined = none. */
-  bandwidthLimit?: number;
-  /** Unauthenticated error answers per second per source IP; default 20; 0 = no limit. */
-  challengeRate?: number;
-  software?: string;
-  logger: Logger;
-  /**
-   * Who moves UDP data: 'native' (the addon in native/: ChannelData and
-   * Send/Data indications never enter JavaScript) or 'typescript' (node:dgram).
-   * Undefined: native when the addon loads, else typescript with a warning.
+   * Who moves UDP data: 'native' (the addon in native/) or 'typescript'
+   * (node:dgram). Undefined: native when the addon loads and no bandwidth cap
+   * is set, else typescript (udp-data-plane.ts chooses).
    */
   dataPlane?: 'native' | 'typescript';
+  /** Write-queue bounds of TCP/TLS streams; defaults DEFAULT_STREAM_LIMITS. */
+  streamLimits?: Partial<StreamLimits>;
+  logger: Logger;
 }
 
-/** TurnServer.stats(): live allocations, relayed packets and payload bytes (both directions, both data paths). */
-export interface TurnServerStats {
-  allocations: number;
-  packetsRelayed: number;
-  bytesRelayed: number;
+/** TurnServer.stats(): control-plane counters with the native plane's relayed traffic added, and stream counters. */
+export interface TurnServerStats extends TurnControlStats {
   /** Which data plane moves UDP traffic. */
   dataPlane: 'native' | 'typescript';
   /** Counters of the native data plane, when it runs. */
   native?: NativeCounters;
+  /** Back-pressure counters of TCP/TLS streams (a live object). */
+  streams: StreamCounters;
   /** DTLS engine counters summed over the dtls listeners, when there are any. */
   dtls?: Omit<DtlsCounters, 'lastError'>;
 }
 
 const SWEEP_INTERVAL_MS = 1000;
-/** Most bytes queued on a TCP connection before data toward it is dropped. */
-const TCP_MAX_QUEUED = 1 << 20;
 
-/** A STUN/TURN server with UDP and TCP listeners and UDP relays. */
+/** A STUN/TURN server with UDP, TCP and TLS listeners and UDP and TCP relays. */
 export class TurnServer {
   private readonly log: Logger;
   private readonly control: TurnControl;
-  private readonly udpListeners = new Map<string, dgram.Socket>();
+  /** Which UDP data plane runs (decided once, in the constructor). */
+  readonly dataPlane: 'native' | 'typescript';
+  private udp: UdpDataPlane | undefined;
   private readonly tcpServers: net.Server[] = [];
-  private readonly tcpConnections = new Map<string, net.Socket>();
+  /** Client TCP/TLS connections by 5-tuple key, with the guard that bounds their write queue. */
+  private readonly tcpConnections = new Map<string, { conn: net.Socket; guard: StreamGuard }>();
   /** Relay ports in use, as relayPortKey(address, port). */
   private readonly relayPortsInUse = new Set<string>();
-  private readonly closing = new Set<Promise<void>>();
   private readonly bound: Array<{ transport: TurnListen['transport']; address: string; port: number }> = [];
   private readonly dtlsListeners = new Map<string, DtlsListener>();
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -125,13 +106,13 @@ export class TurnServer {
   /** Client data connections (5-tuple key) whose ConnectionBind succeeded, to splice once the response is written. */
   private readonly pendingSplices = new Map<string, number>();
   private readonly tcpRelayServers = new Set<net.Server>();
+  private readonly streamLimits: StreamLimits;
+  private readonly streamCounters = newStreamCounters();
   private running = false;
-  private readonly useNative: boolean;
-  private native: NativeUdpDataPlane | undefined;
 
   /**
    * @throws RangeError on an empty or inverted relay port range, a non-IPv4 relay address, a non-IPv6
-   *   relayAddress6, a bad peer list entry, or a 'tls' listener without `tls`;
+   *   relayAddress6, a bad peer or exempt list entry, or a 'tls' listener without `tls`;
    *   Error when `dataPlane` is 'native' and the addon cannot load (the message names the fix).
    */
   constructor(private readonly opts: TurnServerOptions) {
@@ -140,34 +121,23 @@ export class TurnServer {
       throw new RangeError(`bad relay port range ${opts.relayPortMin}-${opts.relayPortMax}`);
     }
     if (opts.relayAddress6 !== undefined && net.isIP(opts.relayAddress6) !== 6) throw new RangeError(`relayAddress6 must be IPv6: ${opts.relayAddress6}`);
-    if (opts.listen.some((l) => l.transport === 'tls' || l.transport === 'dtls') && !opts.tls) throw new RangeError(`a tls or dtls TURN listener needs a certificate and key`);
+    if (opts.listen.some((l) => l.transport === 'tls' || l.transport === 'dtls') && !opts.tls) throw new RangeError('a tls or dtls TURN listener needs a certificate and key');
     this.log = opts.logger.child({ component: 'turn' });
+    this.streamLimits = { ...DEFAULT_STREAM_LIMITS, ...opts.streamLimits };
     const relayAddresses = [opts.relayAddress, ...(opts.relayAddress6 ? [opts.relayAddress6] : [])];
+    const policy = new PeerPolicy({
+      allowLoopbackPeers: opts.allowLoopbackPeers ?? false,
+      allowedPeers: opts.allowedPeers,
+      deniedPeers: opts.deniedPeers,
+      ownAddresses: [...(opts.ownAddresses ?? []), ...opts.listen.map((l) => l.host)],
+      relayAddresses,
+    });
+    const exempt = new CidrList(opts.exemptSources ?? []);
     this.control = new TurnControl({
-      realm: opts.realm,
-      defaultLifetime: opts.defaultLifetime,
-      maxLifetime: opts.maxLifetime,
-      nonceTtl: opts.nonceTtl,
-      nonceSecret: opts.nonceSecret,
-      allowLoopbackPeers: opts.allowLoopbackPeers,
-      peerPolicy: new PeerPolicy({
-        allowLoopbackPeers: opts.allowLoopbackPeers,
-        allowedPeers: opts.allowedPeers,
-        deniedPeers: opts.deniedPeers,
-        ownAddresses: [...(opts.ownAddresses ?? []), ...opts.listen.map((l) => l.host)],
-        relayAddresses,
-      }),
-      getKey: opts.getKey,
-      resolveUserhash: opts.resolveUserhash,
-      passwordAlgorithms: opts.passwordAlgorithms,
-      authSecrets: opts.authSecrets,
+      ...opts,
+      peerAllowed: opts.peerAllowed ?? ((a) => policy.allows(a)),
+      challengeExempt: opts.challengeExempt ?? ((a) => exempt.size > 0 && isIn(exempt, a)),
       relayFamilies: opts.relayAddress6 ? ['IPv4', 'IPv6'] : ['IPv4'],
-      maxAllocationsPerUser: opts.maxAllocationsPerUser,
-      maxAllocations: opts.maxAllocations,
-      bandwidthLimit: opts.bandwidthLimit,
-      challengeRate: opts.challengeRate,
-      software: opts.software,
-      logger: opts.logger,
       openRelay: (req) => this.openRelay(req),
       tcp: {
         openTcpRelay: (req) => this.openTcpRelay(req.family === 'IPv6' ? opts.relayAddress6 : opts.relayAddress),
@@ -179,50 +149,27 @@ export class TurnServer {
         },
       },
     });
-    if (opts.dataPlane === 'typescript') this.useNative = false;
-    else {
-      const loaded = loadNativeAddon();
-      if ('error' in loaded) {
-        if (opts.dataPlane === 'native') {
-          throw new Error(`turn.data_plane is native but the native addon cannot load (${loaded.error}); ${NATIVE_FIX}, or set turn.data_plane: typescript`);
-        }
-        this.log.warn({ reason: loaded.error }, `TURN native data plane unavailable, using the TypeScript data path; ${NATIVE_FIX}`);
-        this.useNative = false;
-      } else this.useNative = true;
-    }
-  }
-
-  /** The data plane in use for UDP: 'native' or 'typescript'. */
-  get dataPlane(): 'native' | 'typescript' {
-    return this.useNative ? 'native' : 'typescript';
-  }
-
-  private nativePlane(): NativeUdpDataPlane {
-    if (!this.native) {
-      const loaded = loadNativeAddon();
-      if ('error' in loaded) throw new Error(`native addon: ${loaded.error}`);
-      this.native = new NativeUdpDataPlane(
-        loaded.addon,
-        {
-          onClientPacket: (ft, data, reply) => {
-            void this.control.handleClientPacket(ft, data).then((resp) => {
-              if (resp) reply(resp);
-            });
-          },
-          onPeerPacket: (relayed, peer, data) => {
-            const out = this.control.handlePeerPacket(relayed, peer, data);
-            if (out) this.deliver(out.fiveTuple, out.data);
-          },
-        },
-        this.opts.logger,
-      );
-    }
-    return this.native;
+    this.dataPlane = chooseUdpDataPlane({ requested: opts.dataPlane, bandwidthCapped: (opts.bandwidthLimitBytesPerS ?? 0) > 0 }, this.log);
   }
 
   /** Binds every listener. Rejects with an Error naming the listener if one cannot bind (e.g. port taken); nothing stays bound then. */
   async start(): Promise<void> {
     if (this.running) throw new Error('TURN server already started');
+    this.udp = createUdpDataPlane(
+      this.dataPlane,
+      {
+        onClientPacket: (ft, data, reply) => {
+          void this.control.handleClientPacket(ft, data).then((resp) => {
+            if (resp) reply(resp);
+          });
+        },
+        onPeerPacket: (relayed, peer, data) => {
+          const out = this.control.handlePeerPacket(relayed, peer, data);
+          if (out) this.deliver(out.fiveTuple, out.data);
+        },
+      },
+      this.opts.logger,
+    );
     try {
       for (const l of this.opts.listen) {
         if (l.transport === 'udp') await this.startUdp(l);
@@ -244,19 +191,17 @@ export class TurnServer {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
     this.control.stop();
-    this.native?.close();
-    this.native = undefined;
-    for (const s of this.tcpConnections.values()) s.destroy();
+    for (const { conn } of this.tcpConnections.values()) conn.destroy();
     for (const s of this.peerConnections.values()) s.destroy();
     this.peerConnections.clear();
     for (const s of this.tcpRelayServers) s.close();
     this.tcpRelayServers.clear();
     this.tcpConnections.clear();
-    const waits: Promise<void>[] = [...this.closing];
-    for (const s of this.udpListeners.values()) waits.push(new Promise((r) => s.close(() => r())));
+    const waits: Promise<void>[] = [];
+    if (this.udp) waits.push(this.udp.close());
+    this.udp = undefined;
     for (const d of this.dtlsListeners.values()) waits.push(d.close());
     this.dtlsListeners.clear();
-    this.udpListeners.clear();
     for (const s of this.tcpServers) waits.push(new Promise((r) => s.close(() => r())));
     this.tcpServers.length = 0;
     this.bound.length = 0;
@@ -268,55 +213,30 @@ export class TurnServer {
     return this.bound.map((b) => ({ ...b }));
   }
 
-  /** Live allocations; packets and payload bytes relayed in both directions; native counters when native. */
+  /** Live allocations; packets and payload bytes relayed in both directions (both data paths); stream and native counters. */
   stats(): TurnServerStats {
     const c = this.control.stats();
-    const native = this.native?.stats();
+    const native = this.udp?.stats();
     const dtls = this.dtlsListeners.size ? { dtls: sumDtlsCounters([...this.dtlsListeners.values()]) } : {};
-    if (!native) return { ...c, dataPlane: this.dataPlane, ...dtls };
+    if (!native) return { ...c, dataPlane: this.dataPlane, streams: this.streamCounters, ...dtls };
     return {
+      ...c,
       ...dtls,
-      allocations: c.allocations,
       packetsRelayed: c.packetsRelayed + native.toPeerPackets + native.toClientPackets,
       bytesRelayed: c.bytesRelayed + native.toPeerBytes + native.toClientBytes,
       dataPlane: this.dataPlane,
       native,
+      streams: this.streamCounters,
     };
   }
 
-  private startUdp(l: TurnListen): Promise<void> {
-    if (this.useNative) {
-      try {
-        const b = this.nativePlane().listen(l.host, l.port);
-        this.bound.push({ transport: 'udp', address: b.address, port: b.port });
-        return Promise.resolve();
-      } catch (err) {
-        return Promise.reject(new Error(`TURN udp listener ${l.host}:${l.port} cannot bind: ${(err as Error).message}`));
-      }
+  private async startUdp(l: TurnListen): Promise<void> {
+    try {
+      const b = await this.udp!.listen(l.host, l.port);
+      this.bound.push({ transport: 'udp', address: b.address, port: b.port });
+    } catch (err) {
+      throw new Error(`TURN udp listener ${l.host}:${l.port} cannot bind: ${(err as Error).message}`);
     }
-    return new Promise((resolve, reject) => {
-      const sock = dgram.createSocket({ type: l.host.includes(':') ? 'udp6' : 'udp4' });
-      const onError = (err: Error) => {
-        sock.close();
-        reject(new Error(`TURN udp listener ${l.host}:${l.port} cannot bind: ${err.message}`));
-      };
-      sock.once('error', onError);
-      sock.bind(l.port, l.host, () => {
-        sock.off('error', onError);
-        sock.on('error', (err) => this.log.warn({ err }, 'udp listener error'));
-        const a = sock.address();
-        const address = unmapIPv4(a.address);
-        this.udpListeners.set(`${address}|${a.port}`, sock);
-        this.bound.push({ transport: 'udp', address, port: a.port });
-        sock.on('message', (msg, rinfo) => {
-          const ft: FiveTuple = { transport: 'udp', clientAddress: unmapIPv4(rinfo.address), clientPort: rinfo.port, serverAddress: address, serverPort: a.port };
-          void this.control.handleClientPacket(ft, msg).then((resp) => {
-            if (resp) sock.send(resp, rinfo.port, rinfo.address, () => undefined);
-          });
-        });
-        resolve();
-      });
-    });
   }
 
   /** A DTLS listener (dtls-listener.ts): decrypted datagrams go to the control plane; a session's end closes its allocation. */
@@ -365,7 +285,9 @@ export class TurnServer {
       serverPort: conn.localPort ?? 0,
     };
     const key = fiveTupleKey(ft);
-    this.tcpConnections.set(key, conn);
+    // Answers to a client that does not read them stop the reading of its requests (stream-limits.ts).
+    const guard = new StreamGuard(conn, conn, this.streamLimits, this.streamCounters);
+    this.tcpConnections.set(key, { conn, guard });
     const framer = new StreamFramer();
     let spliced = false;
     // Responses go out in request order even when a request waits for getKey.
@@ -382,9 +304,9 @@ export class TurnServer {
       }
       for (const f of frames) {
         chain = chain.then(async () => {
-          if (spliced) return;
+          if (spliced || conn.destroyed) return;
           const resp = await this.control.handleClientPacket(ft, f);
-          if (resp && !conn.destroyed) conn.write(resp);
+          if (resp) guard.write(resp);
           // A successful ConnectionBind turns this connection into a data connection (RFC 6062 §5.4).
           const id = this.pendingSplices.get(key);
           if (id !== undefined) {
@@ -398,29 +320,30 @@ export class TurnServer {
     conn.on('error', () => undefined);
     conn.on('close', () => {
       this.pendingSplices.delete(key);
-      if (this.tcpConnections.get(key) === conn) this.tcpConnections.delete(key);
+      if (this.tcpConnections.get(key)?.conn === conn) this.tcpConnections.delete(key);
       this.control.closeFiveTuple(ft);
     });
   }
 
+  /** Sends relayed data or an indication to a client 5-tuple; toward a congested stream it is dropped (datagram semantics) and counted. */
   private deliver(ft: FiveTuple, data: Buffer): void {
-    if (ft.transport === 'dtls') this.dtlsListeners.get(dtlsListenerKey(ft.serverAddress, ft.serverPort))?.sendToClient(ft, data);
-    else if (ft.transport === 'udp') {
-      if (this.native) {
-        this.native.sendToClient(ft, data);
-        return;
-      }
-      const sock = this.udpListeners.get(`${ft.serverAddress}|${ft.serverPort}`);
-      sock?.send(data, ft.clientPort, ft.clientAddress, () => undefined);
-    } else {
-      const conn = this.tcpConnections.get(fiveTupleKey(ft));
-      if (conn && !conn.destroyed && conn.writableLength < TCP_MAX_QUEUED) conn.write(data);
+    if (ft.transport === 'dtls') {
+      this.dtlsListeners.get(dtlsListenerKey(ft.serverAddress, ft.serverPort))?.sendToClient(ft, data);
+      return;
     }
+    if (ft.transport === 'udp') {
+      this.udp?.sendToClient(ft, data);
+      return;
+    }
+    const c = this.tcpConnections.get(fiveTupleKey(ft));
+    if (!c || c.conn.destroyed) return;
+    if (c.guard.congested) this.streamCounters.dropped++;
+    else c.guard.write(data);
   }
 
   /**
    * Picks a free port in the relay range (even if asked; exactly `req.port` if given; RFC 8656 §7.2)
-   * on the relay address of `req.family` and binds a UDP socket there.
+   * on the relay address of `req.family` and binds a UDP relay there in the data plane.
    * Rejects with TurnError(440) when the family has no relay address, TurnError(508) when no port binds.
    */
   private async openRelay(req: RelayRequest): Promise<RelayHandle> {
@@ -428,67 +351,22 @@ export class TurnServer {
     const { relayPortMin: min, relayPortMax: max } = this.opts;
     const relayAddress = req.family === 'IPv6' ? this.opts.relayAddress6 : this.opts.relayAddress;
     if (relayAddress === undefined) throw new TurnError(440);
+    const udp = this.udp;
+    if (!udp) throw new TurnError(508);
     const span = req.port !== undefined ? 1 : max - min + 1;
     const start = req.port !== undefined ? 0 : randomInt(0, span);
     for (let i = 0; i < span; i++) {
       const port = req.port ?? min + ((start + i) % span);
       if (port < min || port > max) continue;
       if (evenPort && port % 2 !== 0) continue;
-      if (this.relayPortsInUse.has(relayPortKey(relayAddress, port))) continue;
-      if (this.useNative) {
-        const relay = this.nativePlane().openRelay(relayAddress, port, () => this.relayPortsInUse.delete(relayPortKey(relayAddress, port)));
-        if (relay) {
-          this.relayPortsInUse.add(relayPortKey(relayAddress, port));
-          return relay;
-        }
-        continue;
-      }
-      const sock = await this.tryBind(relayAddress, port);
-      if (sock) return this.makeRelay(sock, relayAddress, port);
+      const k = relayPortKey(relayAddress, port);
+      if (this.relayPortsInUse.has(k)) continue;
+      this.relayPortsInUse.add(k);
+      const relay = await udp.openRelay(relayAddress, port, () => this.relayPortsInUse.delete(k));
+      if (relay) return relay;
+      this.relayPortsInUse.delete(k);
     }
     throw new TurnError(508);
-  }
-
-  private tryBind(address: string, port: number): Promise<dgram.Socket | undefined> {
-    return new Promise((resolve) => {
-      const sock = dgram.createSocket({ type: address.includes(':') ? 'udp6' : 'udp4', ipv6Only: address.includes(':') });
-      const onError = () => {
-        sock.close();
-        resolve(undefined);
-      };
-      sock.once('error', onError);
-      sock.bind({ port, address, exclusive: true }, () => {
-        sock.off('error', onError);
-        resolve(sock);
-      });
-    });
-  }
-
-  private makeRelay(sock: dgram.Socket, address: string, port: number): RelayHandle {
-    this.relayPortsInUse.add(relayPortKey(address, port));
-    const family = address.includes(':') ? 'IPv6' : 'IPv4';
-    const relayed: TransportAddress = { family, address, port };
-    let closed = false;
-    sock.on('error', (err) => this.log.debug({ err, port }, 'relay socket error'));
-    sock.on('message', (msg, rinfo) => {
-      const out = this.control.handlePeerPacket(relayed, { family, address: unmapIPv4(rinfo.address), port: rinfo.port }, msg);
-      if (out) this.deliver(out.fiveTuple, out.data);
-    });
-    return {
-      relayed,
-      send: (peer, data) => {
-        if (!closed) sock.send(data, peer.port, peer.address, () => undefined);
-      },
-      close: () => {
-        if (closed) return;
-        closed = true;
-        const p = new Promise<void>((r) => sock.close(() => r())).then(() => {
-          this.relayPortsInUse.delete(relayPortKey(address, port));
-          this.closing.delete(p);
-        });
-        this.closing.add(p);
-      },
-    };
   }
 
   /**
@@ -580,7 +458,12 @@ export class TurnServer {
     });
   }
 
-  /** Splices client data connection `conn` with peer connection `id` (both ways, with back-pressure); either closing closes the other. */
+  /**
+   * Splices client data connection `conn` with peer connection `id` (RFC 6062
+   * §5.4): each side's data is written to the other under the stream limits
+   * (the side that cannot keep up stops the reading of the other, and a
+   * stalled one closes both); either closing closes the other.
+   */
   private splice(id: number, conn: net.Socket, rest: Buffer): void {
     const peer = this.peerConnections.get(id);
     if (!peer || peer.destroyed) {
@@ -588,10 +471,15 @@ export class TurnServer {
       return;
     }
     conn.removeAllListeners('data');
-    if (rest.length) peer.write(rest);
-    conn.pipe(peer);
-    peer.pipe(conn);
+    const toPeer = new StreamGuard(peer, conn, this.streamLimits, this.streamCounters);
+    const toClient = new StreamGuard(conn, peer, this.streamLimits, this.streamCounters);
+    if (rest.length) toPeer.write(rest);
+    conn.on('data', (d: Buffer) => toPeer.write(d));
+    peer.on('data', (d: Buffer) => toClient.write(d));
     peer.resume();
+    conn.resume();
+    conn.on('end', () => peer.end());
+    peer.on('end', () => conn.end());
     conn.on('close', () => peer.destroy());
     peer.on('close', () => conn.destroy());
   }
@@ -599,4 +487,10 @@ export class TurnServer {
 
 function relayPortKey(address: string, port: number): string {
   return `${address}|${port}`;
+}
+
+/** True when IP text `address` lies in `list` (IPv4-mapped addresses as IPv4). */
+function isIn(list: CidrList, address: string): boolean {
+  const p = parseHostIp(unmapIPv4(address));
+  return p !== undefined && list.has(p.bytes);
 }

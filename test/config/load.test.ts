@@ -78,6 +78,7 @@ describe('defaults', () => {
         max_allocations: 1000,
         bandwidth_limit: 0,
         challenge_rate: 20,
+        challenge_address_rate: 1000,
         dtls: { max_sessions: 1000, max_handshakes: 100, idle_timeout: 600, psk: [] },
       },
       directory: {

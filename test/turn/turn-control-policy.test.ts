@@ -21,8 +21,7 @@ import {
 import { longTermKey, longTermKeySha256, userhash, verifyMessageIntegritySha256 } from '../../src/stun/stun-integrity.js';
 import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, getAttributes, type StunAttribute, type StunMessage, StunMethod } from '../../src/stun/stun-message.js';
 import { REFUSED_SPECIAL_PURPOSE } from './special-purpose-table.js';
-import { PeerPolicy } from '../../src/turn/peer-policy.js';
-import { DOCUMENTATION_PREFIXES } from './documentation-prefixes.js';
+import { documentationPeersAllowed } from './documentation-prefixes.js';
 import { NONCE_COOKIE, TurnControl, type TurnControlOptions } from '../../src/turn/turn-control.js';
 import { TurnError } from '../../src/turn/turn-error.js';
 
@@ -55,19 +54,19 @@ function harness(over: Partial<TurnControlOptions> = {}): Harness {
   let port = 50000;
   const control = new TurnControl({
     realm: REALM,
-    defaultLifetime: 600,
-    maxLifetime: 3600,
-    nonceTtl: 600,
+    defaultLifetimeS: 600,
+    maxLifetimeS: 3600,
+    nonceTtlS: 600,
     nonceSecret: Buffer.from('secret'),
     allowLoopbackPeers: false,
-    peerPolicy: new PeerPolicy({ allowLoopbackPeers: false, allowedPeers: DOCUMENTATION_PREFIXES }),
+    peerAllowed: documentationPeersAllowed(false),
     getKey: async (u, _r, alg) => (PW[u] === undefined ? undefined : alg === 'SHA-256' ? SHA(u, PW[u]!) : MD5(u, PW[u]!)),
     openRelay: async ({ family }) => {
       const r = new RecordingRelay(family === 'IPv6' ? { family: 'IPv6', address: '2001:db8::100', port: port++ } : { family: 'IPv4', address: '192.0.2.100', port: port++ });
       relays.push(r);
       return r;
     },
-    now: () => clock.now,
+    nowMs: () => clock.now,
     ...over,
   });
   return { control, relays, clock };
@@ -152,7 +151,7 @@ describe('peer policy on the wire (RFC 8656 §9.2, §11.2)', () => {
 
 describe('special-purpose peers (RFC 6890) on the wire', () => {
   it('answers CreatePermission toward each refused range with 403 under the default policy', async () => {
-    const h = harness({ peerPolicy: undefined, relayFamilies: ['IPv4', 'IPv6'] });
+    const h = harness({ peerAllowed: undefined, relayFamilies: ['IPv4', 'IPv6'] });
     const ft = tuple();
     const { creds, msg } = await allocate(h, ft, 'alice', MD5('alice', 'alicepw'), [udpTransport, { type: A.AdditionalAddressFamily, value: encodeAddressFamily('IPv6') }]);
     expect(msg.class).toBe('success');
@@ -185,7 +184,7 @@ describe('quotas (486, RFC 8656 §7.2)', () => {
 
 describe('bandwidth cap', () => {
   it('drops and counts payload above the per-allocation rate', async () => {
-    const h = harness({ bandwidthLimit: 100, allowLoopbackPeers: false });
+    const h = harness({ bandwidthLimitBytesPerS: 100, allowLoopbackPeers: false });
     const ft = tuple();
     const { creds } = await allocate(h, ft, 'alice', MD5('alice', 'alicepw'));
     const tid = randomBytes(12);
@@ -204,17 +203,44 @@ describe('bandwidth cap', () => {
 });
 
 describe('challenge rate', () => {
-  it('answers at most challengeRate unauthenticated requests per second per source address', async () => {
-    const h = harness({ challengeRate: 2 });
+  it('answers at most challengeRatePerS unauthenticated requests per second per 5-tuple, and challengeAddressRatePerS per address', async () => {
+    const h = harness({ challengeRatePerS: 2, challengeAddressRatePerS: 3 });
     const a = tuple('198.51.100.8');
-    const b = { ...tuple('198.51.100.8') };
+    const b = tuple('198.51.100.8');
     const answers = [];
-    for (let i = 0; i < 4; i++) answers.push(await h.control.handleClientPacket(i % 2 ? a : b, request(StunMethod.Allocate, [udpTransport])));
-    expect(answers.map((x) => x !== undefined)).toEqual([true, true, false, false]);
+    for (const ft of [a, a, a, b, b]) answers.push(await h.control.handleClientPacket(ft, request(StunMethod.Allocate, [udpTransport])));
+    // a: 2 per 5-tuple, then held back; b: its own 5-tuple budget, but the address has spent 3.
+    expect(answers.map((x) => x !== undefined)).toEqual([true, true, false, true, false]);
     expect(await h.control.handleClientPacket(tuple('198.51.100.9'), request(StunMethod.Allocate, [udpTransport]))).toBeDefined();
     expect(h.control.stats().challengesSuppressed).toBe(2);
     h.clock.now += 1000;
     expect(await h.control.handleClientPacket(a, request(StunMethod.Allocate, [udpTransport]))).toBeDefined();
+  });
+
+  it('answers a retransmission from the same 5-tuple with the same bytes, uncounted', async () => {
+    const h = harness({ challengeRatePerS: 1 });
+    const ft = tuple();
+    const first = request(StunMethod.Allocate, [udpTransport]);
+    const answer = await h.control.handleClientPacket(ft, first);
+    expect(answer).toBeDefined();
+    for (let i = 0; i < 3; i++) expect((await h.control.handleClientPacket(ft, first))!.equals(answer!)).toBe(true);
+    expect(h.control.stats()).toMatchObject({ challengesSuppressed: 0, retransmissionsAnswered: 3 });
+    // A new transaction on the same 5-tuple is over the limit.
+    expect(await h.control.handleClientPacket(ft, request(StunMethod.Allocate, [udpTransport]))).toBeUndefined();
+    // An authenticated Allocate retransmitted after its success gets the same success, not 437.
+    const ft2 = tuple();
+    const { nonce } = await nonceFor(h, ft2);
+    const alloc = request(StunMethod.Allocate, [udpTransport], { username: 'alice', key: MD5('alice', 'alicepw'), nonce });
+    const ok = await h.control.handleClientPacket(ft2, alloc);
+    expect(decodeStunMessage(ok!).class).toBe('success');
+    expect((await h.control.handleClientPacket(ft2, alloc))!.equals(ok!)).toBe(true);
+  });
+
+  it('does not limit exempt sources', async () => {
+    const h = harness({ challengeRatePerS: 1, challengeAddressRatePerS: 1, challengeExempt: (x) => x === '198.51.100.10' });
+    const ft = tuple('198.51.100.10');
+    for (let i = 0; i < 50; i++) expect(await h.control.handleClientPacket(ft, request(StunMethod.Allocate, [udpTransport]))).toBeDefined();
+    expect(h.control.stats().challengesSuppressed).toBe(0);
   });
 });
 

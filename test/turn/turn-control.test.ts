@@ -17,8 +17,7 @@ import {
 } from '../../src/stun/stun-attributes.js';
 import { verifyFingerprint, verifyMessageIntegrity } from '../../src/stun/stun-integrity.js';
 import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, type StunAttribute, type StunMessage, StunMethod } from '../../src/stun/stun-message.js';
-import { PeerPolicy } from '../../src/turn/peer-policy.js';
-import { DOCUMENTATION_PREFIXES } from './documentation-prefixes.js';
+import { documentationPeersAllowed } from './documentation-prefixes.js';
 import { TurnControl } from '../../src/turn/turn-control.js';
 
 const REALM = 'example.test';
@@ -48,12 +47,12 @@ function makeControl(): TurnControl {
   let nextPort = 50001;
   return new TurnControl({
     realm: REALM,
-    defaultLifetime: 600,
-    maxLifetime: 3600,
-    nonceTtl: 600,
+    defaultLifetimeS: 600,
+    maxLifetimeS: 3600,
+    nonceTtlS: 600,
     nonceSecret: Buffer.from('secret'),
     allowLoopbackPeers: allowLoopback,
-    peerPolicy: new PeerPolicy({ allowLoopbackPeers: allowLoopback, allowedPeers: DOCUMENTATION_PREFIXES }),
+    peerAllowed: documentationPeersAllowed(allowLoopback),
     getKey: async (u) => KEYS[u],
     openRelay: async ({ evenPort, port: wanted }) => {
       evenRequests.push(evenPort);
@@ -68,7 +67,7 @@ function makeControl(): TurnControl {
       relays.push(r);
       return r;
     },
-    now: () => now,
+    nowMs: () => now,
   });
 }
 
