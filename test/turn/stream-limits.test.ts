@@ -1,0 +1,181 @@
+/**
+ * Issue 10 item 1: TURN streams are bounded. A client that pipelines Binding
+ * requests on TCP or TLS and never reads the answers stops being read and is
+ * closed; so is an RFC 6062 data connection whose client never reads what
+ * the peer sends. Assertions are on the close and on the largest write
+ * queue the server saw (socket.writableLength), not on timing.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/log.js';
+import { decodeErrorCode, decodeText, decodeUint32, encodeRequestedTransport, encodeXorAddress } from '../../src/stun/stun-attributes.js';
+import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, type StunAttribute, type StunMessage, StunMethod } from '../../src/stun/stun-message.js';
+import { TurnServer } from '../../src/turn/index.js';
+import { StreamFramer } from '../../src/turn/stream-framer.js';
+import { DEFAULT_STREAM_LIMITS } from '../../src/turn/stream-limits.js';
+
+const REALM = 'rtcedge.test';
+const KEY = createHash('md5').update(`alice:${REALM}:alicepw`).digest();
+const STALL_MS = 300;
+
+let dir: string;
+let cert: { cert: Buffer; key: Buffer };
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'rtcedge-turn-streams-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+  cert = { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const started: TurnServer[] = [];
+const sockets: net.Socket[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  for (const s of started.splice(0)) await s.stop();
+});
+
+async function startServer(transport: 'tcp' | 'tls'): Promise<{ server: TurnServer; port: number }> {
+  const server = new TurnServer({
+    realm: REALM,
+    listen: [{ transport, host: '127.0.0.1', port: 0 }],
+    tls: cert,
+    relayAddress: '127.0.0.1',
+    relayPortMin: 34870,
+    relayPortMax: 34879,
+    defaultLifetimeS: 600,
+    maxLifetimeS: 3600,
+    nonceTtlS: 600,
+    nonceSecret: Buffer.from('k'),
+    allowLoopbackPeers: true,
+    getKey: async (u) => (u === 'alice' ? KEY : undefined),
+    dataPlane: 'typescript',
+    streamLimits: { stallCloseMs: STALL_MS },
+    logger: silentLogger,
+  });
+  started.push(server);
+  await server.start();
+  return { server, port: server.addresses()[0]!.port };
+}
+
+async function connect(transport: 'tcp' | 'tls', port: number): Promise<net.Socket> {
+  const s =
+    transport === 'tls'
+      ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false })
+      : net.connect({ host: '127.0.0.1', port });
+  sockets.push(s);
+  await new Promise<void>((resolve, reject) => {
+    s.once(transport === 'tls' ? 'secureConnect' : 'connect', () => resolve());
+    s.once('error', reject);
+  });
+  s.on('error', () => undefined);
+  return s;
+}
+
+const closed = (s: net.Socket): Promise<void> => new Promise((r) => (s.destroyed ? r() : s.once('close', () => r())));
+
+/** Writes `batch` until the socket closes or `maxBytes` went out; returns the bytes written. */
+async function flood(s: net.Socket, batch: Buffer, maxBytes: number): Promise<number> {
+  let sent = 0;
+  const gone = closed(s);
+  while (!s.destroyed && sent < maxBytes) {
+    sent += batch.length;
+    if (!s.write(batch)) await Promise.race([new Promise((r) => s.once('drain', r)), gone]);
+  }
+  return sent;
+}
+
+describe.each(['tcp', 'tls'] as const)('a %s client that pipelines Binding requests and never reads', (transport) => {
+  it('stops being read, is closed when its answers do not drain, and the write queue stays under the bound', async () => {
+    const { server, port } = await startServer(transport);
+    const s = await connect(transport, port);
+    s.pause(); // never reads
+    const binding = () => encodeStunMessage({ method: StunMethod.Binding, class: 'request', transactionId: randomBytes(12), attributes: [] });
+    const batch = Buffer.concat(Array.from({ length: 1000 }, binding));
+    // 256 MB of requests would be ~512 MB of answers queued in the server without the bound.
+    const sent = await flood(s, batch, 256 * 1024 * 1024);
+    await closed(s);
+    const streams = server.stats().streams;
+    expect(sent).toBeLessThan(256 * 1024 * 1024);
+    expect(streams.paused).toBeGreaterThanOrEqual(1);
+    expect(streams.closedStalled + streams.closedOverLimit).toBe(1);
+    expect(streams.maxWriteQueueBytes).toBeLessThanOrEqual(DEFAULT_STREAM_LIMITS.closeAboveBytes);
+    expect(streams.maxWriteQueueBytes).toBeGreaterThan(DEFAULT_STREAM_LIMITS.pauseAboveBytes);
+  });
+});
+
+/** A STUN request/response exchange over a stream, answers framed with StreamFramer. */
+function streamClient(s: net.Socket): (req: Buffer) => Promise<StunMessage> {
+  const framer = new StreamFramer();
+  const waiting: Array<(m: StunMessage) => void> = [];
+  s.on('data', (chunk: Buffer) => {
+    for (const f of framer.push(chunk)) {
+      const m = decodeStunMessage(f);
+      if (m.class !== 'indication') waiting.shift()?.(m);
+    }
+  });
+  return (req) =>
+    new Promise((resolve) => {
+      waiting.push(resolve);
+      s.write(req);
+    });
+}
+
+function request(method: number, attrs: StunAttribute[], nonce: string, tid = randomBytes(12)): Buffer {
+  const a = [...attrs, { type: A.Username, value: Buffer.from('alice') }, { type: A.Realm, value: Buffer.from(REALM) }, { type: A.Nonce, value: Buffer.from(nonce) }];
+  return encodeStunMessage({ method, class: 'request', transactionId: tid, attributes: a }, { integrityKey: KEY, fingerprint: true });
+}
+
+describe('an RFC 6062 data connection whose client never reads', () => {
+  it('stops reading the peer, then closes both sides', async () => {
+    const { server, port } = await startServer('tcp');
+    const peerSide: net.Socket[] = [];
+    const peerServer = net.createServer((c) => {
+      peerSide.push(c);
+      c.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => peerServer.listen(0, '127.0.0.1', () => r()));
+    const peerPort = (peerServer.address() as net.AddressInfo).port;
+    try {
+      const control = await connect('tcp', port);
+      const transact = streamClient(control);
+      const first = await transact(encodeStunMessage({ method: StunMethod.Allocate, class: 'request', transactionId: randomBytes(12), attributes: [{ type: A.RequestedTransport, value: encodeRequestedTransport(6) }] }));
+      expect(decodeErrorCode(getAttribute(first, A.ErrorCode)!.value).code).toBe(401);
+      const nonce = decodeText(getAttribute(first, A.Nonce)!.value);
+      const alloc = await transact(request(StunMethod.Allocate, [{ type: A.RequestedTransport, value: encodeRequestedTransport(6) }], nonce));
+      expect(alloc.class).toBe('success');
+      const tid = randomBytes(12);
+      const peerAttr = { type: A.XorPeerAddress, value: encodeXorAddress({ family: 'IPv4', address: '127.0.0.1', port: peerPort }, tid) };
+      const conn = await transact(request(StunMethod.Connect, [peerAttr], nonce, tid));
+      expect(conn.class).toBe('success');
+      const connectionId = getAttribute(conn, A.ConnectionId)!.value;
+      expect(decodeUint32(connectionId)).toBeGreaterThan(0);
+
+      const data = await connect('tcp', port);
+      const bound = await streamClient(data)(request(StunMethod.ConnectionBind, [{ type: A.ConnectionId, value: connectionId }], nonce));
+      expect(bound.class).toBe('success');
+      data.removeAllListeners('data');
+      data.pause(); // the client never reads what the peer sends
+      expect(peerSide.length).toBe(1);
+      const peer = peerSide[0]!;
+      const sent = await flood(peer, randomBytes(64 * 1024), 256 * 1024 * 1024);
+      await closed(peer);
+      // The server closed the data connection too: reading what was delivered ends in its FIN.
+      data.resume();
+      await closed(data);
+      const streams = server.stats().streams;
+      expect(sent).toBeLessThan(256 * 1024 * 1024);
+      expect(streams.paused).toBeGreaterThanOrEqual(1);
+      expect(streams.closedStalled + streams.closedOverLimit).toBe(1);
+      expect(streams.maxWriteQueueBytes).toBeLessThanOrEqual(DEFAULT_STREAM_LIMITS.closeAboveBytes);
+    } finally {
+      for (const c of peerSide) c.destroy();
+      await new Promise<void>((r) => peerServer.close(() => r()));
+    }
+  });
+});
