@@ -324,6 +324,8 @@ async function startTurn(config: Config, tls: TlsMaterial | undefined, secret: B
       const ha1 = await users.lookupHa1(username, r, algorithm ?? 'MD5');
       return ha1 ? Buffer.from(ha1, 'hex') : undefined;
     },
+    // USERHASH (RFC 8489 §14.4) of users in the store (kept with the user) or fetched from the directory.
+    resolveUserhash: (hash, r) => users.lookupUserhash(hash, r),
     software: 'rtcedge',
     logger,
   });

@@ -41,6 +41,12 @@ export interface UserSource {
    * @throws UserSourceUnavailableError when the source cannot be reached.
    */
   userExists(username: string, domain: string): Promise<boolean>;
+  /**
+   * The username whose USERHASH (RFC 8489 §14.4: SHA-256(username ":" realm), 32 bytes) is `hash`
+   * in `realm`, or undefined when no user known to the source has it.
+   * @throws UserSourceUnavailableError when the source cannot be reached.
+   */
+  lookupUserhash(hash: Buffer, realm: string): Promise<string | undefined>;
   /** Release connections and timers. */
   close(): Promise<void>;
 }
@@ -50,6 +56,8 @@ export interface UserLookup {
   getUser(username: string, domain: string): { ha1: Partial<Record<DigestAlgorithm, string>> } | undefined;
   /** HA1 for `alg` or undefined, with the same work for known and unknown users (preferred over getUser when present). */
   lookupHa1?(username: string, domain: string, alg: DigestAlgorithm): string | undefined;
+  /** The username whose USERHASH in `domain` is `hash` (RFC 8489 §14.4); without it USERHASH resolves to nobody. */
+  userByUserhash?(hash: Buffer, domain: string): string | undefined;
 }
 
 /**
@@ -62,6 +70,7 @@ export function storeUserSource(store: UserLookup): UserSource {
       ? async (username, realm, alg) => store.lookupHa1!(username, realm, alg)
       : async (username, realm, alg) => store.getUser(username, realm)?.ha1[alg],
     userExists: async (username, domain) => store.getUser(username, domain) !== undefined,
+    lookupUserhash: async (hash, realm) => store.userByUserhash?.(hash, realm),
     close: async () => {},
   };
 }

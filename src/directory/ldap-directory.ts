@@ -17,6 +17,7 @@
 import { Client, type Entry } from 'ldapts';
 import { computeHA1, DIGEST_ALGORITHMS, type DigestAlgorithm } from '../auth/digest.js';
 import { type Logger } from '../log.js';
+import { userhash } from '../stun/stun-integrity.js';
 import { type UserSource, UserSourceUnavailableError } from '../auth/user-source.js';
 import { fillFilter } from './ldap-filter.js';
 
@@ -79,6 +80,8 @@ export class LdapDirectory implements UserSource {
   private readonly opts: LdapDirectoryOptions;
   private readonly log: Logger;
   private readonly cache = new Map<string, CachedUser>();
+  /** USERHASH hex + "\0" + realm -> username of users found in the directory (bounded like the cache). */
+  private readonly userhashes = new Map<string, string>();
   private readonly inflight = new Map<string, Promise<CachedUser>>();
   private client: LdapClientLike | undefined;
   private bound: Promise<void> | undefined;
@@ -108,10 +111,19 @@ export class LdapDirectory implements UserSource {
     return (await this.lookup(username, domain)).exists;
   }
 
+  /**
+   * The user whose USERHASH (RFC 8489 §14.4) in `realm` is `hash`, among users fetched from the
+   * directory since start (a directory cannot be searched by a hash), or undefined.
+   */
+  async lookupUserhash(hash: Buffer, realm: string): Promise<string | undefined> {
+    return this.userhashes.get(`${hash.toString('hex')}\0${realm.toLowerCase()}`);
+  }
+
   /** Unbind and forget the cache. Later lookups throw UserSourceUnavailableError. */
   async close(): Promise<void> {
     this.closed = true;
     this.cache.clear();
+    this.userhashes.clear();
     await this.dropClient();
   }
 
@@ -169,6 +181,12 @@ export class LdapDirectory implements UserSource {
       ha1: entries.length === 1 ? this.credentialsOf(entries[0], username, realm) : {},
       expires: this.now() + this.opts.cacheTtl * 1000,
     };
+    if (user.exists) {
+      const k = `${userhash(username, realm).toString('hex')}\0${realm}`;
+      this.userhashes.delete(k);
+      this.userhashes.set(k, username);
+      if (this.userhashes.size > MAX_CACHE) this.userhashes.delete(this.userhashes.keys().next().value!);
+    }
     if (this.opts.cacheTtl > 0) {
       this.cache.set(`${username}\0${realm}`, user);
       if (this.cache.size > MAX_CACHE) {

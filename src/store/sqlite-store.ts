@@ -6,9 +6,18 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { userhash } from '../stun/stun-integrity.js';
 import { StoreError } from './errors.js';
 import { checkStoreFile, isDamageError, quickCheck, STORE_FIX } from './store-file.js';
 import type { BindingRecord, Ha1Algorithm, UserRecord } from './types.js';
+
+/** SQL function computing a user's USERHASH (hex) in migrations; registered on every open. */
+const USERHASH_FUNCTION = 'rtcedge_userhash';
+
+/** USERHASH of `username` in `domain` (the TURN realm), lowercase hex (RFC 8489 §14.4). */
+function userhashHex(username: string, domain: string): string {
+  return userhash(username, domain).toString('hex');
+}
 
 /** Migrations; entry i takes the schema from user_version i to i + 1. */
 const MIGRATIONS: readonly string[] = [
@@ -41,6 +50,11 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (aor, contact_uri)
    );
    CREATE INDEX bindings_expires ON bindings (expires);`,
+  // USERHASH of every user (RFC 8489 §14.4: SHA-256(username ":" realm), realm = domain), hex, so a TURN client
+  // that hides its name is known from its first request; existing users get theirs here.
+  `ALTER TABLE users ADD COLUMN userhash TEXT;
+   UPDATE users SET userhash = ${USERHASH_FUNCTION}(username, domain);
+   CREATE INDEX users_userhash ON users (userhash);`,
 ];
 
 /** Schema version this program writes. */
@@ -59,6 +73,8 @@ interface UserRow {
   ha1_sha256: string | null;
   ha1_sha512_256: string | null;
   created_at: number;
+  /** USERHASH hex (RFC 8489 §14.4), from schema version 2. */
+  userhash: string;
 }
 
 interface BindingRow {
@@ -192,6 +208,7 @@ export class SqliteStore {
       opened.pragma('synchronous = NORMAL');
       opened.pragma('busy_timeout = 5000');
       if (existed) quickCheck(opened, path);
+      opened.function(USERHASH_FUNCTION, { deterministic: true }, (u, d) => userhashHex(String(u), String(d)));
       this.migrate();
     } catch (err) {
       opened?.close();
@@ -218,13 +235,14 @@ export class SqliteStore {
     };
     this.stmt = {
       insertUser: db.prepare<[UserRow]>(
-        `INSERT INTO users (username, domain, ha1_md5, ha1_sha256, ha1_sha512_256, created_at)
-         VALUES (@username, @domain, @ha1_md5, @ha1_sha256, @ha1_sha512_256, @created_at)`,
+        `INSERT INTO users (username, domain, ha1_md5, ha1_sha256, ha1_sha512_256, created_at, userhash)
+         VALUES (@username, @domain, @ha1_md5, @ha1_sha256, @ha1_sha512_256, @created_at, @userhash)`,
       ),
       updateUserHa1: db.prepare<[Omit<UserRow, 'created_at'>]>(
-        `UPDATE users SET ha1_md5 = @ha1_md5, ha1_sha256 = @ha1_sha256, ha1_sha512_256 = @ha1_sha512_256
+        `UPDATE users SET ha1_md5 = @ha1_md5, ha1_sha256 = @ha1_sha256, ha1_sha512_256 = @ha1_sha512_256, userhash = @userhash
          WHERE username = @username AND domain = @domain`,
       ),
+      userByUserhash: db.prepare<[string, string], { username: string }>('SELECT username FROM users WHERE userhash = ? AND domain = ?'),
       getUser: db.prepare<[string, string], UserRow>('SELECT * FROM users WHERE username = ? AND domain = ?'),
       listUsers: db.prepare<[], UserRow>('SELECT * FROM users ORDER BY domain, username'),
       listUsersOfDomain: db.prepare<[string], UserRow>('SELECT * FROM users WHERE domain = ? ORDER BY username'),
@@ -271,7 +289,8 @@ export class SqliteStore {
    * @throws StoreError 'exists' if username@domain is already there, 'invalid' for a malformed HA1.
    */
   addUser(username: string, domain: string, ha1: UserRecord['ha1']): void {
-    const row: UserRow = { username, domain: domain.toLowerCase(), ...ha1Columns(ha1), created_at: nowS() };
+    const d = domain.toLowerCase();
+    const row: UserRow = { username, domain: d, ...ha1Columns(ha1), created_at: nowS(), userhash: userhashHex(username, d) };
     try {
       this.stmt.insertUser.run(row);
     } catch (err) {
@@ -289,7 +308,7 @@ export class SqliteStore {
    */
   setUserHa1(username: string, domain: string, ha1: UserRecord['ha1']): void {
     const d = domain.toLowerCase();
-    const info = this.stmt.updateUserHa1.run({ username, domain: d, ...ha1Columns(ha1) });
+    const info = this.stmt.updateUserHa1.run({ username, domain: d, ...ha1Columns(ha1), userhash: userhashHex(username, d) });
     if (info.changes === 0) throw new StoreError('not_found', `no user ${username}@${d}`);
   }
 
@@ -309,6 +328,15 @@ export class SqliteStore {
   lookupHa1(username: string, domain: string, alg: Ha1Algorithm): string | undefined {
     const row = this.ha1Lookup[alg].get(username, domain.toLowerCase()) as [string | null, number] | undefined;
     return row !== undefined && row[1] === 1 && row[0] !== null ? row[0] : undefined;
+  }
+
+  /**
+   * The username whose USERHASH (RFC 8489 §14.4: SHA-256(username ":" realm), 32 bytes) in `domain`
+   * (the realm, lowercase compare) is `hash`, or undefined. Indexed: O(log users).
+   */
+  userByUserhash(hash: Buffer, domain: string): string | undefined {
+    if (hash.length !== 32) return undefined;
+    return this.stmt.userByUserhash.get(hash.toString('hex'), domain.toLowerCase())?.username;
   }
 
   /** Users of one domain (lowercase compare) ordered by username, or of all domains ordered by domain, username. */
