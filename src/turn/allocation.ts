@@ -49,7 +49,7 @@ export class Allocation {
   readonly permissions: PermissionTable;
   readonly channels: ChannelTable;
   /** Time-to-expiry deadline, ms. */
-  expiresAt: number;
+  expiresAtMs: number;
   /** Every relayed transport address: `relay` first, then an IPv6 one of a dual allocation (RFC 8656 §7.2). */
   readonly relays: RelayHandle[];
   /** Name quotas are counted under (the user part of a REST API name, else the username). */
@@ -84,8 +84,8 @@ export class Allocation {
     const anyMirror = this.relays.some((r) => r.mirror);
     this.permissions = new PermissionTable(anyMirror ? (ip, e) => mirrors(familyOf(ip)).forEach((m) => m.permission(ip, e)) : undefined);
     this.channels = new ChannelTable(anyMirror ? (b, e) => mirrors(b.peer.family).forEach((m) => m.channel(b.channel, b.peer, e)) : undefined);
-    this.expiresAt = nowMs + lifetimeS * 1000;
-    for (const r of this.relays) r.mirror?.attach(fiveTuple, this.expiresAt);
+    this.expiresAtMs = nowMs + lifetimeS * 1000;
+    for (const r of this.relays) r.mirror?.attach(fiveTuple, this.expiresAtMs);
   }
 
   /** The relay whose relayed transport address has `family`, if any (RFC 8656 §9.2: else 443). */
@@ -110,8 +110,8 @@ export class Allocation {
 
   /** Sets the time-to-expiry to now + `lifetimeS` seconds (RFC 8656 §8). */
   refresh(lifetimeS: number, nowMs: number): void {
-    this.expiresAt = nowMs + lifetimeS * 1000;
-    for (const r of this.relays) r.mirror?.expiry(this.expiresAt);
+    this.expiresAtMs = nowMs + lifetimeS * 1000;
+    for (const r of this.relays) r.mirror?.expiry(this.expiresAtMs);
   }
 
   /** Closes every relay socket of the allocation. */
@@ -121,7 +121,7 @@ export class Allocation {
 
   /** True once the time-to-expiry has passed. */
   isExpired(nowMs: number): boolean {
-    return this.expiresAt <= nowMs;
+    return this.expiresAtMs <= nowMs;
   }
 }
 

@@ -17,7 +17,7 @@ export const CHANNEL_COOLDOWN_MS = 300_000;
 export interface ChannelBinding {
   channel: number;
   peer: TransportAddress;
-  expiresAt: number;
+  expiresAtMs: number;
 }
 
 function peerKey(address: string, port: number): string {
@@ -48,31 +48,31 @@ export class ChannelTable {
     if (byPeer && byPeer.channel !== channel) {
       throw new TurnError(400, 'Bad Request: peer already bound to another channel');
     }
-    const b: ChannelBinding = byNum ?? { channel, peer: { ...peer }, expiresAt: 0 };
-    b.expiresAt = nowMs + CHANNEL_LIFETIME_MS;
+    const b: ChannelBinding = byNum ?? { channel, peer: { ...peer }, expiresAtMs: 0 };
+    b.expiresAtMs = nowMs + CHANNEL_LIFETIME_MS;
     this.byNumber.set(channel, b);
     this.byPeer.set(key, b);
-    this.onChange?.(b, b.expiresAt);
+    this.onChange?.(b, b.expiresAtMs);
     return b;
   }
 
   /** The live binding for `channel`, or undefined if none or expired. */
   getByChannel(channel: number, nowMs: number): ChannelBinding | undefined {
     const b = this.byNumber.get(channel);
-    return b && b.expiresAt > nowMs ? b : undefined;
+    return b && b.expiresAtMs > nowMs ? b : undefined;
   }
 
   /** The live binding for peer `address`:`port`, or undefined if none or expired. */
   getByPeer(address: string, port: number, nowMs: number): ChannelBinding | undefined {
     const b = this.byPeer.get(peerKey(address, port));
-    return b && b.expiresAt > nowMs ? b : undefined;
+    return b && b.expiresAtMs > nowMs ? b : undefined;
   }
 
   /** Forgets bindings whose cooldown has ended; returns how many were removed. */
   sweep(nowMs: number): number {
     let n = 0;
     for (const [num, b] of this.byNumber) {
-      if (b.expiresAt + CHANNEL_COOLDOWN_MS <= nowMs) {
+      if (b.expiresAtMs + CHANNEL_COOLDOWN_MS <= nowMs) {
         this.byNumber.delete(num);
         this.byPeer.delete(peerKey(b.peer.address, b.peer.port));
         this.onChange?.(b, 0);

@@ -26,7 +26,7 @@ export class PermissionTable {
   }
 
   /** Expiry time (ms) of the permission for `peerIp`, or undefined. */
-  expiresAt(peerIp: string): number | undefined {
+  expiresAtMs(peerIp: string): number | undefined {
     return this.expiry.get(peerIp);
   }
 
