@@ -46,10 +46,9 @@ import { allocationQuota, type QuotaHandler, quotaName } from './quota.js';
 import { newRelayCounters, peerToClient, type RelayContext, type RelayCounters, relayClientChannelData, relaySendIndication } from './relaying.js';
 import { PROTOCOL_TCP, tcpAllocateFamily, TcpConnections, type TcpRelayOps } from './tcp-allocation.js';
 import { TransactionCache } from './transaction-cache.js';
-import { type AuthHandler, type AuthOk, TurnAuthenticator } from './turn-auth.js';
+import { type AuthOk, TurnAuthenticator, type TurnAuthOptions } from './turn-auth.js';
 import { TurnError } from './turn-error.js';
 import { attr, TurnResponder } from './turn-response.js';
-import type { PasswordAlgorithmName } from '../stun/stun-attributes.js';
 
 export { NONCE_COOKIE, type AuthHandler } from './turn-auth.js';
 export { PROTOCOL_TCP, TCP_CONNECTION_TIMEOUT_MS, type TcpRelayOps } from './tcp-allocation.js';
@@ -87,26 +86,15 @@ export interface RelayRequest {
 
 /**
  * Protocol settings and policies, shared by TurnServer and TurnControl (one
- * options object flows from the configuration to the control plane).
+ * options object flows from the configuration to the control plane); the
+ * authentication ones (realm, nonces, `getKey`, USERHASH, algorithms, REST
+ * secrets) are TurnAuthOptions.
  */
-export interface TurnPolicyOptions {
-  realm: string;
+export interface TurnPolicyOptions extends TurnAuthOptions {
   /** Allocation lifetime without LIFETIME, s (RFC 8656 §2.2: 600); also the shortest granted. */
   defaultLifetimeS: number;
   /** Longest allocation lifetime granted, s. */
   maxLifetimeS: number;
-  /** Nonce lifetime, s; an older nonce gets 438 Stale Nonce. */
-  nonceTtlS: number;
-  /** HMAC key for stateless nonces, so nothing is stored before authentication. */
-  nonceSecret: Buffer;
-  /** Long-term key of a user (turn-auth.ts AuthHandler); undefined = unknown user (401). */
-  getKey: AuthHandler;
-  /** USERHASH (SHA-256(username ":" realm)) -> username, for clients hiding their name (RFC 8489 §9.2.4); optional. */
-  resolveUserhash?(hash: Buffer, realm: string): Promise<string | undefined>;
-  /** Password algorithms offered, most preferred first (RFC 8489 §9.2.3); default ['MD5'] (no security-feature nonce). */
-  passwordAlgorithms?: PasswordAlgorithmName[];
-  /** Shared secrets of the TURN REST API scheme (username "EXPIRY:user"), newest first; default none. */
-  authSecrets?: readonly (string | Buffer)[];
   /** Which peers relays may talk to; default: the built-in deny list (peer-policy.ts) with `allowLoopbackPeers`. */
   peerAllowed?: PermissionHandler;
   /** Allow peers on 127.0.0.0/8 and ::1 under the default `peerAllowed`; default false. */
