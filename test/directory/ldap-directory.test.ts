@@ -3,6 +3,7 @@ import { computeHA1 } from '../../src/auth/digest.js';
 import { LdapDirectory, type LdapClientLike } from '../../src/directory/ldap-directory.js';
 import { escapeFilterValue, fillFilter } from '../../src/directory/ldap-filter.js';
 import { silentLogger } from '../../src/log.js';
+import { userhash } from '../../src/stun/stun-integrity.js';
 import { UserSourceUnavailableError } from '../../src/auth/user-source.js';
 
 const REALM = 'example.test';
@@ -112,6 +113,18 @@ describe('LdapDirectory', () => {
     expect(await dir.userExists('twin', REALM)).toBe(false);
     expect(await dir.lookupHa1('alice', 'elsewhere.test', 'MD5')).toBeUndefined();
     expect(state.searches).toEqual(['(uid=nobody)', '(uid=twin)']);
+  });
+
+  it('knows the USERHASH (RFC 8489 §14.4) of a user once fetched, even with the cache off', async () => {
+    const { dir } = directory({ alice: [alice] }, { cacheTtl: 0 });
+    const hash = userhash('alice', REALM);
+    expect(await dir.lookupUserhash(hash, REALM)).toBeUndefined();
+    expect(await dir.userExists('alice', REALM)).toBe(true);
+    expect(await dir.lookupUserhash(hash, REALM)).toBe('alice');
+    expect(await dir.lookupUserhash(hash, 'EXAMPLE.TEST')).toBe('alice');
+    expect(await dir.lookupUserhash(userhash('alice', 'elsewhere.test'), REALM)).toBeUndefined();
+    await dir.lookupHa1('nobody', REALM, 'MD5');
+    expect(await dir.lookupUserhash(userhash('nobody', REALM), REALM)).toBeUndefined();
   });
 
   it('caches found and missing users for cache_ttl, then asks again', async () => {
