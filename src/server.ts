@@ -1,10 +1,11 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { Logger } from './log.js';
 import type { Config } from './config/load.js';
 import { ensureTlsCertificate } from './config/tls-cert.js';
 import { loadOrCreateSecret } from './config/secret.js';
 import { tempGruuKey } from './registrar/gruu.js';
+import { prepareDataDir } from './config/data-dir.js';
 import { openStore } from './store/index.js';
 import { TransportLayer } from './transport/transport-layer.js';
 import { TransactionLayer } from './transaction/transaction-layer.js';
@@ -52,7 +53,8 @@ export interface RunningServer {
  */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const log = logger.child({ component: 'server' });
-  mkdirSync(config.data_dir, { recursive: true });
+  // data_dir (0700) and its files: the layout is config/data-dir.ts.
+  prepareDataDir(config.data_dir);
   const secret = loadOrCreateSecret(config.data_dir);
   const store = openStore(config);
 
@@ -83,8 +85,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   log.info(
     {
       domains: config.domains,
+      data_dir: config.data_dir,
       sip: transport.listeners().map((l) => `${l.transport}:${l.address}:${l.port}`),
       turn: turn?.addresses().map((a) => `${a.transport}:${a.address}:${a.port}`) ?? [],
+      ...(turn && { turnDataPlane: turn.dataPlane, turnDataPlaneReason: dataPlaneReason(config, turn.dataPlane) }),
     },
     'rtcedge ready',
   );
@@ -328,6 +332,13 @@ async function startTurn(config: Config, tls: TlsMaterial | undefined, secret: B
   });
   await turn.start();
   return turn;
+}
+
+/** Why the TURN UDP data plane in use was chosen, for the start log line. */
+function dataPlaneReason(config: Config, inUse: 'native' | 'typescript'): string {
+  if (config.turn.data_plane !== undefined) return `turn.data_plane: ${config.turn.data_plane}`;
+  if (config.turn.bandwidth_limit > 0) return 'turn.bandwidth_limit is enforced by the typescript data plane only';
+  return inUse === 'native' ? 'the native addon loaded' : 'the native addon did not load (see the warning above)';
 }
 
 /** First global (not link-local, not loopback) IPv6 address of the host, if any: where IPv6 TURN relays bind by default. */

@@ -2,6 +2,7 @@
  * `rtcedge serve`: run the server until SIGINT or SIGTERM.
  */
 import type { Config } from '../config/schema.js';
+import { ConfigError } from '../config/errors.js';
 import { createLogger } from '../log.js';
 import { setAsideDamagedStore } from '../store/index.js';
 import { checkStartupPaths } from './startup-checks.js';
@@ -13,6 +14,7 @@ export interface ServeOptions {
   /** `--create-store`: set an empty or damaged store aside and start with a new one. */
   createStore?: boolean;
 }
+import { CliError } from './errors.js';
 
 /**
  * Start the server with `config` and stop it cleanly on SIGINT/SIGTERM, then
@@ -22,6 +24,8 @@ export interface ServeOptions {
  * @throws CliError for a bad data_dir or TLS file (startup-checks.ts); StoreError
  *   'damaged' for an empty or damaged store without `createStore`; whatever
  *   startServer throws (e.g. a port that cannot be bound).
+ * @throws ConfigError from start-up as is; CliError `cannot start: <reason>` for
+ *   anything else start-up throws (e.g. a port in use), printed as one line.
  */
 export async function serve(config: Config, opts: ServeOptions = {}): Promise<void> {
   checkStartupPaths(config, opts.configFile);
@@ -31,7 +35,13 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
     if (aside !== undefined) logger.warn({ component: 'store', movedTo: aside }, 'damaged store set aside; starting with a new, empty store');
   }
   const { startServer } = await import('../server.js');
-  const server = await startServer(config, logger);
+  let server;
+  try {
+    server = await startServer(config, logger);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new CliError(`cannot start: ${(err as Error).message}`);
+  }
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {

@@ -3,8 +3,6 @@
  * synchronous). WAL journal, so the CLI can add users while the server runs.
  * The schema is created and migrated on open, versioned by `PRAGMA user_version`.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
 import { checkStoreFile, isDamageError, quickCheck, STORE_FIX } from './store-file.js';
@@ -171,9 +169,9 @@ export class SqliteStore {
   private readonly ha1Lookup: Record<Ha1Algorithm, Database.Statement<[string, string]>>;
 
   /**
-   * Open (creating the file and its parent directory if needed), check and migrate.
-   * An absent file becomes a new store; an existing one must pass
-   * `PRAGMA quick_check` (see store-file.ts).
+   * Open (creating the file if needed; its directory must exist: openStore
+   * makes data_dir), check and migrate. An absent file becomes a new store;
+   * an existing one must pass `PRAGMA quick_check` (see store-file.ts).
    *
    * @param path database file, e.g. `<data_dir>/rtcedge.db`.
    * @throws StoreError code 'damaged' when the file is empty, not a database
@@ -184,7 +182,6 @@ export class SqliteStore {
     this.path = path;
     let opened: Database.Database | undefined;
     try {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       const existed = checkStoreFile(path) === 'present';
       opened = new Database(path);
       this.db = opened;

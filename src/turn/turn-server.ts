@@ -156,6 +156,7 @@ export class TurnServer {
         deniedPeers: opts.deniedPeers,
         ownAddresses: [...(opts.ownAddresses ?? []), ...opts.listen.map((l) => l.host)],
         relayAddresses,
+        onRefused: (peer, rule) => this.log.info({ peer, rule }, 'TURN peer refused'),
       }),
       getKey: opts.getKey,
       resolveUserhash: opts.resolveUserhash,

@@ -12,7 +12,7 @@ let dir: string;
 let store: SqliteStore;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'rtcedge-store-'));
-  store = new SqliteStore(join(dir, 'nested', 'rtcedge.db'));
+  store = new SqliteStore(join(dir, 'rtcedge.db'));
 });
 afterEach(() => {
   store.close();
