@@ -27,6 +27,8 @@ import { rootCertificates } from 'node:tls';
 import { dnsFromConfig } from './dns/from-config.js';
 import type { Federation } from './proxy/federation.js';
 import type { TlsMaterial } from './transport/transport-layer.js';
+import type { ServerMetrics } from './admin/metrics.js';
+import { createServerMetrics, startAdmin } from './admin/admin-layer.js';
 
 /** A running rtcedge instance. */
 export interface RunningServer {
@@ -38,6 +40,15 @@ export interface RunningServer {
    * @throws Error from the file system (the old material stays in use).
    */
   reloadTlsMaterial(): Promise<void>;
+  /**
+   * Re-read what can change without dropping calls or connections: the TLS
+   * material as reloadTlsMaterial does. Resolves with what was reloaded
+   * (`["sip.tls"]`, or `[]` without TLS); logs `reloaded`.
+   * @throws Error when a certificate file cannot be read (the old one stays in use).
+   */
+  reload(): Promise<string[]>;
+  /** The admin listener's address, when `admin.enabled`. */
+  readonly admin?: { address: string; port: number };
 }
 
 /**
@@ -59,22 +70,39 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const store = openStore(config);
 
   const tls = await loadTlsMaterial(config, logger);
+  let turn: TurnServer | undefined;
+  // Metrics read the layers below when scraped; the transport, transactions and authentication feed their counters.
+  const metrics = createServerMetrics(config, () => ({ location, transactions, bans: security.bans, turn }));
   // The security layer drops a banned source's flow through the transport created right after it.
   const { security, banFile } = createSecurityLayer(config, logger, (flowId) => transport.destroyFlow(flowId));
-  const transport = createTransport(config, tls, logger);
-  const transactions = createTransactions(config, transport, security, logger);
+  const transport = createTransport(config, tls, metrics, logger);
+  const transactions = createTransactions(config, transport, security, metrics, logger);
   const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
   const location = new LocationService(store, logger);
   location.start();
-  const { users, authenticate } = createAuthentication(config, secret, store, domains, security, logger);
+  const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger);
   const federation = createFederation(config, logger);
   transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, security, secret, federation }, logger);
 
-  let turn: TurnServer | undefined;
+  const reloadTlsMaterial = async (): Promise<boolean> => {
+    const fresh = await loadTlsMaterial(config, logger);
+    if (fresh) transport.setTlsMaterial(fresh);
+    log.info('TLS material reloaded');
+    return fresh !== undefined;
+  };
+  const reload = async (): Promise<string[]> => {
+    const reloaded = (await reloadTlsMaterial()) ? ['sip.tls'] : [];
+    log.info({ reloaded }, 'reloaded');
+    return reloaded;
+  };
+  let admin: Awaited<ReturnType<typeof startAdmin>>;
   try {
     await transport.start();
     turn = await startTurn(config, tls, secret, users, logger);
+    admin = await startAdmin(config, { metrics, store, users, location, transport, turn, reload }, logger);
   } catch (err) {
+    metrics.close();
+    await turn?.stop();
     await transport.stop();
     location.stop();
     await users.close();
@@ -88,18 +116,21 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       data_dir: config.data_dir,
       sip: transport.listeners().map((l) => `${l.transport}:${l.address}:${l.port}`),
       turn: turn?.addresses().map((a) => `${a.transport}:${a.address}:${a.port}`) ?? [],
+      admin: admin && `http://${admin.address.address.includes(':') ? `[${admin.address.address}]` : admin.address.address}:${admin.address.port}`,
       ...(turn && { turnDataPlane: turn.dataPlane, turnDataPlaneReason: dataPlaneReason(config, turn.dataPlane) }),
     },
     'rtcedge ready',
   );
 
   return {
+    admin: admin?.address,
     async reloadTlsMaterial() {
-      const fresh = await loadTlsMaterial(config, logger);
-      if (fresh) transport.setTlsMaterial(fresh);
-      log.info('TLS material reloaded');
+      await reloadTlsMaterial();
     },
+    reload,
     async stop() {
+      await admin?.server.stop();
+      metrics.close();
       await turn?.stop();
       transactions.close();
       await transport.stop();
@@ -175,7 +206,7 @@ function createSecurityLayer(config: Config, logger: Logger, destroyFlow: (flowI
 type Security = ReturnType<typeof createSecurity>;
 
 /** The SIP transport layer on the configured listeners (not started yet). */
-function createTransport(config: Config, tls: TlsMaterial | undefined, logger: Logger): TransportLayer {
+function createTransport(config: Config, tls: TlsMaterial | undefined, metrics: ServerMetrics, logger: Logger): TransportLayer {
   return new TransportLayer({
     listen: config.sip.listen.map((l) => ({ transport: l.transport, host: l.host, port: l.port, clientCert: l.client_cert ?? 'optional' })),
     peerIdentities: (cert) => certificateIdentities(cert, config.sip.tls.client_identity ?? ['uri']),
@@ -187,13 +218,16 @@ function createTransport(config: Config, tls: TlsMaterial | undefined, logger: L
       maxLineBytes: config.sip.limits.max_line_bytes,
     },
     logger,
+    onTlsHandshake: (ok) => metrics.countTlsHandshake(ok),
+    onSend: (msg) => metrics.countSipMessage(msg, 'out'),
   });
 }
 
 /** The transaction layer, fed by the transport through the per-source gate (dropped messages create no state). */
-function createTransactions(config: Config, transport: TransportLayer, security: Security, logger: Logger): TransactionLayer {
+function createTransactions(config: Config, transport: TransportLayer, security: Security, metrics: ServerMetrics, logger: Logger): TransactionLayer {
   const transactions = new TransactionLayer(transport, config.sip.timers, logger);
   transport.onMessage = (inbound) => {
+    metrics.countSipMessage(inbound.msg, 'in');
     if (!security.gate.admit(inbound)) return;
     security.calls.observe(inbound.msg);
     transactions.handle(inbound);
@@ -206,7 +240,15 @@ function createTransactions(config: Config, transport: TransportLayer, security:
  * SQLite store (SIP and TURN share it); digest with the server secret, and
  * client certificates naming an AOR.
  */
-function createAuthentication(config: Config, secret: Buffer, store: ReturnType<typeof openStore>, domains: LocalDomains, security: Security, logger: Logger) {
+function createAuthentication(
+  config: Config,
+  secret: Buffer,
+  store: ReturnType<typeof openStore>,
+  domains: LocalDomains,
+  security: Security,
+  metrics: ServerMetrics,
+  logger: Logger,
+) {
   const users: UserSource = openDirectory(config.directory, config.domains, logger) ?? storeUserSource(store);
   const auth: DigestPolicy = {
     realm: config.domains[0],
@@ -229,7 +271,13 @@ function createAuthentication(config: Config, secret: Buffer, store: ReturnType<
         }
       },
     },
-    failures: security.failures,
+    // Refused digest authentications are counted for /metrics on their way to the failure guard.
+    failures: Object.assign(Object.create(security.failures) as typeof security.failures, {
+      failed: (username: string | undefined, address: string) => {
+        metrics.countAuthFailure();
+        security.failures.failed(username, address);
+      },
+    }),
   });
   return { users, authenticate };
 }

@@ -61,6 +61,10 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
       },
     );
   };
+  // SIGHUP (systemctl reload, certbot's deploy hook): re-read certificates; a failure keeps the old ones.
+  process.on('SIGHUP', () => {
+    server.reload().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'reload failed; the previous certificate stays in use'));
+  });
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 }

@@ -14,7 +14,8 @@
  *
  * Modules get paths from `dataDirLayout()`; none of them creates the directory.
  */
-import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from './errors.js';
 
@@ -80,4 +81,40 @@ export function restrictToOwner(paths: readonly string[]): void {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
+}
+
+/**
+ * Read the secret file `path`, creating it first (mode 0600, exclusive create so
+ * two processes starting together agree) with `make()` when it does not exist.
+ *
+ * @throws Error from the file system (the caller names the file in its error).
+ */
+export function readOrCreateSecretFile(path: string, make: () => Buffer): Buffer {
+  const fresh = make();
+  try {
+    writeFileSync(path, fresh, { flag: 'wx', mode: SECRET_FILE_MODE });
+    chmodSync(path, SECRET_FILE_MODE);
+    return fresh;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  return readFileSync(path);
+}
+
+/**
+ * The admin API's bearer token from `<dataDir>/admin-token` (64 hex digits),
+ * generated on first use. The CLI reads the same file.
+ *
+ * @throws ConfigError naming the file when it cannot be read or created, or holds no token.
+ */
+export function loadOrCreateAdminToken(dataDir: string): string {
+  const path = dataDirLayout(dataDir).adminToken;
+  let token: string;
+  try {
+    token = readOrCreateSecretFile(path, () => Buffer.from(randomBytes(32).toString('hex') + '\n')).toString('utf8').trim();
+  } catch (err) {
+    throw new ConfigError(path, [`cannot read or create the admin token: ${(err as Error).message}`]);
+  }
+  if (!/^[\x21-\x7e]{16,}$/.test(token)) throw new ConfigError(path, ['expected an admin token of at least 16 visible characters']);
+  return token;
 }

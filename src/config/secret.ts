@@ -5,8 +5,7 @@
  * it; nodes of a cluster share it by copying the file.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { dataDirLayout, SECRET_FILE_MODE } from './data-dir.js';
+import { dataDirLayout, readOrCreateSecretFile } from './data-dir.js';
 import { ConfigError } from './errors.js';
 
 /** Length of the server secret, bytes. */
@@ -25,16 +24,7 @@ export const SECRET_BYTES = 32;
 export function loadOrCreateSecret(dataDir: string): Buffer {
   const file = dataDirLayout(dataDir).secret;
   try {
-    try {
-      // 'wx': fails with EEXIST if another process created it first; then read that one.
-      const secret = randomBytes(SECRET_BYTES);
-      writeFileSync(file, secret, { flag: 'wx', mode: SECRET_FILE_MODE });
-      chmodSync(file, SECRET_FILE_MODE);
-      return secret;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const secret = readFileSync(file);
+    const secret = readOrCreateSecretFile(file, () => randomBytes(SECRET_BYTES));
     if (secret.length !== SECRET_BYTES) {
       throw new ConfigError(file, [`expected ${SECRET_BYTES} bytes of server secret, found ${secret.length}`]);
     }
