@@ -18,6 +18,7 @@ COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/native/build ./native/build
 COPY config/rtcedge.example.yaml /etc/rtcedge/rtcedge.yaml
+RUN sed -i "s|^data_dir: .*|data_dir: /var/lib/rtcedge|" /etc/rtcedge/rtcedge.yaml
 # State (database, secret, admin token, generated certificate) in /var/lib/rtcedge, owned by node (uid 1000).
 RUN mkdir -p /var/lib/rtcedge && chown node:node /var/lib/rtcedge && chmod 0700 /var/lib/rtcedge
 USER node
