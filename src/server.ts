@@ -6,6 +6,7 @@ import { ensureTlsCertificate } from './config/tls-cert.js';
 import { loadOrCreateSecret } from './config/secret.js';
 import { tempGruuKey } from './registrar/gruu.js';
 import { prepareDataDir } from './config/data-dir.js';
+import { planReload } from './config/reload-plan.js';
 import { openStore } from './store/index.js';
 import { TransportLayer } from './transport/transport-layer.js';
 import { TransactionLayer } from './transaction/transaction-layer.js';
@@ -41,14 +42,24 @@ export interface RunningServer {
    */
   reloadTlsMaterial(): Promise<void>;
   /**
-   * Re-read what can change without dropping calls or connections: the TLS
-   * material as reloadTlsMaterial does. Resolves with what was reloaded
-   * (`["sip.tls"]`, or `[]` without TLS); logs `reloaded`.
-   * @throws Error when a certificate file cannot be read (the old one stays in use).
+   * Re-read what can change without dropping calls or connections (see
+   * config/reload-plan.ts): the configuration file (when `reloadConfig` was
+   * given) for `log.level` and `sip.tls`, then the TLS material as
+   * reloadTlsMaterial does (new handshakes get it; open connections keep theirs).
+   * Other changed keys are logged as taking effect at the next start.
+   * Resolves with what was reloaded (e.g. `["sip.tls"]`, `["log.level", "sip.tls"]`).
+   * @throws ConfigError when the file is not valid; Error when a certificate file
+   *   cannot be read. Nothing changes then.
    */
   reload(): Promise<string[]>;
   /** The admin listener's address, when `admin.enabled`. */
   readonly admin?: { address: string; port: number };
+}
+
+/** Options of startServer. */
+export interface ServerOptions {
+  /** Reads the configuration file again, for reload(); undefined: reload keeps the start-up configuration. */
+  reloadConfig?: () => Config;
 }
 
 /**
@@ -62,7 +73,7 @@ export interface RunningServer {
  *
  * @throws Error naming the listener when a port cannot be bound.
  */
-export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+export async function startServer(config: Config, logger: Logger, options: ServerOptions = {}): Promise<RunningServer> {
   const log = logger.child({ component: 'server' });
   // data_dir (0700) and its files: the layout is config/data-dir.ts.
   prepareDataDir(config.data_dir);
@@ -84,14 +95,25 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const federation = createFederation(config, logger);
   transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, security, secret, federation }, logger);
 
-  const reloadTlsMaterial = async (): Promise<boolean> => {
-    const fresh = await loadTlsMaterial(config, logger);
+  // The configuration in force; a reload replaces its reloadable keys.
+  let running = config;
+  const reloadTlsMaterial = async (from: Config = running): Promise<boolean> => {
+    const fresh = await loadTlsMaterial(from, logger);
     if (fresh) transport.setTlsMaterial(fresh);
     log.info('TLS material reloaded');
     return fresh !== undefined;
   };
   const reload = async (): Promise<string[]> => {
-    const reloaded = (await reloadTlsMaterial()) ? ['sip.tls'] : [];
+    const next = options.reloadConfig?.() ?? running;
+    const plan = planReload(running, next);
+    const applied = { ...running, log: next.log, sip: { ...running.sip, tls: next.sip.tls } };
+    const reloaded = (await reloadTlsMaterial(applied)) ? ['sip.tls'] : [];
+    if (plan.changed.includes('log.level')) {
+      logger.level = next.log.level;
+      reloaded.unshift('log.level');
+    }
+    running = applied;
+    if (plan.needRestart.length > 0) log.warn({ keys: plan.needRestart }, 'changed configuration keys take effect at the next start');
     log.info({ reloaded }, 'reloaded');
     return reloaded;
   };

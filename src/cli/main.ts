@@ -82,7 +82,11 @@ function buildProgram(): Command {
     .addOption(configOption())
     .option('--create-store', 'set an empty or damaged store (<data_dir>/rtcedge.db) aside as rtcedge.db.damaged-<time> and start with a new, empty one')
     .action(async (opts: ConfigOption & { createStore?: boolean }) => {
-      await serve(loadConfig(opts.config), { configFile: opts.config === undefined ? undefined : resolve(opts.config), createStore: opts.createStore === true });
+      await serve(loadConfig(opts.config), {
+        configFile: opts.config === undefined ? undefined : resolve(opts.config),
+        createStore: opts.createStore === true,
+        reloadConfig: opts.config === undefined ? undefined : () => loadConfig(opts.config),
+      });
     });
 
   const user = program.command('user').description('manage the users of the store (<data_dir>/rtcedge.db)');

@@ -13,12 +13,15 @@ export interface ServeOptions {
   configFile?: string;
   /** `--create-store`: set an empty or damaged store aside and start with a new one. */
   createStore?: boolean;
+  /** Reads the configuration file again on SIGHUP; undefined: a reload keeps the start-up configuration. */
+  reloadConfig?: () => Config;
 }
 import { CliError } from './errors.js';
 
 /**
  * Start the server with `config` and stop it cleanly on SIGINT/SIGTERM, then
  * exit 0 (1 if stopping failed). A second signal while stopping exits 1 at once.
+ * SIGHUP reloads (RunningServer.reload), reading the file again with `opts.reloadConfig`.
  * Resolves once the server is running.
  *
  * @throws CliError for a bad data_dir or TLS file (startup-checks.ts); StoreError
@@ -37,7 +40,7 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
   const { startServer } = await import('../server.js');
   let server;
   try {
-    server = await startServer(config, logger);
+    server = await startServer(config, logger, { reloadConfig: opts.reloadConfig });
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     throw new CliError(`cannot start: ${(err as Error).message}`);
@@ -63,7 +66,7 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
   };
   // SIGHUP (systemctl reload, certbot's deploy hook): re-read certificates; a failure keeps the old ones.
   process.on('SIGHUP', () => {
-    server.reload().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'reload failed; the previous certificate stays in use'));
+    server.reload().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'reload failed; the running configuration and certificate stay in use'));
   });
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
