@@ -4,7 +4,7 @@
  * certificate under an open connection, backup and restore, config check,
  * and the monitoring plugin's four states.
  */
-import { X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,9 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ensureTlsCertificate } from '../../src/config/tls-cert.js';
 import { silentLogger } from '../../src/log.js';
-import type { SipResponse } from '../../src/sip/message.js';
+import { getHeader, getHeaderValues, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.js';
+import { createResponse } from '../../src/sip/response.js';
+import { TcpConnection } from '../helpers/tcp-ua.js';
 import { UdpUa } from '../helpers/udp-ua.js';
 import { type CliRun, requireBuild, runCli, runCliAsync, type ServeProcess, startServe } from './harness.js';
 
@@ -204,23 +206,63 @@ describe('reload', () => {
   }
   const fingerprint = (s: tls.TLSSocket) => s.getPeerX509Certificate()!.fingerprint256;
 
-  test('a new certificate goes to new handshakes while an open TLS connection stays up', async () => {
-    const before = await connect();
-    expect(fingerprint(before)).toBe(new X509Certificate(readFileSync(certA.cert)).fingerprint256);
-    expect(await options(before, 1)).toBe('SIP/2.0 200 OK');
+  test('a new certificate goes to new handshakes while a call over an open TLS connection stays up', async () => {
+    expect((await cli(['user', 'add', 'bob', '--password', 'bobpw'])).status).toBe(0);
+    const bob = await UdpUa.open();
+    const alice = await TcpConnection.connectTls(TLS_PORT);
+    try {
+      // bob registers over UDP; alice calls him over TLS.
+      const reg = bob.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:bob@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, contactUser: 'bob' });
+      bob.send(reg, SIP_PORT);
+      const regAuthed = bob.authorize(reg, await bob.response(reg, 401), 'bob', 'bobpw');
+      bob.send(regAuthed, SIP_PORT);
+      expect((await bob.response(regAuthed)).status).toBe(200);
 
-    copyFileSync(certB.cert, join(dir, 'certs', 'cert.pem'));
-    copyFileSync(certB.key, join(dir, 'certs', 'key.pem'));
-    expect(await cli(['reload'])).toEqual({ status: 0, stdout: 'reloaded: sip.tls\n', stderr: '' });
+      const overTls = (r: SipRequest): SipRequest => ({
+        ...r,
+        headers: r.headers.map((h) => (/^via$/i.test(h.name) ? { name: 'Via', value: `SIP/2.0/TLS 127.0.0.1:${alice.localPort};branch=z9hG4bK${randomBytes(8).toString('hex')};rport` } : h)),
+      });
+      const answerTo = (r: SipRequest, status: number) => (m: SipMessage) => m.kind === 'response' && m.status === status && getHeader(m, 'cseq') === getHeader(r, 'cseq') && getHeader(m, 'call-id') === getHeader(r, 'call-id');
+      const invite = overTls(bob.request('INVITE', `sip:bob@${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, contact: `<sip:alice@127.0.0.1:${alice.localPort};transport=tls>`, body: 'v=0\r\n' }));
+      alice.send(invite);
+      const c407 = (await alice.waitFor(answerTo(invite, 407))) as SipResponse;
+      const authed = overTls(bob.authorize(invite, c407, 'alice', 'alicepw'));
+      alice.send(authed);
+      const atBob = (await bob.waitFor((m) => m.kind === 'request' && m.method === 'INVITE' && getHeader(m, 'call-id') === getHeader(invite, 'call-id'))) as SipRequest;
+      const recordRoute = getHeaderValues(atBob, 'record-route');
+      bob.send(createResponse(atBob, 200, { toTag: 'bobtag', headers: [{ name: 'Contact', value: `<sip:bob@127.0.0.1:${bob.port}>` }, ...recordRoute.map((v) => ({ name: 'Record-Route', value: v }))] }), SIP_PORT);
+      await alice.waitFor(answerTo(authed, 200));
+      expect(fingerprint(alice.socket as tls.TLSSocket)).toBe(new X509Certificate(readFileSync(certA.cert)).fingerprint256);
 
-    const after = await connect();
-    expect(fingerprint(after)).toBe(new X509Certificate(readFileSync(certB.cert)).fingerprint256);
-    expect(await options(after, 2)).toBe('SIP/2.0 200 OK');
-    // The connection made before the reload still carries requests.
-    expect(before.destroyed).toBe(false);
-    expect(await options(before, 3)).toBe('SIP/2.0 200 OK');
-    before.destroy();
-    after.destroy();
+      copyFileSync(certB.cert, join(dir, 'certs', 'cert.pem'));
+      copyFileSync(certB.key, join(dir, 'certs', 'key.pem'));
+      expect(await cli(['reload'])).toEqual({ status: 0, stdout: 'reloaded: sip.tls\n', stderr: '' });
+
+      const after = await connect();
+      expect(fingerprint(after)).toBe(new X509Certificate(readFileSync(certB.cert)).fingerprint256);
+      expect(await options(after, 2)).toBe('SIP/2.0 200 OK');
+      after.destroy();
+
+      // The call goes on over the connection made before the reload: bob's BYE reaches alice through the proxy.
+      const fromTag = /tag=([^;>]+)/.exec(getHeader(invite, 'from')!)![1];
+      const bye = bob.request('BYE', `sip:alice@127.0.0.1:${alice.localPort};transport=tls`, {
+        from: `sip:bob@${DOMAIN}`,
+        to: `sip:alice@${DOMAIN}`,
+        fromTag: 'bobtag',
+        toTag: fromTag,
+        callId: getHeader(invite, 'call-id'),
+        cseq: 1,
+        headers: recordRoute.map((v) => ({ name: 'Route', value: v })),
+      });
+      bob.send(bye, SIP_PORT);
+      const byeAtAlice = (await alice.waitFor((m) => m.kind === 'request' && m.method === 'BYE')) as SipRequest;
+      alice.send(createResponse(byeAtAlice, 200));
+      expect((await bob.response(bye, 200)).status).toBe(200);
+      expect(alice.socket.destroyed).toBe(false);
+    } finally {
+      alice.destroy();
+      bob.close();
+    }
   });
 
   test('SIGHUP re-reads the file: log.level and the certificate paths apply, other changes wait for a restart; a bad file changes nothing', async () => {
