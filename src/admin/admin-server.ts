@@ -50,6 +50,9 @@ function bindingView(b: BindingRecord): Record<string, unknown> {
   return { contact: b.contact, contactUri: b.contactUri, expires: b.expires, q: b.q, instance: b.instance, regId: b.regId, source: b.source, userAgent: b.userAgent };
 }
 
+/** Most simultaneous connections to the admin listener; more are refused. */
+export const ADMIN_MAX_CONNECTIONS = 64;
+
 class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -78,6 +81,7 @@ export class AdminServer {
     });
     this.server.requestTimeout = 10_000;
     this.server.maxHeadersCount = 50;
+    this.server.maxConnections = ADMIN_MAX_CONNECTIONS;
   }
 
   /**

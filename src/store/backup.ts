@@ -134,8 +134,23 @@ export async function restore(config: Pick<Config, 'data_dir'>, file: string): P
   const stage = mkdtempSync(join(tmpdir(), 'rtcedge-restore-'));
   try {
     try {
-      await tar.extract({ file, cwd: stage, strict: true, preservePaths: false });
+      // Regular files and directories only: a link in the archive could point the copy below outside it.
+      const skipped: string[] = [];
+      await tar.extract({
+        file,
+        cwd: stage,
+        strict: true,
+        preservePaths: false,
+        filter: (path, entry) => {
+          const type = (entry as { type?: string }).type;
+          const ok = type === 'File' || type === 'Directory';
+          if (!ok) skipped.push(path);
+          return ok;
+        },
+      });
+      if (skipped.length > 0) throw new BackupError(`${file} is not an rtcedge backup: it holds links or special files (${skipped.slice(0, 3).join(', ')})`);
     } catch (err) {
+      if (err instanceof BackupError) throw err;
       throw new BackupError(`${file} is not a readable rtcedge backup (corrupt or truncated): ${(err as Error).message}`);
     }
     const manifest = readManifest(stage, file);

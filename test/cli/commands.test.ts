@@ -5,11 +5,12 @@
  * and the monitoring plugin's four states.
  */
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import Database from 'better-sqlite3';
+import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ensureTlsCertificate } from '../../src/config/tls-cert.js';
 import { silentLogger } from '../../src/log.js';
@@ -374,14 +375,22 @@ describe('backup and restore', () => {
     writeFileSync(corrupt, flipped);
     const notTar = join(dir, 'not.tar.gz');
     writeFileSync(notTar, 'hello\n');
+    // An archive whose data/secret is a link to a file outside it.
+    const evilStage = join(dir, 'evil-stage');
+    mkdirSync(join(evilStage, 'data'), { recursive: true });
+    symlinkSync(configFile, join(evilStage, 'data', 'secret'));
+    writeFileSync(join(evilStage, 'manifest.json'), '{}');
+    const withLink = join(dir, 'link.tar.gz');
+    await tar.create({ gzip: true, file: withLink, cwd: evilStage }, ['manifest.json', 'data']);
 
-    for (const f of [truncated, corrupt, notTar]) {
+    for (const f of [truncated, corrupt, notTar, withLink]) {
       const target = join(dir, `target-${f.length}-${Math.random().toString(36).slice(2)}`);
       const cfg = join(dir, 'target.yaml');
       writeFileSync(cfg, `data_dir: ${target}\n`);
       const r = await runCliAsync(['restore', f, '-c', cfg], dir);
       expect([f, r.status]).toEqual([f, 1]);
       expect(r.stderr).toMatch(new RegExp(`^rtcedge: ${f.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} (is not a readable rtcedge backup|is damaged|is incomplete|is not an rtcedge backup)`));
+      if (f === withLink) expect(r.stderr).toBe(`rtcedge: ${withLink} is not an rtcedge backup: it holds links or special files (data/secret)\n`);
       expect(r.stderr.split('\n')).toHaveLength(2);
       expect(existsSync(target)).toBe(false);
     }
