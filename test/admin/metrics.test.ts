@@ -11,7 +11,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
 import { startServer, type RunningServer } from '../../src/server.js';
-import { getHeader, getHeaderValues, type SipRequest, type SipResponse } from '../../src/sip/message.js';
+import { getHeader, getHeaderValues, type SipRequest } from '../../src/sip/message.js';
 import { createResponse } from '../../src/sip/response.js';
 import { credentialsFor, openStore } from '../../src/store/index.js';
 import { describeWithPeers } from '../../interop/harness/peers.js';
@@ -71,14 +71,6 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer'])('admin listener of a 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function register(ua: UdpUa, user: string, password: string): Promise<SipResponse> {
-    const req = ua.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:${user}@${DOMAIN}`, to: `sip:${user}@${DOMAIN}`, contactUser: user });
-    ua.send(req, SIP_PORT);
-    const authed = ua.authorize(req, await ua.response(req, 401), user, password);
-    ua.send(authed, SIP_PORT);
-    return ua.response(authed);
-  }
-
   it('health, readiness, and the API without a token', async () => {
     const health = await fetch(`${ADMIN}/healthz`);
     expect([health.status, await health.text()]).toEqual([200, 'ok\n']);
@@ -97,9 +89,9 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer'])('admin listener of a 
     expect(sample(before, 'rtcedge_nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);
     expect(before).toContain('rtcedge_nodejs_eventloop_lag_seconds ');
 
-    expect((await register(bob, 'bob', 'wrong')).status).toBe(403);
-    expect((await register(alice, 'alice', 'alicepw')).status).toBe(200);
-    expect((await register(bob, 'bob', 'bobpw')).status).toBe(200);
+    expect((await bob.register(SIP_PORT, 'bob', 'wrong', DOMAIN)).status).toBe(403);
+    expect((await alice.register(SIP_PORT, 'alice', 'alicepw', DOMAIN)).status).toBe(200);
+    expect((await bob.register(SIP_PORT, 'bob', 'bobpw', DOMAIN)).status).toBe(200);
 
     // A call: INVITE (challenged, then authorized) reaches bob, who answers 180 and 200.
     const invite = alice.request('INVITE', `sip:bob@${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, contactUser: 'alice', body: 'v=0\r\n' });

@@ -147,16 +147,8 @@ describe('reg', () => {
   });
   afterAll(() => ua.close());
 
-  async function register(): Promise<SipResponse> {
-    const req = ua.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:alice@${DOMAIN}`, contactUser: 'alice', headers: [{ name: 'Expires', value: '600' }] });
-    ua.send(req, SIP_PORT);
-    const authed = ua.authorize(req, await ua.response(req, 401), 'alice', 'alicepw');
-    ua.send(authed, SIP_PORT);
-    return ua.response(authed);
-  }
-
   test('list shows a binding from the running server, del removes it', async () => {
-    expect((await register()).status).toBe(200);
+    expect((await ua.register(SIP_PORT, 'alice', 'alicepw', DOMAIN)).status).toBe(200);
     const json = await cli(['reg', 'list', `alice@${DOMAIN}`, '--json']);
     expect(json.status).toBe(0);
     const regs = JSON.parse(json.stdout) as { aor: string; bindings: { contactUri: string; source: { transport: string } }[] }[];
@@ -213,11 +205,7 @@ describe('reload', () => {
     const alice = await TcpConnection.connectTls(TLS_PORT);
     try {
       // bob registers over UDP; alice calls him over TLS.
-      const reg = bob.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:bob@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, contactUser: 'bob' });
-      bob.send(reg, SIP_PORT);
-      const regAuthed = bob.authorize(reg, await bob.response(reg, 401), 'bob', 'bobpw');
-      bob.send(regAuthed, SIP_PORT);
-      expect((await bob.response(regAuthed)).status).toBe(200);
+      expect((await bob.register(SIP_PORT, 'bob', 'bobpw', DOMAIN)).status).toBe(200);
 
       const overTls = (r: SipRequest): SipRequest => ({
         ...r,
@@ -329,11 +317,7 @@ describe('backup and restore', () => {
 
   test('round trip while the server runs loses nothing: store, secret, token, key, configuration', async () => {
     const ua = await UdpUa.open();
-    const req = ua.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:alice@${DOMAIN}`, contactUser: 'alice' });
-    ua.send(req, SIP_PORT);
-    const authed = ua.authorize(req, await ua.response(req, 401), 'alice', 'alicepw');
-    ua.send(authed, SIP_PORT);
-    expect((await ua.response(authed)).status).toBe(200);
+    expect((await ua.register(SIP_PORT, 'alice', 'alicepw', DOMAIN)).status).toBe(200);
     ua.close();
 
     const file = join(dir, 'state.tar.gz');
