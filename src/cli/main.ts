@@ -70,6 +70,19 @@ function passwordOptions(cmd: Command): Command {
 
 const io = { input: process.stdin, prompt: process.stderr };
 
+/**
+ * The configuration of a command that reads or writes data_dir. When data_dir
+ * is the default `./rtcedge-data`, which depends on the working directory,
+ * stderr says which directory that is.
+ */
+function loadStoreConfig(file: string | undefined): ReturnType<typeof loadConfig> {
+  const config = loadConfig(file);
+  if (config.data_dir === resolve('rtcedge-data')) {
+    process.stderr.write(`rtcedge: data_dir is ${config.data_dir} (the default ./rtcedge-data, relative to the working directory; set data_dir in the configuration)\n`);
+  }
+  return config;
+}
+
 /** Build the command tree; actions throw CliError/ConfigError/StoreError, which run() reports. */
 function buildProgram(): Command {
   const program = new Command('rtcedge')
@@ -97,12 +110,12 @@ function buildProgram(): Command {
   withPassword('add', 'add a user; the domain defaults to the first configured domain')
     .option('--phone <number>', 'a telephone number of the user (repeatable), for ENUM and local number lookup', (v: string, prev: string[] = []) => [...prev, v])
     .action(async (spec: string, opts: ConfigOption & PasswordOptions & { phone?: string[] }) => {
-      const config = loadConfig(opts.config);
+      const config = loadStoreConfig(opts.config);
       const target = parseUserSpec(spec, config);
       console.log(addUser(config, target, await readPassword(opts, io), opts.phone ?? []));
     });
   withPassword('passwd', "change a user's password").action(async (spec: string, opts: ConfigOption & PasswordOptions) => {
-    const config = loadConfig(opts.config);
+    const config = loadStoreConfig(opts.config);
     const target = parseUserSpec(spec, config);
     console.log(changePassword(config, target, await readPassword(opts, io)));
   });
@@ -113,7 +126,7 @@ function buildProgram(): Command {
     .argument('<user>', 'user[@domain]')
     .addOption(configOption())
     .action((spec: string, opts: ConfigOption) => {
-      const config = loadConfig(opts.config);
+      const config = loadStoreConfig(opts.config);
       console.log(deleteUser(config, parseUserSpec(spec, config, false)));
     });
 
@@ -124,7 +137,7 @@ function buildProgram(): Command {
     .option('--json', 'print [{username, domain, phones, algorithms, createdAt}] as JSON')
     .addOption(configOption())
     .action((domain: string | undefined, opts: ConfigOption & JsonOption) => {
-      const config = loadConfig(opts.config);
+      const config = loadStoreConfig(opts.config);
       if (opts.json) console.log(JSON.stringify(userRecords(config, domain)));
       else for (const line of listUsers(config, domain)) console.log(line);
     });
@@ -136,7 +149,7 @@ function buildProgram(): Command {
     .option('--json', 'print {username, domain, phones, algorithms, createdAt} as JSON')
     .addOption(configOption())
     .action((spec: string, opts: ConfigOption & JsonOption) => {
-      const config = loadConfig(opts.config);
+      const config = loadStoreConfig(opts.config);
       const u = showUser(config, parseUserSpec(spec, config, false));
       if (opts.json) console.log(JSON.stringify(u));
       else for (const line of formatUser(u)) console.log(line);
@@ -149,7 +162,7 @@ function buildProgram(): Command {
     .option('--json', 'print {added, skipped, errors: [{line, message}]} as JSON')
     .addOption(configOption())
     .action(async (file: string, opts: ConfigOption & JsonOption) => {
-      const config = loadConfig(opts.config);
+      const config = loadStoreConfig(opts.config);
       const r = await importUsers(config, file, !opts.json);
       if (opts.json) console.log(JSON.stringify(r));
       else {
@@ -220,7 +233,7 @@ function buildProgram(): Command {
     .argument('<file>', 'archive to write (.tar.gz)')
     .addOption(configOption())
     .action(async (file: string, opts: ConfigOption) => {
-      const paths = await backup(loadConfig(opts.config), opts.config, file);
+      const paths = await backup(loadStoreConfig(opts.config), opts.config, file);
       console.log(`wrote ${file} (${paths.length} files)`);
     });
 
@@ -230,7 +243,7 @@ function buildProgram(): Command {
     .argument('<file>', 'archive written by rtcedge backup')
     .addOption(configOption())
     .action(async (file: string, opts: ConfigOption) => {
-      const config = loadConfig(opts.config);
+      const config = loadStoreConfig(opts.config);
       const paths = await restore(config, file);
       console.log(`restored ${paths.length} files into ${config.data_dir}`);
     });
@@ -265,7 +278,7 @@ function buildProgram(): Command {
     .option('--json', 'print the bans as JSON')
     .addOption(configOption())
     .action((opts: ConfigOption & { json?: boolean }) => {
-      const config = loadConfig(opts.config);
+      const config = loadStoreConfig(opts.config);
       let bans;
       try {
         bans = readBanFile(config.data_dir);

@@ -185,3 +185,15 @@ describe('serve start-up failures', () => {
     expect(r.stderr).toBe(`rtcedge: cannot start: cannot listen on udp 127.0.0.1:${port}: bind EADDRINUSE 127.0.0.1:${port}\n`);
   });
 });
+
+describe('the default data_dir', () => {
+  test('is ./rtcedge-data of the working directory, and a store command says which directory that is', () => {
+    const r = cli(['user', 'list']);
+    expect(r).toEqual({
+      status: 0,
+      stdout: '',
+      stderr: `rtcedge: data_dir is ${join(dir, 'rtcedge-data')} (the default ./rtcedge-data, relative to the working directory; set data_dir in the configuration)\n`,
+    });
+    expect(existsSync(join(dir, 'rtcedge-data', 'rtcedge.db'))).toBe(true);
+  });
+});
