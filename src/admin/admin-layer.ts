@@ -98,6 +98,8 @@ export interface AdminLayers {
 export async function startAdmin(config: Config, layers: AdminLayers, logger: Logger): Promise<{ server: AdminServer; address: { address: string; port: number } } | undefined> {
   if (!config.admin.enabled) return undefined;
   const { store, users, location, transport, turn } = layers;
+  // Listeners bound at start (IPv6 ones a host without IPv6 cannot bind were skipped then): all must stay bound.
+  const want = transport.listeners().length + (turn?.addresses().length ?? 0);
   const server = new AdminServer({
     token: loadOrCreateAdminToken(config.data_dir),
     metrics: layers.metrics,
@@ -112,9 +114,8 @@ export async function startAdmin(config: Config, layers: AdminLayers, logger: Lo
         }
       },
       listeners: () => {
-        const want = config.sip.listen.length + (config.turn.enabled ? config.turn.listen.length : 0);
         const have = transport.listeners().length + (turn?.addresses().length ?? 0);
-        return have === want || `${have} of ${want} listeners bound`;
+        return (have === want && have > 0) || `${have} of ${want} listeners bound`;
       },
     },
     users: { list: (domain) => store.listUsers(domain), get: (u, d) => store.getUser(u, d) },
