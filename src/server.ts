@@ -1,10 +1,12 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { Logger } from './log.js';
 import type { Config } from './config/load.js';
 import { ensureTlsCertificate } from './config/tls-cert.js';
 import { loadOrCreateSecret } from './config/secret.js';
 import { tempGruuKey } from './registrar/gruu.js';
+import { prepareDataDir } from './config/data-dir.js';
+import { planReload } from './config/reload-plan.js';
 import { openStore } from './store/index.js';
 import { TransportLayer } from './transport/transport-layer.js';
 import { TransactionLayer } from './transaction/transaction-layer.js';
@@ -26,6 +28,8 @@ import { rootCertificates } from 'node:tls';
 import { dnsFromConfig } from './dns/from-config.js';
 import type { Federation } from './proxy/federation.js';
 import type { TlsMaterial } from './transport/transport-layer.js';
+import type { ServerMetrics } from './admin/metrics.js';
+import { createServerMetrics, startAdmin } from './admin/admin-layer.js';
 
 /** A running rtcedge instance. */
 export interface RunningServer {
@@ -37,6 +41,25 @@ export interface RunningServer {
    * @throws Error from the file system (the old material stays in use).
    */
   reloadTlsMaterial(): Promise<void>;
+  /**
+   * Re-read what can change without dropping calls or connections (see
+   * config/reload-plan.ts): the configuration file (when `reloadConfig` was
+   * given) for `log.level` and `sip.tls`, then the TLS material as
+   * reloadTlsMaterial does (new handshakes get it; open connections keep theirs).
+   * Other changed keys are logged as taking effect at the next start.
+   * Resolves with what was reloaded (e.g. `["sip.tls"]`, `["log.level", "sip.tls"]`).
+   * @throws ConfigError when the file is not valid; Error when a certificate file
+   *   cannot be read. Nothing changes then.
+   */
+  reload(): Promise<string[]>;
+  /** The admin listener's address, when `admin.enabled`. */
+  readonly admin?: { address: string; port: number };
+}
+
+/** Options of startServer. */
+export interface ServerOptions {
+  /** Reads the configuration file again, for reload(); undefined: reload keeps the start-up configuration. */
+  reloadConfig?: () => Config;
 }
 
 /**
@@ -50,29 +73,58 @@ export interface RunningServer {
  *
  * @throws Error naming the listener when a port cannot be bound.
  */
-export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+export async function startServer(config: Config, logger: Logger, options: ServerOptions = {}): Promise<RunningServer> {
   const log = logger.child({ component: 'server' });
-  mkdirSync(config.data_dir, { recursive: true });
+  // data_dir (0700) and its files: the layout is config/data-dir.ts.
+  prepareDataDir(config.data_dir);
   const secret = loadOrCreateSecret(config.data_dir);
   const store = openStore(config);
 
   const tls = await loadTlsMaterial(config, logger);
+  let turn: TurnServer | undefined;
+  // Metrics read the layers below when scraped; the transport, transactions and authentication feed their counters.
+  const metrics = createServerMetrics(config, () => ({ location, transactions, bans: security.bans, turn }));
   // The security layer drops a banned source's flow through the transport created right after it.
   const { security, banFile } = createSecurityLayer(config, logger, (flowId) => transport.destroyFlow(flowId));
-  const transport = createTransport(config, tls, logger);
-  const transactions = createTransactions(config, transport, security, logger);
+  const transport = createTransport(config, tls, metrics, logger);
+  const transactions = createTransactions(config, transport, security, metrics, logger);
   const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
   const location = new LocationService(store, logger);
   location.start();
-  const { users, authenticate } = createAuthentication(config, secret, store, domains, security, logger);
+  const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger);
   const federation = createFederation(config, logger);
   transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, security, secret, federation }, logger);
 
-  let turn: TurnServer | undefined;
+  // The configuration in force; a reload replaces its reloadable keys.
+  let running = config;
+  const reloadTlsMaterial = async (from: Config = running): Promise<boolean> => {
+    const fresh = await loadTlsMaterial(from, logger);
+    if (fresh) transport.setTlsMaterial(fresh);
+    log.info('TLS material reloaded');
+    return fresh !== undefined;
+  };
+  const reload = async (): Promise<string[]> => {
+    const next = options.reloadConfig?.() ?? running;
+    const plan = planReload(running, next);
+    const applied = { ...running, log: next.log, sip: { ...running.sip, tls: next.sip.tls } };
+    const reloaded = (await reloadTlsMaterial(applied)) ? ['sip.tls'] : [];
+    if (plan.changed.includes('log.level')) {
+      logger.level = next.log.level;
+      reloaded.unshift('log.level');
+    }
+    running = applied;
+    if (plan.needRestart.length > 0) log.warn({ keys: plan.needRestart }, 'changed configuration keys take effect at the next start');
+    log.info({ reloaded }, 'reloaded');
+    return reloaded;
+  };
+  let admin: Awaited<ReturnType<typeof startAdmin>>;
   try {
     await transport.start();
     turn = await startTurn(config, tls, secret, users, logger);
+    admin = await startAdmin(config, { metrics, store, users, location, transport, turn, reload }, logger);
   } catch (err) {
+    metrics.close();
+    await turn?.stop();
     await transport.stop();
     location.stop();
     await users.close();
@@ -83,19 +135,24 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   log.info(
     {
       domains: config.domains,
+      data_dir: config.data_dir,
       sip: transport.listeners().map((l) => `${l.transport}:${l.address}:${l.port}`),
       turn: turn?.addresses().map((a) => `${a.transport}:${a.address}:${a.port}`) ?? [],
+      admin: admin && `http://${admin.address.address.includes(':') ? `[${admin.address.address}]` : admin.address.address}:${admin.address.port}`,
+      ...(turn && { turnDataPlane: turn.dataPlane, turnDataPlaneReason: dataPlaneReason(config, turn.dataPlane) }),
     },
     'rtcedge ready',
   );
 
   return {
+    admin: admin?.address,
     async reloadTlsMaterial() {
-      const fresh = await loadTlsMaterial(config, logger);
-      if (fresh) transport.setTlsMaterial(fresh);
-      log.info('TLS material reloaded');
+      await reloadTlsMaterial();
     },
+    reload,
     async stop() {
+      await admin?.server.stop();
+      metrics.close();
       await turn?.stop();
       transactions.close();
       await transport.stop();
@@ -171,7 +228,7 @@ function createSecurityLayer(config: Config, logger: Logger, destroyFlow: (flowI
 type Security = ReturnType<typeof createSecurity>;
 
 /** The SIP transport layer on the configured listeners (not started yet). */
-function createTransport(config: Config, tls: TlsMaterial | undefined, logger: Logger): TransportLayer {
+function createTransport(config: Config, tls: TlsMaterial | undefined, metrics: ServerMetrics, logger: Logger): TransportLayer {
   return new TransportLayer({
     listen: config.sip.listen.map((l) => ({ transport: l.transport, host: l.host, port: l.port, clientCert: l.client_cert ?? 'optional' })),
     peerIdentities: (cert) => certificateIdentities(cert, config.sip.tls.client_identity ?? ['uri']),
@@ -183,13 +240,16 @@ function createTransport(config: Config, tls: TlsMaterial | undefined, logger: L
       maxLineBytes: config.sip.limits.max_line_bytes,
     },
     logger,
+    onTlsHandshake: (ok) => metrics.countTlsHandshake(ok),
+    onSend: (msg) => metrics.countSipMessage(msg, 'out'),
   });
 }
 
 /** The transaction layer, fed by the transport through the per-source gate (dropped messages create no state). */
-function createTransactions(config: Config, transport: TransportLayer, security: Security, logger: Logger): TransactionLayer {
+function createTransactions(config: Config, transport: TransportLayer, security: Security, metrics: ServerMetrics, logger: Logger): TransactionLayer {
   const transactions = new TransactionLayer(transport, config.sip.timers, logger);
   transport.onMessage = (inbound) => {
+    metrics.countSipMessage(inbound.msg, 'in');
     if (!security.gate.admit(inbound)) return;
     security.calls.observe(inbound.msg);
     transactions.handle(inbound);
@@ -202,7 +262,15 @@ function createTransactions(config: Config, transport: TransportLayer, security:
  * SQLite store (SIP and TURN share it); digest with the server secret, and
  * client certificates naming an AOR.
  */
-function createAuthentication(config: Config, secret: Buffer, store: ReturnType<typeof openStore>, domains: LocalDomains, security: Security, logger: Logger) {
+function createAuthentication(
+  config: Config,
+  secret: Buffer,
+  store: ReturnType<typeof openStore>,
+  domains: LocalDomains,
+  security: Security,
+  metrics: ServerMetrics,
+  logger: Logger,
+) {
   const users: UserSource = openDirectory(config.directory, config.domains, logger) ?? storeUserSource(store);
   const auth: DigestPolicy = {
     realm: config.domains[0],
@@ -225,7 +293,13 @@ function createAuthentication(config: Config, secret: Buffer, store: ReturnType<
         }
       },
     },
-    failures: security.failures,
+    // Refused digest authentications are counted for /metrics on their way to the failure guard.
+    failures: Object.assign(Object.create(security.failures) as typeof security.failures, {
+      failed: (username: string | undefined, address: string) => {
+        metrics.countAuthFailure();
+        security.failures.failed(username, address);
+      },
+    }),
   });
   return { users, authenticate };
 }
@@ -331,6 +405,13 @@ async function startTurn(config: Config, tls: TlsMaterial | undefined, secret: B
   });
   await turn.start();
   return turn;
+}
+
+/** Why the TURN UDP data plane in use was chosen, for the start log line. */
+function dataPlaneReason(config: Config, inUse: 'native' | 'typescript'): string {
+  if (config.turn.data_plane !== undefined) return `turn.data_plane: ${config.turn.data_plane}`;
+  if (config.turn.bandwidth_limit > 0) return 'turn.bandwidth_limit is enforced by the typescript data plane only';
+  return inUse === 'native' ? 'the native addon loaded' : 'the native addon did not load (see the warning above)';
 }
 
 /** First global (not link-local, not loopback) IPv6 address of the host, if any: where IPv6 TURN relays bind by default. */

@@ -93,8 +93,9 @@ export function deepMerge(base: Record<string, unknown>, over: Record<string, un
 
 /**
  * Harness defaults: loopback listeners, debug log, TURN off, data_dir under dir,
- * and `federation.require_tls: false`: most interop peers (sipsak, SIPp,
- * sipvicious) play UAs of other domains over UDP; federation tests turn it on.
+ * `federation.require_tls: false`: most interop peers (sipsak, SIPp,
+ * sipvicious) play UAs of other domains over UDP; federation tests turn it on;
+ * and the admin listener on an ephemeral port (several servers may run at once).
  */
 export function defaultConfig(dataDir: string, ports: RtcedgePorts): Record<string, unknown> {
   const listen: { transport: string; host: string; port: number }[] = [];
@@ -108,6 +109,7 @@ export function defaultConfig(dataDir: string, ports: RtcedgePorts): Record<stri
     sip: { listen },
     turn: { enabled: false },
     federation: { require_tls: false },
+    admin: { listen: '127.0.0.1:0' },
   };
 }
 

@@ -5,12 +5,12 @@
  * times in ms since the epoch.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Ban } from '../security/ban-list.js';
+import { DATA_DIR_FILES, dataDirLayout, SECRET_FILE_MODE } from '../config/data-dir.js';
 import type { Logger } from '../log.js';
 
 /** Name of the file under data_dir. */
-export const BAN_FILE = 'bans.json';
+export const BAN_FILE = DATA_DIR_FILES.bans;
 
 /** Debounced writer of `data_dir/bans.json`. */
 export class BanFileWriter {
@@ -23,7 +23,7 @@ export class BanFileWriter {
     private readonly logger: Logger,
     private readonly delayMs = 500,
   ) {
-    this.path = join(dataDir, BAN_FILE);
+    this.path = dataDirLayout(dataDir).bans;
   }
 
   /** Schedule writing these bans (the latest call wins). */
@@ -43,7 +43,7 @@ export class BanFileWriter {
     this.pending = undefined;
     try {
       const tmp = `${this.path}.tmp`;
-      writeFileSync(tmp, JSON.stringify({ written: new Date().toISOString(), bans }, null, 1) + '\n');
+      writeFileSync(tmp, JSON.stringify({ written: new Date().toISOString(), bans }, null, 1) + '\n', { mode: SECRET_FILE_MODE });
       renameSync(tmp, this.path);
     } catch (err) {
       this.logger.warn({ err: (err as Error).message, path: this.path }, 'cannot write ban list');
@@ -56,14 +56,15 @@ export class BanFileWriter {
  * @throws Error when the file exists but is not a ban list.
  */
 export function readBanFile(dataDir: string, now: number = Date.now()): Ban[] {
+  const path = dataDirLayout(dataDir).bans;
   let text: string;
   try {
-    text = readFileSync(join(dataDir, BAN_FILE), 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
   const data = JSON.parse(text) as { bans?: Ban[] };
-  if (!Array.isArray(data.bans)) throw new Error(`${join(dataDir, BAN_FILE)} is not a ban list`);
+  if (!Array.isArray(data.bans)) throw new Error(`${path} is not a ban list`);
   return data.bans.filter((b) => b.until > now);
 }

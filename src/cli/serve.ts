@@ -2,6 +2,7 @@
  * `rtcedge serve`: run the server until SIGINT or SIGTERM.
  */
 import type { Config } from '../config/schema.js';
+import { ConfigError } from '../config/errors.js';
 import { createLogger } from '../log.js';
 import { setAsideDamagedStore } from '../store/index.js';
 import { checkStartupPaths } from './startup-checks.js';
@@ -12,16 +13,22 @@ export interface ServeOptions {
   configFile?: string;
   /** `--create-store`: set an empty or damaged store aside and start with a new one. */
   createStore?: boolean;
+  /** Reads the configuration file again on SIGHUP; undefined: a reload keeps the start-up configuration. */
+  reloadConfig?: () => Config;
 }
+import { CliError } from './errors.js';
 
 /**
  * Start the server with `config` and stop it cleanly on SIGINT/SIGTERM, then
  * exit 0 (1 if stopping failed). A second signal while stopping exits 1 at once.
+ * SIGHUP reloads (RunningServer.reload), reading the file again with `opts.reloadConfig`.
  * Resolves once the server is running.
  *
  * @throws CliError for a bad data_dir or TLS file (startup-checks.ts); StoreError
  *   'damaged' for an empty or damaged store without `createStore`; whatever
  *   startServer throws (e.g. a port that cannot be bound).
+ * @throws ConfigError from start-up as is; CliError `cannot start: <reason>` for
+ *   anything else start-up throws (e.g. a port in use), printed as one line.
  */
 export async function serve(config: Config, opts: ServeOptions = {}): Promise<void> {
   checkStartupPaths(config, opts.configFile);
@@ -31,7 +38,13 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
     if (aside !== undefined) logger.warn({ component: 'store', movedTo: aside }, 'damaged store set aside; starting with a new, empty store');
   }
   const { startServer } = await import('../server.js');
-  const server = await startServer(config, logger);
+  let server;
+  try {
+    server = await startServer(config, logger, { reloadConfig: opts.reloadConfig });
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new CliError(`cannot start: ${(err as Error).message}`);
+  }
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -51,6 +64,10 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
       },
     );
   };
+  // SIGHUP (systemctl reload, certbot's deploy hook): re-read certificates; a failure keeps the old ones.
+  process.on('SIGHUP', () => {
+    server.reload().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'reload failed; the running configuration and certificate stay in use'));
+  });
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 }

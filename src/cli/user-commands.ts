@@ -1,10 +1,13 @@
 /**
- * `rtcedge user add|passwd|del|list`: managing the users of the store.
+ * `rtcedge user add|passwd|del|list|show`: managing the users of the store.
+ * They write the SQLite store directly (WAL: safe while the server runs, and
+ * usable while it is stopped); the server reads every user from the store.
  */
 import type { Config } from '../config/schema.js';
 import { ALL_HA1_ALGORITHMS, StoreError, credentialsFor, openStore } from '../store/index.js';
 import type { SqliteStore } from '../store/index.js';
 import { CliError } from './errors.js';
+import { userView } from '../admin/admin-server.js';
 
 /** A user named on the command line, resolved against the configuration. */
 export interface UserSpec {
@@ -54,15 +57,21 @@ function storeErrorToCli(err: unknown): never {
 }
 
 /**
- * Add a user with HA1s for MD5, SHA-256 and SHA-512-256 (realm = domain).
+ * Add a user with HA1s for MD5, SHA-256 and SHA-512-256 (realm = domain), and
+ * their telephone numbers (`--phone`, kept for ENUM and local number lookup).
  *
  * @returns the line to print, `added alice@example.test`.
- * @throws CliError when the user exists already.
+ * @throws CliError when the user exists already, or a phone number is malformed or taken (nothing is stored then).
  */
-export function addUser(config: Pick<Config, 'data_dir'>, user: UserSpec, password: string): string {
+export function addUser(config: Pick<Config, 'data_dir'>, user: UserSpec, password: string, phones: readonly string[] = []): string {
   const ha1 = credentialsFor(user.username, user.domain, password, ALL_HA1_ALGORITHMS);
   try {
-    withStore(config, (s) => s.addUser(user.username, user.domain, ha1));
+    withStore(config, (s) =>
+      s.inTransaction(() => {
+        s.addUser(user.username, user.domain, ha1);
+        if (phones.length > 0) s.setPhones(user.username, user.domain, phones);
+      }),
+    );
   } catch (err) {
     storeErrorToCli(err);
   }
@@ -104,4 +113,32 @@ export function deleteUser(config: Pick<Config, 'data_dir'>, user: UserSpec): st
  */
 export function listUsers(config: Pick<Config, 'data_dir'>, domain?: string): string[] {
   return withStore(config, (s) => s.listUsers(domain).map((u) => `${u.username}@${u.domain}`));
+}
+
+/**
+ * Users of one domain or all, as records without HA1 values (for `--json`):
+ * `{ username, domain, phones, algorithms, createdAt }`.
+ */
+export function userRecords(config: Pick<Config, 'data_dir'>, domain?: string): Record<string, unknown>[] {
+  return withStore(config, (s) => s.listUsers(domain).map(userView));
+}
+
+/**
+ * One user as a record (see userRecords).
+ * @throws CliError when there is no such user.
+ */
+export function showUser(config: Pick<Config, 'data_dir'>, user: UserSpec): Record<string, unknown> {
+  const u = withStore(config, (s) => s.getUser(user.username, user.domain));
+  if (!u) throw new CliError(`no user ${user.username}@${user.domain}`);
+  return userView(u);
+}
+
+/** `user show` as text lines: `user@domain`, `phones: ...`, `algorithms: ...`, `created: ISO time`. */
+export function formatUser(u: Record<string, unknown>): string[] {
+  return [
+    `${String(u.username)}@${String(u.domain)}`,
+    `phones: ${(u.phones as string[]).join(' ') || '-'}`,
+    `algorithms: ${(u.algorithms as string[]).join(' ')}`,
+    `created: ${new Date((u.createdAt as number) * 1000).toISOString()}`,
+  ];
 }

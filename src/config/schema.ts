@@ -355,6 +355,22 @@ const dnsSchema = z.strictObject({
   enum_suffixes: z.array(domainName, { error: 'expected a list of domain names' }).default(['e164.arpa']),
 });
 
+/** `host:port` or `[v6]:port` of a TCP listener, as `{ host, port }`. */
+const hostPort = z
+  .string({ error: 'expected host:port, e.g. 127.0.0.1:9060' })
+  .regex(/^(\[[0-9A-Fa-f:.]+\]|[^:\s\[\]]+):\d{1,5}$/, { error: 'expected host:port, e.g. 127.0.0.1:9060' })
+  .transform((s) => {
+    const i = s.lastIndexOf(':');
+    return { host: s.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(s.slice(i + 1)) };
+  })
+  .refine((hp) => hp.port <= 65535, { error: 'expected a port 0-65535' });
+
+/** `admin:` the admin HTTP listener (metrics, health, the JSON API the CLI uses); see src/admin/admin-server.ts. */
+const adminSchema = z.strictObject({
+  enabled: z.boolean({ error: 'expected true or false' }).default(true),
+  listen: hostPort.default({ host: '127.0.0.1', port: 9060 }),
+});
+
 /**
  * `federation:` requests between our domains and other domains (RFC 5922, RFC 5630, RFC 3263).
  * require_tls: requests to other domains leave over TLS with a verified certificate naming the target
@@ -406,6 +422,7 @@ export const configSchema = z.strictObject({
   dns: dnsSchema.prefault({}),
   federation: federationSchema.prefault({}),
   enum: enumSchema.prefault({}),
+  admin: adminSchema.prefault({}),
 });
 
 /** The parsed configuration, snake_case keys as in the YAML file. */

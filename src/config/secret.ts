@@ -5,37 +5,26 @@
  * it; nodes of a cluster share it by copying the file.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dataDirLayout, readOrCreateSecretFile } from './data-dir.js';
 import { ConfigError } from './errors.js';
 
 /** Length of the server secret, bytes. */
 export const SECRET_BYTES = 32;
 
 /**
- * Read `<dataDir>/secret`, creating it (and dataDir) on first call with
+ * Read `<dataDir>/secret`, creating it on first call with
  * 32 bytes from the CSPRNG, file mode 0600. Later calls, and other processes
  * given the same file, get the same bytes.
  *
- * @param dataDir directory holding the secret (created with mode 0700 if missing).
+ * @param dataDir directory holding the secret (made by prepareDataDir, see data-dir.ts).
  * @returns the 32-byte secret.
  * @throws ConfigError if the file exists but does not hold exactly 32 bytes,
  *   or cannot be read or written.
  */
 export function loadOrCreateSecret(dataDir: string): Buffer {
-  const file = join(dataDir, 'secret');
+  const file = dataDirLayout(dataDir).secret;
   try {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    try {
-      // 'wx': fails with EEXIST if another process created it first; then read that one.
-      const secret = randomBytes(SECRET_BYTES);
-      writeFileSync(file, secret, { flag: 'wx', mode: 0o600 });
-      chmodSync(file, 0o600);
-      return secret;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const secret = readFileSync(file);
+    const secret = readOrCreateSecretFile(file, () => randomBytes(SECRET_BYTES));
     if (secret.length !== SECRET_BYTES) {
       throw new ConfigError(file, [`expected ${SECRET_BYTES} bytes of server secret, found ${secret.length}`]);
     }

@@ -3,11 +3,11 @@
  * a self-signed one generated once under `<data_dir>/tls/`.
  */
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
 import { generate } from 'selfsigned';
 import type { Logger } from '../log.js';
+import { dataDirLayout, prepareDataDir, SECRET_FILE_MODE } from './data-dir.js';
 
 /** Validity of a generated certificate, years. */
 export const GENERATED_CERT_YEARS = 10;
@@ -29,7 +29,7 @@ export interface TlsCertificateFiles {
  * (DNS, or IP for an address literal) plus IP 127.0.0.1, extended key usage
  * serverAuth and clientAuth (a TLS peer of RFC 5922 presents it both ways).
  *
- * @param dataDir data directory; `tls/` under it is created (mode 0700).
+ * @param dataDir data directory; it and `tls/` are made by prepareDataDir (data-dir.ts) if missing.
  * @param hostnames names the certificate is for, e.g. the configured domains.
  * @param logger logs at info where new files were written.
  * @throws Error from the file system when dataDir is not writable.
@@ -40,13 +40,11 @@ export async function ensureTlsCertificate(
   logger: Logger,
 ): Promise<TlsCertificateFiles> {
   const log = logger.child({ component: 'tls-cert' });
-  const dir = join(dataDir, 'tls');
-  const certPath = join(dir, 'cert.pem');
-  const keyPath = join(dir, 'key.pem');
+  const { tlsCert: certPath, tlsKey: keyPath } = dataDirLayout(dataDir);
   if (existsSync(certPath) && existsSync(keyPath)) {
     return { certPath, keyPath, generated: false };
   }
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  prepareDataDir(dataDir);
 
   const names = [...new Set(hostnames.map((h) => h.toLowerCase()))];
   const altNames: { type: 2 | 7; value?: string; ip?: string }[] = [];
@@ -74,8 +72,8 @@ export async function ensureTlsCertificate(
 
   // Write each file under a temporary name, then rename, so a reader never sees half a file.
   const tmpKey = `${keyPath}.${process.pid}.tmp`;
-  writeFileSync(tmpKey, pems.private, { mode: 0o600 });
-  chmodSync(tmpKey, 0o600);
+  writeFileSync(tmpKey, pems.private, { mode: SECRET_FILE_MODE });
+  chmodSync(tmpKey, SECRET_FILE_MODE);
   renameSync(tmpKey, keyPath);
   const tmpCert = `${certPath}.${process.pid}.tmp`;
   writeFileSync(tmpCert, pems.cert, { mode: 0o644 });

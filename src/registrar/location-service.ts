@@ -88,6 +88,11 @@ export class LocationService {
     return b && b.expires > this.nowS() ? b : undefined;
   }
 
+  /** AORs with bindings in memory, sorted (expired bindings not yet purged count); for the admin API and metrics. */
+  aors(): string[] {
+    return [...this.byAor.keys()].sort();
+  }
+
   /** Add or replace a binding (same AOR and contact URI). */
   put(b: BindingRecord): void {
     this.write(() => this.store.putBinding(b));

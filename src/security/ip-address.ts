@@ -139,7 +139,7 @@ export function inCidr(bytes: Buffer, p: CidrPrefix): boolean {
 export class CidrList {
   private readonly prefixes: CidrPrefix[];
   /** @throws CidrError naming the first entry that is not an address or prefix. */
-  constructor(entries: readonly string[]) {
+  constructor(private readonly entries: readonly string[]) {
     this.prefixes = entries.map(parseCidr);
   }
   /** Number of prefixes. */
@@ -150,6 +150,11 @@ export class CidrList {
   has(bytes: Buffer): boolean {
     for (const p of this.prefixes) if (inCidr(bytes, p)) return true;
     return false;
+  }
+  /** The first entry (as written) that `bytes` (4 or 16) lies in, or undefined. O(entries). */
+  find(bytes: Buffer): string | undefined {
+    for (let i = 0; i < this.prefixes.length; i++) if (inCidr(bytes, this.prefixes[i]!)) return this.entries[i];
+    return undefined;
   }
 }
 

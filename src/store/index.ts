@@ -1,8 +1,8 @@
 /**
  * The store: users (digest credentials) and bindings (location service).
  */
-import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
+import { DATA_DIR_FILES, dataDirLayout, prepareDataDir, restrictToOwner } from '../config/data-dir.js';
 import { StoreError } from './errors.js';
 import { SqliteStore } from './sqlite-store.js';
 import { setStoreAside } from './store-file.js';
@@ -13,20 +13,30 @@ export type { BindingRecord, BindingSource, Ha1Algorithm, UserRecord } from './t
 export { ALL_HA1_ALGORITHMS, credentialsFor } from './users.js';
 
 /** File name of the SQLite database under data_dir. */
-export const STORE_FILE = 'rtcedge.db';
+export const STORE_FILE = DATA_DIR_FILES.store;
 
 /** Path of the database of a configuration: `<data_dir>/rtcedge.db`. */
 export function storePath(config: Pick<Config, 'data_dir'>): string {
-  return join(config.data_dir, STORE_FILE);
+  return dataDirLayout(config.data_dir).store;
 }
 
 /**
- * Open the store of a configuration (`<data_dir>/rtcedge.db`), creating it if needed.
+ * Open the store of a configuration (`<data_dir>/rtcedge.db`), creating data_dir
+ * (0700, see config/data-dir.ts) and the database file if needed; the database
+ * and its WAL files get mode 0600.
  *
- * @throws StoreError code 'open' when it cannot be opened.
+ * @throws StoreError code 'damaged' or 'open' (see SqliteStore); ConfigError when data_dir cannot be created.
  */
 export function openStore(config: Pick<Config, 'data_dir'>): SqliteStore {
-  return new SqliteStore(storePath(config));
+  const path = prepareDataDir(config.data_dir).store;
+  const store = new SqliteStore(path);
+  try {
+    restrictToOwner([path, `${path}-wal`, `${path}-shm`]);
+  } catch (err) {
+    store.close();
+    throw new StoreError('open', `cannot open store ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  return store;
 }
 
 /**

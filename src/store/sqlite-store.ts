@@ -3,8 +3,6 @@
  * synchronous). WAL journal, so the CLI can add users while the server runs.
  * The schema is created and migrated on open, versioned by `PRAGMA user_version`.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { userhash } from '../stun/stun-integrity.js';
 import { StoreError } from './errors.js';
@@ -55,6 +53,13 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE users ADD COLUMN userhash TEXT;
    UPDATE users SET userhash = ${USERHASH_FUNCTION}(username, domain);
    CREATE INDEX users_userhash ON users (userhash);`,
+  // Telephone numbers of users (E.164 or local), for ENUM and local number lookup; one owner per number.
+  `CREATE TABLE phones (
+     number    TEXT PRIMARY KEY,
+     username  TEXT NOT NULL,
+     domain    TEXT NOT NULL
+   );
+   CREATE INDEX phones_user ON phones (username, domain);`,
 ];
 
 /** Schema version this program writes. */
@@ -109,7 +114,7 @@ function userFromRow(r: UserRow): UserRecord {
   if (r.ha1_md5 !== null) ha1.MD5 = r.ha1_md5;
   if (r.ha1_sha256 !== null) ha1['SHA-256'] = r.ha1_sha256;
   if (r.ha1_sha512_256 !== null) ha1['SHA-512-256'] = r.ha1_sha512_256;
-  return { username: r.username, domain: r.domain, ha1, createdAt: r.created_at };
+  return { username: r.username, domain: r.domain, ha1, createdAt: r.created_at, phones: [] };
 }
 
 function bindingFromRow(r: BindingRow): BindingRecord {
@@ -187,9 +192,9 @@ export class SqliteStore {
   private readonly ha1Lookup: Record<Ha1Algorithm, Database.Statement<[string, string]>>;
 
   /**
-   * Open (creating the file and its parent directory if needed), check and migrate.
-   * An absent file becomes a new store; an existing one must pass
-   * `PRAGMA quick_check` (see store-file.ts).
+   * Open (creating the file if needed; its directory must exist: openStore
+   * makes data_dir), check and migrate. An absent file becomes a new store;
+   * an existing one must pass `PRAGMA quick_check` (see store-file.ts).
    *
    * @param path database file, e.g. `<data_dir>/rtcedge.db`.
    * @throws StoreError code 'damaged' when the file is empty, not a database
@@ -200,7 +205,6 @@ export class SqliteStore {
     this.path = path;
     let opened: Database.Database | undefined;
     try {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       const existed = checkStoreFile(path) === 'present';
       opened = new Database(path);
       this.db = opened;
@@ -247,6 +251,12 @@ export class SqliteStore {
       listUsers: db.prepare<[], UserRow>('SELECT * FROM users ORDER BY domain, username'),
       listUsersOfDomain: db.prepare<[string], UserRow>('SELECT * FROM users WHERE domain = ? ORDER BY username'),
       deleteUser: db.prepare<[string, string]>('DELETE FROM users WHERE username = ? AND domain = ?'),
+      phonesOf: db.prepare<[string, string], { number: string }>('SELECT number FROM phones WHERE username = ? AND domain = ? ORDER BY number'),
+      allPhones: db.prepare<[], { number: string; username: string; domain: string }>('SELECT number, username, domain FROM phones ORDER BY number'),
+      phoneOwner: db.prepare<[string], { username: string; domain: string }>('SELECT username, domain FROM phones WHERE number = ?'),
+      deletePhones: db.prepare<[string, string]>('DELETE FROM phones WHERE username = ? AND domain = ?'),
+      insertPhone: db.prepare<[string, string, string]>('INSERT INTO phones (number, username, domain) VALUES (?, ?, ?)'),
+      ping: db.prepare<[], { one: number }>('SELECT 1 AS one'),
       putBinding: db.prepare<[BindingRow]>(
         `INSERT INTO bindings (${BINDING_COLUMNS})
          VALUES (@aor, @contact_uri, @contact, @expires, @q, @call_id, @cseq, @instance, @reg_id, @path,
@@ -315,7 +325,10 @@ export class SqliteStore {
   /** The user, or undefined. Domain compared lowercase, username exactly. */
   getUser(username: string, domain: string): UserRecord | undefined {
     const row = this.stmt.getUser.get(username, domain.toLowerCase());
-    return row === undefined ? undefined : userFromRow(row);
+    if (row === undefined) return undefined;
+    const u = userFromRow(row);
+    u.phones = this.stmt.phonesOf.all(u.username, u.domain).map((p) => p.number);
+    return u;
   }
 
   /**
@@ -342,12 +355,64 @@ export class SqliteStore {
   /** Users of one domain (lowercase compare) ordered by username, or of all domains ordered by domain, username. */
   listUsers(domain?: string): UserRecord[] {
     const rows = domain === undefined ? this.stmt.listUsers.all() : this.stmt.listUsersOfDomain.all(domain.toLowerCase());
-    return rows.map(userFromRow);
+    const users = rows.map(userFromRow);
+    const byKey = new Map(users.map((u) => [`${u.username}@${u.domain}`, u]));
+    for (const p of this.stmt.allPhones.all()) byKey.get(`${p.username}@${p.domain}`)?.phones.push(p.number);
+    return users;
   }
 
-  /** Remove a user; true if there was one. Bindings of the user are not touched. */
+  /** Remove a user and their phone numbers; true if there was one. Bindings of the user are not touched. */
   deleteUser(username: string, domain: string): boolean {
-    return this.stmt.deleteUser.run(username, domain.toLowerCase()).changes > 0;
+    const d = domain.toLowerCase();
+    return this.db.transaction(() => {
+      this.stmt.deletePhones.run(username, d);
+      return this.stmt.deleteUser.run(username, d).changes > 0;
+    })();
+  }
+
+  /**
+   * Replace a user's telephone numbers (digits with an optional leading +, as given).
+   *
+   * @throws StoreError 'not_found' when there is no such user, 'exists' when a number belongs to another user,
+   *   'invalid' for a number that is not 1-20 digits with an optional leading +.
+   */
+  setPhones(username: string, domain: string, numbers: readonly string[]): void {
+    const d = domain.toLowerCase();
+    for (const n of numbers) if (!/^\+?[0-9]{1,20}$/.test(n)) throw new StoreError('invalid', `phone number ${JSON.stringify(n)}: expected 1-20 digits with an optional leading +`);
+    this.db.transaction(() => {
+      if (!this.stmt.getUser.get(username, d)) throw new StoreError('not_found', `no user ${username}@${d}`);
+      this.stmt.deletePhones.run(username, d);
+      for (const n of new Set(numbers)) {
+        const owner = this.stmt.phoneOwner.get(n);
+        if (owner) throw new StoreError('exists', `phone number ${n} belongs to ${owner.username}@${owner.domain}`);
+        this.stmt.insertPhone.run(n, username, d);
+      }
+    })();
+  }
+
+  /** The user owning telephone number `number` (exact), or undefined. */
+  userOfPhone(number: string): { username: string; domain: string } | undefined {
+    return this.stmt.phoneOwner.get(number);
+  }
+
+  /** True when the database answers a query (for /readyz). */
+  ping(): boolean {
+    return this.stmt.ping.get()?.one === 1;
+  }
+
+  /**
+   * Copy the whole database to `destination` while it is in use (SQLite online
+   * backup API via better-sqlite3); the copy is a consistent snapshot.
+   * @throws Error from SQLite or the file system.
+   */
+  async backupTo(destination: string): Promise<void> {
+    this.flushWal();
+    await this.db.backup(destination);
+  }
+
+  /** Checkpoint the WAL into the main file (PASSIVE: never blocks writers). */
+  private flushWal(): void {
+    this.db.pragma('wal_checkpoint(PASSIVE)');
   }
 
   /** Insert or replace the binding keyed by (b.aor, b.contactUri). Values are stored as given. */

@@ -18,6 +18,8 @@ export interface UserRecord {
   ha1: Partial<Record<Ha1Algorithm, string>>;
   /** When the user was added, unix time, s. */
   createdAt: number;
+  /** Telephone numbers (digits, optional leading +), for ENUM and local number lookup; sorted. */
+  phones: string[];
 }
 
 /** The transport flow a REGISTER came over (RFC 5626 flow), as seen by this server. */

@@ -45,6 +45,9 @@ export interface TransportOptions {
   logger: Logger;
   /** Idle stream connections are closed after this many ms; default 600 000. */
   idleTimeoutMs?: number;
+  /** Metrics hooks: each TLS handshake on a listener (ok or failed), each message handed to a socket. */
+  onTlsHandshake?: (ok: boolean) => void;
+  onSend?: (msg: SipMessage) => void;
 }
 
 /**
@@ -255,6 +258,7 @@ export class TransportLayer {
    */
   async send(msg: SipMessage, dest: Destination): Promise<string | undefined> {
     const data = serializeMessage(msg);
+    this.opts.onSend?.(msg);
     if (dest.transport === 'udp') {
       const sock = this.udpSocketFor(dest.address);
       if (!sock) throw new TransportError(`no UDP listener for ${dest.address}`);
@@ -366,7 +370,11 @@ export class TransportLayer {
       }
       server = spec.transport === 'tls' ? tls.createServer(options, onConnection) : https.createServer(options);
       this.tlsServers.push(server as tls.Server);
-      server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'tls handshake failed'));
+      server.on('tlsClientError', (err) => {
+        this.opts.onTlsHandshake?.(false);
+        this.log.debug({ err: err.message }, 'tls handshake failed');
+      });
+      server.on('secureConnection', () => this.opts.onTlsHandshake?.(true));
     } else if (spec.transport === 'ws') {
       server = http.createServer();
     } else {

@@ -95,9 +95,11 @@ export interface PeerPolicyOptions {
   ownAddresses?: readonly string[];
   /** Relayed transport addresses' IPs: allowed as peers (client-to-client through this server) although own. */
   relayAddresses?: readonly string[];
+  /** Told which rule refused a peer (e.g. `default-denied 10.0.0.0/8`), at most 10 times a second; for an info log line. */
+  onRefused?: (address: string, rule: string) => void;
 }
 
-/** Decides which peers a relay may talk to. Immutable. */
+/** Decides which peers a relay may talk to. Its lists are fixed; the only state is the refusal-report budget. */
 export class PeerPolicy {
   private readonly defaults = new CidrList([...DEFAULT_DENIED_IPV4, ...DEFAULT_DENIED_IPV6]);
   private readonly globalSpecial = new CidrList(GLOBAL_SPECIAL_PURPOSE);
@@ -123,16 +125,36 @@ export class PeerPolicy {
    * Lists are matched against the address as written and its IPv4 form.
    */
   allows(address: string): boolean {
+    const rule = this.refusedBy(address);
+    if (rule !== undefined && this.opts.onRefused && this.reportBudget()) this.opts.onRefused(address, rule);
+    return rule === undefined;
+  }
+
+  /** The rule refusing `address` (`not an IP address`, `turn.denied_peers 203.0.113.0/24`, `default-denied 10.0.0.0/8`, `own address`), or undefined when allowed. */
+  refusedBy(address: string): string | undefined {
     const raw = parseIp(address)?.bytes;
     const eff = effectivePeerBytes(address);
-    if (!raw || !eff) return false;
-    const any = (l: CidrList) => l.has(eff) || l.has(raw);
-    if (any(this.allowed)) return true;
-    if (this.opts.allowLoopbackPeers && any(this.loopback)) return true;
-    if (any(this.denied)) return false;
-    if ((this.defaults.has(eff) && !this.globalSpecial.has(eff)) || (this.defaults.has(raw) && !this.globalSpecial.has(raw))) return false;
-    if (any(this.own) && !any(this.relays)) return false;
-    return true;
+    if (!raw || !eff) return 'not an IP address';
+    const any = (l: CidrList) => l.find(eff) ?? l.find(raw);
+    if (any(this.allowed)) return undefined;
+    if (this.opts.allowLoopbackPeers && any(this.loopback)) return undefined;
+    const denied = any(this.denied);
+    if (denied) return `turn.denied_peers ${denied}`;
+    const byDefault = (!this.globalSpecial.has(eff) && this.defaults.find(eff)) || (!this.globalSpecial.has(raw) && this.defaults.find(raw)) || undefined;
+    if (byDefault) return `default-denied ${byDefault} (turn.allowed_peers or turn.allow_loopback_peers allow it)`;
+    if (any(this.own) && !any(this.relays)) return 'own address';
+    return undefined;
+  }
+
+  private reportWindowMs = 0;
+  private reportsInWindow = 0;
+  /** At most 10 refusal reports per second (Send indications to a refused peer are refused per packet). */
+  private reportBudget(nowMs = Date.now()): boolean {
+    if (nowMs - this.reportWindowMs >= 1000) {
+      this.reportWindowMs = nowMs;
+      this.reportsInWindow = 0;
+    }
+    return this.reportsInWindow++ < 10;
   }
 }
 

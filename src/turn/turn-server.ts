@@ -131,6 +131,7 @@ export class TurnServer {
       deniedPeers: opts.deniedPeers,
       ownAddresses: [...(opts.ownAddresses ?? []), ...opts.listen.map((l) => l.host)],
       relayAddresses,
+      onRefused: (peer, rule) => this.log.info({ peer, rule }, 'TURN peer refused'),
     });
     const exempt = new CidrList(opts.exemptSources ?? []);
     this.control = new TurnControl({

@@ -2,24 +2,21 @@
  * The built CLI (dist/cli/main.js, from `npm run build`) run as a real process
  * against a temporary data_dir.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { type CliRun, requireBuild, runCli, type ServeProcess, startServe } from './harness.js';
 
-const MAIN = resolve(__dirname, '../../dist/cli/main.js');
 const h = (alg: string, s: string) => createHash(alg).update(s, 'utf8').digest('hex');
 
 let dir: string;
 let configFile: string;
 let dataDir: string;
 
-beforeAll(() => {
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first`);
-});
+beforeAll(requireBuild);
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'rtcedge-cli-'));
   dataDir = join(dir, 'data');
@@ -30,9 +27,8 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function cli(args: string[], input = ''): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { input, encoding: 'utf8', timeout: 30_000, cwd: dir });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+function cli(args: string[], input = ''): CliRun {
+  return runCli(args, dir, input);
 }
 
 function userRow(username: string, domain: string): Record<string, unknown> | undefined {
@@ -144,10 +140,10 @@ describe('configuration errors', () => {
 });
 
 describe('serve', () => {
-  let child: ChildProcess | undefined;
+  let stop: ServeProcess | undefined;
   afterEach(() => {
-    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-    child = undefined;
+    stop?.kill();
+    stop = undefined;
   });
 
   test('starts, and SIGTERM stops it with exit status 0', async () => {
@@ -166,30 +162,38 @@ describe('serve', () => {
         '',
       ].join('\n'),
     );
-    const proc = spawn(process.execPath, [MAIN, 'serve', '-c', configFile], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    child = proc;
-    let stdout = '';
-    let stderr = '';
-    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
-    await new Promise<void>((res, rej) => {
-      const timer = setTimeout(() => rej(new Error(`no "rtcedge ready" within 20 s; stdout: ${stdout} stderr: ${stderr}`)), 20_000);
-      proc.stdout!.on('data', (d: Buffer) => {
-        stdout += d.toString();
-        if (stdout.includes('rtcedge ready')) {
-          clearTimeout(timer);
-          res();
-        }
-      });
-      proc.once('exit', (code) => {
-        clearTimeout(timer);
-        rej(new Error(`exited with ${code} before ready; stderr: ${stderr}`));
-      });
-    });
+    const serve = await startServe(configFile, dir);
+    stop = serve;
+    expect(serve.ready.data_dir).toBe(dataDir);
     expect(existsSync(join(dataDir, 'rtcedge.db'))).toBe(true);
     expect(existsSync(join(dataDir, 'secret'))).toBe(true);
-    process.kill(proc.pid!, 'SIGTERM');
-    expect(await exited).toBe(0);
-    expect(stderr).toBe('');
+    expect(await serve.stop()).toBe(0);
+    expect(serve.stderr()).toBe('');
+  });
+});
+
+describe('serve start-up failures', () => {
+  test('a port in use: one line naming the listener, exit 1, no stack trace', async () => {
+    const { createSocket } = await import('node:dgram');
+    const taken = createSocket('udp4');
+    await new Promise<void>((r) => taken.bind(0, '127.0.0.1', () => r()));
+    const port = taken.address().port;
+    writeFileSync(configFile, `data_dir: ${dataDir}\nlog: { level: silent }\nsip:\n  listen:\n    - { transport: udp, host: 127.0.0.1, port: ${port} }\nturn: { enabled: false }\nadmin: { enabled: false }\n`);
+    const r = cli(['serve', '-c', configFile]);
+    taken.close();
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`rtcedge: cannot start: cannot listen on udp 127.0.0.1:${port}: bind EADDRINUSE 127.0.0.1:${port}\n`);
+  });
+});
+
+describe('the default data_dir', () => {
+  test('is ./rtcedge-data of the working directory, and a store command says which directory that is', () => {
+    const r = cli(['user', 'list']);
+    expect(r).toEqual({
+      status: 0,
+      stdout: '',
+      stderr: `rtcedge: data_dir is ${join(dir, 'rtcedge-data')} (the default ./rtcedge-data, relative to the working directory; set data_dir in the configuration)\n`,
+    });
+    expect(existsSync(join(dir, 'rtcedge-data', 'rtcedge.db'))).toBe(true);
   });
 });

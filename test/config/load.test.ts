@@ -103,6 +103,7 @@ describe('defaults', () => {
       },
       federation: { require_tls: true, ca: [], system_ca: true, allow_domains: [], deny_domains: [], wildcard_certificates: false },
       enum: {},
+      admin: { enabled: true, listen: { host: '127.0.0.1', port: 9060 } },
     });
     expect(c.sip.advertised_host).toBeUndefined();
     expect(c.turn.realm).toBeUndefined();

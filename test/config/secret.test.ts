@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, expect, test } from 'vitest';
 import { ConfigError } from '../../src/config/errors.js';
 import { loadOrCreateSecret } from '../../src/config/secret.js';
+import { prepareDataDir } from '../../src/config/data-dir.js';
 
 let dir: string;
 beforeEach(() => {
@@ -14,7 +15,7 @@ afterEach(() => {
 });
 
 test('created on first call with 32 bytes, mode 0600, then reused', () => {
-  const dataDir = join(dir, 'data');
+  const dataDir = prepareDataDir(join(dir, 'data')).root;
   const first = loadOrCreateSecret(dataDir);
   expect(first.length).toBe(32);
   const file = join(dataDir, 'secret');
@@ -25,8 +26,8 @@ test('created on first call with 32 bytes, mode 0600, then reused', () => {
 });
 
 test('two data dirs get different secrets; a copied file is shared', () => {
-  const a = loadOrCreateSecret(join(dir, 'a'));
-  const b = loadOrCreateSecret(join(dir, 'b'));
+  const a = loadOrCreateSecret(prepareDataDir(join(dir, 'a')).root);
+  const b = loadOrCreateSecret(prepareDataDir(join(dir, 'b')).root);
   expect(a.equals(b)).toBe(false);
   writeFileSync(join(dir, 'b', 'secret'), a);
   expect(loadOrCreateSecret(join(dir, 'b')).equals(a)).toBe(true);

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { StreamFramer } from '../../src/sip/stream-framer.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import { serializeMessage } from '../../src/sip/serializer.js';
@@ -32,6 +33,14 @@ export class TcpConnection {
   static connect(port: number): Promise<TcpConnection> {
     return new Promise((resolve, reject) => {
       const s = net.connect({ host: '127.0.0.1', port }, () => resolve(new TcpConnection(s)));
+      s.once('error', reject);
+    });
+  }
+
+  /** A TLS connection (the server's certificate is not verified: tests use self-signed ones). */
+  static connectTls(port: number): Promise<TcpConnection> {
+    return new Promise((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => resolve(new TcpConnection(s)));
       s.once('error', reject);
     });
   }

@@ -12,7 +12,7 @@ let dir: string;
 let store: SqliteStore;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'rtcedge-store-'));
-  store = new SqliteStore(join(dir, 'nested', 'rtcedge.db'));
+  store = new SqliteStore(join(dir, 'rtcedge.db'));
 });
 afterEach(() => {
   store.close();
@@ -55,7 +55,7 @@ describe('users', () => {
     const before = Math.floor(Date.now() / 1000);
     store.addUser('Alice', 'Example.TEST', { MD5, 'SHA-256': SHA });
     const u = store.getUser('Alice', 'example.test');
-    expect(u).toEqual({ username: 'Alice', domain: 'example.test', ha1: { MD5, 'SHA-256': SHA }, createdAt: u!.createdAt });
+    expect(u).toEqual({ username: 'Alice', domain: 'example.test', ha1: { MD5, 'SHA-256': SHA }, createdAt: u!.createdAt, phones: [] });
     expect(u!.createdAt).toBeGreaterThanOrEqual(before);
     expect(u!.createdAt).toBeLessThanOrEqual(Math.floor(Date.now() / 1000));
     expect(store.getUser('Alice', 'EXAMPLE.test')?.username).toBe('Alice');
@@ -146,6 +146,26 @@ describe('bindings', () => {
     } finally {
       db.close();
     }
+  });
+});
+
+describe('phone numbers', () => {
+  test('set, listed with the user, looked up, unique across users, removed with the user', () => {
+    store.addUser('alice', 'example.test', { MD5 });
+    store.addUser('bob', 'example.test', { MD5 });
+    store.setPhones('alice', 'example.test', ['+4930111', '111', '111']);
+    expect(store.getUser('alice', 'example.test')!.phones).toEqual(['+4930111', '111']);
+    expect(store.listUsers().map((u) => [u.username, u.phones])).toEqual([
+      ['alice', ['+4930111', '111']],
+      ['bob', []],
+    ]);
+    expect(store.userOfPhone('111')).toEqual({ username: 'alice', domain: 'example.test' });
+    expectStoreError(() => store.setPhones('bob', 'example.test', ['111']), 'exists', 'phone number 111 belongs to alice@example.test');
+    expectStoreError(() => store.setPhones('bob', 'example.test', ['12a']), 'invalid', 'phone number "12a": expected 1-20 digits with an optional leading +');
+    expectStoreError(() => store.setPhones('carol', 'example.test', ['1']), 'not_found', 'no user carol@example.test');
+    expect(store.getUser('bob', 'example.test')!.phones).toEqual([]);
+    expect(store.deleteUser('alice', 'example.test')).toBe(true);
+    expect(store.userOfPhone('111')).toBeUndefined();
   });
 });
 

@@ -1,0 +1,128 @@
+/**
+ * The operations layer of a running server: its metrics (metrics.ts) read
+ * from the other layers, and the admin HTTP listener (admin-server.ts) with
+ * readiness checks over the store, the user source and the listeners.
+ */
+import type { Config } from '../config/schema.js';
+import { loadOrCreateAdminToken } from '../config/data-dir.js';
+import type { Logger } from '../log.js';
+import type { LocationService } from '../registrar/location-service.js';
+import type { SqliteStore } from '../store/index.js';
+import type { UserSource } from '../auth/user-source.js';
+import type { TransactionLayer } from '../transaction/transaction-layer.js';
+import type { TransportLayer } from '../transport/transport-layer.js';
+import type { TurnServer } from '../turn/index.js';
+import { AdminServer } from './admin-server.js';
+import { ServerMetrics, type TurnMetricsSnapshot } from './metrics.js';
+
+/** The layers metrics read; a getter because the server creates them after the metrics (their hooks need it first). */
+export interface MetricsLayers {
+  location: LocationService;
+  transactions: TransactionLayer;
+  bans: { list(): unknown[] };
+  turn: TurnServer | undefined;
+}
+
+/** Metrics of one server over the layers `layers()` returns when scraped. */
+export function createServerMetrics(config: Pick<Config, 'turn'>, layers: () => MetricsLayers): ServerMetrics {
+  return new ServerMetrics({
+    registrations: () => {
+      const { location } = layers();
+      let aors = 0;
+      let bindings = 0;
+      for (const aor of location.aors()) {
+        const n = location.lookup(aor).length;
+        bindings += n;
+        if (n > 0) aors++;
+      }
+      return { aors, bindings };
+    },
+    transactions: () => layers().transactions.size(),
+    activeBans: () => layers().bans.list().length,
+    turn: config.turn.enabled
+      ? () => {
+          const turn = layers().turn;
+          return turn ? turnSnapshot(turn) : { dataPlane: 'typescript', allocations: 0, relayed: [], drops: {} };
+        }
+      : undefined,
+  });
+}
+
+/** TURN counters for /metrics: per direction from the native data plane, the rest (TypeScript path, TCP) as `both`. */
+export function turnSnapshot(t: TurnServer): TurnMetricsSnapshot {
+  const s = t.stats() as ReturnType<TurnServer['stats']> & { packetsDropped?: number };
+  const n = s.native;
+  const relayed: TurnMetricsSnapshot['relayed'] = [];
+  const drops: Record<string, number> = {};
+  let packets = s.packetsRelayed;
+  let bytes = s.bytesRelayed;
+  if (n) {
+    relayed.push({ direction: 'to_peer', packets: n.toPeerPackets, bytes: n.toPeerBytes });
+    relayed.push({ direction: 'to_client', packets: n.toClientPackets, bytes: n.toClientBytes });
+    packets -= n.toPeerPackets + n.toClientPackets;
+    bytes -= n.toPeerBytes + n.toClientBytes;
+    Object.assign(drops, {
+      no_allocation: n.dropNoAllocation,
+      no_permission: n.dropNoPermission,
+      no_channel: n.dropNoChannel,
+      malformed: n.dropMalformed,
+      bad_fingerprint: n.dropBadFingerprint,
+      too_big: n.dropTooBig,
+      queue_full: n.dropQueueFull,
+      send_failed: n.dropSendFailed,
+    });
+  }
+  relayed.push({ direction: 'both', packets, bytes });
+  if (s.packetsDropped !== undefined) drops.bandwidth_cap = s.packetsDropped;
+  return { dataPlane: s.dataPlane, allocations: s.allocations, relayed, drops };
+}
+
+/** What the admin listener serves. */
+export interface AdminLayers {
+  metrics: ServerMetrics;
+  store: SqliteStore;
+  users: UserSource;
+  location: LocationService;
+  transport: TransportLayer;
+  turn: TurnServer | undefined;
+  reload(): Promise<string[]>;
+}
+
+/**
+ * Start the admin listener on `admin.listen` when `admin.enabled` (token from
+ * data_dir/admin-token, created on first start).
+ *
+ * @returns the listener and its bound address, or undefined when disabled.
+ * @throws Error `cannot listen on admin host:port: ...` when the port cannot be bound.
+ */
+export async function startAdmin(config: Config, layers: AdminLayers, logger: Logger): Promise<{ server: AdminServer; address: { address: string; port: number } } | undefined> {
+  if (!config.admin.enabled) return undefined;
+  const { store, users, location, transport, turn } = layers;
+  // Listeners bound at start (IPv6 ones a host without IPv6 cannot bind were skipped then): all must stay bound.
+  const want = transport.listeners().length + (turn?.addresses().length ?? 0);
+  const server = new AdminServer({
+    token: loadOrCreateAdminToken(config.data_dir),
+    metrics: layers.metrics,
+    readiness: {
+      store: () => store.ping() || 'store does not answer',
+      directory: async () => {
+        try {
+          await users.userExists('readyz-probe', config.domains[0]!);
+          return true;
+        } catch (e) {
+          return `directory unreachable: ${(e as Error).message}`;
+        }
+      },
+      listeners: () => {
+        const have = transport.listeners().length + (turn?.addresses().length ?? 0);
+        return (have === want && have > 0) || `${have} of ${want} listeners bound`;
+      },
+    },
+    users: { list: (domain) => store.listUsers(domain), get: (u, d) => store.getUser(u, d) },
+    registrations: location,
+    reload: layers.reload,
+    logger,
+  });
+  const address = await server.start(config.admin.listen.host, config.admin.listen.port);
+  return { server, address };
+}

@@ -1,0 +1,154 @@
+/**
+ * Prometheus metrics of one running server (prom-client, text exposition
+ * format 0.0.4), served by the admin HTTP listener at `/metrics`.
+ *
+ * Gauges read the layers' own state when scraped (collect callbacks); the
+ * few events no layer keeps a count of (SIP messages, TLS handshakes, auth
+ * failures) are counted through hooks the server wires. No label carries a
+ * user, an AOR or an address: cardinality is fixed.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { SipMessage } from '../sip/message.js';
+
+/** What the scrape reads; each callback is cheap (O(AORs) at most). */
+export interface MetricsSources {
+  /** Registered AORs and their unexpired bindings. */
+  registrations(): { aors: number; bindings: number };
+  /** Server and client transactions in flight (RFC 3261 §17). */
+  transactions(): { server: number; client: number };
+  /** Active bans (sip.security). */
+  activeBans(): number;
+  /** TURN state and cumulative counters; undefined when TURN is off. */
+  turn?(): TurnMetricsSnapshot;
+}
+
+/** TURN numbers at scrape time; packets and bytes are cumulative since start. */
+export interface TurnMetricsSnapshot {
+  dataPlane: 'native' | 'typescript';
+  allocations: number;
+  /** Relayed packets/payload bytes per direction: `to_peer`, `to_client`, or `both` where the data path does not tell. */
+  relayed: { direction: 'to_peer' | 'to_client' | 'both'; packets: number; bytes: number }[];
+  /** Dropped packets by reason (e.g. `bandwidth_cap`, `no_permission`). */
+  drops: Record<string, number>;
+}
+
+/** Status class label of a SIP status code: `1xx` .. `6xx`. */
+export function statusClass(status: number): string {
+  return `${Math.floor(status / 100)}xx`;
+}
+
+const METHODS = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'REGISTER', 'OPTIONS', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER', 'MESSAGE', 'UPDATE']);
+
+/** The metrics of one server: its own registry, counters for hooks, gauges read at scrape. */
+export class ServerMetrics {
+  /** Registry holding every metric below and the Node.js defaults (event-loop lag, heap, fds). */
+  readonly registry = new Registry();
+  private readonly sipRequests: Counter<'direction' | 'method'>;
+  private readonly sipResponses: Counter<'direction' | 'status_class'>;
+  private readonly tlsHandshakes: Counter<'result'>;
+  private readonly authFailures: Counter;
+
+  constructor(sources: MetricsSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'rtcedge_' });
+    this.sipRequests = new Counter({
+      name: 'rtcedge_sip_requests_total',
+      help: 'SIP requests received (in) and sent (out), by method (other methods: OTHER)',
+      labelNames: ['direction', 'method'],
+      registers,
+    });
+    this.sipResponses = new Counter({
+      name: 'rtcedge_sip_responses_total',
+      help: 'SIP responses received (in) and sent (out), by status class',
+      labelNames: ['direction', 'status_class'],
+      registers,
+    });
+    this.tlsHandshakes = new Counter({ name: 'rtcedge_tls_handshakes_total', help: 'TLS handshakes on SIP listeners, by result (ok, failed)', labelNames: ['result'], registers });
+    this.authFailures = new Counter({ name: 'rtcedge_auth_failures_total', help: 'Digest authentications refused with 403 (wrong password, locked user)', registers });
+
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({ name, help, registers, collect() { this.set(read()); } });
+    gauge('rtcedge_registered_aors', 'AORs with at least one binding', () => sources.registrations().aors);
+    gauge('rtcedge_bindings', 'Unexpired bindings (contacts) of all AORs', () => sources.registrations().bindings);
+    new Gauge({
+      name: 'rtcedge_sip_transactions',
+      help: 'SIP transactions in flight, by kind (server, client)',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        const t = sources.transactions();
+        this.set({ kind: 'server' }, t.server);
+        this.set({ kind: 'client' }, t.client);
+      },
+    });
+    gauge('rtcedge_bans', 'Source addresses banned now', () => sources.activeBans());
+
+    const turn = sources.turn;
+    if (!turn) return;
+    gauge('rtcedge_turn_allocations', 'Live TURN allocations', () => turn().allocations);
+    new Gauge({
+      name: 'rtcedge_turn_data_plane',
+      help: 'TURN UDP data plane in use (1 for the one in use)',
+      labelNames: ['plane'],
+      registers,
+      collect() {
+        const inUse = turn().dataPlane;
+        for (const plane of ['native', 'typescript'] as const) this.set({ plane }, plane === inUse ? 1 : 0);
+      },
+    });
+    // Cumulative TURN counts kept by the data planes, exposed as counters (the scrape adds the growth since the last one).
+    const mirrored = (name: string, help: string, labelNames: string[], read: () => { labels: Record<string, string>; value: number }[]) => {
+      const last = new Map<string, number>();
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          for (const { labels, value } of read()) {
+            const key = JSON.stringify(labels);
+            const growth = value - (last.get(key) ?? 0);
+            if (growth > 0) this.inc(labels, growth);
+            else if (!last.has(key)) this.inc(labels, 0);
+            last.set(key, value);
+          }
+        },
+      });
+    };
+    mirrored('rtcedge_turn_relayed_packets_total', 'Packets relayed by TURN, by direction', ['direction'], () =>
+      turn().relayed.map((r) => ({ labels: { direction: r.direction }, value: r.packets })),
+    );
+    mirrored('rtcedge_turn_relayed_bytes_total', 'Payload bytes relayed by TURN, by direction', ['direction'], () =>
+      turn().relayed.map((r) => ({ labels: { direction: r.direction }, value: r.bytes })),
+    );
+    mirrored('rtcedge_turn_dropped_packets_total', 'Packets TURN dropped, by reason', ['reason'], () =>
+      Object.entries(turn().drops).map(([reason, value]) => ({ labels: { reason }, value })),
+    );
+  }
+
+  /** Count a SIP message received (`in`) or sent (`out`). */
+  countSipMessage(msg: SipMessage, direction: 'in' | 'out'): void {
+    if (msg.kind === 'request') this.sipRequests.inc({ direction, method: METHODS.has(msg.method) ? msg.method : 'OTHER' });
+    else this.sipResponses.inc({ direction, status_class: statusClass(msg.status) });
+  }
+
+  /** Count one TLS handshake on a SIP listener. */
+  countTlsHandshake(ok: boolean): void {
+    this.tlsHandshakes.inc({ result: ok ? 'ok' : 'failed' });
+  }
+
+  /** Count one refused digest authentication. */
+  countAuthFailure(): void {
+    this.authFailures.inc();
+  }
+
+  /** The exposition text (and its Content-Type) for `/metrics`. */
+  async exposition(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  /** Stop the default collectors' timers (event-loop monitor). */
+  close(): void {
+    this.registry.clear();
+  }
+}
