@@ -102,7 +102,9 @@ describe('refusal rule', () => {
     const p = new PeerPolicy({ allowLoopbackPeers: false, deniedPeers: ['203.0.113.0/24'], onRefused: (a, rule) => seen.push(`${a} ${rule}`) });
     expect(p.refusedBy('203.0.113.9')).toBe('turn.denied_peers 203.0.113.0/24');
     expect(p.refusedBy('192.168.1.2')).toMatch(/^default-denied 192\.168\.0\.0\/16 /);
-    expect(p.refusedBy('198.51.100.1')).toBeUndefined();
+    expect(p.refusedBy('198.51.100.1')).toMatch(/^default-denied 198\.51\.100\.0\/24 /);
+    expect(p.refusedBy('192.0.0.10')).toBeUndefined(); // TURN anycast: special-purpose but global (RFC 8155)
+    expect(p.refusedBy('8.8.8.8')).toBeUndefined();
     expect(p.allows('127.0.0.1')).toBe(false);
     expect(seen).toEqual(['127.0.0.1 default-denied 127.0.0.0/8 (turn.allowed_peers or turn.allow_loopback_peers allow it)']);
   });
