@@ -8,6 +8,7 @@ import { tempGruuKey } from './registrar/gruu.js';
 import { prepareDataDir } from './config/data-dir.js';
 import { planReload } from './config/reload-plan.js';
 import { openStore } from './store/index.js';
+import type { SqliteStore } from './store/sqlite-store.js';
 import { TransportLayer } from './transport/transport-layer.js';
 import { TransactionLayer } from './transaction/transaction-layer.js';
 import { LocalDomains } from './registrar/local-domains.js';
@@ -92,7 +93,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   const location = new LocationService(store, logger);
   location.start();
   const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger);
-  const federation = createFederation(config, logger);
+  const federation = createFederation(config, store, logger);
   transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, security, secret, federation }, logger);
 
   // The configuration in force; a reload replaces its reloadable keys.
@@ -195,10 +196,10 @@ async function loadTlsMaterial(config: Config, logger: Logger): Promise<TlsMater
 /**
  * DNS (RFC 3263 server location, ENUM) and the federation policy
  * (`dns.*`, `federation.*`, `enum.*`) the proxy uses for other domains.
- * Local phone numbers: none yet (no phone table), so every E.164 number
- * goes to ENUM.
+ * A number a local user owns (`rtcedge user add --phone`, stored with or
+ * without its `+`) resolves to that user without DNS.
  */
-function createFederation(config: Config, logger: Logger): Federation {
+function createFederation(config: Config, store: SqliteStore, logger: Logger): Federation {
   const dns = dnsFromConfig(config.dns, logger);
   return {
     dns: dns.resolver,
@@ -209,6 +210,10 @@ function createFederation(config: Config, logger: Logger): Federation {
     denyDomains: config.federation.deny_domains,
     wildcards: config.federation.wildcard_certificates,
     pstnRoute: config.enum.pstn_route,
+    phoneOwner: (number) => {
+      const owner = store.userOfPhone(number) ?? (number.startsWith('+') ? store.userOfPhone(number.slice(1)) : undefined);
+      return owner && { user: owner.username, domain: owner.domain };
+    },
     logger,
   };
 }
