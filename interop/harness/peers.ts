@@ -26,6 +26,7 @@ const PACKAGES = {
   valgrind: 'valgrind',
   named: 'bind9',
   kamailio: 'kamailio kamailio-tls-modules',
+  'systemd-analyze': 'systemd',
 } as const satisfies Record<string, string>;
 
 /** A peer program name as PACKAGES knows it. */
