@@ -15,6 +15,7 @@
  * Replay within a nonce's lifetime is caught by {@link NonceCountTracker}.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { detachString } from '../sip/detach.js';
 
 const TS_BYTES = 8;
 const SALT_BYTES = 8;
@@ -78,13 +79,17 @@ export function checkNonce(secret: Buffer, nonce: string, ttlS: number, nowMs: n
  * credentials (RFC 7616 §3.3, §5.5; RFC 3261 §22.4). Memory is bounded: beyond
  * `maxEntries` nonces, the least recently used is forgotten (so a replay of a
  * forgotten nonce is only caught by the nonce's own expiry).
+ *
+ * Keys are stored as copies ({@link detachString}): the nonce a caller passes
+ * is usually a slice of an Authorization header, and would otherwise keep that
+ * whole header text alive for as long as the entry lives.
  */
 export class NonceCountTracker {
   private readonly maxEntries: number;
   private readonly highest = new Map<string, number>();
 
   /**
-   * @param maxEntries most nonces tracked at once (e.g. 100000; ~100 bytes each).
+   * @param maxEntries most nonces tracked at once (e.g. 100000; ~150 bytes each).
    * @throws RangeError when `maxEntries` is not a positive integer.
    */
   constructor(maxEntries: number) {
@@ -103,7 +108,7 @@ export class NonceCountTracker {
       if (nc <= prev) return false;
       this.highest.delete(nonce); // re-insert: most recently used last
     }
-    this.highest.set(nonce, nc);
+    this.highest.set(detachString(nonce), nc);
     if (this.highest.size > this.maxEntries) {
       const oldest = this.highest.keys().next().value;
       if (oldest !== undefined) this.highest.delete(oldest);

@@ -1,8 +1,10 @@
 /**
  * SIP message parser (RFC 3261 §7, §18.3, §25; RFC 4475 torture cases).
  *
- * Works on bytes: the header section is decoded once as UTF-8, the body stays a
- * Buffer slice of the input (it may hold NUL and 8-bit bytes). Header fields
+ * Works on bytes: each line of the header section is decoded as UTF-8 on its
+ * own, the body is copied out of the input (it may hold NUL and 8-bit bytes),
+ * so nothing of the parsed message pins the input datagram or the text of
+ * other header lines. Header fields
  * are kept raw (name as written, value unfolded and trimmed); only what the
  * message-level checks need is parsed further: the Request-URI (sip/sips),
  * CSeq, Max-Forwards, Content-Length, the top Via, From and To. Hand-written
@@ -12,6 +14,7 @@ import { SipParseError } from './errors.js';
 import { canonicalName, splitList, type SipHeader, type SipMessage, type SipRequest, type SipResponse } from './message.js';
 import { isToken, parseCSeq, parseNameAddr, parseVia } from './headers.js';
 import { parseUri } from './uri.js';
+import { copyBytes, EMPTY_BODY } from './detach.js';
 
 /** Size limits applied while parsing; every size an attacker controls is bounded. */
 export interface ParseLimits {
@@ -125,41 +128,39 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
   while (start < len && (buf[start] === CR || buf[start] === LF)) start++;
   if (start === len) throw bad('empty message');
 
-  // Byte pass: find the end of the header section, bound line lengths.
+  // Byte pass: find the end of the header section, bound line lengths, note where each line's content ends.
+  // Each line is then decoded on its own, so a header value is a slice of its own line only and never pins
+  // the whole header text (or the datagram) for as long as something keeps the value (see detach.ts).
+  const lineStarts: number[] = [];
+  const lineEnds: number[] = [];
   let pos = start;
-  let headerEnd = len;
   let bodyStart = len;
   for (;;) {
     const lf = buf.indexOf(LF, pos);
     const lineEnd = lf < 0 ? len : lf;
     const contentEnd = lineEnd > pos && buf[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
     if (contentEnd - pos > limits.maxLineBytes) throw bad('line too long');
-    if (lf < 0) break;
-    if (contentEnd === pos && pos !== start) {
-      headerEnd = pos;
+    if (contentEnd === pos && pos !== start && lf >= 0) {
       bodyStart = lf + 1;
       break;
     }
+    lineStarts.push(pos);
+    lineEnds.push(contentEnd);
+    if (lf < 0) break;
     pos = lf + 1;
     if (pos >= len) break;
   }
 
-  const text = buf.toString('utf8', start, headerEnd);
   // Start line.
-  let nl = text.indexOf('\n');
-  if (nl < 0) nl = text.length;
-  const startLine = trimCr(text.slice(0, nl));
+  const startLine = trimCr(buf.toString('utf8', lineStarts[0], lineEnds[0]));
 
   // Header fields.
   const headers: SipHeader[] = [];
   const counts = new Map<string, number>();
   let headerError: string | undefined;
-  let i = nl + 1;
-  while (i < text.length) {
-    let e = text.indexOf('\n', i);
-    if (e < 0) e = text.length;
-    const line = trimCr(text.slice(i, e));
-    i = e + 1;
+  for (let li = 1; li < lineStarts.length; li++) {
+    if (lineEnds[li] === lineStarts[li]) continue;
+    const line = trimCr(buf.toString('utf8', lineStarts[li], lineEnds[li]));
     if (line.length === 0) continue;
     const c0 = line.charCodeAt(0);
     if (isSpace(c0)) {
@@ -199,7 +200,7 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
     const sp2 = rest.indexOf(' ');
     const code = digits(sp2 < 0 ? rest : rest.slice(0, sp2), 3);
     if (code < 100 || code > 699 || (sp2 < 0 ? rest.length : sp2) !== 3) throw bad('malformed Status-Code');
-    const res: SipResponse = { kind: 'response', status: code, reason: sp2 < 0 ? '' : rest.slice(sp2 + 1), headers, body: Buffer.alloc(0) };
+    const res: SipResponse = { kind: 'response', status: code, reason: sp2 < 0 ? '' : rest.slice(sp2 + 1), headers, body: EMPTY_BODY };
     msg = res;
   } else {
     // Request-Line = Method SP Request-URI SP SIP-Version (§7.1)
@@ -210,7 +211,7 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
     if (!isToken(method)) throw bad('malformed Request-Line');
     const uri = startLine.slice(sp1 + 1, sp2);
     const version = startLine.slice(sp2 + 1);
-    const req: SipRequest = { kind: 'request', method, uri, headers, body: Buffer.alloc(0) };
+    const req: SipRequest = { kind: 'request', method, uri, headers, body: EMPTY_BODY };
     msg = req;
     const v = checkVersion(version);
     if (v === 'other') startError = new SipParseError(505, 'Version Not Supported');
@@ -242,9 +243,9 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
     const n = digits(clValue, 10);
     if (n < 0) clError = 'malformed Content-Length';
     else if (bodyStart + n > len) clError = 'Content-Length larger than message';
-    else msg.body = buf.subarray(bodyStart, bodyStart + n);
+    else msg.body = copyBytes(buf, bodyStart, bodyStart + n);
   } else {
-    msg.body = buf.subarray(bodyStart, len);
+    msg.body = copyBytes(buf, bodyStart, len);
   }
 
   if (startError) {
