@@ -31,6 +31,12 @@ import type { Federation } from './proxy/federation.js';
 import type { TlsMaterial } from './transport/transport-layer.js';
 import type { ServerMetrics } from './admin/metrics.js';
 import { createServerMetrics, startAdmin } from './admin/admin-layer.js';
+import { startEventLoopLoad, stopEventLoopLoad } from './transport/event-loop-load.js';
+import { collectWhenIdle } from './transport/idle-collector.js';
+import { Admission } from './transaction/admission.js';
+import { streamCounters, takeMaxQueuedBytes } from './transport/backpressure.js';
+import { startSummaryLog } from './log-summary.js';
+import { droppedLogLines } from './log.js';
 
 /** A running rtcedge instance. */
 export interface RunningServer {
@@ -87,8 +93,11 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   const metrics = createServerMetrics(config, () => ({ location, transactions, bans: security.bans, turn }));
   // The security layer drops a banned source's flow through the transport created right after it.
   const { security, banFile } = createSecurityLayer(config, logger, (flowId) => transport.destroyFlow(flowId));
-  const transport = createTransport(config, tls, metrics, logger);
+  const overload = startOverloadControl(config);
+  const transport = createTransport(config, tls, overload.admission, metrics, logger);
   const transactions = createTransactions(config, transport, security, metrics, logger);
+  transactions.admission = overload.admission;
+  const stopSummary = startSipSummary(config, transport, transactions, overload, logger);
   const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
   const location = new LocationService(store, logger);
   location.start();
@@ -126,6 +135,8 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   } catch (err) {
     metrics.close();
     await turn?.stop();
+    stopSummary();
+    overload.stop();
     await transport.stop();
     location.stop();
     await users.close();
@@ -155,6 +166,8 @@ export async function startServer(config: Config, logger: Logger, options: Serve
       await admin?.server.stop();
       metrics.close();
       await turn?.stop();
+      stopSummary();
+      overload.stop();
       transactions.close();
       await transport.stop();
       banFile.flush();
@@ -232,8 +245,94 @@ function createSecurityLayer(config: Config, logger: Logger, destroyFlow: (flowI
 
 type Security = ReturnType<typeof createSecurity>;
 
-/** The SIP transport layer on the configured listeners (not started yet). */
-function createTransport(config: Config, tls: TlsMaterial | undefined, metrics: ServerMetrics, logger: Logger): TransportLayer {
+/**
+ * Overload control (`sip.overload`): the process's event-loop monitor,
+ * admission control for new SIP transactions (503 + Retry-After past
+ * capacity), and one full collection when a load ends. `stop()` ends all three.
+ */
+function startOverloadControl(config: Config) {
+  const ov = config.sip.overload;
+  const load = startEventLoopLoad(ov.lag_ms);
+  // Quiet for longer than Timer J: the completed transactions of the load are gone by then.
+  const stopIdleCollector = collectWhenIdle(load, 64 * config.sip.timers.t1 + 5000);
+  const admission = new Admission(
+    {
+      lagMs: ov.lag_ms,
+      dropLagMs: ov.drop_lag_ms,
+      targetUtilization: ov.target_utilization,
+      maxPendingTransactions: ov.max_pending_transactions,
+      maxTransactions: ov.max_transactions,
+      maxNewPerS: ov.max_new_per_s,
+      retryAfterS: ov.retry_after,
+    },
+    load,
+  );
+  return {
+    load,
+    admission,
+    stop() {
+      stopIdleCollector();
+      admission.close();
+      stopEventLoopLoad();
+    },
+  };
+}
+
+/**
+ * The info-level summary line every `log.summary_interval` s: transaction and
+ * refusal counts, stream backpressure, dropped log lines; server-side response
+ * times, lag, garbage collection and memory. Returns a function that stops it.
+ */
+function startSipSummary(
+  config: Config,
+  transport: TransportLayer,
+  transactions: TransactionLayer,
+  overload: ReturnType<typeof startOverloadControl>,
+  logger: Logger,
+): () => void {
+  const { load, admission } = overload;
+  return startSummaryLog(
+    logger,
+    config.log.summary_interval,
+    () => ({
+      serverTransactions: transactions.counters.serverTransactions,
+      finals: transactions.counters.finals,
+      refused503: transactions.counters.refused,
+      retransmissions: transactions.counters.retransmissions,
+      droppedBeforeParse: transport.counters.droppedBeforeParse,
+      malformed: transport.counters.malformed,
+      streamsPaused: streamCounters.paused,
+      streamsClosed: streamCounters.closed,
+      logLinesDropped: droppedLogLines(),
+    }),
+    () => {
+      const mem = process.memoryUsage();
+      const rt = transactions.takeResponseTimes();
+      const gc = load.takeGcStats();
+      return {
+        responseP50Ms: rt.p50Ms,
+        responseP99Ms: rt.p99Ms,
+        responseP999Ms: rt.p999Ms,
+        responseMaxMs: rt.maxMs,
+        maxLagMs: Math.round(load.takeMaxLagMs()),
+        gcCount: gc.count,
+        gcMajorCount: gc.majorCount,
+        gcTotalMs: gc.totalMs,
+        gcMaxPauseMs: gc.maxMs,
+        maxStreamQueueBytes: takeMaxQueuedBytes(),
+        admittedShare: Math.round(admission.share * 100) / 100,
+        serverTransactionsHeld: transactions.size().server,
+        rssMB: Math.round(mem.rss / 1048576),
+        heapMB: Math.round(mem.heapUsed / 1048576),
+        heapTotalMB: Math.round(mem.heapTotal / 1048576),
+        externalMB: Math.round(mem.external / 1048576),
+      };
+    },
+  );
+}
+
+/** The SIP transport layer on the configured listeners (not started yet), with stream bounds and overload shedding. */
+function createTransport(config: Config, tls: TlsMaterial | undefined, admission: Admission, metrics: ServerMetrics, logger: Logger): TransportLayer {
   return new TransportLayer({
     listen: config.sip.listen.map((l) => ({ transport: l.transport, host: l.host, port: l.port, clientCert: l.client_cert ?? 'optional' })),
     peerIdentities: (cert) => certificateIdentities(cert, config.sip.tls.client_identity ?? ['uri']),
@@ -244,6 +343,12 @@ function createTransport(config: Config, tls: TlsMaterial | undefined, metrics: 
       maxHeaders: config.sip.limits.max_headers,
       maxLineBytes: config.sip.limits.max_line_bytes,
     },
+    streamBounds: {
+      pauseBytes: config.sip.limits.stream_pause_bytes,
+      closeBytes: config.sip.limits.stream_close_bytes,
+      stallMs: config.sip.limits.stream_stall_ms,
+    },
+    dropBeforeParse: () => admission.dropBeforeParse(),
     logger,
     onTlsHandshake: (ok) => metrics.countTlsHandshake(ok),
     onSend: (msg) => metrics.countSipMessage(msg, 'out'),

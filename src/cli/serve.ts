@@ -3,7 +3,7 @@
  */
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../config/errors.js';
-import { createLogger } from '../log.js';
+import { createLogger, flushLogSync } from '../log.js';
 import { setAsideDamagedStore } from '../store/index.js';
 import { checkStartupPaths } from './startup-checks.js';
 
@@ -32,7 +32,7 @@ import { CliError } from './errors.js';
  */
 export async function serve(config: Config, opts: ServeOptions = {}): Promise<void> {
   checkStartupPaths(config, opts.configFile);
-  const logger = createLogger(config.log.level);
+  const logger = createLogger(config.log.level, { maxBufferBytes: config.log.max_buffer_bytes });
   if (opts.createStore) {
     const aside = setAsideDamagedStore(config);
     if (aside !== undefined) logger.warn({ component: 'store', movedTo: aside }, 'damaged store set aside; starting with a new, empty store');
@@ -49,6 +49,7 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
       logger.warn({ signal }, 'second signal while stopping: exiting now');
+      flushLogSync();
       process.exit(1);
     }
     stopping = true;
@@ -56,10 +57,12 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
     server.stop().then(
       () => {
         logger.info('stopped');
+        flushLogSync();
         process.exit(0);
       },
       (err: unknown) => {
         logger.error({ err }, 'error while stopping');
+        flushLogSync();
         process.exit(1);
       },
     );

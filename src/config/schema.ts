@@ -234,6 +234,26 @@ const sipSchema = z.strictObject({
       max_message_bytes: positiveInt('bytes').default(65535),
       max_headers: positiveInt().default(256),
       max_line_bytes: positiveInt('bytes').default(8192),
+      // Stream write-queue bounds (TCP/TLS/WS): stop reading past pause, close past close or after a stall.
+      stream_pause_bytes: positiveInt('bytes').default(262144),
+      stream_close_bytes: positiveInt('bytes').default(4194304),
+      stream_stall_ms: positiveInt('ms').default(10000),
+    })
+    .prefault({}),
+  // Admission control: past these bounds new requests get 503 + Retry-After (RFC 3261 §21.5.4).
+  overload: z
+    .strictObject({
+      lag_ms: nonNegativeInt('ms').default(200),
+      drop_lag_ms: nonNegativeInt('ms').default(1000),
+      target_utilization: z
+        .number({ error: 'expected a number 0.1-1' })
+        .min(0.1, { error: 'expected a number 0.1-1' })
+        .max(1, { error: 'expected a number 0.1-1' })
+        .default(0.95),
+      max_pending_transactions: positiveInt('transactions').default(10000),
+      max_transactions: positiveInt('transactions').default(200000),
+      max_new_per_s: nonNegativeInt('requests/s').default(0),
+      retry_after: positiveInt('s').default(5),
     })
     .prefault({}),
   registrar: registrarSchema.prefault({}),
@@ -414,6 +434,10 @@ export const configSchema = z.strictObject({
   log: z
     .strictObject({
       level: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+      // Period of the info-level summary line (counts per interval); 0 = none.
+      summary_interval: nonNegativeInt('s').default(60),
+      // Log lines waiting to be written beyond this are dropped (and counted), never blocking the event loop.
+      max_buffer_bytes: positiveInt('bytes').default(4194304),
     })
     .prefault({}),
   sip: sipSchema.prefault({}),

@@ -4,13 +4,21 @@ import { parseVia } from '../sip/headers.js';
 import { splitList } from '../sip/message.js';
 import type { Destination, Source } from '../transport/types.js';
 import { isStream } from '../transport/types.js';
+import { serializeMessage } from '../sip/serializer.js';
 import { TimerSet, type TimerConfig } from './timers.js';
 
 /** What a transaction needs from the transport layer. */
 export interface MessageSender {
+  /** Serialize and send; resolves to the flow id used (streams) or undefined (UDP). */
   send(msg: SipRequest | SipResponse, dest: Destination): Promise<string | undefined>;
   /** Calls `listener` once when the stream flow closes; returns the cancel function (RFC 3263 §4.3). */
   onFlowClosed?(flowId: string, listener: () => void): () => void;
+  /**
+   * Send bytes already serialized (a retransmitted final response); `msg`, when
+   * given, is the message they encode, for the debug log. Without it, completed
+   * transactions keep their parsed response and their own Timer J.
+   */
+  sendWire?(wire: Buffer, dest: Destination, msg?: SipRequest | SipResponse): Promise<string | undefined>;
 }
 
 /**
@@ -35,6 +43,8 @@ export function responseDestination(res: SipResponse, source: Source): Destinati
 /** Common surface of INVITE and non-INVITE server transactions, as the TU sees it. */
 export interface ServerTransaction {
   readonly key: string;
+  /** When the request arrived, ms on the monotonic clock (`performance.now()`). */
+  readonly startedMs: number;
   readonly request: SipRequest;
   readonly source: Source;
   /** The last response sent, if any. */
@@ -49,11 +59,14 @@ export interface ServerTransaction {
   terminate(): void;
 }
 
-type Terminated = (key: string) => void;
+type Terminated = (key: string, st: ServerTransaction) => void;
+/** Hands a completed non-INVITE transaction over to the layer: final response wire bytes and destination. */
+type Completed = (st: ServerTransaction, wire: Buffer, dest: Destination) => void;
 
 /** State and plumbing shared by both kinds of server transaction. */
 abstract class ServerTransactionBase implements ServerTransaction {
   lastResponse: SipResponse | undefined;
+  readonly startedMs = performance.now();
   protected readonly timers = new TimerSet();
   protected terminated = false;
 
@@ -80,11 +93,19 @@ abstract class ServerTransactionBase implements ServerTransaction {
     if (this.terminated) return;
     this.terminated = true;
     this.timers.clear();
-    this.onTerminated(this.key);
+    this.onTerminated(this.key, this);
   }
 
   protected transmit(res: SipResponse): void {
     this.sender.send(res, responseDestination(res, this.source)).catch(() => {});
+  }
+
+  /** Serialize, send, and return the bytes and destination (for a transaction that keeps only those). */
+  protected transmitWire(res: SipResponse): { wire: Buffer; dest: Destination } {
+    const wire = serializeMessage(res);
+    const dest = responseDestination(res, this.source);
+    (this.sender.sendWire ? this.sender.sendWire(wire, dest, res) : this.sender.send(res, dest)).catch(() => {});
+    return { wire, dest };
   }
 }
 
@@ -92,9 +113,29 @@ abstract class ServerTransactionBase implements ServerTransaction {
  * Non-INVITE server transaction (RFC 3261 §17.2.2, Figure 8): Trying →
  * Proceeding → Completed → Terminated. In Completed, retransmitted requests get
  * the final response again until Timer J (64·T1 on UDP, 0 on streams) fires.
+ *
+ * On streams Timer J is 0: the final response terminates the transaction. On
+ * UDP the final response hands its key, wire bytes and destination to the
+ * transaction layer through `onCompleted` (without one, the transaction waits
+ * for Timer J itself), which answers
+ * retransmissions and runs Timer J; this object then holds nothing the layer
+ * needs and is garbage once the TU lets go of it.
  */
 export class NonInviteServerTransaction extends ServerTransactionBase {
   state: 'trying' | 'proceeding' | 'completed' | 'terminated' = 'trying';
+
+  constructor(
+    key: string,
+    request: SipRequest,
+    source: Source,
+    sender: MessageSender,
+    timerConfig: TimerConfig,
+    onTerminated: Terminated,
+    onFinal: (st: ServerTransaction) => void = () => {},
+    private readonly onCompleted?: Completed,
+  ) {
+    super(key, request, source, sender, timerConfig, onTerminated, onFinal);
+  }
 
   get finalSent(): boolean {
     return this.state === 'completed' || this.state === 'terminated';
@@ -103,14 +144,17 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
   respond(res: SipResponse): void {
     if (this.finalSent) return;
     this.lastResponse = res;
-    this.transmit(res);
     if (res.status < 200) {
+      this.transmit(res);
       this.state = 'proceeding';
       return;
     }
+    const { wire, dest } = this.transmitWire(res);
     this.state = 'completed';
     this.onFinal(this);
-    this.timers.start('J', this.reliable ? 0 : 64 * this.timerConfig.t1, () => this.terminate());
+    if (this.reliable) this.terminate();
+    else if (this.onCompleted) this.onCompleted(this, wire, dest);
+    else this.timers.start('J', 64 * this.timerConfig.t1, () => this.terminate());
   }
 
   onRetransmission(): void {

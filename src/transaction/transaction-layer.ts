@@ -1,3 +1,4 @@
+import { createHistogram } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
 import { getHeader, splitList, type SipRequest, type SipResponse } from '../sip/message.js';
 import { parseCSeq, parseVia } from '../sip/headers.js';
@@ -12,11 +13,28 @@ import {
 import {
   InviteServerTransaction,
   NonInviteServerTransaction,
+  responseDestination,
   type MessageSender,
   type ServerTransaction,
 } from './server-transaction.js';
 import { MAGIC_COOKIE } from '../sip/branch.js';
 import type { TimerConfig } from './timers.js';
+import { CompletedResponses } from './completed-responses.js';
+import { detachString } from '../sip/detach.js';
+import { createResponse } from '../sip/response.js';
+import type { Admission, RefusalReason } from './admission.js';
+
+/** Counts since the layer started (the periodic summary line reports their increase). */
+export interface TransactionCounters {
+  /** Server transactions created. */
+  serverTransactions: number;
+  /** Final responses sent by server transactions, by class: `2xx`, `4xx`, ... */
+  finals: Record<string, number>;
+  /** Retransmitted requests answered from a completed transaction. */
+  retransmissions: number;
+  /** New requests refused with 503 by admission control, by reason. */
+  refused: Record<RefusalReason, number>;
+}
 
 /** What the transaction user (proxy core, registrar) is told by the transaction layer. */
 export interface TransactionUser {
@@ -34,13 +52,35 @@ export interface TransactionUser {
  * creates server transactions for new requests, absorbs retransmissions and
  * the ACK for non-2xx responses hop by hop.
  *
- * Logs one line per server transaction at info level, when its final response is sent.
+ * A completed non-INVITE server transaction on UDP is kept only as its key,
+ * final response bytes and destination until Timer J, in
+ * {@link CompletedResponses} (one log for all of them, one timer).
+ *
+ * With an {@link Admission}, a new request past capacity is answered 503 with
+ * Retry-After (RFC 3261 §21.5.4) and creates no transaction; retransmissions,
+ * ACK, CANCEL and responses always go through.
+ *
+ * Logs one line per server transaction at debug level, when its final response
+ * is sent; {@link counters} feed the periodic info summary.
  */
 export class TransactionLayer {
   private readonly server = new Map<string, ServerTransaction>();
   private readonly client = new Map<string, ClientTransaction>();
+  private readonly completed = new CompletedResponses();
   private readonly log: Logger;
+  /** Server transactions awaiting their final response. */
+  private pending = 0;
+  /** Request-to-final-response times of server transactions, µs (reset by takeResponseTimes). */
+  private responseTimes = createHistogram();
   tu: TransactionUser | undefined;
+  /** Admission control for new requests; undefined admits everything. */
+  admission: Admission | undefined;
+  readonly counters: TransactionCounters = {
+    serverTransactions: 0,
+    finals: {},
+    retransmissions: 0,
+    refused: { transactions: 0, pending: 0, rate: 0, lag: 0, share: 0 },
+  };
 
   constructor(
     private readonly sender: MessageSender,
@@ -50,9 +90,14 @@ export class TransactionLayer {
     this.log = logger.child({ component: 'transaction' });
   }
 
-  /** Number of live server and client transactions. */
-  size(): { server: number; client: number } {
-    return { server: this.server.size, client: this.client.size };
+  /**
+   * Number of live server and client transactions; `server` includes
+   * `completed`, the non-INVITE ones held for Timer J only; `pending`: server
+   * transactions awaiting their final response.
+   */
+  size(): { server: number; client: number; completed: number; pending: number } {
+    const completed = this.completed.size;
+    return { server: this.server.size + completed, client: this.client.size, completed, pending: this.pending };
   }
 
   /** Entry point for every inbound message from the transport layer. */
@@ -88,27 +133,96 @@ export class TransactionLayer {
       return;
     }
     if (existing) {
+      this.counters.retransmissions++;
       existing.onRetransmission();
       return;
     }
-    const onTerminated = (k: string) => this.server.delete(k);
-    const onFinal = (st: ServerTransaction) =>
-      this.log.info(
-        {
-          method: st.request.method,
-          ruri: st.request.uri,
-          status: st.lastResponse?.status,
-          callId: getHeader(st.request, 'call-id'),
-          from: `${st.source.transport}:${st.source.remoteAddress}:${st.source.remotePort}`,
-        },
-        'transaction',
-      );
+    const done = this.completed.get(key);
+    if (done) {
+      this.counters.retransmissions++;
+      this.sender.sendWire?.(done.wire, done.dest).catch(() => {});
+      return;
+    }
+    if (this.admission && msg.method !== 'CANCEL') {
+      const credentialed = getHeader(msg, 'authorization') !== undefined || getHeader(msg, 'proxy-authorization') !== undefined;
+      const refused = this.admission.check(credentialed, this.pending, this.server.size + this.completed.size);
+      if (refused) {
+        this.refuse(msg, source, key, refused);
+        return;
+      }
+    }
     const st =
       msg.method === 'INVITE'
-        ? new InviteServerTransaction(key, msg, source, this.sender, this.timers, onTerminated, onFinal)
-        : new NonInviteServerTransaction(key, msg, source, this.sender, this.timers, onTerminated, onFinal);
+        ? new InviteServerTransaction(key, msg, source, this.sender, this.timers, this.onTerminated, this.onFinal)
+        : new NonInviteServerTransaction(key, msg, source, this.sender, this.timers, this.onTerminated, this.onFinal, this.sender.sendWire ? this.onCompleted : undefined);
     this.server.set(key, st);
+    this.pending++;
+    this.counters.serverTransactions++;
     tu.onRequest(msg, st);
+  }
+
+  private readonly onTerminated = (k: string, st: ServerTransaction): void => {
+    if (this.server.get(k) !== st) return;
+    this.server.delete(k);
+    if (!st.finalSent) this.pending--;
+  };
+
+  /**
+   * Server-side response times since the previous call: request arrival (after
+   * parsing) to final response handed to the transport, ms percentiles, and
+   * how many transactions they cover. Restarts the count.
+   */
+  takeResponseTimes(): { count: number; p50Ms: number; p99Ms: number; p999Ms: number; maxMs: number } {
+    const h = this.responseTimes;
+    const ms = (us: number) => Math.round(us / 10) / 100;
+    const out = h.count
+      ? { count: h.count, p50Ms: ms(h.percentile(50)), p99Ms: ms(h.percentile(99)), p999Ms: ms(h.percentile(99.9)), maxMs: ms(h.max) }
+      : { count: 0, p50Ms: 0, p99Ms: 0, p999Ms: 0, maxMs: 0 };
+    h.reset();
+    return out;
+  }
+
+  private readonly onFinal = (st: ServerTransaction): void => {
+    this.pending--;
+    this.responseTimes.record(Math.max(1, Math.round((performance.now() - st.startedMs) * 1000)));
+    const status = st.lastResponse?.status ?? 0;
+    const cls = `${Math.floor(status / 100)}xx`;
+    this.counters.finals[cls] = (this.counters.finals[cls] ?? 0) + 1;
+    if (!this.log.isLevelEnabled('debug')) return;
+    this.log.debug(
+      {
+        method: st.request.method,
+        ruri: st.request.uri,
+        status,
+        callId: getHeader(st.request, 'call-id'),
+        from: `${st.source.transport}:${st.source.remoteAddress}:${st.source.remotePort}`,
+      },
+      'transaction',
+    );
+  };
+
+  /** A non-INVITE transaction on UDP sent its final response: keep only what Timer J needs. */
+  private readonly onCompleted = (st: ServerTransaction, wire: Buffer, dest: Destination): void => {
+    if (this.server.get(st.key) !== st) return;
+    this.server.delete(st.key);
+    const d: Destination = { transport: dest.transport, address: detachString(dest.address), port: dest.port };
+    this.completed.add(detachString(st.key), wire, d, performance.now() + 64 * this.timers.t1);
+  };
+
+  /**
+   * Answer 503 + Retry-After statelessly (RFC 3261 §21.5.4); no transaction
+   * is created. The To tag is a hash of the transaction key, so a
+   * retransmission refused again gets the same tag (§8.2.6.2).
+   */
+  private refuse(req: SipRequest, source: Source, key: string, reason: RefusalReason): void {
+    this.counters.refused[reason]++;
+    const retryAfter = String(this.admission?.opts.retryAfterS ?? 5);
+    const res = createResponse(req, 503, {
+      reason: 'Service Unavailable',
+      toTag: `ol${fnv1a(key).toString(36)}`,
+      headers: [{ name: 'Retry-After', value: retryAfter }],
+    });
+    this.sender.send(res, responseDestination(res, source)).catch(() => {});
   }
 
   /** The INVITE server transaction a CANCEL refers to (§9.2: same key, method INVITE), if live. */
@@ -140,8 +254,17 @@ export class TransactionLayer {
 
   /** Terminate every transaction (shutdown). */
   close(): void {
+    this.completed.clear();
     for (const t of [...this.server.values(), ...this.client.values()]) t.terminate();
+    this.server.clear();
   }
+}
+
+/** 32-bit FNV-1a of a string's UTF-16 code units (a cheap, stable tag). */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 function topVia(msg: SipRequest | SipResponse) {

@@ -2,13 +2,15 @@ import type { Socket } from 'node:net';
 import { StreamFramer, type FramerEvent } from '../sip/stream-framer.js';
 import type { ParseLimits } from '../sip/parser.js';
 import type { Flow, TransportName } from './types.js';
+import { DEFAULT_STREAM_BOUNDS, WriteGuard, type StreamBounds } from './backpressure.js';
 
 /**
  * One TCP or TLS connection carrying SIP (a flow, RFC 5626 §3): it frames the
  * byte stream into messages by Content-Length (RFC 3261 §18.3) and answers a
  * double-CRLF keepalive ping with a CRLF pong (RFC 5626 §3.5.1).
  *
- * The flow closes itself after `idleTimeoutMs` without traffic (default 600 000 ms).
+ * The flow closes itself after `idleTimeoutMs` without traffic (default 600 000 ms),
+ * and stops reading / closes when its write queue passes `bounds` (see backpressure.ts).
  */
 export class StreamFlow implements Flow {
   readonly id: string;
@@ -20,6 +22,7 @@ export class StreamFlow implements Flow {
   closed = false;
   private failed = false;
   private readonly framer: StreamFramer;
+  private readonly guard: WriteGuard;
 
   /**
    * @param onFrame called with every complete message (raw bytes) or framing error;
@@ -33,6 +36,7 @@ export class StreamFlow implements Flow {
     onFrame: (ev: FramerEvent, flow: StreamFlow) => void,
     onClose: (flow: StreamFlow) => void,
     idleTimeoutMs = 600_000,
+    bounds: StreamBounds = DEFAULT_STREAM_BOUNDS,
   ) {
     this.id = id;
     this.transport = transport;
@@ -41,6 +45,18 @@ export class StreamFlow implements Flow {
     this.localAddress = normalizeAddress(socket.localAddress ?? '');
     this.localPort = socket.localPort ?? 0;
     this.framer = new StreamFramer(limits);
+    this.guard = new WriteGuard(
+      {
+        socket,
+        queuedBytes: () => socket.writableLength,
+        pauseReading: () => socket.pause(),
+        resumeReading: () => {
+          if (!this.failed) socket.resume();
+        },
+        destroy: () => socket.destroy(),
+      },
+      bounds,
+    );
     socket.setNoDelay(true);
     socket.setTimeout(idleTimeoutMs, () => socket.destroy());
     socket.on('data', (chunk: Buffer) => {
@@ -69,6 +85,7 @@ export class StreamFlow implements Flow {
   write(data: Buffer): boolean {
     if (this.closed || this.socket.destroyed) return false;
     this.socket.write(data);
+    this.guard.afterWrite();
     return true;
   }
 

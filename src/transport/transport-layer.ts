@@ -16,6 +16,7 @@ import type { FramerEvent } from '../sip/stream-framer.js';
 import { StreamFlow, normalizeAddress } from './stream-flow.js';
 import { certificateMatchesSipDomain, sipDomainIdentities } from '../auth/domain-certificate.js';
 import { WsFlow } from './ws-flow.js';
+import type { StreamBounds } from './backpressure.js';
 import { isStunDatagram, stunKeepaliveResponse } from './stun-keepalive.js';
 import {
   formatHostPort,
@@ -48,6 +49,14 @@ export interface TransportOptions {
   /** Metrics hooks: each TLS handshake on a listener (ok or failed), each message handed to a socket. */
   onTlsHandshake?: (ok: boolean) => void;
   onSend?: (msg: SipMessage) => void;
+  /** Write-queue bounds of every stream connection; default {@link DEFAULT_STREAM_BOUNDS}. */
+  streamBounds?: StreamBounds;
+  /**
+   * Asked for each inbound datagram or frame that looks like a new request
+   * (not a response, ACK or CANCEL), before parsing: true drops it unread
+   * (overload past what even a 503 costs).
+   */
+  dropBeforeParse?: () => boolean;
 }
 
 /**
@@ -115,6 +124,8 @@ export class TransportLayer {
   private nextFlow = 1;
   private localAddresses = new Set<string>();
   private readonly log: Logger;
+  /** Counts since start (the periodic summary line reports their increase). */
+  readonly counters = { droppedBeforeParse: 0, malformed: 0 };
   /** Called for every well-formed inbound message. */
   onMessage: (inbound: Inbound) => void = () => {};
 
@@ -257,13 +268,21 @@ export class TransportLayer {
    * @returns the flow id used (streams) or undefined (UDP).
    */
   async send(msg: SipMessage, dest: Destination): Promise<string | undefined> {
-    const data = serializeMessage(msg);
-    this.opts.onSend?.(msg);
+    return this.sendWire(serializeMessage(msg), dest, msg);
+  }
+
+  /**
+   * Send bytes already serialized, as {@link send} does (a retransmitted final
+   * response kept as bytes). `msg`, when given, is what they encode, for the debug log.
+   * @throws TransportError as {@link send}.
+   */
+  async sendWire(data: Buffer, dest: Destination, msg?: SipMessage): Promise<string | undefined> {
+    if (msg) this.opts.onSend?.(msg);
     if (dest.transport === 'udp') {
       const sock = this.udpSocketFor(dest.address);
       if (!sock) throw new TransportError(`no UDP listener for ${dest.address}`);
       if (data.length > ALLOWED_ON_UDP_MAX) throw new TransportError('message too large for UDP');
-      this.logMessage('sip send', msg, dest.transport, formatHostPort(dest.address, dest.port), formatHostPort(sock.bound.address, sock.bound.port));
+      this.logMessage('sip send', msg ?? data, dest.transport, formatHostPort(dest.address, dest.port), formatHostPort(sock.bound.address, sock.bound.port));
       sock.socket.send(data, dest.port, stripBrackets(dest.address), (err) => {
         if (err) this.log.warn({ err: err.message, to: formatHostPort(dest.address, dest.port) }, 'udp send failed');
       });
@@ -277,7 +296,7 @@ export class TransportLayer {
       if (isWebSocket(dest.transport)) throw new TransportError(`no open WebSocket flow to ${formatHostPort(dest.address, dest.port)}`);
       flow = await this.connect(dest);
     }
-    this.logMessage('sip send', msg, flow.transport, formatHostPort(flow.remoteAddress, flow.remotePort), formatHostPort(flow.localAddress, flow.localPort));
+    this.logMessage('sip send', msg ?? data, flow.transport, formatHostPort(flow.remoteAddress, flow.remotePort), formatHostPort(flow.localAddress, flow.localPort));
     if (!flow.write(data)) throw new TransportError(`connection to ${formatHostPort(dest.address, dest.port)} closed`);
     return flow.id;
   }
@@ -418,6 +437,7 @@ export class TransportLayer {
       (data, f) => this.onFrame({ type: 'message', data }, f),
       (f) => this.forgetFlow(f),
       this.opts.idleTimeoutMs,
+      this.opts.streamBounds,
     );
     this.registerFlow(flow);
     return flow;
@@ -454,6 +474,7 @@ export class TransportLayer {
       (ev, f) => this.onFrame(ev, f),
       (f) => this.forgetFlow(f),
       this.opts.idleTimeoutMs,
+      this.opts.streamBounds,
     );
     this.registerFlow(flow);
     return flow;
@@ -589,6 +610,10 @@ export class TransportLayer {
 
   /** Parse one datagram or frame and hand it up; answers 400 for malformed requests. */
   private receive(data: Buffer, source: Source): void {
+    if (this.opts.dropBeforeParse && startsNewRequest(data) && this.opts.dropBeforeParse()) {
+      this.counters.droppedBeforeParse++;
+      return;
+    }
     let msg: SipMessage;
     try {
       msg = parseMessage(data, this.opts.limits);
@@ -597,6 +622,7 @@ export class TransportLayer {
         this.log.error({ err }, 'parser failure');
         return;
       }
+      this.counters.malformed++;
       this.log.debug({ remote: formatHostPort(source.remoteAddress, source.remotePort), reason: err.reason }, 'malformed message');
       const partial = err.partial;
       if (partial?.kind === 'request' && partial.method !== 'ACK') this.replyStateless(partial, err.status, err.reason, source);
@@ -635,8 +661,13 @@ export class TransportLayer {
     return address.includes(':') ? `[${address}]` : address;
   }
 
-  private logMessage(what: string, msg: SipMessage, transport: TransportName, remote: string, local: string): void {
+  private logMessage(what: string, msg: SipMessage | Buffer, transport: TransportName, remote: string, local: string): void {
     if (!this.log.isLevelEnabled('debug')) return;
+    if (Buffer.isBuffer(msg)) {
+      const text = msg.toString('utf8');
+      this.log.debug({ transport, remote, local, startLine: text.slice(0, text.indexOf('\r\n')), message: text }, what);
+      return;
+    }
     this.log.debug(
       {
         transport,
@@ -681,6 +712,18 @@ export function stampVia(msg: SipMessage, source: Source): void {
 
 function isWildcardAddress(a: string): boolean {
   return a === '0.0.0.0' || a === '::' || a === '[::]';
+}
+
+/**
+ * True unless the bytes start (after leading CRLFs) with `SIP/` (a response),
+ * `ACK ` or `CANCEL `: the messages that belong to transactions in progress
+ * and must never be shed unread.
+ */
+export function startsNewRequest(data: Buffer): boolean {
+  let i = 0;
+  while (i < data.length && (data[i] === 0x0d || data[i] === 0x0a)) i++;
+  const head = data.toString('latin1', i, i + 7);
+  return !(head.startsWith('SIP/') || head.startsWith('ACK ') || head.startsWith('CANCEL '));
 }
 
 function stripBrackets(a: string): string {

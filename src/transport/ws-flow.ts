@@ -1,12 +1,16 @@
 import type { WebSocket } from 'ws';
 import type { Flow, TransportName } from './types.js';
+import type { Socket } from 'node:net';
 import { normalizeAddress } from './stream-flow.js';
+import { DEFAULT_STREAM_BOUNDS, WriteGuard, type StreamBounds } from './backpressure.js';
 
 /**
  * A SIP-over-WebSocket connection (RFC 7118): each WebSocket message carries
  * exactly one SIP message (§5), sent as a text frame when it is valid UTF-8
  * and binary otherwise. A connection idle for `idleTimeoutMs` (default
  * 600 000 ms) is closed; WebSocket pings from the client are answered by `ws`.
+ * The connection stops reading / is closed when its write queue passes
+ * `bounds` (see backpressure.ts).
  */
 export class WsFlow implements Flow {
   closed = false;
@@ -15,16 +19,28 @@ export class WsFlow implements Flow {
   readonly localAddress: string;
   readonly localPort: number;
   private idleTimer: NodeJS.Timeout | undefined;
+  private readonly guard: WriteGuard;
 
   constructor(
     readonly ws: WebSocket,
     readonly id: string,
     readonly transport: TransportName,
-    socket: { remoteAddress?: string; remotePort?: number; localAddress?: string; localPort?: number },
+    socket: Socket,
     onMessage: (data: Buffer, flow: WsFlow) => void,
     onClose: (flow: WsFlow) => void,
     private readonly idleTimeoutMs = 600_000,
+    bounds: StreamBounds = DEFAULT_STREAM_BOUNDS,
   ) {
+    this.guard = new WriteGuard(
+      {
+        socket,
+        queuedBytes: () => ws.bufferedAmount,
+        pauseReading: () => ws.pause(),
+        resumeReading: () => ws.resume(),
+        destroy: () => ws.terminate(),
+      },
+      bounds,
+    );
     this.remoteAddress = normalizeAddress(socket.remoteAddress ?? '');
     this.remotePort = socket.remotePort ?? 0;
     this.localAddress = normalizeAddress(socket.localAddress ?? '');
@@ -50,6 +66,7 @@ export class WsFlow implements Flow {
     const text = data.toString('utf8');
     if (Buffer.byteLength(text) === data.length) this.ws.send(text);
     else this.ws.send(data, { binary: true });
+    this.guard.afterWrite();
     return true;
   }
 

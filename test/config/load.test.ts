@@ -35,7 +35,7 @@ describe('defaults', () => {
     expect(c).toEqual({
       data_dir: resolve(process.cwd(), 'rtcedge-data'),
       domains: ['example.test'],
-      log: { level: 'info' },
+      log: { level: 'info', summary_interval: 60, max_buffer_bytes: 4194304 },
       sip: {
         listen: [
           { transport: 'udp', host: '0.0.0.0', port: 5060 },
@@ -46,7 +46,23 @@ describe('defaults', () => {
           { transport: 'tls', host: '::', port: 5061 },
         ],
         tls: { certificates: [] },
-        limits: { max_message_bytes: 65535, max_headers: 256, max_line_bytes: 8192 },
+        limits: {
+          max_message_bytes: 65535,
+          max_headers: 256,
+          max_line_bytes: 8192,
+          stream_pause_bytes: 262144,
+          stream_close_bytes: 4194304,
+          stream_stall_ms: 10000,
+        },
+        overload: {
+          lag_ms: 200,
+          drop_lag_ms: 1000,
+          target_utilization: 0.95,
+          max_pending_transactions: 10000,
+          max_transactions: 200000,
+          max_new_per_s: 0,
+          retry_after: 5,
+        },
         registrar: { min_expires: 60, max_expires: 86400, default_expires: 3600, max_bindings_per_aor: 10, flow_timer: 120 },
         auth: { nonce_ttl: 300, algorithms: ['MD5'], strict_uri: false },
         security: {

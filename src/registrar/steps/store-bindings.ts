@@ -29,7 +29,7 @@ export async function storeBindings(ctx: RegisterContext): Promise<RegisterReply
   await location.committed();
   if (ctx.changes.length) {
     const { source } = ctx.st;
-    ctx.log.info({ aor: ctx.aor, contacts: ctx.changes.map((c) => c.contactUri), source: `${source.transport}:${source.remoteAddress}:${source.remotePort}` }, 'bindings updated');
+    ctx.log.debug({ aor: ctx.aor, contacts: ctx.changes.map((c) => c.contactUri), source: `${source.transport}:${source.remoteAddress}:${source.remotePort}` }, 'bindings updated');
   }
   return undefined;
 }

@@ -1,0 +1,124 @@
+/**
+ * The Timer J log of completed non-INVITE server transactions: bytes and
+ * destination come back exactly, entries expire oldest first, response chunks
+ * are released once their entries expired, large responses and re-added keys
+ * are handled.
+ */
+import { describe, expect, it } from 'vitest';
+import { CompletedResponses } from '../../src/transaction/completed-responses.js';
+
+const dest = (port: number) => ({ transport: 'udp' as const, address: '127.0.0.1', port });
+const wire = (i: number, size = 400) => Buffer.from(`SIP/2.0 200 OK\r\nCSeq: ${i} REGISTER\r\n`.padEnd(size, 'x'));
+
+describe('CompletedResponses', () => {
+  it('returns each response and destination until its deadline, then forgets it, oldest first', () => {
+    const c = new CompletedResponses();
+    try {
+      for (let i = 0; i < 5000; i++) c.add(`k${i}`, wire(i), dest(5000 + (i % 7)), 1000 + i);
+      expect(c.size).toBe(5000);
+      for (const i of [0, 1, 2499, 4999]) {
+        const e = c.get(`k${i}`)!;
+        expect(e.wire.equals(wire(i))).toBe(true);
+        expect(e.dest).toEqual(dest(5000 + (i % 7)));
+      }
+      const chunksBefore = c.chunkBytes;
+      expect(chunksBefore).toBeGreaterThanOrEqual(5000 * 400);
+      c.expire(1000 + 2999);
+      expect(c.size).toBe(2000);
+      expect(c.get('k2999')).toBeUndefined();
+      expect(c.get('k3000')!.wire.equals(wire(3000))).toBe(true);
+      expect(c.chunkBytes).toBeLessThan(chunksBefore);
+      c.expire(10_000);
+      expect(c.size).toBe(0);
+      expect(c.chunkBytes).toBe(0);
+      expect(c.get('k4999')).toBeUndefined();
+      // Usable again after emptying.
+      c.add('again', wire(1), dest(1), 20_000);
+      expect(c.get('again')!.wire.equals(wire(1))).toBe(true);
+    } finally {
+      c.clear();
+    }
+  });
+
+  it('keeps a response larger than a chunk in one piece, between small ones', () => {
+    const c = new CompletedResponses();
+    try {
+      c.add('a', wire(1), dest(1), 1);
+      c.add('big', wire(2, 300_000), dest(2), 2);
+      c.add('b', wire(3), dest(3), 3);
+      expect(c.get('a')!.wire.equals(wire(1))).toBe(true);
+      expect(c.get('big')!.wire.equals(wire(2, 300_000))).toBe(true);
+      expect(c.get('b')!.wire.equals(wire(3))).toBe(true);
+      c.expire(2);
+      expect(c.get('big')).toBeUndefined();
+      expect(c.get('b')!.wire.equals(wire(3))).toBe(true);
+    } finally {
+      c.clear();
+    }
+  });
+
+  it('a key added again answers with the newer response and outlives the older entry', () => {
+    const c = new CompletedResponses();
+    try {
+      c.add('k', wire(1), dest(1), 10);
+      c.add('k', wire(2), dest(2), 20);
+      expect(c.get('k')!.wire.equals(wire(2))).toBe(true);
+      c.expire(15);
+      expect(c.get('k')!.dest.port).toBe(2);
+      c.expire(25);
+      expect(c.get('k')).toBeUndefined();
+    } finally {
+      c.clear();
+    }
+  });
+});
+
+describe('a retransmitted request over UDP after the final response', () => {
+  it('gets the same final response again, byte for byte, from the completed transaction', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dgram = await import('node:dgram');
+    const { parseConfig } = await import('../../src/config/load.js');
+    const { startServer } = await import('../../src/server.js');
+    const { silentLogger } = await import('../../src/log.js');
+    const PORT = 28465;
+    const dir = mkdtempSync(join(tmpdir(), 'rtcedge-completed-'));
+    const server = await startServer(
+      parseConfig({
+        data_dir: dir,
+        domains: ['example.test'],
+        log: { level: 'silent', summary_interval: 0 },
+        sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: PORT }] },
+        turn: { enabled: false },
+      }),
+      silentLogger,
+    );
+    const sock = dgram.createSocket('udp4');
+    try {
+      await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+      const port = sock.address().port;
+      const got: Buffer[] = [];
+      sock.on('message', (m) => got.push(m));
+      const req = Buffer.from(
+        `OPTIONS sip:127.0.0.1:${PORT} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKretrans1;rport\r\n` +
+          `Max-Forwards: 70\r\nFrom: <sip:probe@example.test>;tag=r1\r\nTo: <sip:127.0.0.1:${PORT}>\r\n` +
+          `Call-ID: retrans1@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`,
+      );
+      const waitFor = async (n: number) => {
+        for (let i = 0; i < 100 && got.length < n; i++) await new Promise((r) => setTimeout(r, 20));
+      };
+      sock.send(req, PORT, '127.0.0.1');
+      await waitFor(1);
+      sock.send(req, PORT, '127.0.0.1');
+      await waitFor(2);
+      expect(got).toHaveLength(2);
+      expect(got[0]!.toString('latin1')).toMatch(/^SIP\/2\.0 200 /);
+      expect(got[1]!.equals(got[0]!)).toBe(true);
+    } finally {
+      sock.close();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
