@@ -8,7 +8,7 @@ import {
 } from './lib.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+const DEFAULT_CLI = join(ROOT, 'dist', 'cli', 'main.js');
 
 /**
  * @param {object} o
@@ -18,17 +18,23 @@ const CLI = join(ROOT, 'dist', 'cli', 'main.js');
  * @param {[number, number]} [o.relayPorts]
  * @param {'native' | 'typescript'} [o.turnDataPlane] turn.data_plane (default: native when built)
  * @param {Array<[string, string]>} o.users [user, password] in example.test
+ * @param {string} [o.logLevel] log.level (default warn)
+ * @param {number} [o.summaryInterval] log.summary_interval, s (the info summary line; needs logLevel info)
+ * @param {string[]} [o.nodeArgs] extra node options for the server process
+ * @param {number} [o.addParallel] users added by this many CLI processes at once (default 1)
+ * @param {string} [o.cli] the CLI to run (default this checkout's dist/cli/main.js; another build for a baseline)
  */
 export async function startRtcedge(o) {
   if (o.dataPlane && !dataPlaneKeySupported()) {
     throw new Error('this build has no turn.data_plane setting');
   }
+  const CLI = o.cli ?? DEFAULT_CLI;
   const dir = tempDir('rtcedge');
   const cfg = join(dir, 'rtcedge.yaml');
   const lines = [
     `data_dir: ${join(dir, 'data')}`,
     'domains: [example.test]',
-    'log: { level: warn }',
+    `log: { level: ${o.logLevel ?? 'warn'}${o.summaryInterval !== undefined ? `, summary_interval: ${o.summaryInterval}` : ''} }`,
     'sip:',
     '  listen:',
     `    - { transport: udp, host: 127.0.0.1, port: ${o.sipPort} }`,
@@ -53,16 +59,20 @@ export async function startRtcedge(o) {
     lines.push('  enabled: false');
   }
   writeFileSync(cfg, lines.join('\n') + '\n');
-  for (const [user, pw] of o.users) {
+  const addOne = async ([user, pw]) => {
     const r = await runProcess(process.execPath, [CLI, 'user', 'add', `${user}@example.test`, '--password-stdin', '-c', cfg], {
       stdin: pw + '\n',
       timeoutMs: 20_000,
     });
     if (r.code !== 0) throw new Error(`rtcedge user add ${user} failed (${r.code}): ${r.stderr.trim()}`);
-  }
-  const args = [CLI, 'serve', '-c', cfg];
+  };
+  // The first one alone: it creates the store.
+  const parallel = o.addParallel ?? 1;
+  if (o.users.length) await addOne(o.users[0]);
+  for (let i = 1; i < o.users.length; i += parallel) await Promise.all(o.users.slice(i, i + parallel).map(addOne));
+  const args = [...(o.nodeArgs ?? []), CLI, 'serve', '-c', cfg];
   const proc = startProcess(process.execPath, args);
-  proc.cmdline = `node dist/cli/main.js serve -c ${cfg}`;
+  proc.cmdline = `node ${(o.nodeArgs ?? []).map((a) => a + ' ').join('')}dist/cli/main.js serve -c ${cfg}`;
   proc.config = cfg;
   proc.dir = dir;
   let exited = false;

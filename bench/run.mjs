@@ -103,6 +103,12 @@ ${sip.kamailioCfg.trim()}
 \`\`\`
 `;
 
-writeFileSync(join(ROOT, 'bench', 'RESULTS.md'), md);
+// Sections written by other bench scripts (bench/auth-timing.mjs; bench/memory.mjs: memory, pauses,
+// overload; bench/fuzz.mjs) are kept as they are: from the first of these headings to the end of the file.
+const KEPT = ['\n## 403 timing', '\n## Memory, pauses and overload'];
+const previous = readFileSync(join(ROOT, 'bench', 'RESULTS.md'), 'utf8');
+const keptAt = Math.min(...KEPT.map((h) => previous.indexOf(h)).filter((i) => i >= 0));
+const kept = Number.isFinite(keptAt) ? previous.slice(keptAt) : '';
+writeFileSync(join(ROOT, 'bench', 'RESULTS.md'), md + kept);
 console.log('\n' + turnTable(turn.rows) + '\n\n' + sipTable(sip.rows));
 console.log('\nwrote bench/RESULTS.md');

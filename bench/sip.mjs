@@ -28,7 +28,7 @@ const users = Array.from({ length: USERS }, (_, i) => [`user${i}`, `pw-user${i}`
  * The Request-URI is sip:<server address>, so the digest uri SIPp fills in
  * ("sip:" + remote host) names the same URI.
  */
-const SCENARIO = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+export const SCENARIO = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="register with digest">
   <send retrans="500" start_rtd="1">
@@ -140,7 +140,7 @@ async function startKamailio() {
 }
 
 /** Parse SIPp's -trace_stat CSV (semicolon separated); returns the last row keyed by column. */
-function lastStat(file) {
+export function lastStat(file) {
   if (!existsSync(file)) return null;
   const lines = readFileSync(file, 'utf8').trim().split('\n');
   if (lines.length < 2) return null;
@@ -150,14 +150,14 @@ function lastStat(file) {
 }
 
 /** SIPp durations "HH:MM:SS:uuuuuu" -> seconds */
-function hms(v) {
+export function hms(v) {
   if (!v) return NaN;
   const p = v.split(':').map(Number);
   return p[0] * 3600 + p[1] * 60 + p[2] + (p[3] ?? 0) / 1e6;
 }
 
 /** SIPp time stamps "date\ttime\tepoch" -> epoch seconds */
-function epoch(v) {
+export function epoch(v) {
   return v ? Number(v.split('\t')[2]) : NaN;
 }
 

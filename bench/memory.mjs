@@ -1,0 +1,291 @@
+// Memory, pauses and server-side response times under a sustained REGISTER
+// load (issue 10, items 2 and 3), and a soak.
+//
+//   node bench/memory.mjs [--rates 750,1500] [--seconds 60] [--after 60] [--users 100]
+//   node bench/memory.mjs --soak-minutes 20 [--rate 750]
+//   node bench/memory.mjs --overload 1500 [--seconds 20]   (2 × 1500/s, then 1500/s)
+//   --node-args '--max-semi-space-size=8'   options for the server's node
+//   --cli /path/to/other/dist/cli/main.js   baseline: another build (RSS only if it has no summary line)
+//   --dump file                              append the server's summary lines to file
+//
+// For each rate: start rtcedge (UDP, log level info, summary line every
+// 5 s), wait 10 s idle (the baseline), run SIPp's digest REGISTER scenario
+// (bench/sip.mjs) at that rate for --seconds, then stay idle --after seconds.
+// RSS comes from /proc/<pid>/status (VmRSS) every 5 s; heap, event-loop lag
+// and server-side response-time percentiles (request parsed → final response
+// handed to the socket) come from the server's own summary lines.
+// The soak samples every 30 s. Prints Markdown for bench/RESULTS.md.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runProcess, stopProcess, tempDir, sleep } from './lib.mjs';
+import { startRtcedge } from './rtcedge.mjs';
+import { SCENARIO, lastStat, epoch } from './sip.mjs';
+
+const SIP_PORT = 28260;
+const SIPP_PORT = 28261;
+
+function arg(name, def) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : def;
+}
+
+function rssMB(pid) {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Summary lines the server logged so far (parsed JSON). */
+function summaries(proc) {
+  const out = [];
+  for (const line of proc.stdout.split('\n')) {
+    if (!line.includes('"summary"')) continue;
+    try {
+      const j = JSON.parse(line);
+      if (j.msg === 'summary') out.push(j);
+    } catch {}
+  }
+  return out;
+}
+
+const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+const max = (a) => a.reduce((m, x) => Math.max(m, x), -Infinity);
+const median = (a) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length ? s[Math.floor(s.length / 2)] : NaN;
+};
+
+const NODE_ARGS = arg('node-args', '').split(' ').filter(Boolean);
+// --cli <path>: a build of another commit, for a baseline in the same window (it may predate the summary line:
+// then only RSS is measured).
+const CLI_PATH = arg('cli', undefined);
+const DUMP = arg('dump', '');
+
+async function withServer(users, fn) {
+  const proc = await startRtcedge({
+    sipPort: SIP_PORT,
+    users,
+    logLevel: CLI_PATH ? 'warn' : 'info',
+    summaryInterval: CLI_PATH ? undefined : 5,
+    addParallel: 8,
+    nodeArgs: NODE_ARGS,
+    cli: CLI_PATH,
+  });
+  try {
+    return await fn(proc);
+  } finally {
+    if (DUMP) writeFileSync(DUMP, summaries(proc).map((l) => JSON.stringify(l)).join('\n') + '\n', { flag: 'a' });
+    await stopProcess(proc);
+  }
+}
+
+function startSipp(dir, rate, seconds) {
+  const stf = join(dir, `stat-${rate}.csv`);
+  const args = [
+    `127.0.0.1:${SIP_PORT}`,
+    '-sf', join(dir, 'register.xml'),
+    '-inf', join(dir, 'users.csv'),
+    '-i', '127.0.0.1', '-p', String(SIPP_PORT), '-t', 'u1',
+    '-r', String(rate), '-rp', '1000', '-l', String(Math.max(rate * 4, 100)),
+    '-m', String(rate * seconds),
+    '-timeout', String(seconds * 2 + 30), '-timeout_error',
+    '-recv_timeout', '8000',
+    '-nostdin', '-nd',
+    '-trace_stat', '-stf', stf, '-fd', '5',
+  ];
+  const done = runProcess('sipp', args, { timeoutMs: (seconds * 2 + 60) * 1000 });
+  return { done, stf, command: 'sipp ' + args.join(' ').replaceAll(dir, '$DIR') };
+}
+
+/** Window of summary lines logged between two Date.now() values. */
+function window(lines, fromMs, toMs) {
+  return lines.filter((l) => l.time > fromMs && l.time <= toMs);
+}
+
+function sippResult(stf) {
+  const st = lastStat(stf);
+  if (!st) return { ok: NaN, failed: NaN, retrans: NaN, elapsedS: NaN };
+  return {
+    ok: Number(st['SuccessfulCall(C)']),
+    failed: Number(st['FailedCall(C)']),
+    retrans: Number(st['Retransmissions(C)']),
+    elapsedS: epoch(st['CurrentTime']) - epoch(st['StartTime']),
+  };
+}
+
+async function loadRun(dir, users, rate, seconds, afterS, log) {
+  return withServer(users, async (proc) => {
+    await sleep(10_000);
+    const idleRss = rssMB(proc.pid);
+    const idleHeap = summaries(proc).at(-1)?.heapMB ?? NaN;
+    const tLoad = Date.now();
+    const sipp = startSipp(dir, rate, seconds);
+    const rssDuring = [];
+    let running = true;
+    sipp.done.then(() => (running = false));
+    while (running) {
+      await sleep(5000);
+      rssDuring.push(rssMB(proc.pid));
+    }
+    const tEnd = Date.now();
+    await sleep(afterS * 1000);
+    await sleep(5500); // one more summary line
+    const rssAfter = rssMB(proc.pid);
+    const lines = summaries(proc);
+    const during = window(lines, tLoad + 5000, tEnd);
+    const after = lines.filter((l) => l.time > tEnd + afterS * 1000 - 5000);
+    const s = sippResult(sipp.stf);
+    const r = {
+      rate,
+      seconds,
+      command: sipp.command,
+      server: proc.cmdline.replaceAll(proc.dir, '$RDIR'),
+      ...s,
+      idleRss,
+      idleHeap,
+      peakRss: max(rssDuring),
+      peakHeap: max(during.map((l) => l.heapMB)),
+      endRss: rssDuring.at(-1),
+      rssAfter,
+      heapAfter: after.at(-1)?.heapMB ?? NaN,
+      p50: median(during.map((l) => l.responseP50Ms)),
+      p99: max(during.map((l) => l.responseP99Ms)),
+      p999: max(during.map((l) => l.responseP999Ms)),
+      maxResp: max(during.map((l) => l.responseMaxMs)),
+      maxLag: max(during.map((l) => l.maxLagMs)),
+      refused: during.reduce((a, l) => a + Object.values(l.refused503 ?? {}).reduce((x, y) => x + y, 0), 0),
+      held: max(during.map((l) => l.serverTransactionsHeld)),
+    };
+    log(JSON.stringify(r));
+    return r;
+  });
+}
+
+async function soak(dir, users, rate, minutes, log) {
+  return withServer(users, async (proc) => {
+    await sleep(10_000);
+    const idleRss = rssMB(proc.pid);
+    const t0 = Date.now();
+    const sipp = startSipp(dir, rate, minutes * 60);
+    const rows = [];
+    let running = true;
+    sipp.done.then(() => (running = false));
+    let last = t0;
+    while (running) {
+      await sleep(30_000);
+      const now = Date.now();
+      const w = window(summaries(proc), last, now);
+      rows.push({
+        t: Math.round((now - t0) / 1000),
+        rss: rssMB(proc.pid),
+        heap: w.at(-1)?.heapMB ?? NaN,
+        p50: median(w.map((l) => l.responseP50Ms)),
+        p99: max(w.map((l) => l.responseP99Ms)),
+        p999: max(w.map((l) => l.responseP999Ms)),
+        lag: max(w.map((l) => l.maxLagMs)),
+        n: w.reduce((a, l) => a + (l.serverTransactions ?? 0), 0),
+      });
+      log(JSON.stringify(rows.at(-1)));
+      last = now;
+    }
+    const s = sippResult(sipp.stf);
+    return { rate, minutes, idleRss, rows, ...s, command: sipp.command, server: proc.cmdline.replaceAll(proc.dir, '$RDIR') };
+  });
+}
+
+export function loadTable(rows) {
+  return [
+    '| REGISTER/s × s | successful | failed | SIPp retransmissions | idle RSS MB | peak RSS MB | RSS MB at end of load | RSS MB 60 s after | after/idle | idle heap MB | peak heap MB | heap MB 60 s after | transactions held (max) | response p50 / p99 / p99.9 / max ms | max event-loop lag ms | 503 sent |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |',
+    ...rows.map(
+      (r) =>
+        `| ${r.rate} × ${r.seconds} | ${r.ok} | ${r.failed} | ${r.retrans} | ${f(r.idleRss)} | ${f(r.peakRss)} | ${f(r.endRss)} | ${f(r.rssAfter)} | ${f(r.rssAfter / r.idleRss, 2)} | ${f(r.idleHeap)} | ${f(r.peakHeap)} | ${f(r.heapAfter)} | ${r.held} | ${f(r.p50, 2)} / ${f(r.p99, 2)} / ${f(r.p999, 2)} / ${f(r.maxResp, 1)} | ${f(r.maxLag)} | ${r.refused} |`,
+    ),
+  ].join('\n');
+}
+
+export function soakTable(res) {
+  return [
+    `${res.rate} REGISTER/s for ${res.minutes} min: ${res.ok} successful, ${res.failed} failed, ${res.retrans} SIPp retransmissions; idle RSS before the load ${f(res.idleRss)} MB.`,
+    '',
+    '| t s | RSS MB | heap MB | response p50 / p99 / p99.9 ms (per 30 s) | max event-loop lag ms | transactions |',
+    '| ---: | ---: | ---: | --- | ---: | ---: |',
+    ...res.rows.map((r) => `| ${r.t} | ${f(r.rss)} | ${f(r.heap)} | ${f(r.p50, 2)} / ${f(r.p99, 2)} / ${f(r.p999, 2)} | ${f(r.lag)} | ${r.n} |`),
+  ].join('\n');
+}
+
+/**
+ * Overload: SIPp at 2 × `capacity` REGISTER/s for `seconds` with the
+ * scenario that accepts 503 + Retry-After (interop/sipp/register-or-503.xml),
+ * then at `capacity` for 15 s; goodput (200s/s) and 503s/s per 5 s from the
+ * server's summary lines.
+ */
+async function overload(dir, users, capacity, seconds, log) {
+  return withServer(users, async (proc) => {
+    await sleep(5000);
+    const scenario = join(dirname(fileURLToPath(import.meta.url)), '..', 'interop', 'sipp', 'register-or-503.xml');
+    const run = (rate, secs, port) => {
+      const args = [
+        `127.0.0.1:${SIP_PORT}`, '-sf', scenario, '-i', '127.0.0.1', '-p', String(port), '-t', 'u1',
+        '-s', users[0][0], '-au', users[0][0], '-ap', users[0][1],
+        '-r', String(rate), '-rp', '1000', '-l', String(rate * 4), '-m', String(rate * secs),
+        '-timeout', String(secs * 2 + 30), '-recv_timeout', '8000', '-nostdin', '-nd',
+      ];
+      return { done: runProcess('sipp', args, { timeoutMs: (secs * 2 + 60) * 1000 }), command: 'sipp ' + args.join(' ').replace(scenario, 'interop/sipp/register-or-503.xml') };
+    };
+    const t0 = Date.now();
+    const over = run(2 * capacity, seconds, SIPP_PORT);
+    await over.done;
+    const t1 = Date.now();
+    const after = run(capacity, 15, SIPP_PORT + 1);
+    await after.done;
+    await sleep(5500);
+    const lines = summaries(proc).filter((l) => l.time > t0);
+    const rows = lines.map((l) => ({
+      t: Math.round((l.time - t0) / 1000),
+      phase: l.time <= t1 + 2500 ? `2× (${2 * capacity}/s)` : `1× (${capacity}/s)`,
+      okPerS: (l.finals?.['2xx'] ?? 0) / l.intervalS,
+      refusedPerS: Object.values(l.refused503 ?? {}).reduce((a, b) => a + b, 0) / l.intervalS,
+      share: l.admittedShare,
+      lag: l.maxLagMs,
+    }));
+    for (const r of rows) log(JSON.stringify(r));
+    return { capacity, seconds, rows, commands: [over.command, after.command], server: proc.cmdline.replaceAll(proc.dir, '$RDIR') };
+  });
+}
+
+export function overloadTable(res) {
+  return [
+    '| t s | offered | 200 OK /s | 503 /s | admitted share | max lag ms |',
+    '| ---: | --- | ---: | ---: | ---: | ---: |',
+    ...res.rows.map((r) => `| ${r.t} | ${r.phase} | ${f(r.okPerS)} | ${f(r.refusedPerS)} | ${r.share} | ${r.lag} |`),
+  ].join('\n');
+}
+
+const nUsers = Number(arg('users', '100'));
+const users = Array.from({ length: nUsers }, (_, i) => [`user${i}`, `pw-user${i}`]);
+const dir = tempDir('memory');
+writeFileSync(join(dir, 'register.xml'), SCENARIO);
+writeFileSync(join(dir, 'users.csv'), 'SEQUENTIAL\n' + users.map(([u, p]) => `${u};${p};`).join('\n') + '\n');
+const soakMinutes = Number(arg('soak-minutes', '0'));
+const overloadCapacity = Number(arg('overload', '0'));
+if (overloadCapacity > 0) {
+  const res = await overload(dir, users, overloadCapacity, Number(arg('seconds', '20')), console.log);
+  console.log(`\n${res.server}\n${res.commands.join('\n')}\n`);
+  console.log(overloadTable(res));
+} else if (soakMinutes > 0) {
+  const res = await soak(dir, users, Number(arg('rate', '750')), soakMinutes, console.log);
+  console.log(`\n${res.server}\n${res.command}\n`);
+  console.log(soakTable(res));
+} else {
+  const rows = [];
+  for (const rate of arg('rates', '750,1500').split(',').map(Number)) {
+    rows.push(await loadRun(dir, users, rate, Number(arg('seconds', '60')), Number(arg('after', '60')), console.log));
+  }
+  console.log(`\n${rows[0]?.server}\n${rows.map((r) => r.command).join('\n')}\n`);
+  console.log(loadTable(rows));
+}
