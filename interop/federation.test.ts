@@ -233,7 +233,8 @@ describeWithPeers(['baresip', 'named', 'openssl', 'kamailio'])('federation: alph
     expect((await alice!.dial('sip:carol@mallory.test')).ok).toBe(true);
     const closed = await alice!.waitForEventType('CALL_CLOSED', 15_000, a0);
     expect(JSON.stringify(closed)).toMatch(/503/);
-    const failure = alpha!.logs.slice(alphaFrom).find((l) => l.msg === 'branch transport failure');
+    // The log comes through the server's stdout pipe (written asynchronously): wait for the line.
+    const failure = await alpha!.waitForLog((l) => l.msg === 'branch transport failure', 5000, alphaFrom);
     expect(String(failure?.err)).toMatch(/does not name mallory\.test/);
     await new Promise((r) => setTimeout(r, 500));
     expect(malloryGot).toMatchObject({ udp: 0, tcp: 0, tlsData: 0 });

@@ -35,7 +35,7 @@ import { startEventLoopLoad, stopEventLoopLoad } from './transport/event-loop-lo
 import { collectWhenIdle } from './transport/idle-collector.js';
 import { Admission } from './transaction/admission.js';
 import { streamCounters, takeMaxQueuedBytes } from './transport/backpressure.js';
-import { startSummaryLog } from './log-summary.js';
+import { startSummaryLog } from './log.js';
 import { droppedLogLines } from './log.js';
 
 /** A running rtcedge instance. */

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { parseConfig } from '../../src/config/load.js';
 import { startServer } from '../../src/server.js';
-import { difference, startSummaryLog } from '../../src/log-summary.js';
+import { difference, startSummaryLog } from '../../src/log.js';
 
 const PORT = 28466;
 
