@@ -42,39 +42,40 @@ export function createServerMetrics(config: Pick<Config, 'turn'>, layers: () => 
     turn: config.turn.enabled
       ? () => {
           const turn = layers().turn;
-          return turn ? turnSnapshot(turn) : { dataPlane: 'typescript', allocations: 0, relayed: [], drops: {} };
+          return turn ? turnSnapshot(turn) : { dataPlane: 'typescript', allocations: 0, permissions: 0, channels: 0, relayed: [], drops: {} };
         }
       : undefined,
   });
 }
 
-/** TURN counters for /metrics: per direction from the native data plane, the rest (TypeScript path, TCP) as `both`. */
+/** TURN counters for /metrics: relayed traffic each way (both data paths), drop reasons of the native data plane and of the bandwidth cap. */
 export function turnSnapshot(t: TurnServer): TurnMetricsSnapshot {
-  const s = t.stats() as ReturnType<TurnServer['stats']> & { packetsDropped?: number };
+  const s = t.stats();
   const n = s.native;
-  const relayed: TurnMetricsSnapshot['relayed'] = [];
-  const drops: Record<string, number> = {};
-  let packets = s.packetsRelayed;
-  let bytes = s.bytesRelayed;
-  if (n) {
-    relayed.push({ direction: 'to_peer', packets: n.toPeerPackets, bytes: n.toPeerBytes });
-    relayed.push({ direction: 'to_client', packets: n.toClientPackets, bytes: n.toClientBytes });
-    packets -= n.toPeerPackets + n.toClientPackets;
-    bytes -= n.toPeerBytes + n.toClientBytes;
-    Object.assign(drops, {
-      no_allocation: n.dropNoAllocation,
-      no_permission: n.dropNoPermission,
-      no_channel: n.dropNoChannel,
-      malformed: n.dropMalformed,
-      bad_fingerprint: n.dropBadFingerprint,
-      too_big: n.dropTooBig,
-      queue_full: n.dropQueueFull,
-      send_failed: n.dropSendFailed,
-    });
-  }
-  relayed.push({ direction: 'both', packets, bytes });
-  if (s.packetsDropped !== undefined) drops.bandwidth_cap = s.packetsDropped;
-  return { dataPlane: s.dataPlane, allocations: s.allocations, relayed, drops };
+  const drops: Record<string, number> = n
+    ? {
+        no_allocation: n.dropNoAllocation,
+        no_permission: n.dropNoPermission,
+        no_channel: n.dropNoChannel,
+        malformed: n.dropMalformed,
+        bad_fingerprint: n.dropBadFingerprint,
+        too_big: n.dropTooBig,
+        queue_full: n.dropQueueFull,
+        send_failed: n.dropSendFailed,
+      }
+    : {};
+  drops.bandwidth_cap = s.packetsDropped;
+  return {
+    dataPlane: s.dataPlane,
+    allocations: s.allocations,
+    permissions: s.permissions,
+    channels: s.channels,
+    relayed: [
+      { direction: 'to_peer', packets: s.toPeerPackets, bytes: s.toPeerBytes },
+      { direction: 'to_client', packets: s.toClientPackets, bytes: s.toClientBytes },
+    ],
+    drops,
+  };
 }
 
 /** What the admin listener serves. */

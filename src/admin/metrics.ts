@@ -26,8 +26,12 @@ export interface MetricsSources {
 export interface TurnMetricsSnapshot {
   dataPlane: 'native' | 'typescript';
   allocations: number;
-  /** Relayed packets/payload bytes per direction: `to_peer`, `to_client`, or `both` where the data path does not tell. */
-  relayed: { direction: 'to_peer' | 'to_client' | 'both'; packets: number; bytes: number }[];
+  /** Permissions over all allocations (RFC 8656 §9). */
+  permissions: number;
+  /** Channel bindings over all allocations (RFC 8656 §12). */
+  channels: number;
+  /** Relayed packets/payload bytes per direction: client to peer, peer to client. */
+  relayed: { direction: 'to_peer' | 'to_client'; packets: number; bytes: number }[];
   /** Dropped packets by reason (e.g. `bandwidth_cap`, `no_permission`). */
   drops: Record<string, number>;
 }
@@ -86,6 +90,8 @@ export class ServerMetrics {
     const turn = sources.turn;
     if (!turn) return;
     gauge('rtcedge_turn_allocations', 'Live TURN allocations', () => turn().allocations);
+    gauge('rtcedge_turn_permissions', 'TURN permissions over all allocations', () => turn().permissions);
+    gauge('rtcedge_turn_channels', 'TURN channel bindings over all allocations', () => turn().channels);
     new Gauge({
       name: 'rtcedge_turn_data_plane',
       help: 'TURN UDP data plane in use (1 for the one in use)',

@@ -172,6 +172,17 @@ export class AllocationTable {
     return gone;
   }
 
+  /** Permissions and channel bindings stored over all allocations (expired ones until the next sweep, at most 1 s later). */
+  bindingCounts(): { permissions: number; channels: number } {
+    let permissions = 0;
+    let channels = 0;
+    for (const a of this.byFiveTuple.values()) {
+      permissions += a.permissions.size;
+      channels += a.channels.size;
+    }
+    return { permissions, channels };
+  }
+
   /** Every allocation. */
   all(): Allocation[] {
     return [...this.byFiveTuple.values()];

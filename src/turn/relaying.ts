@@ -14,10 +14,17 @@ import { decodeChannelData, encodeChannelData } from './channel-data.js';
 import { isDatagramTransport } from './five-tuple.js';
 import { attr } from './turn-response.js';
 
-/** Counters of relayed and dropped data, both directions; payload bytes. */
+/** Counters of relayed and dropped data; payload bytes. */
 export interface RelayCounters {
+  /** Both directions. */
   packetsRelayed: number;
   bytesRelayed: number;
+  /** Client to peer (Send indications, ChannelData from the client). */
+  toPeerPackets: number;
+  toPeerBytes: number;
+  /** Peer to client (Data indications, ChannelData to the client). */
+  toClientPackets: number;
+  toClientBytes: number;
   /** Dropped by the per-allocation bandwidth cap. */
   packetsDropped: number;
   bytesDropped: number;
@@ -34,7 +41,7 @@ export interface RelayContext {
 
 /** A zeroed counter object. */
 export function newRelayCounters(): RelayCounters {
-  return { packetsRelayed: 0, bytesRelayed: 0, packetsDropped: 0, bytesDropped: 0 };
+  return { packetsRelayed: 0, bytesRelayed: 0, toPeerPackets: 0, toPeerBytes: 0, toClientPackets: 0, toClientBytes: 0, packetsDropped: 0, bytesDropped: 0 };
 }
 
 /** Bandwidth cap of one allocation; counts drops. */
@@ -49,8 +56,11 @@ function relayToPeer(ctx: RelayContext, a: Allocation, peer: TransportAddress, d
   const relay = a.relayFor(peer.family);
   if (!relay || !ctx.peerAllowed(peer.address)) return;
   if (!admit(ctx, a, data.length, nowMs)) return;
-  ctx.counters.packetsRelayed++;
-  ctx.counters.bytesRelayed += data.length;
+  const c = ctx.counters;
+  c.packetsRelayed++;
+  c.bytesRelayed += data.length;
+  c.toPeerPackets++;
+  c.toPeerBytes += data.length;
   relay.send(peer, data);
 }
 
@@ -106,7 +116,10 @@ export function peerToClient(ctx: RelayContext, a: Allocation, peer: TransportAd
       attributes: [attr(A.XorPeerAddress, encodeXorAddress(peer, transactionId)), attr(A.Data, data)],
     });
   }
-  ctx.counters.packetsRelayed++;
-  ctx.counters.bytesRelayed += data.length;
+  const c = ctx.counters;
+  c.packetsRelayed++;
+  c.bytesRelayed += data.length;
+  c.toClientPackets++;
+  c.toClientBytes += data.length;
   return out;
 }

@@ -142,6 +142,10 @@ export interface ClientDelivery {
 export interface TurnControlStats extends RelayCounters {
   /** Live allocations. */
   allocations: number;
+  /** Permissions over all allocations (RFC 8656 §9). */
+  permissions: number;
+  /** Channel bindings over all allocations (RFC 8656 §12). */
+  channels: number;
   /** Unauthenticated answers not sent because of the challenge limits. */
   challengesSuppressed: number;
   /** Requests answered from the transaction cache (retransmissions). */
@@ -189,10 +193,11 @@ export class TurnControl {
     this.tcp = opts.tcp ? new TcpConnections(opts.tcp) : undefined;
   }
 
-  /** Counters: live allocations, packets and payload bytes relayed in both directions, drops. */
+  /** Counters: live allocations, permissions and channels; packets and payload bytes relayed (in total and each way), drops. */
   stats(): TurnControlStats {
     return {
       allocations: this.allocations.size,
+      ...this.allocations.bindingCounts(),
       ...this.relayContext.counters,
       challengesSuppressed: this.challenges.suppressed,
       retransmissionsAnswered: this.retransmissions,

@@ -214,7 +214,7 @@ export class TurnServer {
     return this.bound.map((b) => ({ ...b }));
   }
 
-  /** Live allocations; packets and payload bytes relayed in both directions (both data paths); stream and native counters. */
+  /** Live allocations, permissions, channels; packets and payload bytes relayed, in total and each way (both data paths); stream and native counters. */
   stats(): TurnServerStats {
     const c = this.control.stats();
     const native = this.udp?.stats();
@@ -225,6 +225,10 @@ export class TurnServer {
       ...dtls,
       packetsRelayed: c.packetsRelayed + native.toPeerPackets + native.toClientPackets,
       bytesRelayed: c.bytesRelayed + native.toPeerBytes + native.toClientBytes,
+      toPeerPackets: c.toPeerPackets + native.toPeerPackets,
+      toPeerBytes: c.toPeerBytes + native.toPeerBytes,
+      toClientPackets: c.toClientPackets + native.toClientPackets,
+      toClientBytes: c.toClientBytes + native.toClientBytes,
       dataPlane: this.dataPlane,
       native,
       streams: this.streamCounters,

@@ -1,7 +1,7 @@
 /**
  * The admin listener of a running server: /metrics scraped during a call
  * between two test UAs and after a TURN session of turnutils_uclient (coturn)
- * finds the counters moved; /healthz, /readyz; the API refuses a missing token.
+ * finds the counters moved (and the permission and channel gauges during the session); /healthz, /readyz; the API refuses a missing token.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -51,7 +51,8 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer'])('admin listener of a 
       domains: [DOMAIN],
       log: { level: 'silent' },
       sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: SIP_PORT }] },
-      turn: { listen: [{ transport: 'udp', host: '127.0.0.1', port: TURN_PORT }], relay_address: '127.0.0.1', realm: DOMAIN, allow_loopback_peers: true },
+      // The TypeScript data plane: its per-direction counts are under test here (the native plane's in test/native).
+      turn: { listen: [{ transport: 'udp', host: '127.0.0.1', port: TURN_PORT }], relay_address: '127.0.0.1', realm: DOMAIN, allow_loopback_peers: true, data_plane: 'typescript' },
       admin: { listen: ADMIN.slice('http://'.length) },
     });
     const store = openStore(config);
@@ -122,12 +123,31 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer'])('admin listener of a 
     expect(during).toMatch(/^rtcedge_sip_transactions\{kind="server"\} \d+$/m);
     expect(during).not.toMatch(/alice|bob|127\.0\.0\.1/);
 
-    const r = await runUclient(['-u', 'alice', '-w', 'alicepw', '-p', String(TURN_PORT), '-e', '127.0.0.1', '-r', String(PEER_PORT), '-n', '10', '-c', '127.0.0.1'], 30);
-    expect(r.out).toContain('Total lost packets 0');
+    // A TURN session of 1 s (50 ChannelData each way, 20 ms apart): scraped while it runs, its permission and channel show.
+    const session = runUclient(['-u', 'alice', '-w', 'alicepw', '-p', String(TURN_PORT), '-e', '127.0.0.1', '-r', String(PEER_PORT), '-n', '50', '-z', '20', '-c', '127.0.0.1'], 30);
+    let running = true;
+    void session.then(() => (running = false));
+    let most = { allocations: 0, permissions: 0, channels: 0 };
+    while (running) {
+      const t = await scrape();
+      most = {
+        allocations: Math.max(most.allocations, sample(t, 'rtcedge_turn_allocations')),
+        permissions: Math.max(most.permissions, sample(t, 'rtcedge_turn_permissions')),
+        channels: Math.max(most.channels, sample(t, 'rtcedge_turn_channels')),
+      };
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect((await session).out).toContain('Total lost packets 0');
+    expect(most.allocations).toBeGreaterThanOrEqual(1);
+    expect(most.permissions).toBeGreaterThanOrEqual(1);
+    expect(most.channels).toBeGreaterThanOrEqual(1);
     const after = await scrape();
-    const relayed = (what: 'packets' | 'bytes') =>
-      ['to_peer', 'to_client', 'both'].reduce((sum, d) => sum + sample(after, `rtcedge_turn_relayed_${what}_total{direction="${d}"}`), 0);
-    expect(relayed('packets')).toBeGreaterThanOrEqual(20);
-    expect(relayed('bytes')).toBeGreaterThan(0);
+    const grew = (series: string) => sample(after, series) - sample(before, series);
+    // Payload bytes: each ChannelData carries uclient's default 100-byte message.
+    for (const direction of ['to_peer', 'to_client']) {
+      expect(grew(`rtcedge_turn_relayed_packets_total{direction="${direction}"}`)).toBe(50);
+      expect(grew(`rtcedge_turn_relayed_bytes_total{direction="${direction}"}`)).toBe(5000);
+    }
+    expect(after).not.toContain('direction="both"');
   });
 });

@@ -130,7 +130,9 @@ describe.each(['native', 'typescript'] as const)('TurnServer on loopback (%s dat
     peer.send(Buffer.from('pong'), relayed.port, '127.0.0.1');
     const back = decodeChannelData((await atClient).data);
     expect([back.channel, back.data.toString()]).toEqual([0x4001, 'pong']);
-    expect(server.stats()).toMatchObject({ allocations: 1, packetsRelayed: 2, bytesRelayed: 8, dataPlane });
+    expect(server.stats()).toMatchObject({
+      allocations: 1, permissions: 1, channels: 1, packetsRelayed: 2, bytesRelayed: 8, toPeerPackets: 1, toPeerBytes: 4, toClientPackets: 1, toClientBytes: 4, dataPlane,
+    });
     if (dataPlane === 'native') {
       // Binding-free exchange: Allocate twice and ChannelBind went up to the control plane; ping and pong never did.
       expect(server.stats().native).toMatchObject({
