@@ -44,7 +44,8 @@ export interface RunningServer {
   stop(): Promise<void>;
   /**
    * Read the certificate and key files again (`sip.tls.*`, `federation.ca`) and
-   * use them for new TLS handshakes; established connections keep theirs.
+   * use them for new TLS handshakes (SIP TLS/WSS and TURN over TLS; DTLS
+   * listeners keep theirs until a restart); established connections keep theirs.
    * @throws Error from the file system (the old material stays in use).
    */
   reloadTlsMaterial(): Promise<void>;
@@ -109,7 +110,10 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   let running = config;
   const reloadTlsMaterial = async (from: Config = running): Promise<boolean> => {
     const fresh = await loadTlsMaterial(from, logger);
-    if (fresh) transport.setTlsMaterial(fresh);
+    if (fresh) {
+      transport.setTlsMaterial(fresh);
+      turn?.setTlsMaterial(fresh);
+    }
     log.info('TLS material reloaded');
     return fresh !== undefined;
   };

@@ -209,6 +209,17 @@ export class TurnServer {
     await Promise.all(waits);
   }
 
+  /**
+   * Replace the certificate and key (PEM) of the TLS listeners (renewal, a
+   * reload): new handshakes present them at once (tls.Server#setSecureContext);
+   * open connections and their allocations keep going. DTLS listeners keep the
+   * certificate they started with until a restart (their engine's SSL_CTX is
+   * fixed at start).
+   */
+  setTlsMaterial(material: { cert: Buffer | string; key: Buffer | string }): void {
+    for (const s of this.tcpServers) if (s instanceof tls.Server) s.setSecureContext({ cert: material.cert, key: material.key });
+  }
+
   /** Bound listener addresses (port 0 resolved). */
   addresses(): Array<{ transport: TurnListen['transport']; address: string; port: number }> {
     return this.bound.map((b) => ({ ...b }));

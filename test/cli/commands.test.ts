@@ -23,6 +23,7 @@ import { type CliRun, requireBuild, runCli, runCliAsync, type ServeProcess, star
 const SIP_PORT = 27060;
 const TLS_PORT = 27061;
 const TURN_PORT = 27078;
+const TURN_TLS_PORT = 27077;
 const ADMIN_PORT = 27090;
 const DOMAIN = 'example.test';
 
@@ -56,6 +57,7 @@ function configYaml(dataDirPath: string): string {
     'turn:',
     '  listen:',
     `    - { transport: udp, host: 127.0.0.1, port: ${TURN_PORT} }`,
+    `    - { transport: tls, host: 127.0.0.1, port: ${TURN_TLS_PORT} }`,
     `admin: { listen: "127.0.0.1:${ADMIN_PORT}" }`,
     '',
   ].join('\n');
@@ -176,9 +178,9 @@ describe('reg', () => {
 });
 
 describe('reload', () => {
-  function connect(): Promise<tls.TLSSocket> {
+  function connect(port = TLS_PORT): Promise<tls.TLSSocket> {
     return new Promise((res, rej) => {
-      const s = tls.connect({ host: '127.0.0.1', port: TLS_PORT, rejectUnauthorized: false }, () => res(s));
+      const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => res(s));
       s.once('error', rej);
     });
   }
@@ -223,6 +225,10 @@ describe('reload', () => {
       await alice.waitFor(answerTo(authed, 200));
       expect(fingerprint(alice.socket as tls.TLSSocket)).toBe(new X509Certificate(readFileSync(certA.cert)).fingerprint256);
 
+      const turnBefore = await connect(TURN_TLS_PORT);
+      expect(fingerprint(turnBefore)).toBe(new X509Certificate(readFileSync(certA.cert)).fingerprint256);
+      turnBefore.destroy();
+
       copyFileSync(certB.cert, join(dir, 'certs', 'cert.pem'));
       copyFileSync(certB.key, join(dir, 'certs', 'key.pem'));
       expect(await cli(['reload'])).toEqual({ status: 0, stdout: 'reloaded: sip.tls\n', stderr: '' });
@@ -231,6 +237,10 @@ describe('reload', () => {
       expect(fingerprint(after)).toBe(new X509Certificate(readFileSync(certB.cert)).fingerprint256);
       expect(await options(after, 2)).toBe('SIP/2.0 200 OK');
       after.destroy();
+      // TURN over TLS takes it too (test/turn/tls-reload.test.ts: allocations on open connections go on).
+      const turnAfter = await connect(TURN_TLS_PORT);
+      expect(fingerprint(turnAfter)).toBe(new X509Certificate(readFileSync(certB.cert)).fingerprint256);
+      turnAfter.destroy();
 
       // The call goes on over the connection made before the reload: bob's BYE reaches alice through the proxy.
       const fromTag = /tag=([^;>]+)/.exec(getHeader(invite, 'from')!)![1];

@@ -11,14 +11,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { decodeErrorCode, decodeText, decodeUint32, encodeRequestedTransport, encodeXorAddress } from '../../src/stun/stun-attributes.js';
-import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, type StunAttribute, type StunMessage, StunMethod } from '../../src/stun/stun-message.js';
+import { AttributeType as A, encodeStunMessage, getAttribute, type StunAttribute, StunMethod } from '../../src/stun/stun-message.js';
 import { TurnServer } from '../../src/turn/index.js';
-import { StreamFramer } from '../../src/turn/stream-framer.js';
 import { DEFAULT_STREAM_LIMITS } from '../../src/turn/stream-limits.js';
+import { connectStream, signedRequest, streamClient } from '../helpers/turn-stream.js';
 
 const REALM = 'rtcedge.test';
 const KEY = createHash('md5').update(`alice:${REALM}:alicepw`).digest();
@@ -64,16 +63,8 @@ async function startServer(transport: 'tcp' | 'tls'): Promise<{ server: TurnServ
 }
 
 async function connect(transport: 'tcp' | 'tls', port: number): Promise<net.Socket> {
-  const s =
-    transport === 'tls'
-      ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false })
-      : net.connect({ host: '127.0.0.1', port });
+  const s = await connectStream(transport, port);
   sockets.push(s);
-  await new Promise<void>((resolve, reject) => {
-    s.once(transport === 'tls' ? 'secureConnect' : 'connect', () => resolve());
-    s.once('error', reject);
-  });
-  s.on('error', () => undefined);
   return s;
 }
 
@@ -109,26 +100,8 @@ describe.each(['tcp', 'tls'] as const)('a %s client that pipelines Binding reque
   });
 });
 
-/** A STUN request/response exchange over a stream, answers framed with StreamFramer. */
-function streamClient(s: net.Socket): (req: Buffer) => Promise<StunMessage> {
-  const framer = new StreamFramer();
-  const waiting: Array<(m: StunMessage) => void> = [];
-  s.on('data', (chunk: Buffer) => {
-    for (const f of framer.push(chunk)) {
-      const m = decodeStunMessage(f);
-      if (m.class !== 'indication') waiting.shift()?.(m);
-    }
-  });
-  return (req) =>
-    new Promise((resolve) => {
-      waiting.push(resolve);
-      s.write(req);
-    });
-}
-
 function request(method: number, attrs: StunAttribute[], nonce: string, tid = randomBytes(12)): Buffer {
-  const a = [...attrs, { type: A.Username, value: Buffer.from('alice') }, { type: A.Realm, value: Buffer.from(REALM) }, { type: A.Nonce, value: Buffer.from(nonce) }];
-  return encodeStunMessage({ method, class: 'request', transactionId: tid, attributes: a }, { integrityKey: KEY, fingerprint: true });
+  return signedRequest(method, attrs, { username: 'alice', realm: REALM, key: KEY, nonce }, tid);
 }
 
 describe('an RFC 6062 data connection whose client never reads', () => {
