@@ -105,7 +105,7 @@ ${sip.kamailioCfg.trim()}
 
 // Sections written by other bench scripts (bench/auth-timing.mjs; bench/memory.mjs: memory, pauses,
 // overload; bench/fuzz.mjs) are kept as they are: from the first of these headings to the end of the file.
-const KEPT = ['\n## 403 timing', '\n## Memory, pauses and overload'];
+const KEPT = ['\n<!-- auth-timing:begin -->', '\n## 403 timing', '\n## Memory, pauses and overload'];
 const previous = readFileSync(join(ROOT, 'bench', 'RESULTS.md'), 'utf8');
 const keptAt = Math.min(...KEPT.map((h) => previous.indexOf(h)).filter((i) => i >= 0));
 const kept = Number.isFinite(keptAt) ? previous.slice(keptAt) : '';
