@@ -141,6 +141,7 @@ class DtlsServer : public Napi::ObjectWrap<DtlsServer> {
       InstanceMethod<&DtlsServer::CloseSession>("closeSession"),
       InstanceMethod<&DtlsServer::Stats>("stats"),
       InstanceMethod<&DtlsServer::Destroy>("destroy"),
+      InstanceMethod<&DtlsServer::SetCertificate>("setCertificate"),
     });
   }
 
@@ -191,6 +192,59 @@ class DtlsServer : public Napi::ObjectWrap<DtlsServer> {
     return false;
   }
 
+  // Puts the certificate chain and key (PEM) into ctx_ for the sessions made
+  // from now on (SSL_new copies them; open sessions keep theirs). Everything is
+  // parsed and checked before ctx_ changes, so a bad pair leaves the old one in
+  // use. Returns an error text or "".
+  std::string UseCertificate(const std::string& cert, const std::string& key) {
+    std::vector<X509*> chain;
+    BIO* cb = BIO_new_mem_buf(cert.data(), static_cast<int>(cert.size()));
+    for (X509* x; (x = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr)) != nullptr;) chain.push_back(x);
+    BIO_free(cb);
+    ERR_clear_error();  // end of the PEM chain
+    BIO* kb = BIO_new_mem_buf(key.data(), static_cast<int>(key.size()));
+    EVP_PKEY* pk = PEM_read_bio_PrivateKey(kb, nullptr, nullptr, nullptr);
+    BIO_free(kb);
+    std::string err;
+    if (chain.empty()) err = "cannot use the certificate: no PEM certificate " + SslErrors();
+    else if (pk == nullptr) err = "cannot use the private key: " + SslErrors();
+    else if (X509_check_private_key(chain[0], pk) != 1) err = "cannot use the private key: it does not match the certificate " + SslErrors();
+    if (err.empty()) {
+      bool ok = SSL_CTX_use_certificate(ctx_, chain[0]) == 1 && SSL_CTX_use_PrivateKey(ctx_, pk) == 1 &&
+                SSL_CTX_clear_extra_chain_certs(ctx_) == 1;
+      for (size_t i = 1; ok && i < chain.size(); i++) {
+        if (SSL_CTX_add_extra_chain_cert(ctx_, chain[i]) != 1) ok = false;
+        else chain[i] = nullptr;  // owned by ctx_ now
+      }
+      if (!ok) err = "cannot use the certificate: " + SslErrors();
+    }
+    for (X509* x : chain) X509_free(x);
+    EVP_PKEY_free(pk);
+    return err;
+  }
+
+  // setCertificate(cert, key): PEM Buffers or strings; new sessions present them.
+  Napi::Value SetCertificate(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (ctx_ == nullptr) {
+      Napi::Error::New(env, "DTLS: engine destroyed").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Object o = Napi::Object::New(env);
+    if (info.Length() >= 2) {
+      o.Set("cert", info[0]);
+      o.Set("key", info[1]);
+    }
+    std::string cert, key;
+    if (!BufferOption(o, "cert", &cert) || !BufferOption(o, "key", &key)) {
+      Napi::TypeError::New(env, "setCertificate(cert, key): PEM Buffers or strings").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::string err = UseCertificate(cert, key);
+    if (!err.empty()) Napi::Error::New(env, "DTLS: " + err).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
   // SSL_CTX for DTLS 1.2 with the certificate chain and key (PEM) and, when
   // given, PSK identities (for PSK-only clients). Returns an error text or "".
   std::string MakeContext(Napi::Object o) {
@@ -205,28 +259,8 @@ class DtlsServer : public Napi::ObjectWrap<DtlsServer> {
     SSL_CTX_set_cookie_generate_cb(ctx_, GenerateCookie);
     SSL_CTX_set_cookie_verify_cb(ctx_, VerifyCookie);
 
-    BIO* cb = BIO_new_mem_buf(cert.data(), static_cast<int>(cert.size()));
-    X509* x = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
-    bool ok = x != nullptr && SSL_CTX_use_certificate(ctx_, x) == 1;
-    X509_free(x);
-    while (ok) {  // the rest of the chain
-      X509* extra = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
-      if (extra == nullptr) break;
-      if (SSL_CTX_add_extra_chain_cert(ctx_, extra) != 1) {
-        X509_free(extra);
-        ok = false;
-      }
-    }
-    BIO_free(cb);
-    ERR_clear_error();  // end of the PEM chain
-    if (!ok) return "cannot use the certificate: " + SslErrors();
-
-    BIO* kb = BIO_new_mem_buf(key.data(), static_cast<int>(key.size()));
-    EVP_PKEY* pk = PEM_read_bio_PrivateKey(kb, nullptr, nullptr, nullptr);
-    BIO_free(kb);
-    ok = pk != nullptr && SSL_CTX_use_PrivateKey(ctx_, pk) == 1 && SSL_CTX_check_private_key(ctx_) == 1;
-    EVP_PKEY_free(pk);
-    if (!ok) return "cannot use the private key: " + SslErrors();
+    std::string err = UseCertificate(cert, key);
+    if (!err.empty()) return err;
 
     Napi::Value psk = o.Get("psk");
     if (psk.IsArray()) {

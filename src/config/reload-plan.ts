@@ -1,8 +1,8 @@
 /**
  * What a reload of the configuration file may change in a running server
  * (SIGHUP, `rtcedge reload`): `log.level` and `sip.tls` (certificate, key and
- * client CAs, read again for new handshakes on SIP TLS/WSS and TURN TLS
- * listeners; TURN DTLS listeners keep the certificate they started with). Every other key is bound into
+ * client CAs, read again for new handshakes on SIP TLS/WSS, TURN TLS and
+ * TURN DTLS listeners). Every other key is bound into
  * listeners, sockets and tables at start: a change to it is named so the log
  * can say that it takes effect at the next start.
  */

@@ -79,6 +79,12 @@ export interface DtlsEngine {
   stats(): DtlsCounters;
   /** Frees every session and the SSL context. Idempotent. */
   destroy(): void;
+  /**
+   * Replaces the certificate chain and key (PEM) for sessions made from now
+   * on; open sessions keep theirs. A bad pair changes nothing.
+   * @throws Error naming the OpenSSL error (unusable certificate or key, or a key that does not match).
+   */
+  setCertificate(cert: Buffer | string, key: Buffer | string): void;
 }
 
 /** The addon module. */

@@ -47,6 +47,15 @@ export class DtlsListener {
     this.log = logger.child({ component: 'turn-dtls' });
   }
 
+  /**
+   * New DTLS sessions present this certificate chain and key (PEM); open
+   * sessions and their allocations keep going (a renewal, `rtcedge reload`).
+   * @throws Error naming the OpenSSL error; the old certificate then stays in use.
+   */
+  setCertificate(cert: Buffer | string, key: Buffer | string): void {
+    this.engine.setCertificate(cert, key);
+  }
+
   /** Binds `host`:`port` (0: any free port); resolves with the bound address. Rejects with an Error naming the address. */
   listen(host: string, port: number): Promise<{ address: string; port: number }> {
     return new Promise((resolve, reject) => {

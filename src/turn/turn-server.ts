@@ -210,14 +210,15 @@ export class TurnServer {
   }
 
   /**
-   * Replace the certificate and key (PEM) of the TLS listeners (renewal, a
-   * reload): new handshakes present them at once (tls.Server#setSecureContext);
-   * open connections and their allocations keep going. DTLS listeners keep the
-   * certificate they started with until a restart (their engine's SSL_CTX is
-   * fixed at start).
+   * Replace the certificate and key (PEM) of the TLS and DTLS listeners
+   * (renewal, a reload): new handshakes present them at once
+   * (tls.Server#setSecureContext; the DTLS engine's SSL_CTX); open connections
+   * and sessions and their allocations keep going.
+   * @throws Error naming the OpenSSL error when the DTLS engine refuses the pair (TLS listeners are updated first).
    */
   setTlsMaterial(material: { cert: Buffer | string; key: Buffer | string }): void {
     for (const s of this.tcpServers) if (s instanceof tls.Server) s.setSecureContext({ cert: material.cert, key: material.key });
+    for (const d of this.dtlsListeners.values()) d.setCertificate(material.cert, material.key);
   }
 
   /** Bound listener addresses (port 0 resolved). */

@@ -2,11 +2,11 @@
  * The DTLS engine addon (native/src/dtls_server.cc) driven from JavaScript:
  * the stateless cookie exchange on hand-built ClientHellos (RFC 6347
  * §4.2.1), session and handshake limits, handshake retransmission and
- * timeout, certificate errors; and through DtlsListener on loopback with
- * node-dtls-client: handshake, application data both ways, idle expiry with
+ * timeout, certificate errors; certificate replacement seen by openssl
+ * s_client; and through DtlsListener on loopback with node-dtls-client: handshake, application data both ways, idle expiry with
  * close_notify.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -176,6 +176,43 @@ describeWithPeers(['openssl'])('DTLS engine addon', () => {
     expect(e.closeSession('127.0.0.1|40000')).toEqual([]);
     expect(e.closeSession('127.0.0.1|40000')).toBeNull();
     expect(e.stats().sessions).toBe(0);
+  });
+
+  /** The subject CN a DTLS 1.2 handshake by `openssl s_client` sees at `port` (the listener runs in this process, so async). */
+  function presentedCn(port: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const child = execFile('openssl', ['s_client', '-dtls1_2', '-connect', `127.0.0.1:${port}`, '-brief'], { timeout: 10_000 }, (_err, stdout, stderr) => {
+        const m = /Peer certificate: .*CN ?= ?([^,\n]+)/.exec(stdout + stderr);
+        if (m) resolve(m[1]!.trim());
+        else reject(new Error(`no peer certificate in: ${stdout}${stderr}`));
+      });
+      child.stdin?.end();
+    });
+  }
+
+  it('setCertificate: new handshakes present the renewed certificate, open sessions keep going, a bad pair changes nothing', async () => {
+    const echoed: string[] = [];
+    const l = new DtlsListener(addon(), { ...tls, psk: [PSK] }, { onClientPacket: (_ft, data, reply) => (echoed.push(data.toString()), reply(data)), onSessionClosed: () => {} }, silentLogger);
+    listeners.push(l);
+    const { port } = await l.listen('127.0.0.1', 0);
+    expect(await presentedCn(port)).toBe('localhost');
+
+    const client = dtls.createSocket({ type: 'udp4', address: '127.0.0.1', port, psk: { [PSK.identity]: PSK.key.toString('ascii') }, timeout: 3000 });
+    await new Promise<void>((resolve, reject) => (client.once('connected', () => resolve()), client.once('error', reject)));
+    const echo = (text: string) => new Promise<string>((resolve) => (client.once('message', (m: Buffer) => resolve(m.toString())), client.send(Buffer.from(text))));
+    expect(await echo('before')).toBe('before');
+
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'key2.pem'), '-out', join(dir, 'cert2.pem'), '-days', '2', '-subj', '/CN=renewed.test'], { stdio: 'ignore' });
+    const renewed = { cert: readFileSync(join(dir, 'cert2.pem')), key: readFileSync(join(dir, 'key2.pem')) };
+    l.setCertificate(renewed.cert, renewed.key);
+    expect(await presentedCn(port)).toBe('renewed.test');
+    expect(await echo('after')).toBe('after');
+
+    expect(() => l.setCertificate(renewed.cert, tls.key)).toThrow(/DTLS: cannot use the private key/);
+    expect(() => l.setCertificate('not a certificate', renewed.key)).toThrow(/DTLS: cannot use the certificate/);
+    expect(await presentedCn(port)).toBe('renewed.test');
+    expect(echoed).toEqual(['before', 'after']);
+    client.close();
   });
 
   it('a DtlsListener completes a handshake with node-dtls-client, carries datagrams both ways and closes idle sessions', async () => {
