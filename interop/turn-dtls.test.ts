@@ -15,13 +15,13 @@ import { join } from 'node:path';
 import { dtls } from 'node-dtls-client';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { describeWithPeers } from './harness/peers.js';
-import { silentLogger } from '../src/log.js';
 import { makeSelfSignedPem } from './harness/tls-files.js';
 import { runUclient, startTurnutilsPeer, stopTurnutilsPeer, uclientCounts } from './harness/turnutils.js';
 import { TurnServer, type TurnServerOptions } from '../src/turn/index.js';
 import { decodeChannelData, encodeChannelData } from '../src/turn/channel-data.js';
 import { decodeErrorCode, decodeText, decodeXorAddress, encodeChannelNumber, encodeRequestedTransport, encodeXorAddress } from '../src/stun/stun-attributes.js';
 import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, type StunAttribute, type StunMessage, StunMethod } from '../src/stun/stun-message.js';
+import { turnTestOptions } from '../test/helpers/turn-options.js';
 
 const REALM = 'rtcedge.test';
 const DTLS_PORT = 35349;
@@ -40,24 +40,19 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer', 'openssl'])('TURN over
   let tls: { cert: Buffer; key: Buffer };
 
   async function start(over: Partial<TurnServerOptions> = {}): Promise<TurnServer> {
-    const s = new TurnServer({
+    const s = new TurnServer(turnTestOptions({
       realm: REALM,
       listen: [{ transport: 'dtls', host: '127.0.0.1', port: DTLS_PORT }],
-      relayAddress: '127.0.0.1',
       relayPortMin: 35400,
       relayPortMax: 35499,
-      defaultLifetimeS: 600,
-      maxLifetimeS: 3600,
-      nonceTtlS: 600,
       nonceSecret: Buffer.from('interop-nonce-secret'),
       allowLoopbackPeers: true,
       tls,
       dtls: { psk: [{ identity: PSK_IDENTITY, key: PSK_KEY }] },
       getKey: async (username) => (username === 'alice' ? KEY : undefined),
       software: 'rtcedge-test',
-      logger: silentLogger,
       ...over,
-    });
+    }));
     await s.start();
     server = s;
     return s;

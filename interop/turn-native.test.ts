@@ -8,9 +8,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { describeWithPeers } from './harness/peers.js';
-import { silentLogger } from '../src/log.js';
 import { runUclient, uclientCounts } from './harness/turnutils.js';
 import { TurnServer } from '../src/turn/index.js';
+import { turnTestOptions } from '../test/helpers/turn-options.js';
 
 const REALM = 'rtcedge.test';
 const TURN_PORT = 31478;
@@ -23,21 +23,16 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer'])('turnutils_uclient ag
   let server: TurnServer | undefined;
 
   async function startServer(): Promise<TurnServer> {
-    const s = new TurnServer({
+    const s = new TurnServer(turnTestOptions({
       realm: REALM,
       listen: [{ transport: 'udp', host: '127.0.0.1', port: TURN_PORT }],
-      relayAddress: '127.0.0.1',
       relayPortMin: 31500,
       relayPortMax: 31799,
-      defaultLifetimeS: 600,
-      maxLifetimeS: 3600,
-      nonceTtlS: 600,
       nonceSecret: Buffer.from('interop-native-nonce-secret'),
       allowLoopbackPeers: true,
       getKey: async (username, realm) => (username === 'alice' ? createHash('md5').update(`alice:${realm}:alicepw`).digest() : undefined),
-      logger: silentLogger,
       dataPlane: 'native',
-    });
+    }));
     await s.start();
     return s;
   }

@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import stun from 'stun';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { describeWithPeers } from './harness/peers.js';
-import { silentLogger } from '../src/log.js';
 import { runUclient, uclientCounts } from './harness/turnutils.js';
 import { TurnServer, type TurnServerOptions } from '../src/turn/index.js';
+import { turnTestOptions } from '../test/helpers/turn-options.js';
 
 const REALM = 'rtcedge.test';
 const TURN_PORT = 33478;
@@ -33,7 +33,7 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer', 'openssl'])('turnutils
   let tls: { cert: Buffer; key: Buffer };
 
   async function start(over: Partial<TurnServerOptions> = {}): Promise<TurnServer> {
-    const s = new TurnServer({
+    const s = new TurnServer(turnTestOptions({
       realm: REALM,
       listen: [
         { transport: 'udp', host: '127.0.0.1', port: TURN_PORT },
@@ -41,13 +41,9 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer', 'openssl'])('turnutils
         { transport: 'tls', host: '127.0.0.1', port: TLS_PORT },
         { transport: 'udp', host: '::1', port: TURN_PORT },
       ],
-      relayAddress: '127.0.0.1',
       relayAddress6: '::1',
       relayPortMin: 33600,
       relayPortMax: 33699,
-      defaultLifetimeS: 600,
-      maxLifetimeS: 3600,
-      nonceTtlS: 600,
       nonceSecret: Buffer.from('interop-nonce-secret'),
       allowLoopbackPeers: true,
       tls,
@@ -56,9 +52,8 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer', 'openssl'])('turnutils
         username === 'alice' ? createHash(alg === 'SHA-256' ? 'sha256' : 'md5').update(`alice:${realm}:alicepw`).digest() : undefined,
       dataPlane: 'typescript',
       software: 'rtcedge-test',
-      logger: silentLogger,
       ...over,
-    });
+    }));
     await s.start();
     server = s;
     return s;

@@ -6,9 +6,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { describeWithPeers } from './harness/peers.js';
-import { silentLogger } from '../src/log.js';
 import { runUclient, uclientCounts } from './harness/turnutils.js';
 import { TurnServer } from '../src/turn/index.js';
+import { turnTestOptions } from '../test/helpers/turn-options.js';
 
 const REALM = 'rtcedge.test';
 const TURN_PORT = 34780;
@@ -21,25 +21,20 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer'])('turnutils_uclient ag
   let server: TurnServer;
 
   async function startServer(): Promise<TurnServer> {
-    const s = new TurnServer({
+    const s = new TurnServer(turnTestOptions({
       realm: REALM,
       listen: [
         { transport: 'udp', host: '127.0.0.1', port: TURN_PORT },
         { transport: 'tcp', host: '127.0.0.1', port: TURN_PORT },
       ],
-      relayAddress: '127.0.0.1',
       relayPortMin: 34800,
       relayPortMax: 34899,
-      defaultLifetimeS: 600,
-      maxLifetimeS: 3600,
-      nonceTtlS: 600,
       nonceSecret: Buffer.from('interop-nonce-secret'),
       allowLoopbackPeers: true,
       getKey: async (username, realm) =>
         username === 'alice' ? createHash('md5').update(`alice:${realm}:alicepw`).digest() : undefined,
       software: 'rtcedge-test',
-      logger: silentLogger,
-    });
+    }));
     await s.start();
     return s;
   }

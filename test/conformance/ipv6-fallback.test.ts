@@ -23,7 +23,10 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-it.skipIf(!existsSync(CLI) || process.getuid?.() !== 0)('skips the IPv6 listener with a warning when the host has no IPv6, and serves on IPv4', async () => {
+// It runs the built CLI in a network namespace of its own (`unshare -n`), which needs root; `npm test` builds first.
+const canRun = existsSync(CLI) && process.getuid?.() === 0;
+if (!canRun) process.stderr.write('ipv6-fallback: skipped, needs root (unshare -n) and dist/ (npm run build)\n');
+it.skipIf(!canRun)(`skips the IPv6 listener with a warning when the host has no IPv6, and serves on IPv4${canRun ? '' : ' [skipped: needs root and dist/]'}`, async () => {
   dir = mkdtempSync(join(tmpdir(), 'rtcedge-ipv6-fallback-'));
   const config = join(dir, 'rtcedge.yaml');
   writeFileSync(

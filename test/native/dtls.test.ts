@@ -19,6 +19,7 @@ import { type DtlsAddon, type DtlsEngine, type DtlsEngineOptions, loadDtlsAddon 
 import { DtlsListener } from '../../src/turn/dtls-listener.js';
 import type { FiveTuple } from '../../src/turn/five-tuple.js';
 import { TurnServer } from '../../src/turn/index.js';
+import { turnTestOptions } from '../helpers/turn-options.js';
 
 const PSK = { identity: 'unit-client', key: Buffer.from('unit-psk-secret') };
 const TLS_PSK_WITH_AES_128_GCM_SHA256 = 0x00a8;
@@ -293,20 +294,15 @@ describeWithPeers(['openssl'])('DTLS engine addon', () => {
   it('TurnServer refuses a dtls listener without a certificate', () => {
     expect(
       () =>
-        new TurnServer({
+        new TurnServer(turnTestOptions({
           realm: 'r',
           listen: [{ transport: 'dtls', host: '127.0.0.1', port: 0 }],
-          relayAddress: '127.0.0.1',
           relayPortMin: 40000,
           relayPortMax: 40010,
-          defaultLifetimeS: 600,
-          maxLifetimeS: 3600,
-          nonceTtlS: 600,
           nonceSecret: Buffer.from('k'),
           allowLoopbackPeers: true,
           getKey: async () => undefined,
-          logger: silentLogger,
-        }),
+        })),
     ).toThrow(/dtls TURN listener needs a certificate and key/);
   });
 });

@@ -8,10 +8,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/log.js';
 import { decodeErrorCode, decodeText, encodeRequestedTransport } from '../../src/stun/stun-attributes.js';
 import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, type StunAttribute, type StunMessage, StunMethod } from '../../src/stun/stun-message.js';
 import { TurnServer, type TurnServerOptions } from '../../src/turn/index.js';
+import { turnTestOptions } from '../helpers/turn-options.js';
 
 const REALM = 'rtcedge.test';
 const KEY = createHash('md5').update(`alice:${REALM}:alicepw`).digest();
@@ -52,22 +52,17 @@ async function client(port: number): Promise<'allocated' | string> {
 }
 
 async function burst(over: Partial<TurnServerOptions>): Promise<{ results: string[]; server: TurnServer }> {
-  const server = new TurnServer({
+  const server = new TurnServer(turnTestOptions({
     realm: REALM,
     listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }],
-    relayAddress: '127.0.0.1',
     relayPortMin: 35000,
     relayPortMax: 35399,
-    defaultLifetimeS: 600,
-    maxLifetimeS: 3600,
-    nonceTtlS: 600,
     nonceSecret: Buffer.from('k'),
     getKey: async (u) => (u === 'alice' ? KEY : undefined),
     maxAllocationsPerUser: 0,
     dataPlane: 'typescript',
-    logger: silentLogger,
     ...over,
-  });
+  }));
   started.push(server);
   await server.start();
   const port = server.addresses()[0]!.port;

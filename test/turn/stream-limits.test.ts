@@ -12,12 +12,12 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/log.js';
 import { decodeErrorCode, decodeText, decodeUint32, encodeRequestedTransport, encodeXorAddress } from '../../src/stun/stun-attributes.js';
 import { AttributeType as A, encodeStunMessage, getAttribute, type StunAttribute, StunMethod } from '../../src/stun/stun-message.js';
 import { TurnServer } from '../../src/turn/index.js';
 import { DEFAULT_STREAM_LIMITS } from '../../src/turn/stream-limits.js';
 import { connectStream, signedRequest, streamClient } from '../helpers/turn-stream.js';
+import { turnTestOptions } from '../helpers/turn-options.js';
 
 const REALM = 'rtcedge.test';
 const KEY = createHash('md5').update(`alice:${REALM}:alicepw`).digest();
@@ -40,23 +40,18 @@ afterEach(async () => {
 });
 
 async function startServer(transport: 'tcp' | 'tls'): Promise<{ server: TurnServer; port: number }> {
-  const server = new TurnServer({
+  const server = new TurnServer(turnTestOptions({
     realm: REALM,
     listen: [{ transport, host: '127.0.0.1', port: 0 }],
     tls: cert,
-    relayAddress: '127.0.0.1',
     relayPortMin: 34870,
     relayPortMax: 34879,
-    defaultLifetimeS: 600,
-    maxLifetimeS: 3600,
-    nonceTtlS: 600,
     nonceSecret: Buffer.from('k'),
     allowLoopbackPeers: true,
     getKey: async (u) => (u === 'alice' ? KEY : undefined),
     dataPlane: 'typescript',
     streamLimits: { stallCloseMs: STALL_MS },
-    logger: silentLogger,
-  });
+  }));
   started.push(server);
   await server.start();
   return { server, port: server.addresses()[0]!.port };

@@ -17,6 +17,7 @@ import { decodeErrorCode, decodeText, decodeUint32, decodeXorAddress, encodeRequ
 import { AttributeType as A, encodeStunMessage, getAttribute, StunMethod } from '../../src/stun/stun-message.js';
 import { TurnServer } from '../../src/turn/index.js';
 import { connectStream, signedRequest, streamClient } from '../helpers/turn-stream.js';
+import { turnTestOptions } from '../helpers/turn-options.js';
 
 const REALM = 'rtcedge.test';
 const KEY = createHash('md5').update(`alice:${REALM}:alicepw`).digest();
@@ -34,22 +35,17 @@ beforeAll(async () => {
     const cert = readFileSync(files.certPath);
     pem[name] = { cert, key: readFileSync(files.keyPath), fingerprint: new X509Certificate(cert).fingerprint256 };
   }
-  server = new TurnServer({
+  server = new TurnServer(turnTestOptions({
     realm: REALM,
     listen: [{ transport: 'tls', host: '127.0.0.1', port: 0 }],
     tls: { cert: pem.a.cert, key: pem.a.key },
-    relayAddress: '127.0.0.1',
     relayPortMin: 34880,
     relayPortMax: 34889,
-    defaultLifetimeS: 600,
-    maxLifetimeS: 3600,
-    nonceTtlS: 600,
     nonceSecret: Buffer.from('k'),
     allowLoopbackPeers: true,
     getKey: async (u) => (u === 'alice' ? KEY : undefined),
     dataPlane: 'typescript',
-    logger: silentLogger,
-  });
+  }));
   await server.start();
   peer = dgram.createSocket('udp4');
   await new Promise<void>((r) => peer.bind(0, '127.0.0.1', () => r()));
