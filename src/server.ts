@@ -152,8 +152,8 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     {
       domains: config.domains,
       data_dir: config.data_dir,
-      sip: transport.listeners().map((l) => `${l.transport}:${l.address}:${l.port}`),
-      turn: turn?.addresses().map((a) => `${a.transport}:${a.address}:${a.port}`) ?? [],
+      sip: transport.listeners().map((l) => listenerText(l.transport, l.address, l.port)),
+      turn: turn?.addresses().map((a) => listenerText(a.transport, a.address, a.port)) ?? [],
       admin: admin && `http://${admin.address.address.includes(':') ? `[${admin.address.address}]` : admin.address.address}:${admin.address.port}`,
       ...(turn && { turnDataPlane: turn.dataPlane, turnDataPlaneReason: dataPlaneReason(config, turn.dataPlane) }),
     },
@@ -547,4 +547,9 @@ function defaultRelayAddress(): string {
     for (const i of list ?? []) if (i.family === 'IPv4' && !i.internal) return i.address;
   }
   return '127.0.0.1';
+}
+
+/** `udp:0.0.0.0:5060`, `udp:[::]:5060` (an IPv6 address in brackets, RFC 3986 §3.2.2) for the start log. */
+function listenerText(transport: string, address: string, port: number): string {
+  return `${transport}:${address.includes(':') ? `[${address}]` : address}:${port}`;
 }
