@@ -44,8 +44,8 @@ export interface RunningServer {
   stop(): Promise<void>;
   /**
    * Read the certificate and key files again (`sip.tls.*`, `federation.ca`) and
-   * use them for new TLS handshakes (SIP TLS/WSS and TURN over TLS; DTLS
-   * listeners keep theirs until a restart); established connections keep theirs.
+   * use them for new TLS handshakes (SIP TLS/WSS, TURN over TLS and DTLS);
+   * established connections and DTLS sessions keep theirs.
    * @throws Error from the file system (the old material stays in use).
    */
   reloadTlsMaterial(): Promise<void>;
@@ -91,7 +91,15 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   const tls = await loadTlsMaterial(config, logger);
   let turn: TurnServer | undefined;
   // Metrics read the layers below when scraped; the transport, transactions and authentication feed their counters.
-  const metrics = createServerMetrics(config, () => ({ location, transactions, bans: security.bans, turn }));
+  const metrics = createServerMetrics(config, () => ({
+    location,
+    transactions,
+    transport,
+    bans: security.bans,
+    scannerDrops: () => security.gate.scannerDrops,
+    streamsClosed: () => streamCounters.closed,
+    turn,
+  }));
   // The security layer drops a banned source's flow through the transport created right after it.
   const { security, banFile } = createSecurityLayer(config, logger, (flowId) => transport.destroyFlow(flowId));
   const overload = startOverloadControl(config);

@@ -19,7 +19,12 @@ import { ServerMetrics, type TurnMetricsSnapshot } from './metrics.js';
 export interface MetricsLayers {
   location: LocationService;
   transactions: TransactionLayer;
-  bans: { list(): unknown[] };
+  transport: TransportLayer;
+  bans: { list(): unknown[]; droppedMessages: number };
+  /** Requests dropped for a scanner User-Agent (security/source-gate.ts). */
+  scannerDrops(): number;
+  /** Stream connections closed by write-queue backpressure (transport/backpressure.ts). */
+  streamsClosed(): number;
   turn: TurnServer | undefined;
 }
 
@@ -39,6 +44,17 @@ export function createServerMetrics(config: Pick<Config, 'turn'>, layers: () => 
     },
     transactions: () => layers().transactions.size(),
     activeBans: () => layers().bans.list().length,
+    sipDrops: () => {
+      const l = layers();
+      return {
+        banned: l.bans.droppedMessages,
+        scanner: l.scannerDrops(),
+        overload: l.transport.counters.droppedBeforeParse,
+        malformed: l.transport.counters.malformed,
+        stream_closed: l.streamsClosed(),
+      };
+    },
+    sipRefused: () => ({ ...layers().transactions.counters.refused }),
     turn: config.turn.enabled
       ? () => {
           const turn = layers().turn;

@@ -18,6 +18,14 @@ export interface MetricsSources {
   transactions(): { server: number; client: number };
   /** Active bans (sip.security). */
   activeBans(): number;
+  /**
+   * SIP messages discarded since start, by reason (`banned`, `scanner`,
+   * `overload` before parsing, `malformed` (answered 400 when a request line
+   * was readable), `stream_closed` connections).
+   */
+  sipDrops?(): Record<string, number>;
+  /** New requests answered 503 + Retry-After under overload since start, by what was exceeded (transaction/admission.ts). */
+  sipRefused?(): Record<string, number>;
   /** TURN state and cumulative counters; undefined when TURN is off. */
   turn?(): TurnMetricsSnapshot;
 }
@@ -127,6 +135,17 @@ export class ServerMetrics {
     mirrored('rtcedge_turn_relayed_bytes_total', 'Payload bytes relayed by TURN, by direction', ['direction'], () =>
       turn().relayed.map((r) => ({ labels: { direction: r.direction }, value: r.bytes })),
     );
+    const { sipDrops, sipRefused } = sources;
+    if (sipDrops) {
+      mirrored('rtcedge_sip_dropped_total', 'SIP messages the server discarded, by reason: banned, scanner, overload (before parsing), malformed (400 when a request line was readable), stream_closed (connections closed by backpressure)', ['reason'], () =>
+        Object.entries(sipDrops()).map(([reason, value]) => ({ labels: { reason }, value })),
+      );
+    }
+    if (sipRefused) {
+      mirrored('rtcedge_sip_overload_refused_total', 'New SIP requests answered 503 + Retry-After under overload, by reason', ['reason'], () =>
+        Object.entries(sipRefused()).map(([reason, value]) => ({ labels: { reason }, value })),
+      );
+    }
     mirrored('rtcedge_turn_dropped_packets_total', 'Packets TURN dropped, by reason', ['reason'], () =>
       Object.entries(turn().drops).map(([reason, value]) => ({ labels: { reason }, value })),
     );

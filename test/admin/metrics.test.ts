@@ -150,4 +150,17 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer'])('admin listener of a 
     }
     expect(after).not.toContain('direction="both"');
   });
+
+  it('counts what the server discards by reason: a datagram that is not SIP is malformed', async () => {
+    const before = await scrape();
+    for (const reason of ['banned', 'scanner', 'overload', 'malformed', 'stream_closed']) expect(before).toContain(`rtcedge_sip_dropped_total{reason="${reason}"} `);
+    alice.sendRaw('NOT SIP AT ALL\r\n\r\n', SIP_PORT);
+    const options = alice.request('OPTIONS', `sip:${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:${DOMAIN}` });
+    alice.send(options, SIP_PORT);
+    await alice.response(options); // the garbage came first on the same socket
+    const after = await scrape();
+    const series = 'rtcedge_sip_dropped_total{reason="malformed"}';
+    expect(sample(after, series) - sample(before, series)).toBe(1);
+    expect(after).toMatch(/^rtcedge_sip_overload_refused_total\{reason="[a-z]+"\} 0$/m);
+  });
 });
