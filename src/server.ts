@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import os from 'node:os';
+import { firstExternalAddress, hostAddresses } from './transport/host-addresses.js';
 import type { Logger } from './log.js';
 import type { Config } from './config/load.js';
 import { ensureTlsCertificate } from './config/tls-cert.js';
@@ -485,8 +485,9 @@ async function startTurn(config: Config, tls: TlsMaterial | undefined, secret: B
   const turn = new TurnServer({
     realm: config.turn.realm ?? config.domains[0],
     listen: config.turn.listen,
-    relayAddress: config.turn.relay_address ?? defaultRelayAddress(),
-    relayAddress6: config.turn.relay_address_v6 ?? defaultRelayAddress6(),
+    // Defaults: the host's first non-loopback IPv4 address (else 127.0.0.1) and first global IPv6 address.
+    relayAddress: config.turn.relay_address ?? firstExternalAddress('IPv4') ?? '127.0.0.1',
+    relayAddress6: config.turn.relay_address_v6 ?? firstExternalAddress('IPv6'),
     // TURN over TLS and DTLS (port 5349) use the SIP TLS certificate.
     tls: tls && { cert: tls.cert, key: tls.key },
     dtls: {
@@ -536,26 +537,6 @@ function dataPlaneReason(config: Config, inUse: 'native' | 'typescript'): string
   return inUse === 'native' ? 'the native addon loaded' : 'the native addon did not load (see the warning above)';
 }
 
-/** First global (not link-local, not loopback) IPv6 address of the host, if any: where IPv6 TURN relays bind by default. */
-function defaultRelayAddress6(): string | undefined {
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const i of list ?? []) if (i.family === 'IPv6' && !i.internal && !/^fe[89ab]/i.test(i.address)) return i.address;
-  }
-  return undefined;
-}
-
-/** Every address of the host's interfaces: refused as TURN peers. */
-function hostAddresses(): string[] {
-  return Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address.split('%')[0]!));
-}
-
-/** First non-internal IPv4 address of the host, else 127.0.0.1: where TURN relay sockets bind by default. */
-function defaultRelayAddress(): string {
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const i of list ?? []) if (i.family === 'IPv4' && !i.internal) return i.address;
-  }
-  return '127.0.0.1';
-}
 
 /** `udp:0.0.0.0:5060`, `udp:[::]:5060` (an IPv6 address in brackets, RFC 3986 §3.2.2) for the start log. */
 function listenerText(transport: string, address: string, port: number): string {

@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import tls from 'node:tls';
-import os from 'node:os';
+import { firstExternalAddress, hostAddresses } from './host-addresses.js';
 import http from 'node:http';
 import https from 'node:https';
 import { WebSocketServer } from 'ws';
@@ -181,7 +181,7 @@ export class TransportLayer {
    * when no listener is left.
    */
   async start(): Promise<void> {
-    this.localAddresses = collectLocalAddresses();
+    this.localAddresses = new Set(['127.0.0.1', '::1', 'localhost', ...hostAddresses()]);
     if (this.opts.advertisedHost) this.localAddresses.add(this.opts.advertisedHost.toLowerCase());
     for (const configured of this.opts.listen) {
       const spec = { ...configured, host: stripBrackets(configured.host) };
@@ -282,7 +282,7 @@ export class TransportLayer {
       const sock = this.udpSocketFor(dest.address);
       if (!sock) throw new TransportError(`no UDP listener for ${dest.address}`);
       if (data.length > ALLOWED_ON_UDP_MAX) throw new TransportError('message too large for UDP');
-      this.logMessage('sip send', msg ?? data, dest.transport, formatHostPort(dest.address, dest.port), formatHostPort(sock.bound.address, sock.bound.port));
+      this.logMessage('sip send', msg ?? data, dest.transport, dest.address, dest.port, sock.bound.address, sock.bound.port);
       sock.socket.send(data, dest.port, stripBrackets(dest.address), (err) => {
         if (err) this.log.warn({ err: err.message, to: formatHostPort(dest.address, dest.port) }, 'udp send failed');
       });
@@ -296,7 +296,7 @@ export class TransportLayer {
       if (isWebSocket(dest.transport)) throw new TransportError(`no open WebSocket flow to ${formatHostPort(dest.address, dest.port)}`);
       flow = await this.connect(dest);
     }
-    this.logMessage('sip send', msg ?? data, flow.transport, formatHostPort(flow.remoteAddress, flow.remotePort), formatHostPort(flow.localAddress, flow.localPort));
+    this.logMessage('sip send', msg ?? data, flow.transport, flow.remoteAddress, flow.remotePort, flow.localAddress, flow.localPort);
     if (!flow.write(data)) throw new TransportError(`connection to ${formatHostPort(dest.address, dest.port)} closed`);
     return flow.id;
   }
@@ -637,7 +637,7 @@ export class TransportLayer {
         return;
       }
     }
-    this.logMessage('sip recv', msg, source.transport, formatHostPort(source.remoteAddress, source.remotePort), formatHostPort(source.localAddress, source.localPort));
+    this.logMessage('sip recv', msg, source.transport, source.remoteAddress, source.remotePort, source.localAddress, source.localPort);
     try {
       this.onMessage({ msg, source });
     } catch (err) {
@@ -661,8 +661,11 @@ export class TransportLayer {
     return address.includes(':') ? `[${address}]` : address;
   }
 
-  private logMessage(what: string, msg: SipMessage | Buffer, transport: TransportName, remote: string, local: string): void {
+  /** Debug-level trace of one message; addresses are formatted only when debug is on (this runs per message). */
+  private logMessage(what: string, msg: SipMessage | Buffer, transport: TransportName, remoteAddress: string, remotePort: number, localAddress: string, localPort: number): void {
     if (!this.log.isLevelEnabled('debug')) return;
+    const remote = formatHostPort(remoteAddress, remotePort);
+    const local = formatHostPort(localAddress, localPort);
     if (Buffer.isBuffer(msg)) {
       const text = msg.toString('utf8');
       this.log.debug({ transport, remote, local, startLine: text.slice(0, text.indexOf('\r\n')), message: text }, what);
@@ -730,21 +733,6 @@ function stripBrackets(a: string): string {
   return a.startsWith('[') ? a.slice(1, -1) : a;
 }
 
-function collectLocalAddresses(): Set<string> {
-  const out = new Set<string>(['127.0.0.1', '::1', 'localhost']);
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const i of list ?? []) out.add(i.address.toLowerCase());
-  }
-  return out;
-}
-
-/** The host's first non-loopback address of a family (IPv6: global scope, not link-local), or undefined. */
-function firstExternalAddress(family: 'IPv4' | 'IPv6'): string | undefined {
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const i of list ?? []) if (i.family === family && !i.internal && !(family === 'IPv6' && /^fe[89ab]/i.test(i.address))) return i.address;
-  }
-  return undefined;
-}
 
 /**
  * True when binding an IPv6 host failed because the host has no IPv6: the
