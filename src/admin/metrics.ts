@@ -9,6 +9,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { SipMessage } from '../sip/message.js';
+import { statusClass } from '../sip/response.js';
 
 /** What the scrape reads; each callback is cheap (O(AORs) at most). */
 export interface MetricsSources {
@@ -44,10 +45,6 @@ export interface TurnMetricsSnapshot {
   drops: Record<string, number>;
 }
 
-/** Status class label of a SIP status code: `1xx` .. `6xx`. */
-export function statusClass(status: number): string {
-  return `${Math.floor(status / 100)}xx`;
-}
 
 const METHODS = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'REGISTER', 'OPTIONS', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER', 'MESSAGE', 'UPDATE']);
 

@@ -142,3 +142,10 @@ export function createResponse(
 
 const COPY = new Set(['via', 'from', 'to', 'call-id', 'cseq']);
 const COPY_100 = new Set(['via', 'from', 'to', 'call-id', 'cseq', 'timestamp']);
+
+const CLASS_LABELS = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx', '6xx'];
+
+/** Status class label of a status code, `1xx` .. `6xx` (RFC 3261 §7.2); `0xx` for none. No allocation: it runs per final response. */
+export function statusClass(status: number): string {
+  return CLASS_LABELS[Math.floor(status / 100)] ?? `${Math.floor(status / 100)}xx`;
+}

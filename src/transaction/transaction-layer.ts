@@ -21,7 +21,7 @@ import { MAGIC_COOKIE } from '../sip/branch.js';
 import type { TimerConfig } from './timers.js';
 import { CompletedResponses } from './completed-responses.js';
 import { detachString } from '../sip/detach.js';
-import { createResponse } from '../sip/response.js';
+import { createResponse, statusClass } from '../sip/response.js';
 import type { Admission, RefusalReason } from './admission.js';
 
 /** Counts since the layer started (the periodic summary line reports their increase). */
@@ -186,7 +186,7 @@ export class TransactionLayer {
     this.pending--;
     this.responseTimes.record(Math.max(1, Math.round((performance.now() - st.startedMs) * 1000)));
     const status = st.lastResponse?.status ?? 0;
-    const cls = `${Math.floor(status / 100)}xx`;
+    const cls = statusClass(status);
     this.counters.finals[cls] = (this.counters.finals[cls] ?? 0) + 1;
     if (!this.log.isLevelEnabled('debug')) return;
     this.log.debug(

@@ -27,7 +27,7 @@ export async function storeBindings(ctx: RegisterContext): Promise<RegisterReply
     else location.remove(ctx.aor, c.contactUri);
   }
   await location.committed();
-  if (ctx.changes.length) {
+  if (ctx.changes.length && ctx.log.isLevelEnabled('debug')) {
     const { source } = ctx.st;
     ctx.log.debug({ aor: ctx.aor, contacts: ctx.changes.map((c) => c.contactUri), source: `${source.transport}:${source.remoteAddress}:${source.remotePort}` }, 'bindings updated');
   }
