@@ -4,7 +4,7 @@
  * client-to-client relaying, TCP allocations (RFC 6062), IPv6 relays, SHA-256 offered, the default peer
  * policy (403) and allocation quotas (486).
  */
-import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import stun from 'stun';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { describeWithPeers } from './harness/peers.js';
+import { makeSelfSignedPem } from './harness/tls-files.js';
 import { runUclient, uclientCounts } from './harness/turnutils.js';
 import { TurnServer, type TurnServerOptions } from '../src/turn/index.js';
 import { turnTestOptions } from '../test/helpers/turn-options.js';
@@ -61,8 +62,8 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer', 'openssl'])('turnutils
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rtcedge-turn-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore' });
-    tls = { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
+    const pem = await makeSelfSignedPem(dir, 'turn', 'localhost');
+    tls = { cert: readFileSync(pem.certPath), key: readFileSync(pem.keyPath) };
     // Spawned directly (not under `timeout`) so its PID is the peer's; stopped by that PID in afterAll.
     peer = spawn('turnutils_peer', ['-L', '127.0.0.1', '-L', '::1', '-p', String(PEER_PORT)], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 300));

@@ -5,7 +5,6 @@
  * the peer sends. Assertions are on the close and on the largest write
  * queue the server saw (socket.writableLength), not on timing.
  */
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -18,6 +17,7 @@ import { TurnServer } from '../../src/turn/index.js';
 import { DEFAULT_STREAM_LIMITS } from '../../src/turn/stream-limits.js';
 import { connectStream, signedRequest, streamClient } from '../helpers/turn-stream.js';
 import { turnTestOptions } from '../helpers/turn-options.js';
+import { makeSelfSignedPem } from '../../interop/harness/tls-files.js';
 
 const REALM = 'rtcedge.test';
 const KEY = createHash('md5').update(`alice:${REALM}:alicepw`).digest();
@@ -25,10 +25,10 @@ const STALL_MS = 300;
 
 let dir: string;
 let cert: { cert: Buffer; key: Buffer };
-beforeAll(() => {
+beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rtcedge-turn-streams-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
-  cert = { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
+  const pem = await makeSelfSignedPem(dir, 'turn', '127.0.0.1');
+  cert = { cert: readFileSync(pem.certPath), key: readFileSync(pem.keyPath) };
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
