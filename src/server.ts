@@ -109,7 +109,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   const stopSummary = startSipSummary(config, transport, transactions, overload, logger);
   const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
   const location = new LocationService(store, logger);
-  location.start();
+  await location.start();
   const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger);
   const federation = createFederation(config, store, logger);
   transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, security, secret, federation }, logger);
@@ -150,7 +150,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     stopSummary();
     overload.stop();
     await transport.stop();
-    location.stop();
+    await location.stop();
     await users.close();
     store.close();
     throw err;
@@ -183,7 +183,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
       transactions.close();
       await transport.stop();
       banFile.flush();
-      location.stop();
+      await location.stop();
       await users.close();
       store.close();
       log.info('rtcedge stopped');

@@ -1,5 +1,6 @@
 import type { Logger } from '../log.js';
-import type { BindingRecord, SqliteStore } from '../store/index.js';
+import type { BindingChange, BindingRecord, BindingStore } from '../store/index.js';
+import type { BindingReplication } from './binding-replication.js';
 
 /**
  * The location service (RFC 3261 §10.2, §16.5): bindings of AORs to contact
@@ -11,6 +12,10 @@ import type { BindingRecord, SqliteStore } from '../store/index.js';
  *
  * Expired bindings are never returned and are purged from memory and store
  * every `purgeIntervalMs` (default 30 000 ms).
+ *
+ * With a {@link BindingReplication} (several workers or nodes on one store),
+ * each commit names its AORs to the others before {@link committed} resolves,
+ * and AORs the others changed are read again from the store.
  */
 export class LocationService {
   private readonly byAor = new Map<string, BindingRecord[]>();
@@ -18,61 +23,115 @@ export class LocationService {
   private readonly byContact = new Map<string, BindingRecord>();
   private purgeTimer: NodeJS.Timeout | undefined;
   private flushScheduled: NodeJS.Immediate | undefined;
-  private readonly pending: (() => void)[] = [];
+  private readonly pending: BindingChange[] = [];
   private waiting: (() => void)[] = [];
+  /** The last commit (and announcement) still under way, for {@link committed}. */
+  private inFlight: Promise<void> | undefined;
   private readonly log: Logger;
 
+  /**
+   * @param store where bindings are kept durably.
+   * @param nowS clock, unix time in s.
+   * @param replication the other location services on the same store, if any.
+   */
   constructor(
-    private readonly store: SqliteStore,
+    private readonly store: BindingStore,
     logger: Logger,
     private readonly nowS: () => number = () => Math.floor(Date.now() / 1000),
+    private readonly replication?: BindingReplication,
   ) {
     this.log = logger.child({ component: 'location' });
+    replication?.onRemoteChange((aors) => this.reload(aors));
   }
 
-  /** Load every unexpired binding from the store and start the purge timer. */
-  start(purgeIntervalMs = 30_000): void {
-    this.store.deleteExpiredBindings(this.nowS());
-    for (const b of this.store.allBindings()) this.insert(b);
+  /**
+   * Load every unexpired binding from the store and start the purge timer.
+   * With a synchronous store (SQLite) the bindings are loaded when this returns.
+   */
+  async start(purgeIntervalMs = 30_000): Promise<void> {
+    const removed = this.store.deleteExpiredBindings(this.nowS());
+    if (removed instanceof Promise) await removed;
+    const all = this.store.allBindings();
+    for (const b of all instanceof Promise ? await all : all) this.insert(b);
     this.log.info({ aors: this.byAor.size }, 'bindings loaded');
-    this.purgeTimer = setInterval(() => this.purge(), purgeIntervalMs);
+    this.purgeTimer = setInterval(() => void this.purge(), purgeIntervalMs);
     this.purgeTimer.unref();
   }
 
   /** Stop the purge timer and commit every queued change. */
-  stop(): void {
+  stop(): Promise<void> {
     if (this.purgeTimer) clearInterval(this.purgeTimer);
-    this.flush();
+    return this.flush();
   }
 
-  /** Commit queued changes now, in one transaction. */
-  flush(): void {
+  /**
+   * Commit queued changes now, in one transaction, then name their AORs to the
+   * replication (if any); {@link committed} waiters resolve after both.
+   * A failed commit is logged and its changes stay in memory only.
+   */
+  flush(): Promise<void> {
     if (this.flushScheduled) clearImmediate(this.flushScheduled);
     this.flushScheduled = undefined;
-    const ops = this.pending.splice(0);
+    const changes = this.pending.splice(0);
     const waiting = this.waiting;
     this.waiting = [];
-    if (ops.length) {
-      try {
-        this.store.inTransaction(() => {
-          for (const op of ops) op();
-        });
-      } catch (err) {
-        this.log.error({ err, changes: ops.length }, 'writing bindings to the store failed');
-      }
+    const release = (): void => {
+      for (const w of waiting) w();
+    };
+    if (changes.length === 0) {
+      release();
+      return Promise.resolve();
     }
-    for (const w of waiting) w();
+    const failed = (err: unknown): void => {
+      this.log.error({ err, changes: changes.length }, 'writing bindings to the store failed');
+    };
+    const announce = (): Promise<void> | undefined =>
+      this.replication?.announce([...new Set(changes.map((c) => (c.op === 'put' ? c.binding.aor : c.aor)))]);
+    let done: void | Promise<void>;
+    try {
+      done = this.store.commitBindings(changes);
+    } catch (err) {
+      failed(err);
+      release();
+      return Promise.resolve();
+    }
+    if (!(done instanceof Promise) && !this.replication) {
+      release();
+      return Promise.resolve();
+    }
+    const flight = Promise.resolve(done)
+      .then(announce, failed)
+      .then(release, release)
+      .finally(() => {
+        if (this.inFlight === flight) this.inFlight = undefined;
+      });
+    this.inFlight = flight;
+    return flight;
   }
 
-  /** Resolves once every change made so far is committed to the store. */
+  /** Resolves once every change made so far is committed to the store (and announced to the replication). */
   committed(): Promise<void> {
-    if (this.pending.length === 0) return Promise.resolve();
+    if (this.pending.length === 0 && !this.flushScheduled) return this.inFlight ?? Promise.resolve();
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
-  private write(op: () => void): void {
-    this.pending.push(op);
-    if (!this.flushScheduled) this.flushScheduled = setImmediate(() => this.flush());
+  /**
+   * Read the bindings of `aors` again from the store (another worker or node
+   * changed them); AORs without bindings there are dropped from memory.
+   */
+  async reload(aors: readonly string[]): Promise<void> {
+    for (const aor of aors) {
+      const got = this.store.listBindings(aor);
+      const fresh = got instanceof Promise ? await got : got;
+      for (const b of this.byAor.get(aor) ?? []) this.unindex(b);
+      this.byAor.delete(aor);
+      for (const b of fresh) this.insert(b);
+    }
+  }
+
+  private write(change: BindingChange): void {
+    this.pending.push(change);
+    if (!this.flushScheduled) this.flushScheduled = setImmediate(() => void this.flush());
   }
 
   /** Unexpired bindings of an AOR, highest q first (q absent counts as 1.0), then most recently updated. */
@@ -95,13 +154,13 @@ export class LocationService {
 
   /** Add or replace a binding (same AOR and contact URI). */
   put(b: BindingRecord): void {
-    this.write(() => this.store.putBinding(b));
+    this.write({ op: 'put', binding: b });
     this.insert(b);
   }
 
   /** Remove one binding; true when it existed. */
   remove(aor: string, contactUri: string): boolean {
-    this.write(() => this.store.deleteBinding(aor, contactUri));
+    this.write({ op: 'delete', aor, contactUri });
     const list = this.byAor.get(aor);
     if (!list) return false;
     const i = list.findIndex((b) => b.contactUri === contactUri);
@@ -114,7 +173,7 @@ export class LocationService {
 
   /** Remove every binding of an AOR; returns how many. */
   removeAll(aor: string): number {
-    this.write(() => this.store.deleteBindings(aor));
+    this.write({ op: 'deleteAll', aor });
     const list = this.byAor.get(aor) ?? [];
     for (const b of list) this.unindex(b);
     this.byAor.delete(aor);
@@ -134,7 +193,7 @@ export class LocationService {
     if (this.byContact.get(b.contactUri) === b) this.byContact.delete(b.contactUri);
   }
 
-  private purge(): void {
+  private async purge(): Promise<void> {
     const nowS = this.nowS();
     for (const [aor, list] of this.byAor) {
       for (const b of list) if (b.expires <= nowS) this.unindex(b);
@@ -142,8 +201,13 @@ export class LocationService {
       if (live.length === 0) this.byAor.delete(aor);
       else this.byAor.set(aor, live);
     }
-    this.flush();
-    const n = this.store.deleteExpiredBindings(nowS);
-    if (n) this.log.debug({ removed: n }, 'expired bindings purged');
+    try {
+      await this.flush();
+      const removed = this.store.deleteExpiredBindings(nowS);
+      const n = removed instanceof Promise ? await removed : removed;
+      if (n) this.log.debug({ removed: n }, 'expired bindings purged');
+    } catch (err) {
+      this.log.warn({ err }, 'purging expired bindings failed');
+    }
   }
 }

@@ -9,7 +9,7 @@ import { setStoreAside } from './store-file.js';
 
 export { SqliteStore, SCHEMA_VERSION } from './sqlite-store.js';
 export { StoreError, type StoreErrorCode } from './errors.js';
-export type { BindingRecord, BindingSource, Ha1Algorithm, UserRecord } from './types.js';
+export type { BindingChange, BindingRecord, BindingSource, BindingStore, Ha1Algorithm, UserRecord } from './types.js';
 export { ALL_HA1_ALGORITHMS, credentialsFor } from './users.js';
 
 /** File name of the SQLite database under data_dir. */

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { userhash } from '../stun/stun-integrity.js';
 import { StoreError } from './errors.js';
 import { checkStoreFile, isDamageError, quickCheck, STORE_FIX } from './store-file.js';
-import type { BindingRecord, Ha1Algorithm, UserRecord } from './types.js';
+import type { BindingChange, BindingRecord, BindingStore, Ha1Algorithm, UserRecord } from './types.js';
 
 /** SQL function computing a user's USERHASH (hex) in migrations; registered on every open. */
 const USERHASH_FUNCTION = 'rtcedge_userhash';
@@ -183,7 +183,7 @@ function ha1Columns(ha1: UserRecord['ha1']): Record<'ha1_md5' | 'ha1_sha256' | '
  * methods are synchronous and use cached prepared statements. Not a cache:
  * every read goes to the file.
  */
-export class SqliteStore {
+export class SqliteStore implements BindingStore {
   /** Absolute or relative path of the database file, as given. */
   readonly path: string;
   private readonly db: Database.Database;
@@ -415,12 +415,23 @@ export class SqliteStore {
     this.db.pragma('wal_checkpoint(PASSIVE)');
   }
 
-  /** Insert or replace the binding keyed by (b.aor, b.contactUri). Values are stored as given. */
   /** Run `fn` in one SQLite transaction (all its writes commit together, or none). */
   inTransaction(fn: () => void): void {
     this.db.transaction(fn)();
   }
 
+  /** Apply binding changes in order in one SQLite transaction (see {@link BindingStore.commitBindings}). */
+  commitBindings(changes: readonly BindingChange[]): void {
+    this.inTransaction(() => {
+      for (const c of changes) {
+        if (c.op === 'put') this.putBinding(c.binding);
+        else if (c.op === 'delete') this.deleteBinding(c.aor, c.contactUri);
+        else this.deleteBindings(c.aor);
+      }
+    });
+  }
+
+  /** Insert or replace the binding keyed by (b.aor, b.contactUri). Values are stored as given. */
   putBinding(b: BindingRecord): void {
     this.stmt.putBinding.run(bindingToRow(b));
   }

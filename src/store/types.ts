@@ -63,3 +63,28 @@ export interface BindingRecord {
   /** Last write, unix time, s. */
   updatedAt: number;
 }
+
+/** One change to the location service's bindings, as data (so it can be batched, stored and replicated). */
+export type BindingChange =
+  | { op: 'put'; binding: BindingRecord }
+  | { op: 'delete'; aor: string; contactUri: string }
+  | { op: 'deleteAll'; aor: string };
+
+/**
+ * Where the location service keeps its bindings durably (RFC 3261 §10.2): the
+ * SQLite store, or a shared store that several workers or nodes use. Every
+ * method may answer synchronously (SQLite) or with a promise (a networked store).
+ */
+export interface BindingStore {
+  /**
+   * Apply changes in order, all or none (one transaction).
+   * @throws StoreError when the store cannot be written (nothing applied).
+   */
+  commitBindings(changes: readonly BindingChange[]): void | Promise<void>;
+  /** Bindings of one AOR (exact match), including expired ones not yet purged. */
+  listBindings(aor: string): BindingRecord[] | Promise<BindingRecord[]>;
+  /** Every binding, for loading the location service at start-up. */
+  allBindings(): BindingRecord[] | Promise<BindingRecord[]>;
+  /** Remove bindings with expires <= nowS (unix s); returns how many. */
+  deleteExpiredBindings(nowS: number): number | Promise<number>;
+}
