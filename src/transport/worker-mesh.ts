@@ -1,0 +1,42 @@
+/**
+ * The channel between the SIP workers of one rtcedge instance (several
+ * processes serving the same SIP ports, `sip.workers`). Messages are small
+ * records on named channels; each worker handles a channel with one handler.
+ */
+
+/** A message payload: JSON-like data, or a Buffer (carried as bytes). */
+export type MeshPayload = unknown;
+
+/** Handles one channel; its return value (or promise) is the answer to {@link WorkerMesh.request}. */
+export type MeshHandler = (from: number, payload: MeshPayload) => unknown;
+
+/** The workers of one instance, as seen by one of them. */
+export interface WorkerMesh {
+  /** This worker's index, 0 ≤ self < count. */
+  readonly self: number;
+  /** How many workers the instance runs (1: no other worker). */
+  readonly count: number;
+  /** Send to worker `to` (never to self); dropped with a debug log when that worker is not connected. */
+  send(to: number, channel: string, payload: MeshPayload): void;
+  /** Send to every other worker. */
+  broadcast(channel: string, payload: MeshPayload): void;
+  /**
+   * Ask worker `to` and wait for its handler's answer.
+   * @throws Error after `timeoutMs` ms without an answer, or when the handler threw.
+   */
+  request(to: number, channel: string, payload: MeshPayload, timeoutMs: number): Promise<unknown>;
+  /** Set the handler of a channel (one per channel; a second call replaces it). */
+  on(channel: string, handler: MeshHandler): void;
+}
+
+/** The mesh of an instance with one worker: nothing to send to. */
+export function soloMesh(): WorkerMesh {
+  return {
+    self: 0,
+    count: 1,
+    send() {},
+    broadcast() {},
+    request: () => Promise.reject(new Error('no other worker')),
+    on() {},
+  };
+}
