@@ -25,6 +25,7 @@ import { BanFileWriter } from './admin/ban-file.js';
 import { parseUri } from './sip/uri.js';
 import { storeUserSource, type UserSource, UserSourceUnavailableError } from './auth/user-source.js';
 import { openDirectory } from './directory/index.js';
+import { cachedUserSource } from './auth/credential-cache.js';
 import { rootCertificates } from 'node:tls';
 import { dnsFromConfig } from './dns/from-config.js';
 import type { Federation } from './proxy/federation.js';
@@ -393,7 +394,14 @@ function createAuthentication(
   metrics: ServerMetrics,
   logger: Logger,
 ) {
-  const users: UserSource = openDirectory(config.directory, config.domains, logger) ?? storeUserSource(store);
+  // The directory caches its own answers for directory.cache_ttl s (TTL only: an LDAP server tells nobody of
+  // changes); the store is cached in memory and cleared when its users generation changes (any process).
+  const users: UserSource =
+    openDirectory(config.directory, config.domains, logger) ??
+    cachedUserSource(storeUserSource(store), {
+      maxEntries: config.sip.auth.credential_cache_entries,
+      generation: () => store.usersGeneration(),
+    });
   const auth: DigestPolicy = {
     realm: config.domains[0],
     secret,
@@ -402,7 +410,7 @@ function createAuthentication(
     strictUri: config.sip.auth.strict_uri,
     isOwnHost: (host) => domains.isLocal(host),
     lookupHa1: (username, realm, alg) => users.lookupHa1(username, realm, alg),
-    nonceCounts: new NonceCountTracker(100_000),
+    nonceCounts: new NonceCountTracker(config.sip.auth.nonce_count_entries),
     logger,
   };
   const authenticate = createAuthenticator(auth, {

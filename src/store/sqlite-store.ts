@@ -60,6 +60,21 @@ const MIGRATIONS: readonly string[] = [
      domain    TEXT NOT NULL
    );
    CREATE INDEX phones_user ON phones (username, domain);`,
+  // The users generation: bumped by every change to users (HA1, USERHASH) and phones, whoever makes it (the
+  // server, \`rtcedge user ...\`, the import, in any process), so in-memory credential caches can notice it.
+  `CREATE TABLE users_generation (
+     id  INTEGER PRIMARY KEY CHECK (id = 0),
+     n   INTEGER NOT NULL
+   );
+   INSERT INTO users_generation (id, n) VALUES (0, 0);
+   ${['users', 'phones']
+     .flatMap((table) =>
+       ['INSERT', 'UPDATE', 'DELETE'].map(
+         (op) => `CREATE TRIGGER ${table}_${op.toLowerCase()}_generation AFTER ${op} ON ${table}
+     BEGIN UPDATE users_generation SET n = n + 1 WHERE id = 0; END;`,
+       ),
+     )
+     .join('\n   ')}`,
 ];
 
 /** Schema version this program writes. */
@@ -257,6 +272,7 @@ export class SqliteStore implements BindingStore {
       deletePhones: db.prepare<[string, string]>('DELETE FROM phones WHERE username = ? AND domain = ?'),
       insertPhone: db.prepare<[string, string, string]>('INSERT INTO phones (number, username, domain) VALUES (?, ?, ?)'),
       ping: db.prepare<[], { one: number }>('SELECT 1 AS one'),
+      usersGeneration: db.prepare<[], number>('SELECT n FROM users_generation WHERE id = 0').pluck(),
       putBinding: db.prepare<[BindingRow]>(
         `INSERT INTO bindings (${BINDING_COLUMNS})
          VALUES (@aor, @contact_uri, @contact, @expires, @q, @call_id, @cseq, @instance, @reg_id, @path,
@@ -393,6 +409,15 @@ export class SqliteStore implements BindingStore {
   /** The user owning telephone number `number` (exact), or undefined. */
   userOfPhone(number: string): { username: string; domain: string } | undefined {
     return this.stmt.phoneOwner.get(number);
+  }
+
+  /**
+   * A counter that changes whenever a user, an HA1, a USERHASH or a phone number
+   * changes in this file, from this or any other process (SQLite triggers, schema
+   * version 4). One indexed read; credential caches poll it (auth/credential-cache.ts).
+   */
+  usersGeneration(): number {
+    return this.stmt.usersGeneration.get() ?? 0;
   }
 
   /** True when the database answers a query (for /readyz). */

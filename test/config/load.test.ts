@@ -64,7 +64,7 @@ describe('defaults', () => {
           retry_after: 5,
         },
         registrar: { min_expires: 60, max_expires: 86400, default_expires: 3600, max_bindings_per_aor: 10, flow_timer: 120 },
-        auth: { nonce_ttl: 300, algorithms: ['MD5'], strict_uri: false },
+        auth: { nonce_ttl: 300, algorithms: ['MD5'], strict_uri: false, credential_cache_entries: 20_000, nonce_count_entries: 100_000 },
         security: {
           exempt_sources: ['127.0.0.0/8', '::1'],
           source_rate: { requests_per_second: 50, burst: 200, ban_seconds: 60 },

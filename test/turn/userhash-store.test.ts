@@ -107,7 +107,10 @@ describe('store migration to USERHASH', () => {
     s1.close();
     // Back to schema version 1: the users table as it was before the USERHASH column, and no later tables.
     const raw = new Database(path);
-    raw.exec('DROP INDEX users_userhash; ALTER TABLE users DROP COLUMN userhash; DROP TABLE phones;');
+    raw.exec(
+      'DROP TABLE phones; DROP TRIGGER users_insert_generation; DROP TRIGGER users_update_generation; ' +
+        'DROP TRIGGER users_delete_generation; DROP TABLE users_generation; DROP INDEX users_userhash; ALTER TABLE users DROP COLUMN userhash;',
+    );
     raw.pragma('user_version = 1');
     raw.close();
     expect(SCHEMA_VERSION).toBeGreaterThanOrEqual(2);
