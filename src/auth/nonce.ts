@@ -1,11 +1,18 @@
 /**
  * Stateless digest nonces (RFC 7616 §3.3, RFC 3261 §22.4).
  *
- * A nonce is base64url(timestamp || salt || MAC), 43 characters:
+ * A nonce is base64url(timestamp || issuer || counter || MAC), 43 characters:
  * - timestamp: issue time in ms since the epoch, 8 bytes big-endian;
- * - salt: 8 random bytes, so challenges issued in the same millisecond (to
- *   different clients) get different nonces and their nonce-counts do not collide;
- * - MAC: the first 16 bytes of HMAC-SHA256(secret, timestamp || salt || context),
+ * - issuer: 1 byte, who issued it (the SIP worker index; 0 by default), so
+ *   nonces of different workers of one instance never collide;
+ * - counter: 7 bytes big-endian, a per-process counter started at a random
+ *   value and incremented per nonce, so challenges issued in the same
+ *   millisecond (to different clients) get different nonces and their
+ *   nonce-counts do not collide; the random start keeps a restarted process
+ *   from issuing its predecessor's nonces again. (An HMAC over a counter is as
+ *   unforgeable as one over random bytes; only uniqueness is needed here, and
+ *   the counter costs no random bytes per challenge.)
+ * - MAC: the first 16 bytes of HMAC-SHA256(secret, timestamp || issuer || counter || context),
  *   where the optional context binds the nonce to something the checker knows
  *   again (TURN binds it to the client's address, RFC 8489 §9.2).
  *
@@ -18,40 +25,100 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { detachString } from '../sip/detach.js';
 
 const TS_BYTES = 8;
-const SALT_BYTES = 8;
+const ISSUER_OFFSET = TS_BYTES;
+const COUNTER_OFFSET = ISSUER_OFFSET + 1;
 const MAC_BYTES = 16;
-const SIGNED_BYTES = TS_BYTES + SALT_BYTES;
+const SIGNED_BYTES = 16;
 const NONCE_BYTES = SIGNED_BYTES + MAC_BYTES;
 /** Base64url length of a nonce: 32 bytes → 43 characters, no padding. */
 const NONCE_CHARS = 43;
 /** How far in the future (ms) a timestamp may lie, to tolerate clock steps between cluster nodes. */
 const MAX_FUTURE_MS = 5_000;
+const TWO_32 = 0x1_0000_0000;
+/** The counter is 56 bits: 24 high bits and 32 low bits. */
+const COUNTER_HI_LIMIT = 0x100_0000;
+
+/** This process's nonce counter, started at a random 56-bit value. */
+const counterSeed = randomBytes(7);
+let counterHi = counterSeed.readUIntBE(0, 3);
+let counterLo = counterSeed.readUInt32BE(3);
+
+/** One nonce being built or checked; nonces are made synchronously, so one buffer serves all of them. */
+const scratch = Buffer.allocUnsafeSlow(NONCE_BYTES);
+const scratchSigned = scratch.subarray(0, SIGNED_BYTES);
+const scratchMac = scratch.subarray(SIGNED_BYTES);
 
 function mac(secret: Buffer, signed: Buffer, context: string): Buffer {
   return createHmac('sha256', secret).update(signed).update(context).digest().subarray(0, MAC_BYTES);
 }
 
+/** Options of {@link createNonce}. */
+export interface NonceOptions {
+  /** Issuer byte, 0..255: the SIP worker index (default 0). Read back with {@link nonceIssuer}. */
+  issuer?: number;
+  /** The 7-byte counter value to use (tests; 0..2^53-1); default: this process's counter, incremented. */
+  counter?: number;
+  /** Bound into the MAC; must be given again to checkNonce. */
+  context?: string;
+}
+
 /**
  * A fresh nonce for a challenge issued at `nowMs` (ms since the epoch).
- * Returns 43 base64url characters. `secret` should be at least 16 random bytes;
- * `salt` (8 bytes) is random unless given (tests); `context` must be given again to checkNonce.
- * @throws RangeError when `nowMs` is negative or not an integer-representable time, or salt is not 8 bytes.
+ * Returns 43 base64url characters. `secret` should be at least 16 random bytes.
+ * @throws RangeError when `nowMs` is negative or beyond 2^53, `issuer` is not an integer 0..255,
+ *   or `counter` is not a safe non-negative integer.
  */
-export function createNonce(secret: Buffer, nowMs: number, opts: { salt?: Buffer; context?: string } = {}): string {
-  const salt = opts.salt ?? randomBytes(SALT_BYTES);
-  if (salt.length !== SALT_BYTES) throw new RangeError('nonce salt must be 8 bytes');
-  const signed = Buffer.alloc(SIGNED_BYTES);
-  signed.writeBigUInt64BE(BigInt(Math.floor(nowMs)));
-  salt.copy(signed, TS_BYTES);
-  return Buffer.concat([signed, mac(secret, signed, opts.context ?? '')]).toString('base64url');
+export function createNonce(secret: Buffer, nowMs: number, opts: NonceOptions = {}): string {
+  const issuer = opts.issuer ?? 0;
+  if (!Number.isInteger(issuer) || issuer < 0 || issuer > 255) throw new RangeError('nonce issuer must be an integer 0..255');
+  const t = Math.floor(nowMs);
+  if (!(t >= 0 && t <= Number.MAX_SAFE_INTEGER)) throw new RangeError('nonce time must be a non-negative ms timestamp');
+  let hi: number;
+  let lo: number;
+  if (opts.counter !== undefined) {
+    if (!Number.isSafeInteger(opts.counter) || opts.counter < 0) throw new RangeError('nonce counter must be a safe non-negative integer');
+    hi = Math.floor(opts.counter / TWO_32);
+    lo = opts.counter - hi * TWO_32;
+  } else {
+    hi = counterHi;
+    lo = counterLo;
+    if (++counterLo === TWO_32) {
+      counterLo = 0;
+      counterHi = (counterHi + 1) % COUNTER_HI_LIMIT;
+    }
+  }
+  const tHi = Math.floor(t / TWO_32);
+  scratch.writeUInt32BE(tHi, 0);
+  scratch.writeUInt32BE(t - tHi * TWO_32, 4);
+  scratch[ISSUER_OFFSET] = issuer;
+  scratch.writeUIntBE(hi, COUNTER_OFFSET, 3);
+  scratch.writeUInt32BE(lo, COUNTER_OFFSET + 3);
+  mac(secret, scratchSigned, opts.context ?? '').copy(scratchMac);
+  return scratch.toString('base64url');
+}
+
+/**
+ * Decode `nonce` into the scratch buffer when it has our shape (43 canonical base64url characters);
+ * false otherwise. The MAC is not checked.
+ */
+function decode(nonce: string): boolean {
+  if (nonce.length !== NONCE_CHARS) return false;
+  // Re-encoding must give the same text: refuses stray characters and non-canonical padding bits.
+  return scratch.write(nonce, 'base64url') === NONCE_BYTES && scratch.toString('base64url') === nonce;
+}
+
+function scratchTimestamp(): number {
+  return scratch.readUInt32BE(0) * TWO_32 + scratch.readUInt32BE(4);
 }
 
 /** Issue time (ms since the epoch) carried by a nonce, or undefined when it is not one of ours in shape (MAC unchecked). */
 export function nonceTimestamp(nonce: string): number | undefined {
-  if (nonce.length !== NONCE_CHARS) return undefined;
-  const raw = Buffer.from(nonce, 'base64url');
-  if (raw.length !== NONCE_BYTES || raw.toString('base64url') !== nonce) return undefined;
-  return Number(raw.readBigUInt64BE(0));
+  return decode(nonce) ? scratchTimestamp() : undefined;
+}
+
+/** Issuer byte (0..255, the SIP worker index) carried by a nonce, or undefined when it is not one of ours in shape (MAC unchecked). */
+export function nonceIssuer(nonce: string): number | undefined {
+  return decode(nonce) ? scratch[ISSUER_OFFSET] : undefined;
 }
 
 /**
@@ -64,12 +131,9 @@ export function nonceTimestamp(nonce: string): number | undefined {
  *   The MAC is compared in constant time.
  */
 export function checkNonce(secret: Buffer, nonce: string, ttlS: number, nowMs: number, context = ''): 'valid' | 'stale' | 'invalid' {
-  if (nonce.length !== NONCE_CHARS) return 'invalid';
-  const raw = Buffer.from(nonce, 'base64url');
-  // Re-encoding must give the same text: refuses stray characters and non-canonical padding bits.
-  if (raw.length !== NONCE_BYTES || raw.toString('base64url') !== nonce) return 'invalid';
-  if (!timingSafeEqual(raw.subarray(SIGNED_BYTES), mac(secret, raw.subarray(0, SIGNED_BYTES), context))) return 'invalid';
-  const issued = Number(raw.readBigUInt64BE(0));
+  if (!decode(nonce)) return 'invalid';
+  if (!timingSafeEqual(scratchMac, mac(secret, scratchSigned, context))) return 'invalid';
+  const issued = scratchTimestamp();
   if (issued > nowMs + MAX_FUTURE_MS) return 'invalid';
   return nowMs - issued > ttlS * 1000 ? 'stale' : 'valid';
 }
@@ -89,7 +153,7 @@ export class NonceCountTracker {
   private readonly highest = new Map<string, number>();
 
   /**
-   * @param maxEntries most nonces tracked at once (e.g. 100000; ~150 bytes each).
+   * @param maxEntries most nonces tracked at once (e.g. 100000; ~130 bytes each, measured).
    * @throws RangeError when `maxEntries` is not a positive integer.
    */
   constructor(maxEntries: number) {

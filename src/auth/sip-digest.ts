@@ -34,6 +34,8 @@ export interface DigestPolicy {
   secret: Buffer;
   /** Nonce lifetime in seconds; after it the client is challenged again with stale=true. */
   nonceTtlS: number;
+  /** Issuer byte of the nonces this policy makes (0..255, the SIP worker index; default 0), see nonce.ts. */
+  nonceIssuer?: number;
   /** Algorithms offered, one challenge header each, in this order (RFC 8760 §2.4: preferred first). Default ['MD5']. */
   algorithms: DigestAlgorithm[];
   /**
@@ -133,7 +135,7 @@ export async function authenticateRequest(
       ok: false,
       status: challengeStatus,
       reason: REASON[challengeStatus],
-      headers: challengeHeaders(kind, policy.realm, algorithms, policy.secret, nowMs(), stale),
+      headers: challengeHeaders(kind, policy.realm, algorithms, policy.secret, nowMs(), stale, policy.nonceIssuer),
       detail,
     };
   };
@@ -221,7 +223,7 @@ export async function authenticateRequest(
  * The challenge headers for a fresh nonce issued at `nowMs`: one per algorithm, in order, all with the
  * same nonce, each `Digest realm="...", nonce="...", algorithm=X, qop="auth", opaque="..."[, stale=true]`
  * (RFC 3261 §22.4, RFC 7616 §3.3, RFC 8760 §2.4: most preferred first).
- * Named WWW-Authenticate for `www`, Proxy-Authenticate for `proxy`.
+ * Named WWW-Authenticate for `www`, Proxy-Authenticate for `proxy`. `issuer` is the nonce's issuer byte (0..255).
  */
 export function challengeHeaders(
   kind: 'www' | 'proxy',
@@ -230,9 +232,10 @@ export function challengeHeaders(
   secret: Buffer,
   nowMs: number,
   stale = false,
+  issuer = 0,
 ): ChallengeHeader[] {
   const name = kind === 'www' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
-  const nonce = createNonce(secret, nowMs);
+  const nonce = createNonce(secret, nowMs, { issuer });
   return algorithms.map((algorithm) => ({
     name,
     value: formatChallenge({ realm, nonce, algorithm, qop: 'auth', opaque: opaqueFor(secret, realm), stale }),

@@ -1,36 +1,57 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { checkNonce, createNonce, NonceCountTracker, nonceTimestamp } from '../../src/auth/nonce.js';
+import { checkNonce, createNonce, NonceCountTracker, nonceIssuer, nonceTimestamp } from '../../src/auth/nonce.js';
 
 const secret = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
 const T0 = 1_700_000_000_000;
 
 describe('createNonce', () => {
-  const salt = Buffer.from('0011223344556677', 'hex');
-
-  it('is base64url of timestamp || salt || first 16 bytes of HMAC-SHA256(timestamp || salt)', () => {
+  it('is base64url of timestamp || issuer || counter || first 16 bytes of HMAC-SHA256(timestamp || issuer || counter)', () => {
     const signed = Buffer.alloc(16);
     signed.writeBigUInt64BE(BigInt(T0));
-    salt.copy(signed, 8);
+    signed[8] = 7;
+    Buffer.from('11223344556677', 'hex').copy(signed, 9);
     const expected = Buffer.concat([signed, createHmac('sha256', secret).update(signed).digest().subarray(0, 16)]).toString('base64url');
-    const n = createNonce(secret, T0, { salt });
+    const n = createNonce(secret, T0, { issuer: 7, counter: 0x11223344556677 });
     expect(n).toBe(expected);
     expect(n).toHaveLength(43);
     expect(n).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(nonceTimestamp(n)).toBe(T0);
+    expect(nonceIssuer(n)).toBe(7);
   });
 
-  it('differs per time and per secret', () => {
-    expect(createNonce(secret, T0, { salt })).not.toBe(createNonce(secret, T0 + 1, { salt }));
-    expect(createNonce(secret, T0, { salt })).not.toBe(createNonce(Buffer.from('other'), T0, { salt }));
+  it('differs per time, per secret, per issuer and per counter', () => {
+    const c = { counter: 5 };
+    expect(createNonce(secret, T0, c)).not.toBe(createNonce(secret, T0 + 1, c));
+    expect(createNonce(secret, T0, c)).not.toBe(createNonce(Buffer.from('other'), T0, c));
+    expect(createNonce(secret, T0, c)).not.toBe(createNonce(secret, T0, { ...c, issuer: 1 }));
+    expect(createNonce(secret, T0, c)).not.toBe(createNonce(secret, T0, { counter: 6 }));
   });
 
-  it('differs for two challenges issued in the same millisecond', () => {
+  it('differs for two challenges issued in the same millisecond (the counter moves on), issuer 0 by default', () => {
     const a = createNonce(secret, T0);
     const b = createNonce(secret, T0);
     expect(a).not.toBe(b);
+    expect(nonceIssuer(a)).toBe(0);
     expect(checkNonce(secret, a, 30, T0)).toBe('valid');
     expect(checkNonce(secret, b, 30, T0)).toBe('valid');
+    const raw = (n: string) => Buffer.from(n, 'base64url');
+    // The low 32 bits of the counter moved on by one (the high 24 bits carry past 2^32 - 1).
+    const low = (n: string) => raw(n).readUInt32BE(12);
+    expect((low(b) - low(a) + 2 ** 32) % 2 ** 32).toBe(1);
+  });
+
+  it('refuses an issuer outside 0..255 and a negative time', () => {
+    expect(() => createNonce(secret, T0, { issuer: 256 })).toThrow(RangeError);
+    expect(() => createNonce(secret, T0, { issuer: -1 })).toThrow(RangeError);
+    expect(() => createNonce(secret, -1)).toThrow(RangeError);
+    expect(createNonce(secret, T0, { issuer: 255 })).toHaveLength(43);
+  });
+
+  it('nonceIssuer and nonceTimestamp give undefined for text not shaped like a nonce', () => {
+    expect(nonceIssuer('short')).toBeUndefined();
+    expect(nonceIssuer('!'.repeat(43))).toBeUndefined();
+    expect(nonceTimestamp('!'.repeat(43))).toBeUndefined();
   });
 });
 

@@ -97,7 +97,7 @@ function answer(o: {
 
 const nonceT0 = createNonce(secret, T0);
 
-/** How a nonce issued at `t` (ms) appears in expectations once normalized: nonces carry a random salt. */
+/** How a nonce issued at `t` (ms) appears in expectations once normalized: nonces carry a counter. */
 const nonceAt = (t: number) => `<nonce@${t}>`;
 const N0 = nonceAt(T0);
 
