@@ -47,8 +47,8 @@ export interface ProxyEnv {
   isOurSentBy(host: string, port?: number): boolean;
   /** True when the flow a token or binding names can still carry requests (open connection, or any UDP 5-tuple). */
   flowAlive(ref: Destination): boolean;
-  /** The INVITE server transaction a CANCEL matches (RFC 3261 §9.2), if any. */
-  findInviteFor(cancel: SipRequest): ServerTransaction | undefined;
+  /** The INVITE server transaction a CANCEL matches (RFC 3261 §9.2), if any; `final` when it is held only to retransmit its 3xx–6xx. */
+  findInviteFor(cancel: SipRequest): ServerTransaction | 'final' | undefined;
   /** The response context of an INVITE server transaction still forwarding, if any (for CANCEL, §16.10). */
   responseContextOf(st: ServerTransaction): ResponseContext | undefined;
   /** DNS and policy for other domains (domain policy, ENUM); absent: neither applies. */

@@ -60,7 +60,7 @@ export interface ServerTransaction {
 }
 
 type Terminated = (key: string, st: ServerTransaction) => void;
-/** Hands a completed non-INVITE transaction over to the layer: final response wire bytes and destination. */
+/** Hands a completed transaction over to the layer: final response wire bytes and destination. */
 type Completed = (st: ServerTransaction, wire: Buffer, dest: Destination) => void;
 
 /** State and plumbing shared by both kinds of server transaction. */
@@ -173,11 +173,30 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
  * 64·T1 waits for the ACK) → Confirmed (Timer I = T4 on UDP, 0 on streams) →
  * Terminated; after a 2xx it enters Accepted and absorbs retransmitted INVITEs
  * until Timer L (64·T1).
+ *
+ * With `onCompleted` (the transaction layer gives it when the sender has
+ * `sendWire`), a 3xx–6xx hands the key, the response bytes and the destination
+ * over to the layer, which runs Completed and Confirmed in a
+ * {@link CompletedInvite} holding only those; this object then stays in
+ * `completed` and is garbage once the TU lets go of it.
  */
 export class InviteServerTransaction extends ServerTransactionBase {
   state: 'proceeding' | 'completed' | 'confirmed' | 'accepted' | 'terminated' = 'proceeding';
   /** Set when a CANCEL for this INVITE was received (§9.2). */
   cancelled = false;
+
+  constructor(
+    key: string,
+    request: SipRequest,
+    source: Source,
+    sender: MessageSender,
+    timerConfig: TimerConfig,
+    onTerminated: Terminated,
+    onFinal: (st: ServerTransaction) => void = () => {},
+    private readonly onCompleted?: Completed,
+  ) {
+    super(key, request, source, sender, timerConfig, onTerminated, onFinal);
+  }
 
   get finalSent(): boolean {
     return this.state !== 'proceeding';
@@ -191,6 +210,13 @@ export class InviteServerTransaction extends ServerTransactionBase {
     }
     if (this.state !== 'proceeding') return;
     this.lastResponse = res;
+    if (res.status >= 300 && this.onCompleted) {
+      const { wire, dest } = this.transmitWire(res);
+      this.state = 'completed';
+      this.onFinal(this);
+      this.onCompleted(this, wire, dest);
+      return;
+    }
     this.transmit(res);
     if (res.status < 200) return;
     this.onFinal(this);

@@ -20,7 +20,9 @@ import {
 import { MAGIC_COOKIE } from '../sip/branch.js';
 import type { TimerConfig } from './timers.js';
 import { CompletedResponses } from './completed-responses.js';
-import { detachString } from '../sip/detach.js';
+import { copyBytes, detachString } from '../sip/detach.js';
+import { CompletedInvite } from './completed-invite.js';
+import { isStream } from '../transport/types.js';
 import { createResponse, statusClass } from '../sip/response.js';
 import type { Admission, RefusalReason } from './admission.js';
 
@@ -54,7 +56,9 @@ export interface TransactionUser {
  *
  * A completed non-INVITE server transaction on UDP is kept only as its key,
  * final response bytes and destination until Timer J, in
- * {@link CompletedResponses} (one log for all of them, one timer).
+ * {@link CompletedResponses} (one log for all of them, one timer); an INVITE
+ * server transaction that sent a 3xx–6xx likewise, as a {@link CompletedInvite}
+ * until Timer H or I.
  *
  * With an {@link Admission}, a new request past capacity is answered 503 with
  * Retry-After (RFC 3261 §21.5.4) and creates no transaction; retransmissions,
@@ -67,6 +71,8 @@ export class TransactionLayer {
   private readonly server = new Map<string, ServerTransaction>();
   private readonly client = new Map<string, ClientTransaction>();
   private readonly completed = new CompletedResponses();
+  /** INVITE server transactions in Completed or Confirmed, as key, response bytes and destination only. */
+  private readonly completedInvites = new Map<string, CompletedInvite>();
   private readonly log: Logger;
   /** Server transactions awaiting their final response. */
   private pending = 0;
@@ -96,8 +102,19 @@ export class TransactionLayer {
    * transactions awaiting their final response.
    */
   size(): { server: number; client: number; completed: number; pending: number } {
-    const completed = this.completed.size;
+    const completed = this.completed.size + this.completedInvites.size;
     return { server: this.server.size + completed, client: this.client.size, completed, pending: this.pending };
+  }
+
+  /**
+   * State of the server transaction with `key` as the layer holds it
+   * (`completed`/`confirmed` for one kept as its response bytes only), or
+   * undefined when there is none (terminated).
+   */
+  stateOf(key: string): string | undefined {
+    const st = this.server.get(key) as { state?: string } | undefined;
+    if (st) return st.state;
+    return this.completedInvites.get(key)?.state ?? (this.completed.has(key) ? 'completed' : undefined);
   }
 
   /** Entry point for every inbound message from the transport layer. */
@@ -124,6 +141,15 @@ export class TransactionLayer {
       return;
     }
     const existing = this.server.get(key);
+    const completedInvite = existing ? undefined : this.completedInvites.get(key);
+    if (completedInvite && (msg.method === 'ACK' || msg.method === 'INVITE')) {
+      if (msg.method === 'ACK') completedInvite.onAck();
+      else {
+        this.counters.retransmissions++;
+        completedInvite.onRetransmission();
+      }
+      return;
+    }
     if (msg.method === 'ACK') {
       if (existing instanceof InviteServerTransaction && existing.state !== 'accepted') {
         existing.onAck();
@@ -153,7 +179,7 @@ export class TransactionLayer {
     }
     const st =
       msg.method === 'INVITE'
-        ? new InviteServerTransaction(key, msg, source, this.sender, this.timers, this.onTerminated, this.onFinal)
+        ? new InviteServerTransaction(key, msg, source, this.sender, this.timers, this.onTerminated, this.onFinal, this.sender.sendWire ? this.onInviteCompleted : undefined)
         : new NonInviteServerTransaction(key, msg, source, this.sender, this.timers, this.onTerminated, this.onFinal, this.sender.sendWire ? this.onCompleted : undefined);
     this.server.set(key, st);
     this.pending++;
@@ -209,6 +235,22 @@ export class TransactionLayer {
     this.completed.add(detachString(st.key), wire, d, performance.now() + 64 * this.timers.t1);
   };
 
+  /** An INVITE transaction sent a 3xx–6xx: keep only what Timers G, H and I need (see CompletedInvite). */
+  private readonly onInviteCompleted = (st: ServerTransaction, wire: Buffer, dest: Destination): void => {
+    if (this.server.get(st.key) !== st) return;
+    this.server.delete(st.key);
+    const key = detachString(st.key);
+    const d: Destination = { transport: dest.transport, address: detachString(dest.address), port: dest.port, flowId: dest.flowId };
+    const ci = new CompletedInvite(key, copyBytes(wire, 0, wire.length), d, isStream(st.source.transport), this.timers, this.resend, (done) => {
+      if (this.completedInvites.get(done.key) === done) this.completedInvites.delete(done.key);
+    });
+    this.completedInvites.set(key, ci);
+  };
+
+  private readonly resend = (wire: Buffer, dest: Destination): void => {
+    this.sender.sendWire?.(wire, dest).catch(() => {});
+  };
+
   /**
    * Answer 503 + Retry-After statelessly (RFC 3261 §21.5.4); no transaction
    * is created. The To tag is a hash of the transaction key, so a
@@ -225,11 +267,16 @@ export class TransactionLayer {
     this.sender.send(res, responseDestination(res, source)).catch(() => {});
   }
 
-  /** The INVITE server transaction a CANCEL refers to (§9.2: same key, method INVITE), if live. */
-  findInviteFor(cancel: SipRequest): InviteServerTransaction | undefined {
+  /**
+   * The INVITE server transaction a CANCEL refers to (§9.2: same key, method INVITE), if live;
+   * `final` when it is held only to retransmit its 3xx–6xx (the CANCEL then has no effect but its 200).
+   */
+  findInviteFor(cancel: SipRequest): InviteServerTransaction | 'final' | undefined {
     try {
-      const st = this.server.get(serverKey(cancel, 'INVITE'));
-      return st instanceof InviteServerTransaction ? st : undefined;
+      const key = serverKey(cancel, 'INVITE');
+      const st = this.server.get(key);
+      if (st instanceof InviteServerTransaction) return st;
+      return this.completedInvites.has(key) ? 'final' : undefined;
     } catch {
       return undefined;
     }
@@ -255,6 +302,7 @@ export class TransactionLayer {
   /** Terminate every transaction (shutdown). */
   close(): void {
     this.completed.clear();
+    for (const ci of [...this.completedInvites.values()]) ci.terminate();
     for (const t of [...this.server.values(), ...this.client.values()]) t.terminate();
     this.server.clear();
   }

@@ -89,13 +89,19 @@ export class Harness {
   readonly strays: SipResponse[] = [];
   private readonly t0 = Date.now();
 
-  constructor() {
+  /**
+   * @param opts.wire give the layer `sendWire` as the transport layer does: completed transactions are then
+   *   kept as their response bytes only (CompletedResponses, CompletedInvite); without it they keep their objects.
+   */
+  constructor(opts: { wire?: boolean } = {}) {
+    const record = (bytes: Buffer, dest: Destination) => {
+      this.sent.push({ bytes: Buffer.from(bytes), dest, atMs: Date.now() - this.t0 });
+      return dest.flowId;
+    };
     this.layer = new TransactionLayer(
       {
-        send: async (msg: SipMessage, dest: Destination) => {
-          this.sent.push({ bytes: serializeMessage(msg), dest, atMs: Date.now() - this.t0 });
-          return dest.flowId;
-        },
+        send: async (msg: SipMessage, dest: Destination) => record(serializeMessage(msg), dest),
+        ...(opts.wire && { sendWire: async (wire: Buffer, dest: Destination) => record(wire, dest) }),
       },
       { t1: T1, t2: T2, t4: T4 },
       silentLogger,
@@ -106,6 +112,11 @@ export class Harness {
       onStrayResponse: (res) => this.strays.push(res),
     };
     this.layer.tu = tu;
+  }
+
+  /** The state of `st` as the layer holds it; `terminated` once the layer forgot it. */
+  state(st: ServerTransaction): string {
+    return this.layer.stateOf(st.key) ?? 'terminated';
   }
 
   /** Hand an inbound message to the layer, as the transport would. */
@@ -137,7 +148,8 @@ export function recordingUser(): ClientTransactionUser & { responses: number[]; 
 /** Fake timers for every test of the calling file. */
 export function useFakeTimersPerTest(): void {
   beforeEach(() => {
-    vi.useFakeTimers();
+    // performance too: CompletedResponses times Timer J on the monotonic clock.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'clearImmediate', 'Date', 'performance'] });
   });
   afterEach(() => {
     vi.useRealTimers();

@@ -14,8 +14,8 @@ useFakeTimersPerTest();
 
 const BRANCH = 'z9hG4bKist1';
 
-function arrive(transport: TransportName = 'udp') {
-  const h = new Harness();
+function arrive(transport: TransportName = 'udp', wire = false) {
+  const h = new Harness({ wire });
   const invite = () => parseRequest(requestText('INVITE', BRANCH, transport));
   const ack = () => parseRequest(requestText('ACK', BRANCH, transport));
   h.receive(invite(), transport);
@@ -24,48 +24,51 @@ function arrive(transport: TransportName = 'udp') {
   return { h, invite, ack, req, st: st as InviteServerTransaction };
 }
 
-describe('INVITE server transaction (RFC 3261 §17.2.1)', () => {
+describe.each([
+  ['its own object', false],
+  ['response bytes only (CompletedInvite)', true],
+])('INVITE server transaction (RFC 3261 §17.2.1), completed kept as %s', (_kept, wire) => {
   test('Proceeding: a retransmitted INVITE gets the last provisional response again, not a new transaction', async () => {
-    const { h, invite, req, st } = arrive();
+    const { h, invite, req, st } = arrive('udp', wire);
     st.respond(createResponse(req, 180, { toTag: 's1' }));
     h.receive(invite());
     await advance(0);
     expect(h.requests).toHaveLength(1);
     expect(h.sendTimes('SIP/2.0 180')).toEqual([0, 0]);
     expect(h.sent[0]!.dest).toEqual({ transport: 'udp', address: PEER.address, port: PEER.port });
-    expect(st.state).toBe('proceeding');
+    expect(h.state(st)).toBe('proceeding');
   });
 
   test('UDP 3xx–6xx: Timer G retransmits at T1, 2·T1… capped at T2, Timer H ends it at 64·T1 without an ACK', async () => {
-    const { h, req, st } = arrive();
+    const { h, req, st } = arrive('udp', wire);
     st.respond(createResponse(req, 486, { toTag: 's1' }));
-    expect(st.state).toBe('completed');
+    expect(h.state(st)).toBe('completed');
     await advance(64 * T1 - 1);
     expect(h.sendTimes('SIP/2.0 486')).toEqual(schedule(T1, T2, 64 * T1));
     expect(h.sendTimes('SIP/2.0 486')).toEqual([0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
     expect(h.layer.size().server).toBe(1);
     await advance(1);
-    expect(st.state).toBe('terminated');
+    expect(h.state(st)).toBe('terminated');
     expect(h.layer.size().server).toBe(0);
   });
 
   test('the ACK stops Timer G and H; Confirmed absorbs ACKs for Timer I = T4, then the transaction ends', async () => {
-    const { h, ack, req, st } = arrive();
+    const { h, ack, req, st } = arrive('udp', wire);
     st.respond(createResponse(req, 486, { toTag: 's1' }));
     await advance(T1 + 100);
     h.receive(ack());
-    expect(st.state).toBe('confirmed');
+    expect(h.state(st)).toBe('confirmed');
     await advance(T4 - 1);
     h.receive(ack());
     expect(h.acks).toHaveLength(0); // absorbed, never given to the TU (§17.2.1)
     expect(h.sendTimes('SIP/2.0 486')).toEqual([0, 500]);
     await advance(1);
-    expect(st.state).toBe('terminated');
+    expect(h.state(st)).toBe('terminated');
     expect(h.layer.size().server).toBe(0);
   });
 
   test('Completed: a retransmitted INVITE gets the final response again', async () => {
-    const { h, invite, req, st } = arrive();
+    const { h, invite, req, st } = arrive('udp', wire);
     st.respond(createResponse(req, 603, { toTag: 's1' }));
     await advance(100);
     h.receive(invite());
@@ -73,31 +76,41 @@ describe('INVITE server transaction (RFC 3261 §17.2.1)', () => {
     expect(h.sendTimes('SIP/2.0 603')).toEqual([0, 100]);
   });
 
+  test('a CANCEL finds the INVITE transaction until it ends; after a 3xx–6xx it only learns that the final response went', async () => {
+    const { h, req, st } = arrive('udp', wire);
+    const cancel = parseRequest(requestText('CANCEL', BRANCH));
+    expect(h.layer.findInviteFor(cancel)).toBe(st);
+    st.respond(createResponse(req, 486, { toTag: 's1' }));
+    expect(h.layer.findInviteFor(cancel)).toBe(wire ? 'final' : st);
+    await advance(64 * T1);
+    expect(h.layer.findInviteFor(cancel)).toBeUndefined();
+  });
+
   test('TCP: no Timer G, and Timer I is 0 after the ACK', async () => {
-    const { h, ack, req, st } = arrive('tcp');
+    const { h, ack, req, st } = arrive('tcp', wire);
     st.respond(createResponse(req, 486, { toTag: 's1' }));
     await advance(10 * T1);
     expect(h.sendTimes('SIP/2.0 486')).toEqual([0]);
     expect(h.sent[0]!.dest.flowId).toBe('flow-1');
     h.receive(ack(), 'tcp');
     await advance(0);
-    expect(st.state).toBe('terminated');
+    expect(h.state(st)).toBe('terminated');
   });
 
   test('TCP: Timer H still ends a transaction whose ACK never came, at 64·T1', async () => {
-    const { h, req, st } = arrive('tcp');
+    const { h, req, st } = arrive('tcp', wire);
     st.respond(createResponse(req, 486, { toTag: 's1' }));
     await advance(64 * T1 - 1);
-    expect(st.state).toBe('completed');
+    expect(h.state(st)).toBe('completed');
     await advance(1);
     expect(h.layer.size().server).toBe(0);
   });
 
   test('2xx: Accepted (RFC 6026), retransmitted INVITEs absorbed, the ACK goes to the TU, Timer L ends it at 64·T1', async () => {
-    const { h, invite, ack, req, st } = arrive();
+    const { h, invite, ack, req, st } = arrive('udp', wire);
     const ok = createResponse(req, 200, { toTag: 's1' });
     st.respond(ok);
-    expect(st.state).toBe('accepted');
+    expect(h.state(st)).toBe('accepted');
     h.receive(invite());
     await advance(T1);
     st.respond(ok); // the TU's own 2xx retransmission passes through

@@ -15,6 +15,7 @@ export const cancel: RequestProcessor = {
     const invite = ctx.env.findInviteFor(ctx.req);
     if (!invite) return reply(481, 'Call/Transaction Does Not Exist');
     ctx.respond(200, 'OK');
+    if (invite === 'final') return { kind: 'handled' }; // §9.2: the final response was sent, the CANCEL changes nothing
     (invite as { cancelled?: boolean }).cancelled = true;
     const rc = ctx.env.responseContextOf(invite);
     if (rc) rc.cancel();
