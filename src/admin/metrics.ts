@@ -52,26 +52,39 @@ const METHODS = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'REGISTER', 'OPTIONS'
 export class ServerMetrics {
   /** Registry holding every metric below and the Node.js defaults (event-loop lag, heap, fds). */
   readonly registry = new Registry();
-  private readonly sipRequests: Counter<'direction' | 'method'>;
-  private readonly sipResponses: Counter<'direction' | 'status_class'>;
+  /**
+   * SIP messages counted per message as plain numbers, by direction then method
+   * (requests) or status class (responses); the counters below add the growth
+   * when scraped, so the hot path does no label hashing.
+   */
+  private readonly requestCounts = { in: {} as Record<string, number>, out: {} as Record<string, number> };
+  private readonly responseCounts = { in: {} as Record<string, number>, out: {} as Record<string, number> };
   private readonly tlsHandshakes: Counter<'result'>;
   private readonly authFailures: Counter;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'rtcedge_' });
-    this.sipRequests = new Counter({
-      name: 'rtcedge_sip_requests_total',
-      help: 'SIP requests received (in) and sent (out), by method (other methods: OTHER)',
-      labelNames: ['direction', 'method'],
-      registers,
-    });
-    this.sipResponses = new Counter({
-      name: 'rtcedge_sip_responses_total',
-      help: 'SIP responses received (in) and sent (out), by status class',
-      labelNames: ['direction', 'status_class'],
-      registers,
-    });
+    const countedByDirection = (name: string, help: string, label: string, counts: { in: Record<string, number>; out: Record<string, number> }) => {
+      const reported = { in: {} as Record<string, number>, out: {} as Record<string, number> };
+      new Counter({
+        name,
+        help,
+        labelNames: ['direction', label],
+        registers,
+        collect() {
+          for (const direction of ['in', 'out'] as const) {
+            for (const [value, n] of Object.entries(counts[direction])) {
+              const growth = n - (reported[direction][value] ?? 0);
+              if (growth > 0) this.inc({ direction, [label]: value }, growth);
+              reported[direction][value] = n;
+            }
+          }
+        },
+      });
+    };
+    countedByDirection('rtcedge_sip_requests_total', 'SIP requests received (in) and sent (out), by method (other methods: OTHER)', 'method', this.requestCounts);
+    countedByDirection('rtcedge_sip_responses_total', 'SIP responses received (in) and sent (out), by status class', 'status_class', this.responseCounts);
     this.tlsHandshakes = new Counter({ name: 'rtcedge_tls_handshakes_total', help: 'TLS handshakes on SIP listeners, by result (ok, failed)', labelNames: ['result'], registers });
     this.authFailures = new Counter({ name: 'rtcedge_auth_failures_total', help: 'Digest authentications refused with 403 (wrong password, locked user)', registers });
 
@@ -150,8 +163,15 @@ export class ServerMetrics {
 
   /** Count a SIP message received (`in`) or sent (`out`). */
   countSipMessage(msg: SipMessage, direction: 'in' | 'out'): void {
-    if (msg.kind === 'request') this.sipRequests.inc({ direction, method: METHODS.has(msg.method) ? msg.method : 'OTHER' });
-    else this.sipResponses.inc({ direction, status_class: statusClass(msg.status) });
+    if (msg.kind === 'request') {
+      const counts = this.requestCounts[direction];
+      const method = METHODS.has(msg.method) ? msg.method : 'OTHER';
+      counts[method] = (counts[method] ?? 0) + 1;
+    } else {
+      const counts = this.responseCounts[direction];
+      const cls = statusClass(msg.status);
+      counts[cls] = (counts[cls] ?? 0) + 1;
+    }
   }
 
   /** Count one TLS handshake on a SIP listener. */

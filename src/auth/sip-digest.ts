@@ -123,14 +123,14 @@ export async function authenticateRequest(
   kind: 'www' | 'proxy',
   policy: DigestPolicy,
 ): Promise<DigestOutcome> {
-  const log = (policy.logger ?? silentLogger).child({ component: 'auth' });
+  const log = authLogger(policy);
   const nowMs = policy.nowMs ?? Date.now;
   const credHeader = kind === 'www' ? 'Authorization' : 'Proxy-Authorization';
   const challengeStatus = kind === 'www' ? 401 : 407;
   const algorithms = policy.algorithms.length > 0 ? policy.algorithms : (['MD5'] as DigestAlgorithm[]);
 
   const challenge = (detail: string, stale = false): DigestOutcome => {
-    log.debug({ method: req.method, detail, stale }, 'digest challenge');
+    if (log.isLevelEnabled('debug')) log.debug({ method: req.method, detail, stale }, 'digest challenge');
     return {
       ok: false,
       status: challengeStatus,
@@ -140,7 +140,7 @@ export async function authenticateRequest(
     };
   };
   const fail = (status: 400 | 403, detail: string): DigestOutcome => {
-    log.debug({ method: req.method, status, detail }, 'digest refused');
+    if (log.isLevelEnabled('debug')) log.debug({ method: req.method, status, detail }, 'digest refused');
     return { ok: false, status, reason: REASON[status], headers: [], detail };
   };
 
@@ -242,9 +242,30 @@ export function challengeHeaders(
   }));
 }
 
+/** Opaque values already computed, per secret and realm (a server has one secret and a few realms). */
+const opaqueMemo = new WeakMap<Buffer, Map<string, string>>();
+/** Most realms remembered per secret. */
+const OPAQUE_MEMO_REALMS = 64;
+
 /** The `opaque` of this server's challenges: 22 base64url characters keyed by the secret and the realm. */
 export function opaqueFor(secret: Buffer, realm: string): string {
-  return createHmac('sha256', secret).update(`opaque:${realm}`).digest('base64url').slice(0, 22);
+  let byRealm = opaqueMemo.get(secret);
+  if (!byRealm) opaqueMemo.set(secret, (byRealm = new Map()));
+  let opaque = byRealm.get(realm);
+  if (opaque === undefined) {
+    opaque = createHmac('sha256', secret).update(`opaque:${realm}`).digest('base64url').slice(0, 22);
+    if (byRealm.size >= OPAQUE_MEMO_REALMS) byRealm.clear();
+    byRealm.set(realm, opaque);
+  }
+  return opaque;
+}
+
+/** The `component: auth` child of a policy's logger, made once per policy rather than per request. */
+const authLoggers = new WeakMap<DigestPolicy, Logger>();
+function authLogger(policy: DigestPolicy): Logger {
+  let log = authLoggers.get(policy);
+  if (!log) authLoggers.set(policy, (log = (policy.logger ?? silentLogger).child({ component: 'auth' })));
+  return log;
 }
 
 /**

@@ -13,9 +13,14 @@ export class AddressSetError extends Error {
   }
 }
 
+/** Most addresses whose answer {@link AddressSet.has} remembers. */
+const MEMO_ENTRIES = 1024;
+
 /** Matches addresses against a list of addresses and prefixes. IPv4-mapped IPv6 addresses match as IPv4. */
 export class AddressSet {
   private readonly list: CidrList;
+  /** Answers of {@link has} by address text (the gate asks per message); cleared when it reaches MEMO_ENTRIES. */
+  private readonly memo = new Map<string, boolean>();
 
   /** @throws AddressSetError naming the first bad entry. */
   constructor(entries: readonly string[]) {
@@ -35,6 +40,16 @@ export class AddressSet {
   /** True when `address` (IPv4 or IPv6, optionally in brackets or with a zone id) lies in one of the entries. O(entries). */
   has(address: string): boolean {
     if (this.list.size === 0) return false;
+    let known = this.memo.get(address);
+    if (known === undefined) {
+      known = this.match(address);
+      if (this.memo.size >= MEMO_ENTRIES) this.memo.clear();
+      this.memo.set(address, known);
+    }
+    return known;
+  }
+
+  private match(address: string): boolean {
     const p = parseHostIp(address);
     if (!p) return false;
     const b = p.bytes;

@@ -1,0 +1,110 @@
+// Server CPU seconds per 1,000 authenticated REGISTERs (issue 11, "spend less
+// per message"), for this build and optionally other builds, back to back.
+//
+//   node bench/cpu-per-register.mjs [--rate 1000] [--registrations 20000] [--repeat 3]
+//        [--baseline /path/to/other/dist/cli/main.js] [--cpu-prof DIR] [--users 1000]
+//
+// Each round starts rtcedge (UDP on 127.0.0.1, log level warn, TURN off),
+// imports --users users with `rtcedge user import` while it runs (another
+// process writing the store), sends 2,000 warm-up registrations, then
+// --registrations more with SIPp's digest REGISTER scenario (bench/sip.mjs:
+// REGISTER, 401, REGISTER with credentials, 200) at --rate per second, and
+// reads the server's CPU time (user + system, /proc) around the measured run.
+// With --baseline, every round runs the baseline build first and this build
+// right after, so both see the same machine load; the rounds give ranges.
+// --cpu-prof DIR runs this build's server under `node --cpu-prof` (profiles
+// written to DIR when the server stops; open them in Chrome DevTools).
+// A shared or busy machine makes single figures noise: compare ranges.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runProcess, stopProcess, tempDir, cpuSeconds, sleep } from './lib.mjs';
+import { startRtcedge, ROOT } from './rtcedge.mjs';
+import { SCENARIO, lastStat } from './sip.mjs';
+
+const SIP_PORT = 28360;
+const SIPP_PORT = 28361;
+const WARMUP = 2000;
+
+function arg(name, def) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : def;
+}
+
+const RATE = Number(arg('rate', 1000));
+const REGISTRATIONS = Number(arg('registrations', 20000));
+const REPEAT = Number(arg('repeat', 3));
+const USERS = Number(arg('users', 1000));
+const BASELINE = arg('baseline', undefined);
+const CPU_PROF = arg('cpu-prof', undefined);
+
+const users = Array.from({ length: USERS }, (_, i) => [`user${i}`, `pw-user${i}`]);
+
+/** Run SIPp for `calls` registrations at RATE; returns SIPp's successful and failed counts. */
+async function sipp(dir, calls, tag) {
+  const stf = join(dir, `stat-${tag}.csv`);
+  const args = [
+    `127.0.0.1:${SIP_PORT}`,
+    '-sf', join(dir, 'register.xml'),
+    '-inf', join(dir, 'users.csv'),
+    '-i', '127.0.0.1', '-p', String(SIPP_PORT), '-t', 'u1',
+    '-r', String(RATE), '-rp', '1000', '-l', String(Math.max(RATE * 2, 100)),
+    '-m', String(calls),
+    '-timeout', String(Math.ceil(calls / RATE) * 3 + 20), '-timeout_error',
+    '-recv_timeout', '4000', '-nostdin', '-nd',
+    '-trace_stat', '-stf', stf, '-fd', '1',
+  ];
+  const r = await runProcess('sipp', args, { timeoutMs: (Math.ceil(calls / RATE) * 3 + 40) * 1000 });
+  const st = lastStat(stf);
+  return {
+    ok: st ? Number(st['SuccessfulCall(C)']) : 0,
+    failed: st ? Number(st['FailedCall(C)']) : NaN,
+    retrans: st ? Number(st['Retransmissions(C)']) : NaN,
+    exit: r.code,
+  };
+}
+
+/** One round for one build: CPU s per 1,000 successful registrations. */
+async function round(dir, name, cli, nodeArgs) {
+  const server = await startRtcedge({ sipPort: SIP_PORT, users: [], cli, nodeArgs });
+  try {
+    // The users arrive while the server runs, from another process (as an operator's import would).
+    const imp = await runProcess(process.execPath, [cli ?? join(ROOT, 'dist', 'cli', 'main.js'), 'user', 'import', join(dir, 'import.csv'), '-c', server.config], { timeoutMs: 120_000 });
+    if (imp.code !== 0) throw new Error(`rtcedge user import failed: ${imp.stderr.trim()}`);
+    await sleep(1000);
+    await sipp(dir, WARMUP, `${name}-warm`);
+    const cpu0 = cpuSeconds(server.pid);
+    const r = await sipp(dir, REGISTRATIONS, name);
+    const cpuS = cpuSeconds(server.pid) - cpu0;
+    return { name, ...r, cpuS, per1000: (cpuS / r.ok) * 1000 };
+  } finally {
+    await stopProcess(server);
+  }
+}
+
+const dir = tempDir('cpu-per-register');
+writeFileSync(join(dir, 'register.xml'), SCENARIO);
+writeFileSync(join(dir, 'users.csv'), 'SEQUENTIAL\n' + users.map(([u, p]) => `${u};${p};`).join('\n') + '\n');
+writeFileSync(join(dir, 'import.csv'), 'user,password\n' + users.map(([u, p]) => `${u}@example.test,${p}`).join('\n') + '\n');
+const builds = [
+  ...(BASELINE ? [{ name: 'baseline', cli: BASELINE, nodeArgs: [] }] : []),
+  { name: 'this build', cli: undefined, nodeArgs: CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [] },
+];
+const results = Object.fromEntries(builds.map((b) => [b.name, []]));
+console.log(`${REGISTRATIONS} REGISTERs at ${RATE}/s over ${USERS} users, ${REPEAT} round(s)${BASELINE ? `, baseline ${BASELINE}` : ''}`);
+for (let i = 0; i < REPEAT; i++) {
+  for (const b of builds) {
+    const r = await round(dir, b.name, b.cli, b.nodeArgs);
+    results[b.name].push(r);
+    console.log(
+      `round ${i + 1} ${b.name.padEnd(10)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000`,
+    );
+    await sleep(500);
+  }
+}
+console.log('\n| build | CPU s per 1,000 REGISTERs (min–max over rounds) | median |');
+console.log('| --- | ---: | ---: |');
+for (const b of builds) {
+  const xs = results[b.name].map((r) => r.per1000).sort((a, c) => a - c);
+  console.log(`| ${b.name} | ${xs[0].toFixed(3)}–${xs[xs.length - 1].toFixed(3)} | ${xs[Math.floor(xs.length / 2)].toFixed(3)} |`);
+}
+if (CPU_PROF) console.log(`\nCPU profiles in ${CPU_PROF}`);
