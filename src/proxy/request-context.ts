@@ -11,6 +11,7 @@ import type { LocationService } from '../registrar/location-service.js';
 import type { ResponseContext } from './response-context.js';
 import type { Target } from './target-set.js';
 import type { Federation } from './federation.js';
+import { loopHash, type LoopHashInputs } from './loop-hash.js';
 
 /** A call policy's refusal: the final response to send instead of routing the call. */
 export interface Refusal {
@@ -103,8 +104,9 @@ export function forwardTo(...targets: Target[]): Outcome {
  * changed it (strict-route fix-up).
  */
 export class RequestContext {
-  /** §16.3 step 4: the loop-detection hash of the request as received (set by loop-detection). */
-  loopHash = '';
+  /** What loop-detection noted of the request as received, for {@link loopHash}. */
+  private loopInputs: LoopHashInputs | undefined;
+  private loopHashValue: string | undefined;
   /** §16.4: the flow named by the flow token of the last own Route entry removed (set by own-route). */
   flow: Destination | undefined;
   /** §16.4: how many own Route entries were removed (set by own-route). */
@@ -128,6 +130,24 @@ export class RequestContext {
     readonly env: ProxyEnv,
     readonly st?: ServerTransaction,
   ) {}
+
+  /**
+   * Note the Request-URI and Route of the request as received (loop-detection
+   * does, before Route pre-processing changes them), for {@link loopHash}.
+   */
+  noteLoopHashInputs(): void {
+    this.loopInputs = { uri: this.req.uri, routes: getHeaderValues(this.req, 'route') };
+    this.loopHashValue = undefined;
+  }
+
+  /**
+   * §16.3 step 4, §16.6 step 8: the loop-detection hash of the request as
+   * received (Request-URI and Route as noted by loop-detection), computed on first use.
+   */
+  get loopHash(): string {
+    this.loopHashValue ??= loopHash(this.req, this.fromTag, this.toTag, this.loopInputs);
+    return this.loopHashValue;
+  }
 
   /** The server transaction; only requests forwarded without state (ACK) have none. */
   get transaction(): ServerTransaction {

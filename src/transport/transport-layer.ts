@@ -18,6 +18,7 @@ import { certificateMatchesSipDomain, sipDomainIdentities } from '../auth/domain
 import { WsFlow } from './ws-flow.js';
 import type { StreamBounds } from './backpressure.js';
 import { isStunDatagram, stunKeepaliveResponse } from './stun-keepalive.js';
+import { literalFirstLookup } from './udp-lookup.js';
 import {
   formatHostPort,
   isWebSocket,
@@ -330,7 +331,7 @@ export class TransportLayer {
 
   private async listenUdp(spec: ListenSpec): Promise<void> {
     const v6 = spec.host.includes(':');
-    const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', reuseAddr: false, ipv6Only: v6 });
+    const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', reuseAddr: false, ipv6Only: v6, lookup: literalFirstLookup });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(spec.port, spec.host, () => {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loopDetection, loopHash } from '../../src/proxy/processors/loop-detection.js';
-import { prependHeader } from '../../src/sip/message.js';
+import { prependHeader, removeHeaders } from '../../src/sip/message.js';
 import { newBranch } from '../../src/sip/branch.js';
 import { DOMAIN, openSipWorld, sipRequest, type SipWorld } from '../helpers/sip-world.js';
 
@@ -14,6 +14,18 @@ describe('loop-detection processor (RFC 3261 §16.3 step 4)', () => {
     expect(loopDetection.process(ctx)).toBe('continue');
     expect(ctx.loopHash).toMatch(/^[A-Za-z0-9_-]{10}$/);
     expect(ctx.loopHash).toBe(loopHash(ctx.req, 'f1', undefined));
+  });
+
+  it('the hash is that of the request as received, even after Route pre-processing changed the Request-URI and Route', () => {
+    const req = sipRequest('INVITE', `sip:bob@${DOMAIN}`);
+    prependHeader(req, 'Route', `<sip:${DOMAIN};lr>`);
+    const asReceived = loopHash(req, 'f1', undefined);
+    const ctx = world.context(req);
+    expect(loopDetection.process(ctx)).toBe('continue');
+    req.uri = 'sip:bob@127.0.0.1:40002';
+    removeHeaders(req, 'route');
+    expect(loopHash(req, 'f1', undefined)).not.toBe(asReceived);
+    expect(ctx.loopHash).toBe(asReceived);
   });
 
   it('answers 482 when our own Via carries the same hash', () => {

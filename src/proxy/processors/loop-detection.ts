@@ -1,33 +1,9 @@
-import { createHash } from 'node:crypto';
-import { getHeader, getHeaderValues, type SipRequest } from '../../sip/message.js';
+import { getHeaderValues, type SipRequest } from '../../sip/message.js';
 import { parseVia } from '../../sip/headers.js';
 import { MAGIC_COOKIE } from '../../sip/branch.js';
 import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../request-context.js';
 
-/**
- * The loop-detection hash of RFC 3261 §16.6 step 8: over the Request-URI as
- * received, the From and To tags, Call-ID, CSeq number, Route,
- * Proxy-Require and Proxy-Authorization. 10 characters of base64url
- * SHA-1. A request that comes back with the same values has looped; one
- * whose Request-URI changed (retargeted) is a spiral.
- */
-export function loopHash(req: SipRequest, fromTag: string | undefined, toTag: string | undefined): string {
-  const h = createHash('sha1');
-  for (const part of [
-    req.uri,
-    fromTag ?? '',
-    toTag ?? '',
-    getHeader(req, 'call-id') ?? '',
-    (getHeader(req, 'cseq') ?? '').trim().split(/\s+/)[0],
-    getHeaderValues(req, 'route').join(','),
-    getHeaderValues(req, 'proxy-require').join(','),
-    getHeaderValues(req, 'proxy-authorization').join(','),
-  ]) {
-    h.update(part);
-    h.update('\0');
-  }
-  return h.digest('base64url').slice(0, 10);
-}
+export { loopHash } from '../loop-hash.js';
 
 /**
  * §16.3 step 4: true when a Via this server inserted (its sent-by is ours) carries
@@ -47,15 +23,24 @@ export function detectLoop(req: SipRequest, hash: string, isOurs: (host: string,
   return false;
 }
 
+/** A branch this server may have made: the magic cookie, a 10-character loop hash and a dot (branch.ts). */
+const HASHED_BRANCH = new RegExp(`branch=${MAGIC_COOKIE}[A-Za-z0-9_-]{10}\\.`, 'i');
+
 /**
- * Loop detection (RFC 3261 §16.3 step 4): computes the request's loop hash
- * (kept in the context: every branch's Via carries it, §16.6 step 8) and
- * answers 482 Loop Detected when one of our own Vias already carries it.
+ * Loop detection (RFC 3261 §16.3 step 4): notes the parts of the request as
+ * received that later processors may change, so the context's loop hash
+ * (every branch's Via carries it, §16.6 step 8) is that of the request as
+ * received whenever it is first needed, and answers 482 Loop Detected when
+ * one of our own Vias already carries it. The hash is computed here only when
+ * a Via has a branch of our shape: a request handled here (REGISTER, OPTIONS)
+ * or refused before forwarding never needs it.
  */
 export const loopDetection: RequestProcessor = {
   name: 'loop-detection',
   process(ctx: RequestContext) {
-    ctx.loopHash = loopHash(ctx.req, ctx.fromTag, ctx.toTag);
+    ctx.noteLoopHashInputs();
+    const vias = getHeaderValues(ctx.req, 'via');
+    if (!vias.some((v) => HASHED_BRANCH.test(v))) return CONTINUE;
     if (detectLoop(ctx.req, ctx.loopHash, ctx.env.isOurSentBy)) return reply(482, 'Loop Detected');
     return CONTINUE;
   },
