@@ -92,10 +92,21 @@ const NOT_LIST = new Set([
   'retry-after',
 ]);
 
+/** Canonical names already computed, by name as written (header lookups ask for every field of every message). */
+const canonicalMemo = new Map<string, string>();
+/** Most distinct spellings remembered; beyond it canonicalName computes without remembering. */
+const CANONICAL_MEMO_ENTRIES = 1024;
+
 /** Canonical (lowercase, full-form) name of a header: `V` → `via`, `Call-ID` → `call-id`. */
 export function canonicalName(name: string): string {
-  const lower = name.toLowerCase();
-  return lower.length === 1 ? COMPACT[lower] ?? lower : lower;
+  let canonical = canonicalMemo.get(name);
+  if (canonical === undefined) {
+    const lower = name.toLowerCase();
+    canonical = lower.length === 1 ? COMPACT[lower] ?? lower : lower;
+    // Remembered as a flat copy: the name may be a slice of a header line.
+    if (canonicalMemo.size < CANONICAL_MEMO_ENTRIES) canonicalMemo.set((' ' + name).slice(1), canonical);
+  }
+  return canonical;
 }
 
 /** First value of header `name` (any case, compact forms match), or undefined. Whole field value, not split at commas. */
@@ -128,10 +139,17 @@ export function getHeaderValues(msg: SipMessage, name: string): string[] {
   return out;
 }
 
-/** Split a header value at top-level commas (outside quotes and angle brackets); trims and drops empty elements. */
-export function splitList(value: string): string[] {
-  if (value.indexOf(',') < 0) return value.length ? [value.trim()] : [];
-  const out: string[] = [];
+/**
+ * Walk the elements of a list header value (top-level commas, outside quotes
+ * and angle brackets), trimmed, empty ones skipped, calling `take` for each
+ * until it returns true. A value without commas is one element as it is
+ * (trimmed; the empty value has none).
+ */
+function scanList(value: string, take: (element: string) => boolean): void {
+  if (value.indexOf(',') < 0) {
+    if (value.length) take(value.trim());
+    return;
+  }
   let depth = 0;
   let quoted = false;
   let start = 0;
@@ -145,12 +163,34 @@ export function splitList(value: string): string[] {
     else if (c === 0x3e) depth = Math.max(0, depth - 1);
     else if (c === 0x2c && depth === 0) {
       const part = value.slice(start, i).trim();
-      if (part) out.push(part);
+      if (part && take(part)) return;
       start = i + 1;
     }
   }
   const last = value.slice(start).trim();
-  if (last) out.push(last);
+  if (last) take(last);
+}
+
+/**
+ * The first element of a list header value (the top Via of a Via field), trimmed, as
+ * `splitList(value)[0]` gives it but without splitting the rest; undefined when there is none.
+ */
+export function firstListElement(value: string): string | undefined {
+  let first: string | undefined;
+  scanList(value, (element) => {
+    first = element;
+    return true;
+  });
+  return first;
+}
+
+/** Split a header value at top-level commas (outside quotes and angle brackets); trims and drops empty elements. */
+export function splitList(value: string): string[] {
+  const out: string[] = [];
+  scanList(value, (element) => {
+    out.push(element);
+    return false;
+  });
   return out;
 }
 

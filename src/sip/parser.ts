@@ -11,7 +11,7 @@
  * scanning, linear in the input, no regular expressions.
  */
 import { SipParseError } from './errors.js';
-import { canonicalName, splitList, type SipHeader, type SipMessage, type SipRequest, type SipResponse } from './message.js';
+import { canonicalName, firstListElement, type SipHeader, type SipMessage, type SipRequest, type SipResponse } from './message.js';
 import { isToken, parseCSeq, parseNameAddr, parseVia } from './headers.js';
 import { parseUri } from './uri.js';
 import { copyBytes, EMPTY_BODY } from './detach.js';
@@ -274,7 +274,7 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
     const n = digits(mf, 10);
     if (n < 0 || n > 255) throw fail('malformed Max-Forwards');
   }
-  const topVia = splitList(findValue(headers, 'via') ?? '')[0];
+  const topVia = firstListElement(findValue(headers, 'via') ?? '');
   try {
     if (topVia === undefined) throw bad('malformed Via');
     parseVia(topVia);

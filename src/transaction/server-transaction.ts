@@ -1,7 +1,7 @@
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import { getHeader } from '../sip/message.js';
 import { parseVia } from '../sip/headers.js';
-import { splitList } from '../sip/message.js';
+import { firstListElement } from '../sip/message.js';
 import type { Destination, Source } from '../transport/types.js';
 import { isStream } from '../transport/types.js';
 import { serializeMessage } from '../sip/serializer.js';
@@ -30,7 +30,7 @@ export interface MessageSender {
 export function responseDestination(res: SipResponse, source: Source): Destination {
   const top = getHeader(res, 'via');
   if (!top) return { transport: source.transport, address: source.remoteAddress, port: source.remotePort, flowId: source.flowId };
-  const via = parseVia(splitList(top)[0]);
+  const via = parseVia(firstListElement(top) ?? '');
   const address = via.params.received ?? via.host;
   const rport = via.params.rport;
   const port = rport ? Number(rport) : via.port ?? (via.transport === 'TLS' ? 5061 : 5060);

@@ -1,6 +1,6 @@
 import { createHistogram } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
-import { getHeader, splitList, type SipRequest, type SipResponse } from '../sip/message.js';
+import { firstListElement, getHeader, type SipRequest, type SipResponse } from '../sip/message.js';
 import { parseCSeq, parseVia } from '../sip/headers.js';
 import { SipParseError } from '../sip/errors.js';
 import type { Destination, Inbound, Source } from '../transport/types.js';
@@ -318,7 +318,7 @@ function fnv1a(s: string): number {
 function topVia(msg: SipRequest | SipResponse) {
   const v = getHeader(msg, 'via');
   if (!v) throw new SipParseError(400, 'Bad Request: missing Via');
-  return parseVia(splitList(v)[0]);
+  return parseVia(firstListElement(v) ?? '');
 }
 
 /**
