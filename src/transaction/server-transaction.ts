@@ -78,6 +78,8 @@ abstract class ServerTransactionBase implements ServerTransaction {
     protected readonly timerConfig: TimerConfig,
     private readonly onTerminated: Terminated,
     protected readonly onFinal: (st: ServerTransaction) => void = () => {},
+    /** Takes over a completed transaction as its response bytes and destination (see each kind); undefined keeps it here. */
+    protected readonly onCompleted?: Completed,
   ) {}
 
   abstract readonly finalSent: boolean;
@@ -123,19 +125,6 @@ abstract class ServerTransactionBase implements ServerTransaction {
  */
 export class NonInviteServerTransaction extends ServerTransactionBase {
   state: 'trying' | 'proceeding' | 'completed' | 'terminated' = 'trying';
-
-  constructor(
-    key: string,
-    request: SipRequest,
-    source: Source,
-    sender: MessageSender,
-    timerConfig: TimerConfig,
-    onTerminated: Terminated,
-    onFinal: (st: ServerTransaction) => void = () => {},
-    private readonly onCompleted?: Completed,
-  ) {
-    super(key, request, source, sender, timerConfig, onTerminated, onFinal);
-  }
 
   get finalSent(): boolean {
     return this.state === 'completed' || this.state === 'terminated';
@@ -184,19 +173,6 @@ export class InviteServerTransaction extends ServerTransactionBase {
   state: 'proceeding' | 'completed' | 'confirmed' | 'accepted' | 'terminated' = 'proceeding';
   /** Set when a CANCEL for this INVITE was received (§9.2). */
   cancelled = false;
-
-  constructor(
-    key: string,
-    request: SipRequest,
-    source: Source,
-    sender: MessageSender,
-    timerConfig: TimerConfig,
-    onTerminated: Terminated,
-    onFinal: (st: ServerTransaction) => void = () => {},
-    private readonly onCompleted?: Completed,
-  ) {
-    super(key, request, source, sender, timerConfig, onTerminated, onFinal);
-  }
 
   get finalSent(): boolean {
     return this.state !== 'proceeding';
