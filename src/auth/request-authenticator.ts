@@ -1,10 +1,9 @@
 import type { SipRequest } from '../sip/message.js';
-import { getHeader, getHeaderValues } from '../sip/message.js';
+import { getHeader } from '../sip/message.js';
 import { parseNameAddr } from '../sip/headers.js';
 import { parseUri } from '../sip/uri.js';
-import { parseCredentials } from './digest.js';
 import type { AuthFailureGuard } from '../security/auth-failures.js';
-import { authenticateRequest, type DigestOutcome, type DigestPolicy } from './sip-digest.js';
+import { authenticateRequest, type DigestOutcome, type DigestPolicy, readCredentials } from './sip-digest.js';
 
 /**
  * The outcome of an {@link Authenticate} hook: a digest outcome, or success by
@@ -73,12 +72,13 @@ export function createAuthenticator(policy: DigestPolicy, extras: AuthenticatorE
       }
     }
     if (!failures) return authenticateRequest(req, kind, policy);
-    const username = credentialsUser(req, kind, policy.realm);
+    const read = readCredentials(req, kind, policy.realm);
+    const username = read.creds?.username;
     if (username !== undefined && failures.isLocked(username, source.remoteAddress)) {
       failures.failed(username, source.remoteAddress);
       return { ok: false, status: 403, reason: 'Forbidden', headers: [], detail: 'user locked' };
     }
-    const outcome = await authenticateRequest(req, kind, policy);
+    const outcome = await authenticateRequest(req, kind, policy, read);
     if (outcome.ok) failures.succeeded(outcome.username, source.remoteAddress);
     else if (outcome.status === 403) failures.failed(username, source.remoteAddress);
     return outcome;
@@ -94,18 +94,4 @@ function claimedAor(req: SipRequest, kind: 'www' | 'proxy', certs: CertificateAu
   } catch {
     return undefined;
   }
-}
-
-/** The user name of the first Digest credentials for `realm`, if readable. */
-function credentialsUser(req: SipRequest, kind: 'www' | 'proxy', realm: string): string | undefined {
-  for (const value of getHeaderValues(req, kind === 'www' ? 'Authorization' : 'Proxy-Authorization')) {
-    if (!/^\s*digest\s/i.test(value)) continue;
-    try {
-      const c = parseCredentials(value);
-      if (c.realm === realm) return c.username;
-    } catch {
-      return undefined;
-    }
-  }
-  return undefined;
 }

@@ -122,10 +122,10 @@ export async function authenticateRequest(
   req: SipRequest,
   kind: 'www' | 'proxy',
   policy: DigestPolicy,
+  read: CredentialsRead = readCredentials(req, kind, policy.realm),
 ): Promise<DigestOutcome> {
   const log = authLogger(policy);
   const nowMs = policy.nowMs ?? Date.now;
-  const credHeader = kind === 'www' ? 'Authorization' : 'Proxy-Authorization';
   const challengeStatus = kind === 'www' ? 401 : 407;
   const algorithms = policy.algorithms.length > 0 ? policy.algorithms : (['MD5'] as DigestAlgorithm[]);
 
@@ -144,20 +144,8 @@ export async function authenticateRequest(
     return { ok: false, status, reason: REASON[status], headers: [], detail };
   };
 
-  let creds: DigestCredentials | undefined;
-  try {
-    for (const value of getHeaderValues(req, credHeader)) {
-      if (!isDigestScheme(value)) continue;
-      const c = parseCredentials(value);
-      if (c.realm === policy.realm) {
-        creds = c;
-        break;
-      }
-    }
-  } catch (e) {
-    if (e instanceof AuthError) return fail(400, e.message);
-    throw e;
-  }
+  if (read.error !== undefined) return fail(400, read.error);
+  const creds = read.creds;
   if (!creds) return challenge('no credentials for realm');
 
   const algo = parseAlgorithm(creds.algorithm);
@@ -217,6 +205,33 @@ export async function authenticateRequest(
     return challenge('nonce count replayed');
   }
   return { ok: true, username: creds.username, realm: creds.realm, algorithm: algo.alg };
+}
+
+/** What {@link readCredentials} found: the credentials for the realm, none, or why a Digest field is malformed. */
+export interface CredentialsRead {
+  creds?: DigestCredentials;
+  error?: string;
+}
+
+/**
+ * The first Digest credentials for `realm` in the Authorization (`www`) or
+ * Proxy-Authorization (`proxy`) fields of `req` (other schemes and realms are
+ * skipped, RFC 3261 §22.3). Read once per request: the authenticator needs the
+ * user name before the check, {@link authenticateRequest} the rest.
+ * A malformed Digest field gives `error` (answered 400).
+ */
+export function readCredentials(req: SipRequest, kind: 'www' | 'proxy', realm: string): CredentialsRead {
+  try {
+    for (const value of getHeaderValues(req, kind === 'www' ? 'Authorization' : 'Proxy-Authorization')) {
+      if (!isDigestScheme(value)) continue;
+      const c = parseCredentials(value);
+      if (c.realm === realm) return { creds: c };
+    }
+  } catch (e) {
+    if (e instanceof AuthError) return { error: e.message };
+    throw e;
+  }
+  return {};
 }
 
 /**
