@@ -4,6 +4,7 @@
  */
 import { canonicalName, type SipHeader, type SipRequest, type SipResponse } from './message.js';
 import { getTag } from './headers.js';
+import { EMPTY_BODY } from './detach.js';
 
 const PHRASES: Record<number, string> = {
   100: 'Trying',
@@ -136,7 +137,7 @@ export function createResponse(
     status,
     reason: opts.reason ?? reasonPhrase(status),
     headers,
-    body: opts.body ?? Buffer.alloc(0),
+    body: opts.body ?? EMPTY_BODY,
   };
 }
 
