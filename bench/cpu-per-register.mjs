@@ -2,7 +2,7 @@
 // per message"), for this build and optionally other builds, back to back.
 //
 //   node bench/cpu-per-register.mjs [--rate 1000] [--registrations 20000] [--repeat 3]
-//        [--baseline /path/to/other/dist/cli/main.js] [--cpu-prof DIR] [--users 1000]
+//        [--baseline /path/to/other/dist/cli/main.js | NAME=PATH,NAME=PATH] [--cpu-prof DIR] [--users 1000]
 //
 // Each round starts rtcedge (UDP on 127.0.0.1, log level warn, TURN off),
 // imports --users users with `rtcedge user import` while it runs (another
@@ -85,8 +85,13 @@ const dir = tempDir('cpu-per-register');
 writeFileSync(join(dir, 'register.xml'), SCENARIO);
 writeFileSync(join(dir, 'users.csv'), 'SEQUENTIAL\n' + users.map(([u, p]) => `${u};${p};`).join('\n') + '\n');
 writeFileSync(join(dir, 'import.csv'), 'user,password\n' + users.map(([u, p]) => `${u}@example.test,${p}`).join('\n') + '\n');
+// --baseline PATH, or several as NAME=PATH,NAME=PATH (e.g. one build per commit), run in that order before this build.
+const baselines = (BASELINE ?? '')
+  .split(',')
+  .filter(Boolean)
+  .map((b, i) => (b.includes('=') ? { name: b.slice(0, b.indexOf('=')), cli: b.slice(b.indexOf('=') + 1) } : { name: i ? `baseline${i + 1}` : 'baseline', cli: b }));
 const builds = [
-  ...(BASELINE ? [{ name: 'baseline', cli: BASELINE, nodeArgs: [] }] : []),
+  ...baselines.map((b) => ({ ...b, nodeArgs: [] })),
   { name: 'this build', cli: undefined, nodeArgs: CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [] },
 ];
 const results = Object.fromEntries(builds.map((b) => [b.name, []]));
@@ -96,7 +101,7 @@ for (let i = 0; i < REPEAT; i++) {
     const r = await round(dir, b.name, b.cli, b.nodeArgs);
     results[b.name].push(r);
     console.log(
-      `round ${i + 1} ${b.name.padEnd(10)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000`,
+      `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000`,
     );
     await sleep(500);
   }
