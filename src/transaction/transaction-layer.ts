@@ -241,10 +241,12 @@ export class TransactionLayer {
     this.server.delete(st.key);
     const key = detachString(st.key);
     const d: Destination = { transport: dest.transport, address: detachString(dest.address), port: dest.port, flowId: dest.flowId };
-    const ci = new CompletedInvite(key, copyBytes(wire, 0, wire.length), d, isStream(st.source.transport), this.timers, this.resend, (done) => {
-      if (this.completedInvites.get(done.key) === done) this.completedInvites.delete(done.key);
-    });
+    const ci = new CompletedInvite(key, copyBytes(wire, 0, wire.length), d, isStream(st.source.transport), this.timers, this.resend, this.forgetInvite);
     this.completedInvites.set(key, ci);
+  };
+
+  private readonly forgetInvite = (done: CompletedInvite): void => {
+    if (this.completedInvites.get(done.key) === done) this.completedInvites.delete(done.key);
   };
 
   private readonly resend = (wire: Buffer, dest: Destination): void => {
