@@ -92,28 +92,33 @@ const NOT_LIST = new Set([
   'retry-after',
 ]);
 
-/** Canonical names already computed, by name as written (header lookups ask for every field of every message). */
-const canonicalMemo = new Map<string, string>();
-/** Most distinct spellings remembered; beyond it canonicalName computes without remembering. */
-const CANONICAL_MEMO_ENTRIES = 1024;
-
 /** Canonical (lowercase, full-form) name of a header: `V` → `via`, `Call-ID` → `call-id`. */
 export function canonicalName(name: string): string {
-  let canonical = canonicalMemo.get(name);
-  if (canonical === undefined) {
-    const lower = name.toLowerCase();
-    canonical = lower.length === 1 ? COMPACT[lower] ?? lower : lower;
-    // Remembered as a flat copy: the name may be a slice of a header line.
-    if (canonicalMemo.size < CANONICAL_MEMO_ENTRIES) canonicalMemo.set((' ' + name).slice(1), canonical);
+  const lower = name.toLowerCase();
+  return lower.length === 1 ? COMPACT[lower] ?? lower : lower;
+}
+
+/**
+ * True when header name `name` (as written, any case, compact or full) is the
+ * header whose canonical name is `want`. No allocation for full-form names:
+ * header lookups run over every field of every message.
+ */
+export function nameIs(name: string, want: string): boolean {
+  if (name.length === 1) return canonicalName(name) === want;
+  if (name.length !== want.length) return false;
+  for (let i = 0; i < name.length; i++) {
+    let c = name.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== want.charCodeAt(i)) return false;
   }
-  return canonical;
+  return true;
 }
 
 /** First value of header `name` (any case, compact forms match), or undefined. Whole field value, not split at commas. */
 export function getHeader(msg: SipMessage, name: string): string | undefined {
   const want = canonicalName(name);
   for (const h of msg.headers) {
-    if (canonicalName(h.name) === want) return h.value;
+    if (nameIs(h.name, want)) return h.value;
   }
   return undefined;
 }
@@ -132,7 +137,7 @@ export function getHeaderValues(msg: SipMessage, name: string): string[] {
   const want = canonicalName(name);
   const out: string[] = [];
   for (const h of msg.headers) {
-    if (canonicalName(h.name) !== want) continue;
+    if (!nameIs(h.name, want)) continue;
     if (NOT_LIST.has(want)) out.push(h.value);
     else for (const v of splitList(h.value)) out.push(v);
   }
@@ -197,7 +202,7 @@ export function splitList(value: string): string[] {
 /** Replace every `name` field by one field `name: value` at the position of the first (or at the end). */
 export function setHeader(msg: SipMessage, name: string, value: string): void {
   const want = canonicalName(name);
-  const idx = msg.headers.findIndex((h) => canonicalName(h.name) === want);
+  const idx = msg.headers.findIndex((h) => nameIs(h.name, want));
   removeHeaders(msg, name);
   if (idx < 0) msg.headers.push({ name, value });
   else msg.headers.splice(Math.min(idx, msg.headers.length), 0, { name, value });
@@ -206,7 +211,7 @@ export function setHeader(msg: SipMessage, name: string, value: string): void {
 /** Insert a field before all others of the same name (or at the top when there is none): Via, Record-Route. */
 export function prependHeader(msg: SipMessage, name: string, value: string): void {
   const want = canonicalName(name);
-  const idx = msg.headers.findIndex((h) => canonicalName(h.name) === want);
+  const idx = msg.headers.findIndex((h) => nameIs(h.name, want));
   msg.headers.splice(idx < 0 ? 0 : idx, 0, { name, value });
 }
 
@@ -219,7 +224,7 @@ export function appendHeader(msg: SipMessage, name: string, value: string): void
 export function removeHeaders(msg: SipMessage, name: string): number {
   const want = canonicalName(name);
   const before = msg.headers.length;
-  msg.headers = msg.headers.filter((h) => canonicalName(h.name) !== want);
+  msg.headers = msg.headers.filter((h) => !nameIs(h.name, want));
   return before - msg.headers.length;
 }
 
@@ -229,7 +234,7 @@ export function removeHeaders(msg: SipMessage, name: string): number {
  */
 export function removeFirstValue(msg: SipMessage, name: string): string | undefined {
   const want = canonicalName(name);
-  const idx = msg.headers.findIndex((h) => canonicalName(h.name) === want);
+  const idx = msg.headers.findIndex((h) => nameIs(h.name, want));
   if (idx < 0) return undefined;
   const parts = splitList(msg.headers[idx].value);
   const first = parts.shift();

@@ -11,7 +11,7 @@
  * scanning, linear in the input, no regular expressions.
  */
 import { SipParseError } from './errors.js';
-import { canonicalName, firstListElement, type SipHeader, type SipMessage, type SipRequest, type SipResponse } from './message.js';
+import { canonicalName, firstListElement, nameIs, type SipHeader, type SipMessage, type SipRequest, type SipResponse } from './message.js';
 import { isToken, parseCSeq, parseNameAddr, parseVia } from './headers.js';
 import { parseUri } from './uri.js';
 import { copyBytes, EMPTY_BODY } from './detach.js';
@@ -296,7 +296,7 @@ function trimCr(s: string): string {
 }
 
 function findValue(headers: SipHeader[], canonical: string): string | undefined {
-  for (const h of headers) if (canonicalName(h.name) === canonical) return h.value;
+  for (const h of headers) if (nameIs(h.name, canonical)) return h.value;
   return undefined;
 }
 

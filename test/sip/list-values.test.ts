@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalName, firstListElement, splitList } from '../../src/sip/message.js';
+import { canonicalName, firstListElement, nameIs, splitList } from '../../src/sip/message.js';
 
 describe('firstListElement', () => {
   it('is the first element splitList gives, for Via lists, quoted commas, <...> and empty elements', () => {
@@ -40,5 +40,33 @@ describe('canonicalName', () => {
       expect(canonicalName('i')).toBe('call-id');
       expect(canonicalName('X-Custom')).toBe('x-custom');
     }
+  });
+});
+
+describe('nameIs', () => {
+  it('matches a name as written against a canonical name, in any case and in compact form', () => {
+    expect(nameIs('Via', 'via')).toBe(true);
+    expect(nameIs('VIA', 'via')).toBe(true);
+    expect(nameIs('v', 'via')).toBe(true);
+    expect(nameIs('V', 'via')).toBe(true);
+    expect(nameIs('Call-ID', 'call-id')).toBe(true);
+    expect(nameIs('i', 'call-id')).toBe(true);
+    expect(nameIs('Vib', 'via')).toBe(false);
+    expect(nameIs('Vias', 'via')).toBe(false);
+    expect(nameIs('f', 'to')).toBe(false);
+    expect(nameIs('[ia', '{ia')).toBe(false); // only A–Z fold
+  });
+
+  it('agrees with comparing canonical names, for any spelling of the known names', () => {
+    const names = ['via', 'v', 'call-id', 'i', 'from', 'f', 'to', 't', 'contact', 'm', 'cseq', 'x-custom', 'content-length', 'l'];
+    const spelling = fc.tuple(fc.constantFrom(...names), fc.array(fc.boolean(), { minLength: 16, maxLength: 16 })).map(([n, up]) =>
+      [...n].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(''),
+    );
+    fc.assert(
+      fc.property(spelling, fc.constantFrom(...names.filter((n) => n.length > 1)), (name, want) => {
+        expect(nameIs(name, want)).toBe(canonicalName(name) === want);
+      }),
+      { numRuns: 5000 },
+    );
   });
 });
