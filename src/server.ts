@@ -80,11 +80,7 @@ export interface ServerOptions {
    * TURN and the admin listener are the primary's, not the worker's, and the
    * worker logs `sip worker ready` instead of `rtcedge ready`.
    */
-  worker?: {
-    mesh: WorkerMesh;
-    /** Told of every binding change this worker commits (the primary's location service). */
-    notifyBindings?: (aors: readonly string[]) => void;
-  };
+  worker?: { mesh: WorkerMesh };
 }
 
 /**
@@ -126,7 +122,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   transactions.admission = overload.admission;
   const stopSummary = startSipSummary(config, transport, transactions, overload, logger);
   const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
-  const replication = worker && meshBindingReplication(worker.mesh, logger, { notify: worker.notifyBindings });
+  const replication = worker && meshBindingReplication(worker.mesh, logger);
   const location = new LocationService(store, logger, undefined, replication);
   await location.start();
   const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger);

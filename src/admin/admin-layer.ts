@@ -101,7 +101,8 @@ export interface AdminLayers {
   metrics: ServerMetrics;
   store: SqliteStore;
   users: UserSource;
-  location: LocationService;
+  /** The bindings the API lists and removes (the location service, or the store's view in a primary). */
+  location: Pick<LocationService, 'aors' | 'lookup' | 'remove' | 'removeAll'>;
   /** The SIP listeners bound (the readiness check counts them). */
   transport: Pick<TransportLayer, 'listeners'>;
   turn: TurnServer | undefined;

@@ -27,6 +27,4 @@ export type FromWorker =
   | { type: 'ready'; sip: string[] }
   /** Start failed (then the worker exits 1). */
   | { type: 'failed'; error: string }
-  /** The worker committed binding changes of these AORs. */
-  | { type: 'bindings'; aors: string[] }
   | { type: 'reply'; id: number; ok: boolean; value?: unknown; error?: string };

@@ -19,7 +19,8 @@ import { loadOrCreateSecret } from '../config/secret.js';
 import { openStore } from '../store/index.js';
 import { storeUserSource } from '../auth/user-source.js';
 import { openDirectory } from '../directory/index.js';
-import { LocationService } from '../registrar/location-service.js';
+import { bindingOrder, LocationService } from '../registrar/location-service.js';
+import type { BindingRecord, SqliteStore } from '../store/index.js';
 import type { BindingReplication } from '../registrar/binding-replication.js';
 import { ServerMetrics, type MetricsSources } from '../admin/metrics.js';
 import { registrationCounts, startAdmin, turnSnapshot } from '../admin/admin-layer.js';
@@ -64,6 +65,8 @@ const HEALTHY_AFTER_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
 /** How long the primary waits for the workers' answer to a binding change or a reload, ms. */
 const ANSWER_TIMEOUT_MS = 5000;
+/** Questions to the workers waiting for an answer at once; beyond, a question gets no answer (undefined). */
+const MAX_PENDING_ASKS = 10_000;
 
 interface Slot {
   index: number;
@@ -98,7 +101,7 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
 
   const ask = (slot: Slot, build: (id: number) => ToWorker, timeoutMs: number): Promise<Extract<FromWorker, { type: 'reply' }> | undefined> => {
     const w = slot.worker;
-    if (!w || !w.isConnected()) return Promise.resolve(undefined);
+    if (!w || !w.isConnected() || pending.size >= MAX_PENDING_ASKS) return Promise.resolve(undefined);
     const id = nextId++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -114,24 +117,21 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
     });
   };
 
-  // The primary's location service serves the admin API: workers tell it what they changed; what it changes, it tells them.
-  let onWorkerBindings: (aors: readonly string[]) => void | Promise<void> = () => {};
+  // The admin API reads bindings from the store (the workers commit them before their 200); what it removes
+  // goes through a location service of the primary, which tells the workers.
   const replication: BindingReplication = {
     async announce(aors) {
       const answers = await Promise.all(slots.map((s) => ask(s, (id) => ({ type: 'bindings', id, aors: [...aors] }), ANSWER_TIMEOUT_MS)));
       const missing = slots.filter((_, i) => !answers[i]?.ok).map((s) => s.index);
       if (missing.length) log.warn({ workers: missing }, 'binding change not acknowledged by every worker');
     },
-    onRemoteChange(l) {
-      onWorkerBindings = l;
-    },
+    onRemoteChange() {},
   };
   const location = new LocationService(store, logger, undefined, replication);
   await location.start();
 
   const onMessage = (slot: Slot, m: FromWorker): void => {
     if (m.type === 'reply') pending.get(m.id)?.(m);
-    else if (m.type === 'bindings') void Promise.resolve(onWorkerBindings(m.aors)).catch((err: unknown) => log.warn({ err }, 'reading changed bindings failed'));
     else if (m.type === 'ready') {
       sip = m.sip;
       if (slot.failures > 0) log.info({ worker: slot.index, pid: slot.worker?.process.pid }, 'sip worker restarted');
@@ -244,8 +244,9 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
   try {
     await withTimeout(Promise.all(slots.map(fork)), opts.readyTimeoutMs ?? 30_000, 'sip workers not ready in time');
     turn = await startTurn(config, tls, secret, users, logger);
-    metrics = new ServerMetrics(primaryMetricsSources(config, location, () => turn, opts.metrics, self));
-    admin = await startAdmin(config, { metrics, store, users, location, transport: { listeners: () => listenersOf(sip) }, turn, reload }, logger);
+    const registrations = storeRegistrations(store, location);
+    metrics = new ServerMetrics(primaryMetricsSources(config, registrations, () => turn, opts.metrics, self));
+    admin = await startAdmin(config, { metrics, store, users, location: registrations, transport: { listeners: () => listenersOf(sip) }, turn, reload }, logger);
   } catch (err) {
     await stopWorkers();
     await closeLocal();
@@ -259,7 +260,7 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
 /** What the primary's /metrics reads: its location service and TURN; the SIP workers' numbers through `complete`. */
 function primaryMetricsSources(
   config: Config,
-  location: LocationService,
+  location: Registrations,
   turn: () => TurnServer | undefined,
   complete: ClusterOptions['metrics'],
   cluster: RunningCluster,
@@ -276,6 +277,32 @@ function primaryMetricsSources(
       : undefined,
   };
   return complete ? complete(base, cluster) : base;
+}
+
+/** What the admin API and /metrics read and change of the bindings. */
+type Registrations = Pick<LocationService, 'aors' | 'lookup' | 'remove' | 'removeAll'>;
+
+/**
+ * The bindings as the store has them (every worker commits before its 200):
+ * read from SQLite when asked, removed through `location`, which commits and
+ * tells the workers to read the AOR again.
+ */
+function storeRegistrations(store: SqliteStore, location: LocationService, nowS = () => Math.floor(Date.now() / 1000)): Registrations {
+  const lookup = (aor: string): BindingRecord[] => store.listBindings(aor).filter((b) => b.expires > nowS()).sort(bindingOrder);
+  return {
+    aors: () => [...new Set(store.allBindings().map((b) => b.aor))].sort(),
+    lookup,
+    remove(aor, contactUri) {
+      const had = lookup(aor).some((b) => b.contactUri === contactUri);
+      location.remove(aor, contactUri);
+      return had;
+    },
+    removeAll(aor) {
+      const n = lookup(aor).length;
+      location.removeAll(aor);
+      return n;
+    },
+  };
 }
 
 /** The listeners a worker reported (`udp:127.0.0.1:5060`), as bound listeners for the readiness check. */

@@ -30,7 +30,7 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
     await mesh.start();
     server = await startServer(config, logger, {
       reloadConfig: () => config,
-      worker: { mesh, notifyBindings: (aors) => send({ type: 'bindings', aors: [...aors] }) },
+      worker: { mesh },
     });
   } catch (err) {
     logger.error({ err: (err as Error).message }, 'sip worker failed to start');

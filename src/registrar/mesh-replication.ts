@@ -6,8 +6,6 @@ import type { BindingReplication } from './binding-replication.js';
 export interface MeshReplicationOptions {
   /** How long an announcement waits for the other workers' acknowledgements, ms; default 500. */
   ackTimeoutMs?: number;
-  /** Also told of every announcement, without waiting (the primary process's location service, for the admin API). */
-  notify?: (aors: readonly string[]) => void;
 }
 
 /** A {@link BindingReplication} that can also be fed changes from outside the mesh (the primary's admin API). */
@@ -35,7 +33,6 @@ export function meshBindingReplication(mesh: WorkerMesh, logger: Logger, opts: M
   });
   return {
     async announce(aors) {
-      opts.notify?.(aors);
       if (mesh.count < 2 || aors.length === 0) return;
       const list = [...aors];
       const peers: number[] = [];

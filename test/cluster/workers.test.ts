@@ -6,7 +6,7 @@
  * transaction. Every worker reads the one UDP socket, so a datagram lands on
  * either; the summary lines show that messages were handed between them.
  *
- * Ports: 27310 (UDP and TCP).
+ * Ports: 27310 (UDP and TCP), admin 27311.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireBuild, runCli, startServe, type ServeProcess } from '../cli/harness.js';
+import { requireBuild, runCli, runCliAsync, startServe, type ServeProcess } from '../cli/harness.js';
 import { UdpUa } from '../helpers/udp-ua.js';
 import { TcpConnection } from '../helpers/tcp-ua.js';
 import { callIdOwner } from '../../src/transport/call-id-owner.js';
@@ -57,10 +57,10 @@ describe('two SIP workers behind one set of ports', () => {
         },
         turn: { enabled: false },
         federation: { require_tls: false },
-        admin: { listen: '127.0.0.1:0' },
+        admin: { listen: '127.0.0.1:27311' },
       }),
     );
-    for (const user of ['alice', 'bob', 'carol', 'dave']) {
+    for (const user of ['alice', 'bob', 'carol', 'dave', 'erin']) {
       expect(runCli(['user', 'add', `${user}@${DOMAIN}`, '--password-stdin', '-c', configFile], dir, `${PW}\n`).status).toBe(0);
     }
     server = await startServe(configFile, dir);
@@ -171,6 +171,23 @@ describe('two SIP workers behind one set of ports', () => {
       const invites = dave.received.filter((m) => m.kind === 'request' && m.method === 'INVITE' && getHeader(m, 'call-id') === callId);
       expect(invites).toHaveLength(1);
     }
+  });
+
+  it('the admin API of the primary lists a binding a worker stored, and what it removes no worker routes to any more', async () => {
+    const erin = await ua();
+    expect((await erin.register(PORT, 'erin', PW, DOMAIN)).status).toBe(200);
+    const configFile = join(dir, 'rtcedge.yaml');
+    const list = await runCliAsync(['reg', 'list', `erin@${DOMAIN}`, '--json', '-c', configFile], dir);
+    expect((JSON.parse(list.stdout) as { bindings: { contactUri: string }[] }[])[0]!.bindings.map((b) => b.contactUri)).toEqual([`sip:erin@127.0.0.1:${erin.port}`]);
+    const del = await runCliAsync(['reg', 'del', `erin@${DOMAIN}`, '-c', configFile], dir);
+    expect(del.status, del.stderr).toBe(0);
+    const alice = await ua();
+    for (const owner of [0, 1]) {
+      const callId = callIdFor(owner);
+      const authed = await sendAuthorized(alice, alice.request('MESSAGE', `sip:erin@${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:erin@${DOMAIN}`, callId, body: 'gone?' }));
+      expect((await alice.response(authed)).status, `MESSAGE owned by worker ${owner}`).toBe(480);
+    }
+    expect(erin.received.filter((m) => m.kind === 'request' && m.method === 'MESSAGE')).toEqual([]);
   });
 
   it('SIGHUP reaches the primary and both workers: one "reloaded" line naming the two workers that reloaded', async () => {
