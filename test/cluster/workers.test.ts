@@ -118,11 +118,17 @@ describe('two SIP workers behind one set of ports', () => {
       const tcpVia = (): SipHeader => ({ name: 'Via', value: `SIP/2.0/TCP 127.0.0.1:${conn.localPort};branch=z9hG4bK${randomBytes(8).toString('hex')}` });
       const overTcp = (r: SipRequest): SipRequest => ({ ...r, headers: r.headers.map((h) => (/^via$/i.test(h.name) ? tcpVia() : h)) });
       const helper = await ua(); // builds and authorizes carol's requests; they travel over the connection
-      const reg = overTcp(helper.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:carol@${DOMAIN}`, to: `sip:carol@${DOMAIN}`, contact: `<sip:carol@127.0.0.1:${conn.localPort};transport=tcp>` }));
-      conn.send(reg);
-      const challenge = (await conn.waitFor((m) => m.kind === 'response' && m.status === 401)) as SipResponse;
-      conn.send(overTcp(helper.authorize(reg, challenge, 'carol', PW)));
-      await conn.waitFor((m) => m.kind === 'response' && m.status === 200 && getHeader(m, 'cseq') === '2 REGISTER');
+      // One REGISTER whose Call-ID each worker owns: the connection is on one of them, so one exchange is
+      // handed to the other worker and its answers go back through the connection's worker.
+      for (const owner of [0, 1]) {
+        const callId = callIdFor(owner);
+        const contact = `<sip:carol@127.0.0.1:${conn.localPort};transport=tcp>`;
+        const reg = overTcp(helper.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:carol@${DOMAIN}`, to: `sip:carol@${DOMAIN}`, callId, contact }));
+        conn.send(reg);
+        const challenge = (await conn.waitFor((m) => m.kind === 'response' && m.status === 401 && getHeader(m, 'call-id') === callId)) as SipResponse;
+        conn.send(overTcp(helper.authorize(reg, challenge, 'carol', PW)));
+        await conn.waitFor((m) => m.kind === 'response' && m.status === 200 && getHeader(m, 'call-id') === callId);
+      }
 
       const alice = await ua();
       for (const owner of [0, 1, 1, 0]) {
