@@ -127,8 +127,8 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
     },
     onRemoteChange() {},
   };
+  // Not started: it holds no bindings (the workers purge expired ones); it only commits and announces removals.
   const location = new LocationService(store, logger, undefined, replication);
-  await location.start();
 
   const onMessage = (slot: Slot, m: FromWorker): void => {
     if (m.type === 'reply') pending.get(m.id)?.(m);
