@@ -23,6 +23,7 @@ const DEFAULT_CLI = join(ROOT, 'dist', 'cli', 'main.js');
  * @param {string[]} [o.nodeArgs] extra node options for the server process
  * @param {number} [o.addParallel] users added by this many CLI processes at once (default 1)
  * @param {string} [o.cli] the CLI to run (default this checkout's dist/cli/main.js; another build for a baseline)
+ * @param {number|'auto'} [o.workers] sip.workers (default: the configuration's default, auto)
  */
 export async function startRtcedge(o) {
   if (o.dataPlane && !dataPlaneKeySupported()) {
@@ -36,6 +37,7 @@ export async function startRtcedge(o) {
     'domains: [example.test]',
     `log: { level: ${o.logLevel ?? 'warn'}${o.summaryInterval !== undefined ? `, summary_interval: ${o.summaryInterval}` : ''} }`,
     'sip:',
+    ...(o.workers !== undefined ? [`  workers: ${o.workers}`] : []),
     '  listen:',
     `    - { transport: udp, host: 127.0.0.1, port: ${o.sipPort} }`,
     'turn:',

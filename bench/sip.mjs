@@ -18,10 +18,10 @@ const SIPP_PORT = 28180;
 export const SIP_RATES = [200, 500, 1000];
 /** Registrations per rate: about this many seconds of load. */
 const SECONDS_PER_RATE = 5;
-const USERS = 20;
+export const USERS = 20;
 
 /** Users user0..userN-1 with password pw-userK; Kamailio derives the same password from the username. */
-const users = Array.from({ length: USERS }, (_, i) => [`user${i}`, `pw-user${i}`]);
+export const users = Array.from({ length: USERS }, (_, i) => [`user${i}`, `pw-user${i}`]);
 
 /**
  * REGISTER, 401 with digest challenge, REGISTER with credentials, 200.
@@ -161,7 +161,7 @@ export function epoch(v) {
   return v ? Number(v.split('\t')[2]) : NaN;
 }
 
-async function runRate(serverPid, port, rate, dir) {
+export async function runRate(serverPid, port, rate, dir) {
   const calls = rate * SECONDS_PER_RATE;
   const stf = join(dir, `stat-${port}-${rate}.csv`);
   const errf = join(dir, `errors-${port}-${rate}.log`);

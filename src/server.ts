@@ -38,6 +38,8 @@ import { Admission } from './transaction/admission.js';
 import { streamCounters, takeMaxQueuedBytes } from './transport/backpressure.js';
 import { startSummaryLog } from './log.js';
 import { droppedLogLines } from './log.js';
+import type { WorkerMesh } from './transport/worker-mesh.js';
+import { meshBindingReplication, type MeshBindingReplication } from './registrar/mesh-replication.js';
 
 /** A running rtcedge instance. */
 export interface RunningServer {
@@ -63,12 +65,23 @@ export interface RunningServer {
   reload(): Promise<string[]>;
   /** The admin listener's address, when `admin.enabled`. */
   readonly admin?: { address: string; port: number };
+  /** SIP listeners as bound, as the start log writes them (`udp:127.0.0.1:5060`). */
+  readonly sip: string[];
+  /** A worker's binding replication: the primary feeds it the AORs its admin API changed. */
+  readonly replication?: MeshBindingReplication;
 }
 
 /** Options of startServer. */
 export interface ServerOptions {
   /** Reads the configuration file again, for reload(); undefined: reload keeps the start-up configuration. */
   reloadConfig?: () => Config;
+  /**
+   * Run as SIP worker `mesh.self` of `mesh.count` (src/cluster/): messages
+   * are dispatched by Call-ID over the mesh, bindings replicated over it;
+   * TURN and the admin listener are the primary's, not the worker's, and the
+   * worker logs `sip worker ready` instead of `rtcedge ready`.
+   */
+  worker?: { mesh: WorkerMesh };
 }
 
 /**
@@ -104,47 +117,36 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   // The security layer drops a banned source's flow through the transport created right after it.
   const { security, banFile } = createSecurityLayer(config, logger, (flowId) => transport.destroyFlow(flowId));
   const overload = startOverloadControl(config);
-  const transport = createTransport(config, tls, overload.admission, metrics, logger);
+  const worker = options.worker;
+  const transport = createTransport(config, tls, overload.admission, metrics, logger, worker?.mesh);
   const transactions = createTransactions(config, transport, security, metrics, logger);
   transactions.admission = overload.admission;
   const stopSummary = startSipSummary(config, transport, transactions, overload, logger);
   const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
-  const location = new LocationService(store, logger);
+  const replication = worker && meshBindingReplication(worker.mesh, logger);
+  const location = new LocationService(store, logger, undefined, replication);
   await location.start();
   const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger);
   const federation = createFederation(config, store, logger);
   transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, security, secret, federation }, logger);
 
-  // The configuration in force; a reload replaces its reloadable keys.
-  let running = config;
-  const reloadTlsMaterial = async (from: Config = running): Promise<boolean> => {
-    const fresh = await loadTlsMaterial(from, logger);
-    if (fresh) {
+  const { reload, reloadTlsMaterial } = createReloader(
+    config,
+    logger,
+    options.reloadConfig,
+    (fresh) => {
       transport.setTlsMaterial(fresh);
       turn?.setTlsMaterial(fresh);
-    }
-    log.info('TLS material reloaded');
-    return fresh !== undefined;
-  };
-  const reload = async (): Promise<string[]> => {
-    const next = options.reloadConfig?.() ?? running;
-    const plan = planReload(running, next);
-    const applied = { ...running, log: next.log, sip: { ...running.sip, tls: next.sip.tls } };
-    const reloaded = (await reloadTlsMaterial(applied)) ? ['sip.tls'] : [];
-    if (plan.changed.includes('log.level')) {
-      logger.level = next.log.level;
-      reloaded.unshift('log.level');
-    }
-    running = applied;
-    if (plan.needRestart.length > 0) log.warn({ keys: plan.needRestart }, 'changed configuration keys take effect at the next start');
-    log.info({ reloaded }, 'reloaded');
-    return reloaded;
-  };
+    },
+    { quiet: options.worker !== undefined },
+  );
   let admin: Awaited<ReturnType<typeof startAdmin>>;
   try {
     await transport.start();
-    turn = await startTurn(config, tls, secret, users, logger);
-    admin = await startAdmin(config, { metrics, store, users, location, transport, turn, reload }, logger);
+    if (!worker) {
+      turn = await startTurn(config, tls, secret, users, logger);
+      admin = await startAdmin(config, { metrics, store, users, location, transport, turn, reload }, logger);
+    }
   } catch (err) {
     metrics.close();
     await turn?.stop();
@@ -157,20 +159,14 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     throw err;
   }
 
-  log.info(
-    {
-      domains: config.domains,
-      data_dir: config.data_dir,
-      sip: transport.listeners().map((l) => listenerText(l.transport, l.address, l.port)),
-      turn: turn?.addresses().map((a) => listenerText(a.transport, a.address, a.port)) ?? [],
-      admin: admin && `http://${admin.address.address.includes(':') ? `[${admin.address.address}]` : admin.address.address}:${admin.address.port}`,
-      ...(turn && { turnDataPlane: turn.dataPlane, turnDataPlaneReason: dataPlaneReason(config, turn.dataPlane) }),
-    },
-    'rtcedge ready',
-  );
+  const sip = transport.listeners().map((l) => listenerText(l.transport, l.address, l.port));
+  if (worker) log.info({ sip }, 'sip worker ready');
+  else logReady(log, config, sip, turn, admin?.address);
 
   return {
     admin: admin?.address,
+    sip,
+    replication,
     async reloadTlsMaterial() {
       await reloadTlsMaterial();
     },
@@ -193,6 +189,81 @@ export async function startServer(config: Config, logger: Logger, options: Serve
 }
 
 /**
+ * The `rtcedge ready` line: domains, data_dir, SIP, TURN and admin listeners,
+ * the TURN data plane and why; `extra` adds fields (the number of workers).
+ */
+export function logReady(
+  log: Logger,
+  config: Config,
+  sip: string[],
+  turn: TurnServer | undefined,
+  admin: { address: string; port: number } | undefined,
+  extra: Record<string, unknown> = {},
+): void {
+  log.info(
+    {
+      domains: config.domains,
+      data_dir: config.data_dir,
+      sip,
+      turn: turn?.addresses().map((a) => listenerText(a.transport, a.address, a.port)) ?? [],
+      admin: admin && `http://${admin.address.includes(':') ? `[${admin.address}]` : admin.address}:${admin.port}`,
+      ...(turn && { turnDataPlane: turn.dataPlane, turnDataPlaneReason: dataPlaneReason(config, turn.dataPlane) }),
+      ...extra,
+    },
+    'rtcedge ready',
+  );
+}
+
+/**
+ * The reload of a running server (see RunningServer.reload): re-reads the
+ * configuration with `reloadConfig` (none: the start-up one stays), applies
+ * `log.level` to `logger` and hands new TLS material to `applyTls`; keys that
+ * need a restart are logged. `reloadTlsMaterial` reloads only the certificates.
+ */
+export function createReloader(
+  config: Config,
+  logger: Logger,
+  reloadConfig: (() => Config) | undefined,
+  applyTls: (fresh: TlsMaterial) => void,
+  opts: {
+    /** Log the outcome at debug only (a worker: the primary logs it once for the instance). */
+    quiet?: boolean;
+    /** Reload more with the configuration now in force (the primary: its workers); adds to the list and the log line. */
+    also?: (applied: Config) => Promise<{ reloaded: string[]; fields: Record<string, unknown> }>;
+  } = {},
+) {
+  const quiet = opts.quiet ?? false;
+  const log = logger.child({ component: 'server' });
+  const info = quiet ? log.debug.bind(log) : log.info.bind(log);
+  const warn = quiet ? log.debug.bind(log) : log.warn.bind(log);
+  // The configuration in force; a reload replaces its reloadable keys.
+  let running = config;
+  const reloadTlsMaterial = async (from: Config = running): Promise<boolean> => {
+    const fresh = await loadTlsMaterial(from, logger);
+    if (fresh) applyTls(fresh);
+    info('TLS material reloaded');
+    return fresh !== undefined;
+  };
+  const reload = async (): Promise<string[]> => {
+    const next = reloadConfig?.() ?? running;
+    const plan = planReload(running, next);
+    const applied = { ...running, log: next.log, sip: { ...running.sip, tls: next.sip.tls } };
+    const reloaded = (await reloadTlsMaterial(applied)) ? ['sip.tls'] : [];
+    if (plan.changed.includes('log.level')) {
+      logger.level = next.log.level;
+      reloaded.unshift('log.level');
+    }
+    running = applied;
+    if (plan.needRestart.length > 0) warn({ keys: plan.needRestart }, 'changed configuration keys take effect at the next start');
+    const more = await opts.also?.(applied);
+    const all = more ? [...new Set([...reloaded, ...more.reloaded])] : reloaded;
+    info({ reloaded: all, ...more?.fields }, 'reloaded');
+    return all;
+  };
+  return { reload, reloadTlsMaterial };
+}
+
+/**
  * TLS material when a SIP TLS/WSS listener or TURN over TLS is configured:
  * `sip.tls.cert`/`key`, or a self-signed certificate under `data_dir/tls/`;
  * the per-domain certificates (`sip.tls.certificates`); the CAs of client
@@ -200,7 +271,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
  * domains (`federation.ca`, plus the system CAs unless `federation.system_ca`
  * is false). Undefined without TLS. Called again by reloadTlsMaterial.
  */
-async function loadTlsMaterial(config: Config, logger: Logger): Promise<TlsMaterial | undefined> {
+export async function loadTlsMaterial(config: Config, logger: Logger): Promise<TlsMaterial | undefined> {
   const turnTls = config.turn.enabled && config.turn.listen.some((l) => l.transport === 'tls' || l.transport === 'dtls');
   if (!config.sip.listen.some((l) => l.transport === 'tls' || l.transport === 'wss') && !turnTls) return undefined;
   let tls: TlsMaterial;
@@ -313,6 +384,9 @@ function startSipSummary(
       refused503: transactions.counters.refused,
       retransmissions: transactions.counters.retransmissions,
       droppedBeforeParse: transport.counters.droppedBeforeParse,
+      // Several workers: messages handed to the Call-ID's owner, and received from the others.
+      handedOff: transport.counters.handedOff,
+      handedIn: transport.counters.handedIn,
       malformed: transport.counters.malformed,
       streamsPaused: streamCounters.paused,
       streamsClosed: streamCounters.closed,
@@ -345,8 +419,16 @@ function startSipSummary(
 }
 
 /** The SIP transport layer on the configured listeners (not started yet), with stream bounds and overload shedding. */
-function createTransport(config: Config, tls: TlsMaterial | undefined, admission: Admission, metrics: ServerMetrics, logger: Logger): TransportLayer {
+function createTransport(
+  config: Config,
+  tls: TlsMaterial | undefined,
+  admission: Admission,
+  metrics: ServerMetrics,
+  logger: Logger,
+  mesh: WorkerMesh | undefined,
+): TransportLayer {
   return new TransportLayer({
+    mesh,
     listen: config.sip.listen.map((l) => ({ transport: l.transport, host: l.host, port: l.port, clientCert: l.client_cert ?? 'optional' })),
     peerIdentities: (cert) => certificateIdentities(cert, config.sip.tls.client_identity ?? ['uri']),
     advertisedHost: config.sip.advertised_host,
@@ -488,7 +570,7 @@ function createSipCore(config: Config, parts: SipCoreParts, logger: Logger): Pro
 }
 
 /** The TURN server when `turn.enabled`, started; undefined otherwise. */
-async function startTurn(config: Config, tls: TlsMaterial | undefined, secret: Buffer, users: UserSource, logger: Logger): Promise<TurnServer | undefined> {
+export async function startTurn(config: Config, tls: TlsMaterial | undefined, secret: Buffer, users: UserSource, logger: Logger): Promise<TurnServer | undefined> {
   if (!config.turn.enabled) return undefined;
   const turn = new TurnServer({
     realm: config.turn.realm ?? config.domains[0],
@@ -547,6 +629,6 @@ function dataPlaneReason(config: Config, inUse: 'native' | 'typescript'): string
 
 
 /** `udp:0.0.0.0:5060`, `udp:[::]:5060` (an IPv6 address in brackets, RFC 3986 §3.2.2) for the start log. */
-function listenerText(transport: string, address: string, port: number): string {
+export function listenerText(transport: string, address: string, port: number): string {
   return `${transport}:${address.includes(':') ? `[${address}]` : address}:${port}`;
 }

@@ -92,7 +92,7 @@ export function deepMerge(base: Record<string, unknown>, over: Record<string, un
 }
 
 /**
- * Harness defaults: loopback listeners, debug log, TURN off, data_dir under dir,
+ * Harness defaults: loopback listeners, one SIP worker, debug log, TURN off, data_dir under dir,
  * `federation.require_tls: false`: most interop peers (sipsak, SIPp,
  * sipvicious) play UAs of other domains over UDP; federation tests turn it on;
  * and the admin listener on an ephemeral port (several servers may run at once).
@@ -106,7 +106,8 @@ export function defaultConfig(dataDir: string, ports: RtcedgePorts): Record<stri
     data_dir: dataDir,
     domains: ['example.test'],
     log: { level: 'debug' },
-    sip: { listen },
+    // One SIP worker unless a test asks for more: tests read the per-message debug lines of one process.
+    sip: { listen, workers: 1 },
     turn: { enabled: false },
     federation: { require_tls: false },
     admin: { listen: '127.0.0.1:0' },

@@ -31,17 +31,7 @@ export interface MetricsLayers {
 /** Metrics of one server over the layers `layers()` returns when scraped. */
 export function createServerMetrics(config: Pick<Config, 'turn'>, layers: () => MetricsLayers): ServerMetrics {
   return new ServerMetrics({
-    registrations: () => {
-      const { location } = layers();
-      let aors = 0;
-      let bindings = 0;
-      for (const aor of location.aors()) {
-        const n = location.lookup(aor).length;
-        bindings += n;
-        if (n > 0) aors++;
-      }
-      return { aors, bindings };
-    },
+    registrations: () => registrationCounts(layers().location),
     transactions: () => layers().transactions.size(),
     activeBans: () => layers().bans.list().length,
     sipDrops: () => {
@@ -62,6 +52,18 @@ export function createServerMetrics(config: Pick<Config, 'turn'>, layers: () => 
         }
       : undefined,
   });
+}
+
+/** AORs with at least one unexpired binding, and those bindings, for /metrics. */
+export function registrationCounts(location: Pick<LocationService, 'aors' | 'lookup'>): { aors: number; bindings: number } {
+  let aors = 0;
+  let bindings = 0;
+  for (const aor of location.aors()) {
+    const n = location.lookup(aor).length;
+    bindings += n;
+    if (n > 0) aors++;
+  }
+  return { aors, bindings };
 }
 
 /** TURN counters for /metrics: relayed traffic each way (both data paths), drop reasons of the native data plane and of the bandwidth cap. */
@@ -99,8 +101,10 @@ export interface AdminLayers {
   metrics: ServerMetrics;
   store: SqliteStore;
   users: UserSource;
-  location: LocationService;
-  transport: TransportLayer;
+  /** The bindings the API lists and removes (the location service, or the store's view in a primary). */
+  location: Pick<LocationService, 'aors' | 'lookup' | 'remove' | 'removeAll'>;
+  /** The SIP listeners bound (the readiness check counts them). */
+  transport: Pick<TransportLayer, 'listeners'>;
   turn: TurnServer | undefined;
   reload(): Promise<string[]>;
 }

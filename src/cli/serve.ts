@@ -1,7 +1,7 @@
 /**
  * `rtcedge serve`: run the server until SIGINT or SIGTERM.
  */
-import type { Config } from '../config/schema.js';
+import { sipWorkerCount, type Config } from '../config/schema.js';
 import { ConfigError } from '../config/errors.js';
 import { createLogger, flushLogSync } from '../log.js';
 import { setAsideDamagedStore } from '../store/index.js';
@@ -17,6 +17,7 @@ export interface ServeOptions {
   reloadConfig?: () => Config;
 }
 import { CliError } from './errors.js';
+import type { RunningServer } from '../server.js';
 
 /**
  * Start the server with `config` and stop it cleanly on SIGINT/SIGTERM, then
@@ -37,24 +38,11 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
     const aside = setAsideDamagedStore(config);
     if (aside !== undefined) logger.warn({ component: 'store', movedTo: aside }, 'damaged store set aside; starting with a new, empty store');
   }
-  const { startServer } = await import('../server.js');
-  let server;
-  try {
-    server = await startServer(config, logger, { reloadConfig: opts.reloadConfig });
-  } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    throw new CliError(`cannot start: ${(err as Error).message}`);
-  }
+  const workers = sipWorkerCount(config.sip.workers);
+  let server: RunningServer | undefined;
   let stopping = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal while stopping: exiting now');
-      flushLogSync();
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    server.stop().then(
+  const stop = (running: RunningServer): void => {
+    running.stop().then(
       () => {
         logger.info('stopped');
         flushLogSync();
@@ -67,10 +55,38 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
       },
     );
   };
-  // SIGHUP (systemctl reload, certbot's deploy hook): re-read certificates; a failure keeps the old ones.
-  process.on('SIGHUP', () => {
-    server.reload().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'reload failed; the running configuration and certificate stay in use'));
-  });
+  // Listening from the start: a signal that arrives while the server starts stops it once it has started.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal while stopping: exiting now');
+      flushLogSync();
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    if (server) stop(server);
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  try {
+    if (workers > 1) {
+      // Several SIP workers (node:cluster): this process is the primary (cluster/primary.ts).
+      const { startCluster } = await import('../cluster/primary.js');
+      server = await startCluster(config, logger, { workers, reloadConfig: opts.reloadConfig });
+    } else {
+      const { startServer } = await import('../server.js');
+      server = await startServer(config, logger, { reloadConfig: opts.reloadConfig });
+    }
+  } catch (err) {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (err instanceof ConfigError) throw err;
+    throw new CliError(`cannot start: ${(err as Error).message}`);
+  }
+  const running = server;
+  if (stopping) stop(running);
+  // SIGHUP (systemctl reload, certbot's deploy hook): re-read certificates; a failure keeps the old ones.
+  process.on('SIGHUP', () => {
+    running.reload().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'reload failed; the running configuration and certificate stay in use'));
+  });
 }

@@ -6,6 +6,7 @@
  * Every `error` text below is phrased to follow `key.path: ` and to be
  * followed by `, got <value>` (see load.ts).
  */
+import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { DIGEST_ALGORITHMS } from '../auth/digest.js';
@@ -227,6 +228,10 @@ const sipSchema = z.strictObject({
     { transport: 'tls', host: '::', port: 5061 },
   ]),
   advertised_host: hostString.optional(),
+  /** SIP worker processes serving the listeners: `auto` (one per core, os.availableParallelism()) or 1..64. */
+  workers: z
+    .union([z.literal('auto'), int(1, 64, "'auto' or a whole number")], { error: "expected 'auto' or a whole number 1-64" })
+    .default('auto'),
   /** Absent or null (only comments under `tls:`) both give `{}`: a generated certificate. */
   tls: tlsSchema.prefault({}),
   limits: z
@@ -465,3 +470,8 @@ export type FederationConfig = z.infer<typeof federationSchema>;
 export type DirectoryConfig = z.infer<typeof directorySchema>;
 /** One entry of `turn.listen`. */
 export type TurnListener = z.infer<typeof turnListenerSchema>;
+
+/** How many SIP workers `sip.workers` asks for: the number, or for `auto` the host's available parallelism (`cores`). */
+export function sipWorkerCount(workers: 'auto' | number, cores: number = availableParallelism()): number {
+  return workers === 'auto' ? Math.max(1, Math.min(64, cores)) : workers;
+}

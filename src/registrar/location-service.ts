@@ -2,6 +2,11 @@ import type { Logger } from '../log.js';
 import type { BindingChange, BindingRecord, BindingStore } from '../store/index.js';
 import type { BindingReplication } from './binding-replication.js';
 
+/** The order of an AOR's bindings for a target set: highest q first (absent: 1.0), then most recently updated. */
+export function bindingOrder(a: BindingRecord, b: BindingRecord): number {
+  return (b.q ?? 1) - (a.q ?? 1) || b.updatedAt - a.updatedAt;
+}
+
 /**
  * The location service (RFC 3261 §10.2, §16.5): bindings of AORs to contact
  * addresses, held in memory for lookups and written to the store in batches:
@@ -138,7 +143,7 @@ export class LocationService {
   lookup(aor: string): BindingRecord[] {
     const nowS = this.nowS();
     const list = (this.byAor.get(aor) ?? []).filter((b) => b.expires > nowS);
-    return list.sort((a, b) => (b.q ?? 1) - (a.q ?? 1) || b.updatedAt - a.updatedAt);
+    return list.sort(bindingOrder);
   }
 
   /** The unexpired binding whose contact URI is `contactUri` (exact string), across all AORs; one Map lookup. */

@@ -19,6 +19,9 @@ import { WsFlow } from './ws-flow.js';
 import type { StreamBounds } from './backpressure.js';
 import { isStunDatagram, stunKeepaliveResponse } from './stun-keepalive.js';
 import { literalFirstLookup } from './udp-lookup.js';
+import { callIdOwnerOf } from './call-id-owner.js';
+import type { WorkerMesh } from './worker-mesh.js';
+import { RemoteFlows, meshSource, type FlowAnnouncement } from './remote-flows.js';
 import {
   formatHostPort,
   isWebSocket,
@@ -58,6 +61,13 @@ export interface TransportOptions {
    * (overload past what even a 503 costs).
    */
   dropBeforeParse?: () => boolean;
+  /**
+   * The other SIP workers of this instance (`sip.workers` > 1): a message is
+   * processed by the worker its Call-ID hashes to ({@link callIdOwnerOf}),
+   * handed over the mesh when it lands elsewhere; flows are announced to
+   * every worker and written by the worker that holds them. Absent: one worker.
+   */
+  mesh?: WorkerMesh;
 }
 
 /**
@@ -126,13 +136,52 @@ export class TransportLayer {
   private localAddresses = new Set<string>();
   private readonly log: Logger;
   /** Counts since start (the periodic summary line reports their increase). */
-  readonly counters = { droppedBeforeParse: 0, malformed: 0 };
+  readonly counters = { droppedBeforeParse: 0, malformed: 0, handedOff: 0, handedIn: 0 };
+  /** Flows held by the other workers (empty with one worker). */
+  private readonly remote = new RemoteFlows();
+  private readonly mesh: WorkerMesh | undefined;
   /** Called for every well-formed inbound message. */
   onMessage: (inbound: Inbound) => void = () => {};
 
   constructor(private readonly opts: TransportOptions) {
     this.log = opts.logger.child({ component: 'transport' });
     if (opts.tls) this.setTlsMaterial(opts.tls);
+    this.mesh = opts.mesh && opts.mesh.count > 1 ? opts.mesh : undefined;
+    if (this.mesh) this.joinMesh(this.mesh);
+  }
+
+  /** Handlers of the mesh channels the transport uses: messages handed to us, writes on our flows, flow announcements. */
+  private joinMesh(mesh: WorkerMesh): void {
+    mesh.on('sip.in', (_from, p) => {
+      const { data, source } = p as { data: Buffer; source: Source };
+      this.counters.handedIn++;
+      this.receive(data, source, true);
+    });
+    mesh.on('flow.write', (_from, p) => {
+      const { flowId, data } = p as { flowId: string; data: Buffer };
+      const flow = this.flows.get(flowId);
+      if (!flow || flow.closed || !flow.write(data)) this.log.debug({ flow: flowId }, 'write for a closed flow dropped');
+    });
+    mesh.on('flow.destroy', (_from, p) => this.flows.get(p as string)?.destroy());
+    mesh.on('flow.open', (from, p) => {
+      if (!this.remote.add(from, p as FlowAnnouncement)) this.log.warn({ worker: from }, 'remote flow table full: flow not recorded');
+    });
+    mesh.on('flow.close', (_from, p) => this.remoteFlowClosed(p as string));
+    // A worker that went away took its flows with it; one that (re)connects learns ours.
+    mesh.onPeerChange((worker, up) => {
+      if (up) {
+        for (const f of this.flows.values()) if (!f.closed) mesh.send(worker, 'flow.open', announcement(f));
+        return;
+      }
+      for (const id of this.remote.dropWorker(worker)) this.remoteFlowClosed(id);
+    });
+  }
+
+  private remoteFlowClosed(flowId: string): void {
+    this.remote.delete(flowId);
+    const listeners = this.closeListeners.get(flowId);
+    this.closeListeners.delete(flowId);
+    for (const l of listeners ?? []) l();
   }
 
   /**
@@ -163,7 +212,7 @@ export class TransportLayer {
    * the call. A flow already closed calls it on the next tick.
    */
   onFlowClosed(flowId: string, listener: () => void): () => void {
-    if (!this.flows.has(flowId)) {
+    if (!this.flows.has(flowId) && !this.remote.get(flowId)) {
       const t = setImmediate(listener);
       return () => clearImmediate(t);
     }
@@ -291,6 +340,15 @@ export class TransportLayer {
     }
     let flow: StreamFlow | WsFlow | undefined = dest.flowId ? this.flows.get(dest.flowId) : undefined;
     if (!flow || flow.closed) flow = this.findFlow(dest.transport, dest.address, dest.port);
+    // A flow another worker holds (never for a domain's verified TLS: that connection must be checked here).
+    if (!flow && this.mesh && !dest.tlsName) {
+      const remote = (dest.flowId !== undefined ? this.remote.get(dest.flowId) : undefined) ?? this.remote.find(dest.transport, stripBrackets(dest.address), dest.port);
+      if (remote) {
+        this.logMessage('sip send', msg ?? data, remote.transport, remote.remoteAddress, remote.remotePort, remote.localAddress, remote.localPort);
+        this.mesh.send(remote.worker, 'flow.write', { flowId: remote.id, data });
+        return remote.id;
+      }
+    }
     // A flow to another domain is reused only when its verified certificate names that domain.
     if (flow && dest.tlsName && !this.flowNames(flow.id, dest.tlsName)) flow = undefined;
     if (!flow) {
@@ -304,12 +362,15 @@ export class TransportLayer {
 
   /** True when a stream flow to that remote address and port is open (a connection the UA opened, RFC 5626 §5.3). */
   hasFlowTo(transport: TransportName, address: string, port: number): boolean {
-    return this.findFlow(transport, address, port) !== undefined;
+    return this.findFlow(transport, address, port) !== undefined || this.remote.find(transport, stripBrackets(address), port) !== undefined;
   }
 
   /** Close a flow at once (tests, and RFC 5626 failover when a flow is known dead). */
   destroyFlow(flowId: string): void {
-    this.flows.get(flowId)?.destroy();
+    const flow = this.flows.get(flowId);
+    if (flow) return flow.destroy();
+    const remote = this.remote.get(flowId);
+    if (remote) this.mesh?.send(remote.worker, 'flow.destroy', flowId);
   }
 
   /** True when the verified certificate of a flow names SIP domain `domain` (RFC 5922 §7). */
@@ -429,7 +490,7 @@ export class TransportLayer {
   }
 
   private adoptWs(ws: import('ws').WebSocket, socket: net.Socket, transport: TransportName): WsFlow {
-    const id = `${transport}-${this.nextFlow++}`;
+    const id = this.newFlowId(transport);
     const flow = new WsFlow(
       ws,
       id,
@@ -444,14 +505,21 @@ export class TransportLayer {
     return flow;
   }
 
+  /** `tcp-7`; with several workers `tcp-w1-7` (unique in the instance: the worker's index). */
+  private newFlowId(transport: TransportName): string {
+    return this.mesh ? `${transport}-w${this.mesh.self}-${this.nextFlow++}` : `${transport}-${this.nextFlow++}`;
+  }
+
   private registerFlow(flow: StreamFlow | WsFlow): void {
     this.flows.set(flow.id, flow);
+    this.mesh?.broadcast('flow.open', announcement(flow));
     this.flowsByRemote.set(`${flow.transport}|${flow.remoteAddress}|${flow.remotePort}`, flow.id);
     this.log.debug({ flow: flow.id, remote: formatHostPort(flow.remoteAddress, flow.remotePort) }, 'flow opened');
   }
 
   private forgetFlow(f: StreamFlow | WsFlow): void {
     this.flows.delete(f.id);
+    this.mesh?.broadcast('flow.close', f.id);
     this.flowIdentities.delete(f.id);
     this.flowCertificates.delete(f.id);
     const alias = this.flowAliases.get(f.id);
@@ -466,7 +534,7 @@ export class TransportLayer {
   }
 
   private adopt(socket: net.Socket, transport: TransportName): StreamFlow {
-    const id = `${transport}-${this.nextFlow++}`;
+    const id = this.newFlowId(transport);
     const flow = new StreamFlow(
       socket,
       transport,
@@ -610,7 +678,15 @@ export class TransportLayer {
   }
 
   /** Parse one datagram or frame and hand it up; answers 400 for malformed requests. */
-  private receive(data: Buffer, source: Source): void {
+  private receive(data: Buffer, source: Source, handedIn = false): void {
+    if (this.mesh && !handedIn) {
+      const owner = callIdOwnerOf(data, this.mesh.count);
+      if (owner !== undefined && owner !== this.mesh.self) {
+        this.counters.handedOff++;
+        this.mesh.send(owner, 'sip.in', { data, source: meshSource(source) });
+        return;
+      }
+    }
     if (this.opts.dropBeforeParse && startsNewRequest(data) && this.opts.dropBeforeParse()) {
       this.counters.droppedBeforeParse++;
       return;
@@ -712,6 +788,11 @@ export function stampVia(msg: SipMessage, source: Source): void {
   if (!changed) return;
   parts[0] = formatVia(via);
   msg.headers[idx] = { name: field.name, value: parts.join(', ') };
+}
+
+/** What the other workers learn of a flow opened here. */
+function announcement(f: StreamFlow | WsFlow): FlowAnnouncement {
+  return { id: f.id, transport: f.transport, remoteAddress: f.remoteAddress, remotePort: f.remotePort, localAddress: f.localAddress, localPort: f.localPort };
 }
 
 function isWildcardAddress(a: string): boolean {

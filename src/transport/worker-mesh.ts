@@ -27,6 +27,12 @@ export interface WorkerMesh {
   request(to: number, channel: string, payload: MeshPayload, timeoutMs: number): Promise<unknown>;
   /** Set the handler of a channel (one per channel; a second call replaces it). */
   on(channel: string, handler: MeshHandler): void;
+  /**
+   * Call `listener` with a worker's index when the connection to it opens
+   * (`up`: a worker started or restarted, it knows nothing of ours yet) or is
+   * lost (the worker died or stopped: what it held, its flows, is gone).
+   */
+  onPeerChange(listener: (worker: number, up: boolean) => void): void;
 }
 
 /** The mesh of an instance with one worker: nothing to send to. */
@@ -38,5 +44,6 @@ export function soloMesh(): WorkerMesh {
     broadcast() {},
     request: () => Promise.reject(new Error('no other worker')),
     on() {},
+    onPeerChange() {},
   };
 }

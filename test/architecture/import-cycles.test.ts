@@ -35,6 +35,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['proxy'],
   ['admin'],
   ['server'],
+  ['cluster'],
   ['cli'],
 ];
 

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { ConfigError, defaultConfig, loadConfig, parseConfig } from '../../src/config/load.js';
+import { sipWorkerCount } from '../../src/config/schema.js';
 
 let dir: string;
 beforeEach(() => {
@@ -73,6 +74,7 @@ describe('defaults', () => {
           calls: { max_concurrent_per_user: 10, max_attempts_per_minute: 30, max_call_seconds: 14400 },
         },
         timers: { t1: 500, t2: 4000, t4: 5000 },
+        workers: 'auto',
       },
       turn: {
         enabled: true,
@@ -220,6 +222,15 @@ describe('errors', () => {
     expect(errorOf(() => loadConfig(file)).message).toBe(
       `config ${file}: sip.listen[0].port: expected a number 0-65535, got 70000`,
     );
+  });
+
+  test('sip.workers: auto or 1-64, named with the value', () => {
+    for (const [value, got] of [['0', '0'], ['65', '65'], ['two', '"two"'], ['1.5', '1.5']]) {
+      const file = writeYaml(`sip:\n  workers: ${value}\n`);
+      expect(errorOf(() => loadConfig(file)).message).toBe(`config ${file}: sip.workers: expected 'auto' or a whole number 1-64, got ${got}`);
+    }
+    expect(loadConfig(writeYaml('sip:\n  workers: 3\n')).sip.workers).toBe(3);
+    expect([sipWorkerCount('auto', 2), sipWorkerCount('auto', 128), sipWorkerCount(5, 2)]).toEqual([2, 64, 5]);
   });
 
   test('bad transport for TURN (ws is SIP only)', () => {

@@ -1,0 +1,98 @@
+/**
+ * The entry of a SIP worker process (node:cluster runs this file): waits for
+ * the primary's `start`, joins the mesh, starts the SIP server as a worker
+ * (server.ts, `worker` option) and reports `ready`; then serves the primary's
+ * reload, binding and stop messages. It exits when the primary goes away.
+ *
+ * SIGINT is ignored (a terminal's ^C reaches the whole process group; the
+ * primary stops the workers); SIGTERM stops this worker gracefully.
+ */
+import { createLogger, flushLogSync, type Logger } from '../log.js';
+import type { Config } from '../config/schema.js';
+import { SocketMesh } from '../transport/socket-mesh.js';
+import { startServer, type RunningServer } from '../server.js';
+import type { FromWorker, ToWorker } from './ipc.js';
+
+/** Topic handlers for the primary's `ask` messages (metrics and the like); set before or after start. */
+export const workerTopics = new Map<string, (payload: unknown) => unknown>();
+
+function send(msg: FromWorker): void {
+  process.send?.(msg);
+}
+
+async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
+  const base = createLogger(msg.config.log.level, { maxBufferBytes: msg.config.log.max_buffer_bytes });
+  const logger = base.child({ worker: msg.index });
+  let config: Config = msg.config;
+  const mesh = new SocketMesh({ dir: msg.meshDir, self: msg.index, count: msg.count, logger });
+  let server: RunningServer;
+  try {
+    await mesh.start();
+    server = await startServer(config, logger, {
+      reloadConfig: () => config,
+      worker: { mesh },
+    });
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, 'sip worker failed to start');
+    send({ type: 'failed', error: (err as Error).message });
+    flushLogSync();
+    process.exit(1);
+  }
+  send({ type: 'ready', sip: server.sip });
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    let code = 0;
+    try {
+      await server.stop();
+      await mesh.close();
+    } catch (err) {
+      logger.error({ err }, 'error while stopping the worker');
+      code = 1;
+    }
+    flushLogSync();
+    process.exit(code);
+  };
+  process.on('message', (m: ToWorker) => {
+    if (m.type === 'stop') void stop();
+    else if (m.type === 'reload') {
+      config = m.config;
+      answer(m.id, () => server.reload());
+    } else if (m.type === 'bindings') answer(m.id, () => server.replication?.remoteChange(m.aors));
+    else if (m.type === 'ask') {
+      const handler = workerTopics.get(m.topic);
+      answer(m.id, () => {
+        if (!handler) throw new Error(`no handler for ${m.topic}`);
+        return handler(m.payload);
+      });
+    }
+  });
+  process.on('SIGTERM', () => void stop());
+  // The primary died or closed the channel: nobody dispatches or restarts any more.
+  process.on('disconnect', () => void stop());
+  handleFatal(logger);
+}
+
+function answer(id: number, work: () => unknown): void {
+  Promise.resolve()
+    .then(work)
+    .then(
+      (value) => send({ type: 'reply', id, ok: true, value }),
+      (err: unknown) => send({ type: 'reply', id, ok: false, error: (err as Error)?.message ?? String(err) }),
+    );
+}
+
+function handleFatal(logger: Logger): void {
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception in sip worker');
+    flushLogSync();
+    process.exit(70);
+  });
+}
+
+process.on('SIGINT', () => {});
+process.once('message', (m: ToWorker) => {
+  if (m.type === 'start') void start(m);
+});
+send({ type: 'loaded' });

@@ -1,0 +1,111 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { decodeFrame, encodeFrame, FrameReader, SocketMesh } from '../../src/transport/socket-mesh.js';
+
+const logger = pino({ level: 'silent' });
+
+describe('mesh framing', () => {
+  it('splits frames at any chunk boundary, keeps the rest, and joins a frame cut inside its length', () => {
+    const a = encodeFrame([1, 'x', 0, { n: 1 }]);
+    const b = encodeFrame([1, 'y', 0, Buffer.from('bytes')]);
+    const all = Buffer.concat([a, b]);
+    for (let cut = 0; cut <= all.length; cut++) {
+      const r = new FrameReader(1024);
+      const frames = [...r.push(all.subarray(0, cut)), ...r.push(all.subarray(cut))];
+      expect(frames.map((f) => f.length)).toEqual([a.length - 4, b.length - 4]);
+    }
+  });
+
+  it('carries JSON, a Buffer, and a payload whose data is a Buffer (as bytes after the JSON of the rest)', () => {
+    const body = (f: Buffer) => f.subarray(4);
+    const sip = { data: Buffer.from('OPTIONS sip:x SIP/2.0\r\n\r\n'), source: { transport: 'udp', remotePort: 5060, tlsIdentities: ['sip:a@b'] } };
+    expect(decodeFrame(body(encodeFrame([1, 'sip.in', 0, sip])))).toEqual([1, 'sip.in', 0, sip]);
+    expect(decodeFrame(body(encodeFrame([2, 'ch', 7, Buffer.from([0, 1, 255])])))).toEqual([2, 'ch', 7, Buffer.from([0, 1, 255])]);
+    expect(decodeFrame(body(encodeFrame([3, 'ché', 2 ** 32 - 1, ['a', 1, null]])))).toEqual([3, 'ché', 2 ** 32 - 1, ['a', 1, null]]);
+    expect(decodeFrame(body(encodeFrame([0, '', 1, undefined])))).toEqual([0, '', 1, undefined]);
+    // The message is raw bytes in the frame, after the JSON: not escaped, not base64.
+    expect(encodeFrame([1, 'sip.in', 0, sip]).includes(sip.data)).toBe(true);
+  });
+
+  it('refuses a frame announcing more than the bound', () => {
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(2048);
+    expect(() => new FrameReader(1024).push(head)).toThrow(RangeError);
+  });
+});
+
+describe('SocketMesh over Unix sockets', () => {
+  let dir: string;
+  let meshes: SocketMesh[] = [];
+
+  afterEach(async () => {
+    await Promise.all(meshes.map((m) => m.close()));
+    meshes = [];
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function startMesh(count: number, opts: { maxQueuedBytes?: number } = {}): Promise<SocketMesh[]> {
+    dir = mkdtempSync(join(tmpdir(), 'mesh-'));
+    meshes = Array.from({ length: count }, (_, self) => new SocketMesh({ dir, self, count, logger, ...opts }));
+    await Promise.all(meshes.map((m) => m.start(5000)));
+    return meshes;
+  }
+
+  it('sends, broadcasts and answers requests between three workers; Buffers arrive as bytes', async () => {
+    const [m0, m1, m2] = await startMesh(3);
+    const got: [number, number, unknown][] = [];
+    for (const [i, m] of [m0!, m1!, m2!].entries()) {
+      m.on('note', (from, p) => void got.push([i, from, p]));
+      m.on('double', (_from, p) => (p as number) * 2);
+      m.on('slow', async () => new Promise((r) => setTimeout(() => r('late'), 50)));
+    }
+    m0!.send(2, 'note', Buffer.from('raw'));
+    m1!.broadcast('note', 'hello');
+    expect(await m2!.request(0, 'double', 21, 1000)).toBe(42);
+    expect(await m0!.request(1, 'slow', null, 1000)).toBe('late');
+    await expect(m0!.request(1, 'none', null, 1000)).rejects.toThrow(/no handler/);
+    await expect(m0!.request(1, 'slow', null, 5)).rejects.toThrow(/did not answer/);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(got).toEqual(
+      expect.arrayContaining([
+        [2, 0, Buffer.from('raw')],
+        [0, 1, 'hello'],
+        [2, 1, 'hello'],
+      ]),
+    );
+    expect(got).toHaveLength(3);
+  });
+
+  it('drops and counts what goes past the queue bound towards a peer that does not read', async () => {
+    const [m0, m1] = await startMesh(2, { maxQueuedBytes: 256 * 1024 });
+    let received = 0;
+    m1!.on('bulk', () => void received++);
+    // Nothing reads while this loop runs: the queue towards worker 1 fills up and the rest is dropped.
+    const chunk = Buffer.alloc(16 * 1024);
+    for (let i = 0; i < 200; i++) m0!.send(1, 'bulk', chunk);
+    expect(m0!.counters.framesDropped).toBeGreaterThan(0);
+    expect(m0!.counters.framesSent + m0!.counters.framesDropped).toBe(200);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(received).toBe(m0!.counters.framesSent);
+  });
+
+  it('tells who went away and who came back, and reconnects to a restarted worker', async () => {
+    const [m0, m1] = await startMesh(2);
+    const changes: [number, boolean][] = [];
+    m0!.onPeerChange((w, up) => changes.push([w, up]));
+    await m1!.close();
+    const again = new SocketMesh({ dir, self: 1, count: 2, logger });
+    meshes[1] = again;
+    await again.start(5000);
+    again.on('ping', () => 'pong');
+    await expect.poll(() => changes, { timeout: 3000 }).toEqual([
+      [1, false],
+      [1, true],
+    ]);
+    expect(m0!.connected(1)).toBe(true);
+    expect(await m0!.request(1, 'ping', null, 1000)).toBe('pong');
+  });
+});
