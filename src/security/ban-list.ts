@@ -7,8 +7,14 @@
  * inbound message). The list is bounded: when full, the oldest ban is lifted.
  * An optional `onChange` callback receives a snapshot after each change (the
  * server writes it to `data_dir/bans.json` for `rtcedge bans`).
+ *
+ * With several SIP workers (`peers`), a ban decided by one worker is
+ * broadcast and applied by every other one (logged at debug there), and so
+ * is a lifted ban: every worker drops the banned source's traffic. Expiry
+ * is checked by each worker on its own clock (one machine, one clock).
  */
 import type { Logger } from '../log.js';
+import { SECURITY_CHANNELS, type WorkerPeers } from './worker-peers.js';
 
 /** One active ban. Times are ms since the epoch. */
 export interface Ban {
@@ -31,6 +37,16 @@ export interface BanListOptions {
   onChange?: (bans: Ban[]) => void;
   /** Clock, ms since the epoch; Date.now by default. */
   nowMs?: () => number;
+  /** The other SIP workers: bans decided here are applied there, and theirs here. */
+  peers?: WorkerPeers;
+}
+
+/** A ban as broadcast to the other workers (times in ms since the epoch). */
+interface BanNotice {
+  address: string;
+  reason: string;
+  since: number;
+  until: number;
 }
 
 /** The set of banned source addresses, each with an expiry. */
@@ -49,6 +65,15 @@ export class BanList {
     this.log = opts.logger.child({ component: 'abuse' });
     this.maxEntries = opts.maxEntries ?? 100_000;
     this.nowMs = opts.nowMs ?? Date.now;
+    const peers = opts.peers;
+    if (peers && peers.count > 1) {
+      peers.on(SECURITY_CHANNELS.ban, (from, p) => this.applyNotice(p, from));
+      peers.on(SECURITY_CHANNELS.unban, (from, p) => {
+        const address = (p as { address?: unknown }).address;
+        if (typeof address === 'string') this.lift(address, from);
+      });
+      peers.on(SECURITY_CHANNELS.bans, () => this.list().map(({ address, reason, since, until }) => ({ address, reason, since, until })));
+    }
   }
 
   /**
@@ -75,34 +100,72 @@ export class BanList {
     const until = nowMs + durationS * 1000;
     const existing = this.bans.get(address);
     if (existing && existing.until >= until) return existing;
-    if (!existing && this.bans.size >= this.maxEntries) {
-      const first = this.bans.keys().next();
-      if (!first.done) this.bans.delete(first.value);
-    }
-    const count = (this.history.get(address) ?? 0) + 1;
-    if (this.history.size >= this.maxEntries) this.history.clear();
-    this.history.set(address, count);
-    const ban: Ban = { address, reason, since: nowMs, until, count };
-    this.bans.set(address, ban);
+    const ban = this.insert({ address, reason, since: nowMs, until });
     this.totalBans += 1;
-    this.log.warn({ address, reason, seconds: durationS, count, ...detail }, 'source banned');
+    this.log.warn({ address, reason, seconds: durationS, count: ban.count, ...detail }, 'source banned');
+    this.opts.peers?.broadcast(SECURITY_CHANNELS.ban, { address, reason, since: nowMs, until });
     this.changed();
     return ban;
   }
 
-  /** Lift a ban at once; true when there was one. */
+  /** Lift a ban at once, here and (with peers) in every other worker; true when there was one here. */
   unban(address: string): boolean {
-    const had = this.bans.delete(address);
-    if (had) {
-      this.log.info({ address }, 'source ban lifted');
-      this.changed();
-    }
-    return had;
+    this.opts.peers?.broadcast(SECURITY_CHANNELS.unban, { address });
+    return this.lift(address);
+  }
+
+  /**
+   * Ask worker `from` for its active bans and apply them here (a worker that
+   * started after others banned sources). Resolves with how many were applied.
+   * @throws Error when `from` does not answer within `timeoutMs` ms.
+   */
+  async pull(from: number, timeoutMs: number): Promise<number> {
+    const peers = this.opts.peers;
+    if (!peers || peers.count <= 1 || from === peers.self) return 0;
+    const answer = await peers.request(from, SECURITY_CHANNELS.bans, null, timeoutMs);
+    let applied = 0;
+    for (const notice of Array.isArray(answer) ? answer : []) if (this.applyNotice(notice, from)) applied++;
+    return applied;
   }
 
   /** Active bans at `nowMs`, soonest expiry first. */
   list(nowMs: number = this.nowMs()): Ban[] {
     return [...this.bans.values()].filter((b) => b.until > nowMs).sort((a, b) => a.until - b.until);
+  }
+
+  /** Apply a ban another worker decided; false when malformed or already covered. */
+  private applyNotice(p: unknown, from: number): boolean {
+    const n = p as Partial<BanNotice> | null;
+    if (!n || typeof n.address !== 'string' || typeof n.reason !== 'string' || typeof n.since !== 'number' || typeof n.until !== 'number') return false;
+    const existing = this.bans.get(n.address);
+    if ((existing && existing.until >= n.until) || n.until <= this.nowMs()) return false;
+    this.insert({ address: n.address, reason: n.reason, since: n.since, until: n.until });
+    this.log.debug({ address: n.address, reason: n.reason, until: n.until, worker: from }, 'source ban applied from another worker');
+    this.changed();
+    return true;
+  }
+
+  /** Store a ban (the oldest lifted when full) and count it in the address's history. */
+  private insert(n: BanNotice): Ban {
+    if (!this.bans.has(n.address) && this.bans.size >= this.maxEntries) {
+      const first = this.bans.keys().next();
+      if (!first.done) this.bans.delete(first.value);
+    }
+    const count = (this.history.get(n.address) ?? 0) + 1;
+    if (this.history.size >= this.maxEntries) this.history.clear();
+    this.history.set(n.address, count);
+    const ban: Ban = { ...n, count };
+    this.bans.set(n.address, ban);
+    return ban;
+  }
+
+  private lift(address: string, from?: number): boolean {
+    const had = this.bans.delete(address);
+    if (had) {
+      this.log.info({ address, ...(from !== undefined && { worker: from }) }, 'source ban lifted');
+      this.changed();
+    }
+    return had;
   }
 
   private changed(): void {
