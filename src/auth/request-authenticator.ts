@@ -74,7 +74,8 @@ export function createAuthenticator(policy: DigestPolicy, extras: AuthenticatorE
     if (!failures) return authenticateRequest(req, kind, policy);
     const read = readCredentials(req, kind, policy.realm);
     const username = read.creds?.username;
-    if (username !== undefined && failures.isLocked(username, source.remoteAddress)) {
+    const locked = username !== undefined && failures.isLocked(username, source.remoteAddress);
+    if (username !== undefined && (locked instanceof Promise ? await locked : locked)) {
       failures.failed(username, source.remoteAddress);
       return { ok: false, status: 403, reason: 'Forbidden', headers: [], detail: 'user locked' };
     }

@@ -61,7 +61,7 @@ export interface ProxyOptions {
    * Per-user call policy for an authenticated local user's new INVITE
    * (security/call-limits.ts): undefined admits it, else the response to send.
    */
-  admitCall?(username: string, st: ServerTransaction): Refusal | undefined;
+  admitCall?(username: string, st: ServerTransaction): Refusal | undefined | Promise<Refusal | undefined>;
   /** The REGISTER handler (registrar). */
   register(req: SipRequest, st: ServerTransaction): Promise<void>;
   /** DNS and policy for other domains (RFC 3263 server location, RFC 5922 TLS, ENUM); absent: A/AAAA only, no domain policy. */

@@ -35,7 +35,7 @@ export interface ProxyEnv {
   /** True when a user exists in a served domain (404 versus 480, §16.5); may ask a directory. */
   userExists(username: string, domain: string): boolean | Promise<boolean>;
   /** Per-user policy for an authenticated local user's new INVITE: undefined admits it. */
-  admitCall?(username: string, st: ServerTransaction): Refusal | undefined;
+  admitCall?(username: string, st: ServerTransaction): Refusal | undefined | Promise<Refusal | undefined>;
   /** The REGISTER handler (registrar, RFC 3261 §10.3). */
   register(req: SipRequest, st: ServerTransaction): Promise<void>;
   /** Key of the flow tokens in our Record-Route and Path entries (RFC 5626 §5.2). */

@@ -14,10 +14,23 @@
  * with a non-2xx final response (error, CANCEL → 487), a BYE with its Call-ID
  * passes the server, or `maxCallSeconds` have passed (a call whose end was not
  * seen). An INVITE retried with the same Call-ID (after a 407) is one call.
+ *
+ * With several SIP workers (`peers`), a user's calls are counted by one
+ * worker, `ownerOf(user)`: the worker that receives the INVITE asks it (a mesh
+ * request) and tells it when the call ends (the worker that admitted a call
+ * sees its end: all messages of a Call-ID reach one worker). When the owner
+ * does not answer within `admitTimeoutMs` the call is admitted and a warning
+ * logged (`call admitted unchecked`): a stuck worker must not stop calls.
  */
 import type { Logger } from '../log.js';
 import { getHeader, type SipHeader, type SipMessage, type SipRequest, type SipResponse } from '../sip/message.js';
 import { WindowCounter } from './rate-limiter.js';
+import { ownerOf, SECURITY_CHANNELS, type WorkerPeers } from './worker-peers.js';
+
+/** How long the worker of an INVITE waits for the user's owner to admit the call, ms. */
+export const CALL_ADMIT_TIMEOUT_MS = 500;
+/** Calls admitted through another worker remembered at most (each until it ends or `maxCallSeconds`). */
+const MAX_ROUTED_CALLS = 100_000;
 
 /** Options of {@link CallLimits}. Limits of 0 are off. */
 export interface CallLimitsOptions {
@@ -30,6 +43,17 @@ export interface CallLimitsOptions {
   logger: Logger;
   /** Clock, ms since the epoch; Date.now by default. */
   nowMs?: () => number;
+  /** The other SIP workers: each user's calls are counted by its owner. */
+  peers?: WorkerPeers;
+  /** Wait for the owner's answer, ms; default {@link CALL_ADMIT_TIMEOUT_MS}. */
+  admitTimeoutMs?: number;
+}
+
+/** A call admitted by another worker (the user's owner), remembered here until it ends. */
+interface RoutedCall {
+  user: string;
+  owner: number;
+  startMs: number;
 }
 
 /**
@@ -60,11 +84,26 @@ export class CallLimits {
   private readonly log: Logger;
   private readonly nowMs: () => number;
   private readonly maxCallMs: number;
+  /** Call-ID → the owner that admitted it (calls of users another worker counts). */
+  private readonly routed = new Map<string, RoutedCall>();
+  private readonly peers: WorkerPeers | undefined;
 
   constructor(private readonly opts: CallLimitsOptions) {
     this.log = opts.logger.child({ component: 'abuse' });
     this.nowMs = opts.nowMs ?? Date.now;
     this.maxCallMs = (opts.maxCallSeconds ?? 14_400) * 1000;
+    this.peers = opts.peers && opts.peers.count > 1 ? opts.peers : undefined;
+    const peers = this.peers;
+    if (!peers) return;
+    peers.on(SECURITY_CHANNELS.callAdmit, (_from, p) => {
+      const v = p as { user?: unknown; callId?: unknown } | null;
+      if (!v || typeof v.user !== 'string' || typeof v.callId !== 'string') throw new Error('call admission needs user and callId');
+      return this.admit(v.user, v.callId) ?? null;
+    });
+    peers.on(SECURITY_CHANNELS.callEnd, (_from, p) => {
+      const callId = (p as { callId?: unknown } | null)?.callId;
+      if (typeof callId === 'string') this.forget(callId);
+    });
   }
 
   /**
@@ -103,31 +142,71 @@ export class CallLimits {
   /**
    * Admit the INVITE of `st` for `user` and follow its transaction: a non-2xx
    * final response sent on it ends the call. (The transaction's `respond` is
-   * wrapped; the response itself is untouched.)
+   * wrapped; the response itself is untouched.) A promise when the user's
+   * calls are counted by another worker.
    * @returns as {@link CallLimits.admit}.
    */
-  admitTransaction(user: string, st: CallTransaction): CallRefusal | undefined {
+  admitTransaction(user: string, st: CallTransaction): CallRefusal | undefined | Promise<CallRefusal | undefined> {
     const callId = getHeader(st.request, 'call-id') ?? '';
-    const refusal = this.admit(user, callId);
-    if (refusal) return refusal;
+    const owner = this.peers ? ownerOf(user, this.peers.count) : undefined;
+    if (owner === undefined || owner === this.peers!.self) {
+      const refusal = this.admit(user, callId);
+      if (!refusal) this.follow(st, callId);
+      return refusal;
+    }
+    return this.askOwner(owner, user, callId).then((refusal) => {
+      if (refusal) return refusal;
+      this.remember(callId, { user, owner, startMs: this.nowMs() });
+      this.follow(st, callId);
+      return undefined;
+    });
+  }
+
+  /** Any inbound message: a BYE request ends the call with its Call-ID. */
+  observe(msg: SipMessage): void {
+    if ((this.owner.size === 0 && this.routed.size === 0) || msg.kind !== 'request' || msg.method !== 'BYE') return;
+    const callId = getHeader(msg, 'call-id');
+    if (callId !== undefined) this.ended(callId);
+  }
+
+  /** The call with this Call-ID has ended (no-op when unknown); its owner is told when it is another worker. */
+  ended(callId: string): void {
+    const routed = this.routed.get(callId);
+    if (routed) {
+      this.routed.delete(callId);
+      this.peers?.send(routed.owner, SECURITY_CHANNELS.callEnd, { user: routed.user, callId });
+      return;
+    }
+    this.forget(callId);
+  }
+
+  /** Wrap the transaction's `respond`: a non-2xx final response ends the call. */
+  private follow(st: CallTransaction, callId: string): void {
     const respond = st.respond.bind(st);
     st.respond = (res: SipResponse) => {
       if (res.status >= 300) this.ended(callId);
       respond(res);
     };
-    return undefined;
   }
 
-  /** Any inbound message: a BYE request ends the call with its Call-ID. */
-  observe(msg: SipMessage): void {
-    if (this.owner.size === 0 || msg.kind !== 'request' || msg.method !== 'BYE') return;
-    const callId = getHeader(msg, 'call-id');
-    if (callId !== undefined) this.ended(callId);
+  /** The owner's answer; admitted (with a warning) when it does not answer in time. */
+  private async askOwner(owner: number, user: string, callId: string): Promise<CallRefusal | undefined> {
+    try {
+      const answer = (await this.peers!.request(owner, SECURITY_CHANNELS.callAdmit, { user, callId }, this.opts.admitTimeoutMs ?? CALL_ADMIT_TIMEOUT_MS)) as CallRefusal | null;
+      return answer && (answer.status === 486 || answer.status === 503) ? answer : undefined;
+    } catch (err) {
+      this.log.warn({ user, worker: owner, err: (err as Error).message }, 'call admitted unchecked: the user\'s worker did not answer');
+      return undefined;
+    }
   }
 
-  /** The call with this Call-ID has ended (no-op when unknown). */
-  ended(callId: string): void {
-    this.forget(callId);
+  /** Remember a call another worker admitted (bounded: the oldest, or one past maxCallSeconds, is forgotten). */
+  private remember(callId: string, call: RoutedCall): void {
+    const oldest = this.routed.entries().next();
+    if (!oldest.done && (this.routed.size >= MAX_ROUTED_CALLS || call.startMs - oldest.value[1].startMs >= this.maxCallMs)) {
+      this.routed.delete(oldest.value[0]);
+    }
+    this.routed.set(callId, call);
   }
 
   /** Active calls of `user`. */

@@ -2,6 +2,10 @@
  * The abuse-resistance pieces wired together from the `sip.security` settings:
  * one ban list shared by the source gate (request rate, scanners) and the
  * failed-authentication guard, plus the per-user call limits.
+ *
+ * With several SIP workers, the pieces take the worker mesh: bans are
+ * broadcast, failed-authentication and call counts are kept by each key's
+ * owner (see worker-peers.ts), and only one worker writes `data_dir/bans.json`.
  */
 import type { Logger } from '../log.js';
 import { AddressSet } from './address-set.js';
@@ -10,6 +14,7 @@ import { type Ban, BanList } from './ban-list.js';
 import { CallLimits } from './call-limits.js';
 import { ScannerFilter } from './scanner-filter.js';
 import { type GateSource, SourceGate } from './source-gate.js';
+import type { WorkerPeers } from './worker-peers.js';
 
 /** `sip.security` as in the configuration file (snake_case). */
 export interface SecuritySettings {
@@ -28,19 +33,41 @@ export interface Security {
   calls: CallLimits;
 }
 
+/** The SIP workers the pieces share their state with. */
+export interface SecurityWorkers {
+  /** The worker mesh (transport/worker-mesh.ts), as {@link WorkerPeers}. */
+  peers: WorkerPeers;
+  /** The one worker that writes the ban file (gets `onBansChanged`); default 0. */
+  banFileWorker?: number;
+  /** Wait for worker `banFileWorker`'s active bans at start, ms; default 2000. */
+  banPullTimeoutMs?: number;
+}
+
 /**
  * Build the pieces.
- * @param onBansChanged receives the active bans after each ban or unban (for `data_dir/bans.json`).
+ * @param onBansChanged receives the active bans after each ban or unban (for `data_dir/bans.json`);
+ *   with `workers`, only on worker `banFileWorker`.
  * @param onDroppedBanned called for messages dropped from a banned source (to close its stream flow).
+ * @param workers the other SIP workers; without it every count is this process's own. With it, the
+ *   bans the ban-file worker already holds are fetched from it in the background (a late start).
  * @throws AddressSetError for a malformed `exempt_sources` entry (the schema checks them first).
  */
 export function createSecurity(
   settings: SecuritySettings,
   logger: Logger,
   hooks: { onBansChanged?: (bans: Ban[]) => void; onDroppedBanned?: (source: GateSource) => void } = {},
+  workers?: SecurityWorkers,
 ): Security {
   const exempt = new AddressSet(settings.exempt_sources);
-  const bans = new BanList({ logger, onChange: hooks.onBansChanged });
+  const peers = workers?.peers;
+  const banFileWorker = workers?.banFileWorker ?? 0;
+  const writesBanFile = !peers || peers.self === banFileWorker;
+  const bans = new BanList({ logger, onChange: writesBanFile ? hooks.onBansChanged : undefined, peers });
+  if (!writesBanFile && peers.count > 1) {
+    bans.pull(banFileWorker, workers.banPullTimeoutMs ?? 2000).catch((err: unknown) => {
+      logger.child({ component: 'abuse' }).debug({ err: (err as Error).message, worker: banFileWorker }, 'active bans not fetched at start');
+    });
+  }
   const gate = new SourceGate({
     bans,
     exempt,
@@ -59,12 +86,14 @@ export function createSecurity(
     windowSeconds: settings.auth_failures.window_seconds,
     banSeconds: settings.auth_failures.ban_seconds,
     logger,
+    peers,
   });
   const calls = new CallLimits({
     maxConcurrent: settings.calls.max_concurrent_per_user,
     maxPerMinute: settings.calls.max_attempts_per_minute,
     maxCallSeconds: settings.calls.max_call_seconds,
     logger,
+    peers,
   });
   return { bans, gate, failures, calls };
 }

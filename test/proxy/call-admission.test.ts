@@ -33,4 +33,18 @@ describe('call-admission processor', () => {
     expect(callAdmission.process(world.context(sipRequest('INVITE', `sip:bob@${DOMAIN}`)))).toBe('continue');
     expect(asked).toEqual([]);
   });
+
+  it('waits for a policy that answers later (another worker counts the user\'s calls)', async () => {
+    world = openSipWorld({}, {
+      admitCall: async (username) => {
+        await new Promise((r) => setTimeout(r, 5));
+        return username === 'busy' ? { status: 486, reason: 'Busy Here: concurrent call limit', headers: [] } : undefined;
+      },
+    });
+    const ctx = world.context(sipRequest('INVITE', `sip:bob@${DOMAIN}`));
+    ctx.username = 'busy';
+    expect(await callAdmission.process(ctx)).toEqual({ kind: 'reply', status: 486, reason: 'Busy Here: concurrent call limit', headers: [] });
+    ctx.username = 'alice';
+    expect(await callAdmission.process(ctx)).toBe('continue');
+  });
 });
