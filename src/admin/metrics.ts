@@ -6,19 +6,29 @@
  * few events no layer keeps a count of (SIP messages, TLS handshakes, auth
  * failures) are counted through hooks the server wires. No label carries a
  * user, an AOR or an address: cardinality is fixed.
+ *
+ * With several processes (SIP workers and the primary, cluster-metrics.ts)
+ * each keeps its own ServerMetrics and the primary sums them at scrape;
+ * every metric says how: counters and per-process gauges add up, while the
+ * gauges of state every worker holds whole (bindings, AORs, bans) take the
+ * largest worker's value (`aggregator: 'max'`), so they are not multiplied.
  */
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { type Aggregator, collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { SipMessage } from '../sip/message.js';
 import { statusClass } from '../sip/response.js';
 
-/** What the scrape reads; each callback is cheap (O(AORs) at most). */
+/**
+ * What the scrape reads; each callback is cheap (O(AORs) at most). A process
+ * without SIP (the primary of several workers) leaves out the SIP sources, one
+ * without TURN (a SIP worker) the TURN one: their metrics are then not registered.
+ */
 export interface MetricsSources {
   /** Registered AORs and their unexpired bindings. */
-  registrations(): { aors: number; bindings: number };
+  registrations?(): { aors: number; bindings: number };
   /** Server and client transactions in flight (RFC 3261 §17). */
-  transactions(): { server: number; client: number };
+  transactions?(): { server: number; client: number };
   /** Active bans (sip.security). */
-  activeBans(): number;
+  activeBans?(): number;
   /**
    * SIP messages discarded since start, by reason (`banned`, `scanner`,
    * `overload` before parsing, `malformed` (answered 400 when a request line
@@ -48,8 +58,14 @@ export interface TurnMetricsSnapshot {
 
 const METHODS = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'REGISTER', 'OPTIONS', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER', 'MESSAGE', 'UPDATE']);
 
+/** What the admin listener's `/metrics` serves: one process's metrics, or the sum of several. */
+export interface MetricsExposition {
+  /** The exposition text (and its Content-Type) for `/metrics`. */
+  exposition(): Promise<{ contentType: string; body: string }>;
+}
+
 /** The metrics of one server: its own registry, counters for hooks, gauges read at scrape. */
-export class ServerMetrics {
+export class ServerMetrics implements MetricsExposition {
   /** Registry holding every metric below and the Node.js defaults (event-loop lag, heap, fds). */
   readonly registry = new Registry();
   /**
@@ -88,39 +104,30 @@ export class ServerMetrics {
     this.tlsHandshakes = new Counter({ name: 'rtcedge_tls_handshakes_total', help: 'TLS handshakes on SIP listeners, by result (ok, failed)', labelNames: ['result'], registers });
     this.authFailures = new Counter({ name: 'rtcedge_auth_failures_total', help: 'Digest authentications refused with 403 (wrong password, locked user)', registers });
 
-    const gauge = (name: string, help: string, read: () => number) =>
-      new Gauge({ name, help, registers, collect() { this.set(read()); } });
-    gauge('rtcedge_registered_aors', 'AORs with at least one binding', () => sources.registrations().aors);
-    gauge('rtcedge_bindings', 'Unexpired bindings (contacts) of all AORs', () => sources.registrations().bindings);
-    new Gauge({
-      name: 'rtcedge_sip_transactions',
-      help: 'SIP transactions in flight, by kind (server, client)',
-      labelNames: ['kind'],
-      registers,
-      collect() {
-        const t = sources.transactions();
-        this.set({ kind: 'server' }, t.server);
-        this.set({ kind: 'client' }, t.client);
-      },
-    });
-    gauge('rtcedge_bans', 'Source addresses banned now', () => sources.activeBans());
+    const gauge = (name: string, help: string, read: () => number, aggregator: Aggregator = 'sum') =>
+      new Gauge({ name, help, registers, aggregator, collect() { this.set(read()); } });
+    // Every worker holds all bindings and all bans: across workers these take the largest value, not the sum.
+    const { registrations, transactions, activeBans } = sources;
+    if (registrations) {
+      gauge('rtcedge_registered_aors', 'AORs with at least one binding', () => registrations().aors, 'max');
+      gauge('rtcedge_bindings', 'Unexpired bindings (contacts) of all AORs', () => registrations().bindings, 'max');
+    }
+    if (transactions) {
+      new Gauge({
+        name: 'rtcedge_sip_transactions',
+        help: 'SIP transactions in flight, by kind (server, client)',
+        labelNames: ['kind'],
+        registers,
+        collect() {
+          const t = transactions();
+          this.set({ kind: 'server' }, t.server);
+          this.set({ kind: 'client' }, t.client);
+        },
+      });
+    }
+    if (activeBans) gauge('rtcedge_bans', 'Source addresses banned now', activeBans, 'max');
 
-    const turn = sources.turn;
-    if (!turn) return;
-    gauge('rtcedge_turn_allocations', 'Live TURN allocations', () => turn().allocations);
-    gauge('rtcedge_turn_permissions', 'TURN permissions over all allocations', () => turn().permissions);
-    gauge('rtcedge_turn_channels', 'TURN channel bindings over all allocations', () => turn().channels);
-    new Gauge({
-      name: 'rtcedge_turn_data_plane',
-      help: 'TURN UDP data plane in use (1 for the one in use)',
-      labelNames: ['plane'],
-      registers,
-      collect() {
-        const inUse = turn().dataPlane;
-        for (const plane of ['native', 'typescript'] as const) this.set({ plane }, plane === inUse ? 1 : 0);
-      },
-    });
-    // Cumulative TURN counts kept by the data planes, exposed as counters (the scrape adds the growth since the last one).
+    // Cumulative counts kept by the layers (SIP drops, TURN data planes), exposed as counters (the scrape adds the growth since the last one).
     const mirrored = (name: string, help: string, labelNames: string[], read: () => { labels: Record<string, string>; value: number }[]) => {
       const last = new Map<string, number>();
       new Counter({
@@ -139,12 +146,6 @@ export class ServerMetrics {
         },
       });
     };
-    mirrored('rtcedge_turn_relayed_packets_total', 'Packets relayed by TURN, by direction', ['direction'], () =>
-      turn().relayed.map((r) => ({ labels: { direction: r.direction }, value: r.packets })),
-    );
-    mirrored('rtcedge_turn_relayed_bytes_total', 'Payload bytes relayed by TURN, by direction', ['direction'], () =>
-      turn().relayed.map((r) => ({ labels: { direction: r.direction }, value: r.bytes })),
-    );
     const { sipDrops, sipRefused } = sources;
     if (sipDrops) {
       mirrored('rtcedge_sip_dropped_total', 'SIP messages the server discarded, by reason: banned, scanner, overload (before parsing), malformed (400 when a request line was readable), stream_closed (connections closed by backpressure)', ['reason'], () =>
@@ -156,6 +157,28 @@ export class ServerMetrics {
         Object.entries(sipRefused()).map(([reason, value]) => ({ labels: { reason }, value })),
       );
     }
+
+    const turn = sources.turn;
+    if (!turn) return;
+    gauge('rtcedge_turn_allocations', 'Live TURN allocations', () => turn().allocations);
+    gauge('rtcedge_turn_permissions', 'TURN permissions over all allocations', () => turn().permissions);
+    gauge('rtcedge_turn_channels', 'TURN channel bindings over all allocations', () => turn().channels);
+    new Gauge({
+      name: 'rtcedge_turn_data_plane',
+      help: 'TURN UDP data plane in use (1 for the one in use)',
+      labelNames: ['plane'],
+      registers,
+      collect() {
+        const inUse = turn().dataPlane;
+        for (const plane of ['native', 'typescript'] as const) this.set({ plane }, plane === inUse ? 1 : 0);
+      },
+    });
+    mirrored('rtcedge_turn_relayed_packets_total', 'Packets relayed by TURN, by direction', ['direction'], () =>
+      turn().relayed.map((r) => ({ labels: { direction: r.direction }, value: r.packets })),
+    );
+    mirrored('rtcedge_turn_relayed_bytes_total', 'Payload bytes relayed by TURN, by direction', ['direction'], () =>
+      turn().relayed.map((r) => ({ labels: { direction: r.direction }, value: r.bytes })),
+    );
     mirrored('rtcedge_turn_dropped_packets_total', 'Packets TURN dropped, by reason', ['reason'], () =>
       Object.entries(turn().drops).map(([reason, value]) => ({ labels: { reason }, value })),
     );
