@@ -3,7 +3,8 @@ import { getHeader } from '../sip/message.js';
 import { parseNameAddr } from '../sip/headers.js';
 import { parseUri } from '../sip/uri.js';
 import type { AuthFailureGuard } from '../security/auth-failures.js';
-import { authenticateRequest, type DigestOutcome, type DigestPolicy, readCredentials } from './sip-digest.js';
+import { checkNonce, nonceIssuer } from './nonce.js';
+import { authenticateRequest, challengeHeaders, type CredentialsRead, type DigestOutcome, type DigestPolicy, readCredentials } from './sip-digest.js';
 
 /**
  * The outcome of an {@link Authenticate} hook: a digest outcome, or success by
@@ -48,6 +49,9 @@ export interface AuthenticatorExtras {
   failures?: AuthFailureGuard;
 }
 
+/** The algorithms of a policy's challenges (MD5 when none is listed), as sip-digest.ts offers them. */
+const offered = (policy: DigestPolicy): DigestPolicy['algorithms'] => (policy.algorithms.length > 0 ? policy.algorithms : ['MD5']);
+
 /**
  * The authenticator: client certificate first, then digest (RFC 3261 §22, RFC 7616).
  *
@@ -60,6 +64,11 @@ export interface AuthenticatorExtras {
  *   or unknown user, alike) is counted against the source address and the
  *   user name, and a locked user gets 403 from an address it never
  *   authenticated from, before the digest is checked.
+ * - Several SIP workers (`policy.nonceIssuer` set: this worker's index): credentials whose genuine
+ *   nonce another worker issued (auth/nonce.ts issuer byte) are answered as stale before the digest
+ *   is checked: 401/407 with stale=true and a fresh nonce of this worker (RFC 7616 §3.3: the client
+ *   retries without asking its user). Nonce-count replay (§3.3) is checked against counts one worker
+ *   keeps, so a nonce is only ever accepted by its issuer. Such an answer counts as no failure.
  */
 export function createAuthenticator(policy: DigestPolicy, extras: AuthenticatorExtras = {}): Authenticate {
   const { certificates, failures } = extras;
@@ -71,8 +80,10 @@ export function createAuthenticator(policy: DigestPolicy, extras: AuthenticatorE
         return { ok: true, username: claimed.slice(4, at), realm: claimed.slice(at + 1), method: 'certificate' };
       }
     }
-    if (!failures) return authenticateRequest(req, kind, policy);
     const read = readCredentials(req, kind, policy.realm);
+    const stale = staleIfOtherIssuer(read, kind, policy);
+    if (stale) return stale;
+    if (!failures) return authenticateRequest(req, kind, policy, read);
     const username = read.creds?.username;
     const locked = username !== undefined && failures.isLocked(username, source.remoteAddress);
     if (username !== undefined && (locked instanceof Promise ? await locked : locked)) {
@@ -83,6 +94,26 @@ export function createAuthenticator(policy: DigestPolicy, extras: AuthenticatorE
     if (outcome.ok) failures.succeeded(outcome.username, source.remoteAddress);
     else if (outcome.status === 403) failures.failed(username, source.remoteAddress);
     return outcome;
+  };
+}
+
+/** The stale challenge for credentials whose genuine nonce another worker issued; undefined otherwise. */
+function staleIfOtherIssuer(read: CredentialsRead, kind: 'www' | 'proxy', policy: DigestPolicy): DigestOutcome | undefined {
+  const self = policy.nonceIssuer;
+  const nonce = read.creds?.nonce;
+  if (self === undefined || nonce === undefined) return undefined;
+  const issuer = nonceIssuer(nonce);
+  if (issuer === undefined || issuer === self) return undefined;
+  const nowMs = (policy.nowMs ?? Date.now)();
+  // A forged nonce is left to the digest check (a plain challenge); a genuine one, even expired, is stale.
+  if (checkNonce(policy.secret, nonce, policy.nonceTtlS, nowMs) === 'invalid') return undefined;
+  const status = kind === 'www' ? 401 : 407;
+  return {
+    ok: false,
+    status,
+    reason: status === 401 ? 'Unauthorized' : 'Proxy Authentication Required',
+    headers: challengeHeaders(kind, policy.realm, offered(policy), policy.secret, nowMs, true, self),
+    detail: `nonce of worker ${issuer}`,
   };
 }
 

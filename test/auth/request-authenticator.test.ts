@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { computeHA1, computeResponse, formatCredentials } from '../../src/auth/digest.js';
-import { createNonce } from '../../src/auth/nonce.js';
+import { createNonce, nonceIssuer } from '../../src/auth/nonce.js';
 import { createAuthenticator, type RequestOrigin } from '../../src/auth/request-authenticator.js';
 import type { DigestPolicy } from '../../src/auth/sip-digest.js';
 import { silentLogger } from '../../src/log.js';
@@ -29,7 +29,7 @@ const policy: DigestPolicy = {
 };
 
 /** A REGISTER for alice's AOR, with digest credentials of `username`/`password` when given. */
-function register(creds?: { username: string; password: string }): SipRequest {
+function register(creds?: { username: string; password: string }, nonce = createNonce(secret, T0)): SipRequest {
   const headers = [
     { name: 'Via', value: 'SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-ra;rport' },
     { name: 'From', value: '<sip:alice@example.test>;tag=1' },
@@ -38,7 +38,6 @@ function register(creds?: { username: string; password: string }): SipRequest {
     { name: 'CSeq', value: '1 REGISTER' },
   ];
   if (creds) {
-    const nonce = createNonce(secret, T0);
     const uri = `sip:${REALM}`;
     const response = computeResponse({ alg: 'MD5', ha1: computeHA1('MD5', creds.username, REALM, creds.password), method: 'REGISTER', uri, nonce });
     headers.push({ name: 'Authorization', value: formatCredentials({ username: creds.username, realm: REALM, nonce, uri, response, algorithm: 'MD5' }) });
@@ -92,5 +91,39 @@ describe('createAuthenticator', () => {
       detail: 'user locked',
     });
     expect(await auth(register({ username: 'alice', password: 'right' }), 'www', from('192.0.2.10'))).toMatchObject({ ok: true });
+  });
+});
+
+describe('nonces of another SIP worker', () => {
+  // This authenticator is worker 0 of several.
+  const worker0: DigestPolicy = { ...policy, nonceIssuer: 0 };
+  const mine = createNonce(secret, T0, { issuer: 0 });
+  const theirs = createNonce(secret, T0, { issuer: 1 });
+  const alice = { username: 'alice', password: 'right' };
+
+  it('answers a nonce another worker issued with a stale challenge carrying a nonce of this worker; its own nonces are checked as usual', async () => {
+    const auth = createAuthenticator(worker0);
+    const out = await auth(register(alice, theirs), 'www', from('192.0.2.10'));
+    expect(out).toMatchObject({ ok: false, status: 401, reason: 'Unauthorized', detail: 'nonce of worker 1' });
+    const header = (out as { headers: { name: string; value: string }[] }).headers[0]!;
+    expect(header.name).toBe('WWW-Authenticate');
+    const m = /^Digest realm="example.test", nonce="([A-Za-z0-9_-]{43})", algorithm=MD5, qop="auth", opaque="[^"]+", stale=true$/.exec(header.value);
+    expect(m).not.toBeNull();
+    expect(nonceIssuer(m![1]!)).toBe(0);
+    expect(await auth(register(alice, mine), 'www', from('192.0.2.10'))).toMatchObject({ ok: true, username: 'alice' });
+    // One worker (no nonceIssuer in the policy): any issuer is checked as usual.
+    expect(await createAuthenticator(policy)(register(alice, theirs), 'www', from('192.0.2.10'))).toMatchObject({ ok: true });
+  });
+
+  it('a forged nonce naming another worker gets the plain challenge; a stale answer counts as no failure', async () => {
+    const forged = theirs.slice(0, 30) + (theirs[30] === 'A' ? 'B' : 'A') + theirs.slice(31);
+    expect(nonceIssuer(forged)).toBe(1);
+    const { bans, failures } = guard(1, 0);
+    const auth = createAuthenticator(worker0, { failures });
+    const out = await auth(register(alice, forged), 'www', from('192.0.2.20'));
+    expect(out).toMatchObject({ ok: false, status: 401, detail: 'invalid nonce' });
+    expect((out as { headers: { value: string }[] }).headers[0]!.value).not.toContain('stale');
+    expect(await auth(register({ username: 'alice', password: 'wrong' }, theirs), 'www', from('192.0.2.20'))).toMatchObject({ status: 401, detail: 'nonce of worker 1' });
+    expect(bans.isBanned('192.0.2.20', T0)).toBe(false);
   });
 });
