@@ -69,7 +69,7 @@ export class BanList {
     if (peers && peers.count > 1) {
       peers.on(SECURITY_CHANNELS.ban, (from, p) => this.applyNotice(p, from));
       peers.on(SECURITY_CHANNELS.unban, (from, p) => {
-        const address = (p as { address?: unknown }).address;
+        const address = (p as { address?: unknown } | null)?.address;
         if (typeof address === 'string') this.lift(address, from);
       });
       peers.on(SECURITY_CHANNELS.bans, () => this.list().map(({ address, reason, since, until }) => ({ address, reason, since, until })));
