@@ -13,7 +13,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
 import { createSecurity, type Security } from '../../src/security/security.js';
 import type { CallTransaction } from '../../src/security/call-limits.js';
-import { ownerOf } from '../../src/security/worker-peers.js';
+import { ownerOf, SECURITY_CHANNELS } from '../../src/security/worker-peers.js';
 import type { SipMessage, SipResponse } from '../../src/sip/message.js';
 import { meshGroup, type MeshGroup } from '../helpers/mesh-group.js';
 
@@ -183,4 +183,19 @@ describe('call limits across workers', () => {
     expect(await calls.admitTransaction(user, invite('t1'))).toBeUndefined();
     expect(lines.map((l) => [l.msg, l.worker])).toContainEqual(["call admitted unchecked: the user's worker did not answer", 1]);
   }, 10_000);
+});
+
+describe('malformed messages on the mesh', () => {
+  it('are ignored without a throw and change nothing; a malformed call admission is answered with an error', async () => {
+    const group = meshGroup(2);
+    const sec = workers(group, { auth_failures: { per_source: 1, per_user: 1 }, calls: { max_concurrent_per_user: 1 } });
+    const { callAdmit, bans, ...oneWay } = SECURITY_CHANNELS;
+    for (const channel of Object.values(oneWay)) {
+      // A handler that threw would reject the request.
+      for (const garbage of [null, 7, 'x', [], { address: 5, user: {}, until: 'soon', callId: null }]) await group.meshes[0]!.request(1, channel, garbage, 1000);
+    }
+    expect(await group.meshes[0]!.request(1, bans, 'x', 1000)).toEqual([]);
+    expect(await sec[1]!.failures.isLocked('alice', '192.0.2.1')).toBe(false);
+    await expect(group.meshes[0]!.request(1, callAdmit, { user: 3 }, 1000)).rejects.toThrow('call admission needs user and callId');
+  });
 });
