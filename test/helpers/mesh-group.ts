@@ -31,7 +31,7 @@ export function meshGroup(count: number): MeshGroup {
   const down = new Set<number>();
   const delivered = new Map<string, number>();
   let inFlight = 0;
-  let idle: (() => void)[] = [];
+  const idle: (() => void)[] = [];
 
   const later = (fn: () => void): void => {
     inFlight++;
