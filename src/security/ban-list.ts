@@ -11,7 +11,10 @@
  * With several SIP workers (`peers`), a ban decided by one worker is
  * broadcast and applied by every other one (logged at debug there), and so
  * is a lifted ban: every worker drops the banned source's traffic. Expiry
- * is checked by each worker on its own clock (one machine, one clock).
+ * is checked by each worker on its own clock (one machine, one clock). A
+ * worker that starts late gets the active bans: it asks for them
+ * ({@link BanList.pull}), and the worker with `pushToJoiningWorkers` sends
+ * them when the connection to it opens.
  */
 import type { Logger } from '../log.js';
 import { SECURITY_CHANNELS, type WorkerPeers } from './worker-peers.js';
@@ -39,6 +42,8 @@ export interface BanListOptions {
   nowMs?: () => number;
   /** The other SIP workers: bans decided here are applied there, and theirs here. */
   peers?: WorkerPeers;
+  /** Send every active ban to a worker whose connection opens (it started or restarted); one worker does. */
+  pushToJoiningWorkers?: boolean;
 }
 
 /** A ban as broadcast to the other workers (times in ms since the epoch). */
@@ -72,7 +77,12 @@ export class BanList {
         const address = (p as { address?: unknown } | null)?.address;
         if (typeof address === 'string') this.lift(address, from);
       });
-      peers.on(SECURITY_CHANNELS.bans, () => this.list().map(({ address, reason, since, until }) => ({ address, reason, since, until })));
+      peers.on(SECURITY_CHANNELS.bans, () => this.notices());
+      if (opts.pushToJoiningWorkers) {
+        peers.onPeerChange?.((worker, up) => {
+          if (up) for (const notice of this.notices()) peers.send(worker, SECURITY_CHANNELS.ban, notice);
+        });
+      }
     }
   }
 
@@ -131,6 +141,11 @@ export class BanList {
   /** Active bans at `nowMs`, soonest expiry first. */
   list(nowMs: number = this.nowMs()): Ban[] {
     return [...this.bans.values()].filter((b) => b.until > nowMs).sort((a, b) => a.until - b.until);
+  }
+
+  /** The active bans as sent to other workers. */
+  private notices(): BanNotice[] {
+    return this.list().map(({ address, reason, since, until }) => ({ address, reason, since, until }));
   }
 
   /** Apply a ban another worker decided; false when malformed or already covered. */

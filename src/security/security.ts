@@ -49,7 +49,8 @@ export interface SecurityWorkers {
  *   with `workers`, only on worker `banFileWorker`.
  * @param onDroppedBanned called for messages dropped from a banned source (to close its stream flow).
  * @param workers the other SIP workers; without it every count is this process's own. With it, the
- *   bans the ban-file worker already holds are fetched from it in the background (a late start).
+ *   bans the ban-file worker already holds are fetched from it in the background (a late start),
+ *   and that worker sends them to any worker whose connection opens (a restart).
  * @throws AddressSetError for a malformed `exempt_sources` entry (the schema checks them first).
  */
 export function createSecurity(
@@ -62,7 +63,7 @@ export function createSecurity(
   const peers = workers?.peers;
   const banFileWorker = workers?.banFileWorker ?? 0;
   const writesBanFile = !peers || peers.self === banFileWorker;
-  const bans = new BanList({ logger, onChange: writesBanFile ? hooks.onBansChanged : undefined, peers });
+  const bans = new BanList({ logger, onChange: writesBanFile ? hooks.onBansChanged : undefined, peers, pushToJoiningWorkers: peers !== undefined && writesBanFile });
   if (!writesBanFile && peers.count > 1) {
     bans.pull(banFileWorker, workers.banPullTimeoutMs ?? 2000).catch((err: unknown) => {
       logger.child({ component: 'abuse' }).debug({ err: (err as Error).message, worker: banFileWorker }, 'active bans not fetched at start');

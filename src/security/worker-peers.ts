@@ -24,6 +24,8 @@ export interface WorkerPeers {
   request(to: number, channel: string, payload: unknown, timeoutMs: number): Promise<unknown>;
   /** The one handler of a channel; its return value (or promise) answers a request. */
   on(channel: string, handler: (from: number, payload: unknown) => unknown): void;
+  /** Told when the connection to a worker opens (`up`: it started or restarted) or is lost; optional. */
+  onPeerChange?(listener: (worker: number, up: boolean) => void): void;
 }
 
 /**

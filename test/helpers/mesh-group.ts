@@ -7,14 +7,21 @@
  */
 import type { MeshHandler, MeshPayload, WorkerMesh } from '../../src/transport/worker-mesh.js';
 
+/** Connections to other workers opening (`up`) and lost, as the socket mesh reports them. */
+interface PeerChanges {
+  onPeerChange(listener: (worker: number, up: boolean) => void): void;
+}
+
 /** The meshes of one group and its controls. */
 export interface MeshGroup {
   /** meshes[i] is worker i's view. */
-  meshes: WorkerMesh[];
+  meshes: (WorkerMesh & PeerChanges)[];
   /** Messages delivered so far, by channel (requests and one-way sends alike). */
   delivered: Map<string, number>;
-  /** Take worker `i` off the mesh: messages to it are dropped, requests to it time out. */
+  /** Take worker `i` off the mesh: messages to it are dropped, requests to it time out; the others are told (`onPeerChange`). */
   disconnect(i: number): void;
+  /** Put worker `i` back (as a restarted worker: its handlers are kept); the others are told. */
+  reconnect(i: number): void;
   /** Resolves once every message sent so far (and what its handlers sent in turn) is delivered. */
   settle(): Promise<void>;
 }
@@ -28,6 +35,10 @@ function copy(payload: MeshPayload): MeshPayload {
 /** A group of `count` workers (count ≥ 1). */
 export function meshGroup(count: number): MeshGroup {
   const handlers: Map<string, MeshHandler>[] = Array.from({ length: count }, () => new Map());
+  const peerListeners: ((worker: number, up: boolean) => void)[][] = Array.from({ length: count }, () => []);
+  const tellOthers = (i: number, up: boolean): void => {
+    for (let w = 0; w < count; w++) if (w !== i && !down.has(w)) for (const l of peerListeners[w]!) later(() => l(i, up));
+  };
   const down = new Set<number>();
   const delivered = new Map<string, number>();
   let inFlight = 0;
@@ -55,13 +66,13 @@ export function meshGroup(count: number): MeshGroup {
       .then(copy);
   };
 
-  const meshes = Array.from({ length: count }, (_, self): WorkerMesh => {
+  const meshes = Array.from({ length: count }, (_, self) => {
     const send = (to: number, channel: string, payload: MeshPayload): void => {
       if (to === self || to < 0 || to >= count) throw new RangeError(`worker ${self} cannot send to ${to}`);
       const body = copy(payload);
       later(() => void deliver(self, to, channel, body)?.catch(() => {}));
     };
-    return {
+    const mesh: WorkerMesh & PeerChanges = {
       self,
       count,
       send,
@@ -92,13 +103,24 @@ export function meshGroup(count: number): MeshGroup {
       on(channel, handler) {
         handlers[self]!.set(channel, handler);
       },
+      onPeerChange(listener) {
+        peerListeners[self]!.push(listener);
+      },
     };
+    return mesh;
   });
 
   return {
     meshes,
     delivered,
-    disconnect: (i) => void down.add(i),
+    disconnect(i) {
+      down.add(i);
+      tellOthers(i, false);
+    },
+    reconnect(i) {
+      down.delete(i);
+      tellOthers(i, true);
+    },
     async settle() {
       // Handlers may answer in promise callbacks and send more: wait until nothing is queued for a few turns.
       for (let quiet = 0; quiet < 3; ) {

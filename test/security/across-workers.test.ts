@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BanFileWriter, readBanFile } from '../../src/admin/ban-file.js';
 import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
+import { BanList } from '../../src/security/ban-list.js';
 import { createSecurity, type Security } from '../../src/security/security.js';
 import type { CallTransaction } from '../../src/security/call-limits.js';
 import { ownerOf, SECURITY_CHANNELS } from '../../src/security/worker-peers.js';
@@ -99,6 +100,21 @@ describe('bans across workers', () => {
     const late = createSecurity(settings({}), silentLogger, {}, { peers: group.meshes[1]! });
     await group.settle();
     expect(late.bans.list().map((b) => [b.address, b.reason])).toEqual([['192.0.2.44', 'auth-failures']]);
+  });
+});
+
+describe('bans for a restarted worker', () => {
+  it('the ban-file worker sends its active bans to a worker whose connection opens again', async () => {
+    const group = meshGroup(2);
+    const keeper = new BanList({ logger: silentLogger, peers: group.meshes[0]!, pushToJoiningWorkers: true });
+    group.disconnect(1);
+    keeper.ban('192.0.2.45', 600, 'request-rate');
+    await group.settle();
+    const restarted = new BanList({ logger: silentLogger, peers: group.meshes[1]! });
+    expect(restarted.isBanned('192.0.2.45')).toBe(false);
+    group.reconnect(1);
+    await group.settle();
+    expect(restarted.list().map((b) => [b.address, b.reason])).toEqual([['192.0.2.45', 'request-rate']]);
   });
 });
 
