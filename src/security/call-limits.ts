@@ -63,6 +63,8 @@ interface RoutedCall {
  */
 export interface CallTransaction {
   readonly request: SipRequest;
+  /** True once a final response was sent (e.g. 487 for a CANCEL while the admission was asked). */
+  readonly finalSent?: boolean;
   /** Sends a response on the transaction; wrapped by {@link CallLimits.admitTransaction}. */
   respond(res: SipResponse): void;
 }
@@ -157,7 +159,9 @@ export class CallLimits {
     return this.askOwner(owner, user, callId).then((refusal) => {
       if (refusal) return refusal;
       this.remember(callId, { user, owner, startMs: this.nowMs() });
-      this.follow(st, callId);
+      // Answered while the owner was asked (CANCEL → 487): the call is over before it began.
+      if (st.finalSent) this.ended(callId);
+      else this.follow(st, callId);
       return undefined;
     });
   }

@@ -34,10 +34,11 @@ function keyOwnedBy(prefix: string, owner: number, count: number): string {
 }
 
 /** An INVITE server transaction as the call limits see it; the responses sent on it are collected. */
-function invite(callId: string): CallTransaction & { sent: number[] } {
+function invite(callId: string): CallTransaction & { sent: number[]; finalSent: boolean } {
   const sent: number[] = [];
   return {
     sent,
+    finalSent: false,
     request: { kind: 'request', method: 'INVITE', uri: 'sip:bob@example.test', headers: [{ name: 'Call-ID', value: callId }], body: Buffer.alloc(0) } as never,
     respond: (res: SipResponse) => void sent.push(res.status),
   };
@@ -176,6 +177,18 @@ describe('call limits across workers', () => {
     await group.settle();
     expect(t4.sent).toEqual([487]);
     expect(sec[0]!.calls.activeCalls(user)).toBe(1);
+  });
+
+  it('a call cancelled while its owner was asked is ended at once (it holds no line)', async () => {
+    const group = meshGroup(2);
+    const user = keyOwnedBy('frank', 1, 2);
+    const sec = workers(group, { calls: { max_concurrent_per_user: 1, max_attempts_per_minute: 0 } });
+    const t = invite('x1');
+    const asked = sec[0]!.calls.admitTransaction(user, t);
+    t.finalSent = true; // a CANCEL got its 487 before the answer came
+    expect(await asked).toBeUndefined();
+    await group.settle();
+    expect(sec[1]!.calls.activeCalls(user)).toBe(0);
   });
 
   it('attempts per minute are counted by the owner, whichever worker the INVITE reached', async () => {
