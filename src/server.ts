@@ -115,7 +115,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     turn,
   }));
   // The security layer drops a banned source's flow through the transport created right after it.
-  const { security, banFile } = createSecurityLayer(config, logger, (flowId) => transport.destroyFlow(flowId));
+  const { security, banFile } = createSecurityLayer(config, logger, (flowId) => transport.destroyFlow(flowId), options.worker?.mesh);
   const overload = startOverloadControl(config);
   const worker = options.worker;
   const transport = createTransport(config, tls, overload.admission, metrics, logger, worker?.mesh);
@@ -126,7 +126,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   const replication = worker && meshBindingReplication(worker.mesh, logger);
   const location = new LocationService(store, logger, undefined, replication);
   await location.start();
-  const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger);
+  const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger, worker?.mesh.self);
   const federation = createFederation(config, store, logger);
   transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, security, secret, federation }, logger);
 
@@ -315,15 +315,23 @@ function createFederation(config: Config, store: SqliteStore, logger: Logger): F
   };
 }
 
-/** Abuse resistance (sip.security): per-source gate, failed-auth bans, call limits; bans in data_dir/bans.json. */
-function createSecurityLayer(config: Config, logger: Logger, destroyFlow: (flowId: string) => void) {
+/**
+ * Abuse resistance (sip.security): per-source gate, failed-auth bans, call limits; bans in data_dir/bans.json.
+ * A SIP worker shares them with the others over `mesh` (security/worker-peers.ts); worker 0 writes the ban file.
+ */
+function createSecurityLayer(config: Config, logger: Logger, destroyFlow: (flowId: string) => void, mesh?: WorkerMesh) {
   const banFile = new BanFileWriter(config.data_dir, logger);
-  const security = createSecurity(config.sip.security, logger, {
-    onBansChanged: (bans) => banFile.update(bans),
-    onDroppedBanned: (source) => {
-      if (source.flowId) destroyFlow(source.flowId);
+  const security = createSecurity(
+    config.sip.security,
+    logger,
+    {
+      onBansChanged: (bans) => banFile.update(bans),
+      onDroppedBanned: (source) => {
+        if (source.flowId) destroyFlow(source.flowId);
+      },
     },
-  });
+    mesh && { peers: mesh, banFileWorker: 0 },
+  );
   return { security, banFile };
 }
 
@@ -475,6 +483,8 @@ function createAuthentication(
   security: Security,
   metrics: ServerMetrics,
   logger: Logger,
+  /** This SIP worker's index, with several: its nonces carry it, and nonces of the others are answered as stale. */
+  nonceIssuer?: number,
 ) {
   // The directory caches its own answers for directory.cache_ttl s (TTL only: an LDAP server tells nobody of
   // changes); the store is cached in memory and cleared when its users generation changes (any process).
@@ -488,6 +498,7 @@ function createAuthentication(
     realm: config.domains[0],
     secret,
     nonceTtlS: config.sip.auth.nonce_ttl,
+    nonceIssuer,
     algorithms: config.sip.auth.algorithms,
     strictUri: config.sip.auth.strict_uri,
     isOwnHost: (host) => domains.isLocal(host),

@@ -1,0 +1,196 @@
+/**
+ * Call limits and bans hold across SIP workers (`rtcedge serve` with
+ * `sip.workers: 2`, the built CLI as a process; security/worker-peers.ts over
+ * the Unix-socket mesh): calls of one user whose Call-IDs the two workers own
+ * count against one limit, and failed authentications from one address spread
+ * over both workers reach `per_source` and ban it on both; worker 0 alone
+ * writes data_dir/bans.json; a nonce is accepted only by the worker that
+ * issued it (another answers stale=true).
+ *
+ * Ports: 27320 (UDP). The guessing UA sends from 127.0.0.2 (its ban must not
+ * stop the other UAs, on 127.0.0.1).
+ */
+import dgram from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { readBanFile } from '../../src/admin/ban-file.js';
+import { computeResponse, formatCredentials, parseAuthParams } from '../../src/auth/digest.js';
+import { nonceIssuer } from '../../src/auth/nonce.js';
+import { callIdOwner } from '../../src/transport/call-id-owner.js';
+import { createResponse } from '../../src/sip/response.js';
+import { getHeader, type SipRequest, type SipResponse } from '../../src/sip/message.js';
+import { parseMessage } from '../../src/sip/parser.js';
+import { serializeMessage } from '../../src/sip/serializer.js';
+import { requireBuild, runCli, startServe, type ServeProcess } from '../cli/harness.js';
+import { UdpUa } from '../helpers/udp-ua.js';
+
+const PORT = 27320;
+const DOMAIN = 'example.test';
+const PW = 'workers-pw';
+const PER_SOURCE = 4;
+
+/** A Call-ID that worker `owner` of two owns. */
+function callIdFor(owner: number): string {
+  for (;;) {
+    const id = `${randomBytes(6).toString('hex')}@127.0.0.1`;
+    if (callIdOwner(id, 2) === owner) return id;
+  }
+}
+
+describe('security state across two SIP workers', () => {
+  let dir: string;
+  let server: ServeProcess;
+  const uas: UdpUa[] = [];
+
+  beforeAll(async () => {
+    requireBuild();
+    dir = mkdtempSync(join(tmpdir(), 'security-workers-'));
+    const configFile = join(dir, 'rtcedge.yaml');
+    writeFileSync(
+      configFile,
+      stringify({
+        data_dir: join(dir, 'data'),
+        domains: [DOMAIN],
+        log: { level: 'info' },
+        sip: {
+          workers: 2,
+          listen: [{ transport: 'udp', host: '127.0.0.1', port: PORT }],
+          security: {
+            exempt_sources: [],
+            source_rate: { requests_per_second: 1000, burst: 1000 },
+            auth_failures: { per_source: PER_SOURCE, per_user: 0, ban_seconds: 600 },
+            calls: { max_concurrent_per_user: 1, max_attempts_per_minute: 0 },
+          },
+        },
+        turn: { enabled: false },
+        federation: { require_tls: false },
+        admin: { listen: '127.0.0.1:0' },
+      }),
+    );
+    for (const user of ['alice', 'bob']) {
+      expect(runCli(['user', 'add', `${user}@${DOMAIN}`, '--password-stdin', '-c', configFile], dir, `${PW}\n`).status).toBe(0);
+    }
+    server = await startServe(configFile, dir);
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const ua of uas) ua.close();
+    await server?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function send(u: UdpUa, req: SipRequest): Promise<SipRequest> {
+    u.send(req, PORT);
+    return req;
+  }
+
+  async function ua(): Promise<UdpUa> {
+    const u = await UdpUa.open();
+    uas.push(u);
+    return u;
+  }
+
+  it('one concurrent call per user holds whichever worker owns each call: the second gets 486 until the first ends', async () => {
+    const bob = await ua();
+    const alice = await ua();
+    expect((await bob.register(PORT, 'bob', PW, DOMAIN)).status).toBe(200);
+    const call = async (owner: number): Promise<{ authed: SipRequest; callId: string }> => {
+      const callId = callIdFor(owner);
+      const req = alice.request('INVITE', `sip:bob@${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, callId });
+      alice.send(req, PORT);
+      const authed = alice.authorize(req, await alice.response(req, 407), 'alice', PW);
+      alice.send(authed, PORT);
+      return { authed, callId };
+    };
+    for (const [first, second] of [
+      [0, 1],
+      [1, 0],
+    ]) {
+      const a = await call(first!);
+      const ringing = (await bob.waitFor((m) => m.kind === 'request' && m.method === 'INVITE' && getHeader(m, 'call-id') === a.callId)) as SipRequest;
+      const b = await call(second!);
+      const refused = await alice.response(b.authed);
+      expect([refused.status, refused.reason], `second call owned by worker ${second}`).toEqual([486, 'Busy Here: concurrent call limit']);
+      // bob declines the first call: it ends, and the line is free for a call the other worker owns.
+      bob.send(createResponse(ringing, 603, { toTag: 'b0b' }), PORT);
+      expect((await alice.response(a.authed)).status).toBe(603);
+      const c = await call(second!);
+      const got = (await bob.waitFor((m) => m.kind === 'request' && m.method === 'INVITE' && getHeader(m, 'call-id') === c.callId)) as SipRequest;
+      bob.send(createResponse(got, 603, { toTag: 'b0c' }), PORT);
+      expect((await alice.response(c.authed)).status).toBe(603);
+    }
+  });
+
+  it('a nonce is accepted only by its issuer: reused on a REGISTER the other worker owns it gets 401 stale=true with a nonce of that worker', async () => {
+    const carol = await ua();
+    const first = carol.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:alice@${DOMAIN}`, callId: callIdFor(0), contactUser: 'alice' });
+    carol.send(first, PORT);
+    const challenge = await carol.response(first, 401);
+    const nonce = parseAuthParams(getHeader(challenge, 'www-authenticate')!, 'digest').params.get('nonce')!;
+    expect(nonceIssuer(nonce)).toBe(0);
+    /** A REGISTER with credentials for `nonce` at nonce-count `nc`, whose Call-ID `owner` owns. */
+    const withNonce = (owner: number, nc: number): SipRequest => {
+      const req = carol.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:alice@${DOMAIN}`, callId: callIdFor(owner), contactUser: 'alice' });
+      const ha1 = createHash('md5').update(`alice:${DOMAIN}:${PW}`).digest('hex');
+      const n = nc.toString(16).padStart(8, '0');
+      const response = computeResponse({ alg: 'MD5', ha1, method: 'REGISTER', uri: req.uri, nonce, qop: 'auth', nc: n, cnonce: 'c0ffee' });
+      req.headers.push({ name: 'Authorization', value: formatCredentials({ username: 'alice', realm: DOMAIN, nonce, uri: req.uri, response, algorithm: 'MD5', qop: 'auth', nc: n, cnonce: 'c0ffee' }) });
+      return req;
+    };
+    expect((await carol.response(await send(carol, withNonce(0, 1)))).status).toBe(200);
+    const elsewhere = await send(carol, withNonce(1, 2));
+    const stale = await carol.response(elsewhere);
+    expect(stale.status).toBe(401);
+    const fresh = parseAuthParams(getHeader(stale, 'www-authenticate')!, 'digest').params;
+    expect(fresh.get('stale')).toBe('true');
+    expect(nonceIssuer(fresh.get('nonce')!)).toBe(1);
+    // On its issuer, the next nonce-count is accepted.
+    expect((await carol.response(await send(carol, withNonce(0, 3)))).status).toBe(200);
+  });
+
+  it('failed authentications from one address reaching both workers ban it at per_source on both; worker 0 writes bans.json', async () => {
+    // A guessing UA on 127.0.0.2: REGISTERs with a wrong password, Call-IDs owned by each worker in turn.
+    const helper = await ua();
+    const socket = dgram.createSocket('udp4');
+    await new Promise<void>((r) => socket.bind(0, '127.0.0.2', () => r()));
+    const received: SipResponse[] = [];
+    socket.on('message', (data) => received.push(parseMessage(data) as SipResponse));
+    const answer = async (req: SipRequest, timeoutMs = 3000): Promise<SipResponse | undefined> => {
+      const cseq = getHeader(req, 'cseq');
+      const callId = getHeader(req, 'call-id');
+      socket.send(serializeMessage(req), PORT, '127.0.0.1');
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const r = received.find((m) => getHeader(m, 'call-id') === callId && getHeader(m, 'cseq') === cseq && m.status >= 200);
+        if (r) return r;
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      return undefined;
+    };
+    const options = (owner: number) => helper.request('OPTIONS', `sip:${DOMAIN}`, { from: `sip:x@${DOMAIN}`, to: `sip:${DOMAIN}`, callId: callIdFor(owner) });
+    try {
+      for (let i = 0; i < PER_SOURCE; i++) {
+        // Before the last failure, both workers still answer the address.
+        if (i === PER_SOURCE - 1) for (const owner of [0, 1]) expect((await answer(options(owner)))?.status).toBe(200);
+        const req = helper.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:alice@${DOMAIN}`, callId: callIdFor(i % 2) });
+        const challenge = await answer(req);
+        expect(challenge?.status).toBe(401);
+        expect((await answer(helper.authorize(req, challenge!, 'alice', 'wrong')))?.status).toBe(403);
+      }
+      // Two failures on each worker: only a count kept in one place reaches 4. Now neither answers.
+      for (const owner of [0, 1]) expect(await answer(options(owner), 1000), `OPTIONS owned by worker ${owner}`).toBeUndefined();
+      await expect.poll(() => readBanFile(join(dir, 'data')).map((b) => [b.address, b.reason]), { timeout: 3000 }).toEqual([['127.0.0.2', 'auth-failures']]);
+      const banned = server.stdout().split('\n').filter((l) => l.includes('"msg":"source banned"'));
+      expect(banned).toHaveLength(1);
+      // The other UAs (127.0.0.1) are not banned.
+      expect((await helper.register(PORT, 'alice', PW, DOMAIN)).status).toBe(200);
+    } finally {
+      socket.close();
+    }
+  });
+});
