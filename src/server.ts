@@ -31,6 +31,7 @@ import { dnsFromConfig } from './dns/from-config.js';
 import type { Federation } from './proxy/federation.js';
 import type { TlsMaterial } from './transport/transport-layer.js';
 import type { ServerMetrics } from './admin/metrics.js';
+import type { Registry } from 'prom-client';
 import { createServerMetrics, startAdmin } from './admin/admin-layer.js';
 import { startEventLoopLoad, stopEventLoopLoad } from './transport/event-loop-load.js';
 import { collectWhenIdle } from './transport/idle-collector.js';
@@ -67,6 +68,8 @@ export interface RunningServer {
   readonly admin?: { address: string; port: number };
   /** SIP listeners as bound, as the start log writes them (`udp:127.0.0.1:5060`). */
   readonly sip: string[];
+  /** This process's metrics registry (a SIP worker answers the primary's scrape with it, admin/cluster-metrics.ts). */
+  readonly metricsRegistry?: Registry;
   /** A worker's binding replication: the primary feeds it the AORs its admin API changed. */
   readonly replication?: MeshBindingReplication;
 }
@@ -167,6 +170,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     admin: admin?.address,
     sip,
     replication,
+    metricsRegistry: metrics.registry,
     async reloadTlsMaterial() {
       await reloadTlsMaterial();
     },

@@ -13,7 +13,7 @@ import type { TransactionLayer } from '../transaction/transaction-layer.js';
 import type { TransportLayer } from '../transport/transport-layer.js';
 import type { TurnServer } from '../turn/index.js';
 import { AdminServer } from './admin-server.js';
-import { ServerMetrics, type TurnMetricsSnapshot } from './metrics.js';
+import { type MetricsExposition, ServerMetrics, type TurnMetricsSnapshot } from './metrics.js';
 
 /** The layers metrics read; a getter because the server creates them after the metrics (their hooks need it first). */
 export interface MetricsLayers {
@@ -98,7 +98,8 @@ export function turnSnapshot(t: TurnServer): TurnMetricsSnapshot {
 
 /** What the admin listener serves. */
 export interface AdminLayers {
-  metrics: ServerMetrics;
+  /** This process's metrics, or (the primary of several workers) the sum of every process's. */
+  metrics: MetricsExposition;
   store: SqliteStore;
   users: UserSource;
   /** The bindings the API lists and removes (the location service, or the store's view in a primary). */

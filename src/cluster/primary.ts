@@ -28,6 +28,8 @@ import type { TurnServer } from '../turn/index.js';
 import type { BoundListener } from '../transport/types.js';
 import { createReloader, loadTlsMaterial, logReady, startTurn, type RunningServer } from '../server.js';
 import type { FromWorker, ToWorker } from './ipc.js';
+import { createPrimaryMetrics } from '../admin/cluster-metrics.js';
+import type { WorkerAnswer, WorkerControl } from '../admin/worker-control.js';
 
 /** Options of {@link startCluster}. */
 export interface ClusterOptions {
@@ -246,7 +248,9 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
     turn = await startTurn(config, tls, secret, users, logger);
     const registrations = storeRegistrations(store, location);
     metrics = new ServerMetrics(primaryMetricsSources(config, registrations, () => turn, opts.metrics, self));
-    admin = await startAdmin(config, { metrics, store, users, location: registrations, transport: { listeners: () => listenersOf(sip) }, turn, reload }, logger);
+    // /metrics: the primary's registry (TURN, bindings in the store, its process) summed with every worker's.
+    const scrape = createPrimaryMetrics(metrics.registry, workerControl(self));
+    admin = await startAdmin(config, { metrics: scrape, store, users, location: registrations, transport: { listeners: () => listenersOf(sip) }, turn, reload }, logger);
   } catch (err) {
     await stopWorkers();
     await closeLocal();
@@ -255,6 +259,17 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
   Object.assign(self, { sip, admin: admin?.address });
   logReady(logger.child({ component: 'server' }), config, sip, turn, admin?.address, { workers: slots.length });
   return self;
+}
+
+/** The workers as admin/ asks them: a worker that did not answer (or failed) is an answer with `ok: false`. */
+function workerControl(cluster: RunningCluster): WorkerControl {
+  return {
+    async ask(op, payload, timeoutMs) {
+      const answers = await cluster.askWorkers(op, payload, timeoutMs);
+      return answers.map((value, worker): WorkerAnswer => (value === undefined ? { worker, ok: false, error: 'no answer' } : { worker, ok: true, value }));
+    },
+    close() {},
+  };
 }
 
 /** What the primary's /metrics reads: its location service and TURN; the SIP workers' numbers through `complete`. */

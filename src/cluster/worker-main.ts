@@ -12,6 +12,7 @@ import type { Config } from '../config/schema.js';
 import { SocketMesh } from '../transport/socket-mesh.js';
 import { startServer, type RunningServer } from '../server.js';
 import type { FromWorker, ToWorker } from './ipc.js';
+import { metricsHandlers } from '../admin/cluster-metrics.js';
 
 /** Topic handlers for the primary's `ask` messages (metrics and the like); set before or after start. */
 export const workerTopics = new Map<string, (payload: unknown) => unknown>();
@@ -38,6 +39,8 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
     flushLogSync();
     process.exit(1);
   }
+  // The primary's /metrics sums every worker's registry with its own (admin/cluster-metrics.ts).
+  if (server.metricsRegistry) for (const [topic, handler] of Object.entries(metricsHandlers(server.metricsRegistry))) workerTopics.set(topic, handler);
   send({ type: 'ready', sip: server.sip });
   let stopping = false;
   const stop = async (): Promise<void> => {

@@ -7,7 +7,9 @@
  * writes data_dir/bans.json; a nonce is accepted only by the worker that
  * issued it (another answers stale=true).
  *
- * Ports: 27320 (UDP). The guessing UA sends from 127.0.0.2 (its ban must not
+ * The primary's /metrics sums both workers' counters and shows the ban once.
+ *
+ * Ports: 27320 (UDP), admin 27321. The guessing UA sends from 127.0.0.2 (its ban must not
  * stop the other UAs, on 127.0.0.1).
  */
 import dgram from 'node:dgram';
@@ -69,7 +71,7 @@ describe('security state across two SIP workers', () => {
         },
         turn: { enabled: false },
         federation: { require_tls: false },
-        admin: { listen: '127.0.0.1:0' },
+        admin: { listen: '127.0.0.1:27321' },
       }),
     );
     for (const user of ['alice', 'bob']) {
@@ -192,5 +194,19 @@ describe('security state across two SIP workers', () => {
     } finally {
       socket.close();
     }
+  });
+
+  it('/metrics of the primary sums both workers\' counters and shows bans once', async () => {
+    const text = await (await fetch('http://127.0.0.1:27321/metrics')).text();
+    const sample = (series: string): number | undefined => {
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    expect(sample('rtcedge_metrics_workers_missing')).toBe(0);
+    // Two of the four refused authentications went through each worker.
+    expect(sample('rtcedge_auth_failures_total')).toBe(PER_SOURCE);
+    // Both workers hold the one ban.
+    expect(sample('rtcedge_bans')).toBe(1);
+    expect(sample('rtcedge_sip_requests_total{direction="in",method="INVITE"}')).toBeGreaterThanOrEqual(12);
   });
 });
