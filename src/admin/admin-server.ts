@@ -23,7 +23,7 @@ import type { MetricsExposition } from './metrics.js';
 /** What the admin API reads and acts on. */
 export interface AdminContext {
   token: string;
-  /** One process's metrics, or the sum of the workers' (cluster-metrics.ts). */
+  /** One process's metrics, or the sum over the primary and its SIP workers (cluster-metrics.ts). */
   metrics: MetricsExposition;
   /** Readiness checks by name: resolve to true when fine, or a reason text. */
   readiness: Record<string, () => Promise<true | string> | true | string>;
@@ -31,12 +31,11 @@ export interface AdminContext {
     list(domain?: string): UserRecord[];
     get(username: string, domain: string): UserRecord | undefined;
   };
-  /** The location service of this process, or the store and the workers' (primary-admin.ts): answers may be promises. */
   registrations: {
-    aors(): string[] | Promise<string[]>;
-    lookup(aor: string): BindingRecord[] | Promise<BindingRecord[]>;
-    remove(aor: string, contactUri: string): boolean | Promise<boolean>;
-    removeAll(aor: string): number | Promise<number>;
+    aors(): string[];
+    lookup(aor: string): BindingRecord[];
+    remove(aor: string, contactUri: string): boolean;
+    removeAll(aor: string): number;
   };
   /** Re-read certificates (and what else can change safely); returns what was reloaded. */
   reload(): Promise<string[]>;
@@ -144,15 +143,17 @@ export class AdminServer {
     if (path === '/api/registrations') {
       const aor = url.searchParams.get('aor') ?? undefined;
       if (method === 'GET') {
-        const aors = aor === undefined ? await this.ctx.registrations.aors() : [aor];
-        const listed: { aor: string; bindings: Record<string, unknown>[] }[] = [];
-        for (const a of aors) listed.push({ aor: a, bindings: (await this.ctx.registrations.lookup(a)).map(bindingView) });
-        return { body: listed.filter((r) => r.bindings.length > 0) };
+        const aors = aor === undefined ? this.ctx.registrations.aors() : [aor];
+        return {
+          body: aors
+            .map((a) => ({ aor: a, bindings: this.ctx.registrations.lookup(a).map(bindingView) }))
+            .filter((r) => r.bindings.length > 0),
+        };
       }
       if (method === 'DELETE') {
         if (aor === undefined) throw new HttpError(400, 'give ?aor=');
         const contact = url.searchParams.get('contact');
-        const removed = contact === null ? await this.ctx.registrations.removeAll(aor) : Number(await this.ctx.registrations.remove(aor, contact));
+        const removed = contact === null ? this.ctx.registrations.removeAll(aor) : Number(this.ctx.registrations.remove(aor, contact));
         this.log.info({ aor, contact, removed }, 'bindings removed by the admin API');
         return { body: { removed } };
       }

@@ -1,8 +1,9 @@
 /**
  * `/metrics` of an instance with several processes (the primary, which runs
  * TURN and the admin listener, and the SIP workers): at each scrape the
- * primary asks every worker for its registry as JSON (worker-control.ts) and
- * sums them with its own using prom-client's `AggregatorRegistry.aggregate`.
+ * primary asks every worker for its registry as JSON (over the cluster IPC,
+ * cluster/primary.ts `askWorkers`) and sums them with its own using
+ * prom-client's `AggregatorRegistry.aggregate`.
  * Each metric's `aggregator` says how: counters and per-process gauges add up;
  * bindings, AORs and bans, which every worker holds whole, take the largest
  * value (metrics.ts); `nodejs_version_info` the first; the process start time
@@ -11,7 +12,21 @@
  */
 import { AggregatorRegistry, Gauge, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import type { MetricsExposition } from './metrics.js';
-import type { ControlHandlers, WorkerControl } from './worker-control.js';
+
+/** One worker's answer: its value, or why there is none (its handler threw, or it did not answer in time). */
+export type WorkerAnswer = { worker: number; ok: true; value: unknown } | { worker: number; ok: false; error: string };
+
+/** How the primary asks its SIP workers. */
+export interface WorkerControl {
+  /**
+   * Ask every worker `op` with `payload`; resolves within about `timeoutMs` ms
+   * with one answer per worker (`ok: false` for a missing one). Never rejects.
+   */
+  ask(op: string, payload: unknown, timeoutMs: number): Promise<WorkerAnswer[]>;
+}
+
+/** A worker's handlers of the primary's questions, by operation; the return value (or promise) is the answer. */
+export type ControlHandlers = Record<string, (payload: unknown) => unknown>;
 
 /** The operation workers answer with their metrics. */
 export const METRICS_OP = 'metrics';
@@ -20,7 +35,7 @@ export const METRICS_TIMEOUT_MS = 3000;
 
 type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
-/** The worker side: answers {@link METRICS_OP} with `registry` as JSON (to merge into the handlers given to `answerControl`). */
+/** The worker side: answers {@link METRICS_OP} with `registry` as JSON (cluster/worker-main.ts registers it as a topic). */
 export function metricsHandlers(registry: Registry): ControlHandlers {
   return { [METRICS_OP]: () => registry.getMetricsAsJSON() };
 }

@@ -28,8 +28,7 @@ import type { TurnServer } from '../turn/index.js';
 import type { BoundListener } from '../transport/types.js';
 import { createReloader, loadTlsMaterial, logReady, startTurn, type RunningServer } from '../server.js';
 import type { FromWorker, ToWorker } from './ipc.js';
-import { createPrimaryMetrics } from '../admin/cluster-metrics.js';
-import type { WorkerAnswer, WorkerControl } from '../admin/worker-control.js';
+import { createPrimaryMetrics, type WorkerAnswer, type WorkerControl } from '../admin/cluster-metrics.js';
 
 /** Options of {@link startCluster}. */
 export interface ClusterOptions {
@@ -268,7 +267,6 @@ function workerControl(cluster: RunningCluster): WorkerControl {
       const answers = await cluster.askWorkers(op, payload, timeoutMs);
       return answers.map((value, worker): WorkerAnswer => (value === undefined ? { worker, ok: false, error: 'no answer' } : { worker, ok: true, value }));
     },
-    close() {},
   };
 }
 

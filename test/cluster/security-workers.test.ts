@@ -12,23 +12,19 @@
  * Ports: 27320 (UDP), admin 27321. The guessing UA sends from 127.0.0.2 (its ban must not
  * stop the other UAs, on 127.0.0.1).
  */
-import dgram from 'node:dgram';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { stringify } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
+import dgram from 'node:dgram';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBanFile } from '../../src/admin/ban-file.js';
 import { computeResponse, formatCredentials, parseAuthParams } from '../../src/auth/digest.js';
 import { nonceIssuer } from '../../src/auth/nonce.js';
-import { callIdOwner } from '../../src/transport/call-id-owner.js';
 import { createResponse } from '../../src/sip/response.js';
 import { getHeader, type SipRequest, type SipResponse } from '../../src/sip/message.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import { serializeMessage } from '../../src/sip/serializer.js';
-import { requireBuild, runCli, startServe, type ServeProcess } from '../cli/harness.js';
+import type { ServeProcess } from '../cli/harness.js';
+import { callIdFor, serveWorkers, type ServedWorkers } from './harness.js';
 import { UdpUa } from '../helpers/udp-ua.js';
 
 const PORT = 27320;
@@ -36,27 +32,16 @@ const DOMAIN = 'example.test';
 const PW = 'workers-pw';
 const PER_SOURCE = 4;
 
-/** A Call-ID that worker `owner` of two owns. */
-function callIdFor(owner: number): string {
-  for (;;) {
-    const id = `${randomBytes(6).toString('hex')}@127.0.0.1`;
-    if (callIdOwner(id, 2) === owner) return id;
-  }
-}
-
 describe('security state across two SIP workers', () => {
+  let served: ServedWorkers | undefined;
   let dir: string;
   let server: ServeProcess;
   const uas: UdpUa[] = [];
 
   beforeAll(async () => {
-    requireBuild();
-    dir = mkdtempSync(join(tmpdir(), 'security-workers-'));
-    const configFile = join(dir, 'rtcedge.yaml');
-    writeFileSync(
-      configFile,
-      stringify({
-        data_dir: join(dir, 'data'),
+    served = await serveWorkers(
+      'security-workers',
+      {
         domains: [DOMAIN],
         log: { level: 'info' },
         sip: {
@@ -68,22 +53,21 @@ describe('security state across two SIP workers', () => {
             auth_failures: { per_source: PER_SOURCE, per_user: 0, ban_seconds: 600 },
             calls: { max_concurrent_per_user: 1, max_attempts_per_minute: 0 },
           },
-        },
-        turn: { enabled: false },
-        federation: { require_tls: false },
-        admin: { listen: '127.0.0.1:27321' },
-      }),
+      },
+      turn: { enabled: false },
+      federation: { require_tls: false },
+      admin: { listen: '127.0.0.1:27321' },
+      },
+      DOMAIN,
+      ['alice', 'bob'],
+      PW,
     );
-    for (const user of ['alice', 'bob']) {
-      expect(runCli(['user', 'add', `${user}@${DOMAIN}`, '--password-stdin', '-c', configFile], dir, `${PW}\n`).status).toBe(0);
-    }
-    server = await startServe(configFile, dir);
+    ({ dir, server } = served);
   }, 30_000);
 
   afterAll(async () => {
     for (const ua of uas) ua.close();
-    await server?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await served?.stop();
   });
 
   async function send(u: UdpUa, req: SipRequest): Promise<SipRequest> {

@@ -8,16 +8,13 @@
  *
  * Ports: 27310 (UDP and TCP), admin 27311.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireBuild, runCli, runCliAsync, startServe, type ServeProcess } from '../cli/harness.js';
+import { runCliAsync, type ServeProcess } from '../cli/harness.js';
+import { callIdFor, serveWorkers, type ServedWorkers } from './harness.js';
 import { UdpUa } from '../helpers/udp-ua.js';
 import { TcpConnection } from '../helpers/tcp-ua.js';
-import { callIdOwner } from '../../src/transport/call-id-owner.js';
 import { createResponse } from '../../src/sip/response.js';
 import { getHeader, type SipHeader, type SipRequest, type SipResponse } from '../../src/sip/message.js';
 
@@ -25,27 +22,16 @@ const PORT = 27310;
 const DOMAIN = 'example.test';
 const PW = 'workers-pw';
 
-/** A Call-ID that worker `owner` of two owns. */
-function callIdFor(owner: number): string {
-  for (;;) {
-    const id = `${randomBytes(6).toString('hex')}@127.0.0.1`;
-    if (callIdOwner(id, 2) === owner) return id;
-  }
-}
-
 describe('two SIP workers behind one set of ports', () => {
+  let served: ServedWorkers | undefined;
   let dir: string;
   let server: ServeProcess;
   const uas: UdpUa[] = [];
 
   beforeAll(async () => {
-    requireBuild();
-    dir = mkdtempSync(join(tmpdir(), 'workers-'));
-    const configFile = join(dir, 'rtcedge.yaml');
-    writeFileSync(
-      configFile,
-      stringify({
-        data_dir: join(dir, 'data'),
+    served = await serveWorkers(
+      'workers',
+      {
         domains: [DOMAIN],
         log: { level: 'info', summary_interval: 1 },
         sip: {
@@ -54,22 +40,21 @@ describe('two SIP workers behind one set of ports', () => {
             { transport: 'udp', host: '127.0.0.1', port: PORT },
             { transport: 'tcp', host: '127.0.0.1', port: PORT },
           ],
-        },
-        turn: { enabled: false },
-        federation: { require_tls: false },
-        admin: { listen: '127.0.0.1:27311' },
-      }),
+      },
+      turn: { enabled: false },
+      federation: { require_tls: false },
+      admin: { listen: '127.0.0.1:27311' },
+      },
+      DOMAIN,
+      ['alice', 'bob', 'carol', 'dave', 'erin'],
+      PW,
     );
-    for (const user of ['alice', 'bob', 'carol', 'dave', 'erin']) {
-      expect(runCli(['user', 'add', `${user}@${DOMAIN}`, '--password-stdin', '-c', configFile], dir, `${PW}\n`).status).toBe(0);
-    }
-    server = await startServe(configFile, dir);
+    ({ dir, server } = served);
   }, 30_000);
 
   afterAll(async () => {
     for (const ua of uas) ua.close();
-    await server?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await served?.stop();
   });
 
   async function ua(): Promise<UdpUa> {
