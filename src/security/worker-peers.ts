@@ -9,6 +9,7 @@
  * `ownerOf(key, count)`; the others send it their events or ask it. A
  * decision every worker must apply (a ban) is broadcast.
  */
+import { fnv1a } from '../sip/fnv.js';
 
 /** The other workers, as the security pieces use them (a subset of `WorkerMesh`). */
 export interface WorkerPeers {
@@ -36,12 +37,7 @@ export interface WorkerPeers {
  */
 export function ownerOf(key: string, count: number): number {
   if (count <= 1) return 0;
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) % count;
+  return fnv1a(key) % count;
 }
 
 /** Channel names on the mesh (one place, so two pieces never pick the same). */

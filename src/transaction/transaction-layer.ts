@@ -18,6 +18,7 @@ import {
   type ServerTransaction,
 } from './server-transaction.js';
 import { MAGIC_COOKIE } from '../sip/branch.js';
+import { fnv1a } from '../sip/fnv.js';
 import type { TimerConfig } from './timers.js';
 import { CompletedResponses } from './completed-responses.js';
 import { copyBytes, detachString } from '../sip/detach.js';
@@ -308,13 +309,6 @@ export class TransactionLayer {
     for (const t of [...this.server.values(), ...this.client.values()]) t.terminate();
     this.server.clear();
   }
-}
-
-/** 32-bit FNV-1a of a string's UTF-16 code units (a cheap, stable tag). */
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return h >>> 0;
 }
 
 function topVia(msg: SipRequest | SipResponse) {

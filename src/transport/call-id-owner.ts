@@ -5,6 +5,7 @@
  * and the requests inside the dialog — carries the same Call-ID (RFC 3261
  * §8.1.1.4, §12), so they all meet at one worker without parsing.
  */
+import { FNV_OFFSET, fnvStep } from '../sip/fnv.js';
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -12,9 +13,6 @@ const SP = 0x20;
 const HT = 0x09;
 const COLON = 0x3a;
 
-/** FNV-1a (32 bits) offset basis and prime. */
-const FNV_OFFSET = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
 
 /**
  * The 32-bit FNV-1a hash of the Call-ID header value in raw message bytes,
@@ -100,7 +98,7 @@ function hashValue(data: Uint8Array, i: number): number {
       }
       break;
     }
-    if (c !== CR && c !== SP && c !== HT) h = Math.imul(h ^ c, FNV_PRIME);
+    if (c !== CR && c !== SP && c !== HT) h = fnvStep(h, c);
     i++;
   }
   return h >>> 0;
