@@ -7,8 +7,9 @@ import { loadOrCreateSecret } from './config/secret.js';
 import { tempGruuKey } from './registrar/gruu.js';
 import { prepareDataDir } from './config/data-dir.js';
 import { planReload } from './config/reload-plan.js';
-import { openStore } from './store/index.js';
+import { openStore, RedisBindingChannel, RedisStore, redisUserSource, StoreError } from './store/index.js';
 import type { SqliteStore } from './store/sqlite-store.js';
+import { SipError } from './sip/errors.js';
 import { TransportLayer } from './transport/transport-layer.js';
 import { TransactionLayer } from './transaction/transaction-layer.js';
 import { LocalDomains } from './registrar/local-domains.js';
@@ -102,8 +103,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   const log = logger.child({ component: 'server' });
   // data_dir (0700) and its files: the layout is config/data-dir.ts.
   prepareDataDir(config.data_dir);
-  const secret = loadOrCreateSecret(config.data_dir);
-  const store = openStore(config);
+  const { store, secret, replication: redisReplication } = await openStoreOf(config, logger);
 
   const tls = await loadTlsMaterial(config, logger);
   let turn: TurnServer | undefined;
@@ -126,8 +126,10 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   transactions.admission = overload.admission;
   const stopSummary = startSipSummary(config, transport, transactions, overload, logger);
   const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
-  const replication = worker && meshBindingReplication(worker.mesh, logger);
-  const location = new LocationService(store, logger, undefined, replication);
+  // Workers of one node keep their location services equal through the mesh; on a Redis store every process through Redis.
+  const mesh = redisReplication ? undefined : worker && meshBindingReplication(worker.mesh, logger);
+  const location = new LocationService(store, logger, undefined, redisReplication ?? mesh);
+  redisReplication?.onResync(() => location.resync());
   await location.start();
   const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger, worker?.mesh.self);
   const federation = createFederation(config, store, logger);
@@ -158,7 +160,8 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     await transport.stop();
     await location.stop();
     await users.close();
-    store.close();
+    await redisReplication?.close();
+    await store.close();
     throw err;
   }
 
@@ -169,7 +172,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   return {
     admin: admin?.address,
     sip,
-    replication,
+    replication: mesh,
     metricsRegistry: metrics.registry,
     async reloadTlsMaterial() {
       await reloadTlsMaterial();
@@ -186,7 +189,8 @@ export async function startServer(config: Config, logger: Logger, options: Serve
       banFile.flush();
       await location.stop();
       await users.close();
-      store.close();
+      await redisReplication?.close();
+      await store.close();
       log.info('rtcedge stopped');
     },
   };
@@ -268,6 +272,40 @@ export function createReloader(
 }
 
 /**
+ * The store of `store.type`: the SQLite file under data_dir with this node's
+ * secret (`data_dir/secret`), or the shared Redis store with the secret every
+ * node shares (the first node's, kept in Redis) and the pub/sub channel that
+ * keeps the nodes' location services equal.
+ * @throws StoreError 'unavailable' when Redis cannot be reached at start-up; as openStore for SQLite.
+ */
+async function openStoreOf(config: Config, logger: Logger): Promise<{ store: SqliteStore | RedisStore; secret: Buffer; replication?: RedisBindingChannel }> {
+  const local = loadOrCreateSecret(config.data_dir);
+  if (config.store.type !== 'redis') return { store: openStore(config), secret: local };
+  const store = await new RedisStore(config.store.redis, logger).connect();
+  try {
+    const secret = await store.sharedSecret(local);
+    const replication = new RedisBindingChannel(store, logger);
+    await replication.start();
+    return { store, secret, replication };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+/** `fn` with a store that cannot be reached answered as SIP 503 with Retry-After (RFC 3261 §21.5.4). */
+async function storeOr503<T>(fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof StoreError && err.code === 'unavailable') {
+      throw new SipError(503, 'Service Unavailable: store unavailable', [{ name: 'Retry-After', value: String(err.retryAfterS ?? 5) }]);
+    }
+    throw err;
+  }
+}
+
+/**
  * TLS material when a SIP TLS/WSS listener or TURN over TLS is configured:
  * `sip.tls.cert`/`key`, or a self-signed certificate under `data_dir/tls/`;
  * the per-domain certificates (`sip.tls.certificates`); the CAs of client
@@ -300,7 +338,7 @@ export async function loadTlsMaterial(config: Config, logger: Logger): Promise<T
  * A number a local user owns (`rtcedge user add --phone`, stored with or
  * without its `+`) resolves to that user without DNS.
  */
-function createFederation(config: Config, store: SqliteStore, logger: Logger): Federation {
+function createFederation(config: Config, store: SqliteStore | RedisStore, logger: Logger): Federation {
   const dns = dnsFromConfig(config.dns, logger);
   return {
     dns: dns.resolver,
@@ -311,10 +349,11 @@ function createFederation(config: Config, store: SqliteStore, logger: Logger): F
     denyDomains: config.federation.deny_domains,
     wildcards: config.federation.wildcard_certificates,
     pstnRoute: config.enum.pstn_route,
-    phoneOwner: (number) => {
-      const owner = store.userOfPhone(number) ?? (number.startsWith('+') ? store.userOfPhone(number.slice(1)) : undefined);
-      return owner && { user: owner.username, domain: owner.domain };
-    },
+    phoneOwner: (number) =>
+      storeOr503(async () => {
+        const owner = (await store.userOfPhone(number)) ?? (number.startsWith('+') ? await store.userOfPhone(number.slice(1)) : undefined);
+        return owner && { user: owner.username, domain: owner.domain };
+      }),
     logger,
   };
 }
@@ -482,7 +521,7 @@ function createTransactions(config: Config, transport: TransportLayer, security:
 function createAuthentication(
   config: Config,
   secret: Buffer,
-  store: ReturnType<typeof openStore>,
+  store: SqliteStore | RedisStore,
   domains: LocalDomains,
   security: Security,
   metrics: ServerMetrics,
@@ -491,13 +530,15 @@ function createAuthentication(
   nonceIssuer?: number,
 ) {
   // The directory caches its own answers for directory.cache_ttl s (TTL only: an LDAP server tells nobody of
-  // changes); the store is cached in memory and cleared when its users generation changes (any process).
+  // changes); the SQLite store is cached in memory and cleared when its users generation changes (any process).
   const users: UserSource =
     openDirectory(config.directory, config.domains, logger) ??
-    cachedUserSource(storeUserSource(store), {
-      maxEntries: config.sip.auth.credential_cache_entries,
-      generation: () => store.usersGeneration(),
-    });
+    (store instanceof RedisStore
+      ? redisUserSource(store)
+      : cachedUserSource(storeUserSource(store), {
+          maxEntries: config.sip.auth.credential_cache_entries,
+          generation: () => store.usersGeneration(),
+        }));
   const auth: DigestPolicy = {
     realm: config.domains[0],
     secret,

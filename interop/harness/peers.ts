@@ -27,6 +27,7 @@ const PACKAGES = {
   named: 'bind9',
   kamailio: 'kamailio kamailio-tls-modules',
   'systemd-analyze': 'systemd',
+  'redis-server': 'redis-server',
 } as const satisfies Record<string, string>;
 
 /** A peer program name as PACKAGES knows it. */

@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.js';
 import { loadOrCreateAdminToken } from '../config/data-dir.js';
 import type { Logger } from '../log.js';
 import type { LocationService } from '../registrar/location-service.js';
-import type { SqliteStore } from '../store/index.js';
+import type { RedisStore, SqliteStore } from '../store/index.js';
 import type { UserSource } from '../auth/user-source.js';
 import type { TransactionLayer } from '../transaction/transaction-layer.js';
 import type { TransportLayer } from '../transport/transport-layer.js';
@@ -100,7 +100,8 @@ export function turnSnapshot(t: TurnServer): TurnMetricsSnapshot {
 export interface AdminLayers {
   /** This process's metrics, or (the primary of several workers) the sum of every process's. */
   metrics: MetricsExposition;
-  store: SqliteStore;
+  /** The store: SQLite, or the shared Redis store (asynchronous). */
+  store: Pick<SqliteStore | RedisStore, 'ping' | 'listUsers' | 'getUser'>;
   users: UserSource;
   /** The bindings the API lists and removes (the location service, or the store's view in a primary). */
   location: Pick<LocationService, 'aors' | 'lookup' | 'remove' | 'removeAll'>;
@@ -126,7 +127,7 @@ export async function startAdmin(config: Config, layers: AdminLayers, logger: Lo
     token: loadOrCreateAdminToken(config.data_dir),
     metrics: layers.metrics,
     readiness: {
-      store: () => store.ping() || 'store does not answer',
+      store: async () => (await store.ping()) || 'store does not answer',
       directory: async () => {
         try {
           await users.userExists('readyz-probe', config.domains[0]!);

@@ -28,8 +28,8 @@ export interface AdminContext {
   /** Readiness checks by name: resolve to true when fine, or a reason text. */
   readiness: Record<string, () => Promise<true | string> | true | string>;
   users: {
-    list(domain?: string): UserRecord[];
-    get(username: string, domain: string): UserRecord | undefined;
+    list(domain?: string): UserRecord[] | Promise<UserRecord[]>;
+    get(username: string, domain: string): UserRecord | undefined | Promise<UserRecord | undefined>;
   };
   registrations: {
     aors(): string[];
@@ -129,14 +129,14 @@ export class AdminServer {
     if (!this.authorized(req)) throw new HttpError(401, 'missing or wrong bearer token (see data_dir/admin-token)');
 
     if (path === '/api/users' && method === 'GET') {
-      return { body: this.ctx.users.list(url.searchParams.get('domain') ?? undefined).map(userView) };
+      return { body: (await this.ctx.users.list(url.searchParams.get('domain') ?? undefined)).map(userView) };
     }
     const userMatch = /^\/api\/users\/([^/]+)$/.exec(path);
     if (userMatch && method === 'GET') {
       const spec = decodeURIComponent(userMatch[1]!);
       const at = spec.lastIndexOf('@');
       if (at <= 0) throw new HttpError(400, 'expected /api/users/USER@DOMAIN');
-      const u = this.ctx.users.get(spec.slice(0, at), spec.slice(at + 1));
+      const u = await this.ctx.users.get(spec.slice(0, at), spec.slice(at + 1));
       if (!u) throw new HttpError(404, `no user ${spec}`);
       return { body: userView(u) };
     }

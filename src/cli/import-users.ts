@@ -13,7 +13,8 @@ import { createInterface } from 'node:readline';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { SingleBar } from 'cli-progress';
 import type { Config } from '../config/schema.js';
-import { ALL_HA1_ALGORITHMS, credentialsFor, openStore, StoreError } from '../store/index.js';
+import { ALL_HA1_ALGORITHMS, credentialsFor, StoreError } from '../store/index.js';
+import { openUserStore, type NewUser } from '../store/user-store.js';
 import { CliError } from './errors.js';
 import { parseUserSpec } from './user-commands.js';
 
@@ -43,14 +44,14 @@ interface Row {
  * @param progress show a progress bar on stderr (only drawn on a terminal).
  * @throws CliError when the file cannot be read, has no `user` and `password` columns, or is not CSV at all.
  */
-export async function importUsers(config: Pick<Config, 'data_dir' | 'domains'>, file: string, progress = true): Promise<ImportResult> {
+export async function importUsers(config: Pick<Config, 'data_dir' | 'domains' | 'store'>, file: string, progress = true): Promise<ImportResult> {
   let size: number;
   try {
     size = statSync(file).size;
   } catch (err) {
     throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  const store = openStore(config);
+  const store = await openUserStore(config);
   const bar = progress ? new SingleBar({ format: 'importing [{bar}] {percentage}% | {value}/{total} bytes | {added} added, {skipped} skipped', stream: process.stderr }) : undefined;
   bar?.start(size, 0, { added: 0, skipped: 0 });
   const result: ImportResult = { added: 0, errors: [], skipped: 0 };
@@ -59,30 +60,26 @@ export async function importUsers(config: Pick<Config, 'data_dir' | 'domains'>, 
     if (result.errors.length < IMPORT_MAX_REPORTED_ERRORS) result.errors.push({ line, message });
   };
   let batch: { line: number; row: Row }[] = [];
-  const flush = () => {
-    store.inTransaction(() => {
-      for (const { line, row } of batch) {
-        try {
-          const spec = parseUserSpec(row.user ?? '', config);
-          if (!row.password) throw new CliError('the password is empty');
-          const phones = (row.phones ?? '').split(/[\s;]+/).filter((p) => p !== '');
-          store.addUser(spec.username, spec.domain, credentialsFor(spec.username, spec.domain, row.password, ALL_HA1_ALGORITHMS));
-          if (phones.length > 0) {
-            try {
-              store.setPhones(spec.username, spec.domain, phones);
-            } catch (err) {
-              store.deleteUser(spec.username, spec.domain);
-              throw err;
-            }
-          }
-          result.added++;
-        } catch (err) {
-          if (!(err instanceof CliError || err instanceof StoreError)) throw err;
-          skip(line, err.message);
-        }
+  const flush = async () => {
+    const users: NewUser[] = [];
+    const lines: number[] = [];
+    for (const { line, row } of batch) {
+      try {
+        const spec = parseUserSpec(row.user ?? '', config);
+        if (!row.password) throw new CliError('the password is empty');
+        const phones = (row.phones ?? '').split(/[\s;]+/).filter((p) => p !== '');
+        users.push({ ...spec, ha1: credentialsFor(spec.username, spec.domain, row.password, ALL_HA1_ALGORITHMS), phones });
+        lines.push(line);
+      } catch (err) {
+        if (!(err instanceof CliError)) throw err;
+        skip(line, err.message);
       }
-    });
+    }
     batch = [];
+    (await store.addUsers(users)).forEach((err, i) => {
+      if (err) skip(lines[i]!, err.message);
+      else result.added++;
+    });
   };
   // Each line is one record, parsed on its own (csv-parse): a line with bad quoting or the wrong
   // number of fields is reported and skipped without swallowing the lines after it.
@@ -117,18 +114,18 @@ export async function importUsers(config: Pick<Config, 'data_dir' | 'domains'>, 
         continue;
       }
       batch.push({ line: lineNo, row: Object.fromEntries(header.map((h, k) => [h, fields[k]!])) as Row });
-      if (batch.length >= IMPORT_BATCH_ROWS) flush();
+      if (batch.length >= IMPORT_BATCH_ROWS) await flush();
       bar?.update(bytes, { added: result.added, skipped: result.skipped });
     }
-    flush();
+    await flush();
     result.errors.sort((a, b) => a.line - b.line);
   } catch (err) {
-    if (err instanceof CliError) throw err;
+    if (err instanceof CliError || err instanceof StoreError) throw err;
     throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
   } finally {
     bar?.update(size, { added: result.added, skipped: result.skipped });
     bar?.stop();
-    store.close();
+    await store.close();
   }
   return result;
 }

@@ -112,12 +112,12 @@ function buildProgram(): Command {
     .action(async (spec: string, opts: ConfigOption & PasswordOptions & { phone?: string[] }) => {
       const config = loadStoreConfig(opts.config);
       const target = parseUserSpec(spec, config);
-      console.log(addUser(config, target, await readPassword(opts, io), opts.phone ?? []));
+      console.log(await addUser(config, target, await readPassword(opts, io), opts.phone ?? []));
     });
   withPassword('passwd', "change a user's password").action(async (spec: string, opts: ConfigOption & PasswordOptions) => {
     const config = loadStoreConfig(opts.config);
     const target = parseUserSpec(spec, config);
-    console.log(changePassword(config, target, await readPassword(opts, io)));
+    console.log(await changePassword(config, target, await readPassword(opts, io)));
   });
 
   user
@@ -125,9 +125,9 @@ function buildProgram(): Command {
     .description('delete a user')
     .argument('<user>', 'user[@domain]')
     .addOption(configOption())
-    .action((spec: string, opts: ConfigOption) => {
+    .action(async (spec: string, opts: ConfigOption) => {
       const config = loadStoreConfig(opts.config);
-      console.log(deleteUser(config, parseUserSpec(spec, config, false)));
+      console.log(await deleteUser(config, parseUserSpec(spec, config, false)));
     });
 
   user
@@ -136,10 +136,10 @@ function buildProgram(): Command {
     .argument('[domain]', 'only this domain')
     .option('--json', 'print [{username, domain, phones, algorithms, createdAt}] as JSON')
     .addOption(configOption())
-    .action((domain: string | undefined, opts: ConfigOption & JsonOption) => {
+    .action(async (domain: string | undefined, opts: ConfigOption & JsonOption) => {
       const config = loadStoreConfig(opts.config);
-      if (opts.json) console.log(JSON.stringify(userRecords(config, domain)));
-      else for (const line of listUsers(config, domain)) console.log(line);
+      if (opts.json) console.log(JSON.stringify(await userRecords(config, domain)));
+      else for (const line of await listUsers(config, domain)) console.log(line);
     });
 
   user
@@ -148,9 +148,9 @@ function buildProgram(): Command {
     .argument('<user>', 'user[@domain]')
     .option('--json', 'print {username, domain, phones, algorithms, createdAt} as JSON')
     .addOption(configOption())
-    .action((spec: string, opts: ConfigOption & JsonOption) => {
+    .action(async (spec: string, opts: ConfigOption & JsonOption) => {
       const config = loadStoreConfig(opts.config);
-      const u = showUser(config, parseUserSpec(spec, config, false));
+      const u = await showUser(config, parseUserSpec(spec, config, false));
       if (opts.json) console.log(JSON.stringify(u));
       else for (const line of formatUser(u)) console.log(line);
     });

@@ -1,11 +1,12 @@
 /**
  * `rtcedge user add|passwd|del|list|show`: managing the users of the store.
- * They write the SQLite store directly (WAL: safe while the server runs, and
- * usable while it is stopped); the server reads every user from the store.
+ * They write the store of `store.type` directly: the SQLite file (WAL: safe
+ * while the server runs, and usable while it is stopped) or the shared Redis;
+ * the server reads every user from the store.
  */
 import type { Config } from '../config/schema.js';
-import { ALL_HA1_ALGORITHMS, StoreError, credentialsFor, openStore } from '../store/index.js';
-import type { SqliteStore } from '../store/index.js';
+import { ALL_HA1_ALGORITHMS, StoreError, credentialsFor } from '../store/index.js';
+import { openUserStore, type UserStore } from '../store/user-store.js';
 import { CliError } from './errors.js';
 import { userView } from '../admin/admin-server.js';
 
@@ -41,12 +42,15 @@ export function parseUserSpec(spec: string, config: Pick<Config, 'domains'>, req
   return { username, domain };
 }
 
-function withStore<T>(config: Pick<Config, 'data_dir'>, fn: (store: SqliteStore) => T): T {
-  const store = openStore(config);
+/** The configuration keys the user commands read. */
+type StoreKeys = Pick<Config, 'data_dir' | 'store'>;
+
+async function withStore<T>(config: StoreKeys, fn: (store: UserStore) => Promise<T>): Promise<T> {
+  const store = await openUserStore(config);
   try {
-    return fn(store);
+    return await fn(store);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -63,15 +67,10 @@ function storeErrorToCli(err: unknown): never {
  * @returns the line to print, `added alice@example.test`.
  * @throws CliError when the user exists already, or a phone number is malformed or taken (nothing is stored then).
  */
-export function addUser(config: Pick<Config, 'data_dir'>, user: UserSpec, password: string, phones: readonly string[] = []): string {
+export async function addUser(config: StoreKeys, user: UserSpec, password: string, phones: readonly string[] = []): Promise<string> {
   const ha1 = credentialsFor(user.username, user.domain, password, ALL_HA1_ALGORITHMS);
   try {
-    withStore(config, (s) =>
-      s.inTransaction(() => {
-        s.addUser(user.username, user.domain, ha1);
-        if (phones.length > 0) s.setPhones(user.username, user.domain, phones);
-      }),
-    );
+    await withStore(config, (s) => s.addUser({ username: user.username, domain: user.domain, ha1, phones }));
   } catch (err) {
     storeErrorToCli(err);
   }
@@ -84,10 +83,10 @@ export function addUser(config: Pick<Config, 'data_dir'>, user: UserSpec, passwo
  * @returns `password changed for alice@example.test`.
  * @throws CliError when there is no such user.
  */
-export function changePassword(config: Pick<Config, 'data_dir'>, user: UserSpec, password: string): string {
+export async function changePassword(config: StoreKeys, user: UserSpec, password: string): Promise<string> {
   const ha1 = credentialsFor(user.username, user.domain, password, ALL_HA1_ALGORITHMS);
   try {
-    withStore(config, (s) => s.setUserHa1(user.username, user.domain, ha1));
+    await withStore(config, (s) => s.setUserHa1(user.username, user.domain, ha1));
   } catch (err) {
     storeErrorToCli(err);
   }
@@ -100,8 +99,8 @@ export function changePassword(config: Pick<Config, 'data_dir'>, user: UserSpec,
  * @returns `deleted alice@example.test`.
  * @throws CliError when there is no such user.
  */
-export function deleteUser(config: Pick<Config, 'data_dir'>, user: UserSpec): string {
-  const deleted = withStore(config, (s) => s.deleteUser(user.username, user.domain));
+export async function deleteUser(config: StoreKeys, user: UserSpec): Promise<string> {
+  const deleted = await withStore(config, (s) => s.deleteUser(user.username, user.domain));
   if (!deleted) throw new CliError(`no user ${user.username}@${user.domain}`);
   return `deleted ${user.username}@${user.domain}`;
 }
@@ -111,24 +110,24 @@ export function deleteUser(config: Pick<Config, 'data_dir'>, user: UserSpec): st
  *
  * @param domain only this domain (compared lowercase); undefined: all.
  */
-export function listUsers(config: Pick<Config, 'data_dir'>, domain?: string): string[] {
-  return withStore(config, (s) => s.listUsers(domain).map((u) => `${u.username}@${u.domain}`));
+export async function listUsers(config: StoreKeys, domain?: string): Promise<string[]> {
+  return withStore(config, async (s) => (await s.listUsers(domain)).map((u) => `${u.username}@${u.domain}`));
 }
 
 /**
  * Users of one domain or all, as records without HA1 values (for `--json`):
  * `{ username, domain, phones, algorithms, createdAt }`.
  */
-export function userRecords(config: Pick<Config, 'data_dir'>, domain?: string): Record<string, unknown>[] {
-  return withStore(config, (s) => s.listUsers(domain).map(userView));
+export async function userRecords(config: StoreKeys, domain?: string): Promise<Record<string, unknown>[]> {
+  return withStore(config, async (s) => (await s.listUsers(domain)).map(userView));
 }
 
 /**
  * One user as a record (see userRecords).
  * @throws CliError when there is no such user.
  */
-export function showUser(config: Pick<Config, 'data_dir'>, user: UserSpec): Record<string, unknown> {
-  const u = withStore(config, (s) => s.getUser(user.username, user.domain));
+export async function showUser(config: StoreKeys, user: UserSpec): Promise<Record<string, unknown>> {
+  const u = await withStore(config, (s) => s.getUser(user.username, user.domain));
   if (!u) throw new CliError(`no user ${user.username}@${user.domain}`);
   return userView(u);
 }

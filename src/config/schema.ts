@@ -171,6 +171,52 @@ const directorySchema = z
     }
   });
 
+/** `host:port` of a Redis Sentinel. */
+const sentinelAddress = z
+  .string({ error: 'expected host:port' })
+  .regex(/^(\[[0-9A-Fa-f:.]+\]|[^\s:]+):[0-9]{1,5}$/, { error: 'expected host:port' });
+
+/**
+ * `store:` where users, bindings and the shared secret live. `sqlite` (default): `data_dir/rtcedge.db`,
+ * one node. `redis`: a Redis server (or a Sentinel-managed one) shared by several nodes (src/store/redis-store.ts).
+ */
+const storeSchema = z
+  .strictObject({
+    type: z.enum(['sqlite', 'redis'], { error: 'expected one of sqlite, redis' }).default('sqlite'),
+    redis: z
+      .strictObject({
+        /** redis:// or rediss:// URL (user, password and database number in it); ignored with sentinels. */
+        url: z
+          .string({ error: 'expected a redis:// or rediss:// URL' })
+          .regex(/^rediss?:\/\/\S+$/i, { error: 'expected a redis:// or rediss:// URL' })
+          .default('redis://127.0.0.1:6379'),
+        /** Sentinels (host:port) that name the current primary of `sentinel_name`; empty: use `url`. */
+        sentinels: z.array(sentinelAddress, { error: 'expected a list of host:port' }).default([]),
+        sentinel_name: z.string({ error: 'expected a name' }).min(1, { error: 'expected a name' }).default('mymaster'),
+        /** Prefix of every key and of the pub/sub channel, so several deployments can share one Redis. */
+        key_prefix: z.string({ error: 'expected a string' }).regex(/^[A-Za-z0-9:_.-]{0,64}$/, { error: 'expected up to 64 of A-Z a-z 0-9 : _ . -' }).default('rtcedge:'),
+        /** A command without an answer after this many ms fails (the request gets 503). */
+        command_timeout: positiveInt('ms').default(1000),
+        /** Connecting (and each reconnection attempt) gives up after this many ms. */
+        connect_timeout: positiveInt('ms').default(3000),
+        /** Retry-After of the 503 answered while Redis cannot be reached, s. */
+        retry_after: positiveInt('s').default(5),
+      })
+      .prefault({}),
+  });
+
+/**
+ * `node:` this node's identity among several on one shared store. `uri`: a SIP URI other nodes reach this
+ * one at (`sip:10.0.0.2:5060;transport=tcp`); the registrar puts it in a Path (RFC 3327) of bindings made
+ * over a connection (TCP, TLS, WS), so requests arriving at another node are routed through this one.
+ */
+const nodeSchema = z.strictObject({
+  uri: z
+    .string({ error: 'expected a SIP URI (sip:host:port;transport=...)' })
+    .regex(/^sips?:[^\s@<>;]+(;[^\s<>]*)?$/i, { error: 'expected a SIP URI without a user part (sip:host:port;transport=...)' })
+    .optional(),
+});
+
 /** Whole number >= 0 (0 turns the limit off). */
 function nonNegativeInt(unit?: string): z.ZodNumber {
   const error = `expected a whole number >= 0${unit ? ` (${unit})` : ''}`;
@@ -456,6 +502,15 @@ export const configSchema = z.strictObject({
   federation: federationSchema.prefault({}),
   enum: enumSchema.prefault({}),
   admin: adminSchema.prefault({}),
+  store: storeSchema.prefault({}),
+  node: nodeSchema.prefault({}),
+}).superRefine((c, ctx) => {
+  if (c.store.type === 'redis' && c.node.uri === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['node', 'uri'], message: 'required when store.type is redis (the URI other nodes reach this one at)' });
+  }
+  if (c.store.type === 'redis' && typeof c.sip.workers === 'number' && c.sip.workers > 1) {
+    ctx.addIssue({ code: 'custom', path: ['sip', 'workers'], message: 'several SIP workers on a Redis store are not supported: run one node per core instead (each with its own node.uri)' });
+  }
 });
 
 /** The parsed configuration, snake_case keys as in the YAML file. */
@@ -466,6 +521,8 @@ export type SipListener = z.infer<typeof sipListenerSchema>;
 export type DnsConfig = z.infer<typeof dnsSchema>;
 /** The `federation` section. */
 export type FederationConfig = z.infer<typeof federationSchema>;
+/** The `store` section. */
+export type StoreConfig = z.infer<typeof storeSchema>;
 /** The `directory` section. */
 export type DirectoryConfig = z.infer<typeof directorySchema>;
 /** One entry of `turn.listen`. */

@@ -123,7 +123,7 @@ export class ProxyCore implements TransactionUser {
   onRequest(req: SipRequest, st: ServerTransaction): void {
     const ctx = new RequestContext(req, st.source, this.env, st);
     this.process(ctx).catch((err) => {
-      if (err instanceof SipError) ctx.respond(err.status, err.reason);
+      if (err instanceof SipError) ctx.respond(err.status, err.reason, [...err.headers]);
       else {
         this.log.error({ err }, 'request processing failed');
         ctx.respond(500, 'Server Internal Error');

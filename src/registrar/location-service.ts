@@ -29,9 +29,9 @@ export class LocationService {
   private purgeTimer: NodeJS.Timeout | undefined;
   private flushScheduled: NodeJS.Immediate | undefined;
   private readonly pending: BindingChange[] = [];
-  private waiting: (() => void)[] = [];
-  /** The last commit (and announcement) still under way, for {@link committed}. */
-  private inFlight: Promise<void> | undefined;
+  private waiting: { resolve: () => void; reject: (err: unknown) => void }[] = [];
+  /** The last commit (and announcement) still under way, for {@link committed}; resolves to its failure, if any. */
+  private inFlight: Promise<unknown> | undefined;
   private readonly log: Logger;
 
   /**
@@ -71,8 +71,9 @@ export class LocationService {
 
   /**
    * Commit queued changes now, in one transaction, then name their AORs to the
-   * replication (if any); {@link committed} waiters resolve after both.
-   * A failed commit is logged and its changes stay in memory only.
+   * replication (if any); {@link committed} waiters resolve after both, or
+   * reject with the store's error when the commit failed (the changes then
+   * stay in memory only, until the next {@link resync}). Never rejects itself.
    */
   flush(): Promise<void> {
     if (this.flushScheduled) clearImmediate(this.flushScheduled);
@@ -80,44 +81,75 @@ export class LocationService {
     const changes = this.pending.splice(0);
     const waiting = this.waiting;
     this.waiting = [];
-    const release = (): void => {
-      for (const w of waiting) w();
+    const settle = (err?: unknown): unknown => {
+      for (const w of waiting) if (err === undefined) w.resolve();
+      else w.reject(err);
+      return err;
     };
     if (changes.length === 0) {
-      release();
+      settle();
       return Promise.resolve();
     }
-    const failed = (err: unknown): void => {
-      this.log.error({ err, changes: changes.length }, 'writing bindings to the store failed');
+    const failed = (err: unknown): unknown => {
+      this.log.error({ err: err instanceof Error ? err.message : err, changes: changes.length }, 'writing bindings to the store failed');
+      return err ?? new Error('store failed');
     };
-    const announce = (): Promise<void> | undefined =>
-      this.replication?.announce([...new Set(changes.map((c) => (c.op === 'put' ? c.binding.aor : c.aor)))]);
+    const announce = async (): Promise<undefined> => {
+      await this.replication?.announce([...new Set(changes.map((c) => (c.op === 'put' ? c.binding.aor : c.aor)))]);
+      return undefined;
+    };
     let done: void | Promise<void>;
     try {
       done = this.store.commitBindings(changes);
     } catch (err) {
-      failed(err);
-      release();
+      settle(failed(err));
       return Promise.resolve();
     }
     if (!(done instanceof Promise) && !this.replication) {
-      release();
+      settle();
       return Promise.resolve();
     }
-    const flight = Promise.resolve(done)
+    const flight: Promise<unknown> = Promise.resolve(done)
       .then(announce, failed)
-      .then(release, release)
+      .then(settle)
       .finally(() => {
         if (this.inFlight === flight) this.inFlight = undefined;
       });
     this.inFlight = flight;
-    return flight;
+    return flight.then(() => undefined);
   }
 
-  /** Resolves once every change made so far is committed to the store (and announced to the replication). */
+  /**
+   * Resolves once every change made so far is committed to the store (and
+   * announced to the replication); rejects with the store's error (e.g.
+   * StoreError 'unavailable') when that commit failed.
+   */
   committed(): Promise<void> {
-    if (this.pending.length === 0 && !this.flushScheduled) return this.inFlight ?? Promise.resolve();
-    return new Promise((resolve) => this.waiting.push(resolve));
+    if (this.pending.length === 0 && !this.flushScheduled) {
+      return (this.inFlight ?? Promise.resolve(undefined)).then((err) => {
+        if (err !== undefined) throw err;
+      });
+    }
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  /**
+   * Read every binding again from the store and replace the ones in memory
+   * (after a shared store came back: announcements may have been missed,
+   * commits may have failed); changes queued but not yet committed are kept.
+   * @throws the store's error; memory is unchanged then.
+   */
+  async resync(): Promise<void> {
+    const got = this.store.allBindings();
+    const all = got instanceof Promise ? await got : got;
+    this.byAor.clear();
+    this.byContact.clear();
+    for (const b of all) this.insert(b);
+    for (const c of this.pending) {
+      if (c.op === 'put') this.insert(c.binding);
+      else this.forget(c.aor, c.op === 'delete' ? c.contactUri : undefined);
+    }
+    this.log.info({ aors: this.byAor.size }, 'bindings read again from the store');
   }
 
   /**
@@ -166,23 +198,30 @@ export class LocationService {
   /** Remove one binding; true when it existed. */
   remove(aor: string, contactUri: string): boolean {
     this.write({ op: 'delete', aor, contactUri });
-    const list = this.byAor.get(aor);
-    if (!list) return false;
-    const i = list.findIndex((b) => b.contactUri === contactUri);
-    if (i < 0) return false;
-    this.unindex(list[i]);
-    list.splice(i, 1);
-    if (list.length === 0) this.byAor.delete(aor);
-    return true;
+    return this.forget(aor, contactUri) > 0;
   }
 
   /** Remove every binding of an AOR; returns how many. */
   removeAll(aor: string): number {
     this.write({ op: 'deleteAll', aor });
-    const list = this.byAor.get(aor) ?? [];
-    for (const b of list) this.unindex(b);
-    this.byAor.delete(aor);
-    return list.length;
+    return this.forget(aor);
+  }
+
+  /** Drop from memory the binding of `contactUri`, or every binding of the AOR; returns how many. */
+  private forget(aor: string, contactUri?: string): number {
+    const list = this.byAor.get(aor);
+    if (!list) return 0;
+    if (contactUri === undefined) {
+      for (const b of list) this.unindex(b);
+      this.byAor.delete(aor);
+      return list.length;
+    }
+    const i = list.findIndex((b) => b.contactUri === contactUri);
+    if (i < 0) return 0;
+    this.unindex(list[i]);
+    list.splice(i, 1);
+    if (list.length === 0) this.byAor.delete(aor);
+    return 1;
   }
 
   private insert(b: BindingRecord): void {

@@ -32,7 +32,7 @@ export function createRegistrar(opts: RegistrarOptions): (req: SipRequest, st: S
         if (answer) return reply(answer.status, answer.reason, answer.headers);
       }
     } catch (err) {
-      if (err instanceof SipError) return reply(err.status, err.reason);
+      if (err instanceof SipError) return reply(err.status, err.reason, [...err.headers]);
       log.error({ err }, 'REGISTER failed');
       reply(500, 'Server Internal Error');
     }

@@ -9,16 +9,20 @@ import type { SipMessage } from './message.js';
 export class SipError extends Error {
   readonly status: number;
   readonly reason: string;
+  /** Header fields the response carries (e.g. Retry-After with a 503, RFC 3261 §21.5.4). */
+  readonly headers: readonly { name: string; value: string }[];
 
   /**
    * @param status SIP status code the error maps to (e.g. 400, 505).
    * @param reason Reason phrase to send, e.g. `"Bad Request: missing Call-ID"`.
+   * @param headers header fields of the response, e.g. `[{ name: 'Retry-After', value: '5' }]`.
    */
-  constructor(status: number, reason: string) {
+  constructor(status: number, reason: string, headers: readonly { name: string; value: string }[] = []) {
     super(`${status} ${reason}`);
     this.name = 'SipError';
     this.status = status;
     this.reason = reason;
+    this.headers = headers;
   }
 }
 

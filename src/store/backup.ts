@@ -4,7 +4,9 @@
  *
  * - `manifest.json`: `{ format: "rtcedge-backup", version: 1, created, schemaVersion, files: { path: { size, sha256 } } }`
  * - `data/rtcedge.db`: users, credentials, phone numbers, bindings, a consistent
- *   snapshot taken with SQLite's online backup API while the server runs
+ *   snapshot taken with SQLite's online backup API while the server runs; or,
+ *   with `store.type: redis`, `data/redis-store.json` instead: the users,
+ *   numbers, bindings and shared secret read from Redis (RedisSnapshot)
  * - `data/secret` (nonce and flow-token secret), `data/admin-token`, `data/bans.json`,
  *   `data/tls/cert.pem`, `data/tls/key.pem`: whichever exist
  * - `config/<name>`: the configuration file, and the files it names in
@@ -12,7 +14,8 @@
  *
  * Restore checks everything (manifest, every size and SHA-256, SQLite
  * integrity, schema version) in a scratch directory before it writes into
- * data_dir, which must be empty or missing.
+ * data_dir, which must be empty or missing; a Redis snapshot goes back into
+ * the Redis of `store.redis`, which must hold no user and no binding.
  */
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -23,6 +26,10 @@ import * as tar from 'tar';
 import { DATA_DIR_FILES, DATA_DIR_MODE, dataDirLayout, prepareDataDir, SECRET_FILE_MODE } from '../config/data-dir.js';
 import type { Config } from '../config/schema.js';
 import { openStore, SCHEMA_VERSION } from './index.js';
+import { RedisStore, type RedisSnapshot } from './redis-store.js';
+
+/** The Redis store's snapshot in the archive. */
+const REDIS_SNAPSHOT = 'redis-store.json';
 
 /** `format` of the manifest. */
 export const BACKUP_FORMAT = 'rtcedge-backup';
@@ -69,12 +76,21 @@ export async function backup(config: Config, configFile: string | undefined, fil
     const layout = dataDirLayout(config.data_dir);
     const data = join(stage, 'data');
     mkdirSync(join(data, DATA_DIR_FILES.tlsDir), { recursive: true, mode: DATA_DIR_MODE });
-    const store = openStore(config);
-    try {
-      await store.backupTo(join(data, DATA_DIR_FILES.store));
-      chmodSync(join(data, DATA_DIR_FILES.store), SECRET_FILE_MODE);
-    } finally {
-      store.close();
+    if (config.store.type === 'redis') {
+      const store = await new RedisStore(config.store.redis).connect();
+      try {
+        writeFileSync(join(data, REDIS_SNAPSHOT), JSON.stringify(await store.snapshot()) + '\n', { mode: SECRET_FILE_MODE });
+      } finally {
+        await store.close();
+      }
+    } else {
+      const store = openStore(config);
+      try {
+        await store.backupTo(join(data, DATA_DIR_FILES.store));
+        chmodSync(join(data, DATA_DIR_FILES.store), SECRET_FILE_MODE);
+      } finally {
+        store.close();
+      }
     }
     for (const key of ['secret', 'adminToken', 'bans', 'tlsCert', 'tlsKey'] as const) {
       if (existsSync(layout[key])) copyFileSync(layout[key], join(data, DATA_DIR_FILES[key]));
@@ -124,9 +140,11 @@ export async function backup(config: Config, configFile: string | undefined, fil
  * @throws BackupError, before anything is written to data_dir, when the file is
  *   not a readable archive (corrupt, truncated), lacks or fails its manifest
  *   (missing file, size or SHA-256 mismatch), holds a database that fails
- *   SQLite's integrity check or is of a newer schema, or data_dir is not empty.
+ *   SQLite's integrity check or is of a newer schema, or data_dir is not empty;
+ *   for a Redis snapshot, when `store.type` is not redis or that Redis holds users or bindings.
+ * @throws StoreError 'unavailable' when the Redis of `store.redis` cannot be reached.
  */
-export async function restore(config: Pick<Config, 'data_dir'>, file: string): Promise<string[]> {
+export async function restore(config: Pick<Config, 'data_dir' | 'store'>, file: string): Promise<string[]> {
   const root = config.data_dir;
   if (existsSync(root) && readdirSync(root).length > 0) {
     throw new BackupError(`data_dir ${root} is not empty: restore only into an empty or missing data directory`);
@@ -160,25 +178,60 @@ export async function restore(config: Pick<Config, 'data_dir'>, file: string): P
       if (statSync(path).size !== want.size || sha256(path) !== want.sha256) throw new BackupError(`${file} is damaged: ${p} does not match its checksum`);
     }
     const dbRel = `data/${DATA_DIR_FILES.store}`;
-    if (!manifest.files[dbRel]) throw new BackupError(`${file} holds no database (${dbRel})`);
-    checkDatabase(join(stage, dbRel), file);
-
-    // Everything checked: now write.
-    const layout = prepareDataDir(root);
-    const restored: string[] = [];
-    for (const p of Object.keys(manifest.files)) {
-      const inData = p.startsWith('data/');
-      const rel = inData ? p.slice('data/'.length) : join('restored-config', basename(p));
-      const target = join(layout.root, rel);
-      mkdirSync(dirname(target), { recursive: true, mode: DATA_DIR_MODE });
-      copyFileSync(join(stage, p), target);
-      chmodSync(target, p === `data/${DATA_DIR_FILES.tlsCert}` ? 0o644 : SECRET_FILE_MODE);
-      restored.push(rel);
+    const redisRel = `data/${REDIS_SNAPSHOT}`;
+    let redis: { store: RedisStore; snapshot: RedisSnapshot } | undefined;
+    if (manifest.files[redisRel]) {
+      if (config.store.type !== 'redis') throw new BackupError(`${file} holds a Redis store (${redisRel}): restore it with store.type: redis in the configuration`);
+      redis = { store: await new RedisStore(config.store.redis).connect(), snapshot: readSnapshot(join(stage, redisRel), file) };
+    } else {
+      if (!manifest.files[dbRel]) throw new BackupError(`${file} holds no database (${dbRel})`);
+      if (config.store.type === 'redis') throw new BackupError(`${file} holds an SQLite store (${dbRel}), but store.type is redis`);
+      checkDatabase(join(stage, dbRel), file);
     }
-    return restored;
+    try {
+      if (redis && !(await redis.store.isEmpty())) throw new BackupError(`the Redis store (store.redis) is not empty: restore only into a Redis without rtcedge users and bindings under key_prefix ${config.store.redis.key_prefix}`);
+      // Everything checked: now write.
+      const restored = copyIntoDataDir(stage, root, Object.keys(manifest.files).filter((p) => p !== redisRel));
+      if (redis) {
+        await redis.store.load(redis.snapshot);
+        restored.push(`redis: ${redis.snapshot.users.length} users, ${redis.snapshot.bindings.length} bindings`);
+      }
+      return restored;
+    } finally {
+      await redis?.store.close();
+    }
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }
+}
+
+/** Copy the checked archive paths of `stage` into data_dir `root`; returns them relative to it. */
+function copyIntoDataDir(stage: string, root: string, paths: readonly string[]): string[] {
+  const layout = prepareDataDir(root);
+  const restored: string[] = [];
+  for (const p of paths) {
+    const inData = p.startsWith('data/');
+    const rel = inData ? p.slice('data/'.length) : join('restored-config', basename(p));
+    const target = join(layout.root, rel);
+    mkdirSync(dirname(target), { recursive: true, mode: DATA_DIR_MODE });
+    copyFileSync(join(stage, p), target);
+    chmodSync(target, p === `data/${DATA_DIR_FILES.tlsCert}` ? 0o644 : SECRET_FILE_MODE);
+    restored.push(rel);
+  }
+  return restored;
+}
+
+function readSnapshot(path: string, file: string): RedisSnapshot {
+  let s: RedisSnapshot;
+  try {
+    s = JSON.parse(readFileSync(path, 'utf8')) as RedisSnapshot;
+  } catch (err) {
+    throw new BackupError(`${file}: ${REDIS_SNAPSHOT} is not JSON: ${(err as Error).message}`);
+  }
+  if (s.format !== 'rtcedge-redis-store' || s.version !== 1 || !Array.isArray(s.users) || !Array.isArray(s.bindings)) {
+    throw new BackupError(`${file}: ${REDIS_SNAPSHOT} is not a Redis store snapshot of version 1`);
+  }
+  return s;
 }
 
 function readManifest(stage: string, file: string): Manifest {

@@ -13,15 +13,20 @@ export type StoreErrorCode =
   /** The database cannot be opened, or its schema is newer than this program. */
   | 'open'
   /** The file is there but empty, not a database, or fails `PRAGMA quick_check` (store-file.ts). */
-  | 'damaged';
+  | 'damaged'
+  /** A networked store (Redis) cannot be reached or did not answer in time; try again after `retryAfterS`. */
+  | 'unavailable';
 
 /** A store operation that failed; `code` says why, the message names the record or file. */
 export class StoreError extends Error {
   readonly code: StoreErrorCode;
+  /** For 'unavailable': seconds a SIP client is told to wait (Retry-After, RFC 3261 §20.33). */
+  readonly retryAfterS: number | undefined;
 
-  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown; retryAfterS?: number }) {
     super(message, options);
     this.name = 'StoreError';
     this.code = code;
+    this.retryAfterS = options?.retryAfterS;
   }
 }

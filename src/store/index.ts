@@ -9,6 +9,9 @@ import { setStoreAside } from './store-file.js';
 
 export { SqliteStore, SCHEMA_VERSION } from './sqlite-store.js';
 export { StoreError, type StoreErrorCode } from './errors.js';
+export { RedisStore, redisName, type RedisSnapshot } from './redis-store.js';
+export { RedisBindingChannel } from './redis-replication.js';
+export { redisUserSource } from './redis-user-source.js';
 export type { BindingChange, BindingRecord, BindingSource, BindingStore, Ha1Algorithm, UserRecord } from './types.js';
 export { ALL_HA1_ALGORITHMS, credentialsFor } from './users.js';
 

@@ -122,6 +122,11 @@ describe('defaults', () => {
       federation: { require_tls: true, ca: [], system_ca: true, allow_domains: [], deny_domains: [], wildcard_certificates: false },
       enum: {},
       admin: { enabled: true, listen: { host: '127.0.0.1', port: 9060 } },
+      store: {
+        type: 'sqlite',
+        redis: { url: 'redis://127.0.0.1:6379', sentinels: [], sentinel_name: 'mymaster', key_prefix: 'rtcedge:', command_timeout: 1000, connect_timeout: 3000, retry_after: 5 },
+      },
+      node: {},
     });
     expect(c.sip.advertised_host).toBeUndefined();
     expect(c.turn.realm).toBeUndefined();
@@ -267,6 +272,21 @@ describe('errors', () => {
     expect(errorOf(() => parseConfig({ turn: { bandwidth_limit: 64000, data_plane: 'native' } }, '/x.yaml')).message).toMatch(
       /^config \/x\.yaml: turn\.bandwidth_limit: is enforced by the typescript data plane only/,
     );
+  });
+
+  test('store: redis needs node.uri; bad Redis URL, sentinel address and store type name their key', () => {
+    expect(errorOf(() => parseConfig({ store: { type: 'redis' } }, '/x.yaml')).message).toBe(
+      'config /x.yaml: node.uri: required when store.type is redis (the URI other nodes reach this one at)',
+    );
+    expect(errorOf(() => parseConfig({ store: { type: 'mysql' } }, '/x.yaml')).message).toBe('config /x.yaml: store.type: expected one of sqlite, redis, got "mysql"');
+    expect(errorOf(() => parseConfig({ store: { redis: { url: 'http://x' } } }, '/x.yaml')).message).toBe(
+      'config /x.yaml: store.redis.url: expected a redis:// or rediss:// URL, got "http://x"',
+    );
+    expect(errorOf(() => parseConfig({ store: { redis: { sentinels: ['host'] } } }, '/x.yaml')).message).toBe(
+      'config /x.yaml: store.redis.sentinels[0]: expected host:port, got "host"',
+    );
+    const ok = parseConfig({ store: { type: 'redis', redis: { sentinels: ['127.0.0.1:26379'] } }, node: { uri: 'sip:127.0.0.2:5061;transport=tls' } }, '/x.yaml');
+    expect(ok.node.uri).toBe('sip:127.0.0.2:5061;transport=tls');
   });
 
   test('missing required listener key', () => {

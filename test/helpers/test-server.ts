@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import { startServer, type RunningServer } from '../../src/server.js';
-import { openStore } from '../../src/store/index.js';
+import { openUserStore } from '../../src/store/user-store.js';
 import { credentialsFor } from '../../src/store/users.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 
@@ -26,6 +26,8 @@ export interface TestServerOptions {
   dns?: Record<string, unknown>;
   /** Where the server logs; default nowhere. */
   logger?: Logger;
+  /** Further top-level sections (e.g. `store`, `node`, `admin`), replacing the defaults. */
+  more?: Record<string, unknown>;
 }
 
 /** A running instance with its data_dir and configuration; `stop()` stops it and removes the data_dir. */
@@ -44,12 +46,12 @@ export interface TestServer {
 export async function startTestServer(opts: TestServerOptions): Promise<TestServer> {
   const domain = opts.domain ?? 'example.test';
   const dir = mkdtempSync(join(tmpdir(), `rtcedge-${opts.name}-`));
-  const config = parseConfig({ data_dir: dir, domains: [domain], log: { level: 'silent' }, sip: opts.sip, turn: { enabled: false }, federation: opts.federation ?? { require_tls: false }, dns: opts.dns ?? {} });
+  const config = parseConfig({ data_dir: dir, domains: [domain], log: { level: 'silent' }, sip: opts.sip, turn: { enabled: false }, federation: opts.federation ?? { require_tls: false }, dns: opts.dns ?? {}, ...opts.more });
   const users = Object.entries(opts.users ?? {});
   if (users.length) {
-    const store = openStore(config);
-    for (const [user, password] of users) store.addUser(user, domain, credentialsFor(user, domain, password, ['MD5']));
-    store.close();
+    const store = await openUserStore(config);
+    for (const [user, password] of users) await store.addUser({ username: user, domain, ha1: credentialsFor(user, domain, password, ['MD5']), phones: [] });
+    await store.close();
   }
   let server: RunningServer;
   try {

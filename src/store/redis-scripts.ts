@@ -1,0 +1,172 @@
+/**
+ * Lua scripts the Redis store runs server-side, so that each multi-key change
+ * is atomic (Redis runs a script alone) and costs one round trip. Every
+ * script gets the key prefix as ARGV[1] and builds key names from it (the
+ * layout is in redis-store.ts); they do not run on Redis Cluster, only on one
+ * primary (with or without Sentinel).
+ */
+
+/** Key layout shared by every script (Lua helpers). */
+const KEYS_LUA = `
+local p = ARGV[1]
+local function userKey(d, u) return p .. 'user:' .. d .. ':' .. u end
+local function bindingKey(aor, c) return p .. 'binding:' .. aor .. '\\n' .. c end
+local function aorKey(aor) return p .. 'aor:' .. aor end
+`;
+
+/**
+ * Binding changes in order (BindingStore.commitBindings). ARGV[2]: JSON list of
+ * `{ op, aor, contactUri?, expires?, json? }`. A put stores the record under its
+ * own key with EXAT = its expiry (Redis drops it then: no sweeper needed for the
+ * records) and adds the contact to the AOR's index (a sorted set scored by the
+ * time it was first added, ms, for the first-added order); an expiry already
+ * past deletes. Returns the number of changes applied.
+ */
+export const COMMIT_BINDINGS = `${KEYS_LUA}
+local changes = cjson.decode(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+local nowMs = now * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, c in ipairs(changes) do
+  local idx = aorKey(c.aor)
+  if c.op == 'put' then
+    local key = bindingKey(c.aor, c.contactUri)
+    if c.expires <= now then
+      redis.call('DEL', key)
+      redis.call('ZREM', idx, c.contactUri)
+    else
+      redis.call('SET', key, c.json, 'EXAT', string.format('%d', c.expires))
+      redis.call('ZADD', idx, 'NX', nowMs, c.contactUri)
+      redis.call('SADD', p .. 'aors', c.aor)
+    end
+  elseif c.op == 'delete' then
+    redis.call('DEL', bindingKey(c.aor, c.contactUri))
+    redis.call('ZREM', idx, c.contactUri)
+  else
+    for _, u in ipairs(redis.call('ZRANGE', idx, 0, -1)) do redis.call('DEL', bindingKey(c.aor, u)) end
+    redis.call('DEL', idx)
+  end
+  if redis.call('EXISTS', idx) == 0 then redis.call('SREM', p .. 'aors', c.aor) end
+end
+return #changes
+`;
+
+/**
+ * Bindings of AORs. ARGV[2..]: AORs. Returns, per AOR, the list of its binding
+ * records (JSON) in first-added order; index entries whose record Redis already
+ * expired are skipped (and left for {@link SWEEP_AORS}).
+ */
+export const LIST_BINDINGS = `${KEYS_LUA}
+local out = {}
+for i = 2, #ARGV do
+  local aor = ARGV[i]
+  local list = {}
+  for _, u in ipairs(redis.call('ZRANGE', aorKey(aor), 0, -1)) do
+    local v = redis.call('GET', bindingKey(aor, u))
+    if v then list[#list + 1] = v end
+  end
+  out[#out + 1] = list
+end
+return out
+`;
+
+/**
+ * Index clean-up after Redis expired binding records. ARGV[2..]: AORs. Removes
+ * index entries without a record, and AORs without entries from the AOR set.
+ * Safe with several nodes running it at once: it only removes what is gone.
+ * Returns the number of entries removed.
+ */
+export const SWEEP_AORS = `${KEYS_LUA}
+local removed = 0
+for i = 2, #ARGV do
+  local aor = ARGV[i]
+  local idx = aorKey(aor)
+  for _, u in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+    if redis.call('EXISTS', bindingKey(aor, u)) == 0 then
+      redis.call('ZREM', idx, u)
+      removed = removed + 1
+    end
+  end
+  if redis.call('EXISTS', idx) == 0 then redis.call('SREM', p .. 'aors', aor) end
+end
+return removed
+`;
+
+/**
+ * Phone numbers of a user, checked and replaced (Lua helper). Returns nil when
+ * done, else an error text (`exists phone number N belongs to user@domain`). A number maps to `user@domain`.
+ */
+const SET_PHONES_LUA = `
+local function setPhones(d, u, numbers)
+  local owner = u .. '@' .. d
+  for _, n in ipairs(numbers) do
+    local o = redis.call('GET', p .. 'phone:' .. n)
+    if o and o ~= owner then return 'exists phone number ' .. n .. ' belongs to ' .. o end
+  end
+  local mine = p .. 'phones:' .. d .. ':' .. u
+  for _, n in ipairs(redis.call('SMEMBERS', mine)) do redis.call('DEL', p .. 'phone:' .. n) end
+  redis.call('DEL', mine)
+  for _, n in ipairs(numbers) do
+    redis.call('SET', p .. 'phone:' .. n, owner)
+    redis.call('SADD', mine, n)
+  end
+  return nil
+end
+`;
+
+/**
+ * Add a user with their phone numbers, all or nothing. ARGV[2] domain, [3]
+ * username, [4] JSON of the user hash's fields, [5] JSON list of numbers.
+ * Returns 'ok' or an error text starting with the StoreError code.
+ */
+export const ADD_USER = `${KEYS_LUA}${SET_PHONES_LUA}
+local d, u = ARGV[2], ARGV[3]
+local key = userKey(d, u)
+if redis.call('EXISTS', key) == 1 then return 'exists user ' .. u .. '@' .. d .. ' already exists' end
+local numbers = cjson.decode(ARGV[5])
+for _, n in ipairs(numbers) do
+  local o = redis.call('GET', p .. 'phone:' .. n)
+  if o then return 'exists phone number ' .. n .. ' belongs to ' .. o end
+end
+local fields = cjson.decode(ARGV[4])
+for k, v in pairs(fields) do redis.call('HSET', key, k, v) end
+redis.call('SET', p .. 'userhash:' .. d .. ':' .. fields.userhash, u)
+redis.call('SADD', p .. 'users:' .. d, u)
+redis.call('SADD', p .. 'domains', d)
+setPhones(d, u, numbers)
+return 'ok'
+`;
+
+/** Replace a user's phone numbers. ARGV[2] domain, [3] username, [4] JSON list. Returns 'ok' or an error text. */
+export const SET_PHONES = `${KEYS_LUA}${SET_PHONES_LUA}
+local d, u = ARGV[2], ARGV[3]
+if redis.call('EXISTS', userKey(d, u)) == 0 then return 'not_found no user ' .. u .. '@' .. d end
+return setPhones(d, u, cjson.decode(ARGV[4])) or 'ok'
+`;
+
+/**
+ * Replace a user's HA1 set. ARGV[2] domain, [3] username, [4] JSON of the hash's
+ * credential fields (absent algorithms removed). Returns 'ok' or an error text.
+ */
+export const SET_HA1 = `${KEYS_LUA}
+local d, u = ARGV[2], ARGV[3]
+local key = userKey(d, u)
+if redis.call('EXISTS', key) == 0 then return 'not_found no user ' .. u .. '@' .. d end
+redis.call('HDEL', key, 'ha1_md5', 'ha1_sha256', 'ha1_sha512_256')
+for k, v in pairs(cjson.decode(ARGV[4])) do redis.call('HSET', key, k, v) end
+return 'ok'
+`;
+
+/** Delete a user, their USERHASH entry and phone numbers. ARGV[2] domain, [3] username. Returns 1 or 0. */
+export const DELETE_USER = `${KEYS_LUA}${SET_PHONES_LUA}
+local d, u = ARGV[2], ARGV[3]
+local key = userKey(d, u)
+if redis.call('EXISTS', key) == 0 then return 0 end
+local h = redis.call('HGET', key, 'userhash')
+if h then redis.call('DEL', p .. 'userhash:' .. d .. ':' .. h) end
+setPhones(d, u, {})
+redis.call('DEL', key)
+redis.call('SREM', p .. 'users:' .. d, u)
+if redis.call('SCARD', p .. 'users:' .. d) == 0 then redis.call('SREM', p .. 'domains', d) end
+return 1
+`;

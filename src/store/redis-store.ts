@@ -1,0 +1,390 @@
+/**
+ * The shared store on Redis (`store.type: redis`): users, credentials, phone
+ * numbers, USERHASH index, bindings and the server secret, for several nodes
+ * that serve one domain. Redis is the engine: writes that touch several keys
+ * run as Lua scripts (redis-scripts.ts), so each is atomic and one round trip.
+ *
+ * Key layout, under `key_prefix` (default `rtcedge:`):
+ *
+ * | key | type | what |
+ * | --- | --- | --- |
+ * | `user:<domain>:<username>` | hash | `ha1_md5`, `ha1_sha256`, `ha1_sha512_256`, `created_at` (unix s), `userhash` (hex) |
+ * | `users:<domain>` | set | usernames of the domain |
+ * | `domains` | set | domains with users |
+ * | `userhash:<domain>:<hex>` | string | username (RFC 8489 §14.4 USERHASH index) |
+ * | `phone:<number>` | string | `username@domain` owning the number |
+ * | `phones:<domain>:<username>` | set | the user's numbers |
+ * | `binding:<aor>\n<contact URI>` | string | the binding record (JSON), expiring at its expiry (EXAT) |
+ * | `aor:<aor>` | sorted set | contact URIs of the AOR, scored by when first added (ms) |
+ * | `aors` | set | AORs with an index |
+ * | `secret` | string | the server secret (hex), set once with SET NX |
+ *
+ * Binding expiry is Redis's: each record expires by itself at its `expires`
+ * (EXAT), on every node at once and with no sweeper deciding anything; the
+ * index entries a record leaves behind are skipped on read and removed by
+ * {@link RedisStore.deleteExpiredBindings}, which any number of nodes may run
+ * at once (it removes only entries whose record is gone).
+ *
+ * Every failure to reach Redis (down, failing over, a command without an
+ * answer within `command_timeout`) is a {@link StoreError} `unavailable`
+ * carrying `retryAfterS`; commands are not queued while disconnected, and
+ * the client reconnects by itself (ioredis, backing off up to 2 s).
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import { userhash } from '../stun/stun-integrity.js';
+import type { StoreConfig } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { StoreError } from './errors.js';
+import { ADD_USER, COMMIT_BINDINGS, DELETE_USER, LIST_BINDINGS, SET_HA1, SET_PHONES, SWEEP_AORS } from './redis-scripts.js';
+import type { BindingChange, BindingRecord, BindingStore, Ha1Algorithm, UserRecord } from './types.js';
+
+/** Redis hash field of each HA1 algorithm. */
+const HA1_FIELDS: Record<Ha1Algorithm, string> = { MD5: 'ha1_md5', 'SHA-256': 'ha1_sha256', 'SHA-512-256': 'ha1_sha512_256' };
+
+/** AORs (and SCAN's COUNT hint) per round trip when every binding is read or swept. */
+const AOR_BATCH = 200;
+
+/** Longest wait between two reconnection attempts, ms. */
+const MAX_RECONNECT_DELAY_MS = 2000;
+
+/** A snapshot of the whole Redis store, for `rtcedge backup` (data/redis-store.json). */
+export interface RedisSnapshot {
+  format: 'rtcedge-redis-store';
+  version: 1;
+  users: UserRecord[];
+  bindings: BindingRecord[];
+  /** The server secret, hex, or null when none was set. */
+  secret: string | null;
+}
+
+/** Check every HA1 is lowercase hex of its algorithm's length; returns the hash fields. */
+function ha1Fields(ha1: UserRecord['ha1']): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [alg, value] of Object.entries(ha1) as [Ha1Algorithm, string | undefined][]) {
+    const field = HA1_FIELDS[alg];
+    if (field === undefined) throw new StoreError('invalid', `unknown HA1 algorithm ${JSON.stringify(alg)}`);
+    if (value === undefined) continue;
+    const len = alg === 'MD5' ? 32 : 64;
+    if (value.length !== len || !/^[0-9a-f]+$/.test(value)) throw new StoreError('invalid', `HA1 for ${alg} must be ${len} lowercase hex digits`);
+    out[field] = value;
+  }
+  return out;
+}
+
+function checkPhones(numbers: readonly string[]): string[] {
+  for (const n of numbers) if (!/^\+?[0-9]{1,20}$/.test(n)) throw new StoreError('invalid', `phone number ${JSON.stringify(n)}: expected 1-20 digits with an optional leading +`);
+  return [...new Set(numbers)];
+}
+
+/** A script's 'ok', or its error text `<code> <message>` as a StoreError. */
+function scriptResult(answer: unknown): void {
+  if (answer === 'ok') return;
+  const text = String(answer);
+  const sp = text.indexOf(' ');
+  throw new StoreError(text.slice(0, sp) as 'exists' | 'not_found', text.slice(sp + 1));
+}
+
+/** ioredis options of `store.redis`: no offline queue (a request fails at once while disconnected), timeouts, reconnection. */
+export function redisOptions(config: StoreConfig['redis']): RedisOptions {
+  const common: RedisOptions = {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: config.command_timeout,
+    connectTimeout: config.connect_timeout,
+    retryStrategy: (times) => Math.min(100 * times, MAX_RECONNECT_DELAY_MS),
+    sentinelRetryStrategy: (times) => Math.min(100 * times, MAX_RECONNECT_DELAY_MS),
+  };
+  if (config.sentinels.length === 0) return common;
+  return {
+    ...common,
+    name: config.sentinel_name,
+    sentinels: config.sentinels.map((s) => {
+      const colon = s.lastIndexOf(':');
+      return { host: s.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(s.slice(colon + 1)) };
+    }),
+  };
+}
+
+/** The Redis a configuration names, for log lines and errors: the URL without its password, or the sentinels. */
+export function redisName(config: StoreConfig['redis']): string {
+  if (config.sentinels.length > 0) return `sentinel ${config.sentinel_name}@${config.sentinels.join(',')}`;
+  return config.url.replace(/\/\/[^@/]*@/, '//');
+}
+
+/**
+ * Users and bindings on a shared Redis. Every method is asynchronous and may
+ * throw {@link StoreError} `unavailable` (Redis cannot be reached; carries
+ * `retryAfterS`). Not a cache: every read asks Redis.
+ */
+export class RedisStore implements BindingStore {
+  /** The command connection (the pub/sub replication duplicates it). */
+  readonly redis: Redis;
+  /** `store.redis` this store was opened with. */
+  readonly config: StoreConfig['redis'];
+  private readonly prefix: string;
+  private readonly log: Logger | undefined;
+  /** Whether the connection was up at the last state change, so each outage is logged once. */
+  private up = false;
+
+  /**
+   * Create the client; {@link connect} opens it.
+   * @param config `store.redis`.
+   * @param logger for connection state changes (component `store`).
+   */
+  constructor(config: StoreConfig['redis'], logger?: Logger) {
+    this.config = config;
+    this.prefix = config.key_prefix;
+    this.log = logger?.child({ component: 'store' });
+    const opts = redisOptions(config);
+    this.redis = config.sentinels.length > 0 ? new Redis(opts) : new Redis(config.url, opts);
+    this.redis.on('error', (err: Error) => {
+      if (this.up) this.log?.warn({ err: err.message, redis: redisName(config) }, 'Redis connection failed; requests that need the store get 503 until it is back');
+      this.up = false;
+    });
+    this.redis.on('ready', () => {
+      if (!this.up) this.log?.info({ redis: redisName(config) }, 'Redis connected');
+      this.up = true;
+    });
+    this.redis.on('end', () => {
+      this.up = false;
+    });
+  }
+
+  /**
+   * Connect (once; reconnection after that is automatic) and check that Redis answers.
+   * @throws StoreError 'unavailable' when it cannot be reached within `connect_timeout`.
+   */
+  async connect(): Promise<this> {
+    try {
+      await this.redis.connect();
+      await this.redis.ping();
+    } catch (err) {
+      this.redis.disconnect();
+      throw new StoreError('unavailable', `cannot reach Redis ${redisName(this.config)} (store.redis): ${(err as Error).message}`, { cause: err, retryAfterS: this.config.retry_after });
+    }
+    return this;
+  }
+
+  /** Run one Redis operation; any failure to get an answer becomes StoreError 'unavailable'. */
+  private async run<T>(what: string, op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (err instanceof StoreError) throw err;
+      throw new StoreError('unavailable', `Redis ${redisName(this.config)}: ${what}: ${(err as Error).message}`, { cause: err, retryAfterS: this.config.retry_after });
+    }
+  }
+
+  private eval(what: string, script: string, ...args: (string | number)[]): Promise<unknown> {
+    return this.run(what, () => this.redis.eval(script, 0, this.prefix, ...args));
+  }
+
+  private userKey(domain: string, username: string): string {
+    return `${this.prefix}user:${domain}:${username}`;
+  }
+
+  /** Name of the pub/sub channel binding changes are announced on. */
+  get bindingsChannel(): string {
+    return `${this.prefix}bindings`;
+  }
+
+  /**
+   * The server secret every node shares (nonces, flow tokens, temp-GRUUs): the
+   * one in Redis, or `candidate` when there is none yet (set once with SET NX,
+   * so the first node to start decides).
+   * @throws StoreError 'unavailable'.
+   */
+  async sharedSecret(candidate: Buffer): Promise<Buffer> {
+    const key = `${this.prefix}secret`;
+    const hex = await this.run('secret', async () => {
+      await this.redis.set(key, candidate.toString('hex'), 'NX');
+      return this.redis.get(key);
+    });
+    if (!hex || !/^[0-9a-f]{32,}$/.test(hex)) throw new StoreError('invalid', `Redis key ${key} does not hold a hex secret`);
+    return Buffer.from(hex, 'hex');
+  }
+
+  /**
+   * Add a user (domain stored lowercase, createdAt now) with their phone numbers, all or nothing.
+   * @throws StoreError 'exists' (user or number taken), 'invalid', 'unavailable'.
+   */
+  async addUser(username: string, domain: string, ha1: UserRecord['ha1'], phones: readonly string[] = [], createdAtS = Math.floor(Date.now() / 1000)): Promise<void> {
+    const d = domain.toLowerCase();
+    const fields = { ...ha1Fields(ha1), created_at: String(createdAtS), userhash: userhash(username, d).toString('hex') };
+    scriptResult(await this.eval('add user', ADD_USER, d, username, JSON.stringify(fields), JSON.stringify(checkPhones(phones))));
+  }
+
+  /**
+   * Replace a user's HA1 set (algorithms not in `ha1` are removed).
+   * @throws StoreError 'not_found', 'invalid', 'unavailable'.
+   */
+  async setUserHa1(username: string, domain: string, ha1: UserRecord['ha1']): Promise<void> {
+    scriptResult(await this.eval('set password', SET_HA1, domain.toLowerCase(), username, JSON.stringify(ha1Fields(ha1))));
+  }
+
+  /**
+   * Replace a user's telephone numbers.
+   * @throws StoreError 'not_found', 'exists' (a number of another user), 'invalid', 'unavailable'.
+   */
+  async setPhones(username: string, domain: string, numbers: readonly string[]): Promise<void> {
+    scriptResult(await this.eval('set phones', SET_PHONES, domain.toLowerCase(), username, JSON.stringify(checkPhones(numbers))));
+  }
+
+  /** Remove a user, their USERHASH and phone numbers; true if there was one. @throws StoreError 'unavailable'. */
+  async deleteUser(username: string, domain: string): Promise<boolean> {
+    return (await this.eval('delete user', DELETE_USER, domain.toLowerCase(), username)) === 1;
+  }
+
+  /** The user with phone numbers, or undefined. @throws StoreError 'unavailable'. */
+  async getUser(username: string, domain: string): Promise<UserRecord | undefined> {
+    const d = domain.toLowerCase();
+    const [fields, phones] = await this.run('get user', () =>
+      Promise.all([this.redis.hgetall(this.userKey(d, username)), this.redis.smembers(`${this.prefix}phones:${d}:${username}`)]),
+    );
+    if (fields.created_at === undefined) return undefined;
+    const ha1: UserRecord['ha1'] = {};
+    for (const [alg, field] of Object.entries(HA1_FIELDS) as [Ha1Algorithm, string][]) if (fields[field]) ha1[alg] = fields[field];
+    return { username, domain: d, ha1, createdAt: Number(fields.created_at), phones: phones.sort() };
+  }
+
+  /** HA1 for `alg` (lowercase hex), or undefined for an unknown user or one without it. One HGET. @throws StoreError 'unavailable'. */
+  async lookupHa1(username: string, domain: string, alg: Ha1Algorithm): Promise<string | undefined> {
+    const field = HA1_FIELDS[alg];
+    if (field === undefined) return undefined;
+    return (await this.run('HA1 lookup', () => this.redis.hget(this.userKey(domain.toLowerCase(), username), field))) ?? undefined;
+  }
+
+  /** True when username@domain exists. @throws StoreError 'unavailable'. */
+  async userExists(username: string, domain: string): Promise<boolean> {
+    return (await this.run('user lookup', () => this.redis.exists(this.userKey(domain.toLowerCase(), username)))) === 1;
+  }
+
+  /** The username whose USERHASH (RFC 8489 §14.4) in `domain` is `hash`, or undefined. @throws StoreError 'unavailable'. */
+  async userByUserhash(hash: Buffer, domain: string): Promise<string | undefined> {
+    if (hash.length !== 32) return undefined;
+    return (await this.run('USERHASH lookup', () => this.redis.get(`${this.prefix}userhash:${domain.toLowerCase()}:${hash.toString('hex')}`))) ?? undefined;
+  }
+
+  /** The owner of telephone number `number` (exact), or undefined. @throws StoreError 'unavailable'. */
+  async userOfPhone(number: string): Promise<{ username: string; domain: string } | undefined> {
+    const owner = await this.run('phone lookup', () => this.redis.get(`${this.prefix}phone:${number}`));
+    if (!owner) return undefined;
+    const at = owner.lastIndexOf('@');
+    return { username: owner.slice(0, at), domain: owner.slice(at + 1) };
+  }
+
+  /** Users of one domain (lowercase compare) by username, or of all domains by domain then username. @throws StoreError 'unavailable'. */
+  async listUsers(domain?: string): Promise<UserRecord[]> {
+    const domains = domain === undefined ? (await this.run('list domains', () => this.redis.smembers(`${this.prefix}domains`))).sort() : [domain.toLowerCase()];
+    const out: UserRecord[] = [];
+    for (const d of domains) {
+      const names = (await this.run('list users', () => this.redis.smembers(`${this.prefix}users:${d}`))).sort();
+      for (const n of names) {
+        const u = await this.getUser(n, d);
+        if (u) out.push(u);
+      }
+    }
+    return out;
+  }
+
+  /** True when Redis answers PING (for /readyz). */
+  async ping(): Promise<boolean> {
+    try {
+      return (await this.redis.ping()) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  /** Apply binding changes in order, atomically (one Lua script; see {@link BindingStore.commitBindings}). @throws StoreError 'unavailable'. */
+  async commitBindings(changes: readonly BindingChange[]): Promise<void> {
+    const list = changes.map((c) =>
+      c.op === 'put'
+        ? { op: 'put', aor: c.binding.aor, contactUri: c.binding.contactUri, expires: c.binding.expires, json: JSON.stringify(c.binding) }
+        : c.op === 'delete'
+          ? { op: 'delete', aor: c.aor, contactUri: c.contactUri }
+          : { op: 'deleteAll', aor: c.aor },
+    );
+    await this.eval('write bindings', COMMIT_BINDINGS, JSON.stringify(list));
+  }
+
+  /** Bindings of one AOR in first-added order (those Redis expired are gone). @throws StoreError 'unavailable'. */
+  async listBindings(aor: string): Promise<BindingRecord[]> {
+    return (await this.bindingsOf([aor]))[0] ?? [];
+  }
+
+  private async bindingsOf(aors: readonly string[]): Promise<BindingRecord[][]> {
+    const got = (await this.eval('read bindings', LIST_BINDINGS, ...aors)) as string[][];
+    return got.map((list) => list.map((j) => JSON.parse(j) as BindingRecord));
+  }
+
+  /** Walk the AOR set in batches (SSCAN), calling `fn` with each batch. */
+  private async eachAorBatch(fn: (aors: string[]) => Promise<void>): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, aors] = await this.run('scan AORs', () => this.redis.sscan(`${this.prefix}aors`, cursor, 'COUNT', AOR_BATCH));
+      cursor = next;
+      if (aors.length > 0) await fn(aors);
+    } while (cursor !== '0');
+  }
+
+  /** Every binding (loading the location service at start-up and after an outage). @throws StoreError 'unavailable'. */
+  async allBindings(): Promise<BindingRecord[]> {
+    const out: BindingRecord[] = [];
+    await this.eachAorBatch(async (aors) => {
+      for (const list of await this.bindingsOf(aors)) out.push(...list);
+    });
+    return out;
+  }
+
+  /**
+   * Redis removes expired records itself (EXAT); this removes the index
+   * entries they leave behind. `nowS` is not needed (Redis's clock decides).
+   * Returns how many entries were removed. @throws StoreError 'unavailable'.
+   */
+  async deleteExpiredBindings(_nowS: number): Promise<number> {
+    let removed = 0;
+    await this.eachAorBatch(async (aors) => {
+      removed += Number(await this.eval('sweep bindings', SWEEP_AORS, ...aors));
+    });
+    return removed;
+  }
+
+  /** The whole store as data, for `rtcedge backup`. @throws StoreError 'unavailable'. */
+  async snapshot(): Promise<RedisSnapshot> {
+    const [users, bindings, secret] = await Promise.all([
+      this.listUsers(),
+      this.allBindings(),
+      this.run('secret', () => this.redis.get(`${this.prefix}secret`)),
+    ]);
+    return { format: 'rtcedge-redis-store', version: 1, users, bindings, secret };
+  }
+
+  /** True when the store holds no user and no binding (restore writes only into an empty store). @throws StoreError 'unavailable'. */
+  async isEmpty(): Promise<boolean> {
+    const [domains, aors] = await this.run('count', () => Promise.all([this.redis.scard(`${this.prefix}domains`), this.redis.scard(`${this.prefix}aors`)]));
+    return domains === 0 && aors === 0;
+  }
+
+  /**
+   * Write a snapshot into the store: users, numbers, unexpired bindings, and the secret (replacing any).
+   * @throws StoreError 'exists' when a user is already there, 'invalid', 'unavailable'.
+   */
+  async load(snapshot: RedisSnapshot): Promise<void> {
+    for (const u of snapshot.users) await this.addUser(u.username, u.domain, u.ha1, u.phones, u.createdAt);
+    await this.commitBindings(snapshot.bindings.map((binding) => ({ op: 'put', binding })));
+    if (snapshot.secret) await this.run('secret', () => this.redis.set(`${this.prefix}secret`, snapshot.secret!));
+  }
+
+  /** Close the connection (pending commands fail). Closing twice is harmless. */
+  async close(): Promise<void> {
+    this.up = false;
+    if (this.redis.status === 'end') return;
+    try {
+      await this.redis.quit();
+    } catch {
+      this.redis.disconnect();
+    }
+  }
+}

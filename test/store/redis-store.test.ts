@@ -1,0 +1,159 @@
+import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
+import pino from 'pino';
+import { describeWithPeers } from '../../interop/harness/peers.js';
+import { startRedis, type TestRedis } from '../../interop/harness/redis.js';
+import { makeTempDir, removeTempDir } from '../../interop/harness/temp-dir.js';
+import { userhash } from '../../src/stun/stun-integrity.js';
+import { type BindingRecord, RedisBindingChannel, RedisStore, StoreError, redisUserSource } from '../../src/store/index.js';
+import { UserSourceUnavailableError } from '../../src/auth/user-source.js';
+import { configSchema } from '../../src/config/schema.js';
+
+const MD5 = '0123456789abcdef0123456789abcdef';
+const SHA = 'ab'.repeat(32);
+const PORT = 26379;
+const silent = pino({ level: 'silent' });
+
+function redisConfig(url: string, prefix = 'test:') {
+  return configSchema.parse({ store: { type: 'redis', redis: { url, key_prefix: prefix, command_timeout: 500, retry_after: 7 } }, node: { uri: 'sip:127.0.0.1' } }).store.redis;
+}
+
+function binding(over: Partial<BindingRecord> = {}): BindingRecord {
+  return {
+    aor: 'sip:alice@example.test',
+    contact: '<sip:alice@127.0.0.10:5060;transport=tcp>;+sip.instance="<urn:uuid:1>";reg-id=1',
+    contactUri: 'sip:alice@127.0.0.10:5060;transport=tcp',
+    expires: Math.floor(Date.now() / 1000) + 600,
+    q: 0.5,
+    callId: 'call-1@127.0.0.10',
+    cseq: 7,
+    instance: '<urn:uuid:1>',
+    regId: 1,
+    path: ['<sip:edge1.example.test;lr>'],
+    source: { transport: 'tcp', address: '127.0.0.10', port: 40000, localPort: 5060 },
+    userAgent: 'baresip 3.0',
+    updatedAt: 1000,
+    ...over,
+  };
+}
+
+describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
+  let dir: string;
+  let redis: TestRedis;
+  let store: RedisStore;
+  beforeAll(async () => {
+    dir = makeTempDir('redis-store');
+    redis = await startRedis('127.0.0.1', PORT, dir);
+    store = await new RedisStore(redisConfig(redis.url), silent).connect();
+  });
+  afterAll(async () => {
+    await store?.close();
+    await redis?.stop();
+    removeTempDir(dir);
+  });
+  beforeEach(async () => {
+    await store.redis.flushall();
+  });
+
+  test('users: add, HA1 per algorithm, USERHASH, phones, passwd, delete', async () => {
+    await store.addUser('alice', 'Example.TEST', { MD5, 'SHA-256': SHA }, ['+4930123']);
+    expect(await store.lookupHa1('alice', 'example.test', 'MD5')).toBe(MD5);
+    expect(await store.lookupHa1('alice', 'example.test', 'SHA-512-256')).toBeUndefined();
+    expect(await store.lookupHa1('nobody', 'example.test', 'MD5')).toBeUndefined();
+    expect(await store.userExists('alice', 'example.test')).toBe(true);
+    expect(await store.userByUserhash(userhash('alice', 'example.test'), 'example.test')).toBe('alice');
+    expect(await store.userOfPhone('+4930123')).toEqual({ username: 'alice', domain: 'example.test' });
+    await expect(store.addUser('alice', 'example.test', { MD5 })).rejects.toMatchObject({ code: 'exists' });
+    await expect(store.addUser('bob', 'example.test', { MD5 }, ['+4930123'])).rejects.toThrow(/belongs to alice@example.test/);
+    expect(await store.userExists('bob', 'example.test')).toBe(false);
+    await expect(store.addUser('bob', 'example.test', { MD5: 'xyz' })).rejects.toMatchObject({ code: 'invalid' });
+    await store.setUserHa1('alice', 'example.test', { 'SHA-256': SHA });
+    expect(await store.lookupHa1('alice', 'example.test', 'MD5')).toBeUndefined();
+    await expect(store.setUserHa1('bob', 'example.test', { MD5 })).rejects.toMatchObject({ code: 'not_found' });
+    await store.addUser('bob', 'example.test', { MD5 });
+    await store.setPhones('bob', 'example.test', ['100', '101']);
+    expect((await store.listUsers()).map((u) => [u.username, u.phones])).toEqual([['alice', ['+4930123']], ['bob', ['100', '101']]]);
+    expect(await store.deleteUser('alice', 'example.test')).toBe(true);
+    expect(await store.deleteUser('alice', 'example.test')).toBe(false);
+    expect(await store.userOfPhone('+4930123')).toBeUndefined();
+    expect(await store.userByUserhash(userhash('alice', 'example.test'), 'example.test')).toBeUndefined();
+    expect((await store.listUsers('example.test')).map((u) => u.username)).toEqual(['bob']);
+  });
+
+  test('bindings: put, order, delete, deleteAll in one commit; records expire by Redis TTL', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const a = binding();
+    const b = binding({ contactUri: 'sip:alice@127.0.0.11', contact: '<sip:alice@127.0.0.11>' });
+    const gone = binding({ contactUri: 'sip:alice@127.0.0.12', contact: '<sip:alice@127.0.0.12>', expires: now + 1 });
+    await store.commitBindings([{ op: 'put', binding: a }, { op: 'put', binding: b }, { op: 'put', binding: gone }]);
+    expect((await store.listBindings(a.aor)).map((x) => x.contactUri)).toEqual([a.contactUri, b.contactUri, gone.contactUri]);
+    expect(await store.listBindings(a.aor)).toContainEqual(a);
+    expect(await store.redis.ttl(`test:binding:${a.aor}\n${a.contactUri}`)).toBeGreaterThan(590);
+    await new Promise((r) => setTimeout(r, 2100));
+    expect((await store.listBindings(a.aor)).map((x) => x.contactUri)).toEqual([a.contactUri, b.contactUri]);
+    expect(await store.deleteExpiredBindings(0)).toBe(1);
+    expect(await store.redis.zcard(`test:aor:${a.aor}`)).toBe(2);
+    await store.commitBindings([{ op: 'delete', aor: a.aor, contactUri: a.contactUri }, { op: 'put', binding: binding({ aor: 'sip:bob@example.test' }) }]);
+    expect((await store.allBindings()).map((x) => `${x.aor} ${x.contactUri}`).sort()).toEqual([`${a.aor} ${b.contactUri}`, `sip:bob@example.test ${a.contactUri}`]);
+    await store.commitBindings([{ op: 'deleteAll', aor: a.aor }]);
+    expect(await store.listBindings(a.aor)).toEqual([]);
+    expect(await store.redis.smembers('test:aors')).toEqual(['sip:bob@example.test']);
+    // An expiry already past deletes.
+    await store.commitBindings([{ op: 'put', binding: binding({ aor: 'sip:bob@example.test', expires: now - 1 }) }]);
+    expect(await store.allBindings()).toEqual([]);
+  });
+
+  test('the secret is set once: every node gets the first one', async () => {
+    const first = await store.sharedSecret(Buffer.alloc(32, 1));
+    expect(await store.sharedSecret(Buffer.alloc(32, 2))).toEqual(first);
+    expect(first).toEqual(Buffer.alloc(32, 1));
+  });
+
+  test('snapshot and load round-trip users, numbers, bindings and the secret', async () => {
+    await store.addUser('alice', 'example.test', { MD5 }, ['123']);
+    await store.commitBindings([{ op: 'put', binding: binding() }]);
+    await store.sharedSecret(Buffer.alloc(32, 3));
+    const snap = await store.snapshot();
+    await store.redis.flushall();
+    expect(await store.isEmpty()).toBe(true);
+    await store.load(JSON.parse(JSON.stringify(snap)));
+    expect(await store.snapshot()).toEqual(snap);
+    expect(await store.isEmpty()).toBe(false);
+  });
+
+  test('announcements reach the other channel only, which reads the AORs', async () => {
+    const other = await new RedisStore(redisConfig(redis.url), silent).connect();
+    const mine = new RedisBindingChannel(store, silent);
+    const theirs = new RedisBindingChannel(other, silent);
+    await mine.start();
+    await theirs.start();
+    const seen: string[][] = [];
+    const mineSeen: string[][] = [];
+    mine.onRemoteChange((aors) => void mineSeen.push([...aors]));
+    const got = new Promise<void>((resolve) =>
+      theirs.onRemoteChange((aors) => {
+        seen.push([...aors]);
+        resolve();
+      }),
+    );
+    await mine.announce(['sip:alice@example.test', 'sip:bob@example.test']);
+    await got;
+    expect(seen).toEqual([['sip:alice@example.test', 'sip:bob@example.test']]);
+    expect(mineSeen).toEqual([]);
+    await mine.close();
+    await theirs.close();
+    await other.close();
+  });
+
+  test('Redis down: StoreError unavailable with retryAfterS, user source 503; back by itself after a restart', async () => {
+    await store.addUser('alice', 'example.test', { MD5 });
+    const users = redisUserSource(store);
+    await redis.stop();
+    const err = await store.lookupHa1('alice', 'example.test', 'MD5').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreError);
+    expect(err).toMatchObject({ code: 'unavailable', retryAfterS: 7 });
+    await expect(users.lookupHa1('alice', 'example.test', 'MD5')).rejects.toBeInstanceOf(UserSourceUnavailableError);
+    await expect(store.commitBindings([{ op: 'put', binding: binding() }])).rejects.toMatchObject({ code: 'unavailable' });
+    await redis.start();
+    await expect.poll(() => store.lookupHa1('alice', 'example.test', 'MD5').catch(() => 'down'), { timeout: 10_000, interval: 200 }).toBe(MD5);
+  });
+});
