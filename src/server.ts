@@ -30,6 +30,7 @@ import { cachedUserSource } from './auth/credential-cache.js';
 import { rootCertificates } from 'node:tls';
 import { dnsFromConfig } from './dns/from-config.js';
 import type { Federation } from './proxy/federation.js';
+import { nodePathFor } from './proxy/flow-token.js';
 import type { TlsMaterial } from './transport/transport-layer.js';
 import type { ServerMetrics } from './admin/metrics.js';
 import type { Registry } from 'prom-client';
@@ -599,6 +600,8 @@ function createSipCore(config: Config, parts: SipCoreParts, logger: Logger): Pro
     maxBindingsPerAor: config.sip.registrar.max_bindings_per_aor,
     flowTimerS: config.sip.registrar.flow_timer,
     tempGruuKey: gruuKey,
+    // Several nodes on one store: bindings over this node's connections are reached through this node.
+    nodePath: config.store.type === 'redis' && config.node.uri ? nodePathFor(config.node.uri, secret) : undefined,
     logger,
   });
   return new ProxyCore({

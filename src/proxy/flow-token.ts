@@ -31,3 +31,22 @@ export function decodeFlowToken(token: string, secret: Buffer): Destination | un
 function mac(body: string, secret: Buffer): string {
   return createHmac('sha256', secret).update(body).digest().subarray(0, 8).toString('base64url');
 }
+
+/**
+ * For several nodes on one store: the Path value (RFC 3327 §4.3, with `lr`)
+ * naming this node (`node.uri`) with a flow token of the connection a REGISTER
+ * came over as its user part, or undefined for UDP (any node reaches a UDP
+ * contact itself). Another node routes a request for the binding here; this
+ * node's own-route step reads the token and sends it down that flow (RFC 5626 §5.3).
+ *
+ * @param nodeUri `sip:host:port;params` without a user part, e.g. `sip:10.0.0.2:5061;transport=tls`.
+ * @param secret the flow-token secret every node shares.
+ */
+export function nodePathFor(nodeUri: string, secret: Buffer): (source: { transport: TransportName; remoteAddress: string; remotePort: number; flowId?: string }) => string | undefined {
+  const lr = /;lr(;|=|$)/i.test(nodeUri) ? '' : ';lr';
+  return (source) => {
+    if (source.transport === 'udp') return undefined;
+    const token = encodeFlowToken({ transport: source.transport, address: source.remoteAddress, port: source.remotePort, flowId: source.flowId }, secret);
+    return `<${nodeUri.replace(/^(sips?:)/i, `$1${token}@`)}${lr}>`;
+  };
+}

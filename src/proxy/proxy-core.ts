@@ -26,10 +26,10 @@ import type { LocationService } from '../registrar/location-service.js';
 import type { BindingRecord } from '../store/index.js';
 import { nextHops } from './destination.js';
 import type { Federation } from './federation.js';
-import { encodeFlowToken } from './flow-token.js';
+import { decodeFlowToken, encodeFlowToken } from './flow-token.js';
 import type { Target } from './target-set.js';
 import { ResponseContext } from './response-context.js';
-import { CONTINUE, RequestContext, type Outcome, type ProxyEnv, type Refusal } from './request-context.js';
+import { CONTINUE, ownPathEntry, RequestContext, type Outcome, type ProxyEnv, type Refusal } from './request-context.js';
 import { REQUEST_PROCESSORS } from './processors/index.js';
 import { strictRoute } from './processors/strict-route.js';
 import { ownRoute } from './processors/own-route.js';
@@ -227,7 +227,8 @@ export class ProxyCore implements TransactionUser {
    * A `sips:` request goes over TLS on every hop (RFC 5630 §3.1.3, RFC 3261
    * §26.2.2): a next hop over another transport gets 480.
    */
-  private async prepare(ctx: RequestContext, target: Target): Promise<PreparedBranch> {
+  private async prepare(ctx: RequestContext, given: Target): Promise<PreparedBranch> {
+    const target = this.throughOwnPath(given);
     const base = this.copyFor(ctx, target);
     // Credentials addressed to this server's realm are consumed (RFC 3261 §22.3 allows it; they mean nothing downstream).
     this.consumeCredentials(base);
@@ -257,6 +258,20 @@ export class ProxyCore implements TransactionUser {
     const first = await hops.next();
     if (first.done) throw new SipError(503, 'Service Unavailable: no next hop');
     return build(first.value);
+  }
+
+  /**
+   * A binding whose Path starts with this node's own entry (several nodes on
+   * one store, registrar `nodePath`) is reached over the flow that entry's
+   * token names, without the entry: routing to it would send the request to
+   * ourselves (RFC 3327 §5.3, RFC 5626 §5.3).
+   */
+  private throughOwnPath(target: Target): Target {
+    const b = target.binding;
+    const own = b && ownPathEntry(this.env, b);
+    if (!b || !own) return target;
+    const flow = own.user ? decodeFlowToken(own.user, this.opts.flowTokenSecret) : undefined;
+    return { ...target, binding: { ...b, path: b.path.slice(1) }, flow: target.flow ?? flow };
   }
 
   /** §16.6 steps 4 and 8 on a copy going to `dest`: Record-Route and our Via (from the listener of the destination's address family). */
@@ -381,7 +396,7 @@ export class ProxyCore implements TransactionUser {
     const targets: Target[] = aor ? await this.aorTargets(ctx, aor) : [{ uri: req.uri, binding, flow: ctx.flow }];
     const topVia = getHeaderValues(req, 'via')[0] ?? '';
     const cseq = getHeader(req, 'cseq') ?? '';
-    for (const target of targets) {
+    for (const target of targets.map((t) => this.throughOwnPath(t))) {
       const msg = this.copyFor(ctx, target);
       let dest: Destination;
       try {

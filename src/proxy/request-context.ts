@@ -235,14 +235,36 @@ export class RequestContext {
 
   /** True when a URI names this server: a served domain or own address, on no port or one we listen on (§16.4). */
   isUs(uri: SipUri): boolean {
-    if (!this.env.domains.isLocal(uri.host)) return false;
-    return uri.port === undefined || this.env.listensOn(uri.port);
+    return namesThisServer(this.env, uri);
   }
 
   /** Send a final response this server generates, with a stable To tag when the request had none. */
   respond(status: number, reason: string, headers: SipHeader[] = []): void {
     const st = this.transaction;
     st.respond(createResponse(st.request, status, { reason, headers, toTag: this.toTag ? undefined : localTag(st.request) }));
+  }
+}
+
+/** True when a URI names this server: a served domain or own address, on no port or one we listen on (RFC 3261 §16.4). */
+export function namesThisServer(env: Pick<ProxyEnv, 'domains' | 'listensOn'>, uri: SipUri): boolean {
+  if (!env.domains.isLocal(uri.host)) return false;
+  return uri.port === undefined || env.listensOn(uri.port);
+}
+
+/**
+ * The first Path entry of a binding (RFC 3327) when it names this server (the
+ * entry a node on a shared store put in front of the bindings over its own
+ * connections, registrar `nodePath`), else undefined: undefined too for a
+ * binding without Path or one reached through another node or an edge proxy.
+ */
+export function ownPathEntry(env: Pick<ProxyEnv, 'domains' | 'listensOn'>, binding: { path: readonly string[] }): SipUri | undefined {
+  const first = binding.path[0];
+  if (first === undefined) return undefined;
+  try {
+    const uri = parseUri(parseNameAddr(first).uri);
+    return namesThisServer(env, uri) ? uri : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -22,14 +22,16 @@ export interface Target {
  * open, so a request fails over to the UA's other flow when one dies (§5.3).
  *
  * @param alive true when a binding's flow can still carry requests.
+ * @param judgedHere false for a binding whose flow another hop holds (its Path leads
+ *   through another node or an edge proxy): that hop judges its flow, so it is kept.
  */
-export function targetGroups(bindings: BindingRecord[], alive: (ref: Destination) => boolean): BindingRecord[][] {
+export function targetGroups(bindings: BindingRecord[], alive: (ref: Destination) => boolean, judgedHere: (b: BindingRecord) => boolean = () => true): BindingRecord[][] {
   const chosen: BindingRecord[] = [];
   const byInstance = new Map<string, BindingRecord>();
   for (const b of bindings) {
     const ref = b.source ? { transport: b.source.transport as TransportName, address: b.source.address, port: b.source.port } : undefined;
     if (b.instance && b.regId !== null) {
-      if (ref && !alive(ref)) continue;
+      if (ref && judgedHere(b) && !alive(ref)) continue;
       const prev = byInstance.get(b.instance);
       if (!prev || b.updatedAt > prev.updatedAt) byInstance.set(b.instance, b);
       continue;

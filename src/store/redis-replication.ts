@@ -16,6 +16,9 @@ import type { RedisStore } from './redis-store.js';
 /** AORs waiting to be read again at most; past it the node reads every binding once instead. */
 const MAX_PENDING_AORS = 10_000;
 
+/** Wait before reading again after a failed read while both connections are up, ms. */
+const RETRY_DELAY_MS = 250;
+
 /** AORs per announcement message at most (a larger commit is announced in several). */
 const MAX_AORS_PER_MESSAGE = 500;
 
@@ -58,6 +61,10 @@ export class RedisBindingChannel {
       );
     });
     sub.on('message', (_channel: string, text: string) => this.received(text));
+    // A read that failed while the command connection was down is tried again as soon as it is back.
+    this.store.redis.on('ready', () => {
+      if (this.resyncWanted) void this.drain();
+    });
     await sub.connect();
     await sub.subscribe(this.store.bindingsChannel);
     this.connectedOnce = true;
@@ -127,8 +134,8 @@ export class RedisBindingChannel {
         } catch (err) {
           this.log.warn({ err: (err as Error).message }, 'reading changed bindings failed; reading every binding when Redis is back');
           this.resyncWanted = true;
-          await new Promise((r) => setTimeout(r, 1000).unref());
-          if (this.subscriber?.status !== 'ready') break;
+          if (this.subscriber?.status !== 'ready' || this.store.redis.status !== 'ready') break;
+          await new Promise((r) => setTimeout(r, RETRY_DELAY_MS).unref());
         }
       }
     } finally {

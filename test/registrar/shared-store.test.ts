@@ -8,9 +8,18 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { describeWithPeers } from '../../interop/harness/peers.js';
 import { startRedis, type TestRedis } from '../../interop/harness/redis.js';
 import { makeTempDir, removeTempDir } from '../../interop/harness/temp-dir.js';
-import { getHeader, type SipRequest } from '../../src/sip/message.js';
+import { getHeader, type SipRequest, type SipResponse } from '../../src/sip/message.js';
+import { RedisStore } from '../../src/store/index.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { UdpUa } from '../helpers/udp-ua.js';
+import { TcpConnection } from '../helpers/tcp-ua.js';
+import type { SipHeader } from '../../src/sip/message.js';
+
+/** `req` as sent over a TCP connection from `port`: a TCP Via. */
+function overTcp(req: SipRequest, port: number): SipRequest {
+  const headers: SipHeader[] = req.headers.map((h) => (/^via$/i.test(h.name) ? { name: h.name, value: h.value.replace(/^SIP\/2\.0\/UDP 127\.0\.0\.1:\d+/, `SIP/2.0/TCP 127.0.0.1:${port}`) } : h));
+  return { ...req, headers };
+}
 
 const REDIS_PORT = 26383;
 const PORT_A = 5180;
@@ -22,6 +31,7 @@ describeWithPeers(['redis-server'])('two nodes on one Redis store', () => {
   let redis: TestRedis;
   let a: TestServer;
   let b: TestServer;
+  let store: RedisStore;
   beforeAll(async () => {
     dir = makeTempDir('shared-store');
     redis = await startRedis('127.0.0.1', REDIS_PORT, dir);
@@ -33,8 +43,10 @@ describeWithPeers(['redis-server'])('two nodes on one Redis store', () => {
     const sip = (port: number) => ({ listen: [{ transport: 'udp', host: '127.0.0.1', port }, { transport: 'tcp', host: '127.0.0.1', port }] });
     a = await startTestServer({ name: 'node-a', sip: sip(PORT_A), users: { alice: 'alicepw', bob: 'bobpw' }, more: node(PORT_A) });
     b = await startTestServer({ name: 'node-b', sip: sip(PORT_B), more: node(PORT_B) });
+    store = await new RedisStore(a.config.store.redis).connect();
   });
   afterAll(async () => {
+    await store?.close();
     await a?.stop();
     await b?.stop();
     await redis?.stop();
@@ -64,6 +76,36 @@ describeWithPeers(['redis-server'])('two nodes on one Redis store', () => {
     bob.close();
   });
 
+  test('a binding over TCP at node B leads its Path with B and the flow: node A routes through B, B sends down the flow', async () => {
+    const ua = await UdpUa.open();
+    const tcp = await TcpConnection.connect(PORT_B);
+    const contact = `<sip:carol@127.0.0.1:${tcp.localPort};transport=tcp>`;
+    const reg = overTcp(ua.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:bob@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, contact }), tcp.localPort);
+    tcp.send(reg);
+    const challenge = (await tcp.waitFor((m) => m.kind === 'response' && m.status === 401)) as SipResponse;
+    tcp.send(overTcp(ua.authorize(reg, challenge, 'bob', 'bobpw'), tcp.localPort));
+    const ok = (await tcp.waitFor((m) => m.kind === 'response' && m.status === 200)) as SipResponse;
+    // The node's own Path entry is not echoed (it is the registrar's, not a proxy's on the way).
+    expect(getHeader(ok, 'path')).toBeUndefined();
+    const stored = await store.listBindings(`sip:bob@${DOMAIN}`);
+    const viaTcp = stored.find((b) => b.contactUri.includes(String(tcp.localPort)))!;
+    expect(viaTcp.path).toHaveLength(1);
+    expect(viaTcp.path[0]).toMatch(new RegExp(`^<sip:[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+@127\\.0\\.0\\.1:${PORT_B};transport=tcp;lr>$`));
+
+    const alice = await UdpUa.open();
+    const msg: SipRequest = { ...alice.request('MESSAGE', `sip:bob@${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:bob@${DOMAIN}` }), body: Buffer.from('via B') };
+    alice.send(msg, PORT_A);
+    alice.send(alice.authorize(msg, await alice.response(msg), 'alice', 'alicepw'), PORT_A);
+    const got = (await tcp.waitFor((m) => m.kind === 'request' && m.method === 'MESSAGE')) as SipRequest;
+    const vias = got.headers.filter((h) => /^via$/i.test(h.name)).map((h) => h.value);
+    expect(vias[0]).toMatch(new RegExp(`^SIP/2.0/TCP 127.0.0.1:${PORT_B};`));
+    expect(vias[1]).toMatch(new RegExp(`^SIP/2.0/TCP 127.0.0.1:${PORT_A};`));
+    expect(getHeader(got, 'route')).toBeUndefined();
+    alice.close();
+    ua.close();
+    tcp.destroy();
+  });
+
   test('Redis down: REGISTER gets 503 with Retry-After from the store settings; the nodes recover by themselves', async () => {
     const ua = await UdpUa.open();
     await redis.stop();
@@ -75,12 +117,17 @@ describeWithPeers(['redis-server'])('two nodes on one Redis store', () => {
       await redis.start();
     }
     await expect.poll(async () => (await ua.register(PORT_B, 'alice', 'alicepw', DOMAIN)).status, { timeout: 15_000, interval: 500 }).toBe(200);
-    // Node A sees the binding node B stored after the outage.
+    // Node A, once its own connection is back, knows the binding node B stored after the outage.
     const bob = await UdpUa.open();
-    const msg: SipRequest = { ...bob.request('MESSAGE', `sip:alice@${DOMAIN}`, { from: `sip:bob@${DOMAIN}`, to: `sip:alice@${DOMAIN}` }), body: Buffer.from('back') };
-    bob.send(msg, PORT_A);
-    bob.send(bob.authorize(msg, await bob.response(msg), 'bob', 'bobpw'), PORT_A);
-    await ua.waitFor((m) => m.kind === 'request' && m.method === 'MESSAGE', 5000);
+    let attempt = 0;
+    const delivered = async (): Promise<boolean> => {
+      const text = `back ${++attempt}`;
+      const msg: SipRequest = { ...bob.request('MESSAGE', `sip:alice@${DOMAIN}`, { from: `sip:bob@${DOMAIN}`, to: `sip:alice@${DOMAIN}` }), body: Buffer.from(text) };
+      bob.send(msg, PORT_A);
+      bob.send(bob.authorize(msg, await bob.response(msg), 'bob', 'bobpw'), PORT_A);
+      return ua.waitFor((m) => m.kind === 'request' && m.method === 'MESSAGE' && m.body.toString() === text, 1000).then(() => true, () => false);
+    };
+    await expect.poll(delivered, { timeout: 10_000, interval: 200 }).toBe(true);
     ua.close();
     bob.close();
   });

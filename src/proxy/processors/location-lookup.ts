@@ -1,5 +1,5 @@
 import type { ProxyEnv } from '../request-context.js';
-import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../request-context.js';
+import { CONTINUE, ownPathEntry, reply, type RequestContext, type RequestProcessor } from '../request-context.js';
 import { targetGroups, type Target } from '../target-set.js';
 import type { BindingRecord } from '../../store/index.js';
 
@@ -10,7 +10,8 @@ export function bindingTargets(env: ProxyEnv, aor: string): Target[][] {
 
 /** Target groups of some bindings (target-set.ts: by q, an Outbound instance once), one target per binding. */
 export function targetsOfBindings(env: ProxyEnv, bindings: BindingRecord[]): Target[][] {
-  return targetGroups(bindings, env.flowAlive).map((g) => g.map((b) => ({ uri: b.contactUri, binding: b })));
+  const judgedHere = (b: BindingRecord) => b.path.length === 0 || ownPathEntry(env, b) !== undefined;
+  return targetGroups(bindings, env.flowAlive, judgedHere).map((g) => g.map((b) => ({ uri: b.contactUri, binding: b })));
 }
 
 /**

@@ -12,7 +12,8 @@ const OUT_OF_ORDER: RegisterReply = { status: 500, reason: 'Server Internal Erro
  * else the Expires header, else the default (423 with Min-Expires below the
  * minimum unless 0; lowered to the maximum); a contact already bound with the
  * same Call-ID and a CSeq not lower is out of order (500). Expiry 0 removes
- * the binding; else the binding is added or refreshed, with q, Path, the
+ * the binding; else the binding is added or refreshed, with q, Path (led by
+ * this node's own entry when `nodePath` gives one), the
  * source it came from and, for an Outbound UA (RFC 5626 §6: `Supported:
  * outbound`, `+sip.instance` and `reg-id`), a new flow of the same instance
  * and reg-id replacing the old one. Nothing is stored yet: the changes are
@@ -22,7 +23,9 @@ export function contactBindings(ctx: RegisterContext): RegisterReply | undefined
   const { req, st, opts, aor, callId, cseq, nowS } = ctx;
   const existing = new Map(opts.location.lookup(aor).map((b) => [b.contactUri, b]));
   const outboundUa = ctx.supported.includes('outbound');
-  const path = getHeaderValues(req, 'path');
+  // Several nodes on one store: a binding over a connection of this node is reached through this node (RFC 3327 Path).
+  const own = opts.nodePath?.(st.source);
+  const path = own ? [own, ...getHeaderValues(req, 'path')] : getHeaderValues(req, 'path');
   const userAgent = getHeader(req, 'user-agent') ?? null;
   const changes: BindingChange[] = [];
   for (const value of ctx.contacts) {

@@ -3,6 +3,7 @@ import type { SipHeader, SipRequest } from '../../sip/message.js';
 import type { Authenticate } from '../../auth/request-authenticator.js';
 import type { BindingRecord } from '../../store/index.js';
 import type { ServerTransaction } from '../../transaction/server-transaction.js';
+import type { Source } from '../../transport/types.js';
 import type { LocalDomains } from '../local-domains.js';
 import type { LocationService } from '../location-service.js';
 
@@ -25,6 +26,13 @@ export interface RegistrarOptions {
   /** Key of temp-GRUUs (RFC 5627 §3.2, registrar/gruu.ts); without it no GRUUs are handed out. */
   tempGruuKey?: Buffer;
   logger: Logger;
+  /**
+   * Several nodes on one shared store: the Path value (RFC 3327 §4.3) naming
+   * this node and the flow a REGISTER came over, put first in the binding's
+   * path so other nodes route requests for it through this one; undefined
+   * (or absent) when the binding needs none (UDP, a single node).
+   */
+  nodePath?: (source: Source) => string | undefined;
   /** The clock, unix time in s. */
   nowS?: () => number;
 }
