@@ -22,6 +22,7 @@ const DEFAULT_CLI = join(ROOT, 'dist', 'cli', 'main.js');
  * @param {number} [o.summaryInterval] log.summary_interval, s (the info summary line; needs logLevel info)
  * @param {string[]} [o.nodeArgs] extra node options for the server process
  * @param {number} [o.addParallel] users added by this many CLI processes at once (default 1)
+ * @param {string[]} [o.extraYaml] further top-level YAML lines (e.g. `store: {...}`)
  * @param {string} [o.cli] the CLI to run (default this checkout's dist/cli/main.js; another build for a baseline)
  * @param {number|'auto'} [o.workers] sip.workers (default: the configuration's default, auto)
  */
@@ -60,6 +61,7 @@ export async function startRtcedge(o) {
   } else {
     lines.push('  enabled: false');
   }
+  lines.push(...(o.extraYaml ?? []));
   writeFileSync(cfg, lines.join('\n') + '\n');
   const addOne = async ([user, pw]) => {
     const r = await runProcess(process.execPath, [CLI, 'user', 'add', `${user}@example.test`, '--password-stdin', '-c', cfg], {

@@ -134,6 +134,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   await location.start();
   const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger, worker?.mesh.self);
   const federation = createFederation(config, store, logger);
+  const turnSecrets = await sharedTurnSecrets(config, store, logger);
   transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, security, secret, federation }, logger);
 
   const { reload, reloadTlsMaterial } = createReloader(
@@ -150,12 +151,13 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   try {
     await transport.start();
     if (!worker) {
-      turn = await startTurn(config, tls, secret, users, logger);
+      turn = await startTurn(config, tls, secret, users, turnSecrets.secrets, logger);
       admin = await startAdmin(config, { metrics, store, users, location, transport, turn, reload }, logger);
     }
   } catch (err) {
     metrics.close();
     await turn?.stop();
+    turnSecrets.stop();
     stopSummary();
     overload.stop();
     await transport.stop();
@@ -183,6 +185,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
       await admin?.server.stop();
       metrics.close();
       await turn?.stop();
+      turnSecrets.stop();
       stopSummary();
       overload.stop();
       transactions.close();
@@ -292,6 +295,32 @@ async function openStoreOf(config: Config, logger: Logger): Promise<{ store: Sql
     await store.close();
     throw err;
   }
+}
+
+/** How often a node reads the TURN REST API secrets of the Redis store again, ms. */
+const TURN_SECRETS_REFRESH_MS = 10_000;
+
+/**
+ * The TURN REST API secrets TURN accepts: `turn.auth_secrets`, and with the
+ * Redis store the shared ones (`rtcedge turn secret add`), read at start and
+ * again every 10 s into the same array (TURN reads it on each authentication).
+ * A failed read keeps the previous list.
+ */
+async function sharedTurnSecrets(config: Config, store: SqliteStore | RedisStore, logger: Logger): Promise<{ secrets: string[]; stop(): void }> {
+  const secrets = [...config.turn.auth_secrets];
+  if (!(store instanceof RedisStore) || !config.turn.enabled) return { secrets, stop() {} };
+  const refresh = async (): Promise<void> => {
+    try {
+      const shared = await store.turnSecrets();
+      secrets.splice(0, secrets.length, ...config.turn.auth_secrets, ...shared.filter((s) => !config.turn.auth_secrets.includes(s)));
+    } catch (err) {
+      logger.warn({ component: 'turn', err: (err as Error).message }, 'reading the shared TURN secrets failed; the previous ones stay in use');
+    }
+  };
+  await refresh();
+  const timer = setInterval(() => void refresh(), TURN_SECRETS_REFRESH_MS);
+  timer.unref();
+  return { secrets, stop: () => clearInterval(timer) };
 }
 
 /** `fn` with a store that cannot be reached answered as SIP 503 with Retry-After (RFC 3261 §21.5.4). */
@@ -629,7 +658,7 @@ function createSipCore(config: Config, parts: SipCoreParts, logger: Logger): Pro
 }
 
 /** The TURN server when `turn.enabled`, started; undefined otherwise. */
-export async function startTurn(config: Config, tls: TlsMaterial | undefined, secret: Buffer, users: UserSource, logger: Logger): Promise<TurnServer | undefined> {
+export async function startTurn(config: Config, tls: TlsMaterial | undefined, secret: Buffer, users: UserSource, authSecrets: readonly string[], logger: Logger): Promise<TurnServer | undefined> {
   if (!config.turn.enabled) return undefined;
   const turn = new TurnServer({
     realm: config.turn.realm ?? config.domains[0],
@@ -648,7 +677,7 @@ export async function startTurn(config: Config, tls: TlsMaterial | undefined, se
     allowedPeers: config.turn.allowed_peers,
     deniedPeers: config.turn.denied_peers,
     ownAddresses: hostAddresses(),
-    authSecrets: config.turn.auth_secrets,
+    authSecrets,
     passwordAlgorithms: config.turn.password_algorithms,
     maxAllocationsPerUser: config.turn.max_allocations_per_user,
     maxAllocations: config.turn.max_allocations,

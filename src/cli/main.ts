@@ -25,7 +25,7 @@ import { adminRequest } from './admin-client.js';
 import { backup, BackupError, restore } from '../store/backup.js';
 import { CHECK_STATES, runCheck } from './check.js';
 import { readBanFile } from '../admin/ban-file.js';
-import { formatCredentials, turnCredentials } from './turn-commands.js';
+import { formatCredentials, turnCredentials, turnSecretCommand } from './turn-commands.js';
 
 interface ConfigOption {
   config?: string;
@@ -296,9 +296,18 @@ function buildProgram(): Command {
       }
     });
 
-  program
-    .command('turn')
-    .description('TURN server tools')
+  const turnCommand = program.command('turn').description('TURN server tools');
+  turnCommand
+    .command('secret')
+    .description('TURN REST API secrets shared by every node of a Redis store (store.type: redis): add SECRET, del SECRET, list')
+    .argument('<op>', 'add | del | list')
+    .argument('[secret]', 'the shared secret')
+    .addOption(configOption())
+    .action(async (op: string, secret: string | undefined, opts: ConfigOption) => {
+      if (op !== 'add' && op !== 'del' && op !== 'list') throw new CliError(`expected add, del or list, got "${op}"`);
+      for (const line of await turnSecretCommand(loadConfig(opts.config), op, secret)) console.log(line);
+    });
+  turnCommand
     .command('credentials')
     .description('print a TURN REST API username/password pair for USER, signed with the first of turn.auth_secrets')
     .argument('<user>', 'user name (no ":")')

@@ -244,7 +244,7 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
 
   try {
     await withTimeout(Promise.all(slots.map(fork)), opts.readyTimeoutMs ?? 30_000, 'sip workers not ready in time');
-    turn = await startTurn(config, tls, secret, users, logger);
+    turn = await startTurn(config, tls, secret, users, config.turn.auth_secrets, logger);
     const registrations = storeRegistrations(store, location);
     metrics = new ServerMetrics(primaryMetricsSources(config, registrations, () => turn, opts.metrics, self));
     // /metrics: the primary's registry (TURN, bindings in the store, its process) summed with every worker's.

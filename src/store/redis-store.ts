@@ -18,6 +18,7 @@
  * | `aor:<aor>` | sorted set | contact URIs of the AOR, scored by when first added (ms) |
  * | `aors` | set | AORs with an index |
  * | `secret` | string | the server secret (hex), set once with SET NX |
+ * | `turn:secrets` | set | TURN REST API shared secrets every node accepts besides `turn.auth_secrets` |
  *
  * Binding expiry is Redis's: each record expires by itself at its `expires`
  * (EXAT), on every node at once and with no sweeper deciding anything; the
@@ -44,6 +45,9 @@ const HA1_FIELDS: Record<Ha1Algorithm, string> = { MD5: 'ha1_md5', 'SHA-256': 'h
 /** AORs (and SCAN's COUNT hint) per round trip when every binding is read or swept. */
 const AOR_BATCH = 200;
 
+/** TURN REST API secrets kept in Redis at most. */
+export const MAX_TURN_SECRETS = 100;
+
 /** Longest wait between two reconnection attempts, ms. */
 const MAX_RECONNECT_DELAY_MS = 2000;
 
@@ -55,6 +59,8 @@ export interface RedisSnapshot {
   bindings: BindingRecord[];
   /** The server secret, hex, or null when none was set. */
   secret: string | null;
+  /** TURN REST API secrets (absent in older snapshots). */
+  turnSecrets?: string[];
 }
 
 /** Check every HA1 is lowercase hex of its algorithm's length; returns the hash fields. */
@@ -288,6 +294,28 @@ export class RedisStore implements BindingStore {
     return out;
   }
 
+  /** TURN REST API secrets in the store (RFC 8489 long-term credentials by the REST API convention), sorted. @throws StoreError 'unavailable'. */
+  async turnSecrets(): Promise<string[]> {
+    return (await this.run('TURN secrets', () => this.redis.smembers(`${this.prefix}turn:secrets`))).sort().slice(0, MAX_TURN_SECRETS);
+  }
+
+  /**
+   * Add a TURN REST API secret every node accepts (within its refresh, 10 s).
+   * @throws StoreError 'invalid' for an empty secret or past {@link MAX_TURN_SECRETS}; 'unavailable'.
+   */
+  async addTurnSecret(secret: string): Promise<void> {
+    if (secret.length === 0) throw new StoreError('invalid', 'a TURN secret must not be empty');
+    const key = `${this.prefix}turn:secrets`;
+    const n = await this.run('add TURN secret', () => this.redis.scard(key));
+    if (n >= MAX_TURN_SECRETS) throw new StoreError('invalid', `at most ${MAX_TURN_SECRETS} TURN secrets`);
+    await this.run('add TURN secret', () => this.redis.sadd(key, secret));
+  }
+
+  /** Remove a TURN REST API secret; true when it was there. @throws StoreError 'unavailable'. */
+  async deleteTurnSecret(secret: string): Promise<boolean> {
+    return (await this.run('delete TURN secret', () => this.redis.srem(`${this.prefix}turn:secrets`, secret))) === 1;
+  }
+
   /** True when Redis answers PING (for /readyz). */
   async ping(): Promise<boolean> {
     try {
@@ -353,12 +381,13 @@ export class RedisStore implements BindingStore {
 
   /** The whole store as data, for `rtcedge backup`. @throws StoreError 'unavailable'. */
   async snapshot(): Promise<RedisSnapshot> {
-    const [users, bindings, secret] = await Promise.all([
+    const [users, bindings, secret, turnSecrets] = await Promise.all([
       this.listUsers(),
       this.allBindings(),
       this.run('secret', () => this.redis.get(`${this.prefix}secret`)),
+      this.turnSecrets(),
     ]);
-    return { format: 'rtcedge-redis-store', version: 1, users, bindings, secret };
+    return { format: 'rtcedge-redis-store', version: 1, users, bindings, secret, turnSecrets };
   }
 
   /** True when the store holds no user and no binding (restore writes only into an empty store). @throws StoreError 'unavailable'. */
@@ -375,6 +404,7 @@ export class RedisStore implements BindingStore {
     for (const u of snapshot.users) await this.addUser(u.username, u.domain, u.ha1, u.phones, u.createdAt);
     await this.commitBindings(snapshot.bindings.map((binding) => ({ op: 'put', binding })));
     if (snapshot.secret) await this.run('secret', () => this.redis.set(`${this.prefix}secret`, snapshot.secret!));
+    for (const s of snapshot.turnSecrets ?? []) await this.addTurnSecret(s);
   }
 
   /** Close the connection (pending commands fail). Closing twice is harmless. */

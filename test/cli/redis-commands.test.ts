@@ -76,6 +76,15 @@ describeWithPeers(['redis-server'])('CLI against a Redis store', () => {
     expect(again.status).toBe(1);
   });
 
+  test('turn secret add, list, del keep the shared TURN REST secrets in Redis', async () => {
+    expect(await cli(['turn', 'secret', 'add', 's3cret'])).toMatchObject({ status: 0, stdout: 'added\n' });
+    expect(await cli(['turn', 'secret', 'list'])).toMatchObject({ status: 0, stdout: 's3cret\n' });
+    expect(await store.turnSecrets()).toEqual(['s3cret']);
+    expect(await cli(['turn', 'secret', 'del', 's3cret'])).toMatchObject({ status: 0, stdout: 'deleted\n' });
+    expect(await cli(['turn', 'secret', 'del', 's3cret'])).toMatchObject({ status: 1, stderr: 'rtcedge: no such TURN secret\n' });
+    expect(await cli(['turn', 'secret', 'drop'])).toMatchObject({ status: 1, stderr: 'rtcedge: expected add, del or list, got "drop"\n' });
+  });
+
   test('Redis unreachable: the command fails with a message naming it, exit status 1', async () => {
     const down = join(dir, 'down.yaml');
     writeFileSync(down, `data_dir: ${join(dir, 'data')}\nstore: { type: redis, redis: { url: "redis://127.0.0.1:1", connect_timeout: 500 } }\nnode: { uri: "sip:127.0.0.1:5060" }\n`);

@@ -1,0 +1,247 @@
+// Several nodes on one Redis (issue 14): authenticated REGISTER/s and calls/s
+// for one, two and three rtcedge nodes sharing a redis-server, against one
+// node on the SQLite default, with the CPU each operation costs (every rtcedge
+// process plus redis-server, user + system). On a 2-core machine the figure
+// that means something is the cost per operation, not the scaling.
+//
+//   node bench/multi-node.mjs [--seconds 5] [--register-rate 300] [--call-rate 40] [--setups sqlite,1,2,3] [--write]
+//
+// Load (SIPp 3.6, UDP, 127.0.0.1): one SIPp per node, the target rate split
+// evenly, users shared (added once through the first node's CLI):
+// - REGISTER → 401 → REGISTER with credentials → 200 (bench/sip.mjs's scenario);
+// - INVITE → 407 → ACK → INVITE with credentials → 200 → ACK → BYE → 200 to
+//   `callee`, a SIPp UAS registered once (UDP, so no node holds its flow: every
+//   node reaches it), the call entering at each node in turn.
+// --write replaces the section between the multi-node markers of bench/RESULTS.md.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startProcess, runProcess, stopProcess, tempDir, cpuSeconds, sleep, waitFor } from './lib.mjs';
+import { startRtcedge, ROOT } from './rtcedge.mjs';
+import { SCENARIO as REGISTER_SCENARIO, lastStat, hms, epoch } from './sip.mjs';
+
+const args = process.argv.slice(2);
+const opt = (name, def) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : def);
+const SECONDS = opt('--seconds', 5);
+const REGISTER_RATE = opt('--register-rate', 300);
+const CALL_RATE = opt('--call-rate', 40);
+const WRITE = args.includes('--write');
+/** Which setups, in order: `sqlite` and node counts on Redis; the first is the base of the percentages. */
+const SETUPS = (args.includes('--setups') ? args[args.indexOf('--setups') + 1] : 'sqlite,1,2,3').split(',');
+
+const REDIS_PORT = 28190;
+const NODE_PORTS = [28200, 28202, 28204];
+const SIPP_PORTS = [28210, 28212, 28214];
+const UAS_PORT = 28220;
+const USERS = 20;
+const users = Array.from({ length: USERS }, (_, i) => [`user${i}`, `pw-user${i}`]);
+const MARK_BEGIN = '<!-- multi-node:begin -->';
+const MARK_END = '<!-- multi-node:end -->';
+
+/** REGISTER of the UAS's address for `callee` (the REGISTER scenario with a fixed Contact). */
+const UAS_REGISTER = REGISTER_SCENARIO.replaceAll('Contact: <sip:[field0]@[local_ip]:[local_port]>', `Contact: <sip:[field0]@127.0.0.1:${UAS_PORT}>`);
+
+const HEAD = (cseq, method, uri = 'sip:callee@example.test', to = '<sip:callee@example.test>') => `${method} ${uri} SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];rport;branch=[branch]
+Max-Forwards: 70
+From: <sip:[field0]@example.test>;tag=[pid]SIPpTag[call_number]
+To: ${to}
+Call-ID: [call_id]
+CSeq: ${cseq} ${method}
+Contact: <sip:[field0]@[local_ip]:[local_port]>`;
+
+const SDP = `Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 1 1 IN IP4 [local_ip]
+s=-
+c=IN IP4 [local_ip]
+t=0 0
+m=audio 9 RTP/AVP 0`;
+
+/** A call through the record-routing proxy with proxy authentication, ended at once. */
+const CALL_SCENARIO = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="authenticated call">
+  <send retrans="500" start_rtd="1"><![CDATA[
+${HEAD(1, 'INVITE')}
+${SDP}
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="407" auth="true"/>
+  <send><![CDATA[
+ACK sip:callee@example.test SIP/2.0
+[last_Via:]
+Max-Forwards: 70
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+CSeq: 1 ACK
+Content-Length: 0
+
+]]></send>
+  <send retrans="500"><![CDATA[
+${HEAD(2, 'INVITE')}
+[authentication username="[field0]" password="[field1]"]
+${SDP}
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true" rtd="1"/>
+  <send><![CDATA[
+${HEAD(2, 'ACK', '[next_url]', '<sip:callee@example.test>[peer_tag_param]')}
+[routes]
+Content-Length: 0
+
+]]></send>
+  <send retrans="500"><![CDATA[
+${HEAD(3, 'BYE', '[next_url]', '<sip:callee@example.test>[peer_tag_param]')}
+[routes]
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>
+`;
+
+/** The callee: answers each INVITE with 200 (copying Record-Route, RFC 3261 §12.1.1), takes the ACK, answers the BYE. */
+const UAS_SCENARIO = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="callee">
+  <recv request="INVITE" crlf="true"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_Record-Route:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:callee@[local_ip]:[local_port]>
+${SDP}
+]]></send>
+  <recv request="ACK"/>
+  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>
+`;
+
+async function startRedis(dir) {
+  const proc = startProcess('redis-server', ['--bind', '127.0.0.1', '--port', String(REDIS_PORT), '--dir', dir, '--appendonly', 'yes', '--save', '', '--protected-mode', 'no']);
+  await waitFor(async () => proc.stdout.includes('Ready to accept connections'), 10_000, 'redis-server');
+  return proc;
+}
+
+/** Runs one SIPp client per node at rate/n for SECONDS; returns totals. */
+async function load(dir, scenario, rate, nodeCount, cpuPids) {
+  const per = rate / nodeCount;
+  const calls = Math.round(per * SECONDS);
+  const cpu0 = cpuPids.reduce((t, p) => t + cpuSeconds(p), 0);
+  const runs = await Promise.all(
+    NODE_PORTS.slice(0, nodeCount).map((port, i) => {
+      const stf = join(dir, `stat-${scenario}-${nodeCount}-${i}.csv`);
+      const a = [
+        `127.0.0.1:${port}`, '-sf', join(dir, `${scenario}.xml`), '-inf', join(dir, 'users.csv'),
+        '-i', '127.0.0.1', '-p', String(SIPP_PORTS[i]), '-t', 'u1',
+        // SIPp takes whole numbers: calls per 10 s.
+        '-r', String(Math.round(per * 10)), '-rp', '10000', '-l', String(Math.ceil(Math.max(per * 4, 50))), '-m', String(calls),
+        '-timeout', String(SECONDS * 4 + 10), '-timeout_error', '-recv_timeout', '4000',
+        '-nostdin', '-nd', '-trace_stat', '-stf', stf, '-fd', '1',
+        '-trace_err', '-error_file', join(dir, `errors-${scenario}-${nodeCount}-${i}.log`),
+      ];
+      return runProcess('sipp', a, { timeoutMs: (SECONDS * 4 + 20) * 1000 }).then(() => lastStat(stf));
+    }),
+  );
+  const cpu = cpuPids.reduce((t, p) => t + cpuSeconds(p), 0) - cpu0;
+  let ok = 0;
+  let failed = 0;
+  let elapsed = 0;
+  let rtSum = 0;
+  for (const st of runs) {
+    if (!st) continue;
+    const n = Number(st['SuccessfulCall(C)']);
+    ok += n;
+    failed += Number(st['FailedCall(C)']);
+    elapsed = Math.max(elapsed, epoch(st.CurrentTime) - epoch(st.StartTime));
+    rtSum += hms(st['ResponseTime1(C)'] ?? st['CallLength(C)']) * 1000 * n;
+  }
+  return { ok, failed, okPerS: ok / elapsed, rtMs: rtSum / ok, cpuS: cpu, cpuMsPerOp: (cpu / ok) * 1000 };
+}
+
+async function runSetup(name, nodeCount, redis) {
+  const dir = tempDir('multi-node');
+  writeFileSync(join(dir, 'register.xml'), REGISTER_SCENARIO);
+  writeFileSync(join(dir, 'call.xml'), CALL_SCENARIO);
+  writeFileSync(join(dir, 'uas-register.xml'), UAS_REGISTER);
+  writeFileSync(join(dir, 'uas.xml'), UAS_SCENARIO);
+  writeFileSync(join(dir, 'users.csv'), 'SEQUENTIAL\n' + users.map(([u, p]) => `${u};${p};`).join('\n') + '\n');
+  writeFileSync(join(dir, 'callee.csv'), 'SEQUENTIAL\ncallee;pw-callee;\n');
+  const prefix = `bench${Date.now()}:`;
+  const nodes = [];
+  const uas = startProcess('sipp', ['-sf', join(dir, 'uas.xml'), '-i', '127.0.0.1', '-p', String(UAS_PORT), '-t', 'u1', '-nostdin', '-nd']);
+  try {
+    for (let i = 0; i < nodeCount; i++) {
+      const extra = redis
+        ? [`store: { type: redis, redis: { url: "redis://127.0.0.1:${REDIS_PORT}", key_prefix: "${prefix}" } }`, `node: { uri: "sip:127.0.0.1:${NODE_PORTS[i]}" }`, 'admin: { enabled: false }']
+        : [];
+      nodes.push(await startRtcedge({ sipPort: NODE_PORTS[i], users: i === 0 ? [...users, ['callee', 'pw-callee']] : [], extraYaml: extra }));
+    }
+    const reg = await runProcess('sipp', [`127.0.0.1:${NODE_PORTS[0]}`, '-sf', join(dir, 'uas-register.xml'), '-inf', join(dir, 'callee.csv'), '-i', '127.0.0.1', '-p', String(SIPP_PORTS[0]), '-m', '1', '-nostdin', '-nd', '-timeout', '10', '-timeout_error'], { timeoutMs: 20_000 });
+    if (reg.code !== 0) throw new Error(`registering the UAS failed: ${reg.stderr.slice(-500)}`);
+    await sleep(300);
+    const pids = [...nodes.map((n) => n.pid), ...(redis ? [redis.pid] : [])];
+    const register = await load(dir, 'register', REGISTER_RATE, nodeCount, pids);
+    await sleep(500);
+    const call = await load(dir, 'call', CALL_RATE, nodeCount, pids);
+    return { name, nodeCount, register, call };
+  } finally {
+    for (const n of nodes) await stopProcess(n);
+    await stopProcess(uas);
+  }
+}
+
+const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+
+function table(rows) {
+  const base = rows[0];
+  const head =
+    '| setup | REGISTER/s (target ' + REGISTER_RATE + ') | failed | CPU ms per REGISTER | vs SQLite | calls/s (target ' + CALL_RATE + ') | failed | CPU ms per call | vs SQLite |\n' +
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |';
+  const lines = rows.map(
+    (r) =>
+      `| ${r.name} | ${f(r.register.okPerS)} | ${r.register.failed} | ${f(r.register.cpuMsPerOp, 3)} | ${f((r.register.cpuMsPerOp / base.register.cpuMsPerOp) * 100)} % | ` +
+      `${f(r.call.okPerS, 1)} | ${r.call.failed} | ${f(r.call.cpuMsPerOp, 3)} | ${f((r.call.cpuMsPerOp / base.call.cpuMsPerOp) * 100)} % |`,
+  );
+  return [head, ...lines].join('\n');
+}
+
+const redisDir = tempDir('redis');
+mkdirSync(redisDir, { recursive: true });
+const redis = await startRedis(redisDir);
+const rows = [];
+try {
+  for (const s of SETUPS) {
+    rows.push(s === 'sqlite' ? await runSetup('1 node, SQLite', 1, undefined) : await runSetup(`${s} node${s > 1 ? 's' : ''}, Redis`, Number(s), redis));
+  }
+} finally {
+  await stopProcess(redis);
+}
+const text = table(rows);
+console.log(text);
+if (WRITE) {
+  const file = join(ROOT, 'bench', 'RESULTS.md');
+  const old = readFileSync(file, 'utf8');
+  const section = `${MARK_BEGIN}\n${text}\n\n${SECONDS} s of load per row (\`node bench/multi-node.mjs --seconds ${SECONDS} --register-rate ${REGISTER_RATE} --call-rate ${CALL_RATE}\`); CPU = every rtcedge process + redis-server.\n${MARK_END}`;
+  const i = old.indexOf(MARK_BEGIN);
+  const j = old.indexOf(MARK_END);
+  writeFileSync(file, i >= 0 && j > i ? old.slice(0, i) + section + old.slice(j + MARK_END.length) : `${old.trimEnd()}\n\n## Several nodes on one Redis (issue 14)\n\n${section}\n`);
+}
