@@ -7,7 +7,7 @@ import { loadOrCreateSecret } from './config/secret.js';
 import { tempGruuKey } from './registrar/gruu.js';
 import { prepareDataDir } from './config/data-dir.js';
 import { planReload } from './config/reload-plan.js';
-import { openStore, RedisBindingChannel, RedisStore, redisUserSource, StoreError } from './store/index.js';
+import { openStore, RedisAbuseChannel, RedisBindingChannel, RedisStore, redisUserSource, StoreError } from './store/index.js';
 import type { SqliteStore } from './store/sqlite-store.js';
 import { SipError } from './sip/errors.js';
 import { TransportLayer } from './transport/transport-layer.js';
@@ -21,6 +21,8 @@ import type { DigestPolicy } from './auth/sip-digest.js';
 import { createAuthenticator, type Authenticate } from './auth/request-authenticator.js';
 import { TurnServer } from './turn/index.js';
 import { createSecurity } from './security/security.js';
+import { AddressSet } from './security/address-set.js';
+import type { Ban } from './security/ban-list.js';
 import { certificateIdentities } from './auth/client-certificate.js';
 import { BanFileWriter } from './admin/ban-file.js';
 import { parseUri } from './sip/uri.js';
@@ -119,7 +121,9 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     turn,
   }));
   // The security layer drops a banned source's flow through the transport created right after it.
-  const { security, banFile } = createSecurityLayer(config, logger, (flowId) => transport.destroyFlow(flowId), options.worker?.mesh);
+  // With the Redis store bans are shared with the other nodes (set once they are wired, below).
+  let shareBans: ((bans: Ban[]) => void) | undefined;
+  const { security, banFile } = createSecurityLayer(config, logger, (flowId) => transport.destroyFlow(flowId), options.worker?.mesh, (bans) => shareBans?.(bans));
   const overload = startOverloadControl(config);
   const worker = options.worker;
   const transport = createTransport(config, tls, overload.admission, metrics, logger, worker?.mesh);
@@ -132,7 +136,9 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   const location = new LocationService(store, logger, undefined, redisReplication ?? mesh);
   redisReplication?.onResync(() => location.resync());
   await location.start();
-  const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger, worker?.mesh.self);
+  const abuse = await shareAbuse(config, store, security, logger);
+  shareBans = abuse?.onBans;
+  const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger, worker?.mesh.self, abuse?.failed);
   const federation = createFederation(config, store, logger);
   const turnSecrets = await sharedTurnSecrets(config, store, logger);
   transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, security, secret, federation }, logger);
@@ -163,6 +169,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     await transport.stop();
     await location.stop();
     await users.close();
+    await abuse?.close();
     await redisReplication?.close();
     await store.close();
     throw err;
@@ -193,6 +200,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
       banFile.flush();
       await location.stop();
       await users.close();
+      await abuse?.close();
       await redisReplication?.close();
       await store.close();
       log.info('rtcedge stopped');
@@ -391,14 +399,18 @@ function createFederation(config: Config, store: SqliteStore | RedisStore, logge
 /**
  * Abuse resistance (sip.security): per-source gate, failed-auth bans, call limits; bans in data_dir/bans.json.
  * A SIP worker shares them with the others over `mesh` (security/worker-peers.ts); worker 0 writes the ban file.
+ * `onBansChanged` also gets the active bans after each change (the Redis store shares them with other nodes).
  */
-function createSecurityLayer(config: Config, logger: Logger, destroyFlow: (flowId: string) => void, mesh?: WorkerMesh) {
+function createSecurityLayer(config: Config, logger: Logger, destroyFlow: (flowId: string) => void, mesh: WorkerMesh | undefined, onBansChanged: (bans: Ban[]) => void) {
   const banFile = new BanFileWriter(config.data_dir, logger);
   const security = createSecurity(
     config.sip.security,
     logger,
     {
-      onBansChanged: (bans) => banFile.update(bans),
+      onBansChanged: (bans) => {
+        banFile.update(bans);
+        onBansChanged(bans);
+      },
       onDroppedBanned: (source) => {
         if (source.flowId) destroyFlow(source.flowId);
       },
@@ -409,6 +421,61 @@ function createSecurityLayer(config: Config, logger: Logger, destroyFlow: (flowI
 }
 
 type Security = ReturnType<typeof createSecurity>;
+
+/** Bans known to be shared (address → until, ms) at most; past it expired ones are dropped. */
+const MAX_SHARED_BANS = 100_000;
+
+/**
+ * With the Redis store: bans shared by every node (a ban made here is stored
+ * and announced; one made at another node is applied here for what is left of
+ * it) and failed authentications counted across nodes per source address
+ * (`sip.security.auth_failures.per_source` within `window_seconds` bans it
+ * for `ban_seconds` everywhere; exempt sources are not counted). Undefined
+ * with SQLite. Each node still counts its own per-user locks, request rates
+ * and call limits.
+ * @throws StoreError 'unavailable' when Redis cannot be reached at start-up.
+ */
+async function shareAbuse(config: Config, store: SqliteStore | RedisStore, security: Security, logger: Logger) {
+  if (!(store instanceof RedisStore)) return undefined;
+  const channel = new RedisAbuseChannel(store, logger);
+  const known = new Map<string, number>();
+  const remember = (address: string, until: number): void => {
+    if (known.size >= MAX_SHARED_BANS) {
+      const nowMs = Date.now();
+      for (const [a, u] of known) if (u <= nowMs) known.delete(a);
+      if (known.size >= MAX_SHARED_BANS) known.clear();
+    }
+    known.set(address, until);
+  };
+  // A ban counts as known when one ending at most 1 s earlier was seen: the echo of a shared ban changes nothing.
+  const isKnown = (address: string, until: number): boolean => (known.get(address) ?? 0) >= until - 1000;
+  await channel.start((ban) => {
+    const nowMs = Date.now();
+    if (ban.until <= nowMs || isKnown(ban.address, ban.until)) return;
+    remember(ban.address, ban.until);
+    security.bans.ban(ban.address, (ban.until - nowMs) / 1000, ban.reason, { sharedBy: 'another node' }, nowMs);
+  });
+  const exempt = new AddressSet(config.sip.security.exempt_sources);
+  const af = config.sip.security.auth_failures;
+  return {
+    onBans(bans: Ban[]): void {
+      for (const b of bans) {
+        if (isKnown(b.address, b.until)) continue;
+        remember(b.address, b.until);
+        channel.publishBan({ address: b.address, reason: b.reason, until: b.until });
+      }
+    },
+    failed(address: string): void {
+      if (af.per_source <= 0 || exempt.has(address)) return;
+      void channel.countFailure(address, af.window_seconds).then((n) => {
+        if (n === undefined || n < af.per_source) return;
+        channel.resetFailures(address);
+        security.bans.ban(address, af.ban_seconds, 'auth-failures', { failures: n, windowSeconds: af.window_seconds, counted: 'on every node' });
+      });
+    },
+    close: () => channel.close(),
+  };
+}
 
 /**
  * Overload control (`sip.overload`): the process's event-loop monitor,
@@ -558,6 +625,8 @@ function createAuthentication(
   logger: Logger,
   /** This SIP worker's index, with several: its nonces carry it, and nonces of the others are answered as stale. */
   nonceIssuer?: number,
+  /** A failed authentication from `address`, for the count shared by the nodes of a Redis store. */
+  sharedFailure?: (address: string) => void,
 ) {
   // The directory caches its own answers for directory.cache_ttl s (TTL only: an LDAP server tells nobody of
   // changes); the SQLite store is cached in memory and cleared when its users generation changes (any process).
@@ -596,6 +665,7 @@ function createAuthentication(
       failed: (username: string | undefined, address: string) => {
         metrics.countAuthFailure();
         security.failures.failed(username, address);
+        sharedFailure?.(address);
       },
     }),
   });

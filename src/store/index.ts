@@ -11,6 +11,7 @@ export { SqliteStore, SCHEMA_VERSION } from './sqlite-store.js';
 export { StoreError, type StoreErrorCode } from './errors.js';
 export { RedisStore, redisName, type RedisSnapshot } from './redis-store.js';
 export { RedisBindingChannel } from './redis-replication.js';
+export { RedisAbuseChannel, type SharedBan } from './redis-abuse.js';
 export { redisUserSource } from './redis-user-source.js';
 export type { BindingChange, BindingRecord, BindingSource, BindingStore, Ha1Algorithm, UserRecord } from './types.js';
 export { ALL_HA1_ALGORITHMS, credentialsFor } from './users.js';

@@ -1,0 +1,76 @@
+/**
+ * Two nodes on one redis-server share bans and failed-authentication counts:
+ * failures from one address spread over both nodes reach the per-source limit
+ * together, and the ban holds at both.
+ */
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { describeWithPeers } from '../../interop/harness/peers.js';
+import { startRedis, type TestRedis } from '../../interop/harness/redis.js';
+import { makeTempDir, removeTempDir } from '../../interop/harness/temp-dir.js';
+import { getHeader, type SipRequest } from '../../src/sip/message.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { UdpUa } from '../helpers/udp-ua.js';
+
+const REDIS_PORT = 26384;
+const PORT_A = 5190;
+const PORT_B = 5192;
+const DOMAIN = 'example.test';
+
+describeWithPeers(['redis-server'])('bans shared by two nodes on one Redis store', () => {
+  let dir: string;
+  let redis: TestRedis;
+  const nodes: TestServer[] = [];
+  beforeAll(async () => {
+    dir = makeTempDir('shared-bans');
+    redis = await startRedis('127.0.0.1', REDIS_PORT, dir);
+    for (const port of [PORT_A, PORT_B]) {
+      nodes.push(
+        await startTestServer({
+          name: `ban-node-${port}`,
+          sip: {
+            listen: [{ transport: 'udp', host: '127.0.0.1', port }],
+            // Loopback is exempt by default; here it is the attacker.
+            security: { exempt_sources: [], auth_failures: { per_source: 3, per_user: 0, window_seconds: 60, ban_seconds: 600 } },
+          },
+          users: port === PORT_A ? { alice: 'alicepw' } : {},
+          more: { store: { type: 'redis', redis: { url: redis.url, key_prefix: 'bans:' } }, node: { uri: `sip:127.0.0.1:${port}` }, admin: { enabled: false } },
+        }),
+      );
+    }
+  });
+  afterAll(async () => {
+    for (const n of nodes) await n.stop();
+    await redis?.stop();
+    removeTempDir(dir);
+  });
+
+  /** A REGISTER for alice with a wrong password at `port`: resolves with the final status. */
+  async function wrongPassword(ua: UdpUa, port: number): Promise<number> {
+    const req = ua.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:alice@${DOMAIN}`, contactUser: 'alice' });
+    ua.send(req, port);
+    const authed = ua.authorize(req, await ua.response(req), 'alice', 'wrong');
+    ua.send(authed, port);
+    return (await ua.response(authed)).status;
+  }
+
+  test('two failures at node A and one at node B ban the source at both', async () => {
+    const ua = await UdpUa.open();
+    expect(await wrongPassword(ua, PORT_A)).toBe(403);
+    expect(await wrongPassword(ua, PORT_A)).toBe(403);
+    expect(await wrongPassword(ua, PORT_B)).toBe(403);
+    // Banned now: neither node answers the source any more.
+    for (const port of [PORT_A, PORT_B]) {
+      await expect
+        .poll(
+          async () => {
+            const opt: SipRequest = ua.request('OPTIONS', `sip:${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:${DOMAIN}` });
+            ua.send(opt, port);
+            return ua.response(opt, undefined, 500).then((r) => getHeader(r, 'cseq'), () => 'no answer');
+          },
+          { timeout: 5000, interval: 100 },
+        )
+        .toBe('no answer');
+    }
+    ua.close();
+  });
+});
