@@ -7,7 +7,10 @@ import { loadOrCreateSecret } from './config/secret.js';
 import { tempGruuKey } from './registrar/gruu.js';
 import { prepareDataDir } from './config/data-dir.js';
 import { planReload } from './config/reload-plan.js';
-import { openStore, RedisAbuseChannel, RedisBindingChannel, RedisStore, redisUserSource, StoreError } from './store/index.js';
+import { openStore, RedisAbuseChannel, RedisBindingChannel, RedisCallCounter, RedisStore, redisUserSource, StoreError } from './store/index.js';
+import { getHeader, type SipMessage } from './sip/message.js';
+import type { ServerTransaction } from './transaction/server-transaction.js';
+import type { CallRefusal } from './security/call-limits.js';
 import type { SqliteStore } from './store/sqlite-store.js';
 import { SipError } from './sip/errors.js';
 import { TransportLayer } from './transport/transport-layer.js';
@@ -127,7 +130,9 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   const overload = startOverloadControl(config);
   const worker = options.worker;
   const transport = createTransport(config, tls, overload.admission, metrics, logger, worker?.mesh);
-  const transactions = createTransactions(config, transport, security, metrics, logger);
+  // With the Redis store, the end of a call (BYE) also reaches the limits counted across nodes (set below).
+  let observeCall: ((msg: SipMessage) => void) | undefined;
+  const transactions = createTransactions(config, transport, security, metrics, logger, (msg) => observeCall?.(msg));
   transactions.admission = overload.admission;
   const stopSummary = startSipSummary(config, transport, transactions, overload, logger);
   const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
@@ -137,11 +142,13 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   redisReplication?.onResync(() => location.resync());
   await location.start();
   const abuse = await shareAbuse(config, store, security, logger);
+  const calls = callAdmission(config, store, security, logger);
+  observeCall = calls.observe;
   shareBans = abuse?.onBans;
   const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger, worker?.mesh.self, abuse?.failed);
   const federation = createFederation(config, store, logger);
   const turnSecrets = await sharedTurnSecrets(config, store, logger);
-  transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, security, secret, federation }, logger);
+  transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, security, secret, federation, admitCall: calls.admit }, logger);
 
   const { reload, reloadTlsMaterial } = createReloader(
     config,
@@ -422,6 +429,57 @@ function createSecurityLayer(config: Config, logger: Logger, destroyFlow: (flowI
 
 type Security = ReturnType<typeof createSecurity>;
 
+/** Calls whose end the node follows for the limits counted across nodes, at most (oldest forgotten first). */
+const MAX_SHARED_CALLS = 100_000;
+
+/**
+ * Call admission (`sip.security.calls`): the node's own limits
+ * (security/call-limits.ts), then, with the Redis store, the same limits
+ * counted across every node (store/redis-calls.ts), whose count follows the
+ * call's end as seen here: a non-2xx final response on its INVITE transaction
+ * or a BYE with its Call-ID. Refusals: 486 over the concurrent limit, 503
+ * with Retry-After over the attempts per minute.
+ */
+function callAdmission(config: Config, store: SqliteStore | RedisStore, security: Security, logger: Logger) {
+  const local = (username: string, st: ServerTransaction): CallRefusal | undefined | Promise<CallRefusal | undefined> => security.calls.admitTransaction(username, st);
+  if (!(store instanceof RedisStore)) return { admit: local, observe: (_msg: SipMessage) => {} };
+  const limits = config.sip.security.calls;
+  const counter = new RedisCallCounter(store, { maxConcurrent: limits.max_concurrent_per_user, maxPerMinute: limits.max_attempts_per_minute, maxCallSeconds: limits.max_call_seconds }, logger);
+  const owners = new Map<string, string>();
+  const end = (callId: string): void => {
+    const user = owners.get(callId);
+    if (user === undefined) return;
+    owners.delete(callId);
+    counter.ended(user, callId);
+  };
+  return {
+    async admit(username: string, st: ServerTransaction): Promise<CallRefusal | undefined> {
+      const refused = await local(username, st);
+      if (refused) return refused;
+      const callId = getHeader(st.request, 'call-id') ?? '';
+      const shared = await counter.admit(username, callId);
+      if (!shared.ok) {
+        security.calls.ended(callId);
+        if (shared.why === 'busy') return { status: 486, reason: 'Busy Here: concurrent call limit', headers: [] };
+        return { status: 503, reason: 'Service Unavailable: call rate limit', headers: [{ name: 'Retry-After', value: String(shared.retryAfterS) }] };
+      }
+      if (owners.size >= MAX_SHARED_CALLS) owners.delete(owners.keys().next().value!);
+      owners.set(callId, username);
+      const respond = st.respond.bind(st);
+      st.respond = (res) => {
+        if (res.status >= 300) end(callId);
+        respond(res);
+      };
+      return undefined;
+    },
+    observe(msg: SipMessage): void {
+      if (owners.size === 0 || msg.kind !== 'request' || msg.method !== 'BYE') return;
+      const callId = getHeader(msg, 'call-id');
+      if (callId !== undefined) end(callId);
+    },
+  };
+}
+
 /** Bans known to be shared (address → until, ms) at most; past it expired ones are dropped. */
 const MAX_SHARED_BANS = 100_000;
 
@@ -599,12 +657,13 @@ function createTransport(
 }
 
 /** The transaction layer, fed by the transport through the per-source gate (dropped messages create no state). */
-function createTransactions(config: Config, transport: TransportLayer, security: Security, metrics: ServerMetrics, logger: Logger): TransactionLayer {
+function createTransactions(config: Config, transport: TransportLayer, security: Security, metrics: ServerMetrics, logger: Logger, observeCall: (msg: SipMessage) => void): TransactionLayer {
   const transactions = new TransactionLayer(transport, config.sip.timers, logger);
   transport.onMessage = (inbound) => {
     metrics.countSipMessage(inbound.msg, 'in');
     if (!security.gate.admit(inbound)) return;
     security.calls.observe(inbound.msg);
+    observeCall(inbound.msg);
     transactions.handle(inbound);
   };
   return transactions;
@@ -683,6 +742,8 @@ interface SipCoreParts {
   security: Security;
   secret: Buffer;
   federation: Federation;
+  /** Call admission (see callAdmission). */
+  admitCall: (username: string, st: ServerTransaction) => CallRefusal | undefined | Promise<CallRefusal | undefined>;
 }
 
 /** The registrar (sip.registrar) and the proxy that hands it REGISTERs: the transaction user. */
@@ -718,7 +779,7 @@ function createSipCore(config: Config, parts: SipCoreParts, logger: Logger): Pro
       }
     },
     authenticate,
-    admitCall: (username, st) => security.calls.admitTransaction(username, st),
+    admitCall: parts.admitCall,
     flowTokenSecret: secret,
     tempGruuKey: gruuKey,
     register,

@@ -12,6 +12,7 @@ export { StoreError, type StoreErrorCode } from './errors.js';
 export { RedisStore, redisName, type RedisSnapshot } from './redis-store.js';
 export { RedisBindingChannel } from './redis-replication.js';
 export { RedisAbuseChannel, type SharedBan } from './redis-abuse.js';
+export { RedisCallCounter, type SharedAdmission } from './redis-calls.js';
 export { redisUserSource } from './redis-user-source.js';
 export type { BindingChange, BindingRecord, BindingSource, BindingStore, Ha1Algorithm, UserRecord } from './types.js';
 export { ALL_HA1_ALGORITHMS, credentialsFor } from './users.js';

@@ -5,7 +5,8 @@ import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../
  * per-user call policy (concurrent calls, attempts per minute;
  * security/call-limits); a refusal is answered with the policy's response.
  * The policy may answer later (a promise: with several SIP workers, the
- * worker counting the user's calls is asked).
+ * worker counting the user's calls is asked; with a Redis store, the limits
+ * counted across nodes).
  */
 export const callAdmission: RequestProcessor = {
   name: 'call-admission',

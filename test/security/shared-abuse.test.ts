@@ -1,7 +1,8 @@
 /**
- * Two nodes on one redis-server share bans and failed-authentication counts:
- * failures from one address spread over both nodes reach the per-source limit
- * together, and the ban holds at both.
+ * Two nodes on one redis-server share call limits, bans and failed-authentication
+ * counts: a user's concurrent calls count at both nodes; failures from one
+ * address spread over both nodes reach the per-source limit together, and the
+ * ban holds at both.
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { describeWithPeers } from '../../interop/harness/peers.js';
@@ -16,7 +17,7 @@ const PORT_A = 5190;
 const PORT_B = 5192;
 const DOMAIN = 'example.test';
 
-describeWithPeers(['redis-server'])('bans shared by two nodes on one Redis store', () => {
+describeWithPeers(['redis-server'])('call limits and bans shared by two nodes on one Redis store', () => {
   let dir: string;
   let redis: TestRedis;
   const nodes: TestServer[] = [];
@@ -30,9 +31,9 @@ describeWithPeers(['redis-server'])('bans shared by two nodes on one Redis store
           sip: {
             listen: [{ transport: 'udp', host: '127.0.0.1', port }],
             // Loopback is exempt by default; here it is the attacker.
-            security: { exempt_sources: [], auth_failures: { per_source: 3, per_user: 0, window_seconds: 60, ban_seconds: 600 } },
+            security: { exempt_sources: [], auth_failures: { per_source: 3, per_user: 0, window_seconds: 60, ban_seconds: 600 }, calls: { max_concurrent_per_user: 1 } },
           },
-          users: port === PORT_A ? { alice: 'alicepw' } : {},
+          users: port === PORT_A ? { alice: 'alicepw', bob: 'bobpw' } : {},
           more: { store: { type: 'redis', redis: { url: redis.url, key_prefix: 'bans:' } }, node: { uri: `sip:127.0.0.1:${port}` }, admin: { enabled: false } },
         }),
       );
@@ -52,6 +53,29 @@ describeWithPeers(['redis-server'])('bans shared by two nodes on one Redis store
     ua.send(authed, port);
     return (await ua.response(authed)).status;
   }
+
+  test('a call of alice through node A counts at node B: her second concurrent call there gets 486', async () => {
+    const bob = await UdpUa.open();
+    expect((await bob.register(PORT_B, 'bob', 'bobpw', DOMAIN)).status).toBe(200);
+    const alice = await UdpUa.open();
+    /** An authenticated INVITE from alice to bob through `port`; returns the request with credentials. */
+    const invite = async (port: number): Promise<SipRequest> => {
+      const req: SipRequest = { ...alice.request('INVITE', `sip:bob@${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:bob@${DOMAIN}` }), body: Buffer.from('v=0\r\n') };
+      alice.send(req, port);
+      const authed = alice.authorize(req, await alice.response(req, 407), 'alice', 'alicepw');
+      alice.send(authed, port);
+      return authed;
+    };
+    // The first call rings at bob (who never answers): it is active.
+    await invite(PORT_A);
+    await bob.waitFor((m) => m.kind === 'request' && m.method === 'INVITE');
+    const second = await alice.response(await invite(PORT_B));
+    expect(second.status).toBe(486);
+    expect(second.reason).toBe('Busy Here: concurrent call limit');
+    expect(bob.received.filter((m) => m.kind === 'request' && m.method === 'INVITE')).toHaveLength(1);
+    alice.close();
+    bob.close();
+  });
 
   test('two failures at node A and one at node B ban the source at both', async () => {
     const ua = await UdpUa.open();
