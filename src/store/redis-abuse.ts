@@ -11,7 +11,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
-import type { RedisStore } from './redis-store.js';
+import { quitConnection, type RedisStore } from './redis-store.js';
 
 /** A ban as the nodes share it; `until` in ms since the epoch. */
 export interface SharedBan {
@@ -130,11 +130,6 @@ export class RedisAbuseChannel {
   async close(): Promise<void> {
     const sub = this.subscriber;
     this.subscriber = undefined;
-    if (!sub) return;
-    try {
-      await sub.quit();
-    } catch {
-      sub.disconnect();
-    }
+    await quitConnection(sub);
   }
 }

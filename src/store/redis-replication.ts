@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
-import type { RedisStore } from './redis-store.js';
+import { quitConnection, type RedisStore } from './redis-store.js';
 
 /** AORs waiting to be read again at most; past it the node reads every binding once instead. */
 const MAX_PENDING_AORS = 10_000;
@@ -147,11 +147,6 @@ export class RedisBindingChannel {
   async close(): Promise<void> {
     const sub = this.subscriber;
     this.subscriber = undefined;
-    if (!sub) return;
-    try {
-      await sub.quit();
-    } catch {
-      sub.disconnect();
-    }
+    await quitConnection(sub);
   }
 }

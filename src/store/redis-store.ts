@@ -112,6 +112,16 @@ export function redisOptions(config: StoreConfig['redis']): RedisOptions {
   };
 }
 
+/** Close a connection politely (QUIT), or at once when that fails; nothing for undefined or a closed one. */
+export async function quitConnection(redis: Redis | undefined): Promise<void> {
+  if (!redis || redis.status === 'end') return;
+  try {
+    await redis.quit();
+  } catch {
+    redis.disconnect();
+  }
+}
+
 /** The Redis a configuration names, for log lines and errors: the URL without its password, or the sentinels. */
 export function redisName(config: StoreConfig['redis']): string {
   if (config.sentinels.length > 0) return `sentinel ${config.sentinel_name}@${config.sentinels.join(',')}`;
@@ -410,11 +420,6 @@ export class RedisStore implements BindingStore {
   /** Close the connection (pending commands fail). Closing twice is harmless. */
   async close(): Promise<void> {
     this.up = false;
-    if (this.redis.status === 'end') return;
-    try {
-      await this.redis.quit();
-    } catch {
-      this.redis.disconnect();
-    }
+    await quitConnection(this.redis);
   }
 }
