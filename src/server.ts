@@ -140,6 +140,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   const mesh = redisReplication ? undefined : worker && meshBindingReplication(worker.mesh, logger);
   const location = new LocationService(store, logger, undefined, redisReplication ?? mesh);
   redisReplication?.onResync(() => location.resync());
+  redisReplication?.onRemoteBindings((aor, bindings) => location.replaceFromRemote(aor, bindings));
   await location.start();
   const abuse = await shareAbuse(config, store, security, logger);
   const calls = callAdmission(config, store, security, logger);

@@ -166,6 +166,15 @@ export class LocationService {
     }
   }
 
+  /**
+   * Replace the bindings of `aor` in memory by `bindings`, as another worker
+   * or node committed them (the replication carried them; nothing is read).
+   */
+  replaceFromRemote(aor: string, bindings: readonly BindingRecord[]): void {
+    this.forget(aor);
+    for (const b of bindings) this.insert(b);
+  }
+
   private write(change: BindingChange): void {
     this.pending.push(change);
     if (!this.flushScheduled) this.flushScheduled = setImmediate(() => void this.flush());

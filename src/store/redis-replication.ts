@@ -2,9 +2,11 @@
  * Binding changes announced between nodes over Redis pub/sub: the
  * registrar's BindingReplication (src/registrar/binding-replication.ts,
  * matched by shape: store/ sits below registrar/) for nodes sharing a
- * {@link RedisStore}. The node that committed publishes
- * `{"node": <id>, "aors": [...]}` on `<key_prefix>bindings`; every other node
- * reads those AORs again from Redis. Pub/sub delivers nothing while a
+ * {@link RedisStore}. The commit itself publishes (store/redis-scripts.ts
+ * COMMIT_BINDINGS) `{"node": <id>, "aors": [...], "lists": [...]}` on
+ * `<key_prefix>bindings`, with each changed AOR's bindings after the commit;
+ * every other node takes them as they are (onRemoteBindings), or reads those
+ * AORs again from Redis (an announcement without lists). Pub/sub delivers nothing while a
  * subscriber is disconnected, so after each reconnection the node reads every
  * binding again (`onResync`).
  */
@@ -12,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import { quitConnection, type RedisStore } from './redis-store.js';
+import type { BindingRecord } from './types.js';
 
 /** AORs waiting to be read again at most; past it the node reads every binding once instead. */
 const MAX_PENDING_AORS = 10_000;
@@ -29,7 +32,9 @@ export class RedisBindingChannel {
   private subscriber: Redis | undefined;
   private listener: ((aors: readonly string[]) => void | Promise<void>) | undefined;
   private resyncListener: (() => Promise<void>) | undefined;
-  private readonly pending = new Set<string>();
+  /** AOR → its bindings as announced, or undefined when they are to be read again from the store. */
+  private readonly pending = new Map<string, BindingRecord[] | undefined>();
+  private bindingsListener: ((aor: string, bindings: BindingRecord[]) => void) | undefined;
   private resyncWanted = false;
   private draining = false;
   private readonly log: Logger;
@@ -68,6 +73,7 @@ export class RedisBindingChannel {
     await sub.connect();
     await sub.subscribe(this.store.bindingsChannel);
     this.connectedOnce = true;
+    this.store.announceCommitsAs = this.nodeId;
   }
 
   /**
@@ -76,6 +82,8 @@ export class RedisBindingChannel {
    * trip of getting it), or, Redis failing, after logging: never rejects.
    */
   async announce(aors: readonly string[]): Promise<void> {
+    // The commit script published them already, in the same atomic step as the commit.
+    if (this.store.announceCommitsAs === this.nodeId) return;
     try {
       for (let i = 0; i < aors.length; i += MAX_AORS_PER_MESSAGE) {
         await this.store.redis.publish(this.store.bindingsChannel, JSON.stringify({ node: this.nodeId, aors: aors.slice(i, i + MAX_AORS_PER_MESSAGE) }));
@@ -90,27 +98,42 @@ export class RedisBindingChannel {
     this.listener = listener;
   }
 
+  /**
+   * The one listener that takes an AOR's bindings as another node committed
+   * them (carried by the announcement, so nothing is read from Redis); without
+   * it those AORs go to the onRemoteChange listener.
+   */
+  onRemoteBindings(listener: (aor: string, bindings: BindingRecord[]) => void): void {
+    this.bindingsListener = listener;
+  }
+
   /** The one listener that reads every binding again (after a reconnection, or too many pending AORs). */
   onResync(listener: () => Promise<void>): void {
     this.resyncListener = listener;
   }
 
   private received(text: string): void {
-    let msg: { node?: unknown; aors?: unknown };
+    let msg: { node?: unknown; aors?: unknown; lists?: unknown };
+    let entries: [string, BindingRecord[] | undefined][];
     try {
       msg = JSON.parse(text) as typeof msg;
+      if (msg.node === this.nodeId || !Array.isArray(msg.aors)) return;
+      // An empty list comes out of Lua's cjson as {}.
+      entries = Array.isArray(msg.lists)
+        ? (msg.lists as { aor: string; bindings: unknown }[]).map((l) => [String(l.aor), Array.isArray(l.bindings) ? l.bindings.map((j) => JSON.parse(String(j)) as BindingRecord) : []])
+        : msg.aors.filter((a): a is string => typeof a === 'string').map((a) => [a, undefined]);
     } catch {
       return;
     }
-    if (msg.node === this.nodeId || !Array.isArray(msg.aors)) return;
-    for (const aor of msg.aors) {
-      if (typeof aor !== 'string') continue;
-      if (this.pending.size >= MAX_PENDING_AORS) {
+    for (const [aor, bindings] of entries) {
+      if (this.pending.size >= MAX_PENDING_AORS && !this.pending.has(aor)) {
         this.pending.clear();
         this.resyncWanted = true;
         break;
       }
-      this.pending.add(aor);
+      // Announcements arrive in commit order: the latest one of an AOR wins.
+      this.pending.delete(aor);
+      this.pending.set(aor, bindings);
     }
     void this.drain();
   }
@@ -127,9 +150,14 @@ export class RedisBindingChannel {
             this.pending.clear();
             await this.resyncListener?.();
           } else {
-            const aors = [...this.pending].slice(0, MAX_AORS_PER_MESSAGE);
-            for (const a of aors) this.pending.delete(a);
-            await this.listener?.(aors);
+            const batch = [...this.pending].slice(0, MAX_AORS_PER_MESSAGE);
+            const reread: string[] = [];
+            for (const [aor, bindings] of batch) {
+              this.pending.delete(aor);
+              if (bindings && this.bindingsListener) this.bindingsListener(aor, bindings);
+              else reread.push(aor);
+            }
+            if (reread.length > 0) await this.listener?.(reread);
           }
         } catch (err) {
           this.log.warn({ err: (err as Error).message }, 'reading changed bindings failed; reading every binding when Redis is back');
@@ -147,6 +175,7 @@ export class RedisBindingChannel {
   async close(): Promise<void> {
     const sub = this.subscriber;
     this.subscriber = undefined;
+    if (this.store.announceCommitsAs === this.nodeId) this.store.announceCommitsAs = undefined;
     await quitConnection(sub);
   }
 }

@@ -20,7 +20,11 @@ local function aorKey(aor) return p .. 'aor:' .. aor end
  * own key with EXAT = its expiry (Redis drops it then: no sweeper needed for the
  * records) and adds the contact to the AOR's index (a sorted set scored by the
  * time it was first added, ms, for the first-added order); an expiry already
- * past deletes. Returns the number of changes applied.
+ * past deletes. ARGV[3], when not empty, is the committing node's id: the
+ * script then publishes on `<prefix>bindings`, in the same atomic step,
+ * `{ node, aors, lists: [{ aor, bindings: [record JSON...] }] }` with every
+ * changed AOR's bindings after the commit (so the other nodes need not read
+ * them, and see commits in commit order). Returns the number of changes applied.
  */
 export const COMMIT_BINDINGS = `${KEYS_LUA}
 local changes = cjson.decode(ARGV[2])
@@ -47,6 +51,24 @@ for _, c in ipairs(changes) do
     redis.call('DEL', idx)
   end
   if redis.call('EXISTS', idx) == 0 then redis.call('SREM', p .. 'aors', c.aor) end
+end
+if ARGV[3] ~= '' then
+  local seen, aors, lists = {}, {}, {}
+  for _, c in ipairs(changes) do
+    if not seen[c.aor] then
+      seen[c.aor] = true
+      aors[#aors + 1] = c.aor
+    end
+  end
+  for _, aor in ipairs(aors) do
+    local list = {}
+    for _, u in ipairs(redis.call('ZRANGE', aorKey(aor), 0, -1)) do
+      local v = redis.call('GET', bindingKey(aor, u))
+      if v then list[#list + 1] = v end
+    end
+    lists[#lists + 1] = { aor = aor, bindings = list }
+  end
+  redis.call('PUBLISH', p .. 'bindings', cjson.encode({ node = ARGV[3], aors = aors, lists = lists }))
 end
 return #changes
 `;

@@ -140,6 +140,12 @@ export class RedisStore implements BindingStore {
   readonly config: StoreConfig['redis'];
   private readonly prefix: string;
   private readonly log: Logger | undefined;
+  /**
+   * When set (by RedisBindingChannel), each binding commit also publishes the
+   * changed AORs' bindings on the bindings channel as this node (see
+   * COMMIT_BINDINGS), atomically with the commit.
+   */
+  announceCommitsAs: string | undefined;
   /** Whether the connection was up at the last state change, so each outage is logged once. */
   private up = false;
 
@@ -344,7 +350,7 @@ export class RedisStore implements BindingStore {
           ? { op: 'delete', aor: c.aor, contactUri: c.contactUri }
           : { op: 'deleteAll', aor: c.aor },
     );
-    await this.eval('write bindings', COMMIT_BINDINGS, JSON.stringify(list));
+    await this.eval('write bindings', COMMIT_BINDINGS, JSON.stringify(list), this.announceCommitsAs ?? '');
   }
 
   /** Bindings of one AOR in first-added order (those Redis expired are gone). @throws StoreError 'unavailable'. */

@@ -120,25 +120,36 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
     expect(await store.isEmpty()).toBe(false);
   });
 
-  test('announcements reach the other channel only, which reads the AORs', async () => {
+  test('a commit announces the changed bindings to the other channel, which takes them without reading; the own channel ignores it', async () => {
     const other = await new RedisStore(redisConfig(redis.url), silent).connect();
     const mine = new RedisBindingChannel(store, silent);
     const theirs = new RedisBindingChannel(other, silent);
     await mine.start();
     await theirs.start();
-    const seen: string[][] = [];
-    const mineSeen: string[][] = [];
-    mine.onRemoteChange((aors) => void mineSeen.push([...aors]));
-    const got = new Promise<void>((resolve) =>
-      theirs.onRemoteChange((aors) => {
-        seen.push([...aors]);
-        resolve();
-      }),
-    );
-    await mine.announce(['sip:alice@example.test', 'sip:bob@example.test']);
-    await got;
-    expect(seen).toEqual([['sip:alice@example.test', 'sip:bob@example.test']]);
+    const mineSeen: unknown[] = [];
+    mine.onRemoteBindings((aor) => void mineSeen.push(aor));
+    mine.onRemoteChange((aors) => void mineSeen.push(aors));
+    const reread: string[][] = [];
+    theirs.onRemoteChange((aors) => void reread.push([...aors]));
+    const got = (n: number) =>
+      new Promise<[string, BindingRecord[]][]>((resolve) => {
+        const seen: [string, BindingRecord[]][] = [];
+        theirs.onRemoteBindings((aor, bindings) => {
+          seen.push([aor, bindings]);
+          if (seen.length === n) resolve(seen);
+        });
+      });
+    const b = binding();
+    let arrived = got(1);
+    await store.commitBindings([{ op: 'put', binding: b }]);
+    expect(await arrived).toEqual([[b.aor, [b]]]);
+    arrived = got(1);
+    await store.commitBindings([{ op: 'deleteAll', aor: b.aor }]);
+    expect(await arrived).toEqual([[b.aor, []]]);
     expect(mineSeen).toEqual([]);
+    // An announcement without the bindings (announce() of a store that does not publish its commits) is read again.
+    await store.redis.publish('test:bindings', JSON.stringify({ node: 'elsewhere', aors: ['sip:bob@example.test'] }));
+    await expect.poll(() => reread).toEqual([['sip:bob@example.test']]);
     await mine.close();
     await theirs.close();
     await other.close();
