@@ -6,6 +6,7 @@
 //
 //   node bench/multi-node.mjs [--seconds 5] [--register-rate 300] [--call-rate 40] [--setups sqlite,1,2,3] [--write]
 //
+// Every node is one process (sip.workers: 1), so the rows compare the store alone.
 // Load (SIPp 3.6, UDP, 127.0.0.1): one SIPp per node, the target rate split
 // evenly, users shared (added once through the first node's CLI):
 // - REGISTER → 401 → REGISTER with credentials → 200 (bench/sip.mjs's scenario);
@@ -193,7 +194,7 @@ async function runSetup(name, nodeCount, redis) {
       const extra = redis
         ? [`store: { type: redis, redis: { url: "redis://127.0.0.1:${REDIS_PORT}", key_prefix: "${prefix}" } }`, `node: { uri: "sip:127.0.0.1:${NODE_PORTS[i]}" }`, 'admin: { enabled: false }']
         : [];
-      nodes.push(await startRtcedge({ sipPort: NODE_PORTS[i], users: i === 0 ? [...users, ['callee', 'pw-callee']] : [], extraYaml: extra }));
+      nodes.push(await startRtcedge({ sipPort: NODE_PORTS[i], workers: 1, users: i === 0 ? [...users, ['callee', 'pw-callee']] : [], extraYaml: extra }));
     }
     const reg = await runProcess('sipp', [`127.0.0.1:${NODE_PORTS[0]}`, '-sf', join(dir, 'uas-register.xml'), '-inf', join(dir, 'callee.csv'), '-i', '127.0.0.1', '-p', String(SIPP_PORTS[0]), '-m', '1', '-nostdin', '-nd', '-timeout', '10', '-timeout_error'], { timeoutMs: 20_000 });
     if (reg.code !== 0) throw new Error(`registering the UAS failed: ${reg.stderr.slice(-500)}`);

@@ -689,15 +689,13 @@ function createAuthentication(
   sharedFailure?: (address: string) => void,
 ) {
   // The directory caches its own answers for directory.cache_ttl s (TTL only: an LDAP server tells nobody of
-  // changes); the SQLite store is cached in memory and cleared when its users generation changes (any process).
+  // changes); the store is cached in memory and cleared when its users generation changes (any process or node).
   const users: UserSource =
     openDirectory(config.directory, config.domains, logger) ??
-    (store instanceof RedisStore
-      ? redisUserSource(store)
-      : cachedUserSource(storeUserSource(store), {
-          maxEntries: config.sip.auth.credential_cache_entries,
-          generation: () => store.usersGeneration(),
-        }));
+    cachedUserSource(store instanceof RedisStore ? redisUserSource(store) : storeUserSource(store), {
+      maxEntries: config.sip.auth.credential_cache_entries,
+      generation: () => store.usersGeneration(),
+    });
   const auth: DigestPolicy = {
     realm: config.domains[0],
     secret,

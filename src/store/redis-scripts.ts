@@ -1,6 +1,7 @@
 /**
  * Lua scripts the Redis store runs server-side, so that each multi-key change
- * is atomic (Redis runs a script alone) and costs one round trip. Every
+ * is atomic (Redis runs a script alone) and costs one round trip. Every change
+ * to users bumps `users:generation` (the credential caches of the nodes watch it). Every
  * script gets the key prefix as ARGV[1] and builds key names from it (the
  * layout is in redis-store.ts); they do not run on Redis Cluster, only on one
  * primary (with or without Sentinel).
@@ -12,6 +13,7 @@ local p = ARGV[1]
 local function userKey(d, u) return p .. 'user:' .. d .. ':' .. u end
 local function bindingKey(aor, c) return p .. 'binding:' .. aor .. '\\n' .. c end
 local function aorKey(aor) return p .. 'aor:' .. aor end
+local function usersChanged() redis.call('INCR', p .. 'users:generation') end
 `;
 
 /**
@@ -156,6 +158,7 @@ redis.call('SET', p .. 'userhash:' .. d .. ':' .. fields.userhash, u)
 redis.call('SADD', p .. 'users:' .. d, u)
 redis.call('SADD', p .. 'domains', d)
 setPhones(d, u, numbers)
+usersChanged()
 return 'ok'
 `;
 
@@ -163,7 +166,10 @@ return 'ok'
 export const SET_PHONES = `${KEYS_LUA}${SET_PHONES_LUA}
 local d, u = ARGV[2], ARGV[3]
 if redis.call('EXISTS', userKey(d, u)) == 0 then return 'not_found no user ' .. u .. '@' .. d end
-return setPhones(d, u, cjson.decode(ARGV[4])) or 'ok'
+local err = setPhones(d, u, cjson.decode(ARGV[4]))
+if err then return err end
+usersChanged()
+return 'ok'
 `;
 
 /**
@@ -176,6 +182,7 @@ local key = userKey(d, u)
 if redis.call('EXISTS', key) == 0 then return 'not_found no user ' .. u .. '@' .. d end
 redis.call('HDEL', key, 'ha1_md5', 'ha1_sha256', 'ha1_sha512_256')
 for k, v in pairs(cjson.decode(ARGV[4])) do redis.call('HSET', key, k, v) end
+usersChanged()
 return 'ok'
 `;
 
@@ -190,6 +197,7 @@ setPhones(d, u, {})
 redis.call('DEL', key)
 redis.call('SREM', p .. 'users:' .. d, u)
 if redis.call('SCARD', p .. 'users:' .. d) == 0 then redis.call('SREM', p .. 'domains', d) end
+usersChanged()
 return 1
 `;
 

@@ -18,6 +18,7 @@
  * | `aor:<aor>` | sorted set | contact URIs of the AOR, scored by when first added (ms) |
  * | `aors` | set | AORs with an index |
  * | `secret` | string | the server secret (hex), set once with SET NX |
+ * | `users:generation` | string | a counter bumped by every change to users and phone numbers |
  * | `turn:secrets` | set | TURN REST API shared secrets every node accepts besides `turn.auth_secrets` |
  *
  * Binding expiry is Redis's: each record expires by itself at its `expires`
@@ -44,6 +45,9 @@ const HA1_FIELDS: Record<Ha1Algorithm, string> = { MD5: 'ha1_md5', 'SHA-256': 'h
 
 /** AORs (and SCAN's COUNT hint) per round trip when every binding is read or swept. */
 const AOR_BATCH = 200;
+
+/** How old (ms) the users generation may be before it is read again (see RedisStore.usersGeneration). */
+export const USERS_GENERATION_READ_MS = 250;
 
 /** TURN REST API secrets kept in Redis at most. */
 export const MAX_TURN_SECRETS = 100;
@@ -146,6 +150,10 @@ export class RedisStore implements BindingStore {
    * COMMIT_BINDINGS), atomically with the commit.
    */
   announceCommitsAs: string | undefined;
+  /** The users generation last read from Redis, and when (performance.now, ms). */
+  private generation = 0;
+  private generationReadMs = -Infinity;
+  private generationReading = false;
   /** Whether the connection was up at the last state change, so each outage is logged once. */
   private up = false;
 
@@ -180,7 +188,8 @@ export class RedisStore implements BindingStore {
   async connect(): Promise<this> {
     try {
       await this.redis.connect();
-      await this.redis.ping();
+      this.generation = Number((await this.redis.get(`${this.prefix}users:generation`)) ?? 0);
+      this.generationReadMs = performance.now();
     } catch (err) {
       this.redis.disconnect();
       throw new StoreError('unavailable', `cannot reach Redis ${redisName(this.config)} (store.redis): ${(err as Error).message}`, { cause: err, retryAfterS: this.config.retry_after });
@@ -204,6 +213,32 @@ export class RedisStore implements BindingStore {
 
   private userKey(domain: string, username: string): string {
     return `${this.prefix}user:${domain}:${username}`;
+  }
+
+  /**
+   * A counter that changes whenever users or phone numbers change, at any
+   * node or CLI (for the credential cache, auth/credential-cache.ts).
+   * Synchronous: answers the value last read and reads it again in the
+   * background when that is older than {@link USERS_GENERATION_READ_MS}, so a
+   * change is seen within about twice that; while Redis cannot be reached the
+   * value stays (cached credentials keep answering).
+   */
+  usersGeneration(): number {
+    const nowMs = performance.now();
+    if (!this.generationReading && nowMs - this.generationReadMs >= USERS_GENERATION_READ_MS) {
+      this.generationReading = true;
+      this.redis
+        .get(`${this.prefix}users:generation`)
+        .then(
+          (v) => {
+            this.generation = Number(v ?? 0);
+            this.generationReadMs = performance.now();
+          },
+          () => {},
+        )
+        .finally(() => (this.generationReading = false));
+    }
+    return this.generation;
   }
 
   /** Name of the pub/sub channel binding changes are announced on. */

@@ -9,7 +9,7 @@ import { describeWithPeers } from '../../interop/harness/peers.js';
 import { startRedis, type TestRedis } from '../../interop/harness/redis.js';
 import { makeTempDir, removeTempDir } from '../../interop/harness/temp-dir.js';
 import { getHeader, type SipRequest, type SipResponse } from '../../src/sip/message.js';
-import { RedisStore } from '../../src/store/index.js';
+import { RedisStore, credentialsFor } from '../../src/store/index.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { UdpUa } from '../helpers/udp-ua.js';
 import { TcpConnection } from '../helpers/tcp-ua.js';
@@ -104,6 +104,19 @@ describeWithPeers(['redis-server'])('two nodes on one Redis store', () => {
     alice.close();
     ua.close();
     tcp.destroy();
+  });
+
+  test('a password changed in the store reaches the credential cache of every node within a second', async () => {
+    const ua = await UdpUa.open();
+    expect((await ua.register(PORT_A, 'bob', 'bobpw', DOMAIN)).status).toBe(200);
+    expect((await ua.register(PORT_B, 'bob', 'bobpw', DOMAIN)).status).toBe(200);
+    await store.setUserHa1('bob', DOMAIN, credentialsFor('bob', DOMAIN, 'newpw', ['MD5']));
+    for (const port of [PORT_A, PORT_B]) {
+      await expect.poll(async () => (await ua.register(port, 'bob', 'newpw', DOMAIN)).status, { timeout: 3000, interval: 200 }).toBe(200);
+      expect((await ua.register(port, 'bob', 'bobpw', DOMAIN)).status).toBe(403);
+    }
+    await store.setUserHa1('bob', DOMAIN, credentialsFor('bob', DOMAIN, 'bobpw', ['MD5']));
+    ua.close();
   });
 
   test('Redis down: REGISTER gets 503 with Retry-After from the store settings; the nodes recover by themselves', async () => {

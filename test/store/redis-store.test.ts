@@ -79,6 +79,17 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
     expect((await store.listUsers('example.test')).map((u) => u.username)).toEqual(['bob']);
   });
 
+  test('every change to users bumps the users generation, which usersGeneration() reads again on its own', async () => {
+    const before = Number((await store.redis.get('test:users:generation')) ?? 0);
+    await store.addUser('carol', 'example.test', { MD5 });
+    await store.setUserHa1('carol', 'example.test', { MD5: 'f'.repeat(32) });
+    await store.setPhones('carol', 'example.test', ['200']);
+    await store.deleteUser('carol', 'example.test');
+    await expect(store.setUserHa1('nobody', 'example.test', { MD5 })).rejects.toMatchObject({ code: 'not_found' });
+    expect(Number(await store.redis.get('test:users:generation'))).toBe(before + 4);
+    await expect.poll(() => store.usersGeneration(), { timeout: 3000, interval: 100 }).toBe(before + 4);
+  });
+
   test('bindings: put, order, delete, deleteAll in one commit; records expire by Redis TTL', async () => {
     const now = Math.floor(Date.now() / 1000);
     const a = binding();
