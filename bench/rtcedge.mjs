@@ -25,6 +25,10 @@ const DEFAULT_CLI = join(ROOT, 'dist', 'cli', 'main.js');
  * @param {string[]} [o.extraYaml] further top-level YAML lines (e.g. `store: {...}`)
  * @param {string} [o.cli] the CLI to run (default this checkout's dist/cli/main.js; another build for a baseline)
  * @param {number|'auto'} [o.workers] sip.workers (default: the configuration's default, auto)
+ * @param {Array<{transport: 'tcp' | 'tls', port: number}>} [o.sipStreams] SIP TCP/TLS listeners on 127.0.0.1 beside the
+ *   UDP one (TLS with the certificate generated in data_dir)
+ * @param {string[]} [o.sipLines] more YAML lines under `sip:` (two-space indented, e.g. '  workers: auto')
+ * @param {boolean} [o.importUsers] add the users with one `rtcedge user import` instead of one `user add` each
  */
 export async function startRtcedge(o) {
   if (o.dataPlane && !dataPlaneKeySupported()) {
@@ -41,6 +45,8 @@ export async function startRtcedge(o) {
     ...(o.workers !== undefined ? [`  workers: ${o.workers}`] : []),
     '  listen:',
     `    - { transport: udp, host: 127.0.0.1, port: ${o.sipPort} }`,
+    ...(o.sipStreams ?? []).map((l) => `    - { transport: ${l.transport}, host: 127.0.0.1, port: ${l.port} }`),
+    ...(o.sipLines ?? []),
     'turn:',
   ];
   if (o.turnPort) {
@@ -70,10 +76,14 @@ export async function startRtcedge(o) {
     });
     if (r.code !== 0) throw new Error(`rtcedge user add ${user} failed (${r.code}): ${r.stderr.trim()}`);
   };
-  // The first one alone: it creates the store.
-  const parallel = o.addParallel ?? 1;
-  if (o.users.length) await addOne(o.users[0]);
-  for (let i = 1; i < o.users.length; i += parallel) await Promise.all(o.users.slice(i, i + parallel).map(addOne));
+  if (o.importUsers) {
+    await importUsers(CLI, cfg, dir, o.users);
+  } else {
+    // The first one alone: it creates the store.
+    const parallel = o.addParallel ?? 1;
+    if (o.users.length) await addOne(o.users[0]);
+    for (let i = 1; i < o.users.length; i += parallel) await Promise.all(o.users.slice(i, i + parallel).map(addOne));
+  }
   const args = [...(o.nodeArgs ?? []), CLI, 'serve', '-c', cfg];
   const proc = startProcess(process.execPath, args);
   proc.cmdline = `node ${(o.nodeArgs ?? []).map((a) => a + ' ').join('')}dist/cli/main.js serve -c ${cfg}`;
@@ -93,6 +103,26 @@ export async function startRtcedge(o) {
     throw e;
   }
   return proc;
+}
+
+/** `rtcedge user import` of [user, password] pairs (CSV in `dir`); throws with the CLI's stderr if it fails. */
+async function importUsers(cli, cfg, dir, users) {
+  const csv = join(dir, 'users.csv');
+  writeFileSync(csv, ['user,password', ...users.map(([u, p]) => `${u},${p}`)].join('\n') + '\n');
+  const r = await runProcess(process.execPath, [cli, 'user', 'import', csv, '-c', cfg], { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`rtcedge user import failed (${r.code}): ${r.stderr.trim().slice(-2000)}`);
+}
+
+/**
+ * Whether `rtcedge config check` accepts a config with these extra YAML lines under `sip:` (e.g. a key a
+ * build may not know yet, like `sip.workers`); returns the CLI's complaint when it does not.
+ */
+export async function sipLinesAccepted(lines, cli = DEFAULT_CLI) {
+  const dir = tempDir('rtcedge-check');
+  const cfg = join(dir, 'rtcedge.yaml');
+  writeFileSync(cfg, [`data_dir: ${join(dir, 'data')}`, 'domains: [example.test]', 'sip:', ...lines, 'turn: { enabled: false }'].join('\n') + '\n');
+  const r = await runProcess(process.execPath, [cli, 'config', 'check', cfg], { timeoutMs: 20_000 });
+  return r.code === 0 ? { ok: true } : { ok: false, message: (r.stderr || r.stdout).trim().replaceAll(dir, '$DIR') };
 }
 
 /** Whether the built config schema knows turn.data_plane (native | typescript). */
