@@ -5,7 +5,7 @@
 //
 //   node bench/sip-client.mjs load --port P [--transport tls|tcp|udp] [--rate 500] [--seconds 5] [--users 1000]
 //   node bench/sip-client.mjs idle --port P [--transport tls] [--connections 1000] [--parallel 50]
-//        (prints one JSON line {"ready":…} once every connection is registered; exits when stdin closes)
+//        (prints one JSON line {"ready":…} once every connection is registered; idle until SIGTERM)
 //
 // Prints one JSON line with the results. Users are user0…userN-1 with password pw-userK, realm as challenged.
 import { createHash, randomBytes } from 'node:crypto';
@@ -278,8 +278,9 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   } else if (mode === 'idle') {
     const r = await openIdle({ port, transport, connections: Number(arg('connections', '1000')), parallel: Number(arg('parallel', '50')) });
     console.log(JSON.stringify({ ready: true, registered: r.registered, failures: r.failures, open: r.conns.filter((c) => !c.closed).length }));
-    process.stdin.resume();
-    process.stdin.on('end', () => {
+    // Idle until stopped (SIGTERM).
+    setInterval(() => {}, 3_600_000);
+    process.on('SIGTERM', () => {
       for (const c of r.conns) c.close();
       process.exit(0);
     });

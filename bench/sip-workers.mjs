@@ -5,7 +5,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stopProcess, tempDir, sleep } from './lib.mjs';
 import { startRtcedge } from './rtcedge.mjs';
-import { SCENARIO, USERS, fmtSipRow, runRate, sipTable, users } from './sip.mjs';
+import { SCENARIO } from './sip.mjs';
+import { USERS, fmtSipRow, runRate, sipTable, users } from './sip-fixed-rate.mjs';
 
 const PORT = 28190;
 const rates = process.argv.slice(2).map(Number).filter((n) => n > 0);

@@ -1,143 +1,68 @@
-// SIP registrar benchmark: SIPp sends REGISTER, answers the 401 digest
-// challenge and expects 200, at fixed call rates, against rtcedge and against
-// Kamailio. Reports successful registrations per second, failures, mean
-// REGISTER-to-200 time and server CPU seconds.
+// SIP benchmark (issue 11): rtcedge against Kamailio with the same load, back to back per scenario.
+//
+// - SIPp 3.6.1 over UDP (one socket, -t u1) and TCP (one connection, -t t1): REGISTER with a fresh digest
+//   challenge each time over SIP_BENCH_USERS users, and calls (INVITE → 407 → ACK → INVITE with
+//   credentials → 200 → ACK → BYE) through the record-routing proxy to a SIPp UAS registered behind it.
+// - TLS over one connection: bench/sip-client.mjs (Debian's SIPp has no TLS) runs the REGISTER scenario.
+// - Step search: per server and scenario the rate rises by SIP_BENCH_FACTOR from SIP_BENCH_START_* until a
+//   step fails, then SIP_BENCH_REFINE bisection steps between the last pass and the first failure.
+//   A step passes with < 1 % failed calls, < 1 % retransmissions (of the requests SIPp sent with a timer),
+//   mean response ≤ 100 ms, and SIPp keeping the rate (done within 1.25 × the step's length + 1 s).
+// - Memory per idle registered TLS connection at SIP_BENCH_IDLE_CONNECTIONS connections (PSS of the
+//   server's process tree before and after; Kamailio also its shared memory, core.shmmem real_used).
+//
+// Environment (defaults give ≤ 15 minutes on an idle 2-core machine):
+//   SIP_BENCH_STEP_S=5  SIP_BENCH_FACTOR=2  SIP_BENCH_REFINE=2  SIP_BENCH_MAX_RATE=40000  SIP_BENCH_USERS=1000
+//   SIP_BENCH_START_REGISTER=1000  SIP_BENCH_START_CALL=250
+//   SIP_BENCH_SCENARIOS=register-udp,call-udp,register-tcp,call-tcp,register-tls,memory-tls
+//   SIP_BENCH_SERVERS=rtcedge,kamailio  SIP_BENCH_IDLE_CONNECTIONS=1000,5000
+//   RTCEDGE_SIP_WORKERS=auto (sip.workers)  KAMAILIO_CHILDREN=4
+// Quick check: SIP_BENCH_STEP_S=2 SIP_BENCH_REFINE=0 SIP_BENCH_MAX_RATE=400 SIP_BENCH_IDLE_CONNECTIONS=50 node bench/sip.mjs
 import { writeFileSync, readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import {
-  startProcess, runProcess, stopProcess, stopPid, tempDir, cpuSeconds, sleep, waitFor, udpProbe, sipOptions, readPidFile, udpRcvbufErrors,
-} from './lib.mjs';
-import { startRtcedge } from './rtcedge.mjs';
+import { join, dirname } from 'node:path';
+import { pathToFileURL, fileURLToPath } from 'node:url';
+import { startProcess, stopProcess, tempDir, cpuSeconds, sleep, processTree, udpRcvbufErrors } from './lib.mjs';
+import { startRtcedge, sipLinesAccepted } from './rtcedge.mjs';
+import { startKamailio, stopKamailio, kamailioShmUsed, KAMAILIO_CHILDREN } from './kamailio.mjs';
+import { REGISTER_SCENARIO, CALL_UAC_SCENARIO, CALL_UAS_SCENARIO, REPARTITION_MS } from './sip-scenarios.mjs';
+import { SipConnection, registerOnce } from './sip-client.mjs';
 import { debVersion } from './turn.mjs';
 
-const RTCEDGE_SIP = 28160;
-const KAMAILIO_SIP = 28170;
-const SIPP_PORT = 28180;
+/** The REGISTER scenario, for bench/memory.mjs. */
+export const SCENARIO = REGISTER_SCENARIO;
 
-export const SIP_RATES = [200, 500, 1000];
-/** Registrations per rate: about this many seconds of load. */
-const SECONDS_PER_RATE = 5;
-export const USERS = 20;
+const env = (k, d) => process.env[k] ?? d;
+const envN = (k, d) => Number(env(k, String(d)));
+const envList = (k, d) => env(k, d).split(',').map((s) => s.trim()).filter(Boolean);
 
-/** Users user0..userN-1 with password pw-userK; Kamailio derives the same password from the username. */
-export const users = Array.from({ length: USERS }, (_, i) => [`user${i}`, `pw-user${i}`]);
+const STEP_S = envN('SIP_BENCH_STEP_S', 5);
+const FACTOR = envN('SIP_BENCH_FACTOR', 2);
+const REFINE = envN('SIP_BENCH_REFINE', 2);
+const MAX_RATE = envN('SIP_BENCH_MAX_RATE', 40000);
+const USERS = envN('SIP_BENCH_USERS', 1000);
+const START = { register: envN('SIP_BENCH_START_REGISTER', 1000), call: envN('SIP_BENCH_START_CALL', 250) };
+const SCENARIOS = envList('SIP_BENCH_SCENARIOS', 'register-udp,call-udp,register-tcp,call-tcp,register-tls,memory-tls');
+const SERVERS = envList('SIP_BENCH_SERVERS', 'rtcedge,kamailio');
+const IDLE_CONNECTIONS = envList('SIP_BENCH_IDLE_CONNECTIONS', '1000,5000').map(Number);
+const WORKERS = env('RTCEDGE_SIP_WORKERS', 'auto');
 
-/**
- * REGISTER, 401 with digest challenge, REGISTER with credentials, 200.
- * The Request-URI is sip:<server address>, so the digest uri SIPp fills in
- * ("sip:" + remote host) names the same URI.
- */
-export const SCENARIO = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="register with digest">
-  <send retrans="500" start_rtd="1">
-    <![CDATA[
-REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];rport;branch=[branch]
-Max-Forwards: 70
-From: <sip:[field0]@[remote_ip]>;tag=[pid]SIPpTag[call_number]
-To: <sip:[field0]@[remote_ip]>
-Call-ID: [call_id]
-CSeq: 1 REGISTER
-Contact: <sip:[field0]@[local_ip]:[local_port]>
-Expires: 3600
-User-Agent: rtcedge-bench
-Content-Length: 0
+/** Pass criteria of a step. */
+export const PASS = { maxFailedShare: 0.01, maxRetransShare: 0.01, maxMeanMs: 100 };
 
-    ]]>
-  </send>
-  <recv response="401" auth="true"/>
-  <send retrans="500">
-    <![CDATA[
-REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];rport;branch=[branch]
-Max-Forwards: 70
-From: <sip:[field0]@[remote_ip]>;tag=[pid]SIPpTag[call_number]
-To: <sip:[field0]@[remote_ip]>
-Call-ID: [call_id]
-CSeq: 2 REGISTER
-Contact: <sip:[field0]@[local_ip]:[local_port]>
-Expires: 3600
-[authentication username="[field0]" password="[field1]"]
-User-Agent: rtcedge-bench
-Content-Length: 0
+const PORTS = {
+  rtcedge: { udp: 28160, tcp: 28160, tls: 28161 },
+  kamailio: { udp: 28170, tcp: 28170, tls: 28171 },
+};
+/** SIPp's local ports rotate over this range (a TCP port just closed may still be in TIME_WAIT). */
+const SIPP_PORT0 = 28180;
+const UAS_PORT = { udp: 28191, tcp: 28192 };
+/** Digits of the users, passwords pw-<user>; the callee of the call scenarios per transport. */
+const userList = (n) => Array.from({ length: n }, (_, i) => [`user${i}`, `pw-user${i}`]);
+const CALLEE = { udp: 'calleeudp', tcp: 'calleetcp' };
+const BENCH_JS = dirname(fileURLToPath(import.meta.url));
 
-    ]]>
-  </send>
-  <recv response="200" rtd="1"/>
-</scenario>
-`;
-
-/**
- * Kamailio registrar: usrloc in memory (db_mode 0), digest with qop=auth
- * checked by pv_www_authenticate against a password derived from the
- * username ("pw-" + user), so no database is needed.
- */
-function kamailioCfg(port) {
-  return `#!KAMAILIO
-debug=1
-log_stderror=yes
-fork=yes
-children=4
-listen=udp:127.0.0.1:${port}
-disable_tcp=yes
-auto_aliases=no
-alias="example.test"
-dns=no
-rev_dns=no
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "textops.so"
-loadmodule "maxfwd.so"
-loadmodule "siputils.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "auth.so"
-modparam("usrloc", "db_mode", 0)
-modparam("registrar", "max_contacts", 10)
-
-request_route {
-  if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-  if (is_method("REGISTER")) {
-    $var(pw) = "pw-" + $au;
-    if (!pv_www_authenticate("example.test", "$var(pw)", "0")) {
-      www_challenge("example.test", "1");
-      exit;
-    }
-    consume_credentials();
-    if (!save("location")) { sl_reply_error(); }
-    exit;
-  }
-  sl_send_reply("404", "Not Found");
-  exit;
-}
-`;
-}
-
-async function startKamailio() {
-  const dir = tempDir('kamailio');
-  const cfg = join(dir, 'kamailio.cfg');
-  const pidfile = join(dir, 'kamailio.pid');
-  writeFileSync(cfg, kamailioCfg(KAMAILIO_SIP));
-  const args = ['-f', cfg, '-DD', '-E', '-Y', dir, '-P', pidfile, '-m', '64', '-M', '8'];
-  const proc = startProcess('kamailio', args);
-  proc.cmdline = `kamailio ${args.join(' ')}`;
-  proc.pidfile = pidfile;
-  proc.cfgText = kamailioCfg(KAMAILIO_SIP);
-  try {
-    await waitFor(async () => {
-      if (proc.child.exitCode !== null) throw new Error(`kamailio exited: ${proc.stderr.slice(-2000)}`);
-      return udpProbe('127.0.0.1', KAMAILIO_SIP, sipOptions('127.0.0.1', KAMAILIO_SIP));
-    }, 15_000, 'kamailio');
-  } catch (e) {
-    await stopProcess(proc);
-    throw e;
-  }
-  return proc;
-}
+const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+const pct = (x) => (Number.isFinite(x) ? (100 * x).toFixed(2) + ' %' : 'n/a');
 
 /** Parse SIPp's -trace_stat CSV (semicolon separated); returns the last row keyed by column. */
 export function lastStat(file) {
@@ -161,138 +86,543 @@ export function epoch(v) {
   return v ? Number(v.split('\t')[2]) : NaN;
 }
 
-export async function runRate(serverPid, port, rate, dir) {
-  const calls = rate * SECONDS_PER_RATE;
-  const stf = join(dir, `stat-${port}-${rate}.csv`);
-  const errf = join(dir, `errors-${port}-${rate}.log`);
+/**
+ * SIPp's response-time repartition summed over its rtds: counts per bin (bin k: < REPARTITION_MS[k],
+ * the last: ≥ the largest bound), and the mean (each rtd's cumulative mean weighted by its count).
+ */
+export function responseTimes(st, rtds) {
+  const bins = new Array(REPARTITION_MS.length + 1).fill(0);
+  let n = 0;
+  let sum = 0;
+  for (let r = 1; r <= rtds; r++) {
+    let count = 0;
+    REPARTITION_MS.forEach((b, k) => {
+      const c = Number(st[`ResponseTimeRepartition${r}_<${b}`] ?? 0);
+      bins[k] += c;
+      count += c;
+    });
+    const over = Number(st[`ResponseTimeRepartition${r}_>=${REPARTITION_MS.at(-1)}`] ?? 0);
+    bins[REPARTITION_MS.length] += over;
+    count += over;
+    n += count;
+    sum += hms(st[`ResponseTime${r}(C)`]) * 1000 * count;
+  }
+  const upTo = (q) => {
+    let acc = 0;
+    for (let k = 0; k < bins.length; k++) {
+      acc += bins[k];
+      if (acc >= q * n && n > 0) return k < REPARTITION_MS.length ? `<${REPARTITION_MS[k]}` : `≥${REPARTITION_MS.at(-1)}`;
+    }
+    return 'n/a';
+  };
+  return { responses: n, meanMs: n ? sum / n : NaN, p50: upTo(0.5), p90: upTo(0.9), p99: upTo(0.99) };
+}
+
+/**
+ * Runs a command to completion with a time limit; on time-out its whole process tree (ours) is killed.
+ * With `cpuFile`, the command runs under sh, which writes the child's utime+stime (clock ticks, fields
+ * cutime/cstime of its own /proc stat) there when it ends.
+ */
+async function runTimed(cmd, args, timeoutMs, cpuFile) {
+  const p = cpuFile
+    ? startProcess('sh', ['-c', 'f=$1; shift; "$@"; rc=$?; cut -d" " -f16-17 /proc/$$/stat > "$f"; exit $rc', 'timed', cpuFile, cmd, ...args])
+    : startProcess(cmd, args);
+  let timer;
+  const res = await Promise.race([p.exited, new Promise((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)))]);
+  clearTimeout(timer);
+  if (res === 'timeout') {
+    for (const pid of processTree(p.pid).reverse()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+    await p.exited;
+  }
+  let cpuS = NaN;
+  if (cpuFile && existsSync(cpuFile)) {
+    const [u, s] = readFileSync(cpuFile, 'utf8').trim().split(' ').map(Number);
+    cpuS = (u + s) / 100;
+  }
+  return { code: res === 'timeout' ? 'timeout' : res, stdout: p.stdout, stderr: p.stderr, cpuS };
+}
+
+let portTurn = 0;
+/** Requests per call that SIPp sends with a retransmission timer (the denominator of the retransmission share). */
+const TIMED_REQUESTS = { register: 2, call: 3 };
+
+/** One SIPp step at `rate` for STEP_S seconds; returns its measures and whether it passed. */
+async function sippStep(ctx, rate) {
+  const { kind, transport, server, dir } = ctx;
+  const calls = Math.max(1, Math.round(rate * STEP_S));
+  const tag = `${server.name}-${kind}-${transport}-${rate}`;
+  const stf = join(dir, `stat-${tag}.csv`);
+  const localPort = SIPP_PORT0 + (portTurn++ % 10);
   const args = [
-    '127.0.0.1:' + port,
-    '-sf', join(dir, 'register.xml'),
+    `127.0.0.1:${server.ports[transport]}`,
+    '-sf', join(dir, `${kind}.xml`),
     '-inf', join(dir, 'users.csv'),
-    '-i', '127.0.0.1', '-p', String(SIPP_PORT), '-t', 'u1',
-    '-r', String(rate), '-rp', '1000', '-l', String(Math.max(rate * 2, 100)),
+    ...(kind === 'call' ? ['-s', CALLEE[transport]] : []),
+    '-i', '127.0.0.1', '-p', String(localPort), '-t', transport === 'udp' ? 'u1' : 't1',
+    '-r', String(rate), '-rp', '1000', '-l', String(Math.max(rate * 2, 200)),
     '-m', String(calls),
-    '-timeout', String(SECONDS_PER_RATE * 4 + 10), '-timeout_error',
+    '-timeout', String(STEP_S * 3 + 10), '-timeout_error',
     '-recv_timeout', '4000',
+    '-default_behaviors', 'all,-bye',
     '-nostdin', '-nd',
     '-trace_stat', '-stf', stf, '-fd', '1',
-    '-trace_err', '-error_file', errf,
   ];
   const drops0 = udpRcvbufErrors();
-  const cpu0 = cpuSeconds(serverPid);
-  const r = await runProcess('sipp', args, { timeoutMs: (SECONDS_PER_RATE * 4 + 20) * 1000 });
-  const cpu1 = cpuSeconds(serverPid);
-  const drops = udpRcvbufErrors() - drops0;
-  const st = lastStat(stf);
-  // A REGISTER with credentials answered by a fresh 401 (credentials refused).
-  const errText = existsSync(errf) ? readFileSync(errf, 'utf8') : '';
-  const second401 = (errText.match(/while expecting '200'[^\n]*received 'SIP\/2\.0 401/g) ?? []).length;
-  const ok = st ? Number(st['SuccessfulCall(C)']) : NaN;
-  const failed = st ? Number(st['FailedCall(C)']) : NaN;
-  const elapsed = st ? epoch(st['CurrentTime']) - epoch(st['StartTime']) : r.ms / 1000;
-  // Call length = first REGISTER sent to 200 received (SIPp's clock has 1 ms resolution).
-  const rt = st ? hms(st['CallLength(C)']) * 1000 : NaN;
-  const retrans = st ? Number(st['Retransmissions(C)']) : NaN;
-  const recvTimeouts = st ? Number(st['FailedTimeoutOnRecv(C)']) : NaN;
-  return {
-    command: 'sipp ' + args.join(' ').replaceAll(dir, '$DIR'),
-    exit: r.code,
-    rate,
-    calls,
-    ok,
-    failed,
-    elapsedS: elapsed,
-    okPerS: ok / elapsed,
-    rtMs: rt,
+  const uasCpu0 = ctx.uas ? cpuSeconds(ctx.uas.pid) : 0;
+  const cpu0 = cpuSeconds(server.proc.pid);
+  const t0 = performance.now();
+  const r = await runTimed('sipp', args, (STEP_S * 3 + 20) * 1000, join(dir, `cpu-${tag}`));
+  const wallS = (performance.now() - t0) / 1000;
+  const cpu1 = cpuSeconds(server.proc.pid);
+  const uasCpuS = ctx.uas ? cpuSeconds(ctx.uas.pid) - uasCpu0 : 0;
+  const st = lastStat(stf) ?? {};
+  const ok = Number(st['SuccessfulCall(C)'] ?? 0);
+  const failed = Number(st['FailedCall(C)'] ?? NaN);
+  const retrans = Number(st['Retransmissions(C)'] ?? NaN);
+  const elapsedS = epoch(st['CurrentTime']) - epoch(st['StartTime']);
+  const rt = responseTimes(st, kind === 'call' ? 3 : 2);
+  const row = {
+    server: server.label, serverName: server.name, kind, transport, client: 'SIPp',
+    rate, calls, ok, failed, elapsedS, wallS,
+    okPerS: ok / elapsedS,
     retrans,
-    recvTimeouts,
-    drops,
-    second401,
+    retransShare: retrans / (calls * TIMED_REQUESTS[kind]),
+    failedShare: (calls - ok) / calls,
+    failedBy: failureKinds(st),
+    drops: udpRcvbufErrors() - drops0,
+    ...rt,
     cpuS: cpu1 - cpu0,
-    cpuPer1000: ((cpu1 - cpu0) / ok) * 1000,
-    sippTail: (r.stderr || '').trim().split('\n').slice(-3).join(' | '),
+    clientCpuS: r.cpuS,
+    uasCpuS,
+    exit: r.code,
+    command: 'sipp ' + args.join(' ').replaceAll(dir, '$DIR'),
   };
+  row.cpuPer1000 = (row.cpuS / ok) * 1000;
+  row.pass = passes(row);
+  return row;
 }
 
-export async function runSipBench(log = console.log) {
-  const dir = tempDir('sipp');
-  writeFileSync(join(dir, 'register.xml'), SCENARIO);
-  writeFileSync(join(dir, 'users.csv'), 'SEQUENTIAL\n' + users.map(([u, p]) => `${u};${p};`).join('\n') + '\n');
-  const rows = [];
-  const notes = [];
-  const commands = [];
-  const servers = [
-    {
-      name: 'rtcedge',
-      start: async () => {
-        const p = await startRtcedge({ sipPort: RTCEDGE_SIP, users });
-        commands.push(`rtcedge: ${p.cmdline}  (sip.listen udp 127.0.0.1:${RTCEDGE_SIP}, turn disabled, log.level warn, ${USERS} users added with rtcedge user add)`);
-        return p;
-      },
-      stop: (p) => stopProcess(p),
-      port: RTCEDGE_SIP,
-    },
-    {
-      name: `kamailio ${debVersion('kamailio')}`,
-      start: async () => {
-        const p = await startKamailio();
-        commands.push(`kamailio: ${p.cmdline.replaceAll(/\/tmp\/[^/ ]+/g, '$KDIR')}`);
-        return p;
-      },
-      stop: async (p) => {
-        const pid = readPidFile(p.pidfile);
-        await stopProcess(p);
-        if (pid && pid !== p.pid) await stopPid(pid);
-      },
-      port: KAMAILIO_SIP,
-    },
-  ];
-  let kamCfg = '';
-  for (const s of servers) {
-    let p;
-    try {
-      p = await s.start();
-      if (p.cfgText) kamCfg = p.cfgText;
-      for (const rate of SIP_RATES) {
-        const r = await runRate(p.pid, s.port, rate, dir);
-        commands.push(r.command);
-        rows.push({ server: s.name, ...r });
-        log(fmtSipRow(rows[rows.length - 1]));
-        await sleep(500);
-      }
-    } catch (e) {
-      notes.push(`${s.name} run failed: ${e.message}`);
-      log(`${s.name} run failed: ${e.message}`);
-    } finally {
-      if (p) await s.stop(p);
-    }
+/** SIPp's non-zero Failed* counters, e.g. { TimeoutOnRecv: 12, UnexpectedMessage: 3 }. */
+function failureKinds(st) {
+  const out = {};
+  for (const [k, v] of Object.entries(st)) {
+    const m = /^Failed(\w+)\(C\)$/.exec(k);
+    if (m && Number(v) > 0) out[m[1]] = Number(v);
   }
-  return { rows, notes, commands: [...new Set(commands)], scenario: SCENARIO, kamailioCfg: kamCfg, users: USERS };
+  return out;
 }
 
-const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
-
-export function fmtSipRow(r) {
+function passes(r) {
   return (
-    `${r.server} rate ${r.rate}/s x ${r.calls}: ${r.ok} ok, ${r.failed} failed in ${f(r.elapsedS, 2)} s = ` +
-    `${f(r.okPerS)} ok/s, mean REGISTER->200 ${f(r.rtMs, 2)} ms, ${r.retrans} retransmissions, ${r.recvTimeouts} receive timeouts, ${r.second401} credentials answered by a new 401, ${r.drops} UDP receive-buffer drops (host-wide), server CPU ${f(r.cpuS, 2)} s ` +
-    `(${f(r.cpuPer1000, 3)} s per 1000 registrations)` + (r.exit !== 0 ? ` [sipp exit ${r.exit}]` : '')
+    r.ok > 0 &&
+    r.failedShare < PASS.maxFailedShare &&
+    !(r.retransShare >= PASS.maxRetransShare) &&
+    r.meanMs <= PASS.maxMeanMs &&
+    r.elapsedS <= STEP_S * 1.25 + 1
   );
 }
 
-export function sipTable(rows) {
+/** The TLS REGISTER step: bench/sip-client.mjs in its own process over one connection. */
+async function tlsStep(ctx, rate) {
+  const { server, dir } = ctx;
+  const args = [join(BENCH_JS, 'sip-client.mjs'), 'load', '--port', String(server.ports.tls), '--transport', 'tls', '--rate', String(rate), '--seconds', String(STEP_S), '--users', String(USERS)];
+  const cpu0 = cpuSeconds(server.proc.pid);
+  const r = await runTimed(process.execPath, args, (STEP_S * 3 + 20) * 1000, join(dir, `cpu-tls-${server.name}-${rate}`));
+  const cpu1 = cpuSeconds(server.proc.pid);
+  let j = {};
+  try {
+    j = JSON.parse(r.stdout.trim().split('\n').at(-1));
+  } catch {}
+  const row = {
+    server: server.label, serverName: server.name, kind: 'register', transport: 'tls', client: 'bench/sip-client.mjs',
+    rate, calls: j.calls ?? Math.round(rate * STEP_S), ok: j.ok ?? 0, failed: j.failed ?? NaN,
+    elapsedS: j.elapsedS ?? NaN, okPerS: (j.ok ?? 0) / j.elapsedS,
+    retrans: 0, retransShare: 0,
+    failedShare: ((j.calls ?? 1) - (j.ok ?? 0)) / (j.calls ?? 1),
+    failedBy: j.failures ?? { [`client exit ${r.code}`]: 1 },
+    meanMs: j.meanMs ?? NaN,
+    p50: f(j.p50Ms, 2), p90: f(j.p90Ms, 2), p99: f(j.p99Ms, 2), responses: j.responses ?? 0,
+    cpuS: cpu1 - cpu0, clientCpuS: r.cpuS, uasCpuS: 0, exit: r.code,
+    command: `node bench/sip-client.mjs ${args.slice(1).join(' ')}`,
+  };
+  row.cpuPer1000 = (row.cpuS / row.ok) * 1000;
+  row.pass = passes(row);
+  return row;
+}
+
+/**
+ * Step search: raise the rate by FACTOR from `start` until a step fails (or MAX_RATE), then REFINE
+ * bisections between the last passing and the first failing rate. If `start` fails, lower it first.
+ */
+async function search(step, start, log) {
+  const steps = [];
+  const run = async (rate) => {
+    const r = await step(rate);
+    steps.push(r);
+    log(fmtRow(r));
+    await sleep(1000);
+    return r;
+  };
+  let pass;
+  let fail;
+  let rate = start;
+  for (let down = 0; ; ) {
+    const r = await run(rate);
+    if (r.pass) {
+      pass = r;
+      if (fail) break;
+      if (rate >= MAX_RATE) break;
+      rate = Math.min(MAX_RATE, Math.round(rate * FACTOR));
+    } else {
+      fail = r;
+      if (pass || ++down > 3 || rate <= 10) break;
+      rate = Math.max(10, Math.round(rate / FACTOR));
+    }
+  }
+  for (let k = 0; k < REFINE && pass && fail && fail.rate - pass.rate > pass.rate * 0.05; k++) {
+    const r = await run(Math.round((pass.rate + fail.rate) / 2));
+    if (r.pass) pass = r;
+    else fail = r;
+  }
+  return { steps, best: pass, firstFail: fail };
+}
+
+/** One sentence on what limited a search, from the CPU use of server, load generator and UAS in its first failing step. */
+function limitOf(s, serverCores) {
+  const r = s.firstFail;
+  if (!r) return s.best ? `no step failed up to SIP_BENCH_MAX_RATE (${MAX_RATE}/s)` : 'no step ran';
+  const t = r.wallS ?? r.elapsedS;
+  const busy = (x) => x / t;
+  const parts = [];
+  const server = busy(r.cpuS);
+  const client = busy(r.clientCpuS);
+  const uas = busy(r.uasCpuS);
+  const why = [];
+  if (r.failedShare >= PASS.maxFailedShare) why.push(`${pct(r.failedShare)} failed (${Object.entries(r.failedBy).map(([k, v]) => `${k} ${v}`).join(', ') || 'unfinished'})`);
+  if (r.retransShare >= PASS.maxRetransShare) why.push(`${pct(r.retransShare)} retransmissions`);
+  if (!(r.meanMs <= PASS.maxMeanMs)) why.push(`mean response ${f(r.meanMs, 1)} ms`);
+  if (r.elapsedS > STEP_S * 1.25 + 1) why.push(`the step took ${f(r.elapsedS, 1)} s for ${STEP_S} s of load`);
+  parts.push(`at ${r.rate}/s: ${why.join(', ') || 'failed'}`);
+  const total = server + client + uas;
+  let verdict;
+  if (client >= 0.85) verdict = `the load generator's own CPU (${r.client} ${f(client * 100)} % of one core)`;
+  else if (server >= 0.85 * serverCores) verdict = `the server's CPU (${f(server * 100)} % of a core on ${serverCores} core${serverCores > 1 ? 's' : ''} it can use)`;
+  else if (total >= 1.7) verdict = `the 2 shared cores (server ${f(server * 100)} % + ${r.client} ${f(client * 100)} %${uas ? ` + UAS ${f(uas * 100)} %` : ''})`;
+  else verdict = `not CPU alone (server ${f(server * 100)} %, ${r.client} ${f(client * 100)} %${uas ? `, UAS ${f(uas * 100)} %` : ''} of a core)`;
+  return `${verdict}; ${parts.join('')}`;
+}
+
+/** Registers `user` (password pw-<user>) over UDP with the given Contact; throws unless 200. */
+async function registerContact(port, user, contact) {
+  const c = await new SipConnection({ port, transport: 'udp' }).open();
+  try {
+    const r = await registerOnce(c, { user, password: `pw-${user}`, contact });
+    if (r.status !== 200) throw new Error(`REGISTER of ${user} got ${r.status}`);
+  } finally {
+    c.close();
+  }
+}
+
+/** PSS of a process tree, kB (sum of Pss in /proc/<pid>/smaps_rollup); RSS beside it. */
+function memoryKb(root) {
+  let pss = 0;
+  let rss = 0;
+  for (const pid of processTree(root)) {
+    try {
+      const t = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+      pss += Number(/^Pss:\s+(\d+)/m.exec(t)?.[1] ?? 0);
+      rss += Number(/^Rss:\s+(\d+)/m.exec(t)?.[1] ?? 0);
+    } catch {}
+  }
+  return { pss, rss };
+}
+
+/** Memory per idle registered TLS connection: fresh server, `n` connections from sip-client.mjs idle mode. */
+async function idleMemory(server, n, log) {
+  const p = await server.start();
+  try {
+    await sleep(2000);
+    const m0 = memoryKb(p.pid);
+    const shm0 = server.name === 'kamailio' ? await kamailioShmUsed(p) : NaN;
+    const client = startProcess(process.execPath, [join(BENCH_JS, 'sip-client.mjs'), 'idle', '--port', String(server.ports.tls), '--transport', 'tls', '--connections', String(n)], { stdin: undefined });
+    let ready;
+    const t0 = Date.now();
+    while (!ready && Date.now() - t0 < 300_000 && client.child.exitCode === null) {
+      await sleep(500);
+      const line = client.stdout.split('\n').find((l) => l.startsWith('{"ready"'));
+      if (line) ready = JSON.parse(line);
+    }
+    await sleep(3000);
+    const m1 = memoryKb(p.pid);
+    const shm1 = server.name === 'kamailio' ? await kamailioShmUsed(p) : NaN;
+    await stopProcess(client);
+    const row = {
+      server: server.label, serverName: server.name, connections: n,
+      registered: ready?.registered ?? 0, open: ready?.open ?? 0, failures: ready?.failures ?? { 'client did not get ready': 1 },
+      pss0: m0.pss, pss1: m1.pss, rss0: m0.rss, rss1: m1.rss,
+      pssPerConnKb: (m1.pss - m0.pss) / n, rssPerConnKb: (m1.rss - m0.rss) / n,
+      shmPerConnKb: (shm1 - shm0) / 1024 / n,
+      setupS: (Date.now() - t0) / 1000,
+    };
+    log(`${row.server} ${n} idle TLS connections (${row.registered} registered, ${row.open} open): PSS ${row.pss0} → ${row.pss1} kB = ${f(row.pssPerConnKb, 1)} kB each, RSS ${f(row.rssPerConnKb, 1)} kB each${Number.isFinite(row.shmPerConnKb) ? `, shared memory ${f(row.shmPerConnKb, 1)} kB each` : ''}`);
+    return row;
+  } finally {
+    await server.stop(p);
+  }
+}
+
+/** The rtcedge and Kamailio servers as the bench drives them. */
+async function servers(notes, commands) {
+  const users = [...userList(Math.max(USERS, ...IDLE_CONNECTIONS)), ...Object.values(CALLEE).map((u) => [u, `pw-${u}`])];
+  const workersLine = `  workers: ${/^\d+$/.test(WORKERS) ? WORKERS : `'${WORKERS}'`}`;
+  const accepted = await sipLinesAccepted([workersLine]);
+  if (!accepted.ok) notes.push(`this build does not accept sip.workers (${accepted.message.split('\n')[0]}): rtcedge ran with its default, one worker`);
+  const sipLines = [
+    ...(accepted.ok ? [workersLine] : []),
+    // The bench's callers are 1,000 users calling one callee: the per-user call limits would refuse them.
+    '  security: { calls: { max_concurrent_per_user: 0, max_attempts_per_minute: 0 } }',
+  ];
+  const rtcedgeCores = accepted.ok ? (WORKERS === 'auto' ? 2 : Math.min(2, Number(WORKERS))) : 1;
+  const all = {
+    rtcedge: {
+      name: 'rtcedge',
+      label: `rtcedge (${accepted.ok ? `sip.workers ${WORKERS}` : 'one worker'})`,
+      cores: rtcedgeCores,
+      ports: PORTS.rtcedge,
+      start: async () => {
+        const p = await startRtcedge({
+          sipPort: PORTS.rtcedge.udp,
+          sipStreams: [{ transport: 'tcp', port: PORTS.rtcedge.tcp }, { transport: 'tls', port: PORTS.rtcedge.tls }],
+          sipLines,
+          users,
+          importUsers: true,
+        });
+        commands.add(`rtcedge: ${p.cmdline.replaceAll(p.dir, '$RDIR')}  (sip.listen udp+tcp 127.0.0.1:${PORTS.rtcedge.udp}, tls 127.0.0.1:${PORTS.rtcedge.tls} with the generated certificate; ${sipLines.map((l) => 'sip.' + l.trim()).join('; ')}; turn disabled; log.level warn; ${users.length} users by rtcedge user import)`);
+        return p;
+      },
+      stop: (p) => stopProcess(p),
+    },
+    kamailio: {
+      name: 'kamailio',
+      label: `Kamailio ${debVersion('kamailio')} (children=${KAMAILIO_CHILDREN})`,
+      cores: 2,
+      ports: PORTS.kamailio,
+      start: async () => {
+        const p = await startKamailio(PORTS.kamailio);
+        commands.add(`kamailio: ${p.cmdline}`);
+        all.kamailio.cfgText = p.cfgText;
+        return p;
+      },
+      stop: (p) => stopKamailio(p),
+    },
+  };
+  return SERVERS.map((s) => all[s]).filter(Boolean);
+}
+
+/**
+ * Runs the SIP benchmark. Returns { searches, memory, notes, commands, kamailioCfg, settings }:
+ * searches[] = { scenario, server, steps[], best, firstFail, limit }.
+ */
+export async function runSipBench(log = console.log) {
+  const t0 = Date.now();
+  const dir = tempDir('sipp');
+  writeFileSync(join(dir, 'register.xml'), REGISTER_SCENARIO);
+  writeFileSync(join(dir, 'call.xml'), CALL_UAC_SCENARIO);
+  writeFileSync(join(dir, 'uas.xml'), CALL_UAS_SCENARIO);
+  writeFileSync(join(dir, 'users.csv'), 'SEQUENTIAL\n' + userList(USERS).map(([u, p]) => `${u};${p};`).join('\n') + '\n');
+  const notes = [];
+  const commands = new Set();
+  const list = await servers(notes, commands);
+  const searches = [];
+  const memory = [];
+  const running = new Map();
+  try {
+    for (const scenario of SCENARIOS.filter((s) => !s.startsWith('memory'))) {
+      const [kind, transport] = scenario.split('-');
+      for (const server of list) {
+        const label = `${server.label}, ${scenario}`;
+        try {
+          if (!running.has(server.name)) running.set(server.name, await server.start());
+          server.proc = running.get(server.name);
+          const ctx = { kind, transport, server, dir };
+          let step;
+          if (transport === 'tls') step = (rate) => tlsStep(ctx, rate);
+          else step = (rate) => sippStep(ctx, rate);
+          if (kind === 'call') {
+            await registerContact(server.ports.udp, CALLEE[transport], `<sip:${CALLEE[transport]}@127.0.0.1:${UAS_PORT[transport]};transport=${transport}>`);
+            const uasArgs = ['-sf', join(dir, 'uas.xml'), '-i', '127.0.0.1', '-p', String(UAS_PORT[transport]), '-t', transport === 'udp' ? 'u1' : 't1', '-s', CALLEE[transport], '-nostdin', '-nd'];
+            ctx.uas = startProcess('sipp', uasArgs);
+            commands.add('sipp ' + uasArgs.join(' ').replaceAll(dir, '$DIR') + '  (the UAS, registered as ' + CALLEE[transport] + ')');
+            await sleep(500);
+          }
+          log(`-- ${label}`);
+          try {
+            const s = await search(step, START[kind], log);
+            for (const r of s.steps) commands.add(r.command.replace(/-r \d+ /, '-r <rate> ').replace(/-l \d+ -m \d+/, '-l <max(2 × rate, 200)> -m <rate × step s>').replace(/stat-[^ ]+\.csv/, 'stat.csv').replace(/--rate \d+/, '--rate <rate>').replace(/-p 2818\d/, '-p <28180…28189>'));
+            searches.push({ scenario, kind, transport, server: server.label, serverName: server.name, ...s, limit: limitOf(s, server.cores) });
+          } finally {
+            if (ctx.uas) await stopProcess(ctx.uas);
+          }
+        } catch (e) {
+          notes.push(`${label} failed: ${e.message}`);
+          log(`${label} failed: ${e.message}`);
+        }
+      }
+    }
+  } finally {
+    for (const server of list) if (running.has(server.name)) await server.stop(running.get(server.name));
+  }
+  if (SCENARIOS.includes('memory-tls')) {
+    for (const n of IDLE_CONNECTIONS) {
+      for (const server of list) {
+        try {
+          memory.push(await idleMemory(server, n, log));
+        } catch (e) {
+          notes.push(`${server.label}, ${n} idle TLS connections failed: ${e.message}`);
+          log(`${server.label}, ${n} idle TLS connections failed: ${e.message}`);
+        }
+      }
+    }
+    commands.add(`node bench/sip-client.mjs idle --port <tls port> --transport tls --connections <n>`);
+  }
+  const kam = list.find((s) => s.name === 'kamailio');
+  return {
+    searches, memory, notes, commands: [...commands], kamailioCfg: kam?.cfgText ?? '',
+    minutes: (Date.now() - t0) / 60_000,
+    settings: { STEP_S, FACTOR, REFINE, MAX_RATE, USERS, START, IDLE_CONNECTIONS, WORKERS, KAMAILIO_CHILDREN },
+  };
+}
+
+export function fmtRow(r) {
+  return (
+    `${r.pass ? 'pass' : 'FAIL'} ${r.server} ${r.kind}-${r.transport} ${r.rate}/s × ${STEP_S} s: ${r.ok}/${r.calls} ok, ${r.failed} failed ` +
+    `${JSON.stringify(r.failedBy)} in ${f(r.elapsedS, 2)} s = ${f(r.okPerS)}/s, mean response ${f(r.meanMs, 2)} ms ` +
+    `(p50 ${r.p50}, p90 ${r.p90}, p99 ${r.p99}), ${r.retrans} retransmissions (${pct(r.retransShare)}), ` +
+    `server CPU ${f(r.cpuS, 2)} s (${f(r.cpuPer1000, 3)} s per 1000), ${r.client} CPU ${f(r.clientCpuS, 2)} s` +
+    (r.uasCpuS ? `, UAS CPU ${f(r.uasCpuS, 2)} s` : '') + (r.exit !== 0 ? ` [exit ${r.exit}]` : '')
+  );
+}
+
+const LOADS = {
+  'register-udp': 'authenticated REGISTERs/s, UDP (one SIPp socket)',
+  'call-udp': 'authenticated calls/s, UDP (one SIPp socket)',
+  'register-tcp': 'authenticated REGISTERs/s, TCP (one SIPp connection)',
+  'call-tcp': 'authenticated calls/s, TCP (one SIPp connection)',
+  'register-tls': 'authenticated REGISTERs/s, TLS (one connection, bench/sip-client.mjs)',
+};
+
+/** The summary table: one row per load, both servers, ratio rtcedge / Kamailio, and what limits each. */
+export function summaryTable(res) {
+  const by = (scenario, name) => res.searches.find((s) => s.scenario === scenario && s.serverName === name);
+  const rows = [];
+  const limits = [];
+  for (const scenario of Object.keys(LOADS)) {
+    const k = by(scenario, 'kamailio');
+    const r = by(scenario, 'rtcedge');
+    if (!k && !r) continue;
+    const best = (s) => (s?.best ? s.best.rate : s ? 0 : NaN);
+    const ratio = best(r) / best(k);
+    const cell = (s) => (s ? (s.best ? `${s.best.rate}` : `< ${s.steps[0]?.rate ?? '?'}`) : 'not run');
+    const cpu = (s) => (s?.best ? f(s.best.cpuPer1000, 3) : 'n/a');
+    const lat = (s) => (s?.best ? `${s.best.p50} / ${s.best.p90} / ${s.best.p99}` : 'n/a');
+    rows.push(`| ${LOADS[scenario]} | ${cell(k)} | ${cell(r)} | ${f(ratio, 2)} | ${cpu(k)} | ${cpu(r)} | ${lat(k)} | ${lat(r)} |`);
+    limits.push(`- **${LOADS[scenario]}**: Kamailio: ${k?.limit ?? 'not run'}. rtcedge: ${r?.limit ?? 'not run'}.`);
+  }
+  for (const n of IDLE_CONNECTIONS) {
+    const k = res.memory.find((m) => m.serverName === 'kamailio' && m.connections === n);
+    const r = res.memory.find((m) => m.serverName === 'rtcedge' && m.connections === n);
+    if (!k && !r) continue;
+    const km = k ? `${f(k.pssPerConnKb, 1)} PSS (${f(k.shmPerConnKb, 1)} shared memory)` : 'not run';
+    const rm = r ? `${f(r.pssPerConnKb, 1)} PSS` : 'not run';
+    rows.push(`| memory per idle registered TLS connection, ${n} connections, kB | ${km} | ${rm} | ${f(r?.pssPerConnKb / k?.pssPerConnKb, 2)} (lower is better) | | | | |`);
+    limits.push(`- **memory, ${n} TLS connections**: ${[k, r].filter(Boolean).map((m) => `${m.server}: ${m.registered} of ${n} registered, ${m.open} open, set up in ${f(m.setupS)} s${Object.keys(m.failures).length ? `, failures ${JSON.stringify(m.failures)}` : ''}`).join('; ')}. PSS of the whole process tree before and after (shared pages counted once); Kamailio's TLS state lives in its shared memory, so its PSS and shared-memory figures overlap.`);
+  }
+  return [
+    '| load | Kamailio | rtcedge | ratio rtcedge / Kamailio | Kamailio CPU s per 1,000 | rtcedge CPU s per 1,000 | Kamailio response p50 / p90 / p99 ms | rtcedge response p50 / p90 / p99 ms |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+    ...rows,
+    '',
+    'What limits each row (from the first failing step: CPU of the server, of the load generator and of the UAS over the step\'s wall time):',
+    '',
+    ...limits,
+  ].join('\n');
+}
+
+/** Every step run, in order. */
+export function stepsTable(res) {
   const head =
-    '| server | target rate /s | registrations (-m) | successful | failed | elapsed s | successful /s | mean REGISTER→200 ms | SIPp retransmissions | receive timeouts | credentials answered by 401 | server CPU s | CPU s per 1000 registrations | sipp exit |\n' +
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |';
-  const lines = rows.map(
-    (r) =>
-      `| ${r.server} | ${r.rate} | ${r.calls} | ${r.ok} | ${r.failed} | ${f(r.elapsedS, 2)} | ${f(r.okPerS)} | ${f(r.rtMs, 2)} | ${r.retrans} | ${r.recvTimeouts} | ${r.second401} | ${f(r.cpuS, 2)} | ${f(r.cpuPer1000, 3)} | ${r.exit} |`,
+    '| server | scenario | rate /s | ok / sent | failed (SIPp counters) | elapsed s | ok /s | mean response ms | p50 / p90 / p99 ms | retransmissions | server CPU s | s per 1,000 | load generator CPU s | UAS CPU s | pass |\n' +
+    '| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |';
+  const lines = res.searches.flatMap((s) =>
+    s.steps.map(
+      (r) =>
+        `| ${r.server} | ${s.scenario} | ${r.rate} | ${r.ok} / ${r.calls} | ${Object.entries(r.failedBy).map(([k, v]) => `${k} ${v}`).join(', ')} | ${f(r.elapsedS, 2)} | ${f(r.okPerS)} | ${f(r.meanMs, 2)} | ${r.p50} / ${r.p90} / ${r.p99} | ${r.retrans} (${pct(r.retransShare)}) | ${f(r.cpuS, 2)} | ${f(r.cpuPer1000, 3)} | ${f(r.clientCpuS, 2)} | ${r.uasCpuS ? f(r.uasCpuS, 2) : ''} | ${r.pass ? 'yes' : 'no'} |`,
+    ),
   );
   return [head, ...lines].join('\n');
 }
 
+/** The SIP section of bench/RESULTS.md. */
+export function sipSection(res, when) {
+  const s = res.settings;
+  return `## SIP: rtcedge against Kamailio (SIPp and bench/sip-client.mjs)
+
+Run ${when} by \`node bench/run.mjs sip\` (bench/sip.mjs), ${f(res.minutes, 1)} minutes. Each server is searched
+for its highest passing rate, rtcedge then Kamailio per scenario. A step runs ${s.STEP_S} s of load; the rate starts at
+${s.START.register} REGISTER/s or ${s.START.call} calls/s, is multiplied by ${s.FACTOR} until a step fails (divided while the first
+fails), then ${s.REFINE} bisection steps between the last pass and the first failure. A step **passes** with < 1 % failed
+calls, < 1 % retransmissions (of the requests SIPp sent with a timer: 2 per REGISTER scenario, 3 per call), mean
+response ≤ 100 ms, and the load generator keeping the rate (the step done within 1.25 × its length + 1 s).
+Tunable by environment (SIP_BENCH_STEP_S, SIP_BENCH_FACTOR, SIP_BENCH_REFINE, SIP_BENCH_MAX_RATE, SIP_BENCH_START_REGISTER,
+SIP_BENCH_START_CALL, SIP_BENCH_SCENARIOS, SIP_BENCH_SERVERS, SIP_BENCH_IDLE_CONNECTIONS, RTCEDGE_SIP_WORKERS,
+KAMAILIO_CHILDREN; see the head of bench/sip.mjs).
+
+- REGISTER: REGISTER → 401 (a fresh digest challenge every time) → REGISTER with credentials → 200, over
+  ${s.USERS} users (user0…user${s.USERS - 1}, password pw-userN, injected SEQUENTIAL).
+- Calls: INVITE → 407 → ACK → INVITE with credentials → 200 → ACK → BYE → 200 through the record-routing
+  proxy to a SIPp UAS registered behind it (one UAS per transport), callers from the same ${s.USERS} users.
+- UDP: one SIPp socket (\`-t u1\`); TCP: one connection (\`-t t1\`); TLS: one connection from bench/sip-client.mjs
+  (Node, REGISTER scenario; Debian's SIPp 3.6.1 is built without TLS), no retransmissions, 4 s timeout.
+- Response times: SIPp's response-time repartition of every request with a timer to its final response
+  (rtd; bins ${REPARTITION_MS.join(', ')} ms, so "<1" means under 1 ms), summed over the rtds; the mean is SIPp's
+  (1 ms clock). For TLS: measured by bench/sip-client.mjs per request (µs clock). Both are seen from the
+  client on the same machine, so they include the client's own queueing.
+- CPU s per 1,000 operations: utime+stime of the server's process tree during the highest passing step,
+  per 1,000 successful registrations or calls. Load generator CPU: SIPp's (or the Node client's) utime+stime.
+- Memory: a fresh server, ${s.IDLE_CONNECTIONS.join(' and ')} TLS connections opened 50 at a time, each REGISTERing
+  its own user over its connection, then idle 3 s; (PSS after − PSS before) / connections, PSS summed over the
+  server's process tree from /proc/<pid>/smaps_rollup. Kamailio: also \`kamcmd core.shmmem\` real_used.
+- Kamailio: children=${s.KAMAILIO_CHILDREN} (UDP receivers) and tcp_children=${s.KAMAILIO_CHILDREN}; its configuration is below.
+  rtcedge: ${res.notes.some((n) => n.includes('sip.workers')) ? 'one worker (this build has no sip.workers)' : `sip.workers ${s.WORKERS}`}, users in SQLite, bindings persisted.
+
+${summaryTable(res)}
+
+### Every step
+
+${stepsTable(res)}
+
+Commands:
+
+\`\`\`
+${res.commands.join('\n')}
+\`\`\`
+${res.notes.length ? '\nNotes:\n\n' + res.notes.map((n) => '- ' + n.replaceAll('\n', ' ')).join('\n') + '\n' : ''}
+<details><summary>Kamailio configuration</summary>
+
+\`\`\`
+${res.kamailioCfg.trim()}
+\`\`\`
+
+</details>
+`;
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const res = await runSipBench();
-  console.log(sipTable(res.rows));
+  console.log('\n' + summaryTable(res));
   for (const n of res.notes) console.log('note:', n);
 }
