@@ -1,12 +1,20 @@
 // Entry point of `npm run bench`: runs the TURN and SIP benchmarks and writes
 // bench/RESULTS.md (also printed to stdout).
+//
+//   node bench/run.mjs            every section (TURN, TURN over DTLS, SIP)
+//   node bench/run.mjs sip        only the SIP section (bench/sip.mjs; env knobs at its head)
+//   node bench/run.mjs turn       only the TURN sections
+//
+// Each generated section sits between <!-- NAME:begin --> and <!-- NAME:end --> in RESULTS.md and is
+// replaced in place; everything outside the markers (hand-written sections, the ones other bench scripts
+// write) is kept as it is.
 import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { runTurnBench, turnTable, debVersion } from './turn.mjs';
 import { runDtlsBench, dtlsSection } from './turn-dtls.mjs';
-import { runSipBench, sipTable } from './sip.mjs';
+import { runSipBench, sipSection, summaryTable } from './sip.mjs';
 import { ROOT } from './rtcedge.mjs';
 import { CLK_TCK } from './lib.mjs';
 
@@ -21,28 +29,46 @@ try {
   commit = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']).toString().trim();
 } catch {}
 
+const SECTIONS = ['turn', 'sip'];
+const wanted = process.argv.slice(2);
+for (const w of wanted) {
+  if (!SECTIONS.includes(w)) {
+    console.error(`unknown section "${w}": expected ${SECTIONS.join(', ')} (none: all)`);
+    process.exit(2);
+  }
+}
+const run = (name) => wanted.length === 0 || wanted.includes(name);
+
 const started = new Date();
 console.log(`rtcedge bench ${started.toISOString()} on ${nproc} × ${cpuModel()}, node ${process.version}`);
-console.log('\n== TURN ==');
-const turn = await runTurnBench();
-console.log('\n== TURN over DTLS ==');
-const dtls = await runDtlsBench();
-console.log('\n== SIP ==');
-const sip = await runSipBench();
+let turn;
+let dtls;
+let sip;
+if (run('turn')) {
+  console.log('\n== TURN ==');
+  turn = await runTurnBench();
+  console.log('\n== TURN over DTLS ==');
+  dtls = await runDtlsBench();
+}
+if (run('sip')) {
+  console.log('\n== SIP ==');
+  sip = await runSipBench();
+}
 
-const md = `# rtcedge benchmark results
+const header = `# rtcedge benchmark results
 
 Produced by \`npm run bench\` (bench/run.mjs). Everything runs on 127.0.0.1 on one machine:
 load generators, servers and peers share the CPUs, so the figures compare servers under
 the same load rather than measure absolute capacity.
 
-- date: ${started.toISOString()}
+- last run: ${started.toISOString()} (${wanted.length ? 'sections: ' + wanted.join(', ') : 'all sections'}); each section gives its own date and commit
 - commit: ${commit} (working tree of others may differ)
 - machine: ${nproc} CPUs (nproc), ${cpuModel()}
 - node: ${process.version}; coturn ${debVersion('coturn')}; kamailio ${debVersion('kamailio')}; SIPp (sip-tester) ${debVersion('sip-tester')}
 - CPU seconds: utime+stime of the server process and its descendants from /proc/<pid>/stat, divided by CLK_TCK (${CLK_TCK}); sampled before and after each run
+`;
 
-## TURN relay (turnutils_uclient, UDP, ChannelData, no RTCP)
+const turnMd = () => `## TURN relay (turnutils_uclient, UDP, ChannelData, no RTCP)
 
 Each message goes client → server → turnutils_peer (echo) → server → client, so
 "relayed packets" = 2 × messages received back. "transmit s" runs from uclient's
@@ -52,6 +78,7 @@ arrive), so allocation set-up is not counted. When packets are lost, uclient wai
 "relayed pkt/s": with loss, read the loss and the packets per CPU-second, not the rate.
 turnutils_uclient itself paces the load (about 2 700 messages/s in total at \`-z 1\` here),
 so the rate is mostly the generator's; server CPU per packet is the comparable figure.
+Run ${started.toISOString()} at commit ${commit}.
 
 ${turnTable(turn.rows)}
 
@@ -61,54 +88,32 @@ Commands:
 ${turn.commands.join('\n')}
 \`\`\`
 ${turn.notes.length ? '\nNotes:\n\n' + turn.notes.map((n) => '- ' + n.replaceAll('\n', ' ')).join('\n') + '\n' : ''}
-${dtlsSection(dtls)}
-## SIP registrar (SIPp REGISTER with digest)
-
-Scenario (written by bench/sip.mjs): REGISTER → 401 (digest challenge) → REGISTER with
-\`[authentication username="[field0]" password="[field1]"]\` → 200. ${sip.users} users
-(user0…user${sip.users - 1}, password pw-userN) injected SEQUENTIAL from a CSV; each user keeps one
-Contact, so every registration refreshes a binding. One SIPp UDP socket. Each rate runs
-for ${'~5'} s (\`-m\` = 5 × rate). "elapsed" is SIPp's StartTime→CurrentTime and includes the
-4 s receive timeout of calls that never got their 200. "mean REGISTER→200" is SIPp's
-mean call length (1 ms clock). "credentials answered by 401" counts REGISTERs with
-credentials that got a new challenge instead of 200 (from SIPp's error trace).
-
-Kamailio runs with usrloc in memory (db_mode=0) and **digest with qop=auth checked by
-\`pv_www_authenticate\`** against a password derived in the script from the username
-(\`"pw-" + $au\`), so it needs no database; rtcedge looks the users' HA1 up in its store
-(SQLite, users added with \`rtcedge user add\`) and persists bindings to SQLite. Both
-challenge every first REGISTER and verify MD5 digests, so the work per registration is
-comparable; Kamailio runs 4 UDP worker processes (children=4), rtcedge one Node.js process.
-
-${sipTable(sip.rows)}
-
-${sip.rows.some((r) => r.server === 'rtcedge' && r.second401 > 0) ? `In this run rtcedge answered some REGISTERs that carried valid credentials with a
-new 401. SIPp's error trace shows identical nonces handed to different REGISTERs
-(even different users) challenged within the same instant; each client then answers
-with nc=00000001, and the second use of the nonce is refused as a replay. SIPp does not
-answer a second challenge in this scenario, so those registrations time out; the count
-also includes retransmissions of such REGISTERs. This, not CPU (about 0.2–0.4 of one
-core was used), limits rtcedge's successful rate here.
-
-` : ''}Commands:
-
-\`\`\`
-${sip.commands.join('\n')}
-\`\`\`
-${sip.notes.length ? '\nNotes:\n\n' + sip.notes.map((n) => '- ' + n.replaceAll('\n', ' ')).join('\n') + '\n' : ''}
-Kamailio configuration:
-
-\`\`\`
-${sip.kamailioCfg.trim()}
-\`\`\`
-`;
+${dtlsSection(dtls)}`;
 
 // Sections written by other bench scripts (bench/auth-timing.mjs; bench/memory.mjs: memory, pauses,
-// overload; bench/fuzz.mjs) are kept as they are: from the first of these headings to the end of the file.
+// overload; bench/fuzz.mjs) and hand-written ones are kept as they are. A generated section missing its
+// markers goes before the first of these headings (or at the end).
 const KEPT = ['\n<!-- auth-timing:begin -->', '\n## 403 timing', '\n## Memory, pauses and overload'];
-const previous = readFileSync(join(ROOT, 'bench', 'RESULTS.md'), 'utf8');
-const keptAt = Math.min(...KEPT.map((h) => previous.indexOf(h)).filter((i) => i >= 0));
-const kept = Number.isFinite(keptAt) ? previous.slice(keptAt) : '';
-writeFileSync(join(ROOT, 'bench', 'RESULTS.md'), md + kept);
-console.log('\n' + turnTable(turn.rows) + '\n\n' + sipTable(sip.rows));
+const file = join(ROOT, 'bench', 'RESULTS.md');
+let text = readFileSync(file, 'utf8');
+
+/** `text` with the section NAME (between its markers) replaced by `body`, or inserted if it has none. */
+function putSection(text, name, body) {
+  const begin = `<!-- ${name}:begin -->`;
+  const end = `<!-- ${name}:end -->`;
+  const block = `${begin}\n${body.trim()}\n${end}`;
+  const i = text.indexOf(begin);
+  const j = text.indexOf(end);
+  if (i >= 0 && j > i) return text.slice(0, i) + block + text.slice(j + end.length);
+  if (name === 'header') return block + '\n\n' + text;
+  const at = Math.min(...KEPT.map((h) => text.indexOf(h)).filter((k) => k >= 0));
+  return Number.isFinite(at) ? text.slice(0, at) + '\n' + block + '\n' + text.slice(at) : text + '\n' + block + '\n';
+}
+
+text = putSection(text, 'header', header);
+if (turn) text = putSection(text, 'turn', turnMd());
+if (sip) text = putSection(text, 'sip', sipSection(sip, `${started.toISOString()} at commit ${commit}`));
+writeFileSync(file, text);
+if (turn) console.log('\n' + turnTable(turn.rows));
+if (sip) console.log('\n' + summaryTable(sip));
 console.log('\nwrote bench/RESULTS.md');

@@ -21,7 +21,7 @@
 import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
-import { startProcess, stopProcess, tempDir, cpuSeconds, sleep, processTree, udpRcvbufErrors } from './lib.mjs';
+import { startProcess, stopProcess, tempDir, cpuSeconds, sleep, processTree, udpRcvbufErrors, CLK_TCK } from './lib.mjs';
 import { startRtcedge, sipLinesAccepted } from './rtcedge.mjs';
 import { startKamailio, stopKamailio, kamailioShmUsed, KAMAILIO_CHILDREN } from './kamailio.mjs';
 import { REGISTER_SCENARIO, CALL_UAC_SCENARIO, CALL_UAS_SCENARIO, REPARTITION_MS } from './sip-scenarios.mjs';
@@ -123,10 +123,11 @@ export function responseTimes(st, rtds) {
  * With `cpuFile`, the command runs under sh, which writes the child's utime+stime (clock ticks, fields
  * cutime/cstime of its own /proc stat) there when it ends.
  */
-async function runTimed(cmd, args, timeoutMs, cpuFile) {
+async function runTimed(cmd, args, timeoutMs, cpuFile, onStart) {
   const p = cpuFile
     ? startProcess('sh', ['-c', 'f=$1; shift; "$@"; rc=$?; cut -d" " -f16-17 /proc/$$/stat > "$f"; exit $rc', 'timed', cpuFile, cmd, ...args])
     : startProcess(cmd, args);
+  onStart?.(p);
   let timer;
   const res = await Promise.race([p.exited, new Promise((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)))]);
   clearTimeout(timer);
@@ -144,6 +145,34 @@ async function runTimed(cmd, args, timeoutMs, cpuFile) {
     cpuS = (u + s) / 100;
   }
   return { code: res === 'timeout' ? 'timeout' : res, stdout: p.stdout, stderr: p.stderr, cpuS };
+}
+
+/**
+ * CPU seconds of the server, the load generator and the UAS during the load phase only (the first STEP_S
+ * seconds after the generator starts; the tail of a failing step, waiting for time-outs, is left out).
+ */
+function loadPhaseCpu(serverPid, uasPid) {
+  const probe = { done: undefined };
+  const sample = (clientPid) => ({
+    server: cpuSeconds(serverPid),
+    uas: uasPid ? cpuSeconds(uasPid) : 0,
+    client: clientPid ? cpuSeconds(clientPid) : 0,
+    machine: machineBusySeconds(),
+  });
+  probe.onStart = (p) => {
+    const s0 = sample(p.pid);
+    probe.done = sleep(STEP_S * 1000).then(() => {
+      const s1 = sample(p.pid);
+      return { server: s1.server - s0.server, uas: s1.uas - s0.uas, client: s1.client - s0.client, machine: s1.machine - s0.machine };
+    });
+  };
+  return probe;
+}
+
+/** CPU seconds all CPUs of the machine have been busy (user, nice, system, irq, softirq, steal in /proc/stat). */
+function machineBusySeconds() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / CLK_TCK;
 }
 
 let portTurn = 0;
@@ -175,7 +204,9 @@ async function sippStep(ctx, rate) {
   const uasCpu0 = ctx.uas ? cpuSeconds(ctx.uas.pid) : 0;
   const cpu0 = cpuSeconds(server.proc.pid);
   const t0 = performance.now();
-  const r = await runTimed('sipp', args, (STEP_S * 3 + 20) * 1000, join(dir, `cpu-${tag}`));
+  const probe = loadPhaseCpu(server.proc.pid, ctx.uas?.pid);
+  const r = await runTimed('sipp', args, (STEP_S * 3 + 20) * 1000, join(dir, `cpu-${tag}`), probe.onStart);
+  const loadCpu = await probe.done;
   const wallS = (performance.now() - t0) / 1000;
   const cpu1 = cpuSeconds(server.proc.pid);
   const uasCpuS = ctx.uas ? cpuSeconds(ctx.uas.pid) - uasCpu0 : 0;
@@ -198,6 +229,7 @@ async function sippStep(ctx, rate) {
     cpuS: cpu1 - cpu0,
     clientCpuS: r.cpuS,
     uasCpuS,
+    loadCpu,
     exit: r.code,
     command: 'sipp ' + args.join(' ').replaceAll(dir, '$DIR'),
   };
@@ -211,7 +243,7 @@ function failureKinds(st) {
   const out = {};
   for (const [k, v] of Object.entries(st)) {
     const m = /^Failed(\w+)\(C\)$/.exec(k);
-    if (m && Number(v) > 0) out[m[1]] = Number(v);
+    if (m && m[1] !== 'Call' && Number(v) > 0) out[m[1]] = Number(v);
   }
   return out;
 }
@@ -231,7 +263,9 @@ async function tlsStep(ctx, rate) {
   const { server, dir } = ctx;
   const args = [join(BENCH_JS, 'sip-client.mjs'), 'load', '--port', String(server.ports.tls), '--transport', 'tls', '--rate', String(rate), '--seconds', String(STEP_S), '--users', String(USERS)];
   const cpu0 = cpuSeconds(server.proc.pid);
-  const r = await runTimed(process.execPath, args, (STEP_S * 3 + 20) * 1000, join(dir, `cpu-tls-${server.name}-${rate}`));
+  const probe = loadPhaseCpu(server.proc.pid);
+  const r = await runTimed(process.execPath, args, (STEP_S * 3 + 20) * 1000, join(dir, `cpu-tls-${server.name}-${rate}`), probe.onStart);
+  const loadCpu = await probe.done;
   const cpu1 = cpuSeconds(server.proc.pid);
   let j = {};
   try {
@@ -246,7 +280,7 @@ async function tlsStep(ctx, rate) {
     failedBy: j.failures ?? { [`client exit ${r.code}`]: 1 },
     meanMs: j.meanMs ?? NaN,
     p50: f(j.p50Ms, 2), p90: f(j.p90Ms, 2), p99: f(j.p99Ms, 2), responses: j.responses ?? 0,
-    cpuS: cpu1 - cpu0, clientCpuS: r.cpuS, uasCpuS: 0, exit: r.code,
+    cpuS: cpu1 - cpu0, clientCpuS: r.cpuS, uasCpuS: 0, loadCpu, exit: r.code,
     command: `node bench/sip-client.mjs ${args.slice(1).join(' ')}`,
   };
   row.cpuPer1000 = (row.cpuS / row.ok) * 1000;
@@ -295,24 +329,25 @@ async function search(step, start, log) {
 function limitOf(s, serverCores) {
   const r = s.firstFail;
   if (!r) return s.best ? `no step failed up to SIP_BENCH_MAX_RATE (${MAX_RATE}/s)` : 'no step ran';
-  const t = r.wallS ?? r.elapsedS;
-  const busy = (x) => x / t;
   const parts = [];
-  const server = busy(r.cpuS);
-  const client = busy(r.clientCpuS);
-  const uas = busy(r.uasCpuS);
+  // Shares of one core during the load phase.
+  const server = r.loadCpu.server / STEP_S;
+  const client = r.loadCpu.client / STEP_S;
+  const uas = r.loadCpu.uas / STEP_S;
   const why = [];
   if (r.failedShare >= PASS.maxFailedShare) why.push(`${pct(r.failedShare)} failed (${Object.entries(r.failedBy).map(([k, v]) => `${k} ${v}`).join(', ') || 'unfinished'})`);
   if (r.retransShare >= PASS.maxRetransShare) why.push(`${pct(r.retransShare)} retransmissions`);
   if (!(r.meanMs <= PASS.maxMeanMs)) why.push(`mean response ${f(r.meanMs, 1)} ms`);
   if (r.elapsedS > STEP_S * 1.25 + 1) why.push(`the step took ${f(r.elapsedS, 1)} s for ${STEP_S} s of load`);
   parts.push(`at ${r.rate}/s: ${why.join(', ') || 'failed'}`);
-  const total = server + client + uas;
+  const machine = r.loadCpu.machine / STEP_S;
+  const others = Math.max(0, machine - server - client - uas);
+  const shares = `server ${f(server * 100)} %, ${r.client} ${f(client * 100)} %${uas ? `, UAS ${f(uas * 100)} %` : ''}, other processes ${f(others * 100)} % of a core`;
   let verdict;
-  if (client >= 0.85) verdict = `the load generator's own CPU (${r.client} ${f(client * 100)} % of one core)`;
-  else if (server >= 0.85 * serverCores) verdict = `the server's CPU (${f(server * 100)} % of a core on ${serverCores} core${serverCores > 1 ? 's' : ''} it can use)`;
-  else if (total >= 1.7) verdict = `the 2 shared cores (server ${f(server * 100)} % + ${r.client} ${f(client * 100)} %${uas ? ` + UAS ${f(uas * 100)} %` : ''})`;
-  else verdict = `not CPU alone (server ${f(server * 100)} %, ${r.client} ${f(client * 100)} %${uas ? `, UAS ${f(uas * 100)} %` : ''} of a core)`;
+  if (client >= 0.85) verdict = `the load generator's own CPU (${shares})`;
+  else if (server >= 0.85 * serverCores) verdict = `the server's CPU: ${serverCores} core${serverCores > 1 ? 's' : ''} it can use (${shares})`;
+  else if (machine >= 1.7) verdict = `the 2 shared cores, all busy (${shares})`;
+  else verdict = `not CPU: cores to spare (${shares})`;
   return `${verdict}; ${parts.join('')}`;
 }
 
@@ -497,13 +532,15 @@ export async function runSipBench(log = console.log) {
   };
 }
 
+const loadShares = (r) => ['server', 'client', 'uas', 'machine'].map((k) => f((100 * r.loadCpu[k]) / STEP_S)).join(' / ');
+
 export function fmtRow(r) {
   return (
     `${r.pass ? 'pass' : 'FAIL'} ${r.server} ${r.kind}-${r.transport} ${r.rate}/s × ${STEP_S} s: ${r.ok}/${r.calls} ok, ${r.failed} failed ` +
     `${JSON.stringify(r.failedBy)} in ${f(r.elapsedS, 2)} s = ${f(r.okPerS)}/s, mean response ${f(r.meanMs, 2)} ms ` +
     `(p50 ${r.p50}, p90 ${r.p90}, p99 ${r.p99}), ${r.retrans} retransmissions (${pct(r.retransShare)}), ` +
     `server CPU ${f(r.cpuS, 2)} s (${f(r.cpuPer1000, 3)} s per 1000), ${r.client} CPU ${f(r.clientCpuS, 2)} s` +
-    (r.uasCpuS ? `, UAS CPU ${f(r.uasCpuS, 2)} s` : '') + (r.exit !== 0 ? ` [exit ${r.exit}]` : '')
+    (r.uasCpuS ? `, UAS CPU ${f(r.uasCpuS, 2)} s` : '') + `; load phase server / generator / UAS / machine ${loadShares(r)} % of a core` + (r.exit !== 0 ? ` [exit ${r.exit}]` : '')
   );
 }
 
@@ -546,7 +583,7 @@ export function summaryTable(res) {
     '| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |',
     ...rows,
     '',
-    'What limits each row (from the first failing step: CPU of the server, of the load generator and of the UAS over the step\'s wall time):',
+    'What limits each row (from the first failing step: CPU of the server, of the load generator, of the UAS and of everything else on the machine during its load phase, as shares of one core):',
     '',
     ...limits,
   ].join('\n');
@@ -555,12 +592,12 @@ export function summaryTable(res) {
 /** Every step run, in order. */
 export function stepsTable(res) {
   const head =
-    '| server | scenario | rate /s | ok / sent | failed (SIPp counters) | elapsed s | ok /s | mean response ms | p50 / p90 / p99 ms | retransmissions | server CPU s | s per 1,000 | load generator CPU s | UAS CPU s | pass |\n' +
-    '| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |';
+    '| server | scenario | rate /s | ok / sent | failed (SIPp counters) | elapsed s | ok /s | mean response ms | p50 / p90 / p99 ms | retransmissions | server CPU s | s per 1,000 | load generator CPU s | UAS CPU s | load phase: server / generator / UAS / whole machine, % of a core | pass |\n' +
+    '| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |';
   const lines = res.searches.flatMap((s) =>
     s.steps.map(
       (r) =>
-        `| ${r.server} | ${s.scenario} | ${r.rate} | ${r.ok} / ${r.calls} | ${Object.entries(r.failedBy).map(([k, v]) => `${k} ${v}`).join(', ')} | ${f(r.elapsedS, 2)} | ${f(r.okPerS)} | ${f(r.meanMs, 2)} | ${r.p50} / ${r.p90} / ${r.p99} | ${r.retrans} (${pct(r.retransShare)}) | ${f(r.cpuS, 2)} | ${f(r.cpuPer1000, 3)} | ${f(r.clientCpuS, 2)} | ${r.uasCpuS ? f(r.uasCpuS, 2) : ''} | ${r.pass ? 'yes' : 'no'} |`,
+        `| ${r.server} | ${s.scenario} | ${r.rate} | ${r.ok} / ${r.calls} | ${Object.entries(r.failedBy).map(([k, v]) => `${k} ${v}`).join(', ')} | ${f(r.elapsedS, 2)} | ${f(r.okPerS)} | ${f(r.meanMs, 2)} | ${r.p50} / ${r.p90} / ${r.p99} | ${r.retrans} (${pct(r.retransShare)}) | ${f(r.cpuS, 2)} | ${f(r.cpuPer1000, 3)} | ${f(r.clientCpuS, 2)} | ${r.uasCpuS ? f(r.uasCpuS, 2) : ''} | ${loadShares(r)} | ${r.pass ? 'yes' : 'no'} |`,
     ),
   );
   return [head, ...lines].join('\n');
