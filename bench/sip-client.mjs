@@ -1,9 +1,10 @@
 // A small SIP client for the benchmarks, for what SIPp 3.6.1 cannot do here (Debian's build has no TLS):
-// the digest REGISTER scenario of bench/sip.mjs over one TLS (or TCP/UDP) connection at a fixed rate,
+// the digest REGISTER and call scenarios of bench/sip.mjs over one TLS (or TCP/UDP) connection at a fixed rate,
 // many idle registered connections for the memory figures, and one-off registrations (the SIPp UAS's
 // Contact before a call run). Its response times are measured here, on the client, with a µs clock.
 //
 //   node bench/sip-client.mjs load --port P [--transport tls|tcp|udp] [--rate 500] [--seconds 5] [--users 1000]
+//        [--scenario register|call] [--callee calleetls]   (call: a second connection is the registered callee)
 //   node bench/sip-client.mjs idle --port P [--transport tls] [--connections 1000] [--parallel 50]
 //        (prints one JSON line {"ready":…} once every connection is registered; idle until SIGTERM)
 //
@@ -37,20 +38,38 @@ export function parseChallenge(value) {
   return out;
 }
 
-/** A parsed SIP response: status, headers (lower-case name → first value). */
-function parseResponse(text) {
+/**
+ * A parsed SIP message: start line, status (responses), method (requests), headers (lower-case full name →
+ * first value) and lines ([name, value] in order, for headers that repeat: Via, Record-Route).
+ */
+function parseMessage(text) {
   const end = text.indexOf('\r\n\r\n');
-  const lines = text.slice(0, end < 0 ? text.length : end).split('\r\n');
-  const status = Number(lines[0].split(' ')[1]);
+  const all = text.slice(0, end < 0 ? text.length : end).split('\r\n');
+  const startLine = all[0];
+  const isResponse = startLine.startsWith('SIP/2.0 ');
   const headers = {};
-  for (const l of lines.slice(1)) {
+  const lines = [];
+  for (const l of all.slice(1)) {
     const i = l.indexOf(':');
     if (i < 0) continue;
     const name = l.slice(0, i).trim().toLowerCase();
     const full = { v: 'via', i: 'call-id', f: 'from', t: 'to', m: 'contact', l: 'content-length' }[name] ?? name;
-    if (headers[full] === undefined) headers[full] = l.slice(i + 1).trim();
+    const value = l.slice(i + 1).trim();
+    lines.push([full, value]);
+    if (headers[full] === undefined) headers[full] = value;
   }
-  return { status, headers };
+  return {
+    startLine,
+    status: isResponse ? Number(startLine.split(' ')[1]) : undefined,
+    method: isResponse ? undefined : startLine.split(' ')[0],
+    headers,
+    lines,
+  };
+}
+
+/** Every value of a header that may repeat or list several values (Record-Route), in order. */
+function headerValues(msg, name) {
+  return msg.lines.filter(([n]) => n === name).flatMap(([, v]) => v.split(/,(?=\s*<)/).map((x) => x.trim()));
 }
 
 /**
@@ -115,14 +134,25 @@ export class SipConnection {
   }
 
   onMessage(text) {
-    if (!text.startsWith('SIP/2.0 ')) return;
-    const res = parseResponse(text);
+    if (!text.startsWith('SIP/2.0 ')) {
+      if (this.onRequest && /^[A-Z]+ /.test(text)) this.onRequest(parseMessage(text));
+      return;
+    }
+    const res = parseMessage(text);
     const branch = /branch=([^;,\s]+)/.exec(res.headers.via ?? '')?.[1];
     const p = branch && this.pending.get(branch);
     if (!p || res.status < 200) return;
     this.pending.delete(branch);
     clearTimeout(p.timer);
     p.resolve(res);
+  }
+
+  /** Sends a message that waits for nothing (ACK, a response). */
+  send(text) {
+    if (this.closed) return;
+    const data = Buffer.from(text, 'latin1');
+    if (this.transport === 'udp') this.sock.send(data, this.port, this.host);
+    else this.sock.write(data);
   }
 
   /**
@@ -139,9 +169,7 @@ export class SipConnection {
         reject(new Error('timeout'));
       }, this.timeoutMs);
       this.pending.set(branch, { resolve, reject, timer });
-      const data = Buffer.from(build(branch), 'latin1');
-      if (this.transport === 'udp') this.sock.send(data, this.port, this.host);
-      else this.sock.write(data);
+      this.send(build(branch));
     });
   }
 
@@ -178,6 +206,68 @@ export async function registerOnce(conn, { user, password, contact, expires = 36
   return { status: second.status, responseMs: [t1 - t0, performance.now() - t1] };
 }
 
+/**
+ * Makes `conn` the called party `user` behind the proxy (as the SIPp UAS does): registers its own Contact
+ * (the connection's local port, so the proxy reaches it over this connection), answers each INVITE with
+ * 200 mirroring the Record-Route, takes the ACK and answers the BYE with 200.
+ */
+export async function answerCalls(conn, user) {
+  const contact = `<sip:${user}@127.0.0.1:${conn.localPort};transport=${conn.transport}>`;
+  conn.onRequest = (req) => {
+    if (req.method === 'ACK') return;
+    const to = req.headers.to + (/;tag=/.test(req.headers.to) ? '' : `;tag=${randomBytes(4).toString('hex')}`);
+    conn.send(
+      'SIP/2.0 200 OK\r\n' +
+        req.lines.filter(([n]) => n === 'via').map(([, v]) => `Via: ${v}\r\n`).join('') +
+        (req.method === 'INVITE' ? req.lines.filter(([n]) => n === 'record-route').map(([, v]) => `Record-Route: ${v}\r\n`).join('') : '') +
+        `From: ${req.headers.from}\r\nTo: ${to}\r\nCall-ID: ${req.headers['call-id']}\r\nCSeq: ${req.headers.cseq}\r\n` +
+        `Contact: ${contact}\r\nContent-Length: 0\r\n\r\n`,
+    );
+  };
+  const r = await registerOnce(conn, { user, password: `pw-${user}`, contact });
+  if (r.status !== 200) throw new Error(`REGISTER of the callee ${user} got ${r.status}`);
+}
+
+/**
+ * A call from `user` to `callee` through the proxy, like the SIPp call scenario of bench/sip.mjs:
+ * INVITE → 407 → ACK → INVITE with Proxy-Authorization → 200 → ACK → BYE → 200, the ACK and BYE to the
+ * 200's Contact along its Record-Route (reversed). Resolves with { status, responseMs: [INVITE→407,
+ * INVITE→200, BYE→200] }; status is the first final response that is not the expected one, or 200.
+ */
+export async function callOnce(conn, { user, password, callee }) {
+  const ruri = `sip:${callee}@${conn.host}:${conn.port};transport=${conn.transport}`;
+  const callId = randomBytes(10).toString('hex') + '@127.0.0.1';
+  const from = `<sip:${user}@127.0.0.1>;tag=${randomBytes(6).toString('hex')}`;
+  const via = (branch) => `Via: SIP/2.0/${conn.viaTransport} 127.0.0.1:${conn.localPort};rport;branch=${branch}\r\n`;
+  const contact = `Contact: <sip:${user}@127.0.0.1:${conn.localPort};transport=${conn.transport}>\r\n`;
+  const invite = (branch, cseq, auth) =>
+    `INVITE ${ruri} SIP/2.0\r\n${via(branch)}Max-Forwards: 70\r\nFrom: ${from}\r\nTo: <sip:${callee}@127.0.0.1>\r\n` +
+    `Call-ID: ${callId}\r\nCSeq: ${cseq} INVITE\r\n${contact}` + (auth ? `Proxy-Authorization: ${auth}\r\n` : '') + 'Content-Length: 0\r\n\r\n';
+  const times = [];
+  let t = performance.now();
+  let branch1;
+  const first = await conn.request((b) => invite((branch1 = b), 1));
+  times.push(performance.now() - t);
+  if (first.status !== 407 || !first.headers['proxy-authenticate']) return { status: first.status, responseMs: times };
+  conn.send(`ACK ${ruri} SIP/2.0\r\n${via(branch1)}Max-Forwards: 70\r\nFrom: ${from}\r\nTo: ${first.headers.to}\r\nCall-ID: ${callId}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n`);
+  const challenge = parseChallenge(first.headers['proxy-authenticate']);
+  const auth = digestAuthorization({ user, password, method: 'INVITE', uri: ruri, challenge, cnonce: randomBytes(6).toString('hex') });
+  t = performance.now();
+  const ok = await conn.request((b) => invite(b, 2, auth));
+  times.push(performance.now() - t);
+  if (ok.status !== 200) return { status: ok.status, responseMs: times };
+  const target = /<([^>]+)>/.exec(ok.headers.contact ?? '')?.[1] ?? ruri;
+  const routes = headerValues(ok, 'record-route').reverse().map((r) => `Route: ${r}\r\n`).join('');
+  const inDialog = (method, branch, cseq) =>
+    `${method} ${target} SIP/2.0\r\n${via(branch)}${routes}Max-Forwards: 70\r\nFrom: ${from}\r\nTo: ${ok.headers.to}\r\n` +
+    `Call-ID: ${callId}\r\nCSeq: ${cseq} ${method}\r\n${method === 'ACK' ? contact : ''}Content-Length: 0\r\n\r\n`;
+  conn.send(inDialog('ACK', 'z9hG4bK' + randomBytes(8).toString('hex'), 2));
+  t = performance.now();
+  const bye = await conn.request((b) => inDialog('BYE', b, 3));
+  times.push(performance.now() - t);
+  return { status: bye.status, responseMs: times };
+}
+
 const percentile = (sorted, q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN);
 
 /**
@@ -185,8 +275,14 @@ const percentile = (sorted, q) => (sorted.length ? sorted[Math.min(sorted.length
  * last ones (up to the transaction timeout). Returns counts, response times (each request to its final
  * response, ms) and the client's own CPU seconds.
  */
-export async function loadRun({ port, transport = 'tls', rate, seconds, users }) {
+export async function loadRun({ port, transport = 'tls', rate, seconds, users, scenario = 'register', callee = 'calleetls' }) {
   const conn = await new SipConnection({ port, transport }).open();
+  let uas;
+  if (scenario === 'call') {
+    uas = await new SipConnection({ port, transport }).open();
+    await answerCalls(uas, callee);
+  }
+  const once = scenario === 'call' ? (o) => callOnce(conn, { ...o, callee }) : (o) => registerOnce(conn, o);
   const cpu0 = process.cpuUsage();
   const total = Math.round(rate * seconds);
   const times = [];
@@ -200,7 +296,7 @@ export async function loadRun({ port, transport = 'tls', rate, seconds, users })
       const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate));
       for (; started < due; started++) {
         const i = started % users;
-        const p = registerOnce(conn, { user: `user${i}`, password: `pw-user${i}` })
+        const p = once({ user: `user${i}`, password: `pw-user${i}` })
           .then((r) => {
             times.push(...r.responseMs);
             if (r.status === 200) ok++;
@@ -221,10 +317,12 @@ export async function loadRun({ port, transport = 'tls', rate, seconds, users })
   const elapsedS = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   conn.close();
+  uas?.close();
   times.sort((a, b) => a - b);
   const failed = Object.values(failures).reduce((a, b) => a + b, 0);
   return {
     transport,
+    scenario,
     rate,
     calls: total,
     ok,
@@ -273,7 +371,10 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const port = Number(arg('port'));
   const transport = arg('transport', 'tls');
   if (mode === 'load') {
-    const r = await loadRun({ port, transport, rate: Number(arg('rate', '500')), seconds: Number(arg('seconds', '5')), users: Number(arg('users', '1000')) });
+    const r = await loadRun({
+      port, transport, rate: Number(arg('rate', '500')), seconds: Number(arg('seconds', '5')), users: Number(arg('users', '1000')),
+      scenario: arg('scenario', 'register'), callee: arg('callee', 'calleetls'),
+    });
     console.log(JSON.stringify(r));
   } else if (mode === 'idle') {
     const r = await openIdle({ port, transport, connections: Number(arg('connections', '1000')), parallel: Number(arg('parallel', '50')) });

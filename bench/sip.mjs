@@ -14,7 +14,7 @@
 // Environment (defaults give ≤ 15 minutes on an idle 2-core machine):
 //   SIP_BENCH_STEP_S=5  SIP_BENCH_FACTOR=2  SIP_BENCH_REFINE=2  SIP_BENCH_MAX_RATE=40000  SIP_BENCH_USERS=1000
 //   SIP_BENCH_START_REGISTER=1000  SIP_BENCH_START_CALL=250
-//   SIP_BENCH_SCENARIOS=register-udp,call-udp,register-tcp,call-tcp,register-tls,memory-tls
+//   SIP_BENCH_SCENARIOS=register-udp,call-udp,register-tcp,call-tcp,register-tls,call-tls,memory-tls
 //   SIP_BENCH_SERVERS=rtcedge,kamailio  SIP_BENCH_IDLE_CONNECTIONS=1000,5000
 //   RTCEDGE_SIP_WORKERS=auto (sip.workers)  KAMAILIO_CHILDREN=4
 // Quick check: SIP_BENCH_STEP_S=2 SIP_BENCH_REFINE=0 SIP_BENCH_MAX_RATE=400 SIP_BENCH_IDLE_CONNECTIONS=50 node bench/sip.mjs
@@ -41,7 +41,7 @@ const REFINE = envN('SIP_BENCH_REFINE', 2);
 const MAX_RATE = envN('SIP_BENCH_MAX_RATE', 40000);
 const USERS = envN('SIP_BENCH_USERS', 1000);
 const START = { register: envN('SIP_BENCH_START_REGISTER', 1000), call: envN('SIP_BENCH_START_CALL', 250) };
-const SCENARIOS = envList('SIP_BENCH_SCENARIOS', 'register-udp,call-udp,register-tcp,call-tcp,register-tls,memory-tls');
+const SCENARIOS = envList('SIP_BENCH_SCENARIOS', 'register-udp,call-udp,register-tcp,call-tcp,register-tls,call-tls,memory-tls');
 const SERVERS = envList('SIP_BENCH_SERVERS', 'rtcedge,kamailio');
 const IDLE_CONNECTIONS = envList('SIP_BENCH_IDLE_CONNECTIONS', '1000,5000').map(Number);
 const WORKERS = env('RTCEDGE_SIP_WORKERS', 'auto');
@@ -58,7 +58,7 @@ const SIPP_PORT0 = 28180;
 const UAS_PORT = { udp: 28191, tcp: 28192 };
 /** Digits of the users, passwords pw-<user>; the callee of the call scenarios per transport. */
 const userList = (n) => Array.from({ length: n }, (_, i) => [`user${i}`, `pw-user${i}`]);
-const CALLEE = { udp: 'calleeudp', tcp: 'calleetcp' };
+const CALLEE = { udp: 'calleeudp', tcp: 'calleetcp', tls: 'calleetls' };
 const BENCH_JS = dirname(fileURLToPath(import.meta.url));
 
 const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
@@ -148,8 +148,9 @@ async function runTimed(cmd, args, timeoutMs, cpuFile, onStart) {
 }
 
 /**
- * CPU seconds of the server, the load generator and the UAS during the load phase only (the first STEP_S
- * seconds after the generator starts; the tail of a failing step, waiting for time-outs, is left out).
+ * Shares of one core used by the server, the load generator, the UAS and the whole machine during the load
+ * phase only: from 0.5 s after the generator starts to 0.5 s before its load should end (the generator is
+ * still alive then; the tail of a failing step, waiting for time-outs, is left out).
  */
 function loadPhaseCpu(serverPid, uasPid) {
   const probe = { done: undefined };
@@ -160,10 +161,14 @@ function loadPhaseCpu(serverPid, uasPid) {
     machine: machineBusySeconds(),
   });
   probe.onStart = (p) => {
-    const s0 = sample(p.pid);
-    probe.done = sleep(STEP_S * 1000).then(() => {
+    const margin = Math.min(0.5, STEP_S / 4);
+    probe.done = sleep(margin * 1000).then(async () => {
+      const t0 = performance.now();
+      const s0 = sample(p.pid);
+      await sleep((STEP_S - 2 * margin) * 1000);
       const s1 = sample(p.pid);
-      return { server: s1.server - s0.server, uas: s1.uas - s0.uas, client: s1.client - s0.client, machine: s1.machine - s0.machine };
+      const t = (performance.now() - t0) / 1000;
+      return Object.fromEntries(Object.keys(s1).map((k) => [k, (s1[k] - s0[k]) / t]));
     });
   };
   return probe;
@@ -258,13 +263,19 @@ function passes(r) {
   );
 }
 
-/** The TLS REGISTER step: bench/sip-client.mjs in its own process over one connection. */
+/**
+ * A TLS step: bench/sip-client.mjs in its own process over one connection (REGISTER, or calls to a second
+ * connection of the same process registered as the callee).
+ */
 async function tlsStep(ctx, rate) {
-  const { server, dir } = ctx;
-  const args = [join(BENCH_JS, 'sip-client.mjs'), 'load', '--port', String(server.ports.tls), '--transport', 'tls', '--rate', String(rate), '--seconds', String(STEP_S), '--users', String(USERS)];
+  const { server, dir, kind } = ctx;
+  const args = [
+    join(BENCH_JS, 'sip-client.mjs'), 'load', '--port', String(server.ports.tls), '--transport', 'tls', '--rate', String(rate),
+    '--seconds', String(STEP_S), '--users', String(USERS), '--scenario', kind, ...(kind === 'call' ? ['--callee', CALLEE.tls] : []),
+  ];
   const cpu0 = cpuSeconds(server.proc.pid);
   const probe = loadPhaseCpu(server.proc.pid);
-  const r = await runTimed(process.execPath, args, (STEP_S * 3 + 20) * 1000, join(dir, `cpu-tls-${server.name}-${rate}`), probe.onStart);
+  const r = await runTimed(process.execPath, args, (STEP_S * 3 + 20) * 1000, join(dir, `cpu-tls-${server.name}-${kind}-${rate}`), probe.onStart);
   const loadCpu = await probe.done;
   const cpu1 = cpuSeconds(server.proc.pid);
   let j = {};
@@ -272,7 +283,7 @@ async function tlsStep(ctx, rate) {
     j = JSON.parse(r.stdout.trim().split('\n').at(-1));
   } catch {}
   const row = {
-    server: server.label, serverName: server.name, kind: 'register', transport: 'tls', client: 'bench/sip-client.mjs',
+    server: server.label, serverName: server.name, kind, transport: 'tls', client: 'bench/sip-client.mjs',
     rate, calls: j.calls ?? Math.round(rate * STEP_S), ok: j.ok ?? 0, failed: j.failed ?? NaN,
     elapsedS: j.elapsedS ?? NaN, okPerS: (j.ok ?? 0) / j.elapsedS,
     retrans: 0, retransShare: 0,
@@ -331,16 +342,13 @@ function limitOf(s, serverCores) {
   if (!r) return s.best ? `no step failed up to SIP_BENCH_MAX_RATE (${MAX_RATE}/s)` : 'no step ran';
   const parts = [];
   // Shares of one core during the load phase.
-  const server = r.loadCpu.server / STEP_S;
-  const client = r.loadCpu.client / STEP_S;
-  const uas = r.loadCpu.uas / STEP_S;
+  const { server, client, uas, machine } = r.loadCpu;
   const why = [];
   if (r.failedShare >= PASS.maxFailedShare) why.push(`${pct(r.failedShare)} failed (${Object.entries(r.failedBy).map(([k, v]) => `${k} ${v}`).join(', ') || 'unfinished'})`);
   if (r.retransShare >= PASS.maxRetransShare) why.push(`${pct(r.retransShare)} retransmissions`);
   if (!(r.meanMs <= PASS.maxMeanMs)) why.push(`mean response ${f(r.meanMs, 1)} ms`);
   if (r.elapsedS > STEP_S * 1.25 + 1) why.push(`the step took ${f(r.elapsedS, 1)} s for ${STEP_S} s of load`);
   parts.push(`at ${r.rate}/s: ${why.join(', ') || 'failed'}`);
-  const machine = r.loadCpu.machine / STEP_S;
   const others = Math.max(0, machine - server - client - uas);
   const shares = `server ${f(server * 100)} %, ${r.client} ${f(client * 100)} %${uas ? `, UAS ${f(uas * 100)} %` : ''}, other processes ${f(others * 100)} % of a core`;
   let verdict;
@@ -487,7 +495,7 @@ export async function runSipBench(log = console.log) {
           let step;
           if (transport === 'tls') step = (rate) => tlsStep(ctx, rate);
           else step = (rate) => sippStep(ctx, rate);
-          if (kind === 'call') {
+          if (kind === 'call' && transport !== 'tls') {
             await registerContact(server.ports.udp, CALLEE[transport], `<sip:${CALLEE[transport]}@127.0.0.1:${UAS_PORT[transport]};transport=${transport}>`);
             const uasArgs = ['-sf', join(dir, 'uas.xml'), '-i', '127.0.0.1', '-p', String(UAS_PORT[transport]), '-t', transport === 'udp' ? 'u1' : 't1', '-s', CALLEE[transport], '-nostdin', '-nd'];
             ctx.uas = startProcess('sipp', uasArgs);
@@ -532,7 +540,7 @@ export async function runSipBench(log = console.log) {
   };
 }
 
-const loadShares = (r) => ['server', 'client', 'uas', 'machine'].map((k) => f((100 * r.loadCpu[k]) / STEP_S)).join(' / ');
+const loadShares = (r) => ['server', 'client', 'uas', 'machine'].map((k) => f(100 * r.loadCpu[k])).join(' / ');
 
 export function fmtRow(r) {
   return (
@@ -550,6 +558,7 @@ const LOADS = {
   'register-tcp': 'authenticated REGISTERs/s, TCP (one SIPp connection)',
   'call-tcp': 'authenticated calls/s, TCP (one SIPp connection)',
   'register-tls': 'authenticated REGISTERs/s, TLS (one connection, bench/sip-client.mjs)',
+  'call-tls': 'authenticated calls/s, TLS (one connection, bench/sip-client.mjs; the callee on a second one)',
 };
 
 /** The summary table: one row per load, both servers, ratio rtcedge / Kamailio, and what limits each. */
@@ -623,7 +632,9 @@ KAMAILIO_CHILDREN; see the head of bench/sip.mjs).
 - Calls: INVITE → 407 → ACK → INVITE with credentials → 200 → ACK → BYE → 200 through the record-routing
   proxy to a SIPp UAS registered behind it (one UAS per transport), callers from the same ${s.USERS} users.
 - UDP: one SIPp socket (\`-t u1\`); TCP: one connection (\`-t t1\`); TLS: one connection from bench/sip-client.mjs
-  (Node, REGISTER scenario; Debian's SIPp 3.6.1 is built without TLS), no retransmissions, 4 s timeout.
+  (Node; Debian's SIPp 3.6.1 is built without TLS) with the same two scenarios, no retransmissions, 4 s
+  timeout; for calls the callee is a second TLS connection of the same client process (its CPU counts as the
+  load generator's), which registers its own Contact so the proxy reaches it over that connection.
 - Response times: SIPp's response-time repartition of every request with a timer to its final response
   (rtd; bins ${REPARTITION_MS.join(', ')} ms, so "<1" means under 1 ms), summed over the rtds; the mean is SIPp's
   (1 ms clock). For TLS: measured by bench/sip-client.mjs per request (µs clock). Both are seen from the
