@@ -32,6 +32,10 @@ enable_tls=yes
 tcp_max_connections=20000
 tls_max_connections=20000
 tcp_connection_lifetime=3605
+# Write queue per connection as rtcedge's sip.limits.stream_close_bytes (4 MiB): the callee of the TLS call
+# scenario gets every INVITE over one connection.
+tcp_conn_wq_max=4194304
+tcp_wq_max=104857600
 open_files_limit=20000
 auto_aliases=no
 alias="example.test"

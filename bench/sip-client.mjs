@@ -282,7 +282,11 @@ export async function loadRun({ port, transport = 'tls', rate, seconds, users, s
     uas = await new SipConnection({ port, transport }).open();
     await answerCalls(uas, callee);
   }
-  const once = scenario === 'call' ? (o) => callOnce(conn, { ...o, callee }) : (o) => registerOnce(conn, o);
+  // As in the SIPp scenario: one Contact per user (port 5999), refreshed by every registration.
+  const once =
+    scenario === 'call'
+      ? (o) => callOnce(conn, { ...o, callee })
+      : (o) => registerOnce(conn, { ...o, contact: `<sip:${o.user}@127.0.0.1:5999;transport=${transport}>` });
   const cpu0 = process.cpuUsage();
   const total = Math.round(rate * seconds);
   const times = [];

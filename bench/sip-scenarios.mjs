@@ -7,6 +7,12 @@ export const REPARTITION_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
 const repartition = `<ResponseTimeRepartition value="${REPARTITION_MS.join(', ')}"/>`;
 
 /**
+ * The port in the REGISTER scenario's Contact: fixed (not SIPp's local port, which the bench rotates), so
+ * each user keeps one binding per transport that every registration refreshes, however many steps run.
+ */
+export const CONTACT_PORT = 5999;
+
+/**
  * REGISTER → 401 (digest challenge) → REGISTER with credentials → 200; user and password from the
  * injection file (field0, field1). rtd 1: the first REGISTER to its 401, rtd 2: the second to its 200.
  * The Request-URI is sip:<server address>, so the digest uri SIPp fills in names the same URI.
@@ -23,7 +29,7 @@ From: <sip:[field0]@[remote_ip]>;tag=[pid]SIPpTag[call_number]
 To: <sip:[field0]@[remote_ip]>
 Call-ID: [call_id]
 CSeq: 1 REGISTER
-Contact: <sip:[field0]@[local_ip]:[local_port];transport=[transport]>
+Contact: <sip:[field0]@[local_ip]:${CONTACT_PORT};transport=[transport]>
 Expires: 3600
 User-Agent: rtcedge-bench
 Content-Length: 0
@@ -40,7 +46,7 @@ From: <sip:[field0]@[remote_ip]>;tag=[pid]SIPpTag[call_number]
 To: <sip:[field0]@[remote_ip]>
 Call-ID: [call_id]
 CSeq: 2 REGISTER
-Contact: <sip:[field0]@[local_ip]:[local_port];transport=[transport]>
+Contact: <sip:[field0]@[local_ip]:${CONTACT_PORT};transport=[transport]>
 Expires: 3600
 [authentication username="[field0]" password="[field1]"]
 User-Agent: rtcedge-bench

@@ -21,6 +21,7 @@
 import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
+import { availableParallelism } from 'node:os';
 import { startProcess, stopProcess, tempDir, cpuSeconds, sleep, processTree, udpRcvbufErrors, CLK_TCK } from './lib.mjs';
 import { startRtcedge, sipLinesAccepted } from './rtcedge.mjs';
 import { startKamailio, stopKamailio, kamailioShmUsed, KAMAILIO_CHILDREN } from './kamailio.mjs';
@@ -180,6 +181,18 @@ function machineBusySeconds() {
   return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / CLK_TCK;
 }
 
+/**
+ * Waits (at most 10 s) until the server uses less than a tenth of a core over half a second: a step that
+ * failed may leave a backlog the next step should not inherit.
+ */
+async function settle(pid) {
+  for (let t = 0; t < 20; t++) {
+    const c0 = cpuSeconds(pid);
+    await sleep(500);
+    if (cpuSeconds(pid) - c0 < 0.05) return;
+  }
+}
+
 let portTurn = 0;
 /** Requests per call that SIPp sends with a retransmission timer (the denominator of the retransmission share). */
 const TIMED_REQUESTS = { register: 2, call: 3 };
@@ -197,7 +210,8 @@ async function sippStep(ctx, rate) {
     '-inf', join(dir, 'users.csv'),
     ...(kind === 'call' ? ['-s', CALLEE[transport]] : []),
     '-i', '127.0.0.1', '-p', String(localPort), '-t', transport === 'udp' ? 'u1' : 't1',
-    '-r', String(rate), '-rp', '1000', '-l', String(Math.max(rate * 2, 200)),
+    // Calls open at once: twice a second's worth, below SIPp's open-files bound (ulimit -n 20000 here).
+    '-r', String(rate), '-rp', '1000', '-l', String(Math.min(Math.max(rate * 2, 200), 9000)),
     '-m', String(calls),
     '-timeout', String(STEP_S * 3 + 10), '-timeout_error',
     '-recv_timeout', '4000',
@@ -205,6 +219,7 @@ async function sippStep(ctx, rate) {
     '-nostdin', '-nd',
     '-trace_stat', '-stf', stf, '-fd', '1',
   ];
+  await settle(server.proc.pid);
   const drops0 = udpRcvbufErrors();
   const uasCpu0 = ctx.uas ? cpuSeconds(ctx.uas.pid) : 0;
   const cpu0 = cpuSeconds(server.proc.pid);
@@ -228,7 +243,7 @@ async function sippStep(ctx, rate) {
     retrans,
     retransShare: retrans / (calls * TIMED_REQUESTS[kind]),
     failedShare: (calls - ok) / calls,
-    failedBy: failureKinds(st),
+    failedBy: { ...failureKinds(st), ...fatal(r) },
     drops: udpRcvbufErrors() - drops0,
     ...rt,
     cpuS: cpu1 - cpu0,
@@ -241,6 +256,13 @@ async function sippStep(ctx, rate) {
   row.cpuPer1000 = (row.cpuS / ok) * 1000;
   row.pass = passes(row);
   return row;
+}
+
+/** A load generator that stopped with an error (SIPp: exit 255 and the like), with the last line it wrote. */
+function fatal(r) {
+  if (r.code === 0 || r.code === 1) return {};
+  const last = (r.stderr + r.stdout).trim().split('\n').filter((l) => /\w/.test(l)).at(-1) ?? '';
+  return { [`exit ${r.code}${last ? ': ' + last.replace(/^[\d\s.:-]+/, '').slice(0, 160) : ''}`]: 1 };
 }
 
 /** SIPp's non-zero Failed* counters, e.g. { TimeoutOnRecv: 12, UnexpectedMessage: 3 }. */
@@ -274,6 +296,7 @@ async function tlsStep(ctx, rate) {
     '--seconds', String(STEP_S), '--users', String(USERS), '--scenario', kind, ...(kind === 'call' ? ['--callee', CALLEE.tls] : []),
   ];
   const cpu0 = cpuSeconds(server.proc.pid);
+  await settle(server.proc.pid);
   const probe = loadPhaseCpu(server.proc.pid);
   const r = await runTimed(process.execPath, args, (STEP_S * 3 + 20) * 1000, join(dir, `cpu-tls-${server.name}-${kind}-${rate}`), probe.onStart);
   const loadCpu = await probe.done;
@@ -309,7 +332,6 @@ async function search(step, start, log) {
     const r = await step(rate);
     steps.push(r);
     log(fmtRow(r));
-    await sleep(1000);
     return r;
   };
   let pass;
@@ -429,7 +451,7 @@ async function servers(notes, commands) {
     // The bench's callers are 1,000 users calling one callee: the per-user call limits would refuse them.
     '  security: { calls: { max_concurrent_per_user: 0, max_attempts_per_minute: 0 } }',
   ];
-  const rtcedgeCores = accepted.ok ? (WORKERS === 'auto' ? 2 : Math.min(2, Number(WORKERS))) : 1;
+  const rtcedgeCores = accepted.ok ? Math.min(availableParallelism(), WORKERS === 'auto' ? Infinity : Number(WORKERS)) : 1;
   const all = {
     rtcedge: {
       name: 'rtcedge',
@@ -505,7 +527,7 @@ export async function runSipBench(log = console.log) {
           log(`-- ${label}`);
           try {
             const s = await search(step, START[kind], log);
-            for (const r of s.steps) commands.add(r.command.replace(/-r \d+ /, '-r <rate> ').replace(/-l \d+ -m \d+/, '-l <max(2 × rate, 200)> -m <rate × step s>').replace(/stat-[^ ]+\.csv/, 'stat.csv').replace(/--rate \d+/, '--rate <rate>').replace(/-p 2818\d/, '-p <28180…28189>'));
+            for (const r of s.steps) commands.add(r.command.replace(/-r \d+ /, '-r <rate> ').replace(/-l \d+ -m \d+/, '-l <min(max(2 × rate, 200), 9000)> -m <rate × step s>').replace(/stat-[^ ]+\.csv/, 'stat.csv').replace(/--rate \d+/, '--rate <rate>').replace(/-p 2818\d/, '-p <28180…28189>'));
             searches.push({ scenario, kind, transport, server: server.label, serverName: server.name, ...s, limit: limitOf(s, server.cores) });
           } finally {
             if (ctx.uas) await stopProcess(ctx.uas);
@@ -585,7 +607,7 @@ export function summaryTable(res) {
     const km = k ? `${f(k.pssPerConnKb, 1)} PSS (${f(k.shmPerConnKb, 1)} shared memory)` : 'not run';
     const rm = r ? `${f(r.pssPerConnKb, 1)} PSS` : 'not run';
     rows.push(`| memory per idle registered TLS connection, ${n} connections, kB | ${km} | ${rm} | ${f(r?.pssPerConnKb / k?.pssPerConnKb, 2)} (lower is better) | | | | |`);
-    limits.push(`- **memory, ${n} TLS connections**: ${[k, r].filter(Boolean).map((m) => `${m.server}: ${m.registered} of ${n} registered, ${m.open} open, set up in ${f(m.setupS)} s${Object.keys(m.failures).length ? `, failures ${JSON.stringify(m.failures)}` : ''}`).join('; ')}. PSS of the whole process tree before and after (shared pages counted once); Kamailio's TLS state lives in its shared memory, so its PSS and shared-memory figures overlap.`);
+    limits.push(`- **memory, ${n} TLS connections**: ${[k, r].filter(Boolean).map((m) => `${m.server}: ${m.registered} of ${n} registered, ${m.open} open, set up in ${f(m.setupS)} s, PSS ${f(m.pss0 / 1024, 1)} → ${f(m.pss1 / 1024, 1)} MB, RSS ${f(m.rssPerConnKb, 1)} kB per connection (summed over processes: shared pages counted in each)${Object.keys(m.failures).length ? `, failures ${JSON.stringify(m.failures)}` : ''}`).join('; ')}. PSS of the whole process tree before and after (shared pages counted once); Kamailio's TLS state lives in its shared memory, so its PSS and shared-memory figures overlap.`);
   }
   return [
     '| load | Kamailio | rtcedge | ratio rtcedge / Kamailio | Kamailio CPU s per 1,000 | rtcedge CPU s per 1,000 | Kamailio response p50 / p90 / p99 ms | rtcedge response p50 / p90 / p99 ms |',
@@ -612,6 +634,18 @@ export function stepsTable(res) {
   return [head, ...lines].join('\n');
 }
 
+/** A warning when other processes used the machine during the load phases (the figures are then noise). */
+function busyNote(res) {
+  const others = res.searches.flatMap((s) => s.steps).map((r) => r.loadCpu.machine - r.loadCpu.server - r.loadCpu.client - r.loadCpu.uas);
+  if (!others.length) return '';
+  const mean = others.reduce((a, b) => a + b, 0) / others.length;
+  if (mean < 0.3) return '';
+  return `**The machine was busy with other work during this run**: other processes used on average ${f(mean * 100)} % of a core
+during the load phases (the last column of the step table), so these figures are noise, not the servers' capacity.
+
+`;
+}
+
 /** The SIP section of bench/RESULTS.md. */
 export function sipSection(res, when) {
   const s = res.settings;
@@ -628,7 +662,8 @@ SIP_BENCH_START_CALL, SIP_BENCH_SCENARIOS, SIP_BENCH_SERVERS, SIP_BENCH_IDLE_CON
 KAMAILIO_CHILDREN; see the head of bench/sip.mjs).
 
 - REGISTER: REGISTER → 401 (a fresh digest challenge every time) → REGISTER with credentials → 200, over
-  ${s.USERS} users (user0…user${s.USERS - 1}, password pw-userN, injected SEQUENTIAL).
+  ${s.USERS} users (user0…user${s.USERS - 1}, password pw-userN, injected SEQUENTIAL); the Contact's port is fixed
+  (5999), so each user keeps one binding per transport, refreshed by every registration.
 - Calls: INVITE → 407 → ACK → INVITE with credentials → 200 → ACK → BYE → 200 through the record-routing
   proxy to a SIPp UAS registered behind it (one UAS per transport), callers from the same ${s.USERS} users.
 - UDP: one SIPp socket (\`-t u1\`); TCP: one connection (\`-t t1\`); TLS: one connection from bench/sip-client.mjs
@@ -647,7 +682,7 @@ KAMAILIO_CHILDREN; see the head of bench/sip.mjs).
 - Kamailio: children=${s.KAMAILIO_CHILDREN} (UDP receivers) and tcp_children=${s.KAMAILIO_CHILDREN}; its configuration is below.
   rtcedge: ${res.notes.some((n) => n.includes('sip.workers')) ? 'one worker (this build has no sip.workers)' : `sip.workers ${s.WORKERS}`}, users in SQLite, bindings persisted.
 
-${summaryTable(res)}
+${busyNote(res)}${summaryTable(res)}
 
 ### Every step
 
