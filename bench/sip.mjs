@@ -18,7 +18,7 @@
 //   SIP_BENCH_SERVERS=rtcedge,kamailio  SIP_BENCH_IDLE_CONNECTIONS=1000,5000
 //   RTCEDGE_SIP_WORKERS=auto (sip.workers)  KAMAILIO_CHILDREN=4
 // Quick check: SIP_BENCH_STEP_S=2 SIP_BENCH_REFINE=0 SIP_BENCH_MAX_RATE=400 SIP_BENCH_IDLE_CONNECTIONS=50 node bench/sip.mjs
-import { writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
@@ -156,6 +156,7 @@ async function runTimed(cmd, args, timeoutMs, cpuFile, onStart) {
 function loadPhaseCpu(serverPid, uasPid) {
   const probe = { done: undefined };
   const sample = (clientPid) => ({
+    threads: threadTicks(serverPid),
     server: cpuSeconds(serverPid),
     uas: uasPid ? cpuSeconds(uasPid) : 0,
     client: clientPid ? cpuSeconds(clientPid) : 0,
@@ -169,10 +170,32 @@ function loadPhaseCpu(serverPid, uasPid) {
       await sleep((STEP_S - 2 * margin) * 1000);
       const s1 = sample(p.pid);
       const t = (performance.now() - t0) / 1000;
-      return Object.fromEntries(Object.keys(s1).map((k) => [k, (s1[k] - s0[k]) / t]));
+      let busiest = 0;
+      for (const [id, ticks] of s1.threads) busiest = Math.max(busiest, (ticks - (s0.threads.get(id) ?? 0)) / CLK_TCK / t);
+      const shares = Object.fromEntries(['server', 'uas', 'client', 'machine'].map((k) => [k, (s1[k] - s0[k]) / t]));
+      return { ...shares, busiestThread: busiest };
     });
   };
   return probe;
+}
+
+/** utime+stime (clock ticks) of every thread of a process tree, keyed "pid/tid". */
+function threadTicks(root) {
+  const out = new Map();
+  for (const pid of processTree(root)) {
+    let tids = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {}
+    for (const tid of tids) {
+      try {
+        const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const fields = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        out.set(`${pid}/${tid}`, Number(fields[11]) + Number(fields[12]));
+      } catch {}
+    }
+  }
+  return out;
 }
 
 /** CPU seconds all CPUs of the machine have been busy (user, nice, system, irq, softirq, steal in /proc/stat). */
@@ -375,6 +398,7 @@ function limitOf(s, serverCores) {
   const shares = `server ${f(server * 100)} %, ${r.client} ${f(client * 100)} %${uas ? `, UAS ${f(uas * 100)} %` : ''}, other processes ${f(others * 100)} % of a core`;
   let verdict;
   if (client >= 0.85) verdict = `the load generator's own CPU (${shares})`;
+  else if (r.loadCpu.busiestThread >= 0.85) verdict = `one server thread or process at ${f(r.loadCpu.busiestThread * 100)} % of a core (${shares})`;
   else if (server >= 0.85 * serverCores) verdict = `the server's CPU: ${serverCores} core${serverCores > 1 ? 's' : ''} it can use (${shares})`;
   else if (machine >= 1.7) verdict = `the 2 shared cores, all busy (${shares})`;
   else verdict = `not CPU: cores to spare (${shares})`;
@@ -562,7 +586,7 @@ export async function runSipBench(log = console.log) {
   };
 }
 
-const loadShares = (r) => ['server', 'client', 'uas', 'machine'].map((k) => f(100 * r.loadCpu[k])).join(' / ');
+const loadShares = (r) => ['server', 'busiestThread', 'client', 'uas', 'machine'].map((k) => f(100 * r.loadCpu[k])).join(' / ');
 
 export function fmtRow(r) {
   return (
@@ -570,7 +594,7 @@ export function fmtRow(r) {
     `${JSON.stringify(r.failedBy)} in ${f(r.elapsedS, 2)} s = ${f(r.okPerS)}/s, mean response ${f(r.meanMs, 2)} ms ` +
     `(p50 ${r.p50}, p90 ${r.p90}, p99 ${r.p99}), ${r.retrans} retransmissions (${pct(r.retransShare)}), ` +
     `server CPU ${f(r.cpuS, 2)} s (${f(r.cpuPer1000, 3)} s per 1000), ${r.client} CPU ${f(r.clientCpuS, 2)} s` +
-    (r.uasCpuS ? `, UAS CPU ${f(r.uasCpuS, 2)} s` : '') + `; load phase server / generator / UAS / machine ${loadShares(r)} % of a core` + (r.exit !== 0 ? ` [exit ${r.exit}]` : '')
+    (r.uasCpuS ? `, UAS CPU ${f(r.uasCpuS, 2)} s` : '') + `; load phase server / busiest server thread / generator / UAS / machine ${loadShares(r)} % of a core` + (r.exit !== 0 ? ` [exit ${r.exit}]` : '')
   );
 }
 
@@ -614,7 +638,7 @@ export function summaryTable(res) {
     '| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |',
     ...rows,
     '',
-    'What limits each row (from the first failing step: CPU of the server, of the load generator, of the UAS and of everything else on the machine during its load phase, as shares of one core):',
+    'What limits each row (from the first failing step: CPU of the server and of its busiest thread, of the load generator, of the UAS and of everything else on the machine during its load phase, as shares of one core):',
     '',
     ...limits,
   ].join('\n');
@@ -623,7 +647,7 @@ export function summaryTable(res) {
 /** Every step run, in order. */
 export function stepsTable(res) {
   const head =
-    '| server | scenario | rate /s | ok / sent | failed (SIPp counters) | elapsed s | ok /s | mean response ms | p50 / p90 / p99 ms | retransmissions | server CPU s | s per 1,000 | load generator CPU s | UAS CPU s | load phase: server / generator / UAS / whole machine, % of a core | pass |\n' +
+    '| server | scenario | rate /s | ok / sent | failed (SIPp counters) | elapsed s | ok /s | mean response ms | p50 / p90 / p99 ms | retransmissions | server CPU s | s per 1,000 | load generator CPU s | UAS CPU s | load phase: server / its busiest thread / generator / UAS / whole machine, % of a core | pass |\n' +
     '| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |';
   const lines = res.searches.flatMap((s) =>
     s.steps.map(
