@@ -16,6 +16,7 @@
 //   SIP_BENCH_START_REGISTER=1000  SIP_BENCH_START_CALL=250
 //   SIP_BENCH_SCENARIOS=register-udp,call-udp,register-tcp,call-tcp,register-tls,call-tls,memory-tls
 //   SIP_BENCH_SERVERS=rtcedge,kamailio  SIP_BENCH_IDLE_CONNECTIONS=1000,5000
+//   SIP_BENCH_SEARCH_BUDGET_S=600 (all searches together; each gets an equal share, then starts no new step)
 //   RTCEDGE_SIP_WORKERS=auto (sip.workers)  KAMAILIO_CHILDREN=4
 // Quick check: SIP_BENCH_STEP_S=2 SIP_BENCH_REFINE=0 SIP_BENCH_MAX_RATE=400 SIP_BENCH_IDLE_CONNECTIONS=50 node bench/sip.mjs
 import { writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
@@ -46,6 +47,8 @@ const SCENARIOS = envList('SIP_BENCH_SCENARIOS', 'register-udp,call-udp,register
 const SERVERS = envList('SIP_BENCH_SERVERS', 'rtcedge,kamailio');
 const IDLE_CONNECTIONS = envList('SIP_BENCH_IDLE_CONNECTIONS', '1000,5000').map(Number);
 const WORKERS = env('RTCEDGE_SIP_WORKERS', 'auto');
+/** Time for all step searches together, s; each search gets an equal share and stops starting steps past it. */
+const SEARCH_BUDGET_S = envN('SIP_BENCH_SEARCH_BUDGET_S', 600);
 
 /** Pass criteria of a step. */
 export const PASS = { maxFailedShare: 0.01, maxRetransShare: 0.01, maxMeanMs: 100 };
@@ -349,9 +352,15 @@ async function tlsStep(ctx, rate) {
  * Step search: raise the rate by FACTOR from `start` until a step fails (or MAX_RATE), then REFINE
  * bisections between the last passing and the first failing rate. If `start` fails, lower it first.
  */
-async function search(step, start, log) {
+async function search(step, start, log, budgetMs) {
   const steps = [];
+  const t0 = Date.now();
+  let truncated = false;
   const run = async (rate) => {
+    if (steps.length > 0 && Date.now() - t0 > budgetMs) {
+      truncated = true;
+      return undefined;
+    }
     const r = await step(rate);
     steps.push(r);
     log(fmtRow(r));
@@ -362,6 +371,7 @@ async function search(step, start, log) {
   let rate = start;
   for (let down = 0; ; ) {
     const r = await run(rate);
+    if (!r) break;
     if (r.pass) {
       pass = r;
       if (fail) break;
@@ -375,16 +385,18 @@ async function search(step, start, log) {
   }
   for (let k = 0; k < REFINE && pass && fail && fail.rate - pass.rate > pass.rate * 0.05; k++) {
     const r = await run(Math.round((pass.rate + fail.rate) / 2));
+    if (!r) break;
     if (r.pass) pass = r;
     else fail = r;
   }
-  return { steps, best: pass, firstFail: fail };
+  return { steps, best: pass, firstFail: fail, truncated };
 }
 
 /** One sentence on what limited a search, from the CPU use of server, load generator and UAS in its first failing step. */
 function limitOf(s, serverCores) {
   const r = s.firstFail;
-  if (!r) return s.best ? `no step failed up to SIP_BENCH_MAX_RATE (${MAX_RATE}/s)` : 'no step ran';
+  const cut = s.truncated ? ` (the search stopped at its share of SIP_BENCH_SEARCH_BUDGET_S, ${f(SEARCH_BUDGET_S / s.searches)} s)` : '';
+  if (!r) return (s.best ? `no step failed up to ${s.best.rate}/s` : 'no step ran') + (cut || ` (SIP_BENCH_MAX_RATE ${MAX_RATE}/s)`);
   const parts = [];
   // Shares of one core during the load phase.
   const { server, client, uas, machine } = r.loadCpu;
@@ -402,7 +414,7 @@ function limitOf(s, serverCores) {
   else if (server >= 0.85 * serverCores) verdict = `the server's CPU: ${serverCores} core${serverCores > 1 ? 's' : ''} it can use (${shares})`;
   else if (machine >= 1.7) verdict = `the 2 shared cores, all busy (${shares})`;
   else verdict = `not CPU: cores to spare (${shares})`;
-  return `${verdict}; ${parts.join('')}`;
+  return `${verdict}; ${parts.join('')}${cut}`;
 }
 
 /** Registers `user` (password pw-<user>) over UDP with the given Contact; throws unless 200. */
@@ -529,8 +541,10 @@ export async function runSipBench(log = console.log) {
   const searches = [];
   const memory = [];
   const running = new Map();
+  const searchScenarios = SCENARIOS.filter((s) => !s.startsWith('memory'));
+  const searchCount = searchScenarios.length * list.length;
   try {
-    for (const scenario of SCENARIOS.filter((s) => !s.startsWith('memory'))) {
+    for (const scenario of searchScenarios) {
       const [kind, transport] = scenario.split('-');
       for (const server of list) {
         const label = `${server.label}, ${scenario}`;
@@ -550,7 +564,8 @@ export async function runSipBench(log = console.log) {
           }
           log(`-- ${label}`);
           try {
-            const s = await search(step, START[kind], log);
+            const s = await search(step, START[kind], log, (SEARCH_BUDGET_S * 1000) / searchCount);
+            s.searches = searchCount;
             for (const r of s.steps) commands.add(r.command.replace(/-r \d+ /, '-r <rate> ').replace(/-l \d+ -m \d+/, '-l <min(max(2 × rate, 200), 9000)> -m <rate × step s>').replace(/stat-[^ ]+\.csv/, 'stat.csv').replace(/--rate \d+/, '--rate <rate>').replace(/-p 2818\d/, '-p <28180…28189>'));
             searches.push({ scenario, kind, transport, server: server.label, serverName: server.name, ...s, limit: limitOf(s, server.cores) });
           } finally {
@@ -582,7 +597,7 @@ export async function runSipBench(log = console.log) {
   return {
     searches, memory, notes, commands: [...commands], kamailioCfg: kam?.cfgText ?? '',
     minutes: (Date.now() - t0) / 60_000,
-    settings: { STEP_S, FACTOR, REFINE, MAX_RATE, USERS, START, IDLE_CONNECTIONS, WORKERS, KAMAILIO_CHILDREN },
+    settings: { STEP_S, FACTOR, REFINE, MAX_RATE, USERS, START, IDLE_CONNECTIONS, WORKERS, KAMAILIO_CHILDREN, SEARCH_BUDGET_S },
   };
 }
 
@@ -678,11 +693,12 @@ export function sipSection(res, when) {
 Run ${when} by \`node bench/run.mjs sip\` (bench/sip.mjs), ${f(res.minutes, 1)} minutes. Each server is searched
 for its highest passing rate, rtcedge then Kamailio per scenario. A step runs ${s.STEP_S} s of load; the rate starts at
 ${s.START.register} REGISTER/s or ${s.START.call} calls/s, is multiplied by ${s.FACTOR} until a step fails (divided while the first
-fails), then ${s.REFINE} bisection steps between the last pass and the first failure. A step **passes** with < 1 % failed
+fails), then ${s.REFINE} bisection steps between the last pass and the first failure; each search starts no new step past
+its equal share of ${s.SEARCH_BUDGET_S} s. A step **passes** with < 1 % failed
 calls, < 1 % retransmissions (of the requests SIPp sent with a timer: 2 per REGISTER scenario, 3 per call), mean
 response ≤ 100 ms, and the load generator keeping the rate (the step done within 1.25 × its length + 1 s).
 Tunable by environment (SIP_BENCH_STEP_S, SIP_BENCH_FACTOR, SIP_BENCH_REFINE, SIP_BENCH_MAX_RATE, SIP_BENCH_START_REGISTER,
-SIP_BENCH_START_CALL, SIP_BENCH_SCENARIOS, SIP_BENCH_SERVERS, SIP_BENCH_IDLE_CONNECTIONS, RTCEDGE_SIP_WORKERS,
+SIP_BENCH_START_CALL, SIP_BENCH_SCENARIOS, SIP_BENCH_SERVERS, SIP_BENCH_IDLE_CONNECTIONS, SIP_BENCH_SEARCH_BUDGET_S, RTCEDGE_SIP_WORKERS,
 KAMAILIO_CHILDREN; see the head of bench/sip.mjs).
 
 - REGISTER: REGISTER → 401 (a fresh digest challenge every time) → REGISTER with credentials → 200, over
