@@ -18,13 +18,13 @@ const SHM_MB = Number(process.env.KAMAILIO_SHM_MB ?? 1024);
  * INVITE (407); in-dialog requests follow the Record-Route (loose_route); ACKs of the 407 are absorbed
  * by sl; retransmissions by tm.
  */
-export function kamailioCfg(ports, dir) {
+export function kamailioCfg(ports, dir, tcpChildren = KAMAILIO_CHILDREN) {
   return `#!KAMAILIO
 debug=1
 log_stderror=yes
 fork=yes
 children=${KAMAILIO_CHILDREN}
-tcp_children=${KAMAILIO_CHILDREN}
+tcp_children=${tcpChildren}
 listen=udp:127.0.0.1:${ports.udp}
 listen=tcp:127.0.0.1:${ports.tcp}
 listen=tls:127.0.0.1:${ports.tls}
@@ -56,6 +56,8 @@ loadmodule "usrloc.so"
 loadmodule "registrar.so"
 loadmodule "auth.so"
 modparam("tls", "config", "${join(dir, 'tls.cfg')}")
+modparam("tls", "con_ct_wq_max", 4194304)
+modparam("tls", "ct_wq_max", 104857600)
 modparam("ctl", "binrpc", "unix:${join(dir, 'kamailio_ctl')}")
 modparam("usrloc", "db_mode", 0)
 modparam("registrar", "max_contacts", 10)
@@ -108,8 +110,11 @@ function makeCertificate(dir) {
   return { cert, key };
 }
 
-/** Starts Kamailio on `ports` ({ udp, tcp, tls }) and waits for it to answer on UDP; returns the process. */
-export async function startKamailio(ports) {
+/**
+ * Starts Kamailio on `ports` ({ udp, tcp, tls }) and waits for it to answer on UDP; returns the process.
+ * `tcpChildren`: TCP/TLS worker processes (default KAMAILIO_CHILDREN).
+ */
+export async function startKamailio(ports, tcpChildren = KAMAILIO_CHILDREN) {
   const dir = tempDir('kamailio');
   const cfg = join(dir, 'kamailio.cfg');
   const pidfile = join(dir, 'kamailio.pid');
@@ -118,7 +123,7 @@ export async function startKamailio(ports) {
     join(dir, 'tls.cfg'),
     `[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\ncertificate = ${cert}\nprivate_key = ${key}\n`,
   );
-  const text = kamailioCfg(ports, dir);
+  const text = kamailioCfg(ports, dir, tcpChildren);
   writeFileSync(cfg, text);
   const args = ['-f', cfg, '-DD', '-E', '-Y', dir, '-P', pidfile, '-m', String(SHM_MB), '-M', '16'];
   const proc = startProcess('kamailio', args);

@@ -444,7 +444,7 @@ function memoryKb(root) {
 
 /** Memory per idle registered TLS connection: fresh server, `n` connections from sip-client.mjs idle mode. */
 async function idleMemory(server, n, log) {
-  const p = await server.start();
+  const p = await server.start({ memory: true });
   try {
     await sleep(2000);
     const m0 = memoryKb(p.pid);
@@ -512,10 +512,13 @@ async function servers(notes, commands) {
       label: `Kamailio ${debVersion('kamailio')} (children=${KAMAILIO_CHILDREN})`,
       cores: 2,
       ports: PORTS.kamailio,
-      start: async () => {
-        const p = await startKamailio(PORTS.kamailio);
-        commands.add(`kamailio: ${p.cmdline}`);
-        all.kamailio.cfgText = p.cfgText;
+      // For the idle TLS connections: one TCP/TLS worker. Debian's Kamailio 5.6.3 with OpenSSL 3 corrupts its
+      // shared memory and crashes when several TLS workers take handshakes at once (kamailio/kamailio#3791;
+      // the tls_threads_mode fix came in later versions); connections live in shared memory either way.
+      start: async (o = {}) => {
+        const p = await startKamailio(PORTS.kamailio, o.memory ? 1 : KAMAILIO_CHILDREN);
+        commands.add(`kamailio: ${p.cmdline}${o.memory ? '  (idle TLS connections: tcp_children=1)' : ''}`);
+        if (!o.memory) all.kamailio.cfgText = p.cfgText;
         return p;
       },
       stop: (p) => stopKamailio(p),
@@ -570,6 +573,11 @@ export async function runSipBench(log = console.log) {
             searches.push({ scenario, kind, transport, server: server.label, serverName: server.name, ...s, limit: limitOf(s, server.cores) });
           } finally {
             if (ctx.uas) await stopProcess(ctx.uas);
+            if (server.proc.child.exitCode !== null || server.proc.child.signalCode !== null) {
+              // A server that died is noted with its last words and started afresh for the next scenario.
+              notes.push(`${label}: the server exited during the run: ${server.proc.stderr.split('\n').filter((l) => /CRITICAL|ALERT|Error|FATAL/i.test(l)).slice(-3).join(' / ').slice(0, 600)}`);
+              running.delete(server.name);
+            }
           }
         } catch (e) {
           notes.push(`${label} failed: ${e.message}`);
@@ -645,7 +653,7 @@ export function summaryTable(res) {
     if (!k && !r) continue;
     const km = k ? `${f(k.pssPerConnKb, 1)} PSS (${f(k.shmPerConnKb, 1)} shared memory)` : 'not run';
     const rm = r ? `${f(r.pssPerConnKb, 1)} PSS` : 'not run';
-    rows.push(`| memory per idle registered TLS connection, ${n} connections, kB | ${km} | ${rm} | ${f(r?.pssPerConnKb / k?.pssPerConnKb, 2)} (lower is better) | | | | |`);
+    rows.push(`| memory per idle registered TLS connection, ${n} connections, kB | ${km} | ${rm} | ${f(r?.pssPerConnKb / k?.pssPerConnKb, 2)} of PSS, ${f(r?.pssPerConnKb / k?.shmPerConnKb, 2)} of Kamailio's shared memory (lower is better) | | | | |`);
     limits.push(`- **memory, ${n} TLS connections**: ${[k, r].filter(Boolean).map((m) => `${m.server}: ${m.registered} of ${n} registered, ${m.open} open, set up in ${f(m.setupS)} s, PSS ${f(m.pss0 / 1024, 1)} → ${f(m.pss1 / 1024, 1)} MB, RSS ${f(m.rssPerConnKb, 1)} kB per connection (summed over processes: shared pages counted in each)${Object.keys(m.failures).length ? `, failures ${JSON.stringify(m.failures)}` : ''}`).join('; ')}. PSS of the whole process tree before and after (shared pages counted once); Kamailio's TLS state lives in its shared memory, so its PSS and shared-memory figures overlap.`);
   }
   return [
@@ -719,7 +727,9 @@ KAMAILIO_CHILDREN; see the head of bench/sip.mjs).
 - Memory: a fresh server, ${s.IDLE_CONNECTIONS.join(' and ')} TLS connections opened 50 at a time, each REGISTERing
   its own user over its connection, then idle 3 s; (PSS after − PSS before) / connections, PSS summed over the
   server's process tree from /proc/<pid>/smaps_rollup. Kamailio: also \`kamcmd core.shmmem\` real_used.
-- Kamailio: children=${s.KAMAILIO_CHILDREN} (UDP receivers) and tcp_children=${s.KAMAILIO_CHILDREN}; its configuration is below.
+- Kamailio: children=${s.KAMAILIO_CHILDREN} (UDP receivers) and tcp_children=${s.KAMAILIO_CHILDREN}; its configuration is below. For the idle
+  TLS connections tcp_children=1: Debian's 5.6.3 with OpenSSL 3 corrupts its shared memory and crashes when several
+  TLS workers take handshakes at once (kamailio/kamailio#3791, fixed by tls_threads_mode in later versions).
   rtcedge: ${res.notes.some((n) => n.includes('sip.workers')) ? 'one worker (this build has no sip.workers)' : `sip.workers ${s.WORKERS}`}, users in SQLite, bindings persisted.
 
 ${busyNote(res)}${summaryTable(res)}
