@@ -118,6 +118,7 @@ async function importUsers(cli, cfg, dir, users) {
  * build may not know yet, like `sip.workers`); returns the CLI's complaint when it does not.
  */
 export async function sipLinesAccepted(lines, cli = DEFAULT_CLI) {
+  cli ??= DEFAULT_CLI;
   const dir = tempDir('rtcedge-check');
   const cfg = join(dir, 'rtcedge.yaml');
   writeFileSync(cfg, [`data_dir: ${join(dir, 'data')}`, 'domains: [example.test]', 'sip:', ...lines, 'turn: { enabled: false }'].join('\n') + '\n');

@@ -18,6 +18,7 @@
 //   SIP_BENCH_SERVERS=rtcedge,kamailio  SIP_BENCH_IDLE_CONNECTIONS=1000,5000
 //   SIP_BENCH_SEARCH_BUDGET_S=600 (all searches together; each gets an equal share, then starts no new step)
 //   RTCEDGE_SIP_WORKERS=auto (sip.workers)  KAMAILIO_CHILDREN=4
+//   RTCEDGE_BENCH_CLI=/path/to/other/dist/cli/main.js (measure another build)
 // Quick check: SIP_BENCH_STEP_S=2 SIP_BENCH_REFINE=0 SIP_BENCH_MAX_RATE=400 SIP_BENCH_IDLE_CONNECTIONS=50 node bench/sip.mjs
 import { writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -47,6 +48,8 @@ const SCENARIOS = envList('SIP_BENCH_SCENARIOS', 'register-udp,call-udp,register
 const SERVERS = envList('SIP_BENCH_SERVERS', 'rtcedge,kamailio');
 const IDLE_CONNECTIONS = envList('SIP_BENCH_IDLE_CONNECTIONS', '1000,5000').map(Number);
 const WORKERS = env('RTCEDGE_SIP_WORKERS', 'auto');
+/** Another build's dist/cli/main.js to measure instead of this checkout's (e.g. a branch built elsewhere). */
+const CLI = process.env.RTCEDGE_BENCH_CLI || undefined;
 /** Time for all step searches together, s; each search gets an equal share and stops starting steps past it. */
 const SEARCH_BUDGET_S = envN('SIP_BENCH_SEARCH_BUDGET_S', 600);
 
@@ -462,7 +465,7 @@ async function idleMemory(server, n, log) {
     const shm1 = server.name === 'kamailio' ? await kamailioShmUsed(p) : NaN;
     await stopProcess(client);
     const row = {
-      server: server.label, serverName: server.name, connections: n,
+      server: server.name === 'kamailio' ? server.label.replace(/\)$/, ', tcp_children=1)') : server.label, serverName: server.name, connections: n,
       registered: ready?.registered ?? 0, open: ready?.open ?? 0, failures: ready?.failures ?? { 'client did not get ready': 1 },
       pss0: m0.pss, pss1: m1.pss, rss0: m0.rss, rss1: m1.rss,
       pssPerConnKb: (m1.pss - m0.pss) / n, rssPerConnKb: (m1.rss - m0.rss) / n,
@@ -480,7 +483,8 @@ async function idleMemory(server, n, log) {
 async function servers(notes, commands) {
   const users = [...userList(Math.max(USERS, ...IDLE_CONNECTIONS)), ...Object.values(CALLEE).map((u) => [u, `pw-${u}`])];
   const workersLine = `  workers: ${/^\d+$/.test(WORKERS) ? WORKERS : `'${WORKERS}'`}`;
-  const accepted = await sipLinesAccepted([workersLine]);
+  if (CLI) notes.push(`rtcedge measured from another build: RTCEDGE_BENCH_CLI=${CLI}`);
+  const accepted = await sipLinesAccepted([workersLine], CLI);
   if (!accepted.ok) notes.push(`this build does not accept sip.workers (${accepted.message.split('\n')[0]}): rtcedge ran with its default, one worker`);
   const sipLines = [
     ...(accepted.ok ? [workersLine] : []),
@@ -501,6 +505,7 @@ async function servers(notes, commands) {
           sipLines,
           users,
           importUsers: true,
+          cli: CLI,
         });
         commands.add(`rtcedge: ${p.cmdline.replaceAll(p.dir, '$RDIR')}  (sip.listen udp+tcp 127.0.0.1:${PORTS.rtcedge.udp}, tls 127.0.0.1:${PORTS.rtcedge.tls} with the generated certificate; ${sipLines.map((l) => 'sip.' + l.trim()).join('; ')}; turn disabled; log.level warn; ${users.length} users by rtcedge user import)`);
         return p;
