@@ -1,4 +1,4 @@
-// Authenticated REGISTERs/s of rtcedge with sip.workers 1 and 2 (the scenario and rates of bench/sip.mjs,
+// Authenticated REGISTERs/s of rtcedge with sip.workers 1 and 2 (the digest REGISTER scenario at fixed rates, bench/sip-fixed-rate.mjs,
 // over UDP with one SIPp socket), back to back. Server CPU is summed over the primary and its workers.
 // Needs `npx tsc` first. Usage: node bench/sip-workers.mjs [rate ...]   (default 1000 2000 3000)
 import { writeFileSync } from 'node:fs';
