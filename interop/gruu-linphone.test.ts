@@ -124,6 +124,8 @@ describeWithPeers(['linphone-daemon', 'baresip', 'sipsak'])('GRUU: linphone regi
     await alice.waitForEventType('CALL_ESTABLISHED', 15_000, from).catch((err: Error) => {
       throw new Error(`${err.message}\n${describeSipLog(server!.sipLog({ method: 'INVITE' }))}\n${linphone!.diagnostics()}`);
     });
+    // The server's log reaches the test after baresip's event: wait for the 200 it received for the INVITE.
+    await server!.waitForLog((l) => l.msg === 'sip recv' && /^SIP\/2\.0 200/.test(String(l.startLine)) && /INVITE/.test(String(l.cseq)), 5000);
     const invites = server!.sipLog({ direction: 'send', method: 'INVITE' });
     expect(invites.length).toBeGreaterThanOrEqual(1);
     expect(invites.every((e) => e.remote === `127.0.0.1:${LINPHONE}`), describeSipLog(invites)).toBe(true);
