@@ -369,6 +369,12 @@ const turnSchema = z
     max_allocations_per_user: nonNegativeInt('allocations').default(10),
     max_allocations: nonNegativeInt('allocations').default(1000),
     bandwidth_limit: nonNegativeInt('bytes/s').default(0),
+    // Peer IP addresses with a permission per allocation (RFC 8656 §9); a request that would add more gets 508.
+    permissions_per_allocation: positiveInt('permissions').default(1024),
+    // RFC 6062 peer data connections per TCP allocation (bound or waiting), and of those waiting for their
+    // ConnectionBind; a Connect beyond gets 508, a peer connecting beyond is closed.
+    tcp_connections_per_allocation: positiveInt('connections').default(256),
+    tcp_pending_per_allocation: positiveInt('connections').default(32),
     // Unauthenticated answers (401/438/400) per second per client 5-tuple, and per source address; sources in
     // sip.security.exempt_sources are not limited; retransmissions are answered from a cache, uncounted.
     challenge_rate: nonNegativeInt('responses/s').default(20),

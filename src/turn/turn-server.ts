@@ -82,6 +82,8 @@ export interface TurnServerStats extends TurnControlStats {
   streams: StreamCounters;
   /** DTLS engine counters summed over the dtls listeners, when there are any. */
   dtls?: Omit<DtlsCounters, 'lastError'>;
+  /** Bytes read from RFC 6062 peer connections and held in this process (0 while they wait for ConnectionBind: they are not read). */
+  tcpPeerBufferedBytes: number;
 }
 
 const SWEEP_INTERVAL_MS = 1000;
@@ -231,10 +233,13 @@ export class TurnServer {
     const c = this.control.stats();
     const native = this.udp?.stats();
     const dtls = this.dtlsListeners.size ? { dtls: sumDtlsCounters([...this.dtlsListeners.values()]) } : {};
-    if (!native) return { ...c, dataPlane: this.dataPlane, streams: this.streamCounters, ...dtls };
+    let tcpPeerBufferedBytes = 0;
+    for (const p of this.peerConnections.values()) tcpPeerBufferedBytes += p.readableLength;
+    if (!native) return { ...c, dataPlane: this.dataPlane, streams: this.streamCounters, tcpPeerBufferedBytes, ...dtls };
     return {
       ...c,
       ...dtls,
+      tcpPeerBufferedBytes,
       packetsRelayed: c.packetsRelayed + native.toPeerPackets + native.toClientPackets,
       bytesRelayed: c.bytesRelayed + native.toPeerBytes + native.toClientBytes,
       toPeerPackets: c.toPeerPackets + native.toPeerPackets,
@@ -402,7 +407,9 @@ export class TurnServer {
       const k = relayPortKey(address, port);
       if (this.relayPortsInUse.has(k)) continue;
       const server = await new Promise<net.Server | undefined>((resolve) => {
-        const srv = net.createServer();
+        // Peer connections are not read until spliced with a client data connection (RFC 6062 §5.4): what a peer
+        // sends before the ConnectionBind waits in the kernel's socket buffer, none in this process.
+        const srv = net.createServer({ pauseOnConnect: true });
         srv.once('error', () => resolve(undefined));
         srv.listen({ port, host: address, exclusive: true, ipv6Only: address.includes(':') }, () => resolve(srv));
       });
@@ -428,7 +435,6 @@ export class TurnServer {
   }
 
   private onPeerConnection(relayed: TransportAddress, sock: net.Socket): void {
-    sock.pause();
     sock.on('error', () => undefined);
     if (sock.remoteAddress === undefined || sock.remotePort === undefined) {
       sock.destroy();
@@ -459,7 +465,7 @@ export class TurnServer {
   private connectPeer(relay: RelayHandle, peer: TransportAddress, id: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const sock = net.connect({ host: peer.address, port: peer.port, localAddress: relay.relayed.address });
-      sock.pause();
+      sock.pause(); // before the connection completes: nothing is read until spliced
       const timer = setTimeout(() => sock.destroy(new Error('connect timeout')), 30_000);
       sock.once('error', (err) => {
         clearTimeout(timer);
