@@ -603,12 +603,16 @@ function startSipSummary(
       const mem = process.memoryUsage();
       const rt = transactions.takeResponseTimes();
       const gc = load.takeGcStats();
+      const delay = load.takeDelay();
       return {
         responseP50Ms: rt.p50Ms,
         responseP99Ms: rt.p99Ms,
         responseP999Ms: rt.p999Ms,
         responseMaxMs: rt.maxMs,
         maxLagMs: Math.round(load.takeMaxLagMs()),
+        loopDelayP99Ms: delay.p99Ms,
+        loopDelayP999Ms: delay.p999Ms,
+        loopDelayMaxMs: delay.maxMs,
         gcCount: gc.count,
         gcMajorCount: gc.majorCount,
         gcTotalMs: gc.totalMs,

@@ -7,6 +7,9 @@ export function bindingOrder(a: BindingRecord, b: BindingRecord): number {
   return (b.q ?? 1) - (a.q ?? 1) || b.updatedAt - a.updatedAt;
 }
 
+/** AORs a purge walks per event-loop turn. */
+export const PURGE_SLICE_AORS = 1000;
+
 /**
  * The location service (RFC 3261 §10.2, §16.5): bindings of AORs to contact
  * addresses, held in memory for lookups and written to the store in batches:
@@ -33,6 +36,7 @@ export class LocationService {
   /** The last commit (and announcement) still under way, for {@link committed}; resolves to its failure, if any. */
   private inFlight: Promise<unknown> | undefined;
   private readonly log: Logger;
+  private purging = false;
 
   /**
    * @param store where bindings are kept durably.
@@ -246,21 +250,43 @@ export class LocationService {
     if (this.byContact.get(b.contactUri) === b) this.byContact.delete(b.contactUri);
   }
 
-  private async purge(): Promise<void> {
+  /**
+   * Drops expired bindings from memory, then from the store; resolves with
+   * how many left memory. Runs every `purgeIntervalMs`; a call while one
+   * runs resolves with 0. Memory is walked in slices of
+   * {@link PURGE_SLICE_AORS} AORs, giving the event loop back between
+   * slices, and only the lists holding an expired binding are touched (in
+   * place), so a purge over many AORs neither pauses requests nor makes
+   * garbage in proportion to the AORs.
+   */
+  async purge(): Promise<number> {
+    if (this.purging) return 0;
+    this.purging = true;
     const nowS = this.nowS();
-    for (const [aor, list] of this.byAor) {
-      for (const b of list) if (b.expires <= nowS) this.unindex(b);
-      const live = list.filter((b) => b.expires > nowS);
-      if (live.length === 0) this.byAor.delete(aor);
-      else this.byAor.set(aor, live);
-    }
+    let removed = 0;
+    let seen = 0;
     try {
+      // Map iteration visits entries added or kept while it yields; deleted ones are skipped.
+      for (const [aor, list] of this.byAor) {
+        let kept = 0;
+        for (const b of list) {
+          if (b.expires > nowS) list[kept++] = b;
+          else this.unindex(b);
+        }
+        removed += list.length - kept;
+        list.length = kept;
+        if (kept === 0) this.byAor.delete(aor);
+        if (++seen % PURGE_SLICE_AORS === 0) await new Promise((r) => setImmediate(r));
+      }
       await this.flush();
-      const removed = this.store.deleteExpiredBindings(nowS);
-      const n = removed instanceof Promise ? await removed : removed;
+      const gone = this.store.deleteExpiredBindings(nowS);
+      const n = gone instanceof Promise ? await gone : gone;
       if (n) this.log.debug({ removed: n }, 'expired bindings purged');
     } catch (err) {
       this.log.warn({ err }, 'purging expired bindings failed');
+    } finally {
+      this.purging = false;
     }
+    return removed;
   }
 }
