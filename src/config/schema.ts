@@ -289,6 +289,8 @@ const sipSchema = z.strictObject({
       stream_pause_bytes: positiveInt('bytes').default(262144),
       stream_close_bytes: positiveInt('bytes').default(4194304),
       stream_stall_ms: positiveInt('ms').default(10000),
+      // Open connections per TCP/TLS/WS/WSS listener; one more is closed when accepted.
+      max_connections: positiveInt('connections').default(10000),
     })
     .prefault({}),
   // Admission control: past these bounds new requests get 503 + Retry-After (RFC 3261 §21.5.4).
@@ -375,6 +377,8 @@ const turnSchema = z
     // ConnectionBind; a Connect beyond gets 508, a peer connecting beyond is closed.
     tcp_connections_per_allocation: positiveInt('connections').default(256),
     tcp_pending_per_allocation: positiveInt('connections').default(32),
+    // Open connections per TURN TCP/TLS listener (clients and RFC 6062 data connections); one more is closed.
+    max_connections: positiveInt('connections').default(10000),
     // Unauthenticated answers (401/438/400) per second per client 5-tuple, and per source address; sources in
     // sip.security.exempt_sources are not limited; retransmissions are answered from a cache, uncounted.
     challenge_rate: nonNegativeInt('responses/s').default(20),

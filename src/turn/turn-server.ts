@@ -69,6 +69,8 @@ export interface TurnServerOptions extends TurnPolicyOptions {
   dataPlane?: 'native' | 'typescript';
   /** Write-queue bounds of TCP/TLS streams; defaults DEFAULT_STREAM_LIMITS. */
   streamLimits?: Partial<StreamLimits>;
+  /** Most open connections per TCP/TLS listener (net.Server maxConnections); one more is closed when accepted; default 10 000. */
+  maxConnectionsPerListener?: number;
   logger: Logger;
 }
 
@@ -84,6 +86,8 @@ export interface TurnServerStats extends TurnControlStats {
   dtls?: Omit<DtlsCounters, 'lastError'>;
   /** Bytes read from RFC 6062 peer connections and held in this process (0 while they wait for ConnectionBind: they are not read). */
   tcpPeerBufferedBytes: number;
+  /** Client connections closed on accept because their listener had `maxConnectionsPerListener` open. */
+  connectionsRefused: number;
 }
 
 const SWEEP_INTERVAL_MS = 1000;
@@ -111,6 +115,7 @@ export class TurnServer {
   private readonly streamLimits: StreamLimits;
   private readonly streamCounters = newStreamCounters();
   private running = false;
+  private connectionsRefused = 0;
 
   /**
    * @throws RangeError on an empty or inverted relay port range, a non-IPv4 relay address, a non-IPv6
@@ -235,11 +240,13 @@ export class TurnServer {
     const dtls = this.dtlsListeners.size ? { dtls: sumDtlsCounters([...this.dtlsListeners.values()]) } : {};
     let tcpPeerBufferedBytes = 0;
     for (const p of this.peerConnections.values()) tcpPeerBufferedBytes += p.readableLength;
-    if (!native) return { ...c, dataPlane: this.dataPlane, streams: this.streamCounters, tcpPeerBufferedBytes, ...dtls };
+    const connectionsRefused = this.connectionsRefused;
+    if (!native) return { ...c, dataPlane: this.dataPlane, streams: this.streamCounters, tcpPeerBufferedBytes, connectionsRefused, ...dtls };
     return {
       ...c,
       ...dtls,
       tcpPeerBufferedBytes,
+      connectionsRefused,
       packetsRelayed: c.packetsRelayed + native.toPeerPackets + native.toClientPackets,
       bytesRelayed: c.bytesRelayed + native.toPeerBytes + native.toClientBytes,
       toPeerPackets: c.toPeerPackets + native.toPeerPackets,
@@ -286,6 +293,8 @@ export class TurnServer {
       server.listen(l.port, l.host, () => {
         server.off('error', onError);
         server.on('error', (err) => this.log.warn({ err }, 'tcp listener error'));
+        server.maxConnections = this.opts.maxConnectionsPerListener ?? 10_000;
+        server.on('drop', () => this.connectionsRefused++);
         const a = server.address() as net.AddressInfo;
         this.tcpServers.push(server);
         this.bound.push({ transport, address: unmapIPv4(a.address), port: a.port });

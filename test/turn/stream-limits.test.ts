@@ -39,7 +39,7 @@ afterEach(async () => {
   for (const s of started.splice(0)) await s.stop();
 });
 
-async function startServer(transport: 'tcp' | 'tls'): Promise<{ server: TurnServer; port: number }> {
+async function startServer(transport: 'tcp' | 'tls', maxConnectionsPerListener?: number): Promise<{ server: TurnServer; port: number }> {
   const server = new TurnServer(turnTestOptions({
     realm: REALM,
     listen: [{ transport, host: '127.0.0.1', port: 0 }],
@@ -51,6 +51,7 @@ async function startServer(transport: 'tcp' | 'tls'): Promise<{ server: TurnServ
     getKey: async (u) => (u === 'alice' ? KEY : undefined),
     dataPlane: 'typescript',
     streamLimits: { stallCloseMs: STALL_MS },
+    maxConnectionsPerListener,
   }));
   started.push(server);
   await server.start();
@@ -140,6 +141,22 @@ describe('an RFC 6062 data connection whose client never reads', () => {
     } finally {
       for (const c of peerSide) c.destroy();
       await new Promise<void>((r) => peerServer.close(() => r()));
+    }
+  });
+});
+
+describe.each(['tcp', 'tls'] as const)('a %s TURN listener at its connection bound', (transport) => {
+  it('closes one more connection on accept and counts it; the open ones still get answers', async () => {
+    const { server, port } = await startServer(transport, 2);
+    const open = [await connect(transport, port), await connect(transport, port)];
+    const extra = net.connect({ host: '127.0.0.1', port });
+    extra.on('error', () => undefined);
+    sockets.push(extra);
+    await closed(extra);
+    expect(server.stats().connectionsRefused).toBe(1);
+    for (const s of open) {
+      const answer = await streamClient(s)(encodeStunMessage({ method: StunMethod.Binding, class: 'request', transactionId: randomBytes(12), attributes: [] }));
+      expect(answer.class).toBe('success');
     }
   });
 });
