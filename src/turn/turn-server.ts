@@ -321,8 +321,18 @@ export class TurnServer {
     this.tcpConnections.set(key, { conn, guard });
     const framer = new StreamFramer();
     let spliced = false;
-    // Responses go out in request order even when a request waits for getKey.
+    // Responses go out in request order even when a request waits for getKey; while more than
+    // pendingRequestBytes of messages wait their turn, the connection is not read.
     let chain: Promise<void> = Promise.resolve();
+    let pendingBytes = 0;
+    let heldByPending = false;
+    const handled = (bytes: number): void => {
+      pendingBytes -= bytes;
+      if (heldByPending && pendingBytes <= this.streamLimits.pendingRequestBytes / 2) {
+        heldByPending = false;
+        if (!guard.congested && !conn.destroyed && !spliced) conn.resume();
+      }
+    };
     conn.setNoDelay(true);
     conn.on('data', (chunk: Buffer) => {
       let frames: Buffer[];
@@ -333,10 +343,18 @@ export class TurnServer {
         conn.destroy();
         return;
       }
+      for (const f of frames) pendingBytes += f.length;
+      // Paused again even if the write guard resumed it meanwhile.
+      if (pendingBytes > this.streamLimits.pendingRequestBytes) {
+        if (!heldByPending) this.streamCounters.pausedPendingRequests++;
+        heldByPending = true;
+        conn.pause();
+      }
       for (const f of frames) {
         chain = chain.then(async () => {
-          if (spliced || conn.destroyed) return;
+          if (spliced || conn.destroyed) return handled(f.length);
           const resp = await this.control.handleClientPacket(ft, f);
+          handled(f.length);
           if (resp) guard.write(resp);
           // A successful ConnectionBind turns this connection into a data connection (RFC 6062 §5.4).
           const id = this.pendingSplices.get(key);

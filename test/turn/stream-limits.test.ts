@@ -11,9 +11,10 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { decodeUint32, encodeXorAddress } from '../../src/stun/stun-attributes.js';
-import { AttributeType as A, encodeStunMessage, getAttribute, type StunAttribute, StunMethod } from '../../src/stun/stun-message.js';
+import { decodeText, decodeUint32, encodeXorAddress } from '../../src/stun/stun-attributes.js';
+import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, type StunAttribute, StunMethod } from '../../src/stun/stun-message.js';
 import { TurnServer } from '../../src/turn/index.js';
+import { StreamFramer } from '../../src/turn/stream-framer.js';
 import { DEFAULT_STREAM_LIMITS } from '../../src/turn/stream-limits.js';
 import { allocateTcpRelay, connectStream, signedRequest, streamClient } from '../helpers/turn-stream.js';
 import { turnTestOptions } from '../helpers/turn-options.js';
@@ -158,5 +159,51 @@ describe.each(['tcp', 'tls'] as const)('a %s TURN listener at its connection bou
       const answer = await streamClient(s)(encodeStunMessage({ method: StunMethod.Binding, class: 'request', transactionId: randomBytes(12), attributes: [] }));
       expect(answer.class).toBe('success');
     }
+  });
+});
+
+describe('a TCP client whose requests wait behind a slow credential lookup', () => {
+  it('stops being read past pendingRequestBytes of waiting requests, then answers every one in order', async () => {
+    let release: () => void = () => undefined;
+    const lookup = new Promise<void>((r) => (release = r));
+    const server = new TurnServer(turnTestOptions({
+      realm: REALM,
+      listen: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }],
+      relayPortMin: 34880,
+      relayPortMax: 34889,
+      nonceSecret: Buffer.from('k'),
+      getKey: async (u) => (await lookup, u === 'alice' ? KEY : undefined),
+      dataPlane: 'typescript',
+    }));
+    started.push(server);
+    await server.start();
+    const s = await connect('tcp', server.addresses()[0]!.port);
+    const challenge = await streamClient(s)(encodeStunMessage({ method: StunMethod.Allocate, class: 'request', transactionId: randomBytes(12), attributes: [] }));
+    const nonce = decodeText(getAttribute(challenge, A.Nonce)!.value);
+    s.removeAllListeners('data');
+    const answers: string[] = [];
+    const framer = new StreamFramer();
+    s.on('data', (c: Buffer) => framer.push(c).forEach((f) => answers.push(decodeStunMessage(f).transactionId.toString('hex'))));
+    // A signed request (its key lookup hangs), then Binding requests (1 KB each) that must wait for its answer.
+    const first = request(StunMethod.Allocate, [{ type: A.RequestedTransport, value: Buffer.from([17, 0, 0, 0]) }], nonce);
+    const tids = [decodeStunMessage(first).transactionId.toString('hex')];
+    s.write(first);
+    const software = { type: A.Software, value: Buffer.alloc(750, 'x') };
+    let blocked = false;
+    while (!blocked && tids.length < 100_000) {
+      const batch = Array.from({ length: 100 }, () => {
+        const tid = randomBytes(12);
+        tids.push(tid.toString('hex'));
+        return encodeStunMessage({ method: StunMethod.Binding, class: 'request', transactionId: tid, attributes: [software] });
+      });
+      if (!s.write(Buffer.concat(batch))) blocked = !(await Promise.race([new Promise((r) => s.once('drain', () => r(true))), new Promise((r) => setTimeout(() => r(false), 300))]));
+    }
+    expect(blocked).toBe(true); // TCP flow control: the server stopped reading
+    expect(tids.length).toBeLessThan(100_000);
+    expect(answers.length).toBe(0);
+    expect(server.stats().streams.pausedPendingRequests).toBeGreaterThanOrEqual(1);
+    release();
+    await expect.poll(() => answers.length, { timeout: 20_000 }).toBe(tids.length);
+    expect(answers).toEqual(tids);
   });
 });
