@@ -197,7 +197,25 @@ export class LocationService {
     return b && b.expires > this.nowS() ? b : undefined;
   }
 
-  /** AORs with bindings in memory, sorted (expired bindings not yet purged count); for the admin API and metrics. */
+  /**
+   * AORs with at least one unexpired binding, and unexpired bindings, in one
+   * pass over memory without copying or sorting (for metrics scrapes, which
+   * must not pause the event loop in proportion to the AORs).
+   */
+  counts(): { aors: number; bindings: number } {
+    const nowS = this.nowS();
+    let aors = 0;
+    let bindings = 0;
+    for (const list of this.byAor.values()) {
+      let live = 0;
+      for (const b of list) if (b.expires > nowS) live++;
+      bindings += live;
+      if (live > 0) aors++;
+    }
+    return { aors, bindings };
+  }
+
+  /** AORs with bindings in memory, sorted (expired bindings not yet purged count); for the admin API. */
   aors(): string[] {
     return [...this.byAor.keys()].sort();
   }

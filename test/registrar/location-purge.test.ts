@@ -28,7 +28,7 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-describe('LocationService.purge', () => {
+describe('LocationService.purge and counts', () => {
   it('removes exactly the expired bindings from memory and store, in slices that let other work run', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rtcedge-purge-'));
     dirs.push(dir);
@@ -45,6 +45,8 @@ describe('LocationService.purge', () => {
     await location.committed();
     clock.nowS = NOW_S;
 
+    // At NOW_S the first bindings have expired: counted out at once, before any purge.
+    expect(location.counts()).toEqual({ aors: aors / 2, bindings: aors / 2 });
     let otherWorkRan = false;
     setImmediate(() => (otherWorkRan = true));
     const removed = await location.purge();
