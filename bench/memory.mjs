@@ -95,14 +95,24 @@ const gcText = (kinds) =>
 // --cli <path>: a build of another commit, for a baseline in the same window (it may predate the summary line:
 // then only RSS is measured).
 const CLI_PATH = arg('cli', undefined);
+const SUMMARY = !CLI_PATH || hasSummaryLine(CLI_PATH);
+
+/** Whether the build whose CLI is `cli` (…/dist/cli/main.js) logs the periodic summary line (dist/log.js). */
+function hasSummaryLine(cli) {
+  try {
+    return readFileSync(join(dirname(cli), '..', 'log.js'), 'utf8').includes("'summary'");
+  } catch {
+    return false;
+  }
+}
 const DUMP = arg('dump', '');
 
 async function withServer(users, fn) {
   const proc = await startRtcedge({
     sipPort: SIP_PORT,
     users,
-    logLevel: CLI_PATH ? 'warn' : 'info',
-    summaryInterval: CLI_PATH ? undefined : 5,
+    logLevel: SUMMARY ? 'info' : 'warn',
+    summaryInterval: SUMMARY ? 5 : undefined,
     addParallel: 8,
     nodeArgs: NODE_ARGS,
     cli: CLI_PATH,
