@@ -45,6 +45,11 @@ export function createServerMetrics(config: Pick<Config, 'turn'>, layers: () => 
       };
     },
     sipRefused: () => ({ ...layers().transactions.counters.refused }),
+    connectionsRefused: () => {
+      const l = layers();
+      const t = l.turn?.stats();
+      return { sip: l.transport.counters.connectionsRefused, ...(t && { turn: t.connectionsRefused, turn_peer: t.tcpConnectionsRefused }) };
+    },
     turn: config.turn.enabled
       ? () => {
           const turn = layers().turn;
