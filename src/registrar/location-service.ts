@@ -36,7 +36,9 @@ export class LocationService {
   /** The last commit (and announcement) still under way, for {@link committed}; resolves to its failure, if any. */
   private inFlight: Promise<unknown> | undefined;
   private readonly log: Logger;
-  private purging = false;
+  /** The purge under way, if any (stop() waits for it). */
+  private purging: Promise<number> | undefined;
+  private stopping = false;
 
   /**
    * @param store where bindings are kept durably.
@@ -67,9 +69,11 @@ export class LocationService {
     this.purgeTimer.unref();
   }
 
-  /** Stop the purge timer and commit every queued change. */
-  stop(): Promise<void> {
+  /** Stop the purge timer (a purge under way ends after its current slice) and commit every queued change. */
+  async stop(): Promise<void> {
     if (this.purgeTimer) clearInterval(this.purgeTimer);
+    this.stopping = true;
+    await this.purging;
     return this.flush();
   }
 
@@ -273,13 +277,20 @@ export class LocationService {
    * how many left memory. Runs every `purgeIntervalMs`; a call while one
    * runs resolves with 0. Memory is walked in slices of
    * {@link PURGE_SLICE_AORS} AORs, giving the event loop back between
-   * slices, and only the lists holding an expired binding are touched (in
-   * place), so a purge over many AORs neither pauses requests nor makes
-   * garbage in proportion to the AORs.
+   * slices, and lists are trimmed in place (no new arrays), so a purge over
+   * many AORs neither pauses requests nor makes garbage in proportion to the
+   * AORs. After stop() it ends at the next slice.
    */
-  async purge(): Promise<number> {
-    if (this.purging) return 0;
-    this.purging = true;
+  purge(): Promise<number> {
+    if (this.purging) return Promise.resolve(0);
+    const run = this.purgeExpired().finally(() => {
+      this.purging = undefined;
+    });
+    this.purging = run;
+    return run;
+  }
+
+  private async purgeExpired(): Promise<number> {
     const nowS = this.nowS();
     let removed = 0;
     let seen = 0;
@@ -294,7 +305,10 @@ export class LocationService {
         removed += list.length - kept;
         list.length = kept;
         if (kept === 0) this.byAor.delete(aor);
-        if (++seen % PURGE_SLICE_AORS === 0) await new Promise((r) => setImmediate(r));
+        if (++seen % PURGE_SLICE_AORS === 0) {
+          await new Promise((r) => setImmediate(r));
+          if (this.stopping) return removed;
+        }
       }
       await this.flush();
       const gone = this.store.deleteExpiredBindings(nowS);
@@ -302,8 +316,6 @@ export class LocationService {
       if (n) this.log.debug({ removed: n }, 'expired bindings purged');
     } catch (err) {
       this.log.warn({ err }, 'purging expired bindings failed');
-    } finally {
-      this.purging = false;
     }
     return removed;
   }

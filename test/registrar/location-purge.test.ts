@@ -60,4 +60,20 @@ describe('LocationService.purge and counts', () => {
     await location.stop();
     store.close();
   });
+
+  it('ends a purge under way at its next slice when the service stops', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rtcedge-purge-'));
+    dirs.push(dir);
+    const store = new SqliteStore(join(dir, 'rtcedge.db'));
+    const clock = { nowS: NOW_S - 100 };
+    const location = new LocationService(store, silentLogger, () => clock.nowS);
+    await location.start(3_600_000);
+    for (let i = 0; i < 3 * PURGE_SLICE_AORS; i++) location.put(binding(`sip:user${i}@example.test`, 10000 + i, NOW_S));
+    await location.committed();
+    clock.nowS = NOW_S;
+    const purge = location.purge();
+    await location.stop();
+    expect(await purge).toBe(PURGE_SLICE_AORS);
+    store.close();
+  });
 });
