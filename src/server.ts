@@ -7,7 +7,7 @@ import { loadOrCreateSecret } from './config/secret.js';
 import { tempGruuKey } from './registrar/gruu.js';
 import { prepareDataDir } from './config/data-dir.js';
 import { planReload } from './config/reload-plan.js';
-import { openStore, RedisAbuseChannel, RedisBindingChannel, RedisCallCounter, RedisStore, redisUserSource, StoreError, startWalCheckpointer } from './store/index.js';
+import { openStore, RedisAbuseChannel, RedisBindingChannel, RedisCallCounter, RedisStore, redisUserSource, StoreError, startWalCheckpointer, WAL_FALLBACK_PAGES } from './store/index.js';
 import { getHeader, type SipMessage } from './sip/message.js';
 import type { ServerTransaction } from './transaction/server-transaction.js';
 import type { CallRefusal } from './security/call-limits.js';
@@ -110,8 +110,11 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   // data_dir (0700) and its files: the layout is config/data-dir.ts.
   prepareDataDir(config.data_dir);
   const { store, secret, replication: redisReplication } = await openStoreOf(config, logger);
-  // WAL checkpoints of the SQLite store in a worker thread (a Redis store has none).
-  const checkpoints = config.store.type === 'redis' ? undefined : startWalCheckpointer(store as SqliteStore, logger);
+  // WAL checkpoints of the SQLite store in one worker thread per instance: here, or in the cluster primary
+  // for its SIP workers (a Redis store has none).
+  const sqlite = config.store.type === 'redis' ? undefined : (store as SqliteStore);
+  const checkpoints = sqlite && !options.worker ? startWalCheckpointer(sqlite, logger) : undefined;
+  if (sqlite && options.worker) sqlite.setAutoCheckpointPages(WAL_FALLBACK_PAGES);
 
   const tls = await loadTlsMaterial(config, logger);
   let turn: TurnServer | undefined;

@@ -16,6 +16,9 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import type { SqliteStore } from './sqlite-store.js';
 
+/** Default WAL size (pages) past which the server's own connection checkpoints; also for connections whose checkpoints another process's worker runs. */
+export const WAL_FALLBACK_PAGES = 10_000;
+
 /** Settings of {@link startWalCheckpointer}. */
 export interface WalCheckpointerOptions {
   /** Time between two checkpoints of the worker, ms; default 1000. */
@@ -82,7 +85,7 @@ export function startWalCheckpointer(store: SqliteStore, logger: Logger, opts: W
     workerData: { module, path: store.path, intervalMs: opts.intervalMs ?? 1000 },
     resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 },
   });
-  store.setAutoCheckpointPages(opts.fallbackPages ?? 10_000);
+  store.setAutoCheckpointPages(opts.fallbackPages ?? WAL_FALLBACK_PAGES);
   worker.on('message', (m: { ok: true; pages: number; ms: number } | { ok: false; error: string }) => {
     if (!m.ok) {
       stats.failures++;
