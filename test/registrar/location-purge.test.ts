@@ -28,14 +28,20 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+/** A location service on a new SQLite store, on a clock the test moves (unix s), its purge timer out of the way. */
+async function startLocation(): Promise<{ store: SqliteStore; clock: { nowS: number }; location: LocationService }> {
+  const dir = mkdtempSync(join(tmpdir(), 'rtcedge-purge-'));
+  dirs.push(dir);
+  const store = new SqliteStore(join(dir, 'rtcedge.db'));
+  const clock = { nowS: NOW_S - 100 };
+  const location = new LocationService(store, silentLogger, () => clock.nowS);
+  await location.start(3_600_000);
+  return { store, clock, location };
+}
+
 describe('LocationService.purge and counts', () => {
   it('removes exactly the expired bindings from memory and store, in slices that let other work run', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rtcedge-purge-'));
-    dirs.push(dir);
-    const store = new SqliteStore(join(dir, 'rtcedge.db'));
-    const clock = { nowS: NOW_S - 100 };
-    const location = new LocationService(store, silentLogger, () => clock.nowS);
-    await location.start(3_600_000);
+    const { store, clock, location } = await startLocation();
     const aors = 3 * PURGE_SLICE_AORS;
     // Every AOR has a binding that expires at NOW_S; every other AOR also one that lives on.
     for (let i = 0; i < aors; i++) {
@@ -62,12 +68,7 @@ describe('LocationService.purge and counts', () => {
   });
 
   it('ends a purge under way at its next slice when the service stops', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rtcedge-purge-'));
-    dirs.push(dir);
-    const store = new SqliteStore(join(dir, 'rtcedge.db'));
-    const clock = { nowS: NOW_S - 100 };
-    const location = new LocationService(store, silentLogger, () => clock.nowS);
-    await location.start(3_600_000);
+    const { store, clock, location } = await startLocation();
     for (let i = 0; i < 3 * PURGE_SLICE_AORS; i++) location.put(binding(`sip:user${i}@example.test`, 10000 + i, NOW_S));
     await location.committed();
     clock.nowS = NOW_S;
