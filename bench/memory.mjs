@@ -8,6 +8,7 @@
 //   --cli /path/to/other/dist/cli/main.js   baseline: another build (RSS only if it has no summary line)
 //   --dump file                              append the server's summary lines to file
 //   --repeat N                               each rate N times (fresh server each), then the range of each figure
+//   --workers N                              sip.workers (default 1 on builds that have the key)
 //   --trace-gc                               run the server with node --trace-gc and count its collections
 //                                            during the load by kind (Scavenge, Mark-Compact, ...) with the longest pause
 //
@@ -96,6 +97,19 @@ const gcText = (kinds) =>
 // then only RSS is measured).
 const CLI_PATH = arg('cli', undefined);
 const SUMMARY = !CLI_PATH || hasSummaryLine(CLI_PATH);
+// --workers N: sip.workers of the server. Default 1 when the build knows the key: RSS, heap and pauses are
+// those of the one process measured (with workers, /proc/<pid> would be the primary's only).
+const WORKERS = arg('workers', undefined) ?? (knowsWorkers(CLI_PATH) ? 1 : undefined);
+
+/** Whether the build whose CLI is `cli` (default this checkout's) has the sip.workers key. */
+function knowsWorkers(cli) {
+  try {
+    const schema = cli ? join(dirname(cli), '..', 'config', 'schema.js') : join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'config', 'schema.js');
+    return readFileSync(schema, 'utf8').includes('workers');
+  } catch {
+    return false;
+  }
+}
 
 /** Whether the build whose CLI is `cli` (…/dist/cli/main.js) logs the periodic summary line (dist/log.js). */
 function hasSummaryLine(cli) {
@@ -113,6 +127,7 @@ async function withServer(users, fn) {
     users,
     logLevel: SUMMARY ? 'info' : 'warn',
     summaryInterval: SUMMARY ? 5 : undefined,
+    workers: WORKERS,
     addParallel: 8,
     nodeArgs: NODE_ARGS,
     cli: CLI_PATH,
