@@ -285,6 +285,11 @@ function primaryMetricsSources(
     registrations: () => registrationCounts(location),
     transactions: () => ({ server: 0, client: 0 }),
     activeBans: () => 0,
+    // TURN runs here; the SIP listeners' refusals come with the workers' numbers.
+    connectionsRefused: (): Record<string, number> => {
+      const t = turn()?.stats();
+      return t ? { turn: t.connectionsRefused, turn_peer: t.tcpConnectionsRefused } : {};
+    },
     turn: config.turn.enabled
       ? () => {
           const t = turn();
