@@ -1,19 +1,25 @@
 // Memory, pauses and server-side response times under a sustained REGISTER
 // load (issue 10, items 2 and 3), and a soak.
 //
-//   node bench/memory.mjs [--rates 750,1500] [--seconds 60] [--after 60] [--users 100]
-//   node bench/memory.mjs --soak-minutes 20 [--rate 750]
+//   node bench/memory.mjs [--rates 750,1500] [--seconds 60] [--after 60] [--users 100] [--repeat 3] [--trace-gc]
+//   node bench/memory.mjs --soak-minutes 20 [--rate 750]   (any duration: --soak-minutes 2 to check the script)
 //   node bench/memory.mjs --overload 1500 [--seconds 20]   (2 × 1500/s, then 1500/s)
 //   --node-args '--max-semi-space-size=8'   options for the server's node
 //   --cli /path/to/other/dist/cli/main.js   baseline: another build (RSS only if it has no summary line)
 //   --dump file                              append the server's summary lines to file
+//   --repeat N                               each rate N times (fresh server each), then the range of each figure
+//   --workers N                              sip.workers (default 1 on builds that have the key)
+//   --trace-gc                               run the server with node --trace-gc and count its collections
+//                                            during the load by kind (Scavenge, Mark-Compact, ...) with the longest pause
 //
 // For each rate: start rtcedge (UDP, log level info, summary line every
 // 5 s), wait 10 s idle (the baseline), run SIPp's digest REGISTER scenario
 // (bench/sip.mjs) at that rate for --seconds, then stay idle --after seconds.
 // RSS comes from /proc/<pid>/status (VmRSS) every 5 s; heap, event-loop lag
-// and server-side response-time percentiles (request parsed → final response
-// handed to the socket) come from the server's own summary lines.
+// server-side response-time percentiles (request parsed → final response
+// handed to the socket), the event-loop delay histogram (perf_hooks
+// monitorEventLoopDelay: p99.9 and max per interval) and the longest GC
+// pause per interval come from the server's own summary lines.
 // The soak samples every 30 s. Prints Markdown for bench/RESULTS.md.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -59,18 +65,69 @@ const median = (a) => {
   return s.length ? s[Math.floor(s.length / 2)] : NaN;
 };
 
-const NODE_ARGS = arg('node-args', '').split(' ').filter(Boolean);
+const TRACE_GC = process.argv.includes('--trace-gc');
+const NODE_ARGS = [...arg('node-args', '').split(' ').filter(Boolean), ...(TRACE_GC ? ['--trace-gc'] : [])];
+const REPEAT = Number(arg('repeat', '1'));
+
+/**
+ * Collections in node --trace-gc output `text`, by kind: how many, the
+ * longest and the total pause, ms, and how many paused over 10 and 50 ms. A line reads e.g.
+ * `[pid:0x...]  40123 ms: Mark-Compact 210.3 (250.1) -> 120.4 (240.0) MB, 45.67 / 0.12 ms  (...)`;
+ * the first figure after the sizes is the pause on the main thread.
+ */
+export function gcPauses(text) {
+  const kinds = {};
+  for (const m of text.matchAll(/ ms: ([A-Za-z-]+(?: [A-Za-z-]+)?(?: \(reduce\))?) [\d.]+ \([\d.]+\) -> [\d.]+ \([\d.]+\) MB, ([\d.]+) \/ [\d.]+ ms/g)) {
+    const k = (kinds[m[1]] ??= { count: 0, maxMs: 0, totalMs: 0, over10: 0, over50: 0 });
+    const ms = Number(m[2]);
+    k.count++;
+    k.totalMs += ms;
+    if (ms > 10) k.over10++;
+    if (ms > 50) k.over50++;
+    if (ms > k.maxMs) k.maxMs = ms;
+  }
+  return kinds;
+}
+
+const gcText = (kinds) =>
+  Object.entries(kinds)
+    .map(([k, v]) => `${k} ${v.count}× (total ${v.totalMs.toFixed(0)} ms, ${v.over10} over 10 ms, ${v.over50} over 50 ms, longest ${v.maxMs.toFixed(1)} ms)`)
+    .join(', ') || 'n/a';
 // --cli <path>: a build of another commit, for a baseline in the same window (it may predate the summary line:
 // then only RSS is measured).
 const CLI_PATH = arg('cli', undefined);
+const SUMMARY = !CLI_PATH || hasSummaryLine(CLI_PATH);
+// --workers N: sip.workers of the server. Default 1 when the build knows the key: RSS, heap and pauses are
+// those of the one process measured (with workers, /proc/<pid> would be the primary's only).
+const WORKERS = arg('workers', undefined) ?? (knowsWorkers(CLI_PATH) ? 1 : undefined);
+
+/** Whether the build whose CLI is `cli` (default this checkout's) has the sip.workers key. */
+function knowsWorkers(cli) {
+  try {
+    const schema = cli ? join(dirname(cli), '..', 'config', 'schema.js') : join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'config', 'schema.js');
+    return readFileSync(schema, 'utf8').includes('workers');
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the build whose CLI is `cli` (…/dist/cli/main.js) logs the periodic summary line (dist/log.js). */
+function hasSummaryLine(cli) {
+  try {
+    return readFileSync(join(dirname(cli), '..', 'log.js'), 'utf8').includes("'summary'");
+  } catch {
+    return false;
+  }
+}
 const DUMP = arg('dump', '');
 
 async function withServer(users, fn) {
   const proc = await startRtcedge({
     sipPort: SIP_PORT,
     users,
-    logLevel: CLI_PATH ? 'warn' : 'info',
-    summaryInterval: CLI_PATH ? undefined : 5,
+    logLevel: SUMMARY ? 'info' : 'warn',
+    summaryInterval: SUMMARY ? 5 : undefined,
+    workers: WORKERS,
     addParallel: 8,
     nodeArgs: NODE_ARGS,
     cli: CLI_PATH,
@@ -123,6 +180,7 @@ async function loadRun(dir, users, rate, seconds, afterS, log) {
     const idleRss = rssMB(proc.pid);
     const idleHeap = summaries(proc).at(-1)?.heapMB ?? NaN;
     const tLoad = Date.now();
+    const stdoutAtLoad = proc.stdout.length;
     const sipp = startSipp(dir, rate, seconds);
     const rssDuring = [];
     let running = true;
@@ -132,6 +190,7 @@ async function loadRun(dir, users, rate, seconds, afterS, log) {
       rssDuring.push(rssMB(proc.pid));
     }
     const tEnd = Date.now();
+    const gcDuringLoad = TRACE_GC ? gcPauses(proc.stdout.slice(stdoutAtLoad)) : undefined;
     await sleep(afterS * 1000);
     await sleep(5500); // one more summary line
     const rssAfter = rssMB(proc.pid);
@@ -157,6 +216,11 @@ async function loadRun(dir, users, rate, seconds, afterS, log) {
       p999: max(during.map((l) => l.responseP999Ms)),
       maxResp: max(during.map((l) => l.responseMaxMs)),
       maxLag: max(during.map((l) => l.maxLagMs)),
+      delayP999: max(during.map((l) => l.loopDelayP999Ms)),
+      delayMax: max(during.map((l) => l.loopDelayMaxMs)),
+      gcMax: max(during.map((l) => l.gcMaxPauseMs)),
+      gcMajor: during.reduce((a, l) => a + (l.gcMajorCount ?? 0), 0),
+      gcTrace: gcDuringLoad && gcText(gcDuringLoad),
       refused: during.reduce((a, l) => a + Object.values(l.refused503 ?? {}).reduce((x, y) => x + y, 0), 0),
       held: max(during.map((l) => l.serverTransactionsHeld)),
     };
@@ -187,6 +251,8 @@ async function soak(dir, users, rate, minutes, log) {
         p99: max(w.map((l) => l.responseP99Ms)),
         p999: max(w.map((l) => l.responseP999Ms)),
         lag: max(w.map((l) => l.maxLagMs)),
+        delayP999: max(w.map((l) => l.loopDelayP999Ms)),
+        gcMax: max(w.map((l) => l.gcMaxPauseMs)),
         n: w.reduce((a, l) => a + (l.serverTransactions ?? 0), 0),
       });
       log(JSON.stringify(rows.at(-1)));
@@ -199,12 +265,27 @@ async function soak(dir, users, rate, minutes, log) {
 
 export function loadTable(rows) {
   return [
-    '| REGISTER/s × s | successful | failed | SIPp retransmissions | idle RSS MB | peak RSS MB | RSS MB at end of load | RSS MB 60 s after | after/idle | idle heap MB | peak heap MB | heap MB 60 s after | transactions held (max) | response p50 / p99 / p99.9 / max ms | max event-loop lag ms | 503 sent |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |',
+    '| REGISTER/s × s | successful | failed | SIPp retransmissions | idle RSS MB | peak RSS MB | RSS MB at end of load | RSS MB 60 s after | after/idle | idle heap MB | peak heap MB | heap MB 60 s after | transactions held (max) | response p50 / p99 / p99.9 / max ms | max event-loop lag ms | loop delay p99.9 / max ms | longest GC pause ms (full GCs) | 503 sent |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | --- | ---: |',
     ...rows.map(
       (r) =>
-        `| ${r.rate} × ${r.seconds} | ${r.ok} | ${r.failed} | ${r.retrans} | ${f(r.idleRss)} | ${f(r.peakRss)} | ${f(r.endRss)} | ${f(r.rssAfter)} | ${f(r.rssAfter / r.idleRss, 2)} | ${f(r.idleHeap)} | ${f(r.peakHeap)} | ${f(r.heapAfter)} | ${r.held} | ${f(r.p50, 2)} / ${f(r.p99, 2)} / ${f(r.p999, 2)} / ${f(r.maxResp, 1)} | ${f(r.maxLag)} | ${r.refused} |`,
+        `| ${r.rate} × ${r.seconds} | ${r.ok} | ${r.failed} | ${r.retrans} | ${f(r.idleRss)} | ${f(r.peakRss)} | ${f(r.endRss)} | ${f(r.rssAfter)} | ${f(r.rssAfter / r.idleRss, 2)} | ${f(r.idleHeap)} | ${f(r.peakHeap)} | ${f(r.heapAfter)} | ${r.held} | ${f(r.p50, 2)} / ${f(r.p99, 2)} / ${f(r.p999, 2)} / ${f(r.maxResp, 1)} | ${f(r.maxLag)} | ${f(r.delayP999, 1)} / ${f(r.delayMax, 1)} | ${f(r.gcMax, 1)} (${r.gcMajor}) | ${r.refused} |`,
     ),
+    ...(rows.some((r) => r.gcTrace) ? ['', 'Collections during the load (node --trace-gc):', '', ...rows.map((r) => `- ${r.rate}/s: ${r.gcTrace}`)] : []),
+  ].join('\n');
+}
+
+/** For --repeat: per rate, the range (min–max over the runs) of the figures that decide item 3 and item 2. */
+export function rangeTable(rows) {
+  const rates = [...new Set(rows.map((r) => r.rate))];
+  const range = (a, d = 0) => `${f(Math.min(...a), d)}–${f(Math.max(...a), d)}`;
+  return [
+    '| REGISTER/s | runs | response p99 ms | response p99.9 ms | loop delay p99.9 ms | longest GC pause ms | peak RSS MB | RSS after / idle |',
+    '| ---: | ---: | --- | --- | --- | --- | --- | --- |',
+    ...rates.map((rate) => {
+      const rs = rows.filter((r) => r.rate === rate);
+      return `| ${rate} | ${rs.length} | ${range(rs.map((r) => r.p99), 1)} | ${range(rs.map((r) => r.p999), 1)} | ${range(rs.map((r) => r.delayP999), 1)} | ${range(rs.map((r) => r.gcMax), 1)} | ${range(rs.map((r) => r.peakRss))} | ${range(rs.map((r) => r.rssAfter / r.idleRss), 2)} |`;
+    }),
   ].join('\n');
 }
 
@@ -212,9 +293,9 @@ export function soakTable(res) {
   return [
     `${res.rate} REGISTER/s for ${res.minutes} min: ${res.ok} successful, ${res.failed} failed, ${res.retrans} SIPp retransmissions; idle RSS before the load ${f(res.idleRss)} MB.`,
     '',
-    '| t s | RSS MB | heap MB | response p50 / p99 / p99.9 ms (per 30 s) | max event-loop lag ms | transactions |',
-    '| ---: | ---: | ---: | --- | ---: | ---: |',
-    ...res.rows.map((r) => `| ${r.t} | ${f(r.rss)} | ${f(r.heap)} | ${f(r.p50, 2)} / ${f(r.p99, 2)} / ${f(r.p999, 2)} | ${f(r.lag)} | ${r.n} |`),
+    '| t s | RSS MB | heap MB | response p50 / p99 / p99.9 ms (per 30 s) | max event-loop lag ms | loop delay p99.9 ms | longest GC pause ms | transactions |',
+    '| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |',
+    ...res.rows.map((r) => `| ${r.t} | ${f(r.rss)} | ${f(r.heap)} | ${f(r.p50, 2)} / ${f(r.p99, 2)} / ${f(r.p999, 2)} | ${f(r.lag)} | ${f(r.delayP999, 1)} | ${f(r.gcMax, 1)} | ${r.n} |`),
   ].join('\n');
 }
 
@@ -284,8 +365,9 @@ if (overloadCapacity > 0) {
 } else {
   const rows = [];
   for (const rate of arg('rates', '750,1500').split(',').map(Number)) {
-    rows.push(await loadRun(dir, users, rate, Number(arg('seconds', '60')), Number(arg('after', '60')), console.log));
+    for (let i = 0; i < REPEAT; i++) rows.push(await loadRun(dir, users, rate, Number(arg('seconds', '60')), Number(arg('after', '60')), console.log));
   }
-  console.log(`\n${rows[0]?.server}\n${rows.map((r) => r.command).join('\n')}\n`);
+  console.log(`\n${rows[0]?.server}\n${[...new Set(rows.map((r) => r.command))].join('\n')}\n`);
   console.log(loadTable(rows));
+  if (REPEAT > 1) console.log('\n' + rangeTable(rows));
 }

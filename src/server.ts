@@ -7,7 +7,7 @@ import { loadOrCreateSecret } from './config/secret.js';
 import { tempGruuKey } from './registrar/gruu.js';
 import { prepareDataDir } from './config/data-dir.js';
 import { planReload } from './config/reload-plan.js';
-import { openStore, RedisAbuseChannel, RedisBindingChannel, RedisCallCounter, RedisStore, redisUserSource, StoreError } from './store/index.js';
+import { openStore, RedisAbuseChannel, RedisBindingChannel, RedisCallCounter, RedisStore, redisUserSource, StoreError, startWalCheckpointer, WAL_FALLBACK_PAGES } from './store/index.js';
 import { getHeader, type SipMessage } from './sip/message.js';
 import type { ServerTransaction } from './transaction/server-transaction.js';
 import type { CallRefusal } from './security/call-limits.js';
@@ -110,6 +110,11 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   // data_dir (0700) and its files: the layout is config/data-dir.ts.
   prepareDataDir(config.data_dir);
   const { store, secret, replication: redisReplication } = await openStoreOf(config, logger);
+  // WAL checkpoints of the SQLite store in one worker thread per instance: here, or in the cluster primary
+  // for its SIP workers (a Redis store has none).
+  const sqlite = config.store.type === 'redis' ? undefined : (store as SqliteStore);
+  const checkpoints = sqlite && !options.worker ? startWalCheckpointer(sqlite, logger) : undefined;
+  if (sqlite && options.worker) sqlite.setAutoCheckpointPages(WAL_FALLBACK_PAGES);
 
   const tls = await loadTlsMaterial(config, logger);
   let turn: TurnServer | undefined;
@@ -179,6 +184,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     await users.close();
     await abuse?.close();
     await redisReplication?.close();
+    await checkpoints?.stop();
     await store.close();
     throw err;
   }
@@ -210,6 +216,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
       await users.close();
       await abuse?.close();
       await redisReplication?.close();
+      await checkpoints?.stop();
       await store.close();
       log.info('rtcedge stopped');
     },
@@ -603,12 +610,16 @@ function startSipSummary(
       const mem = process.memoryUsage();
       const rt = transactions.takeResponseTimes();
       const gc = load.takeGcStats();
+      const delay = load.takeDelay();
       return {
         responseP50Ms: rt.p50Ms,
         responseP99Ms: rt.p99Ms,
         responseP999Ms: rt.p999Ms,
         responseMaxMs: rt.maxMs,
         maxLagMs: Math.round(load.takeMaxLagMs()),
+        loopDelayP99Ms: delay.p99Ms,
+        loopDelayP999Ms: delay.p999Ms,
+        loopDelayMaxMs: delay.maxMs,
         gcCount: gc.count,
         gcMajorCount: gc.majorCount,
         gcTotalMs: gc.totalMs,
@@ -651,6 +662,7 @@ function createTransport(
       stallMs: config.sip.limits.stream_stall_ms,
     },
     dropBeforeParse: () => admission.dropBeforeParse(),
+    maxConnectionsPerListener: config.sip.limits.max_connections,
     logger,
     onTlsHandshake: (ok) => metrics.countTlsHandshake(ok),
     onSend: (msg) => metrics.countSipMessage(msg, 'out'),
@@ -812,6 +824,10 @@ export async function startTurn(config: Config, tls: TlsMaterial | undefined, se
     maxAllocationsPerUser: config.turn.max_allocations_per_user,
     maxAllocations: config.turn.max_allocations,
     bandwidthLimitBytesPerS: config.turn.bandwidth_limit,
+    maxPermissionsPerAllocation: config.turn.permissions_per_allocation,
+    maxTcpConnectionsPerAllocation: config.turn.tcp_connections_per_allocation,
+    maxPendingTcpConnectionsPerAllocation: config.turn.tcp_pending_per_allocation,
+    maxConnectionsPerListener: config.turn.max_connections,
     challengeRatePerS: config.turn.challenge_rate,
     challengeAddressRatePerS: config.turn.challenge_address_rate,
     exemptSources: config.sip.security.exempt_sources,

@@ -31,7 +31,7 @@ export interface MetricsLayers {
 /** Metrics of one server over the layers `layers()` returns when scraped. */
 export function createServerMetrics(config: Pick<Config, 'turn'>, layers: () => MetricsLayers): ServerMetrics {
   return new ServerMetrics({
-    registrations: () => registrationCounts(layers().location),
+    registrations: () => layers().location.counts(),
     transactions: () => layers().transactions.size(),
     activeBans: () => layers().bans.list().length,
     sipDrops: () => {
@@ -45,6 +45,11 @@ export function createServerMetrics(config: Pick<Config, 'turn'>, layers: () => 
       };
     },
     sipRefused: () => ({ ...layers().transactions.counters.refused }),
+    connectionsRefused: () => {
+      const l = layers();
+      const t = l.turn?.stats();
+      return { sip: l.transport.counters.connectionsRefused, ...(t && { turn: t.connectionsRefused, turn_peer: t.tcpConnectionsRefused }) };
+    },
     turn: config.turn.enabled
       ? () => {
           const turn = layers().turn;
@@ -54,7 +59,7 @@ export function createServerMetrics(config: Pick<Config, 'turn'>, layers: () => 
   });
 }
 
-/** AORs with at least one unexpired binding, and those bindings, for /metrics. */
+/** AORs with at least one unexpired binding, and those bindings, for /metrics of a source without counts() (the cluster primary's store view). */
 export function registrationCounts(location: Pick<LocationService, 'aors' | 'lookup'>): { aors: number; bindings: number } {
   let aors = 0;
   let bindings = 0;

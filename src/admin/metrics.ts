@@ -37,6 +37,12 @@ export interface MetricsSources {
   sipDrops?(): Record<string, number>;
   /** New requests answered 503 + Retry-After under overload since start, by what was exceeded (transaction/admission.ts). */
   sipRefused?(): Record<string, number>;
+  /**
+   * Connections refused since start, by service: `sip` and `turn` (closed on
+   * accept, their listener holding `max_connections`), `turn_peer` (RFC 6062
+   * Connects answered 508 and peer connections closed at the per-allocation limits).
+   */
+  connectionsRefused?(): Record<string, number>;
   /** TURN state and cumulative counters; undefined when TURN is off. */
   turn?(): TurnMetricsSnapshot;
 }
@@ -146,7 +152,12 @@ export class ServerMetrics implements MetricsExposition {
         },
       });
     };
-    const { sipDrops, sipRefused } = sources;
+    const { sipDrops, sipRefused, connectionsRefused } = sources;
+    if (connectionsRefused) {
+      mirrored('rtcedge_connections_refused_total', 'Connections refused at a bound, by service: sip, turn (listener full), turn_peer (RFC 6062 per-allocation limits)', ['service'], () =>
+        Object.entries(connectionsRefused()).map(([service, value]) => ({ labels: { service }, value })),
+      );
+    }
     if (sipDrops) {
       mirrored('rtcedge_sip_dropped_total', 'SIP messages the server discarded, by reason: banned, scanner, overload (before parsing), malformed (400 when a request line was readable), stream_closed (connections closed by backpressure)', ['reason'], () =>
         Object.entries(sipDrops()).map(([reason, value]) => ({ labels: { reason }, value })),

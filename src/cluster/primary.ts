@@ -16,7 +16,7 @@ import type { Logger } from '../log.js';
 import type { Config } from '../config/schema.js';
 import { prepareDataDir } from '../config/data-dir.js';
 import { loadOrCreateSecret } from '../config/secret.js';
-import { openStore } from '../store/index.js';
+import { openStore, startWalCheckpointer } from '../store/index.js';
 import { storeUserSource } from '../auth/user-source.js';
 import { openDirectory } from '../directory/index.js';
 import { bindingOrder, LocationService } from '../registrar/location-service.js';
@@ -90,6 +90,8 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
   const secret = loadOrCreateSecret(config.data_dir);
   // Opened once here first: migrations and the quick check run before any worker opens it.
   const store = openStore(config);
+  // The workers' connections checkpoint only past a bound: this worker thread copies the WAL for all of them.
+  const checkpoints = startWalCheckpointer(store, logger);
   const tls = await loadTlsMaterial(config, logger);
   const users = openDirectory(config.directory, config.domains, logger) ?? storeUserSource(store);
   const meshDir = mkdtempSync(join(tmpdir(), 'rtcedge-'));
@@ -210,6 +212,7 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
     await turn?.stop();
     await location.stop();
     await users.close();
+    await checkpoints.stop();
     store.close();
   };
 
@@ -282,6 +285,11 @@ function primaryMetricsSources(
     registrations: () => registrationCounts(location),
     transactions: () => ({ server: 0, client: 0 }),
     activeBans: () => 0,
+    // TURN runs here; the SIP listeners' refusals come with the workers' numbers.
+    connectionsRefused: (): Record<string, number> => {
+      const t = turn()?.stats();
+      return t ? { turn: t.connectionsRefused, turn_peer: t.tcpConnectionsRefused } : {};
+    },
     turn: config.turn.enabled
       ? () => {
           const t = turn();

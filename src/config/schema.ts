@@ -289,6 +289,8 @@ const sipSchema = z.strictObject({
       stream_pause_bytes: positiveInt('bytes').default(262144),
       stream_close_bytes: positiveInt('bytes').default(4194304),
       stream_stall_ms: positiveInt('ms').default(10000),
+      // Open connections per TCP/TLS/WS/WSS listener; one more is closed when accepted.
+      max_connections: positiveInt('connections').default(10000),
     })
     .prefault({}),
   // Admission control: past these bounds new requests get 503 + Retry-After (RFC 3261 §21.5.4).
@@ -369,6 +371,14 @@ const turnSchema = z
     max_allocations_per_user: nonNegativeInt('allocations').default(10),
     max_allocations: nonNegativeInt('allocations').default(1000),
     bandwidth_limit: nonNegativeInt('bytes/s').default(0),
+    // Peer IP addresses with a permission per allocation (RFC 8656 §9); a request that would add more gets 508.
+    permissions_per_allocation: positiveInt('permissions').default(1024),
+    // RFC 6062 peer data connections per TCP allocation (bound or waiting), and of those waiting for their
+    // ConnectionBind; a Connect beyond gets 508, a peer connecting beyond is closed.
+    tcp_connections_per_allocation: positiveInt('connections').default(256),
+    tcp_pending_per_allocation: positiveInt('connections').default(32),
+    // Open connections per TURN TCP/TLS listener (clients and RFC 6062 data connections); one more is closed.
+    max_connections: positiveInt('connections').default(10000),
     // Unauthenticated answers (401/438/400) per second per client 5-tuple, and per source address; sources in
     // sip.security.exempt_sources are not limited; retransmissions are answered from a cache, uncounted.
     challenge_rate: nonNegativeInt('responses/s').default(20),

@@ -70,6 +70,13 @@ interface CachedUser {
 
 /** Most cached results kept; the oldest are dropped beyond it. */
 const MAX_CACHE = 10_000;
+/**
+ * Most searches in flight (distinct users); one more is refused as
+ * unavailable (503 with Retry-After) instead of queueing. TURN requests with
+ * a USERNAME reach the directory before their integrity is checked, so
+ * without it a flood of made-up names would grow this table without bound.
+ */
+export const MAX_LOOKUPS_IN_FLIGHT = 1000;
 /** Longest user name sent to the directory (characters); longer ones are unknown. */
 const MAX_USER_LENGTH = 256;
 const HEX = /^[0-9a-fA-F]+$/;
@@ -142,6 +149,9 @@ export class LdapDirectory implements UserSource {
     if (hit) this.cache.delete(key);
     let p = this.inflight.get(key);
     if (!p) {
+      if (this.inflight.size >= MAX_LOOKUPS_IN_FLIGHT) {
+        throw new UserSourceUnavailableError(`LDAP directory busy: ${MAX_LOOKUPS_IN_FLIGHT} lookups in flight`, this.opts.retryAfter);
+      }
       p = this.fetch(username, r).finally(() => this.inflight.delete(key));
       this.inflight.set(key, p);
     }

@@ -7,6 +7,9 @@ export function bindingOrder(a: BindingRecord, b: BindingRecord): number {
   return (b.q ?? 1) - (a.q ?? 1) || b.updatedAt - a.updatedAt;
 }
 
+/** AORs a purge walks per event-loop turn. */
+export const PURGE_SLICE_AORS = 1000;
+
 /**
  * The location service (RFC 3261 §10.2, §16.5): bindings of AORs to contact
  * addresses, held in memory for lookups and written to the store in batches:
@@ -33,6 +36,9 @@ export class LocationService {
   /** The last commit (and announcement) still under way, for {@link committed}; resolves to its failure, if any. */
   private inFlight: Promise<unknown> | undefined;
   private readonly log: Logger;
+  /** The purge under way, if any (stop() waits for it). */
+  private purging: Promise<number> | undefined;
+  private stopping = false;
 
   /**
    * @param store where bindings are kept durably.
@@ -63,9 +69,11 @@ export class LocationService {
     this.purgeTimer.unref();
   }
 
-  /** Stop the purge timer and commit every queued change. */
-  stop(): Promise<void> {
+  /** Stop the purge timer (a purge under way ends after its current slice) and commit every queued change. */
+  async stop(): Promise<void> {
     if (this.purgeTimer) clearInterval(this.purgeTimer);
+    this.stopping = true;
+    await this.purging;
     return this.flush();
   }
 
@@ -193,7 +201,25 @@ export class LocationService {
     return b && b.expires > this.nowS() ? b : undefined;
   }
 
-  /** AORs with bindings in memory, sorted (expired bindings not yet purged count); for the admin API and metrics. */
+  /**
+   * AORs with at least one unexpired binding, and unexpired bindings, in one
+   * pass over memory without copying or sorting (for metrics scrapes, which
+   * must not pause the event loop in proportion to the AORs).
+   */
+  counts(): { aors: number; bindings: number } {
+    const nowS = this.nowS();
+    let aors = 0;
+    let bindings = 0;
+    for (const list of this.byAor.values()) {
+      let live = 0;
+      for (const b of list) if (b.expires > nowS) live++;
+      bindings += live;
+      if (live > 0) aors++;
+    }
+    return { aors, bindings };
+  }
+
+  /** AORs with bindings in memory, sorted (expired bindings not yet purged count); for the admin API. */
   aors(): string[] {
     return [...this.byAor.keys()].sort();
   }
@@ -246,21 +272,51 @@ export class LocationService {
     if (this.byContact.get(b.contactUri) === b) this.byContact.delete(b.contactUri);
   }
 
-  private async purge(): Promise<void> {
+  /**
+   * Drops expired bindings from memory, then from the store; resolves with
+   * how many left memory. Runs every `purgeIntervalMs`; a call while one
+   * runs resolves with 0. Memory is walked in slices of
+   * {@link PURGE_SLICE_AORS} AORs, giving the event loop back between
+   * slices, and lists are trimmed in place (no new arrays), so a purge over
+   * many AORs neither pauses requests nor makes garbage in proportion to the
+   * AORs. After stop() it ends at the next slice.
+   */
+  purge(): Promise<number> {
+    if (this.purging) return Promise.resolve(0);
+    const run = this.purgeExpired().finally(() => {
+      this.purging = undefined;
+    });
+    this.purging = run;
+    return run;
+  }
+
+  private async purgeExpired(): Promise<number> {
     const nowS = this.nowS();
-    for (const [aor, list] of this.byAor) {
-      for (const b of list) if (b.expires <= nowS) this.unindex(b);
-      const live = list.filter((b) => b.expires > nowS);
-      if (live.length === 0) this.byAor.delete(aor);
-      else this.byAor.set(aor, live);
-    }
+    let removed = 0;
+    let seen = 0;
     try {
+      // Map iteration visits entries added or kept while it yields; deleted ones are skipped.
+      for (const [aor, list] of this.byAor) {
+        let kept = 0;
+        for (const b of list) {
+          if (b.expires > nowS) list[kept++] = b;
+          else this.unindex(b);
+        }
+        removed += list.length - kept;
+        list.length = kept;
+        if (kept === 0) this.byAor.delete(aor);
+        if (++seen % PURGE_SLICE_AORS === 0) {
+          await new Promise((r) => setImmediate(r));
+          if (this.stopping) return removed;
+        }
+      }
       await this.flush();
-      const removed = this.store.deleteExpiredBindings(nowS);
-      const n = removed instanceof Promise ? await removed : removed;
+      const gone = this.store.deleteExpiredBindings(nowS);
+      const n = gone instanceof Promise ? await gone : gone;
       if (n) this.log.debug({ removed: n }, 'expired bindings purged');
     } catch (err) {
       this.log.warn({ err }, 'purging expired bindings failed');
     }
+    return removed;
   }
 }

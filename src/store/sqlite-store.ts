@@ -487,6 +487,20 @@ export class SqliteStore implements BindingStore {
   }
 
   /** Close the database; further calls throw. Closing twice is harmless. */
+  /**
+   * Sets the WAL size, in pages, past which a commit on this connection runs
+   * a checkpoint (`PRAGMA wal_autocheckpoint`; SQLite's default is 1000).
+   * wal-checkpointer.ts raises it when a worker thread checkpoints instead.
+   */
+  setAutoCheckpointPages(pages: number): void {
+    this.db.pragma(`wal_autocheckpoint = ${Math.max(0, Math.floor(pages))}`);
+  }
+
+  /** The connection's `wal_autocheckpoint`, pages. */
+  autoCheckpointPages(): number {
+    return this.db.pragma('wal_autocheckpoint', { simple: true }) as number;
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }

@@ -8,10 +8,13 @@
  * One monitor serves the process (there is one event loop); `startEventLoopLoad`
  * is idempotent and returns the running one.
  */
-import { performance, PerformanceObserver, type EventLoopUtilization } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, PerformanceObserver, type EventLoopUtilization } from 'node:perf_hooks';
 
 /** Sampling period of the lag/utilisation timer, ms. */
 export const SAMPLE_INTERVAL_MS = 100;
+
+/** Resolution of the event-loop delay histogram (perf_hooks monitorEventLoopDelay), ms. */
+export const DELAY_RESOLUTION_MS = 5;
 
 /** A process-wide event-loop load monitor. */
 export class EventLoopLoad {
@@ -37,6 +40,7 @@ export class EventLoopLoad {
   private readonly listeners = new Set<() => void>();
   private gcObserver: PerformanceObserver | undefined;
   private gc = { count: 0, totalMs: 0, maxMs: 0, majorCount: 0 };
+  private delay: ReturnType<typeof monitorEventLoopDelay> | undefined;
 
   constructor(overloadLagMs = 200) {
     this.overloadLagMs = overloadLagMs;
@@ -64,6 +68,8 @@ export class EventLoopLoad {
       }
     });
     this.gcObserver.observe({ entryTypes: ['gc'] });
+    this.delay = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS });
+    this.delay.enable();
   }
 
   /** Stop sampling. */
@@ -72,6 +78,23 @@ export class EventLoopLoad {
     this.timer = undefined;
     this.gcObserver?.disconnect();
     this.gcObserver = undefined;
+    this.delay?.disable();
+    this.delay = undefined;
+  }
+
+  /**
+   * Event-loop delay since the previous call, from perf_hooks
+   * monitorEventLoopDelay (a timer every DELAY_RESOLUTION_MS; how late it
+   * fired): p99, p99.9 and max, ms, one decimal; zeros before start().
+   */
+  takeDelay(): { p99Ms: number; p999Ms: number; maxMs: number } {
+    const h = this.delay;
+    if (!h || h.count === 0) return { p99Ms: 0, p999Ms: 0, maxMs: 0 };
+    // The histogram holds ns, and counts the resolution itself as delay.
+    const ms = (ns: number) => Math.max(0, Math.round((ns / 1e6 - DELAY_RESOLUTION_MS) * 10) / 10);
+    const r = { p99Ms: ms(h.percentile(99)), p999Ms: ms(h.percentile(99.9)), maxMs: ms(h.max) };
+    h.reset();
+    return r;
   }
 
   /** Garbage collections since the previous call: how many, how many full (mark-compact), total and longest pause, ms. */

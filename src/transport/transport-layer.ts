@@ -68,7 +68,16 @@ export interface TransportOptions {
    * every worker and written by the worker that holds them. Absent: one worker.
    */
   mesh?: WorkerMesh;
+  /**
+   * Most open connections per TCP/TLS/WS/WSS listener (net.Server
+   * maxConnections); one more is closed as soon as it is accepted and counted
+   * in `counters.connectionsRefused`. Default {@link DEFAULT_MAX_CONNECTIONS}.
+   */
+  maxConnectionsPerListener?: number;
 }
+
+/** Default most open connections per stream listener (`sip.limits.max_connections`). */
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
 
 /**
  * What TLS needs, replaceable at run time ({@link TransportLayer.setTlsMaterial}):
@@ -136,7 +145,7 @@ export class TransportLayer {
   private localAddresses = new Set<string>();
   private readonly log: Logger;
   /** Counts since start (the periodic summary line reports their increase). */
-  readonly counters = { droppedBeforeParse: 0, malformed: 0, handedOff: 0, handedIn: 0 };
+  readonly counters = { droppedBeforeParse: 0, malformed: 0, handedOff: 0, handedIn: 0, connectionsRefused: 0 };
   /** Flows held by the other workers (empty with one worker). */
   private readonly remote = new RemoteFlows();
   private readonly mesh: WorkerMesh | undefined;
@@ -484,6 +493,8 @@ export class TransportLayer {
       });
     });
     server.on('error', (err) => this.log.warn({ err: err.message }, 'listener error'));
+    server.maxConnections = this.opts.maxConnectionsPerListener ?? DEFAULT_MAX_CONNECTIONS;
+    server.on('drop', () => this.counters.connectionsRefused++);
     const addr = server.address() as net.AddressInfo;
     this.servers.push({ server, wss, bound: { transport: spec.transport, address: addr.address, port: addr.port, advertisedHost: this.advertise(addr.address) } });
     this.bound = [...this.udpSockets.map((u) => u.bound), ...this.servers.map((x) => x.bound)];

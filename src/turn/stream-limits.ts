@@ -17,10 +17,16 @@ export interface StreamLimits {
   closeAboveBytes: number;
   /** Close the stream when a paused write queue has not drained for this long; default 30 000 ms. */
   stallCloseMs: number;
+  /**
+   * Stop reading a client stream while this many bytes of its messages wait
+   * to be handled (answers go out in request order, so one request waiting
+   * for a credential lookup holds up those behind it); default 64 KiB.
+   */
+  pendingRequestBytes: number;
 }
 
 /** Defaults of StreamLimits (documented in README.md). */
-export const DEFAULT_STREAM_LIMITS: StreamLimits = { pauseAboveBytes: 64 * 1024, closeAboveBytes: 1024 * 1024, stallCloseMs: 30_000 };
+export const DEFAULT_STREAM_LIMITS: StreamLimits = { pauseAboveBytes: 64 * 1024, closeAboveBytes: 1024 * 1024, stallCloseMs: 30_000, pendingRequestBytes: 64 * 1024 };
 
 /** Counters over every stream of a server (a plain object that metrics can read). */
 export interface StreamCounters {
@@ -34,11 +40,13 @@ export interface StreamCounters {
   dropped: number;
   /** Largest write queue seen on any stream, bytes. */
   maxWriteQueueBytes: number;
+  /** Times a client stream stopped being read because `pendingRequestBytes` of its messages waited to be handled. */
+  pausedPendingRequests: number;
 }
 
 /** A zeroed counter object. */
 export function newStreamCounters(): StreamCounters {
-  return { paused: 0, closedOverLimit: 0, closedStalled: 0, dropped: 0, maxWriteQueueBytes: 0 };
+  return { paused: 0, closedOverLimit: 0, closedStalled: 0, dropped: 0, maxWriteQueueBytes: 0, pausedPendingRequests: 0 };
 }
 
 /**

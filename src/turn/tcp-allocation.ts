@@ -22,6 +22,30 @@ export const PROTOCOL_TCP = 6;
 export const TCP_CONNECTION_TIMEOUT_MS = 30_000;
 
 /**
+ * Bounds on the peer data connections of one TCP allocation (RFC 6062 leaves
+ * them to the server). A Connect beyond either gets 508 Insufficient Capacity
+ * (RFC 8656 §18: a capacity limit was reached; 446 is for a second
+ * connection to the same peer), and a peer connecting beyond either is closed
+ * without a ConnectionAttempt.
+ */
+export interface TcpConnectionLimits {
+  /** Peer data connections per allocation, bound or waiting; default 256 (coturn's peer endpoints per allocation). */
+  perAllocation: number;
+  /** Of those, connections waiting for their ConnectionBind (and Connects in progress); default 32. */
+  pendingPerAllocation: number;
+}
+
+/** The default TcpConnectionLimits (`turn.tcp_connections_per_allocation`, `turn.tcp_pending_per_allocation`). */
+export const DEFAULT_TCP_CONNECTION_LIMITS: TcpConnectionLimits = { perAllocation: 256, pendingPerAllocation: 32 };
+
+/** Counts of TcpConnections: live peer data connections, those waiting for ConnectionBind, and those refused at the limits. */
+export interface TcpConnectionCounts {
+  tcpConnections: number;
+  tcpConnectionsPending: number;
+  tcpConnectionsRefused: number;
+}
+
+/**
  * The socket side of TCP allocations (RFC 6062). Connection ids are chosen by
  * the control plane; the socket side keeps one peer TCP connection per id.
  */
@@ -62,17 +86,34 @@ export function tcpAllocateFamily(ft: FiveTuple, msg: StunMessage, relayFamilies
   return family;
 }
 
-/** The peer data connections of every TCP allocation of a server. */
+/**
+ * The peer data connections of every TCP allocation of a server, at most
+ * `limits.perAllocation` per allocation (so at most that many times the
+ * allocations in all).
+ */
 export class TcpConnections {
   private readonly connections = new Map<number, TcpConnection>();
-  /** Allocations that relay over TCP. */
-  private readonly tcpAllocations = new WeakSet<Allocation>();
+  /** Allocations that relay over TCP, with their connections by id. */
+  private readonly tcpAllocations = new WeakMap<Allocation, Map<number, TcpConnection>>();
+  private readonly limits: TcpConnectionLimits;
+  private pending = 0;
+  private refused = 0;
 
-  constructor(readonly ops: TcpRelayOps) {}
+  constructor(
+    readonly ops: TcpRelayOps,
+    limits: Partial<TcpConnectionLimits> = {},
+  ) {
+    this.limits = { ...DEFAULT_TCP_CONNECTION_LIMITS, ...limits };
+  }
 
   /** Marks `a` as a TCP allocation. */
   add(a: Allocation): void {
-    this.tcpAllocations.add(a);
+    if (!this.tcpAllocations.has(a)) this.tcpAllocations.set(a, new Map());
+  }
+
+  /** Live and waiting connections, and the Connects and peer connections refused at the limits so far. */
+  counts(): TcpConnectionCounts {
+    return { tcpConnections: this.connections.size, tcpConnectionsPending: this.pending, tcpConnectionsRefused: this.refused };
   }
 
   /** True if `a` relays over TCP. */
@@ -84,16 +125,23 @@ export class TcpConnections {
    * Connect (RFC 6062 §5.2) from allocation `a` to `peer` (already checked
    * against the peer policy): resolves with the new CONNECTION-ID; rejects
    * with TurnError 400 (not a TCP allocation), 446 (a connection to that peer
-   * exists) or 447 (connecting failed or timed out).
+   * exists), 508 (the allocation holds `limits.perAllocation` connections, or
+   * `limits.pendingPerAllocation` wait for ConnectionBind) or 447 (connecting
+   * failed or timed out).
    */
   async connect(a: Allocation, peer: TransportAddress, nowMs: () => number): Promise<number> {
-    if (!this.has(a)) throw new TurnError(400, 'Bad Request: not a TCP allocation');
-    for (const c of this.connections.values()) {
-      if (c.allocation === a && c.peer.address === peer.address && c.peer.port === peer.port) throw new TurnError(446);
+    const own = this.tcpAllocations.get(a);
+    if (!own) throw new TurnError(400, 'Bad Request: not a TCP allocation');
+    for (const c of own.values()) {
+      if (c.peer.address === peer.address && c.peer.port === peer.port) throw new TurnError(446);
     }
-    const id = this.newConnectionId();
-    const conn: TcpConnection = { id, allocation: a, peer, bindByMs: nowMs() + TCP_CONNECTION_TIMEOUT_MS * 2 };
-    this.connections.set(id, conn);
+    const full = this.whichLimit(own);
+    if (full) {
+      this.refused++;
+      throw new TurnError(508, `Insufficient Capacity: ${full}`);
+    }
+    const conn = this.track({ id: this.newConnectionId(), allocation: a, peer, bindByMs: nowMs() + TCP_CONNECTION_TIMEOUT_MS * 2 }, own);
+    const id = conn.id;
     try {
       await this.ops.connect(a.relay, peer, id);
     } catch {
@@ -116,17 +164,24 @@ export class TcpConnections {
     if (!c || c.bindByMs === undefined || c.bindByMs <= nowMs) throw new TurnError(400, 'Bad Request: unknown CONNECTION-ID');
     if (c.allocation.username !== username) throw new TurnError(441);
     c.bindByMs = undefined;
+    this.pending--;
     this.ops.bind(c.id, ft);
   }
 
   /**
    * A peer connected to TCP allocation `a` (RFC 6062 §5.3; permission and
    * policy already checked): a new CONNECTION-ID and the ConnectionAttempt
-   * indication for the client.
+   * indication for the client; undefined when `a` is not a TCP allocation or
+   * is at one of its limits (the caller closes the peer's connection).
    */
-  peerConnected(a: Allocation, peer: TransportAddress, nowMs: number): { connectionId: number; indication: Buffer } {
-    const id = this.newConnectionId();
-    this.connections.set(id, { id, allocation: a, peer, bindByMs: nowMs + TCP_CONNECTION_TIMEOUT_MS });
+  peerConnected(a: Allocation, peer: TransportAddress, nowMs: number): { connectionId: number; indication: Buffer } | undefined {
+    const own = this.tcpAllocations.get(a);
+    if (!own) return undefined;
+    if (this.whichLimit(own)) {
+      this.refused++;
+      return undefined;
+    }
+    const id = this.track({ id: this.newConnectionId(), allocation: a, peer, bindByMs: nowMs + TCP_CONNECTION_TIMEOUT_MS }, own).id;
     const transactionId = randomBytes(12);
     const indication = encodeStunMessage({
       method: StunMethod.ConnectionAttempt,
@@ -139,12 +194,14 @@ export class TcpConnections {
 
   /** The peer side of connection `connectionId` closed: forget it. */
   peerClosed(connectionId: number): void {
-    this.connections.delete(connectionId);
+    const c = this.connections.get(connectionId);
+    if (c) this.forget(c);
   }
 
   /** Closes every connection of allocation `a` (deleted). */
   closeAllOf(a: Allocation): void {
-    for (const c of [...this.connections.values()]) if (c.allocation === a) this.close(c);
+    const own = this.tcpAllocations.get(a);
+    if (own) for (const c of [...own.values()]) this.close(c);
   }
 
   /** Closes connections still waiting for ConnectionBind at `nowMs`. */
@@ -154,8 +211,31 @@ export class TcpConnections {
 
   private close(c: TcpConnection): void {
     if (this.connections.get(c.id) !== c) return;
-    this.connections.delete(c.id);
+    this.forget(c);
     this.ops.close(c.id);
+  }
+
+  /** Which limit of TcpConnectionLimits an allocation with connections `own` is at, if any. */
+  private whichLimit(own: Map<number, TcpConnection>): string | undefined {
+    if (own.size >= this.limits.perAllocation) return `${this.limits.perAllocation} TCP connections in this allocation`;
+    let waiting = 0;
+    for (const c of own.values()) if (c.bindByMs !== undefined) waiting++;
+    if (waiting >= this.limits.pendingPerAllocation) return `${this.limits.pendingPerAllocation} TCP connections wait for ConnectionBind`;
+    return undefined;
+  }
+
+  private track(c: TcpConnection, own: Map<number, TcpConnection>): TcpConnection {
+    this.connections.set(c.id, c);
+    own.set(c.id, c);
+    this.pending++;
+    return c;
+  }
+
+  private forget(c: TcpConnection): void {
+    if (this.connections.get(c.id) !== c) return;
+    this.connections.delete(c.id);
+    this.tcpAllocations.get(c.allocation)?.delete(c.id);
+    if (c.bindByMs !== undefined) this.pending--;
   }
 
   private newConnectionId(): number {

@@ -44,7 +44,8 @@ import { type FiveTuple, fiveTupleKey, isDatagramTransport } from './five-tuple.
 import { PeerPolicy } from './peer-policy.js';
 import { allocationQuota, type QuotaHandler, quotaName } from './quota.js';
 import { newRelayCounters, peerToClient, type RelayContext, type RelayCounters, relayClientChannelData, relaySendIndication } from './relaying.js';
-import { PROTOCOL_TCP, tcpAllocateFamily, TcpConnections, type TcpRelayOps } from './tcp-allocation.js';
+import { DEFAULT_MAX_PERMISSIONS } from './permission.js';
+import { PROTOCOL_TCP, tcpAllocateFamily, type TcpConnectionCounts, TcpConnections, type TcpRelayOps } from './tcp-allocation.js';
 import { TransactionCache } from './transaction-cache.js';
 import { type AuthOk, TurnAuthenticator, type TurnAuthOptions } from './turn-auth.js';
 import { TurnError } from './turn-error.js';
@@ -105,6 +106,12 @@ export interface TurnPolicyOptions extends TurnAuthOptions {
   maxAllocationsPerUser?: number;
   /** Most allocations in all, 0 = no limit; default 1000 (486 above). Used by the default `quota`. */
   maxAllocations?: number;
+  /** Peer data connections per TCP allocation (RFC 6062), bound or waiting; default 256. A Connect beyond gets 508, a peer beyond is closed. */
+  maxTcpConnectionsPerAllocation?: number;
+  /** Peer data connections per TCP allocation waiting for their ConnectionBind; default 32 (508 / closed beyond, as above). */
+  maxPendingTcpConnectionsPerAllocation?: number;
+  /** Permissions (peer IP addresses) per allocation; default 1024. A CreatePermission or ChannelBind that would add more gets 508. */
+  maxPermissionsPerAllocation?: number;
   /** Per-allocation relay bandwidth cap, bytes/s of payload both ways; 0 = none (default). Excess is dropped and counted. */
   bandwidthLimitBytesPerS?: number;
   /** Unauthenticated answers (401, 438, 400) per second per client 5-tuple; 0 = no limit; default 20. Excess is dropped. */
@@ -139,7 +146,7 @@ export interface ClientDelivery {
 }
 
 /** Counters of the control plane. */
-export interface TurnControlStats extends RelayCounters {
+export interface TurnControlStats extends RelayCounters, TcpConnectionCounts {
   /** Live allocations. */
   allocations: number;
   /** Permissions over all allocations (RFC 8656 §9). */
@@ -174,6 +181,7 @@ export class TurnControl {
   private readonly nowMs: () => number;
   private retransmissions = 0;
   private stopped = false;
+  private readonly maxPermissions: number;
 
   /** @throws RangeError on an empty `passwordAlgorithms` list. */
   constructor(private readonly opts: TurnControlOptions) {
@@ -189,8 +197,14 @@ export class TurnControl {
       exempt: opts.challengeExempt,
     });
     this.responder = new TurnResponder(opts.software);
+    this.maxPermissions = opts.maxPermissionsPerAllocation ?? DEFAULT_MAX_PERMISSIONS;
     this.relayContext = { counters: newRelayCounters(), bandwidthLimitBytesPerS: opts.bandwidthLimitBytesPerS ?? 0, peerAllowed: this.peerAllowed };
-    this.tcp = opts.tcp ? new TcpConnections(opts.tcp) : undefined;
+    this.tcp = opts.tcp
+      ? new TcpConnections(opts.tcp, {
+          ...(opts.maxTcpConnectionsPerAllocation !== undefined && { perAllocation: opts.maxTcpConnectionsPerAllocation }),
+          ...(opts.maxPendingTcpConnectionsPerAllocation !== undefined && { pendingPerAllocation: opts.maxPendingTcpConnectionsPerAllocation }),
+        })
+      : undefined;
   }
 
   /** Counters: live allocations, permissions and channels; packets and payload bytes relayed (in total and each way), drops. */
@@ -201,6 +215,7 @@ export class TurnControl {
       ...this.relayContext.counters,
       challengesSuppressed: this.challenges.suppressed,
       retransmissionsAnswered: this.retransmissions,
+      ...(this.tcp?.counts() ?? { tcpConnections: 0, tcpConnectionsPending: 0, tcpConnectionsRefused: 0 }),
     };
   }
 
@@ -308,15 +323,16 @@ export class TurnControl {
   /**
    * A peer opened a TCP connection to relayed address `relayed` (RFC 6062
    * §5.3). If its allocation is a TCP one and a permission exists for the
-   * peer, returns the new connection id and the ConnectionAttempt indication
-   * for the client; else undefined and the caller closes the connection.
+   * peer, and the allocation is under its TCP connection limits, returns the
+   * new connection id and the ConnectionAttempt indication for the client;
+   * else undefined and the caller closes the connection.
    */
   handlePeerConnection(relayed: { address: string; port: number }, peer: TransportAddress): { connectionId: number; delivery: ClientDelivery } | undefined {
     const a = this.allocations.getByRelay(relayed);
     const now = this.nowMs();
     if (!a || !this.tcp?.has(a) || a.isExpired(now) || !a.permissions.has(peer.address, now) || !this.peerAllowed(peer.address)) return undefined;
-    const { connectionId, indication } = this.tcp.peerConnected(a, peer, now);
-    return { connectionId, delivery: { fiveTuple: a.fiveTuple, data: indication } };
+    const attempt = this.tcp.peerConnected(a, peer, now);
+    return attempt && { connectionId: attempt.connectionId, delivery: { fiveTuple: a.fiveTuple, data: attempt.indication } };
   }
 
   /** The peer side of connection `connectionId` closed: forget it. */
@@ -556,7 +572,7 @@ export class TurnControl {
     return response;
   }
 
-  /** Connect (RFC 6062 §5.2): opens a TCP connection to the peer and answers with its CONNECTION-ID; 446 if one exists, 447 on failure. */
+  /** Connect (RFC 6062 §5.2): opens a TCP connection to the peer and answers with its CONNECTION-ID; 446 if one exists, 508 at the allocation's limits, 447 on failure. */
   private async connect(ft: FiveTuple, msg: StunMessage, auth: AuthOk): Promise<Buffer> {
     const a = this.ownAllocation(ft, auth);
     if (!this.tcp?.has(a)) throw new TurnError(400, 'Bad Request: not a TCP allocation');
@@ -631,7 +647,7 @@ export class TurnControl {
     if (addrs.length === 0) throw new TurnError(400, 'Bad Request: XOR-PEER-ADDRESS missing');
     const peers = addrs.map((x) => this.peerFrom(x, msg, a));
     const now = this.nowMs();
-    for (const p of peers) a.permissions.install(p.address, now);
+    a.permissions.installAll(peers.map((p) => p.address), now, this.maxPermissions);
     return this.responder.success(msg, [], auth, true);
   }
 
@@ -645,6 +661,7 @@ export class TurnControl {
     if (!isValidChannelNumber(channel)) throw new TurnError(400, 'Bad Request: channel number out of range');
     const peer = this.peerFrom(pa, msg, a);
     const now = this.nowMs();
+    a.permissions.checkRoom([peer.address], now, this.maxPermissions);
     a.channels.bind(channel, peer, now);
     a.permissions.install(peer.address, now);
     return this.responder.success(msg, [], auth, true);

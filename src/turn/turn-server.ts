@@ -69,6 +69,8 @@ export interface TurnServerOptions extends TurnPolicyOptions {
   dataPlane?: 'native' | 'typescript';
   /** Write-queue bounds of TCP/TLS streams; defaults DEFAULT_STREAM_LIMITS. */
   streamLimits?: Partial<StreamLimits>;
+  /** Most open connections per TCP/TLS listener (net.Server maxConnections); one more is closed when accepted; default 10 000. */
+  maxConnectionsPerListener?: number;
   logger: Logger;
 }
 
@@ -82,6 +84,10 @@ export interface TurnServerStats extends TurnControlStats {
   streams: StreamCounters;
   /** DTLS engine counters summed over the dtls listeners, when there are any. */
   dtls?: Omit<DtlsCounters, 'lastError'>;
+  /** Bytes read from RFC 6062 peer connections and held in this process (0 while they wait for ConnectionBind: they are not read). */
+  tcpPeerBufferedBytes: number;
+  /** Client connections closed on accept because their listener had `maxConnectionsPerListener` open. */
+  connectionsRefused: number;
 }
 
 const SWEEP_INTERVAL_MS = 1000;
@@ -109,6 +115,7 @@ export class TurnServer {
   private readonly streamLimits: StreamLimits;
   private readonly streamCounters = newStreamCounters();
   private running = false;
+  private connectionsRefused = 0;
 
   /**
    * @throws RangeError on an empty or inverted relay port range, a non-IPv4 relay address, a non-IPv6
@@ -231,10 +238,15 @@ export class TurnServer {
     const c = this.control.stats();
     const native = this.udp?.stats();
     const dtls = this.dtlsListeners.size ? { dtls: sumDtlsCounters([...this.dtlsListeners.values()]) } : {};
-    if (!native) return { ...c, dataPlane: this.dataPlane, streams: this.streamCounters, ...dtls };
+    let tcpPeerBufferedBytes = 0;
+    for (const p of this.peerConnections.values()) tcpPeerBufferedBytes += p.readableLength;
+    const connectionsRefused = this.connectionsRefused;
+    if (!native) return { ...c, dataPlane: this.dataPlane, streams: this.streamCounters, tcpPeerBufferedBytes, connectionsRefused, ...dtls };
     return {
       ...c,
       ...dtls,
+      tcpPeerBufferedBytes,
+      connectionsRefused,
       packetsRelayed: c.packetsRelayed + native.toPeerPackets + native.toClientPackets,
       bytesRelayed: c.bytesRelayed + native.toPeerBytes + native.toClientBytes,
       toPeerPackets: c.toPeerPackets + native.toPeerPackets,
@@ -281,6 +293,8 @@ export class TurnServer {
       server.listen(l.port, l.host, () => {
         server.off('error', onError);
         server.on('error', (err) => this.log.warn({ err }, 'tcp listener error'));
+        server.maxConnections = this.opts.maxConnectionsPerListener ?? 10_000;
+        server.on('drop', () => this.connectionsRefused++);
         const a = server.address() as net.AddressInfo;
         this.tcpServers.push(server);
         this.bound.push({ transport, address: unmapIPv4(a.address), port: a.port });
@@ -307,8 +321,18 @@ export class TurnServer {
     this.tcpConnections.set(key, { conn, guard });
     const framer = new StreamFramer();
     let spliced = false;
-    // Responses go out in request order even when a request waits for getKey.
+    // Responses go out in request order even when a request waits for getKey; while more than
+    // pendingRequestBytes of messages wait their turn, the connection is not read.
     let chain: Promise<void> = Promise.resolve();
+    let pendingBytes = 0;
+    let heldByPending = false;
+    const handled = (bytes: number): void => {
+      pendingBytes -= bytes;
+      if (heldByPending && pendingBytes <= this.streamLimits.pendingRequestBytes / 2) {
+        heldByPending = false;
+        if (!guard.congested && !conn.destroyed && !spliced) conn.resume();
+      }
+    };
     conn.setNoDelay(true);
     conn.on('data', (chunk: Buffer) => {
       let frames: Buffer[];
@@ -319,10 +343,18 @@ export class TurnServer {
         conn.destroy();
         return;
       }
+      for (const f of frames) pendingBytes += f.length;
+      // Paused again even if the write guard resumed it meanwhile.
+      if (pendingBytes > this.streamLimits.pendingRequestBytes) {
+        if (!heldByPending) this.streamCounters.pausedPendingRequests++;
+        heldByPending = true;
+        conn.pause();
+      }
       for (const f of frames) {
         chain = chain.then(async () => {
-          if (spliced || conn.destroyed) return;
+          if (spliced || conn.destroyed) return handled(f.length);
           const resp = await this.control.handleClientPacket(ft, f);
+          handled(f.length);
           if (resp) guard.write(resp);
           // A successful ConnectionBind turns this connection into a data connection (RFC 6062 §5.4).
           const id = this.pendingSplices.get(key);
@@ -402,7 +434,9 @@ export class TurnServer {
       const k = relayPortKey(address, port);
       if (this.relayPortsInUse.has(k)) continue;
       const server = await new Promise<net.Server | undefined>((resolve) => {
-        const srv = net.createServer();
+        // Peer connections are not read until spliced with a client data connection (RFC 6062 §5.4): what a peer
+        // sends before the ConnectionBind waits in the kernel's socket buffer, none in this process.
+        const srv = net.createServer({ pauseOnConnect: true });
         srv.once('error', () => resolve(undefined));
         srv.listen({ port, host: address, exclusive: true, ipv6Only: address.includes(':') }, () => resolve(srv));
       });
@@ -428,7 +462,6 @@ export class TurnServer {
   }
 
   private onPeerConnection(relayed: TransportAddress, sock: net.Socket): void {
-    sock.pause();
     sock.on('error', () => undefined);
     if (sock.remoteAddress === undefined || sock.remotePort === undefined) {
       sock.destroy();
@@ -459,7 +492,7 @@ export class TurnServer {
   private connectPeer(relay: RelayHandle, peer: TransportAddress, id: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const sock = net.connect({ host: peer.address, port: peer.port, localAddress: relay.relayed.address });
-      sock.pause();
+      sock.pause(); // before the connection completes: nothing is read until spliced
       const timer = setTimeout(() => sock.destroy(new Error('connect timeout')), 30_000);
       sock.once('error', (err) => {
         clearTimeout(timer);

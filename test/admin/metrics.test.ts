@@ -162,5 +162,6 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer'])('admin listener of a 
     const series = 'rtcedge_sip_dropped_total{reason="malformed"}';
     expect(sample(after, series) - sample(before, series)).toBe(1);
     expect(after).toMatch(/^rtcedge_sip_overload_refused_total\{reason="[a-z]+"\} 0$/m);
+    for (const service of ['sip', 'turn', 'turn_peer']) expect(after).toMatch(new RegExp(`^rtcedge_connections_refused_total\\{service="${service}"\\} 0$`, 'm'));
   });
 });

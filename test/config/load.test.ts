@@ -54,6 +54,7 @@ describe('defaults', () => {
           stream_pause_bytes: 262144,
           stream_close_bytes: 4194304,
           stream_stall_ms: 10000,
+          max_connections: 10000,
         },
         overload: {
           lag_ms: 200,
@@ -95,6 +96,10 @@ describe('defaults', () => {
         max_allocations_per_user: 10,
         max_allocations: 1000,
         bandwidth_limit: 0,
+        permissions_per_allocation: 1024,
+        tcp_connections_per_allocation: 256,
+        tcp_pending_per_allocation: 32,
+        max_connections: 10000,
         challenge_rate: 20,
         challenge_address_rate: 1000,
         dtls: { max_sessions: 1000, max_handshakes: 100, idle_timeout: 600, psk: [] },

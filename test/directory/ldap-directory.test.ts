@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { computeHA1 } from '../../src/auth/digest.js';
-import { LdapDirectory, type LdapClientLike } from '../../src/directory/ldap-directory.js';
+import { LdapDirectory, type LdapClientLike, MAX_LOOKUPS_IN_FLIGHT } from '../../src/directory/ldap-directory.js';
 import { escapeFilterValue, fillFilter } from '../../src/directory/ldap-filter.js';
 import { silentLogger } from '../../src/log.js';
 import { userhash } from '../../src/stun/stun-integrity.js';
@@ -156,6 +156,23 @@ describe('LdapDirectory', () => {
     state.down = false;
     expect(await dir.lookupHa1('alice', REALM, 'MD5')).toBe(computeHA1('MD5', 'alice', REALM, 'pw-a'));
     expect(state.binds).toBe(2);
+  });
+
+  it(`refuses a lookup beyond ${MAX_LOOKUPS_IN_FLIGHT} in flight as unavailable, and takes new ones once they end`, async () => {
+    let answer: () => void = () => undefined;
+    const answered = new Promise<void>((r) => (answer = r));
+    const slow = (): LdapClientLike => ({ bind: async () => {}, search: async () => (await answered, { searchEntries: [] }), unbind: async () => {} });
+    const { dir } = directory({}, { cacheTtl: 0, timeoutMs: 60_000, createClient: slow });
+    const waiting = Array.from({ length: MAX_LOOKUPS_IN_FLIGHT }, (_, i) => dir.userExists(`user${i}`, REALM));
+    const err = await dir.userExists('one-more', REALM).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UserSourceUnavailableError);
+    expect(err).toMatchObject({ status: 503, retryAfterS: 9 });
+    // A user already being looked up shares that search.
+    const shared = dir.userExists('user0', REALM);
+    answer();
+    expect(await Promise.all(waiting)).toEqual(Array(MAX_LOOKUPS_IN_FLIGHT).fill(false));
+    expect(await shared).toBe(false);
+    expect(await dir.userExists('one-more', REALM)).toBe(false);
   });
 
   it('a directory that never answers times out as unavailable', async () => {

@@ -40,9 +40,9 @@ export class ServerSide {
     layer.onMessage = (m) => this.inbound.push(m);
   }
 
-  static async start(transports: TransportName[], opts: { idleTimeoutMs?: number; tls?: { cert: Buffer; key: Buffer } } = {}): Promise<ServerSide> {
+  static async start(transports: TransportName[], opts: { idleTimeoutMs?: number; tls?: { cert: Buffer; key: Buffer }; maxConnectionsPerListener?: number } = {}): Promise<ServerSide> {
     const listen: ListenSpec[] = transports.map((transport) => ({ transport, host: '127.0.0.1', port: 0 }));
-    const layer = new TransportLayer({ listen, limits: DEFAULT_LIMITS, logger: silentLogger, tls: opts.tls, idleTimeoutMs: opts.idleTimeoutMs });
+    const layer = new TransportLayer({ listen, limits: DEFAULT_LIMITS, logger: silentLogger, ...opts });
     await layer.start();
     return new ServerSide(layer);
   }

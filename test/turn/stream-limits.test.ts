@@ -11,11 +11,12 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { decodeErrorCode, decodeText, decodeUint32, encodeRequestedTransport, encodeXorAddress } from '../../src/stun/stun-attributes.js';
-import { AttributeType as A, encodeStunMessage, getAttribute, type StunAttribute, StunMethod } from '../../src/stun/stun-message.js';
+import { decodeText, decodeUint32, encodeXorAddress } from '../../src/stun/stun-attributes.js';
+import { AttributeType as A, decodeStunMessage, encodeStunMessage, getAttribute, type StunAttribute, StunMethod } from '../../src/stun/stun-message.js';
 import { TurnServer } from '../../src/turn/index.js';
+import { StreamFramer } from '../../src/turn/stream-framer.js';
 import { DEFAULT_STREAM_LIMITS } from '../../src/turn/stream-limits.js';
-import { connectStream, signedRequest, streamClient } from '../helpers/turn-stream.js';
+import { allocateTcpRelay, connectStream, signedRequest, streamClient } from '../helpers/turn-stream.js';
 import { turnTestOptions } from '../helpers/turn-options.js';
 import { makeSelfSignedPem } from '../../interop/harness/tls-files.js';
 
@@ -39,7 +40,7 @@ afterEach(async () => {
   for (const s of started.splice(0)) await s.stop();
 });
 
-async function startServer(transport: 'tcp' | 'tls'): Promise<{ server: TurnServer; port: number }> {
+async function startServer(transport: 'tcp' | 'tls', maxConnectionsPerListener?: number): Promise<{ server: TurnServer; port: number }> {
   const server = new TurnServer(turnTestOptions({
     realm: REALM,
     listen: [{ transport, host: '127.0.0.1', port: 0 }],
@@ -51,6 +52,7 @@ async function startServer(transport: 'tcp' | 'tls'): Promise<{ server: TurnServ
     getKey: async (u) => (u === 'alice' ? KEY : undefined),
     dataPlane: 'typescript',
     streamLimits: { stallCloseMs: STALL_MS },
+    maxConnectionsPerListener,
   }));
   started.push(server);
   await server.start();
@@ -112,11 +114,7 @@ describe('an RFC 6062 data connection whose client never reads', () => {
     try {
       const control = await connect('tcp', port);
       const transact = streamClient(control);
-      const first = await transact(encodeStunMessage({ method: StunMethod.Allocate, class: 'request', transactionId: randomBytes(12), attributes: [{ type: A.RequestedTransport, value: encodeRequestedTransport(6) }] }));
-      expect(decodeErrorCode(getAttribute(first, A.ErrorCode)!.value).code).toBe(401);
-      const nonce = decodeText(getAttribute(first, A.Nonce)!.value);
-      const alloc = await transact(request(StunMethod.Allocate, [{ type: A.RequestedTransport, value: encodeRequestedTransport(6) }], nonce));
-      expect(alloc.class).toBe('success');
+      const { nonce } = await allocateTcpRelay(transact, { username: 'alice', realm: REALM, key: KEY });
       const tid = randomBytes(12);
       const peerAttr = { type: A.XorPeerAddress, value: encodeXorAddress({ family: 'IPv4', address: '127.0.0.1', port: peerPort }, tid) };
       const conn = await transact(request(StunMethod.Connect, [peerAttr], nonce, tid));
@@ -145,5 +143,67 @@ describe('an RFC 6062 data connection whose client never reads', () => {
       for (const c of peerSide) c.destroy();
       await new Promise<void>((r) => peerServer.close(() => r()));
     }
+  });
+});
+
+describe.each(['tcp', 'tls'] as const)('a %s TURN listener at its connection bound', (transport) => {
+  it('closes one more connection on accept and counts it; the open ones still get answers', async () => {
+    const { server, port } = await startServer(transport, 2);
+    const open = [await connect(transport, port), await connect(transport, port)];
+    const extra = net.connect({ host: '127.0.0.1', port });
+    extra.on('error', () => undefined);
+    sockets.push(extra);
+    await closed(extra);
+    expect(server.stats().connectionsRefused).toBe(1);
+    for (const s of open) {
+      const answer = await streamClient(s)(encodeStunMessage({ method: StunMethod.Binding, class: 'request', transactionId: randomBytes(12), attributes: [] }));
+      expect(answer.class).toBe('success');
+    }
+  });
+});
+
+describe('a TCP client whose requests wait behind a slow credential lookup', () => {
+  it('stops being read past pendingRequestBytes of waiting requests, then answers every one in order', async () => {
+    let release: () => void = () => undefined;
+    const lookup = new Promise<void>((r) => (release = r));
+    const server = new TurnServer(turnTestOptions({
+      realm: REALM,
+      listen: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }],
+      relayPortMin: 34880,
+      relayPortMax: 34889,
+      nonceSecret: Buffer.from('k'),
+      getKey: async (u) => (await lookup, u === 'alice' ? KEY : undefined),
+      dataPlane: 'typescript',
+    }));
+    started.push(server);
+    await server.start();
+    const s = await connect('tcp', server.addresses()[0]!.port);
+    const challenge = await streamClient(s)(encodeStunMessage({ method: StunMethod.Allocate, class: 'request', transactionId: randomBytes(12), attributes: [] }));
+    const nonce = decodeText(getAttribute(challenge, A.Nonce)!.value);
+    s.removeAllListeners('data');
+    const answers: string[] = [];
+    const framer = new StreamFramer();
+    s.on('data', (c: Buffer) => framer.push(c).forEach((f) => answers.push(decodeStunMessage(f).transactionId.toString('hex'))));
+    // A signed request (its key lookup hangs), then Binding requests (1 KB each) that must wait for its answer.
+    const first = request(StunMethod.Allocate, [{ type: A.RequestedTransport, value: Buffer.from([17, 0, 0, 0]) }], nonce);
+    const tids = [decodeStunMessage(first).transactionId.toString('hex')];
+    s.write(first);
+    const software = { type: A.Software, value: Buffer.alloc(750, 'x') };
+    let blocked = false;
+    while (!blocked && tids.length < 100_000) {
+      const batch = Array.from({ length: 100 }, () => {
+        const tid = randomBytes(12);
+        tids.push(tid.toString('hex'));
+        return encodeStunMessage({ method: StunMethod.Binding, class: 'request', transactionId: tid, attributes: [software] });
+      });
+      if (!s.write(Buffer.concat(batch))) blocked = !(await Promise.race([new Promise((r) => s.once('drain', () => r(true))), new Promise((r) => setTimeout(() => r(false), 300))]));
+    }
+    expect(blocked).toBe(true); // TCP flow control: the server stopped reading
+    expect(tids.length).toBeLessThan(100_000);
+    expect(answers.length).toBe(0);
+    expect(server.stats().streams.pausedPendingRequests).toBeGreaterThanOrEqual(1);
+    release();
+    await expect.poll(() => answers.length, { timeout: 20_000 }).toBe(tids.length);
+    expect(answers).toEqual(tids);
   });
 });

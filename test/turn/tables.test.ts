@@ -6,6 +6,8 @@ import { checkNonce, createNonce } from '../../src/auth/nonce.js';
 import { isPeerAllowed } from '../../src/turn/peer-policy.js';
 import { PERMISSION_LIFETIME_MS, PermissionTable } from '../../src/turn/permission.js';
 import { TurnError } from '../../src/turn/turn-error.js';
+import { TRANSACTION_CACHE_TTL_MS, TransactionCache } from '../../src/turn/transaction-cache.js';
+import type { FiveTuple } from '../../src/turn/five-tuple.js';
 
 const peer = (address: string, port: number) => ({ family: 'IPv4' as const, address, port });
 
@@ -110,5 +112,18 @@ describe('ip-address', () => {
     expect(formatIp(parseIPv6('::ffff:1.2.3.4')!)).toBe('::ffff:102:304');
     expect(formatIp(parseIPv6('2001:db8:0:1:1:1:1:1')!)).toBe('2001:db8:0:1:1:1:1:1');
     expect(parseIPv6('1::2::3')).toBeUndefined();
+  });
+});
+
+describe('TransactionCache (answers to retransmitted requests)', () => {
+  it('holds at most maxEntries, dropping the oldest, and forgets an answer after 40 s', async () => {
+    const cache = new TransactionCache(3);
+    const ft = (port: number): FiveTuple => ({ transport: 'udp', clientAddress: '192.0.2.1', clientPort: port, serverAddress: '192.0.2.2', serverPort: 3478 });
+    const tid = Buffer.alloc(12, 1);
+    for (let p = 1; p <= 4; p++) cache.put(ft(p), tid, Promise.resolve(Buffer.from([p])), 0);
+    expect(cache.size).toBe(3);
+    expect(cache.get(ft(1), tid, 0)).toBeUndefined();
+    expect(await cache.get(ft(4), tid, 0)).toEqual(Buffer.from([4]));
+    expect(cache.get(ft(4), tid, TRANSACTION_CACHE_TTL_MS)).toBeUndefined();
   });
 });

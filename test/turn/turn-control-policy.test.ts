@@ -182,6 +182,33 @@ describe('quotas (486, RFC 8656 §7.2)', () => {
   });
 });
 
+describe('permissions per allocation (508, RFC 8656 §18)', () => {
+  it('refuses a CreatePermission or ChannelBind that would pass the limit, installs none of it, refreshes and reuses expired slots', async () => {
+    const h = harness({ maxPermissionsPerAllocation: 3 });
+    const ft = tuple();
+    const { creds } = await allocate(h, ft, 'alice', MD5('alice', 'alicepw'));
+    const permit = async (...addresses: string[]) => {
+      const tid = randomBytes(12);
+      return (await send(h, ft, request(StunMethod.CreatePermission, addresses.map((x) => peer(v4(x), tid)), creds, tid))).msg;
+    };
+    expect((await permit('192.0.2.1', '192.0.2.2')).class).toBe('success');
+    const over = await permit('192.0.2.3', '192.0.2.4');
+    expect(code(over)).toBe(508);
+    expect(decodeErrorCode(getAttribute(over, A.ErrorCode)!.value).reason).toBe('Insufficient Capacity: at most 3 permissions per allocation');
+    const a = h.control.getAllocation(ft)!;
+    expect([a.permissions.size, a.permissions.has('192.0.2.3', h.clock.now)]).toEqual([2, false]);
+    expect((await permit('192.0.2.3', '192.0.2.1')).class).toBe('success'); // one new, one refreshed: 3
+    expect((await permit('192.0.2.2')).class).toBe('success'); // refreshing needs no room
+    const tid = randomBytes(12);
+    const cb = await send(h, ft, request(StunMethod.ChannelBind, [{ type: A.ChannelNumber, value: encodeChannelNumber(0x4000) }, peer(v4('192.0.2.9'), tid)], creds, tid));
+    expect(code(cb.msg)).toBe(508);
+    expect(a.channels.size).toBe(0);
+    h.clock.now += 301_000; // every permission expired: their slots are free again
+    expect((await permit('192.0.2.5', '192.0.2.6', '192.0.2.7')).class).toBe('success');
+    expect(a.permissions.size).toBe(3);
+  });
+});
+
 describe('bandwidth cap', () => {
   it('drops and counts payload above the per-allocation rate', async () => {
     const h = harness({ bandwidthLimitBytesPerS: 100, allowLoopbackPeers: false });
