@@ -1,5 +1,5 @@
-// Server CPU seconds per 1,000 authenticated REGISTERs (issue 11, "spend less
-// per message"), for this build and optionally other builds, back to back.
+// Server CPU seconds per 1,000 authenticated REGISTERs (the cost per
+// message), for this build and optionally other builds, back to back.
 //
 //   node bench/cpu-per-register.mjs [--rate 1000] [--registrations 20000] [--repeat 3]
 //        [--baseline /path/to/other/dist/cli/main.js | NAME=PATH,NAME=PATH] [--cpu-prof DIR] [--users 1000]

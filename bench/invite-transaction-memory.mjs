@@ -1,6 +1,6 @@
 // Memory held per INVITE server transaction waiting in Completed for its ACK
 // (RFC 3261 §17.2.1: up to Timer H, 64·T1 = 32 s), the state every call's
-// first INVITE is in after its 407 challenge (issue 10 item 2, issue 11).
+// first INVITE is in after its 407 challenge.
 //
 //   node --expose-gc bench/invite-transaction-memory.mjs [--transactions 20000] [--snapshot DIR]
 //

@@ -1,5 +1,5 @@
 // Memory, pauses and server-side response times under a sustained REGISTER
-// load (issue 10, items 2 and 3), and a soak.
+// load, and a soak.
 //
 //   node bench/memory.mjs [--rates 750,1500] [--seconds 60] [--after 60] [--users 100] [--repeat 3] [--trace-gc]
 //   node bench/memory.mjs --soak-minutes 20 [--rate 750]   (any duration: --soak-minutes 2 to check the script)
@@ -275,7 +275,7 @@ export function loadTable(rows) {
   ].join('\n');
 }
 
-/** For --repeat: per rate, the range (min–max over the runs) of the figures that decide item 3 and item 2. */
+/** For --repeat: per rate, the range (min–max over the runs) of the pause and memory figures. */
 export function rangeTable(rows) {
   const rates = [...new Set(rows.map((r) => r.rate))];
   const range = (a, d = 0) => `${f(Math.min(...a), d)}–${f(Math.max(...a), d)}`;

@@ -1,4 +1,4 @@
-// Several nodes on one Redis (issue 14): authenticated REGISTER/s and calls/s
+// Several nodes on one Redis: authenticated REGISTER/s and calls/s
 // for one, two and three rtcedge nodes sharing a redis-server, against one
 // node on the SQLite default, with the CPU each operation costs (every rtcedge
 // process plus redis-server, user + system). On a 2-core machine the figure
@@ -244,5 +244,5 @@ if (WRITE) {
   const section = `${MARK_BEGIN}\n${text}\n\n${SECONDS} s of load per row (\`node bench/multi-node.mjs --seconds ${SECONDS} --register-rate ${REGISTER_RATE} --call-rate ${CALL_RATE}\`); CPU = every rtcedge process + redis-server.\n${MARK_END}`;
   const i = old.indexOf(MARK_BEGIN);
   const j = old.indexOf(MARK_END);
-  writeFileSync(file, i >= 0 && j > i ? old.slice(0, i) + section + old.slice(j + MARK_END.length) : `${old.trimEnd()}\n\n## Several nodes on one Redis (issue 14)\n\n${section}\n`);
+  writeFileSync(file, i >= 0 && j > i ? old.slice(0, i) + section + old.slice(j + MARK_END.length) : `${old.trimEnd()}\n\n## Several nodes on one Redis (bench/multi-node.mjs)\n\n${section}\n`);
 }

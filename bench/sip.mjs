@@ -1,4 +1,4 @@
-// SIP benchmark (issue 11): rtcedge against Kamailio with the same load, back to back per scenario.
+// SIP benchmark: rtcedge against Kamailio with the same load, back to back per scenario.
 //
 // - SIPp 3.6.1 over UDP (one socket, -t u1) and TCP (one connection, -t t1): REGISTER with a fresh digest
 //   challenge each time over SIP_BENCH_USERS users, and calls (INVITE → 407 → ACK → INVITE with

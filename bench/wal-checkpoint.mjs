@@ -1,6 +1,6 @@
 // How long a binding commit holds the event loop, with SQLite's own WAL checkpoints (every 1000 pages,
 // inside the commit that passes them) and with checkpoints in a worker thread (store/wal-checkpointer.ts,
-// what `rtcedge serve` does), and what one checkpoint costs in wall and CPU time (issue 10, item 3).
+// what `rtcedge serve` does), and what one checkpoint costs in wall and CPU time.
 // The commits are those of a REGISTER load: batches of 4 bindings over 100 AORs, one batch per
 // event-loop turn, `--commits` of them.
 //

@@ -1,5 +1,5 @@
 /**
- * Federation between two domains (issue 9), against real peers on loopback:
+ * Federation between two domains, against real peers on loopback:
  * bind9 serves alpha.test, beta.test, mallory.test and an ENUM zone; two
  * rtcedge processes serve alpha.test (127.0.0.2) and beta.test (127.0.0.3),
  * each with a certificate from a test CA made here with openssl; baresip

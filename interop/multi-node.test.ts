@@ -1,5 +1,5 @@
 /**
- * Several nodes on one shared Redis store (issue 14), against real peers on
+ * Several nodes on one shared Redis store, against real peers on
  * loopback: redis-server on 127.0.0.1:26390; three rtcedge processes serve
  * example.test on 127.0.0.2 (node 1), 127.0.0.3 (node 2) and 127.0.0.4
  * (node 3), UDP/TCP 5060 and TLS 5061 each; bind9 publishes the domain's

@@ -1,6 +1,6 @@
 /**
- * Overload answered with 503 + Retry-After (RFC 3261 §21.5.4), not silence
- * (issue 10, item 4), with SIPp 3.6.1 over UDP on loopback.
+ * Overload answered with 503 + Retry-After (RFC 3261 §21.5.4), not silence,
+ * with SIPp 3.6.1 over UDP on loopback.
  *
  * Capacity is set by configuration so that the test stays short and does not
  * depend on how busy the machine is: `sip.overload.max_new_per_s: 100` admits

@@ -1,5 +1,5 @@
 /**
- * TURN on two nodes of one Redis store (issue 14): coturn's turnutils_uclient
+ * TURN on two nodes of one Redis store: coturn's turnutils_uclient
  * allocates at each node with the password of a user added once to the
  * shared store, and with a REST API secret kept in Redis (`rtcedge turn
  * secret add`), not in either node's configuration; another secret is

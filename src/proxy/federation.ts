@@ -9,7 +9,7 @@ export interface PhoneOwner {
 }
 
 /**
- * What the proxy needs to talk to other domains (issue 9): DNS for RFC 3263
+ * What the proxy needs to talk to other domains: DNS for RFC 3263
  * server location and ENUM, the failed-target table (RFC 3263 §4.3), and the
  * `federation.*` / `enum.*` policy. Built once per process (server.ts).
  */

@@ -1,7 +1,6 @@
 /**
  * The store as a user source: HA1 lookups over a real SQLite store, with the
- * same statement for known and unknown users (the 403 timing of issue 10
- * item 9 is measured by bench/auth-timing.mjs, not here).
+ * same statement for known and unknown users (the 403 timing is measured by bench/auth-timing.mjs, not here).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -2,7 +2,7 @@
  * Damaged stores and bad start-up input, through the built CLI
  * (`node dist/cli/main.js serve -c ...`): each refusal is one line on stderr
  * naming the file or key and the fix, with no stack trace, and a damaged or
- * empty store is left as it was (issue 10 item 8).
+ * empty store is left as it was.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

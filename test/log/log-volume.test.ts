@@ -1,5 +1,5 @@
 /**
- * Log volume at the default level (issue 10, item 5): a transaction writes no
+ * Log volume at the default level: a transaction writes no
  * line at info (one at debug), and the summary line reports the interval's
  * counts instead.
  */

@@ -2,8 +2,7 @@
  * The location service's purge of expired bindings (RFC 3261 §10.2.1.1: a
  * binding lives until its expiry) over many AORs: memory and the SQLite store
  * lose exactly the expired bindings, and the walk gives the event loop back
- * between slices instead of holding it for every AOR at once (issue 10,
- * item 3: pauses).
+ * between slices instead of holding it for every AOR at once (pauses).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

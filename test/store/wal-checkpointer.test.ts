@@ -1,5 +1,5 @@
 /**
- * WAL checkpoints in a worker thread (issue 10, item 3: pauses): while the
+ * WAL checkpoints in a worker thread (pauses): while the
  * server's connection commits bindings, the worker copies the WAL into the
  * database file, the server's connection only checkpoints past the fallback
  * bound, and nothing committed is lost. Real SQLite files in a temporary

@@ -1,6 +1,6 @@
 /**
  * A client that pipelines OPTIONS over a stream and never reads the answers
- * (the memory-exhaustion attack of issue 10, item 1): on TCP, TLS and WS the
+ * (a memory-exhaustion attack): on TCP, TLS and WS the
  * server stops reading once the connection's write queue passes
  * `sip.limits.stream_pause_bytes`, closes the connection when it does not
  * drain within `stream_stall_ms`, counts both, and its memory outside the

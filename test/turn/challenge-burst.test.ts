@@ -1,5 +1,5 @@
 /**
- * Issue 10 item 7: 200 TURN clients behind one address (one IP, 200 ports)
+ * 200 TURN clients behind one address (one IP, 200 ports)
  * allocate at once, each with one unauthenticated Allocate (401) and one
  * authenticated Allocate, without a retransmission: none of their challenges
  * is held back by the default limits, nor by strict limits when the address

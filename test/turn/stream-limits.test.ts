@@ -1,5 +1,5 @@
 /**
- * Issue 10 item 1: TURN streams are bounded. A client that pipelines Binding
+ * TURN streams are bounded. A client that pipelines Binding
  * requests on TCP or TLS and never reads the answers stops being read and is
  * closed; so is an RFC 6062 data connection whose client never reads what
  * the peer sends. Assertions are on the close and on the largest write

@@ -1,5 +1,5 @@
 /**
- * RFC 6062 TCP allocations are bounded (issue 10): peer data connections per
+ * RFC 6062 TCP allocations are bounded: peer data connections per
  * allocation and those waiting for their ConnectionBind. A Connect beyond
  * either gets 508 Insufficient Capacity (446 stays the answer for a second
  * connection to the same peer), a peer connecting beyond is closed without a

@@ -1,5 +1,5 @@
 /**
- * Issue 13, USERHASH for every user (RFC 8489 §14.4, §9.2.4): the store keeps
+ * USERHASH for every user (RFC 8489 §14.4, §9.2.4): the store keeps
  * each user's USERHASH, so a client that sends only USERHASH allocates on a
  * freshly started server, and again after a restart, for a user added before
  * the start; an existing store gets the hashes by migration.

@@ -3,7 +3,7 @@ import { certificateMatchesSipDomain } from '../../auth/domain-certificate.js';
 import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../request-context.js';
 
 /**
- * Domain policy for requests from other domains (RFC 5922 §7, issue 9):
+ * Domain policy for requests from other domains (RFC 5922 §7):
  * when the From domain is not one of ours, the domain must not be in
  * `federation.deny_domains` and, when `federation.allow_domains` is not
  * empty, must be in it; under `federation.require_tls` the request must have

@@ -22,7 +22,7 @@ import { enumLookup } from './enum-lookup.js';
  * the first outcome ends the chain and ProxyCore carries it out (forwarding is
  * §16.6, in ProxyCore; responses §16.7, in ResponseContext).
  *
- * Federation (issue 9): `sips:` needs TLS on the hop it arrived over;
+ * Federation: `sips:` needs TLS on the hop it arrived over;
  * domain policy (allowed and denied peer domains, mutual TLS naming the From
  * domain) runs before any routing, so in-dialog requests from other domains
  * are checked too; ENUM (RFC 6116: retarget a tel: or E.164 Request-URI)
