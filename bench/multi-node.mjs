@@ -39,7 +39,8 @@ const MARK_BEGIN = '<!-- multi-node:begin -->';
 const MARK_END = '<!-- multi-node:end -->';
 
 /** REGISTER of the UAS's address for `callee` (the REGISTER scenario with a fixed Contact). */
-const UAS_REGISTER = REGISTER_SCENARIO.replaceAll('Contact: <sip:[field0]@[local_ip]:[local_port]>', `Contact: <sip:[field0]@127.0.0.1:${UAS_PORT}>`);
+const UAS_REGISTER = REGISTER_SCENARIO.replaceAll(/Contact: <sip:\[field0\]@\[local_ip\]:[^>]*>/g, `Contact: <sip:[field0]@127.0.0.1:${UAS_PORT}>`);
+if (!UAS_REGISTER.includes(`@127.0.0.1:${UAS_PORT}>`)) throw new Error('bench/multi-node.mjs: the REGISTER scenario has no Contact to rewrite');
 
 const HEAD = (cseq, method, uri = 'sip:callee@example.test', to = '<sip:callee@example.test>') => `${method} ${uri} SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];rport;branch=[branch]
