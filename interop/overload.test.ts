@@ -10,7 +10,7 @@
  * Retry-After; the server's 1-second summary lines count what it answered.
  * Then a plain digest REGISTER load at 80 % of capacity runs at once and must
  * see no 503 at all: full rate is back within 10 s. The real capacity under
- * CPU saturation is measured by bench/overload.mjs.
+ * CPU saturation is measured by `bench/memory.mjs --overload`.
  *
  * Ports: rtcedge 28470 (UDP); SIPp 28471, 28472.
  */
