@@ -19,7 +19,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runProcess, stopProcess, tempDir, cpuSeconds, sleep } from './lib.mjs';
 import { startRtcedge, ROOT } from './rtcedge.mjs';
-import { SCENARIO, lastStat } from './sip.mjs';
+import { lastStat } from './sip.mjs';
+import { REGISTER_SCENARIO as SCENARIO } from './sip-scenarios.mjs';
 
 const SIP_PORT = 28360;
 const SIPP_PORT = 28361;

@@ -26,7 +26,8 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runProcess, stopProcess, tempDir, sleep } from './lib.mjs';
 import { startRtcedge } from './rtcedge.mjs';
-import { SCENARIO, lastStat, epoch } from './sip.mjs';
+import { lastStat, epoch } from './sip.mjs';
+import { REGISTER_SCENARIO as SCENARIO } from './sip-scenarios.mjs';
 
 const SIP_PORT = 28260;
 const SIPP_PORT = 28261;

@@ -18,7 +18,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startProcess, runProcess, stopProcess, tempDir, cpuSeconds, sleep, waitFor } from './lib.mjs';
 import { startRtcedge, ROOT } from './rtcedge.mjs';
-import { SCENARIO as REGISTER_SCENARIO, lastStat, hms, epoch } from './sip.mjs';
+import { lastStat, hms, epoch } from './sip.mjs';
+import { REGISTER_SCENARIO } from './sip-scenarios.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, def) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : def);

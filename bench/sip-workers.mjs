@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stopProcess, tempDir, sleep } from './lib.mjs';
 import { startRtcedge } from './rtcedge.mjs';
-import { SCENARIO } from './sip.mjs';
+import { REGISTER_SCENARIO as SCENARIO } from './sip-scenarios.mjs';
 import { USERS, fmtSipRow, runRate, sipTable, users } from './sip-fixed-rate.mjs';
 
 const PORT = 28190;

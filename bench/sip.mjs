@@ -31,9 +31,6 @@ import { REGISTER_SCENARIO, CALL_UAC_SCENARIO, CALL_UAS_SCENARIO, REPARTITION_MS
 import { SipConnection, registerOnce } from './sip-client.mjs';
 import { debVersion } from './turn.mjs';
 
-/** The REGISTER scenario, for bench/memory.mjs. */
-export const SCENARIO = REGISTER_SCENARIO;
-
 const env = (k, d) => process.env[k] ?? d;
 const envN = (k, d) => Number(env(k, String(d)));
 const envList = (k, d) => env(k, d).split(',').map((s) => s.trim()).filter(Boolean);
