@@ -8,9 +8,8 @@
  * workers gracefully. See docs/ARCHITECTURE.md, "Workers".
  */
 import cluster, { type Worker } from 'node:cluster';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { createMeshDir, removeStaleMeshDirs } from './mesh-dir.js';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log.js';
 import type { Config } from '../config/schema.js';
@@ -94,7 +93,8 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
   const checkpoints = startWalCheckpointer(store, logger);
   const tls = await loadTlsMaterial(config, logger);
   const users = openDirectory(config.directory, config.domains, logger) ?? storeUserSource(store);
-  const meshDir = mkdtempSync(join(tmpdir(), 'rtcedge-'));
+  for (const dir of await removeStaleMeshDirs()) log.info({ dir }, 'removed the mesh directory of a server that no longer runs');
+  const meshDir = createMeshDir();
   const slots: Slot[] = Array.from({ length: opts.workers }, (_, index) => ({ index, worker: undefined, startedAtMs: 0, failures: 0 }));
   const pending = new Map<number, (m: Extract<FromWorker, { type: 'reply' }> | undefined) => void>();
   let nextId = 1;
