@@ -22,7 +22,7 @@ import { bindingOrder, LocationService } from '../registrar/location-service.js'
 import type { BindingRecord, SqliteStore } from '../store/index.js';
 import type { BindingReplication } from '../registrar/binding-replication.js';
 import { ServerMetrics, type MetricsSources } from '../admin/metrics.js';
-import { registrationCounts, startAdmin, turnSnapshot } from '../admin/admin-layer.js';
+import { startAdmin, turnSnapshot } from '../admin/admin-layer.js';
 import type { TurnServer } from '../turn/index.js';
 import type { BoundListener } from '../transport/types.js';
 import { createReloader, loadTlsMaterial, logReady, startTurn, type RunningServer } from '../server.js';
@@ -249,7 +249,7 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
     await withTimeout(Promise.all(slots.map(fork)), opts.readyTimeoutMs ?? 30_000, 'sip workers not ready in time');
     turn = await startTurn(config, tls, secret, users, config.turn.auth_secrets, logger);
     const registrations = storeRegistrations(store, location);
-    metrics = new ServerMetrics(primaryMetricsSources(config, registrations, () => turn, opts.metrics, self));
+    metrics = new ServerMetrics(primaryMetricsSources(config, store, () => turn, opts.metrics, self));
     // /metrics: the primary's registry (TURN, bindings in the store, its process) summed with every worker's.
     const scrape = createPrimaryMetrics(metrics.registry, workerControl(self));
     admin = await startAdmin(config, { metrics: scrape, store, users, location: registrations, transport: { listeners: () => listenersOf(sip) }, turn, reload }, logger);
@@ -273,16 +273,16 @@ function workerControl(cluster: RunningCluster): WorkerControl {
   };
 }
 
-/** What the primary's /metrics reads: its location service and TURN; the SIP workers' numbers through `complete`. */
+/** What the primary's /metrics reads: the bindings in the store (counted by one query) and TURN; the SIP workers' numbers through `complete`. */
 function primaryMetricsSources(
   config: Config,
-  location: Registrations,
+  store: Pick<SqliteStore, 'countBindings'>,
   turn: () => TurnServer | undefined,
   complete: ClusterOptions['metrics'],
   cluster: RunningCluster,
 ): MetricsSources {
   const base: MetricsSources = {
-    registrations: () => registrationCounts(location),
+    registrations: () => store.countBindings(Math.floor(Date.now() / 1000)),
     transactions: () => ({ server: 0, client: 0 }),
     activeBans: () => 0,
     // TURN runs here; the SIP listeners' refusals come with the workers' numbers.

@@ -289,6 +289,7 @@ export class SqliteStore implements BindingStore {
       listBindings: db.prepare<[string], BindingRow>(`SELECT ${BINDING_COLUMNS} FROM bindings WHERE aor = ? ORDER BY rowid`),
       allBindings: db.prepare<[], BindingRow>(`SELECT ${BINDING_COLUMNS} FROM bindings ORDER BY aor, rowid`),
       deleteExpired: db.prepare<[number]>('DELETE FROM bindings WHERE expires <= ?'),
+      countBindings: db.prepare<[number], { aors: number; bindings: number }>('SELECT COUNT(DISTINCT aor) AS aors, COUNT(*) AS bindings FROM bindings WHERE expires > ?'),
     };
   }
 
@@ -479,6 +480,16 @@ export class SqliteStore implements BindingStore {
   /** Every binding, ordered by AOR then first-added order; for loading the location service at start-up. */
   allBindings(): BindingRecord[] {
     return this.stmt.allBindings.all().map(bindingFromRow);
+  }
+
+  /**
+   * How many AORs have an unexpired binding (expires > nowS, unix s) and how
+   * many such bindings there are: one query, for /metrics of a server whose
+   * bindings are not all in its memory.
+   */
+  countBindings(nowS: number): { aors: number; bindings: number } {
+    const row = this.stmt.countBindings.get(nowS);
+    return { aors: row?.aors ?? 0, bindings: row?.bindings ?? 0 };
   }
 
   /** Remove bindings with expires <= nowS (unix s); returns how many. */

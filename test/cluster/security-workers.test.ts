@@ -191,6 +191,9 @@ describe('security state across two SIP workers', () => {
     expect(sample('rtcedge_auth_failures_total')).toBe(PER_SOURCE);
     // Both workers hold the one ban.
     expect(sample('rtcedge_bans')).toBe(1);
+    // alice and bob are registered: counted in the store by the primary and in memory by each worker.
+    expect(sample('rtcedge_registered_aors')).toBe(2);
+    expect(sample('rtcedge_bindings')).toBeGreaterThanOrEqual(2);
     expect(sample('rtcedge_sip_requests_total{direction="in",method="INVITE"}')).toBeGreaterThanOrEqual(12);
   });
 });

@@ -137,6 +137,18 @@ describe('bindings', () => {
     expect(store.allBindings().map((b) => b.contactUri)).toEqual(['sip:c@h1']);
   });
 
+  test('countBindings counts unexpired bindings and the AORs that have one', () => {
+    expect(store.countBindings(0)).toEqual({ aors: 0, bindings: 0 });
+    store.putBinding(binding({ contactUri: 'sip:a@h1', expires: 100 }));
+    store.putBinding(binding({ contactUri: 'sip:a@h2', expires: 300 }));
+    store.putBinding(binding({ aor: 'sip:bob@example.test', contactUri: 'sip:b@h1', expires: 150 }));
+    store.putBinding(binding({ aor: 'sip:carol@example.test', contactUri: 'sip:c@h1', expires: 400 }));
+    expect(store.countBindings(99)).toEqual({ aors: 3, bindings: 4 });
+    // expires == now counts as expired, as for deleteExpiredBindings
+    expect(store.countBindings(150)).toEqual({ aors: 2, bindings: 2 });
+    expect(store.countBindings(400)).toEqual({ aors: 0, bindings: 0 });
+  });
+
   test('table layout other tools read: bindings(aor, contact_uri, expires)', () => {
     store.putBinding(binding({ expires: 1234 }));
     const db = new Database(store.path, { readonly: true });
