@@ -309,14 +309,15 @@ function buildProgram(): Command {
     });
   turnCommand
     .command('credentials')
-    .description('print a TURN REST API username/password pair for USER, signed with the first of turn.auth_secrets')
+    .description('print a TURN REST API username/password pair for USER, signed with --secret, the first of turn.auth_secrets, or the one secret of a Redis store')
     .argument('<user>', 'user name (no ":")')
     .option('--ttl <seconds>', 'validity in seconds (default 86400)')
+    .option('--secret <secret>', 'sign with this secret (one the server accepts)')
     .option('--json', 'print {"username","password","ttl"} as JSON')
     .addOption(configOption())
-    .action((user: string, opts: ConfigOption & { ttl?: string; json?: boolean }) => {
+    .action(async (user: string, opts: ConfigOption & { ttl?: string; json?: boolean; secret?: string }) => {
       const config = loadConfig(opts.config);
-      const c = turnCredentials(config, user, opts.ttl);
+      const c = await turnCredentials(config, user, opts.ttl, Date.now(), opts.secret);
       if (opts.json) console.log(JSON.stringify({ username: c.username, password: c.password, ttl: c.expires - Math.floor(Date.now() / 1000) }));
       else for (const line of formatCredentials(c)) console.log(line);
     });

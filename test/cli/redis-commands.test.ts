@@ -2,6 +2,7 @@
  * The user commands, import, backup and restore against a Redis store
  * (`store.type: redis`), with a real redis-server on loopback.
  */
+import { createHmac } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -83,6 +84,31 @@ describeWithPeers(['redis-server'])('CLI against a Redis store', () => {
     expect(await cli(['turn', 'secret', 'del', 's3cret'])).toMatchObject({ status: 0, stdout: 'deleted\n' });
     expect(await cli(['turn', 'secret', 'del', 's3cret'])).toMatchObject({ status: 1, stderr: 'rtcedge: no such TURN secret\n' });
     expect(await cli(['turn', 'secret', 'drop'])).toMatchObject({ status: 1, stderr: 'rtcedge: expected add, del or list, got "drop"\n' });
+  });
+
+  test('turn credentials signs with the one shared secret, or the one --secret names', async () => {
+    /** The password a TURN server with `secret` expects for `username` (RFC 7635 / TURN REST API: base64 HMAC-SHA1). */
+    const passwordFor = (secret: string, username: string) => createHmac('sha1', secret).update(username).digest('base64');
+    const credentials = async (args: string[]) => {
+      const r = await cli(['turn', 'credentials', 'alice', '--json', ...args]);
+      expect(r.stderr).toBe('');
+      return JSON.parse(r.stdout) as { username: string; password: string; ttl: number };
+    };
+    expect(await cli(['turn', 'credentials', 'alice'])).toMatchObject({
+      status: 1,
+      stderr: 'rtcedge: no TURN secret: add one to turn.auth_secrets or with `rtcedge turn secret add`\n',
+    });
+    await store.addTurnSecret('first-shared');
+    const one = await credentials([]);
+    expect(one.username).toMatch(/^\d+:alice$/);
+    expect(one.password).toBe(passwordFor('first-shared', one.username));
+    await store.addTurnSecret('second-shared');
+    expect(await cli(['turn', 'credentials', 'alice'])).toMatchObject({ status: 1, stderr: 'rtcedge: the Redis store holds 2 TURN secrets: choose one with --secret\n' });
+    const chosen = await credentials(['--secret', 'second-shared']);
+    expect(chosen.password).toBe(passwordFor('second-shared', chosen.username));
+    expect((await cli(['turn', 'credentials', 'alice', '--secret', 'unknown'])).stderr).toMatch(/^rtcedge: --secret: the server does not accept this secret/);
+    await store.deleteTurnSecret('first-shared');
+    await store.deleteTurnSecret('second-shared');
   });
 
   test('Redis unreachable: the command fails with a message naming it, exit status 1', async () => {
