@@ -8,7 +8,7 @@
  */
 import type { Logger } from '../log.js';
 import { ADMIT_CALL } from './redis-scripts.js';
-import type { RedisStore } from './redis-store.js';
+import { runScript, type RedisStore } from './redis-store.js';
 
 /** Limits as `sip.security.calls` gives them; 0 turns one off. */
 export interface SharedCallLimits {
@@ -42,7 +42,7 @@ export class RedisCallCounter {
     if (maxConcurrent <= 0 && maxPerMinute <= 0) return { ok: true };
     let answer: string[];
     try {
-      answer = (await this.store.redis.eval(ADMIT_CALL, 0, this.store.config.key_prefix, user, callId, maxConcurrent, maxPerMinute, maxCallSeconds * 1000)) as string[];
+      answer = (await runScript(this.store.redis, ADMIT_CALL, [this.store.config.key_prefix, user, callId, maxConcurrent, maxPerMinute, maxCallSeconds * 1000])) as string[];
     } catch (err) {
       this.log.warn({ err: (err as Error).message, user }, 'shared call limits unavailable; the node counts alone');
       return { ok: true };

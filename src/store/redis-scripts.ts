@@ -17,62 +17,68 @@ local function usersChanged() redis.call('INCR', p .. 'users:generation') end
 `;
 
 /**
- * Binding changes in order (BindingStore.commitBindings). ARGV[2]: JSON list of
- * `{ op, aor, contactUri?, expires?, json? }`. A put stores the record under its
- * own key with EXAT = its expiry (Redis drops it then: no sweeper needed for the
- * records) and adds the contact to the AOR's index (a sorted set scored by the
- * time it was first added, ms, for the first-added order); an expiry already
- * past deletes. ARGV[3], when not empty, is the committing node's id: the
- * script then publishes on `<prefix>bindings`, in the same atomic step,
- * `{ node, aors, lists: [{ aor, bindings: [record JSON...] }] }` with every
- * changed AOR's bindings after the commit (so the other nodes need not read
- * them, and see commits in commit order). Returns the number of changes applied.
+ * Binding changes in order (BindingStore.commitBindings). ARGV[2]: the
+ * committing node's id, or '' for none; ARGV[3]: that node's commit number;
+ * ARGV[4..]: five per change, `op` (put | delete | deleteAll), AOR, contact
+ * URI, expiry (unix s) and the record (JSON), '' where the op has none (flat
+ * arguments: nothing to decode here, no JSON inside JSON on the wire). A put
+ * stores the record under its own key with EXAT = its expiry (Redis drops it
+ * then: no sweeper needed for the records) and adds the contact to the AOR's
+ * index (a sorted set scored by the time it was first added, ms, for the
+ * first-added order); an expiry already past deletes. With a node id the
+ * script then publishes on `<prefix>bindings`, in the same atomic step (so
+ * every node sees commits in commit order), `<node> <commit number>\n` and a
+ * JSON object mapping each changed AOR to the array of its records after the
+ * commit (the records are joined as stored, not decoded and encoded again).
+ * Returns `{ changes applied, subscribers the message reached (0 without node id) }`.
  */
 export const COMMIT_BINDINGS = `${KEYS_LUA}
-local changes = cjson.decode(ARGV[2])
+local node, commitNo = ARGV[2], ARGV[3]
 local t = redis.call('TIME')
 local now = tonumber(t[1])
 local nowMs = now * 1000 + math.floor(tonumber(t[2]) / 1000)
-for _, c in ipairs(changes) do
-  local idx = aorKey(c.aor)
-  if c.op == 'put' then
-    local key = bindingKey(c.aor, c.contactUri)
-    if c.expires <= now then
+local seen, aors = {}, {}
+for i = 4, #ARGV, 5 do
+  local op, aor, contact = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local idx = aorKey(aor)
+  if op == 'put' then
+    local key = bindingKey(aor, contact)
+    local expires = tonumber(ARGV[i + 3])
+    if expires <= now then
       redis.call('DEL', key)
-      redis.call('ZREM', idx, c.contactUri)
+      redis.call('ZREM', idx, contact)
     else
-      redis.call('SET', key, c.json, 'EXAT', string.format('%d', c.expires))
-      redis.call('ZADD', idx, 'NX', nowMs, c.contactUri)
-      redis.call('SADD', p .. 'aors', c.aor)
+      redis.call('SET', key, ARGV[i + 4], 'EXAT', string.format('%d', expires))
+      redis.call('ZADD', idx, 'NX', nowMs, contact)
+      redis.call('SADD', p .. 'aors', aor)
     end
-  elseif c.op == 'delete' then
-    redis.call('DEL', bindingKey(c.aor, c.contactUri))
-    redis.call('ZREM', idx, c.contactUri)
+  elseif op == 'delete' then
+    redis.call('DEL', bindingKey(aor, contact))
+    redis.call('ZREM', idx, contact)
   else
-    for _, u in ipairs(redis.call('ZRANGE', idx, 0, -1)) do redis.call('DEL', bindingKey(c.aor, u)) end
+    for _, u in ipairs(redis.call('ZRANGE', idx, 0, -1)) do redis.call('DEL', bindingKey(aor, u)) end
     redis.call('DEL', idx)
   end
-  if redis.call('EXISTS', idx) == 0 then redis.call('SREM', p .. 'aors', c.aor) end
-end
-if ARGV[3] ~= '' then
-  local seen, aors, lists = {}, {}, {}
-  for _, c in ipairs(changes) do
-    if not seen[c.aor] then
-      seen[c.aor] = true
-      aors[#aors + 1] = c.aor
-    end
+  if redis.call('EXISTS', idx) == 0 then redis.call('SREM', p .. 'aors', aor) end
+  if not seen[aor] then
+    seen[aor] = true
+    aors[#aors + 1] = aor
   end
+end
+local reached = 0
+if node ~= '' then
+  local parts = {}
   for _, aor in ipairs(aors) do
     local list = {}
     for _, u in ipairs(redis.call('ZRANGE', aorKey(aor), 0, -1)) do
       local v = redis.call('GET', bindingKey(aor, u))
       if v then list[#list + 1] = v end
     end
-    lists[#lists + 1] = { aor = aor, bindings = list }
+    parts[#parts + 1] = cjson.encode(aor) .. ':[' .. table.concat(list, ',') .. ']'
   end
-  redis.call('PUBLISH', p .. 'bindings', cjson.encode({ node = ARGV[3], aors = aors, lists = lists }))
+  reached = redis.call('PUBLISH', p .. 'bindings', node .. ' ' .. commitNo .. '\\n{' .. table.concat(parts, ',') .. '}')
 end
-return #changes
+return { (#ARGV - 3) / 5, reached }
 `;
 
 /**

@@ -32,6 +32,7 @@
  * carrying `retryAfterS`; commands are not queued while disconnected, and
  * the client reconnects by itself (ioredis, backing off up to 2 s).
  */
+import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { userhash } from '../stun/stun-integrity.js';
 import type { StoreConfig } from '../config/schema.js';
@@ -94,6 +95,48 @@ function scriptResult(answer: unknown): void {
   throw new StoreError(text.slice(0, sp) as 'exists' | 'not_found', text.slice(sp + 1));
 }
 
+/** SHA-1 (hex) of each Lua script run so far, for EVALSHA. */
+const scriptShas = new Map<string, string>();
+
+/**
+ * Run a Lua script of redis-scripts.ts with no KEYS and `args` as ARGV: EVALSHA
+ * (the script's 40-character digest instead of its text, so neither side
+ * handles the text on every call), and EVAL once when Redis does not have it
+ * yet (NOSCRIPT: first use, or after a restart or failover).
+ * @throws whatever ioredis throws (no answer, a script error).
+ */
+export async function runScript(redis: Redis, script: string, args: readonly (string | number)[]): Promise<unknown> {
+  let sha = scriptShas.get(script);
+  if (sha === undefined) {
+    sha = createHash('sha1').update(script).digest('hex');
+    scriptShas.set(script, sha);
+  }
+  try {
+    return await redis.evalsha(sha, 0, ...args);
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+    return redis.eval(script, 0, ...args);
+  }
+}
+
+/**
+ * What a store needs from the channel that announces its binding commits to
+ * the other nodes (RedisBindingChannel): the node id and commit numbers the
+ * commit script publishes, and the wait for the other nodes to have applied
+ * a commit.
+ */
+export interface CommitAnnouncer {
+  /** This node's id in announcements. */
+  readonly nodeId: string;
+  /** The number of the next commit of this node (1, 2, ...). */
+  nextCommit(): number;
+  /**
+   * Resolves once `others` other nodes have applied commit `commitNo` (or
+   * after the channel's bound on waiting); never rejects.
+   */
+  applied(commitNo: number, others: number): Promise<void>;
+}
+
 /** ioredis options of `store.redis`: no offline queue (a request fails at once while disconnected), timeouts, reconnection. */
 export function redisOptions(config: StoreConfig['redis']): RedisOptions {
   const common: RedisOptions = {
@@ -147,9 +190,10 @@ export class RedisStore implements BindingStore {
   /**
    * When set (by RedisBindingChannel), each binding commit also publishes the
    * changed AORs' bindings on the bindings channel as this node (see
-   * COMMIT_BINDINGS), atomically with the commit.
+   * COMMIT_BINDINGS), atomically with the commit, and commitBindings resolves
+   * once the other subscribed nodes applied it (bounded by the announcer).
    */
-  announceCommitsAs: string | undefined;
+  announcer: CommitAnnouncer | undefined;
   /** The users generation last read from Redis, and when (performance.now, ms). */
   private generation = 0;
   private generationReadMs = -Infinity;
@@ -208,7 +252,7 @@ export class RedisStore implements BindingStore {
   }
 
   private eval(what: string, script: string, ...args: (string | number)[]): Promise<unknown> {
-    return this.run(what, () => this.redis.eval(script, 0, this.prefix, ...args));
+    return this.run(what, () => runScript(this.redis, script, [this.prefix, ...args]));
   }
 
   private userKey(domain: string, username: string): string {
@@ -376,16 +420,24 @@ export class RedisStore implements BindingStore {
     }
   }
 
-  /** Apply binding changes in order, atomically (one Lua script; see {@link BindingStore.commitBindings}). @throws StoreError 'unavailable'. */
+  /**
+   * Apply binding changes in order, atomically (one Lua script; see
+   * {@link BindingStore.commitBindings}). With an {@link announcer} the script
+   * also announces the commit, and this resolves once every other node that
+   * got the announcement applied it (or the announcer stopped waiting).
+   * @throws StoreError 'unavailable'.
+   */
   async commitBindings(changes: readonly BindingChange[]): Promise<void> {
-    const list = changes.map((c) =>
-      c.op === 'put'
-        ? { op: 'put', aor: c.binding.aor, contactUri: c.binding.contactUri, expires: c.binding.expires, json: JSON.stringify(c.binding) }
-        : c.op === 'delete'
-          ? { op: 'delete', aor: c.aor, contactUri: c.contactUri }
-          : { op: 'deleteAll', aor: c.aor },
-    );
-    await this.eval('write bindings', COMMIT_BINDINGS, JSON.stringify(list), this.announceCommitsAs ?? '');
+    const args: (string | number)[] = [];
+    for (const c of changes) {
+      if (c.op === 'put') args.push('put', c.binding.aor, c.binding.contactUri, c.binding.expires, JSON.stringify(c.binding));
+      else args.push(c.op, c.aor, c.op === 'delete' ? c.contactUri : '', '', '');
+    }
+    const announcer = this.announcer;
+    const commitNo = announcer ? announcer.nextCommit() : 0;
+    const [, reached] = (await this.eval('write bindings', COMMIT_BINDINGS, announcer?.nodeId ?? '', commitNo, ...args)) as [number, number];
+    // The announcement reached this node's own subscriber too.
+    if (announcer && reached > 1) await announcer.applied(commitNo, reached - 1);
   }
 
   /** Bindings of one AOR in first-added order (those Redis expired are gone). @throws StoreError 'unavailable'. */
