@@ -5,6 +5,7 @@
 // that means something is the cost per operation, not the scaling.
 //
 //   node bench/multi-node.mjs [--seconds 5] [--register-rate 300] [--call-rate 40] [--setups sqlite,1,2,3] [--write]
+//                             [--idle] [--cpu-prof DIR] [--load-first]
 //
 // Every node is one process (sip.workers: 1), so the rows compare the store alone.
 // Load (SIPp 3.6, UDP, 127.0.0.1): one SIPp per node, the target rate split
@@ -14,6 +15,10 @@
 //   `callee`, a SIPp UAS registered once (UDP, so no node holds its flow: every
 //   node reaches it), the call entering at each node in turn.
 // --write replaces the section between the multi-node markers of bench/RESULTS.md.
+// --idle first measures the same processes for --seconds without load (CPU ms per second,
+// printed after the table). --cpu-prof DIR has every node write a V8 CPU profile
+// (node --cpu-prof) into DIR/<setup>/ when it stops. --load-first sends all load to the
+// first node, so the others' CPU is what following its changes costs.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startProcess, runProcess, stopProcess, tempDir, cpuSeconds, sleep, waitFor } from './lib.mjs';
@@ -27,6 +32,10 @@ const SECONDS = opt('--seconds', 5);
 const REGISTER_RATE = opt('--register-rate', 300);
 const CALL_RATE = opt('--call-rate', 40);
 const WRITE = args.includes('--write');
+const IDLE = args.includes('--idle');
+/** All load at the first node (the others only follow its binding changes: their cost per operation is that of following). */
+const LOAD_FIRST = args.includes('--load-first');
+const CPU_PROF = args.includes('--cpu-prof') ? args[args.indexOf('--cpu-prof') + 1] : undefined;
 /** Which setups, in order: `sqlite` and node counts on Redis; the first is the base of the percentages. */
 const SETUPS = (args.includes('--setups') ? args[args.indexOf('--setups') + 1] : 'sqlite,1,2,3').split(',');
 
@@ -144,13 +153,24 @@ async function startRedis(dir) {
   return proc;
 }
 
+/** Redis's count of calls per command (INFO commandstats), or an empty map without Redis. */
+async function commandCounts(redis) {
+  const out = new Map();
+  if (!redis) return out;
+  const { stdout } = await runProcess('redis-cli', ['-p', String(REDIS_PORT), 'INFO', 'commandstats'], { timeoutMs: 5000 });
+  for (const m of stdout.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out.set(m[1], Number(m[2]));
+  return out;
+}
+
 /** Runs one SIPp client per node at rate/n for SECONDS; returns totals. */
-async function load(dir, scenario, rate, nodeCount, cpuPids) {
-  const per = rate / nodeCount;
+async function load(dir, scenario, rate, nodeCount, cpuPids, redis) {
+  const commands0 = await commandCounts(redis);
+  const loaded = LOAD_FIRST ? 1 : nodeCount;
+  const per = rate / loaded;
   const calls = Math.round(per * SECONDS);
-  const cpu0 = cpuPids.reduce((t, p) => t + cpuSeconds(p), 0);
+  const cpu0 = cpuPids.map((p) => cpuSeconds(p));
   const runs = await Promise.all(
-    NODE_PORTS.slice(0, nodeCount).map((port, i) => {
+    NODE_PORTS.slice(0, loaded).map((port, i) => {
       const stf = join(dir, `stat-${scenario}-${nodeCount}-${i}.csv`);
       const a = [
         `127.0.0.1:${port}`, '-sf', join(dir, `${scenario}.xml`), '-inf', join(dir, 'users.csv'),
@@ -164,7 +184,9 @@ async function load(dir, scenario, rate, nodeCount, cpuPids) {
       return runProcess('sipp', a, { timeoutMs: (SECONDS * 4 + 20) * 1000 }).then(() => lastStat(stf));
     }),
   );
-  const cpu = cpuPids.reduce((t, p) => t + cpuSeconds(p), 0) - cpu0;
+  const byProcess = cpuPids.map((p, i) => cpuSeconds(p) - cpu0[i]);
+  const commands = [...(await commandCounts(redis))].map(([c, n]) => [c, n - (commands0.get(c) ?? 0)]).filter(([, n]) => n > 0);
+  const cpu = byProcess.reduce((t, s) => t + s, 0);
   let ok = 0;
   let failed = 0;
   let elapsed = 0;
@@ -177,7 +199,7 @@ async function load(dir, scenario, rate, nodeCount, cpuPids) {
     elapsed = Math.max(elapsed, epoch(st.CurrentTime) - epoch(st.StartTime));
     rtSum += hms(st['ResponseTime1(C)'] ?? st['CallLength(C)']) * 1000 * n;
   }
-  return { ok, failed, okPerS: ok / elapsed, rtMs: rtSum / ok, cpuS: cpu, cpuMsPerOp: (cpu / ok) * 1000 };
+  return { ok, failed, okPerS: ok / elapsed, rtMs: rtSum / ok, cpuS: cpu, cpuMsPerOp: (cpu / ok) * 1000, byProcessMsPerOp: byProcess.map((s) => (s / ok) * 1000), commandsPerOp: commands.map(([c, n]) => `${c} ${f(n / ok, 2)}`).join(', ') };
 }
 
 async function runSetup(name, nodeCount, redis) {
@@ -196,16 +218,23 @@ async function runSetup(name, nodeCount, redis) {
       const extra = redis
         ? [`store: { type: redis, redis: { url: "redis://127.0.0.1:${REDIS_PORT}", key_prefix: "${prefix}" } }`, `node: { uri: "sip:127.0.0.1:${NODE_PORTS[i]}" }`, 'admin: { enabled: false }']
         : [];
-      nodes.push(await startRtcedge({ sipPort: NODE_PORTS[i], workers: 1, users: i === 0 ? [...users, ['callee', 'pw-callee']] : [], extraYaml: extra }));
+      const nodeArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(CPU_PROF, `${redis ? nodeCount : 'sqlite'}`)] : [];
+      nodes.push(await startRtcedge({ sipPort: NODE_PORTS[i], workers: 1, users: i === 0 ? [...users, ['callee', 'pw-callee']] : [], extraYaml: extra, nodeArgs }));
     }
     const reg = await runProcess('sipp', [`127.0.0.1:${NODE_PORTS[0]}`, '-sf', join(dir, 'uas-register.xml'), '-inf', join(dir, 'callee.csv'), '-i', '127.0.0.1', '-p', String(SIPP_PORTS[0]), '-m', '1', '-nostdin', '-nd', '-timeout', '10', '-timeout_error'], { timeoutMs: 20_000 });
     if (reg.code !== 0) throw new Error(`registering the UAS failed: ${reg.stderr.slice(-500)}`);
     await sleep(300);
     const pids = [...nodes.map((n) => n.pid), ...(redis ? [redis.pid] : [])];
-    const register = await load(dir, 'register', REGISTER_RATE, nodeCount, pids);
+    let idleMsPerS;
+    if (IDLE) {
+      const cpu0 = pids.reduce((t, p) => t + cpuSeconds(p), 0);
+      await sleep(SECONDS * 1000);
+      idleMsPerS = ((pids.reduce((t, p) => t + cpuSeconds(p), 0) - cpu0) / SECONDS) * 1000;
+    }
+    const register = await load(dir, 'register', REGISTER_RATE, nodeCount, pids, redis);
     await sleep(500);
-    const call = await load(dir, 'call', CALL_RATE, nodeCount, pids);
-    return { name, nodeCount, register, call };
+    const call = await load(dir, 'call', CALL_RATE, nodeCount, pids, redis);
+    return { name, nodeCount, register, call, idleMsPerS };
   } finally {
     for (const n of nodes) await stopProcess(n);
     await stopProcess(uas);
@@ -240,6 +269,13 @@ try {
 }
 const text = table(rows);
 console.log(text);
+if (IDLE) for (const r of rows) console.log(`${r.name}: idle ${f(r.idleMsPerS, 1)} CPU ms/s (all its processes, no load)`);
+// Where the CPU of each row went: each node, then redis-server (CPU ms per operation).
+for (const r of rows) {
+  const parts = (x) => x.byProcessMsPerOp.map((v, i) => `${i < r.nodeCount ? `node ${i + 1}` : 'redis'} ${f(v, 3)}`).join(', ');
+  console.log(`${r.name}: per REGISTER ${parts(r.register)}; per call ${parts(r.call)}`);
+  if (r.nodeCount && r.register.commandsPerOp) console.log(`  Redis commands per REGISTER: ${r.register.commandsPerOp}; per call: ${r.call.commandsPerOp}`);
+}
 if (WRITE) {
   const file = join(ROOT, 'bench', 'RESULTS.md');
   const old = readFileSync(file, 'utf8');
