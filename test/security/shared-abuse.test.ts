@@ -54,7 +54,7 @@ describeWithPeers(['redis-server'])('call limits and bans shared by two nodes on
     return (await ua.response(authed)).status;
   }
 
-  test('a call of alice through node A counts at node B: her second concurrent call there gets 486', async () => {
+  test('a call of alice through node A counts at node B: her second concurrent call there gets 486, until the first ends', async () => {
     const bob = await UdpUa.open();
     expect((await bob.register(PORT_B, 'bob', 'bobpw', DOMAIN)).status).toBe(200);
     const alice = await UdpUa.open();
@@ -66,13 +66,28 @@ describeWithPeers(['redis-server'])('call limits and bans shared by two nodes on
       alice.send(authed, port);
       return authed;
     };
-    // The first call rings at bob (who never answers): it is active.
-    await invite(PORT_A);
-    await bob.waitFor((m) => m.kind === 'request' && m.method === 'INVITE');
+    // The first call rings at bob (who does not answer yet): it is active.
+    const first = await invite(PORT_A);
+    const ringing = (await bob.waitFor((m) => m.kind === 'request' && m.method === 'INVITE')) as SipRequest;
     const second = await alice.response(await invite(PORT_B));
     expect(second.status).toBe(486);
     expect(second.reason).toBe('Busy Here: concurrent call limit');
     expect(bob.received.filter((m) => m.kind === 'request' && m.method === 'INVITE')).toHaveLength(1);
+
+    // Bob declines the first call: its end leaves the shared count (sent within ENDED_BATCH_MS), and a call through B rings again.
+    const copied = ringing.headers.filter((h) => /^(via|from|call-id|cseq)$/i.test(h.name));
+    bob.send({ kind: 'response', status: 603, reason: 'Decline', headers: [...copied, { name: 'To', value: `${getHeader(ringing, 'to')};tag=bob1` }], body: Buffer.alloc(0) }, PORT_A);
+    expect((await alice.response(first)).status).toBe(603);
+    const before = bob.received.length;
+    const admitted = async (): Promise<boolean> => {
+      const authed = await invite(PORT_B);
+      return alice.response(authed, undefined, 1000).then(
+        (r) => !(r.status === 486 && r.reason === 'Busy Here: concurrent call limit'),
+        () => true,
+      );
+    };
+    await expect.poll(admitted, { timeout: 5000, interval: 100 }).toBe(true);
+    await bob.waitFor((m) => m.kind === 'request' && m.method === 'INVITE', 3000, before);
     alice.close();
     bob.close();
   });
