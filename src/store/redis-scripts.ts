@@ -25,12 +25,14 @@ local function usersChanged() redis.call('INCR', p .. 'users:generation') end
  * stores the record under its own key with EXAT = its expiry (Redis drops it
  * then: no sweeper needed for the records) and adds the contact to the AOR's
  * index (a sorted set scored by the time it was first added, ms, for the
- * first-added order); an expiry already past deletes. With a node id the
+ * first-added order); an expiry already past deletes. With a node id, and
+ * other subscribers than that node's own connection (the one subscribed to
+ * `<prefix>bindings:ack:<node id>`; so a node alone announces nothing), the
  * script then publishes on `<prefix>bindings`, in the same atomic step (so
  * every node sees commits in commit order), `<node> <commit number>\n` and a
  * JSON object mapping each changed AOR to the array of its records after the
  * commit (the records are joined as stored, not decoded and encoded again).
- * Returns `{ changes applied, subscribers the message reached (0 without node id) }`.
+ * Returns `{ changes applied, subscribers the message reached (0 when nothing was published) }`.
  */
 export const COMMIT_BINDINGS = `${KEYS_LUA}
 local node, commitNo = ARGV[2], ARGV[3]
@@ -66,7 +68,15 @@ for i = 4, #ARGV, 5 do
   end
 end
 local reached = 0
+-- Subscribers besides the committing node's own connection (subscribed to its
+-- acknowledgement channel in the same SUBSCRIBE as to the bindings channel):
+-- none, and there is nobody to tell.
+local others = 0
 if node ~= '' then
+  local all = redis.call('PUBSUB', 'NUMSUB', p .. 'bindings', p .. 'bindings:ack:' .. node)
+  others = all[2] - all[4]
+end
+if others > 0 then
   local parts = {}
   for _, aor in ipairs(aors) do
     local list = {}

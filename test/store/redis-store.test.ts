@@ -136,7 +136,15 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
     const mine = new RedisBindingChannel(store, silent);
     const theirs = new RedisBindingChannel(other, silent);
     await mine.start();
+    // Alone on the channel, a node publishes nothing.
+    const publishes = async () => Number(/cmdstat_publish:calls=(\d+)/.exec(await store.redis.info('commandstats'))?.[1] ?? 0);
+    const before = await publishes();
+    await store.commitBindings([{ op: 'put', binding: binding() }]);
+    expect(await publishes()).toBe(before);
     await theirs.start();
+    await store.commitBindings([{ op: 'deleteAll', aor: binding().aor }]);
+    // The announcement, and the other node's acknowledgement (the commit resolved on it).
+    expect(await publishes()).toBe(before + 2);
     const mineSeen: unknown[] = [];
     mine.onRemoteBindings((aor) => void mineSeen.push(aor));
     const seen: [string, BindingRecord[]][] = [];
