@@ -21,6 +21,8 @@ describe('CompletedResponses', () => {
         expect(e.wire.equals(wire(i))).toBe(true);
         expect(e.dest).toEqual(dest(5000 + (i % 7)));
       }
+      // Chunks are mapped pages (a resizable ArrayBuffer's backing store), not malloc'd: see pageBuffer.
+      expect((c.get('k0')!.wire.buffer as ArrayBuffer & { resizable: boolean }).resizable).toBe(true);
       const chunksBefore = c.chunkBytes;
       expect(chunksBefore).toBeGreaterThanOrEqual(5000 * 400);
       c.expire(1000 + 2999);
