@@ -322,7 +322,7 @@ const sipSchema = z.strictObject({
       strict_uri: z.boolean({ error: 'expected true or false' }).default(false),
       // Most HA1/user-exists answers kept in memory (0: every request reads the store); see auth/credential-cache.ts.
       credential_cache_entries: nonNegativeInt('entries').default(20_000),
-      // Most nonces whose highest nonce-count is remembered (replay protection, RFC 7616 §3.3); ~130 bytes each.
+      // Most nonces whose highest nonce-count is remembered (replay protection, RFC 7616 §3.3); ~53 bytes each (auth/nonce.ts).
       nonce_count_entries: positiveInt('entries').default(100_000),
     })
     .prefault({}),

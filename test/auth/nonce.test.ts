@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { checkNonce, createNonce, NonceCountTracker, nonceIssuer, nonceTimestamp } from '../../src/auth/nonce.js';
+import { checkNonce, createNonce, NonceCountTracker, nonceCountKey, nonceIssuer, nonceTimestamp } from '../../src/auth/nonce.js';
 
 const secret = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
 const T0 = 1_700_000_000_000;
@@ -128,5 +128,34 @@ describe('NonceCountTracker', () => {
   });
   it('rejects a bad maxEntries', () => {
     expect(() => new NonceCountTracker(0)).toThrow(RangeError);
+  });
+  it('tracks real nonces by their counter: each one separately, replays refused, at most maxEntries', () => {
+    const t = new NonceCountTracker(1000);
+    // Same millisecond, consecutive counters: different nonces, different entries.
+    const nonces = Array.from({ length: 1500 }, () => createNonce(secret, T0));
+    expect(new Set(nonces.map(nonceCountKey)).size).toBe(1500);
+    for (const n of nonces) expect(t.accept(n, 1)).toBe(true);
+    expect(t.size).toBe(1000);
+    // The newest 1000 are remembered: their nc 1 is a replay, nc 2 is not.
+    for (const n of nonces.slice(500)) expect(t.accept(n, 1)).toBe(false);
+    for (const n of nonces.slice(500)) expect(t.accept(n, 2)).toBe(true);
+    expect(t.size).toBe(1000);
+    // The oldest were forgotten (least recently used first): accepted again.
+    expect(t.accept(nonces[0]!, 1)).toBe(true);
+  });
+});
+
+describe('nonceCountKey', () => {
+  it("is a nonce's counter modulo 2^52, and 2^52 + a hash for any other string", () => {
+    expect(nonceCountKey(createNonce(secret, T0, { counter: 5 }))).toBe(5);
+    expect(nonceCountKey(createNonce(secret, T0 + 1, { counter: 5, issuer: 3 }))).toBe(5);
+    expect(nonceCountKey(createNonce(secret, T0, { counter: 2 ** 52 + 7 }))).toBe(7);
+    expect(nonceCountKey(createNonce(secret, T0, { counter: 2 ** 52 - 1 }))).toBe(2 ** 52 - 1);
+    for (const other of ['a', 'b', '', 'x'.repeat(43)]) {
+      const k = nonceCountKey(other);
+      expect(k).toBeGreaterThanOrEqual(2 ** 52);
+      expect(Number.isSafeInteger(k)).toBe(true);
+    }
+    expect(nonceCountKey('a')).not.toBe(nonceCountKey('b'));
   });
 });
