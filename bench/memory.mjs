@@ -20,8 +20,13 @@
 // handed to the socket), the event-loop delay histogram (perf_hooks
 // monitorEventLoopDelay: p99.9 and max per interval) and the longest GC
 // pause per interval come from the server's own summary lines.
+// A second table says where the RSS is at idle, at the end of the load and
+// --after s later: /proc/<pid>/smaps split into mapped files (node's code),
+// the brk heap (glibc's main malloc arena) and other anonymous memory, beside
+// V8's heapUsed / heapTotal and external from the summary line.
+// Users are added with one `rtcedge user import` when the build has it.
 // The soak samples every 30 s. Prints Markdown for bench/RESULTS.md.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runProcess, stopProcess, tempDir, sleep } from './lib.mjs';
@@ -44,6 +49,28 @@ function rssMB(pid) {
   } catch {
     return NaN;
   }
+}
+
+/**
+ * Where a process's RSS is, MB, from /proc/<pid>/smaps: `file` (mapped files: node's own code and libraries,
+ * shared with every other node process), `brk` (the [heap] mapping: glibc's main malloc arena), `anon` (other
+ * anonymous mappings: the V8 heap, mapped buffers, thread stacks, other malloc arenas).
+ */
+export function smapsMB(pid) {
+  const out = { file: 0, brk: 0, anon: 0 };
+  let kind = 'anon';
+  try {
+    for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+      const m = line.match(/^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/);
+      if (m) {
+        const name = m[1].trim();
+        kind = name === '[heap]' ? 'brk' : name.startsWith('/') ? 'file' : 'anon';
+      } else if (line.startsWith('Rss:')) out[kind] += Number(line.split(/\s+/)[1]) / 1024;
+    }
+  } catch {
+    return { file: NaN, brk: NaN, anon: NaN };
+  }
+  return out;
 }
 
 /** Summary lines the server logged so far (parsed JSON). */
@@ -112,6 +139,12 @@ function knowsWorkers(cli) {
   }
 }
 
+/** Whether the build whose CLI is `cli` (default this checkout's) has `rtcedge user import` (one process for all users). */
+function hasUserImport(cli) {
+  const dist = cli ? join(dirname(cli), '..') : join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
+  return existsSync(join(dist, 'cli', 'import-users.js'));
+}
+
 /** Whether the build whose CLI is `cli` (…/dist/cli/main.js) logs the periodic summary line (dist/log.js). */
 function hasSummaryLine(cli) {
   try {
@@ -130,6 +163,7 @@ async function withServer(users, fn) {
     summaryInterval: SUMMARY ? 5 : undefined,
     workers: WORKERS,
     addParallel: 8,
+    importUsers: hasUserImport(CLI_PATH),
     nodeArgs: NODE_ARGS,
     cli: CLI_PATH,
   });
@@ -180,6 +214,8 @@ async function loadRun(dir, users, rate, seconds, afterS, log) {
     await sleep(10_000);
     const idleRss = rssMB(proc.pid);
     const idleHeap = summaries(proc).at(-1)?.heapMB ?? NaN;
+    const idleSmaps = smapsMB(proc.pid);
+    const idleLine = summaries(proc).at(-1);
     const tLoad = Date.now();
     const stdoutAtLoad = proc.stdout.length;
     const sipp = startSipp(dir, rate, seconds);
@@ -191,10 +227,13 @@ async function loadRun(dir, users, rate, seconds, afterS, log) {
       rssDuring.push(rssMB(proc.pid));
     }
     const tEnd = Date.now();
+    const endSmaps = smapsMB(proc.pid);
+    const endLine = summaries(proc).at(-1);
     const gcDuringLoad = TRACE_GC ? gcPauses(proc.stdout.slice(stdoutAtLoad)) : undefined;
     await sleep(afterS * 1000);
     await sleep(5500); // one more summary line
     const rssAfter = rssMB(proc.pid);
+    const afterSmaps = smapsMB(proc.pid);
     const lines = summaries(proc);
     const during = window(lines, tLoad + 5000, tEnd);
     const after = lines.filter((l) => l.time > tEnd + afterS * 1000 - 5000);
@@ -224,6 +263,12 @@ async function loadRun(dir, users, rate, seconds, afterS, log) {
       gcTrace: gcDuringLoad && gcText(gcDuringLoad),
       refused: during.reduce((a, l) => a + Object.values(l.refused503 ?? {}).reduce((x, y) => x + y, 0), 0),
       held: max(during.map((l) => l.serverTransactionsHeld)),
+      // Where the RSS is at idle, at the end of the load and 60 s after: smaps split and V8's own figures.
+      where: [
+        ['idle', idleRss, idleSmaps, idleLine],
+        ['end of load', rssDuring.at(-1), endSmaps, endLine],
+        [`${afterS} s after`, rssAfter, afterSmaps, after.at(-1)],
+      ].map(([when, rss, sm, l]) => ({ when, rss, ...sm, heapUsed: l?.heapMB, heapTotal: l?.heapTotalMB, external: l?.externalMB })),
     };
     log(JSON.stringify(r));
     return r;
@@ -271,6 +316,16 @@ export function loadTable(rows) {
     ...rows.map(
       (r) =>
         `| ${r.rate} × ${r.seconds} | ${r.ok} | ${r.failed} | ${r.retrans} | ${f(r.idleRss)} | ${f(r.peakRss)} | ${f(r.endRss)} | ${f(r.rssAfter)} | ${f(r.rssAfter / r.idleRss, 2)} | ${f(r.idleHeap)} | ${f(r.peakHeap)} | ${f(r.heapAfter)} | ${r.held} | ${f(r.p50, 2)} / ${f(r.p99, 2)} / ${f(r.p999, 2)} / ${f(r.maxResp, 1)} | ${f(r.maxLag)} | ${f(r.delayP999, 1)} / ${f(r.delayMax, 1)} | ${f(r.gcMax, 1)} (${r.gcMajor}) | ${r.refused} |`,
+    ),
+    '',
+    'Where the RSS is (MB): mapped files (node\'s code, shared with other node processes), the brk heap (glibc\'s main',
+    'malloc arena), other anonymous memory (V8 heap, mapped buffers, stacks, other arenas); V8 heapUsed / heapTotal',
+    'and external (Buffers) from the summary line nearest in time.',
+    '',
+    '| REGISTER/s | when | RSS | files | brk heap | other anonymous | V8 heapUsed | V8 heapTotal | external |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.flatMap((r) =>
+      (r.where ?? []).map((w) => `| ${r.rate} | ${w.when} | ${f(w.rss)} | ${f(w.file)} | ${f(w.brk)} | ${f(w.anon)} | ${f(w.heapUsed)} | ${f(w.heapTotal)} | ${f(w.external)} |`),
     ),
     ...(rows.some((r) => r.gcTrace) ? ['', 'Collections during the load (node --trace-gc):', '', ...rows.map((r) => `- ${r.rate}/s: ${r.gcTrace}`)] : []),
   ].join('\n');
