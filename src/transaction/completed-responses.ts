@@ -7,8 +7,10 @@
  * added: a first-in first-out log. The final responses' bytes go one after
  * another into 256 KiB chunks outside the JS heap (a chunk is dropped once its
  * last entry expired; see {@link pageBuffer} for why the chunks are mapped
- * pages and not malloc'd); per entry the heap holds only the key string, a Map
- * slot, the destination address (interned) and a few numbers in flat arrays.
+ * pages and not malloc'd); the entries' numbers (due time, port, where the
+ * bytes are) sit in a ring of typed arrays, also mapped pages, which doubles
+ * when full and halves when three quarters empty. Per entry the JS heap holds
+ * only the key string, a Map slot and two ring slots (key, interned address).
  * No per-entry object, closure or timer; one timer serves the oldest entry.
  * The garbage collector has almost nothing to trace here, and the V8 heap
  * does not have to grow with the response bytes.
@@ -35,8 +37,18 @@ const ResizableArrayBuffer = ArrayBuffer as unknown as new (byteLength: number, 
  * (bench/memory.mjs, malloc_info). Mapped chunks leave RSS when collected.
  */
 export function pageBuffer(bytes: number): Buffer {
-  return Buffer.from(new ResizableArrayBuffer(bytes, { maxByteLength: bytes }), 0, bytes);
+  return Buffer.from(pageMemory(bytes), 0, bytes);
 }
+
+/** `bytes` of zeroed memory mapped from the system (see {@link pageBuffer}). */
+function pageMemory(bytes: number): ArrayBuffer {
+  return new ResizableArrayBuffer(bytes, { maxByteLength: bytes });
+}
+
+/** Smallest ring, entries; it never shrinks below this. */
+const MIN_RING = 1024;
+/** Transports a destination may name, by their code in the ring. */
+const TRANSPORTS: Destination['transport'][] = ['udp', 'tcp', 'tls', 'ws', 'wss'];
 
 /** Where a completed transaction's response went, and its bytes. */
 export interface CompletedEntry {
@@ -47,18 +59,20 @@ export interface CompletedEntry {
 export class CompletedResponses {
   /** key → absolute sequence number of its entry. */
   private readonly index = new Map<string, number>();
-  /** Sequence number of the oldest entry still in the arrays (entries [headSeq, headSeq + keys.length - head)). */
+  /** Sequence number of the oldest entry; entries are [headSeq, headSeq + count), entry `seq` in ring slot `seq & mask`. */
   private headSeq = 0;
-  private head = 0;
+  private count = 0;
+  private mask = MIN_RING - 1;
   private keys: string[] = [];
   private addresses: string[] = [];
-  private transports: Destination['transport'][] = [];
-  private ports: number[] = [];
-  private dues: number[] = [];
-  /** Chunk sequence number, byte offset and length of each entry's response. */
-  private chunkOf: number[] = [];
-  private offsets: number[] = [];
-  private lengths: number[] = [];
+  private transports = new Uint8Array(0);
+  private ports = new Uint16Array(0);
+  /** Due time, `performance.now()` ms. */
+  private dues = new Float64Array(0);
+  /** Chunk sequence number (mod 2^32), byte offset and length of each entry's response. */
+  private chunkOf = new Uint32Array(0);
+  private offsets = new Uint32Array(0);
+  private lengths = new Uint32Array(0);
   /** Live chunks, oldest first; `firstChunk` is the sequence number of chunks[0]. */
   private chunks: Buffer[] = [];
   private firstChunk = 0;
@@ -68,16 +82,23 @@ export class CompletedResponses {
   private armedForMs = Infinity;
 
   /** @param resolutionMs entries due within this many ms of each other expire together (default 20). */
-  constructor(private readonly resolutionMs = 20) {}
+  constructor(private readonly resolutionMs = 20) {
+    this.resize(MIN_RING);
+  }
 
   /** Entries held. */
   get size(): number {
-    return this.keys.length - this.head;
+    return this.count;
   }
 
   /** Bytes of response chunks held outside the JS heap. */
   get chunkBytes(): number {
     return this.chunks.reduce((a, c) => a + c.length, 0);
+  }
+
+  /** Entries the ring has room for before it doubles (shrinks back when emptied). */
+  get capacity(): number {
+    return this.mask + 1;
   }
 
   /** True when `key` is held. */
@@ -91,55 +112,61 @@ export class CompletedResponses {
    * added again replaces the earlier entry.
    */
   add(key: string, wire: Buffer, dest: Destination, dueMs: number): void {
+    if (this.count > this.mask) this.resize(2 * (this.mask + 1));
     const { chunk, offset } = this.store(wire);
-    const seq = this.headSeq + this.size;
-    this.keys.push(key);
-    this.addresses.push(this.intern(dest.address));
-    this.transports.push(dest.transport);
-    this.ports.push(dest.port);
-    this.dues.push(dueMs);
-    this.chunkOf.push(chunk);
-    this.offsets.push(offset);
-    this.lengths.push(wire.length);
+    const seq = this.headSeq + this.count;
+    const i = seq & this.mask;
+    this.count++;
+    this.keys[i] = key;
+    this.addresses[i] = this.intern(dest.address);
+    this.transports[i] = Math.max(0, TRANSPORTS.indexOf(dest.transport));
+    this.ports[i] = dest.port;
+    this.dues[i] = dueMs;
+    this.chunkOf[i] = chunk;
+    this.offsets[i] = offset;
+    this.lengths[i] = wire.length;
     this.index.set(key, seq);
-    if (this.size === 1 || dueMs < this.armedForMs) this.arm(dueMs);
+    if (this.count === 1 || dueMs < this.armedForMs) this.arm(dueMs);
   }
 
   /** The response and destination held for `key` (the bytes are a view: send them, do not keep them), or undefined. */
   get(key: string): CompletedEntry | undefined {
     const seq = this.index.get(key);
     if (seq === undefined) return undefined;
-    const i = this.head + (seq - this.headSeq);
-    const c = this.chunks[this.chunkOf[i]! - this.firstChunk]!;
+    const i = seq & this.mask;
+    const c = this.chunks[(this.chunkOf[i]! - this.firstChunk) >>> 0]!;
     const off = this.offsets[i]!;
     return {
       wire: c.subarray(off, off + this.lengths[i]!),
-      dest: { transport: this.transports[i]!, address: this.addresses[i]!, port: this.ports[i]! },
+      dest: { transport: TRANSPORTS[this.transports[i]!]!, address: this.addresses[i]!, port: this.ports[i]! },
     };
   }
 
   /** Drop every entry due by `nowMs` (the timer calls this; tests may too). */
   expire(nowMs: number = performance.now()): void {
-    while (this.head < this.keys.length && this.dues[this.head]! <= nowMs) {
-      const key = this.keys[this.head]!;
+    while (this.count > 0) {
+      const i = this.headSeq & this.mask;
+      if (this.dues[i]! > nowMs) break;
+      const key = this.keys[i]!;
       if (this.index.get(key) === this.headSeq) this.index.delete(key);
-      this.head++;
+      this.keys[i] = '';
+      this.addresses[i] = '';
       this.headSeq++;
+      this.count--;
     }
-    const live = this.size;
-    if (live === 0) {
-      this.compact(true);
+    if (this.count === 0) {
       this.dropChunks();
+      if (this.mask + 1 > MIN_RING) this.resize(MIN_RING);
     } else {
-      const oldestChunk = this.chunkOf[this.head]!;
-      while (this.firstChunk < oldestChunk) {
+      const oldestChunk = this.chunkOf[this.headSeq & this.mask]!;
+      while (((oldestChunk - this.firstChunk) >>> 0) > 0) {
         this.chunks.shift();
-        this.firstChunk++;
+        this.firstChunk = (this.firstChunk + 1) >>> 0;
       }
-      if (this.head > 4096 && this.head * 2 > this.keys.length) this.compact(false);
+      if (this.count * 4 < this.mask + 1 && this.mask + 1 > MIN_RING) this.resize((this.mask + 1) / 2);
     }
     this.armedForMs = Infinity;
-    if (live > 0) this.arm(this.dues[this.head]!);
+    if (this.count > 0) this.arm(this.dues[this.headSeq & this.mask]!);
   }
 
   /** Drop everything and stop the timer. */
@@ -148,17 +175,19 @@ export class CompletedResponses {
     this.timer = undefined;
     this.armedForMs = Infinity;
     this.index.clear();
-    this.headSeq += this.size;
-    this.compact(true);
+    this.headSeq += this.count;
+    this.count = 0;
     this.dropChunks();
+    this.resize(MIN_RING);
   }
 
   private dropChunks(): void {
-    this.firstChunk += this.chunks.length;
+    this.firstChunk = (this.firstChunk + this.chunks.length) >>> 0;
     this.chunks = [];
     this.writeOffset = CHUNK_BYTES;
   }
 
+  /** Store `wire` in the current chunk (or a new one); returns the chunk's sequence number (mod 2^32) and the offset. */
   private store(wire: Buffer): { chunk: number; offset: number } {
     if (wire.length > CHUNK_BYTES / 4) {
       // A large response gets a chunk of its own; the next response opens a new chunk after it.
@@ -166,7 +195,7 @@ export class CompletedResponses {
       wire.copy(own);
       this.chunks.push(own);
       this.writeOffset = CHUNK_BYTES;
-      return { chunk: this.firstChunk + this.chunks.length - 1, offset: 0 };
+      return { chunk: (this.firstChunk + this.chunks.length - 1) >>> 0, offset: 0 };
     }
     if (this.writeOffset + wire.length > CHUNK_BYTES) {
       this.chunks.push(pageBuffer(CHUNK_BYTES));
@@ -175,7 +204,7 @@ export class CompletedResponses {
     const offset = this.writeOffset;
     wire.copy(this.chunks[this.chunks.length - 1]!, offset);
     this.writeOffset += wire.length;
-    return { chunk: this.firstChunk + this.chunks.length - 1, offset };
+    return { chunk: (this.firstChunk + this.chunks.length - 1) >>> 0, offset };
   }
 
   private intern(address: string): string {
@@ -186,17 +215,38 @@ export class CompletedResponses {
     return address;
   }
 
-  private compact(all: boolean): void {
-    const from = all ? this.keys.length : this.head;
-    this.keys = this.keys.slice(from);
-    this.addresses = this.addresses.slice(from);
-    this.transports = this.transports.slice(from);
-    this.ports = this.ports.slice(from);
-    this.dues = this.dues.slice(from);
-    this.chunkOf = this.chunkOf.slice(from);
-    this.offsets = this.offsets.slice(from);
-    this.lengths = this.lengths.slice(from);
-    this.head = 0;
+  /** Move the live entries into a ring of `entries` slots (a power of two, at least `count`). */
+  private resize(entries: number): void {
+    const keys = new Array<string>(entries).fill('');
+    const addresses = new Array<string>(entries).fill('');
+    const transports = new Uint8Array(pageMemory(entries));
+    const ports = new Uint16Array(pageMemory(entries * 2));
+    const dues = new Float64Array(pageMemory(entries * 8));
+    const chunkOf = new Uint32Array(pageMemory(entries * 4));
+    const offsets = new Uint32Array(pageMemory(entries * 4));
+    const lengths = new Uint32Array(pageMemory(entries * 4));
+    const mask = entries - 1;
+    for (let n = 0; n < this.count; n++) {
+      const from = (this.headSeq + n) & this.mask;
+      const to = (this.headSeq + n) & mask;
+      keys[to] = this.keys[from]!;
+      addresses[to] = this.addresses[from]!;
+      transports[to] = this.transports[from]!;
+      ports[to] = this.ports[from]!;
+      dues[to] = this.dues[from]!;
+      chunkOf[to] = this.chunkOf[from]!;
+      offsets[to] = this.offsets[from]!;
+      lengths[to] = this.lengths[from]!;
+    }
+    this.keys = keys;
+    this.addresses = addresses;
+    this.transports = transports;
+    this.ports = ports;
+    this.dues = dues;
+    this.chunkOf = chunkOf;
+    this.offsets = offsets;
+    this.lengths = lengths;
+    this.mask = mask;
   }
 
   private arm(dueMs: number): void {

@@ -107,6 +107,11 @@ export class TransactionLayer {
     return { server: this.server.size + completed, client: this.client.size, completed, pending: this.pending };
   }
 
+  /** Bytes of final responses held for Timer J, in mapped chunks outside the V8 heap and its `external` figure. */
+  heldResponseBytes(): number {
+    return this.completed.chunkBytes;
+  }
+
   /**
    * State of the server transaction with `key` as the layer holds it
    * (`completed`/`confirmed` for one kept as its response bytes only), or

@@ -42,6 +42,44 @@ describe('CompletedResponses', () => {
     }
   });
 
+  it('keeps entries right while the ring wraps, doubles and halves, and returns to its smallest size when emptied', () => {
+    const c = new CompletedResponses();
+    try {
+      const min = c.capacity;
+      // A sliding window: 700 live entries, added and expired many times round the ring.
+      for (let i = 0; i < 5000; i++) {
+        c.add(`w${i}`, wire(i, 100 + (i % 50)), dest(i % 65536), i);
+        c.expire(i - 700);
+        if (i % 97 === 0 && i >= 699) expect(c.get(`w${i - 699}`)!.wire.equals(wire(i - 699, 100 + ((i - 699) % 50)))).toBe(true);
+        if (i % 97 === 0 && i >= 700) expect(c.get(`w${i - 700}`)).toBeUndefined();
+      }
+      expect(c.size).toBe(700);
+      expect(c.capacity).toBe(min);
+      // Grow to 8 × the smallest ring with entries wrapped round it, then check every one.
+      for (let i = 5000; i < 5000 + 7 * min; i++) c.add(`w${i}`, wire(i, 100 + (i % 50)), dest(i % 65536), i);
+      expect(c.capacity).toBe(8 * min);
+      for (let i = 4300; i < 5000 + 7 * min; i += 13) {
+        const e = c.get(`w${i}`)!;
+        expect(e.wire.equals(wire(i, 100 + (i % 50)))).toBe(true);
+        expect(e.dest).toEqual(dest(i % 65536));
+      }
+      // Three quarters expired: the ring halves, the rest is intact.
+      const last = 5000 + 7 * min - 1;
+      c.expire(last - min);
+      expect(c.size).toBe(min);
+      expect(c.capacity).toBe(4 * min);
+      expect(c.get(`w${last - min}`)).toBeUndefined();
+      expect(c.get(`w${last - min + 1}`)!.wire.equals(wire(last - min + 1, 100 + ((last - min + 1) % 50)))).toBe(true);
+      expect(c.get(`w${last}`)!.dest).toEqual(dest(last % 65536));
+      c.expire(last);
+      expect(c.size).toBe(0);
+      expect(c.capacity).toBe(min);
+      expect(c.chunkBytes).toBe(0);
+    } finally {
+      c.clear();
+    }
+  });
+
   it('keeps a response larger than a chunk in one piece, between small ones', () => {
     const c = new CompletedResponses();
     try {
