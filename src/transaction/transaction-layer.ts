@@ -107,7 +107,7 @@ export class TransactionLayer {
     return { server: this.server.size + completed, client: this.client.size, completed, pending: this.pending };
   }
 
-  /** Bytes of final responses held for Timer J, in mapped chunks outside the V8 heap and its `external` figure. */
+  /** Bytes of final responses held for Timer J, in mapped chunks outside the V8 heap (counted in its `external` figure, not in `arrayBuffers`). */
   heldResponseBytes(): number {
     return this.completed.chunkBytes;
   }
