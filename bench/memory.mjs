@@ -10,7 +10,8 @@
 //   --repeat N                               each rate N times (fresh server each), then the range of each figure
 //   --workers N                              sip.workers (default 1 on builds that have the key)
 //   --trace-gc                               run the server with node --trace-gc and count its collections
-//                                            during the load by kind (Scavenge, Mark-Compact, ...) with the longest pause
+//                                            during the load by kind (Scavenge, Mark-Compact, ...) with the longest pause,
+//                                            and the V8 heap allocated per server transaction (KB)
 //
 // For each rate: start rtcedge (UDP, log level info, summary line every
 // 5 s), wait 10 s idle (the baseline), run SIPp's digest REGISTER scenario
@@ -102,22 +103,28 @@ const REPEAT = Number(arg('repeat', '1'));
  * longest and the total pause, ms, and how many paused over 10 and 50 ms. A line reads e.g.
  * `[pid:0x...]  40123 ms: Mark-Compact 210.3 (250.1) -> 120.4 (240.0) MB, 45.67 / 0.12 ms  (...)`;
  * the first figure after the sizes is the pause on the main thread.
+ * `allocatedMB`: what JavaScript allocated on the V8 heap between the collections, the sum over lines of
+ * (heap size before this collection − heap size after the previous one), MB.
  */
 export function gcPauses(text) {
   const kinds = {};
-  for (const m of text.matchAll(/ ms: ([A-Za-z-]+(?: [A-Za-z-]+)?(?: \(reduce\))?) [\d.]+ \([\d.]+\) -> [\d.]+ \([\d.]+\) MB, ([\d.]+) \/ [\d.]+ ms/g)) {
+  let allocatedMB = 0;
+  let afterMB;
+  for (const m of text.matchAll(/ ms: ([A-Za-z-]+(?: [A-Za-z-]+)?(?: \(reduce\))?) ([\d.]+) \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB, ([\d.]+) \/ [\d.]+ ms/g)) {
     const k = (kinds[m[1]] ??= { count: 0, maxMs: 0, totalMs: 0, over10: 0, over50: 0 });
-    const ms = Number(m[2]);
+    const ms = Number(m[4]);
     k.count++;
     k.totalMs += ms;
     if (ms > 10) k.over10++;
     if (ms > 50) k.over50++;
     if (ms > k.maxMs) k.maxMs = ms;
+    if (afterMB !== undefined) allocatedMB += Math.max(0, Number(m[2]) - afterMB);
+    afterMB = Number(m[3]);
   }
-  return kinds;
+  return { kinds, allocatedMB };
 }
 
-const gcText = (kinds) =>
+const gcText = ({ kinds }) =>
   Object.entries(kinds)
     .map(([k, v]) => `${k} ${v.count}× (total ${v.totalMs.toFixed(0)} ms, ${v.over10} over 10 ms, ${v.over50} over 50 ms, longest ${v.maxMs.toFixed(1)} ms)`)
     .join(', ') || 'n/a';
@@ -261,6 +268,8 @@ async function loadRun(dir, users, rate, seconds, afterS, log) {
       gcMax: max(during.map((l) => l.gcMaxPauseMs)),
       gcMajor: during.reduce((a, l) => a + (l.gcMajorCount ?? 0), 0),
       gcTrace: gcDuringLoad && gcText(gcDuringLoad),
+      // V8 heap allocated per server transaction during the load (the garbage a request makes), KB.
+      allocKBPerTransaction: gcDuringLoad && (gcDuringLoad.allocatedMB * 1024) / window(lines, tLoad, tEnd + 5000).reduce((a, l) => a + (l.serverTransactions ?? 0), 0),
       refused: during.reduce((a, l) => a + Object.values(l.refused503 ?? {}).reduce((x, y) => x + y, 0), 0),
       held: max(during.map((l) => l.serverTransactionsHeld)),
       // Where the RSS is at idle, at the end of the load and 60 s after: smaps split and V8's own figures.
@@ -328,7 +337,7 @@ export function loadTable(rows) {
     ...rows.flatMap((r) =>
       (r.where ?? []).map((w) => `| ${r.rate} | ${w.when} | ${f(w.rss)} | ${f(w.file)} | ${f(w.brk)} | ${f(w.anon)} | ${f(w.heapUsed)} | ${f(w.heapTotal)} | ${f(w.external)} | ${f(w.held)} |`),
     ),
-    ...(rows.some((r) => r.gcTrace) ? ['', 'Collections during the load (node --trace-gc):', '', ...rows.map((r) => `- ${r.rate}/s: ${r.gcTrace}`)] : []),
+    ...(rows.some((r) => r.gcTrace) ? ['', 'Collections during the load (node --trace-gc):', '', ...rows.map((r) => `- ${r.rate}/s: ${r.gcTrace}; V8 heap allocated per server transaction ${f(r.allocKBPerTransaction, 1)} KB`)] : []),
   ].join('\n');
 }
 
