@@ -132,13 +132,16 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   // With the Redis store bans are shared with the other nodes (set once they are wired, below).
   let shareBans: ((bans: Ban[]) => void) | undefined;
   const { security, banFile } = createSecurityLayer(config, logger, (flowId) => transport.destroyFlow(flowId), options.worker?.mesh, (bans) => shareBans?.(bans));
-  const overload = startOverloadControl(config);
+  // The idle collection runs as soon as the load's completed transactions are gone (set once they exist, below).
+  let heldTransactions = (): number => 0;
+  const overload = startOverloadControl(config, () => heldTransactions() === 0);
   const worker = options.worker;
   const transport = createTransport(config, tls, overload.admission, metrics, logger, worker?.mesh);
   // With the Redis store, the end of a call (BYE) also reaches the limits counted across nodes (set below).
   let observeCall: ((msg: SipMessage) => void) | undefined;
   const transactions = createTransactions(config, transport, security, metrics, logger, (msg) => observeCall?.(msg));
   transactions.admission = overload.admission;
+  heldTransactions = () => transactions.size().completed;
   const stopSummary = startSipSummary(config, transport, transactions, overload, logger);
   const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
   // Workers of one node keep their location services equal through the mesh; on a Redis store every process through Redis.
@@ -546,13 +549,15 @@ async function shareAbuse(config: Config, store: SqliteStore | RedisStore, secur
 /**
  * Overload control (`sip.overload`): the process's event-loop monitor,
  * admission control for new SIP transactions (503 + Retry-After past
- * capacity), and one full collection when a load ends. `stop()` ends all three.
+ * capacity), and one full collection when a load ends (sooner once
+ * `settled()`: no completed transaction held). `stop()` ends all three.
  */
-function startOverloadControl(config: Config) {
+function startOverloadControl(config: Config, settled: () => boolean) {
   const ov = config.sip.overload;
   const load = startEventLoopLoad(ov.lag_ms);
-  // Quiet for longer than Timer J: the completed transactions of the load are gone by then.
-  const stopIdleCollector = collectWhenIdle(load, 64 * config.sip.timers.t1 + 5000);
+  // After 2 s of quiet once no completed transaction is held any more (`settled`), else after quiet for
+  // longer than Timer J (a trickle of requests keeps a few held): the load's transactions are gone by then.
+  const stopIdleCollector = collectWhenIdle(load, 64 * config.sip.timers.t1 + 5000, { settled });
   const admission = new Admission(
     {
       lagMs: ov.lag_ms,

@@ -30,12 +30,25 @@ function collector(): (() => void) | undefined {
   return gcFn;
 }
 
+/** Options of {@link collectWhenIdle}. */
+export interface IdleCollectOptions {
+  /**
+   * True once what the busy period left behind has been let go (e.g. no completed
+   * transaction is held for Timer J any more): then `settledQuietMs` of quiet suffice.
+   */
+  settled?: () => boolean;
+  /** Quiet needed once `settled()` is true, ms (default 2000). */
+  settledQuietMs?: number;
+}
+
 /**
- * Watch `load` and collect once each time a busy period ends.
+ * Watch `load` and collect once each time a busy period ends: after `quietMs`
+ * of quiet, or sooner, after `opts.settledQuietMs` of quiet, once `opts.settled()` is true.
  * @param quietMs how long utilisation must stay under 0.05 after a busy period, ms (default 10 000).
  * @returns a function that stops watching.
  */
-export function collectWhenIdle(load: EventLoopLoad, quietMs = 10_000): () => void {
+export function collectWhenIdle(load: EventLoopLoad, quietMs = 10_000, opts: IdleCollectOptions = {}): () => void {
+  const settledQuietMs = opts.settledQuietMs ?? 2000;
   let busySinceCollect = false;
   let quietSinceMs: number | undefined;
   return load.onSample(() => {
@@ -51,7 +64,8 @@ export function collectWhenIdle(load: EventLoopLoad, quietMs = 10_000): () => vo
       return;
     }
     quietSinceMs ??= now;
-    if (now - quietSinceMs < quietMs) return;
+    const quiet = now - quietSinceMs;
+    if (quiet < quietMs && !(quiet >= settledQuietMs && opts.settled?.())) return;
     busySinceCollect = false;
     quietSinceMs = undefined;
     // A full, synchronous collection; V8's unmapper then hands the freed pages back to the system
