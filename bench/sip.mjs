@@ -418,7 +418,7 @@ function limitOf(s, serverCores) {
 }
 
 /** Registers `user` (password pw-<user>) over UDP with the given Contact; throws unless 200. */
-async function registerContact(port, user, contact) {
+export async function registerContact(port, user, contact) {
   const c = await new SipConnection({ port, transport: 'udp' }).open();
   try {
     const r = await registerOnce(c, { user, password: `pw-${user}`, contact });

@@ -1,0 +1,143 @@
+// Server CPU seconds per 1,000 authenticated calls through the record-routing proxy (the cost per call),
+// for this build and optionally other builds, back to back.
+//
+//   node bench/cpu-per-call.mjs [--rate 500] [--calls 5000] [--repeat 3] [--workers 2] [--transport udp|tcp]
+//        [--baseline /path/to/other/dist/cli/main.js | NAME=PATH,NAME=PATH] [--cpu-prof DIR] [--users 1000]
+//        [--node-args '--perf-basic-prof']
+//
+// Each round starts rtcedge (UDP and TCP on 127.0.0.1, log level warn, TURN off, sip.workers --workers,
+// per-user call limits off), imports --users users and the callee, registers the callee's Contact (a SIPp UAS
+// answering every INVITE with 200, over --transport), runs 1,000 warm-up calls, then --calls more with SIPp's
+// call scenario of bench/sip-scenarios.mjs (INVITE → 407 → ACK → INVITE with credentials → 200 → ACK → BYE →
+// 200) at --rate per second over one socket or connection, and reads the server's CPU time (user + system of
+// its process tree, /proc) around the measured run. The server's idle CPU over the same time (measured after
+// the run) is printed beside it: the per-call figure includes it.
+// With --baseline, every round runs the baseline build first and this build right after, so both see the same
+// machine load; the rounds give ranges. --cpu-prof DIR runs this build's server (primary and workers) under
+// `node --cpu-prof` (one profile per process in DIR when the server stops; open them in Chrome DevTools).
+// A shared or busy machine makes single figures noise: compare ranges, and note `uptime`.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runProcess, startProcess, stopProcess, tempDir, cpuSeconds, sleep } from './lib.mjs';
+import { startRtcedge } from './rtcedge.mjs';
+import { lastStat, registerContact } from './sip.mjs';
+import { CALL_UAC_SCENARIO, CALL_UAS_SCENARIO } from './sip-scenarios.mjs';
+
+const SIP_PORT = 28370;
+const SIPP_PORT = 28371;
+const UAS_PORT = 28372;
+const WARMUP = 1000;
+const CALLEE = 'callee';
+
+function arg(name, def) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : def;
+}
+
+const RATE = Number(arg('rate', 500));
+const CALLS = Number(arg('calls', 5000));
+const REPEAT = Number(arg('repeat', 3));
+const USERS = Number(arg('users', 1000));
+const WORKERS = arg('workers', '2');
+const TRANSPORT = arg('transport', 'udp');
+const BASELINE = arg('baseline', undefined);
+const CPU_PROF = arg('cpu-prof', undefined);
+/** More node options for this build's server, space-separated (e.g. --perf-basic-prof for `perf record`). */
+const NODE_ARGS = (arg('node-args', '') ?? '').split(' ').filter(Boolean);
+if (!['udp', 'tcp'].includes(TRANSPORT)) throw new Error(`--transport must be udp or tcp, not ${TRANSPORT}`);
+const SIPP_T = TRANSPORT === 'udp' ? 'u1' : 't1';
+
+const users = Array.from({ length: USERS }, (_, i) => [`user${i}`, `pw-user${i}`]);
+
+/** Run SIPp's caller for `calls` calls at RATE; returns SIPp's successful, failed and retransmission counts. */
+async function sipp(dir, calls, tag) {
+  const stf = join(dir, `stat-${tag}.csv`);
+  const seconds = Math.ceil(calls / RATE);
+  const args = [
+    `127.0.0.1:${SIP_PORT}`,
+    '-sf', join(dir, 'call.xml'),
+    '-inf', join(dir, 'users.csv'),
+    '-s', CALLEE,
+    '-i', '127.0.0.1', '-p', String(SIPP_PORT), '-t', SIPP_T,
+    '-r', String(RATE), '-rp', '1000', '-l', String(Math.min(Math.max(RATE * 2, 200), 9000)),
+    '-m', String(calls),
+    '-timeout', String(seconds * 3 + 20), '-timeout_error',
+    '-recv_timeout', '4000', '-default_behaviors', 'all,-bye',
+    '-nostdin', '-nd',
+    '-trace_stat', '-stf', stf, '-fd', '1',
+  ];
+  const r = await runProcess('sipp', args, { timeoutMs: (seconds * 3 + 40) * 1000 });
+  const st = lastStat(stf);
+  return {
+    ok: st ? Number(st['SuccessfulCall(C)']) : 0,
+    failed: st ? Number(st['FailedCall(C)']) : NaN,
+    retrans: st ? Number(st['Retransmissions(C)']) : NaN,
+    exit: r.code,
+    ms: r.ms,
+  };
+}
+
+/** One round for one build: CPU s per 1,000 successful calls, and the idle CPU over as long a time. */
+async function round(dir, name, cli, nodeArgs) {
+  const server = await startRtcedge({
+    sipPort: SIP_PORT,
+    sipStreams: [{ transport: 'tcp', port: SIP_PORT }],
+    sipLines: [`  workers: ${WORKERS}`, '  security: { calls: { max_concurrent_per_user: 0, max_attempts_per_minute: 0 } }'],
+    users: [...users, [CALLEE, `pw-${CALLEE}`]],
+    importUsers: true,
+    cli,
+    nodeArgs,
+  });
+  let uas;
+  try {
+    await registerContact(SIP_PORT, CALLEE, `<sip:${CALLEE}@127.0.0.1:${UAS_PORT};transport=${TRANSPORT}>`);
+    uas = startProcess('sipp', ['-sf', join(dir, 'uas.xml'), '-i', '127.0.0.1', '-p', String(UAS_PORT), '-t', SIPP_T, '-s', CALLEE, '-nostdin', '-nd']);
+    await sleep(500);
+    await sipp(dir, WARMUP, `${name}-warm`);
+    await sleep(1000);
+    const cpu0 = cpuSeconds(server.pid);
+    const r = await sipp(dir, CALLS, name);
+    const cpuS = cpuSeconds(server.pid) - cpu0;
+    // The same time idle, for the part of the figure that does not depend on the calls.
+    const idle0 = cpuSeconds(server.pid);
+    await sleep(r.ms);
+    const idleS = cpuSeconds(server.pid) - idle0;
+    return { name, ...r, cpuS, idleS, per1000: (cpuS / r.ok) * 1000 };
+  } finally {
+    if (uas) await stopProcess(uas);
+    await stopProcess(server);
+  }
+}
+
+const dir = tempDir('cpu-per-call');
+writeFileSync(join(dir, 'call.xml'), CALL_UAC_SCENARIO);
+writeFileSync(join(dir, 'uas.xml'), CALL_UAS_SCENARIO);
+writeFileSync(join(dir, 'users.csv'), 'SEQUENTIAL\n' + users.map(([u, p]) => `${u};${p};`).join('\n') + '\n');
+const baselines = (BASELINE ?? '')
+  .split(',')
+  .filter(Boolean)
+  .map((b, i) => (b.includes('=') ? { name: b.slice(0, b.indexOf('=')), cli: b.slice(b.indexOf('=') + 1) } : { name: i ? `baseline${i + 1}` : 'baseline', cli: b }));
+const builds = [
+  ...baselines.map((b) => ({ ...b, nodeArgs: [] })),
+  { name: 'this build', cli: undefined, nodeArgs: [...NODE_ARGS, ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [])] },
+];
+const results = Object.fromEntries(builds.map((b) => [b.name, []]));
+console.log(`${CALLS} calls at ${RATE}/s over ${TRANSPORT.toUpperCase()}, sip.workers ${WORKERS}, ${USERS} callers, ${REPEAT} round(s)${BASELINE ? `, baseline ${BASELINE}` : ''}`);
+for (let i = 0; i < REPEAT; i++) {
+  for (const b of builds) {
+    const r = await round(dir, b.name, b.cli, b.nodeArgs);
+    results[b.name].push(r);
+    console.log(
+      `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s in ${(r.ms / 1000).toFixed(1)} s ` +
+        `(idle ${r.idleS.toFixed(2)} s over as long) = ${r.per1000.toFixed(3)} s per 1,000 calls`,
+    );
+    await sleep(500);
+  }
+}
+console.log('\n| build | CPU s per 1,000 calls (min–max over rounds) | median |');
+console.log('| --- | ---: | ---: |');
+for (const b of builds) {
+  const xs = results[b.name].map((r) => r.per1000).sort((a, c) => a - c);
+  console.log(`| ${b.name} | ${xs[0].toFixed(3)}–${xs[xs.length - 1].toFixed(3)} | ${xs[Math.floor(xs.length / 2)].toFixed(3)} |`);
+}
+if (CPU_PROF) console.log(`\nCPU profiles in ${CPU_PROF}`);
