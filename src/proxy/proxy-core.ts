@@ -161,9 +161,15 @@ export class ProxyCore implements TransactionUser {
     this.opts.transport.send(out, dest).catch(() => {});
   }
 
-  /** Run the processors in order; the first final outcome is carried out. */
+  /**
+   * Run the processors in order; the first final outcome is carried out. An INVITE gets its 100 Trying
+   * (RFC 3261 §16.2, §17.2.1) when it is forwarded, or on the next turn of the event loop while no
+   * response has gone (a processor waiting on the store, a directory or DNS): one the processors answer
+   * at once (a 407 challenge, a 404) gets its final response alone, as §17.2.1 allows when the TU
+   * answers within 200 ms.
+   */
   private async process(ctx: RequestContext): Promise<void> {
-    if (ctx.req.method === 'INVITE') ctx.transaction.respond(createResponse(ctx.req, 100, { reason: 'Trying' }));
+    if (ctx.req.method === 'INVITE') setImmediate(sendTryingIfSilent, ctx.transaction);
     for (const processor of REQUEST_PROCESSORS) {
       const result = processor.process(ctx);
       const verdict = result instanceof Promise ? await result : result;
@@ -187,6 +193,7 @@ export class ProxyCore implements TransactionUser {
     if (st.request.method === 'INVITE' && (st as { cancelled?: boolean }).cancelled) return ctx.respond(487, 'Request Terminated');
     // §16.3 step 3: OPTIONS and REGISTER passed Max-Forwards zero only to be answered here.
     if (ctx.maxForwards <= 0) return ctx.respond(483, 'Too Many Hops');
+    if (st.request.method === 'INVITE') sendTryingIfSilent(st);
     const prepareGroup = async (targets: Target[]) => {
       const prepared: PreparedBranch[] = [];
       let lastError: SipError | undefined;
@@ -417,6 +424,11 @@ export class ProxyCore implements TransactionUser {
   private isOurVia(host: string, port?: number): boolean {
     return this.opts.transport.listeners().some((l) => l.advertisedHost.toLowerCase() === host.toLowerCase() && (port === undefined || l.port === port));
   }
+}
+
+/** 100 Trying for an INVITE server transaction that has sent no response yet (RFC 3261 §16.2). */
+function sendTryingIfSilent(st: ServerTransaction): void {
+  if (st.lastResponse === undefined && !st.finalSent) st.respond(createResponse(st.request, 100, { reason: 'Trying' }));
 }
 
 /** True for the any-address a listener may be bound to. */

@@ -7,7 +7,7 @@ import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 const PORT = 26260;
 const DOMAIN = 'example.test';
-const USERS = ['par', 'seq', 'six', 'mute', 'dead', 'loopy'];
+const USERS = ['par', 'seq', 'six', 'mute', 'dead', 'loopy', 'trying'];
 
 /**
  * Target-set handling of the proxy (RFC 3261 §16.5–§16.7): parallel and
@@ -74,6 +74,23 @@ describe('proxy forking and response selection', () => {
     expect((await caller.response(req, 200)).status).toBe(200);
     const cancel = await cancelAt(b, callId);
     expect(cancel.uri).toBe(ib.uri);
+  });
+
+  it('sends 100 Trying before forwarding an INVITE, and none before a final response given at once (RFC 3261 §17.2.1)', async () => {
+    const ua = await newUa();
+    await register(ua, 'trying', `<sip:trying@127.0.0.1:${ua.port}>`);
+    const req = invite('trying');
+    const callId = getHeader(req, 'call-id')!;
+    const forwarded = await inviteAt(ua, callId);
+    expect((await caller.response(req, 100)).reason).toBe('Trying');
+    ua.send(createResponse(forwarded, 486, { toTag: 't' }), PORT);
+    expect((await caller.response(req)).status).toBe(486);
+
+    const unknown = invite('nobody');
+    const final = await caller.response(unknown);
+    expect(final.status).toBe(404);
+    const unknownCallId = getHeader(unknown, 'call-id');
+    expect(caller.received.filter((m) => m.kind === 'response' && m.status === 100 && getHeader(m, 'call-id') === unknownCallId)).toEqual([]);
   });
 
   it('forks sequentially by q: the lower q gets the INVITE only after the higher one fails', async () => {
