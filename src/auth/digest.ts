@@ -11,7 +11,7 @@
  *
  * All strings are hashed as UTF-8; digests are lowercase hex.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { AuthError } from './errors.js';
 
 /**
@@ -37,7 +37,7 @@ export function digestHexLength(alg: DigestAlgorithm): number {
 
 /** H(data) as lowercase hex; `data` is hashed as UTF-8 (RFC 7616 §3.4.4 charset=UTF-8). */
 export function hashHex(alg: DigestAlgorithm, data: string): string {
-  return createHash(NODE_HASH[alg]).update(data, 'utf8').digest('hex');
+  return hash(NODE_HASH[alg], data, 'hex');
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Logger } from '../log.js';
 import {
   cloneMessage,
@@ -415,7 +415,7 @@ export class ProxyCore implements TransactionUser {
       const out = this.opts.transport.listenerFor(dest.transport, dest.address);
       if (!out) continue;
       // §16.11: a branch derived from the incoming request, so retransmissions map to the same value.
-      const branch = MAGIC_COOKIE + createHash('sha1').update(topVia + msg.uri + cseq).digest('base64url').slice(0, 22);
+      const branch = MAGIC_COOKIE + hash('sha1', topVia + msg.uri + cseq, 'base64url').slice(0, 22);
       prependHeader(msg, 'Via', formatVia({ transport: dest.transport.toUpperCase(), host: out.advertisedHost, port: out.port, params: { branch, rport: null } }));
       await this.opts.transport.send(msg, dest);
     }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { getHeader, getHeaderValues, type SipHeader, type SipRequest } from '../sip/message.js';
 import { parseNameAddr, type NameAddr } from '../sip/headers.js';
 import { parseUri, type SipUri } from '../sip/uri.js';
@@ -278,8 +278,5 @@ function parseOrNull<T>(parse: () => T): T | null {
 
 /** A To tag for responses this server generates, stable per request (so retransmitted requests get the same one). */
 export function localTag(req: SipRequest): string {
-  return createHash('sha1')
-    .update((getHeader(req, 'call-id') ?? '') + (getHeader(req, 'cseq') ?? '') + (getHeaderValues(req, 'via')[0] ?? ''))
-    .digest('hex')
-    .slice(0, 16);
+  return hash('sha1', (getHeader(req, 'call-id') ?? '') + (getHeader(req, 'cseq') ?? '') + (getHeaderValues(req, 'via')[0] ?? ''), 'hex').slice(0, 16);
 }
