@@ -4,6 +4,7 @@ import {
   cloneMessage,
   getHeader,
   getHeaderValues,
+  nameIs,
   prependHeader,
   removeFirstValue,
   setHeader,
@@ -307,8 +308,9 @@ export class ProxyCore implements TransactionUser {
 
   private consumeCredentials(msg: SipRequest): void {
     const realm = this.opts.domains.defaultDomain;
+    if (!msg.headers.some((h) => nameIs(h.name, 'proxy-authorization'))) return;
     msg.headers = msg.headers.filter((h) => {
-      if (h.name.toLowerCase() !== 'proxy-authorization') return true;
+      if (!nameIs(h.name, 'proxy-authorization')) return true;
       const m = /realm\s*=\s*"([^"]*)"/i.exec(h.value);
       return !m || m[1].toLowerCase() !== realm;
     });

@@ -7,10 +7,13 @@
  * `headers.ts` and `uri.ts`; everything else is re-emitted untouched.
  */
 
-/** One header field line: `name` as written on the wire (may be compact, e.g. `v`), `value` trimmed, unfolded. */
+/**
+ * One header field line: `name` as written on the wire (may be compact, e.g. `v`), `value` trimmed, unfolded.
+ * Read-only: an edit replaces the field in its message's list, so copies (cloneMessage) share fields.
+ */
 export interface SipHeader {
-  name: string;
-  value: string;
+  readonly name: string;
+  readonly value: string;
 }
 
 interface MessageBase {
@@ -243,7 +246,11 @@ export function removeFirstValue(msg: SipMessage, name: string): string | undefi
   return first;
 }
 
-/** Deep copy (headers and body buffer reference copied; the body itself is shared, never mutated in place). */
+/**
+ * Copy whose header list can be changed without touching `msg`'s: a new array of the same header
+ * fields (a field is never changed in place: {@link SipHeader} is read-only, edits replace it) and
+ * the same body (never mutated in place either).
+ */
 export function cloneMessage<T extends SipMessage>(msg: T): T {
-  return { ...msg, headers: msg.headers.map((h) => ({ name: h.name, value: h.value })) };
+  return { ...msg, headers: msg.headers.slice() };
 }

@@ -171,7 +171,7 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
         continue;
       }
       const more = trimLws(line);
-      if (more) prev.value = prev.value ? `${prev.value} ${more}` : more;
+      if (more) headers[headers.length - 1] = { name: prev.name, value: prev.value ? `${prev.value} ${more}` : more };
       continue;
     }
     const colon = line.indexOf(':');
