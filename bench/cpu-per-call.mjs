@@ -11,14 +11,15 @@
 // call scenario of bench/sip-scenarios.mjs (INVITE → 407 → ACK → INVITE with credentials → 200 → ACK → BYE →
 // 200) at --rate per second over one socket or connection, and reads the server's CPU time (user + system of
 // its process tree, /proc) around the measured run. The server's idle CPU over the same time (measured after
-// the run) is printed beside it: the per-call figure includes it.
+// the run) is printed beside it: the per-call figure includes it; so are the server's context switches per call
+// (every thread of every process: each wake-up of a worker costs CPU of its own).
 // With --baseline, every round runs the baseline build first and this build right after, so both see the same
 // machine load; the rounds give ranges. --cpu-prof DIR runs this build's server (primary and workers) under
 // `node --cpu-prof` (one profile per process in DIR when the server stops; open them in Chrome DevTools).
 // A shared or busy machine makes single figures noise: compare ranges, and note `uptime`.
-import { writeFileSync } from 'node:fs';
+import { writeFileSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { runProcess, startProcess, stopProcess, tempDir, cpuSeconds, sleep } from './lib.mjs';
+import { runProcess, startProcess, stopProcess, tempDir, cpuSeconds, sleep, processTree } from './lib.mjs';
 import { startRtcedge } from './rtcedge.mjs';
 import { lastStat, registerContact } from './sip.mjs';
 import { CALL_UAC_SCENARIO, CALL_UAS_SCENARIO } from './sip-scenarios.mjs';
@@ -95,18 +96,37 @@ async function round(dir, name, cli, nodeArgs) {
     await sleep(500);
     await sipp(dir, WARMUP, `${name}-warm`);
     await sleep(1000);
+    const switches0 = contextSwitches(server.pid);
     const cpu0 = cpuSeconds(server.pid);
     const r = await sipp(dir, CALLS, name);
     const cpuS = cpuSeconds(server.pid) - cpu0;
+    const switches = contextSwitches(server.pid) - switches0;
     // The same time idle, for the part of the figure that does not depend on the calls.
     const idle0 = cpuSeconds(server.pid);
     await sleep(r.ms);
     const idleS = cpuSeconds(server.pid) - idle0;
-    return { name, ...r, cpuS, idleS, per1000: (cpuS / r.ok) * 1000 };
+    return { name, ...r, cpuS, idleS, per1000: (cpuS / r.ok) * 1000, switchesPerCall: switches / r.ok };
   } finally {
     if (uas) await stopProcess(uas);
     await stopProcess(server);
   }
+}
+
+/** Voluntary + involuntary context switches of every thread of a process tree so far (/proc/<pid>/task/<tid>/status). */
+function contextSwitches(root) {
+  let n = 0;
+  for (const pid of processTree(root)) {
+    let tids = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {}
+    for (const tid of tids) {
+      try {
+        for (const m of readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8').matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)) n += Number(m[1]);
+      } catch {}
+    }
+  }
+  return n;
 }
 
 const dir = tempDir('cpu-per-call');
@@ -129,7 +149,7 @@ for (let i = 0; i < REPEAT; i++) {
     results[b.name].push(r);
     console.log(
       `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s in ${(r.ms / 1000).toFixed(1)} s ` +
-        `(idle ${r.idleS.toFixed(2)} s over as long) = ${r.per1000.toFixed(3)} s per 1,000 calls`,
+        `(idle ${r.idleS.toFixed(2)} s over as long) = ${r.per1000.toFixed(3)} s per 1,000 calls, ${r.switchesPerCall.toFixed(1)} context switches per call`,
     );
     await sleep(500);
   }
