@@ -17,9 +17,9 @@
 // machine load; the rounds give ranges. --cpu-prof DIR runs this build's server (primary and workers) under
 // `node --cpu-prof` (one profile per process in DIR when the server stops; open them in Chrome DevTools).
 // A shared or busy machine makes single figures noise: compare ranges, and note `uptime`.
-import { writeFileSync, readFileSync, readdirSync } from 'node:fs';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runProcess, startProcess, stopProcess, tempDir, cpuSeconds, sleep, processTree } from './lib.mjs';
+import { runProcess, startProcess, stopProcess, tempDir, cpuSeconds, sleep, threadDirs, compareBuilds } from './lib.mjs';
 import { startRtcedge } from './rtcedge.mjs';
 import { lastStat, registerContact } from './sip.mjs';
 import { CALL_UAC_SCENARIO, CALL_UAS_SCENARIO } from './sip-scenarios.mjs';
@@ -115,16 +115,10 @@ async function round(dir, name, cli, nodeArgs) {
 /** Voluntary + involuntary context switches of every thread of a process tree so far (/proc/<pid>/task/<tid>/status). */
 function contextSwitches(root) {
   let n = 0;
-  for (const pid of processTree(root)) {
-    let tids = [];
+  for (const task of threadDirs(root)) {
     try {
-      tids = readdirSync(`/proc/${pid}/task`);
+      for (const m of readFileSync(`${task}/status`, 'utf8').matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)) n += Number(m[1]);
     } catch {}
-    for (const tid of tids) {
-      try {
-        for (const m of readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8').matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)) n += Number(m[1]);
-      } catch {}
-    }
   }
   return n;
 }
@@ -133,31 +127,15 @@ const dir = tempDir('cpu-per-call');
 writeFileSync(join(dir, 'call.xml'), CALL_UAC_SCENARIO);
 writeFileSync(join(dir, 'uas.xml'), CALL_UAS_SCENARIO);
 writeFileSync(join(dir, 'users.csv'), 'SEQUENTIAL\n' + users.map(([u, p]) => `${u};${p};`).join('\n') + '\n');
-const baselines = (BASELINE ?? '')
-  .split(',')
-  .filter(Boolean)
-  .map((b, i) => (b.includes('=') ? { name: b.slice(0, b.indexOf('=')), cli: b.slice(b.indexOf('=') + 1) } : { name: i ? `baseline${i + 1}` : 'baseline', cli: b }));
-const builds = [
-  ...baselines.map((b) => ({ ...b, nodeArgs: [] })),
-  { name: 'this build', cli: undefined, nodeArgs: [...NODE_ARGS, ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [])] },
-];
-const results = Object.fromEntries(builds.map((b) => [b.name, []]));
 console.log(`${CALLS} calls at ${RATE}/s over ${TRANSPORT.toUpperCase()}, sip.workers ${WORKERS}, ${USERS} callers, ${REPEAT} round(s)${BASELINE ? `, baseline ${BASELINE}` : ''}`);
-for (let i = 0; i < REPEAT; i++) {
-  for (const b of builds) {
-    const r = await round(dir, b.name, b.cli, b.nodeArgs);
-    results[b.name].push(r);
-    console.log(
-      `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s in ${(r.ms / 1000).toFixed(1)} s ` +
-        `(idle ${r.idleS.toFixed(2)} s over as long) = ${r.per1000.toFixed(3)} s per 1,000 calls, ${r.switchesPerCall.toFixed(1)} context switches per call`,
-    );
-    await sleep(500);
-  }
-}
-console.log('\n| build | CPU s per 1,000 calls (min–max over rounds) | median |');
-console.log('| --- | ---: | ---: |');
-for (const b of builds) {
-  const xs = results[b.name].map((r) => r.per1000).sort((a, c) => a - c);
-  console.log(`| ${b.name} | ${xs[0].toFixed(3)}–${xs[xs.length - 1].toFixed(3)} | ${xs[Math.floor(xs.length / 2)].toFixed(3)} |`);
-}
+await compareBuilds({
+  baseline: BASELINE,
+  nodeArgs: [...NODE_ARGS, ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [])],
+  repeat: REPEAT,
+  round: (b) => round(dir, b.name, b.cli, b.nodeArgs),
+  line: (i, b, r) =>
+    `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s in ${(r.ms / 1000).toFixed(1)} s ` +
+    `(idle ${r.idleS.toFixed(2)} s over as long) = ${r.per1000.toFixed(3)} s per 1,000 calls, ${r.switchesPerCall.toFixed(1)} context switches per call`,
+  heading: 'CPU s per 1,000 calls',
+});
 if (CPU_PROF) console.log(`\nCPU profiles in ${CPU_PROF}`);

@@ -17,7 +17,7 @@
 // A shared or busy machine makes single figures noise: compare ranges.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runProcess, stopProcess, tempDir, cpuSeconds, sleep } from './lib.mjs';
+import { runProcess, stopProcess, tempDir, cpuSeconds, sleep, compareBuilds } from './lib.mjs';
 import { startRtcedge, ROOT } from './rtcedge.mjs';
 import { lastStat } from './sip.mjs';
 import { REGISTER_SCENARIO as SCENARIO } from './sip-scenarios.mjs';
@@ -86,31 +86,13 @@ const dir = tempDir('cpu-per-register');
 writeFileSync(join(dir, 'register.xml'), SCENARIO);
 writeFileSync(join(dir, 'users.csv'), 'SEQUENTIAL\n' + users.map(([u, p]) => `${u};${p};`).join('\n') + '\n');
 writeFileSync(join(dir, 'import.csv'), 'user,password\n' + users.map(([u, p]) => `${u}@example.test,${p}`).join('\n') + '\n');
-// --baseline PATH, or several as NAME=PATH,NAME=PATH (e.g. one build per commit), run in that order before this build.
-const baselines = (BASELINE ?? '')
-  .split(',')
-  .filter(Boolean)
-  .map((b, i) => (b.includes('=') ? { name: b.slice(0, b.indexOf('=')), cli: b.slice(b.indexOf('=') + 1) } : { name: i ? `baseline${i + 1}` : 'baseline', cli: b }));
-const builds = [
-  ...baselines.map((b) => ({ ...b, nodeArgs: [] })),
-  { name: 'this build', cli: undefined, nodeArgs: CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [] },
-];
-const results = Object.fromEntries(builds.map((b) => [b.name, []]));
 console.log(`${REGISTRATIONS} REGISTERs at ${RATE}/s over ${USERS} users, ${REPEAT} round(s)${BASELINE ? `, baseline ${BASELINE}` : ''}`);
-for (let i = 0; i < REPEAT; i++) {
-  for (const b of builds) {
-    const r = await round(dir, b.name, b.cli, b.nodeArgs);
-    results[b.name].push(r);
-    console.log(
-      `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000`,
-    );
-    await sleep(500);
-  }
-}
-console.log('\n| build | CPU s per 1,000 REGISTERs (min–max over rounds) | median |');
-console.log('| --- | ---: | ---: |');
-for (const b of builds) {
-  const xs = results[b.name].map((r) => r.per1000).sort((a, c) => a - c);
-  console.log(`| ${b.name} | ${xs[0].toFixed(3)}–${xs[xs.length - 1].toFixed(3)} | ${xs[Math.floor(xs.length / 2)].toFixed(3)} |`);
-}
+await compareBuilds({
+  baseline: BASELINE,
+  nodeArgs: CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [],
+  repeat: REPEAT,
+  round: (b) => round(dir, b.name, b.cli, b.nodeArgs),
+  line: (i, b, r) => `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000`,
+  heading: 'CPU s per 1,000 REGISTERs',
+});
 if (CPU_PROF) console.log(`\nCPU profiles in ${CPU_PROF}`);

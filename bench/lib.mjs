@@ -220,3 +220,45 @@ export function udpRcvbufErrors() {
     return NaN;
   }
 }
+
+/** Every thread of a process tree as `/proc/<pid>/task/<tid>` paths (threads that exit meanwhile are skipped by readers). */
+export function threadDirs(root) {
+  const out = [];
+  for (const pid of processTree(root)) {
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) out.push(`/proc/${pid}/task/${tid}`);
+    } catch {}
+  }
+  return out;
+}
+
+/**
+ * Runs `round(build)` `repeat` times for every build, back to back: the baselines of `baseline` (a
+ * dist/cli/main.js path, or NAME=PATH,NAME=PATH, e.g. one build per commit) in that order, then this
+ * build (`cli` undefined) with `nodeArgs`. Prints `line(i, build, result)` after each round, then a
+ * table of each build's `result.per1000` (min–max over rounds, median) headed `heading`.
+ * @returns the results by build name.
+ */
+export async function compareBuilds({ baseline, nodeArgs, repeat, round, line, heading }) {
+  const baselines = (baseline ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((b, i) => (b.includes('=') ? { name: b.slice(0, b.indexOf('=')), cli: b.slice(b.indexOf('=') + 1) } : { name: i ? `baseline${i + 1}` : 'baseline', cli: b }));
+  const builds = [...baselines.map((b) => ({ ...b, nodeArgs: [] })), { name: 'this build', cli: undefined, nodeArgs }];
+  const results = Object.fromEntries(builds.map((b) => [b.name, []]));
+  for (let i = 0; i < repeat; i++) {
+    for (const b of builds) {
+      const r = await round(b);
+      results[b.name].push(r);
+      console.log(line(i, b, r));
+      await sleep(500);
+    }
+  }
+  console.log(`\n| build | ${heading} (min–max over rounds) | median |`);
+  console.log('| --- | ---: | ---: |');
+  for (const b of builds) {
+    const xs = results[b.name].map((r) => r.per1000).sort((a, c) => a - c);
+    console.log(`| ${b.name} | ${xs[0].toFixed(3)}–${xs[xs.length - 1].toFixed(3)} | ${xs[Math.floor(xs.length / 2)].toFixed(3)} |`);
+  }
+  return results;
+}

@@ -20,11 +20,11 @@
 //   RTCEDGE_SIP_WORKERS=auto (sip.workers)  KAMAILIO_CHILDREN=4
 //   RTCEDGE_BENCH_CLI=/path/to/other/dist/cli/main.js (measure another build)
 // Quick check: SIP_BENCH_STEP_S=2 SIP_BENCH_REFINE=0 SIP_BENCH_MAX_RATE=400 SIP_BENCH_IDLE_CONNECTIONS=50 node bench/sip.mjs
-import { writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
+import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
-import { startProcess, stopProcess, tempDir, cpuSeconds, sleep, processTree, udpRcvbufErrors, CLK_TCK } from './lib.mjs';
+import { startProcess, stopProcess, tempDir, cpuSeconds, sleep, processTree, threadDirs, udpRcvbufErrors, CLK_TCK } from './lib.mjs';
 import { startRtcedge, sipLinesAccepted } from './rtcedge.mjs';
 import { startKamailio, stopKamailio, kamailioShmUsed, KAMAILIO_CHILDREN } from './kamailio.mjs';
 import { REGISTER_SCENARIO, CALL_UAC_SCENARIO, CALL_UAS_SCENARIO, REPARTITION_MS } from './sip-scenarios.mjs';
@@ -185,18 +185,12 @@ function loadPhaseCpu(serverPid, uasPid) {
 /** utime+stime (clock ticks) of every thread of a process tree, keyed "pid/tid". */
 function threadTicks(root) {
   const out = new Map();
-  for (const pid of processTree(root)) {
-    let tids = [];
+  for (const task of threadDirs(root)) {
     try {
-      tids = readdirSync(`/proc/${pid}/task`);
+      const st = readFileSync(`${task}/stat`, 'utf8');
+      const fields = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      out.set(task.slice('/proc/'.length).replace('/task/', '/'), Number(fields[11]) + Number(fields[12]));
     } catch {}
-    for (const tid of tids) {
-      try {
-        const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        const fields = st.slice(st.lastIndexOf(')') + 2).split(' ');
-        out.set(`${pid}/${tid}`, Number(fields[11]) + Number(fields[12]));
-      } catch {}
-    }
   }
   return out;
 }
