@@ -289,10 +289,15 @@ export class TransportLayer {
    * first of that transport; undefined when there is none.
    */
   listenerFor(transport: TransportName, address?: string): BoundListener | undefined {
-    const list = this.listeners().filter((l) => l.transport === transport);
-    if (address === undefined) return list[0];
-    const v6 = address.includes(':');
-    return list.find((l) => l.address.includes(':') === v6) ?? list[0];
+    // Every forwarded request asks, several times: no list is built (listeners are a handful).
+    const v6 = address !== undefined && address.includes(':');
+    let first: BoundListener | undefined;
+    for (const l of this.bound) {
+      if (l.transport !== transport) continue;
+      if (address === undefined || l.address.includes(':') === v6) return l;
+      first ??= l;
+    }
+    return first;
   }
 
   /** The listener a message arrived on (transport, local port and address family of `source`), or undefined. */
