@@ -3,6 +3,7 @@
 //
 //   node bench/cpu-per-register.mjs [--rate 1000] [--registrations 20000] [--repeat 3]
 //        [--baseline /path/to/other/dist/cli/main.js | NAME=PATH,NAME=PATH] [--cpu-prof DIR] [--users 1000]
+//        [--workers auto|N]   (sip.workers; default the configuration's default, auto)
 //
 // Each round starts rtcedge (UDP on 127.0.0.1, log level warn, TURN off),
 // imports --users users with `rtcedge user import` while it runs (another
@@ -66,7 +67,7 @@ async function sipp(dir, calls, tag) {
 
 /** One round for one build: CPU s per 1,000 successful registrations. */
 async function round(dir, name, cli, nodeArgs) {
-  const server = await startRtcedge({ sipPort: SIP_PORT, users: [], cli, nodeArgs });
+  const server = await startRtcedge({ sipPort: SIP_PORT, users: [], cli, nodeArgs, workers: arg('workers', undefined) });
   try {
     // The users arrive while the server runs, from another process (as an operator's import would).
     const imp = await runProcess(process.execPath, [cli ?? join(ROOT, 'dist', 'cli', 'main.js'), 'user', 'import', join(dir, 'import.csv'), '-c', server.config], { timeoutMs: 120_000 });
