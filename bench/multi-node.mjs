@@ -43,7 +43,11 @@ const REDIS_PORT = 28190;
 const NODE_PORTS = [28200, 28202, 28204];
 const SIPP_PORTS = [28210, 28212, 28214];
 const UAS_PORT = 28220;
-const USERS = 20;
+/**
+ * Callers, taken in turn: enough that none places more than 20 calls in a minute, under the
+ * default `sip.security.calls.max_attempts_per_minute` (30) whatever --seconds and --call-rate are.
+ */
+const USERS = Math.max(20, Math.ceil((CALL_RATE * Math.min(SECONDS, 60)) / 20));
 const users = Array.from({ length: USERS }, (_, i) => [`user${i}`, `pw-user${i}`]);
 const MARK_BEGIN = '<!-- multi-node:begin -->';
 const MARK_END = '<!-- multi-node:end -->';
