@@ -19,7 +19,7 @@
 // A shared or busy machine makes single figures noise: compare ranges, and note `uptime`.
 import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runProcess, startProcess, stopProcess, tempDir, cpuSeconds, sleep, threadDirs, compareBuilds } from './lib.mjs';
+import { runProcess, startProcess, stopProcess, tempDir, cpuSeconds, sleep, threadDirs, compareBuilds, arg } from './lib.mjs';
 import { startRtcedge } from './rtcedge.mjs';
 import { lastStat, registerContact } from './sip.mjs';
 import { CALL_UAC_SCENARIO, CALL_UAS_SCENARIO } from './sip-scenarios.mjs';
@@ -29,11 +29,6 @@ const SIPP_PORT = 28371;
 const UAS_PORT = 28372;
 const WARMUP = 1000;
 const CALLEE = 'callee';
-
-function arg(name, def) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : def;
-}
 
 const RATE = Number(arg('rate', 500));
 const CALLS = Number(arg('calls', 5000));

@@ -18,7 +18,7 @@
 // A shared or busy machine makes single figures noise: compare ranges.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runProcess, stopProcess, tempDir, cpuSeconds, sleep, compareBuilds } from './lib.mjs';
+import { runProcess, stopProcess, tempDir, cpuSeconds, sleep, compareBuilds, arg } from './lib.mjs';
 import { startRtcedge, ROOT } from './rtcedge.mjs';
 import { lastStat } from './sip.mjs';
 import { REGISTER_SCENARIO as SCENARIO } from './sip-scenarios.mjs';
@@ -26,11 +26,6 @@ import { REGISTER_SCENARIO as SCENARIO } from './sip-scenarios.mjs';
 const SIP_PORT = 28360;
 const SIPP_PORT = 28361;
 const WARMUP = 2000;
-
-function arg(name, def) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : def;
-}
 
 const RATE = Number(arg('rate', 1000));
 const REGISTRATIONS = Number(arg('registrations', 20000));

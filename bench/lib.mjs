@@ -262,3 +262,9 @@ export async function compareBuilds({ baseline, nodeArgs, repeat, round, line, h
   }
   return results;
 }
+
+/** The value after `--name` on the command line (a string), or `def` when the option is absent. */
+export function arg(name, def) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : def;
+}

@@ -30,18 +30,13 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runProcess, stopProcess, tempDir, sleep } from './lib.mjs';
+import { runProcess, stopProcess, tempDir, sleep, arg } from './lib.mjs';
 import { startRtcedge } from './rtcedge.mjs';
 import { lastStat, epoch } from './sip.mjs';
 import { REGISTER_SCENARIO as SCENARIO } from './sip-scenarios.mjs';
 
 const SIP_PORT = 28260;
 const SIPP_PORT = 28261;
-
-function arg(name, def) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : def;
-}
 
 function rssMB(pid) {
   try {

@@ -14,6 +14,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import dgram from 'node:dgram';
 import { pathToFileURL } from 'node:url';
+import { arg } from './lib.mjs';
 
 /** MD5 digest response of RFC 2617 §3.2.2 (qop=auth when the challenge offers it). */
 export function digestAuthorization({ user, password, method, uri, challenge, cnonce, nc = '00000001' }) {
@@ -363,11 +364,6 @@ export async function openIdle({ port, transport = 'tls', connections, parallel 
     );
   }
   return { conns, registered: connections - Object.values(failures).reduce((a, b) => a + b, 0), failures };
-}
-
-function arg(name, def) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : def;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
