@@ -165,9 +165,9 @@ describeWithPeers(['baresip', 'sipsak'])('first call: baresip to baresip through
   it('(a) alice and bob register over TLS with digest; alice calls bob through rtcedge', async () => {
     await Promise.all([alice!.waitForRegistered(10_000), bob!.waitForRegistered(10_000)]);
     // Registration went through a digest challenge over TLS.
-    const challenged = server!.sipLog({ direction: 'send', status: 401, cseqMethod: 'REGISTER', transport: 'tls' });
+    const challenged = await server!.waitForSipLog({ direction: 'send', status: 401, cseqMethod: 'REGISTER', transport: 'tls' }, 5000, 2);
     expect(challenged.length).toBeGreaterThanOrEqual(2);
-    const accepted = server!.sipLog({ direction: 'send', status: 200, cseqMethod: 'REGISTER', transport: 'tls' });
+    const accepted = await server!.waitForSipLog({ direction: 'send', status: 200, cseqMethod: 'REGISTER', transport: 'tls' }, 5000, 2);
     expect(accepted.length).toBeGreaterThanOrEqual(2);
 
     const callId = await callAndHangUp();
@@ -192,7 +192,7 @@ describeWithPeers(['baresip', 'sipsak'])('first call: baresip to baresip through
     expect(rows.map((r) => r.contact_uri)).toEqual(['sip:carol@127.0.0.1:7777']);
     expect(rows[0]!.expires).toBeGreaterThanOrEqual(before + 55);
     expect(rows[0]!.expires).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 65);
-    expect(server!.sipLog({ direction: 'send', status: 200, cseqMethod: 'REGISTER', transport: 'udp' }).length).toBeGreaterThanOrEqual(1);
+    expect((await server!.waitForSipLog({ direction: 'send', status: 200, cseqMethod: 'REGISTER', transport: 'udp' })).length).toBeGreaterThanOrEqual(1);
 
     // sipsak 0.9.8.1 keeps only 4 digits of the port in the Request-URI it
     // writes (`-s sip:127.0.0.1:25060` goes out as `OPTIONS sip:127.0.0.1:2506`),
@@ -201,9 +201,9 @@ describeWithPeers(['baresip', 'sipsak'])('first call: baresip to baresip through
     expect(options.code, options.output).toBe(0);
     expect(options.statusCodes).toContain(200);
     expect(options.output).toMatch(/SIP\/2\.0 200/);
-    const optionsIn = server!.sipLog({ direction: 'recv', method: 'OPTIONS', transport: 'udp' });
+    const optionsIn = await server!.waitForSipLog({ direction: 'recv', method: 'OPTIONS', transport: 'udp' });
     expect(optionsIn.map((e) => e.startLine)).toContain('OPTIONS sip:127.0.0.1 SIP/2.0');
-    const optionsOk = server!.sipLog({ direction: 'send', status: 200, cseqMethod: 'OPTIONS', transport: 'udp' });
+    const optionsOk = await server!.waitForSipLog({ direction: 'send', status: 200, cseqMethod: 'OPTIONS', transport: 'udp' });
     expect(optionsOk.length).toBeGreaterThanOrEqual(1);
     expect(headerValues(optionsOk[0]!.message, 'Allow').join(',')).toMatch(/INVITE/);
 
@@ -219,11 +219,11 @@ describeWithPeers(['baresip', 'sipsak'])('first call: baresip to baresip through
     );
     expect(wrong.code, wrong.output).not.toBe(0);
     expect(wrong.timedOut, 'sipsak should get a final answer, not time out').toBe(false);
-    const wrongTries = server!
-      .sipLog({ direction: 'recv', method: 'REGISTER', transport: 'udp' })
-      .filter((e) => headerValues(e.message, 'Contact').some((v) => v.includes('127.0.0.1:7778')));
+    const wrongTries = await server!.waitForSipLog(
+      (e) => e.direction === 'recv' && e.method === 'REGISTER' && e.transport === 'udp' && headerValues(e.message, 'Contact').some((v) => v.includes('127.0.0.1:7778')),
+    );
     expect(wrongTries.length).toBeGreaterThanOrEqual(1);
-    const answers = server!.sipLog({ direction: 'send', callId: wrongTries[0]!.callId, cseqMethod: 'REGISTER' });
+    const answers = await server!.waitForSipLog({ direction: 'send', callId: wrongTries[0]!.callId, cseqMethod: 'REGISTER' });
     expect(answers.length).toBeGreaterThanOrEqual(1);
     expect(answers.every((e) => e.status === 401 || e.status === 403), describeSipLog(answers)).toBe(true);
     // Nothing was bound for the refused contact.

@@ -65,6 +65,12 @@ export interface Rtcedge {
   sipLog(filter?: SipLogFilter | ((e: SipLogEntry) => boolean)): SipLogEntry[];
   /** First log line (of any run, from index `from` of logs) satisfying pred; rejects after timeoutMs (ms). */
   waitForLog(pred: (line: Record<string, unknown>) => boolean, timeoutMs: number, from?: number): Promise<Record<string, unknown>>;
+  /**
+   * The logged SIP messages matching the filter once at least `atLeast` (default 1) are there: the server's log
+   * lines reach the harness a moment after the peer saw the message, more so on a busy machine. Rejects after
+   * timeoutMs (ms, default 5000).
+   */
+  waitForSipLog(filter: SipLogFilter | ((e: SipLogEntry) => boolean), timeoutMs?: number, atLeast?: number): Promise<SipLogEntry[]>;
   /** Rows of table bindings, optionally of one AOR (`sip:bob@example.test`). */
   bindings(aor?: string): BindingRow[];
   /** Runs `node dist/cli/main.js ...args -c <config>` (bounded, 20 s). */
@@ -222,6 +228,16 @@ export async function startRtcedge(opts: RtcedgeOptions = {}): Promise<Rtcedge> 
         waiters.add(check);
         check();
       });
+    },
+    async waitForSipLog(filter, timeoutMs = 5000, atLeast = 1) {
+      const match = typeof filter === 'function' ? filter : (e: SipLogEntry) => matchesSipLog(e, filter);
+      let seen = 0;
+      await this.waitForLog((l) => {
+        const e = toSipLogEntry(l, l._run as number);
+        if (e !== undefined && match(e)) seen++;
+        return seen >= atLeast;
+      }, timeoutMs);
+      return this.sipLog(match);
     },
     bindings: (aor) => readBindings(join(effectiveDataDir, 'rtcedge.db'), aor),
     cli,
