@@ -22,10 +22,17 @@ describe('own-route processor (RFC 3261 §16.4, RFC 5626 §5.3)', () => {
     expect(getHeaderValues(req, 'route')).toEqual(['<sip:next.test;lr>']);
   });
 
-  it('ignores a forged token and leaves other elements\' routes', () => {
+  it('answers 403 to a forged flow token (RFC 5626 §5.3)', () => {
     const req = sipRequest('BYE', 'sip:bob@127.0.0.1:40002', { headers: [{ name: 'Route', value: '<sip:Zm9v.AAAAAAAAAAA@127.0.0.1:5060;lr>, <sip:127.0.0.1:6060;lr>' }] });
     const ctx = world.context(req);
-    ownRoute.process(ctx);
+    expect(ownRoute.process(ctx)).toEqual({ kind: 'reply', status: 403, reason: 'Forbidden: invalid flow token' });
+    expect(ctx.flow).toBeUndefined();
+  });
+
+  it('ignores a user part that is no flow token and leaves other elements\' routes', () => {
+    const req = sipRequest('BYE', 'sip:bob@127.0.0.1:40002', { headers: [{ name: 'Route', value: '<sip:john.doe@127.0.0.1:5060;lr>, <sip:127.0.0.1:6060;lr>' }] });
+    const ctx = world.context(req);
+    expect(ownRoute.process(ctx)).toBe('continue');
     expect(ctx.removedRoutes).toBe(1);
     expect(ctx.flow).toBeUndefined();
     expect(getHeaderValues(req, 'route')).toEqual(['<sip:127.0.0.1:6060;lr>']);

@@ -89,7 +89,11 @@ describe('SIP Outbound (RFC 5626) over TCP', () => {
     expect(mapped.port).toBeGreaterThan(0);
   });
 
+  /** The Record-Route entry (with the flow token of alice's flow) of the first call, whose flow then dies. */
+  let deadFlowRoute = '';
+
   it('routes a request over one flow, and over the other once that flow dies', async () => {
+    let lastRecordRoute = '';
     const call = async (n: number): Promise<TcpConnection> => {
       const invite = bob.request('INVITE', `sip:alice@${DOMAIN}`, { from: `sip:bob@${DOMAIN}`, to: `sip:alice@${DOMAIN}`, contactUser: 'bob' });
       bob.send(invite, PORT);
@@ -101,6 +105,7 @@ describe('SIP Outbound (RFC 5626) over TCP', () => {
         conns.map((c) => c.waitFor((m) => m.kind === 'request' && m.method === 'INVITE' && getHeader(m, 'call-id') === callId, 3000).then((m) => ({ c, m }))),
       );
       const inv = arrived.m as SipRequest;
+      lastRecordRoute = getHeaderValues(inv, 'record-route')[0] ?? '';
       // The Record-Route towards alice carries a flow token.
       expect(getHeaderValues(inv, 'record-route')[0]).toMatch(new RegExp(`^<sip:[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+@127\\.0\\.0\\.1:${PORT};transport=tcp;lr>$`));
       arrived.c.send(createResponse(inv, 486, { toTag: `t${n}` }));
@@ -108,9 +113,41 @@ describe('SIP Outbound (RFC 5626) over TCP', () => {
       return arrived.c;
     };
     const first = await call(1);
+    deadFlowRoute = lastRecordRoute;
     first.destroy();
     await new Promise((r) => setTimeout(r, 200));
     const second = await call(2);
     expect(second).not.toBe(first);
+  });
+
+  /** An INVITE from bob outside a dialog with one Route entry, authorized after its 407; the final response. */
+  async function inviteWithRoute(route: string): Promise<SipResponse> {
+    const invite = bob.request('INVITE', `sip:alice@127.0.0.1:40999;transport=tcp`, {
+      from: `sip:bob@${DOMAIN}`,
+      to: `sip:alice@${DOMAIN}`,
+      contactUser: 'bob',
+      headers: [{ name: 'Route', value: route }],
+    });
+    bob.send(invite, PORT);
+    const first = await bob.response(invite);
+    if (first.status !== 407) return first;
+    const authed = bob.authorize(invite, first, 'bob', 'bobpw');
+    bob.send(authed, PORT);
+    return bob.response(authed);
+  }
+
+  it('answers 430 to a request routed by the flow token of a flow that is gone (RFC 5626 §5.3)', async () => {
+    expect(deadFlowRoute).toMatch(/^<sip:[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{11}@/);
+    const res = await inviteWithRoute(deadFlowRoute);
+    expect(res.status).toBe(430);
+    expect(res.reason).toBe('Flow Failed');
+  });
+
+  it('answers 403 to a flow token whose MAC does not verify, before any challenge (RFC 5626 §5.3)', async () => {
+    const forged = deadFlowRoute.replace(/\.([A-Za-z0-9_-])/, (_m, c: string) => `.${c === 'A' ? 'B' : 'A'}`);
+    expect(forged).not.toBe(deadFlowRoute);
+    const res = await inviteWithRoute(forged);
+    expect(res.status).toBe(403);
+    expect(res.reason).toBe('Forbidden: invalid flow token');
   });
 });

@@ -2,16 +2,24 @@ import { getHeaderValues, removeFirstValue } from '../../sip/message.js';
 import { parseNameAddr } from '../../sip/headers.js';
 import { parseUri, type SipUri } from '../../sip/uri.js';
 import { decodeFlowToken } from '../flow-token.js';
-import { CONTINUE, type RequestContext, type RequestProcessor } from '../request-context.js';
+import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../request-context.js';
 
 /** At most this many own Route entries are removed from one request (two after double Record-Route). */
 const MAX_OWN_ROUTES = 4;
+
+/** The shape of a flow token this server writes (flow-token.ts): base64url body, `.`, 8 bytes of MAC in base64url. */
+const FLOW_TOKEN_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{11}$/;
 
 /**
  * Own-route removal (RFC 3261 §16.4): every top Route entry that names this
  * server (one, or two after double Record-Route, RFC 5658) is removed. The
  * context records how many were removed and the flow named by the flow token
  * (RFC 5626 §5.2) of the last one, when it carried a valid one.
+ *
+ * Answers 403 when an own entry carries a user part in the shape of a flow
+ * token whose MAC does not verify (a token changed on the way, or made under
+ * another secret: RFC 5626 §5.3 "tampered with"). Other user parts are
+ * ignored.
  */
 export const ownRoute: RequestProcessor = {
   name: 'own-route',
@@ -27,6 +35,7 @@ export const ownRoute: RequestProcessor = {
       }
       if (!ctx.isUs(uri)) break;
       ctx.flow = uri.user ? decodeFlowToken(uri.user, ctx.env.flowTokenSecret) : undefined;
+      if (!ctx.flow && uri.user && FLOW_TOKEN_SHAPE.test(uri.user)) return reply(403, 'Forbidden: invalid flow token');
       removeFirstValue(ctx.req, 'route');
       ctx.removedRoutes++;
     }

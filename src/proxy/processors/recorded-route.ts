@@ -1,4 +1,4 @@
-import { CONTINUE, forwardTo, type RequestContext, type RequestProcessor } from '../request-context.js';
+import { CONTINUE, forwardTo, reply, type RequestContext, type RequestProcessor } from '../request-context.js';
 import { authenticateRelay } from './authentication.js';
 
 /**
@@ -11,6 +11,15 @@ import { authenticateRelay } from './authentication.js';
  * contact; anything else must come from an authenticated local user
  * (no open relay). An in-dialog request to an AOR of ours
  * (`sip:bob@127.0.0.1`) is looked up like any other.
+ *
+ * A request outside a dialog whose last own Route entry named a flow that is
+ * gone, with no Route left, gets 430 Flow Failed once it passed the relay
+ * check (RFC 5626 §5.3): it came through a Path this node added for a binding
+ * over that flow (another node of a shared store, or an edge proxy's
+ * registrar), and the UA behind it can only be reached over that flow. The
+ * sender tries the UA's other flows or waits for it to register again. In a
+ * dialog such a request goes on to its Request-URI, the remote target, as
+ * before.
  */
 export const recordedRoute: RequestProcessor = {
   name: 'recorded-route',
@@ -24,6 +33,7 @@ export const recordedRoute: RequestProcessor = {
       const refused = await authenticateRelay(ctx);
       if (refused) return refused;
     }
+    if (flow && !hasRoute && !ctx.toTag && !ctx.env.flowAlive(flow)) return reply(430, 'Flow Failed');
     return forwardTo({ uri: req.uri, binding, flow });
   },
 };
