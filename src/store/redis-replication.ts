@@ -4,32 +4,53 @@
  * matched by shape: store/ sits below registrar/) for nodes sharing a
  * {@link RedisStore}.
  *
- * The commit itself publishes (store/redis-scripts.ts COMMIT_BINDINGS) on
- * `<key_prefix>bindings`, atomically with the commit:
+ * Each node has its own channel `<key_prefix>bindings:<node id>` and lists
+ * itself in `<key_prefix>nodes` with a heartbeat (every
+ * {@link NODE_HEARTBEAT_MS}, counting for {@link NODE_TTL_MS}). The commit
+ * itself (store/redis-scripts.ts COMMIT_BINDINGS) publishes, atomically with
+ * the commit, on the channel of every other listed node whose channel has a
+ * subscriber:
  *
  *     <node id> <commit number>\n{"<aor>": [<binding record>, ...], ...}
  *
- * with each changed AOR's bindings after the commit. A node skips its own
- * announcements on the id alone (nothing parsed); every other node parses
- * the object once, puts the bindings in memory (onRemoteBindings) and
- * acknowledges on the committing node's channel `<key_prefix>bindings:ack:<node id>`
- * with `<own id> <commit number>` (one acknowledgement per committing node
- * and event-loop turn, covering every commit up to that number: pub/sub
- * delivers in publish order). The committing node's commit resolves once as
- * many nodes acknowledged as the announcement reached, at most
- * {@link APPLY_WAIT_MS} later, so a registrar's 200 means the binding is in
- * every live node's memory. Pub/sub delivers nothing while a subscriber is
- * disconnected, so after each reconnection the node reads every binding again
- * (`onResync`).
+ * with each changed AOR's bindings after the commit. A node never receives
+ * its own commits; it parses each other node's announcement once, puts the
+ * bindings in memory (onRemoteBindings) and acknowledges on the committing
+ * node's channel with `<own id> <commit number>` (one acknowledgement per
+ * committing node and event-loop turn, covering every commit up to that
+ * number: pub/sub delivers in publish order). The acknowledgement is sent
+ * with CLIENT REPLY SKIP on the command connection, so Redis sends nothing
+ * back for it (a reply would wake the node a second time per commit it
+ * follows). The committing node's commit resolves once every node it was
+ * announced to acknowledged, at most {@link APPLY_WAIT_MS} later, so a
+ * registrar's 200 means the binding is in every live node's memory. Other
+ * clients subscribed to any of these channels (monitoring) are not nodes:
+ * nothing waits for them. Pub/sub delivers nothing while a subscriber is
+ * disconnected, and nothing is announced to a node whose heartbeat lapsed, so
+ * after each reconnection, and after a heartbeat that found the node's entry
+ * gone, the node reads every binding again (`onResync`).
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { Command, type Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import { quitConnection, type CommitAnnouncer, type RedisStore } from './redis-store.js';
 import type { BindingRecord } from './types.js';
 
 /** How long a commit waits for the other nodes to apply it, ms (as the SIP workers' replication). */
 export const APPLY_WAIT_MS = 500;
+
+/** How often a node renews its entry among the live nodes, ms. */
+export const NODE_HEARTBEAT_MS = 1000;
+
+/**
+ * How long a node's entry counts after its last heartbeat, ms: a node that
+ * stops without leaving (killed while its connection stays open, hung) delays
+ * commits by {@link APPLY_WAIT_MS} for this long at most.
+ */
+export const NODE_TTL_MS = 3000;
+
+/** CLIENT REPLY SKIP (RESP): Redis sends no reply to the command after it. */
+const REPLY_SKIP = '*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$4\r\nSKIP\r\n';
 
 /** Commits waiting for acknowledgements at most; past it a commit does not wait. */
 const MAX_WAITING_COMMITS = 10_000;
@@ -45,8 +66,8 @@ const WARN_INTERVAL_MS = 10_000;
 
 /** A commit of this node waiting for acknowledgements. */
 interface WaitingCommit {
-  readonly others: number;
-  readonly acked: Set<string>;
+  /** Ids of the nodes whose acknowledgement is still awaited. */
+  readonly pending: Set<string>;
   readonly resolve: () => void;
   readonly timer: NodeJS.Timeout;
 }
@@ -56,6 +77,9 @@ export class RedisBindingChannel implements CommitAnnouncer {
   /** This process's id in announcements, so it ignores its own. */
   readonly nodeId = randomUUID();
   private subscriber: Redis | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  /** Commits answered after {@link APPLY_WAIT_MS} without every acknowledgement, since start. */
+  unacknowledgedCommits = 0;
   private resyncListener: (() => Promise<void>) | undefined;
   private bindingsListener: ((aor: string, bindings: BindingRecord[]) => void) | undefined;
   private resyncWanted = false;
@@ -79,8 +103,8 @@ export class RedisBindingChannel implements CommitAnnouncer {
     this.log = logger.child({ component: 'replication' });
   }
 
-  private get ackChannel(): string {
-    return `${this.store.bindingsChannel}:ack:${this.nodeId}`;
+  private get channel(): string {
+    return this.store.nodeChannel(this.nodeId);
   }
 
   /** Subscribe (a second connection). @throws Error when Redis cannot be reached. */
@@ -92,7 +116,7 @@ export class RedisBindingChannel implements CommitAnnouncer {
     sub.on('error', () => {});
     sub.on('ready', () => {
       if (!this.connectedOnce) return;
-      sub.subscribe(this.store.bindingsChannel, this.ackChannel).then(
+      sub.subscribe(this.channel).then(
         () => {
           this.log.info('binding announcements subscribed again; reading every binding');
           this.resyncWanted = true;
@@ -101,8 +125,9 @@ export class RedisBindingChannel implements CommitAnnouncer {
         () => {},
       );
     });
-    sub.on('message', (channel: string, text: string) => {
-      if (channel === this.store.bindingsChannel) this.received(text);
+    // An announcement has a line break after its header; an acknowledgement is the header alone.
+    sub.on('message', (_channel: string, text: string) => {
+      if (text.includes('\n')) this.received(text);
       else this.acknowledged(text);
     });
     // A read that failed while the command connection was down is tried again as soon as it is back.
@@ -110,9 +135,25 @@ export class RedisBindingChannel implements CommitAnnouncer {
       if (this.resyncWanted) void this.resync();
     });
     await sub.connect();
-    await sub.subscribe(this.store.bindingsChannel, this.ackChannel);
+    await sub.subscribe(this.channel);
+    // Listed once subscribed, so every commit after this is announced here; the caller then reads every binding.
+    await this.store.nodeHeartbeat(this.nodeId, NODE_TTL_MS);
     this.connectedOnce = true;
     this.store.announcer = this;
+    this.heartbeat = setInterval(() => void this.beat(), NODE_HEARTBEAT_MS).unref();
+  }
+
+  /** Renew this node's entry; when it had lapsed (announcements skipped), read every binding again. */
+  private async beat(): Promise<void> {
+    if (this.subscriber?.status !== 'ready') return;
+    try {
+      if (await this.store.nodeHeartbeat(this.nodeId, NODE_TTL_MS)) return;
+    } catch {
+      return;
+    }
+    this.log.warn('this node was off the list of live nodes (no heartbeat in time); reading every binding again');
+    this.resyncWanted = true;
+    void this.resync();
   }
 
   /**
@@ -142,22 +183,23 @@ export class RedisBindingChannel implements CommitAnnouncer {
     return ++this.commits;
   }
 
-  /** CommitAnnouncer.applied: waits at most {@link APPLY_WAIT_MS} for `others` acknowledgements of `commitNo`. */
-  applied(commitNo: number, others: number): Promise<void> {
-    const acked = new Set<string>();
-    for (const [node, upTo] of this.ackedUpTo) if (upTo >= commitNo) acked.add(node);
-    if (acked.size >= others || this.waiting.size >= MAX_WAITING_COMMITS) return Promise.resolve();
+  /** CommitAnnouncer.applied: waits at most {@link APPLY_WAIT_MS} for the acknowledgement of `commitNo` by each of `nodes`. */
+  applied(commitNo: number, nodes: readonly string[]): Promise<void> {
+    const pending = new Set<string>();
+    for (const node of nodes) if ((this.ackedUpTo.get(node) ?? 0) < commitNo) pending.add(node);
+    if (pending.size === 0 || this.waiting.size >= MAX_WAITING_COMMITS) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.waiting.delete(commitNo);
+        this.unacknowledgedCommits++;
         const nowMs = performance.now();
         if (nowMs - this.lastWarnMs >= WARN_INTERVAL_MS) {
           this.lastWarnMs = nowMs;
-          this.log.warn({ waitedMs: APPLY_WAIT_MS, subscribers: others, acknowledged: acked.size }, 'a binding change was not acknowledged by every subscriber of the bindings channel in time; answering anyway');
+          this.log.warn({ waitedMs: APPLY_WAIT_MS, nodes: nodes.length, missing: [...pending] }, 'a binding change was not acknowledged by every live node in time; answering anyway');
         }
         resolve();
       }, APPLY_WAIT_MS).unref();
-      this.waiting.set(commitNo, { others, acked, resolve, timer });
+      this.waiting.set(commitNo, { pending, resolve, timer });
     });
   }
 
@@ -172,8 +214,8 @@ export class RedisBindingChannel implements CommitAnnouncer {
     this.ackedUpTo.set(node, upTo);
     for (const [commitNo, w] of this.waiting) {
       if (commitNo > upTo) break;
-      w.acked.add(node);
-      if (w.acked.size < w.others) continue;
+      w.pending.delete(node);
+      if (w.pending.size > 0) continue;
       clearTimeout(w.timer);
       this.waiting.delete(commitNo);
       w.resolve();
@@ -208,11 +250,23 @@ export class RedisBindingChannel implements CommitAnnouncer {
     setImmediate(() => this.sendAcks());
   }
 
-  /** Acknowledge what was applied this turn: one message per committing node. */
+  /**
+   * Acknowledge what was applied this turn: one message per committing node,
+   * all in one write on the command connection, each PUBLISH after CLIENT
+   * REPLY SKIP (no reply comes back, so ioredis, which has no reply-less mode,
+   * waits for none: the bytes bypass its command queue, encoded by its own
+   * Command). While that connection is down nothing is sent: the committing
+   * nodes stop waiting after {@link APPLY_WAIT_MS}.
+   */
   private sendAcks(): void {
     this.ackScheduled = false;
-    for (const [origin, commitNo] of this.toAck) {
-      this.store.redis.publish(`${this.store.bindingsChannel}:ack:${origin}`, `${this.nodeId} ${commitNo}`).catch(() => {});
+    const redis = this.store.redis;
+    if (redis.status === 'ready') {
+      let bytes = '';
+      for (const [origin, commitNo] of this.toAck) {
+        bytes += REPLY_SKIP + new Command('publish', [this.store.nodeChannel(origin), `${this.nodeId} ${commitNo}`]).toWritable(redis.stream);
+      }
+      redis.stream.write(bytes);
     }
     this.toAck.clear();
   }
@@ -225,6 +279,8 @@ export class RedisBindingChannel implements CommitAnnouncer {
       while (this.resyncWanted) {
         this.resyncWanted = false;
         try {
+          // Listed again first, so every commit after the read is announced here.
+          await this.store.nodeHeartbeat(this.nodeId, NODE_TTL_MS);
           await this.resyncListener?.();
         } catch (err) {
           this.log.warn({ err: (err as Error).message }, 'reading every binding failed; trying again when Redis is back');
@@ -238,11 +294,13 @@ export class RedisBindingChannel implements CommitAnnouncer {
     }
   }
 
-  /** Unsubscribe and close the subscriber connection; commits waiting for acknowledgements resolve. */
+  /** Leave the live nodes, unsubscribe and close the subscriber connection; commits waiting for acknowledgements resolve. */
   async close(): Promise<void> {
     const sub = this.subscriber;
     this.subscriber = undefined;
+    clearInterval(this.heartbeat);
     if (this.store.announcer === this) this.store.announcer = undefined;
+    await this.store.nodeLeave(this.nodeId).catch(() => {});
     for (const w of this.waiting.values()) {
       clearTimeout(w.timer);
       w.resolve();

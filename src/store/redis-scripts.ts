@@ -25,14 +25,18 @@ local function usersChanged() redis.call('INCR', p .. 'users:generation') end
  * stores the record under its own key with EXAT = its expiry (Redis drops it
  * then: no sweeper needed for the records) and adds the contact to the AOR's
  * index (a sorted set scored by the time it was first added, ms, for the
- * first-added order); an expiry already past deletes. With a node id, and
- * other subscribers than that node's own connection (the one subscribed to
- * `<prefix>bindings:ack:<node id>`; so a node alone announces nothing), the
- * script then publishes on `<prefix>bindings`, in the same atomic step (so
- * every node sees commits in commit order), `<node> <commit number>\n` and a
- * JSON object mapping each changed AOR to the array of its records after the
- * commit (the records are joined as stored, not decoded and encoded again).
- * Returns `{ changes applied, subscribers the message reached (0 when nothing was published) }`.
+ * first-added order); an expiry already past deletes.
+ *
+ * With a node id, the script then announces the commit to the other live
+ * nodes, in the same atomic step (so every node sees commits in commit
+ * order): the nodes listed in `<prefix>nodes` (id → end of its heartbeat,
+ * unix ms, see {@link NODE_HEARTBEAT}; entries past their end are removed
+ * here) whose channel `<prefix>bindings:<id>` has a subscriber now. Each gets
+ * on its channel `<node> <commit number>\n` and a JSON object mapping each
+ * changed AOR to the array of its records after the commit (the records are
+ * joined as stored, not decoded and encoded again). Nothing is published on
+ * a channel only other clients listen to, and a node alone publishes nothing.
+ * Returns `{ changes applied, { ids of the nodes announced to } }`.
  */
 export const COMMIT_BINDINGS = `${KEYS_LUA}
 local node, commitNo = ARGV[2], ARGV[3]
@@ -67,16 +71,20 @@ for i = 4, #ARGV, 5 do
     aors[#aors + 1] = aor
   end
 end
-local reached = 0
--- Subscribers besides the committing node's own connection (subscribed to its
--- acknowledgement channel in the same SUBSCRIBE as to the bindings channel):
--- none, and there is nobody to tell.
-local others = 0
+-- The other live nodes: a heartbeat not yet past and a subscriber on their channel.
+local targets = {}
 if node ~= '' then
-  local all = redis.call('PUBSUB', 'NUMSUB', p .. 'bindings', p .. 'bindings:ack:' .. node)
-  others = all[2] - all[4]
+  local nodes = redis.call('HGETALL', p .. 'nodes')
+  for i = 1, #nodes, 2 do
+    local id, untilMs = nodes[i], tonumber(nodes[i + 1])
+    if not untilMs or untilMs <= nowMs then
+      redis.call('HDEL', p .. 'nodes', id)
+    elseif id ~= node and redis.call('PUBSUB', 'NUMSUB', p .. 'bindings:' .. id)[2] > 0 then
+      targets[#targets + 1] = id
+    end
+  end
 end
-if others > 0 then
+if #targets > 0 then
   local parts = {}
   for _, aor in ipairs(aors) do
     local list = {}
@@ -86,9 +94,27 @@ if others > 0 then
     end
     parts[#parts + 1] = cjson.encode(aor) .. ':[' .. table.concat(list, ',') .. ']'
   end
-  reached = redis.call('PUBLISH', p .. 'bindings', node .. ' ' .. commitNo .. '\\n{' .. table.concat(parts, ',') .. '}')
+  local text = node .. ' ' .. commitNo .. '\\n{' .. table.concat(parts, ',') .. '}'
+  for _, id in ipairs(targets) do redis.call('PUBLISH', p .. 'bindings:' .. id, text) end
 end
-return { (#ARGV - 3) / 5, reached }
+return { (#ARGV - 3) / 5, targets }
+`;
+
+/**
+ * A node's heartbeat in `<prefix>nodes` (the live nodes COMMIT_BINDINGS
+ * announces to). ARGV[2]: the node id; ARGV[3]: how long the entry counts
+ * after this heartbeat, ms (Redis's clock). Returns 1 when the entry was
+ * there and not past its end (the node has been announced every commit since
+ * its previous heartbeat), 0 when it was missing or past (announcements may
+ * have been skipped: the node must read every binding again).
+ */
+export const NODE_HEARTBEAT = `${KEYS_LUA}
+local t = redis.call('TIME')
+local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local before = tonumber(redis.call('HGET', p .. 'nodes', ARGV[2]))
+redis.call('HSET', p .. 'nodes', ARGV[2], nowMs + tonumber(ARGV[3]))
+if before and before > nowMs then return 1 end
+return 0
 `;
 
 /**

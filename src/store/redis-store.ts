@@ -20,6 +20,11 @@
  * | `secret` | string | the server secret (hex), set once with SET NX |
  * | `users:generation` | string | a counter bumped by every change to users and phone numbers |
  * | `turn:secrets` | set | TURN REST API shared secrets every node accepts besides `turn.auth_secrets` |
+ * | `nodes` | hash | node id → end of its heartbeat (unix ms, Redis's clock): the live nodes binding commits are announced to |
+ *
+ * Pub/sub channels: `bindings:<node id>`, each node's own, carrying the binding
+ * commits of the other nodes and the acknowledgements of its own commits
+ * (redis-replication.ts).
  *
  * Binding expiry is Redis's: each record expires by itself at its `expires`
  * (EXAT), on every node at once and with no sweeper deciding anything; the
@@ -38,7 +43,7 @@ import { userhash } from '../stun/stun-integrity.js';
 import type { StoreConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { StoreError } from './errors.js';
-import { ADD_USER, COMMIT_BINDINGS, DELETE_USER, LIST_BINDINGS, SET_HA1, SET_PHONES, SWEEP_AORS } from './redis-scripts.js';
+import { ADD_USER, COMMIT_BINDINGS, DELETE_USER, LIST_BINDINGS, NODE_HEARTBEAT, SET_HA1, SET_PHONES, SWEEP_AORS } from './redis-scripts.js';
 import type { BindingChange, BindingRecord, BindingStore, Ha1Algorithm, UserRecord } from './types.js';
 
 /** Redis hash field of each HA1 algorithm. */
@@ -131,10 +136,10 @@ export interface CommitAnnouncer {
   /** The number of the next commit of this node (1, 2, ...). */
   nextCommit(): number;
   /**
-   * Resolves once `others` other nodes have applied commit `commitNo` (or
-   * after the channel's bound on waiting); never rejects.
+   * Resolves once each node of `nodes` (ids the commit was announced to) has
+   * applied commit `commitNo` (or after the channel's bound on waiting); never rejects.
    */
-  applied(commitNo: number, others: number): Promise<void>;
+  applied(commitNo: number, nodes: readonly string[]): Promise<void>;
 }
 
 /** ioredis options of `store.redis`: no offline queue (a request fails at once while disconnected), timeouts, reconnection. */
@@ -189,9 +194,9 @@ export class RedisStore implements BindingStore {
   private readonly log: Logger | undefined;
   /**
    * When set (by RedisBindingChannel), each binding commit also publishes the
-   * changed AORs' bindings on the bindings channel as this node (see
+   * changed AORs' bindings to every other live node as this node (see
    * COMMIT_BINDINGS), atomically with the commit, and commitBindings resolves
-   * once the other subscribed nodes applied it (bounded by the announcer).
+   * once they applied it (bounded by the announcer).
    */
   announcer: CommitAnnouncer | undefined;
   /** The users generation last read from Redis, and when (performance.now, ms). */
@@ -285,9 +290,25 @@ export class RedisStore implements BindingStore {
     return this.generation;
   }
 
-  /** Name of the pub/sub channel binding changes are announced on. */
-  get bindingsChannel(): string {
-    return `${this.prefix}bindings`;
+  /** Name of the pub/sub channel of node `nodeId`: binding commits of the other nodes, acknowledgements of its own. */
+  nodeChannel(nodeId: string): string {
+    return `${this.prefix}bindings:${nodeId}`;
+  }
+
+  /**
+   * List node `nodeId` among the live nodes binding commits are announced to
+   * (NODE_HEARTBEAT), for `ttlMs` from now. Resolves true when it was listed
+   * and not past its end (no announcement skipped since the last heartbeat),
+   * false when it was not (the node must read every binding again).
+   * @throws StoreError 'unavailable'.
+   */
+  async nodeHeartbeat(nodeId: string, ttlMs: number): Promise<boolean> {
+    return (await this.eval('node heartbeat', NODE_HEARTBEAT, nodeId, ttlMs)) === 1;
+  }
+
+  /** Take node `nodeId` off the live nodes (it stops). @throws StoreError 'unavailable'. */
+  async nodeLeave(nodeId: string): Promise<void> {
+    await this.run('node leave', () => this.redis.hdel(`${this.prefix}nodes`, nodeId));
   }
 
   /**
@@ -423,8 +444,8 @@ export class RedisStore implements BindingStore {
   /**
    * Apply binding changes in order, atomically (one Lua script; see
    * {@link BindingStore.commitBindings}). With an {@link announcer} the script
-   * also announces the commit, and this resolves once every other node that
-   * got the announcement applied it (or the announcer stopped waiting).
+   * also announces the commit to the other live nodes, and this resolves once
+   * each of them applied it (or the announcer stopped waiting).
    * @throws StoreError 'unavailable'.
    */
   async commitBindings(changes: readonly BindingChange[]): Promise<void> {
@@ -435,9 +456,8 @@ export class RedisStore implements BindingStore {
     }
     const announcer = this.announcer;
     const commitNo = announcer ? announcer.nextCommit() : 0;
-    const [, reached] = (await this.eval('write bindings', COMMIT_BINDINGS, announcer?.nodeId ?? '', commitNo, ...args)) as [number, number];
-    // The announcement reached this node's own subscriber too.
-    if (announcer && reached > 1) await announcer.applied(commitNo, reached - 1);
+    const [, nodes] = (await this.eval('write bindings', COMMIT_BINDINGS, announcer?.nodeId ?? '', commitNo, ...args)) as [number, string[]];
+    if (announcer && nodes.length > 0) await announcer.applied(commitNo, nodes);
   }
 
   /** Bindings of one AOR in first-added order (those Redis expired are gone). @throws StoreError 'unavailable'. */

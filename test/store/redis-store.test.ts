@@ -3,6 +3,7 @@ import pino from 'pino';
 import { describeWithPeers } from '../../interop/harness/peers.js';
 import { startRedis, type TestRedis } from '../../interop/harness/redis.js';
 import { makeTempDir, removeTempDir } from '../../interop/harness/temp-dir.js';
+import { spawnProcess } from '../../interop/harness/process.js';
 import { userhash } from '../../src/stun/stun-integrity.js';
 import { type BindingRecord, RedisBindingChannel, RedisStore, StoreError, redisUserSource } from '../../src/store/index.js';
 import { UserSourceUnavailableError } from '../../src/auth/user-source.js';
@@ -171,15 +172,68 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
     await mineAfter;
     expect(mineSeen).toEqual([b.aor]);
     expect(seen).toHaveLength(4);
-    // A subscriber that never acknowledges (not a node) delays a commit by the bounded wait only.
-    const raw = store.redis.duplicate({ enableOfflineQueue: true });
-    await raw.subscribe('test:bindings');
-    await store.commitBindings([{ op: 'deleteAll', aor: b.aor }]);
-    expect(seen.at(-1)).toEqual([b.aor, []]);
-    await raw.quit();
+    expect(mine.unacknowledgedCommits).toBe(0);
     await mine.close();
     await theirs.close();
     await other.close();
+  });
+
+  test('clients that are not nodes (redis-cli, ioredis) subscribed to the channels make no commit wait; a listed node that does not acknowledge does, until its heartbeat lapses', async () => {
+    const other = await new RedisStore(redisConfig(redis.url), silent).connect();
+    const mine = new RedisBindingChannel(store, silent);
+    const theirs = new RedisBindingChannel(other, silent);
+    await mine.start();
+    await theirs.start();
+    const seen: string[] = [];
+    theirs.onRemoteBindings((aor) => void seen.push(aor));
+    // Monitoring clients: redis-cli on both nodes' channels, ioredis on every channel of the prefix.
+    const cli = spawnProcess('redis-cli', ['-p', String(PORT), 'SUBSCRIBE', store.nodeChannel(mine.nodeId), store.nodeChannel(theirs.nodeId)]);
+    const monitor = store.redis.duplicate({ enableOfflineQueue: true });
+    const monitored: string[] = [];
+    monitor.on('pmessage', (_pattern: string, channel: string) => void monitored.push(channel));
+    try {
+      await cli.waitForLine((t) => t.trim() === '2', 5000);
+      await monitor.psubscribe('test:*');
+      for (let i = 0; i < 5; i++) await store.commitBindings([{ op: 'put', binding: binding({ cseq: i }) }]);
+      expect(seen).toHaveLength(5);
+      // They see the traffic, and no commit waited for them.
+      expect(monitored.filter((c) => c === store.nodeChannel(theirs.nodeId))).toHaveLength(5);
+      expect(mine.unacknowledgedCommits).toBe(0);
+      expect(Object.keys(await store.redis.hgetall('test:nodes')).sort()).toEqual([mine.nodeId, theirs.nodeId].sort());
+
+      // A node listed as live and subscribed that never acknowledges: the commit answers after the bounded wait.
+      const silentNode = store.redis.duplicate({ enableOfflineQueue: true });
+      await silentNode.subscribe(store.nodeChannel('hung'));
+      await store.redis.hset('test:nodes', 'hung', String(Date.now() + 60_000));
+      await store.commitBindings([{ op: 'put', binding: binding({ cseq: 10 }) }]);
+      expect(mine.unacknowledgedCommits).toBe(1);
+      // Once its heartbeat lapsed it is no longer waited for, and its entry is removed.
+      await store.redis.hset('test:nodes', 'hung', String(Date.now() - 1000));
+      await store.commitBindings([{ op: 'put', binding: binding({ cseq: 11 }) }]);
+      expect(mine.unacknowledgedCommits).toBe(1);
+      expect(await store.redis.hexists('test:nodes', 'hung')).toBe(0);
+      await silentNode.quit();
+      expect(seen).toHaveLength(7);
+    } finally {
+      await cli.stop();
+      await monitor.quit();
+    }
+    await mine.close();
+    // A node that stops leaves the list.
+    expect(await store.redis.hexists('test:nodes', mine.nodeId)).toBe(0);
+    await theirs.close();
+    await other.close();
+  });
+
+  test('a node whose entry among the live nodes lapsed is listed again at its next heartbeat and reads every binding again', async () => {
+    const mine = new RedisBindingChannel(store, silent);
+    let resyncs = 0;
+    mine.onResync(async () => void resyncs++);
+    await mine.start();
+    await store.redis.hdel('test:nodes', mine.nodeId);
+    await expect.poll(() => resyncs, { timeout: 5000, interval: 100 }).toBe(1);
+    expect(await store.redis.hexists('test:nodes', mine.nodeId)).toBe(1);
+    await mine.close();
   });
 
   test('Redis down: StoreError unavailable with retryAfterS, user source 503; back by itself after a restart', async () => {
