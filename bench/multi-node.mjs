@@ -5,7 +5,7 @@
 // that means something is the cost per operation, not the scaling.
 //
 //   node bench/multi-node.mjs [--seconds 5] [--register-rate 300] [--call-rate 40] [--setups sqlite,1,2,3] [--write]
-//                             [--idle] [--cpu-prof DIR] [--load-first]
+//                             [--idle] [--cpu-prof DIR] [--load-first] [--baseline /path/to/other/dist/cli/main.js]
 //
 // Every node is one process (sip.workers: 1), so the rows compare the store alone.
 // Load (SIPp 3.6, UDP, 127.0.0.1): one SIPp per node, the target rate split
@@ -18,7 +18,10 @@
 // --idle first measures the same processes for --seconds without load (CPU ms per second,
 // printed after the table). --cpu-prof DIR has every node write a V8 CPU profile
 // (node --cpu-prof) into DIR/<setup>/ when it stops. --load-first sends all load to the
-// first node, so the others' CPU is what following its changes costs.
+// first node, so the others' CPU is what following its changes costs. --baseline runs every setup with
+// that build first, then with this checkout's, back to back (rows marked "baseline"; the percentages
+// stay relative to the first row). Node 2's CPU with --load-first --setups 2 is the cost of following
+// one REGISTER made at another node.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startProcess, runProcess, stopProcess, tempDir, cpuSeconds, sleep, waitFor } from './lib.mjs';
@@ -38,6 +41,8 @@ const LOAD_FIRST = args.includes('--load-first');
 const CPU_PROF = args.includes('--cpu-prof') ? args[args.indexOf('--cpu-prof') + 1] : undefined;
 /** Which setups, in order: `sqlite` and node counts on Redis; the first is the base of the percentages. */
 const SETUPS = (args.includes('--setups') ? args[args.indexOf('--setups') + 1] : 'sqlite,1,2,3').split(',');
+/** Another build's dist/cli/main.js, run before this checkout's for every setup. */
+const BASELINE = args.includes('--baseline') ? args[args.indexOf('--baseline') + 1] : undefined;
 
 const REDIS_PORT = 28190;
 const NODE_PORTS = [28200, 28202, 28204];
@@ -206,7 +211,7 @@ async function load(dir, scenario, rate, nodeCount, cpuPids, redis) {
   return { ok, failed, okPerS: ok / elapsed, rtMs: rtSum / ok, cpuS: cpu, cpuMsPerOp: (cpu / ok) * 1000, byProcessMsPerOp: byProcess.map((s) => (s / ok) * 1000), commandsPerOp: commands.map(([c, n]) => `${c} ${f(n / ok, 2)}`).join(', ') };
 }
 
-async function runSetup(name, nodeCount, redis) {
+async function runSetup(name, nodeCount, redis, cli) {
   const dir = tempDir('multi-node');
   writeFileSync(join(dir, 'register.xml'), REGISTER_SCENARIO);
   writeFileSync(join(dir, 'call.xml'), CALL_SCENARIO);
@@ -222,8 +227,8 @@ async function runSetup(name, nodeCount, redis) {
       const extra = redis
         ? [`store: { type: redis, redis: { url: "redis://127.0.0.1:${REDIS_PORT}", key_prefix: "${prefix}" } }`, `node: { uri: "sip:127.0.0.1:${NODE_PORTS[i]}" }`, 'admin: { enabled: false }']
         : [];
-      const nodeArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(CPU_PROF, `${redis ? nodeCount : 'sqlite'}`)] : [];
-      nodes.push(await startRtcedge({ sipPort: NODE_PORTS[i], workers: 1, users: i === 0 ? [...users, ['callee', 'pw-callee']] : [], extraYaml: extra, nodeArgs }));
+      const nodeArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(CPU_PROF, `${cli ? 'baseline-' : ''}${redis ? nodeCount : 'sqlite'}`)] : [];
+      nodes.push(await startRtcedge({ sipPort: NODE_PORTS[i], workers: 1, users: i === 0 ? [...users, ['callee', 'pw-callee']] : [], extraYaml: extra, nodeArgs, cli }));
     }
     const reg = await runProcess('sipp', [`127.0.0.1:${NODE_PORTS[0]}`, '-sf', join(dir, 'uas-register.xml'), '-inf', join(dir, 'callee.csv'), '-i', '127.0.0.1', '-p', String(SIPP_PORTS[0]), '-m', '1', '-nostdin', '-nd', '-timeout', '10', '-timeout_error'], { timeoutMs: 20_000 });
     if (reg.code !== 0) throw new Error(`registering the UAS failed: ${reg.stderr.slice(-500)}`);
@@ -266,7 +271,10 @@ const redis = await startRedis(redisDir);
 const rows = [];
 try {
   for (const s of SETUPS) {
-    rows.push(s === 'sqlite' ? await runSetup('1 node, SQLite', 1, undefined) : await runSetup(`${s} node${s > 1 ? 's' : ''}, Redis`, Number(s), redis));
+    for (const cli of BASELINE ? [BASELINE, undefined] : [undefined]) {
+      const name = `${s === 'sqlite' ? '1 node, SQLite' : `${s} node${s > 1 ? 's' : ''}, Redis`}${cli ? ' (baseline)' : ''}`;
+      rows.push(await runSetup(name, s === 'sqlite' ? 1 : Number(s), s === 'sqlite' ? undefined : redis, cli));
+    }
   }
 } finally {
   await stopProcess(redis);
