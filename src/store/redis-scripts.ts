@@ -75,12 +75,20 @@ end
 local targets = {}
 if node ~= '' then
   local nodes = redis.call('HGETALL', p .. 'nodes')
+  local live, channels = {}, {}
   for i = 1, #nodes, 2 do
     local id, untilMs = nodes[i], tonumber(nodes[i + 1])
     if not untilMs or untilMs <= nowMs then
       redis.call('HDEL', p .. 'nodes', id)
-    elseif id ~= node and redis.call('PUBSUB', 'NUMSUB', p .. 'bindings:' .. id)[2] > 0 then
-      targets[#targets + 1] = id
+    elseif id ~= node then
+      live[#live + 1] = id
+      channels[#channels + 1] = p .. 'bindings:' .. id
+    end
+  end
+  if #live > 0 then
+    local subs = redis.call('PUBSUB', 'NUMSUB', unpack(channels))
+    for i, id in ipairs(live) do
+      if subs[2 * i] > 0 then targets[#targets + 1] = id end
     end
   end
 end
