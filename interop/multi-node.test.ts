@@ -169,6 +169,9 @@ describeWithPeers(['baresip', 'named', 'redis-server'])('three nodes on one Redi
     // B's next refresh finds node 2 refusing connections and takes the next SRV target, node 3.
     await nodes[2]!.waitForLog((l) => l.msg === 'sip recv' && /^REGISTER /.test(String(l.startLine)) && l.transport === 'tls', 30_000, at3);
     await bob!.waitForRegistered(15_000);
+    // baresip still reports the registration of node 2 as OK while the one at node 3 is under way:
+    // dial once node 3 has stored B's binding over its own flow.
+    await expect.poll(async () => (await store!.listBindings('sip:bob@example.test')).some((b) => /@127\.0\.0\.4:5061;transport=tls;lr>$/.test(b.path[0] ?? '')), { timeout: 15_000, interval: 200 }).toBe(true);
     const from = await connect();
     expect(inviteAt(nodes[2]!, from[2]!)).toBeDefined();
     await hangUp();
