@@ -4,13 +4,20 @@
 //   node bench/cpu-per-register.mjs [--rate 1000] [--registrations 20000] [--repeat 3]
 //        [--baseline /path/to/other/dist/cli/main.js | NAME=PATH,NAME=PATH] [--cpu-prof DIR] [--users 1000]
 //        [--workers auto|N]   (sip.workers; default the configuration's default, auto)
+//        [--transport udp|tcp|tls]   (default udp)
+//        [--overload off]   (no 503s or drops for load: sip.overload lag_ms 0, drop_lag_ms 0, target_utilization 1)
 //
-// Each round starts rtcedge (UDP on 127.0.0.1, log level warn, TURN off),
+// Each round starts rtcedge (UDP on 127.0.0.1, with TCP and TLS beside it for those transports,
+// log level warn, TURN off),
 // imports --users users with `rtcedge user import` while it runs (another
 // process writing the store), sends 2,000 warm-up registrations, then
-// --registrations more with SIPp's digest REGISTER scenario (bench/sip.mjs:
+// --registrations more with the digest REGISTER scenario (bench/sip.mjs:
 // REGISTER, 401, REGISTER with credentials, 200) at --rate per second, and
 // reads the server's CPU time (user + system, /proc) around the measured run.
+// UDP: SIPp over one socket. TCP and TLS: bench/sip-client.mjs over one
+// connection (Debian's SIPp has no TLS; the same client for both, so the
+// difference between the two is what TLS costs), in its own process; a
+// registration it does not get a 200 for counts as failed.
 // With --baseline, every round runs the baseline build first and this build
 // right after, so both see the same machine load; the rounds give ranges.
 // --cpu-prof DIR runs this build's server under `node --cpu-prof` (profiles
@@ -25,6 +32,7 @@ import { REGISTER_SCENARIO as SCENARIO } from './sip-scenarios.mjs';
 
 const SIP_PORT = 28360;
 const SIPP_PORT = 28361;
+const TLS_PORT = 28362;
 const WARMUP = 2000;
 
 const RATE = Number(arg('rate', 1000));
@@ -33,6 +41,10 @@ const REPEAT = Number(arg('repeat', 3));
 const USERS = Number(arg('users', 1000));
 const BASELINE = arg('baseline', undefined);
 const CPU_PROF = arg('cpu-prof', undefined);
+const TRANSPORT = arg('transport', 'udp');
+/** On a busy shared machine load shedding answers part of the load 503 (cheaper): off, every registration is served. */
+const OVERLOAD_LINES = arg('overload', 'on') === 'off' ? ['  overload: { lag_ms: 0, drop_lag_ms: 0, target_utilization: 1 }'] : [];
+if (!['udp', 'tcp', 'tls'].includes(TRANSPORT)) throw new Error(`--transport must be udp, tcp or tls, not ${TRANSPORT}`);
 
 const users = Array.from({ length: USERS }, (_, i) => [`user${i}`, `pw-user${i}`]);
 
@@ -60,17 +72,36 @@ async function sipp(dir, calls, tag) {
   };
 }
 
+/** Run bench/sip-client.mjs for `calls` registrations at RATE over one TCP or TLS connection; same result shape as {@link sipp}. */
+async function streamClient(calls) {
+  const port = TRANSPORT === 'tls' ? TLS_PORT : SIP_PORT;
+  const args = [join(ROOT, 'bench', 'sip-client.mjs'), 'load', '--port', String(port), '--transport', TRANSPORT, '--rate', String(RATE), '--seconds', String(calls / RATE), '--users', String(USERS)];
+  const r = await runProcess(process.execPath, args, { timeoutMs: (Math.ceil(calls / RATE) * 3 + 40) * 1000 });
+  const line = r.stdout.trim().split('\n').at(-1);
+  let out;
+  try {
+    out = JSON.parse(line);
+  } catch {
+    throw new Error(`bench/sip-client.mjs failed (${r.code}): ${r.stderr.trim().slice(-2000)}`);
+  }
+  return { ok: out.ok, failed: out.failed, retrans: 0, exit: r.code, failures: out.failures };
+}
+
+/** The load of `calls` registrations over --transport. */
+const load = (dir, calls, tag) => (TRANSPORT === 'udp' ? sipp(dir, calls, tag) : streamClient(calls));
+
 /** One round for one build: CPU s per 1,000 successful registrations. */
 async function round(dir, name, cli, nodeArgs) {
-  const server = await startRtcedge({ sipPort: SIP_PORT, users: [], cli, nodeArgs, workers: arg('workers', undefined) });
+  const sipStreams = TRANSPORT === 'udp' ? [] : [{ transport: 'tcp', port: SIP_PORT }, { transport: 'tls', port: TLS_PORT }];
+  const server = await startRtcedge({ sipPort: SIP_PORT, users: [], cli, nodeArgs, workers: arg('workers', undefined), sipStreams, sipLines: OVERLOAD_LINES });
   try {
     // The users arrive while the server runs, from another process (as an operator's import would).
     const imp = await runProcess(process.execPath, [cli ?? join(ROOT, 'dist', 'cli', 'main.js'), 'user', 'import', join(dir, 'import.csv'), '-c', server.config], { timeoutMs: 120_000 });
     if (imp.code !== 0) throw new Error(`rtcedge user import failed: ${imp.stderr.trim()}`);
     await sleep(1000);
-    await sipp(dir, WARMUP, `${name}-warm`);
+    await load(dir, WARMUP, `${name}-warm`);
     const cpu0 = cpuSeconds(server.pid);
-    const r = await sipp(dir, REGISTRATIONS, name);
+    const r = await load(dir, REGISTRATIONS, name);
     const cpuS = cpuSeconds(server.pid) - cpu0;
     return { name, ...r, cpuS, per1000: (cpuS / r.ok) * 1000 };
   } finally {
@@ -82,13 +113,13 @@ const dir = tempDir('cpu-per-register');
 writeFileSync(join(dir, 'register.xml'), SCENARIO);
 writeFileSync(join(dir, 'users.csv'), 'SEQUENTIAL\n' + users.map(([u, p]) => `${u};${p};`).join('\n') + '\n');
 writeFileSync(join(dir, 'import.csv'), 'user,password\n' + users.map(([u, p]) => `${u}@example.test,${p}`).join('\n') + '\n');
-console.log(`${REGISTRATIONS} REGISTERs at ${RATE}/s over ${USERS} users, ${REPEAT} round(s)${BASELINE ? `, baseline ${BASELINE}` : ''}`);
+console.log(`${REGISTRATIONS} REGISTERs over ${TRANSPORT} at ${RATE}/s over ${USERS} users, ${REPEAT} round(s)${BASELINE ? `, baseline ${BASELINE}` : ''}`);
 await compareBuilds({
   baseline: BASELINE,
   nodeArgs: CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [],
   repeat: REPEAT,
   round: (b) => round(dir, b.name, b.cli, b.nodeArgs),
-  line: (i, b, r) => `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000`,
+  line: (i, b, r) => `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000${r.failed ? ` ${JSON.stringify(r.failures ?? {})}` : ''}`,
   heading: 'CPU s per 1,000 REGISTERs',
 });
 if (CPU_PROF) console.log(`\nCPU profiles in ${CPU_PROF}`);
