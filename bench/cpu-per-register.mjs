@@ -13,7 +13,8 @@
 // process writing the store), sends 2,000 warm-up registrations, then
 // --registrations more with the digest REGISTER scenario (bench/sip.mjs:
 // REGISTER, 401, REGISTER with credentials, 200) at --rate per second, and
-// reads the server's CPU time (user + system, /proc) around the measured run.
+// reads the server's CPU time (user + system, /proc) around the measured run,
+// and its read and write system calls (/proc/<pid>/io) per registration.
 // UDP: SIPp over one socket. TCP and TLS: bench/sip-client.mjs over one
 // connection (Debian's SIPp has no TLS; the same client for both, so the
 // difference between the two is what TLS costs), in its own process; a
@@ -25,7 +26,7 @@
 // A shared or busy machine makes single figures noise: compare ranges.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runProcess, stopProcess, tempDir, cpuSeconds, sleep, compareBuilds, arg } from './lib.mjs';
+import { runProcess, stopProcess, tempDir, cpuSeconds, ioSyscalls, sleep, compareBuilds, arg } from './lib.mjs';
 import { startRtcedge, ROOT } from './rtcedge.mjs';
 import { lastStat } from './sip.mjs';
 import { REGISTER_SCENARIO as SCENARIO } from './sip-scenarios.mjs';
@@ -101,9 +102,11 @@ async function round(dir, name, cli, nodeArgs) {
     await sleep(1000);
     await load(dir, WARMUP, `${name}-warm`);
     const cpu0 = cpuSeconds(server.pid);
+    const io0 = ioSyscalls(server.pid);
     const r = await load(dir, REGISTRATIONS, name);
     const cpuS = cpuSeconds(server.pid) - cpu0;
-    return { name, ...r, cpuS, per1000: (cpuS / r.ok) * 1000 };
+    const io1 = ioSyscalls(server.pid);
+    return { name, ...r, cpuS, per1000: (cpuS / r.ok) * 1000, syscr: io1.syscr - io0.syscr, syscw: io1.syscw - io0.syscw };
   } finally {
     await stopProcess(server);
   }
@@ -119,7 +122,7 @@ await compareBuilds({
   nodeArgs: CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [],
   repeat: REPEAT,
   round: (b) => round(dir, b.name, b.cli, b.nodeArgs),
-  line: (i, b, r) => `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000${r.failed ? ` ${JSON.stringify(r.failures ?? {})}` : ''}`,
+  line: (i, b, r) => `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000, syscalls per REGISTER read ${(r.syscr / r.ok).toFixed(2)} write ${(r.syscw / r.ok).toFixed(2)}${r.failed ? ` ${JSON.stringify(r.failures ?? {})}` : ''}`,
   heading: 'CPU s per 1,000 REGISTERs',
 });
 if (CPU_PROF) console.log(`\nCPU profiles in ${CPU_PROF}`);

@@ -63,6 +63,23 @@ export function cpuSeconds(root) {
 }
 
 /**
+ * Read and write system calls made so far by a process and its descendants (`syscr`/`syscw` of
+ * /proc/<pid>/io: read/readv/recvmsg… and write/writev/sendmsg… of every thread); {syscr, syscw}.
+ */
+export function ioSyscalls(root) {
+  let syscr = 0;
+  let syscw = 0;
+  for (const p of processTree(root)) {
+    try {
+      const io = readFileSync(`/proc/${p}/io`, 'utf8');
+      syscr += Number(/^syscr: (\d+)/m.exec(io)?.[1] ?? 0);
+      syscw += Number(/^syscw: (\d+)/m.exec(io)?.[1] ?? 0);
+    } catch {}
+  }
+  return { syscr, syscw };
+}
+
+/**
  * Start a long-running process. Output goes to arrays (bounded) and to
  * optional line callbacks; `exited` resolves with the exit code.
  */
