@@ -24,6 +24,7 @@ import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { MeshHandler, MeshPayload, WorkerMesh } from './worker-mesh.js';
+import { TurnCork } from './turn-cork.js';
 
 /** Frame kinds. */
 const HELLO = 0;
@@ -193,6 +194,8 @@ export class SocketMesh implements WorkerMesh {
   private readonly maxQueuedBytes: number;
   private readonly maxFrameBytes: number;
   private readonly maxPending: number;
+  /** Frames written to a worker in one turn leave in one write (see turn-cork.ts). */
+  private readonly corks = new WeakMap<net.Socket, TurnCork>();
 
   constructor(private readonly opts: SocketMeshOptions) {
     this.self = opts.self;
@@ -306,7 +309,9 @@ export class SocketMesh implements WorkerMesh {
       if (this.log.isLevelEnabled('debug')) this.log.debug({ to, connected: socket !== undefined, bytes: frame.length }, 'mesh frame dropped');
       return false;
     }
-    socket.write(frame);
+    let cork = this.corks.get(socket);
+    if (!cork) this.corks.set(socket, (cork = new TurnCork(socket)));
+    cork.write(frame);
     this.counters.framesSent++;
     return true;
   }

@@ -3,20 +3,10 @@ import { StreamFramer, type FramerEvent } from '../sip/stream-framer.js';
 import type { ParseLimits } from '../sip/parser.js';
 import type { Flow, TransportName } from './types.js';
 import { DEFAULT_STREAM_BOUNDS, WriteGuard, type StreamBounds } from './backpressure.js';
+import { TurnCork } from './turn-cork.js';
 
 /** The CRLF pong (RFC 5626 §4.4.1), one buffer for every connection. */
 const PONG = Buffer.from('\r\n');
-
-/**
- * Bytes written in one turn past which a flow's writes leave at once instead of
- * at the end of the turn: the most a TLS record carries (RFC 8446 §5.1, 2^14).
- */
-export const CORK_FLUSH_BYTES = 16 * 1024;
-
-/** Ends the cork a flow took for the writes of one turn (see {@link StreamFlow.write}); nothing if already ended. */
-function endTurn(flow: StreamFlow): void {
-  flow.flushWrites();
-}
 
 /**
  * One TCP or TLS connection carrying SIP (a flow, RFC 5626 §3): it frames the
@@ -34,10 +24,8 @@ export class StreamFlow implements Flow {
   readonly localAddress: string;
   readonly localPort: number;
   closed = false;
-  /** True from the first write of an event-loop turn until the end of the turn (the socket is corked). */
-  private corked = false;
-  /** Bytes written since the socket was corked. */
-  private corkedBytes = 0;
+  /** Batches the writes of one turn; the write queue is checked against `bounds` as they leave. */
+  private readonly cork: TurnCork;
   private failed = false;
   private readonly framer: StreamFramer;
   private readonly guard: WriteGuard;
@@ -75,6 +63,9 @@ export class StreamFlow implements Flow {
       },
       bounds,
     );
+    this.cork = new TurnCork(socket, () => {
+      if (!socket.destroyed) this.guard.afterWrite();
+    });
     socket.setNoDelay(true);
     socket.setTimeout(idleTimeoutMs, () => socket.destroy());
     socket.on('data', (chunk: Buffer) => {
@@ -103,31 +94,15 @@ export class StreamFlow implements Flow {
    * Write bytes; false when the connection is already closed. The writes of
    * one event-loop turn (the responses to the messages of one read, the 200s
    * of one batch of stored bindings) leave together when the turn ends: the
-   * socket is corked at the first and uncorked on the next tick (or once
-   * {@link CORK_FLUSH_BYTES} are waiting), so they make one write system call
-   * and, over TLS, one record instead of one each. The write queue is checked
-   * against the backpressure bounds when they leave.
+   * socket is corked at the first and uncorked at the end of the turn (see
+   * turn-cork.ts), so they make one write system call and, over TLS, one
+   * record instead of one each. The write queue is checked against the
+   * backpressure bounds when they leave.
    */
   write(data: Buffer): boolean {
     if (this.closed || this.socket.destroyed) return false;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(endTurn, this);
-    }
-    this.socket.write(data);
-    this.corkedBytes += data.length;
-    if (this.corkedBytes >= CORK_FLUSH_BYTES) this.flushWrites();
+    this.cork.write(data);
     return true;
-  }
-
-  /** Hand what was written this turn to the socket now, then apply the backpressure bounds. */
-  flushWrites(): void {
-    if (!this.corked) return;
-    this.corked = false;
-    this.corkedBytes = 0;
-    this.socket.uncork();
-    if (!this.socket.destroyed) this.guard.afterWrite();
   }
 
   /** Close the connection (graceful FIN, then destroy after 1000 ms). */
