@@ -35,7 +35,10 @@ const LF = 0x0a;
  */
 export class StreamFramer {
   private readonly limits: ParseLimits;
+  /** The bytes being framed: `own`, or during a push that found nothing buffered, the chunk itself. */
   private buf: Buffer = Buffer.alloc(0);
+  /** This framer's buffer, holding what one push left unframed for the next. */
+  private own: Buffer = Buffer.alloc(0);
   private start = 0;
   private end = 0;
   /** Where to resume searching for CRLFCRLF (absolute index into buf). */
@@ -53,11 +56,21 @@ export class StreamFramer {
 
   /**
    * Feed the next chunk of the stream; returns the events it completed (possibly none).
-   * After an `error` event every later push returns an empty list.
+   * After an `error` event every later push returns an empty list. A message may
+   * be a view of `chunk` (when nothing was buffered before it): the caller must
+   * not change a chunk after pushing it (a socket's chunks are never reused).
    */
   push(chunk: Buffer): FramerEvent[] {
     if (this.failed) return [];
-    this.append(chunk);
+    // Nothing buffered: frame the chunk where it is, and messages are views of it (no copy).
+    const inChunk = this.start === this.end;
+    if (inChunk) {
+      this.buf = chunk;
+      this.start = this.scan = 0;
+      this.end = chunk.length;
+    } else {
+      this.append(chunk);
+    }
     const events: FramerEvent[] = [];
     let halfPing = this.halfPing;
     this.halfPing = false;
@@ -116,7 +129,9 @@ export class StreamFramer {
         this.need = headerLen + cl;
       }
       if (this.end - this.start < this.need) break;
-      const data = Buffer.from(this.buf.subarray(this.start, this.start + this.need));
+      const view = this.buf.subarray(this.start, this.start + this.need);
+      // A view of our own buffer would be overwritten by the next push: copied.
+      const data = inChunk ? view : Buffer.from(view);
       this.start += this.need;
       this.need = -1;
       events.push({ type: 'message', data });
@@ -125,13 +140,27 @@ export class StreamFramer {
       this.start = 0;
       this.end = 0;
       this.scan = 0;
+      this.buf = this.own;
+    } else if (inChunk) {
+      this.keepRest();
     }
     return events;
   }
 
+  /** Move what is left unframed of the chunk into our own buffer (grown by doubling when short). */
+  private keepRest(): void {
+    const rest = this.end - this.start;
+    if (this.own.length < rest) this.own = Buffer.allocUnsafe(Math.max(rest * 2, 4096));
+    this.buf.copy(this.own, 0, this.start, this.end);
+    this.buf = this.own;
+    this.scan = Math.max(0, this.scan - this.start);
+    this.start = 0;
+    this.end = rest;
+  }
+
   private fail(events: FramerEvent[], error: SipParseError): FramerEvent[] {
     this.failed = true;
-    this.buf = Buffer.alloc(0);
+    this.buf = this.own = Buffer.alloc(0);
     this.start = this.end = this.scan = 0;
     events.push({ type: 'error', error });
     return events;
@@ -144,7 +173,7 @@ export class StreamFramer {
       const needed = used + chunk.length;
       const target = needed <= this.buf.length / 2 ? this.buf : Buffer.allocUnsafe(Math.max(needed * 2, 4096));
       this.buf.copy(target, 0, this.start, this.end);
-      this.buf = target;
+      this.buf = this.own = target;
       this.scan -= this.start;
       if (this.scan < 0) this.scan = 0;
       this.start = 0;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { StreamFramer, type FramerEvent } from '../../src/sip/stream-framer.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import { crlf, fixture } from './fixtures.js';
@@ -88,6 +89,28 @@ describe('StreamFramer', () => {
     let count = 0;
     for (let i = 0; i < stream.length; i += 7) count += f.push(stream.subarray(i, i + 7)).length;
     expect(count).toBe(n);
+  });
+
+  it('gives every message intact however the stream is cut, also once later chunks have arrived', () => {
+    // Messages are views of a chunk when nothing was buffered before it and copies otherwise: a view of
+    // the framer's own buffer would be overwritten by the next push, so everything is compared at the end.
+    const parts = [MSG1, MSG2, Buffer.from('\r\n\r\n')];
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 1, maxLength: 12 }), fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 30 }), (which, cuts) => {
+        const stream = Buffer.concat(which.map((i) => parts[i]));
+        const f = new StreamFramer();
+        const messages: Buffer[] = [];
+        for (let at = 0, k = 0; at < stream.length; k++) {
+          const len = cuts[k % cuts.length];
+          // A fresh buffer per chunk, as a socket gives.
+          for (const ev of f.push(Buffer.from(stream.subarray(at, at + len)))) if (ev.type === 'message') messages.push(ev.data);
+          at += len;
+        }
+        const want = which.filter((i) => i < 2).map((i) => parts[i].toString('latin1'));
+        expect(messages.map((m) => m.toString('latin1'))).toEqual(want);
+      }),
+      { numRuns: 300, seed: 11 },
+    );
   });
 });
 
