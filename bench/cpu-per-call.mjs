@@ -1,16 +1,18 @@
 // Server CPU seconds per 1,000 authenticated calls through the record-routing proxy (the cost per call),
 // for this build and optionally other builds, back to back.
 //
-//   node bench/cpu-per-call.mjs [--rate 500] [--calls 5000] [--repeat 3] [--workers 2] [--transport udp|tcp]
+//   node bench/cpu-per-call.mjs [--rate 500] [--calls 5000] [--repeat 3] [--workers 2] [--transport udp|tcp|tls]
 //        [--baseline /path/to/other/dist/cli/main.js | NAME=PATH,NAME=PATH] [--cpu-prof DIR] [--users 1000]
 //        [--node-args '--perf-basic-prof']
 //
-// Each round starts rtcedge (UDP and TCP on 127.0.0.1, log level warn, TURN off, sip.workers --workers,
+// Each round starts rtcedge (UDP, TCP and TLS on 127.0.0.1, log level warn, TURN off, sip.workers --workers,
 // per-user call limits off), imports --users users and the callee, registers the callee's Contact (a SIPp UAS
 // answering every INVITE with 200, over --transport), runs 1,000 warm-up calls, then --calls more with SIPp's
 // call scenario of bench/sip-scenarios.mjs (INVITE → 407 → ACK → INVITE with credentials → 200 → ACK → BYE →
 // 200) at --rate per second over one socket or connection, and reads the server's CPU time (user + system of
-// its process tree, /proc) around the measured run. The server's idle CPU over the same time (measured after
+// its process tree, /proc) around the measured run. TLS (a listener beside them; Debian's SIPp has no TLS):
+// bench/sip-client.mjs's call scenario instead, the callee a second TLS connection of the client process that
+// registers its own Contact (its CPU is the client's, not counted). The server's idle CPU over the same time (measured after
 // the run) is printed beside it: the per-call figure includes it; so are the server's context switches per call
 // (every thread of every process: each wake-up of a worker costs CPU of its own).
 // With --baseline, every round runs the baseline build first and this build right after, so both see the same
@@ -22,6 +24,7 @@ import { join } from 'node:path';
 import { runProcess, startProcess, stopProcess, tempDir, cpuSeconds, sleep, threadDirs, compareBuilds, arg } from './lib.mjs';
 import { startRtcedge } from './rtcedge.mjs';
 import { lastStat, registerContact } from './sip.mjs';
+import { loadInProcess } from './sip-client.mjs';
 import { CALL_UAC_SCENARIO, CALL_UAS_SCENARIO } from './sip-scenarios.mjs';
 
 const SIP_PORT = 28370;
@@ -40,7 +43,10 @@ const BASELINE = arg('baseline', undefined);
 const CPU_PROF = arg('cpu-prof', undefined);
 /** More node options for this build's server, space-separated (e.g. --perf-basic-prof for `perf record`). */
 const NODE_ARGS = (arg('node-args', '') ?? '').split(' ').filter(Boolean);
-if (!['udp', 'tcp'].includes(TRANSPORT)) throw new Error(`--transport must be udp or tcp, not ${TRANSPORT}`);
+if (!['udp', 'tcp', 'tls'].includes(TRANSPORT)) throw new Error(`--transport must be udp, tcp or tls, not ${TRANSPORT}`);
+const TLS_PORT = 28373;
+/** The callee of bench/sip-client.mjs's call scenario (TLS): a second connection of the client process. */
+const TLS_CALLEE = 'calleetls';
 const SIPP_T = TRANSPORT === 'udp' ? 'u1' : 't1';
 
 const users = Array.from({ length: USERS }, (_, i) => [`user${i}`, `pw-user${i}`]);
@@ -73,27 +79,38 @@ async function sipp(dir, calls, tag) {
   };
 }
 
+/** TLS: bench/sip-client.mjs's call scenario for `calls` calls at RATE (the callee is its second connection); as {@link sipp}. */
+async function tlsClient(calls) {
+  const out = await loadInProcess({ port: TLS_PORT, transport: 'tls', rate: RATE, count: calls, users: USERS, scenario: 'call', callee: TLS_CALLEE });
+  return { ok: out.ok, failed: out.failed, retrans: 0, exit: out.exit, ms: out.ms };
+}
+
+/** The caller's load over --transport. */
+const load = (dir, calls, tag) => (TRANSPORT === 'tls' ? tlsClient(calls) : sipp(dir, calls, tag));
+
 /** One round for one build: CPU s per 1,000 successful calls, and the idle CPU over as long a time. */
 async function round(dir, name, cli, nodeArgs) {
   const server = await startRtcedge({
     sipPort: SIP_PORT,
-    sipStreams: [{ transport: 'tcp', port: SIP_PORT }],
+    sipStreams: [{ transport: 'tcp', port: SIP_PORT }, { transport: 'tls', port: TLS_PORT }],
     sipLines: [`  workers: ${WORKERS}`, '  security: { calls: { max_concurrent_per_user: 0, max_attempts_per_minute: 0 } }'],
-    users: [...users, [CALLEE, `pw-${CALLEE}`]],
+    users: [...users, [CALLEE, `pw-${CALLEE}`], [TLS_CALLEE, `pw-${TLS_CALLEE}`]],
     importUsers: true,
     cli,
     nodeArgs,
   });
   let uas;
   try {
-    await registerContact(SIP_PORT, CALLEE, `<sip:${CALLEE}@127.0.0.1:${UAS_PORT};transport=${TRANSPORT}>`);
-    uas = startProcess('sipp', ['-sf', join(dir, 'uas.xml'), '-i', '127.0.0.1', '-p', String(UAS_PORT), '-t', SIPP_T, '-s', CALLEE, '-nostdin', '-nd']);
-    await sleep(500);
-    await sipp(dir, WARMUP, `${name}-warm`);
+    if (TRANSPORT !== 'tls') {
+      await registerContact(SIP_PORT, CALLEE, `<sip:${CALLEE}@127.0.0.1:${UAS_PORT};transport=${TRANSPORT}>`);
+      uas = startProcess('sipp', ['-sf', join(dir, 'uas.xml'), '-i', '127.0.0.1', '-p', String(UAS_PORT), '-t', SIPP_T, '-s', CALLEE, '-nostdin', '-nd']);
+      await sleep(500);
+    }
+    await load(dir, WARMUP, `${name}-warm`);
     await sleep(1000);
     const switches0 = contextSwitches(server.pid);
     const cpu0 = cpuSeconds(server.pid);
-    const r = await sipp(dir, CALLS, name);
+    const r = await load(dir, CALLS, name);
     const cpuS = cpuSeconds(server.pid) - cpu0;
     const switches = contextSwitches(server.pid) - switches0;
     // The same time idle, for the part of the figure that does not depend on the calls.

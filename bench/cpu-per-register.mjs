@@ -29,6 +29,7 @@ import { join } from 'node:path';
 import { runProcess, stopProcess, tempDir, cpuSeconds, ioSyscalls, sleep, compareBuilds, arg } from './lib.mjs';
 import { startRtcedge, ROOT } from './rtcedge.mjs';
 import { lastStat } from './sip.mjs';
+import { loadInProcess } from './sip-client.mjs';
 import { REGISTER_SCENARIO as SCENARIO } from './sip-scenarios.mjs';
 
 const SIP_PORT = 28360;
@@ -73,19 +74,10 @@ async function sipp(dir, calls, tag) {
   };
 }
 
-/** Run bench/sip-client.mjs for `calls` registrations at RATE over one TCP or TLS connection; same result shape as {@link sipp}. */
+/** bench/sip-client.mjs for `calls` registrations at RATE over one TCP or TLS connection; same result shape as {@link sipp}. */
 async function streamClient(calls) {
-  const port = TRANSPORT === 'tls' ? TLS_PORT : SIP_PORT;
-  const args = [join(ROOT, 'bench', 'sip-client.mjs'), 'load', '--port', String(port), '--transport', TRANSPORT, '--rate', String(RATE), '--seconds', String(calls / RATE), '--users', String(USERS)];
-  const r = await runProcess(process.execPath, args, { timeoutMs: (Math.ceil(calls / RATE) * 3 + 40) * 1000 });
-  const line = r.stdout.trim().split('\n').at(-1);
-  let out;
-  try {
-    out = JSON.parse(line);
-  } catch {
-    throw new Error(`bench/sip-client.mjs failed (${r.code}): ${r.stderr.trim().slice(-2000)}`);
-  }
-  return { ok: out.ok, failed: out.failed, retrans: 0, exit: r.code, failures: out.failures };
+  const out = await loadInProcess({ port: TRANSPORT === 'tls' ? TLS_PORT : SIP_PORT, transport: TRANSPORT, rate: RATE, count: calls, users: USERS });
+  return { ok: out.ok, failed: out.failed, retrans: 0, exit: out.exit, failures: out.failures };
 }
 
 /** The load of `calls` registrations over --transport. */

@@ -14,7 +14,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import dgram from 'node:dgram';
 import { pathToFileURL } from 'node:url';
-import { arg } from './lib.mjs';
+import { arg, runProcess } from './lib.mjs';
 
 /** MD5 digest response of RFC 2617 §3.2.2 (qop=auth when the challenge offers it). */
 export function digestAuthorization({ user, password, method, uri, challenge, cnonce, nc = '00000001' }) {
@@ -364,6 +364,24 @@ export async function openIdle({ port, transport = 'tls', connections, parallel 
     );
   }
   return { conns, registered: connections - Object.values(failures).reduce((a, b) => a + b, 0), failures };
+}
+
+/**
+ * Runs `count` operations (registrations or calls) of `load` mode in a process of its own, at `rate` per second
+ * over one connection, and returns its JSON result ({ ok, failed, failures, … } of {@link loadRun}) with the
+ * exit code and the wall time (ms). Throws with the client's stderr when it prints no result.
+ */
+export async function loadInProcess({ port, transport, rate, count, users, scenario = 'register', callee = 'calleetls' }) {
+  const args = [
+    new URL(import.meta.url).pathname, 'load', '--port', String(port), '--transport', transport, '--rate', String(rate),
+    '--seconds', String(count / rate), '--users', String(users), '--scenario', scenario, '--callee', callee,
+  ];
+  const r = await runProcess(process.execPath, args, { timeoutMs: (Math.ceil(count / rate) * 3 + 40) * 1000 });
+  try {
+    return { ...JSON.parse(r.stdout.trim().split('\n').at(-1)), exit: r.code, ms: r.ms };
+  } catch {
+    throw new Error(`bench/sip-client.mjs failed (${r.code}): ${r.stderr.trim().slice(-2000)}`);
+  }
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
