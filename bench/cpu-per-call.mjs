@@ -82,7 +82,7 @@ async function sipp(dir, calls, tag) {
 /** TLS: bench/sip-client.mjs's call scenario for `calls` calls at RATE (the callee is its second connection); as {@link sipp}. */
 async function tlsClient(calls) {
   const out = await loadInProcess({ port: TLS_PORT, transport: 'tls', rate: RATE, count: calls, users: USERS, scenario: 'call', callee: TLS_CALLEE });
-  return { ok: out.ok, failed: out.failed, retrans: 0, exit: out.exit, ms: out.ms };
+  return { ok: out.ok, failed: out.failed, failures: out.failures, retrans: 0, exit: out.exit, ms: out.ms };
 }
 
 /** The caller's load over --transport. */
@@ -147,7 +147,8 @@ await compareBuilds({
   round: (b) => round(dir, b.name, b.cli, b.nodeArgs),
   line: (i, b, r) =>
     `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s in ${(r.ms / 1000).toFixed(1)} s ` +
-    `(idle ${r.idleS.toFixed(2)} s over as long) = ${r.per1000.toFixed(3)} s per 1,000 calls, ${r.switchesPerCall.toFixed(1)} context switches per call`,
+    `(idle ${r.idleS.toFixed(2)} s over as long) = ${r.per1000.toFixed(3)} s per 1,000 calls, ${r.switchesPerCall.toFixed(1)} context switches per call` +
+    (r.failures && r.failed ? ` ${JSON.stringify(r.failures)}` : ''),
   heading: 'CPU s per 1,000 calls',
 });
 if (CPU_PROF) console.log(`\nCPU profiles in ${CPU_PROF}`);
