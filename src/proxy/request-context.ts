@@ -2,6 +2,7 @@ import { hash } from 'node:crypto';
 import { getHeader, getHeaderValues, type SipHeader, type SipRequest } from '../sip/message.js';
 import { parseNameAddr, type NameAddr } from '../sip/headers.js';
 import { parseUri, type SipUri } from '../sip/uri.js';
+import { fromHeader, fromUri, requestUri, toHeader } from '../sip/parsed-headers.js';
 import { createResponse } from '../sip/response.js';
 import type { Authenticate } from '../auth/request-authenticator.js';
 import type { ServerTransaction } from '../transaction/server-transaction.js';
@@ -99,9 +100,10 @@ export function forwardTo(...targets: Target[]): Outcome {
  * One request on its way through the processors: the request (changed in
  * place by Route pre-processing, §16.4), its server transaction (undefined
  * for an ACK forwarded without state, §16.11), the environment, and what the
- * processors found out. The Request-URI, To, From, the tags and the AOR are
- * parsed once, on first use; the Request-URI again only when a processor
- * changed it (strict-route fix-up).
+ * processors found out. The Request-URI, To, From and the tags are parsed
+ * once per message (kept on it, sip/parsed-headers.ts: the parser already did
+ * most), the AOR found once; each again only when a processor changed its text
+ * (strict-route fix-up).
  */
 export class RequestContext {
   /** What loop-detection noted of the request as received, for {@link loopHash}. */
@@ -114,12 +116,9 @@ export class RequestContext {
   /** The user the request was authenticated as (set by authentication). */
   username: string | undefined;
 
-  private uriText: string | undefined;
+  /** The parsed Request-URI the AOR was found for. */
   private uri: SipUri | undefined;
   private aorValue: string | undefined | null = null;
-  private toValue: NameAddr | null | undefined;
-  private fromValue: NameAddr | null | undefined;
-  private fromUriValue: SipUri | null | undefined;
   private fromLocalValue: boolean | undefined;
   private maxForwardsValue: number | undefined;
   private maxForwardsAbsent = false;
@@ -173,12 +172,12 @@ export class RequestContext {
 
   /** The Request-URI, parsed (again only after a processor changed it). @throws SipError 400 when malformed. */
   get ruri(): SipUri {
-    if (this.uriText !== this.req.uri || !this.uri) {
-      this.uri = parseUri(this.req.uri);
-      this.uriText = this.req.uri;
+    const uri = requestUri(this.req);
+    if (uri !== this.uri) {
+      this.uri = uri;
       this.aorValue = null;
     }
-    return this.uri;
+    return uri;
   }
 
   /** The AOR of ours the Request-URI names (LocalDomains.aorOf), or undefined. */
@@ -190,8 +189,7 @@ export class RequestContext {
 
   /** The To header parsed, or undefined when absent or malformed. */
   get to(): NameAddr | undefined {
-    if (this.toValue === undefined) this.toValue = parseOrNull(() => parseNameAddr(getHeader(this.req, 'to') ?? ''));
-    return this.toValue ?? undefined;
+    return parsedOrUndefined(toHeader, this.req);
   }
 
   /** The To tag: set on requests inside a dialog (§12.2). */
@@ -201,8 +199,7 @@ export class RequestContext {
 
   /** The From header parsed, or undefined when absent or malformed. */
   get from(): NameAddr | undefined {
-    if (this.fromValue === undefined) this.fromValue = parseOrNull(() => parseNameAddr(getHeader(this.req, 'from') ?? ''));
-    return this.fromValue ?? undefined;
+    return parsedOrUndefined(fromHeader, this.req);
   }
 
   /** The From tag. */
@@ -212,11 +209,7 @@ export class RequestContext {
 
   /** The From URI parsed, or undefined when absent or malformed. */
   get fromUri(): SipUri | undefined {
-    if (this.fromUriValue === undefined) {
-      const from = this.from;
-      this.fromUriValue = from ? parseOrNull(() => parseUri(from.uri)) : null;
-    }
-    return this.fromUriValue ?? undefined;
+    return parsedOrUndefined(fromUri, this.req);
   }
 
   /** True when the From host is a domain this server serves (or one of its addresses). */
@@ -268,11 +261,12 @@ export function ownPathEntry(env: Pick<ProxyEnv, 'domains' | 'listensOn'>, bindi
   }
 }
 
-function parseOrNull<T>(parse: () => T): T | null {
+/** What `parse(req)` gives (a shared parsed form, read-only: sip/parsed-headers.ts), or undefined when it throws. */
+function parsedOrUndefined<T>(parse: (req: SipRequest) => T, req: SipRequest): T | undefined {
   try {
-    return parse();
+    return parse(req);
   } catch {
-    return null;
+    return undefined;
   }
 }
 

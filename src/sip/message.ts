@@ -7,6 +7,8 @@
  * `headers.ts` and `uri.ts`; everything else is re-emitted untouched.
  */
 
+import type { ParsedHeaders } from './parsed-headers.js';
+
 /**
  * One header field line: `name` as written on the wire (may be compact, e.g. `v`), `value` trimmed, unfolded.
  * Read-only: an edit replaces the field in its message's list, so copies (cloneMessage) share fields.
@@ -21,6 +23,11 @@ interface MessageBase {
   headers: SipHeader[];
   /** Message body, exactly Content-Length bytes (empty Buffer when none). */
   body: Buffer;
+  /**
+   * Header values already parsed, each beside the text it came from (sip/parsed-headers.ts
+   * reads and fills it; never serialized). Absent until something is parsed.
+   */
+  parsed?: ParsedHeaders;
 }
 
 /** A request: `METHOD Request-URI SIP/2.0` (RFC 3261 §7.1). */
@@ -248,9 +255,10 @@ export function removeFirstValue(msg: SipMessage, name: string): string | undefi
 
 /**
  * Copy whose header list can be changed without touching `msg`'s: a new array of the same header
- * fields (a field is never changed in place: {@link SipHeader} is read-only, edits replace it) and
- * the same body (never mutated in place either).
+ * fields (a field is never changed in place: {@link SipHeader} is read-only, edits replace it),
+ * the same body (never mutated in place either) and a copy of the parsed-header cache (whose
+ * parsed forms are read-only and are used only while their text is unchanged).
  */
 export function cloneMessage<T extends SipMessage>(msg: T): T {
-  return { ...msg, headers: msg.headers.slice() };
+  return { ...msg, headers: msg.headers.slice(), parsed: msg.parsed && { ...msg.parsed } };
 }

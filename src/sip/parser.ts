@@ -11,10 +11,11 @@
  * scanning, linear in the input, no regular expressions.
  */
 import { SipParseError } from './errors.js';
-import { canonicalName, firstListElement, nameIs, type SipHeader, type SipMessage, type SipRequest, type SipResponse } from './message.js';
+import { firstListElement, nameIs, type SipHeader, type SipMessage, type SipRequest, type SipResponse } from './message.js';
 import { isToken, parseCSeq, parseNameAddr, parseVia } from './headers.js';
-import { parseUri } from './uri.js';
+import { parseUri, type SipUri } from './uri.js';
 import { copyBytes, EMPTY_BODY } from './detach.js';
+import { emptyParsedHeaders } from './parsed-headers.js';
 
 /** Size limits applied while parsing; every size an attacker controls is bounded. */
 export interface ParseLimits {
@@ -32,8 +33,45 @@ export const DEFAULT_LIMITS: ParseLimits = { maxMessageBytes: 65535, maxHeaders:
 const CR = 0x0d;
 const LF = 0x0a;
 
-/** Header fields that may appear once only (RFC 3261 §7.3.1, RFC 4475 §3.3.8, §3.3.9). */
-const SINGLE = new Set(['from', 'to', 'call-id', 'cseq', 'content-length', 'max-forwards']);
+/** The header fields the message-level checks read, by index (full names, lowercase). */
+const KNOWN = ['via', 'from', 'to', 'call-id', 'cseq', 'content-length', 'max-forwards'] as const;
+const VIA = 0;
+const FROM = 1;
+const TO = 2;
+const CALL_ID = 3;
+const CSEQ = 4;
+const CONTENT_LENGTH = 5;
+const MAX_FORWARDS = 6;
+/** Header fields that may appear once only (RFC 3261 §7.3.1, RFC 4475 §3.3.8, §3.3.9), in the order they are checked. */
+const SINGLE = [FROM, TO, CALL_ID, CSEQ, CONTENT_LENGTH, MAX_FORWARDS];
+/** Header fields every message must have, in the order they are checked. */
+const REQUIRED = [VIA, FROM, TO, CALL_ID, CSEQ];
+
+/** Index in {@link KNOWN} of a header name as written (any case, compact forms), or -1. No allocation. */
+function knownIndex(name: string): number {
+  if (name.length === 1) {
+    switch (name.charCodeAt(0) | 0x20) {
+      case 0x76: return VIA; // v
+      case 0x66: return FROM; // f
+      case 0x74: return TO; // t
+      case 0x69: return CALL_ID; // i
+      case 0x6c: return CONTENT_LENGTH; // l
+      default: return -1;
+    }
+  }
+  for (let k = 0; k < KNOWN.length; k++) if (nameIs(name, KNOWN[k])) return k;
+  return -1;
+}
+
+/**
+ * Scratch state of one parse (parsing is synchronous and never nested, so one set serves every
+ * message): where each line of the header section starts and ends, and per known header field
+ * how many there are and the first one's value.
+ */
+const lineStarts: number[] = [];
+const lineEnds: number[] = [];
+const counts = new Int32Array(KNOWN.length);
+const firstValues: (string | undefined)[] = new Array(KNOWN.length).fill(undefined);
 
 function bad(what: string, partial?: SipMessage): SipParseError {
   return new SipParseError(400, `Bad Request: ${what}`, partial);
@@ -131,8 +169,8 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
   // Byte pass: find the end of the header section, bound line lengths, note where each line's content ends.
   // Each line is then decoded on its own, so a header value is a slice of its own line only and never pins
   // the whole header text (or the datagram) for as long as something keeps the value (see detach.ts).
-  const lineStarts: number[] = [];
-  const lineEnds: number[] = [];
+  lineStarts.length = 0;
+  lineEnds.length = 0;
   let pos = start;
   let bodyStart = len;
   for (;;) {
@@ -156,7 +194,6 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
 
   // Header fields.
   const headers: SipHeader[] = [];
-  const counts = new Map<string, number>();
   let headerError: string | undefined;
   for (let li = 1; li < lineStarts.length; li++) {
     if (lineEnds[li] === lineStarts[li]) continue;
@@ -183,14 +220,18 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
     if (headers.length >= limits.maxHeaders) throw bad('too many header fields');
     headers.push({ name, value: trimLws(line.slice(colon + 1)) });
   }
-  for (const h of headers) {
-    const cn = canonicalName(h.name);
-    counts.set(cn, (counts.get(cn) ?? 0) + 1);
+  counts.fill(0);
+  firstValues.fill(undefined);
+  for (let i = 0; i < headers.length; i++) {
+    const k = knownIndex(headers[i].name);
+    if (k < 0) continue;
+    if (counts[k]++ === 0) firstValues[k] = headers[i].value;
   }
 
   const isResponse = startLine.length >= 4 && startLine.slice(0, 4).toUpperCase() === 'SIP/';
   let msg: SipMessage;
   let startError: SipParseError | undefined;
+  let ruri: SipUri | undefined;
   if (isResponse) {
     // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (§7.2)
     const sp1 = startLine.indexOf(' ');
@@ -223,7 +264,8 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
       if (scheme === 'sip' || scheme === 'sips') {
         try {
           const u = parseUri(uri);
-          if (Object.keys(u.headers).length > 0) startError = bad('malformed Request-URI');
+          if (hasAny(u.headers)) startError = bad('malformed Request-URI');
+          else ruri = u;
         } catch {
           startError = bad('malformed Request-URI');
         }
@@ -233,11 +275,11 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
 
   // A request can be answered as soon as it has a Via to answer to and a CSeq to match on (RFC 4475 §3.3.1:
   // a request missing Call-ID, From or To ideally gets a 400 too).
-  const partial = msg.kind === 'request' && counts.has('via') && counts.has('cseq') ? msg : undefined;
+  const partial = msg.kind === 'request' && counts[VIA] > 0 && counts[CSEQ] > 0 ? msg : undefined;
   const fail = (what: string): SipParseError => bad(what, partial);
 
   // Body (§7.4.1, §18.3).
-  const clValue = counts.has('content-length') ? findValue(headers, 'content-length') : undefined;
+  const clValue = firstValues[CONTENT_LENGTH];
   let clError: string | undefined;
   if (clValue !== undefined) {
     const n = digits(clValue, 10);
@@ -253,63 +295,78 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
     throw startError;
   }
   if (headerError) throw fail(headerError);
-  for (const name of SINGLE) {
-    if ((counts.get(name) ?? 0) > 1) throw fail(`multiple ${displayName(name)} header fields`);
+  for (const k of SINGLE) {
+    if (counts[k] > 1) throw fail(`multiple ${DISPLAY[k]} header fields`);
   }
   if (clError) throw fail(clError);
-  for (const name of ['via', 'from', 'to', 'call-id', 'cseq']) {
-    if (!counts.has(name)) throw fail(`missing ${displayName(name)}`);
+  for (const k of REQUIRED) {
+    if (counts[k] === 0) throw fail(`missing ${DISPLAY[k]}`);
   }
-  const callId = findValue(headers, 'call-id');
+  const callId = firstValues[CALL_ID];
   if (!callId) throw fail('malformed Call-ID');
+  const cseqText = firstValues[CSEQ]!;
   let cseq: { seq: number; method: string };
   try {
-    cseq = parseCSeq(findValue(headers, 'cseq') ?? '');
+    cseq = parseCSeq(cseqText);
   } catch {
     throw fail('malformed CSeq');
   }
   if (msg.kind === 'request' && cseq.method !== msg.method) throw fail('CSeq method does not match Request-Line');
-  const mf = counts.has('max-forwards') ? findValue(headers, 'max-forwards') : undefined;
+  const mf = firstValues[MAX_FORWARDS];
   if (mf !== undefined) {
     const n = digits(mf, 10);
     if (n < 0 || n > 255) throw fail('malformed Max-Forwards');
   }
-  const topVia = firstListElement(findValue(headers, 'via') ?? '');
+  const viaField = firstValues[VIA]!;
+  const topVia = firstListElement(viaField);
+  let via;
   try {
     if (topVia === undefined) throw bad('malformed Via');
-    parseVia(topVia);
+    via = parseVia(topVia);
   } catch {
     throw fail('malformed Via');
   }
-  for (const name of ['from', 'to']) {
-    try {
-      parseNameAddr(findValue(headers, name) ?? '');
-    } catch {
-      throw fail(`malformed ${displayName(name)}`);
-    }
+  const fromText = firstValues[FROM]!;
+  const toText = firstValues[TO]!;
+  let from;
+  let to;
+  try {
+    from = parseNameAddr(fromText);
+  } catch {
+    throw fail('malformed From');
   }
+  try {
+    to = parseNameAddr(toText);
+  } catch {
+    throw fail('malformed To');
+  }
+  // What was parsed here is kept for the layers above (sip/parsed-headers.ts).
+  const parsed = emptyParsedHeaders();
+  parsed.viaField = viaField;
+  parsed.via = via;
+  if (ruri && msg.kind === 'request') {
+    parsed.uriText = msg.uri;
+    parsed.uri = ruri;
+  }
+  parsed.fromText = fromText;
+  parsed.from = from;
+  parsed.toText = toText;
+  parsed.to = to;
+  parsed.cseqText = cseqText;
+  parsed.cseq = cseq;
+  msg.parsed = parsed;
   return msg;
+}
+
+/** True when a record has at least one own key. */
+function hasAny(record: Record<string, string>): boolean {
+  for (const _ in record) return true;
+  return false;
 }
 
 function trimCr(s: string): string {
   return s.length > 0 && s.charCodeAt(s.length - 1) === CR ? s.slice(0, -1) : s;
 }
 
-function findValue(headers: SipHeader[], canonical: string): string | undefined {
-  for (const h of headers) if (nameIs(h.name, canonical)) return h.value;
-  return undefined;
-}
-
-const DISPLAY: Record<string, string> = {
-  from: 'From',
-  to: 'To',
-  via: 'Via',
-  'call-id': 'Call-ID',
-  cseq: 'CSeq',
-  'content-length': 'Content-Length',
-  'max-forwards': 'Max-Forwards',
-};
-
-function displayName(canonical: string): string {
-  return DISPLAY[canonical] ?? canonical;
-}
+/** Names of the {@link KNOWN} header fields as error messages write them. */
+const DISPLAY = ['Via', 'From', 'To', 'Call-ID', 'CSeq', 'Content-Length', 'Max-Forwards'];

@@ -2,9 +2,10 @@
  * Building responses to requests (RFC 3261 §8.2.6) and the default reason
  * phrases of §21.
  */
-import { canonicalName, type SipHeader, type SipRequest, type SipResponse } from './message.js';
+import { nameIs, type SipHeader, type SipRequest, type SipResponse } from './message.js';
 import { getTag } from './headers.js';
 import { EMPTY_BODY } from './detach.js';
+import { noteTopVia } from './parsed-headers.js';
 
 const PHRASES: Record<number, string> = {
   100: 'Trying',
@@ -100,8 +101,6 @@ export function reasonPhrase(status: number): string {
   return PHRASES[status] ?? CLASS[Math.floor(status / 100)] ?? 'Unknown';
 }
 
-const FULL: Record<string, string> = { via: 'Via', from: 'From', to: 'To', 'call-id': 'Call-ID', cseq: 'CSeq', timestamp: 'Timestamp' };
-
 /**
  * Build a response to `req` (RFC 3261 §8.2.6.2).
  *
@@ -121,28 +120,52 @@ export function createResponse(
   opts: { reason?: string; toTag?: string; headers?: SipHeader[]; body?: Buffer } = {},
 ): SipResponse {
   const headers: SipHeader[] = [];
-  const copy = status === 100 ? COPY_100 : COPY;
+  const copied = status === 100 ? COPIED_100 : COPIED;
+  let firstVia: string | undefined;
   for (const h of req.headers) {
-    const cn = canonicalName(h.name);
-    if (!copy.has(cn)) continue;
+    const k = copiedIndex(h.name, copied);
+    if (k < 0) continue;
     let value = h.value;
-    if (cn === 'to' && opts.toTag !== undefined && status > 100 && getTag(value) === undefined) {
+    if (k === TO && opts.toTag !== undefined && status > 100 && tagOf(req, value) === undefined) {
       value = `${value};tag=${opts.toTag}`;
     }
-    headers.push({ name: FULL[cn], value });
+    if (k === VIA) firstVia ??= value;
+    headers.push({ name: FULL_NAMES[k], value });
   }
   if (opts.headers) for (const h of opts.headers) headers.push({ name: h.name, value: h.value });
-  return {
+  const res: SipResponse = {
     kind: 'response',
     status,
     reason: opts.reason ?? reasonPhrase(status),
     headers,
     body: opts.body ?? EMPTY_BODY,
   };
+  // The response's top Via is the request's: its parsed form goes along (sip/parsed-headers.ts).
+  const parsed = req.parsed;
+  if (parsed?.via && firstVia !== undefined && parsed.viaField === firstVia) noteTopVia(res, firstVia, parsed.via);
+  return res;
 }
 
-const COPY = new Set(['via', 'from', 'to', 'call-id', 'cseq']);
-const COPY_100 = new Set(['via', 'from', 'to', 'call-id', 'cseq', 'timestamp']);
+/** The header fields a response copies from its request (§8.2.6.2), by index, lowercase full names; Timestamp for 100 only (§8.2.6.1). */
+const COPIED = ['via', 'from', 'to', 'call-id', 'cseq'];
+const COPIED_100 = [...COPIED, 'timestamp'];
+/** Their names as written in responses. */
+const FULL_NAMES = ['Via', 'From', 'To', 'Call-ID', 'CSeq', 'Timestamp'];
+const VIA = 0;
+const TO = 2;
+
+/** Index in `copied` of a header name as written (any case, compact forms), or -1. No allocation for full-form names. */
+function copiedIndex(name: string, copied: readonly string[]): number {
+  for (let k = 0; k < copied.length; k++) if (nameIs(name, copied[k])) return k;
+  return -1;
+}
+
+/** The tag of To value `value` of `req`: from its parsed To when that is the one (sip/parsed-headers.ts), else parsed here. */
+function tagOf(req: SipRequest, value: string): string | undefined {
+  const parsed = req.parsed;
+  if (parsed?.to && parsed.toText === value) return parsed.to.params.tag ?? undefined;
+  return getTag(value);
+}
 
 const CLASS_LABELS = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx', '6xx'];
 

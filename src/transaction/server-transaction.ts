@@ -1,7 +1,6 @@
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import { getHeader } from '../sip/message.js';
-import { parseVia } from '../sip/headers.js';
-import { firstListElement } from '../sip/message.js';
+import { topVia } from '../sip/parsed-headers.js';
 import type { Destination, Source } from '../transport/types.js';
 import { isStream } from '../transport/types.js';
 import { serializeMessage } from '../sip/serializer.js';
@@ -28,9 +27,8 @@ export interface MessageSender {
  * 5060/5061).
  */
 export function responseDestination(res: SipResponse, source: Source): Destination {
-  const top = getHeader(res, 'via');
-  if (!top) return { transport: source.transport, address: source.remoteAddress, port: source.remotePort, flowId: source.flowId };
-  const via = parseVia(firstListElement(top) ?? '');
+  if (!getHeader(res, 'via')) return { transport: source.transport, address: source.remoteAddress, port: source.remotePort, flowId: source.flowId };
+  const via = topVia(res);
   const address = via.params.received ?? via.host;
   const rport = via.params.rport;
   const port = rport ? Number(rport) : via.port ?? (via.transport === 'TLS' ? 5061 : 5060);

@@ -1,7 +1,7 @@
 import { createHistogram } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
-import { firstListElement, getHeader, type SipRequest, type SipResponse } from '../sip/message.js';
-import { parseCSeq, parseVia } from '../sip/headers.js';
+import { getHeader, type SipRequest, type SipResponse } from '../sip/message.js';
+import { cseqOf, topVia } from '../sip/parsed-headers.js';
 import { SipParseError } from '../sip/errors.js';
 import type { Destination, Inbound, Source } from '../transport/types.js';
 import {
@@ -316,12 +316,6 @@ export class TransactionLayer {
   }
 }
 
-function topVia(msg: SipRequest | SipResponse) {
-  const v = getHeader(msg, 'via');
-  if (!v) throw new SipParseError(400, 'Bad Request: missing Via');
-  return parseVia(firstListElement(v) ?? '');
-}
-
 /**
  * Server transaction key (§17.2.3): branch + sent-by + method, with ACK
  * mapped to INVITE. Branches without the magic cookie (RFC 2543 peers), or
@@ -335,14 +329,14 @@ export function serverKey(req: SipRequest, methodOverride?: string): string {
   const sentBy = `${via.host}:${via.port ?? ''}`;
   // A branch that is the magic cookie alone identifies nothing (RFC 4475 §3.2.1): RFC 2543 matching.
   if (branch && branch.length > MAGIC_COOKIE.length && branch.startsWith(MAGIC_COOKIE)) return `${branch}|${sentBy}|${method}`;
-  const cseq = parseCSeq(getHeader(req, 'cseq') ?? '');
+  const cseq = cseqOf(req);
   return `2543|${getHeader(req, 'call-id')}|${cseq.seq}|${getHeader(req, 'from')}|${sentBy}|${method}`;
 }
 
 /** Client transaction key (§17.1.3): top Via branch + CSeq method. */
 export function clientKey(msg: SipRequest | SipResponse): string {
   const via = topVia(msg);
-  const cseq = parseCSeq(getHeader(msg, 'cseq') ?? '');
+  const cseq = cseqOf(msg);
   const method = cseq.method === 'ACK' ? 'INVITE' : cseq.method;
   return `${via.params.branch ?? ''}|${method}`;
 }

@@ -10,8 +10,10 @@ import { parseMessage, type ParseLimits } from '../sip/parser.js';
 import { serializeMessage } from '../sip/serializer.js';
 import { SipParseError } from '../sip/errors.js';
 import { createResponse } from '../sip/response.js';
-import { getHeader, splitList, canonicalName, type SipMessage } from '../sip/message.js';
-import { parseVia, formatVia } from '../sip/headers.js';
+import { getHeader, splitList, nameIs, type SipMessage } from '../sip/message.js';
+import { parseVia, formatVia, type Via } from '../sip/headers.js';
+import { noteTopVia, topVia } from '../sip/parsed-headers.js';
+import { dict } from '../sip/uri.js';
 import type { FramerEvent } from '../sip/stream-framer.js';
 import { StreamFlow, normalizeAddress } from './stream-flow.js';
 import { certificateMatchesSipDomain, sipDomainIdentities } from '../auth/domain-certificate.js';
@@ -785,25 +787,24 @@ export class TransportLayer {
  * (RFC 3581 §4). Throws SipParseError for a malformed top Via.
  */
 export function stampVia(msg: SipMessage, source: Source): void {
-  const idx = msg.headers.findIndex((h) => canonicalName(h.name) === 'via');
+  const idx = msg.headers.findIndex((h) => nameIs(h.name, 'via'));
   if (idx < 0) return;
   const field = msg.headers[idx];
-  const parts = splitList(field.value);
-  const via = parseVia(parts[0]);
-  const host = stripBrackets(via.host).toLowerCase();
-  let changed = false;
-  if (host !== source.remoteAddress.toLowerCase()) {
-    via.params.received = source.remoteAddress;
-    changed = true;
+  const top = topVia(msg);
+  const rport = 'rport' in top.params;
+  if (!rport && stripBrackets(top.host).toLowerCase() === source.remoteAddress.toLowerCase()) return;
+  // The parsed Via is shared (sip/parsed-headers.ts): the stamped one is a copy, noted as the new top Via.
+  const via: Via = { ...top, params: Object.assign(dict<string | null>(), top.params) };
+  via.params.received = source.remoteAddress;
+  if (rport) via.params.rport = String(source.remotePort);
+  let value = formatVia(via);
+  if (field.value.indexOf(',') >= 0) {
+    const parts = splitList(field.value);
+    parts[0] = value;
+    value = parts.join(', ');
   }
-  if ('rport' in via.params) {
-    via.params.rport = String(source.remotePort);
-    if (!changed) via.params.received = source.remoteAddress;
-    changed = true;
-  }
-  if (!changed) return;
-  parts[0] = formatVia(via);
-  msg.headers[idx] = { name: field.name, value: parts.join(', ') };
+  msg.headers[idx] = { name: field.name, value };
+  noteTopVia(msg, value, via);
 }
 
 /** What the other workers learn of a flow opened here. */

@@ -1,6 +1,4 @@
-import { getHeader } from '../../sip/message.js';
-import { parseNameAddr } from '../../sip/headers.js';
-import { parseUri } from '../../sip/uri.js';
+import { toHeader, toUri } from '../../sip/parsed-headers.js';
 import type { RegisterContext, RegisterReply } from './register-context.js';
 
 /**
@@ -10,10 +8,20 @@ import type { RegisterContext, RegisterReply } from './register-context.js';
  * without a challenge.
  */
 export function addressOfRecord(ctx: RegisterContext): RegisterReply | undefined {
-  const to = parseNameAddr(getHeader(ctx.req, 'to') ?? '');
-  if (!/^sips?:/i.test(to.uri)) return { status: 400, reason: 'Bad Request: To is not a SIP or SIPS URI' };
-  const aor = ctx.opts.domains.aorOf(parseUri(to.uri), true);
+  const to = toHeader(ctx.req);
+  if (!isSipUriText(to.uri)) return { status: 400, reason: 'Bad Request: To is not a SIP or SIPS URI' };
+  const aor = ctx.opts.domains.aorOf(toUri(ctx.req), true);
   if (!aor) return { status: 404, reason: 'Not Found' };
   ctx.aor = aor;
   return undefined;
+}
+
+/** True when a URI's text starts `sip:` or `sips:` (scheme case-insensitive). */
+function isSipUriText(uri: string): boolean {
+  const colon = uri.indexOf(':');
+  if (colon !== 3 && colon !== 4) return false;
+  const s = uri.charCodeAt(0) | 0x20;
+  const i = uri.charCodeAt(1) | 0x20;
+  const p = uri.charCodeAt(2) | 0x20;
+  return s === 0x73 && i === 0x69 && p === 0x70 && (colon === 3 || (uri.charCodeAt(3) | 0x20) === 0x73);
 }

@@ -1,5 +1,5 @@
 import { getHeader, getHeaderValues } from '../../sip/message.js';
-import { parseCSeq } from '../../sip/headers.js';
+import { cseqOf } from '../../sip/parsed-headers.js';
 import { SipError } from '../../sip/errors.js';
 import type { RegisterContext, RegisterReply } from './register-context.js';
 
@@ -18,7 +18,7 @@ export function parseExpiresS(v: string): number {
 export function registerHeaders(ctx: RegisterContext): RegisterReply | undefined {
   const { req } = ctx;
   ctx.callId = getHeader(req, 'call-id') ?? '';
-  ctx.cseq = parseCSeq(getHeader(req, 'cseq') ?? '').seq;
+  ctx.cseq = cseqOf(req).seq;
   ctx.contacts = getHeaderValues(req, 'contact');
   const expires = getHeader(req, 'expires');
   ctx.headerExpiresS = expires !== undefined ? parseExpiresS(expires) : undefined;

@@ -1,4 +1,4 @@
-import { parseUri } from '../../sip/uri.js';
+import { requestUri } from '../../sip/parsed-headers.js';
 import type { RegisterContext, RegisterReply } from './register-context.js';
 
 /**
@@ -6,6 +6,6 @@ import type { RegisterContext, RegisterReply } from './register-context.js';
  * else 404 (this server does not proxy REGISTERs to other domains).
  */
 export function requestUriDomain(ctx: RegisterContext): RegisterReply | undefined {
-  if (!ctx.opts.domains.isLocal(parseUri(ctx.req.uri).host)) return { status: 404, reason: 'Not Found: domain not served here' };
+  if (!ctx.opts.domains.isLocal(requestUri(ctx.req).host)) return { status: 404, reason: 'Not Found: domain not served here' };
   return undefined;
 }
