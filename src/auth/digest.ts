@@ -273,6 +273,8 @@ export function parseCredentials(value: string): DigestCredentials {
 
 /** Quote a string as a quoted-string, escaping `"` and `\` (RFC 3261 §25.1). */
 export function quote(s: string): string {
+  // Most values (nonces, realms, URIs) have nothing to escape: one string, not one per character.
+  if (s.indexOf('"') < 0 && s.indexOf('\\') < 0) return `"${s}"`;
   let out = '"';
   for (const ch of s) out += ch === '"' || ch === '\\' ? `\\${ch}` : ch;
   return out + '"';

@@ -23,9 +23,20 @@ export interface SipUri {
   headers: Record<string, string>;
 }
 
-/** An empty record without prototype, so names like `constructor` or `__proto__` are plain keys. */
+/**
+ * The prototype of {@link dict} records: an empty object without prototype of its own, frozen. A
+ * record made from it inherits no property (`'constructor' in r` is false, `__proto__` is a plain
+ * key), as with `Object.create(null)`, but V8 keeps it a fast object with in-object properties:
+ * `Object.create(null)` makes a hash-table (dictionary mode) object, 184 instead of 40 heap bytes
+ * with two parameters, and every parsed URI, Via and name-addr has one or two of them.
+ */
+const DictPrototype = Object.freeze(Object.create(null) as object);
+function Dict(this: object): void {}
+Dict.prototype = DictPrototype;
+
+/** An empty record inheriting nothing, so names like `constructor` or `__proto__` are plain keys. */
 export function dict<T>(): Record<string, T> {
-  return Object.create(null) as Record<string, T>;
+  return new (Dict as unknown as new () => Record<string, T>)();
 }
 
 function malformed(why?: string): SipParseError {
