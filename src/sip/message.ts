@@ -146,10 +146,21 @@ export function hasHeader(msg: SipMessage, name: string): boolean {
 export function getHeaderValues(msg: SipMessage, name: string): string[] {
   const want = canonicalName(name);
   const out: string[] = [];
+  let list: boolean | undefined;
+  let push: ((element: string) => boolean) | undefined;
   for (const h of msg.headers) {
     if (!nameIs(h.name, want)) continue;
-    if (NOT_LIST.has(want)) out.push(h.value);
-    else for (const v of splitList(h.value)) out.push(v);
+    list ??= !NOT_LIST.has(want);
+    if (!list || h.value.indexOf(',') < 0) {
+      // One element (or a header that is no list): no splitting, as scanList would give it.
+      if (!list) out.push(h.value);
+      else if (h.value.length) out.push(h.value.trim());
+      continue;
+    }
+    scanList(h.value, (push ??= (element) => {
+      out.push(element);
+      return false;
+    }));
   }
   return out;
 }

@@ -1,4 +1,4 @@
-import { getHeaderValues, type SipRequest } from '../../sip/message.js';
+import { getHeaderValues, nameIs, type SipRequest } from '../../sip/message.js';
 import { parseVia } from '../../sip/headers.js';
 import { MAGIC_COOKIE } from '../../sip/branch.js';
 import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../request-context.js';
@@ -27,6 +27,15 @@ export function detectLoop(req: SipRequest, hash: string, isOurs: (host: string,
 const HASHED_BRANCH = new RegExp(`branch=${MAGIC_COOKIE}[A-Za-z0-9_-]{10}\\.`, 'i');
 
 /**
+ * True when a Via field holds a branch of our shape. The pattern has no comma, so a match in a field
+ * is a match in one of its via-parms: the fields are not split (this runs for every request).
+ */
+function hasHashedBranch(req: SipRequest): boolean {
+  for (const h of req.headers) if (nameIs(h.name, 'via') && HASHED_BRANCH.test(h.value)) return true;
+  return false;
+}
+
+/**
  * Loop detection (RFC 3261 §16.3 step 4): notes the parts of the request as
  * received that later processors may change, so the context's loop hash
  * (every branch's Via carries it, §16.6 step 8) is that of the request as
@@ -39,8 +48,7 @@ export const loopDetection: RequestProcessor = {
   name: 'loop-detection',
   process(ctx: RequestContext) {
     ctx.noteLoopHashInputs();
-    const vias = getHeaderValues(ctx.req, 'via');
-    if (!vias.some((v) => HASHED_BRANCH.test(v))) return CONTINUE;
+    if (!hasHashedBranch(ctx.req)) return CONTINUE;
     if (detectLoop(ctx.req, ctx.loopHash, ctx.env.isOurSentBy)) return reply(482, 'Loop Detected');
     return CONTINUE;
   },
