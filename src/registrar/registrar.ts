@@ -28,7 +28,9 @@ export function createRegistrar(opts: RegistrarOptions): (req: SipRequest, st: S
     const ctx = newRegisterContext(req, st, opts, log, nowS());
     try {
       for (const step of REGISTER_STEPS) {
-        const answer = await step(ctx);
+        // Most steps answer at once: only a promise is awaited (an await costs a promise and a turn).
+        const result = step(ctx);
+        const answer = result instanceof Promise ? await result : result;
         if (answer) return reply(answer.status, answer.reason, answer.headers);
       }
     } catch (err) {

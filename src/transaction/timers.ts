@@ -12,29 +12,33 @@ export const DEFAULT_TIMERS: TimerConfig = { t1: 500, t2: 4000, t4: 5000 };
 
 /**
  * A set of named one-shot timers owned by one transaction, all cancelled at
- * once when the transaction terminates.
+ * once when the transaction terminates. The map is made by the first timer:
+ * most server transactions (non-INVITE on UDP, handed to the layer's
+ * completed log; any on a stream) never start one.
  */
 export class TimerSet {
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private timers: Map<string, NodeJS.Timeout> | undefined;
 
   /** (Re)start timer `name` to fire after `ms` milliseconds. */
   start(name: string, ms: number, fn: () => void): void {
     this.stop(name);
+    const timers = (this.timers ??= new Map());
     const t = setTimeout(() => {
-      this.timers.delete(name);
+      timers.delete(name);
       fn();
     }, ms);
     t.unref?.();
-    this.timers.set(name, t);
+    timers.set(name, t);
   }
 
   stop(name: string): void {
-    const t = this.timers.get(name);
+    const t = this.timers?.get(name);
     if (t) clearTimeout(t);
-    this.timers.delete(name);
+    this.timers?.delete(name);
   }
 
   clear(): void {
+    if (!this.timers) return;
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
   }

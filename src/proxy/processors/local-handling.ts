@@ -1,8 +1,12 @@
 import { unsupportedExtensions } from '../../registrar/steps/require-extensions.js';
-import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../request-context.js';
+import { CONTINUE, reply, type Outcome, type RequestContext, type RequestProcessor } from '../request-context.js';
 
 /** Methods this server proxies or answers (sent in Allow). */
 export const ALLOWED_METHODS = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'MESSAGE', 'INFO', 'UPDATE', 'REFER', 'NOTIFY', 'SUBSCRIBE', 'PRACK', 'REGISTER'];
+
+const HANDLED: Outcome = { kind: 'handled' };
+/** The outcome once the registrar answered (one function and one object for every REGISTER). */
+const handled = (): Outcome => HANDLED;
 
 /**
  * Local handling (RFC 3261 §16.4 end: no Route is left and the Request-URI
@@ -20,7 +24,7 @@ export const localHandling: RequestProcessor = {
     const addressedToUs = !ruri.user && ctx.isUs(ruri);
     if (!(addressedToUs || req.method === 'REGISTER') || !ctx.env.domains.isLocal(ruri.host)) return CONTINUE;
     if (req.method === 'REGISTER') {
-      return ctx.env.register(req, ctx.transaction).then(() => ({ kind: 'handled' }) as const);
+      return ctx.env.register(req, ctx.transaction).then(handled);
     }
     const unsupported = unsupportedExtensions(req);
     if (unsupported.length) return reply(420, 'Bad Extension', [{ name: 'Unsupported', value: unsupported.join(', ') }]);

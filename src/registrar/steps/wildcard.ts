@@ -6,9 +6,18 @@ import { dateHeader } from './bindings-response.js';
  * otherwise); removes every binding of the AOR unless the Call-ID and CSeq
  * show an out-of-order request (500), and answers 200 once stored.
  */
-export async function wildcardContact(ctx: RegisterContext): Promise<RegisterReply | undefined> {
+export function wildcardContact(ctx: RegisterContext): RegisterReply | undefined | Promise<RegisterReply | undefined> {
+  if (!ctx.contacts.some(isWildcard)) return undefined;
+  return removeAll(ctx);
+}
+
+/** `*` (RFC 3261 §10.2.2), with or without surrounding LWS. */
+function isWildcard(contact: string): boolean {
+  return contact.trim() === '*';
+}
+
+async function removeAll(ctx: RegisterContext): Promise<RegisterReply | undefined> {
   const { contacts, opts, aor } = ctx;
-  if (!contacts.some((c) => c.trim() === '*')) return undefined;
   if (contacts.length !== 1) return { status: 400, reason: 'Bad Request: Contact * mixed with other contacts' };
   if (ctx.headerExpiresS !== 0) return { status: 400, reason: 'Bad Request: Contact * requires Expires: 0' };
   for (const b of opts.location.lookup(aor)) {
