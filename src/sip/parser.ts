@@ -12,7 +12,7 @@
  */
 import { SipParseError } from './errors.js';
 import { firstListElement, nameIs, type SipHeader, type SipMessage, type SipRequest, type SipResponse } from './message.js';
-import { isToken, parseCSeq, parseNameAddr, parseVia } from './headers.js';
+import { isToken, isTokenChar, parseCSeq, parseNameAddr, parseVia } from './headers.js';
 import { parseUri, type SipUri } from './uri.js';
 import { copyBytes, EMPTY_BODY } from './detach.js';
 import { emptyParsedHeaders } from './parsed-headers.js';
@@ -79,6 +79,46 @@ function bad(what: string, partial?: SipMessage): SipParseError {
 
 function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x09;
+}
+
+/** SP, HTAB or a stray CR: what is trimmed around header names and values. */
+function isLws(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === CR;
+}
+
+/** True when `buf[start, end)` is a non-empty token (RFC 3261 §25.1). */
+function isTokenBytes(buf: Buffer, start: number, end: number): boolean {
+  if (end === start) return false;
+  for (let i = start; i < end; i++) if (!isTokenChar(buf[i])) return false;
+  return true;
+}
+
+/**
+ * Header names as most user agents write them, by length: a name whose bytes are one of these is
+ * that shared string, not a new one per field (a REGISTER has a dozen fields).
+ */
+const COMMON_NAMES: string[][] = [];
+for (const name of [
+  'Via', 'From', 'To', 'Call-ID', 'CSeq', 'Contact', 'Max-Forwards', 'Expires', 'User-Agent', 'Content-Length',
+  'Content-Type', 'Authorization', 'Proxy-Authorization', 'Allow', 'Supported', 'Require', 'Route', 'Record-Route',
+  'Path', 'Event', 'Accept', 'Subject', 'Date', 'Server', 'Timestamp', 'Session-Expires', 'Min-SE', 'P-Asserted-Identity',
+  'Privacy', 'Reason', 'Refer-To', 'Referred-By', 'Allow-Events', 'Organization', 'Call-Info', 'Alert-Info',
+  'v', 'f', 't', 'i', 'm', 'l', 'c', 'k', 's', 'o', 'u', 'r', 'b', 'x',
+]) {
+  (COMMON_NAMES[name.length] ??= []).push(name);
+}
+
+/** The header name in `buf[start, end)` (token characters, so ASCII): a shared string for a common spelling. */
+function headerName(buf: Buffer, start: number, end: number): string {
+  const candidates = COMMON_NAMES[end - start];
+  if (candidates) {
+    for (const name of candidates) {
+      let i = 0;
+      while (i < name.length && name.charCodeAt(i) === buf[start + i]) i++;
+      if (i === name.length) return name;
+    }
+  }
+  return buf.toString('latin1', start, end);
 }
 
 /** Trim SP and HTAB (and stray CR) at both ends. */
@@ -196,11 +236,34 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
   const headers: SipHeader[] = [];
   let headerError: string | undefined;
   for (let li = 1; li < lineStarts.length; li++) {
-    if (lineEnds[li] === lineStarts[li]) continue;
-    const line = trimCr(buf.toString('utf8', lineStarts[li], lineEnds[li]));
-    if (line.length === 0) continue;
-    const c0 = line.charCodeAt(0);
-    if (isSpace(c0)) {
+    const ls = lineStarts[li];
+    let le = lineEnds[li];
+    if (le > ls && buf[le - 1] === CR) le--; // a stray CR before the line's own CRLF
+    if (le === ls) continue;
+    if (!isSpace(buf[ls])) {
+      // name ":" value, read from the bytes: the name is ASCII (a token) and most often one of a few
+      // spellings (a shared string), only the value is decoded. Splitting at the ASCII colon and
+      // trimming ASCII LWS gives what decoding the whole line first would.
+      let colon = ls;
+      while (colon < le && buf[colon] !== 0x3a) colon++;
+      let ns = ls;
+      let ne = colon;
+      while (ns < ne && isLws(buf[ns])) ns++;
+      while (ne > ns && isLws(buf[ne - 1])) ne--;
+      if (colon === le || !isTokenBytes(buf, ns, ne)) {
+        headerError ??= 'malformed header field';
+        continue;
+      }
+      if (headers.length >= limits.maxHeaders) throw bad('too many header fields');
+      let vs = colon + 1;
+      let ve = le;
+      while (vs < ve && isLws(buf[vs])) vs++;
+      while (ve > vs && isLws(buf[ve - 1])) ve--;
+      headers.push({ name: headerName(buf, ns, ne), value: vs === ve ? '' : buf.toString('utf8', vs, ve) });
+      continue;
+    }
+    const line = buf.toString('utf8', ls, le);
+    {
       // Continuation of the previous field (§7.3.1).
       const prev = headers[headers.length - 1];
       if (!prev) {
@@ -209,16 +272,7 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
       }
       const more = trimLws(line);
       if (more) headers[headers.length - 1] = { name: prev.name, value: prev.value ? `${prev.value} ${more}` : more };
-      continue;
     }
-    const colon = line.indexOf(':');
-    const name = colon < 0 ? '' : trimLws(line.slice(0, colon));
-    if (colon < 0 || !isToken(name)) {
-      headerError ??= 'malformed header field';
-      continue;
-    }
-    if (headers.length >= limits.maxHeaders) throw bad('too many header fields');
-    headers.push({ name, value: trimLws(line.slice(colon + 1)) });
   }
   counts.fill(0);
   firstValues.fill(undefined);
