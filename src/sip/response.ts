@@ -130,7 +130,8 @@ export function createResponse(
       value = `${value};tag=${opts.toTag}`;
     }
     if (k === VIA) firstVia ??= value;
-    headers.push({ name: FULL_NAMES[k], value });
+    // A field already written this way is shared (fields are read-only, SipHeader).
+    headers.push(value === h.value && h.name === FULL_NAMES[k] ? h : { name: FULL_NAMES[k], value });
   }
   if (opts.headers) for (const h of opts.headers) headers.push({ name: h.name, value: h.value });
   const res: SipResponse = {
