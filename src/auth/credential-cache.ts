@@ -23,7 +23,7 @@
  * UserSourceUnavailableError) are never cached and pass through.
  */
 import type { DigestAlgorithm } from './digest.js';
-import type { UserSource } from './user-source.js';
+import type { Awaitable, UserSource } from './user-source.js';
 import { detachString } from '../sip/detach.js';
 
 /** Default most answers cached (~200 bytes each: key, HA1 hex, Map slot). */
@@ -81,7 +81,8 @@ export function cachedUserSource(source: UserSource, opts: CredentialCacheOption
       clear();
     }
   };
-  const cached = async <T extends string | boolean | undefined>(key: string, load: () => Promise<T>): Promise<T> => {
+  /** A hit is answered at once (no promise: one REGISTER would otherwise wait on it); a miss as the source answers. */
+  const cached = <T extends string | boolean | undefined>(key: string, load: () => Awaitable<T>): Awaitable<T> => {
     if (opts.maxEntries === 0) return load();
     const now = nowMs();
     poll(now);
@@ -92,13 +93,16 @@ export function cachedUserSource(source: UserSource, opts: CredentialCacheOption
       return hit.value as T;
     }
     const startEpoch = epoch;
-    const value = await load();
-    if (epoch === startEpoch) {
-      if (hit !== undefined) entries.delete(key);
-      entries.set(detachString(key), { value: typeof value === 'string' ? detachString(value) : value, atMs: now });
-      if (entries.size > opts.maxEntries) entries.delete(entries.keys().next().value!);
-    }
-    return value;
+    const keep = (value: T): T => {
+      if (epoch === startEpoch) {
+        if (hit !== undefined) entries.delete(key);
+        entries.set(detachString(key), { value: typeof value === 'string' ? detachString(value) : value, atMs: now });
+        if (entries.size > opts.maxEntries) entries.delete(entries.keys().next().value!);
+      }
+      return value;
+    };
+    const value = load();
+    return value instanceof Promise ? value.then(keep) : keep(value);
   };
 
   return {

@@ -3,6 +3,7 @@ import { getHeader } from '../sip/message.js';
 import { parseNameAddr } from '../sip/headers.js';
 import { parseUri } from '../sip/uri.js';
 import type { AuthFailureGuard } from '../security/auth-failures.js';
+import type { Awaitable } from './user-source.js';
 import { checkNonce, nonceIssuer } from './nonce.js';
 import { authenticateRequest, challengeHeaders, type CredentialsRead, type DigestOutcome, type DigestPolicy, readCredentials } from './sip-digest.js';
 
@@ -19,7 +20,7 @@ export type AuthOutcome = DigestOutcome | { ok: true; username: string; realm: s
  * `source` is where the request came from (for client certificates and
  * per-source policy).
  */
-export type Authenticate = (req: SipRequest, kind: 'www' | 'proxy', source: RequestOrigin) => Promise<AuthOutcome>;
+export type Authenticate = (req: SipRequest, kind: 'www' | 'proxy', source: RequestOrigin) => Awaitable<AuthOutcome>;
 
 /**
  * Where a request came from, as far as authentication needs it
@@ -69,10 +70,13 @@ const offered = (policy: DigestPolicy): DigestPolicy['algorithms'] => (policy.al
  *   is checked: 401/407 with stale=true and a fresh nonce of this worker (RFC 7616 §3.3: the client
  *   retries without asking its user). Nonce-count replay (§3.3) is checked against counts one worker
  *   keeps, so a nonce is only ever accepted by its issuer. Such an answer counts as no failure.
+ *
+ * The outcome itself when nothing had to be waited for (no lock check with another worker, the
+ * credentials at hand), else a promise of it.
  */
 export function createAuthenticator(policy: DigestPolicy, extras: AuthenticatorExtras = {}): Authenticate {
   const { certificates, failures } = extras;
-  return async (req, kind, source) => {
+  return (req, kind, source) => {
     if (certificates && source.tlsIdentities?.length) {
       const claimed = claimedAor(req, kind, certificates);
       if (claimed && source.tlsIdentities.some((id) => certificates.aorOf(id) === claimed)) {
@@ -86,14 +90,20 @@ export function createAuthenticator(policy: DigestPolicy, extras: AuthenticatorE
     if (!failures) return authenticateRequest(req, kind, policy, read);
     const username = read.creds?.username;
     const locked = username !== undefined && failures.isLocked(username, source.remoteAddress);
-    if (username !== undefined && (locked instanceof Promise ? await locked : locked)) {
-      failures.failed(username, source.remoteAddress);
-      return { ok: false, status: 403, reason: 'Forbidden', headers: [], detail: 'user locked' };
-    }
-    const outcome = await authenticateRequest(req, kind, policy, read);
-    if (outcome.ok) failures.succeeded(outcome.username, source.remoteAddress);
-    else if (outcome.status === 403) failures.failed(username, source.remoteAddress);
-    return outcome;
+    const check = (isLocked: boolean): Awaitable<AuthOutcome> => {
+      if (username !== undefined && isLocked) {
+        failures.failed(username, source.remoteAddress);
+        return { ok: false, status: 403, reason: 'Forbidden', headers: [], detail: 'user locked' };
+      }
+      const outcome = authenticateRequest(req, kind, policy, read);
+      return outcome instanceof Promise ? outcome.then(count) : count(outcome);
+    };
+    const count = (outcome: DigestOutcome): DigestOutcome => {
+      if (outcome.ok) failures.succeeded(outcome.username, source.remoteAddress);
+      else if (outcome.status === 403) failures.failed(username, source.remoteAddress);
+      return outcome;
+    };
+    return locked instanceof Promise ? locked.then(check) : check(locked);
   };
 }
 

@@ -13,7 +13,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { type Logger, silentLogger } from '../log.js';
 import { getHeaderValues, type SipRequest } from '../sip/message.js';
 import { parseUri, type SipUri, uriEquals } from '../sip/uri.js';
-import { UserSourceUnavailableError } from './user-source.js';
+import { type Awaitable, UserSourceUnavailableError } from './user-source.js';
 import {
   computeResponse,
   type DigestAlgorithm,
@@ -44,7 +44,7 @@ export interface DigestPolicy {
    * A {@link UserSourceUnavailableError} becomes 503 with Retry-After; any other rejection
    * propagates out of {@link authenticateRequest}.
    */
-  lookupHa1(username: string, realm: string, alg: DigestAlgorithm): Promise<string | undefined>;
+  lookupHa1(username: string, realm: string, alg: DigestAlgorithm): Awaitable<string | undefined>;
   /**
    * Digest `uri` check (RFC 7616 §3.4.6). false (default): the uri must be a SIP or SIPS URI naming
    * the realm, a host for which `isOwnHost` is true, or the Request-URI's host (the target), or equal
@@ -116,95 +116,141 @@ const NC_FORMAT = /^[0-9a-fA-F]{8}$/;
  * - Algorithm not offered, `-sess` or userhash=true (neither is offered) → challenge.
  * - Malformed credentials → 400; an {@link AuthError} never escapes.
  * - `lookupHa1` throws {@link UserSourceUnavailableError} (directory down) → 503 with Retry-After,
- *   not 403 (RFC 3261 §21.5.4). Other `lookupHa1` rejections propagate.
+ *   not 403 (RFC 3261 §21.5.4). Other `lookupHa1` errors propagate (thrown, or rejected when it
+ *   answered with a promise).
+ *
+ * The outcome itself when `lookupHa1` answers at once (the credential cache, the store), a promise of it
+ * only while the user source is asked: most requests then cost no promise and no turn.
  */
-export async function authenticateRequest(
+export function authenticateRequest(
   req: SipRequest,
   kind: 'www' | 'proxy',
   policy: DigestPolicy,
   read: CredentialsRead = readCredentials(req, kind, policy.realm),
-): Promise<DigestOutcome> {
-  const log = authLogger(policy);
+): Awaitable<DigestOutcome> {
   const nowMs = policy.nowMs ?? Date.now;
-  const challengeStatus = kind === 'www' ? 401 : 407;
-  const algorithms = policy.algorithms.length > 0 ? policy.algorithms : (['MD5'] as DigestAlgorithm[]);
+  const algorithms = offeredAlgorithms(policy);
 
-  const challenge = (detail: string, stale = false): DigestOutcome => {
-    if (log.isLevelEnabled('debug')) log.debug({ method: req.method, detail, stale }, 'digest challenge');
-    return {
-      ok: false,
-      status: challengeStatus,
-      reason: REASON[challengeStatus],
-      headers: challengeHeaders(kind, policy.realm, algorithms, policy.secret, nowMs(), stale, policy.nonceIssuer),
-      detail,
-    };
-  };
-  const fail = (status: 400 | 403, detail: string): DigestOutcome => {
-    if (log.isLevelEnabled('debug')) log.debug({ method: req.method, status, detail }, 'digest refused');
-    return { ok: false, status, reason: REASON[status], headers: [], detail };
-  };
-
-  if (read.error !== undefined) return fail(400, read.error);
+  if (read.error !== undefined) return refusal(req, policy, 400, read.error);
   const creds = read.creds;
-  if (!creds) return challenge('no credentials for realm');
+  if (!creds) return challenge(req, kind, policy, 'no credentials for realm');
 
   const algo = parseAlgorithm(creds.algorithm);
-  if (!algo || algo.sess || !algorithms.includes(algo.alg)) return challenge(`algorithm ${creds.algorithm} not offered`);
-  if (creds.userhash) return challenge('userhash not offered');
+  if (!algo || algo.sess || !algorithms.includes(algo.alg)) return challenge(req, kind, policy, `algorithm ${creds.algorithm} not offered`);
+  if (creds.userhash) return challenge(req, kind, policy, 'userhash not offered');
   // RFC 7616 §3.4: opaque comes back unchanged; many SIP UAs leave it out, which is accepted.
-  if (creds.opaque !== undefined && creds.opaque !== opaqueFor(policy.secret, policy.realm)) return challenge('opaque mismatch');
+  if (creds.opaque !== undefined && creds.opaque !== opaqueFor(policy.secret, policy.realm)) return challenge(req, kind, policy, 'opaque mismatch');
 
   let qop: 'auth' | undefined;
   let nc: number | undefined;
   if (creds.qop !== undefined) {
-    if (creds.qop.toLowerCase() !== 'auth') return fail(400, `unsupported qop ${creds.qop}`);
-    if (creds.nc === undefined || !NC_FORMAT.test(creds.nc)) return fail(400, 'qop=auth without a valid nc');
-    if (creds.cnonce === undefined) return fail(400, 'qop=auth without cnonce');
+    if (creds.qop.toLowerCase() !== 'auth') return refusal(req, policy, 400, `unsupported qop ${creds.qop}`);
+    if (creds.nc === undefined || !NC_FORMAT.test(creds.nc)) return refusal(req, policy, 400, 'qop=auth without a valid nc');
+    if (creds.cnonce === undefined) return refusal(req, policy, 400, 'qop=auth without cnonce');
     qop = 'auth';
     nc = parseInt(creds.nc, 16);
   }
 
-  if (!digestUriMatches(creds.uri, req, policy)) return fail(400, 'digest uri does not match the request');
+  if (!digestUriMatches(creds.uri, req, policy)) return refusal(req, policy, 400, 'digest uri does not match the request');
 
   const nonceState = checkNonce(policy.secret, creds.nonce, policy.nonceTtlS, nowMs());
-  if (nonceState === 'invalid') return challenge('invalid nonce');
+  if (nonceState === 'invalid') return challenge(req, kind, policy, 'invalid nonce');
 
-  let stored: string | undefined;
+  const check: CheckInputs = { req, kind, policy, creds, alg: algo.alg, qop, nc, stale: nonceState === 'stale' };
+  let stored: Awaitable<string | undefined>;
   try {
-    stored = await policy.lookupHa1(creds.username, creds.realm, algo.alg);
+    stored = policy.lookupHa1(creds.username, creds.realm, algo.alg);
   } catch (e) {
-    if (!(e instanceof UserSourceUnavailableError)) throw e;
-    log.warn({ method: req.method, err: e.message }, 'user source unavailable');
-    return {
-      ok: false,
-      status: 503,
-      reason: REASON[503],
-      headers: [{ name: 'Retry-After', value: String(e.retryAfterS) }],
-      detail: 'user source unavailable',
-    };
+    return unavailable(req, policy, e);
   }
+  if (stored instanceof Promise) {
+    return stored.then(
+      (ha1) => checkResponse(check, ha1),
+      (e: unknown) => unavailable(req, policy, e),
+    );
+  }
+  return checkResponse(check, stored);
+}
+
+/** What {@link checkResponse} needs of a request whose credentials passed the checks before the lookup. */
+interface CheckInputs {
+  req: SipRequest;
+  kind: 'www' | 'proxy';
+  policy: DigestPolicy;
+  creds: DigestCredentials;
+  alg: DigestAlgorithm;
+  qop: 'auth' | undefined;
+  nc: number | undefined;
+  /** The nonce is genuine but expired. */
+  stale: boolean;
+}
+
+/** The digest check once the HA1 is known (`stored`, undefined for an unknown user): the same work for both. */
+function checkResponse(c: CheckInputs, stored: string | undefined): DigestOutcome {
+  const { req, kind, policy, creds } = c;
   // The same steps for known and unknown users: the stand-in is derived either way and one of the two is used.
-  const standIn = dummyHa1(policy.secret, algo.alg, creds.username);
+  const standIn = dummyHa1(policy.secret, c.alg, creds.username);
   const ha1 = (stored ?? standIn).toLowerCase();
   const expected = computeResponse({
-    alg: algo.alg,
+    alg: c.alg,
     ha1,
     method: req.method,
     uri: creds.uri,
     nonce: creds.nonce,
-    qop,
+    qop: c.qop,
     nc: creds.nc,
     cnonce: creds.cnonce,
   });
   const match = constantTimeHexEqual(expected, creds.response);
   const known = stored !== undefined;
 
-  if (nonceState === 'stale') return challenge('stale nonce', match && known);
-  if (!match || !known) return fail(403, 'wrong response or unknown user');
-  if (nc !== undefined && policy.nonceCounts && !policy.nonceCounts.accept(creds.nonce, nc)) {
-    return challenge('nonce count replayed');
+  if (c.stale) return challenge(req, kind, policy, 'stale nonce', match && known);
+  if (!match || !known) return refusal(req, policy, 403, 'wrong response or unknown user');
+  if (c.nc !== undefined && policy.nonceCounts && !policy.nonceCounts.accept(creds.nonce, c.nc)) {
+    return challenge(req, kind, policy, 'nonce count replayed');
   }
-  return { ok: true, username: creds.username, realm: creds.realm, algorithm: algo.alg };
+  return { ok: true, username: creds.username, realm: creds.realm, algorithm: c.alg };
+}
+
+/** The algorithms a policy offers (MD5 when it lists none). */
+function offeredAlgorithms(policy: DigestPolicy): DigestAlgorithm[] {
+  return policy.algorithms.length > 0 ? policy.algorithms : MD5_ONLY;
+}
+const MD5_ONLY: DigestAlgorithm[] = ['MD5'];
+
+/** A 401 (`www`) or 407 (`proxy`) with a fresh nonce, stale=true when `stale`. */
+function challenge(req: SipRequest, kind: 'www' | 'proxy', policy: DigestPolicy, detail: string, stale = false): DigestOutcome {
+  const log = authLogger(policy);
+  if (log.isLevelEnabled('debug')) log.debug({ method: req.method, detail, stale }, 'digest challenge');
+  const status = kind === 'www' ? 401 : 407;
+  const nowMs = (policy.nowMs ?? Date.now)();
+  return {
+    ok: false,
+    status,
+    reason: REASON[status],
+    headers: challengeHeaders(kind, policy.realm, offeredAlgorithms(policy), policy.secret, nowMs, stale, policy.nonceIssuer),
+    detail,
+  };
+}
+
+/** A 400 or 403 without challenge. */
+function refusal(req: SipRequest, policy: DigestPolicy, status: 400 | 403, detail: string): DigestOutcome {
+  const log = authLogger(policy);
+  if (log.isLevelEnabled('debug')) log.debug({ method: req.method, status, detail }, 'digest refused');
+  return { ok: false, status, reason: REASON[status], headers: [], detail };
+}
+
+/** 503 with Retry-After for a {@link UserSourceUnavailableError} from the lookup; any other error is thrown again. */
+function unavailable(req: SipRequest, policy: DigestPolicy, e: unknown): DigestOutcome {
+  if (!(e instanceof UserSourceUnavailableError)) throw e;
+  authLogger(policy).warn({ method: req.method, err: e.message }, 'user source unavailable');
+  return {
+    ok: false,
+    status: 503,
+    reason: REASON[503],
+    headers: [{ name: 'Retry-After', value: String(e.retryAfterS) }],
+    detail: 'user source unavailable',
+  };
 }
 
 /** What {@link readCredentials} found: the credentials for the realm, none, or why a Digest field is malformed. */

@@ -28,19 +28,23 @@ export class UserSourceUnavailableError extends Error {
   }
 }
 
+/** A value, or a promise of it when it has to be waited for (a directory, another process). */
+export type Awaitable<T> = T | Promise<T>;
+
 /** Read-only access to users and their digest credentials. */
 export interface UserSource {
   /**
    * HA1 = H(username:realm:password) for `alg` as lowercase hex (RFC 7616 §3.4.2),
-   * or undefined when the user is unknown in `realm` or has no credential for `alg`.
-   * @throws UserSourceUnavailableError when the source cannot be reached.
+   * or undefined when the user is unknown in `realm` or has no credential for `alg`;
+   * the answer itself when it is at hand (the store, the credential cache), else a promise.
+   * @throws UserSourceUnavailableError (thrown or rejected) when the source cannot be reached.
    */
-  lookupHa1(username: string, realm: string, alg: DigestAlgorithm): Promise<string | undefined>;
+  lookupHa1(username: string, realm: string, alg: DigestAlgorithm): Awaitable<string | undefined>;
   /**
-   * True when `username` is a user of `domain`.
-   * @throws UserSourceUnavailableError when the source cannot be reached.
+   * True when `username` is a user of `domain`; the answer itself when at hand, else a promise.
+   * @throws UserSourceUnavailableError (thrown or rejected) when the source cannot be reached.
    */
-  userExists(username: string, domain: string): Promise<boolean>;
+  userExists(username: string, domain: string): Awaitable<boolean>;
   /**
    * The username whose USERHASH (RFC 8489 §14.4: SHA-256(username ":" realm), 32 bytes) is `hash`
    * in `realm`, or undefined when no user known to the source has it.
@@ -67,9 +71,9 @@ export interface UserLookup {
 export function storeUserSource(store: UserLookup): UserSource {
   return {
     lookupHa1: store.lookupHa1
-      ? async (username, realm, alg) => store.lookupHa1!(username, realm, alg)
-      : async (username, realm, alg) => store.getUser(username, realm)?.ha1[alg],
-    userExists: async (username, domain) => store.getUser(username, domain) !== undefined,
+      ? (username, realm, alg) => store.lookupHa1!(username, realm, alg)
+      : (username, realm, alg) => store.getUser(username, realm)?.ha1[alg],
+    userExists: (username, domain) => store.getUser(username, domain) !== undefined,
     lookupUserhash: async (hash, realm) => store.userByUserhash?.(hash, realm),
     close: async () => {},
   };

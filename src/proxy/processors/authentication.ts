@@ -1,4 +1,5 @@
-import { CONTINUE, reply, type Outcome, type RequestContext, type RequestProcessor } from '../request-context.js';
+import { CONTINUE, reply, type Outcome, type RequestContext, type RequestProcessor, type Verdict } from '../request-context.js';
+import type { AuthOutcome } from '../../auth/request-authenticator.js';
 
 /**
  * Authentication of a request routed onwards by its Route or Request-URI
@@ -25,12 +26,17 @@ export async function authenticateRelay(ctx: RequestContext): Promise<Outcome | 
  */
 export const authentication: RequestProcessor = {
   name: 'authentication',
-  async process(ctx: RequestContext) {
+  process(ctx: RequestContext) {
     if (!ctx.fromLocal || ctx.toTag) return CONTINUE;
-    const outcome = await ctx.env.authenticate(ctx.req, 'proxy', ctx.source);
-    if (!outcome.ok) return reply(outcome.status, outcome.reason, outcome.headers);
-    if (ctx.fromUri?.user !== outcome.username) return reply(403, 'Forbidden: From does not match the authenticated user');
-    ctx.username = outcome.username;
-    return CONTINUE;
+    const outcome = ctx.env.authenticate(ctx.req, 'proxy', ctx.source);
+    return outcome instanceof Promise ? outcome.then((o) => fromUser(ctx, o)) : fromUser(ctx, outcome);
   },
 };
+
+/** The verdict once authenticated: the challenge or refusal, 403 when the From user is not the authenticated one. */
+function fromUser(ctx: RequestContext, outcome: AuthOutcome): Verdict {
+  if (!outcome.ok) return reply(outcome.status, outcome.reason, outcome.headers);
+  if (ctx.fromUri?.user !== outcome.username) return reply(403, 'Forbidden: From does not match the authenticated user');
+  ctx.username = outcome.username;
+  return CONTINUE;
+}
