@@ -7,7 +7,7 @@ import { getHeader, getHeaderValues, type SipRequest } from '../sip/message.js';
 /** The parts of a request that processing may change (strict-route fix-up, own Route removal, §16.4), as received. */
 export interface LoopHashInputs {
   uri: string;
-  routes: string[];
+  routes: readonly string[];
 }
 
 /**

@@ -28,14 +28,14 @@ export class LocalDomains {
   /** True when host is a served domain or one of this server's own addresses. */
   isLocal(host: string): boolean {
     const h = host.toLowerCase();
-    return this.domains.has(h) || this.isOwnAddress(h.replace(/^\[|\]$/g, ''));
+    return this.domains.has(h) || this.isOwnAddress(unbracket(h));
   }
 
   /** The served domain a host stands for: itself if it is a served domain, the default domain for an own address, else undefined. */
   domainOf(host: string): string | undefined {
     const h = host.toLowerCase();
     if (this.domains.has(h)) return h;
-    return this.isOwnAddress(h.replace(/^\[|\]$/g, '')) ? this.defaultDomain : undefined;
+    return this.isOwnAddress(unbracket(h)) ? this.defaultDomain : undefined;
   }
 
   /**
@@ -51,7 +51,15 @@ export class LocalDomains {
     if ((uri.scheme !== 'sip' && uri.scheme !== 'sips') || !uri.user) return undefined;
     const domain = this.domainOf(uri.host);
     if (!domain) return undefined;
-    if (!anyPort && uri.port !== undefined && !this.domains.has(uri.host.toLowerCase()) && !this.isOwnAddress(uri.host.replace(/^\[|\]$/g, ''), uri.port)) return undefined;
+    if (!anyPort && uri.port !== undefined && !this.domains.has(uri.host.toLowerCase()) && !this.isOwnAddress(unbracket(uri.host), uri.port)) return undefined;
     return `sip:${uri.user}@${domain}`;
   }
+}
+
+/** `host` without a leading `[` and a trailing `]` (an IPv6 reference), as `/^\[|\]$/g` would remove them, without a copy for other hosts. */
+function unbracket(host: string): string {
+  const open = host.charCodeAt(0) === 0x5b;
+  const close = host.charCodeAt(host.length - 1) === 0x5d;
+  if (!open && !close) return host;
+  return host.slice(open ? 1 : 0, close ? host.length - 1 : host.length);
 }

@@ -102,8 +102,22 @@ const NOT_LIST = new Set([
   'retry-after',
 ]);
 
+/** Canonical names of header names as code and most user agents write them, so looking them up lowercases nothing. */
+const CANONICAL = new Map<string, string>();
+for (const name of [
+  'Via', 'From', 'To', 'Call-ID', 'CSeq', 'Contact', 'Max-Forwards', 'Expires', 'Min-Expires', 'User-Agent', 'Server',
+  'Content-Length', 'Content-Type', 'Authorization', 'Proxy-Authorization', 'WWW-Authenticate', 'Proxy-Authenticate',
+  'Allow', 'Supported', 'Require', 'Proxy-Require', 'Unsupported', 'Route', 'Record-Route', 'Path', 'Date', 'Timestamp',
+  'Retry-After', 'Flow-Timer', 'Event', 'Accept', 'Subject', 'Reason',
+]) {
+  CANONICAL.set(name, name.toLowerCase());
+  CANONICAL.set(name.toLowerCase(), name.toLowerCase());
+}
+
 /** Canonical (lowercase, full-form) name of a header: `V` → `via`, `Call-ID` → `call-id`. */
 export function canonicalName(name: string): string {
+  const known = CANONICAL.get(name);
+  if (known !== undefined) return known;
   const lower = name.toLowerCase();
   return lower.length === 1 ? COMPACT[lower] ?? lower : lower;
 }
@@ -142,28 +156,33 @@ export function hasHeader(msg: SipMessage, name: string): boolean {
  * Every value of header `name`, in order, with comma-separated lists split into
  * elements (RFC 3261 §7.3.1). Commas inside double quotes or `<...>` do not split.
  * Headers that are not lists (Authorization, Date, ...) come back one value per field.
+ * Read-only: a message without the header gets one shared empty array.
  */
-export function getHeaderValues(msg: SipMessage, name: string): string[] {
+export function getHeaderValues(msg: SipMessage, name: string): readonly string[] {
   const want = canonicalName(name);
-  const out: string[] = [];
+  let out: string[] | undefined;
   let list: boolean | undefined;
   let push: ((element: string) => boolean) | undefined;
   for (const h of msg.headers) {
     if (!nameIs(h.name, want)) continue;
     list ??= !NOT_LIST.has(want);
+    const values = (out ??= []);
     if (!list || h.value.indexOf(',') < 0) {
       // One element (or a header that is no list): no splitting, as scanList would give it.
-      if (!list) out.push(h.value);
-      else if (h.value.length) out.push(h.value.trim());
+      if (!list) values.push(h.value);
+      else if (h.value.length) values.push(h.value.trim());
       continue;
     }
     scanList(h.value, (push ??= (element) => {
-      out.push(element);
+      values.push(element);
       return false;
     }));
   }
-  return out;
+  return out ?? NO_VALUES;
 }
+
+/** What {@link getHeaderValues} gives for a header the message does not have (shared, frozen). */
+const NO_VALUES: readonly string[] = Object.freeze([]);
 
 /**
  * Walk the elements of a list header value (top-level commas, outside quotes

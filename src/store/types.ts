@@ -55,7 +55,7 @@ export interface BindingRecord {
   /** reg-id (RFC 5626 §4.2), or null. */
   regId: number | null;
   /** Path header values (RFC 3327), in order; may be empty. */
-  path: string[];
+  path: readonly string[];
   /** Where the REGISTER came from, or null when unknown. */
   source: BindingSource | null;
   /** User-Agent header, or null. */

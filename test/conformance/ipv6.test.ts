@@ -128,7 +128,7 @@ describe('SIP over IPv6 sockets', () => {
         const answer = createResponse(invite, 200, { toTag: 'b1', headers: [{ name: 'Contact', value: contact }] });
         await bob.send(serializeMessage(answer), PORT);
         const accepted = await arrival<SipResponse>(caller, isResponse(callId, 200), '200 to INVITE at the caller');
-        const routes = getHeaderValues(accepted, 'record-route').reverse();
+        const routes = [...getHeaderValues(accepted, 'record-route')].reverse();
         const ack = request(caller, 'udp', 'ACK', `sip:${user}@${V6}:${bob.port};transport=${transport}`, [
           `From: <sip:carol@other.test>;tag=c1`,
           `To: <sip:${user}@${DOMAIN}>;tag=b1`,

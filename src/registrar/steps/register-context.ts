@@ -68,11 +68,11 @@ export interface RegisterContext {
   callId: string;
   cseq: number;
   /** The Contact header values. */
-  contacts: string[];
+  contacts: readonly string[];
   /** The Expires header, s, when present. */
   headerExpiresS: number | undefined;
   /** Option tags of Supported, lowercase. */
-  supported: string[];
+  supported: readonly string[];
   /** The changes to the AOR's bindings (set by contact-bindings). */
   changes: BindingChange[];
   /** True when a binding used SIP Outbound (RFC 5626 §6). */
