@@ -14,7 +14,7 @@
  * bind to the directory, or a timeout, throws {@link UserSourceUnavailableError} (SIP 503), and is
  * not cached. One connection is kept and re-bound after a reconnect.
  */
-import { Client, type Entry } from 'ldapts';
+import type { Entry } from 'ldapts';
 import { computeHA1, DIGEST_ALGORITHMS, type DigestAlgorithm } from '../auth/digest.js';
 import { type Logger } from '../log.js';
 import { userhash } from '../stun/stun-integrity.js';
@@ -231,10 +231,12 @@ export class LdapDirectory implements UserSource {
   }
 
   private async connected(): Promise<LdapClientLike> {
+    // ldapts is loaded by the first lookup of a directory: a server without one never holds its code.
+    const ldapts = this.opts.createClient ? undefined : await (ldaptsModule ??= import('ldapts'));
     if (!this.client) {
       this.client = this.opts.createClient
         ? this.opts.createClient()
-        : new Client({
+        : new ldapts!.Client({
             url: this.opts.url,
             timeout: this.opts.timeoutMs,
             connectTimeout: this.opts.timeoutMs,
@@ -287,6 +289,9 @@ function errText(e: unknown): string {
 }
 
 /** Reject with an Error named TimeoutError after `ms` unless `p` settles first. */
+/** ldapts, imported by the first directory that connects. */
+let ldaptsModule: Promise<typeof import('ldapts')> | undefined;
+
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => {

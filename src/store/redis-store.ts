@@ -38,7 +38,8 @@
  * the client reconnects by itself (ioredis, backing off up to 2 s).
  */
 import { createHash } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis, RedisOptions } from 'ioredis';
 import { userhash } from '../stun/stun-integrity.js';
 import type { StoreConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -216,7 +217,9 @@ export class RedisStore implements BindingStore {
     this.prefix = config.key_prefix;
     this.log = logger?.child({ component: 'store' });
     const opts = redisOptions(config);
-    this.redis = config.sentinels.length > 0 ? new Redis(opts) : new Redis(config.url, opts);
+    // ioredis is loaded by the first Redis store only: a server on SQLite never holds its code (~2 MB of heap).
+    const { Redis: Client } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+    this.redis = config.sentinels.length > 0 ? new Client(opts) : new Client(config.url, opts);
     this.redis.on('error', (err: Error) => {
       if (this.up) this.log?.warn({ err: err.message, redis: redisName(config) }, 'Redis connection failed; requests that need the store get 503 until it is back');
       this.up = false;
