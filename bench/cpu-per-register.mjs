@@ -6,6 +6,8 @@
 //        [--workers auto|N]   (sip.workers; default the configuration's default, auto)
 //        [--transport udp|tcp|tls]   (default udp)
 //        [--overload off]   (no 503s or drops for load: sip.overload lag_ms 0, drop_lag_ms 0, target_utilization 1)
+//        [--node-args '--max-semi-space-size=4']   (node options of this build's server only; with
+//        --baseline SAME=dist/cli/main.js the same build without them runs beside it)
 //
 // Each round starts rtcedge (UDP on 127.0.0.1, with TCP and TLS beside it for those transports,
 // log level warn, TURN off),
@@ -111,7 +113,7 @@ writeFileSync(join(dir, 'import.csv'), 'user,password\n' + users.map(([u, p]) =>
 console.log(`${REGISTRATIONS} REGISTERs over ${TRANSPORT} at ${RATE}/s over ${USERS} users, ${REPEAT} round(s)${BASELINE ? `, baseline ${BASELINE}` : ''}`);
 await compareBuilds({
   baseline: BASELINE,
-  nodeArgs: CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [],
+  nodeArgs: [...arg('node-args', '').split(' ').filter(Boolean), ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [])],
   repeat: REPEAT,
   round: (b) => round(dir, b.name, b.cli, b.nodeArgs),
   line: (i, b, r) => `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000, syscalls per REGISTER read ${(r.syscr / r.ok).toFixed(2)} write ${(r.syscw / r.ok).toFixed(2)}${r.failed ? ` ${JSON.stringify(r.failures ?? {})}` : ''}`,
