@@ -11,7 +11,8 @@ import { SipParseError } from './errors.js';
  * `%41` not decoded; use {@link unescapeUri}). `host` is lowercased for names,
  * kept in brackets for IPv6 (`[2001:db8::1]`), and empty for tel: URIs.
  * `params` are the uri-parameters (`;lr` → `{ lr: null }`), names lowercased,
- * values as written. `headers` are the `?name=value&...` part, as written.
+ * values as written. `headers` are the `?name=value&...` part, as written
+ * (read-only: a URI without them shares one frozen empty record).
  */
 export interface SipUri {
   scheme: string;
@@ -209,6 +210,9 @@ function parseUriHeaders(s: string, headers: Record<string, string>): void {
   }
 }
 
+/** The `headers` of every parsed URI without a `?` part (most): one shared, frozen, empty record. */
+const NO_HEADERS: Record<string, string> = Object.freeze(dict<string>());
+
 /**
  * Parse a URI (RFC 3261 §19.1.1, §25.1; RFC 5118 IPv6 references).
  *
@@ -229,8 +233,8 @@ export function parseUri(s: string): SipUri {
   }
   const rest = s.slice(colon + 1);
   const params = dict<string | null>();
-  const headers = dict<string>();
   if (scheme === 'tel') {
+    const headers = NO_HEADERS;
     const semi = rest.indexOf(';');
     const number = semi < 0 ? rest : rest.slice(0, semi);
     if (number === '' || !allIn(number, table('-.()+*#', true))) throw malformed('bad telephone-subscriber');
@@ -285,7 +289,8 @@ export function parseUri(s: string): SipUri {
     if (paramPart.charCodeAt(0) !== 0x3b) throw malformed('junk after host');
     parseUriParams(paramPart.slice(1), params);
   }
-  if (q >= 0) parseUriHeaders(rest.slice(q + 1), headers);
+  let headers = NO_HEADERS;
+  if (q >= 0) parseUriHeaders(rest.slice(q + 1), (headers = dict<string>()));
   const uri: SipUri = { scheme, host, params, headers };
   if (user !== undefined) uri.user = user;
   if (password !== undefined) uri.password = password;
