@@ -63,8 +63,8 @@ export interface ProxyOptions {
    * (security/call-limits.ts): undefined admits it, else the response to send.
    */
   admitCall?(username: string, st: ServerTransaction): Refusal | undefined | Promise<Refusal | undefined>;
-  /** The REGISTER handler (registrar). */
-  register(req: SipRequest, st: ServerTransaction): Promise<void>;
+  /** The REGISTER handler (registrar); a promise only while it waits (the store commit, a directory). */
+  register(req: SipRequest, st: ServerTransaction): void | Promise<void>;
   /** DNS and policy for other domains (RFC 3263 server location, RFC 5922 TLS, ENUM); absent: A/AAAA only, no domain policy. */
   federation?: Federation;
   logger: Logger;

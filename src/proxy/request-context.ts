@@ -37,8 +37,8 @@ export interface ProxyEnv {
   userExists(username: string, domain: string): boolean | Promise<boolean>;
   /** Per-user policy for an authenticated local user's new INVITE: undefined admits it. */
   admitCall?(username: string, st: ServerTransaction): Refusal | undefined | Promise<Refusal | undefined>;
-  /** The REGISTER handler (registrar, RFC 3261 §10.3). */
-  register(req: SipRequest, st: ServerTransaction): Promise<void>;
+  /** The REGISTER handler (registrar, RFC 3261 §10.3); a promise only while it waits (the store commit, a directory). */
+  register(req: SipRequest, st: ServerTransaction): void | Promise<void>;
   /** Key of the flow tokens in our Record-Route and Path entries (RFC 5626 §5.2). */
   flowTokenSecret: Buffer;
   /** Key of the temp-GRUUs the registrar hands out (RFC 5627, registrar/gruu.ts); without it every temp-GRUU is unknown (404). */

@@ -24,7 +24,8 @@ export const localHandling: RequestProcessor = {
     const addressedToUs = !ruri.user && ctx.isUs(ruri);
     if (!(addressedToUs || req.method === 'REGISTER') || !ctx.env.domains.isLocal(ruri.host)) return CONTINUE;
     if (req.method === 'REGISTER') {
-      return ctx.env.register(req, ctx.transaction).then(handled);
+      const done = ctx.env.register(req, ctx.transaction);
+      return done instanceof Promise ? done.then(handled) : HANDLED;
     }
     const unsupported = unsupportedExtensions(req);
     if (unsupported.length) return reply(420, 'Bad Extension', [{ name: 'Unsupported', value: unsupported.join(', ') }]);
