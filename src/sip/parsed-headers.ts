@@ -120,14 +120,7 @@ export function requestUri(req: SipRequest): Frozen<SipUri> {
  * @throws SipParseError 400 when absent ("malformed name-addr" of the empty value) or malformed.
  */
 export function fromHeader(msg: SipMessage): Frozen<NameAddr> {
-  const text = getHeader(msg, 'from') ?? '';
-  const c = cache(msg);
-  if (c.fromText === text && c.from) return c.from;
-  const na = parseNameAddr(text);
-  c.fromText = text;
-  c.from = na;
-  c.fromUri = undefined;
-  return na;
+  return nameAddrOf(msg, FROM);
 }
 
 /**
@@ -135,28 +128,45 @@ export function fromHeader(msg: SipMessage): Frozen<NameAddr> {
  * @throws SipParseError 400 when absent or malformed.
  */
 export function toHeader(msg: SipMessage): Frozen<NameAddr> {
-  const text = getHeader(msg, 'to') ?? '';
-  const c = cache(msg);
-  if (c.toText === text && c.to) return c.to;
-  const na = parseNameAddr(text);
-  c.toText = text;
-  c.to = na;
-  c.toUri = undefined;
-  return na;
+  return nameAddrOf(msg, TO);
 }
 
 /** The URI of the From header parsed (RFC 3261 §19.1). @throws SipParseError as {@link fromHeader} and parseUri. */
 export function fromUri(msg: SipMessage): Frozen<SipUri> {
-  const from = fromHeader(msg);
-  const c = cache(msg);
-  return (c.fromUri ??= parseUri(from.uri));
+  return uriOf(msg, FROM);
 }
 
 /** The URI of the To header parsed (RFC 3261 §19.1). @throws SipParseError as {@link toHeader} and parseUri. */
 export function toUri(msg: SipMessage): Frozen<SipUri> {
-  const to = toHeader(msg);
+  return uriOf(msg, TO);
+}
+
+/** Where a name-addr header's text, parsed form and parsed URI are kept in {@link ParsedHeaders}. */
+interface NameAddrSlots {
+  header: 'from' | 'to';
+  text: 'fromText' | 'toText';
+  value: 'from' | 'to';
+  uri: 'fromUri' | 'toUri';
+}
+const FROM: NameAddrSlots = { header: 'from', text: 'fromText', value: 'from', uri: 'fromUri' };
+const TO: NameAddrSlots = { header: 'to', text: 'toText', value: 'to', uri: 'toUri' };
+
+function nameAddrOf(msg: SipMessage, slots: NameAddrSlots): Frozen<NameAddr> {
+  const text = getHeader(msg, slots.header) ?? '';
   const c = cache(msg);
-  return (c.toUri ??= parseUri(to.uri));
+  const known = c[slots.value];
+  if (known && c[slots.text] === text) return known;
+  const na = parseNameAddr(text);
+  c[slots.text] = text;
+  c[slots.value] = na;
+  c[slots.uri] = undefined;
+  return na;
+}
+
+function uriOf(msg: SipMessage, slots: NameAddrSlots): Frozen<SipUri> {
+  const na = nameAddrOf(msg, slots);
+  const c = cache(msg);
+  return (c[slots.uri] ??= parseUri(na.uri));
 }
 
 /** The `tag` of the To header, or undefined when it has none or To is absent or malformed (RFC 3261 §19.3). */
