@@ -31,7 +31,8 @@
  * gone, the node reads every binding again (`onResync`).
  */
 import { randomUUID } from 'node:crypto';
-import { Command, type Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import { quitConnection, type CommitAnnouncer, type RedisStore } from './redis-store.js';
 import type { BindingRecord } from './types.js';
@@ -263,6 +264,8 @@ export class RedisBindingChannel implements CommitAnnouncer {
     const redis = this.store.redis;
     if (redis.status === 'ready') {
       let bytes = '';
+      // ioredis is required here, not imported: a server on SQLite never loads it (redis-store.ts).
+      const { Command } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
       for (const [origin, commitNo] of this.toAck) {
         bytes += REPLY_SKIP + new Command('publish', [this.store.nodeChannel(origin), `${this.nodeId} ${commitNo}`]).toWritable(redis.stream);
       }
