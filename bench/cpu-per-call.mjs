@@ -23,7 +23,7 @@ import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runProcess, startProcess, stopProcess, tempDir, cpuSeconds, sleep, threadDirs, compareBuilds, arg } from './lib.mjs';
 import { startRtcedge } from './rtcedge.mjs';
-import { lastStat, registerContact } from './sip.mjs';
+import { sippCounts, registerContact } from './sip.mjs';
 import { loadInProcess } from './sip-client.mjs';
 import { CALL_UAC_SCENARIO, CALL_UAS_SCENARIO } from './sip-scenarios.mjs';
 
@@ -69,14 +69,7 @@ async function sipp(dir, calls, tag) {
     '-trace_stat', '-stf', stf, '-fd', '1',
   ];
   const r = await runProcess('sipp', args, { timeoutMs: (seconds * 3 + 40) * 1000 });
-  const st = lastStat(stf);
-  return {
-    ok: st ? Number(st['SuccessfulCall(C)']) : 0,
-    failed: st ? Number(st['FailedCall(C)']) : NaN,
-    retrans: st ? Number(st['Retransmissions(C)']) : NaN,
-    exit: r.code,
-    ms: r.ms,
-  };
+  return { ...sippCounts(stf), exit: r.code, ms: r.ms };
 }
 
 /** TLS: bench/sip-client.mjs's call scenario for `calls` calls at RATE (the callee is its second connection); as {@link sipp}. */

@@ -30,7 +30,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runProcess, stopProcess, tempDir, cpuSeconds, ioSyscalls, sleep, compareBuilds, arg } from './lib.mjs';
 import { startRtcedge, ROOT } from './rtcedge.mjs';
-import { lastStat } from './sip.mjs';
+import { sippCounts } from './sip.mjs';
 import { loadInProcess } from './sip-client.mjs';
 import { REGISTER_SCENARIO as SCENARIO } from './sip-scenarios.mjs';
 
@@ -67,13 +67,7 @@ async function sipp(dir, calls, tag) {
     '-trace_stat', '-stf', stf, '-fd', '1',
   ];
   const r = await runProcess('sipp', args, { timeoutMs: (Math.ceil(calls / RATE) * 3 + 40) * 1000 });
-  const st = lastStat(stf);
-  return {
-    ok: st ? Number(st['SuccessfulCall(C)']) : 0,
-    failed: st ? Number(st['FailedCall(C)']) : NaN,
-    retrans: st ? Number(st['Retransmissions(C)']) : NaN,
-    exit: r.code,
-  };
+  return { ...sippCounts(stf), exit: r.code };
 }
 
 /** bench/sip-client.mjs for `calls` registrations at RATE over one TCP or TLS connection; same result shape as {@link sipp}. */

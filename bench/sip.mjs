@@ -78,6 +78,19 @@ export function lastStat(file) {
   return Object.fromEntries(head.map((h, i) => [h, row[i]]));
 }
 
+/**
+ * The call counters of SIPp's -trace_stat file `file` at the end of a run: `ok` (0 when there is no row),
+ * `failed` and `retrans` (NaN when there is no row).
+ */
+export function sippCounts(file) {
+  const st = lastStat(file);
+  return {
+    ok: st ? Number(st['SuccessfulCall(C)']) : 0,
+    failed: st ? Number(st['FailedCall(C)']) : NaN,
+    retrans: st ? Number(st['Retransmissions(C)']) : NaN,
+  };
+}
+
 /** SIPp durations "HH:MM:SS:uuuuuu" -> seconds */
 export function hms(v) {
   if (!v) return NaN;
