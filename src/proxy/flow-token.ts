@@ -28,6 +28,18 @@ export function decodeFlowToken(token: string, secret: Buffer): Destination | un
   return { transport: transport as TransportName, address, port: Number(port), flowId: flowId || undefined };
 }
 
+/** The shape {@link encodeFlowToken} writes: a base64url body, `.`, and 8 bytes of MAC in base64url (11 characters). */
+const FLOW_TOKEN_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{11}$/;
+
+/**
+ * True when `user` (a URI user part) has the shape of a flow token this server writes, whether or not its MAC
+ * verifies: a user part of this shape that {@link decodeFlowToken} refuses was changed on the way or made
+ * under another secret (RFC 5626 §5.3 "tampered with").
+ */
+export function looksLikeFlowToken(user: string): boolean {
+  return FLOW_TOKEN_SHAPE.test(user);
+}
+
 function mac(body: string, secret: Buffer): string {
   return createHmac('sha256', secret).update(body).digest().subarray(0, 8).toString('base64url');
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeFlowToken, encodeFlowToken } from '../../src/proxy/flow-token.js';
+import { decodeFlowToken, encodeFlowToken, looksLikeFlowToken } from '../../src/proxy/flow-token.js';
 
 const secret = Buffer.alloc(32, 7);
 
@@ -17,5 +17,11 @@ describe('flow tokens (RFC 5626 §5.2)', () => {
     const flipped = (t[0] === 'A' ? 'B' : 'A') + t.slice(1);
     expect(decodeFlowToken(flipped, secret)).toBeUndefined();
     expect(decodeFlowToken('nodot', secret)).toBeUndefined();
+  });
+
+  it('tells the shape of a token it writes from other user parts', () => {
+    expect(looksLikeFlowToken(encodeFlowToken({ transport: 'tcp', address: '::1', port: 5060, flowId: 'tcp-w1-7' }, secret))).toBe(true);
+    expect(looksLikeFlowToken('john.doe')).toBe(false);
+    expect(looksLikeFlowToken('alice')).toBe(false);
   });
 });

@@ -1,14 +1,11 @@
 import { getHeaderValues, removeFirstValue } from '../../sip/message.js';
 import { parseNameAddr } from '../../sip/headers.js';
 import { parseUri, type SipUri } from '../../sip/uri.js';
-import { decodeFlowToken } from '../flow-token.js';
+import { decodeFlowToken, looksLikeFlowToken } from '../flow-token.js';
 import { CONTINUE, reply, type RequestContext, type RequestProcessor } from '../request-context.js';
 
 /** At most this many own Route entries are removed from one request (two after double Record-Route). */
 const MAX_OWN_ROUTES = 4;
-
-/** The shape of a flow token this server writes (flow-token.ts): base64url body, `.`, 8 bytes of MAC in base64url. */
-const FLOW_TOKEN_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{11}$/;
 
 /**
  * Own-route removal (RFC 3261 §16.4): every top Route entry that names this
@@ -35,7 +32,7 @@ export const ownRoute: RequestProcessor = {
       }
       if (!ctx.isUs(uri)) break;
       ctx.flow = uri.user ? decodeFlowToken(uri.user, ctx.env.flowTokenSecret) : undefined;
-      if (!ctx.flow && uri.user && FLOW_TOKEN_SHAPE.test(uri.user)) return reply(403, 'Forbidden: invalid flow token');
+      if (!ctx.flow && uri.user && looksLikeFlowToken(uri.user)) return reply(403, 'Forbidden: invalid flow token');
       removeFirstValue(ctx.req, 'route');
       ctx.removedRoutes++;
     }
