@@ -4,6 +4,7 @@
 //   node bench/cpu-per-register.mjs [--rate 1000] [--registrations 20000] [--repeat 3]
 //        [--baseline /path/to/other/dist/cli/main.js | NAME=PATH,NAME=PATH] [--cpu-prof DIR] [--users 1000]
 //        [--workers auto|N]   (sip.workers; default the configuration's default, auto)
+//        [--per-process yes]   (also print each server process's CPU per 1,000 and context switches per REGISTER)
 //        [--transport udp|tcp|tls]   (default udp)
 //        [--overload off]   (no 503s or drops for load: sip.overload lag_ms 0, drop_lag_ms 0, target_utilization 1)
 //        [--node-args '--max-semi-space-size=4']   (node options of this build's server only; with
@@ -28,7 +29,7 @@
 // A shared or busy machine makes single figures noise: compare ranges.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runProcess, stopProcess, tempDir, cpuSeconds, ioSyscalls, sleep, compareBuilds, arg } from './lib.mjs';
+import { runProcess, stopProcess, tempDir, cpuSeconds, ioSyscalls, sleep, compareBuilds, arg, processStats } from './lib.mjs';
 import { startRtcedge, ROOT } from './rtcedge.mjs';
 import { sippCounts } from './sip.mjs';
 import { loadInProcess } from './sip-client.mjs';
@@ -79,6 +80,22 @@ async function streamClient(calls) {
 /** The load of `calls` registrations over --transport. */
 const load = (dir, calls, tag) => (TRANSPORT === 'udp' ? sipp(dir, calls, tag) : streamClient(calls));
 
+/**
+ * Each server process's share of a run, from two {@link processStats} snapshots: its role (the primary is
+ * the server's PID, a SIP worker runs worker-main.js), CPU s per 1,000 successful registrations and
+ * context switches (voluntary + involuntary) per registration.
+ */
+function processBreakdown(before, after, rootPid, ok) {
+  const rows = [];
+  let w = 0;
+  for (const [pid, a] of after) {
+    const b = before.get(pid) ?? { cpuS: 0, vol: 0, invol: 0 };
+    const role = pid === rootPid ? 'primary' : a.cmd.includes('worker-main') ? `worker ${w++}` : a.cmd.split(' ')[0];
+    rows.push(`${role} ${(((a.cpuS - b.cpuS) / ok) * 1000).toFixed(3)} s, ctxt ${((a.vol - b.vol) / ok).toFixed(2)}+${((a.invol - b.invol) / ok).toFixed(2)}`);
+  }
+  return rows.join('; ');
+}
+
 /** One round for one build: CPU s per 1,000 successful registrations. */
 async function round(dir, name, cli, nodeArgs) {
   const sipStreams = TRANSPORT === 'udp' ? [] : [{ transport: 'tcp', port: SIP_PORT }, { transport: 'tls', port: TLS_PORT }];
@@ -91,10 +108,12 @@ async function round(dir, name, cli, nodeArgs) {
     await load(dir, WARMUP, `${name}-warm`);
     const cpu0 = cpuSeconds(server.pid);
     const io0 = ioSyscalls(server.pid);
+    const ps0 = processStats(server.pid);
     const r = await load(dir, REGISTRATIONS, name);
     const cpuS = cpuSeconds(server.pid) - cpu0;
     const io1 = ioSyscalls(server.pid);
-    return { name, ...r, cpuS, per1000: (cpuS / r.ok) * 1000, syscr: io1.syscr - io0.syscr, syscw: io1.syscw - io0.syscw };
+    const perProcess = processBreakdown(ps0, processStats(server.pid), server.pid, r.ok);
+    return { name, ...r, cpuS, per1000: (cpuS / r.ok) * 1000, syscr: io1.syscr - io0.syscr, syscw: io1.syscw - io0.syscw, perProcess };
   } finally {
     await stopProcess(server);
   }
@@ -110,7 +129,7 @@ await compareBuilds({
   nodeArgs: [...arg('node-args', '').split(' ').filter(Boolean), ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [])],
   repeat: REPEAT,
   round: (b) => round(dir, b.name, b.cli, b.nodeArgs),
-  line: (i, b, r) => `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000, syscalls per REGISTER read ${(r.syscr / r.ok).toFixed(2)} write ${(r.syscw / r.ok).toFixed(2)}${r.failed ? ` ${JSON.stringify(r.failures ?? {})}` : ''}`,
+  line: (i, b, r) => `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000, syscalls per REGISTER read ${(r.syscr / r.ok).toFixed(2)} write ${(r.syscw / r.ok).toFixed(2)}${arg('per-process', 'no') !== 'no' ? `\n    per process (s per 1,000; context switches voluntary+involuntary per REGISTER): ${r.perProcess}` : ''}${r.failed ? ` ${JSON.stringify(r.failures ?? {})}` : ''}`,
   heading: 'CPU s per 1,000 REGISTERs',
 });
 if (CPU_PROF) console.log(`\nCPU profiles in ${CPU_PROF}`);

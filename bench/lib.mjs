@@ -63,6 +63,32 @@ export function cpuSeconds(root) {
 }
 
 /**
+ * Per process of a tree: CPU seconds (utime+stime), voluntary and involuntary context switches
+ * (/proc/<pid>/status, summed over threads) and command line, keyed by PID; for a
+ * breakdown of where a multi-process server spends its time (primary, workers).
+ */
+export function processStats(root) {
+  const out = new Map();
+  for (const p of processTree(root)) {
+    let vol = 0;
+    let invol = 0;
+    try {
+      for (const t of readdirSync(`/proc/${p}/task`)) {
+        const st = readFileSync(`/proc/${p}/task/${t}/status`, 'utf8');
+        vol += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1] ?? 0);
+        invol += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1] ?? 0);
+      }
+    } catch {}
+    let cmd = '';
+    try {
+      cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').trim();
+    } catch {}
+    out.set(p, { cpuS: ticksOf(p) / CLK_TCK, vol, invol, cmd });
+  }
+  return out;
+}
+
+/**
  * Read and write system calls made so far by a process and its descendants (`syscr`/`syscw` of
  * /proc/<pid>/io: read/readv/recvmsg… and write/writev/sendmsg… of every thread); {syscr, syscw}.
  */

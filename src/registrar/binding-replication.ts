@@ -1,9 +1,12 @@
 /**
  * How the location services of several SIP workers (one machine) or nodes (a
  * shared store) keep their in-memory bindings equal to the store's: the one
- * that committed a change names the AORs it changed, the others read those
- * AORs again from the store.
+ * that committed a change either carries the change itself to the others
+ * (workers of one machine: {@link BindingReplication.announceChanges}), or
+ * names the AORs it changed and the others read those AORs again from the
+ * store ({@link BindingReplication.announce}).
  */
+import type { BindingChange } from '../store/index.js';
 
 /** A channel between location services that share one {@link BindingStore}. */
 export interface BindingReplication {
@@ -20,4 +23,13 @@ export interface BindingReplication {
    * returns once the AORs are read again (a promise when the store is remote).
    */
   onRemoteChange(listener: (aors: readonly string[]) => void | Promise<void>): void;
+  /**
+   * When present, used instead of {@link announce}: hand the committed changes
+   * themselves (in commit order) to every other location service, which apply
+   * them to memory without reading the store. Same promise as {@link announce}:
+   * resolves once each has applied them, or after the bound; never rejects.
+   */
+  announceChanges?(changes: readonly BindingChange[]): Promise<void>;
+  /** Register the one listener for changes another location service committed and carried (see {@link announceChanges}). */
+  onRemoteChanges?(listener: (changes: readonly BindingChange[]) => void): void;
 }

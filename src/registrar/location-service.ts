@@ -22,8 +22,10 @@ export const PURGE_SLICE_AORS = 1000;
  * every `purgeIntervalMs` (default 30 000 ms).
  *
  * With a {@link BindingReplication} (several workers or nodes on one store),
- * each commit names its AORs to the others before {@link committed} resolves,
- * and AORs the others changed are read again from the store.
+ * each commit is announced to the others before {@link committed} resolves:
+ * the changes themselves when the replication carries them (workers of one
+ * machine, applied to memory by {@link applyRemote}), else the AORs, which
+ * the others read again from the store.
  */
 export class LocationService {
   private readonly byAor = new Map<string, BindingRecord[]>();
@@ -53,6 +55,7 @@ export class LocationService {
   ) {
     this.log = logger.child({ component: 'location' });
     replication?.onRemoteChange((aors) => this.reload(aors));
+    replication?.onRemoteChanges?.((changes) => this.applyRemote(changes));
   }
 
   /**
@@ -103,7 +106,9 @@ export class LocationService {
       return err ?? new Error('store failed');
     };
     const announce = async (): Promise<undefined> => {
-      await this.replication?.announce([...new Set(changes.map((c) => (c.op === 'put' ? c.binding.aor : c.aor)))]);
+      const r = this.replication;
+      if (r?.announceChanges) await r.announceChanges(changes);
+      else await r?.announce([...new Set(changes.map((c) => (c.op === 'put' ? c.binding.aor : c.aor)))]);
       return undefined;
     };
     let done: void | Promise<void>;
@@ -153,10 +158,7 @@ export class LocationService {
     this.byAor.clear();
     this.byContact.clear();
     for (const b of all) this.insert(b);
-    for (const c of this.pending) {
-      if (c.op === 'put') this.insert(c.binding);
-      else this.forget(c.aor, c.op === 'delete' ? c.contactUri : undefined);
-    }
+    this.applyToMemory(this.pending);
     this.log.info({ aors: this.byAor.size }, 'bindings read again from the store');
   }
 
@@ -181,6 +183,21 @@ export class LocationService {
   replaceFromRemote(aor: string, bindings: readonly BindingRecord[]): void {
     this.forget(aor);
     for (const b of bindings) this.insert(b);
+  }
+
+  /**
+   * Apply changes another worker committed to the store, as it carried them
+   * (in its commit order), to memory only: nothing is read or written.
+   */
+  applyRemote(changes: readonly BindingChange[]): void {
+    this.applyToMemory(changes);
+  }
+
+  private applyToMemory(changes: readonly BindingChange[]): void {
+    for (const c of changes) {
+      if (c.op === 'put') this.insert(c.binding);
+      else this.forget(c.aor, c.op === 'delete' ? c.contactUri : undefined);
+    }
   }
 
   private write(change: BindingChange): void {
