@@ -145,8 +145,8 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   const stopSummary = startSipSummary(config, transport, transactions, overload, logger);
   const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
   // Workers of one node keep their location services equal through the mesh; on a Redis store every process through Redis.
-  const mesh = redisReplication ? undefined : worker && meshBindingReplication(worker.mesh, logger);
-  const location = new LocationService(store, logger, undefined, redisReplication ?? mesh);
+  const mesh = redisReplication ? undefined : worker && meshBindingReplication(worker.mesh, store, logger);
+  const location = new LocationService(mesh?.store ?? store, logger, undefined, redisReplication ?? mesh);
   redisReplication?.onResync(() => location.resync());
   redisReplication?.onRemoteBindings((aor, bindings) => location.replaceFromRemote(aor, bindings));
   await location.start();
