@@ -1,7 +1,8 @@
 // The cost of handing a SIP message to the worker that owns its Call-ID (docs/ARCHITECTURE.md, "Workers"):
 // two processes joined by the worker mesh (dist/transport/socket-mesh.js, Unix sockets), the sender hands N
 // REGISTER-sized messages with their Source as `sip.in` does; then N sequential requests measure the round trip.
-// Prints messages/s, CPU µs per hand-off on each side, and the round-trip percentiles.
+// Prints messages/s, CPU µs per hand-off on each side, the round-trip percentiles, and the CPU µs of both
+// processes per sequential round trip (two frames, each waking the other process: nothing batches).
 // Needs `npx tsc` first (reads dist/). Usage: node bench/mesh.mjs [N] [root]
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -40,6 +41,7 @@ if (role === 'receiver') {
     }
   });
   mesh.on('echo', (_from, p) => p);
+  mesh.on('cpu', () => process.cpuUsage());
   await mesh.start(10_000);
   process.send({ ready: true });
 } else {
@@ -66,11 +68,17 @@ if (role === 'receiver') {
   // Round trip: sequential requests (a hand-off there and an answer back).
   const rtts = [];
   const R = Math.min(N, 20000);
+  const rc0 = await mesh.request(1, 'cpu', null, 5000);
+  const sc0 = process.cpuUsage();
   for (let i = 0; i < R; i++) {
     const t = process.hrtime.bigint();
     await mesh.request(1, 'echo', { data, source }, 5000);
     rtts.push(Number(process.hrtime.bigint() - t) / 1000);
   }
+  const sc = process.cpuUsage(sc0);
+  const rc = await mesh.request(1, 'cpu', null, 5000);
+  // Each request waits for its answer: every one wakes both processes (no batching), as a binding announcement does at low rates.
+  const roundTripCpuUs = (sc.user + sc.system + rc.user - rc0.user + rc.system - rc0.system) / R;
   rtts.sort((a, b) => a - b);
   const pct = (p) => rtts[Math.min(rtts.length - 1, Math.floor((p / 100) * rtts.length))].toFixed(1);
   console.log(
@@ -82,6 +90,7 @@ if (role === 'receiver') {
       senderCpuUsPerHandOff: +((c.user + c.system) / N).toFixed(2),
       receiverCpuUsPerHandOff: +(recv.cpuUs / N).toFixed(2),
       roundTripUs: { p50: pct(50), p99: pct(99), p999: pct(99.9) },
+      roundTripCpuUs: +roundTripCpuUs.toFixed(2),
     }),
   );
   await mesh.close();
