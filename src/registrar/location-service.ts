@@ -187,10 +187,14 @@ export class LocationService {
 
   /**
    * Apply changes another worker committed to the store, as it carried them
-   * (in its commit order), to memory only: nothing is read or written.
+   * (in its commit order), to memory only: nothing is read or written. This
+   * service's own changes not yet handed to the store are applied again after
+   * them, since they reach the store after them (the same contact changed
+   * through two workers at once ends as the store has it).
    */
   applyRemote(changes: readonly BindingChange[]): void {
     this.applyToMemory(changes);
+    this.applyToMemory(this.pending);
   }
 
   private applyToMemory(changes: readonly BindingChange[]): void {

@@ -77,6 +77,17 @@ describe('binding replication between workers over the mesh (one writer, changes
     expect(w0!.store.listBindings(AOR)).toEqual([]);
   });
 
+  it('a change of the same contact received from another worker while this worker has its own waiting to be committed ends as the store has it', async () => {
+    const [w0, w1] = await startWorkers(2);
+    // Worker 0 (the writer) changes the contact in this turn; worker 1's commit of the same contact is committed first.
+    w0!.location.put(binding('sip:alice@127.0.0.1:5070', 'mine'));
+    w0!.location.applyRemote([{ op: 'put', binding: binding('sip:alice@127.0.0.1:5070', 'theirs') }]);
+    expect(w0!.location.findByContact('sip:alice@127.0.0.1:5070')?.userAgent).toBe('mine');
+    await w0!.location.committed();
+    expect(w0!.store.listBindings(AOR).map((b) => b.userAgent)).toEqual(['mine']);
+    expect(w1!.location.findByContact('sip:alice@127.0.0.1:5070')?.userAgent).toBe('mine');
+  });
+
   it('without the writer a worker commits to the store itself and carries the change to the others', async () => {
     const [w0, w1, w2] = await startWorkers(3);
     await w0!.mesh.close();
