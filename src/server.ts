@@ -602,6 +602,7 @@ function startSipSummary(
       finals: transactions.counters.finals,
       refused503: transactions.counters.refused,
       retransmissions: transactions.counters.retransmissions,
+      completedReleasedEarly: transactions.completedReleasedEarly,
       droppedBeforeParse: transport.counters.droppedBeforeParse,
       // Several workers: messages handed to the Call-ID's owner, and received from the others.
       handedOff: transport.counters.handedOff,
@@ -677,7 +678,7 @@ function createTransport(
 
 /** The transaction layer, fed by the transport through the per-source gate (dropped messages create no state). */
 function createTransactions(config: Config, transport: TransportLayer, security: Security, metrics: ServerMetrics, logger: Logger, observeCall: (msg: SipMessage) => void): TransactionLayer {
-  const transactions = new TransactionLayer(transport, config.sip.timers, logger);
+  const transactions = new TransactionLayer(transport, config.sip.timers, logger, { maxCompleted: config.sip.limits.completed_transactions });
   transport.onMessage = (inbound) => {
     metrics.countSipMessage(inbound.msg, 'in');
     if (!security.gate.admit(inbound)) return;

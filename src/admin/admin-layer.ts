@@ -45,6 +45,7 @@ export function createServerMetrics(config: Pick<Config, 'turn'>, layers: () => 
       };
     },
     sipRefused: () => ({ ...layers().transactions.counters.refused }),
+    completedReleasedEarly: () => layers().transactions.completedReleasedEarly,
     connectionsRefused: () => {
       const l = layers();
       const t = l.turn?.stats();

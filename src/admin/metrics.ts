@@ -38,6 +38,11 @@ export interface MetricsSources {
   /** New requests answered 503 + Retry-After under overload since start, by what was exceeded (transaction/admission.ts). */
   sipRefused?(): Record<string, number>;
   /**
+   * Completed server transactions released before Timer J (H, I) since start because
+   * `sip.limits.completed_transactions` were held (transaction/completed-responses.ts).
+   */
+  completedReleasedEarly?(): number;
+  /**
    * Connections refused since start, by service: `sip` and `turn` (closed on
    * accept, their listener holding `max_connections`), `turn_peer` (RFC 6062
    * Connects answered 508 and peer connections closed at the per-allocation limits).
@@ -152,7 +157,12 @@ export class ServerMetrics implements MetricsExposition {
         },
       });
     };
-    const { sipDrops, sipRefused, connectionsRefused } = sources;
+    const { sipDrops, sipRefused, connectionsRefused, completedReleasedEarly } = sources;
+    if (completedReleasedEarly) {
+      mirrored('rtcedge_sip_completed_released_total', 'Completed SIP server transactions released before Timer J (H, I) because sip.limits.completed_transactions were held', [], () => [
+        { labels: {}, value: completedReleasedEarly() },
+      ]);
+    }
     if (connectionsRefused) {
       mirrored('rtcedge_connections_refused_total', 'Connections refused at a bound, by service: sip, turn (listener full), turn_peer (RFC 6062 per-allocation limits)', ['service'], () =>
         Object.entries(connectionsRefused()).map(([service, value]) => ({ labels: { service }, value })),

@@ -291,6 +291,9 @@ const sipSchema = z.strictObject({
       stream_stall_ms: positiveInt('ms').default(10000),
       // Open connections per TCP/TLS/WS/WSS listener; one more is closed when accepted.
       max_connections: positiveInt('connections').default(10000),
+      // Completed server transactions held for Timer J (non-INVITE) or H/I (INVITE 3xx-6xx), per kind; past it the
+      // oldest is released early (a later retransmission of it is handled as a new request).
+      completed_transactions: positiveInt('transactions').default(150000),
     })
     .prefault({}),
   // Admission control: past these bounds new requests get 503 + Retry-After (RFC 3261 §21.5.4).

@@ -14,6 +14,10 @@
  * No per-entry object, closure or timer; one timer serves the oldest entry.
  * The garbage collector has almost nothing to trace here, and the V8 heap
  * does not have to grow with the response bytes.
+ *
+ * Bounded: past `maxEntries` the oldest entry is released before its Timer J
+ * ({@link releasedEarly} counts them); a retransmission arriving after that is
+ * then handled as a new request.
  */
 import type { Destination } from '../transport/types.js';
 
@@ -81,8 +85,19 @@ export class CompletedResponses {
   private timer: NodeJS.Timeout | undefined;
   private armedForMs = Infinity;
 
-  /** @param resolutionMs entries due within this many ms of each other expire together (default 20). */
-  constructor(private readonly resolutionMs = 20) {
+  /** Entries released before their due time because the table held `maxEntries` (since construction). */
+  releasedEarly = 0;
+
+  /**
+   * @param resolutionMs entries due within this many ms of each other expire together (default 20).
+   * @param maxEntries most entries held; adding one more releases the oldest early (default: no bound).
+   * @throws RangeError when `maxEntries` is not a positive integer (or Infinity).
+   */
+  constructor(
+    private readonly resolutionMs = 20,
+    private readonly maxEntries = Infinity,
+  ) {
+    if (!(maxEntries === Infinity || (Number.isInteger(maxEntries) && maxEntries >= 1))) throw new RangeError('maxEntries must be a positive integer');
     this.resize(MIN_RING);
   }
 
@@ -112,6 +127,11 @@ export class CompletedResponses {
    * added again replaces the earlier entry.
    */
   add(key: string, wire: Buffer, dest: Destination, dueMs: number): void {
+    if (this.count >= this.maxEntries) {
+      this.releaseOldest();
+      this.releasedEarly++;
+      this.dropExpiredChunks();
+    }
     if (this.count > this.mask) this.resize(2 * (this.mask + 1));
     const { chunk, offset } = this.store(wire);
     const seq = this.headSeq + this.count;
@@ -144,25 +164,12 @@ export class CompletedResponses {
 
   /** Drop every entry due by `nowMs` (the timer calls this; tests may too). */
   expire(nowMs: number = performance.now()): void {
-    while (this.count > 0) {
-      const i = this.headSeq & this.mask;
-      if (this.dues[i]! > nowMs) break;
-      const key = this.keys[i]!;
-      if (this.index.get(key) === this.headSeq) this.index.delete(key);
-      this.keys[i] = '';
-      this.addresses[i] = '';
-      this.headSeq++;
-      this.count--;
-    }
+    while (this.count > 0 && this.dues[this.headSeq & this.mask]! <= nowMs) this.releaseOldest();
     if (this.count === 0) {
       this.dropChunks();
       if (this.mask + 1 > MIN_RING) this.resize(MIN_RING);
     } else {
-      const oldestChunk = this.chunkOf[this.headSeq & this.mask]!;
-      while (((oldestChunk - this.firstChunk) >>> 0) > 0) {
-        this.chunks.shift();
-        this.firstChunk = (this.firstChunk + 1) >>> 0;
-      }
+      this.dropExpiredChunks();
       if (this.count * 4 < this.mask + 1 && this.mask + 1 > MIN_RING) this.resize((this.mask + 1) / 2);
     }
     this.armedForMs = Infinity;
@@ -179,6 +186,27 @@ export class CompletedResponses {
     this.count = 0;
     this.dropChunks();
     this.resize(MIN_RING);
+  }
+
+  /** Forget the oldest entry (there is one). */
+  private releaseOldest(): void {
+    const i = this.headSeq & this.mask;
+    const key = this.keys[i]!;
+    if (this.index.get(key) === this.headSeq) this.index.delete(key);
+    this.keys[i] = '';
+    this.addresses[i] = '';
+    this.headSeq++;
+    this.count--;
+  }
+
+  /** Drop the chunks older than the oldest entry's (all of them when there is none). */
+  private dropExpiredChunks(): void {
+    if (this.count === 0) return this.dropChunks();
+    const oldestChunk = this.chunkOf[this.headSeq & this.mask]!;
+    while (((oldestChunk - this.firstChunk) >>> 0) > 0) {
+      this.chunks.shift();
+      this.firstChunk = (this.firstChunk + 1) >>> 0;
+    }
   }
 
   private dropChunks(): void {

@@ -39,6 +39,15 @@ export interface TransactionCounters {
   refused: Record<RefusalReason, number>;
 }
 
+/** Options of {@link TransactionLayer}. */
+export interface TransactionLayerOptions {
+  /**
+   * Most completed server transactions held for their last timer (Timer J for non-INVITE, H or I for INVITE
+   * 3xx–6xx), per kind; past it the oldest is released early (default: no bound). README: `sip.limits.completed_transactions`.
+   */
+  maxCompleted?: number;
+}
+
 /** What the transaction user (proxy core, registrar) is told by the transaction layer. */
 export interface TransactionUser {
   /** A new request other than ACK, with the server transaction that will carry its responses. */
@@ -71,9 +80,12 @@ export interface TransactionUser {
 export class TransactionLayer {
   private readonly server = new Map<string, ServerTransaction>();
   private readonly client = new Map<string, ClientTransaction>();
-  private readonly completed = new CompletedResponses();
-  /** INVITE server transactions in Completed or Confirmed, as key, response bytes and destination only. */
+  private readonly completed: CompletedResponses;
+  /** INVITE server transactions in Completed or Confirmed, as key, response bytes and destination only; oldest first. */
   private readonly completedInvites = new Map<string, CompletedInvite>();
+  private readonly maxCompleted: number;
+  /** INVITE server transactions released from Completed/Confirmed before Timer H or I because of the bound. */
+  private invitesReleasedEarly = 0;
   private readonly log: Logger;
   /** Server transactions awaiting their final response. */
   private pending = 0;
@@ -89,12 +101,24 @@ export class TransactionLayer {
     refused: { transactions: 0, pending: 0, rate: 0, lag: 0, share: 0 },
   };
 
+  /** @throws RangeError when `opts.maxCompleted` is not a positive integer. */
   constructor(
     private readonly sender: MessageSender,
     private readonly timers: TimerConfig,
     logger: Logger,
+    opts: TransactionLayerOptions = {},
   ) {
     this.log = logger.child({ component: 'transaction' });
+    this.maxCompleted = opts.maxCompleted ?? Infinity;
+    this.completed = new CompletedResponses(undefined, this.maxCompleted);
+  }
+
+  /**
+   * Completed server transactions released before their timer (J, H or I) ran out because
+   * `maxCompleted` were held, since start; a retransmission of one is handled as a new request.
+   */
+  get completedReleasedEarly(): number {
+    return this.completed.releasedEarly + this.invitesReleasedEarly;
   }
 
   /**
@@ -248,6 +272,10 @@ export class TransactionLayer {
     const key = detachString(st.key);
     const d: Destination = { transport: dest.transport, address: detachString(dest.address), port: dest.port, flowId: dest.flowId };
     const ci = new CompletedInvite(key, copyBytes(wire, 0, wire.length), d, isStream(st.source.transport), this.timers, this.resend, this.forgetInvite);
+    if (this.completedInvites.size >= this.maxCompleted && !this.completedInvites.has(key)) {
+      this.invitesReleasedEarly++;
+      this.completedInvites.values().next().value?.terminate();
+    }
     this.completedInvites.set(key, ci);
   };
 

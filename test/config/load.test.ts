@@ -55,6 +55,7 @@ describe('defaults', () => {
           stream_close_bytes: 4194304,
           stream_stall_ms: 10000,
           max_connections: 10000,
+          completed_transactions: 150000,
         },
         overload: {
           lag_ms: 200,

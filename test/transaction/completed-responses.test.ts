@@ -111,6 +111,28 @@ describe('CompletedResponses', () => {
       c.clear();
     }
   });
+
+  it('holds at most maxEntries: each entry past them releases the oldest early, counted, and its chunk goes once empty', () => {
+    const c = new CompletedResponses(20, 1000);
+    try {
+      // 400-byte responses: 655 to a 256 KiB chunk, so 3000 entries fill 5 chunks.
+      for (let i = 0; i < 3000; i++) c.add(`k${i}`, wire(i), dest(i % 65536), 1_000_000 + i);
+      expect(c.size).toBe(1000);
+      expect(c.releasedEarly).toBe(2000);
+      expect(c.get('k1999')).toBeUndefined();
+      expect(c.get('k2000')!.wire.equals(wire(2000))).toBe(true);
+      expect(c.get('k2999')!.dest).toEqual(dest(2999));
+      // Only the chunks holding entries 2000..2999 are left.
+      expect(c.chunkBytes).toBeLessThanOrEqual(3 * 256 * 1024);
+      // Timer J still runs for the rest; nothing more counted as early.
+      c.expire(1_000_000 + 2999);
+      expect(c.size).toBe(0);
+      expect(c.releasedEarly).toBe(2000);
+    } finally {
+      c.clear();
+    }
+    expect(() => new CompletedResponses(20, 0)).toThrow(RangeError);
+  });
 });
 
 describe('a retransmitted request over UDP after the final response', () => {

@@ -92,8 +92,9 @@ export class Harness {
   /**
    * @param opts.wire give the layer `sendWire` as the transport layer does: completed transactions are then
    *   kept as their response bytes only (CompletedResponses, CompletedInvite); without it they keep their objects.
+   * @param opts.maxCompleted the layer's bound on completed transactions held (default none).
    */
-  constructor(opts: { wire?: boolean } = {}) {
+  constructor(opts: { wire?: boolean; maxCompleted?: number } = {}) {
     const record = (bytes: Buffer, dest: Destination) => {
       this.sent.push({ bytes: Buffer.from(bytes), dest, atMs: Date.now() - this.t0 });
       return dest.flowId;
@@ -105,6 +106,7 @@ export class Harness {
       },
       { t1: T1, t2: T2, t4: T4 },
       silentLogger,
+      { maxCompleted: opts.maxCompleted },
     );
     const tu: TransactionUser = {
       onRequest: (req, st) => this.requests.push({ req, st }),

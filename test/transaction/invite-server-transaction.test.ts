@@ -125,3 +125,26 @@ describe.each([
     expect(h.layer.size().server).toBe(0);
   });
 });
+
+describe('INVITE server transactions completed with 3xx–6xx, bounded', () => {
+  test('past the bound the oldest is released before Timer H, counted; its retransmitted INVITE is a new transaction', async () => {
+    const h = new Harness({ wire: true, maxCompleted: 2 });
+    const invite = (i: number) => parseRequest(requestText('INVITE', `z9hG4bKbound${i}`));
+    for (let i = 0; i < 3; i++) {
+      h.receive(invite(i));
+      const { req, st } = h.requests[i]!;
+      st.respond(createResponse(req, 486, { toTag: `s${i}` }));
+    }
+    const [first, , third] = h.requests.map((r) => r.st);
+    expect(h.state(first!)).toBe('terminated');
+    expect(h.state(third!)).toBe('completed');
+    expect(h.layer.completedReleasedEarly).toBe(1);
+    expect(h.layer.size().completed).toBe(2);
+    h.receive(invite(2));
+    await advance(0);
+    expect(h.requests).toHaveLength(3);
+    expect(h.sendTimes('SIP/2.0 486')).toHaveLength(4);
+    h.receive(invite(0));
+    expect(h.requests).toHaveLength(4);
+  });
+});
