@@ -42,6 +42,7 @@ import type { Registry } from 'prom-client';
 import { createServerMetrics, startAdmin } from './admin/admin-layer.js';
 import { startEventLoopLoad, stopEventLoopLoad } from './transport/event-loop-load.js';
 import { collectWhenIdle } from './transport/idle-collector.js';
+import { tuneHeap } from './transport/heap-tuning.js';
 import { Admission } from './transaction/admission.js';
 import { streamCounters, takeMaxQueuedBytes } from './transport/backpressure.js';
 import { startSummaryLog } from './log.js';
@@ -549,11 +550,13 @@ async function shareAbuse(config: Config, store: SqliteStore | RedisStore, secur
 /**
  * Overload control (`sip.overload`): the process's event-loop monitor,
  * admission control for new SIP transactions (503 + Retry-After past
- * capacity), and one full collection when a load ends (sooner once
- * `settled()`: no completed transaction held). `stop()` ends all three.
+ * capacity), one full collection when a load ends (sooner once
+ * `settled()`: no completed transaction held), and the V8 heap's growth
+ * (`memory.*`, transport/heap-tuning.ts). `stop()` ends them.
  */
 function startOverloadControl(config: Config, settled: () => boolean) {
   const ov = config.sip.overload;
+  const stopHeapTuning = tuneHeap({ heapGrowingPercent: config.memory.heap_growing_percent, youngGenerationMB: config.memory.young_generation_mb });
   const load = startEventLoopLoad(ov.lag_ms);
   // After 2 s of quiet once no completed transaction is held any more (`settled`), else after quiet for
   // longer than Timer J (a trickle of requests keeps a few held): the load's transactions are gone by then.
@@ -575,6 +578,7 @@ function startOverloadControl(config: Config, settled: () => boolean) {
     admission,
     stop() {
       stopIdleCollector();
+      stopHeapTuning();
       admission.close();
       stopEventLoopLoad();
     },

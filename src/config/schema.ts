@@ -508,6 +508,15 @@ export const configSchema = z.strictObject({
       max_buffer_bytes: positiveInt('bytes').default(4194304),
     })
     .prefault({}),
+  // V8's heap, set by each server process on itself (transport/heap-tuning.ts): how far the old space grows past the live
+  // data before a full collection (percent; 0: V8's own, up to 300), and the young generation's cap (MB per
+  // semi-space, 1-16; 0: V8's own, 16).
+  memory: z
+    .strictObject({
+      heap_growing_percent: int(0, 300, 'a whole number (percent)').default(30),
+      young_generation_mb: int(0, 16, 'a whole number (MB)').default(4),
+    })
+    .prefault({}),
   sip: sipSchema.prefault({}),
   turn: turnSchema.prefault({}),
   directory: directorySchema.prefault({}),

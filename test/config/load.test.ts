@@ -37,6 +37,7 @@ describe('defaults', () => {
       data_dir: resolve(process.cwd(), 'rtcedge-data'),
       domains: ['example.test'],
       log: { level: 'info', summary_interval: 60, max_buffer_bytes: 4194304 },
+      memory: { heap_growing_percent: 30, young_generation_mb: 4 },
       sip: {
         listen: [
           { transport: 'udp', host: '0.0.0.0', port: 5060 },
