@@ -7,10 +7,16 @@
  * added: a first-in first-out log. The final responses' bytes go one after
  * another into 256 KiB chunks outside the JS heap (a chunk is dropped once its
  * last entry expired; see {@link pageBuffer} for why the chunks are mapped
- * pages and not malloc'd); the entries' numbers (due time, port, where the
- * bytes are) sit in a ring of typed arrays, also mapped pages, which doubles
- * when full and halves when three quarters empty. Per entry the JS heap holds
- * only the key string, a Map slot and two ring slots (key, interned address).
+ * pages and not malloc'd), each preceded by its transaction key's bytes; the
+ * entries' numbers (due time, port, where the bytes are, the key's hash) sit
+ * in a ring of typed arrays, also mapped pages, which doubles when full and
+ * halves when three quarters empty. Per entry the JS heap holds only a Map
+ * slot (the key's 30-bit hash → the entry) and a ring slot (the interned
+ * address): no string per entry, so nothing per transaction is promoted to
+ * the old space to die there 32 s later. A lookup whose hash matches compares
+ * the key bytes; keys whose hash is taken by another live key go to a second
+ * Map keyed by the key string (rare: ~2 pairs among 100,000 keys; or chosen
+ * by a peer, which costs it nothing but a Map slot each).
  * No per-entry object, closure or timer; one timer serves the oldest entry.
  * The garbage collector has almost nothing to trace here, and the V8 heap
  * does not have to grow with the response bytes.
@@ -20,6 +26,7 @@
  * then handled as a new request.
  */
 import type { Destination } from '../transport/types.js';
+import { fnv1a } from '../sip/fnv.js';
 
 const CHUNK_BYTES = 256 * 1024;
 /** Most distinct destination addresses interned (beyond it, strings are kept per entry). */
@@ -60,20 +67,29 @@ export interface CompletedEntry {
   dest: Destination;
 }
 
+/** Hash of a transaction key in the index: FNV-1a, 30 bits (a small integer for V8, so no number object per key). */
+export function completedKeyHash(key: string): number {
+  return fnv1a(key) & 0x3fff_ffff;
+}
+
 export class CompletedResponses {
-  /** key → absolute sequence number of its entry. */
-  private readonly index = new Map<string, number>();
+  /** completedKeyHash(key) → absolute sequence number of its entry. */
+  private readonly index = new Map<number, number>();
+  /** key → sequence number, for entries whose hash another live entry holds in `index`. */
+  private readonly collided = new Map<string, number>();
   /** Sequence number of the oldest entry; entries are [headSeq, headSeq + count), entry `seq` in ring slot `seq & mask`. */
   private headSeq = 0;
   private count = 0;
   private mask = MIN_RING - 1;
-  private keys: string[] = [];
   private addresses: string[] = [];
+  private hashes = new Uint32Array(0);
+  /** Bytes of the key (UTF-8) stored in the chunk before the response. */
+  private keyLengths = new Uint32Array(0);
   private transports = new Uint8Array(0);
   private ports = new Uint16Array(0);
   /** Due time, `performance.now()` ms. */
   private dues = new Float64Array(0);
-  /** Chunk sequence number (mod 2^32), byte offset and length of each entry's response. */
+  /** Chunk sequence number (mod 2^32), byte offset (of the key) and length of each entry's response. */
   private chunkOf = new Uint32Array(0);
   private offsets = new Uint32Array(0);
   private lengths = new Uint32Array(0);
@@ -118,13 +134,31 @@ export class CompletedResponses {
 
   /** True when `key` is held. */
   has(key: string): boolean {
-    return this.index.has(key);
+    return this.find(key) !== undefined;
+  }
+
+  /** Sequence number of the entry held for `key`, or undefined. */
+  private find(key: string): number | undefined {
+    const seq = this.index.get(completedKeyHash(key));
+    if (seq !== undefined && this.keyOf(seq) === key) return seq;
+    return this.collided.size > 0 ? this.collided.get(key) : undefined;
+  }
+
+  /** The key of live entry `seq`, read back from its chunk. */
+  private keyOf(seq: number): string {
+    const i = seq & this.mask;
+    const off = this.offsets[i]!;
+    return this.chunkAt(i).toString('utf8', off, off + this.keyLengths[i]!);
+  }
+
+  private chunkAt(i: number): Buffer {
+    return this.chunks[(this.chunkOf[i]! - this.firstChunk) >>> 0]!;
   }
 
   /**
-   * Hold `wire` for `key` until `dueMs` (`performance.now()` ms). `key` and
-   * `dest.address` should not pin larger strings (see sip/detach.ts). A key
-   * added again replaces the earlier entry.
+   * Hold `wire` for `key` until `dueMs` (`performance.now()` ms). The key is
+   * kept as bytes (not the string); `dest.address` should not pin a larger
+   * string (see sip/detach.ts). A key added again replaces the earlier entry.
    */
   add(key: string, wire: Buffer, dest: Destination, dueMs: number): void {
     if (this.count >= this.maxEntries) {
@@ -133,11 +167,21 @@ export class CompletedResponses {
       this.dropExpiredChunks();
     }
     if (this.count > this.mask) this.resize(2 * (this.mask + 1));
-    const { chunk, offset } = this.store(wire);
+    const keyBytes = Buffer.byteLength(key, 'utf8');
+    const { chunk, offset } = this.store(key, keyBytes, wire);
     const seq = this.headSeq + this.count;
     const i = seq & this.mask;
+    const hash = completedKeyHash(key);
+    const holder = this.index.get(hash);
+    // Another live key with the same hash keeps its entry through the second map.
+    if (holder !== undefined && holder >= this.headSeq) {
+      const holderKey = this.keyOf(holder);
+      if (holderKey !== key) this.collided.set(holderKey, holder);
+      else if (this.collided.size > 0) this.collided.delete(key);
+    }
     this.count++;
-    this.keys[i] = key;
+    this.hashes[i] = hash;
+    this.keyLengths[i] = keyBytes;
     this.addresses[i] = this.intern(dest.address);
     this.transports[i] = Math.max(0, TRANSPORTS.indexOf(dest.transport));
     this.ports[i] = dest.port;
@@ -145,17 +189,17 @@ export class CompletedResponses {
     this.chunkOf[i] = chunk;
     this.offsets[i] = offset;
     this.lengths[i] = wire.length;
-    this.index.set(key, seq);
+    this.index.set(hash, seq);
     if (this.count === 1 || dueMs < this.armedForMs) this.arm(dueMs);
   }
 
   /** The response and destination held for `key` (the bytes are a view: send them, do not keep them), or undefined. */
   get(key: string): CompletedEntry | undefined {
-    const seq = this.index.get(key);
+    const seq = this.find(key);
     if (seq === undefined) return undefined;
     const i = seq & this.mask;
-    const c = this.chunks[(this.chunkOf[i]! - this.firstChunk) >>> 0]!;
-    const off = this.offsets[i]!;
+    const c = this.chunkAt(i);
+    const off = this.offsets[i]! + this.keyLengths[i]!;
     return {
       wire: c.subarray(off, off + this.lengths[i]!),
       dest: { transport: TRANSPORTS[this.transports[i]!]!, address: this.addresses[i]!, port: this.ports[i]! },
@@ -182,6 +226,7 @@ export class CompletedResponses {
     this.timer = undefined;
     this.armedForMs = Infinity;
     this.index.clear();
+    this.collided.clear();
     this.headSeq += this.count;
     this.count = 0;
     this.dropChunks();
@@ -191,9 +236,12 @@ export class CompletedResponses {
   /** Forget the oldest entry (there is one). */
   private releaseOldest(): void {
     const i = this.headSeq & this.mask;
-    const key = this.keys[i]!;
-    if (this.index.get(key) === this.headSeq) this.index.delete(key);
-    this.keys[i] = '';
+    const hash = this.hashes[i]!;
+    if (this.index.get(hash) === this.headSeq) this.index.delete(hash);
+    else if (this.collided.size > 0) {
+      const key = this.keyOf(this.headSeq);
+      if (this.collided.get(key) === this.headSeq) this.collided.delete(key);
+    }
     this.addresses[i] = '';
     this.headSeq++;
     this.count--;
@@ -215,23 +263,30 @@ export class CompletedResponses {
     this.writeOffset = CHUNK_BYTES;
   }
 
-  /** Store `wire` in the current chunk (or a new one); returns the chunk's sequence number (mod 2^32) and the offset. */
-  private store(wire: Buffer): { chunk: number; offset: number } {
-    if (wire.length > CHUNK_BYTES / 4) {
-      // A large response gets a chunk of its own; the next response opens a new chunk after it.
-      const own = pageBuffer(wire.length);
-      wire.copy(own);
+  /**
+   * Store `key` (`keyBytes` bytes of UTF-8) then `wire` in the current chunk (or a new one); returns the chunk's
+   * sequence number (mod 2^32) and the offset of the key.
+   */
+  private store(key: string, keyBytes: number, wire: Buffer): { chunk: number; offset: number } {
+    const bytes = keyBytes + wire.length;
+    if (bytes > CHUNK_BYTES / 4) {
+      // A large entry gets a chunk of its own; the next one opens a new chunk after it.
+      const own = pageBuffer(bytes);
+      own.write(key, 0, 'utf8');
+      wire.copy(own, keyBytes);
       this.chunks.push(own);
       this.writeOffset = CHUNK_BYTES;
       return { chunk: (this.firstChunk + this.chunks.length - 1) >>> 0, offset: 0 };
     }
-    if (this.writeOffset + wire.length > CHUNK_BYTES) {
+    if (this.writeOffset + bytes > CHUNK_BYTES) {
       this.chunks.push(pageBuffer(CHUNK_BYTES));
       this.writeOffset = 0;
     }
     const offset = this.writeOffset;
-    wire.copy(this.chunks[this.chunks.length - 1]!, offset);
-    this.writeOffset += wire.length;
+    const c = this.chunks[this.chunks.length - 1]!;
+    c.write(key, offset, 'utf8');
+    wire.copy(c, offset + keyBytes);
+    this.writeOffset += bytes;
     return { chunk: (this.firstChunk + this.chunks.length - 1) >>> 0, offset };
   }
 
@@ -245,8 +300,9 @@ export class CompletedResponses {
 
   /** Move the live entries into a ring of `entries` slots (a power of two, at least `count`). */
   private resize(entries: number): void {
-    const keys = new Array<string>(entries).fill('');
     const addresses = new Array<string>(entries).fill('');
+    const hashes = new Uint32Array(pageMemory(entries * 4));
+    const keyLengths = new Uint32Array(pageMemory(entries * 4));
     const transports = new Uint8Array(pageMemory(entries));
     const ports = new Uint16Array(pageMemory(entries * 2));
     const dues = new Float64Array(pageMemory(entries * 8));
@@ -257,8 +313,9 @@ export class CompletedResponses {
     for (let n = 0; n < this.count; n++) {
       const from = (this.headSeq + n) & this.mask;
       const to = (this.headSeq + n) & mask;
-      keys[to] = this.keys[from]!;
       addresses[to] = this.addresses[from]!;
+      hashes[to] = this.hashes[from]!;
+      keyLengths[to] = this.keyLengths[from]!;
       transports[to] = this.transports[from]!;
       ports[to] = this.ports[from]!;
       dues[to] = this.dues[from]!;
@@ -266,8 +323,9 @@ export class CompletedResponses {
       offsets[to] = this.offsets[from]!;
       lengths[to] = this.lengths[from]!;
     }
-    this.keys = keys;
     this.addresses = addresses;
+    this.hashes = hashes;
+    this.keyLengths = keyLengths;
     this.transports = transports;
     this.ports = ports;
     this.dues = dues;

@@ -262,7 +262,7 @@ export class TransactionLayer {
     if (this.server.get(st.key) !== st) return;
     this.server.delete(st.key);
     const d: Destination = { transport: dest.transport, address: detachString(dest.address), port: dest.port };
-    this.completed.add(detachString(st.key), wire, d, performance.now() + 64 * this.timers.t1);
+    this.completed.add(st.key, wire, d, performance.now() + 64 * this.timers.t1);
   };
 
   /** An INVITE transaction sent a 3xx–6xx: keep only what Timers G, H and I need (see CompletedInvite). */

@@ -5,7 +5,7 @@
  * are handled.
  */
 import { describe, expect, it } from 'vitest';
-import { CompletedResponses } from '../../src/transaction/completed-responses.js';
+import { CompletedResponses, completedKeyHash } from '../../src/transaction/completed-responses.js';
 
 const dest = (port: number) => ({ transport: 'udp' as const, address: '127.0.0.1', port });
 const wire = (i: number, size = 400) => Buffer.from(`SIP/2.0 200 OK\r\nCSeq: ${i} REGISTER\r\n`.padEnd(size, 'x'));
@@ -181,6 +181,44 @@ describe('a retransmitted request over UDP after the final response', () => {
       sock.close();
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('CompletedResponses keys whose hashes collide', () => {
+  it('keeps both entries apart, answers each with its own response, and forgets each at its own time', () => {
+    // Two keys with the same 30-bit hash (found by search: ~40,000 keys give a pair).
+    const seen = new Map<number, string>();
+    let pair: [string, string] | undefined;
+    for (let n = 0; !pair; n++) {
+      const k = `z9hG4bK${n}|127.0.0.1:5060|REGISTER`;
+      const other = seen.get(completedKeyHash(k));
+      if (other !== undefined) pair = [other, k];
+      else seen.set(completedKeyHash(k), k);
+    }
+    const [a, b] = pair;
+    const c = new CompletedResponses();
+    try {
+      c.add(a, wire(1), dest(1), 10);
+      c.add('x', wire(2), dest(2), 15);
+      c.add(b, wire(3), dest(3), 20);
+      expect(c.get(a)!.wire.equals(wire(1))).toBe(true);
+      expect(c.get(b)!.wire.equals(wire(3))).toBe(true);
+      expect(c.get(`${a}!`)).toBeUndefined();
+      c.expire(10);
+      expect(c.get(a)).toBeUndefined();
+      expect(c.get(b)!.dest).toEqual(dest(3));
+      // The newer one expires first in this order: the older one is still found.
+      c.add(a, wire(4), dest(4), 30);
+      c.expire(20);
+      expect(c.get(b)).toBeUndefined();
+      expect(c.get(a)!.wire.equals(wire(4))).toBe(true);
+      expect(c.has(a)).toBe(true);
+      c.expire(30);
+      expect(c.size).toBe(0);
+      expect(c.has(a)).toBe(false);
+    } finally {
+      c.clear();
     }
   });
 });
