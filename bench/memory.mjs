@@ -272,7 +272,7 @@ async function loadRun(dir, users, rate, seconds, afterS, log) {
         ['idle', idleRss, idleSmaps, idleLine],
         ['end of load', rssDuring.at(-1), endSmaps, endLine],
         [`${afterS} s after`, rssAfter, afterSmaps, after.at(-1)],
-      ].map(([when, rss, sm, l]) => ({ when, rss, ...sm, heapUsed: l?.heapMB, heapTotal: l?.heapTotalMB, external: l?.externalMB, held: l?.heldResponsesMB })),
+      ].map(([when, rss, sm, l]) => ({ when, rss, ...sm, heapUsed: l?.heapMB, heapTotal: l?.heapTotalMB, external: l?.externalMB, arrayBuffers: l?.arrayBuffersMB, held: l?.heldResponsesMB })),
     };
     log(JSON.stringify(r));
     return r;
@@ -324,13 +324,14 @@ export function loadTable(rows) {
     '',
     'Where the RSS is (MB): mapped files (node\'s code, shared with other node processes), the brk heap (glibc\'s main',
     'malloc arena), other anonymous memory (V8 heap, mapped buffers, stacks, other arenas); V8 heapUsed / heapTotal',
-    'and external (Buffers and mapped ArrayBuffers), and the final responses held for Timer J (mapped pages, counted in',
+    'and external (Buffers and mapped ArrayBuffers; "of which Buffers": process.memoryUsage().arrayBuffers, without the',
+    'mapped ones), and the final responses held for Timer J (mapped pages, counted in',
     '"other anonymous" and in external), from the summary line nearest in time.',
     '',
-    '| REGISTER/s | when | RSS | files | brk heap | other anonymous | V8 heapUsed | V8 heapTotal | external | responses held |',
-    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| REGISTER/s | when | RSS | files | brk heap | other anonymous | V8 heapUsed | V8 heapTotal | external | of which Buffers | responses held |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows.flatMap((r) =>
-      (r.where ?? []).map((w) => `| ${r.rate} | ${w.when} | ${f(w.rss)} | ${f(w.file)} | ${f(w.brk)} | ${f(w.anon)} | ${f(w.heapUsed)} | ${f(w.heapTotal)} | ${f(w.external)} | ${f(w.held)} |`),
+      (r.where ?? []).map((w) => `| ${r.rate} | ${w.when} | ${f(w.rss)} | ${f(w.file)} | ${f(w.brk)} | ${f(w.anon)} | ${f(w.heapUsed)} | ${f(w.heapTotal)} | ${f(w.external)} | ${f(w.arrayBuffers)} | ${f(w.held)} |`),
     ),
     ...(rows.some((r) => r.gcTrace) ? ['', 'Collections during the load (node --trace-gc):', '', ...rows.map((r) => `- ${r.rate}/s: ${r.gcTrace}; V8 heap allocated per server transaction ${f(r.allocKBPerTransaction, 1)} KB`)] : []),
   ].join('\n');

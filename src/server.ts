@@ -641,6 +641,8 @@ function startSipSummary(
         heapMB: Math.round(mem.heapUsed / 1048576),
         heapTotalMB: Math.round(mem.heapTotal / 1048576),
         externalMB: Math.round(mem.external / 1048576),
+        // Of external: Buffers and plain ArrayBuffers (datagrams received, responses serialized, until collected).
+        arrayBuffersMB: Math.round(mem.arrayBuffers / 1048576),
         heldResponsesMB: Math.round(transactions.heldResponseBytes() / 1048576),
       };
     },
