@@ -11,6 +11,8 @@
  * error (message names the file and the key).
  * `check` exits 0-3 as a monitoring plugin.
  */
+// First: holds V8's young generation small while the modules below load (see the module).
+import './hold-young-generation.js';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';

@@ -19,7 +19,9 @@
  *   `--semi-space-growth-factor` (read at every growth): 2 (V8's default)
  *   while the semi-space is under the cap, 1 (no growth) once it reached it.
  *   The young generation doubles, so the cap is reached at the first power of
- *   two at or above it.
+ *   two at or above it. `rtcedge serve` holds it at 1 MB from its first line
+ *   (cli/hold-young-generation.ts), so that start-up does not grow it past
+ *   the cap before this runs.
  *
  * Both trade CPU (more full collections, more scavenges) for memory; the
  * figures are in bench/RESULTS.md.
@@ -53,7 +55,11 @@ export function tuneHeap(t: HeapTuning): () => void {
     if (!Number.isInteger(v) || v < 0) throw new RangeError(`${k} must be a whole number >= 0`);
   }
   if (t.heapGrowingPercent > 0) v8.setFlagsFromString(`--heap-growing-percent=${t.heapGrowingPercent}`);
-  if (t.youngGenerationMB <= 0) return () => {};
+  if (t.youngGenerationMB <= 0) {
+    // V8's own growth (cli/hold-young-generation.ts may have held it during start-up).
+    v8.setFlagsFromString('--semi-space-growth-factor=2');
+    return () => {};
+  }
   const capBytes = t.youngGenerationMB * MB;
   let factor = 0;
   const steer = (): void => {
