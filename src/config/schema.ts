@@ -508,7 +508,7 @@ export const configSchema = z.strictObject({
       max_buffer_bytes: positiveInt('bytes').default(4194304),
     })
     .prefault({}),
-  // V8's heap, set by each server process on itself (transport/heap-tuning.ts): how far the old space grows past the live
+  // V8's heap, set by the process serving SIP on itself (transport/heap-tuning.ts): how far the old space grows past the live
   // data before a full collection (percent; 0: V8's own, up to 300), and the young generation's cap (MB per
   // semi-space, 1-16; 0: V8's own, 16).
   memory: z
