@@ -18,8 +18,16 @@ const PORT = 27074;
 let child: ChildProcess | undefined;
 let dir: string | undefined;
 
-afterAll(() => {
-  if (child?.pid && child.exitCode === null) process.kill(child.pid, 'SIGTERM');
+afterAll(async () => {
+  const c = child;
+  if (c?.pid && c.exitCode === null && c.signalCode === null) {
+    // SIGTERM, then SIGKILL if the server has not exited within 5 s: no server outlives the test.
+    const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+    process.kill(c.pid, 'SIGTERM');
+    const timer = setTimeout(() => c.exitCode === null && c.signalCode === null && process.kill(c.pid!, 'SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
