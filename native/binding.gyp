@@ -4,7 +4,8 @@
       "target_name": "rtcedge_turn",
       "sources": [
         "src/data_plane.cc",
-        "src/stun_fast.cc"
+        "src/stun_fast.cc",
+        "src/udp_send.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

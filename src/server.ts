@@ -676,6 +676,7 @@ function createTransport(
     },
     dropBeforeParse: () => admission.dropBeforeParse(),
     maxConnectionsPerListener: config.sip.limits.max_connections,
+    udpSend: config.sip.udp_send,
     logger,
     onTlsHandshake: (ok) => metrics.countTlsHandshake(ok),
     onSend: (msg) => metrics.countSipMessage(msg, 'out'),

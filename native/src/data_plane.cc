@@ -30,6 +30,7 @@
 #include <napi.h>
 
 #include "stun_fast.h"
+#include "udp_send.h"
 
 namespace rtcedge {
 namespace {
@@ -806,6 +807,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("DataPlane", DataPlane::Init(env));
+  InitUdpSend(env, exports);
   return exports;
 }
 

@@ -274,6 +274,11 @@ const sipSchema = z.strictObject({
     { transport: 'tls', host: '::', port: 5061 },
   ]),
   advertised_host: hostString.optional(),
+  /**
+   * How SIP leaves UDP listeners: `native` (the datagrams of one event-loop turn in one sendmmsg per socket,
+   * native/src/udp_send.cc), `dgram` (node:dgram, one send each); unset = native when the addon loads.
+   */
+  udp_send: z.enum(['native', 'dgram'], { error: 'expected native or dgram' }).optional(),
   /** SIP worker processes serving the listeners: `auto` (one per core, os.availableParallelism()) or 1..64. */
   workers: z
     .union([z.literal('auto'), int(1, 64, "'auto' or a whole number")], { error: "expected 'auto' or a whole number 1-64" })

@@ -21,6 +21,7 @@ import { WsFlow } from './ws-flow.js';
 import type { StreamBounds } from './backpressure.js';
 import { isStunDatagram, stunKeepaliveResponse } from './stun-keepalive.js';
 import { literalFirstLookup } from './udp-lookup.js';
+import { chooseUdpSend, udpDescriptorOf, UdpSendBatch, type UdpSendAddon } from './udp-send-batch.js';
 import { callIdOwnerOf } from './call-id-owner.js';
 import type { WorkerMesh } from './worker-mesh.js';
 import { RemoteFlows, meshSource, type FlowAnnouncement } from './remote-flows.js';
@@ -76,6 +77,13 @@ export interface TransportOptions {
    * in `counters.connectionsRefused`. Default {@link DEFAULT_MAX_CONNECTIONS}.
    */
   maxConnectionsPerListener?: number;
+  /**
+   * How UDP datagrams leave (`sip.udp_send`): 'native' batches the datagrams
+   * of one event-loop turn per socket into one sendmmsg (udp-send-batch.ts;
+   * start-up fails without the addon), 'dgram' sends each with node:dgram;
+   * undefined: native when the addon loads.
+   */
+  udpSend?: 'native' | 'dgram';
 }
 
 /** Default most open connections per stream listener (`sip.limits.max_connections`). */
@@ -101,6 +109,14 @@ export interface TlsMaterial {
   wildcards?: boolean;
 }
 
+/** A bound UDP listener; `batch` sends its datagrams in batches (native addon), absent: one dgram send each. */
+interface UdpListener {
+  socket: dgram.Socket;
+  bound: BoundListener;
+  v6: boolean;
+  batch?: UdpSendBatch;
+}
+
 /** Error raised when a message cannot be sent (connection refused, reset, no listener of that transport). */
 export class TransportError extends Error {
   /** SIP status a proxy answers when every branch fails this way (RFC 3261 §16.7 step 5 → 503). */
@@ -123,7 +139,9 @@ const ALLOWED_ON_UDP_MAX = 65_507;
  * transport, addresses, start line, Call-ID and CSeq.
  */
 export class TransportLayer {
-  private readonly udpSockets: { socket: dgram.Socket; bound: BoundListener; v6: boolean }[] = [];
+  private readonly udpSockets: UdpListener[] = [];
+  /** The addon's batched UDP send, when used (see {@link TransportOptions.udpSend}). */
+  private readonly udpAddon: UdpSendAddon | undefined;
   private readonly servers: { server: net.Server; bound: BoundListener; wss?: WebSocketServer }[] = [];
   private readonly flows = new Map<string, StreamFlow | WsFlow>();
   /** "transport|address|port" of the remote end → flow id. */
@@ -147,7 +165,7 @@ export class TransportLayer {
   private localAddresses = new Set<string>();
   private readonly log: Logger;
   /** Counts since start (the periodic summary line reports their increase). */
-  readonly counters = { droppedBeforeParse: 0, malformed: 0, handedOff: 0, handedIn: 0, connectionsRefused: 0 };
+  readonly counters = { droppedBeforeParse: 0, malformed: 0, handedOff: 0, handedIn: 0, connectionsRefused: 0, udpSendFailed: 0 };
   /** Flows held by the other workers (empty with one worker). */
   private readonly remote = new RemoteFlows();
   private readonly mesh: WorkerMesh | undefined;
@@ -157,6 +175,9 @@ export class TransportLayer {
   constructor(private readonly opts: TransportOptions) {
     this.log = opts.logger.child({ component: 'transport' });
     if (opts.tls) this.setTlsMaterial(opts.tls);
+    const udpSend = chooseUdpSend(opts.udpSend);
+    if ('addon' in udpSend) this.udpAddon = udpSend.addon;
+    else if (opts.udpSend === undefined) this.log.info({ reason: udpSend.reason }, 'SIP UDP sends one datagram at a time (node:dgram)');
     this.mesh = opts.mesh && opts.mesh.count > 1 ? opts.mesh : undefined;
     if (this.mesh) this.joinMesh(this.mesh);
   }
@@ -266,6 +287,7 @@ export class TransportLayer {
     for (const f of this.flows.values()) f.destroy();
     this.flows.clear();
     this.flowsByRemote.clear();
+    for (const u of this.udpSockets) u.batch?.close();
     await Promise.all([
       ...this.udpSockets.map((u) => new Promise<void>((r) => u.socket.close(() => r()))),
       ...this.servers.map((s) => {
@@ -349,9 +371,8 @@ export class TransportLayer {
       if (!sock) throw new TransportError(`no UDP listener for ${dest.address}`);
       if (data.length > ALLOWED_ON_UDP_MAX) throw new TransportError('message too large for UDP');
       this.logMessage('sip send', msg ?? data, dest.transport, dest.address, dest.port, sock.bound.address, sock.bound.port);
-      sock.socket.send(data, dest.port, stripBrackets(dest.address), (err) => {
-        if (err) this.log.warn({ err: err.message, to: formatHostPort(dest.address, dest.port) }, 'udp send failed');
-      });
+      if (sock.batch) sock.batch.send(data, dest.port, stripBrackets(dest.address));
+      else sock.socket.send(data, dest.port, stripBrackets(dest.address), (err) => err && this.udpSendFailed(err.message, dest.address, dest.port));
       return undefined;
     }
     let flow: StreamFlow | WsFlow | undefined = dest.flowId ? this.flows.get(dest.flowId) : undefined;
@@ -401,7 +422,29 @@ export class TransportLayer {
     return f && !f.closed ? f : undefined;
   }
 
-  private udpSocketFor(address: string): { socket: dgram.Socket; bound: BoundListener; v6: boolean } | undefined {
+  /**
+   * Batched UDP sends since start, summed over the UDP listeners: datagrams sent by sendmmsg, sendmmsg
+   * calls, datagrams sent one at a time by node:dgram from a batching listener (full socket buffer, host
+   * names). All 0 when sends are not batched ({@link TransportOptions.udpSend}).
+   */
+  udpBatchStats(): { batched: number; calls: number; viaDgram: number } {
+    const sum = { batched: 0, calls: 0, viaDgram: 0 };
+    for (const u of this.udpSockets) {
+      if (!u.batch) continue;
+      sum.batched += u.batch.counters.batched;
+      sum.calls += u.batch.counters.calls;
+      sum.viaDgram += u.batch.counters.viaDgram;
+    }
+    return sum;
+  }
+
+  /** A datagram that could not be sent (ICMP error reported, no route, too big, socket closed): counted, logged at debug. */
+  private udpSendFailed(err: string, address: string, port: number): void {
+    this.counters.udpSendFailed++;
+    this.log.debug({ err, to: formatHostPort(address, port) }, 'udp send failed');
+  }
+
+  private udpSocketFor(address: string): UdpListener | undefined {
     const v6 = address.includes(':');
     return this.udpSockets.find((u) => u.v6 === v6) ?? this.udpSockets[0];
   }
@@ -434,7 +477,10 @@ export class TransportLayer {
       };
       this.receive(data, source);
     });
-    this.udpSockets.push({ socket, bound, v6 });
+    const fd = this.udpAddon ? udpDescriptorOf(socket) : undefined;
+    const batch = fd !== undefined ? new UdpSendBatch(socket, fd, this.udpAddon!, (err, a, p) => this.udpSendFailed(err, a, p)) : undefined;
+    if (this.udpAddon && !batch) this.log.warn({ listen: formatHostPort(bound.address, bound.port) }, 'UDP socket descriptor not reachable: this listener sends through node:dgram');
+    this.udpSockets.push({ socket, bound, v6, batch });
     this.bound = [...this.udpSockets.map((u) => u.bound), ...this.servers.map((x) => x.bound)];
   }
 
