@@ -281,6 +281,13 @@ describe('errors', () => {
     );
   });
 
+  test('sip.udp_send: native or dgram, unset by default (native when the addon loads); another value names the key', () => {
+    expect(parseConfig({}, '/x.yaml').sip.udp_send).toBeUndefined();
+    expect(parseConfig({ sip: { udp_send: 'dgram' } }, '/x.yaml').sip.udp_send).toBe('dgram');
+    expect(parseConfig({ sip: { udp_send: 'native' } }, '/x.yaml').sip.udp_send).toBe('native');
+    expect(errorOf(() => parseConfig({ sip: { udp_send: 'fast' } }, '/x.yaml')).message).toBe('config /x.yaml: sip.udp_send: expected native or dgram, got "fast"');
+  });
+
   test('store: redis needs node.uri; bad Redis URL, sentinel address and store type name their key', () => {
     expect(errorOf(() => parseConfig({ store: { type: 'redis' } }, '/x.yaml')).message).toBe(
       'config /x.yaml: node.uri: required when store.type is redis (the URI other nodes reach this one at)',
