@@ -612,6 +612,8 @@ function startSipSummary(
       handedOff: transport.counters.handedOff,
       handedIn: transport.counters.handedIn,
       malformed: transport.counters.malformed,
+      // UDP datagrams the kernel refused (logged one by one at debug only).
+      udpSendFailed: transport.counters.udpSendFailed,
       streamsPaused: streamCounters.paused,
       streamsClosed: streamCounters.closed,
       logLinesDropped: droppedLogLines(),
