@@ -3,14 +3,15 @@
  * the datagrams of one event-loop turn leave in sendmmsg calls and arrive
  * complete and in order at real UDP peers on loopback, over IPv4 and IPv6;
  * a destination that answers ICMP port unreachable does not stop the others;
- * `udpSend: 'dgram'` (what runs without the addon) sends them one at a time.
+ * `udpSend: 'dgram'` (what runs without the addon) sends them one at a time;
+ * the addon's sendBatch reports a datagram the kernel refuses and sends the rest.
  */
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, test } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { DEFAULT_LIMITS } from '../../src/sip/parser.js';
 import { TransportLayer } from '../../src/transport/transport-layer.js';
-import { UDP_BATCH_DATAGRAMS } from '../../src/transport/udp-send-batch.js';
+import { chooseUdpSend, udpDescriptorOf, UDP_BATCH_DATAGRAMS, type UdpSendAddon } from '../../src/transport/udp-send-batch.js';
 import { until } from './harness.js';
 
 let layer: TransportLayer | undefined;
@@ -104,4 +105,33 @@ describe('batched UDP sends (sendmmsg)', () => {
     expect(l.udpBatchStats()).toEqual({ batched: 0, calls: 0, viaDgram: 0 });
   });
 
+
+  test('addon sendBatch: a datagram the kernel refuses (IPv6 address on an IPv4 socket) gets its errno, the others leave', async () => {
+    const chosen = chooseUdpSend('native');
+    if (!('addon' in chosen)) throw new Error(chosen.reason);
+    const addon: UdpSendAddon = chosen.addon;
+    const p = await peer('udp4', '127.0.0.1');
+    const from = dgram.createSocket('udp4');
+    cleanups.push(() => from.close());
+    await new Promise<void>((r) => from.bind(0, '127.0.0.1', () => r()));
+    const fd = udpDescriptorOf(from)!;
+    const v4 = addon.sockaddrFor('127.0.0.1')!;
+    const v6 = addon.sockaddrFor('::1')!;
+    expect([v4.length, v6.length, addon.sockaddrFor('sip.example.test')]).toEqual([16, 28, null]);
+    const datagrams = Array.from({ length: 70 }, (_, n) => datagram('k', n));
+    const sockaddrs = datagrams.map((_, n) => (n % 5 === 4 ? v6 : v4));
+    const ports = new Int32Array(64).fill(p.port);
+    const errors = new Int32Array(64);
+    // At most 64 per call; every fifth is refused (EAFNOSUPPORT) and the batch goes on.
+    expect(addon.sendBatch(fd, datagrams, sockaddrs, ports, 70, errors)).toBe(64);
+    const refused = [...errors].flatMap((e, n) => (e !== 0 ? [n] : []));
+    expect(refused).toEqual(Array.from({ length: 12 }, (_, k) => k * 5 + 4));
+    expect(new Set(refused.map((n) => errors[n]))).toEqual(new Set([97]));
+    const sent = datagrams.slice(0, 64).filter((_, n) => n % 5 !== 4).map((d) => d.toString('latin1'));
+    await until(() => p.got.length === sent.length, `${sent.length} datagrams`);
+    expect(p.got).toEqual(sent);
+    // A descriptor that is not open stops the batch at once: the caller sends the rest itself.
+    expect(addon.sendBatch(1 << 20, datagrams, sockaddrs, ports, 3, errors)).toBe(0);
+    expect(() => addon.sendBatch(fd, datagrams, [Buffer.alloc(3)], ports, 1, errors)).toThrow(TypeError);
+  });
 });
