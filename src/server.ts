@@ -7,7 +7,7 @@ import { loadOrCreateSecret } from './config/secret.js';
 import { tempGruuKey } from './registrar/gruu.js';
 import { prepareDataDir } from './config/data-dir.js';
 import { planReload } from './config/reload-plan.js';
-import { openStore, RedisAbuseChannel, RedisBindingChannel, RedisCallCounter, RedisStore, redisUserSource, StoreError, startWalCheckpointer, WAL_FALLBACK_PAGES } from './store/index.js';
+import { openStore, RedisAbuseChannel, RedisBindingTracking, RedisCallCounter, RedisStore, redisUserSource, StoreError, startWalCheckpointer, WAL_FALLBACK_PAGES } from './store/index.js';
 import { getHeader, type SipMessage } from './sip/message.js';
 import type { ServerTransaction } from './transaction/server-transaction.js';
 import type { CallRefusal } from './security/call-limits.js';
@@ -110,7 +110,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   const log = logger.child({ component: 'server' });
   // data_dir (0700) and its files: the layout is config/data-dir.ts.
   prepareDataDir(config.data_dir);
-  const { store, secret, replication: redisReplication } = await openStoreOf(config, logger);
+  const { store, secret, tracking } = await openStoreOf(config, logger);
   // WAL checkpoints of the SQLite store in one worker thread per instance: here, or in the cluster primary
   // for its SIP workers (a Redis store has none).
   const sqlite = config.store.type === 'redis' ? undefined : (store as SqliteStore);
@@ -145,11 +145,13 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   heldTransactions = () => transactions.size().completed;
   const stopSummary = startSipSummary(config, transport, transactions, overload, logger);
   const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
-  // Workers of one node keep their location services equal through the mesh; on a Redis store every process through Redis.
-  const mesh = redisReplication ? undefined : worker && meshBindingReplication(worker.mesh, store, logger);
-  const location = new LocationService(mesh?.store ?? store, logger, undefined, redisReplication ?? mesh);
-  redisReplication?.onResync(() => location.resync());
-  redisReplication?.onRemoteBindings((aor, bindings) => location.replaceFromRemote(aor, bindings));
+  // Workers of one node keep their location services equal through the mesh; on a Redis store each node reads
+  // bindings through Redis into a bounded cache that Redis keeps true (client-side caching).
+  const mesh = tracking ? undefined : worker && meshBindingReplication(worker.mesh, store, logger);
+  const readThrough = tracking && { source: tracking, maxAors: config.store.redis.cache_aors };
+  const location = new LocationService(mesh?.store ?? store, logger, undefined, mesh, readThrough || undefined);
+  tracking?.onInvalidate((what) => location.invalidate(what));
+  tracking?.onFlush(() => location.clearCache());
   await location.start();
   const abuse = await shareAbuse(config, store, security, logger);
   const calls = callAdmission(config, store, security, logger);
@@ -187,7 +189,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     await location.stop();
     await users.close();
     await abuse?.close();
-    await redisReplication?.close();
+    await tracking?.close();
     await checkpoints?.stop();
     await store.close();
     throw err;
@@ -219,7 +221,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
       await location.stop();
       await users.close();
       await abuse?.close();
-      await redisReplication?.close();
+      await tracking?.close();
       await checkpoints?.stop();
       await store.close();
       log.info('rtcedge stopped');
@@ -305,19 +307,19 @@ export function createReloader(
 /**
  * The store of `store.type`: the SQLite file under data_dir with this node's
  * secret (`data_dir/secret`), or the shared Redis store with the secret every
- * node shares (the first node's, kept in Redis) and the pub/sub channel that
- * keeps the nodes' location services equal.
+ * node shares (the first node's, kept in Redis) and the client-side caching
+ * that tells this node which bindings it read other nodes changed.
  * @throws StoreError 'unavailable' when Redis cannot be reached at start-up; as openStore for SQLite.
  */
-async function openStoreOf(config: Config, logger: Logger): Promise<{ store: SqliteStore | RedisStore; secret: Buffer; replication?: RedisBindingChannel }> {
+async function openStoreOf(config: Config, logger: Logger): Promise<{ store: SqliteStore | RedisStore; secret: Buffer; tracking?: RedisBindingTracking }> {
   const local = loadOrCreateSecret(config.data_dir);
   if (config.store.type !== 'redis') return { store: openStore(config), secret: local };
   const store = await new RedisStore(config.store.redis, logger).connect();
   try {
     const secret = await store.sharedSecret(local);
-    const replication = new RedisBindingChannel(store, logger);
-    await replication.start();
-    return { store, secret, replication };
+    const tracking = new RedisBindingTracking(store, logger);
+    await tracking.start();
+    return { store, secret, tracking };
   } catch (err) {
     await store.close();
     throw err;

@@ -201,6 +201,11 @@ const storeSchema = z
         connect_timeout: positiveInt('ms').default(3000),
         /** Retry-After of the 503 answered while Redis cannot be reached, s. */
         retry_after: positiveInt('s').default(5),
+        /**
+         * AORs whose bindings a node keeps read from Redis at most (least recently used dropped first;
+         * as many contact URIs known to have no binding). Redis tells the node when one changes.
+         */
+        cache_aors: positiveInt('AORs').default(10_000),
       })
       .prefault({}),
   });

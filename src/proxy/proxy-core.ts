@@ -340,7 +340,8 @@ export class ProxyCore implements TransactionUser {
         yield { transport: flow.transport, address: flow.address, port: flow.port, flowId: flow.flowId };
         return;
       }
-      const src = (binding ?? this.opts.location.findByContact(msg.uri))?.source;
+      const found = binding ?? this.opts.location.findByContact(msg.uri);
+      const src = (found instanceof Promise ? await found : found)?.source;
       if (src && src.transport !== 'udp') {
         const ref: Destination = { transport: src.transport as TransportName, address: src.address, port: src.port };
         if (this.env.flowAlive(ref)) {
@@ -390,7 +391,7 @@ export class ProxyCore implements TransactionUser {
    */
   /** Every target of an AOR's bindings, or of one instance's when the Request-URI is a GRUU (RFC 5627 §8.4.1); none when it routes nowhere. */
   private async aorTargets(ctx: RequestContext, aor: string): Promise<Target[]> {
-    if (!gruuOf(ctx.ruri)) return bindingTargets(this.env, aor).flat();
+    if (!gruuOf(ctx.ruri)) return (await bindingTargets(this.env, aor)).flat();
     const outcome = await gruuRouting.process(ctx);
     return typeof outcome === 'object' && outcome.kind === 'forward' ? outcome.targets.flat() : [];
   }
@@ -400,7 +401,8 @@ export class ProxyCore implements TransactionUser {
     strictRoute.process(ctx);
     ownRoute.process(ctx);
     if (getHeader(req, 'max-forwards') !== undefined && ctx.maxForwards <= 0) return;
-    const binding = ctx.hasRoute ? undefined : this.opts.location.findByContact(req.uri);
+    const found = ctx.hasRoute ? undefined : this.opts.location.findByContact(req.uri);
+    const binding = found instanceof Promise ? await found : found;
     const aor = ctx.hasRoute || ctx.flow || binding ? undefined : ctx.aor;
     const targets: Target[] = aor ? await this.aorTargets(ctx, aor) : [{ uri: req.uri, binding, flow: ctx.flow }];
     const topVia = getHeaderValues(req, 'via')[0] ?? '';

@@ -1,6 +1,10 @@
 import type { Logger } from '../log.js';
+import type { Awaitable } from '../auth/user-source.js';
+import { SipError } from '../sip/errors.js';
+import { StoreError } from '../store/errors.js';
 import type { BindingChange, BindingRecord, BindingStore } from '../store/index.js';
 import type { BindingReplication } from './binding-replication.js';
+import type { ReadThroughSource } from './read-through-source.js';
 
 /** The order of an AOR's bindings for a target set: highest q first (absent: 1.0), then most recently updated. */
 export function bindingOrder(a: BindingRecord, b: BindingRecord): number {
@@ -9,6 +13,28 @@ export function bindingOrder(a: BindingRecord, b: BindingRecord): number {
 
 /** AORs a purge walks per event-loop turn. */
 export const PURGE_SLICE_AORS = 1000;
+
+/** Bindings read through a shared store into a bounded cache instead of held in full (several nodes on Redis). */
+export interface ReadThroughOptions {
+  source: ReadThroughSource;
+  /** AORs kept at most (least recently used dropped first); as many contact URIs known to have no binding. */
+  maxAors: number;
+}
+
+/** A read or commit under way for one AOR or contact URI; `spoiled` once what it reads may already be stale. */
+interface Watch {
+  spoiled: boolean;
+}
+
+function aorOf(c: BindingChange): string {
+  return c.op === 'put' ? c.binding.aor : c.aor;
+}
+
+/** A store that could not be reached, as the SIP answer it gets (503 with Retry-After, RFC 3261 §21.5.4); anything else unchanged. */
+function asSipError(err: unknown): unknown {
+  if (err instanceof StoreError && err.retryAfterS !== undefined) return new SipError(503, 'Service Unavailable: store unavailable', [{ name: 'Retry-After', value: String(err.retryAfterS) }]);
+  return err;
+}
 
 /**
  * The location service (RFC 3261 §10.2, §16.5): bindings of AORs to contact
@@ -21,11 +47,20 @@ export const PURGE_SLICE_AORS = 1000;
  * Expired bindings are never returned and are purged from memory and store
  * every `purgeIntervalMs` (default 30 000 ms).
  *
- * With a {@link BindingReplication} (several workers or nodes on one store),
+ * With a {@link BindingReplication} (several SIP workers on one store),
  * each commit is announced to the others before {@link committed} resolves:
  * the changes themselves when the replication carries them (workers of one
  * machine, applied to memory by {@link applyRemote}), else the AORs, which
  * the others read again from the store.
+ *
+ * With {@link ReadThroughOptions} (several nodes on Redis) nothing is loaded:
+ * {@link read} and {@link findByContact} answer from a bounded cache (LRU,
+ * `maxAors`) and read through the source on a miss (a promise then); the
+ * source tells which AORs and contacts another node changed
+ * ({@link invalidate}) and when everything must go ({@link clearCache}). A
+ * commit resolves once Redis has it (nothing waits for other nodes) and puts
+ * the AORs' bindings as written in the cache. A read or commit under way when
+ * its AOR is invalidated is used once and not kept (it may predate the change).
  */
 export class LocationService {
   private readonly byAor = new Map<string, BindingRecord[]>();
@@ -41,17 +76,25 @@ export class LocationService {
   /** The purge under way, if any (stop() waits for it). */
   private purging: Promise<number> | undefined;
   private stopping = false;
+  /** Contact URIs the source said no binding has (read-through), oldest first. */
+  private readonly noBinding = new Set<string>();
+  /** AOR → its read through the source under way (read-through: one per AOR at a time). */
+  private readonly fills = new Map<string, Promise<BindingRecord[]>>();
+  private readonly aorWatches = new Map<string, Set<Watch>>();
+  private readonly contactWatches = new Map<string, Set<Watch>>();
 
   /**
    * @param store where bindings are kept durably.
    * @param nowS clock, unix time in s.
    * @param replication the other location services on the same store, if any.
+   * @param cache read bindings through a source into a bounded cache instead of loading them all.
    */
   constructor(
     private readonly store: BindingStore,
     logger: Logger,
     private readonly nowS: () => number = () => Math.floor(Date.now() / 1000),
     private readonly replication?: BindingReplication,
+    private readonly cache?: ReadThroughOptions,
   ) {
     this.log = logger.child({ component: 'location' });
     replication?.onRemoteChange((aors) => this.reload(aors));
@@ -65,9 +108,13 @@ export class LocationService {
   async start(purgeIntervalMs = 30_000): Promise<void> {
     const removed = this.store.deleteExpiredBindings(this.nowS());
     if (removed instanceof Promise) await removed;
-    const all = this.store.allBindings();
-    for (const b of all instanceof Promise ? await all : all) this.insert(b);
-    this.log.info({ aors: this.byAor.size }, 'bindings loaded');
+    if (this.cache) {
+      this.log.info({ maxAors: this.cache.maxAors }, 'bindings read through the store into a bounded cache');
+    } else {
+      const all = this.store.allBindings();
+      for (const b of all instanceof Promise ? await all : all) this.insert(b);
+      this.log.info({ aors: this.byAor.size }, 'bindings loaded');
+    }
     this.purgeTimer = setInterval(() => void this.purge(), purgeIntervalMs);
     this.purgeTimer.unref();
   }
@@ -113,7 +160,7 @@ export class LocationService {
     };
     let done: void | Promise<void>;
     try {
-      done = this.store.commitBindings(changes);
+      done = this.cache ? this.commitThrough(changes, this.cache.source) : this.store.commitBindings(changes);
     } catch (err) {
       settle(failed(err));
       return Promise.resolve();
@@ -153,6 +200,7 @@ export class LocationService {
    * @throws the store's error; memory is unchanged then.
    */
   async resync(): Promise<void> {
+    if (this.cache) return this.clearCache();
     const got = this.store.allBindings();
     const all = got instanceof Promise ? await got : got;
     this.byAor.clear();
@@ -174,15 +222,6 @@ export class LocationService {
       this.byAor.delete(aor);
       for (const b of fresh) this.insert(b);
     }
-  }
-
-  /**
-   * Replace the bindings of `aor` in memory by `bindings`, as another worker
-   * or node committed them (the replication carried them; nothing is read).
-   */
-  replaceFromRemote(aor: string, bindings: readonly BindingRecord[]): void {
-    this.forget(aor);
-    for (const b of bindings) this.insert(b);
   }
 
   /**
@@ -209,17 +248,183 @@ export class LocationService {
     if (!this.flushScheduled) this.flushScheduled = setImmediate(() => void this.flush());
   }
 
-  /** Unexpired bindings of an AOR, highest q first (q absent counts as 1.0), then most recently updated. */
+  /**
+   * Unexpired bindings of an AOR in memory, highest q first (q absent counts
+   * as 1.0), then most recently updated; with read-through only what the
+   * cache holds (see {@link read}).
+   */
   lookup(aor: string): BindingRecord[] {
     const nowS = this.nowS();
     const list = (this.byAor.get(aor) ?? []).filter((b) => b.expires > nowS);
     return list.sort(bindingOrder);
   }
 
-  /** The unexpired binding whose contact URI is `contactUri` (exact string), across all AORs; one Map lookup. */
-  findByContact(contactUri: string): BindingRecord | undefined {
+  /**
+   * Unexpired bindings of an AOR as {@link lookup}, at once when in memory;
+   * with read-through a promise on a cache miss, read from the source (and
+   * kept), rejecting with SipError 503 (Retry-After) when the store cannot be
+   * reached.
+   */
+  read(aor: string): Awaitable<BindingRecord[]> {
+    if (!this.cache) return this.lookup(aor);
+    const list = this.byAor.get(aor);
+    if (!list) return this.fill(aor, this.cache.source);
+    // Least recently used first: a hit moves the AOR to the end.
+    this.byAor.delete(aor);
+    this.byAor.set(aor, list);
+    return this.lookup(aor);
+  }
+
+  /**
+   * The unexpired binding whose contact URI is `contactUri` (exact string),
+   * across all AORs; one Map lookup. With read-through a promise when the
+   * cache knows nothing of the URI (one GET of its contact key, then the AOR
+   * as {@link read}); URIs without a binding are remembered too (most
+   * Request-URIs name an AOR, not a contact). Rejects as {@link read}.
+   */
+  findByContact(contactUri: string): Awaitable<BindingRecord | undefined> {
     const b = this.byContact.get(contactUri);
-    return b && b.expires > this.nowS() ? b : undefined;
+    if (b) return b.expires > this.nowS() ? b : undefined;
+    if (!this.cache || this.noBinding.has(contactUri)) return undefined;
+    return this.fillContact(contactUri, this.cache.source);
+  }
+
+  /** Read an AOR through the source; kept unless watching was lost or it was invalidated meanwhile. */
+  private fill(aor: string, source: ReadThroughSource): Promise<BindingRecord[]> {
+    const running = this.fills.get(aor);
+    if (running) return running;
+    const epoch = source.epoch;
+    const watch = this.watch(this.aorWatches, aor);
+    const filled = source
+      .readTracked(aor)
+      .then(
+        ({ bindings, cacheable }) => {
+          const pending = this.pending.some((c) => aorOf(c) === aor);
+          if (cacheable && !pending && !watch.spoiled && epoch === source.epoch && source.active) {
+            this.keep(aor, bindings);
+            return this.lookup(aor);
+          }
+          const nowS = this.nowS();
+          return bindings.filter((b) => b.expires > nowS).sort(bindingOrder);
+        },
+        (err: unknown) => {
+          throw asSipError(err);
+        },
+      )
+      .finally(() => {
+        this.unwatch(this.aorWatches, aor, watch);
+        if (this.fills.get(aor) === filled) this.fills.delete(aor);
+      });
+    this.fills.set(aor, filled);
+    return filled;
+  }
+
+  private async fillContact(contactUri: string, source: ReadThroughSource): Promise<BindingRecord | undefined> {
+    const epoch = source.epoch;
+    const watch = this.watch(this.contactWatches, contactUri);
+    let aor: string | undefined;
+    try {
+      aor = await source.aorOfContact(contactUri);
+    } catch (err) {
+      throw asSipError(err);
+    } finally {
+      this.unwatch(this.contactWatches, contactUri, watch);
+    }
+    if (aor === undefined) {
+      if (!watch.spoiled && epoch === source.epoch && source.active) {
+        if (this.noBinding.size >= this.cache!.maxAors) this.noBinding.delete(this.noBinding.values().next().value!);
+        this.noBinding.add(contactUri);
+      }
+      return undefined;
+    }
+    const got = this.read(aor);
+    return (got instanceof Promise ? await got : got).find((b) => b.contactUri === contactUri);
+  }
+
+  /** Put an AOR's bindings in the cache (read-through), dropping the least recently used AOR past the bound. */
+  private keep(aor: string, bindings: readonly BindingRecord[]): void {
+    this.forget(aor);
+    while (this.byAor.size >= this.cache!.maxAors) this.forget(this.byAor.keys().next().value!);
+    this.byAor.set(aor, []);
+    for (const b of bindings) this.insert(b);
+  }
+
+  /**
+   * Commit through the source (read-through): reads of the AORs under way
+   * were sent before this commit and are not kept; the AORs' bindings as
+   * written are kept unless they changed again meanwhile. On failure the AORs
+   * leave the cache (it held the uncommitted changes).
+   */
+  private commitThrough(changes: readonly BindingChange[], source: ReadThroughSource): Promise<void> {
+    const aors = [...new Set(changes.map(aorOf))];
+    for (const aor of aors) this.spoil(this.aorWatches, aor);
+    const watches = aors.map((aor) => this.watch(this.aorWatches, aor));
+    const epoch = source.epoch;
+    return source
+      .commitAndRead(changes)
+      .then(
+        (lists) => {
+          aors.forEach((aor, i) => {
+            const list = lists.get(aor);
+            const pending = this.pending.some((c) => aorOf(c) === aor);
+            if (list && !pending && !watches[i].spoiled && epoch === source.epoch && source.active) this.keep(aor, list);
+            else this.forget(aor);
+          });
+        },
+        (err: unknown) => {
+          for (const aor of aors) this.forget(aor);
+          throw err;
+        },
+      )
+      .finally(() => aors.forEach((aor, i) => this.unwatch(this.aorWatches, aor, watches[i])));
+  }
+
+  /**
+   * Another node changed the bindings of an AOR, or what a contact URI is
+   * bound to (read-through): drop what the cache holds of it; a read of it
+   * under way is not kept.
+   */
+  invalidate(what: { kind: 'aor'; aor: string } | { kind: 'contact'; contactUri: string }): void {
+    if (what.kind === 'aor') {
+      this.forget(what.aor);
+      this.spoil(this.aorWatches, what.aor);
+      return;
+    }
+    this.noBinding.delete(what.contactUri);
+    const b = this.byContact.get(what.contactUri);
+    if (b) this.forget(b.aor);
+    this.spoil(this.contactWatches, what.contactUri);
+  }
+
+  /** Empty the cache (read-through: invalidations may have been missed); reads under way are not kept. */
+  clearCache(): void {
+    this.byAor.clear();
+    this.byContact.clear();
+    this.noBinding.clear();
+    for (const set of this.aorWatches.values()) for (const w of set) w.spoiled = true;
+    for (const set of this.contactWatches.values()) for (const w of set) w.spoiled = true;
+    this.fills.clear();
+  }
+
+  private watch(map: Map<string, Set<Watch>>, key: string): Watch {
+    const w: Watch = { spoiled: false };
+    let set = map.get(key);
+    if (!set) map.set(key, (set = new Set()));
+    set.add(w);
+    return w;
+  }
+
+  private unwatch(map: Map<string, Set<Watch>>, key: string, w: Watch): void {
+    const set = map.get(key);
+    if (!set) return;
+    set.delete(w);
+    if (set.size === 0) map.delete(key);
+  }
+
+  /** Reads of `key` under way may be stale: not kept, and later reads do not share them (a new one is sent). */
+  private spoil(map: Map<string, Set<Watch>>, key: string): void {
+    for (const w of map.get(key) ?? []) w.spoiled = true;
+    if (map === this.aorWatches) this.fills.delete(key);
   }
 
   /**
@@ -245,9 +450,13 @@ export class LocationService {
     return [...this.byAor.keys()].sort();
   }
 
-  /** Add or replace a binding (same AOR and contact URI). */
+  /** Add or replace a binding (same AOR and contact URI); with read-through in memory only when the AOR is cached. */
   put(b: BindingRecord): void {
     this.write({ op: 'put', binding: b });
+    if (this.cache) {
+      this.noBinding.delete(b.contactUri);
+      if (!this.byAor.has(b.aor)) return;
+    }
     this.insert(b);
   }
 

@@ -10,7 +10,7 @@ import { setStoreAside } from './store-file.js';
 export { SqliteStore, SCHEMA_VERSION } from './sqlite-store.js';
 export { StoreError, type StoreErrorCode } from './errors.js';
 export { RedisStore, redisName, type RedisSnapshot } from './redis-store.js';
-export { RedisBindingChannel } from './redis-replication.js';
+export { RedisBindingTracking, type Invalidation } from './redis-tracking.js';
 export { RedisAbuseChannel, type SharedBan } from './redis-abuse.js';
 export { RedisCallCounter, type SharedAdmission } from './redis-calls.js';
 export { redisUserSource } from './redis-user-source.js';

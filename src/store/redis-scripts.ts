@@ -13,38 +13,51 @@ local p = ARGV[1]
 local function userKey(d, u) return p .. 'user:' .. d .. ':' .. u end
 local function bindingKey(aor, c) return p .. 'binding:' .. aor .. '\\n' .. c end
 local function aorKey(aor) return p .. 'aor:' .. aor end
+local function contactKey(c) return p .. 'contact:' .. c end
+local function versionKey(aor) return p .. 'aor-version:' .. aor end
+local function bindingsOf(aor)
+  local list = {}
+  for _, u in ipairs(redis.call('ZRANGE', aorKey(aor), 0, -1)) do
+    local v = redis.call('GET', bindingKey(aor, u))
+    if v then list[#list + 1] = v end
+  end
+  return list
+end
 local function usersChanged() redis.call('INCR', p .. 'users:generation') end
 `;
 
 /**
- * Binding changes in order (BindingStore.commitBindings). ARGV[2]: the
- * committing node's id, or '' for none; ARGV[3]: that node's commit number;
- * ARGV[4..]: five per change, `op` (put | delete | deleteAll), AOR, contact
+ * Binding changes in order (BindingStore.commitBindings). ARGV[2]: '1' to
+ * return each changed AOR's records after the commit, '' for nothing;
+ * ARGV[3..]: five per change, `op` (put | delete | deleteAll), AOR, contact
  * URI, expiry (unix s) and the record (JSON), '' where the op has none (flat
  * arguments: nothing to decode here, no JSON inside JSON on the wire). A put
  * stores the record under its own key with EXAT = its expiry (Redis drops it
- * then: no sweeper needed for the records) and adds the contact to the AOR's
+ * then: no sweeper needed for the records), adds the contact to the AOR's
  * index (a sorted set scored by the time it was first added, ms, for the
- * first-added order); an expiry already past deletes.
+ * first-added order) and points the contact's key at the AOR with the same
+ * expiry; an expiry already past deletes. A removal deletes the contact's key
+ * only while it still points at this AOR.
  *
- * With a node id, the script then announces the commit to the other live
- * nodes, in the same atomic step (so every node sees commits in commit
- * order): the nodes listed in `<prefix>nodes` (id → end of its heartbeat,
- * unix ms, see {@link NODE_HEARTBEAT}; entries past their end are removed
- * here) whose channel `<prefix>bindings:<id>` has a subscriber now. Each gets
- * on its channel `<node> <commit number>\n` and a JSON object mapping each
- * changed AOR to the array of its records after the commit (the records are
- * joined as stored, not decoded and encoded again). Nothing is published on
- * a channel only other clients listen to, and a node alone publishes nothing.
- * Returns `{ changes applied, { ids of the nodes announced to } }`.
+ * The records returned with ARGV[2] = '1' are read after the changes, so a
+ * node with client-side caching on (CLIENT TRACKING ... NOLOOP, see
+ * redis-tracking.ts) tracks those keys again: its own writes removed them from
+ * Redis's tracking table, and it is told when another client changes them.
+ * Every changed AOR's `aor-version:<aor>` is bumped (INCR; expiring with the
+ * AOR's latest binding, EXAT only ever later) or deleted with its last
+ * binding: the one key a node tracks per cached AOR.
+ * Returns `{ changes applied, { AOR, ... }, { version, ... }, { { record, ... }, ... } }`
+ * (a version nil where the AOR has no binding left).
  */
 export const COMMIT_BINDINGS = `${KEYS_LUA}
-local node, commitNo = ARGV[2], ARGV[3]
 local t = redis.call('TIME')
 local now = tonumber(t[1])
 local nowMs = now * 1000 + math.floor(tonumber(t[2]) / 1000)
-local seen, aors = {}, {}
-for i = 4, #ARGV, 5 do
+local function dropContact(aor, contact)
+  if redis.call('GET', contactKey(contact)) == aor then redis.call('DEL', contactKey(contact)) end
+end
+local seen, aors, untilS = {}, {}, {}
+for i = 3, #ARGV, 5 do
   local op, aor, contact = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local idx = aorKey(aor)
   if op == 'put' then
@@ -53,16 +66,24 @@ for i = 4, #ARGV, 5 do
     if expires <= now then
       redis.call('DEL', key)
       redis.call('ZREM', idx, contact)
+      dropContact(aor, contact)
     else
-      redis.call('SET', key, ARGV[i + 4], 'EXAT', string.format('%d', expires))
+      local at = string.format('%d', expires)
+      if not untilS[aor] or expires > untilS[aor] then untilS[aor] = expires end
+      redis.call('SET', key, ARGV[i + 4], 'EXAT', at)
       redis.call('ZADD', idx, 'NX', nowMs, contact)
       redis.call('SADD', p .. 'aors', aor)
+      redis.call('SET', contactKey(contact), aor, 'EXAT', at)
     end
   elseif op == 'delete' then
     redis.call('DEL', bindingKey(aor, contact))
     redis.call('ZREM', idx, contact)
+    dropContact(aor, contact)
   else
-    for _, u in ipairs(redis.call('ZRANGE', idx, 0, -1)) do redis.call('DEL', bindingKey(aor, u)) end
+    for _, u in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+      redis.call('DEL', bindingKey(aor, u))
+      dropContact(aor, u)
+    end
     redis.call('DEL', idx)
   end
   if redis.call('EXISTS', idx) == 0 then redis.call('SREM', p .. 'aors', aor) end
@@ -71,58 +92,28 @@ for i = 4, #ARGV, 5 do
     aors[#aors + 1] = aor
   end
 end
--- The other live nodes: a heartbeat not yet past and a subscriber on their channel.
-local targets = {}
-if node ~= '' then
-  local nodes = redis.call('HGETALL', p .. 'nodes')
-  local live, channels = {}, {}
-  for i = 1, #nodes, 2 do
-    local id, untilMs = nodes[i], tonumber(nodes[i + 1])
-    if not untilMs or untilMs <= nowMs then
-      redis.call('HDEL', p .. 'nodes', id)
-    elseif id ~= node then
-      live[#live + 1] = id
-      channels[#channels + 1] = p .. 'bindings:' .. id
-    end
-  end
-  if #live > 0 then
-    local subs = redis.call('PUBSUB', 'NUMSUB', unpack(channels))
-    for i, id in ipairs(live) do
-      if subs[2 * i] > 0 then targets[#targets + 1] = id end
+for _, aor in ipairs(aors) do
+  local ver = versionKey(aor)
+  if redis.call('EXISTS', aorKey(aor)) == 0 then
+    redis.call('DEL', ver)
+  else
+    redis.call('INCR', ver)
+    if untilS[aor] then
+      local at = string.format('%d', untilS[aor])
+      if redis.call('TTL', ver) == -1 then redis.call('EXPIREAT', ver, at) else redis.call('EXPIREAT', ver, at, 'GT') end
     end
   end
 end
-if #targets > 0 then
-  local parts = {}
-  for _, aor in ipairs(aors) do
-    local list = {}
-    for _, u in ipairs(redis.call('ZRANGE', aorKey(aor), 0, -1)) do
-      local v = redis.call('GET', bindingKey(aor, u))
-      if v then list[#list + 1] = v end
-    end
-    parts[#parts + 1] = cjson.encode(aor) .. ':[' .. table.concat(list, ',') .. ']'
+local versions, lists = {}, {}
+if ARGV[2] == '1' then
+  for i, aor in ipairs(aors) do
+    versions[i] = redis.call('GET', versionKey(aor))
+    lists[i] = bindingsOf(aor)
   end
-  local text = node .. ' ' .. commitNo .. '\\n{' .. table.concat(parts, ',') .. '}'
-  for _, id in ipairs(targets) do redis.call('PUBLISH', p .. 'bindings:' .. id, text) end
+else
+  aors = {}
 end
-return { (#ARGV - 3) / 5, targets }
-`;
-
-/**
- * A node's heartbeat in `<prefix>nodes` (the live nodes COMMIT_BINDINGS
- * announces to). ARGV[2]: the node id; ARGV[3]: how long the entry counts
- * after this heartbeat, ms (Redis's clock). Returns 1 when the entry was
- * there and not past its end (the node has been announced every commit since
- * its previous heartbeat), 0 when it was missing or past (announcements may
- * have been skipped: the node must read every binding again).
- */
-export const NODE_HEARTBEAT = `${KEYS_LUA}
-local t = redis.call('TIME')
-local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local before = tonumber(redis.call('HGET', p .. 'nodes', ARGV[2]))
-redis.call('HSET', p .. 'nodes', ARGV[2], nowMs + tonumber(ARGV[3]))
-if before and before > nowMs then return 1 end
-return 0
+return { (#ARGV - 2) / 5, aors, versions, lists }
 `;
 
 /**
@@ -132,16 +123,17 @@ return 0
  */
 export const LIST_BINDINGS = `${KEYS_LUA}
 local out = {}
-for i = 2, #ARGV do
-  local aor = ARGV[i]
-  local list = {}
-  for _, u in ipairs(redis.call('ZRANGE', aorKey(aor), 0, -1)) do
-    local v = redis.call('GET', bindingKey(aor, u))
-    if v then list[#list + 1] = v end
-  end
-  out[#out + 1] = list
-end
+for i = 2, #ARGV do out[#out + 1] = bindingsOf(ARGV[i]) end
 return out
+`;
+
+/**
+ * One AOR's version and records, read together (RedisStore.readTracked
+ * compares the version with the one its tracked GET saw). ARGV[2]: the AOR.
+ * Returns `{ version or nil, { record, ... } }` (records as {@link LIST_BINDINGS}).
+ */
+export const READ_AOR = `${KEYS_LUA}
+return { redis.call('GET', versionKey(ARGV[2])), bindingsOf(ARGV[2]) }
 `;
 
 /**
@@ -161,7 +153,10 @@ for i = 2, #ARGV do
       removed = removed + 1
     end
   end
-  if redis.call('EXISTS', idx) == 0 then redis.call('SREM', p .. 'aors', aor) end
+  if redis.call('EXISTS', idx) == 0 then
+    redis.call('SREM', p .. 'aors', aor)
+    redis.call('DEL', versionKey(aor))
+  end
 end
 return removed
 `;

@@ -17,14 +17,18 @@
  * | `binding:<aor>\n<contact URI>` | string | the binding record (JSON), expiring at its expiry (EXAT) |
  * | `aor:<aor>` | sorted set | contact URIs of the AOR, scored by when first added (ms) |
  * | `aors` | set | AORs with an index |
+ * | `aor-version:<aor>` | string | a counter bumped by every commit that changes the AOR (gone with its last binding): the one key per AOR a node's cache is told about |
+ * | `contact:<contact URI>` | string | the AOR the contact is bound to, expiring with that binding (requests to a registered contact) |
  * | `secret` | string | the server secret (hex), set once with SET NX |
  * | `users:generation` | string | a counter bumped by every change to users and phone numbers |
  * | `turn:secrets` | set | TURN REST API shared secrets every node accepts besides `turn.auth_secrets` |
- * | `nodes` | hash | node id → end of its heartbeat (unix ms, Redis's clock): the live nodes binding commits are announced to |
  *
- * Pub/sub channels: `bindings:<node id>`, each node's own, carrying the binding
- * commits of the other nodes and the acknowledgements of its own commits
- * (redis-replication.ts).
+ * Nodes do not copy each other's bindings: each reads them through Redis into
+ * a bounded cache that Redis keeps true with client-side caching (CLIENT
+ * TRACKING, redis-tracking.ts): a read of an AOR also reads its
+ * `aor-version:<aor>` key with a plain GET (Redis 7.0 does not track keys
+ * read inside a Lua script: checked against Debian 12's 7.0.15), so Redis
+ * tells the node when another node's commit bumps it.
  *
  * Binding expiry is Redis's: each record expires by itself at its `expires`
  * (EXAT), on every node at once and with no sweeper deciding anything; the
@@ -44,7 +48,7 @@ import { userhash } from '../stun/stun-integrity.js';
 import type { StoreConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { StoreError } from './errors.js';
-import { ADD_USER, COMMIT_BINDINGS, DELETE_USER, LIST_BINDINGS, NODE_HEARTBEAT, SET_HA1, SET_PHONES, SWEEP_AORS } from './redis-scripts.js';
+import { ADD_USER, COMMIT_BINDINGS, DELETE_USER, LIST_BINDINGS, READ_AOR, SET_HA1, SET_PHONES, SWEEP_AORS } from './redis-scripts.js';
 import type { BindingChange, BindingRecord, BindingStore, Ha1Algorithm, UserRecord } from './types.js';
 
 /** Redis hash field of each HA1 algorithm. */
@@ -72,6 +76,16 @@ export interface RedisSnapshot {
   secret: string | null;
   /** TURN REST API secrets (absent in older snapshots). */
   turnSecrets?: string[];
+}
+
+/** COMMIT_BINDINGS's arguments of `changes`: five per change (op, AOR, contact URI, expiry, record JSON). */
+function changeArgs(changes: readonly BindingChange[]): (string | number)[] {
+  const args: (string | number)[] = [];
+  for (const c of changes) {
+    if (c.op === 'put') args.push('put', c.binding.aor, c.binding.contactUri, c.binding.expires, JSON.stringify(c.binding));
+    else args.push(c.op, c.aor, c.op === 'delete' ? c.contactUri : '', '', '');
+  }
+  return args;
 }
 
 /** Check every HA1 is lowercase hex of its algorithm's length; returns the hash fields. */
@@ -126,21 +140,14 @@ export async function runScript(redis: Redis, script: string, args: readonly (st
 }
 
 /**
- * What a store needs from the channel that announces its binding commits to
- * the other nodes (RedisBindingChannel): the node id and commit numbers the
- * commit script publishes, and the wait for the other nodes to have applied
- * a commit.
+ * Bindings read for a cache that Redis keeps true (client-side caching,
+ * redis-tracking.ts): `cacheable` is false when the AOR's version changed
+ * between the tracked GET and the read of the records (a commit slipped in
+ * between: use the bindings once, do not keep them).
  */
-export interface CommitAnnouncer {
-  /** This node's id in announcements. */
-  readonly nodeId: string;
-  /** The number of the next commit of this node (1, 2, ...). */
-  nextCommit(): number;
-  /**
-   * Resolves once each node of `nodes` (ids the commit was announced to) has
-   * applied commit `commitNo` (or after the channel's bound on waiting); never rejects.
-   */
-  applied(commitNo: number, nodes: readonly string[]): Promise<void>;
+export interface TrackedBindings {
+  bindings: BindingRecord[];
+  cacheable: boolean;
 }
 
 /** ioredis options of `store.redis`: no offline queue (a request fails at once while disconnected), timeouts, reconnection. */
@@ -193,13 +200,6 @@ export class RedisStore implements BindingStore {
   readonly config: StoreConfig['redis'];
   private readonly prefix: string;
   private readonly log: Logger | undefined;
-  /**
-   * When set (by RedisBindingChannel), each binding commit also publishes the
-   * changed AORs' bindings to every other live node as this node (see
-   * COMMIT_BINDINGS), atomically with the commit, and commitBindings resolves
-   * once they applied it (bounded by the announcer).
-   */
-  announcer: CommitAnnouncer | undefined;
   /** The users generation last read from Redis, and when (performance.now, ms). */
   private generation = 0;
   private generationReadMs = -Infinity;
@@ -291,27 +291,6 @@ export class RedisStore implements BindingStore {
         .finally(() => (this.generationReading = false));
     }
     return this.generation;
-  }
-
-  /** Name of the pub/sub channel of node `nodeId`: binding commits of the other nodes, acknowledgements of its own. */
-  nodeChannel(nodeId: string): string {
-    return `${this.prefix}bindings:${nodeId}`;
-  }
-
-  /**
-   * List node `nodeId` among the live nodes binding commits are announced to
-   * (NODE_HEARTBEAT), for `ttlMs` from now. Resolves true when it was listed
-   * and not past its end (no announcement skipped since the last heartbeat),
-   * false when it was not (the node must read every binding again).
-   * @throws StoreError 'unavailable'.
-   */
-  async nodeHeartbeat(nodeId: string, ttlMs: number): Promise<boolean> {
-    return (await this.eval('node heartbeat', NODE_HEARTBEAT, nodeId, ttlMs)) === 1;
-  }
-
-  /** Take node `nodeId` off the live nodes (it stops). @throws StoreError 'unavailable'. */
-  async nodeLeave(nodeId: string): Promise<void> {
-    await this.run('node leave', () => this.redis.hdel(`${this.prefix}nodes`, nodeId));
   }
 
   /**
@@ -446,21 +425,64 @@ export class RedisStore implements BindingStore {
 
   /**
    * Apply binding changes in order, atomically (one Lua script; see
-   * {@link BindingStore.commitBindings}). With an {@link announcer} the script
-   * also announces the commit to the other live nodes, and this resolves once
-   * each of them applied it (or the announcer stopped waiting).
+   * {@link BindingStore.commitBindings}).
    * @throws StoreError 'unavailable'.
    */
   async commitBindings(changes: readonly BindingChange[]): Promise<void> {
-    const args: (string | number)[] = [];
-    for (const c of changes) {
-      if (c.op === 'put') args.push('put', c.binding.aor, c.binding.contactUri, c.binding.expires, JSON.stringify(c.binding));
-      else args.push(c.op, c.aor, c.op === 'delete' ? c.contactUri : '', '', '');
-    }
-    const announcer = this.announcer;
-    const commitNo = announcer ? announcer.nextCommit() : 0;
-    const [, nodes] = (await this.eval('write bindings', COMMIT_BINDINGS, announcer?.nodeId ?? '', commitNo, ...args)) as [number, string[]];
-    if (announcer && nodes.length > 0) await announcer.applied(commitNo, nodes);
+    await this.eval('write bindings', COMMIT_BINDINGS, '', ...changeArgs(changes));
+  }
+
+  /**
+   * Apply binding changes as {@link commitBindings} and read the changed
+   * AORs' bindings after them, for a cache kept true by client-side caching.
+   * The script's own reads are not tracked (Redis 7.0), so once it answered
+   * one MGET reads the AORs' version keys again, which tracks them; an AOR
+   * whose version there differs from the script's (another commit came in
+   * between) is left out. The MGET is sent only after the script's answer on
+   * purpose: Redis reads it in a later pass of its event loop than the one
+   * that ran the script and wrote that pass's invalidations to the other
+   * nodes' sockets, so when this resolves they are on their way (measured:
+   * with the two pipelined, a request sent on the 200 at once reached the
+   * other node before its invalidation now and then, on this loaded host).
+   * Resolves AOR → bindings in first-added order.
+   * @throws StoreError 'unavailable'.
+   */
+  async commitAndRead(changes: readonly BindingChange[]): Promise<Map<string, BindingRecord[]>> {
+    const aors = [...new Set(changes.map((c) => (c.op === 'put' ? c.binding.aor : c.aor)))];
+    const [answer, tracked] = await this.run('write bindings', async () => {
+      const written = await runScript(this.redis, COMMIT_BINDINGS, [this.prefix, '1', ...changeArgs(changes)]);
+      return [written, await this.redis.mget(aors.map((a) => this.versionKey(a)))] as const;
+    });
+    const [, written, versions, lists] = answer as [number, string[], (string | null)[], string[][]];
+    const out = new Map<string, BindingRecord[]>();
+    written.forEach((aor, i) => {
+      if ((versions[i] ?? null) === (tracked[aors.indexOf(aor)] ?? null)) out.set(aor, lists[i].map((j) => JSON.parse(j) as BindingRecord));
+    });
+    return out;
+  }
+
+  /**
+   * Bindings of one AOR for a cache kept true by client-side caching: a
+   * plain GET of the AOR's version key (tracked) and the script reading its
+   * records, sent in one write. @throws StoreError 'unavailable'.
+   */
+  async readTracked(aor: string): Promise<TrackedBindings> {
+    const [version, answer] = await this.run('read bindings', () => Promise.all([this.redis.get(this.versionKey(aor)), runScript(this.redis, READ_AOR, [this.prefix, aor])]));
+    const [seen, list] = answer as [string | null, string[]];
+    return { bindings: list.map((j) => JSON.parse(j) as BindingRecord), cacheable: (seen ?? null) === version };
+  }
+
+  /**
+   * The AOR whose unexpired binding has contact URI `contactUri`, or
+   * undefined; a plain GET, so with client-side caching Redis tells when
+   * that changes. @throws StoreError 'unavailable'.
+   */
+  async aorOfContact(contactUri: string): Promise<string | undefined> {
+    return (await this.run('contact lookup', () => this.redis.get(`${this.prefix}contact:${contactUri}`))) ?? undefined;
+  }
+
+  private versionKey(aor: string): string {
+    return `${this.prefix}aor-version:${aor}`;
   }
 
   /** Bindings of one AOR in first-added order (those Redis expired are gone). @throws StoreError 'unavailable'. */

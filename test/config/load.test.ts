@@ -131,7 +131,7 @@ describe('defaults', () => {
       admin: { enabled: true, listen: { host: '127.0.0.1', port: 9060 } },
       store: {
         type: 'sqlite',
-        redis: { url: 'redis://127.0.0.1:6379', sentinels: [], sentinel_name: 'mymaster', key_prefix: 'rtcedge:', command_timeout: 1000, connect_timeout: 3000, retry_after: 5 },
+        redis: { url: 'redis://127.0.0.1:6379', sentinels: [], sentinel_name: 'mymaster', key_prefix: 'rtcedge:', command_timeout: 1000, connect_timeout: 3000, retry_after: 5, cache_aors: 10_000 },
       },
       node: {},
     });

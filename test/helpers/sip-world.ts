@@ -190,5 +190,14 @@ export function registrarOptions(world: SipWorld, overrides: Partial<RegistrarOp
  * unix time `nowS`; `fields` sets what earlier steps would have found.
  */
 export function registerContext(world: SipWorld, req: SipRequest, fields: Partial<RegisterContext> = {}, source: Source = UA_SOURCE): RegisterContext {
-  return { ...newRegisterContext(req, world.transaction(req, source), registrarOptions(world), silentLogger, 1_800_000_000), ...fields };
+  const ctx = { ...newRegisterContext(req, world.transaction(req, source), registrarOptions(world), silentLogger, 1_800_000_000), ...fields };
+  // As the current-bindings step leaves it (the world's location service holds every binding in memory).
+  if (fields.existing === undefined) ctx.existing = ctx.opts.location.lookup(ctx.aor);
+  return ctx;
+}
+
+/** The value of a step or lookup that must answer at once (bindings in memory): throws when it is a promise. */
+export function atOnce<T>(value: T | Promise<T>): T {
+  if (value instanceof Promise) throw new Error('expected an answer at once, got a promise');
+  return value;
 }

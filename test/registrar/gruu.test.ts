@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bindingsResponse } from '../../src/registrar/steps/bindings-response.js';
 import { openTempGruu, publicGruu, tempGruu, tempGruuKey } from '../../src/registrar/gruu.js';
 import { parseNameAddr } from '../../src/sip/headers.js';
-import { DOMAIN, openSipWorld, registerContext, registrarOptions, sipRequest, type SipWorld } from '../helpers/sip-world.js';
+import { atOnce, DOMAIN, openSipWorld, registerContext, registrarOptions, sipRequest, type SipWorld } from '../helpers/sip-world.js';
 
 const INSTANCE = '"<urn:uuid:00000000-0000-4000-8000-0000000a11ce>"';
 const KEY = tempGruuKey(Buffer.alloc(32, 5));
@@ -23,7 +23,7 @@ describe('GRUUs in the REGISTER 200 (RFC 5627 §5)', () => {
 
   function respond(supported: string[]) {
     const req = sipRequest('REGISTER', `sip:${DOMAIN}`, { from: `<${AOR}>;tag=r`, to: `<${AOR}>` });
-    return bindingsResponse({ ...registerContext(world, req, { aor: AOR, supported }), opts: registrarOptions(world, { tempGruuKey: KEY }) });
+    return atOnce(bindingsResponse({ ...registerContext(world, req, { aor: AOR, supported }), opts: registrarOptions(world, { tempGruuKey: KEY }) }));
   }
 
   it('gives a Contact with +sip.instance its pub-gruu and a temp-gruu that opens to the AOR and instance', () => {

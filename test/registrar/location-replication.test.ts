@@ -6,6 +6,7 @@ import { silentLogger } from '../../src/log.js';
 import type { BindingReplication } from '../../src/registrar/binding-replication.js';
 import { LocationService } from '../../src/registrar/location-service.js';
 import { SqliteStore, type BindingRecord } from '../../src/store/index.js';
+import { atOnce } from '../helpers/sip-world.js';
 
 const NOW_S = 1_800_000_000;
 
@@ -62,7 +63,7 @@ describe('location services sharing one store (several workers)', () => {
     await a.committed();
     expect(replA.announced).toEqual([['sip:alice@example.test']]);
     expect(b.lookup('sip:alice@example.test').map((x) => x.contactUri)).toEqual(['sip:alice@127.0.0.1:5070']);
-    expect(b.findByContact('sip:alice@127.0.0.1:5070')?.aor).toBe('sip:alice@example.test');
+    expect(atOnce(b.findByContact('sip:alice@127.0.0.1:5070'))?.aor).toBe('sip:alice@example.test');
 
     a.removeAll('sip:alice@example.test');
     await a.committed();

@@ -7,6 +7,7 @@ import { BINDING_WRITER, meshBindingReplication } from '../../src/registrar/mesh
 import { LocationService } from '../../src/registrar/location-service.js';
 import { SqliteStore, type BindingRecord } from '../../src/store/index.js';
 import { SocketMesh } from '../../src/transport/socket-mesh.js';
+import { atOnce } from '../helpers/sip-world.js';
 
 const NOW_S = 1_800_000_000;
 const AOR = 'sip:alice@example.test';
@@ -82,10 +83,10 @@ describe('binding replication between workers over the mesh (one writer, changes
     // Worker 0 (the writer) changes the contact in this turn; worker 1's commit of the same contact is committed first.
     w0!.location.put(binding('sip:alice@127.0.0.1:5070', 'mine'));
     w0!.location.applyRemote([{ op: 'put', binding: binding('sip:alice@127.0.0.1:5070', 'theirs') }]);
-    expect(w0!.location.findByContact('sip:alice@127.0.0.1:5070')?.userAgent).toBe('mine');
+    expect(atOnce(w0!.location.findByContact('sip:alice@127.0.0.1:5070'))?.userAgent).toBe('mine');
     await w0!.location.committed();
     expect(w0!.store.listBindings(AOR).map((b) => b.userAgent)).toEqual(['mine']);
-    expect(w1!.location.findByContact('sip:alice@127.0.0.1:5070')?.userAgent).toBe('mine');
+    expect(atOnce(w1!.location.findByContact('sip:alice@127.0.0.1:5070'))?.userAgent).toBe('mine');
   });
 
   it('without the writer a worker commits to the store itself and carries the change to the others', async () => {

@@ -106,15 +106,19 @@ describeWithPeers(['redis-server'])('two nodes on one Redis store', () => {
     tcp.destroy();
   });
 
-  test('a binding registered or removed at node A is used by node B as soon as the 200 arrives, every time', async () => {
+  // Node B reads alice's bindings through Redis (a cache Redis invalidates), never a copy pushed by node A.
+  test.each([
+    ['OPTIONS', 25, 200],
+    ['INVITE', 10, 486],
+  ] as const)('a binding registered or removed at node A is used by node B as soon as the 200 arrives, every time (%s)', async (method, rounds, answer) => {
     const alice = await UdpUa.open();
     const carol = await UdpUa.open();
-    // Answers every OPTIONS the nodes forward to alice, so no transaction is left waiting.
+    // Answers every request the nodes forward to alice (INVITE: 486 Busy Here, a final answer), so no transaction is left waiting.
     alice.socket.on('message', () => {
       const m = alice.received.at(-1);
-      if (m?.kind !== 'request' || m.method !== 'OPTIONS') return;
+      if (m?.kind !== 'request' || m.method !== method) return;
       const copy = m.headers.filter((h) => /^(via|from|to|call-id|cseq)$/i.test(h.name));
-      alice.send({ kind: 'response', status: 200, reason: 'OK', headers: copy, body: Buffer.alloc(0) }, PORT_B);
+      alice.send({ kind: 'response', status: answer, reason: answer === 200 ? 'OK' : 'Busy Here', headers: copy, body: Buffer.alloc(0) }, PORT_B);
     });
     const register = async (contactUser: string, expires: number): Promise<void> => {
       const reg = alice.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:alice@${DOMAIN}`, contactUser, headers: [{ name: 'Expires', value: String(expires) }] });
@@ -124,18 +128,18 @@ describeWithPeers(['redis-server'])('two nodes on one Redis store', () => {
       expect((await alice.response(authed)).status).toBe(200);
     };
     const optionsAtB = (): SipRequest => {
-      const opt = carol.request('OPTIONS', `sip:alice@${DOMAIN}`, { from: 'sip:carol@elsewhere.test', to: `sip:alice@${DOMAIN}` });
+      const opt = carol.request(method, `sip:alice@${DOMAIN}`, { from: 'sip:carol@elsewhere.test', to: `sip:alice@${DOMAIN}` });
       carol.send(opt, PORT_B);
       return opt;
     };
-    for (let i = 0; i < 25; i++) {
+    for (let i = 0; i < rounds; i++) {
       await register(`v${i}`, 60);
       // No wait between the 200 from A and the request at B.
       const opt = optionsAtB();
       const callId = getHeader(opt, 'call-id');
-      const got = (await alice.waitFor((m) => m.kind === 'request' && m.method === 'OPTIONS' && getHeader(m, 'call-id') === callId)) as SipRequest;
+      const got = (await alice.waitFor((m) => m.kind === 'request' && m.method === method && getHeader(m, 'call-id') === callId)) as SipRequest;
       expect(got.uri).toBe(`sip:v${i}@127.0.0.1:${alice.port}`);
-      expect((await carol.response(opt)).status).toBe(200);
+      expect((await carol.response(opt)).status).toBe(answer);
 
       await register(`v${i}`, 0);
       // No binding left: the sender of another domain gets 404 (location-lookup), and nothing reaches alice.

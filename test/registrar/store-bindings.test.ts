@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bindingLimit, storeBindings } from '../../src/registrar/steps/store-bindings.js';
 import { bindingsResponse } from '../../src/registrar/steps/bindings-response.js';
 import type { BindingChange } from '../../src/registrar/steps/register-context.js';
-import { DOMAIN, openSipWorld, registerContext, sipRequest, type SipWorld } from '../helpers/sip-world.js';
+import { atOnce, DOMAIN, openSipWorld, registerContext, sipRequest, type SipWorld } from '../helpers/sip-world.js';
 
 const AOR = `sip:alice@${DOMAIN}`;
 
@@ -30,7 +30,7 @@ describe('registrar steps 7 and 8 (RFC 3261 §10.3): store the bindings, answer 
     const ctx = registerContext(world, req, { aor: AOR, nowS, changes: [added(40002, nowS + 120)] });
     expect(await storeBindings(ctx)).toBeUndefined();
     expect(world.store.allBindings().map((b) => b.contactUri)).toEqual(['sip:a@127.0.0.1:40002']);
-    const answer = bindingsResponse(ctx);
+    const answer = atOnce(bindingsResponse(ctx));
     expect(answer.status).toBe(200);
     expect(answer.headers).toEqual([
       { name: 'Contact', value: '<sip:a@127.0.0.1:40002>;expires=120' },
@@ -42,7 +42,7 @@ describe('registrar steps 7 and 8 (RFC 3261 §10.3): store the bindings, answer 
   it('echoes Path when the UA supports path and adds Require: outbound and Flow-Timer for Outbound', () => {
     const req = sipRequest('REGISTER', `sip:${DOMAIN}`, { headers: [{ name: 'Path', value: '<sip:edge.test;lr>' }] });
     const ctx = registerContext(world, req, { aor: AOR, supported: ['path', 'outbound'], outboundUsed: true });
-    const names = bindingsResponse(ctx).headers!.map((h) => `${h.name}: ${h.value}`);
+    const names = atOnce(bindingsResponse(ctx)).headers!.map((h) => `${h.name}: ${h.value}`);
     expect(names).toEqual(expect.arrayContaining(['Path: <sip:edge.test;lr>', 'Require: outbound', 'Flow-Timer: 120']));
   });
 });

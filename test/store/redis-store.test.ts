@@ -3,9 +3,9 @@ import pino from 'pino';
 import { describeWithPeers } from '../../interop/harness/peers.js';
 import { startRedis, type TestRedis } from '../../interop/harness/redis.js';
 import { makeTempDir, removeTempDir } from '../../interop/harness/temp-dir.js';
-import { spawnProcess } from '../../interop/harness/process.js';
 import { userhash } from '../../src/stun/stun-integrity.js';
-import { type BindingRecord, RedisBindingChannel, RedisStore, StoreError, redisUserSource } from '../../src/store/index.js';
+import { type BindingRecord, RedisBindingTracking, RedisStore, StoreError, redisUserSource } from '../../src/store/index.js';
+import { LocationService } from '../../src/registrar/location-service.js';
 import { UserSourceUnavailableError } from '../../src/auth/user-source.js';
 import { configSchema } from '../../src/config/schema.js';
 
@@ -132,108 +132,141 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
     expect(await store.isEmpty()).toBe(false);
   });
 
-  test('a commit announces the changed bindings to the other channel, which takes them without reading; the commit resolves once it did; the own channel ignores it', async () => {
-    const other = await new RedisStore(redisConfig(redis.url), silent).connect();
-    const mine = new RedisBindingChannel(store, silent);
-    const theirs = new RedisBindingChannel(other, silent);
-    await mine.start();
-    // Alone on the channel, a node publishes nothing.
-    const publishes = async () => Number(/cmdstat_publish:calls=(\d+)/.exec(await store.redis.info('commandstats'))?.[1] ?? 0);
-    const before = await publishes();
-    await store.commitBindings([{ op: 'put', binding: binding() }]);
-    expect(await publishes()).toBe(before);
-    await theirs.start();
-    await store.commitBindings([{ op: 'deleteAll', aor: binding().aor }]);
-    // The announcement, and the other node's acknowledgement (the commit resolved on it).
-    expect(await publishes()).toBe(before + 2);
-    const mineSeen: unknown[] = [];
-    mine.onRemoteBindings((aor) => void mineSeen.push(aor));
-    const seen: [string, BindingRecord[]][] = [];
-    theirs.onRemoteBindings((aor, bindings) => void seen.push([aor, bindings]));
-    const b = binding();
-    // No waiting on the announcement: the commit resolves after the other node applied it.
-    await store.commitBindings([{ op: 'put', binding: b }]);
-    expect(seen).toEqual([[b.aor, [b]]]);
-    await store.commitBindings([{ op: 'deleteAll', aor: b.aor }]);
-    expect(seen).toEqual([
-      [b.aor, [b]],
-      [b.aor, []],
-    ]);
-    // Several commits in one turn are acknowledged together and every one resolves.
-    const c = { ...b, contactUri: 'sip:alice@127.0.0.1:5099' };
-    await Promise.all([store.commitBindings([{ op: 'put', binding: b }]), store.commitBindings([{ op: 'put', binding: c }])]);
-    expect(seen.slice(2)).toEqual([
-      [b.aor, [b]],
-      [b.aor, [b, c]],
-    ]);
-    // A commit at the other node reaches this one the same way; neither channel applies its own.
-    const mineAfter = new Promise<void>((resolve) => mine.onRemoteBindings((aor) => void (mineSeen.push(aor), resolve())));
-    await other.commitBindings([{ op: 'delete', aor: b.aor, contactUri: c.contactUri }]);
-    await mineAfter;
-    expect(mineSeen).toEqual([b.aor]);
-    expect(seen).toHaveLength(4);
-    expect(mine.unacknowledgedCommits).toBe(0);
-    await mine.close();
-    await theirs.close();
-    await other.close();
-  });
+  /** A location service reading through `on`'s Redis with client-side caching, as a node runs it. */
+  async function node(on: RedisStore, maxAors = 100): Promise<{ location: LocationService; tracking: RedisBindingTracking; stop(): Promise<void> }> {
+    const tracking = new RedisBindingTracking(on, silent);
+    await tracking.start();
+    const location = new LocationService(on, silent, undefined, undefined, { source: tracking, maxAors });
+    tracking.onInvalidate((what) => location.invalidate(what));
+    tracking.onFlush(() => location.clearCache());
+    await location.start();
+    return { location, tracking, stop: async () => (await location.stop(), await tracking.close()) };
+  }
+  /**
+   * One turn of the event loop: a request reaching a node comes through a
+   * socket, so the node has read what Redis had sent it by then (the
+   * invalidations of a commit are in its socket when committed() resolves).
+   */
+  const turn = () => new Promise((r) => setImmediate(r));
+  /** Commands Redis ran so far, by name (INFO commandstats). */
+  const calls = async (cmd: string) => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(await store.redis.info('commandstats'))?.[1] ?? 0);
 
-  test('clients that are not nodes (redis-cli, ioredis) subscribed to the channels make no commit wait; a listed node that does not acknowledge does, until its heartbeat lapses', async () => {
+  test('read-through: a binding committed at one node is read at the other, cached, and dropped from its cache by Redis when the first node changes it', async () => {
     const other = await new RedisStore(redisConfig(redis.url), silent).connect();
-    const mine = new RedisBindingChannel(store, silent);
-    const theirs = new RedisBindingChannel(other, silent);
-    await mine.start();
-    await theirs.start();
-    const seen: string[] = [];
-    theirs.onRemoteBindings((aor) => void seen.push(aor));
-    // Monitoring clients: redis-cli on both nodes' channels, ioredis on every channel of the prefix.
-    const cli = spawnProcess('redis-cli', ['-p', String(PORT), 'SUBSCRIBE', store.nodeChannel(mine.nodeId), store.nodeChannel(theirs.nodeId)]);
-    const monitor = store.redis.duplicate({ enableOfflineQueue: true });
-    const monitored: string[] = [];
-    monitor.on('pmessage', (_pattern: string, channel: string) => void monitored.push(channel));
+    const one = await node(store);
+    const two = await node(other);
     try {
-      await cli.waitForLine((t) => t.trim() === '2', 5000);
-      await monitor.psubscribe('test:*');
-      for (let i = 0; i < 5; i++) await store.commitBindings([{ op: 'put', binding: binding({ cseq: i }) }]);
-      expect(seen).toHaveLength(5);
-      // They see the traffic, and no commit waited for them.
-      expect(monitored.filter((c) => c === store.nodeChannel(theirs.nodeId))).toHaveLength(5);
-      expect(mine.unacknowledgedCommits).toBe(0);
-      expect(Object.keys(await store.redis.hgetall('test:nodes')).sort()).toEqual([mine.nodeId, theirs.nodeId].sort());
-
-      // A node listed as live and subscribed that never acknowledges: the commit answers after the bounded wait.
-      const silentNode = store.redis.duplicate({ enableOfflineQueue: true });
-      await silentNode.subscribe(store.nodeChannel('hung'));
-      await store.redis.hset('test:nodes', 'hung', String(Date.now() + 60_000));
-      await store.commitBindings([{ op: 'put', binding: binding({ cseq: 10 }) }]);
-      expect(mine.unacknowledgedCommits).toBe(1);
-      // Once its heartbeat lapsed it is no longer waited for, and its entry is removed.
-      await store.redis.hset('test:nodes', 'hung', String(Date.now() - 1000));
-      await store.commitBindings([{ op: 'put', binding: binding({ cseq: 11 }) }]);
-      expect(mine.unacknowledgedCommits).toBe(1);
-      expect(await store.redis.hexists('test:nodes', 'hung')).toBe(0);
-      await silentNode.quit();
-      expect(seen).toHaveLength(7);
+      const b = binding();
+      // Nothing cached yet at node two: a miss reads Redis (a promise), and an empty AOR is cached too.
+      const first = two.location.read(b.aor);
+      expect(first).toBeInstanceOf(Promise);
+      expect(await first).toEqual([]);
+      expect(two.location.read(b.aor)).toEqual([]);
+      one.location.put(b);
+      await one.location.committed();
+      await turn();
+      // The commit invalidated node two's entry before committed() resolved: the next read misses and finds it.
+      const after = two.location.read(b.aor);
+      expect(after).toBeInstanceOf(Promise);
+      expect(await after).toEqual([b]);
+      // Cached now: no Redis command for the next reads.
+      const gets = await calls('get');
+      expect(two.location.read(b.aor)).toEqual([b]);
+      expect(two.location.findByContact(b.contactUri)).toEqual(b);
+      expect(await calls('get')).toBe(gets);
+      // The writer keeps what it wrote (and reads nothing for it).
+      expect(one.location.read(b.aor)).toEqual([b]);
+      // A removal at node one: gone at node two once committed() resolved, every time.
+      for (let i = 0; i < 20; i++) {
+        one.location.remove(b.aor, b.contactUri);
+        await one.location.committed();
+        await turn();
+        expect(await two.location.read(b.aor)).toEqual([]);
+        const again = { ...b, cseq: 100 + i };
+        one.location.put(again);
+        await one.location.committed();
+        await turn();
+        expect(await two.location.read(b.aor)).toEqual([again]);
+      }
+      // A contact URI: found through its key; one without a binding is remembered (no second read).
+      const fresh = new RedisStore(redisConfig(redis.url), silent);
+      await fresh.connect();
+      const three = await node(fresh);
+      expect(await three.location.findByContact(b.contactUri)).toMatchObject({ aor: b.aor, cseq: 119 });
+      expect(await three.location.findByContact('sip:nobody@127.0.0.1')).toBeUndefined();
+      const before = await calls('get');
+      expect(three.location.findByContact('sip:nobody@127.0.0.1')).toBeUndefined();
+      expect(await calls('get')).toBe(before);
+      // ... until a binding with that contact is committed elsewhere.
+      one.location.put(binding({ aor: 'sip:bob@example.test', contactUri: 'sip:nobody@127.0.0.1', contact: '<sip:nobody@127.0.0.1>' }));
+      await one.location.committed();
+      await turn();
+      expect(await three.location.findByContact('sip:nobody@127.0.0.1')).toMatchObject({ aor: 'sip:bob@example.test' });
+      await three.stop();
+      await fresh.close();
     } finally {
-      await cli.stop();
-      await monitor.quit();
+      await one.stop();
+      await two.stop();
+      await other.close();
     }
-    await mine.close();
-    // A node that stops leaves the list.
-    expect(await store.redis.hexists('test:nodes', mine.nodeId)).toBe(0);
-    await theirs.close();
-    await other.close();
   });
 
-  test('a node whose entry among the live nodes lapsed is listed again at its next heartbeat and reads every binding again', async () => {
-    const mine = new RedisBindingChannel(store, silent);
-    let resyncs = 0;
-    mine.onResync(async () => void resyncs++);
-    await mine.start();
-    await store.redis.hdel('test:nodes', mine.nodeId);
-    await expect.poll(() => resyncs, { timeout: 5000, interval: 100 }).toBe(1);
-    expect(await store.redis.hexists('test:nodes', mine.nodeId)).toBe(1);
-    await mine.close();
+  test('read-through: the cache holds at most max AORs, least recently used dropped first, and an evicted AOR is read again', async () => {
+    const other = await new RedisStore(redisConfig(redis.url), silent).connect();
+    const writer = await node(store);
+    const reader = await node(other, 3);
+    try {
+      const aors = ['a', 'b', 'c', 'd', 'e'].map((u) => `sip:${u}@example.test`);
+      for (const aor of aors) writer.location.put(binding({ aor, contactUri: `sip:x@127.0.0.1;u=${aor}` }));
+      await writer.location.committed();
+      for (const aor of aors.slice(0, 3)) expect(await reader.location.read(aor)).toHaveLength(1);
+      expect(reader.location.aors()).toEqual(aors.slice(0, 3));
+      // a used again: b is now the least recently used, and goes first.
+      expect(reader.location.read(aors[0])).toHaveLength(1);
+      expect(await reader.location.read(aors[3])).toHaveLength(1);
+      expect(reader.location.aors()).toEqual([aors[0], aors[2], aors[3]]);
+      expect(await reader.location.read(aors[4])).toHaveLength(1);
+      expect(reader.location.aors()).toEqual([aors[0], aors[3], aors[4]]);
+      // b is read from Redis again.
+      const again = reader.location.read(aors[1]);
+      expect(again).toBeInstanceOf(Promise);
+      expect(await again).toHaveLength(1);
+      expect(reader.location.counts()).toEqual({ aors: 3, bindings: 3 });
+    } finally {
+      await writer.stop();
+      await reader.stop();
+      await other.close();
+    }
+  });
+
+  test('read-through: while Redis is down the cache answers what it holds and a miss gets 503; once back the cache is emptied and reads recover by themselves', async () => {
+    const other = await new RedisStore(redisConfig(redis.url), silent).connect();
+    const reader = await node(other);
+    try {
+      const b = binding();
+      await store.commitBindings([{ op: 'put', binding: b }]);
+      expect(await reader.location.read(b.aor)).toEqual([b]);
+      expect(reader.location.read(b.aor)).toEqual([b]);
+      await redis.stop();
+      // Tracking lost with the connections: nothing more is kept, what is held still answers (calls in progress).
+      await expect.poll(() => reader.tracking.active, { timeout: 5000, interval: 50 }).toBe(false);
+      expect(reader.location.read(b.aor)).toEqual([b]);
+      await expect(reader.location.read('sip:other@example.test')).rejects.toMatchObject({ status: 503, headers: [{ name: 'Retry-After', value: '7' }] });
+      await redis.start();
+      // Back (with its data saved at shutdown): read from Redis again, then cached again.
+      await expect.poll(() => reader.tracking.active, { timeout: 10_000, interval: 100 }).toBe(true);
+      const again = reader.location.read(b.aor);
+      expect(again).toBeInstanceOf(Promise);
+      expect(await again).toEqual([b]);
+      expect(reader.location.read(b.aor)).toEqual([b]);
+      // Tracking is on again: the reader hears of a change made through another connection.
+      await store.commitBindings([{ op: 'deleteAll', aor: b.aor }]);
+      await expect.poll(() => reader.location.aors(), { timeout: 5000, interval: 20 }).toEqual([]);
+      expect(await reader.location.read(b.aor)).toEqual([]);
+    } finally {
+      await reader.stop();
+      await other.close();
+    }
   });
 
   test('Redis down: StoreError unavailable with retryAfterS, user source 503; back by itself after a restart', async () => {

@@ -24,11 +24,11 @@ export const gruuRouting: RequestProcessor = {
     if (gruu.kind === 'public') {
       const domain = aor.slice(aor.lastIndexOf('@') + 1);
       if (!(await ctx.env.userExists(ctx.ruri.user!, domain))) return reply(404, 'Not Found');
-      bindings = instanceBindings(ctx.env.location.lookup(aor), gruu.instance);
+      bindings = instanceBindings(await ctx.env.location.read(aor), gruu.instance);
     } else {
       const claim = ctx.env.tempGruuKey && openTempGruu(ctx.env.tempGruuKey, gruu.user);
       if (!claim) return reply(404, 'Not Found');
-      const current = instanceBindings(ctx.env.location.lookup(claim.aor), claim.instance);
+      const current = instanceBindings(await ctx.env.location.read(claim.aor), claim.instance);
       bindings = tempGruuBindings(claim, current);
       if (bindings.length === 0 && current.length > 0) return reply(404, 'Not Found');
     }

@@ -26,7 +26,8 @@ export const recordedRoute: RequestProcessor = {
   async process(ctx: RequestContext) {
     const { req, flow } = ctx;
     const hasRoute = ctx.hasRoute;
-    const binding = hasRoute ? undefined : ctx.env.location.findByContact(req.uri);
+    const found = hasRoute ? undefined : ctx.env.location.findByContact(req.uri);
+    const binding = found instanceof Promise ? await found : found;
     if (!(hasRoute || binding || flow || (ctx.toTag && !ctx.aor))) return CONTINUE;
     const recorded = !!ctx.toTag && ctx.removedRoutes > 0;
     if (!recorded && !binding) {

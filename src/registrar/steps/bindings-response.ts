@@ -3,6 +3,7 @@ import { formatNameAddr, parseNameAddr } from '../../sip/headers.js';
 import type { RegisterContext, RegisterReply } from './register-context.js';
 import { SUPPORTED_EXTENSIONS } from './require-extensions.js';
 import { publicGruu, tempGruu } from '../gruu.js';
+import type { BindingRecord } from '../../store/index.js';
 
 /** Flow-Timer for Outbound UAs when not configured, s (RFC 5626 §4.4.1). */
 const DEFAULT_FLOW_TIMER_S = 120;
@@ -20,11 +21,16 @@ export function dateHeader(nowS: number): SipHeader {
  * `Supported: gruu` gets, on each Contact with a `+sip.instance`, its
  * `pub-gruu` and a new `temp-gruu` (RFC 5627 §5).
  */
-export function bindingsResponse(ctx: RegisterContext): RegisterReply {
+export function bindingsResponse(ctx: RegisterContext): RegisterReply | Promise<RegisterReply> {
+  const got = ctx.opts.location.read(ctx.aor);
+  return got instanceof Promise ? got.then((bindings) => okWith(ctx, bindings)) : okWith(ctx, got);
+}
+
+function okWith(ctx: RegisterContext, bindings: readonly BindingRecord[]): RegisterReply {
   const { nowS } = ctx;
   const gruuKey = ctx.supported.includes('gruu') ? ctx.opts.tempGruuKey : undefined;
   const domain = ctx.aor.slice(ctx.aor.lastIndexOf('@') + 1);
-  const headers: SipHeader[] = ctx.opts.location.lookup(ctx.aor).map((b) => {
+  const headers: SipHeader[] = bindings.map((b) => {
     const na = parseNameAddr(b.contact);
     na.params.expires = String(Math.max(0, b.expires - nowS));
     if (gruuKey && b.instance) {

@@ -21,7 +21,7 @@ const OUT_OF_ORDER: RegisterReply = { status: 500, reason: 'Server Internal Erro
  */
 export function contactBindings(ctx: RegisterContext): RegisterReply | undefined {
   const { req, st, opts, aor, callId, cseq, nowS } = ctx;
-  const existing = new Map(opts.location.lookup(aor).map((b) => [b.contactUri, b]));
+  const existing = new Map(ctx.existing.map((b) => [b.contactUri, b]));
   const outboundUa = ctx.supported.includes('outbound');
   // Several nodes on one store: a binding over a connection of this node is reached through this node (RFC 3327 Path).
   const own = opts.nodePath?.(st.source);

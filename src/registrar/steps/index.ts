@@ -5,6 +5,7 @@ import { addressOfRecord } from './address-of-record.js';
 import { authorization } from './authorization.js';
 import { registerHeaders } from './expires.js';
 import { pathSupport } from './path-support.js';
+import { currentBindings } from './current-bindings.js';
 import { wildcardContact } from './wildcard.js';
 import { contactBindings } from './contact-bindings.js';
 import { bindingLimit, storeBindings } from './store-bindings.js';
@@ -23,6 +24,7 @@ export const REGISTER_STEPS: readonly RegisterStep[] = [
   authorization, //     steps 3-4  401 challenge; 403 for another user's AOR
   registerHeaders, //   step 6     Call-ID, CSeq, Contact, Expires, Supported
   pathSupport, //       RFC 3327 §5.3  420 for Path without Supported: path
+  currentBindings, //   step 6     the AOR's bindings now (read through a shared store on a cache miss)
   wildcardContact, //   step 6     Contact: * with Expires: 0 removes every binding
   contactBindings, //   steps 6-7  per contact: ordering, expiry (423), Outbound
   bindingLimit, //      step 7     403 beyond max_bindings_per_aor

@@ -73,6 +73,8 @@ export interface RegisterContext {
   headerExpiresS: number | undefined;
   /** Option tags of Supported, lowercase. */
   supported: readonly string[];
+  /** The AOR's unexpired bindings before this REGISTER (set by current-bindings). */
+  existing: BindingRecord[];
   /** The changes to the AOR's bindings (set by contact-bindings). */
   changes: BindingChange[];
   /** True when a binding used SIP Outbound (RFC 5626 §6). */
@@ -81,7 +83,7 @@ export interface RegisterContext {
 
 /** A fresh context for a REGISTER processed at unix time `nowS`, before any step ran. */
 export function newRegisterContext(req: SipRequest, st: ServerTransaction, opts: RegistrarOptions, log: Logger, nowS: number): RegisterContext {
-  return { req, st, opts, log, nowS, aor: '', callId: '', cseq: 0, contacts: [], headerExpiresS: undefined, supported: [], changes: [], outboundUsed: false };
+  return { req, st, opts, log, nowS, aor: '', callId: '', cseq: 0, contacts: [], headerExpiresS: undefined, supported: [], existing: [], changes: [], outboundUsed: false };
 }
 
 /**

@@ -7,7 +7,7 @@ import type { RegisterContext, RegisterReply } from './register-context.js';
  * changes nothing.
  */
 export function bindingLimit(ctx: RegisterContext): RegisterReply | undefined {
-  const after = new Set(ctx.opts.location.lookup(ctx.aor).map((b) => b.contactUri));
+  const after = new Set(ctx.existing.map((b) => b.contactUri));
   for (const c of ctx.changes) {
     if (c.record) after.add(c.contactUri);
     else after.delete(c.contactUri);

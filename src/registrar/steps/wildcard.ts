@@ -20,7 +20,7 @@ async function removeAll(ctx: RegisterContext): Promise<RegisterReply | undefine
   const { contacts, opts, aor } = ctx;
   if (contacts.length !== 1) return { status: 400, reason: 'Bad Request: Contact * mixed with other contacts' };
   if (ctx.headerExpiresS !== 0) return { status: 400, reason: 'Bad Request: Contact * requires Expires: 0' };
-  for (const b of opts.location.lookup(aor)) {
+  for (const b of ctx.existing) {
     if (b.callId === ctx.callId && ctx.cseq <= b.cseq) return { status: 500, reason: 'Server Internal Error: out-of-order REGISTER' };
   }
   const n = opts.location.removeAll(aor);
