@@ -20,8 +20,11 @@
 // (node --cpu-prof) into DIR/<setup>/ when it stops. --load-first sends all load to the
 // first node, so the others' CPU is what following its changes costs. --baseline runs every setup with
 // that build first, then with this checkout's, back to back (rows marked "baseline"; the percentages
-// stay relative to the first row). Node 2's CPU with --load-first --setups 2 is the cost of following
-// one REGISTER made at another node.
+// stay relative to the first row). Node 2's CPU with --load-first --setups 2 is what one REGISTER made at
+// another node costs a node (with read-through: nothing, unless it looked the AOR up since).
+// --split-users gives each node's REGISTER load its own users (user i to node i mod n: a UA registers at one
+// node, as DNS SRV keeps it there), instead of every node registering every user in turn (the default,
+// where every REGISTER invalidates the AOR at the other nodes, which read it again at their next REGISTER).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startProcess, runProcess, stopProcess, tempDir, cpuSeconds, sleep, waitFor } from './lib.mjs';
@@ -38,6 +41,8 @@ const WRITE = args.includes('--write');
 const IDLE = args.includes('--idle');
 /** All load at the first node (the others only follow its binding changes: their cost per operation is that of following). */
 const LOAD_FIRST = args.includes('--load-first');
+/** Each node registers its own users (see above). */
+const SPLIT_USERS = args.includes('--split-users');
 const CPU_PROF = args.includes('--cpu-prof') ? args[args.indexOf('--cpu-prof') + 1] : undefined;
 /** Which setups, in order: `sqlite` and node counts on Redis; the first is the base of the percentages. */
 const SETUPS = (args.includes('--setups') ? args[args.indexOf('--setups') + 1] : 'sqlite,1,2,3').split(',');
@@ -181,8 +186,13 @@ async function load(dir, scenario, rate, nodeCount, cpuPids, redis) {
   const runs = await Promise.all(
     NODE_PORTS.slice(0, loaded).map((port, i) => {
       const stf = join(dir, `stat-${scenario}-${nodeCount}-${i}.csv`);
+      let inf = join(dir, 'users.csv');
+      if (SPLIT_USERS && scenario === 'register') {
+        inf = join(dir, `users-${loaded}-${i}.csv`);
+        writeFileSync(inf, 'SEQUENTIAL\n' + users.filter((_, k) => k % loaded === i).map(([u, p]) => `${u};${p};`).join('\n') + '\n');
+      }
       const a = [
-        `127.0.0.1:${port}`, '-sf', join(dir, `${scenario}.xml`), '-inf', join(dir, 'users.csv'),
+        `127.0.0.1:${port}`, '-sf', join(dir, `${scenario}.xml`), '-inf', inf,
         '-i', '127.0.0.1', '-p', String(SIPP_PORTS[i]), '-t', 'u1',
         // SIPp takes whole numbers: calls per 10 s.
         '-r', String(Math.round(per * 10)), '-rp', '10000', '-l', String(Math.ceil(Math.max(per * 4, 50))), '-m', String(calls),
