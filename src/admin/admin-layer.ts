@@ -110,7 +110,7 @@ export interface AdminLayers {
   store: Pick<SqliteStore | RedisStore, 'ping' | 'listUsers' | 'getUser'>;
   users: UserSource;
   /** The bindings the API lists and removes (the location service, or the store's view in a primary). */
-  location: Pick<LocationService, 'aors' | 'lookup' | 'remove' | 'removeAll'>;
+  location: Pick<LocationService, 'aors' | 'lookup' | 'read' | 'registrations' | 'remove' | 'removeAll'>;
   /** The SIP listeners bound (the readiness check counts them). */
   transport: Pick<TransportLayer, 'listeners'>;
   turn: TurnServer | undefined;

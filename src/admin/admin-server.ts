@@ -32,8 +32,10 @@ export interface AdminContext {
     get(username: string, domain: string): UserRecord | undefined | Promise<UserRecord | undefined>;
   };
   registrations: {
-    aors(): string[];
-    lookup(aor: string): BindingRecord[];
+    /** Every AOR's unexpired bindings (with a shared store: every node's, read from the store). */
+    registrations(): Promise<{ aor: string; bindings: BindingRecord[] }[]>;
+    /** One AOR's unexpired bindings (read through the store when not in memory). */
+    read(aor: string): BindingRecord[] | Promise<BindingRecord[]>;
     remove(aor: string, contactUri: string): boolean;
     removeAll(aor: string): number;
   };
@@ -143,16 +145,14 @@ export class AdminServer {
     if (path === '/api/registrations') {
       const aor = url.searchParams.get('aor') ?? undefined;
       if (method === 'GET') {
-        const aors = aor === undefined ? this.ctx.registrations.aors() : [aor];
-        return {
-          body: aors
-            .map((a) => ({ aor: a, bindings: this.ctx.registrations.lookup(a).map(bindingView) }))
-            .filter((r) => r.bindings.length > 0),
-        };
+        const found = aor === undefined ? await this.ctx.registrations.registrations() : [{ aor, bindings: await this.ctx.registrations.read(aor) }];
+        return { body: found.filter((r) => r.bindings.length > 0).map((r) => ({ aor: r.aor, bindings: r.bindings.map(bindingView) })) };
       }
       if (method === 'DELETE') {
         if (aor === undefined) throw new HttpError(400, 'give ?aor=');
         const contact = url.searchParams.get('contact');
+        // Read first, so that with a shared store the AOR is in memory and the count is true.
+        await this.ctx.registrations.read(aor);
         const removed = contact === null ? this.ctx.registrations.removeAll(aor) : Number(this.ctx.registrations.remove(aor, contact));
         this.log.info({ aor, contact, removed }, 'bindings removed by the admin API');
         return { body: { removed } };

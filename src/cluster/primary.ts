@@ -301,7 +301,7 @@ function primaryMetricsSources(
 }
 
 /** What the admin API and /metrics read and change of the bindings. */
-type Registrations = Pick<LocationService, 'aors' | 'lookup' | 'remove' | 'removeAll'>;
+type Registrations = Pick<LocationService, 'aors' | 'lookup' | 'read' | 'registrations' | 'remove' | 'removeAll'>;
 
 /**
  * The bindings as the store has them (every worker commits before its 200):
@@ -310,9 +310,12 @@ type Registrations = Pick<LocationService, 'aors' | 'lookup' | 'remove' | 'remov
  */
 function storeRegistrations(store: SqliteStore, location: LocationService, nowS = () => Math.floor(Date.now() / 1000)): Registrations {
   const lookup = (aor: string): BindingRecord[] => store.listBindings(aor).filter((b) => b.expires > nowS()).sort(bindingOrder);
+  const aors = (): string[] => [...new Set(store.allBindings().map((b) => b.aor))].sort();
   return {
-    aors: () => [...new Set(store.allBindings().map((b) => b.aor))].sort(),
+    aors,
     lookup,
+    read: lookup,
+    registrations: async () => aors().map((aor) => ({ aor, bindings: lookup(aor) })),
     remove(aor, contactUri) {
       const had = lookup(aor).some((b) => b.contactUri === contactUri);
       location.remove(aor, contactUri);

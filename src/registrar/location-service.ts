@@ -450,6 +450,26 @@ export class LocationService {
     return [...this.byAor.keys()].sort();
   }
 
+  /**
+   * Every unexpired binding, grouped by AOR (sorted) and ordered as
+   * {@link lookup}, for the admin API: from memory, or with read-through from
+   * the store itself (every node's AORs, not only this node's cache; one pass
+   * over the store's bindings). Rejects as the store does when it cannot be
+   * reached.
+   */
+  async registrations(): Promise<{ aor: string; bindings: BindingRecord[] }[]> {
+    if (!this.cache) return this.aors().map((aor) => ({ aor, bindings: this.lookup(aor) })).filter((r) => r.bindings.length > 0);
+    const nowS = this.nowS();
+    const byAor = new Map<string, BindingRecord[]>();
+    for (const b of await this.store.allBindings()) {
+      if (b.expires <= nowS) continue;
+      const list = byAor.get(b.aor);
+      if (list) list.push(b);
+      else byAor.set(b.aor, [b]);
+    }
+    return [...byAor.keys()].sort().map((aor) => ({ aor, bindings: byAor.get(aor)!.sort(bindingOrder) }));
+  }
+
   /** Add or replace a binding (same AOR and contact URI); with read-through in memory only when the AOR is cached. */
   put(b: BindingRecord): void {
     this.write({ op: 'put', binding: b });

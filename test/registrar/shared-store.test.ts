@@ -4,6 +4,8 @@
  * registered at one found by the other, and the 503 + Retry-After while Redis
  * is down, with recovery by itself once it is back.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { describeWithPeers } from '../../interop/harness/peers.js';
 import { startRedis, type TestRedis } from '../../interop/harness/redis.js';
@@ -24,6 +26,7 @@ function overTcp(req: SipRequest, port: number): SipRequest {
 const REDIS_PORT = 26383;
 const PORT_A = 5180;
 const PORT_B = 5182;
+const ADMIN_PORT_B = 27331;
 const DOMAIN = 'example.test';
 
 describeWithPeers(['redis-server'])('two nodes on one Redis store', () => {
@@ -38,7 +41,8 @@ describeWithPeers(['redis-server'])('two nodes on one Redis store', () => {
     const node = (port: number) => ({
       store: { type: 'redis', redis: { url: redis.url, key_prefix: 'nodes:', retry_after: 7, command_timeout: 500, connect_timeout: 500 } },
       node: { uri: `sip:127.0.0.1:${port};transport=tcp` },
-      admin: { enabled: false },
+      // Node B's admin API: it shows what Redis holds, not only B's cache.
+      admin: port === PORT_B ? { listen: `127.0.0.1:${ADMIN_PORT_B}` } : { enabled: false },
     });
     const sip = (port: number) => ({ listen: [{ transport: 'udp', host: '127.0.0.1', port }, { transport: 'tcp', host: '127.0.0.1', port }] });
     a = await startTestServer({ name: 'node-a', sip: sip(PORT_A), users: { alice: 'alicepw', bob: 'bobpw' }, more: node(PORT_A) });
@@ -149,6 +153,29 @@ describeWithPeers(['redis-server'])('two nodes on one Redis store', () => {
     }
     alice.close();
     carol.close();
+  });
+
+  test("node B's admin API lists and removes a binding registered at node A that B never looked up", async () => {
+    const ua = await UdpUa.open();
+    const reg = ua.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:alice@${DOMAIN}`, contactUser: 'admin-view' });
+    ua.send(reg, PORT_A);
+    const authed = ua.authorize(reg, await ua.response(reg), 'alice', 'alicepw');
+    ua.send(authed, PORT_A);
+    expect((await ua.response(authed)).status).toBe(200);
+    const contact = `sip:admin-view@127.0.0.1:${ua.port}`;
+    const api = `http://127.0.0.1:${ADMIN_PORT_B}/api/registrations`;
+    const headers = { authorization: `Bearer ${readFileSync(join(b.config.data_dir, 'admin-token'), 'utf8').trim()}` };
+    const contactsIn = (body: unknown): string[] =>
+      (body as { aor: string; bindings: { contactUri: string }[] }[]).filter((r) => r.aor === `sip:alice@${DOMAIN}`).flatMap((r) => r.bindings.map((x) => x.contactUri));
+
+    expect(contactsIn(await (await fetch(api, { headers })).json())).toContain(contact);
+    const one = await fetch(`${api}?aor=${encodeURIComponent(`sip:alice@${DOMAIN}`)}`, { headers });
+    expect(contactsIn(await one.json())).toContain(contact);
+
+    const del = await fetch(`${api}?aor=${encodeURIComponent(`sip:alice@${DOMAIN}`)}&contact=${encodeURIComponent(contact)}`, { method: 'DELETE', headers });
+    expect(await del.json()).toEqual({ removed: 1 });
+    await expect.poll(async () => (await store.listBindings(`sip:alice@${DOMAIN}`)).map((x) => x.contactUri), { timeout: 2000 }).not.toContain(contact);
+    ua.close();
   });
 
   test('a password changed in the store reaches the credential cache of every node within a second', async () => {
