@@ -105,7 +105,7 @@ export class RedisBindingTracking {
     try {
       await sub.connect();
       await this.enable();
-      if (!this.on) throw new Error('Redis client tracking could not be turned on (CLIENT TRACKING needs Redis 6 or later)');
+      if (!this.on) throw new Error('store.redis: the Redis server could not turn client tracking on (CLIENT TRACKING needs Redis 6 or later); use Redis 6 or later, or store.type: sqlite for one node');
     } catch (err) {
       await this.close();
       throw err;
