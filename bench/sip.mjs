@@ -625,6 +625,7 @@ export function fmtRow(r) {
     `${r.pass ? 'pass' : 'FAIL'} ${r.server} ${r.kind}-${r.transport} ${r.rate}/s × ${STEP_S} s: ${r.ok}/${r.calls} ok, ${r.failed} failed ` +
     `${JSON.stringify(r.failedBy)} in ${f(r.elapsedS, 2)} s = ${f(r.okPerS)}/s, mean response ${f(r.meanMs, 2)} ms ` +
     `(p50 ${r.p50}, p90 ${r.p90}, p99 ${r.p99}), ${r.retrans} retransmissions (${pct(r.retransShare)}), ` +
+    (r.drops !== undefined ? `${r.drops} UDP receive-buffer drops (host-wide), ` : '') +
     `server CPU ${f(r.cpuS, 2)} s (${f(r.cpuPer1000, 3)} s per 1000), ${r.client} CPU ${f(r.clientCpuS, 2)} s` +
     (r.uasCpuS ? `, UAS CPU ${f(r.uasCpuS, 2)} s` : '') + `; load phase server / busiest server thread / generator / UAS / machine ${loadShares(r)} % of a core` + (r.exit !== 0 ? ` [exit ${r.exit}]` : '')
   );
