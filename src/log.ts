@@ -58,7 +58,7 @@ export const silentLogger: Logger = pino({ level: 'silent' });
  * default log level stays usable on a busy server.
  *
  * `{"component":"summary","intervalS":60,"serverTransactions":90000,"finals":{"2xx":45000,"4xx":45000},
- *   "refused503":0,"retransmissions":12,"completedReleasedEarly":0,"droppedBeforeParse":0,"malformed":0,"streamsPaused":0,
+ *   "refused503":0,"retransmissions":12,"statelessChallenges":45000,"challengeAcks":0,"completedReleasedEarly":0,"droppedBeforeParse":0,"malformed":0,"streamsPaused":0,
  *   "streamsClosed":0,"maxLagMs":4,"rssMB":96,"heapMB":41,"msg":"summary"}`
  */
 

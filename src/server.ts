@@ -608,6 +608,9 @@ function startSipSummary(
       finals: transactions.counters.finals,
       refused503: transactions.counters.refused,
       retransmissions: transactions.counters.retransmissions,
+      // Digest challenges answered without transaction state (RFC 3261 §8.2.7), and the ACKs of them absorbed.
+      statelessChallenges: transactions.counters.statelessChallenges,
+      challengeAcks: transactions.counters.challengeAcks,
       completedReleasedEarly: transactions.completedReleasedEarly,
       droppedBeforeParse: transport.counters.droppedBeforeParse,
       // Several workers: messages handed to the Call-ID's owner, and received from the others.

@@ -46,6 +46,10 @@ export function createServerMetrics(config: Pick<Config, 'turn'>, layers: () => 
     },
     sipRefused: () => ({ ...layers().transactions.counters.refused }),
     completedReleasedEarly: () => layers().transactions.completedReleasedEarly,
+    statelessChallenges: () => {
+      const c = layers().transactions.counters;
+      return { challenges: c.statelessChallenges, acks: c.challengeAcks };
+    },
     connectionsRefused: () => {
       const l = layers();
       const t = l.turn?.stats();

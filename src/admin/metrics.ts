@@ -43,6 +43,11 @@ export interface MetricsSources {
    */
   completedReleasedEarly?(): number;
   /**
+   * Digest challenges (401/407) answered without transaction state since start (RFC 3261 §8.2.7),
+   * and ACKs of such INVITE challenges absorbed (transaction/transaction-layer.ts).
+   */
+  statelessChallenges?(): { challenges: number; acks: number };
+  /**
    * Connections refused since start, by service: `sip` and `turn` (closed on
    * accept, their listener holding `max_connections`), `turn_peer` (RFC 6062
    * Connects answered 508 and peer connections closed at the per-allocation limits).
@@ -157,7 +162,15 @@ export class ServerMetrics implements MetricsExposition {
         },
       });
     };
-    const { sipDrops, sipRefused, connectionsRefused, completedReleasedEarly } = sources;
+    const { sipDrops, sipRefused, connectionsRefused, completedReleasedEarly, statelessChallenges } = sources;
+    if (statelessChallenges) {
+      mirrored('rtcedge_sip_stateless_challenges_total', 'Digest challenges (401/407) answered without transaction state (RFC 3261 §8.2.7); they count in rtcedge_sip_responses_total too', [], () => [
+        { labels: {}, value: statelessChallenges().challenges },
+      ]);
+      mirrored('rtcedge_sip_challenge_acks_absorbed_total', 'ACKs of INVITE challenges answered statelessly, absorbed by the transaction layer', [], () => [
+        { labels: {}, value: statelessChallenges().acks },
+      ]);
+    }
     if (completedReleasedEarly) {
       mirrored('rtcedge_sip_completed_released_total', 'Completed SIP server transactions released before Timer J (H, I) because sip.limits.completed_transactions were held', [], () => [
         { labels: {}, value: completedReleasedEarly() },

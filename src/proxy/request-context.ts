@@ -5,7 +5,7 @@ import { parseUri, type SipUri } from '../sip/uri.js';
 import { fromHeader, fromUri, requestUri, toHeader } from '../sip/parsed-headers.js';
 import { createResponse } from '../sip/response.js';
 import type { Authenticate } from '../auth/request-authenticator.js';
-import type { ServerTransaction } from '../transaction/server-transaction.js';
+import { isChallenge, type ServerTransaction } from '../transaction/server-transaction.js';
 import type { Destination, Source } from '../transport/types.js';
 import type { LocalDomains } from '../registrar/local-domains.js';
 import type { LocationService } from '../registrar/location-service.js';
@@ -231,9 +231,19 @@ export class RequestContext {
     return namesThisServer(this.env, uri);
   }
 
-  /** Send a final response this server generates, with a stable To tag when the request had none. */
+  /**
+   * Send a final response this server generates, with a stable To tag when the request had none.
+   * A 401/407 challenge to a request outside a dialog goes statelessly (RFC 3261 §8.2.7,
+   * ServerTransaction.respondStateless), its To tag the transaction's challenge tag, by which the
+   * layer recognises and absorbs its ACK; inside a dialog the To tag is the dialog's, so an ACK could
+   * not be told from one to forward, and the challenge is held as any final response.
+   */
   respond(status: number, reason: string, headers: SipHeader[] = []): void {
     const st = this.transaction;
+    if (isChallenge(status) && !this.toTag) {
+      st.respondStateless(createResponse(st.request, status, { reason, headers, toTag: st.challengeTag }));
+      return;
+    }
     st.respond(createResponse(st.request, status, { reason, headers, toTag: this.toTag ? undefined : localTag(st.request) }));
   }
 }

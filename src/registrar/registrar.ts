@@ -1,7 +1,7 @@
 import type { SipHeader, SipRequest } from '../sip/message.js';
 import { createResponse } from '../sip/response.js';
 import { SipError } from '../sip/errors.js';
-import type { ServerTransaction } from '../transaction/server-transaction.js';
+import { isChallenge, type ServerTransaction } from '../transaction/server-transaction.js';
 import { newRegisterContext, type RegisterContext, type RegistrarOptions } from './steps/register-context.js';
 import { REGISTER_STEPS } from './steps/index.js';
 
@@ -54,6 +54,9 @@ function failed(ctx: RegisterContext, err: unknown): void {
   reply(ctx, 500, 'Server Internal Error');
 }
 
+/** Send the answer; a 401 challenge statelessly (RFC 3261 §8.2.7: nothing is held for it, see ServerTransaction.respondStateless). */
 function reply(ctx: RegisterContext, status: number, reason: string, headers: SipHeader[] = []): void {
-  ctx.st.respond(createResponse(ctx.req, status, { reason, headers, toTag: status > 100 ? 'reg' + Date.now().toString(36) : undefined }));
+  const { st } = ctx;
+  if (isChallenge(status)) return st.respondStateless(createResponse(ctx.req, status, { reason, headers, toTag: st.challengeTag }));
+  st.respond(createResponse(ctx.req, status, { reason, headers, toTag: status > 100 ? 'reg' + Date.now().toString(36) : undefined }));
 }

@@ -5,6 +5,31 @@ import type { Destination, Source } from '../transport/types.js';
 import { isStream } from '../transport/types.js';
 import { serializeMessage } from '../sip/serializer.js';
 import { TimerSet, type TimerConfig } from './timers.js';
+import { fnv1a } from '../sip/fnv.js';
+
+/**
+ * To tag of a response answered without transaction state for transaction
+ * `key` (RFC 3261 §8.2.7: a stateless UAS generates the To tag the same way
+ * for the same request): `prefix` and a hash of the key, so a retransmission
+ * gets the same tag, and the ACK of a stateless 3xx–6xx to an INVITE
+ * (same key, §17.1.1.3) carries it back and can be recognised without state.
+ */
+export function statelessToTag(prefix: string, key: string): string {
+  return prefix + fnv1a(key).toString(36);
+}
+
+/** True for the status of a digest challenge, 401 or 407 (RFC 3261 §22.1, §22.3), which a TU answers with `respondStateless`. */
+export function isChallenge(status: number): boolean {
+  return status === 401 || status === 407;
+}
+
+/** Prefix of the To tag of a digest challenge answered statelessly ({@link statelessToTag}). */
+export const CHALLENGE_TAG_PREFIX = 'ch';
+
+/** The To tag of a digest challenge (401/407) answered statelessly for transaction `key`. */
+export function challengeToTag(key: string): string {
+  return statelessToTag(CHALLENGE_TAG_PREFIX, key);
+}
 
 /** What a transaction needs from the transport layer. */
 export interface MessageSender {
@@ -51,6 +76,24 @@ export interface ServerTransaction {
   readonly finalSent: boolean;
   /** Send a response through the transaction (retransmitted as §17.2 requires). */
   respond(res: SipResponse): void;
+  /**
+   * The To tag a final response answered with {@link respondStateless} must carry:
+   * {@link challengeToTag} of the key.
+   */
+  readonly challengeTag: string;
+  /**
+   * Send a digest challenge (401/407) this server generated and forget the
+   * transaction at once (RFC 3261 §8.2.7, §26.1.5): no Completed state, no
+   * Timer G/H/J, nothing held. A retransmitted request is then a new one and
+   * gets a fresh challenge; the ACK of a stateless INVITE challenge is
+   * recognised by its To tag (`res` must carry {@link challengeTag}). When a
+   * provisional response went already (a 100 Trying while the credentials
+   * were looked up), the transaction exists for the peer and `res` goes
+   * through {@link respond} as any final response.
+   */
+  respondStateless(res: SipResponse): void;
+  /** True when the final response was sent by {@link respondStateless} without keeping state. */
+  readonly stateless: boolean;
   /** The same request arrived again: re-send the last response (§17.2.1, §17.2.2). */
   onRetransmission(): void;
   /** Stop timers and forget the transaction. */
@@ -67,6 +110,7 @@ abstract class ServerTransactionBase implements ServerTransaction {
   readonly startedMs = performance.now();
   protected readonly timers = new TimerSet();
   protected terminated = false;
+  stateless = false;
 
   constructor(
     readonly key: string,
@@ -83,6 +127,20 @@ abstract class ServerTransactionBase implements ServerTransaction {
   abstract readonly finalSent: boolean;
   abstract respond(res: SipResponse): void;
   abstract onRetransmission(): void;
+
+  get challengeTag(): string {
+    return challengeToTag(this.key);
+  }
+
+  respondStateless(res: SipResponse): void {
+    if (this.finalSent) return;
+    if (res.status < 200 || this.lastResponse !== undefined) return this.respond(res);
+    this.lastResponse = res;
+    this.stateless = true;
+    this.transmit(res);
+    this.onFinal(this);
+    this.terminate();
+  }
 
   /** True on TCP, TLS, WS: no retransmissions, zero wait timers (§17.2). */
   protected get reliable(): boolean {

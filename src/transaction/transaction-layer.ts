@@ -1,7 +1,7 @@
 import { createHistogram } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
 import { getHeader, type SipRequest, type SipResponse } from '../sip/message.js';
-import { cseqOf, topVia } from '../sip/parsed-headers.js';
+import { cseqOf, topVia, toTag } from '../sip/parsed-headers.js';
 import { SipParseError } from '../sip/errors.js';
 import type { Destination, Inbound, Source } from '../transport/types.js';
 import {
@@ -13,12 +13,14 @@ import {
 import {
   InviteServerTransaction,
   NonInviteServerTransaction,
+  CHALLENGE_TAG_PREFIX,
+  challengeToTag,
   responseDestination,
+  statelessToTag,
   type MessageSender,
   type ServerTransaction,
 } from './server-transaction.js';
 import { MAGIC_COOKIE } from '../sip/branch.js';
-import { fnv1a } from '../sip/fnv.js';
 import type { TimerConfig } from './timers.js';
 import { CompletedResponses } from './completed-responses.js';
 import { copyBytes, detachString } from '../sip/detach.js';
@@ -35,6 +37,10 @@ export interface TransactionCounters {
   finals: Record<string, number>;
   /** Retransmitted requests answered from a completed transaction. */
   retransmissions: number;
+  /** Digest challenges (401/407) answered statelessly (RFC 3261 §8.2.7); also counted in `finals` as `4xx`. */
+  statelessChallenges: number;
+  /** ACKs absorbed because they acknowledge a stateless INVITE challenge (their To tag is its {@link challengeToTag}). */
+  challengeAcks: number;
   /** New requests refused with 503 by admission control, by reason. */
   refused: Record<RefusalReason, number>;
 }
@@ -70,6 +76,13 @@ export interface TransactionUser {
  * server transaction that sent a 3xx–6xx likewise, as a {@link CompletedInvite}
  * until Timer H or I.
  *
+ * A digest challenge (401/407) the TU generates goes out through
+ * `respondStateless` and leaves nothing behind (RFC 3261 §8.2.7, §26.1.5):
+ * a retransmitted request is handled as new and challenged again (same To
+ * tag, fresh nonce); the ACK of a stateless INVITE challenge, which matches
+ * no transaction, is recognised by its To tag ({@link challengeToTag} of its
+ * key) and absorbed here instead of reaching the TU (a proxy would forward it).
+ *
  * With an {@link Admission}, a new request past capacity is answered 503 with
  * Retry-After (RFC 3261 §21.5.4) and creates no transaction; retransmissions,
  * ACK, CANCEL and responses always go through.
@@ -98,6 +111,8 @@ export class TransactionLayer {
     serverTransactions: 0,
     finals: {},
     retransmissions: 0,
+    statelessChallenges: 0,
+    challengeAcks: 0,
     refused: { transactions: 0, pending: 0, rate: 0, lag: 0, share: 0 },
   };
 
@@ -185,6 +200,10 @@ export class TransactionLayer {
         existing.onAck();
         return;
       }
+      if (!existing && acksStatelessChallenge(msg, key)) {
+        this.counters.challengeAcks++;
+        return;
+      }
       tu.onAck(msg, source);
       return;
     }
@@ -244,12 +263,14 @@ export class TransactionLayer {
     const status = st.lastResponse?.status ?? 0;
     const cls = statusClass(status);
     this.counters.finals[cls] = (this.counters.finals[cls] ?? 0) + 1;
+    if (st.stateless) this.counters.statelessChallenges++;
     if (!this.log.isLevelEnabled('debug')) return;
     this.log.debug(
       {
         method: st.request.method,
         ruri: st.request.uri,
         status,
+        ...(st.stateless && { stateless: true }),
         callId: getHeader(st.request, 'call-id'),
         from: `${st.source.transport}:${st.source.remoteAddress}:${st.source.remotePort}`,
       },
@@ -297,7 +318,7 @@ export class TransactionLayer {
     const retryAfter = String(this.admission?.opts.retryAfterS ?? 5);
     const res = createResponse(req, 503, {
       reason: 'Service Unavailable',
-      toTag: `ol${fnv1a(key).toString(36)}`,
+      toTag: statelessToTag('ol', key),
       headers: [{ name: 'Retry-After', value: retryAfter }],
     });
     this.sender.send(res, responseDestination(res, source)).catch(() => {});
@@ -305,7 +326,8 @@ export class TransactionLayer {
 
   /**
    * The INVITE server transaction a CANCEL refers to (§9.2: same key, method INVITE), if live;
-   * `final` when it is held only to retransmit its 3xx–6xx (the CANCEL then has no effect but its 200).
+   * `final` when it is held only to retransmit its 3xx–6xx (the CANCEL then has no effect but its 200);
+   * undefined when none matches, which includes an INVITE challenged statelessly (the TU answers 481, §9.2).
    */
   findInviteFor(cancel: SipRequest): InviteServerTransaction | 'final' | undefined {
     try {
@@ -342,6 +364,15 @@ export class TransactionLayer {
     for (const t of [...this.server.values(), ...this.client.values()]) t.terminate();
     this.server.clear();
   }
+}
+
+/**
+ * True when `ack` (no transaction matched it, `key` its server key, mapped to INVITE) acknowledges a digest
+ * challenge answered statelessly: its To tag is the one {@link challengeToTag} gave that INVITE's 401/407.
+ */
+function acksStatelessChallenge(ack: SipRequest, key: string): boolean {
+  const tag = toTag(ack);
+  return tag !== undefined && tag.startsWith(CHALLENGE_TAG_PREFIX) && tag === challengeToTag(key);
 }
 
 /**

@@ -106,6 +106,38 @@ describe.each([
     expect(h.layer.size().server).toBe(0);
   });
 
+  test.each(['udp', 'tcp'] as const)('%s: a 407 challenge answered statelessly (§8.2.7) holds nothing; its ACK is absorbed, a retransmission is a new request, a CANCEL finds nothing', async (transport) => {
+    const { h, invite, req, st } = arrive(transport, wire);
+    st.respondStateless(createResponse(req, 407, { toTag: st.challengeTag }));
+    expect(h.state(st)).toBe('terminated');
+    expect(h.layer.size()).toEqual({ server: 0, client: 0, completed: 0, pending: 0 });
+    expect([h.layer.counters.statelessChallenges, h.layer.counters.finals['4xx']]).toEqual([1, 1]);
+    const cancel = parseRequest(requestText('CANCEL', BRANCH, transport));
+    expect(h.layer.findInviteFor(cancel)).toBeUndefined();
+    const tagged = (method: string, tag: string) => parseRequest(requestText(method, BRANCH, transport).replace('To: <sip:bob@example.test>', `To: <sip:bob@example.test>;tag=${tag}`));
+    h.receive(tagged('ACK', st.challengeTag), transport);
+    expect(h.acks).toHaveLength(0);
+    expect(h.layer.counters.challengeAcks).toBe(1);
+    h.receive(tagged('ACK', 'other'), transport); // not the challenge's: the TU's (a proxy forwards it)
+    expect(h.acks).toHaveLength(1);
+    await advance(64 * T1);
+    expect(h.sendTimes('SIP/2.0 407')).toEqual([0]); // no Timer G
+    h.receive(invite(), transport);
+    expect(h.requests).toHaveLength(2);
+    expect(h.requests[1]!.st.challengeTag).toBe(st.challengeTag);
+  });
+
+  test('a challenge after a provisional response is held as any final response (the peer knows the transaction)', async () => {
+    const { h, ack, req, st } = arrive('udp', wire);
+    st.respond(createResponse(req, 100));
+    st.respondStateless(createResponse(req, 407, { toTag: st.challengeTag }));
+    expect(h.state(st)).toBe('completed');
+    expect(h.layer.counters.statelessChallenges).toBe(0);
+    h.receive(ack());
+    expect(h.state(st)).toBe('confirmed');
+    expect(h.acks).toHaveLength(0);
+  });
+
   test('2xx: Accepted (RFC 6026), retransmitted INVITEs absorbed, the ACK goes to the TU, Timer L ends it at 64·T1', async () => {
     const { h, invite, ack, req, st } = arrive('udp', wire);
     const ok = createResponse(req, 200, { toTag: 's1' });

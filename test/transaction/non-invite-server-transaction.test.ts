@@ -47,6 +47,18 @@ describe.each([
     expect(h.sendTimes('SIP/2.0 100')).toEqual([0, 0]);
   });
 
+  test('a 401 challenge answered statelessly (§8.2.7): nothing held, no Timer J; a retransmission is a new request', async () => {
+    const { h, request, req, st } = arrive();
+    st.respondStateless(createResponse(req, 401, { toTag: st.challengeTag }));
+    expect(h.state(st)).toBe('terminated');
+    expect(h.layer.size()).toEqual({ server: 0, client: 0, completed: 0, pending: 0 });
+    expect(h.layer.heldResponseBytes()).toBe(0);
+    h.receive(request());
+    expect(h.requests).toHaveLength(2);
+    expect(h.sendTimes('SIP/2.0 401')).toEqual([0]);
+    expect(h.layer.counters).toMatchObject({ statelessChallenges: 1, retransmissions: 0, finals: { '4xx': 1 } });
+  });
+
   test('UDP Completed: the final response is re-sent for each retransmission until Timer J = 64·T1; then a new transaction', async () => {
     const { h, request, req, st } = arrive();
     st.respond(createResponse(req, 200, { toTag: 's1' }));
