@@ -11,7 +11,10 @@
  *   nonce-counts do not collide; the random start keeps a restarted process
  *   from issuing its predecessor's nonces again. (An HMAC over a counter is as
  *   unforgeable as one over random bytes; only uniqueness is needed here, and
- *   the counter costs no random bytes per challenge.)
+ *   the counter costs no random bytes per challenge.) A SIP challenge passes
+ *   its own counter instead: a keyed hash of the request (sip-digest.ts
+ *   `challengeCounter`), with the time in whole seconds, so a retransmitted
+ *   request is answered with the same challenge (RFC 3261 §8.2.7).
  * - MAC: the first 16 bytes of HMAC-SHA256(secret, timestamp || issuer || counter || context),
  *   where the optional context binds the nonce to something the checker knows
  *   again (TURN binds it to the client's address, RFC 8489 §9.2).
@@ -160,10 +163,11 @@ export function nonceCountKey(nonce: string): number {
  *
  * Compact: an entry is two numbers in a Map (~50 bytes measured, against
  * ~130 for the nonce text itself as the key), keyed by {@link nonceCountKey}:
- * the nonce's own counter, which no two nonces of this process share. Nonces
- * of another process with the same secret (a restarted one, another node)
- * start their counters at random, so two live entries share a key only by a
- * 2^-52 chance; if they do, the entry keeps the higher count of the two, which
+ * the nonce's own counter, which no two nonces of this process's counter
+ * share. Nonces of another process with the same secret (a restarted one,
+ * another node) start their counters at random, and a SIP challenge's counter
+ * is a keyed hash of its request, so two live entries share a key only by a
+ * 2^-52 chance per pair; if they do, the entry keeps the higher count of the two, which
  * can refuse a genuine nc (answered with a fresh challenge) but never accepts
  * a replayed one. Callers pass nonces whose MAC was checked (checkNonce), so
  * a client cannot pick another nonce's counter.

@@ -85,7 +85,7 @@ export function createAuthenticator(policy: DigestPolicy, extras: AuthenticatorE
       }
     }
     const read = readCredentials(req, kind, policy.realm);
-    const stale = staleIfOtherIssuer(read, kind, policy);
+    const stale = staleIfOtherIssuer(req, read, kind, policy);
     if (stale) return stale;
     if (!failures) return authenticateRequest(req, kind, policy, read);
     const username = read.creds?.username;
@@ -108,7 +108,7 @@ export function createAuthenticator(policy: DigestPolicy, extras: AuthenticatorE
 }
 
 /** The stale challenge for credentials whose genuine nonce another worker issued; undefined otherwise. */
-function staleIfOtherIssuer(read: CredentialsRead, kind: 'www' | 'proxy', policy: DigestPolicy): DigestOutcome | undefined {
+function staleIfOtherIssuer(req: SipRequest, read: CredentialsRead, kind: 'www' | 'proxy', policy: DigestPolicy): DigestOutcome | undefined {
   const self = policy.nonceIssuer;
   const nonce = read.creds?.nonce;
   if (self === undefined || nonce === undefined) return undefined;
@@ -122,7 +122,7 @@ function staleIfOtherIssuer(read: CredentialsRead, kind: 'www' | 'proxy', policy
     ok: false,
     status,
     reason: status === 401 ? 'Unauthorized' : 'Proxy Authentication Required',
-    headers: challengeHeaders(kind, policy.realm, offered(policy), policy.secret, nowMs, true, self),
+    headers: challengeHeaders(kind, policy.realm, offered(policy), policy.secret, nowMs, true, self, req),
     detail: `nonce of worker ${issuer}`,
   };
 }

@@ -11,7 +11,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { type Logger, silentLogger } from '../log.js';
-import { getHeaderValues, type SipRequest } from '../sip/message.js';
+import { getHeader, getHeaderValues, type SipRequest } from '../sip/message.js';
 import { parseUri, type SipUri, uriEquals } from '../sip/uri.js';
 import { type Awaitable, UserSourceUnavailableError } from './user-source.js';
 import {
@@ -228,7 +228,7 @@ function challenge(req: SipRequest, kind: 'www' | 'proxy', policy: DigestPolicy,
     ok: false,
     status,
     reason: REASON[status],
-    headers: challengeHeaders(kind, policy.realm, offeredAlgorithms(policy), policy.secret, nowMs, stale, policy.nonceIssuer),
+    headers: challengeHeaders(kind, policy.realm, offeredAlgorithms(policy), policy.secret, nowMs, stale, policy.nonceIssuer, req),
     detail,
   };
 }
@@ -285,6 +285,10 @@ export function readCredentials(req: SipRequest, kind: 'www' | 'proxy', realm: s
  * same nonce, each `Digest realm="...", nonce="...", algorithm=X, qop="auth", opaque="..."[, stale=true]`
  * (RFC 3261 §22.4, RFC 7616 §3.3, RFC 8760 §2.4: most preferred first).
  * Named WWW-Authenticate for `www`, Proxy-Authenticate for `proxy`. `issuer` is the nonce's issuer byte (0..255).
+ *
+ * With `req`, the nonce is the one {@link challengeNonceParts} gives for that request: a retransmission
+ * of it in the same second gets the very same challenge, as a stateless UAS must answer it (RFC 3261
+ * §8.2.7). Without, the nonce takes this process's next counter.
  */
 export function challengeHeaders(
   kind: 'www' | 'proxy',
@@ -294,13 +298,30 @@ export function challengeHeaders(
   nowMs: number,
   stale = false,
   issuer = 0,
+  req?: SipRequest,
 ): ChallengeHeader[] {
   const name = kind === 'www' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
-  const nonce = createNonce(secret, nowMs, { issuer });
+  const nonce = req ? createNonce(secret, Math.floor(nowMs / 1000) * 1000, { issuer, counter: challengeCounter(secret, req) }) : createNonce(secret, nowMs, { issuer });
   return algorithms.map((algorithm) => ({
     name,
     value: formatChallenge({ realm, nonce, algorithm, qop: 'auth', opaque: opaqueFor(secret, realm), stale }),
   }));
+}
+
+/**
+ * The nonce counter of a challenge to `req` (see nonce.ts): the first 52 bits of
+ * HMAC-SHA256(secret, method, top Via, Call-ID, CSeq, From), so a retransmission of the request
+ * (the same bytes, RFC 3261 §17.1.1.2, §17.1.2.2) gets the same counter, and a client cannot choose
+ * another nonce's counter. Together with the issue time in whole seconds this makes the challenge to a
+ * retransmission in the same second byte-identical (§8.2.7); two different requests share a counter
+ * only by a 2^-52 chance, which can cost a genuine nonce-count a fresh challenge and never accepts a
+ * replay (NonceCountTracker).
+ */
+export function challengeCounter(secret: Buffer, req: SipRequest): number {
+  const d = createHmac('sha256', secret)
+    .update(`${req.method}\n${getHeader(req, 'via') ?? ''}\n${getHeader(req, 'call-id') ?? ''}\n${getHeader(req, 'cseq') ?? ''}\n${getHeader(req, 'from') ?? ''}`)
+    .digest();
+  return d.readUIntBE(0, 6) * 16 + (d[6]! >> 4);
 }
 
 /** Opaque values already computed, per secret and realm (a server has one secret and a few realms). */

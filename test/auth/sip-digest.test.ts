@@ -8,7 +8,7 @@ import {
   type DigestCredentials,
 } from '../../src/auth/digest.js';
 import { checkNonce, createNonce, NonceCountTracker, nonceTimestamp } from '../../src/auth/nonce.js';
-import { authenticateRequest, opaqueFor, type DigestPolicy } from '../../src/auth/sip-digest.js';
+import { authenticateRequest, challengeHeaders, opaqueFor, type DigestPolicy } from '../../src/auth/sip-digest.js';
 import type { SipRequest } from '../../src/sip/message.js';
 import { UserSourceUnavailableError } from '../../src/auth/user-source.js';
 
@@ -256,7 +256,7 @@ describe('authenticateRequest: refusals', () => {
   it('stale nonce with a correct answer -> challenge with stale=true and a fresh nonce', async () => {
     const p = makePolicy();
     p.clock.t = T0 + 30_001;
-    const fresh = nonceAt(T0 + 30_001);
+    const fresh = nonceAt(T0 + 30_000); // a challenge's nonce carries its issue time in whole seconds
     const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0 });
     const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p);
     expect(normalize(out)).toEqual({
@@ -469,5 +469,32 @@ describe('user source outage', () => {
     });
     const auth = answer({ username: 'alice', password: 'wonderland', nonce: nonceT0 });
     await expect(authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: auth }]), 'www', p)).rejects.toThrow('bug');
+  });
+});
+
+describe('the challenge to a request (RFC 3261 §8.2.7: the same response to a retransmission)', () => {
+  const nonceIn = (h: { value: string }[]) => /nonce="([^"]+)"/.exec(h[0]!.value)![1]!;
+  const headersAt = (req: SipRequest, nowMs: number) => challengeHeaders('www', REALM, ['SHA-256', 'MD5'], secret, nowMs, false, 0, req);
+
+  it('is the same, byte for byte, for the same request within the same second, and its nonce verifies', () => {
+    const req = request('REGISTER');
+    const first = headersAt(req, T0 + 10);
+    expect(headersAt(request('REGISTER'), T0 + 999)).toEqual(first);
+    expect(nonceIn(first)).toBe(nonceIn([first[1]!]));
+    expect(nonceTimestamp(nonceIn(first))).toBe(T0);
+    expect(checkNonce(secret, nonceIn(first), 30, T0 + 999)).toBe('valid');
+  });
+
+  it('differs in the next second, for another branch, Call-ID, CSeq or method, and without the request', () => {
+    const req = request('REGISTER');
+    const n = nonceIn(headersAt(req, T0));
+    expect(nonceIn(headersAt(req, T0 + 1000))).not.toBe(n);
+    const other = (name: string, value: string) => ({ ...req, headers: req.headers.map((h) => (h.name === name ? { name, value } : h)) });
+    expect(nonceIn(headersAt(other('Via', 'SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-2;rport'), T0))).not.toBe(n);
+    expect(nonceIn(headersAt(other('Call-ID', 'c2@127.0.0.1'), T0))).not.toBe(n);
+    expect(nonceIn(headersAt(other('CSeq', '2 REGISTER'), T0))).not.toBe(n);
+    expect(nonceIn(headersAt(request('INVITE'), T0))).not.toBe(n);
+    const a = nonceIn(challengeHeaders('www', REALM, ['MD5'], secret, T0, false, 0));
+    expect(nonceIn(challengeHeaders('www', REALM, ['MD5'], secret, T0, false, 0))).not.toBe(a);
   });
 });

@@ -21,10 +21,10 @@ describe('registrar steps 3 and 4 (RFC 3261 §10.3): authentication, authorizati
 
   it('accepts the AOR owner and answers 403 to another user with valid credentials', async () => {
     const req = sipRequest('REGISTER', `sip:${DOMAIN}`, { to: `<sip:alice@${DOMAIN}>` });
-    const ctx = () => registerContext(world, req, { aor: `sip:alice@${DOMAIN}` });
-    /** A 401 carrying a fresh challenge (each nonce count is used once). */
+    /** A 401 carrying a fresh challenge (each nonce count is used once): the challenge to a new request, since a retransmission gets the same one. */
     const challenge = async (): Promise<SipResponse> => {
-      const answer = (await authorization(ctx()))!;
+      const fresh = sipRequest('REGISTER', `sip:${DOMAIN}`, { to: `<sip:alice@${DOMAIN}>` });
+      const answer = (await authorization(registerContext(world, fresh, { aor: `sip:alice@${DOMAIN}` })))!;
       return createResponse(req, 401, { reason: 'Unauthorized', headers: answer.headers });
     };
     const asBob = ua.authorize(req, await challenge(), 'bob', 'bobpw');
