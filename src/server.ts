@@ -684,6 +684,7 @@ function createTransport(
     dropBeforeParse: () => admission.dropBeforeParse(),
     maxConnectionsPerListener: config.sip.limits.max_connections,
     udpSend: config.sip.udp_send,
+    udpReceiveBufferBytes: config.sip.limits.udp_receive_buffer_bytes,
     logger,
     onTlsHandshake: (ok) => metrics.countTlsHandshake(ok),
     onSend: (msg) => metrics.countSipMessage(msg, 'out'),

@@ -298,6 +298,9 @@ const sipSchema = z.strictObject({
       // Stream write-queue bounds (TCP/TLS/WS): stop reading past pause, close past close or after a stall.
       stream_pause_bytes: positiveInt('bytes').default(262144),
       stream_close_bytes: positiveInt('bytes').default(4194304),
+      // Receive buffer of each SIP UDP socket (SO_RCVBUF): datagrams that arrive while the workers are busy or
+      // descheduled wait here instead of being dropped (each drop costs the sender a 500 ms retransmission).
+      udp_receive_buffer_bytes: positiveInt('bytes').default(4194304),
       stream_stall_ms: positiveInt('ms').default(10000),
       // Open connections per TCP/TLS/WS/WSS listener; one more is closed when accepted.
       max_connections: positiveInt('connections').default(10000),

@@ -84,6 +84,11 @@ export interface TransportOptions {
    * undefined: native when the addon loads.
    */
   udpSend?: 'native' | 'dgram';
+  /**
+   * Receive buffer asked for each UDP listener, bytes (SO_RCVBUF, `sip.limits.udp_receive_buffer_bytes`);
+   * the kernel caps it at net.core.rmem_max (then a warning names the size it got). Undefined: the kernel's default.
+   */
+  udpReceiveBufferBytes?: number;
 }
 
 /** Default most open connections per stream listener (`sip.limits.max_connections`). */
@@ -461,6 +466,7 @@ export class TransportLayer {
     });
     socket.on('error', (err) => this.log.warn({ err: err.message }, 'udp socket error'));
     const addr = socket.address();
+    if (this.opts.udpReceiveBufferBytes !== undefined) setReceiveBuffer(socket, this.opts.udpReceiveBufferBytes, formatHostPort(addr.address, addr.port), this.log);
     const bound: BoundListener = { transport: 'udp', address: addr.address, port: addr.port, advertisedHost: this.advertise(addr.address) };
     socket.on('message', (data, rinfo) => {
       if (isStunDatagram(data)) {
@@ -891,3 +897,18 @@ export function isIPv6Unavailable(host: string, err: unknown): boolean {
   return code === 'EAFNOSUPPORT' || code === 'EPROTONOSUPPORT' || (code === 'EADDRNOTAVAIL' && (host === '::' || host === '::1'));
 }
 
+/**
+ * Ask for a UDP socket's receive buffer of `bytes` (SO_RCVBUF). Linux caps the request at net.core.rmem_max
+ * and reports twice what it keeps (its bookkeeping share, socket(7)), so a size reported below the one asked
+ * means the cap applied: logged at warn with the sysctl to raise. A refusal is logged too; the socket keeps
+ * serving with the kernel's default.
+ */
+function setReceiveBuffer(socket: dgram.Socket, bytes: number, listen: string, log: Logger): void {
+  try {
+    socket.setRecvBufferSize(bytes);
+    const got = socket.getRecvBufferSize();
+    if (got < bytes) log.warn({ listen, askedBytes: bytes, gotBytes: got }, 'SIP UDP receive buffer smaller than sip.limits.udp_receive_buffer_bytes: raise net.core.rmem_max');
+  } catch (err) {
+    log.warn({ listen, askedBytes: bytes, err: (err as Error).message }, 'SIP UDP receive buffer not set');
+  }
+}

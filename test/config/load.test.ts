@@ -55,6 +55,7 @@ describe('defaults', () => {
           stream_pause_bytes: 262144,
           stream_close_bytes: 4194304,
           stream_stall_ms: 10000,
+          udp_receive_buffer_bytes: 4194304,
           max_connections: 10000,
           completed_transactions: 150000,
         },
