@@ -28,8 +28,12 @@ export function serializeMessage(msg: SipMessage): Buffer {
   if (!haveCl) head += `Content-Length: ${bodyLen}\r\n`;
   head += '\r\n';
   if (bodyLen === 0) return Buffer.from(head, 'utf8');
-  const headBuf = Buffer.from(head, 'utf8');
-  return Buffer.concat([headBuf, msg.body], headBuf.length + bodyLen);
+  // One buffer for head and body (an INVITE or 200 with SDP): no intermediate copy of the head.
+  const headLen = Buffer.byteLength(head, 'utf8');
+  const out = Buffer.allocUnsafe(headLen + bodyLen);
+  out.write(head, 0, headLen, 'utf8');
+  msg.body.copy(out, headLen);
+  return out;
 }
 
 /** `l` or `Content-Length` in any case; the length test skips the lowercase copy for most names. */
