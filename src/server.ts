@@ -456,7 +456,8 @@ const MAX_SHARED_CALLS = 100_000;
  */
 function callAdmission(config: Config, store: SqliteStore | RedisStore, security: Security, logger: Logger) {
   const local = (username: string, st: ServerTransaction): CallRefusal | undefined | Promise<CallRefusal | undefined> => security.calls.admitTransaction(username, st);
-  if (!(store instanceof RedisStore)) return { admit: local, observe: (_msg: SipMessage) => {} };
+  // Both limits 0: no admission at all (no count kept here, on another worker or in Redis).
+  if (!(store instanceof RedisStore) || security.calls.off) return { admit: local, observe: (_msg: SipMessage) => {} };
   const limits = config.sip.security.calls;
   const counter = new RedisCallCounter(store, { maxConcurrent: limits.max_concurrent_per_user, maxPerMinute: limits.max_attempts_per_minute, maxCallSeconds: limits.max_call_seconds }, logger);
   const owners = new Map<string, string>();

@@ -141,14 +141,22 @@ export class CallLimits {
     return undefined;
   }
 
+  /** True when neither limit applies (`max_concurrent_per_user` and `max_attempts_per_minute` both 0): admission is off. */
+  get off(): boolean {
+    return this.opts.maxConcurrent <= 0 && this.opts.maxPerMinute <= 0;
+  }
+
   /**
    * Admit the INVITE of `st` for `user` and follow its transaction: a non-2xx
    * final response sent on it ends the call. (The transaction's `respond` is
    * wrapped; the response itself is untouched.) A promise when the user's
-   * calls are counted by another worker.
+   * calls are counted by another worker. With both limits 0 ({@link off})
+   * every call is admitted at once: nothing is counted, followed or asked of
+   * another worker.
    * @returns as {@link CallLimits.admit}.
    */
   admitTransaction(user: string, st: CallTransaction): CallRefusal | undefined | Promise<CallRefusal | undefined> {
+    if (this.off) return undefined;
     const callId = getHeader(st.request, 'call-id') ?? '';
     const owner = this.peers ? ownerOf(user, this.peers.count) : undefined;
     if (owner === undefined || owner === this.peers!.self) {

@@ -202,6 +202,24 @@ describe('call limits across workers', () => {
     expect(refusal?.headers[0]?.name).toBe('Retry-After');
   });
 
+  it('with both limits 0 a call is admitted at once on any worker: no question to the owner, nothing counted', async () => {
+    const group = meshGroup(2);
+    const user = keyOwnedBy('gina', 1, 2);
+    const sec = workers(group, { calls: { max_concurrent_per_user: 0, max_attempts_per_minute: 0 } });
+    // The owner is gone: were it asked, the admission would wait for its timeout and log a warning.
+    group.disconnect(1);
+    const t = invite('o1');
+    const admitted = sec[0]!.calls.admitTransaction(user, t);
+    expect(admitted).toBeUndefined();
+    expect(sec[0]!.calls.activeCalls(user)).toBe(0);
+    expect(sec[1]!.calls.activeCalls(user)).toBe(0);
+    // The transaction is not followed: its final response goes out as it is.
+    t.respond({ status: 486 } as SipResponse);
+    expect(t.sent).toEqual([486]);
+    for (let i = 0; i < 20; i++) expect(sec[1]!.calls.admitTransaction(user, invite(`o${i + 2}`))).toBeUndefined();
+    expect(sec[1]!.calls.activeCalls(user)).toBe(0);
+  });
+
   it('admits and logs a warning when the owner does not answer in time', async () => {
     const group = meshGroup(2);
     const user = keyOwnedBy('erin', 1, 2);
