@@ -8,7 +8,8 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, test } from 'vitest';
-import { silentLogger } from '../../src/log.js';
+import { pino } from 'pino';
+import { silentLogger, type Logger } from '../../src/log.js';
 import { DEFAULT_LIMITS } from '../../src/sip/parser.js';
 import { TransportLayer } from '../../src/transport/transport-layer.js';
 import type { Inbound } from '../../src/transport/types.js';
@@ -23,8 +24,8 @@ afterEach(async () => {
 });
 
 /** A UDP listener on 127.0.0.1 with the given receive buffer (undefined: the kernel's default), and what it hands up. */
-async function listen(udpReceiveBufferBytes?: number): Promise<{ port: number; inbound: Inbound[] }> {
-  layer = new TransportLayer({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }], limits: DEFAULT_LIMITS, logger: silentLogger, udpReceiveBufferBytes });
+async function listen(udpReceiveBufferBytes?: number, logger: Logger = silentLogger): Promise<{ port: number; inbound: Inbound[] }> {
+  layer = new TransportLayer({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }], limits: DEFAULT_LIMITS, logger, udpReceiveBufferBytes });
   const inbound: Inbound[] = [];
   layer.onMessage = (m) => inbound.push(m);
   await layer.start();
@@ -62,6 +63,19 @@ describe('SIP UDP receive buffer', () => {
     expect(inbound.length).toBe(BURST);
     const ids = new Set(inbound.map((m) => m.msg.headers.find((h) => h.name.toLowerCase() === 'call-id')?.value));
     expect(ids.size).toBe(BURST);
+  });
+
+  test('a size above net.core.rmem_max is capped by the kernel, and start-up warns with the size it got', async () => {
+    const lines: { msg: string; askedBytes?: number; gotBytes?: number }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+    await listen(rmemMax * 2, logger);
+    expect(lines).toContainEqual(
+      expect.objectContaining({ msg: 'SIP UDP receive buffer smaller than sip.limits.udp_receive_buffer_bytes: raise net.core.rmem_max', askedBytes: rmemMax * 2, gotBytes: rmemMax * 2 }),
+    );
+    lines.length = 0;
+    await layer!.stop();
+    await listen(rmemMax, logger);
+    expect(lines).toEqual([]);
   });
 
   test("with the kernel's default buffer the same burst loses datagrams", async () => {
