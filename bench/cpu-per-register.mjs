@@ -5,6 +5,8 @@
 //        [--baseline /path/to/other/dist/cli/main.js | NAME=PATH,NAME=PATH] [--cpu-prof DIR] [--users 1000]
 //        [--workers auto|N]   (sip.workers; default the configuration's default, auto)
 //        [--per-process yes]   (also print each server process's CPU per 1,000 and context switches per REGISTER)
+//        [--mesh yes]   (also print the SIP workers' mesh frames, bytes and writes per REGISTER, from their
+//                        summary lines: the server runs at log level info with log.summary_interval 1)
 //        [--transport udp|tcp|tls]   (default udp)
 //        [--overload off]   (no 503s or drops for load: sip.overload lag_ms 0, drop_lag_ms 0, target_utilization 1)
 //        [--node-args '--max-semi-space-size=4']   (node options of this build's server only; with
@@ -29,7 +31,7 @@
 // A shared or busy machine makes single figures noise: compare ranges.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runProcess, stopProcess, tempDir, cpuSeconds, ioSyscalls, sleep, compareBuilds, arg, processStats } from './lib.mjs';
+import { runProcess, stopProcess, tempDir, cpuSeconds, ioSyscalls, sleep, compareBuilds, arg, processStats, meshTraffic } from './lib.mjs';
 import { startRtcedge, ROOT } from './rtcedge.mjs';
 import { sippCounts } from './sip.mjs';
 import { loadInProcess } from './sip-client.mjs';
@@ -49,6 +51,7 @@ const CPU_PROF = arg('cpu-prof', undefined);
 const TRANSPORT = arg('transport', 'udp');
 /** On a busy shared machine load shedding answers part of the load 503 (cheaper): off, every registration is served. */
 const OVERLOAD_LINES = arg('overload', 'on') === 'off' ? ['  overload: { lag_ms: 0, drop_lag_ms: 0, target_utilization: 1 }'] : [];
+const MESH = arg('mesh', 'no') !== 'no';
 if (!['udp', 'tcp', 'tls'].includes(TRANSPORT)) throw new Error(`--transport must be udp, tcp or tls, not ${TRANSPORT}`);
 
 const users = Array.from({ length: USERS }, (_, i) => [`user${i}`, `pw-user${i}`]);
@@ -99,13 +102,17 @@ function processBreakdown(before, after, rootPid, ok) {
 /** One round for one build: CPU s per 1,000 successful registrations. */
 async function round(dir, name, cli, nodeArgs) {
   const sipStreams = TRANSPORT === 'udp' ? [] : [{ transport: 'tcp', port: SIP_PORT }, { transport: 'tls', port: TLS_PORT }];
-  const server = await startRtcedge({ sipPort: SIP_PORT, users: [], cli, nodeArgs, workers: arg('workers', undefined), sipStreams, sipLines: OVERLOAD_LINES });
+  const logging = MESH ? { logLevel: 'info', summaryInterval: 1 } : {};
+  const server = await startRtcedge({ sipPort: SIP_PORT, users: [], cli, nodeArgs, workers: arg('workers', undefined), sipStreams, sipLines: OVERLOAD_LINES, ...logging });
   try {
     // The users arrive while the server runs, from another process (as an operator's import would).
     const imp = await runProcess(process.execPath, [cli ?? join(ROOT, 'dist', 'cli', 'main.js'), 'user', 'import', join(dir, 'import.csv'), '-c', server.config], { timeoutMs: 120_000 });
     if (imp.code !== 0) throw new Error(`rtcedge user import failed: ${imp.stderr.trim()}`);
     await sleep(1000);
     await load(dir, WARMUP, `${name}-warm`);
+    // The summary line of the second after the warm-up has none of it.
+    if (MESH) await sleep(1100);
+    const t0 = Date.now();
     const cpu0 = cpuSeconds(server.pid);
     const io0 = ioSyscalls(server.pid);
     const ps0 = processStats(server.pid);
@@ -113,7 +120,14 @@ async function round(dir, name, cli, nodeArgs) {
     const cpuS = cpuSeconds(server.pid) - cpu0;
     const io1 = ioSyscalls(server.pid);
     const perProcess = processBreakdown(ps0, processStats(server.pid), server.pid, r.ok);
-    return { name, ...r, cpuS, per1000: (cpuS / r.ok) * 1000, syscr: io1.syscr - io0.syscr, syscw: io1.syscw - io0.syscw, perProcess };
+    let mesh;
+    if (MESH) {
+      // The line of the last second of the run comes up to a second later.
+      const t1 = Date.now();
+      await sleep(1100);
+      mesh = meshTraffic(server.stdout, t0, t1 + 1000);
+    }
+    return { name, ...r, cpuS, per1000: (cpuS / r.ok) * 1000, syscr: io1.syscr - io0.syscr, syscw: io1.syscw - io0.syscw, perProcess, mesh };
   } finally {
     await stopProcess(server);
   }
@@ -129,7 +143,7 @@ await compareBuilds({
   nodeArgs: [...arg('node-args', '').split(' ').filter(Boolean), ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [])],
   repeat: REPEAT,
   round: (b) => round(dir, b.name, b.cli, b.nodeArgs),
-  line: (i, b, r) => `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000, syscalls per REGISTER read ${(r.syscr / r.ok).toFixed(2)} write ${(r.syscw / r.ok).toFixed(2)}${arg('per-process', 'no') !== 'no' ? `\n    per process (s per 1,000; context switches voluntary+involuntary per REGISTER): ${r.perProcess}` : ''}${r.failed ? ` ${JSON.stringify(r.failures ?? {})}` : ''}`,
+  line: (i, b, r) => `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000, syscalls per REGISTER read ${(r.syscr / r.ok).toFixed(2)} write ${(r.syscw / r.ok).toFixed(2)}${MESH ? `\n    mesh per REGISTER: ${r.mesh ? `frames ${(r.mesh.frames / r.ok).toFixed(2)}, bytes ${(r.mesh.bytes / r.ok).toFixed(0)}, writes ${(r.mesh.writes / r.ok).toFixed(2)} (handed off ${(r.mesh.handedOff / r.ok).toFixed(2)}, responses relayed ${(r.mesh.relayedOut / r.ok).toFixed(2)})` : 'no counters (one worker, or a build without them)'}` : ''}${arg('per-process', 'no') !== 'no' ? `\n    per process (s per 1,000; context switches voluntary+involuntary per REGISTER): ${r.perProcess}` : ''}${r.failed ? ` ${JSON.stringify(r.failures ?? {})}` : ''}`,
   heading: 'CPU s per 1,000 REGISTERs',
 });
 if (CPU_PROF) console.log(`\nCPU profiles in ${CPU_PROF}`);

@@ -306,6 +306,34 @@ export async function compareBuilds({ baseline, nodeArgs, repeat, round, line, h
   return results;
 }
 
+/**
+ * The SIP workers' mesh traffic in a server's summary lines (log level info, `log.summary_interval`) whose time is
+ * in (fromMs, toMs]: frames, bytes and socket writes sent, messages handed to the Call-ID's owner and responses
+ * sent through another worker, summed over the workers. Undefined when no line carries mesh counters (one
+ * worker, or a build without them).
+ */
+export function meshTraffic(stdout, fromMs, toMs) {
+  const sum = { frames: 0, bytes: 0, writes: 0, handedOff: 0, relayedOut: 0 };
+  let seen = false;
+  for (const line of stdout.split('\n')) {
+    if (!line.includes('"msg":"summary"')) continue;
+    let rec;
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (!(rec.time > fromMs && rec.time <= toMs) || rec.meshFramesSent === undefined) continue;
+    seen = true;
+    sum.frames += rec.meshFramesSent;
+    sum.bytes += rec.meshBytesSent;
+    sum.writes += rec.meshWrites;
+    sum.handedOff += rec.handedOff ?? 0;
+    sum.relayedOut += rec.relayedOut ?? 0;
+  }
+  return seen ? sum : undefined;
+}
+
 /** The value after `--name` on the command line (a string), or `def` when the option is absent. */
 export function arg(name, def) {
   const i = process.argv.indexOf(`--${name}`);

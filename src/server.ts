@@ -143,7 +143,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   const transactions = createTransactions(config, transport, security, metrics, logger, (msg) => observeCall?.(msg));
   transactions.admission = overload.admission;
   heldTransactions = () => transactions.size().completed;
-  const stopSummary = startSipSummary(config, transport, transactions, overload, logger);
+  const stopSummary = startSipSummary(config, transport, transactions, overload, logger, worker?.mesh);
   const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
   // Workers of one node keep their location services equal through the mesh; on a Redis store each node reads
   // bindings through Redis into a bounded cache that Redis keeps true (client-side caching).
@@ -599,8 +599,10 @@ function startSipSummary(
   transactions: TransactionLayer,
   overload: ReturnType<typeof startOverloadControl>,
   logger: Logger,
+  mesh?: WorkerMesh,
 ): () => void {
   const { load, admission } = overload;
+  const meshCounters = mesh?.counters;
   return startSummaryLog(
     logger,
     config.log.summary_interval,
@@ -617,6 +619,8 @@ function startSipSummary(
       // Several workers: messages handed to the Call-ID's owner, and received from the others.
       handedOff: transport.counters.handedOff,
       handedIn: transport.counters.handedIn,
+      // Several workers: the mesh's frames, bytes and socket writes (each write wakes the worker it goes to).
+      ...(meshCounters && { meshFramesSent: meshCounters.framesSent, meshBytesSent: meshCounters.bytesSent, meshWrites: meshCounters.writes }),
       malformed: transport.counters.malformed,
       // UDP datagrams the kernel refused (logged one by one at debug only).
       udpSendFailed: transport.counters.udpSendFailed,

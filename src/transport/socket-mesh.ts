@@ -23,7 +23,7 @@ import net from 'node:net';
 import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import type { MeshHandler, MeshPayload, WorkerMesh } from './worker-mesh.js';
+import type { MeshCounters, MeshHandler, MeshPayload, WorkerMesh } from './worker-mesh.js';
 import { TurnCork } from './turn-cork.js';
 
 /** Frame kinds. */
@@ -51,13 +51,7 @@ export interface SocketMeshOptions {
   maxPendingRequests?: number;
 }
 
-/** Counters since start. */
-export interface MeshCounters {
-  framesSent: number;
-  framesReceived: number;
-  /** Frames not sent: the worker was not connected, its queue was past the bound, or the frame too large. */
-  framesDropped: number;
-}
+export type { MeshCounters } from './worker-mesh.js';
 
 /** The path of worker `index`'s socket in `dir`. */
 export function meshSocketPath(dir: string, index: number): string {
@@ -179,7 +173,7 @@ interface Pending {
 export class SocketMesh implements WorkerMesh {
   readonly self: number;
   readonly count: number;
-  readonly counters: MeshCounters = { framesSent: 0, framesReceived: 0, framesDropped: 0 };
+  readonly counters: MeshCounters = { framesSent: 0, bytesSent: 0, writes: 0, framesReceived: 0, framesDropped: 0 };
   private readonly handlers = new Map<string, MeshHandler>();
   private readonly out: (net.Socket | undefined)[];
   private readonly pending = new Map<number, Pending>();
@@ -236,8 +230,8 @@ export class SocketMesh implements WorkerMesh {
     clearTimeout(timer);
   }
 
-  send(to: number, channel: string, payload: MeshPayload): void {
-    this.write(to, [MESSAGE, channel, 0, payload]);
+  send(to: number, channel: string, payload: MeshPayload): boolean {
+    return this.write(to, [MESSAGE, channel, 0, payload]);
   }
 
   broadcast(channel: string, payload: MeshPayload): void {
@@ -310,9 +304,10 @@ export class SocketMesh implements WorkerMesh {
       return false;
     }
     let cork = this.corks.get(socket);
-    if (!cork) this.corks.set(socket, (cork = new TurnCork(socket)));
+    if (!cork) this.corks.set(socket, (cork = new TurnCork(socket, () => this.counters.writes++)));
     cork.write(frame);
     this.counters.framesSent++;
+    this.counters.bytesSent += frame.length;
     return true;
   }
 

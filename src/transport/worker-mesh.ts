@@ -10,14 +10,34 @@ export type MeshPayload = unknown;
 /** Handles one channel; its return value (or promise) is the answer to {@link WorkerMesh.request}. */
 export type MeshHandler = (from: number, payload: MeshPayload) => unknown;
 
+/** Counters of one worker's mesh since start (the summary line reports their increase). */
+export interface MeshCounters {
+  framesSent: number;
+  /** Bytes of the frames sent, length prefixes included. */
+  bytesSent: number;
+  /** Writes to the other workers' sockets: the frames one turn sends a worker leave in one, which wakes that worker once. */
+  writes: number;
+  framesReceived: number;
+  /** Frames not sent: the worker was not connected, its queue was past the bound, or the frame too large. */
+  framesDropped: number;
+}
+
 /** The workers of one instance, as seen by one of them. */
 export interface WorkerMesh {
   /** This worker's index, 0 ≤ self < count. */
   readonly self: number;
   /** How many workers the instance runs (1: no other worker). */
   readonly count: number;
-  /** Send to worker `to` (never to self); dropped with a debug log when that worker is not connected. */
-  send(to: number, channel: string, payload: MeshPayload): void;
+  /** What this worker sent and received, when the implementation counts it. */
+  readonly counters?: Readonly<MeshCounters>;
+  /**
+   * Send to worker `to` (never to self); dropped with a debug log when that
+   * worker is not connected. Messages to one worker arrive in the order they
+   * were sent, and its handler of a one-way message runs before the next
+   * message's. Returns false when the message was dropped here (not connected,
+   * queue full), true when it was queued.
+   */
+  send(to: number, channel: string, payload: MeshPayload): boolean;
   /** Send to every other worker. */
   broadcast(channel: string, payload: MeshPayload): void;
   /**
@@ -40,7 +60,7 @@ export function soloMesh(): WorkerMesh {
   return {
     self: 0,
     count: 1,
-    send() {},
+    send: () => false,
     broadcast() {},
     request: () => Promise.reject(new Error('no other worker')),
     on() {},

@@ -67,10 +67,11 @@ export function meshGroup(count: number): MeshGroup {
   };
 
   const meshes = Array.from({ length: count }, (_, self) => {
-    const send = (to: number, channel: string, payload: MeshPayload): void => {
+    const send = (to: number, channel: string, payload: MeshPayload): boolean => {
       if (to === self || to < 0 || to >= count) throw new RangeError(`worker ${self} cannot send to ${to}`);
       const body = copy(payload);
       later(() => void deliver(self, to, channel, body)?.catch(() => {}));
+      return !down.has(to);
     };
     const mesh: WorkerMesh & PeerChanges = {
       self,

@@ -79,6 +79,27 @@ describe('SocketMesh over Unix sockets', () => {
     expect(got).toHaveLength(3);
   });
 
+  it('counts frames, bytes and writes: the one-way messages of one turn leave in one write, in order', async () => {
+    const [m0, m1] = await startMesh(2);
+    const got: unknown[] = [];
+    m1!.on('note', (_from, p) => void got.push(p));
+    const before = { ...m0!.counters };
+    expect(m0!.send(1, 'note', 'first')).toBe(true);
+    expect(m0!.send(1, 'note', { data: Buffer.from('second') })).toBe(true);
+    expect(m0!.send(1, 'note', 3)).toBe(true);
+    const bytes = [encodeFrame([1, 'note', 0, 'first']), encodeFrame([1, 'note', 0, { data: Buffer.from('second') }]), encodeFrame([1, 'note', 0, 3])].reduce((n, f) => n + f.length, 0);
+    await expect.poll(() => got.length, { timeout: 2000 }).toBe(3);
+    expect(got).toEqual(['first', { data: Buffer.from('second') }, 3]);
+    expect(m0!.counters.framesSent - before.framesSent).toBe(3);
+    expect(m0!.counters.bytesSent - before.bytesSent).toBe(bytes);
+    expect(m0!.counters.writes - before.writes).toBe(1);
+    expect(m1!.counters.framesReceived).toBe(3);
+    // A worker that is not connected: send says the message was dropped.
+    await m1!.close();
+    await expect.poll(() => m0!.connected(1), { timeout: 2000 }).toBe(false);
+    expect(m0!.send(1, 'note', 'lost')).toBe(false);
+  });
+
   it('drops and counts what goes past the queue bound towards a peer that does not read', async () => {
     const [m0, m1] = await startMesh(2, { maxQueuedBytes: 256 * 1024 });
     let received = 0;
