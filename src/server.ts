@@ -147,8 +147,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
   // Workers of one node keep their location services equal through the mesh; on a Redis store each node reads
   // bindings through Redis into a bounded cache that Redis keeps true (client-side caching).
-  // After a commit the changes go to the other worker with the 200s that depend on them (one write, no answer).
-  const mesh = tracking ? undefined : worker && meshBindingReplication(worker.mesh, store, logger, { relayResponses: (to) => transport.relayResponsesThrough(to) });
+  const mesh = tracking ? undefined : worker && meshBindingReplication(worker.mesh, store, logger);
   const readThrough = tracking && { source: tracking, maxAors: config.store.redis.cache_aors };
   const location = new LocationService(mesh?.store ?? store, logger, undefined, mesh, readThrough || undefined);
   tracking?.onInvalidate((what) => location.invalidate(what));
@@ -620,9 +619,8 @@ function startSipSummary(
       // Several workers: messages handed to the Call-ID's owner, and received from the others.
       handedOff: transport.counters.handedOff,
       handedIn: transport.counters.handedIn,
-      // Several workers: responses sent through another worker after binding changes (see mesh-replication.ts),
-      // and the mesh's frames, bytes and socket writes (each write wakes the worker it goes to).
-      ...(meshCounters && { relayedOut: transport.counters.relayedOut, meshFramesSent: meshCounters.framesSent, meshBytesSent: meshCounters.bytesSent, meshWrites: meshCounters.writes }),
+      // Several workers: the mesh's frames, bytes and socket writes (each write wakes the worker it goes to).
+      ...(meshCounters && { meshFramesSent: meshCounters.framesSent, meshBytesSent: meshCounters.bytesSent, meshWrites: meshCounters.writes }),
       malformed: transport.counters.malformed,
       // UDP datagrams the kernel refused (logged one by one at debug only).
       udpSendFailed: transport.counters.udpSendFailed,

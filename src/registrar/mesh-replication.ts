@@ -13,13 +13,6 @@ export const BINDING_WRITER = 0;
 export interface MeshReplicationOptions {
   /** How long an announcement or a commit handed to the writer waits for an answer, ms; default 500. */
   ackTimeoutMs?: number;
-  /**
-   * The transport's {@link import('../transport/transport-layer.js').TransportLayer.relayResponsesThrough}:
-   * send this worker's responses of the current turn through worker `to`
-   * (after what was sent to it before); false when it cannot. Without it
-   * every change waits for the other workers' answers.
-   */
-  relayResponses?: (to: number) => boolean;
 }
 
 /** A {@link BindingReplication} that can also be fed changes from outside the mesh (the primary's admin API). */
@@ -55,12 +48,7 @@ export interface MeshBindingReplication extends BindingReplication {
  * reading the store. The committing side waits for their acknowledgements, at
  * most `ackTimeoutMs` ms; a worker that does not answer in time is logged
  * (warn) and the registrar answers anyway (the binding is durable, and that
- * worker reads it at its next reload or restart). When one other worker
- * only needs them (two workers) and `relayResponses` is given, they go as
- * one-way messages instead and the responses of the same turn (the 200s
- * that depend on them) follow them to that worker, which sends them after
- * applying the changes: no answer to wait for, and that worker is woken
- * once (one mesh write) instead of each side once. `announce(aors)` (channel
+ * worker reads it at its next reload or restart). `announce(aors)` (channel
  * `bindings.changed`: read these AORs again from the store) remains for
  * changes made outside the workers.
  */
@@ -132,13 +120,6 @@ export function meshBindingReplication(mesh: WorkerMesh, store: BindingStore, lo
     },
     async announceChanges(changes) {
       if (handedToWriter.has(changes)) return;
-      if (mesh.count === 2 && opts.relayResponses?.(1 - mesh.self)) {
-        const to = 1 - mesh.self;
-        if (!framesOf(changes).every((f) => mesh.send(to, 'bindings.changes', f))) {
-          log.warn({ workers: [to], changes: changes.length, err: 'not connected' }, 'binding change not acknowledged by every worker');
-        }
-        return;
-      }
       await toWorkers('bindings.changes', framesOf(changes), changes.length);
     },
     onRemoteChange(l) {

@@ -170,12 +170,10 @@ export class TransportLayer {
   private localAddresses = new Set<string>();
   private readonly log: Logger;
   /** Counts since start (the periodic summary line reports their increase). */
-  readonly counters = { droppedBeforeParse: 0, malformed: 0, handedOff: 0, handedIn: 0, relayedOut: 0, connectionsRefused: 0, udpSendFailed: 0 };
+  readonly counters = { droppedBeforeParse: 0, malformed: 0, handedOff: 0, handedIn: 0, connectionsRefused: 0, udpSendFailed: 0 };
   /** Flows held by the other workers (empty with one worker). */
   private readonly remote = new RemoteFlows();
   private readonly mesh: WorkerMesh | undefined;
-  /** The worker this worker's responses go through until the current turn's promise continuations have run (see {@link relayResponsesThrough}). */
-  private relayTo: number | undefined;
   /** Called for every well-formed inbound message. */
   onMessage: (inbound: Inbound) => void = () => {};
 
@@ -195,11 +193,6 @@ export class TransportLayer {
       const { data, source } = p as { data: Buffer; source: Source };
       this.counters.handedIn++;
       this.receive(data, source, true);
-    });
-    // A response another worker sent through us, after the binding changes it carried before it (relayResponsesThrough).
-    mesh.on('sip.out', (_from, p) => {
-      const { data, dest } = p as { data: Buffer; dest: Destination };
-      this.sendDirect(data, dest).catch((err: unknown) => this.log.debug({ err: (err as Error).message }, 'relayed response not sent'));
     });
     mesh.on('flow.write', (_from, p) => {
       const { flowId, data } = p as { flowId: string; data: Buffer };
@@ -378,38 +371,6 @@ export class TransportLayer {
    */
   async sendWire(data: Buffer, dest: Destination, msg?: SipMessage): Promise<string | undefined> {
     if (msg) this.opts.onSend?.(msg);
-    if (this.relayTo !== undefined && msg?.kind === 'response' && this.mesh?.send(this.relayTo, 'sip.out', { data, dest })) {
-      this.counters.relayedOut++;
-      this.logMessage('sip send', msg, dest.transport, dest.address, dest.port, `worker ${this.relayTo}`, 0);
-      return dest.flowId;
-    }
-    return this.sendDirect(data, dest, msg);
-  }
-
-  /**
-   * Until the promise continuations queued so far (and those they queue) have
-   * run, send this worker's responses through worker `worker`: each goes to it
-   * over the mesh (channel `sip.out`), after whatever this worker sent it
-   * before, and it sends them (UDP on the shared socket, a flow it holds, or
-   * back to the flow's worker). A binding writer that has just sent its
-   * changes to the one other worker as a one-way message calls it, so the
-   * 200s that follow leave only after that worker applied them, without
-   * waiting for its answer (one mesh write instead of a request and an answer).
-   * A response the mesh cannot take (worker not connected) is sent here.
-   * @returns false (nothing changed) with one worker or for an index that is not another worker's.
-   */
-  relayResponsesThrough(worker: number): boolean {
-    if (!this.mesh || worker === this.mesh.self || worker < 0 || worker >= this.mesh.count) return false;
-    if (this.relayTo === undefined) {
-      // A tick queued from a microtask runs once the microtask queue is empty: the continuations that send the 200s ran.
-      queueMicrotask(() => process.nextTick(() => (this.relayTo = undefined)));
-    }
-    this.relayTo = worker;
-    return true;
-  }
-
-  /** {@link sendWire} without the relay. */
-  private async sendDirect(data: Buffer, dest: Destination, msg?: SipMessage): Promise<string | undefined> {
     if (dest.transport === 'udp') {
       const sock = this.udpSocketFor(dest.address);
       if (!sock) throw new TransportError(`no UDP listener for ${dest.address}`);
