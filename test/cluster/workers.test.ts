@@ -46,7 +46,7 @@ describe('two SIP workers behind one set of ports', () => {
       admin: { listen: '127.0.0.1:27311' },
       },
       DOMAIN,
-      ['alice', 'bob', 'carol', 'dave', 'erin'],
+      ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina', 'hank'],
       PW,
     );
     ({ dir, server } = served);
@@ -209,15 +209,42 @@ describe('two SIP workers behind one set of ports', () => {
     }
   });
 
+  it('a binding registered through either worker is found at once, by a request the other worker owns sent the moment the 200 arrived', async () => {
+    const alice = await ua();
+    for (const [user, owner] of [['frank', 0], ['gina', 1], ['hank', 0]] as const) {
+      const phone = await ua();
+      const reg = phone.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:${user}@${DOMAIN}`, to: `sip:${user}@${DOMAIN}`, contactUser: user, callId: callIdFor(owner) });
+      phone.send(reg, PORT);
+      const authed = phone.authorize(reg, await phone.response(reg), user, PW);
+      phone.send(authed, PORT);
+      expect((await phone.response(authed)).status).toBe(200);
+      const callId = callIdFor(1 - owner);
+      const msg = await sendAuthorized(alice, alice.request('MESSAGE', `sip:${user}@${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:${user}@${DOMAIN}`, callId, body: 'hi' }));
+      const got = (await phone.waitFor((m) => m.kind === 'request' && m.method === 'MESSAGE' && getHeader(m, 'call-id') === callId)) as SipRequest;
+      phone.send(createResponse(got, 200, { toTag: 'f0f' }), PORT);
+      expect((await alice.response(msg)).status, `MESSAGE to ${user}, registered through worker ${owner}`).toBe(200);
+    }
+  });
+
   it('messages were handed between the workers (summary lines of both workers)', async () => {
     const handed = () =>
       server
         .stdout()
         .split('\n')
         .filter((l) => l.includes('"msg":"summary"'))
-        .map((l) => JSON.parse(l) as { worker: number; handedOff: number; handedIn: number });
+        .map((l) => JSON.parse(l) as { worker: number; handedOff: number; handedIn: number; meshFramesSent: number; meshBytesSent: number; meshWrites: number });
     await expect.poll(() => handed().reduce((n, s) => n + s.handedIn, 0), { timeout: 5000 }).toBeGreaterThan(0);
     const lines = handed();
     expect(lines.reduce((n, s) => n + s.handedOff, 0)).toBeGreaterThan(0);
+    // Every message handed off is a mesh frame of the worker that handed it (more: replication, flows, answers).
+    for (const w of [0, 1]) {
+      const mine = lines.filter((s) => s.worker === w);
+      const sum = (k: 'handedOff' | 'meshFramesSent' | 'meshBytesSent' | 'meshWrites') => mine.reduce((n, s) => n + s[k], 0);
+      expect(sum('meshFramesSent')).toBeGreaterThanOrEqual(sum('handedOff'));
+      expect(sum('meshWrites')).toBeGreaterThan(0);
+      // At most one write per frame; a frame sent before a process's first summary snapshot may leave (and count its write) after it.
+      expect(sum('meshWrites')).toBeLessThanOrEqual(sum('meshFramesSent') + 2);
+      expect(sum('meshBytesSent')).toBeGreaterThan(sum('meshFramesSent') * 14);
+    }
   });
 });
