@@ -167,12 +167,12 @@ async function startRedis(dir) {
   return proc;
 }
 
-/** Redis's count of calls per command (INFO commandstats), or an empty map without Redis. */
+/** Redis's calls and µs spent per command (INFO commandstats: `calls`, `usec`), or an empty map without Redis. */
 async function commandCounts(redis) {
   const out = new Map();
   if (!redis) return out;
   const { stdout } = await runProcess('redis-cli', ['-p', String(REDIS_PORT), 'INFO', 'commandstats'], { timeoutMs: 5000 });
-  for (const m of stdout.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out.set(m[1], Number(m[2]));
+  for (const m of stdout.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) out.set(m[1], { calls: Number(m[2]), usec: Number(m[3]) });
   return out;
 }
 
@@ -204,7 +204,9 @@ async function load(dir, scenario, rate, nodeCount, cpuPids, redis) {
     }),
   );
   const byProcess = cpuPids.map((p, i) => cpuSeconds(p) - cpu0[i]);
-  const commands = [...(await commandCounts(redis))].map(([c, n]) => [c, n - (commands0.get(c) ?? 0)]).filter(([, n]) => n > 0);
+  const commands = [...(await commandCounts(redis))]
+    .map(([c, n]) => [c, n.calls - (commands0.get(c)?.calls ?? 0), n.usec - (commands0.get(c)?.usec ?? 0)])
+    .filter(([, n]) => n > 0);
   const cpu = byProcess.reduce((t, s) => t + s, 0);
   let ok = 0;
   let failed = 0;
@@ -218,7 +220,7 @@ async function load(dir, scenario, rate, nodeCount, cpuPids, redis) {
     elapsed = Math.max(elapsed, epoch(st.CurrentTime) - epoch(st.StartTime));
     rtSum += hms(st['ResponseTime1(C)'] ?? st['CallLength(C)']) * 1000 * n;
   }
-  return { ok, failed, okPerS: ok / elapsed, rtMs: rtSum / ok, cpuS: cpu, cpuMsPerOp: (cpu / ok) * 1000, byProcessMsPerOp: byProcess.map((s) => (s / ok) * 1000), commandsPerOp: commands.map(([c, n]) => `${c} ${f(n / ok, 2)}`).join(', ') };
+  return { ok, failed, okPerS: ok / elapsed, rtMs: rtSum / ok, cpuS: cpu, cpuMsPerOp: (cpu / ok) * 1000, byProcessMsPerOp: byProcess.map((s) => (s / ok) * 1000), commandsPerOp: commands.map(([c, n, us]) => `${c} ${f(n / ok, 2)} (${f(us / ok, 1)} µs)`).join(', ') };
 }
 
 async function runSetup(name, nodeCount, redis, cli) {
@@ -296,7 +298,7 @@ if (IDLE) for (const r of rows) console.log(`${r.name}: idle ${f(r.idleMsPerS, 1
 for (const r of rows) {
   const parts = (x) => x.byProcessMsPerOp.map((v, i) => `${i < r.nodeCount ? `node ${i + 1}` : 'redis'} ${f(v, 3)}`).join(', ');
   console.log(`${r.name}: per REGISTER ${parts(r.register)}; per call ${parts(r.call)}`);
-  if (r.nodeCount && r.register.commandsPerOp) console.log(`  Redis commands per REGISTER: ${r.register.commandsPerOp}; per call: ${r.call.commandsPerOp}`);
+  if (r.nodeCount && r.register.commandsPerOp) console.log(`  Redis commands per REGISTER (calls, µs inside Redis; a script's commands counted apart from it): ${r.register.commandsPerOp}; per call: ${r.call.commandsPerOp}`);
 }
 if (WRITE) {
   const file = join(ROOT, 'bench', 'RESULTS.md');

@@ -45,7 +45,9 @@ local function usersChanged() redis.call('INCR', p .. 'users:generation') end
  * Redis's tracking table, and it is told when another client changes them.
  * Every changed AOR's `aor-version:<aor>` is bumped (INCR; expiring with the
  * AOR's latest binding, EXAT only ever later) or deleted with its last
- * binding: the one key a node tracks per cached AOR.
+ * binding: the one key a node tracks per cached AOR. A put of a contact the
+ * AOR already has (a refresh) adds nothing to the AOR set and checks no key's
+ * existence: 7 commands, with the TIME and the two that read the records back.
  * Returns `{ changes applied, { AOR, ... }, { version, ... }, { { record, ... }, ... } }`
  * (a version nil where the AOR has no binding left).
  */
@@ -56,10 +58,11 @@ local nowMs = now * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function dropContact(aor, contact)
   if redis.call('GET', contactKey(contact)) == aor then redis.call('DEL', contactKey(contact)) end
 end
-local seen, aors, untilS = {}, {}, {}
+local seen, aors, untilS, alive = {}, {}, {}, {}
 for i = 3, #ARGV, 5 do
   local op, aor, contact = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local idx = aorKey(aor)
+  alive[aor] = nil
   if op == 'put' then
     local key = bindingKey(aor, contact)
     local expires = tonumber(ARGV[i + 3])
@@ -71,9 +74,10 @@ for i = 3, #ARGV, 5 do
       local at = string.format('%d', expires)
       if not untilS[aor] or expires > untilS[aor] then untilS[aor] = expires end
       redis.call('SET', key, ARGV[i + 4], 'EXAT', at)
-      redis.call('ZADD', idx, 'NX', nowMs, contact)
-      redis.call('SADD', p .. 'aors', aor)
+      -- A new index entry may be a new index: the AOR set lists every AOR with one (kept so by every script).
+      if redis.call('ZADD', idx, 'NX', nowMs, contact) == 1 then redis.call('SADD', p .. 'aors', aor) end
       redis.call('SET', contactKey(contact), aor, 'EXAT', at)
+      alive[aor] = true
     end
   elseif op == 'delete' then
     redis.call('DEL', bindingKey(aor, contact))
@@ -86,32 +90,35 @@ for i = 3, #ARGV, 5 do
     end
     redis.call('DEL', idx)
   end
-  if redis.call('EXISTS', idx) == 0 then redis.call('SREM', p .. 'aors', aor) end
+  if not alive[aor] and redis.call('EXISTS', idx) == 0 then redis.call('SREM', p .. 'aors', aor) end
   if not seen[aor] then
     seen[aor] = true
     aors[#aors + 1] = aor
   end
 end
-for _, aor in ipairs(aors) do
+local versions = {}
+for i, aor in ipairs(aors) do
   local ver = versionKey(aor)
-  if redis.call('EXISTS', aorKey(aor)) == 0 then
+  if not alive[aor] and redis.call('EXISTS', aorKey(aor)) == 0 then
     redis.call('DEL', ver)
   else
-    redis.call('INCR', ver)
+    versions[i] = redis.call('INCR', ver)
     if untilS[aor] then
+      -- INCR keeps a TTL and makes a new key without one (GT never sets one on a key without: a
+      -- version key made by a removal alone, which no put made first, stays until SWEEP_AORS).
       local at = string.format('%d', untilS[aor])
-      if redis.call('TTL', ver) == -1 then redis.call('EXPIREAT', ver, at) else redis.call('EXPIREAT', ver, at, 'GT') end
+      if versions[i] == 1 then redis.call('EXPIREAT', ver, at) else redis.call('EXPIREAT', ver, at, 'GT') end
     end
   end
 end
-local versions, lists = {}, {}
+local lists = {}
 if ARGV[2] == '1' then
   for i, aor in ipairs(aors) do
-    versions[i] = redis.call('GET', versionKey(aor))
+    versions[i] = versions[i] and tostring(versions[i]) or false
     lists[i] = bindingsOf(aor)
   end
 else
-  aors = {}
+  aors, versions = {}, {}
 end
 return { (#ARGV - 2) / 5, aors, versions, lists }
 `;

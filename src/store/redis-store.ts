@@ -118,6 +118,21 @@ function scriptResult(answer: unknown): void {
 /** SHA-1 (hex) of each Lua script run so far, for EVALSHA. */
 const scriptShas = new Map<string, string>();
 
+/** The SHA-1 (hex) digest Redis names `script` by (EVALSHA, SCRIPT LOAD). */
+function scriptSha(script: string): string {
+  let sha = scriptShas.get(script);
+  if (sha === undefined) {
+    sha = createHash('sha1').update(script).digest('hex');
+    scriptShas.set(script, sha);
+  }
+  return sha;
+}
+
+/** True for Redis's answer to EVALSHA of a script it does not hold (first use, or after a restart or failover). */
+function isNoScript(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('NOSCRIPT');
+}
+
 /**
  * Run a Lua script of redis-scripts.ts with no KEYS and `args` as ARGV: EVALSHA
  * (the script's 40-character digest instead of its text, so neither side
@@ -126,17 +141,44 @@ const scriptShas = new Map<string, string>();
  * @throws whatever ioredis throws (no answer, a script error).
  */
 export async function runScript(redis: Redis, script: string, args: readonly (string | number)[]): Promise<unknown> {
-  let sha = scriptShas.get(script);
-  if (sha === undefined) {
-    sha = createHash('sha1').update(script).digest('hex');
-    scriptShas.set(script, sha);
-  }
   try {
-    return await redis.evalsha(sha, 0, ...args);
+    return await redis.evalsha(scriptSha(script), 0, ...args);
   } catch (err) {
-    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+    if (!isNoScript(err)) throw err;
     return redis.eval(script, 0, ...args);
   }
+}
+
+/** One plain command for {@link pipelineScript}: its name, then its arguments. */
+type PlainCommand = readonly [string, ...(string | number)[]];
+
+/**
+ * A script and plain commands sent in one write (the connection's socket is
+ * corked while ioredis writes them, so one system call carries all; Redis
+ * reads and runs them in one pass): `before` just ahead of the script,
+ * `after` just behind it. When Redis does not hold the script (NOSCRIPT) it
+ * is sent again with its text, followed by `after` again.
+ * Resolves `[answers of before, the script's answer, answers of after]`.
+ * @throws the first error among the answers, or whatever ioredis throws.
+ */
+async function pipelineScript(redis: Redis, before: readonly PlainCommand[], script: string, args: readonly (string | number)[], after: readonly PlainCommand[]): Promise<[unknown[], unknown, unknown[]]> {
+  const one = (c: PlainCommand): Promise<unknown> => redis.call(c[0], ...c.slice(1));
+  const stream = redis.stream as { cork?: () => void; uncork?: () => void } | undefined;
+  stream?.cork?.();
+  let sent: [Promise<unknown[]>, Promise<unknown>, Promise<unknown[]>];
+  try {
+    sent = [Promise.all(before.map(one)), redis.evalsha(scriptSha(script), 0, ...args), Promise.all(after.map(one))];
+  } finally {
+    stream?.uncork?.();
+  }
+  const [b, answer, a] = await Promise.allSettled(sent);
+  if (answer.status === 'rejected' && isNoScript(answer.reason)) {
+    if (b.status === 'rejected') throw b.reason;
+    const again = await runScript(redis, script, args);
+    return [b.value, again, await Promise.all(after.map(one))];
+  }
+  for (const r of [b, answer, a]) if (r.status === 'rejected') throw r.reason;
+  return [(b as PromiseFulfilledResult<unknown[]>).value, (answer as PromiseFulfilledResult<unknown>).value, (a as PromiseFulfilledResult<unknown[]>).value];
 }
 
 /**
@@ -435,28 +477,33 @@ export class RedisStore implements BindingStore {
   /**
    * Apply binding changes as {@link commitBindings} and read the changed
    * AORs' bindings after them, for a cache kept true by client-side caching.
-   * The script's own reads are not tracked (Redis 7.0), so once it answered
-   * one MGET reads the AORs' version keys again, which tracks them; an AOR
+   * The script's own reads are not tracked (Redis 7.0), so an MGET right
+   * behind it reads the AORs' version keys again, which tracks them; an AOR
    * whose version there differs from the script's (another commit came in
-   * between) is left out. The MGET is sent only after the script's answer on
-   * purpose: Redis reads it in a later pass of its event loop than the one
-   * that ran the script and wrote that pass's invalidations to the other
-   * nodes' sockets, so when this resolves they are on their way (measured:
-   * with the two pipelined, a request sent on the 200 at once reached the
-   * other node before its invalidation now and then, on this loaded host).
+   * between) is left out. The three commands PING, the script and the MGET go
+   * in one write and come back in one read (one round trip): the PING is
+   * there so that when this resolves every invalidation of the commit is
+   * already in the other nodes' sockets. Redis writes the answers of one pass
+   * of its event loop to the clients in the reverse order it first queued an
+   * answer to each (networking.c, the pending-writes list takes each new
+   * client at its head); the PING's answer queues this connection before the
+   * script queues the invalidations, so they are written out before this
+   * connection's answers (without it this connection came first, and a
+   * request sent on the 200 at once reached another node before its
+   * invalidation now and then on this loaded host).
    * Resolves AOR → bindings in first-added order.
    * @throws StoreError 'unavailable'.
    */
   async commitAndRead(changes: readonly BindingChange[]): Promise<Map<string, BindingRecord[]>> {
     const aors = [...new Set(changes.map((c) => (c.op === 'put' ? c.binding.aor : c.aor)))];
-    const [answer, tracked] = await this.run('write bindings', async () => {
-      const written = await runScript(this.redis, COMMIT_BINDINGS, [this.prefix, '1', ...changeArgs(changes)]);
-      return [written, await this.redis.mget(aors.map((a) => this.versionKey(a)))] as const;
-    });
+    const [, answer, [tracked]] = await this.run('write bindings', () =>
+      pipelineScript(this.redis, [['ping']], COMMIT_BINDINGS, [this.prefix, '1', ...changeArgs(changes)], [['mget', ...aors.map((a) => this.versionKey(a))]]),
+    );
     const [, written, versions, lists] = answer as [number, string[], (string | null)[], string[][]];
+    const trackedVersions = tracked as (string | null)[];
     const out = new Map<string, BindingRecord[]>();
     written.forEach((aor, i) => {
-      if ((versions[i] ?? null) === (tracked[aors.indexOf(aor)] ?? null)) out.set(aor, lists[i].map((j) => JSON.parse(j) as BindingRecord));
+      if ((versions[i] ?? null) === (trackedVersions[aors.indexOf(aor)] ?? null)) out.set(aor, lists[i].map((j) => JSON.parse(j) as BindingRecord));
     });
     return out;
   }
@@ -467,9 +514,9 @@ export class RedisStore implements BindingStore {
    * records, sent in one write. @throws StoreError 'unavailable'.
    */
   async readTracked(aor: string): Promise<TrackedBindings> {
-    const [version, answer] = await this.run('read bindings', () => Promise.all([this.redis.get(this.versionKey(aor)), runScript(this.redis, READ_AOR, [this.prefix, aor])]));
+    const [[version], answer] = await this.run('read bindings', () => pipelineScript(this.redis, [['get', this.versionKey(aor)]], READ_AOR, [this.prefix, aor], []));
     const [seen, list] = answer as [string | null, string[]];
-    return { bindings: list.map((j) => JSON.parse(j) as BindingRecord), cacheable: (seen ?? null) === version };
+    return { bindings: list.map((j) => JSON.parse(j) as BindingRecord), cacheable: (seen ?? null) === (version ?? null) };
   }
 
   /**
