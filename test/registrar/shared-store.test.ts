@@ -112,7 +112,7 @@ describeWithPeers(['redis-server'])('two nodes on one Redis store', () => {
 
   // Node B reads alice's bindings through Redis (a cache Redis invalidates), never a copy pushed by node A.
   test.each([
-    ['OPTIONS', 25, 200],
+    ['OPTIONS', 100, 200],
     ['INVITE', 10, 486],
   ] as const)('a binding registered or removed at node A is used by node B as soon as the 200 arrives, every time (%s)', async (method, rounds, answer) => {
     const alice = await UdpUa.open();

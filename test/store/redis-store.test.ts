@@ -211,6 +211,48 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
     }
   });
 
+  test('read-through: a refresh at one node (same contact, new expiry) is seen at the other with that expiry; the AOR stays listed and its keys expire with it, after a SCRIPT FLUSH too', async () => {
+    const other = await new RedisStore(redisConfig(redis.url), silent).connect();
+    const one = await node(store);
+    const two = await node(other);
+    const expiry = (key: string) => store.redis.call('EXPIRETIME', `test:${key}`);
+    try {
+      const b = binding();
+      one.location.put(b);
+      await one.location.committed();
+      await turn();
+      expect(await two.location.read(b.aor)).toEqual([b]);
+      // Later, then earlier: the record and the contact key follow each refresh, the version key only ever lives longer.
+      for (const [i, expires] of [b.expires + 600, b.expires + 300].entries()) {
+        // Redis forgot the scripts (as after a restart): the commit sends the script's text again.
+        if (i === 1) await store.redis.script('FLUSH');
+        const refreshed = { ...b, expires, cseq: b.cseq + 1 + i };
+        one.location.put(refreshed);
+        await one.location.committed();
+        await turn();
+        const seen = two.location.read(b.aor);
+        expect(seen).toBeInstanceOf(Promise);
+        expect(await seen).toEqual([refreshed]);
+        expect(one.location.read(b.aor)).toEqual([refreshed]);
+        expect(await expiry(`binding:${b.aor}\n${b.contactUri}`)).toBe(expires);
+        expect(await expiry(`contact:${b.contactUri}`)).toBe(expires);
+        expect(await expiry(`aor-version:${b.aor}`)).toBe(b.expires + 600);
+        expect(await store.redis.smembers('test:aors')).toEqual([b.aor]);
+        expect(await store.redis.zrange(`test:aor:${b.aor}`, 0, -1)).toEqual([b.contactUri]);
+      }
+      // The last binding removed: the AOR, its index and its version key are gone.
+      one.location.remove(b.aor, b.contactUri);
+      await one.location.committed();
+      await turn();
+      expect(await two.location.read(b.aor)).toEqual([]);
+      expect(await store.redis.exists('test:aors', `test:aor:${b.aor}`, `test:aor-version:${b.aor}`, `test:contact:${b.contactUri}`)).toBe(0);
+    } finally {
+      await one.stop();
+      await two.stop();
+      await other.close();
+    }
+  });
+
   test('read-through: the cache holds at most max AORs, least recently used dropped first, and an evicted AOR is read again', async () => {
     const other = await new RedisStore(redisConfig(redis.url), silent).connect();
     const writer = await node(store);
