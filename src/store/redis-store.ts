@@ -63,6 +63,14 @@ export const USERS_GENERATION_READ_MS = 250;
 /** TURN REST API secrets kept in Redis at most. */
 export const MAX_TURN_SECRETS = 100;
 
+/**
+ * Bytes of a binding commit's arguments up to which it is sent in one write
+ * with the commands around it (RedisStore.commitAndRead): well under the
+ * 16 KiB Redis reads from a client at once (PROTO_IOBUF_LEN), so Redis runs
+ * them in one pass of its event loop.
+ */
+const ONE_READ_BYTES = 12 * 1024;
+
 /** Longest wait between two reconnection attempts, ms. */
 const MAX_RECONNECT_DELAY_MS = 2000;
 
@@ -490,15 +498,25 @@ export class RedisStore implements BindingStore {
    * script queues the invalidations, so they are written out before this
    * connection's answers (without it this connection came first, and a
    * request sent on the 200 at once reached another node before its
-   * invalidation now and then on this loaded host).
+   * invalidation now and then on this loaded host). Redis must read the
+   * three in one go for that: a commit whose arguments pass
+   * {@link ONE_READ_BYTES} (many changes in one batch) sends the MGET only
+   * after the script's answer instead (Redis runs it in a later pass, by
+   * when the invalidations are out), a second round trip.
    * Resolves AOR → bindings in first-added order.
    * @throws StoreError 'unavailable'.
    */
   async commitAndRead(changes: readonly BindingChange[]): Promise<Map<string, BindingRecord[]>> {
     const aors = [...new Set(changes.map((c) => (c.op === 'put' ? c.binding.aor : c.aor)))];
-    const [, answer, [tracked]] = await this.run('write bindings', () =>
-      pipelineScript(this.redis, [['ping']], COMMIT_BINDINGS, [this.prefix, '1', ...changeArgs(changes)], [['mget', ...aors.map((a) => this.versionKey(a))]]),
-    );
+    const args = [this.prefix, '1', ...changeArgs(changes)];
+    const mget: PlainCommand = ['mget', ...aors.map((a) => this.versionKey(a))];
+    const bytes = args.reduce<number>((n, a) => n + String(a).length, 0);
+    const [, answer, [tracked]] = await this.run('write bindings', async () => {
+      if (bytes <= ONE_READ_BYTES) return pipelineScript(this.redis, [['ping']], COMMIT_BINDINGS, args, [mget]);
+      // Too long for Redis to read in one go: the MGET after the script's answer, in a later pass.
+      const written = await runScript(this.redis, COMMIT_BINDINGS, args);
+      return [[], written, [await this.redis.call(...mget)]] as const;
+    });
     const [, written, versions, lists] = answer as [number, string[], (string | null)[], string[][]];
     const trackedVersions = tracked as (string | null)[];
     const out = new Map<string, BindingRecord[]>();

@@ -12,11 +12,11 @@
  * Redis queues the invalidation while it runs the writing command, before
  * the writer's reply (tracking.c `trackingInvalidateKey`, called from
  * `signalModifiedKey` during the command), and writes both out in the same
- * pass of its event loop; but that pass may write the writer's reply first
- * (and be descheduled in between on a busy host). So a commit of bindings
- * waits for one more command sent after its reply (RedisStore.commitAndRead's
- * MGET): Redis runs that in a later pass, by when every invalidation of the
- * commit is in the other nodes' sockets; a registrar's 200 follows it.
+ * pass of its event loop, the client whose first answer of the pass was
+ * queued last first; so a commit of bindings is sent behind a PING
+ * (RedisStore.commitAndRead), whose answer queues the committing node before
+ * the script queues the invalidations: they are in the other nodes' sockets
+ * before its answers are in its own; a registrar's 200 follows them.
  *
  * Tracking lives as long as both connections: when either closes (Redis
  * restarted, failing over, a timeout), invalidations may be lost. Until

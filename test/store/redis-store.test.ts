@@ -246,6 +246,16 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
       await turn();
       expect(await two.location.read(b.aor)).toEqual([]);
       expect(await store.redis.exists('test:aors', `test:aor:${b.aor}`, `test:aor-version:${b.aor}`, `test:contact:${b.contactUri}`)).toBe(0);
+      // A batch too long for one read by Redis (40 records of ~500 bytes): the MGET goes after the script's answer, no PING.
+      const many = Array.from({ length: 40 }, (_, i) => binding({ aor: `sip:u${i}@example.test`, contactUri: `sip:u${i}@127.0.0.1`, userAgent: 'x'.repeat(300) }));
+      expect(await two.location.read(many[7].aor)).toEqual([]);
+      const pings = await calls('ping');
+      for (const m of many) one.location.put(m);
+      await one.location.committed();
+      await turn();
+      expect(await calls('ping')).toBe(pings);
+      expect(one.location.read(many[7].aor)).toEqual([many[7]]);
+      expect(await two.location.read(many[7].aor)).toEqual([many[7]]);
     } finally {
       await one.stop();
       await two.stop();
