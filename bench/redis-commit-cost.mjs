@@ -1,0 +1,84 @@
+// CPU per binding commit on Redis, without SIP: one RedisStore with client-side caching on (as a
+// node runs it) commits one binding refresh at a time through commitAndRead (what a REGISTER's 200
+// waits for), paced like a registrar at ~300 REGISTER/s, and the CPU of this process (the node's
+// side: ioredis, the script call, the answer's parsing) and of redis-server is divided by the commits.
+// Also Redis's own time per command (INFO commandstats; EVALSHA's time includes its commands').
+//
+//   node bench/redis-commit-cost.mjs [--commits 1500] [--pace-ms 3] [--repeat 3] [--baseline /other/dist]
+//
+// --baseline runs another build's dist/ first, then this checkout's, alternating --repeat times on
+// the same redis-server (appendonly yes, as bench/multi-node.mjs). --pace-ms 0 commits back to back.
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pino from 'pino';
+import { cpuSeconds, runProcess, startProcess, stopProcess, tempDir, sleep, waitFor } from './lib.mjs';
+import { ROOT } from './rtcedge.mjs';
+
+const args = process.argv.slice(2);
+const opt = (name, def) => (args.includes(name) ? args[args.indexOf(name) + 1] : def);
+const COMMITS = Number(opt('--commits', 1500));
+const PACE_MS = Number(opt('--pace-ms', 3));
+const REPEAT = Number(opt('--repeat', 3));
+const BASELINE = opt('--baseline', undefined);
+const PORT = 28191;
+
+/** Redis's calls and µs per command since the last reset. */
+async function commandStats() {
+  const { stdout } = await runProcess('redis-cli', ['-p', String(PORT), 'INFO', 'commandstats'], { timeoutMs: 5000 });
+  return [...stdout.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)].map((m) => ({ cmd: m[1], calls: Number(m[2]), usec: Number(m[3]) }));
+}
+
+async function run(dist, redisPid, n) {
+  const { RedisStore } = await import(pathToFileURL(join(dist, 'store', 'redis-store.js')).href);
+  const { RedisBindingTracking } = await import(pathToFileURL(join(dist, 'store', 'redis-tracking.js')).href);
+  const log = pino({ level: 'silent' });
+  const config = { url: `redis://127.0.0.1:${PORT}`, key_prefix: `cost${n}:`, command_timeout: 2000, connect_timeout: 2000, retry_after: 5, sentinels: [], sentinel_name: 'mymaster' };
+  const store = await new RedisStore(config, log).connect();
+  const tracking = new RedisBindingTracking(store, log);
+  await tracking.start();
+  const nowS = Math.floor(Date.now() / 1000);
+  const binding = (i, cseq) => ({
+    aor: `sip:user${i}@example.test`, contact: `<sip:user${i}@127.0.0.1:5060>`, contactUri: `sip:user${i}@127.0.0.1:5060`, expires: nowS + 3600, q: null,
+    callId: `reg-${i}@127.0.0.1`, cseq, instance: null, regId: null, path: [], source: { transport: 'udp', address: '127.0.0.1', port: 5060, localPort: 5060 },
+    userAgent: 'SIPp', updatedAt: nowS,
+  });
+  for (let i = 0; i < 100; i++) await store.commitAndRead([{ op: 'put', binding: binding(i % 20, i) }]);
+  await runProcess('redis-cli', ['-p', String(PORT), 'CONFIG', 'RESETSTAT'], { timeoutMs: 5000 });
+  const own0 = process.cpuUsage();
+  const redis0 = cpuSeconds(redisPid);
+  for (let i = 0; i < COMMITS; i++) {
+    await store.commitAndRead([{ op: 'put', binding: binding(i % 20, 1000 + i) }]);
+    if (PACE_MS > 0) await sleep(PACE_MS);
+  }
+  const own = process.cpuUsage(own0);
+  const redisS = cpuSeconds(redisPid) - redis0;
+  const stats = await commandStats();
+  await tracking.close();
+  await store.close();
+  return { nodeUs: (own.user + own.system) / COMMITS, redisUs: (redisS * 1e6) / COMMITS, stats };
+}
+
+const dir = tempDir('redis-commit-cost');
+const redis = startProcess('redis-server', ['--bind', '127.0.0.1', '--port', String(PORT), '--dir', dir, '--appendonly', 'yes', '--save', '', '--protected-mode', 'no']);
+const f = (x) => x.toFixed(1);
+try {
+  await waitFor(async () => redis.stdout.includes('Ready to accept connections'), 10_000, 'redis-server');
+  const builds = BASELINE ? [['baseline', BASELINE], ['this', join(ROOT, 'dist')]] : [['this', join(ROOT, 'dist')]];
+  const rows = [];
+  let n = 0;
+  for (let r = 0; r < REPEAT; r++) {
+    for (const [name, dist] of builds) {
+      const got = await run(dist, redis.pid, n++);
+      rows.push({ name, ...got });
+      const per = got.stats.map((s) => `${s.cmd} ${f(s.calls / COMMITS)} (${f(s.usec / COMMITS)} µs)`).join(', ');
+      console.log(`${name}: node ${f(got.nodeUs)} µs, redis-server ${f(got.redisUs)} µs per commit; Redis per commit: ${per}`);
+    }
+  }
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  for (const [name] of builds) {
+    const mine = rows.filter((x) => x.name === name);
+    console.log(`${name} median of ${mine.length}: node ${f(median(mine.map((x) => x.nodeUs)))} µs, redis-server ${f(median(mine.map((x) => x.redisUs)))} µs per commit`);
+  }
+} finally {
+  await stopProcess(redis);
+}
