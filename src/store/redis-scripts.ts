@@ -15,10 +15,10 @@ local function bindingKey(aor, c) return p .. 'binding:' .. aor .. '\\n' .. c en
 local function aorKey(aor) return p .. 'aor:' .. aor end
 local function contactKey(c) return p .. 'contact:' .. c end
 local function versionKey(aor) return p .. 'aor-version:' .. aor end
-local function bindingsOf(aor)
+local function bindingsOf(aor, known)
   local list = {}
   for _, u in ipairs(redis.call('ZRANGE', aorKey(aor), 0, -1)) do
-    local v = redis.call('GET', bindingKey(aor, u))
+    local v = known and known[u] or redis.call('GET', bindingKey(aor, u))
     if v then list[#list + 1] = v end
   end
   return list
@@ -47,7 +47,8 @@ local function usersChanged() redis.call('INCR', p .. 'users:generation') end
  * AOR's latest binding, EXAT only ever later) or deleted with its last
  * binding: the one key a node tracks per cached AOR. A put of a contact the
  * AOR already has (a refresh) adds nothing to the AOR set and checks no key's
- * existence: 7 commands, with the TIME and the two that read the records back.
+ * existence: 7 commands, with the TIME and the ZRANGE that reads the records back (those
+ * this commit wrote are answered from its arguments, not read again).
  * Returns `{ changes applied, { AOR, ... }, { version, ... }, { { record, ... }, ... } }`
  * (a version nil where the AOR has no binding left).
  */
@@ -58,11 +59,13 @@ local nowMs = now * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function dropContact(aor, contact)
   if redis.call('GET', contactKey(contact)) == aor then redis.call('DEL', contactKey(contact)) end
 end
-local seen, aors, untilS, alive = {}, {}, {}, {}
+local seen, aors, untilS, alive, written = {}, {}, {}, {}, {}
 for i = 3, #ARGV, 5 do
   local op, aor, contact = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local idx = aorKey(aor)
   alive[aor] = nil
+  if not written[aor] or op == 'deleteAll' then written[aor] = {} end
+  written[aor][contact] = nil
   if op == 'put' then
     local key = bindingKey(aor, contact)
     local expires = tonumber(ARGV[i + 3])
@@ -78,6 +81,7 @@ for i = 3, #ARGV, 5 do
       if redis.call('ZADD', idx, 'NX', nowMs, contact) == 1 then redis.call('SADD', p .. 'aors', aor) end
       redis.call('SET', contactKey(contact), aor, 'EXAT', at)
       alive[aor] = true
+      written[aor][contact] = ARGV[i + 4]
     end
   elseif op == 'delete' then
     redis.call('DEL', bindingKey(aor, contact))
@@ -114,8 +118,8 @@ end
 local lists = {}
 if ARGV[2] == '1' then
   for i, aor in ipairs(aors) do
-    versions[i] = versions[i] and tostring(versions[i]) or false
-    lists[i] = bindingsOf(aor)
+    versions[i] = versions[i] and string.format('%d', versions[i]) or false
+    lists[i] = bindingsOf(aor, written[aor])
   end
 else
   aors, versions = {}, {}
