@@ -85,7 +85,7 @@ export interface ServerTransaction {
    * Send a digest challenge (401/407) this server generated and forget the
    * transaction at once (RFC 3261 §8.2.7, §26.1.5): no Completed state, no
    * Timer G/H/J, nothing held. A retransmitted request is then a new one and
-   * gets a fresh challenge; the ACK of a stateless INVITE challenge is
+   * is challenged again (the same response within the same second); the ACK of a stateless INVITE challenge is
    * recognised by its To tag (`res` must carry {@link challengeTag}). When a
    * provisional response went already (a 100 Trying while the credentials
    * were looked up), the transaction exists for the peer and `res` goes

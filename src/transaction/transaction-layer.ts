@@ -79,7 +79,8 @@ export interface TransactionUser {
  * A digest challenge (401/407) the TU generates goes out through
  * `respondStateless` and leaves nothing behind (RFC 3261 §8.2.7, §26.1.5):
  * a retransmitted request is handled as new and challenged again (same To
- * tag, fresh nonce); the ACK of a stateless INVITE challenge, which matches
+ * tag, and within the same second the same nonce: auth/sip-digest.ts
+ * `challengeCounter`, so the same response); the ACK of a stateless INVITE challenge, which matches
  * no transaction, is recognised by its To tag ({@link challengeToTag} of its
  * key) and absorbed here instead of reaching the TU (a proxy would forward it).
  *
