@@ -164,7 +164,9 @@ function ack(response, branch, localPort) {
 }
 
 async function measure() {
-  const server = await startRtcedge({ sipPort: PORT, users: [['alice', 'the-right-password']] });
+  // One SIP worker: the one nonce is reused by every request, and a nonce another worker issued is answered as
+  // stale (a 401), whichever Call-ID the request carries.
+  const server = await startRtcedge({ sipPort: PORT, users: [['alice', 'the-right-password']], workers: 1 });
   const sock = dgram.createSocket('udp4');
   await new Promise((r) => sock.bind(0, '127.0.0.1', r));
   const localPort = sock.address().port;
