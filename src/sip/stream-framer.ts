@@ -123,7 +123,7 @@ export class StreamFramer {
         }
         const headerLen = idx + 4 - this.start;
         if (headerLen > this.limits.maxMessageBytes) return this.fail(events, new SipParseError(413, 'Message Too Large'));
-        const cl = contentLength(b.toString('latin1', this.start, idx + 2));
+        const cl = contentLengthOf(b, this.start, idx + 2);
         if (cl instanceof SipParseError) return this.fail(events, withPartial(b.subarray(this.start, idx + 4), cl, this.limits));
         if (headerLen + cl > this.limits.maxMessageBytes) return this.fail(events, new SipParseError(413, 'Message Too Large'));
         this.need = headerLen + cl;
@@ -200,24 +200,56 @@ function withPartial(head: Buffer, err: SipParseError, limits: ParseLimits): Sip
   return partial ? new SipParseError(err.status, err.reason, partial) : err;
 }
 
-/** Content-Length (or `l`) of a header section (lines ending CRLF); an error when missing, malformed or conflicting. */
-function contentLength(head: string): number | SipParseError {
+/** JavaScript's `trim()` whitespace among the bytes a latin1 decoding gives: TAB, LF, VT, FF, CR, SP and NBSP (0xA0). */
+function isTrimmed(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0;
+}
+
+/** True when bytes [from, to) are `name` in ASCII, ignoring case; `name` is lowercase. */
+function bytesAre(buf: Buffer, from: number, to: number, name: string): boolean {
+  if (to - from !== name.length) return false;
+  for (let i = 0; i < name.length; i++) {
+    let c = buf[from + i];
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== name.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/**
+ * Content-Length (or `l`) of the header section in bytes [start, end) of `buf`
+ * (lines ending LF or CRLF, RFC 3261 §7.3.1, §20.14), read from the bytes
+ * without decoding them; an error when it is missing, malformed (not 1 to 10
+ * digits) or given twice with different values (RFC 4475 §3.3.9). A field name
+ * is compared only on lines that start with it (no folding before the colon),
+ * spaces before the colon and around the value are ignored, as the latin1
+ * text's `trim()` would.
+ */
+export function contentLengthOf(buf: Buffer, start: number, end: number): number | SipParseError {
   let found = -1;
-  let pos = 0;
-  while (pos < head.length) {
-    let e = head.indexOf('\n', pos);
-    if (e < 0) e = head.length;
-    const c0 = head.charCodeAt(pos);
-    if (c0 === 0x6c || c0 === 0x4c || c0 === 0x63 || c0 === 0x43) {
-      const colon = head.indexOf(':', pos);
-      if (colon > 0 && colon < e) {
-        const name = head.slice(pos, colon).trim().toLowerCase();
-        if (name === 'l' || name === 'content-length') {
-          const v = head.slice(colon + 1, e).trim();
-          if (v.length === 0 || v.length > 10 || !/^[0-9]+$/.test(v)) {
-            return new SipParseError(400, 'Bad Request: malformed Content-Length');
+  let pos = start;
+  while (pos < end) {
+    let e = buf.indexOf(LF, pos);
+    if (e < 0 || e > end) e = end;
+    const c0 = buf[pos] | 0x20;
+    if (c0 === 0x6c || c0 === 0x63) {
+      let colon = pos;
+      while (colon < e && buf[colon] !== 0x3a) colon++;
+      if (colon > pos && colon < e) {
+        let ne = colon;
+        while (ne > pos && isTrimmed(buf[ne - 1])) ne--;
+        if (bytesAre(buf, pos, ne, 'l') || bytesAre(buf, pos, ne, 'content-length')) {
+          let vs = colon + 1;
+          let ve = e;
+          while (vs < ve && isTrimmed(buf[vs])) vs++;
+          while (ve > vs && isTrimmed(buf[ve - 1])) ve--;
+          if (ve === vs || ve - vs > 10) return new SipParseError(400, 'Bad Request: malformed Content-Length');
+          let n = 0;
+          for (let i = vs; i < ve; i++) {
+            const d = buf[i] - 0x30;
+            if (d < 0 || d > 9) return new SipParseError(400, 'Bad Request: malformed Content-Length');
+            n = n * 10 + d;
           }
-          const n = Number(v);
           if (found >= 0 && found !== n) return new SipParseError(400, 'Bad Request: malformed Content-Length');
           found = n;
         }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { StreamFramer, type FramerEvent } from '../../src/sip/stream-framer.js';
+import { StreamFramer, contentLengthOf, type FramerEvent } from '../../src/sip/stream-framer.js';
+import { SipParseError } from '../../src/sip/errors.js';
 import { parseMessage } from '../../src/sip/parser.js';
 import { crlf, fixture } from './fixtures.js';
 
@@ -131,5 +132,58 @@ describe('StreamFramer framing errors carry the request for a 400 (RFC 4475 §3.
     const events = new StreamFramer().push(Buffer.from('C\r\n\r\n'));
     expect(events).toHaveLength(1);
     expect(events[0].type === 'error' && events[0].error.partial).toBeUndefined();
+  });
+});
+
+/**
+ * How the framer read Content-Length before it read the bytes: decode the header section as latin1 and
+ * look at each line's trimmed name and value. The byte reading must agree with it on any input.
+ */
+function contentLengthFromText(head: string): number | string {
+  let found = -1;
+  for (const line of head.split('\n')) {
+    const c0 = line.charAt(0).toLowerCase();
+    const colon = line.indexOf(':');
+    if ((c0 !== 'l' && c0 !== 'c') || colon <= 0) continue;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    if (name !== 'l' && name !== 'content-length') continue;
+    const v = line.slice(colon + 1).trim();
+    if (v.length === 0 || v.length > 10 || !/^[0-9]+$/.test(v)) return 'malformed';
+    if (found >= 0 && found !== Number(v)) return 'malformed';
+    found = Number(v);
+  }
+  return found < 0 ? 'missing' : found;
+}
+
+describe('StreamFramer reads Content-Length from the bytes (RFC 3261 §20.14, §7.3.1)', () => {
+  const outcome = (r: number | SipParseError) => (typeof r === 'number' ? r : r.reason.endsWith('missing Content-Length') ? 'missing' : 'malformed');
+  const read = (head: Buffer) => outcome(contentLengthOf(head, 0, head.length));
+
+  it('reads the compact and full forms in any case, with spaces around the colon and the value', () => {
+    expect(read(Buffer.from('INVITE sip:a@b SIP/2.0\r\nl: 12\r\n'))).toBe(12);
+    expect(read(Buffer.from('INVITE sip:a@b SIP/2.0\r\nCONTENT-length \t:\t 0 \r\n'))).toBe(0);
+    expect(read(Buffer.from('INVITE sip:a@b SIP/2.0\r\nContent-Length: 5\r\nl: 5\r\n'))).toBe(5);
+    expect(read(Buffer.from('INVITE sip:a@b SIP/2.0\r\nContent-Length: 5\r\nl: 6\r\n'))).toBe('malformed');
+    expect(read(Buffer.from('INVITE sip:a@b SIP/2.0\r\nContent-Length: 12345678901\r\n'))).toBe('malformed');
+    expect(read(Buffer.from('INVITE sip:a@b SIP/2.0\r\nContent-Length: -1\r\n'))).toBe('malformed');
+    expect(read(Buffer.from('INVITE sip:a@b SIP/2.0\r\nContent-Length:\r\n'))).toBe('malformed');
+    // A CR where the hyphen is, or a name that only starts like it, is another header.
+    expect(read(Buffer.from('INVITE sip:a@b SIP/2.0\r\nContent\rLength: 3\r\nContent-Lengths: 4\r\n'))).toBe('missing');
+    expect(read(Buffer.from('INVITE sip:a@b SIP/2.0\r\nCall-ID: l: 5\r\n'))).toBe('missing');
+  });
+
+  it('gives what the latin1 text gave for any header section', () => {
+    const names = ['l', 'L', 'Content-Length', 'content-LENGTH', 'c', 'Call-ID', 'Content-Type', 'Contact', 'x'];
+    const spaces = ['', ' ', '\t', '\x0b', '\xa0', '\r'];
+    const values = ['0', '7', '007', '12345678901', '1234567890', '', '-1', '1 2', '٣', '+4', '5\xa0'];
+    const line = fc.tuple(fc.constantFrom(...names), fc.constantFrom(...spaces), fc.constantFrom(...spaces), fc.constantFrom(...values), fc.constantFrom(...spaces), fc.boolean())
+      .map(([n, s1, s2, v, s3, colon]) => `${n}${s1}${colon ? ':' : ''}${s2}${v}${s3}`);
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 6 }), fc.constantFrom('\r\n', '\n'), (lines, eol) => {
+        const text = ['OPTIONS sip:a@b SIP/2.0', ...lines].map((l) => l + eol).join('');
+        expect(read(Buffer.from(text, 'latin1'))).toBe(contentLengthFromText(text));
+      }),
+      { numRuns: 2000, seed: 12 },
+    );
   });
 });
