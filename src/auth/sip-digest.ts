@@ -382,15 +382,30 @@ function isDigestScheme(value: string): boolean {
   return v.length === 6 || v[6] === ' ' || v[6] === '\t';
 }
 
+/** Stand-in HA1s already derived, per secret, keyed by algorithm and user name ({@link dummyHa1}). */
+const standInMemo = new WeakMap<Buffer, Map<string, string>>();
+/** Most stand-in HA1s remembered per secret; the memo is emptied when full (README "lookup memos"). */
+export const STAND_IN_MEMO_ENTRIES = 4096;
+
 /**
  * A stand-in HA1 for an unknown user: keyed by the secret so nobody can compute a
  * matching response, of the right length for `alg`, different per user name.
+ * Derived for every checked response, known user or not, so both cost the same; it
+ * depends only on the secret, `alg` and `username`, so it is remembered (at most
+ * {@link STAND_IN_MEMO_ENTRIES} per secret) whatever the user is: a name seen before
+ * costs a Map lookup, a new one an HMAC, for known and unknown users alike.
  */
 function dummyHa1(secret: Buffer, alg: DigestAlgorithm, username: string): string {
-  return createHmac('sha256', secret)
-    .update(`unknown-user:${username}`)
-    .digest('hex')
-    .slice(0, digestHexLength(alg));
+  let memo = standInMemo.get(secret);
+  if (!memo) standInMemo.set(secret, (memo = new Map()));
+  const key = `${alg} ${username}`;
+  let ha1 = memo.get(key);
+  if (ha1 === undefined) {
+    ha1 = createHmac('sha256', secret).update(`unknown-user:${username}`).digest('hex').slice(0, digestHexLength(alg));
+    if (memo.size >= STAND_IN_MEMO_ENTRIES) memo.clear();
+    memo.set(key, ha1);
+  }
+  return ha1;
 }
 
 /** Compare lowercase hex `expected` with a client's `response` (any case) in constant time for equal lengths. */

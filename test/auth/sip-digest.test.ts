@@ -8,7 +8,7 @@ import {
   type DigestCredentials,
 } from '../../src/auth/digest.js';
 import { checkNonce, createNonce, NonceCountTracker, nonceTimestamp } from '../../src/auth/nonce.js';
-import { authenticateRequest, challengeHeaders, opaqueFor, type DigestPolicy } from '../../src/auth/sip-digest.js';
+import { authenticateRequest, challengeHeaders, opaqueFor, STAND_IN_MEMO_ENTRIES, type DigestPolicy } from '../../src/auth/sip-digest.js';
 import type { SipRequest } from '../../src/sip/message.js';
 import { UserSourceUnavailableError } from '../../src/auth/user-source.js';
 
@@ -242,6 +242,21 @@ describe('authenticateRequest: refusals', () => {
     expect(a).toEqual(expected);
     expect(b).toEqual(expected);
     expect(p.lookups).toEqual(['alice@example.com/MD5', 'mallory@example.com/MD5']);
+  });
+
+  it('the stand-in HA1s are remembered per user name and algorithm, bounded: answers stay the same past the bound', async () => {
+    const p = makePolicy({ algorithms: ['SHA-256', 'MD5'], nonceCounts: undefined });
+    const outcome = async (username: string, password: string, alg: DigestAlgorithm) => {
+      const v = answer({ username, password, nonce: nonceT0, alg });
+      const out = await authenticateRequest(request('REGISTER', [{ name: 'Authorization', value: v }]), 'www', p);
+      return out.ok ? 200 : out.status;
+    };
+    const before = [await outcome('mallory', 'guess', 'MD5'), await outcome('mallory', 'guess', 'SHA-256'), await outcome('alice', 'wonderland', 'SHA-256')];
+    // More distinct unknown names than the memo holds: it is emptied once on the way.
+    for (let i = 0; i <= STAND_IN_MEMO_ENTRIES; i++) expect(await outcome(`u${i}`, 'guess', i % 2 ? 'MD5' : 'SHA-256')).toBe(403);
+    const after = [await outcome('mallory', 'guess', 'MD5'), await outcome('mallory', 'guess', 'SHA-256'), await outcome('alice', 'wonderland', 'SHA-256')];
+    expect(before).toEqual([403, 403, 200]);
+    expect(after).toEqual(before);
   });
 
   it('unknown user cannot pass with any response, e.g. one of the wrong length or empty', async () => {
