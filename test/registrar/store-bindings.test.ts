@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bindingLimit, storeBindings } from '../../src/registrar/steps/store-bindings.js';
-import { bindingsResponse } from '../../src/registrar/steps/bindings-response.js';
+import { bindingsResponse, dateHeader } from '../../src/registrar/steps/bindings-response.js';
 import type { BindingChange } from '../../src/registrar/steps/register-context.js';
 import { atOnce, DOMAIN, openSipWorld, registerContext, sipRequest, type SipWorld } from '../helpers/sip-world.js';
 
@@ -44,5 +44,15 @@ describe('registrar steps 7 and 8 (RFC 3261 §10.3): store the bindings, answer 
     const ctx = registerContext(world, req, { aor: AOR, supported: ['path', 'outbound'], outboundUsed: true });
     const names = atOnce(bindingsResponse(ctx)).headers!.map((h) => `${h.name}: ${h.value}`);
     expect(names).toEqual(expect.arrayContaining(['Path: <sip:edge.test;lr>', 'Require: outbound', 'Flow-Timer: 120']));
+  });
+});
+
+describe('the Date of a 200 (RFC 3261 §20.17), formatted once per second', () => {
+  it('gives the HTTP date of the second asked, also when the second goes back', () => {
+    const s = 1_764_300_000;
+    for (const t of [s, s, s + 1, s, s + 86_400]) {
+      expect(dateHeader(t)).toEqual({ name: 'Date', value: new Date(t * 1000).toUTCString() });
+    }
+    expect(dateHeader(s + 1).value).toBe('Fri, 28 Nov 2025 03:20:01 GMT');
   });
 });

@@ -8,10 +8,17 @@ import type { BindingRecord } from '../../store/index.js';
 /** Flow-Timer for Outbound UAs when not configured, s (RFC 5626 §4.4.1). */
 const DEFAULT_FLOW_TIMER_S = 120;
 
-/** A Date header (RFC 3261 §20.17) for unix time `nowS`, s. */
+/** The last Date value formatted and the second it is for: the 200s of one second share it. */
+let lastDate = { nowS: Number.NaN, value: '' };
+
+/** A Date header (RFC 3261 §20.17) for unix time `nowS`, s; formatted once per second. */
 export function dateHeader(nowS: number): SipHeader {
-  return { name: 'Date', value: new Date(nowS * 1000).toUTCString() };
+  if (lastDate.nowS !== nowS) lastDate = { nowS, value: new Date(nowS * 1000).toUTCString() };
+  return { name: 'Date', value: lastDate.value };
 }
+
+/** The Supported value of every 200 (RFC 3261 §20.37). */
+const SUPPORTED_VALUE = SUPPORTED_EXTENSIONS.join(', ');
 
 /**
  * §10.3 step 8: 200 OK listing every current binding of the AOR with its
@@ -42,7 +49,7 @@ function okWith(ctx: RegisterContext, bindings: readonly BindingRecord[]): Regis
   headers.push(dateHeader(nowS));
   const paths = getHeaderValues(ctx.req, 'path');
   if (paths.length && ctx.supported.includes('path')) for (const p of paths) headers.push({ name: 'Path', value: p });
-  headers.push({ name: 'Supported', value: SUPPORTED_EXTENSIONS.join(', ') });
+  headers.push({ name: 'Supported', value: SUPPORTED_VALUE });
   if (ctx.outboundUsed) {
     headers.push({ name: 'Require', value: 'outbound' });
     headers.push({ name: 'Flow-Timer', value: String(ctx.opts.flowTimerS ?? DEFAULT_FLOW_TIMER_S) });
