@@ -25,6 +25,7 @@ import {
 } from './digest.js';
 import { AuthError } from './errors.js';
 import { checkNonce, createNonce, type NonceCountTracker } from './nonce.js';
+import { detachString } from '../sip/detach.js';
 
 /** What the server accepts and how it finds users. Passed in by the registrar or proxy. */
 export interface DigestPolicy {
@@ -386,24 +387,30 @@ function isDigestScheme(value: string): boolean {
 const standInMemo = new WeakMap<Buffer, Map<string, string>>();
 /** Most stand-in HA1s remembered per secret; the memo is emptied when full (README "lookup memos"). */
 export const STAND_IN_MEMO_ENTRIES = 4096;
+/** User names longer than this (characters) are not remembered, so the memo stays under ~3 MB per secret. */
+export const STAND_IN_MEMO_NAME_CHARS = 256;
 
 /**
  * A stand-in HA1 for an unknown user: keyed by the secret so nobody can compute a
  * matching response, of the right length for `alg`, different per user name.
  * Derived for every checked response, known user or not, so both cost the same; it
  * depends only on the secret, `alg` and `username`, so it is remembered (at most
- * {@link STAND_IN_MEMO_ENTRIES} per secret) whatever the user is: a name seen before
- * costs a Map lookup, a new one an HMAC, for known and unknown users alike.
+ * {@link STAND_IN_MEMO_ENTRIES} per secret, names up to {@link STAND_IN_MEMO_NAME_CHARS}
+ * characters) whatever the user is: a name seen before costs a Map lookup, a new one an
+ * HMAC, for known and unknown users alike. Keys are copies ({@link detachString}): an
+ * entry never pins the header it was read from.
  */
 function dummyHa1(secret: Buffer, alg: DigestAlgorithm, username: string): string {
   let memo = standInMemo.get(secret);
   if (!memo) standInMemo.set(secret, (memo = new Map()));
-  const key = `${alg} ${username}`;
-  let ha1 = memo.get(key);
+  const key = username.length <= STAND_IN_MEMO_NAME_CHARS ? `${alg} ${username}` : undefined;
+  let ha1 = key === undefined ? undefined : memo.get(key);
   if (ha1 === undefined) {
     ha1 = createHmac('sha256', secret).update(`unknown-user:${username}`).digest('hex').slice(0, digestHexLength(alg));
-    if (memo.size >= STAND_IN_MEMO_ENTRIES) memo.clear();
-    memo.set(key, ha1);
+    if (key !== undefined) {
+      if (memo.size >= STAND_IN_MEMO_ENTRIES) memo.clear();
+      memo.set(detachString(key), ha1);
+    }
   }
   return ha1;
 }
