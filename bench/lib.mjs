@@ -308,13 +308,12 @@ export async function compareBuilds({ baseline, nodeArgs, repeat, round, line, h
 
 /**
  * The SIP workers' mesh traffic in a server's summary lines (log level info, `log.summary_interval`) whose time is
- * in (fromMs, toMs]: frames, bytes and socket writes sent, messages handed to the Call-ID's owner, messages answered
- * where they landed instead (`answeredHere`), and responses
+ * in (fromMs, toMs]: frames, bytes and socket writes sent, messages handed to the Call-ID's owner and responses
  * sent through another worker, summed over the workers. Undefined when no line carries mesh counters (one
  * worker, or a build without them).
  */
 export function meshTraffic(stdout, fromMs, toMs) {
-  const sum = { frames: 0, bytes: 0, writes: 0, handedOff: 0, answeredHere: 0, relayedOut: 0 };
+  const sum = { frames: 0, bytes: 0, writes: 0, handedOff: 0, relayedOut: 0 };
   let seen = false;
   for (const line of stdout.split('\n')) {
     if (!line.includes('"msg":"summary"')) continue;
@@ -330,7 +329,6 @@ export function meshTraffic(stdout, fromMs, toMs) {
     sum.bytes += rec.meshBytesSent;
     sum.writes += rec.meshWrites;
     sum.handedOff += rec.handedOff ?? 0;
-    sum.answeredHere += rec.answeredHere ?? 0;
     sum.relayedOut += rec.relayedOut ?? 0;
   }
   return seen ? sum : undefined;

@@ -9,7 +9,7 @@ import { prepareDataDir } from './config/data-dir.js';
 import { planReload } from './config/reload-plan.js';
 import { openStore, RedisAbuseChannel, RedisBindingTracking, RedisCallCounter, RedisStore, redisUserSource, StoreError, startWalCheckpointer, WAL_FALLBACK_PAGES } from './store/index.js';
 import { getHeader, type SipMessage } from './sip/message.js';
-import { CHALLENGE_TAG_PREFIX, type ServerTransaction } from './transaction/server-transaction.js';
+import type { ServerTransaction } from './transaction/server-transaction.js';
 import type { CallRefusal } from './security/call-limits.js';
 import type { SqliteStore } from './store/sqlite-store.js';
 import { SipError } from './sip/errors.js';
@@ -17,11 +17,11 @@ import { TransportLayer } from './transport/transport-layer.js';
 import { TransactionLayer } from './transaction/transaction-layer.js';
 import { LocalDomains } from './registrar/local-domains.js';
 import { LocationService } from './registrar/location-service.js';
-import { createRegisterChallenger, createRegistrar, type RegistrarOptions } from './registrar/registrar.js';
+import { createRegistrar } from './registrar/registrar.js';
 import { ProxyCore } from './proxy/proxy-core.js';
 import { NonceCountTracker } from './auth/nonce.js';
 import type { DigestPolicy } from './auth/sip-digest.js';
-import { createAuthenticator, type Authenticate, type AuthenticatorExtras } from './auth/request-authenticator.js';
+import { createAuthenticator, type Authenticate } from './auth/request-authenticator.js';
 import { TurnServer } from './turn/index.js';
 import { createSecurity } from './security/security.js';
 import { AddressSet } from './security/address-set.js';
@@ -157,10 +157,10 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   const calls = callAdmission(config, store, security, logger);
   observeCall = calls.observe;
   shareBans = abuse?.onBans;
-  const { users, authenticate, authenticateAs } = createAuthentication(config, secret, store, domains, security, metrics, logger, worker?.mesh.self, abuse?.failed);
+  const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger, worker?.mesh.self, abuse?.failed);
   const federation = createFederation(config, store, logger);
   const turnSecrets = await sharedTurnSecrets(config, store, logger);
-  transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, authenticateAs, security, secret, federation, admitCall: calls.admit }, logger);
+  transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, security, secret, federation, admitCall: calls.admit }, logger);
 
   const { reload, reloadTlsMaterial } = createReloader(
     config,
@@ -619,8 +619,6 @@ function startSipSummary(
       // Several workers: messages handed to the Call-ID's owner, and received from the others.
       handedOff: transport.counters.handedOff,
       handedIn: transport.counters.handedIn,
-      // Several workers: requests challenged and ACKs of challenges absorbed where they landed, without the owner.
-      answeredHere: transport.counters.answeredHere,
       // Several workers: the mesh's frames, bytes and socket writes (each write wakes the worker it goes to).
       ...(meshCounters && { meshFramesSent: meshCounters.framesSent, meshBytesSent: meshCounters.bytesSent, meshWrites: meshCounters.writes }),
       malformed: transport.counters.malformed,
@@ -708,16 +706,6 @@ function createTransactions(config: Config, transport: TransportLayer, security:
     observeCall(inbound.msg);
     transactions.handle(inbound);
   };
-  // Several workers: a challenge or its ACK is answered where it lands (docs/ARCHITECTURE.md, "Workers"), through the
-  // same gate. A candidate handed over after all passed this worker's gate too (one more rate-limiter token).
-  transport.answerHere = {
-    challengeTagPrefix: CHALLENGE_TAG_PREFIX,
-    answer(inbound, owner) {
-      if (security.gate.admit(inbound) && !transactions.answerHere(inbound, owner)) return false;
-      metrics.countSipMessage(inbound.msg, 'in');
-      return true;
-    },
-  };
   return transactions;
 }
 
@@ -759,7 +747,7 @@ function createAuthentication(
     nonceCounts: new NonceCountTracker(config.sip.auth.nonce_count_entries),
     logger,
   };
-  const extras: AuthenticatorExtras = {
+  const authenticate = createAuthenticator(auth, {
     certificates: {
       aorOf: (uri) => {
         try {
@@ -777,18 +765,8 @@ function createAuthentication(
         sharedFailure?.(address);
       },
     }),
-  };
-  const authenticate = createAuthenticator(auth, extras);
-  // Several workers: a challenge answered for another worker's Call-ID carries that worker's nonce issuer, so
-  // the owner accepts the credentials that follow (and the bytes are the owner's own). One per worker index.
-  const byIssuer = new Map<number, Authenticate>();
-  const authenticateAs = (issuer: number): Authenticate => {
-    if (issuer === (nonceIssuer ?? 0)) return authenticate;
-    let a = byIssuer.get(issuer);
-    if (!a) byIssuer.set(issuer, (a = createAuthenticator({ ...auth, nonceIssuer: issuer }, extras)));
-    return a;
-  };
-  return { users, authenticate, authenticateAs };
+  });
+  return { users, authenticate };
 }
 
 /** What the registrar and proxy are built from. */
@@ -799,8 +777,6 @@ interface SipCoreParts {
   location: LocationService;
   users: UserSource;
   authenticate: Authenticate;
-  /** The authenticator whose nonces carry another worker's index (see createAuthentication). */
-  authenticateAs: (nonceIssuer: number) => Authenticate;
   security: Security;
   secret: Buffer;
   federation: Federation;
@@ -812,7 +788,7 @@ interface SipCoreParts {
 function createSipCore(config: Config, parts: SipCoreParts, logger: Logger): ProxyCore {
   const { transport, transactions, domains, location, users, authenticate, security, secret, federation } = parts;
   const gruuKey = tempGruuKey(secret);
-  const registrarOptions: RegistrarOptions = {
+  const register = createRegistrar({
     domains,
     location,
     authenticate,
@@ -825,8 +801,7 @@ function createSipCore(config: Config, parts: SipCoreParts, logger: Logger): Pro
     // Several nodes on one store: bindings over this node's connections are reached through this node.
     nodePath: config.store.type === 'redis' && config.node.uri ? nodePathFor(config.node.uri, secret) : undefined,
     logger,
-  };
-  const register = createRegistrar(registrarOptions);
+  });
   return new ProxyCore({
     transport,
     transactions,
@@ -846,9 +821,6 @@ function createSipCore(config: Config, parts: SipCoreParts, logger: Logger): Pro
     flowTokenSecret: secret,
     tempGruuKey: gruuKey,
     register,
-    // Several workers: requests without credentials challenged where they land (TransactionUser.challengeHere).
-    registerChallenge: createRegisterChallenger(registrarOptions),
-    authenticateAs: parts.authenticateAs,
     federation,
     logger,
   });

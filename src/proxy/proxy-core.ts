@@ -8,7 +8,6 @@ import {
   prependHeader,
   removeFirstValue,
   setHeader,
-  type SipHeader,
   type SipRequest,
   type SipResponse,
 } from '../sip/message.js';
@@ -33,10 +32,6 @@ import type { Target } from './target-set.js';
 import { ResponseContext } from './response-context.js';
 import { CONTINUE, ownPathEntry, RequestContext, type Outcome, type ProxyEnv, type Refusal } from './request-context.js';
 import { REQUEST_PROCESSORS } from './processors/index.js';
-import { localHandling } from './processors/local-handling.js';
-import { recordedRoute } from './processors/recorded-route.js';
-import { authentication } from './processors/authentication.js';
-import { isChallenge } from '../transaction/server-transaction.js';
 import { strictRoute } from './processors/strict-route.js';
 import { ownRoute } from './processors/own-route.js';
 import { bindingTargets } from './processors/location-lookup.js';
@@ -70,14 +65,6 @@ export interface ProxyOptions {
   admitCall?(username: string, st: ServerTransaction): Refusal | undefined | Promise<Refusal | undefined>;
   /** The REGISTER handler (registrar); a promise only while it waits (the store commit, a directory). */
   register(req: SipRequest, st: ServerTransaction): void | Promise<void>;
-  /**
-   * Several workers: the registrar's answer to a REGISTER when it is a challenge given at once, asked
-   * with nothing changed (registrar.ts `createRegisterChallenger`); absent: REGISTERs are never
-   * challenged by a worker not owning their Call-ID.
-   */
-  registerChallenge?(req: SipRequest, source: Source, authenticate: Authenticate): { status: number; reason: string; headers?: SipHeader[] } | undefined;
-  /** Several workers: the authenticator whose nonces carry issuer `nonceIssuer` (a worker index); absent: no challenge of another worker's Call-ID. */
-  authenticateAs?(nonceIssuer: number): Authenticate;
   /** DNS and policy for other domains (RFC 3263 server location, RFC 5922 TLS, ENUM); absent: A/AAAA only, no domain policy. */
   federation?: Federation;
   logger: Logger;
@@ -112,8 +99,6 @@ export class ProxyCore implements TransactionUser {
   /** The response context of each INVITE server transaction still in progress, for CANCEL. */
   private readonly contexts = new WeakMap<ServerTransaction, ResponseContext>();
   private readonly env: ProxyEnv;
-  /** {@link env} with another authenticator, per authenticator (one per worker whose nonces are issued), for {@link challengeHere}. */
-  private readonly probeEnvs = new Map<Authenticate, ProxyEnv>();
 
   constructor(private readonly opts: ProxyOptions) {
     this.log = opts.logger.child({ component: 'proxy' });
@@ -145,61 +130,6 @@ export class ProxyCore implements TransactionUser {
         ctx.respond(500, 'Server Internal Error');
       }
     });
-  }
-
-  /**
-   * Several workers (TransactionUser.challengeHere): the 407 (or, for a REGISTER, the registrar's 401)
-   * this proxy answers `req` with at once, To tag `challengeTag`, nonces of issuer `nonceIssuer`; else
-   * undefined. Runs the processors up to authentication as {@link process} does, on a context without a
-   * transaction, and gives up (undefined) wherever they would wait, change state or route: a Route
-   * header, a REGISTER's checks that pass, a Request-URI that is a registered contact, a To tag, a
-   * promise, any other outcome. The processors before authentication only read the request (strict-route
-   * and own-route change it only with a Route).
-   */
-  challengeHere(req: SipRequest, source: Source, challengeTag: string, nonceIssuer: number): SipResponse | undefined {
-    const authenticate = this.opts.authenticateAs?.(nonceIssuer);
-    if (!authenticate || getHeader(req, 'route') !== undefined) return undefined;
-    let answer: { status: number; reason: string; headers?: SipHeader[] } | undefined;
-    try {
-      answer = this.challengeOutcome(req, source, authenticate);
-    } catch {
-      return undefined; // a malformed field: the owner answers it
-    }
-    if (!answer || !isChallenge(answer.status)) return undefined;
-    return createResponse(req, answer.status, { reason: answer.reason, headers: answer.headers, toTag: challengeTag });
-  }
-
-  /** The processors' answer to `req` up to authentication with `authenticate` (see {@link challengeHere}); undefined where they would go on. */
-  private challengeOutcome(req: SipRequest, source: Source, authenticate: Authenticate): { status: number; reason: string; headers?: SipHeader[] } | undefined {
-    let env = this.probeEnvs.get(authenticate);
-    if (!env) {
-      if (this.probeEnvs.size >= 256) this.probeEnvs.clear();
-      this.probeEnvs.set(authenticate, (env = { ...this.env, authenticate }));
-    }
-    const ctx = new RequestContext(req, source, env);
-    for (const processor of REQUEST_PROCESSORS) {
-      if (processor === localHandling && req.method === 'REGISTER') {
-        // No Route (checked): a REGISTER for a served domain goes to the registrar.
-        if (env.domains.isLocal(ctx.ruri.host)) return this.opts.registerChallenge?.(req, source, authenticate);
-        continue;
-      }
-      if (processor === recordedRoute) {
-        // Without a Route or flow token it goes on unless the Request-URI is a registered contact (or in a dialog).
-        if (ctx.toTag !== undefined) return undefined;
-        const found = env.location.findByContact(req.uri);
-        if (found instanceof Promise) found.catch(() => {});
-        if (found !== undefined) return undefined;
-        continue;
-      }
-      const verdict = processor.process(ctx);
-      if (verdict instanceof Promise) {
-        verdict.catch(() => {});
-        return undefined;
-      }
-      if (verdict === CONTINUE && processor !== authentication) continue;
-      return verdict !== CONTINUE && verdict.kind === 'reply' && processor === authentication ? verdict : undefined;
-    }
-    return undefined;
   }
 
   onAck(ack: SipRequest, source: Source): void {

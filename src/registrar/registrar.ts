@@ -2,10 +2,8 @@ import type { SipHeader, SipRequest } from '../sip/message.js';
 import { createResponse } from '../sip/response.js';
 import { SipError } from '../sip/errors.js';
 import { isChallenge, type ServerTransaction } from '../transaction/server-transaction.js';
-import type { Authenticate } from '../auth/request-authenticator.js';
-import type { Source } from '../transport/types.js';
-import { newRegisterCheck, newRegisterContext, type RegisterContext, type RegisterReply, type RegistrarOptions } from './steps/register-context.js';
-import { REGISTER_CHECKS, REGISTER_STEPS } from './steps/index.js';
+import { newRegisterContext, type RegisterContext, type RegistrarOptions } from './steps/register-context.js';
+import { REGISTER_STEPS } from './steps/index.js';
 
 export type { RegistrarOptions } from './steps/register-context.js';
 
@@ -29,42 +27,6 @@ export function createRegistrar(opts: RegistrarOptions): (req: SipRequest, st: S
   const log = opts.logger.child({ component: 'registrar' });
   const nowS = opts.nowS ?? (() => Math.floor(Date.now() / 1000));
   return (req, st) => runSteps(newRegisterContext(req, st, opts, log, nowS()), 0);
-}
-
-/**
- * Returns the question a worker asks of a REGISTER before any transaction exists (several workers, one
- * not owning its Call-ID, docs/ARCHITECTURE.md "Workers"): the 401 challenge the registrar answers it with
- * at once, or undefined when its answer is anything else (another refusal, a promise: a directory
- * lookup, or no answer from the checks: authenticated, to be registered by the owner). Runs the
- * {@link REGISTER_CHECKS} only, with `authenticate` in place of `opts.authenticate` (its nonces name the
- * Call-ID's owner), so it changes nothing; a SipError of a check (malformed header) is undefined too.
- */
-export function createRegisterChallenger(opts: RegistrarOptions): (req: SipRequest, source: Source, authenticate: Authenticate) => RegisterReply | undefined {
-  const log = opts.logger.child({ component: 'registrar' });
-  const nowS = opts.nowS ?? (() => Math.floor(Date.now() / 1000));
-  // One options object per authenticator (one per worker whose nonces are issued: a handful).
-  const optsFor = new Map<Authenticate, RegistrarOptions>();
-  return (req, source, authenticate) => {
-    let checkOpts = optsFor.get(authenticate);
-    if (!checkOpts) {
-      if (optsFor.size >= 256) optsFor.clear();
-      optsFor.set(authenticate, (checkOpts = { ...opts, authenticate }));
-    }
-    const ctx = newRegisterCheck(req, source, checkOpts, log, nowS());
-    try {
-      for (const check of REGISTER_CHECKS) {
-        const result = check(ctx);
-        if (result instanceof Promise) {
-          result.catch(() => {});
-          return undefined;
-        }
-        if (result) return isChallenge(result.status) ? result : undefined;
-      }
-    } catch {
-      return undefined;
-    }
-    return undefined;
-  };
 }
 
 /** Run the steps from index `from` until one answers; a promise once a step returned one. */

@@ -62,14 +62,6 @@ export interface TransactionUser {
   onAck(ack: SipRequest, source: Source): void;
   /** A response that matches no client transaction (a 2xx retransmission, §16.7 / RFC 6026). */
   onStrayResponse(res: SipResponse, source: Source): void;
-  /**
-   * Several workers: a request outside a dialog without credentials, landed on a worker that does not own
-   * its Call-ID. The 401/407 digest challenge the TU would answer it with at once (To tag `challengeTag`,
-   * nonces of issuer `nonceIssuer`: the owner's, so the owner accepts the credentials that follow), byte
-   * for byte what the owner would send; undefined when its outcome is anything else, decided with no side
-   * effect (nothing sent, nothing stored), so that the owner processes it as if it never was here.
-   */
-  challengeHere?(req: SipRequest, source: Source, challengeTag: string, nonceIssuer: number): SipResponse | undefined;
 }
 
 /**
@@ -243,46 +235,6 @@ export class TransactionLayer {
     this.pending++;
     this.counters.serverTransactions++;
     tu.onRequest(msg, st);
-  }
-
-  /**
-   * Several workers: answer here a request whose Call-ID worker `owner` owns, when that needs no
-   * transaction (docs/ARCHITECTURE.md, "Workers"): the ACK of a stateless challenge is absorbed (by its To
-   * tag, as in {@link handle}); a request the TU challenges at once ({@link TransactionUser.challengeHere})
-   * gets that 401/407 statelessly, or 503 when admission control refuses it here. True when answered or
-   * absorbed; false (nothing sent, no state) to hand it to the owner. Counted as the owner would count it
-   * (`challengeAcks`, `statelessChallenges`, `finals`, `refused`).
-   */
-  answerHere({ msg, source }: Inbound, owner: number): boolean {
-    const tu = this.tu;
-    if (!tu?.challengeHere || msg.kind !== 'request' || msg.method === 'CANCEL') return false;
-    let key: string;
-    try {
-      key = serverKey(msg);
-    } catch {
-      return false;
-    }
-    if (msg.method === 'ACK') {
-      if (!acksStatelessChallenge(msg, key)) return false;
-      this.counters.challengeAcks++;
-      return true;
-    }
-    const startedMs = performance.now();
-    const res = tu.challengeHere(msg, source, challengeToTag(key), owner);
-    if (!res) return false;
-    const refused = this.admission?.check(false, this.pending, this.server.size + this.completed.size);
-    if (refused) {
-      this.refuse(msg, source, key, refused);
-      return true;
-    }
-    this.sender.send(res, responseDestination(res, source)).catch(() => {});
-    this.counters.statelessChallenges++;
-    this.counters.finals['4xx'] = (this.counters.finals['4xx'] ?? 0) + 1;
-    this.responseTimes.record(Math.max(1, Math.round((performance.now() - startedMs) * 1000)));
-    if (this.log.isLevelEnabled('debug')) {
-      this.log.debug({ method: msg.method, ruri: msg.uri, status: res.status, stateless: true, owner, callId: getHeader(msg, 'call-id') }, 'challenged where it landed');
-    }
-    return true;
   }
 
   private readonly onTerminated = (k: string, st: ServerTransaction): void => {

@@ -23,7 +23,6 @@ import { isStunDatagram, stunKeepaliveResponse } from './stun-keepalive.js';
 import { literalFirstLookup } from './udp-lookup.js';
 import { chooseUdpSend, udpDescriptorOf, UdpSendBatch, type UdpSendAddon } from './udp-send-batch.js';
 import { callIdOwnerOf } from './call-id-owner.js';
-import { landingCandidate } from './answer-here.js';
 import type { WorkerMesh } from './worker-mesh.js';
 import { RemoteFlows, meshSource, type FlowAnnouncement } from './remote-flows.js';
 import {
@@ -90,24 +89,6 @@ export interface TransportOptions {
    * the kernel caps it at net.core.rmem_max (then a warning names the size it got). Undefined: the kernel's default.
    */
   udpReceiveBufferBytes?: number;
-}
-
-/**
- * How a worker answers, where they land, the messages whose Call-ID another
- * worker owns and whose outcome needs no state (docs/ARCHITECTURE.md,
- * "Workers"): a request without credentials outside a dialog that is
- * challenged statelessly (RFC 3261 §8.2.7), and the ACK of such a challenge.
- * The transport picks the candidates by a byte scan (answer-here.ts), parses
- * them and calls {@link answer}; what it declines goes to the owner as bytes.
- */
-export interface LandingAnswers {
-  /** Prefix of the To tag of a stateless challenge: an ACK with it is a candidate. */
-  readonly challengeTagPrefix: string;
-  /**
-   * Answer or absorb the parsed message here; false to hand it to worker
-   * `owner` (decided before any transaction is created, with nothing sent).
-   */
-  answer(inbound: Inbound, owner: number): boolean;
 }
 
 /** Default most open connections per stream listener (`sip.limits.max_connections`). */
@@ -189,17 +170,12 @@ export class TransportLayer {
   private localAddresses = new Set<string>();
   private readonly log: Logger;
   /** Counts since start (the periodic summary line reports their increase). */
-  readonly counters = { droppedBeforeParse: 0, malformed: 0, handedOff: 0, handedIn: 0, answeredHere: 0, connectionsRefused: 0, udpSendFailed: 0 };
+  readonly counters = { droppedBeforeParse: 0, malformed: 0, handedOff: 0, handedIn: 0, connectionsRefused: 0, udpSendFailed: 0 };
   /** Flows held by the other workers (empty with one worker). */
   private readonly remote = new RemoteFlows();
   private readonly mesh: WorkerMesh | undefined;
   /** Called for every well-formed inbound message. */
   onMessage: (inbound: Inbound) => void = () => {};
-  /**
-   * Several workers: what the worker a message lands on answers although another owns its Call-ID
-   * (see {@link LandingAnswers}). Undefined: every such message is handed to its owner.
-   */
-  answerHere: LandingAnswers | undefined;
 
   constructor(private readonly opts: TransportOptions) {
     this.log = opts.logger.child({ component: 'transport' });
@@ -771,15 +747,11 @@ export class TransportLayer {
     }
   }
 
-  /**
-   * Parse one datagram or frame and hand it up; answers 400 for malformed requests. With several workers, a
-   * message whose Call-ID another worker owns is handed to it, unless {@link answerHere} answers it here.
-   */
+  /** Parse one datagram or frame and hand it up; answers 400 for malformed requests. */
   private receive(data: Buffer, source: Source, handedIn = false): void {
     if (this.mesh && !handedIn) {
       const owner = callIdOwnerOf(data, this.mesh.count);
       if (owner !== undefined && owner !== this.mesh.self) {
-        if (this.answeredHere(data, source, owner)) return;
         this.counters.handedOff++;
         this.mesh.send(owner, 'sip.in', { data, source: meshSource(source) });
         return;
@@ -789,56 +761,10 @@ export class TransportLayer {
       this.counters.droppedBeforeParse++;
       return;
     }
-    const msg = this.parse(data, source);
-    if (!msg) return;
-    this.logMessage('sip recv', msg, source.transport, source.remoteAddress, source.remotePort, source.localAddress, source.localPort);
-    try {
-      this.onMessage({ msg, source });
-    } catch (err) {
-      this.log.error({ err }, 'message handler failed');
-    }
-  }
-
-  /**
-   * True when a message owned by worker `owner` was answered or absorbed here ({@link LandingAnswers}), or
-   * dropped by overload before parsing as the owner would; false to hand it over. Only the candidates of
-   * {@link landingCandidate} are parsed; a malformed one is left to its owner (which answers 400).
-   */
-  private answeredHere(data: Buffer, source: Source, owner: number): boolean {
-    const here = this.answerHere;
-    const candidate = here && landingCandidate(data, here.challengeTagPrefix);
-    if (!candidate) return false;
-    if (candidate === 'challenge' && this.opts.dropBeforeParse?.()) {
-      this.counters.droppedBeforeParse++;
-      return true;
-    }
-    const msg = this.parse(data, source, false);
-    if (!msg) return false;
-    // At debug, a candidate handed over after all is logged by both workers.
-    this.logMessage('sip recv', msg, source.transport, source.remoteAddress, source.remotePort, source.localAddress, source.localPort);
-    let answered: boolean;
-    try {
-      answered = here.answer({ msg, source }, owner);
-    } catch (err) {
-      // Something may have gone out already: not handed over, so never answered twice.
-      this.log.error({ err }, 'message handler failed');
-      return true;
-    }
-    if (!answered) return false;
-    this.counters.answeredHere++;
-    return true;
-  }
-
-  /**
-   * The parsed message with its top Via stamped (§18.2.1), or undefined when malformed: counted and, with
-   * `answer` (default), answered 400 when a response can be formed.
-   */
-  private parse(data: Buffer, source: Source, answer = true): SipMessage | undefined {
     let msg: SipMessage;
     try {
       msg = parseMessage(data, this.opts.limits);
     } catch (err) {
-      if (!answer) return undefined;
       if (!(err instanceof SipParseError)) {
         this.log.error({ err }, 'parser failure');
         return;
@@ -847,18 +773,23 @@ export class TransportLayer {
       this.log.debug({ remote: formatHostPort(source.remoteAddress, source.remotePort), reason: err.reason }, 'malformed message');
       const partial = err.partial;
       if (partial?.kind === 'request' && partial.method !== 'ACK') this.replyStateless(partial, err.status, err.reason, source);
-      return undefined;
+      return;
     }
     if (msg.kind === 'request') {
       try {
         if (source.flowId && source.transport === 'tls') this.noteAlias(msg, source.flowId);
         stampVia(msg, source);
       } catch (err) {
-        if (answer && err instanceof SipParseError && msg.method !== 'ACK') this.replyStateless(msg, 400, err.reason, source);
-        return undefined;
+        if (err instanceof SipParseError && msg.method !== 'ACK') this.replyStateless(msg, 400, err.reason, source);
+        return;
       }
     }
-    return msg;
+    this.logMessage('sip recv', msg, source.transport, source.remoteAddress, source.remotePort, source.localAddress, source.localPort);
+    try {
+      this.onMessage({ msg, source });
+    } catch (err) {
+      this.log.error({ err }, 'message handler failed');
+    }
   }
 
   private replyStateless(req: SipMessage & { kind: 'request' }, status: number, reason: string, source: Source): void {

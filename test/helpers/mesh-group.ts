@@ -2,7 +2,7 @@
  * N {@link WorkerMesh}es joined in one process, for tests of what the SIP
  * workers share. Delivery is asynchronous (a later turn of the event loop,
  * as over a socket), and every payload is copied on the way: through JSON
- * (a Buffer, alone or inside a payload, is carried as bytes, as the mesh promises), so no object is
+ * (a Buffer is carried as bytes, as the mesh promises), so no object is
  * shared by reference between the workers of a test.
  */
 import type { MeshHandler, MeshPayload, WorkerMesh } from '../../src/transport/worker-mesh.js';
@@ -29,13 +29,7 @@ export interface MeshGroup {
 function copy(payload: MeshPayload): MeshPayload {
   if (Buffer.isBuffer(payload)) return Buffer.from(payload);
   if (payload === undefined) return undefined;
-  return JSON.parse(JSON.stringify(payload), reviveBuffer) as MeshPayload;
-}
-
-/** A Buffer inside a payload (a handed-off SIP message's bytes) comes out a Buffer again, as over the socket mesh. */
-function reviveBuffer(_key: string, value: unknown): unknown {
-  const v = value as { type?: unknown; data?: unknown } | null;
-  return v && typeof v === 'object' && v.type === 'Buffer' && Array.isArray(v.data) ? Buffer.from(v.data as number[]) : value;
+  return JSON.parse(JSON.stringify(payload)) as MeshPayload;
 }
 
 /** A group of `count` workers (count ≥ 1). */

@@ -1,5 +1,5 @@
 import { toHeader, toUri } from '../../sip/parsed-headers.js';
-import type { RegisterCheckContext, RegisterReply } from './register-context.js';
+import type { RegisterContext, RegisterReply } from './register-context.js';
 
 /**
  * §10.3 step 5: the AOR is the To URI, which must be a SIP or SIPS URI (400,
@@ -7,7 +7,7 @@ import type { RegisterCheckContext, RegisterReply } from './register-context.js'
  * nothing. Done before authentication, so a malformed REGISTER gets its 400
  * without a challenge.
  */
-export function addressOfRecord(ctx: RegisterCheckContext): RegisterReply | undefined {
+export function addressOfRecord(ctx: RegisterContext): RegisterReply | undefined {
   const to = toHeader(ctx.req);
   if (!isSipUriText(to.uri)) return { status: 400, reason: 'Bad Request: To is not a SIP or SIPS URI' };
   const aor = ctx.opts.domains.aorOf(toUri(ctx.req), true);

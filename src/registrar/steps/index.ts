@@ -1,4 +1,4 @@
-import type { RegisterCheck, RegisterStep } from './register-context.js';
+import type { RegisterStep } from './register-context.js';
 import { requestUriDomain } from './request-uri.js';
 import { requireExtensions } from './require-extensions.js';
 import { addressOfRecord } from './address-of-record.js';
@@ -12,26 +12,16 @@ import { bindingLimit, storeBindings } from './store-bindings.js';
 import { bindingsResponse } from './bindings-response.js';
 
 /**
- * The first steps of {@link REGISTER_STEPS}, up to authentication: they read the request and the
- * settings, answer or go on, and change nothing but their context (no transaction, store or count; a
- * failed authentication is counted only for credentials, which a challenged REGISTER lacks), so a
- * worker can run them to tell whether a REGISTER is challenged before a transaction exists.
- */
-export const REGISTER_CHECKS: readonly RegisterCheck[] = [
-  requestUriDomain, //  step 1     404 for a domain not served here
-  requireExtensions, // step 2     420 for an unsupported Require
-  addressOfRecord, //   step 5     the To URI as AOR (400, 404)
-  authorization, //     steps 3-4  401 challenge; 403 for another user's AOR
-];
-
-/**
  * The registrar's steps, in order (RFC 3261 §10.3). Each returns nothing to
  * go on or the final response; the last always answers. The AOR (step 5) is
  * read before authentication (steps 3–4), so a REGISTER with a bad To gets
  * its 400/404 without a challenge.
  */
 export const REGISTER_STEPS: readonly RegisterStep[] = [
-  ...REGISTER_CHECKS, // steps 1, 2, 5, 3-4
+  requestUriDomain, //  step 1     404 for a domain not served here
+  requireExtensions, // step 2     420 for an unsupported Require
+  addressOfRecord, //   step 5     the To URI as AOR (400, 404)
+  authorization, //     steps 3-4  401 challenge; 403 for another user's AOR
   registerHeaders, //   step 6     Call-ID, CSeq, Contact, Expires, Supported
   pathSupport, //       RFC 3327 §5.3  420 for Path without Supported: path
   currentBindings, //   step 6     the AOR's bindings now (read through a shared store on a cache miss)

@@ -58,8 +58,6 @@ export interface BindingChange {
 export interface RegisterContext {
   readonly req: SipRequest;
   readonly st: ServerTransaction;
-  /** Where the REGISTER came from (the transaction's source). */
-  readonly source: Source;
   readonly opts: RegistrarOptions;
   readonly log: Logger;
   /** When the REGISTER is processed, unix time in s. */
@@ -85,19 +83,7 @@ export interface RegisterContext {
 
 /** A fresh context for a REGISTER processed at unix time `nowS`, before any step ran. */
 export function newRegisterContext(req: SipRequest, st: ServerTransaction, opts: RegistrarOptions, log: Logger, nowS: number): RegisterContext {
-  return { ...newRegisterCheck(req, st.source, opts, log, nowS), st };
-}
-
-/**
- * What the checks before any state is touched (the steps up to authentication, steps/index.ts
- * `REGISTER_CHECKS`) read and write: a context without a transaction, so that a worker can tell
- * whether a REGISTER is challenged before one exists.
- */
-export type RegisterCheckContext = Omit<RegisterContext, 'st'>;
-
-/** A fresh check context for a REGISTER from `source` processed at unix time `nowS`. */
-export function newRegisterCheck(req: SipRequest, source: Source, opts: RegistrarOptions, log: Logger, nowS: number): RegisterCheckContext {
-  return { req, source, opts, log, nowS, aor: '', callId: '', cseq: 0, contacts: [], headerExpiresS: undefined, supported: [], existing: [], changes: [], outboundUsed: false };
+  return { req, st, opts, log, nowS, aor: '', callId: '', cseq: 0, contacts: [], headerExpiresS: undefined, supported: [], existing: [], changes: [], outboundUsed: false };
 }
 
 /**
@@ -105,6 +91,3 @@ export function newRegisterCheck(req: SipRequest, source: Source, opts: Registra
  * final response to answer with (the last step always answers).
  */
 export type RegisterStep = (ctx: RegisterContext) => RegisterReply | undefined | Promise<RegisterReply | undefined>;
-
-/** A step that needs no transaction (see {@link RegisterCheckContext}); every check is also a step. */
-export type RegisterCheck = (ctx: RegisterCheckContext) => RegisterReply | undefined | Promise<RegisterReply | undefined>;

@@ -1,5 +1,5 @@
 import { getHeaderValues, type SipRequest } from '../../sip/message.js';
-import type { RegisterCheckContext, RegisterReply } from './register-context.js';
+import type { RegisterContext, RegisterReply } from './register-context.js';
 
 /** Option tags this server implements as registrar and UAS (RFC 3327 path, RFC 5626 outbound, RFC 5627 gruu). */
 export const SUPPORTED_EXTENSIONS = ['path', 'outbound', 'gruu'];
@@ -10,7 +10,7 @@ export function unsupportedExtensions(req: SipRequest): string[] {
 }
 
 /** §10.3 step 2: a Require with an extension we do not support gets 420 Bad Extension listing it in Unsupported (§8.2.2.3). */
-export function requireExtensions(ctx: RegisterCheckContext): RegisterReply | undefined {
+export function requireExtensions(ctx: RegisterContext): RegisterReply | undefined {
   const unsupported = unsupportedExtensions(ctx.req);
   if (unsupported.length) return { status: 420, reason: 'Bad Extension', headers: [{ name: 'Unsupported', value: unsupported.join(', ') }] };
   return undefined;
