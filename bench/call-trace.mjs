@@ -3,7 +3,7 @@
 // were retransmitted, and whether their answers were lost or late.
 //
 //   node bench/call-trace.mjs [--workers 2] [--rate 600] [--seconds 8] [--cli /path/to/dist/cli/main.js]
-//        [--summary 1] [--node-args '--trace-gc'] [--messages yes] [--out DIR]
+//        [--summary 1] [--node-args '--trace-gc'] [--messages yes] [--log-level debug] [--out DIR]
 //
 // rtcedge (UDP on 127.0.0.1:28370, sip.workers --workers, per-user call limits off as in bench/sip.mjs), the
 // callee a SIPp UAS on 28372 registered behind it, the caller SIPp on 28180 running CALL_UAC_SCENARIO of
@@ -13,8 +13,10 @@
 // before the sockets close: run it in its own network namespace so that only this run's sockets are there),
 // and the caller's screen (messages, retransmissions, timeouts, unexpected messages per scenario line).
 // --summary N logs the server's summary line every N s at info (event-loop lag and delay, GC pauses,
-// hand-offs per worker) into DIR/server-stdout.txt.
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+// hand-offs per worker) into DIR/server-stdout.txt; --log-level debug logs every message sent and received
+// with the worker that handled it (slows the server). Also prints how many BYEs reached the UAS before the
+// ACK of their 200 (SIPp's UAS ignores those, and the caller retransmits the BYE 500 ms later).
+import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRtcedge } from './rtcedge.mjs';
 import { registerContact } from './sip.mjs';
@@ -64,7 +66,7 @@ const server = await startRtcedge({
   importUsers: true,
   cli: CLI,
   nodeArgs: NODE_ARGS,
-  logLevel: SUMMARY ? 'info' : undefined,
+  logLevel: arg('log-level', undefined) ?? (SUMMARY ? 'info' : undefined),
   summaryInterval: SUMMARY ? Number(SUMMARY) : undefined,
   sipLines: [`  workers: ${WORKERS}`, '  security: { calls: { max_concurrent_per_user: 0, max_attempts_per_minute: 0 } }'],
 });
@@ -90,6 +92,10 @@ try {
   console.log(`datagrams dropped for a full receive buffer: ${seen.map(([n, d]) => `${n} ${d}`).join(', ')}, caller ${total - seen.reduce((a, [, d]) => a + d, 0)} (host total ${total})`);
   await sleep(1500);
   await stopProcess(uas);
+  // SIPp's UAS ignores a BYE that comes before the ACK of its 200 ("Continuing call on an unexpected BYE"):
+  // the caller retransmits that BYE after 500 ms.
+  const uasErrors = existsSync(join(dir, 'uas-errors.txt')) ? readFileSync(join(dir, 'uas-errors.txt'), 'utf8') : '';
+  console.log(`BYEs that reached the UAS before their ACK: ${uasErrors.split('unexpected BYE').length - 1}`);
   const screen = readFileSync(join(dir, 'uac-screen.txt'), 'utf8').split('\n');
   const at = screen.findIndex((l) => /Messages\s+Retrans/.test(l));
   console.log(screen.slice(at, at + 13).join('\n'));

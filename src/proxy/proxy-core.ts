@@ -30,6 +30,7 @@ import type { Federation } from './federation.js';
 import { decodeFlowToken, encodeFlowToken } from './flow-token.js';
 import type { Target } from './target-set.js';
 import { ResponseContext } from './response-context.js';
+import { AckOrder } from './ack-order.js';
 import { CONTINUE, ownPathEntry, RequestContext, type Outcome, type ProxyEnv, type Refusal } from './request-context.js';
 import { REQUEST_PROCESSORS } from './processors/index.js';
 import { strictRoute } from './processors/strict-route.js';
@@ -123,18 +124,28 @@ export class ProxyCore implements TransactionUser {
 
   onRequest(req: SipRequest, st: ServerTransaction): void {
     const ctx = new RequestContext(req, st.source, this.env, st);
-    this.process(ctx).catch((err) => {
-      if (err instanceof SipError) ctx.respond(err.status, err.reason, [...err.headers]);
-      else {
-        this.log.error({ err }, 'request processing failed');
-        ctx.respond(500, 'Server Internal Error');
-      }
-    });
+    const go = (): void => {
+      this.process(ctx).catch((err) => {
+        if (err instanceof SipError) ctx.respond(err.status, err.reason, [...err.headers]);
+        else {
+          this.log.error({ err }, 'request processing failed');
+          ctx.respond(500, 'Server Internal Error');
+        }
+      });
+    };
+    // A request of a dialog whose 2xx just went upstream goes after the caller's ACK (ack-order.ts).
+    if (!this.ackOrder.holdUntilAcked(req, go)) go();
   }
 
   onAck(ack: SipRequest, source: Source): void {
-    this.forwardStateless(ack, source).catch((err) => this.log.debug({ err: (err as Error).message }, 'ACK dropped'));
+    this.forwardStateless(ack, source)
+      .catch((err) => this.log.debug({ err: (err as Error).message }, 'ACK dropped'))
+      .finally(() => this.ackOrder.acked(ack));
   }
+
+  /** Dialogs whose 2xx went upstream and whose ACK has not passed yet (ack-order.ts). */
+  private readonly ackOrder = new AckOrder();
+  private readonly onAnswered = (res: SipResponse): void => this.ackOrder.answered(res);
 
   onStrayResponse(res: SipResponse, _source: Source): void {
     // §16.7 / RFC 6026 §8.4: forward statelessly when the top Via is ours.
@@ -210,7 +221,7 @@ export class ProxyCore implements TransactionUser {
       return prepared;
     };
     const first = await prepareGroup(groups[0]);
-    const rc = new ResponseContext(st, this.opts.transactions, this.log, groups.slice(1).map((g) => () => prepareGroup(g)));
+    const rc = new ResponseContext(st, this.opts.transactions, this.log, groups.slice(1).map((g) => () => prepareGroup(g)), st.request.method === 'INVITE' ? this.onAnswered : undefined);
     if (st.request.method === 'INVITE') this.contexts.set(st, rc);
     for (const p of first) rc.addBranch(p.msg, p.dest, p.retry);
   }

@@ -54,6 +54,8 @@ export class ResponseContext {
     private readonly transactions: TransactionLayer,
     private readonly log: Logger,
     private readonly nextGroups: (() => Promise<{ msg: SipRequest; dest: Destination; retry?: RetryBranch }[]>)[] = [],
+    /** Called with each 2xx forwarded upstream (ack-order.ts). */
+    private readonly on2xxForwarded?: (res: SipResponse) => void,
   ) {}
 
   /**
@@ -174,6 +176,7 @@ export class ResponseContext {
       b.final = b.final ?? res;
       this.answered = true;
       this.forward(res);
+      this.on2xxForwarded?.(res);
       for (const other of this.branches) if (other !== b) this.cancelBranch(other);
       return;
     }
