@@ -22,6 +22,8 @@ import { fromHeader, toTag } from '../sip/parsed-headers.js';
 export const ACK_WAIT_MS = 250;
 /** Most dialogs remembered as awaiting their ACK (the oldest is forgotten past it, releasing what it held). */
 export const ACK_WAIT_MAX_DIALOGS = 10_000;
+/** Most requests held for one dialog's ACK; past it a request is forwarded at once, unordered. */
+export const ACK_WAIT_MAX_HELD = 32;
 
 interface Awaiting {
   /** When the entry runs out (ms, the clock of `nowMs`). */
@@ -69,7 +71,8 @@ export class AckOrder {
   /**
    * Run `go` once the ACK of `req`'s dialog has gone, at most until the
    * dialog's entry runs out; false (and `go` not run) when `req` needs no
-   * wait: not awaited, or an ACK or CANCEL (hop by hop, never held).
+   * wait: not awaited, or an ACK or CANCEL (hop by hop, never held), or when
+   * the dialog already holds {@link ACK_WAIT_MAX_HELD} requests.
    */
   holdUntilAcked(req: SipRequest, go: () => void): boolean {
     if (this.awaiting.size === 0 || req.method === 'ACK' || req.method === 'CANCEL') return false;
@@ -81,6 +84,7 @@ export class AckOrder {
       this.release(key!);
       return false;
     }
+    if (entry.held.length >= ACK_WAIT_MAX_HELD) return false;
     entry.held.push(go);
     if (!entry.timer) {
       entry.timer = setTimeout(() => this.release(key!), leftMs);

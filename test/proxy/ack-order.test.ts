@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getHeader, getHeaderValues, type SipRequest } from '../../src/sip/message.js';
 import { createResponse } from '../../src/sip/response.js';
-import { ACK_WAIT_MS, AckOrder } from '../../src/proxy/ack-order.js';
+import { ACK_WAIT_MAX_HELD, ACK_WAIT_MS, AckOrder } from '../../src/proxy/ack-order.js';
 import { UdpUa } from '../helpers/udp-ua.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
@@ -115,5 +115,16 @@ describe('AckOrder bounds', () => {
     order.acked(dialog(4, 'ACK'));
     expect(ran).toEqual([1, 4]);
     expect(order.size).toBe(0);
+  });
+
+  it('holds at most ACK_WAIT_MAX_HELD requests of one dialog, forwarding the next at once', () => {
+    const order = new AckOrder(250, 10, () => 0);
+    const ran: number[] = [];
+    order.answered(ok(1));
+    for (let i = 0; i < ACK_WAIT_MAX_HELD; i++) expect(order.holdUntilAcked(dialog(1), () => ran.push(i))).toBe(true);
+    expect(order.holdUntilAcked(dialog(1), () => ran.push(-1))).toBe(false);
+    expect(ran).toEqual([]);
+    order.acked(dialog(1, 'ACK'));
+    expect(ran).toEqual([...Array(ACK_WAIT_MAX_HELD).keys()]);
   });
 });
