@@ -13,10 +13,11 @@
  * the writer's reply (tracking.c `trackingInvalidateKey`, called from
  * `signalModifiedKey` during the command), and writes both out in the same
  * pass of its event loop, the client whose first answer of the pass was
- * queued last first; so a commit of bindings is sent behind a PING
- * (RedisStore.commitAndRead), whose answer queues the committing node before
- * the script queues the invalidations: they are in the other nodes' sockets
- * before its answers are in its own; a registrar's 200 follows them.
+ * queued last first; so a commit of bindings is sent behind a command whose
+ * answer queues the committing node before the commit queues the
+ * invalidations (MULTI's, or a PING ahead of the script:
+ * RedisStore.commitAndRead): they are in the other nodes' sockets before
+ * its answers are in its own; a registrar's 200 follows them.
  *
  * Tracking lives as long as both connections: when either closes (Redis
  * restarted, failing over, a timeout), invalidations may be lost. Until
