@@ -2,7 +2,9 @@
  * The shared store on Redis (`store.type: redis`): users, credentials, phone
  * numbers, USERHASH index, bindings and the server secret, for several nodes
  * that serve one domain. Redis is the engine: writes that touch several keys
- * run as Lua scripts (redis-scripts.ts), so each is atomic and one round trip.
+ * run as Lua scripts (redis-scripts.ts), or, for registrations and refreshes,
+ * as plain commands in one MULTI/EXEC (no Lua: RedisStore.commitPuts), so
+ * each is atomic and one round trip.
  *
  * Key layout, under `key_prefix` (default `rtcedge:`):
  *
@@ -26,9 +28,12 @@
  * Nodes do not copy each other's bindings: each reads them through Redis into
  * a bounded cache that Redis keeps true with client-side caching (CLIENT
  * TRACKING, redis-tracking.ts): a read of an AOR also reads its
- * `aor-version:<aor>` key with a plain GET (Redis 7.0 does not track keys
- * read inside a Lua script: checked against Debian 12's 7.0.15), so Redis
- * tells the node when another node's commit bumps it.
+ * `aor-version:<aor>` key with a plain GET, inside the same MULTI/EXEC as
+ * the records (reads in a transaction are tracked; Redis 7.0 does not track
+ * keys read inside a Lua script: checked against Debian 12's 7.0.15), so
+ * Redis tells the node when another node's commit bumps it. The key layout
+ * is the one the scripts always used: data written by earlier versions is
+ * read as it is, and nodes of both kinds can share one Redis.
  *
  * Binding expiry is Redis's: each record expires by itself at its `expires`
  * (EXAT), on every node at once and with no sweeper deciding anything; the

@@ -212,7 +212,7 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
     }
   });
 
-  test('read-through: a refresh at one node (same contact, new expiry) is seen at the other with that expiry; the AOR stays listed and its keys expire with it, after a SCRIPT FLUSH too', async () => {
+  test('read-through: a refresh at one node (same contact, new expiry) is seen at the other with that expiry, no script run; the AOR stays listed and its keys expire with it; a removal after a SCRIPT FLUSH', async () => {
     const other = await new RedisStore(redisConfig(redis.url), silent).connect();
     const one = await node(store);
     const two = await node(other);
@@ -224,9 +224,8 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
       await turn();
       expect(await two.location.read(b.aor)).toEqual([b]);
       // Later, then earlier: the record and the contact key follow each refresh, the version key only ever lives longer.
+      const scripts = await calls('evalsha');
       for (const [i, expires] of [b.expires + 600, b.expires + 300].entries()) {
-        // Redis forgot the scripts (as after a restart): the commit sends the script's text again.
-        if (i === 1) await store.redis.script('FLUSH');
         const refreshed = { ...b, expires, cseq: b.cseq + 1 + i };
         one.location.put(refreshed);
         await one.location.committed();
@@ -241,7 +240,12 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
         expect(await store.redis.smembers('test:aors')).toEqual([b.aor]);
         expect(await store.redis.zrange(`test:aor:${b.aor}`, 0, -1)).toEqual([b.contactUri]);
       }
-      // The last binding removed: the AOR, its index and its version key are gone.
+      // Refreshes and the reads at node two ran no script (plain commands in MULTI/EXEC).
+      expect(await calls('evalsha')).toBe(scripts);
+      expect(await calls('exec')).toBeGreaterThanOrEqual(4);
+      // The last binding removed (a script: Redis forgot the scripts first, as after a restart, so its text is sent again):
+      // the AOR, its index and its version key are gone.
+      await store.redis.script('FLUSH');
       one.location.remove(b.aor, b.contactUri);
       await one.location.committed();
       await turn();
@@ -257,6 +261,65 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
       expect(await calls('ping')).toBe(pings);
       expect(one.location.read(many[7].aor)).toEqual([many[7]]);
       expect(await two.location.read(many[7].aor)).toEqual([many[7]]);
+    } finally {
+      await one.stop();
+      await two.stop();
+      await other.close();
+    }
+  });
+
+  test('read-through: a record Redis expired is returned by no read or commit at any node, and the sweeper removes its index entry', async () => {
+    const other = await new RedisStore(redisConfig(redis.url), silent).connect();
+    const one = await node(store);
+    const two = await node(other);
+    try {
+      const a = binding({ contactUri: 'sip:a@127.0.0.10', contact: '<sip:a@127.0.0.10>' });
+      const b = binding({ contactUri: 'sip:b@127.0.0.11', contact: '<sip:b@127.0.0.11>' });
+      one.location.put(a);
+      one.location.put(b);
+      await one.location.committed();
+      expect(await store.redis.zrange(`test:aor:${a.aor}`, 0, -1)).toEqual([a.contactUri, b.contactUri]);
+      // Redis expires a's record (its TTL cut short, as when its expiry comes): the index entry stays behind.
+      await store.redis.pexpire(`test:binding:${a.aor}\n${a.contactUri}`, 1);
+      await expect.poll(() => store.redis.exists(`test:binding:${a.aor}\n${a.contactUri}`), { timeout: 2000, interval: 10 }).toBe(0);
+      expect(await two.location.read(a.aor)).toEqual([b]);
+      // A refresh of b at node one answers the AOR without a.
+      const refreshed = { ...b, cseq: b.cseq + 1, expires: b.expires + 60 };
+      one.location.put(refreshed);
+      await one.location.committed();
+      await turn();
+      expect(one.location.read(a.aor)).toEqual([refreshed]);
+      expect(await two.location.read(a.aor)).toEqual([refreshed]);
+      expect(await store.listBindings(a.aor)).toEqual([refreshed]);
+      // The sweeper removes the entry left behind, and only it.
+      expect(await other.deleteExpiredBindings(0)).toBe(1);
+      expect(await store.redis.zrange(`test:aor:${a.aor}`, 0, -1)).toEqual([b.contactUri]);
+      expect(await store.redis.smembers('test:aors')).toEqual([a.aor]);
+    } finally {
+      await one.stop();
+      await two.stop();
+      await other.close();
+    }
+  });
+
+  test('read-through: an AOR with a * of its own (no SORT pattern fits) commits and reads through the scripts', async () => {
+    const other = await new RedisStore(redisConfig(redis.url), silent).connect();
+    const one = await node(store);
+    const two = await node(other);
+    try {
+      const b = binding({ aor: 'sip:a*b@example.test' });
+      const scripts = await calls('evalsha');
+      one.location.put(b);
+      await one.location.committed();
+      await turn();
+      expect(await two.location.read(b.aor)).toEqual([b]);
+      const refreshed = { ...b, cseq: b.cseq + 1 };
+      one.location.put(refreshed);
+      await one.location.committed();
+      await turn();
+      expect(await two.location.read(b.aor)).toEqual([refreshed]);
+      // Two commits and two reads, each a script (EVAL after a NOSCRIPT counts as one more).
+      expect(await calls('evalsha')).toBeGreaterThanOrEqual(scripts + 4);
     } finally {
       await one.stop();
       await two.stop();
