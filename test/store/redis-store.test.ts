@@ -268,11 +268,22 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
     }
   });
 
-  test('read-through: a record Redis expired is returned by no read or commit at any node, and the sweeper removes its index entry', async () => {
+  /** Node one on `store` and node two on a second connection (`other`), for `fn`; both stopped after it. */
+  async function withTwoNodes(fn: (one: Awaited<ReturnType<typeof node>>, two: Awaited<ReturnType<typeof node>>, other: RedisStore) => Promise<void>): Promise<void> {
     const other = await new RedisStore(redisConfig(redis.url), silent).connect();
     const one = await node(store);
     const two = await node(other);
     try {
+      await fn(one, two, other);
+    } finally {
+      await one.stop();
+      await two.stop();
+      await other.close();
+    }
+  }
+
+  test('read-through: a record Redis expired is returned by no read or commit at any node, and the sweeper removes its index entry', () =>
+    withTwoNodes(async (one, two, other) => {
       const a = binding({ contactUri: 'sip:a@127.0.0.10', contact: '<sip:a@127.0.0.10>' });
       const b = binding({ contactUri: 'sip:b@127.0.0.11', contact: '<sip:b@127.0.0.11>' });
       one.location.put(a);
@@ -295,18 +306,10 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
       expect(await other.deleteExpiredBindings(0)).toBe(1);
       expect(await store.redis.zrange(`test:aor:${a.aor}`, 0, -1)).toEqual([b.contactUri]);
       expect(await store.redis.smembers('test:aors')).toEqual([a.aor]);
-    } finally {
-      await one.stop();
-      await two.stop();
-      await other.close();
-    }
-  });
+    }));
 
-  test('read-through: an AOR with a * of its own (no SORT pattern fits) commits and reads through the scripts', async () => {
-    const other = await new RedisStore(redisConfig(redis.url), silent).connect();
-    const one = await node(store);
-    const two = await node(other);
-    try {
+  test('read-through: an AOR with a * of its own (no SORT pattern fits) commits and reads through the scripts', () =>
+    withTwoNodes(async (one, two) => {
       const b = binding({ aor: 'sip:a*b@example.test' });
       const scripts = await calls('evalsha');
       one.location.put(b);
@@ -320,12 +323,7 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
       expect(await two.location.read(b.aor)).toEqual([refreshed]);
       // Two commits and two reads, each a script (EVAL after a NOSCRIPT counts as one more).
       expect(await calls('evalsha')).toBeGreaterThanOrEqual(scripts + 4);
-    } finally {
-      await one.stop();
-      await two.stop();
-      await other.close();
-    }
-  });
+    }));
 
   test('read-through: the cache holds at most max AORs, least recently used dropped first, and an evicted AOR is read again', async () => {
     const other = await new RedisStore(redisConfig(redis.url), silent).connect();
