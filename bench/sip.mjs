@@ -344,7 +344,8 @@ async function tlsStep(ctx, rate) {
     elapsedS: j.elapsedS ?? NaN, okPerS: (j.ok ?? 0) / j.elapsedS,
     retrans: 0, retransShare: 0,
     failedShare: ((j.calls ?? 1) - (j.ok ?? 0)) / (j.calls ?? 1),
-    failedBy: j.failures ?? { [`client exit ${r.code}`]: 1 },
+    // A client that printed no result names its exit code and the last line of its stderr (the error).
+    failedBy: j.failures ?? { [`client exit ${r.code}${lastLine(r.stderr)}`]: 1 },
     meanMs: j.meanMs ?? NaN,
     p50: f(j.p50Ms, 2), p90: f(j.p90Ms, 2), p99: f(j.p99Ms, 2), responses: j.responses ?? 0,
     cpuS: cpu1 - cpu0, clientCpuS: r.cpuS, uasCpuS: 0, loadCpu, exit: r.code,
@@ -768,4 +769,10 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const res = await runSipBench();
   console.log('\n' + summaryTable(res));
   for (const n of res.notes) console.log('note:', n);
+}
+
+/** ": " and the last non-empty line of `text` (a process's stderr), at most 200 characters; '' when there is none. */
+function lastLine(text) {
+  const line = String(text ?? '').trim().split('\n').at(-1)?.trim() ?? '';
+  return line ? `: ${line.slice(0, 200)}` : '';
 }
