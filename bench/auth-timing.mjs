@@ -268,10 +268,11 @@ if (WRITE) {
       .slice(i, j)
       .split('\n')
       .filter((l) => /^\| \d{4}-/.test(l));
-    md = md.slice(0, i) + md.slice(j + end.length + 1);
   }
   rows.push(row);
-  md = `${md.trimEnd()}\n\n${[...header, ...rows, end].join('\n')}\n`;
+  const section = [...header, ...rows, end].join('\n');
+  // The section stays where it is; a file without one gets it at its end.
+  md = i >= 0 && j > i ? md.slice(0, i) + section + md.slice(j + end.length) : `${md.trimEnd()}\n\n${section}\n`;
   writeFileSync(file, md);
   console.log(`wrote ${file}`);
 }
