@@ -538,7 +538,7 @@ export class RedisStore implements BindingStore {
     const bytes = args.reduce<number>((n, a) => n + String(a).length, 0);
     const minExpiresS = Math.floor(Date.now() / 1000) + PUT_MARGIN_S;
     const plain = (c: BindingChange): c is PutChange => c.op === 'put' && c.binding.expires > minExpiresS && !this.recordPattern(c.binding.aor).slice(0, -1).includes('*');
-    if (bytes <= ONE_READ_BYTES && changes.every(plain)) return this.run('write bindings', () => this.commitPuts(changes as PutChange[]));
+    if (bytes <= ONE_READ_BYTES && changes.every(plain)) return this.run('write bindings', () => this.commitPuts(changes as PutChange[], args));
     return this.commitScripted(changes, args, bytes);
   }
 
@@ -575,15 +575,18 @@ export class RedisStore implements BindingStore {
    * Redis's pending writes before EXEC queues the invalidations for the
    * other nodes, so they are written out first (the part the PING plays
    * ahead of the script).
+   * @param changeArgv `changes` as changeArgs gave them, so each record is serialized once.
    */
-  private async commitPuts(changes: readonly PutChange[]): Promise<Map<string, BindingRecord[]>> {
+  private async commitPuts(changes: readonly PutChange[], changeArgv: readonly (string | number)[]): Promise<Map<string, BindingRecord[]>> {
     const p = this.prefix;
     const nowMs = Date.now();
     const untilS = new Map<string, number>();
     const cmds: PlainCommand[] = [['multi']];
-    for (const { binding: b } of changes) {
+    for (let k = 0; k < changes.length; k++) {
+      const b = changes[k]!.binding;
       untilS.set(b.aor, Math.max(untilS.get(b.aor) ?? 0, b.expires));
-      cmds.push(['set', `${p}binding:${b.aor}\n${b.contactUri}`, JSON.stringify(b), 'EXAT', b.expires], ['zadd', `${p}aor:${b.aor}`, 'NX', nowMs, b.contactUri], ['set', `${p}contact:${b.contactUri}`, b.aor, 'EXAT', b.expires]);
+      // The record as changeArgs serialized it (five arguments per change, the record last).
+      cmds.push(['set', `${p}binding:${b.aor}\n${b.contactUri}`, changeArgv[5 * k + 4]!, 'EXAT', b.expires], ['zadd', `${p}aor:${b.aor}`, 'NX', nowMs, b.contactUri], ['set', `${p}contact:${b.contactUri}`, b.aor, 'EXAT', b.expires]);
     }
     for (const [aor, at] of untilS) {
       const ver = this.versionKey(aor);
