@@ -8,7 +8,8 @@ import { tempGruuKey } from './registrar/gruu.js';
 import { prepareDataDir } from './config/data-dir.js';
 import { planReload } from './config/reload-plan.js';
 import { openStore, RedisAbuseChannel, RedisBindingTracking, RedisCallCounter, RedisStore, redisUserSource, StoreError, startWalCheckpointer, WAL_FALLBACK_PAGES } from './store/index.js';
-import { getHeader, type SipMessage } from './sip/message.js';
+import { getHeader, type SipMessage, type SipRequest } from './sip/message.js';
+import { requestUri } from './sip/parsed-headers.js';
 import type { ServerTransaction } from './transaction/server-transaction.js';
 import type { CallRefusal } from './security/call-limits.js';
 import type { SqliteStore } from './store/sqlite-store.js';
@@ -137,14 +138,16 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   let heldTransactions = (): number => 0;
   const overload = startOverloadControl(config, () => heldTransactions() === 0);
   const worker = options.worker;
-  const transport = createTransport(config, tls, overload.admission, metrics, logger, worker?.mesh);
+  // The local domains (made below: they ask the transport which addresses are ours) decide which REGISTERs stay on their flow's worker.
+  let domains: LocalDomains | undefined;
+  const transport = createTransport(config, tls, overload.admission, metrics, logger, worker?.mesh, (req) => domains !== undefined && answeredByRegistrar(req, domains));
   // With the Redis store, the end of a call (BYE) also reaches the limits counted across nodes (set below).
   let observeCall: ((msg: SipMessage) => void) | undefined;
   const transactions = createTransactions(config, transport, security, metrics, logger, (msg) => observeCall?.(msg));
   transactions.admission = overload.admission;
   heldTransactions = () => transactions.size().completed;
   const stopSummary = startSipSummary(config, transport, transactions, overload, logger, worker?.mesh);
-  const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
+  domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
   // Workers of one node keep their location services equal through the mesh; on a Redis store each node reads
   // bindings through Redis into a bounded cache that Redis keeps true (client-side caching).
   const mesh = tracking ? undefined : worker && meshBindingReplication(worker.mesh, store, logger);
@@ -619,6 +622,8 @@ function startSipSummary(
       // Several workers: messages handed to the Call-ID's owner, and received from the others.
       handedOff: transport.counters.handedOff,
       handedIn: transport.counters.handedIn,
+      // REGISTERs over a stream flow of this worker answered here although another worker owns their Call-ID.
+      keptOnFlow: transport.counters.keptOnFlow,
       // Several workers: the mesh's frames, bytes and socket writes (each write wakes the worker it goes to).
       ...(meshCounters && { meshFramesSent: meshCounters.framesSent, meshBytesSent: meshCounters.bytesSent, meshWrites: meshCounters.writes }),
       malformed: transport.counters.malformed,
@@ -661,6 +666,23 @@ function startSipSummary(
   );
 }
 
+/**
+ * True for a REGISTER the registrar answers itself (RFC 3261 §10.3): no Route
+ * (a Route, even one of ours, goes the proxy's way, to the Call-ID's owner)
+ * and a Request-URI of one of our domains or addresses (the local-handling
+ * processor's test). Such a request needs nothing only its Call-ID's owner
+ * holds, so with several workers it is processed by the worker holding the
+ * stream flow it came over. False for anything that does not parse.
+ */
+export function answeredByRegistrar(req: SipRequest, domains: LocalDomains): boolean {
+  if (req.method !== 'REGISTER' || getHeader(req, 'route') !== undefined) return false;
+  try {
+    return domains.isLocal(requestUri(req).host);
+  } catch {
+    return false;
+  }
+}
+
 /** The SIP transport layer on the configured listeners (not started yet), with stream bounds and overload shedding. */
 function createTransport(
   config: Config,
@@ -669,9 +691,11 @@ function createTransport(
   metrics: ServerMetrics,
   logger: Logger,
   mesh: WorkerMesh | undefined,
+  answeredOnFlowWorker: (req: SipRequest) => boolean,
 ): TransportLayer {
   return new TransportLayer({
     mesh,
+    answeredOnFlowWorker,
     listen: config.sip.listen.map((l) => ({ transport: l.transport, host: l.host, port: l.port, clientCert: l.client_cert ?? 'optional' })),
     peerIdentities: (cert) => certificateIdentities(cert, config.sip.tls.client_identity ?? ['uri']),
     advertisedHost: config.sip.advertised_host,

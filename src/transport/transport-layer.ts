@@ -72,6 +72,17 @@ export interface TransportOptions {
    */
   mesh?: WorkerMesh;
   /**
+   * With several workers: true for a request this server answers itself
+   * whichever worker processes it, forwarding nothing (a REGISTER to one of
+   * our domains). Such a request arriving over a stream flow this worker holds
+   * is processed here instead of being handed to its Call-ID's owner, so its
+   * response is written here too, not carried back over the mesh
+   * (docs/ARCHITECTURE.md, "Dispatch"). Asked only for requests that start
+   * with `REGISTER ` on a stream flow, after parsing; false or absent: handed
+   * off by Call-ID as any other message.
+   */
+  answeredOnFlowWorker?: (req: SipMessage & { kind: 'request' }) => boolean;
+  /**
    * Most open connections per TCP/TLS/WS/WSS listener (net.Server
    * maxConnections); one more is closed as soon as it is accepted and counted
    * in `counters.connectionsRefused`. Default {@link DEFAULT_MAX_CONNECTIONS}.
@@ -170,7 +181,7 @@ export class TransportLayer {
   private localAddresses = new Set<string>();
   private readonly log: Logger;
   /** Counts since start (the periodic summary line reports their increase). */
-  readonly counters = { droppedBeforeParse: 0, malformed: 0, handedOff: 0, handedIn: 0, connectionsRefused: 0, udpSendFailed: 0 };
+  readonly counters = { droppedBeforeParse: 0, malformed: 0, handedOff: 0, handedIn: 0, keptOnFlow: 0, connectionsRefused: 0, udpSendFailed: 0 };
   /** Flows held by the other workers (empty with one worker). */
   private readonly remote = new RemoteFlows();
   private readonly mesh: WorkerMesh | undefined;
@@ -749,11 +760,13 @@ export class TransportLayer {
 
   /** Parse one datagram or frame and hand it up; answers 400 for malformed requests. */
   private receive(data: Buffer, source: Source, handedIn = false): void {
+    // With several workers: the Call-ID's owner when another worker owns it (handed off below, or after parsing).
+    let owner: number | undefined;
     if (this.mesh && !handedIn) {
-      const owner = callIdOwnerOf(data, this.mesh.count);
-      if (owner !== undefined && owner !== this.mesh.self) {
-        this.counters.handedOff++;
-        this.mesh.send(owner, 'sip.in', { data, source: meshSource(source) });
+      owner = callIdOwnerOf(data, this.mesh.count);
+      if (owner === this.mesh.self) owner = undefined;
+      if (owner !== undefined && !(source.flowId !== undefined && this.opts.answeredOnFlowWorker && startsWith(data, REGISTER))) {
+        this.handOff(owner, data, source);
         return;
       }
     }
@@ -775,6 +788,14 @@ export class TransportLayer {
       if (partial?.kind === 'request' && partial.method !== 'ACK') this.replyStateless(partial, err.status, err.reason, source);
       return;
     }
+    if (owner !== undefined) {
+      // A REGISTER over a stream flow of ours whose Call-ID another worker owns: kept when we answer it anyway.
+      if (msg.kind !== 'request' || !this.opts.answeredOnFlowWorker!(msg)) {
+        this.handOff(owner, data, source);
+        return;
+      }
+      this.counters.keptOnFlow++;
+    }
     if (msg.kind === 'request') {
       try {
         if (source.flowId && source.transport === 'tls') this.noteAlias(msg, source.flowId);
@@ -790,6 +811,12 @@ export class TransportLayer {
     } catch (err) {
       this.log.error({ err }, 'message handler failed');
     }
+  }
+
+  /** Hand raw message bytes and their source to worker `owner` (mesh channel `sip.in`), which processes them as if it had read them. */
+  private handOff(owner: number, data: Buffer, source: Source): void {
+    this.counters.handedOff++;
+    this.mesh!.send(owner, 'sip.in', { data, source: meshSource(source) });
   }
 
   private replyStateless(req: SipMessage & { kind: 'request' }, status: number, reason: string, source: Source): void {
@@ -878,6 +905,18 @@ export function startsNewRequest(data: Buffer): boolean {
   while (i < data.length && (data[i] === 0x0d || data[i] === 0x0a)) i++;
   const head = data.toString('latin1', i, i + 7);
   return !(head.startsWith('SIP/') || head.startsWith('ACK ') || head.startsWith('CANCEL '));
+}
+
+/** `REGISTER ` in bytes: the start of a REGISTER request's start line. */
+const REGISTER = Buffer.from('REGISTER ', 'latin1');
+
+/** True when `data`, after leading CRLFs (keepalives), starts with the bytes of `prefix`. */
+function startsWith(data: Buffer, prefix: Buffer): boolean {
+  let i = 0;
+  while (i < data.length && (data[i] === 0x0d || data[i] === 0x0a)) i++;
+  if (data.length - i < prefix.length) return false;
+  for (let k = 0; k < prefix.length; k++) if (data[i + k] !== prefix[k]) return false;
+  return true;
 }
 
 function stripBrackets(a: string): string {
