@@ -20,7 +20,8 @@ import { LocalDomains } from './registrar/local-domains.js';
 import { LocationService } from './registrar/location-service.js';
 import { createRegistrar } from './registrar/registrar.js';
 import { ProxyCore } from './proxy/proxy-core.js';
-import { NonceCountTracker } from './auth/nonce.js';
+import { NonceCountTracker, nonceIssuer } from './auth/nonce.js';
+import { parseAuthParams } from './auth/digest.js';
 import type { DigestPolicy } from './auth/sip-digest.js';
 import { createAuthenticator, type Authenticate } from './auth/request-authenticator.js';
 import { TurnServer } from './turn/index.js';
@@ -140,7 +141,9 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   const worker = options.worker;
   // The local domains (made below: they ask the transport which addresses are ours) decide which REGISTERs stay on their flow's worker.
   let domains: LocalDomains | undefined;
-  const transport = createTransport(config, tls, overload.admission, metrics, logger, worker?.mesh, (req) => domains !== undefined && answeredByRegistrar(req, domains));
+  const transport = createTransport(config, tls, overload.admission, metrics, logger, worker?.mesh, (req) =>
+    domains !== undefined && worker ? flowRegisterWorker(req, domains, worker.mesh.self, overload.load.utilization) : undefined,
+  );
   // With the Redis store, the end of a call (BYE) also reaches the limits counted across nodes (set below).
   let observeCall: ((msg: SipMessage) => void) | undefined;
   const transactions = createTransactions(config, transport, security, metrics, logger, (msg) => observeCall?.(msg));
@@ -683,6 +686,42 @@ export function answeredByRegistrar(req: SipRequest, domains: LocalDomains): boo
   }
 }
 
+/**
+ * Event-loop utilisation (0..1, smoothed over about a second: transport/event-loop-load.ts) below which a
+ * worker keeps a REGISTER without credentials that arrived over one of its stream flows instead of handing
+ * it to its Call-ID's owner.
+ */
+export const KEEP_FLOW_REGISTERS_BELOW_UTILIZATION = 0.7;
+
+/**
+ * Which worker processes a REGISTER that came over a stream flow worker
+ * `self` holds (TransportOptions.flowRegisterWorker), or undefined for its
+ * Call-ID's owner:
+ * - one the proxy forwards (see {@link answeredByRegistrar}): the Call-ID's
+ *   owner, since the answers from downstream are dispatched by Call-ID;
+ * - one with credentials: the worker that issued their nonce (the index in the
+ *   nonce, auth/nonce.ts), which keeps that nonce's counts, so credentials
+ *   answering a challenge of either worker are checked where it was issued;
+ *   a nonce that does not decode: `self` (answered 401 like anywhere else);
+ * - one without: `self` while its event loop is busy less than
+ *   {@link KEEP_FLOW_REGISTERS_BELOW_UTILIZATION} (`utilization`) of the time,
+ *   which answers it where its bytes are and spares the mesh the request and
+ *   the response; busier, the Call-ID's owner, so the other worker takes a share.
+ */
+export function flowRegisterWorker(req: SipRequest, domains: LocalDomains, self: number, utilization: number): number | undefined {
+  if (!answeredByRegistrar(req, domains)) return undefined;
+  const credentials = getHeader(req, 'authorization');
+  if (credentials !== undefined) {
+    try {
+      const nonce = parseAuthParams(credentials, 'digest').params.get('nonce');
+      return (nonce !== undefined ? nonceIssuer(nonce) : undefined) ?? self;
+    } catch {
+      return self;
+    }
+  }
+  return utilization < KEEP_FLOW_REGISTERS_BELOW_UTILIZATION ? self : undefined;
+}
+
 /** The SIP transport layer on the configured listeners (not started yet), with stream bounds and overload shedding. */
 function createTransport(
   config: Config,
@@ -691,11 +730,11 @@ function createTransport(
   metrics: ServerMetrics,
   logger: Logger,
   mesh: WorkerMesh | undefined,
-  answeredOnFlowWorker: (req: SipRequest) => boolean,
+  flowRegisterWorker: (req: SipRequest) => number | undefined,
 ): TransportLayer {
   return new TransportLayer({
     mesh,
-    answeredOnFlowWorker,
+    flowRegisterWorker,
     listen: config.sip.listen.map((l) => ({ transport: l.transport, host: l.host, port: l.port, clientCert: l.client_cert ?? 'optional' })),
     peerIdentities: (cert) => certificateIdentities(cert, config.sip.tls.client_identity ?? ['uri']),
     advertisedHost: config.sip.advertised_host,

@@ -72,16 +72,14 @@ export interface TransportOptions {
    */
   mesh?: WorkerMesh;
   /**
-   * With several workers: true for a request this server answers itself
-   * whichever worker processes it, forwarding nothing (a REGISTER to one of
-   * our domains). Such a request arriving over a stream flow this worker holds
-   * is processed here instead of being handed to its Call-ID's owner, so its
-   * response is written here too, not carried back over the mesh
-   * (docs/ARCHITECTURE.md, "Dispatch"). Asked only for requests that start
-   * with `REGISTER ` on a stream flow, after parsing; false or absent: handed
-   * off by Call-ID as any other message.
+   * With several workers: which worker processes a REGISTER that arrived over
+   * a stream flow this worker holds, asked after parsing it (only requests
+   * whose bytes start with `REGISTER `): a worker index, this one's to
+   * process it here, or undefined to hand it to its Call-ID's owner as any
+   * other message. Its response is written by this worker either way
+   * (docs/ARCHITECTURE.md, "Dispatch"). Absent: every message goes by Call-ID.
    */
-  answeredOnFlowWorker?: (req: SipMessage & { kind: 'request' }) => boolean;
+  flowRegisterWorker?: (req: SipMessage & { kind: 'request' }) => number | undefined;
   /**
    * Most open connections per TCP/TLS/WS/WSS listener (net.Server
    * maxConnections); one more is closed as soon as it is accepted and counted
@@ -760,14 +758,16 @@ export class TransportLayer {
 
   /** Parse one datagram or frame and hand it up; answers 400 for malformed requests. */
   private receive(data: Buffer, source: Source, handedIn = false): void {
-    // With several workers: the Call-ID's owner when another worker owns it (handed off below, or after parsing).
+    // With several workers: the Call-ID's owner, when a REGISTER over one of our flows may go elsewhere (chosen after parsing).
     let owner: number | undefined;
     if (this.mesh && !handedIn) {
       owner = callIdOwnerOf(data, this.mesh.count);
-      if (owner === this.mesh.self) owner = undefined;
-      if (owner !== undefined && !(source.flowId !== undefined && this.opts.answeredOnFlowWorker && startsWith(data, REGISTER))) {
-        this.handOff(owner, data, source);
-        return;
+      if (!(source.flowId !== undefined && this.opts.flowRegisterWorker && startsWith(data, REGISTER))) {
+        if (owner !== undefined && owner !== this.mesh.self) {
+          this.handOff(owner, data, source);
+          return;
+        }
+        owner = undefined;
       }
     }
     if (this.opts.dropBeforeParse && startsNewRequest(data) && this.opts.dropBeforeParse()) {
@@ -788,13 +788,15 @@ export class TransportLayer {
       if (partial?.kind === 'request' && partial.method !== 'ACK') this.replyStateless(partial, err.status, err.reason, source);
       return;
     }
-    if (owner !== undefined) {
-      // A REGISTER over a stream flow of ours whose Call-ID another worker owns: kept when we answer it anyway.
-      if (msg.kind !== 'request' || !this.opts.answeredOnFlowWorker!(msg)) {
-        this.handOff(owner, data, source);
+    if (owner !== undefined && msg.kind === 'request') {
+      // A REGISTER over a stream flow of ours: processed where flowRegisterWorker says, else by the Call-ID's owner.
+      const chosen = this.opts.flowRegisterWorker!(msg);
+      const worker = chosen !== undefined && Number.isInteger(chosen) && chosen >= 0 && chosen < this.mesh!.count ? chosen : owner;
+      if (worker !== this.mesh!.self) {
+        this.handOff(worker, data, source);
         return;
       }
-      this.counters.keptOnFlow++;
+      if (owner !== worker) this.counters.keptOnFlow++;
     }
     if (msg.kind === 'request') {
       try {
