@@ -143,7 +143,7 @@ for (let i = 0; i < REPEAT; i++) {
       const procs = r.rows.map((x) => `${x.role} ${x.pct} %${x.busiest ? ` (busiest thread ${x.busiest} %)` : ''}`).join('; ');
       console.log(
         `${b.name.padEnd(10)} ${rate}/s: ok ${res.ok}/${res.calls} failed ${res.failed} in ${res.elapsedS.toFixed(1)} s (${(res.ok / res.elapsedS).toFixed(0)}/s), ` +
-          `response p50/p90/p99 ${res.p50Ms.toFixed(1)}/${res.p90Ms.toFixed(1)}/${res.p99Ms.toFixed(1)} ms\n    ${procs}`,
+          `response p50/p90/p99 ${[res.p50Ms, res.p90Ms, res.p99Ms].map((x) => Number(x ?? NaN).toFixed(1)).join('/')} ms\n    ${procs}`,
       );
       await sleep(500);
     }

@@ -14,7 +14,7 @@
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callIdFor, serveWorkers, type ServedWorkers } from './harness.js';
+import { callIdFor, serveWorkers, twoWorkersConfig, type ServedWorkers } from './harness.js';
 import { UdpUa } from '../helpers/udp-ua.js';
 import { TcpConnection } from '../helpers/tcp-ua.js';
 import { createResponse } from '../../src/sip/response.js';
@@ -37,26 +37,7 @@ describe('REGISTERs over one TLS connection to two SIP workers', () => {
   const uas: UdpUa[] = [];
 
   beforeAll(async () => {
-    served = await serveWorkers(
-      'stream-register',
-      {
-        domains: [DOMAIN],
-        log: { level: 'info', summary_interval: 1 },
-        sip: {
-          workers: 2,
-          listen: [
-            { transport: 'udp', host: '127.0.0.1', port: PORT },
-            { transport: 'tls', host: '127.0.0.1', port: PORT },
-          ],
-        },
-        turn: { enabled: false },
-        federation: { require_tls: false },
-        admin: { listen: '127.0.0.1:27371' },
-      },
-      DOMAIN,
-      ['alice', 'bob', 'carol', 'dave'],
-      PW,
-    );
+    served = await serveWorkers('stream-register', twoWorkersConfig(DOMAIN, PORT, 'tls', 27371), DOMAIN, ['alice', 'bob', 'carol', 'dave'], PW);
     conn = await TcpConnection.connectTls(PORT);
     helper = await ua();
   }, 30_000);
