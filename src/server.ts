@@ -8,8 +8,7 @@ import { tempGruuKey } from './registrar/gruu.js';
 import { prepareDataDir } from './config/data-dir.js';
 import { planReload } from './config/reload-plan.js';
 import { openStore, RedisAbuseChannel, RedisBindingTracking, RedisCallCounter, RedisStore, redisUserSource, StoreError, startWalCheckpointer, WAL_FALLBACK_PAGES } from './store/index.js';
-import { getHeader, type SipMessage, type SipRequest } from './sip/message.js';
-import { requestUri } from './sip/parsed-headers.js';
+import { getHeader, type SipMessage } from './sip/message.js';
 import type { ServerTransaction } from './transaction/server-transaction.js';
 import type { CallRefusal } from './security/call-limits.js';
 import type { SqliteStore } from './store/sqlite-store.js';
@@ -20,8 +19,7 @@ import { LocalDomains } from './registrar/local-domains.js';
 import { LocationService } from './registrar/location-service.js';
 import { createRegistrar } from './registrar/registrar.js';
 import { ProxyCore } from './proxy/proxy-core.js';
-import { NonceCountTracker, nonceIssuer } from './auth/nonce.js';
-import { parseAuthParams } from './auth/digest.js';
+import { NonceCountTracker } from './auth/nonce.js';
 import type { DigestPolicy } from './auth/sip-digest.js';
 import { createAuthenticator, type Authenticate } from './auth/request-authenticator.js';
 import { TurnServer } from './turn/index.js';
@@ -139,18 +137,14 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   let heldTransactions = (): number => 0;
   const overload = startOverloadControl(config, () => heldTransactions() === 0);
   const worker = options.worker;
-  // The local domains (made below: they ask the transport which addresses are ours) decide which REGISTERs stay on their flow's worker.
-  let domains: LocalDomains | undefined;
-  const transport = createTransport(config, tls, overload.admission, metrics, logger, worker?.mesh, (req) =>
-    domains !== undefined && worker ? flowRegisterWorker(req, domains, worker.mesh.self, overload.load.utilization) : undefined,
-  );
+  const transport = createTransport(config, tls, overload.admission, metrics, logger, worker?.mesh);
   // With the Redis store, the end of a call (BYE) also reaches the limits counted across nodes (set below).
   let observeCall: ((msg: SipMessage) => void) | undefined;
   const transactions = createTransactions(config, transport, security, metrics, logger, (msg) => observeCall?.(msg));
   transactions.admission = overload.admission;
   heldTransactions = () => transactions.size().completed;
   const stopSummary = startSipSummary(config, transport, transactions, overload, logger, worker?.mesh);
-  domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
+  const domains = new LocalDomains(config.domains, (host, port) => transport.isLocal(host, port));
   // Workers of one node keep their location services equal through the mesh; on a Redis store each node reads
   // bindings through Redis into a bounded cache that Redis keeps true (client-side caching).
   const mesh = tracking ? undefined : worker && meshBindingReplication(worker.mesh, store, logger);
@@ -625,8 +619,6 @@ function startSipSummary(
       // Several workers: messages handed to the Call-ID's owner, and received from the others.
       handedOff: transport.counters.handedOff,
       handedIn: transport.counters.handedIn,
-      // REGISTERs over a stream flow of this worker answered here although another worker owns their Call-ID.
-      keptOnFlow: transport.counters.keptOnFlow,
       // Several workers: the mesh's frames, bytes and socket writes (each write wakes the worker it goes to).
       ...(meshCounters && { meshFramesSent: meshCounters.framesSent, meshBytesSent: meshCounters.bytesSent, meshWrites: meshCounters.writes }),
       malformed: transport.counters.malformed,
@@ -669,59 +661,6 @@ function startSipSummary(
   );
 }
 
-/**
- * True for a REGISTER the registrar answers itself (RFC 3261 §10.3): no Route
- * (a Route, even one of ours, goes the proxy's way, to the Call-ID's owner)
- * and a Request-URI of one of our domains or addresses (the local-handling
- * processor's test). Such a request needs nothing only its Call-ID's owner
- * holds, so with several workers it is processed by the worker holding the
- * stream flow it came over. False for anything that does not parse.
- */
-export function answeredByRegistrar(req: SipRequest, domains: LocalDomains): boolean {
-  if (req.method !== 'REGISTER' || getHeader(req, 'route') !== undefined) return false;
-  try {
-    return domains.isLocal(requestUri(req).host);
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Event-loop utilisation (0..1, smoothed over about a second: transport/event-loop-load.ts) below which a
- * worker keeps a REGISTER without credentials that arrived over one of its stream flows instead of handing
- * it to its Call-ID's owner.
- */
-export const KEEP_FLOW_REGISTERS_BELOW_UTILIZATION = 0.7;
-
-/**
- * Which worker processes a REGISTER that came over a stream flow worker
- * `self` holds (TransportOptions.flowRegisterWorker), or undefined for its
- * Call-ID's owner:
- * - one the proxy forwards (see {@link answeredByRegistrar}): the Call-ID's
- *   owner, since the answers from downstream are dispatched by Call-ID;
- * - one with credentials: the worker that issued their nonce (the index in the
- *   nonce, auth/nonce.ts), which keeps that nonce's counts, so credentials
- *   answering a challenge of either worker are checked where it was issued;
- *   a nonce that does not decode: `self` (answered 401 like anywhere else);
- * - one without: `self` while its event loop is busy less than
- *   {@link KEEP_FLOW_REGISTERS_BELOW_UTILIZATION} (`utilization`) of the time,
- *   which answers it where its bytes are and spares the mesh the request and
- *   the response; busier, the Call-ID's owner, so the other worker takes a share.
- */
-export function flowRegisterWorker(req: SipRequest, domains: LocalDomains, self: number, utilization: number): number | undefined {
-  if (!answeredByRegistrar(req, domains)) return undefined;
-  const credentials = getHeader(req, 'authorization');
-  if (credentials !== undefined) {
-    try {
-      const nonce = parseAuthParams(credentials, 'digest').params.get('nonce');
-      return (nonce !== undefined ? nonceIssuer(nonce) : undefined) ?? self;
-    } catch {
-      return self;
-    }
-  }
-  return utilization < KEEP_FLOW_REGISTERS_BELOW_UTILIZATION ? self : undefined;
-}
-
 /** The SIP transport layer on the configured listeners (not started yet), with stream bounds and overload shedding. */
 function createTransport(
   config: Config,
@@ -730,11 +669,9 @@ function createTransport(
   metrics: ServerMetrics,
   logger: Logger,
   mesh: WorkerMesh | undefined,
-  flowRegisterWorker: (req: SipRequest) => number | undefined,
 ): TransportLayer {
   return new TransportLayer({
     mesh,
-    flowRegisterWorker,
     listen: config.sip.listen.map((l) => ({ transport: l.transport, host: l.host, port: l.port, clientCert: l.client_cert ?? 'optional' })),
     peerIdentities: (cert) => certificateIdentities(cert, config.sip.tls.client_identity ?? ['uri']),
     advertisedHost: config.sip.advertised_host,

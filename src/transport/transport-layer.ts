@@ -72,15 +72,6 @@ export interface TransportOptions {
    */
   mesh?: WorkerMesh;
   /**
-   * With several workers: which worker processes a REGISTER that arrived over
-   * a stream flow this worker holds, asked after parsing it (only requests
-   * whose bytes start with `REGISTER `): a worker index, this one's to
-   * process it here, or undefined to hand it to its Call-ID's owner as any
-   * other message. Its response is written by this worker either way
-   * (docs/ARCHITECTURE.md, "Dispatch"). Absent: every message goes by Call-ID.
-   */
-  flowRegisterWorker?: (req: SipMessage & { kind: 'request' }) => number | undefined;
-  /**
    * Most open connections per TCP/TLS/WS/WSS listener (net.Server
    * maxConnections); one more is closed as soon as it is accepted and counted
    * in `counters.connectionsRefused`. Default {@link DEFAULT_MAX_CONNECTIONS}.
@@ -179,7 +170,7 @@ export class TransportLayer {
   private localAddresses = new Set<string>();
   private readonly log: Logger;
   /** Counts since start (the periodic summary line reports their increase). */
-  readonly counters = { droppedBeforeParse: 0, malformed: 0, handedOff: 0, handedIn: 0, keptOnFlow: 0, connectionsRefused: 0, udpSendFailed: 0 };
+  readonly counters = { droppedBeforeParse: 0, malformed: 0, handedOff: 0, handedIn: 0, connectionsRefused: 0, udpSendFailed: 0 };
   /** Flows held by the other workers (empty with one worker). */
   private readonly remote = new RemoteFlows();
   private readonly mesh: WorkerMesh | undefined;
@@ -758,16 +749,12 @@ export class TransportLayer {
 
   /** Parse one datagram or frame and hand it up; answers 400 for malformed requests. */
   private receive(data: Buffer, source: Source, handedIn = false): void {
-    // With several workers: the Call-ID's owner, when a REGISTER over one of our flows may go elsewhere (chosen after parsing).
-    let owner: number | undefined;
     if (this.mesh && !handedIn) {
-      owner = callIdOwnerOf(data, this.mesh.count);
-      if (!(source.flowId !== undefined && this.opts.flowRegisterWorker && startsWith(data, REGISTER))) {
-        if (owner !== undefined && owner !== this.mesh.self) {
-          this.handOff(owner, data, source);
-          return;
-        }
-        owner = undefined;
+      const owner = callIdOwnerOf(data, this.mesh.count);
+      if (owner !== undefined && owner !== this.mesh.self) {
+        this.counters.handedOff++;
+        this.mesh.send(owner, 'sip.in', { data, source: meshSource(source) });
+        return;
       }
     }
     if (this.opts.dropBeforeParse && startsNewRequest(data) && this.opts.dropBeforeParse()) {
@@ -788,16 +775,6 @@ export class TransportLayer {
       if (partial?.kind === 'request' && partial.method !== 'ACK') this.replyStateless(partial, err.status, err.reason, source);
       return;
     }
-    if (owner !== undefined && msg.kind === 'request') {
-      // A REGISTER over a stream flow of ours: processed where flowRegisterWorker says, else by the Call-ID's owner.
-      const chosen = this.opts.flowRegisterWorker!(msg);
-      const worker = chosen !== undefined && Number.isInteger(chosen) && chosen >= 0 && chosen < this.mesh!.count ? chosen : owner;
-      if (worker !== this.mesh!.self) {
-        this.handOff(worker, data, source);
-        return;
-      }
-      if (owner !== worker) this.counters.keptOnFlow++;
-    }
     if (msg.kind === 'request') {
       try {
         if (source.flowId && source.transport === 'tls') this.noteAlias(msg, source.flowId);
@@ -813,12 +790,6 @@ export class TransportLayer {
     } catch (err) {
       this.log.error({ err }, 'message handler failed');
     }
-  }
-
-  /** Hand raw message bytes and their source to worker `owner` (mesh channel `sip.in`), which processes them as if it had read them. */
-  private handOff(owner: number, data: Buffer, source: Source): void {
-    this.counters.handedOff++;
-    this.mesh!.send(owner, 'sip.in', { data, source: meshSource(source) });
   }
 
   private replyStateless(req: SipMessage & { kind: 'request' }, status: number, reason: string, source: Source): void {
@@ -907,18 +878,6 @@ export function startsNewRequest(data: Buffer): boolean {
   while (i < data.length && (data[i] === 0x0d || data[i] === 0x0a)) i++;
   const head = data.toString('latin1', i, i + 7);
   return !(head.startsWith('SIP/') || head.startsWith('ACK ') || head.startsWith('CANCEL '));
-}
-
-/** `REGISTER ` in bytes: the start of a REGISTER request's start line. */
-const REGISTER = Buffer.from('REGISTER ', 'latin1');
-
-/** True when `data`, after leading CRLFs (keepalives), starts with the bytes of `prefix`. */
-function startsWith(data: Buffer, prefix: Buffer): boolean {
-  let i = 0;
-  while (i < data.length && (data[i] === 0x0d || data[i] === 0x0a)) i++;
-  if (data.length - i < prefix.length) return false;
-  for (let k = 0; k < prefix.length; k++) if (data[i + k] !== prefix[k]) return false;
-  return true;
 }
 
 function stripBrackets(a: string): string {

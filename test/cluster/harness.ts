@@ -51,25 +51,3 @@ export async function serveWorkers(name: string, config: Record<string, unknown>
     },
   };
 }
-
-/**
- * The configuration of the two-worker tests: `domain`, log level info with a summary line every second,
- * `sip.workers: 2` listening on UDP and `stream` (tcp or tls) at 127.0.0.1:`port`, TURN off, federation
- * without TLS, the admin listener on 127.0.0.1:`adminPort`.
- */
-export function twoWorkersConfig(domain: string, port: number, stream: 'tcp' | 'tls', adminPort: number): Record<string, unknown> {
-  return {
-    domains: [domain],
-    log: { level: 'info', summary_interval: 1 },
-    sip: {
-      workers: 2,
-      listen: [
-        { transport: 'udp', host: '127.0.0.1', port },
-        { transport: stream, host: '127.0.0.1', port },
-      ],
-    },
-    turn: { enabled: false },
-    federation: { require_tls: false },
-    admin: { listen: `127.0.0.1:${adminPort}` },
-  };
-}

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCliAsync, type ServeProcess } from '../cli/harness.js';
-import { callIdFor, serveWorkers, twoWorkersConfig, type ServedWorkers } from './harness.js';
+import { callIdFor, serveWorkers, type ServedWorkers } from './harness.js';
 import { UdpUa } from '../helpers/udp-ua.js';
 import { TcpConnection } from '../helpers/tcp-ua.js';
 import { createResponse } from '../../src/sip/response.js';
@@ -29,7 +29,26 @@ describe('two SIP workers behind one set of ports', () => {
   const uas: UdpUa[] = [];
 
   beforeAll(async () => {
-    served = await serveWorkers('workers', twoWorkersConfig(DOMAIN, PORT, 'tcp', 27311), DOMAIN, ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina', 'hank'], PW);
+    served = await serveWorkers(
+      'workers',
+      {
+        domains: [DOMAIN],
+        log: { level: 'info', summary_interval: 1 },
+        sip: {
+          workers: 2,
+          listen: [
+            { transport: 'udp', host: '127.0.0.1', port: PORT },
+            { transport: 'tcp', host: '127.0.0.1', port: PORT },
+          ],
+      },
+      turn: { enabled: false },
+      federation: { require_tls: false },
+      admin: { listen: '127.0.0.1:27311' },
+      },
+      DOMAIN,
+      ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina', 'hank'],
+      PW,
+    );
     ({ dir, server } = served);
   }, 30_000);
 
@@ -84,8 +103,8 @@ describe('two SIP workers behind one set of ports', () => {
       const tcpVia = (): SipHeader => ({ name: 'Via', value: `SIP/2.0/TCP 127.0.0.1:${conn.localPort};branch=z9hG4bK${randomBytes(8).toString('hex')}` });
       const overTcp = (r: SipRequest): SipRequest => ({ ...r, headers: r.headers.map((h) => (/^via$/i.test(h.name) ? tcpVia() : h)) });
       const helper = await ua(); // builds and authorizes carol's requests; they travel over the connection
-      // One REGISTER whose Call-ID each worker owns: the connection's worker answers both (docs/ARCHITECTURE.md,
-      // "Dispatch"); the INVITEs below, owned by either worker, reach carol over the connection.
+      // One REGISTER whose Call-ID each worker owns: the connection is on one of them, so one exchange is
+      // handed to the other worker and its answers go back through the connection's worker.
       for (const owner of [0, 1]) {
         const callId = callIdFor(owner);
         const contact = `<sip:carol@127.0.0.1:${conn.localPort};transport=tcp>`;
