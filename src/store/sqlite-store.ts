@@ -153,26 +153,55 @@ function bindingFromRow(r: BindingRow): BindingRecord {
   };
 }
 
-function bindingToRow(b: BindingRecord): BindingRow {
-  return {
-    aor: b.aor,
-    contact_uri: b.contactUri,
-    contact: b.contact,
-    expires: b.expires,
-    q: b.q,
-    call_id: b.callId,
-    cseq: b.cseq,
-    instance: b.instance,
-    reg_id: b.regId,
-    path: JSON.stringify(b.path),
-    source_transport: b.source?.transport ?? null,
-    source_address: b.source?.address ?? null,
-    source_port: b.source?.port ?? null,
-    source_local_port: b.source?.localPort ?? null,
-    user_agent: b.userAgent,
-    updated_at: b.updatedAt,
-  };
+/** The JSON of an empty Path list, the common case: stored without a JSON.stringify per binding. */
+const NO_PATH = '[]';
+
+/**
+ * Run the prepared upsert for `b`, its values bound by position in {@link BINDING_COLUMNS} order:
+ * no row object per binding, and no bind-by-name lookups (16 per row); the row written is the
+ * one a row object with the same values gives.
+ */
+function runPutBinding(stmt: Database.Statement<BindingValues>, b: BindingRecord): void {
+  const src = b.source;
+  stmt.run(
+    b.aor,
+    b.contactUri,
+    b.contact,
+    b.expires,
+    b.q,
+    b.callId,
+    b.cseq,
+    b.instance,
+    b.regId,
+    b.path.length === 0 ? NO_PATH : JSON.stringify(b.path),
+    src?.transport ?? null,
+    src?.address ?? null,
+    src?.port ?? null,
+    src?.localPort ?? null,
+    b.userAgent,
+    b.updatedAt,
+  );
 }
+
+/** A binding row's values in {@link BINDING_COLUMNS} order. */
+type BindingValues = [
+  aor: string,
+  contactUri: string,
+  contact: string,
+  expires: number,
+  q: number | null,
+  callId: string,
+  cseq: number,
+  instance: string | null,
+  regId: number | null,
+  path: string,
+  sourceTransport: string | null,
+  sourceAddress: string | null,
+  sourcePort: number | null,
+  sourceLocalPort: number | null,
+  userAgent: string | null,
+  updatedAt: number,
+];
 
 /** Check every HA1 is lowercase hex of its algorithm's length; returns the column values. */
 function ha1Columns(ha1: UserRecord['ha1']): Record<'ha1_md5' | 'ha1_sha256' | 'ha1_sha512_256', string | null> {
@@ -205,6 +234,10 @@ export class SqliteStore implements BindingStore {
   private readonly stmt;
   /** Per algorithm, the statement of {@link SqliteStore.lookupHa1}. */
   private readonly ha1Lookup: Record<Ha1Algorithm, Database.Statement<[string, string]>>;
+  /** `fn()` in one transaction ({@link inTransaction}). */
+  private readonly runInTransaction: (fn: () => void) => void;
+  /** The changes of {@link commitBindings} in one transaction. */
+  private readonly commitInTransaction: (changes: readonly BindingChange[]) => void;
 
   /**
    * Open (creating the file if needed; its directory must exist: openStore
@@ -273,10 +306,9 @@ export class SqliteStore implements BindingStore {
       insertPhone: db.prepare<[string, string, string]>('INSERT INTO phones (number, username, domain) VALUES (?, ?, ?)'),
       ping: db.prepare<[], { one: number }>('SELECT 1 AS one'),
       usersGeneration: db.prepare<[], number>('SELECT n FROM users_generation WHERE id = 0').pluck(),
-      putBinding: db.prepare<[BindingRow]>(
+      putBinding: db.prepare<BindingValues>(
         `INSERT INTO bindings (${BINDING_COLUMNS})
-         VALUES (@aor, @contact_uri, @contact, @expires, @q, @call_id, @cseq, @instance, @reg_id, @path,
-                 @source_transport, @source_address, @source_port, @source_local_port, @user_agent, @updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (aor, contact_uri) DO UPDATE SET
            contact = excluded.contact, expires = excluded.expires, q = excluded.q, call_id = excluded.call_id,
            cseq = excluded.cseq, instance = excluded.instance, reg_id = excluded.reg_id, path = excluded.path,
@@ -291,6 +323,17 @@ export class SqliteStore implements BindingStore {
       deleteExpired: db.prepare<[number]>('DELETE FROM bindings WHERE expires <= ?'),
       countBindings: db.prepare<[number], { aors: number; bindings: number }>('SELECT COUNT(DISTINCT aor) AS aors, COUNT(*) AS bindings FROM bindings WHERE expires > ?'),
     };
+    // One transaction function each, made once: better-sqlite3's `db.transaction(fn)` builds four
+    // wrapper functions and defines five properties on each per call, which cost more than running
+    // the BEGIN and the COMMIT (bench/RESULTS.md, "CPU per REGISTER: allocations...").
+    this.runInTransaction = db.transaction((fn: () => void) => fn());
+    this.commitInTransaction = db.transaction((changes: readonly BindingChange[]) => {
+      for (const c of changes) {
+        if (c.op === 'put') runPutBinding(this.stmt.putBinding, c.binding);
+        else if (c.op === 'delete') this.stmt.deleteBinding.run(c.aor, c.contactUri);
+        else this.stmt.deleteBindings.run(c.aor);
+      }
+    });
   }
 
   private migrate(): void {
@@ -441,25 +484,19 @@ export class SqliteStore implements BindingStore {
     this.db.pragma('wal_checkpoint(PASSIVE)');
   }
 
-  /** Run `fn` in one SQLite transaction (all its writes commit together, or none). */
+  /** Run `fn` in one SQLite transaction (all its writes commit together, or none; nested: a savepoint). */
   inTransaction(fn: () => void): void {
-    this.db.transaction(fn)();
+    this.runInTransaction(fn);
   }
 
   /** Apply binding changes in order in one SQLite transaction (see {@link BindingStore.commitBindings}). */
   commitBindings(changes: readonly BindingChange[]): void {
-    this.inTransaction(() => {
-      for (const c of changes) {
-        if (c.op === 'put') this.putBinding(c.binding);
-        else if (c.op === 'delete') this.deleteBinding(c.aor, c.contactUri);
-        else this.deleteBindings(c.aor);
-      }
-    });
+    this.commitInTransaction(changes);
   }
 
   /** Insert or replace the binding keyed by (b.aor, b.contactUri). Values are stored as given. */
   putBinding(b: BindingRecord): void {
-    this.stmt.putBinding.run(bindingToRow(b));
+    runPutBinding(this.stmt.putBinding, b);
   }
 
   /** Remove one binding; true if it existed. */

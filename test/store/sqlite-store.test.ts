@@ -149,6 +149,67 @@ describe('bindings', () => {
     expect(store.countBindings(400)).toEqual({ aors: 0, bindings: 0 });
   });
 
+  test('commitBindings: a refresh leaves the same row as putBinding; changes apply in order in one transaction, all or none', () => {
+    const raw = () => {
+      const db = new Database(store.path, { readonly: true });
+      try {
+        return db.prepare('SELECT * FROM bindings ORDER BY aor, contact_uri').all();
+      } finally {
+        db.close();
+      }
+    };
+    const b1 = binding();
+    const b2 = binding({ contactUri: 'sip:alice@198.51.100.1', contact: '<sip:alice@198.51.100.1>', path: [], source: null, q: null, instance: null, regId: null, userAgent: null });
+    store.putBinding(b1);
+    store.putBinding(b2);
+    const refresh = { ...b1, expires: 5000, cseq: 8, callId: 'call-2@192.0.2.10', updatedAt: 1500 };
+    store.putBinding(refresh);
+    const byPut = raw();
+    expect(byPut).toEqual([
+      expect.objectContaining({ contact_uri: 'sip:alice@192.0.2.10:5060;transport=tcp', expires: 5000, cseq: 8, call_id: 'call-2@192.0.2.10', updated_at: 1500, path: JSON.stringify(b1.path), source_port: 40000, source_local_port: 5060 }),
+      expect.objectContaining({ contact_uri: 'sip:alice@198.51.100.1', path: '[]', source_transport: null, source_address: null, source_port: null, source_local_port: null, q: null, user_agent: null }),
+    ]);
+
+    // The same writes through commitBindings, from the same start, leave byte-identical rows.
+    store.deleteBindings(b1.aor);
+    store.commitBindings([{ op: 'put', binding: b1 }, { op: 'put', binding: b2 }, { op: 'put', binding: refresh }]);
+    expect(raw()).toEqual(byPut);
+
+    // In order: a put after a deleteAll survives, a delete after a put removes it.
+    const bob = binding({ aor: 'sip:bob@example.test' });
+    store.commitBindings([{ op: 'deleteAll', aor: b1.aor }, { op: 'put', binding: b2 }, { op: 'put', binding: bob }, { op: 'delete', aor: bob.aor, contactUri: bob.contactUri }]);
+    expect(store.allBindings()).toEqual([b2]);
+
+    // A change SQLite refuses (NOT NULL contact) rolls back the whole commit, and the next commit works.
+    expect(() => store.commitBindings([{ op: 'deleteAll', aor: b2.aor }, { op: 'put', binding: { ...bob, contact: null as unknown as string } }])).toThrow(/NOT NULL/);
+    expect(store.allBindings()).toEqual([b2]);
+    store.commitBindings([{ op: 'put', binding: bob }]);
+    expect(store.allBindings()).toEqual([b2, bob]);
+  });
+
+  test('inTransaction commits together, rolls back on a throw, and nests', () => {
+    store.inTransaction(() => {
+      store.putBinding(binding({ contactUri: 'sip:a@h1' }));
+      store.inTransaction(() => store.putBinding(binding({ contactUri: 'sip:a@h2' })));
+    });
+    expect(store.allBindings().map((b) => b.contactUri)).toEqual(['sip:a@h1', 'sip:a@h2']);
+    expect(() =>
+      store.inTransaction(() => {
+        store.deleteBindings('sip:alice@example.test');
+        throw new Error('abandoned');
+      }),
+    ).toThrow('abandoned');
+    expect(store.allBindings().map((b) => b.contactUri)).toEqual(['sip:a@h1', 'sip:a@h2']);
+    store.inTransaction(() => {
+      store.putBinding(binding({ contactUri: 'sip:a@h3' }));
+      expect(() => store.inTransaction(() => {
+        store.deleteBindings('sip:alice@example.test');
+        throw new Error('inner');
+      })).toThrow('inner');
+    });
+    expect(store.allBindings().map((b) => b.contactUri)).toEqual(['sip:a@h1', 'sip:a@h2', 'sip:a@h3']);
+  });
+
   test('table layout other tools read: bindings(aor, contact_uri, expires)', () => {
     store.putBinding(binding({ expires: 1234 }));
     const db = new Database(store.path, { readonly: true });
