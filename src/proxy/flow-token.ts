@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { secretKeyOf } from '../auth/secret-key.js';
 import type { Destination, TransportName } from '../transport/types.js';
 
 const TRANSPORTS: TransportName[] = ['udp', 'tcp', 'tls', 'ws', 'wss'];
@@ -41,7 +42,7 @@ export function looksLikeFlowToken(user: string): boolean {
 }
 
 function mac(body: string, secret: Buffer): string {
-  return createHmac('sha256', secret).update(body).digest().subarray(0, 8).toString('base64url');
+  return createHmac('sha256', secretKeyOf(secret)).update(body).digest().subarray(0, 8).toString('base64url');
 }
 
 /**
