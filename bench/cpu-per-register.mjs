@@ -9,6 +9,9 @@
 //                        summary lines: the server runs at log level info with log.summary_interval 1)
 //        [--transport udp|tcp|tls]   (default udp)
 //        [--overload off]   (no 503s or drops for load: sip.overload lag_ms 0, drop_lag_ms 0, target_utilization 1)
+//        [--gc yes]   (every build's server runs with --trace-gc-nvp; prints, per registration of the
+//                      measured run, the bytes V8 allocated and promoted, and scavenges and full
+//                      collections per 1,000 with their pause ms)
 //        [--node-args '--max-semi-space-size=4']   (node options of this build's server only; with
 //        --baseline SAME=dist/cli/main.js the same build without them runs beside it)
 //
@@ -52,6 +55,7 @@ const TRANSPORT = arg('transport', 'udp');
 /** On a busy shared machine load shedding answers part of the load 503 (cheaper): off, every registration is served. */
 const OVERLOAD_LINES = arg('overload', 'on') === 'off' ? ['  overload: { lag_ms: 0, drop_lag_ms: 0, target_utilization: 1 }'] : [];
 const MESH = arg('mesh', 'no') !== 'no';
+const GC = arg('gc', 'no') !== 'no';
 if (!['udp', 'tcp', 'tls'].includes(TRANSPORT)) throw new Error(`--transport must be udp, tcp or tls, not ${TRANSPORT}`);
 
 const users = Array.from({ length: USERS }, (_, i) => [`user${i}`, `pw-user${i}`]);
@@ -99,6 +103,25 @@ function processBreakdown(before, after, rootPid, ok) {
   return rows.join('; ');
 }
 
+/**
+ * What `--trace-gc-nvp` lines in `text` (the server's stdout of the measured run) say, per successful
+ * registration: bytes allocated and promoted, and per 1,000 registrations the scavenges and full
+ * (mark-compact) collections and their pause ms.
+ */
+function gcPerRegistration(text, ok) {
+  const g = { allocated: 0, promoted: 0, scavenges: 0, fulls: 0, pauseMs: 0 };
+  for (const line of text.split('\n')) {
+    const kind = /\bgc=(\w+)/.exec(line)?.[1];
+    if (!kind) continue;
+    if (kind === 's') g.scavenges++;
+    else g.fulls++;
+    g.allocated += Number(/\ballocated=(\d+)/.exec(line)?.[1] ?? 0);
+    g.promoted += Number(/\bpromoted=(\d+)/.exec(line)?.[1] ?? 0);
+    g.pauseMs += Number(/\bpause=([\d.]+)/.exec(line)?.[1] ?? 0);
+  }
+  return `allocated ${(g.allocated / ok).toFixed(0)} B, promoted ${(g.promoted / ok).toFixed(0)} B per REGISTER; per 1,000: ${((g.scavenges / ok) * 1000).toFixed(1)} scavenges, ${((g.fulls / ok) * 1000).toFixed(2)} full collections, ${((g.pauseMs / ok) * 1000).toFixed(1)} ms paused`;
+}
+
 /** One round for one build: CPU s per 1,000 successful registrations. */
 async function round(dir, name, cli, nodeArgs) {
   const sipStreams = TRANSPORT === 'udp' ? [] : [{ transport: 'tcp', port: SIP_PORT }, { transport: 'tls', port: TLS_PORT }];
@@ -116,7 +139,9 @@ async function round(dir, name, cli, nodeArgs) {
     const cpu0 = cpuSeconds(server.pid);
     const io0 = ioSyscalls(server.pid);
     const ps0 = processStats(server.pid);
+    const out0 = server.stdout.length;
     const r = await load(dir, REGISTRATIONS, name);
+    const gc = GC ? gcPerRegistration(server.stdout.slice(out0), r.ok) : undefined;
     const cpuS = cpuSeconds(server.pid) - cpu0;
     const io1 = ioSyscalls(server.pid);
     const perProcess = processBreakdown(ps0, processStats(server.pid), server.pid, r.ok);
@@ -127,7 +152,7 @@ async function round(dir, name, cli, nodeArgs) {
       await sleep(1100);
       mesh = meshTraffic(server.stdout, t0, t1 + 1000);
     }
-    return { name, ...r, cpuS, per1000: (cpuS / r.ok) * 1000, syscr: io1.syscr - io0.syscr, syscw: io1.syscw - io0.syscw, perProcess, mesh };
+    return { name, ...r, gc, cpuS, per1000: (cpuS / r.ok) * 1000, syscr: io1.syscr - io0.syscr, syscw: io1.syscw - io0.syscw, perProcess, mesh };
   } finally {
     await stopProcess(server);
   }
@@ -142,8 +167,8 @@ await compareBuilds({
   baseline: BASELINE,
   nodeArgs: [...arg('node-args', '').split(' ').filter(Boolean), ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [])],
   repeat: REPEAT,
-  round: (b) => round(dir, b.name, b.cli, b.nodeArgs),
-  line: (i, b, r) => `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000, syscalls per REGISTER read ${(r.syscr / r.ok).toFixed(2)} write ${(r.syscw / r.ok).toFixed(2)}${MESH ? `\n    mesh per REGISTER: ${r.mesh ? `frames ${(r.mesh.frames / r.ok).toFixed(2)}, bytes ${(r.mesh.bytes / r.ok).toFixed(0)}, writes ${(r.mesh.writes / r.ok).toFixed(2)} (handed off ${(r.mesh.handedOff / r.ok).toFixed(2)}, responses relayed ${(r.mesh.relayedOut / r.ok).toFixed(2)})` : 'no counters (one worker, or a build without them)'}` : ''}${arg('per-process', 'no') !== 'no' ? `\n    per process (s per 1,000; context switches voluntary+involuntary per REGISTER): ${r.perProcess}` : ''}${r.failed ? ` ${JSON.stringify(r.failures ?? {})}` : ''}`,
+  round: (b) => round(dir, b.name, b.cli, [...b.nodeArgs, ...(GC ? ['--trace-gc-nvp'] : [])]),
+  line: (i, b, r) => `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000, syscalls per REGISTER read ${(r.syscr / r.ok).toFixed(2)} write ${(r.syscw / r.ok).toFixed(2)}${MESH ? `\n    mesh per REGISTER: ${r.mesh ? `frames ${(r.mesh.frames / r.ok).toFixed(2)}, bytes ${(r.mesh.bytes / r.ok).toFixed(0)}, writes ${(r.mesh.writes / r.ok).toFixed(2)} (handed off ${(r.mesh.handedOff / r.ok).toFixed(2)}, responses relayed ${(r.mesh.relayedOut / r.ok).toFixed(2)})` : 'no counters (one worker, or a build without them)'}` : ''}${r.gc ? `\n    gc: ${r.gc}` : ''}${arg('per-process', 'no') !== 'no' ? `\n    per process (s per 1,000; context switches voluntary+involuntary per REGISTER): ${r.perProcess}` : ''}${r.failed ? ` ${JSON.stringify(r.failures ?? {})}` : ''}`,
   heading: 'CPU s per 1,000 REGISTERs',
 });
 if (CPU_PROF) console.log(`\nCPU profiles in ${CPU_PROF}`);

@@ -1,14 +1,19 @@
 // In-process micro-benchmark of per-message work on the REGISTER path (no sockets): CPU time per call
 // of this process for the digest check of a REGISTER with a known user's correct credentials
-// (authenticateRequest), the stream framer on one REGISTER per chunk (StreamFramer.push), the 200's
-// Date header (dateHeader), and a 403 for a wrong password of a known against an unknown user
-// (alternating rounds, medians: they must cost the same). Reads dist/: run `npx tsc` first.
+// (authenticateRequest), the 401's challenge header for a REGISTER without credentials
+// (challengeHeaders: its counter and its nonce, two HMACs), one binding refresh committed to a
+// SQLite store in a temporary directory (SqliteStore.commitBindings, one put, its own transaction:
+// what the registrar does per turn), the stream framer on one REGISTER per chunk (StreamFramer.push),
+// the 200's Date header (dateHeader), and a 403 for a wrong password of a known against an unknown
+// user (alternating rounds, medians: they must cost the same). Reads dist/: run `npx tsc` first.
 //
 //   node bench/register-path-micro.mjs [--calls 200000] [--baseline /path/to/other/dist]
 //
 // With --baseline, each figure is measured for that build first and this one after, in separate
 // processes (a module is loaded once per process). Figures are per call, µs of user + system CPU.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { arg } from './lib.mjs';
@@ -19,7 +24,8 @@ const WARMUP = 20000;
 /** Measure in this process the build whose dist/ is `dist`; prints one JSON line. */
 async function measure(dist) {
   const { parseMessage } = await import(`${dist}/sip/parser.js`);
-  const { authenticateRequest } = await import(`${dist}/auth/sip-digest.js`);
+  const { authenticateRequest, challengeHeaders } = await import(`${dist}/auth/sip-digest.js`);
+  const { SqliteStore } = await import(`${dist}/store/sqlite-store.js`);
   const { createNonce } = await import(`${dist}/auth/nonce.js`);
   const { computeResponse, computeHA1 } = await import(`${dist}/auth/digest.js`);
   const { StreamFramer } = await import(`${dist}/sip/stream-framer.js`);
@@ -75,8 +81,23 @@ async function measure(dist) {
     }
   }
   const median = (v) => v.sort((a, b) => a - b)[v.length >> 1];
+  const unauthenticated = parseMessage(Buffer.from(register('user1', 'pw-user1').toString('latin1').replace(/Authorization: [^\r]*\r\n/, ''), 'latin1'));
+  const storeDir = mkdtempSync(join(tmpdir(), 'register-path-micro-'));
+  const store = new SqliteStore(join(storeDir, 'rtcedge.db'));
+  const binding = (i) => ({
+    aor: `sip:user${i % 1000}@${realm}`, contact: `<sip:user${i % 1000}@127.0.0.1:28361>`, contactUri: `sip:user${i % 1000}@127.0.0.1:28361`,
+    expires: second + 3600 + i, q: null, callId: `${i}-1@127.0.0.1`, cseq: 2, instance: null, regId: null, path: [],
+    source: { transport: 'udp', address: '127.0.0.1', port: 28361, localPort: 28360 }, userAgent: null, updatedAt: second + i,
+  });
+  for (let i = 0; i < 1000; i++) store.putBinding(binding(i));
+  let n = 0;
+  const commit = perCall(() => store.commitBindings([{ op: 'put', binding: binding(n++) }]), CALLS / 10);
+  store.close();
+  rmSync(storeDir, { recursive: true, force: true });
   console.log(JSON.stringify({
     authenticate: perCall(() => authenticateRequest(ok, 'www', policy)),
+    challenge: perCall(() => challengeHeaders('www', realm, ['MD5'], secret, Date.now(), false, 0, unauthenticated)),
+    commit,
     framer: perCall(() => framer.push(wire)),
     date: perCall(() => dateHeader(second + (Math.random() < 0.001 ? 1 : 0))),
     forbiddenKnown: median(forbidden.known),
@@ -99,7 +120,7 @@ if (process.env.REGISTER_PATH_MICRO_DIST) {
     rows.push([name, JSON.parse(r.stdout.trim().split('\n').pop())]);
   }
   const f = (x) => x.toFixed(2);
-  console.log('| build | authenticateRequest, correct credentials | StreamFramer.push, one REGISTER | dateHeader | 403 known / unknown user |');
-  console.log('| --- | ---: | ---: | ---: | ---: |');
-  for (const [name, m] of rows) console.log(`| ${name} | ${f(m.authenticate)} µs | ${f(m.framer)} µs | ${f(m.date)} µs | ${f(m.forbiddenKnown)} / ${f(m.forbiddenUnknown)} µs |`);
+  console.log('| build | authenticateRequest, correct credentials | challengeHeaders, a 401 | commitBindings, one refresh | StreamFramer.push, one REGISTER | dateHeader | 403 known / unknown user |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const [name, m] of rows) console.log(`| ${name} | ${f(m.authenticate)} µs | ${f(m.challenge)} µs | ${f(m.commit)} µs | ${f(m.framer)} µs | ${f(m.date)} µs | ${f(m.forbiddenKnown)} / ${f(m.forbiddenUnknown)} µs |`);
 }
