@@ -9,7 +9,7 @@
  * The caller decides which requests to challenge: ACK and CANCEL cannot be
  * challenged (§22.1) and must not be passed here.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import { type Logger, silentLogger } from '../log.js';
 import { getHeader, getHeaderValues, type SipRequest } from '../sip/message.js';
 import { parseUri, type SipUri, uriEquals } from '../sip/uri.js';
@@ -312,18 +312,32 @@ export function challengeHeaders(
 
 /**
  * The nonce counter of a challenge to `req` (see nonce.ts): the first 52 bits of
- * HMAC-SHA256(secret, method, top Via, Call-ID, CSeq, From), so a retransmission of the request
+ * SHA-256(hex(secret), LF, method, top Via, Call-ID, CSeq, From), so a retransmission of the request
  * (the same bytes, RFC 3261 §17.1.1.2, §17.1.2.2) gets the same counter, and a client cannot choose
  * another nonce's counter. Together with the issue time in whole seconds this makes the challenge to a
  * retransmission in the same second byte-identical (§8.2.7); two different requests share a counter
  * only by a 2^-52 chance, which can cost a genuine nonce-count a fresh challenge and never accepts a
  * replay (NonceCountTracker).
+ *
+ * A hash keyed by the secret as its prefix, not an HMAC: the counter authenticates nothing (the
+ * nonce's HMAC covers it), it must only be unknown without the secret, and a client sees 52 of the
+ * 256 bits, too few to extend the hash. One one-shot `crypto.hash` costs about half an HMAC.
  */
 export function challengeCounter(secret: Buffer, req: SipRequest): number {
-  const d = createHmac('sha256', secretKeyOf(secret))
-    .update(`${req.method}\n${getHeader(req, 'via') ?? ''}\n${getHeader(req, 'call-id') ?? ''}\n${getHeader(req, 'cseq') ?? ''}\n${getHeader(req, 'from') ?? ''}`)
-    .digest();
+  const d = hash(
+    'sha256',
+    `${counterKeyOf(secret)}${req.method}\n${getHeader(req, 'via') ?? ''}\n${getHeader(req, 'call-id') ?? ''}\n${getHeader(req, 'cseq') ?? ''}\n${getHeader(req, 'from') ?? ''}`,
+    'buffer',
+  );
   return d.readUIntBE(0, 6) * 16 + (d[6]! >> 4);
+}
+
+/** hex(secret) + LF per secret Buffer, the prefix of {@link challengeCounter}'s hash (a WeakMap: one entry per live secret). */
+const counterKeys = new WeakMap<Buffer, string>();
+function counterKeyOf(secret: Buffer): string {
+  let key = counterKeys.get(secret);
+  if (key === undefined) counterKeys.set(secret, (key = `${secret.toString('hex')}\n`));
+  return key;
 }
 
 /** Opaque values already computed, per secret and realm (a server has one secret and a few realms). */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
 import {
   computeHA1,
   computeResponse,
@@ -8,7 +9,7 @@ import {
   type DigestCredentials,
 } from '../../src/auth/digest.js';
 import { checkNonce, createNonce, NonceCountTracker, nonceTimestamp } from '../../src/auth/nonce.js';
-import { authenticateRequest, challengeHeaders, opaqueFor, STAND_IN_MEMO_ENTRIES, STAND_IN_MEMO_NAME_CHARS, type DigestPolicy } from '../../src/auth/sip-digest.js';
+import { authenticateRequest, challengeCounter, challengeHeaders, opaqueFor, STAND_IN_MEMO_ENTRIES, STAND_IN_MEMO_NAME_CHARS, type DigestPolicy } from '../../src/auth/sip-digest.js';
 import type { SipRequest } from '../../src/sip/message.js';
 import { UserSourceUnavailableError } from '../../src/auth/user-source.js';
 
@@ -512,5 +513,20 @@ describe('the challenge to a request (RFC 3261 §8.2.7: the same response to a r
     expect(nonceIn(headersAt(request('INVITE'), T0))).not.toBe(n);
     const a = nonceIn(challengeHeaders('www', REALM, ['MD5'], secret, T0, false, 0));
     expect(nonceIn(challengeHeaders('www', REALM, ['MD5'], secret, T0, false, 0))).not.toBe(a);
+  });
+});
+
+describe('challengeCounter', () => {
+  it('is the first 52 bits of SHA-256 over hex(secret), LF and the request fields: the same for a retransmission, another for another request or secret', () => {
+    const reg = request('REGISTER');
+    const fields = 'REGISTER\nSIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport\nc1@127.0.0.1\n1 REGISTER\n<sip:alice@example.com>;tag=1';
+    const d = createHash('sha256').update(`${secret.toString('hex')}\n${fields}`).digest();
+    const expected = d.readUIntBE(0, 6) * 16 + (d[6]! >> 4);
+    expect(challengeCounter(secret, reg)).toBe(expected);
+    expect(challengeCounter(secret, request('REGISTER'))).toBe(expected);
+    expect(Number.isSafeInteger(expected) && expected < 2 ** 52).toBe(true);
+    const next = { ...reg, headers: reg.headers.map((h) => (h.name === 'CSeq' ? { name: 'CSeq', value: '2 REGISTER' } : h)) };
+    expect(challengeCounter(secret, next)).not.toBe(expected);
+    expect(challengeCounter(Buffer.from('another-secret-another-secret'), reg)).not.toBe(expected);
   });
 });
