@@ -115,7 +115,9 @@ function gcPerRegistration(text, ok) {
     if (!kind) continue;
     if (kind === 's') g.scavenges++;
     else g.fulls++;
-    g.allocated += Number(/\ballocated=(\d+)/.exec(line)?.[1] ?? 0);
+    // A mark-compact line can carry a wrapped-around `allocated` (~2^63): such a figure is left out.
+    const allocated = Number(/\ballocated=(\d+)/.exec(line)?.[1] ?? 0);
+    if (allocated < 2 ** 40) g.allocated += allocated;
     g.promoted += Number(/\bpromoted=(\d+)/.exec(line)?.[1] ?? 0);
     g.pauseMs += Number(/\bpause=([\d.]+)/.exec(line)?.[1] ?? 0);
   }
