@@ -26,7 +26,6 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { fnv1a } from '../sip/fnv.js';
-import { secretKeyOf } from './secret-key.js';
 
 const TS_BYTES = 8;
 const ISSUER_OFFSET = TS_BYTES;
@@ -53,7 +52,7 @@ const scratchSigned = scratch.subarray(0, SIGNED_BYTES);
 const scratchMac = scratch.subarray(SIGNED_BYTES);
 
 function mac(secret: Buffer, signed: Buffer, context: string): Buffer {
-  return createHmac('sha256', secretKeyOf(secret)).update(signed).update(context).digest().subarray(0, MAC_BYTES);
+  return createHmac('sha256', secret).update(signed).update(context).digest().subarray(0, MAC_BYTES);
 }
 
 /** Options of {@link createNonce}. */

@@ -26,7 +26,6 @@ import {
 import { AuthError } from './errors.js';
 import { checkNonce, createNonce, type NonceCountTracker } from './nonce.js';
 import { detachString } from '../sip/detach.js';
-import { secretKeyOf } from './secret-key.js';
 
 /** What the server accepts and how it finds users. Passed in by the registrar or proxy. */
 export interface DigestPolicy {
@@ -421,7 +420,7 @@ function dummyHa1(secret: Buffer, alg: DigestAlgorithm, username: string): strin
   const key = username.length <= STAND_IN_MEMO_NAME_CHARS ? `${alg} ${username}` : undefined;
   let ha1 = key === undefined ? undefined : memo.get(key);
   if (ha1 === undefined) {
-    ha1 = createHmac('sha256', secretKeyOf(secret)).update(`unknown-user:${username}`).digest('hex').slice(0, digestHexLength(alg));
+    ha1 = createHmac('sha256', secret).update(`unknown-user:${username}`).digest('hex').slice(0, digestHexLength(alg));
     if (key !== undefined) {
       if (memo.size >= STAND_IN_MEMO_ENTRIES) memo.clear();
       memo.set(detachString(key), ha1);

@@ -1,5 +1,4 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { secretKeyOf } from '../auth/secret-key.js';
 import type { Destination, TransportName } from '../transport/types.js';
 
 const TRANSPORTS: TransportName[] = ['udp', 'tcp', 'tls', 'ws', 'wss'];
@@ -42,7 +41,7 @@ export function looksLikeFlowToken(user: string): boolean {
 }
 
 function mac(body: string, secret: Buffer): string {
-  return createHmac('sha256', secretKeyOf(secret)).update(body).digest().subarray(0, 8).toString('base64url');
+  return createHmac('sha256', secret).update(body).digest().subarray(0, 8).toString('base64url');
 }
 
 /**
