@@ -8,13 +8,38 @@
  * One monitor serves the process (there is one event loop); `startEventLoopLoad`
  * is idempotent and returns the running one.
  */
-import { monitorEventLoopDelay, performance, PerformanceObserver, type EventLoopUtilization } from 'node:perf_hooks';
+import { createHistogram, performance, PerformanceObserver, type EventLoopUtilization, type RecordableHistogram } from 'node:perf_hooks';
 
 /** Sampling period of the lag/utilisation timer, ms. */
 export const SAMPLE_INTERVAL_MS = 100;
 
-/** Resolution of the event-loop delay histogram (perf_hooks monitorEventLoopDelay), ms. */
+/** Period of the event-loop delay timer, whose lateness the delay histograms record, ms. */
 export const DELAY_RESOLUTION_MS = 5;
+
+/**
+ * Utilisation of one sample (0–1) at or above which the delay histogram runs.
+ * Below it the loop sleeps most of the time: a 5 ms timer would be what wakes
+ * an idle or lightly loaded process most (200 times a second), and it can
+ * only be late by the length of the few tasks that run.
+ */
+export const DELAY_ACTIVE_UTILIZATION = 0.2;
+
+/** Consecutive samples below {@link DELAY_ACTIVE_UTILIZATION} after which the delay histogram stops (1 s). */
+export const DELAY_IDLE_SAMPLES = 10;
+
+/** Who reads the delay histograms: each has its own, reset when it reads. */
+type DelayReader = 'summary' | 'metrics';
+
+/** Event-loop delay figures for the metrics scrape, s (lateness of a timer every DELAY_RESOLUTION_MS). */
+export interface EventLoopDelayStats {
+  minS: number;
+  maxS: number;
+  meanS: number;
+  stddevS: number;
+  p50S: number;
+  p90S: number;
+  p99S: number;
+}
 
 /** A process-wide event-loop load monitor. */
 export class EventLoopLoad {
@@ -40,7 +65,15 @@ export class EventLoopLoad {
   private readonly listeners = new Set<() => void>();
   private gcObserver: PerformanceObserver | undefined;
   private gc = { count: 0, totalMs: 0, maxMs: 0, majorCount: 0 };
-  private delay: ReturnType<typeof monitorEventLoopDelay> | undefined;
+  /** The delay timer (every DELAY_RESOLUTION_MS while it runs) and when it is due next (performance.now, ms). */
+  private delayTimer: NodeJS.Timeout | undefined;
+  private delayDueMs = 0;
+  /** The delay timer's lateness, ns (at least 1), once per reader: each takes and resets its own. */
+  private readonly delays: Record<DelayReader, RecordableHistogram> = { summary: createHistogram(), metrics: createHistogram() };
+  /** Samples in a row below {@link DELAY_ACTIVE_UTILIZATION} while the delay histogram runs. */
+  private quietSamples = 0;
+  /** Largest sampled lag since the last {@link takeDelay}, ms (the histogram's max may have been off meanwhile). */
+  private delayMaxLagMs = 0;
 
   constructor(overloadLagMs = 200) {
     this.overloadLagMs = overloadLagMs;
@@ -49,6 +82,15 @@ export class EventLoopLoad {
   /** True while the last sampled lag exceeds `overloadLagMs`. */
   get overloaded(): boolean {
     return this.overloadLagMs > 0 && this.lagMs > this.overloadLagMs;
+  }
+
+  /**
+   * True while the delay histogram runs: from start() until the loop has been
+   * below {@link DELAY_ACTIVE_UTILIZATION} for {@link DELAY_IDLE_SAMPLES}
+   * samples, and again from the first sample at or above it.
+   */
+  get delayMonitored(): boolean {
+    return this.delayTimer !== undefined;
   }
 
   /** Start sampling (unref'd timer). */
@@ -68,8 +110,8 @@ export class EventLoopLoad {
       }
     });
     this.gcObserver.observe({ entryTypes: ['gc'] });
-    this.delay = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS });
-    this.delay.enable();
+    // Start-up is busy: the histogram runs until the first second of quiet.
+    this.runDelay(true);
   }
 
   /** Stop sampling. */
@@ -78,21 +120,67 @@ export class EventLoopLoad {
     this.timer = undefined;
     this.gcObserver?.disconnect();
     this.gcObserver = undefined;
-    this.delay?.disable();
-    this.delay = undefined;
+    this.runDelay(false);
+  }
+
+  /** Start (while sampling) or stop the delay timer. */
+  private runDelay(on: boolean): void {
+    this.quietSamples = 0;
+    if (!on) {
+      clearInterval(this.delayTimer);
+      this.delayTimer = undefined;
+    } else if (!this.delayTimer && this.timer) {
+      this.delayDueMs = performance.now() + DELAY_RESOLUTION_MS;
+      this.delayTimer = setInterval(() => this.recordDelay(), DELAY_RESOLUTION_MS);
+      this.delayTimer.unref();
+    }
+  }
+
+  /** How late the delay timer fired, into every reader's histogram (what perf_hooks monitorEventLoopDelay measures, less its resolution). */
+  private recordDelay(): void {
+    const now = performance.now();
+    const lateNs = Math.max(1, Math.round((now - this.delayDueMs) * 1e6));
+    this.delayDueMs = now + DELAY_RESOLUTION_MS;
+    this.delays.summary.record(lateNs);
+    this.delays.metrics.record(lateNs);
   }
 
   /**
-   * Event-loop delay since the previous call, from perf_hooks
-   * monitorEventLoopDelay (a timer every DELAY_RESOLUTION_MS; how late it
-   * fired): p99, p99.9 and max, ms, one decimal; zeros before start().
+   * Event-loop delay since the previous call, for the summary line: how late
+   * a timer every DELAY_RESOLUTION_MS fired while it ran ({@link
+   * delayMonitored}): p99, p99.9 and max, ms, one decimal. The max also
+   * counts the sampling timer's own lag, which is measured all the time.
+   * Zeros before start().
    */
   takeDelay(): { p99Ms: number; p999Ms: number; maxMs: number } {
-    const h = this.delay;
-    if (!h || h.count === 0) return { p99Ms: 0, p999Ms: 0, maxMs: 0 };
-    // The histogram holds ns, and counts the resolution itself as delay.
-    const ms = (ns: number) => Math.max(0, Math.round((ns / 1e6 - DELAY_RESOLUTION_MS) * 10) / 10);
-    const r = { p99Ms: ms(h.percentile(99)), p999Ms: ms(h.percentile(99.9)), maxMs: ms(h.max) };
+    const h = this.delays.summary;
+    const sampledMaxMs = Math.round(this.delayMaxLagMs * 10) / 10;
+    this.delayMaxLagMs = 0;
+    if (h.count === 0) return { p99Ms: 0, p999Ms: 0, maxMs: sampledMaxMs };
+    const ms = (ns: number) => Math.round(ns / 1e5) / 10;
+    const r = { p99Ms: ms(h.percentile(99)), p999Ms: ms(h.percentile(99.9)), maxMs: Math.max(ms(h.max), sampledMaxMs) };
+    h.reset();
+    return r;
+  }
+
+  /**
+   * Event-loop delay since the previous call, for the metrics scrape (the
+   * `nodejs_eventloop_lag_*_seconds` gauges): the same timer's lateness as
+   * {@link takeDelay}, s; all zeros when it did not run (an idle loop).
+   */
+  takeDelayForMetrics(): EventLoopDelayStats {
+    const h = this.delays.metrics;
+    if (h.count === 0) return { minS: 0, maxS: 0, meanS: 0, stddevS: 0, p50S: 0, p90S: 0, p99S: 0 };
+    const s = (ns: number) => ns / 1e9;
+    const r = {
+      minS: s(h.min),
+      maxS: s(h.max),
+      meanS: s(h.mean),
+      stddevS: s(h.stddev),
+      p50S: s(h.percentile(50)),
+      p90S: s(h.percentile(90)),
+      p99S: s(h.percentile(99)),
+    };
     h.reset();
     return r;
   }
@@ -124,9 +212,13 @@ export class EventLoopLoad {
     this.lagMs = Math.min(lag, this.lastSampleLagMs);
     this.lastSampleLagMs = lag;
     if (lag > this.maxLagMs) this.maxLagMs = lag;
+    if (lag > this.delayMaxLagMs) this.delayMaxLagMs = lag;
     const elu = performance.eventLoopUtilization();
-    this.utilization = 0.9 * this.utilization + 0.1 * performance.eventLoopUtilization(elu, this.lastElu).utilization;
+    const u = performance.eventLoopUtilization(elu, this.lastElu).utilization;
+    this.utilization = 0.9 * this.utilization + 0.1 * u;
     this.lastElu = elu;
+    if (u >= DELAY_ACTIVE_UTILIZATION) this.runDelay(true);
+    else if (this.delayTimer && ++this.quietSamples >= DELAY_IDLE_SAMPLES) this.runDelay(false);
     for (const fn of this.listeners) fn();
   }
 }
@@ -145,6 +237,11 @@ export function startEventLoopLoad(overloadLagMs?: number): EventLoopLoad {
 export function stopEventLoopLoad(): void {
   current?.stop();
   current = undefined;
+}
+
+/** The running monitor's delay since the previous call, for the metrics scrape; undefined when no monitor runs. */
+export function takeEventLoopDelayForMetrics(): EventLoopDelayStats | undefined {
+  return current?.takeDelayForMetrics();
 }
 
 /**

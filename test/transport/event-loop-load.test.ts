@@ -2,10 +2,12 @@
  * EventLoopLoad's delay histogram (perf_hooks monitorEventLoopDelay), the
  * source of the summary line's loopDelayP99Ms/P999Ms/MaxMs: a loop blocked
  * for 60 ms shows at least that (less the histogram's resolution) as its max,
- * and taking the figures resets them.
+ * and taking the figures resets them. The delay timer stops after a second
+ * of an idle loop and runs again once the loop is busy, so a block under load
+ * shows in the figures and one while idle only in the max (the sampler's lag).
  */
 import { describe, expect, it } from 'vitest';
-import { DELAY_RESOLUTION_MS, EventLoopLoad } from '../../src/transport/event-loop-load.js';
+import { DELAY_IDLE_SAMPLES, DELAY_RESOLUTION_MS, EventLoopLoad, SAMPLE_INTERVAL_MS } from '../../src/transport/event-loop-load.js';
 
 const turn = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -27,5 +29,49 @@ describe('EventLoopLoad.takeDelay', () => {
     } finally {
       load.stop();
     }
+  });
+});
+
+describe('EventLoopLoad delay timer', () => {
+  /** Keep the loop busy (about 60 % of each 10 ms) for `ms`. */
+  const busy = async (ms: number) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      const until = performance.now() + 6;
+      while (performance.now() < until);
+      await turn(4);
+    }
+  };
+
+  it('stops on an idle loop, runs again under load, and measures a block under load', async () => {
+    const load = new EventLoopLoad();
+    load.start();
+    try {
+      expect(load.delayMonitored).toBe(true); // start-up counts as busy
+      await turn(SAMPLE_INTERVAL_MS * (DELAY_IDLE_SAMPLES + 3));
+      expect(load.delayMonitored).toBe(false);
+      load.takeDelay();
+      load.takeDelayForMetrics();
+      await turn(50);
+      // Idle: no delay figures (p99 and the metrics' from the timer), though the sampler's lag stays measured.
+      expect(load.takeDelay().p99Ms).toBe(0);
+      expect(load.takeDelayForMetrics()).toEqual({ minS: 0, maxS: 0, meanS: 0, stddevS: 0, p50S: 0, p90S: 0, p99S: 0 });
+
+      await busy(SAMPLE_INTERVAL_MS * 3);
+      expect(load.delayMonitored).toBe(true);
+      const until = performance.now() + 60;
+      while (performance.now() < until); // blocked 60 ms while busy
+      await busy(30);
+      const d = load.takeDelay();
+      expect(d.maxMs).toBeGreaterThanOrEqual(60 - 2 * DELAY_RESOLUTION_MS);
+      expect(d.p999Ms).toBeGreaterThan(0);
+      const m = load.takeDelayForMetrics();
+      expect(m.maxS).toBeGreaterThanOrEqual((60 - 2 * DELAY_RESOLUTION_MS) / 1000);
+      expect(m.p50S).toBeLessThanOrEqual(m.p99S);
+      expect(m.minS).toBeLessThanOrEqual(m.meanS);
+    } finally {
+      load.stop();
+    }
+    expect(load.delayMonitored).toBe(false);
   });
 });
