@@ -15,6 +15,7 @@
  */
 import { type Aggregator, collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { SipMessage } from '../sip/message.js';
+import type { EventLoopDelayStats } from '../transport/event-loop-load.js';
 import { statusClass } from '../sip/response.js';
 
 /**
@@ -55,7 +56,32 @@ export interface MetricsSources {
   connectionsRefused?(): Record<string, number>;
   /** TURN state and cumulative counters; undefined when TURN is off. */
   turn?(): TurnMetricsSnapshot;
+  /**
+   * Event-loop delay since the previous scrape (transport/event-loop-load.ts),
+   * for the `nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,p99}_seconds`
+   * gauges; undefined while no monitor runs. A process without it (the primary
+   * of several workers) has none of those gauges.
+   */
+  eventLoopDelay?(): EventLoopDelayStats | undefined;
 }
+
+/**
+ * prom-client's default event-loop delay histogram period, ms: so long that
+ * its timer never fires (it would wake the process every 10 ms by default);
+ * the gauges it feeds are replaced by the ones {@link MetricsSources.eventLoopDelay} feeds.
+ */
+const PROM_CLIENT_DELAY_PERIOD_MS = 2 ** 31 - 1;
+
+/** The gauges prom-client feeds from its own delay histogram, by the field of EventLoopDelayStats that feeds ours, with prom-client's aggregator across processes. */
+const EVENT_LOOP_DELAY_GAUGES: [string, keyof EventLoopDelayStats, Aggregator, string][] = [
+  ['min', 'minS', 'min', 'The minimum recorded event loop delay.'],
+  ['max', 'maxS', 'max', 'The maximum recorded event loop delay.'],
+  ['mean', 'meanS', 'average', 'The mean of the recorded event loop delays.'],
+  ['stddev', 'stddevS', 'average', 'The standard deviation of the recorded event loop delays.'],
+  ['p50', 'p50S', 'average', 'The 50th percentile of the recorded event loop delays.'],
+  ['p90', 'p90S', 'average', 'The 90th percentile of the recorded event loop delays.'],
+  ['p99', 'p99S', 'average', 'The 99th percentile of the recorded event loop delays.'],
+];
 
 /** TURN numbers at scrape time; packets and bytes are cumulative since start. */
 export interface TurnMetricsSnapshot {
@@ -96,7 +122,8 @@ export class ServerMetrics implements MetricsExposition {
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'rtcedge_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'rtcedge_', eventLoopMonitoringPrecision: PROM_CLIENT_DELAY_PERIOD_MS });
+    this.replaceEventLoopDelayGauges(sources.eventLoopDelay);
     const countedByDirection = (name: string, help: string, label: string, counts: { in: Record<string, number>; out: Record<string, number> }) => {
       const reported = { in: {} as Record<string, number>, out: {} as Record<string, number> };
       new Counter({
@@ -216,6 +243,33 @@ export class ServerMetrics implements MetricsExposition {
     mirrored('rtcedge_turn_dropped_packets_total', 'Packets TURN dropped, by reason', ['reason'], () =>
       Object.entries(turn().drops).map(([reason, value]) => ({ labels: { reason }, value })),
     );
+  }
+
+  /**
+   * The `nodejs_eventloop_lag_*_seconds` gauges from the process's own monitor
+   * (its delay timer runs only while the loop is in use) instead of a second
+   * histogram of prom-client's; same names, help and aggregators. Values are
+   * the timer's lateness (prom-client's included its 10 ms period), 0 after
+   * an idle interval.
+   */
+  private replaceEventLoopDelayGauges(read: MetricsSources['eventLoopDelay']): void {
+    let last: EventLoopDelayStats | undefined;
+    EVENT_LOOP_DELAY_GAUGES.forEach(([suffix, field, aggregator, help], i) => {
+      const name = `rtcedge_nodejs_eventloop_lag_${suffix}_seconds`;
+      this.registry.removeSingleMetric(name);
+      if (!read) return;
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        aggregator,
+        collect() {
+          // The first gauge of a scrape takes the figures for all (registry order).
+          if (i === 0) last = read();
+          this.set(last?.[field] ?? 0);
+        },
+      });
+    });
   }
 
   /** Count a SIP message received (`in`) or sent (`out`). */
