@@ -14,7 +14,7 @@ import type { TransportLayer } from '../transport/transport-layer.js';
 import type { TurnServer } from '../turn/index.js';
 import { AdminServer } from './admin-server.js';
 import { type MetricsExposition, ServerMetrics, type TurnMetricsSnapshot } from './metrics.js';
-import { takeEventLoopDelayForMetrics } from '../transport/event-loop-load.js';
+import { takeEventLoopLagForMetrics } from '../transport/event-loop-load.js';
 
 /** The layers metrics read; a getter because the server creates them after the metrics (their hooks need it first). */
 export interface MetricsLayers {
@@ -32,7 +32,7 @@ export interface MetricsLayers {
 /** Metrics of one server over the layers `layers()` returns when scraped. */
 export function createServerMetrics(config: Pick<Config, 'turn'>, layers: () => MetricsLayers): ServerMetrics {
   return new ServerMetrics({
-    eventLoopDelay: takeEventLoopDelayForMetrics,
+    eventLoopLag: takeEventLoopLagForMetrics,
     registrations: () => layers().location.counts(),
     transactions: () => layers().transactions.size(),
     activeBans: () => layers().bans.list().length,

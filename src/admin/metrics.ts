@@ -15,7 +15,7 @@
  */
 import { type Aggregator, collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { SipMessage } from '../sip/message.js';
-import type { EventLoopDelayStats } from '../transport/event-loop-load.js';
+import type { EventLoopLagStats } from '../transport/event-loop-load.js';
 import { statusClass } from '../sip/response.js';
 
 /**
@@ -57,23 +57,24 @@ export interface MetricsSources {
   /** TURN state and cumulative counters; undefined when TURN is off. */
   turn?(): TurnMetricsSnapshot;
   /**
-   * Event-loop delay since the previous scrape (transport/event-loop-load.ts),
-   * for the `nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,p99}_seconds`
-   * gauges; undefined while no monitor runs. A process without it (the primary
-   * of several workers) has none of those gauges.
+   * Event-loop lag since the previous scrape (the overload control's sampling
+   * timer, transport/event-loop-load.ts), for the
+   * `nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,p99}_seconds` gauges;
+   * undefined while no monitor runs. A process without it (the primary of
+   * several workers) has none of those gauges.
    */
-  eventLoopDelay?(): EventLoopDelayStats | undefined;
+  eventLoopLag?(): EventLoopLagStats | undefined;
 }
 
 /**
  * prom-client's default event-loop delay histogram period, ms: so long that
  * its timer never fires (it would wake the process every 10 ms by default);
- * the gauges it feeds are replaced by the ones {@link MetricsSources.eventLoopDelay} feeds.
+ * the gauges it feeds are replaced by the ones {@link MetricsSources.eventLoopLag} feeds.
  */
 const PROM_CLIENT_DELAY_PERIOD_MS = 2 ** 31 - 1;
 
-/** The gauges prom-client feeds from its own delay histogram, by the field of EventLoopDelayStats that feeds ours, with prom-client's aggregator across processes. */
-const EVENT_LOOP_DELAY_GAUGES: [string, keyof EventLoopDelayStats, Aggregator, string][] = [
+/** The gauges prom-client feeds from its own delay histogram, by the field of EventLoopLagStats that feeds ours, with prom-client's aggregator across processes. */
+const EVENT_LOOP_LAG_GAUGES: [string, keyof EventLoopLagStats, Aggregator, string][] = [
   ['min', 'minS', 'min', 'The minimum recorded event loop delay.'],
   ['max', 'maxS', 'max', 'The maximum recorded event loop delay.'],
   ['mean', 'meanS', 'average', 'The mean of the recorded event loop delays.'],
@@ -123,7 +124,7 @@ export class ServerMetrics implements MetricsExposition {
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'rtcedge_', eventLoopMonitoringPrecision: PROM_CLIENT_DELAY_PERIOD_MS });
-    this.replaceEventLoopDelayGauges(sources.eventLoopDelay);
+    this.replaceEventLoopLagGauges(sources.eventLoopLag);
     const countedByDirection = (name: string, help: string, label: string, counts: { in: Record<string, number>; out: Record<string, number> }) => {
       const reported = { in: {} as Record<string, number>, out: {} as Record<string, number> };
       new Counter({
@@ -247,14 +248,14 @@ export class ServerMetrics implements MetricsExposition {
 
   /**
    * The `nodejs_eventloop_lag_*_seconds` gauges from the process's own monitor
-   * (its delay timer runs only while the loop is in use) instead of a second
-   * histogram of prom-client's; same names, help and aggregators. Values are
-   * the timer's lateness (prom-client's included its 10 ms period), 0 after
-   * an idle interval.
+   * (the lateness of its 100 ms sampling timer, which runs anyway) instead of
+   * prom-client's histogram timer every 10 ms; same names, help and
+   * aggregators. Values are the lateness alone (prom-client's included its
+   * 10 ms period).
    */
-  private replaceEventLoopDelayGauges(read: MetricsSources['eventLoopDelay']): void {
-    let last: EventLoopDelayStats | undefined;
-    EVENT_LOOP_DELAY_GAUGES.forEach(([suffix, field, aggregator, help], i) => {
+  private replaceEventLoopLagGauges(read: MetricsSources['eventLoopLag']): void {
+    let last: EventLoopLagStats | undefined;
+    EVENT_LOOP_LAG_GAUGES.forEach(([suffix, field, aggregator, help], i) => {
       const name = `rtcedge_nodejs_eventloop_lag_${suffix}_seconds`;
       this.registry.removeSingleMetric(name);
       if (!read) return;

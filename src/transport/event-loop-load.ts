@@ -8,12 +8,12 @@
  * One monitor serves the process (there is one event loop); `startEventLoopLoad`
  * is idempotent and returns the running one.
  */
-import { createHistogram, performance, PerformanceObserver, type EventLoopUtilization, type RecordableHistogram } from 'node:perf_hooks';
+import { createHistogram, monitorEventLoopDelay, performance, PerformanceObserver, type EventLoopUtilization } from 'node:perf_hooks';
 
 /** Sampling period of the lag/utilisation timer, ms. */
 export const SAMPLE_INTERVAL_MS = 100;
 
-/** Period of the event-loop delay timer, whose lateness the delay histograms record, ms. */
+/** Resolution of the event-loop delay histogram (perf_hooks monitorEventLoopDelay), ms. */
 export const DELAY_RESOLUTION_MS = 5;
 
 /**
@@ -27,11 +27,8 @@ export const DELAY_ACTIVE_UTILIZATION = 0.2;
 /** Consecutive samples below {@link DELAY_ACTIVE_UTILIZATION} after which the delay histogram stops (1 s). */
 export const DELAY_IDLE_SAMPLES = 10;
 
-/** Who reads the delay histograms: each has its own, reset when it reads. */
-type DelayReader = 'summary' | 'metrics';
-
-/** Event-loop delay figures for the metrics scrape, s (lateness of a timer every DELAY_RESOLUTION_MS). */
-export interface EventLoopDelayStats {
+/** Event-loop lag figures for the metrics scrape, s (lateness of the sampling timer, every SAMPLE_INTERVAL_MS). */
+export interface EventLoopLagStats {
   minS: number;
   maxS: number;
   meanS: number;
@@ -65,11 +62,14 @@ export class EventLoopLoad {
   private readonly listeners = new Set<() => void>();
   private gcObserver: PerformanceObserver | undefined;
   private gc = { count: 0, totalMs: 0, maxMs: 0, majorCount: 0 };
-  /** The delay timer (every DELAY_RESOLUTION_MS while it runs) and when it is due next (performance.now, ms). */
-  private delayTimer: NodeJS.Timeout | undefined;
-  private delayDueMs = 0;
-  /** The delay timer's lateness, ns (at least 1), once per reader: each takes and resets its own. */
-  private readonly delays: Record<DelayReader, RecordableHistogram> = { summary: createHistogram(), metrics: createHistogram() };
+  /**
+   * The delay histogram (perf_hooks monitorEventLoopDelay: a native timer every
+   * DELAY_RESOLUTION_MS, cheaper than a JavaScript one) and whether it runs.
+   */
+  private delay: ReturnType<typeof monitorEventLoopDelay> | undefined;
+  private delayRunning = false;
+  /** The sampling timer's lateness, ns (at least 1), since the last {@link takeLagForMetrics}. */
+  private readonly sampledLags = createHistogram();
   /** Samples in a row below {@link DELAY_ACTIVE_UTILIZATION} while the delay histogram runs. */
   private quietSamples = 0;
   /** Largest sampled lag since the last {@link takeDelay}, ms (the histogram's max may have been off meanwhile). */
@@ -90,7 +90,7 @@ export class EventLoopLoad {
    * samples, and again from the first sample at or above it.
    */
   get delayMonitored(): boolean {
-    return this.delayTimer !== undefined;
+    return this.delayRunning;
   }
 
   /** Start sampling (unref'd timer). */
@@ -110,6 +110,7 @@ export class EventLoopLoad {
       }
     });
     this.gcObserver.observe({ entryTypes: ['gc'] });
+    this.delay = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS });
     // Start-up is busy: the histogram runs until the first second of quiet.
     this.runDelay(true);
   }
@@ -121,55 +122,45 @@ export class EventLoopLoad {
     this.gcObserver?.disconnect();
     this.gcObserver = undefined;
     this.runDelay(false);
+    this.delay = undefined;
   }
 
-  /** Start (while sampling) or stop the delay timer. */
+  /** Start or stop the delay histogram's timer (while sampling). */
   private runDelay(on: boolean): void {
     this.quietSamples = 0;
-    if (!on) {
-      clearInterval(this.delayTimer);
-      this.delayTimer = undefined;
-    } else if (!this.delayTimer && this.timer) {
-      this.delayDueMs = performance.now() + DELAY_RESOLUTION_MS;
-      this.delayTimer = setInterval(() => this.recordDelay(), DELAY_RESOLUTION_MS);
-      this.delayTimer.unref();
-    }
-  }
-
-  /** How late the delay timer fired, into every reader's histogram (what perf_hooks monitorEventLoopDelay measures, less its resolution). */
-  private recordDelay(): void {
-    const now = performance.now();
-    const lateNs = Math.max(1, Math.round((now - this.delayDueMs) * 1e6));
-    this.delayDueMs = now + DELAY_RESOLUTION_MS;
-    this.delays.summary.record(lateNs);
-    this.delays.metrics.record(lateNs);
+    if (on === this.delayRunning || !this.delay) return;
+    this.delayRunning = on;
+    if (on) this.delay.enable();
+    else this.delay.disable();
   }
 
   /**
-   * Event-loop delay since the previous call, for the summary line: how late
-   * a timer every DELAY_RESOLUTION_MS fired while it ran ({@link
-   * delayMonitored}): p99, p99.9 and max, ms, one decimal. The max also
-   * counts the sampling timer's own lag, which is measured all the time.
-   * Zeros before start().
+   * Event-loop delay since the previous call, for the summary line: from
+   * perf_hooks monitorEventLoopDelay (a timer every DELAY_RESOLUTION_MS; how
+   * late it fired) while it ran ({@link delayMonitored}): p99, p99.9 and max,
+   * ms, one decimal. The max also counts the sampling timer's own lag, which
+   * is measured all the time. Zeros before start().
    */
   takeDelay(): { p99Ms: number; p999Ms: number; maxMs: number } {
-    const h = this.delays.summary;
+    const h = this.delay;
     const sampledMaxMs = Math.round(this.delayMaxLagMs * 10) / 10;
     this.delayMaxLagMs = 0;
-    if (h.count === 0) return { p99Ms: 0, p999Ms: 0, maxMs: sampledMaxMs };
-    const ms = (ns: number) => Math.round(ns / 1e5) / 10;
+    if (!h || h.count === 0) return { p99Ms: 0, p999Ms: 0, maxMs: sampledMaxMs };
+    // The histogram holds ns, and counts the resolution itself as delay.
+    const ms = (ns: number) => Math.max(0, Math.round((ns / 1e6 - DELAY_RESOLUTION_MS) * 10) / 10);
     const r = { p99Ms: ms(h.percentile(99)), p999Ms: ms(h.percentile(99.9)), maxMs: Math.max(ms(h.max), sampledMaxMs) };
     h.reset();
     return r;
   }
 
   /**
-   * Event-loop delay since the previous call, for the metrics scrape (the
-   * `nodejs_eventloop_lag_*_seconds` gauges): the same timer's lateness as
-   * {@link takeDelay}, s; all zeros when it did not run (an idle loop).
+   * Event-loop lag since the previous call, for the metrics scrape (the
+   * `nodejs_eventloop_lag_*_seconds` gauges): how late the sampling timer
+   * (every SAMPLE_INTERVAL_MS, always running) fired, s; all zeros before
+   * the first sample.
    */
-  takeDelayForMetrics(): EventLoopDelayStats {
-    const h = this.delays.metrics;
+  takeLagForMetrics(): EventLoopLagStats {
+    const h = this.sampledLags;
     if (h.count === 0) return { minS: 0, maxS: 0, meanS: 0, stddevS: 0, p50S: 0, p90S: 0, p99S: 0 };
     const s = (ns: number) => ns / 1e9;
     const r = {
@@ -213,12 +204,13 @@ export class EventLoopLoad {
     this.lastSampleLagMs = lag;
     if (lag > this.maxLagMs) this.maxLagMs = lag;
     if (lag > this.delayMaxLagMs) this.delayMaxLagMs = lag;
+    this.sampledLags.record(Math.max(1, Math.round(lag * 1e6)));
     const elu = performance.eventLoopUtilization();
     const u = performance.eventLoopUtilization(elu, this.lastElu).utilization;
     this.utilization = 0.9 * this.utilization + 0.1 * u;
     this.lastElu = elu;
     if (u >= DELAY_ACTIVE_UTILIZATION) this.runDelay(true);
-    else if (this.delayTimer && ++this.quietSamples >= DELAY_IDLE_SAMPLES) this.runDelay(false);
+    else if (this.delayRunning && ++this.quietSamples >= DELAY_IDLE_SAMPLES) this.runDelay(false);
     for (const fn of this.listeners) fn();
   }
 }
@@ -239,9 +231,9 @@ export function stopEventLoopLoad(): void {
   current = undefined;
 }
 
-/** The running monitor's delay since the previous call, for the metrics scrape; undefined when no monitor runs. */
-export function takeEventLoopDelayForMetrics(): EventLoopDelayStats | undefined {
-  return current?.takeDelayForMetrics();
+/** The running monitor's lag since the previous call, for the metrics scrape; undefined when no monitor runs. */
+export function takeEventLoopLagForMetrics(): EventLoopLagStats | undefined {
+  return current?.takeLagForMetrics();
 }
 
 /**

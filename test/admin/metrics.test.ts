@@ -89,7 +89,7 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer'])('admin listener of a 
     expect(sample(before, 'rtcedge_turn_data_plane{plane="native"}') + sample(before, 'rtcedge_turn_data_plane{plane="typescript"}')).toBe(1);
     expect(sample(before, 'rtcedge_nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);
     expect(before).toContain('rtcedge_nodejs_eventloop_lag_seconds ');
-    // The delay gauges come from the server's own monitor, once each (prom-client's histogram is not used).
+    // The lag gauges come from the server's own monitor, once each (prom-client's histogram is not used).
     for (const s of ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99']) {
       expect(before.split('\n').filter((l) => l.startsWith(`# TYPE rtcedge_nodejs_eventloop_lag_${s}_seconds gauge`))).toHaveLength(1);
       expect(sample(before, `rtcedge_nodejs_eventloop_lag_${s}_seconds`)).toBeGreaterThanOrEqual(0);
