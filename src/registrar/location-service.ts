@@ -4,7 +4,7 @@ import { SipError } from '../sip/errors.js';
 import { StoreError } from '../store/errors.js';
 import type { BindingChange, BindingRecord, BindingStore } from '../store/index.js';
 import type { BindingReplication } from './binding-replication.js';
-import type { ReadThroughSource } from './read-through-source.js';
+import type { HeldAor, ReadThroughSource } from './read-through-source.js';
 
 /** The order of an AOR's bindings for a target set: highest q first (absent: 1.0), then most recently updated. */
 export function bindingOrder(a: BindingRecord, b: BindingRecord): number {
@@ -13,6 +13,14 @@ export function bindingOrder(a: BindingRecord, b: BindingRecord): number {
 
 /** AORs a purge walks per event-loop turn. */
 export const PURGE_SLICE_AORS = 1000;
+
+/**
+ * Seconds a cached binding must still have before its expiry for a put of the
+ * same contact to count as a refresh of a binding the store indexes already
+ * (read-through: {@link HeldAor.indexed}); closer to its end the store may
+ * have expired it by the time the commit arrives.
+ */
+const REFRESH_MARGIN_S = 2;
 
 /** Bindings read through a shared store into a bounded cache instead of held in full (several nodes on Redis). */
 export interface ReadThroughOptions {
@@ -82,6 +90,12 @@ export class LocationService {
   private readonly fills = new Map<string, Promise<BindingRecord[]>>();
   private readonly aorWatches = new Map<string, Set<Watch>>();
   private readonly contactWatches = new Map<string, Set<Watch>>();
+  /** Read-through: the version each cached AOR was read or committed at (only AORs in the cache). */
+  private readonly versions = new Map<string, number>();
+  /** Read-through: puts that refresh a binding the cache held, unexpired (see {@link HeldAor.indexed}). */
+  private readonly refreshes = new WeakSet<BindingChange>();
+  /** Read-through: AORs with a commit under way, and how many. */
+  private readonly committing = new Map<string, number>();
 
   /**
    * @param store where bindings are kept durably.
@@ -298,10 +312,10 @@ export class LocationService {
     const filled = source
       .readTracked(aor)
       .then(
-        ({ bindings, cacheable }) => {
+        ({ bindings, cacheable, version }) => {
           const pending = this.pending.some((c) => aorOf(c) === aor);
           if (cacheable && !pending && !watch.spoiled && epoch === source.epoch && source.active) {
-            this.keep(aor, bindings);
+            this.keep(aor, bindings, version);
             return this.lookup(aor);
           }
           const nowS = this.nowS();
@@ -341,33 +355,52 @@ export class LocationService {
     return (got instanceof Promise ? await got : got).find((b) => b.contactUri === contactUri);
   }
 
-  /** Put an AOR's bindings in the cache (read-through), dropping the least recently used AOR past the bound. */
-  private keep(aor: string, bindings: readonly BindingRecord[]): void {
+  /** Put an AOR's bindings (at `version`, when known) in the cache (read-through), dropping the least recently used AOR past the bound. */
+  private keep(aor: string, bindings: readonly BindingRecord[], version: number | undefined): void {
     this.forget(aor);
     while (this.byAor.size >= this.cache!.maxAors) this.forget(this.byAor.keys().next().value!);
     this.byAor.set(aor, []);
     for (const b of bindings) this.insert(b);
+    if (version !== undefined) this.versions.set(aor, version);
   }
 
   /**
    * Commit through the source (read-through): reads of the AORs under way
    * were sent before this commit and are not kept; the AORs' bindings as
-   * written are kept unless they changed again meanwhile. On failure the AORs
-   * leave the cache (it held the uncommitted changes).
+   * written are kept unless they changed again meanwhile. AORs the cache
+   * holds at a known version go with it ({@link HeldAor}), so that the source
+   * need not read back what the cache holds: when it reads nothing back, the
+   * cache (which already has the commit's changes) is kept with the new
+   * version. On failure the AORs leave the cache (it held the uncommitted
+   * changes).
    */
   private commitThrough(changes: readonly BindingChange[], source: ReadThroughSource): Promise<void> {
     const aors = [...new Set(changes.map(aorOf))];
+    // What the cache holds at a known version, unless an earlier commit of the AOR is under way (its outcome unknown).
+    const held = new Map<string, HeldAor>();
+    for (const aor of aors) {
+      const version = this.versions.get(aor);
+      if (version !== undefined && !this.committing.has(aor)) held.set(aor, { version, indexed: true });
+      this.committing.set(aor, (this.committing.get(aor) ?? 0) + 1);
+    }
+    for (const c of changes) {
+      const h = held.get(aorOf(c));
+      if (h && !this.refreshes.has(c)) h.indexed = false;
+    }
     for (const aor of aors) this.spoil(this.aorWatches, aor);
     const watches = aors.map((aor) => this.watch(this.aorWatches, aor));
     const epoch = source.epoch;
     return source
-      .commitAndRead(changes)
+      .commitAndRead(changes, held)
       .then(
         (lists) => {
           aors.forEach((aor, i) => {
-            const list = lists.get(aor);
+            const got = lists.get(aor);
             const pending = this.pending.some((c) => aorOf(c) === aor);
-            if (list && !pending && !watches[i].spoiled && epoch === source.epoch && source.active) this.keep(aor, list);
+            if (!got || pending || watches[i].spoiled || epoch !== source.epoch || !source.active) this.forget(aor);
+            else if (got.bindings) this.keep(aor, got.bindings, got.version);
+            // Nothing read back: what the cache holds is what the store has, unless it was dropped meanwhile.
+            else if (this.byAor.has(aor)) this.versions.set(aor, got.version);
             else this.forget(aor);
           });
         },
@@ -376,7 +409,14 @@ export class LocationService {
           throw err;
         },
       )
-      .finally(() => aors.forEach((aor, i) => this.unwatch(this.aorWatches, aor, watches[i])));
+      .finally(() =>
+        aors.forEach((aor, i) => {
+          this.unwatch(this.aorWatches, aor, watches[i]);
+          const n = this.committing.get(aor)! - 1;
+          if (n > 0) this.committing.set(aor, n);
+          else this.committing.delete(aor);
+        }),
+      );
   }
 
   /**
@@ -399,6 +439,7 @@ export class LocationService {
   /** Empty the cache (read-through: invalidations may have been missed); reads under way are not kept. */
   clearCache(): void {
     this.byAor.clear();
+    this.versions.clear();
     this.byContact.clear();
     this.noBinding.clear();
     for (const set of this.aorWatches.values()) for (const w of set) w.spoiled = true;
@@ -472,11 +513,15 @@ export class LocationService {
 
   /** Add or replace a binding (same AOR and contact URI); with read-through in memory only when the AOR is cached. */
   put(b: BindingRecord): void {
-    this.write({ op: 'put', binding: b });
+    const change: BindingChange = { op: 'put', binding: b };
     if (this.cache) {
       this.noBinding.delete(b.contactUri);
-      if (!this.byAor.has(b.aor)) return;
+      const list = this.byAor.get(b.aor);
+      if (!list) return this.write(change);
+      const was = list.find((x) => x.contactUri === b.contactUri);
+      if (was && was.expires > this.nowS() + REFRESH_MARGIN_S) this.refreshes.add(change);
     }
+    this.write(change);
     this.insert(b);
   }
 
@@ -494,6 +539,7 @@ export class LocationService {
 
   /** Drop from memory the binding of `contactUri`, or every binding of the AOR; returns how many. */
   private forget(aor: string, contactUri?: string): number {
+    if (contactUri === undefined) this.versions.delete(aor);
     const list = this.byAor.get(aor);
     if (!list) return 0;
     if (contactUri === undefined) {
@@ -505,7 +551,10 @@ export class LocationService {
     if (i < 0) return 0;
     this.unindex(list[i]);
     list.splice(i, 1);
-    if (list.length === 0) this.byAor.delete(aor);
+    if (list.length === 0) {
+      this.byAor.delete(aor);
+      this.versions.delete(aor);
+    }
     return 1;
   }
 
@@ -554,7 +603,10 @@ export class LocationService {
         }
         removed += list.length - kept;
         list.length = kept;
-        if (kept === 0) this.byAor.delete(aor);
+        if (kept === 0) {
+          this.byAor.delete(aor);
+          this.versions.delete(aor);
+        }
         if (++seen % PURGE_SLICE_AORS === 0) {
           await new Promise((r) => setImmediate(r));
           if (this.stopping) return removed;

@@ -13,6 +13,32 @@ export interface ReadBindings {
   bindings: BindingRecord[];
   /** False when they changed between being read and being watched: use once, do not keep. */
   cacheable: boolean;
+  /** The AOR's version these bindings are (a counter every commit that changes the AOR bumps; 0 for none yet), when known. */
+  version?: number;
+}
+
+/** What a cache held of an AOR when a commit's changes were made to it (RedisStore.commitAndRead). */
+export interface HeldAor {
+  /** The AOR's version the cache held ({@link ReadBindings.version}). */
+  version: number;
+  /**
+   * True when every change of the commit to this AOR refreshes a binding the
+   * cache held, unexpired (the store's index of the AOR lists them already,
+   * unless another node changed the AOR since: then the version tells).
+   */
+  indexed: boolean;
+}
+
+/**
+ * One AOR after a commit: its version, and its bindings read back, or none
+ * read when the version is the held one plus one (this commit was the only
+ * change since the cache read the AOR: the cache with the commit's changes
+ * is what the store holds).
+ */
+export interface CommittedAor {
+  version: number;
+  /** The bindings in first-added order; undefined when not read back (see above). */
+  bindings?: BindingRecord[];
 }
 
 /** A store read through, with invalidation; every method may reject with StoreError 'unavailable' (carrying retryAfterS). */
@@ -21,8 +47,13 @@ export interface ReadThroughSource {
   readTracked(aor: string): Promise<ReadBindings>;
   /** The AOR whose unexpired binding has `contactUri`, or undefined; watched from now on. */
   aorOfContact(contactUri: string): Promise<string | undefined>;
-  /** Commit `changes` (all or nothing) and resolve with each changed AOR's bindings after it, watched; AORs left out may not be kept. */
-  commitAndRead(changes: readonly BindingChange[]): Promise<Map<string, BindingRecord[]>>;
+  /**
+   * Commit `changes` (all or nothing) and resolve with each changed AOR after
+   * it, watched; AORs left out may not be kept. `held`: the version of each
+   * AOR the cache holds (and whether the commit only refreshes bindings it
+   * holds), so that what the cache holds need not be read back.
+   */
+  commitAndRead(changes: readonly BindingChange[], held?: ReadonlyMap<string, HeldAor>): Promise<Map<string, CommittedAor>>;
   /** Changes whenever watching was lost or started again: a read answered under another epoch must not be kept. */
   readonly epoch: number;
   /** True while reads may be kept (the store delivers invalidations). */

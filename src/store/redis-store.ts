@@ -232,6 +232,44 @@ function sendCorked(redis: Redis, cmds: readonly PlainCommand[]): Promise<unknow
 export interface TrackedBindings {
   bindings: BindingRecord[];
   cacheable: boolean;
+  /** The AOR's version these bindings are (`aor-version:<aor>`, 0 where the key is absent), when cacheable. */
+  version?: number;
+}
+
+/**
+ * What a node's cache held of an AOR when a commit's changes were made to it
+ * (registrar/read-through-source.ts HeldAor, matched by shape): the AOR's
+ * version it read, and whether every put of the commit to the AOR refreshes a
+ * binding it held, unexpired (so the AOR's index and the AOR set list them).
+ */
+export interface HeldVersion {
+  version: number;
+  indexed: boolean;
+}
+
+/**
+ * One AOR after a commit (RedisStore.commitAndRead): its version, and its
+ * records read back, or none when the version is the held one plus one.
+ */
+export interface CommittedBindings {
+  version: number;
+  bindings?: BindingRecord[];
+}
+
+/** What one transaction of RedisStore.runPuts sends for one AOR. */
+interface AorStep {
+  /** The latest expiry of the AOR's puts in the commit (unix s). */
+  untilS: number;
+  /**
+   * Contact URIs to add to the AOR's index (ZADD NX), with the AOR to the AOR
+   * set and the version key's first expiry (EXPIREAT NX); undefined to send
+   * none of these (the node's cache held every one of them).
+   */
+  index: string[] | undefined;
+  /** Bump the version (INCR, EXPIREAT GT). */
+  bump: boolean;
+  /** Read the records back ({@link RedisStore.readRecords}). */
+  read: boolean;
 }
 
 /** ioredis options of `store.redis`: no offline queue (a request fails at once while disconnected), timeouts, reconnection. */
@@ -530,15 +568,17 @@ export class RedisStore implements BindingStore {
    * commands in MULTI/EXEC, see {@link commitPuts}. Anything else
    * (removals, expired puts, a long batch) runs the COMMIT_BINDINGS script,
    * see {@link commitScripted}.
-   * Resolves AOR → bindings in first-added order; an AOR left out may not be kept.
+   * @param held what the node's cache held of the AORs (see {@link commitPuts}); the script ignores it.
+   * Resolves AOR → its version and bindings in first-added order (or no
+   * bindings: as held, with the changes); an AOR left out may not be kept.
    * @throws StoreError 'unavailable'.
    */
-  async commitAndRead(changes: readonly BindingChange[]): Promise<Map<string, BindingRecord[]>> {
+  async commitAndRead(changes: readonly BindingChange[], held?: ReadonlyMap<string, HeldVersion>): Promise<Map<string, CommittedBindings>> {
     const args = changeArgs(changes);
     const bytes = args.reduce<number>((n, a) => n + String(a).length, 0);
     const minExpiresS = Math.floor(Date.now() / 1000) + PUT_MARGIN_S;
     const plain = (c: BindingChange): c is PutChange => c.op === 'put' && c.binding.expires > minExpiresS && !this.recordPattern(c.binding.aor).slice(0, -1).includes('*');
-    if (bytes <= ONE_READ_BYTES && changes.every(plain)) return this.run('write bindings', () => this.commitPuts(changes as PutChange[], args));
+    if (bytes <= ONE_READ_BYTES && changes.every(plain)) return this.run('write bindings', () => this.commitPuts(changes as PutChange[], args, held));
     return this.commitScripted(changes, args, bytes);
   }
 
@@ -564,43 +604,90 @@ export class RedisStore implements BindingStore {
    * A commit of puts only, as plain commands in one MULTI/EXEC sent in one
    * write (one round trip, atomic, no Lua: the script cost Redis 60–75 µs
    * per refresh here, the transaction 22–27 µs; bench/RESULTS.md). Per put:
-   * SET of the record EXAT its expiry, ZADD NX of the contact to the AOR's
-   * index (score: this node's clock, ms), SET of the contact's key EXAT; per
-   * AOR: SADD to the AOR set, INCR of its version and EXPIREAT NX then GT to
-   * its latest expiry (a new key gets one, an existing one only a later
-   * one), then the reads: the records ({@link readRecords}) and a GET of the
+   * SET of the record EXAT its expiry and SET of the contact's key EXAT; per
+   * AOR: ZADD NX of its contacts to its index (score: this node's clock, ms),
+   * SADD to the AOR set, INCR of its version and EXPIREAT NX then GT to its
+   * latest expiry (a new key gets one, an existing one only a later one),
+   * then the reads: the records ({@link readRecords}) and a GET of the
    * version, which tracks the key (reads inside a transaction are tracked,
    * unlike a script's in Redis 7.0) at the point of the commit, so no other
    * commit can slip in between. MULTI's own answer queues this connection in
    * Redis's pending writes before EXEC queues the invalidations for the
    * other nodes, so they are written out first (the part the PING plays
    * ahead of the script).
+   *
+   * An AOR in `held` (the node's cache holds it, read at that version) is
+   * not read back: when INCR answers the held version plus one, this commit
+   * was the only change since, and the cache with its changes is what Redis
+   * holds (the GET still tracks the key again: the commit's own INCR took it
+   * out of Redis's tracking table). When the cache held every contact the
+   * commit puts for the AOR, unexpired (`indexed`: a refresh), the ZADD, the
+   * SADD and EXPIREAT NX are left out too (their keys have them). An AOR
+   * whose version moved otherwise (another node's commit came in between)
+   * is read back in a second transaction, after its index entries are added
+   * where they were left out (ZADD NX, SADD, a new INCR so that a node which
+   * read it meanwhile is told): the records this commit wrote are never
+   * written again, so a removal at another node in between is not undone
+   * (a ZADD for a record already gone leaves an entry the sweeper removes).
    * @param changeArgv `changes` as changeArgs gave them, so each record is serialized once.
    */
-  private async commitPuts(changes: readonly PutChange[], changeArgv: readonly (string | number)[]): Promise<Map<string, BindingRecord[]>> {
+  private async commitPuts(changes: readonly PutChange[], changeArgv: readonly (string | number)[], held?: ReadonlyMap<string, HeldVersion>): Promise<Map<string, CommittedBindings>> {
+    const steps = new Map<string, AorStep>();
+    for (const { binding: b } of changes) {
+      const step = steps.get(b.aor);
+      if (step) {
+        step.untilS = Math.max(step.untilS, b.expires);
+        step.index?.push(b.contactUri);
+      } else {
+        const h = held?.get(b.aor);
+        steps.set(b.aor, { untilS: b.expires, index: h?.indexed ? undefined : [b.contactUri], bump: true, read: h === undefined });
+      }
+    }
+    const out = await this.runPuts(changes, changeArgv, steps);
+    const again = new Map<string, AorStep>();
+    for (const [aor, step] of steps) {
+      const h = held?.get(aor);
+      if (h === undefined || out.get(aor)!.version === h.version + 1) continue;
+      const left = step.index === undefined ? changes.filter((c) => c.binding.aor === aor).map((c) => c.binding.contactUri) : undefined;
+      again.set(aor, { untilS: step.untilS, index: left, bump: left !== undefined, read: true });
+    }
+    if (again.size > 0) for (const [aor, got] of await this.runPuts([], [], again)) out.set(aor, got);
+    return out;
+  }
+
+  /**
+   * One MULTI/EXEC of {@link commitPuts}: the records and contact keys of
+   * `puts`, then per AOR what its step names, and a GET of its version last.
+   * Resolves AOR → the version after the transaction, and the records when read.
+   * @throws StoreError 'unavailable' for an error inside the transaction.
+   */
+  private async runPuts(puts: readonly PutChange[], changeArgv: readonly (string | number)[], steps: ReadonlyMap<string, AorStep>): Promise<Map<string, CommittedBindings>> {
     const p = this.prefix;
     const nowMs = Date.now();
-    const untilS = new Map<string, number>();
     const cmds: PlainCommand[] = [['multi']];
-    for (let k = 0; k < changes.length; k++) {
-      const b = changes[k]!.binding;
-      untilS.set(b.aor, Math.max(untilS.get(b.aor) ?? 0, b.expires));
+    for (let k = 0; k < puts.length; k++) {
+      const b = puts[k]!.binding;
       // The record as changeArgs serialized it (five arguments per change, the record last).
-      cmds.push(['set', `${p}binding:${b.aor}\n${b.contactUri}`, changeArgv[5 * k + 4]!, 'EXAT', b.expires], ['zadd', `${p}aor:${b.aor}`, 'NX', nowMs, b.contactUri], ['set', `${p}contact:${b.contactUri}`, b.aor, 'EXAT', b.expires]);
+      cmds.push(['set', `${p}binding:${b.aor}\n${b.contactUri}`, changeArgv[5 * k + 4]!, 'EXAT', b.expires], ['set', `${p}contact:${b.contactUri}`, b.aor, 'EXAT', b.expires]);
     }
-    for (const [aor, at] of untilS) {
+    // Where each AOR's answers are among EXEC's (one less than among the commands: MULTI's is not there).
+    const at: [string, number | undefined, number][] = [];
+    for (const [aor, step] of steps) {
       const ver = this.versionKey(aor);
-      cmds.push(['sadd', `${p}aors`, aor], ['incr', ver], ['expireat', ver, at, 'NX'], ['expireat', ver, at, 'GT'], this.readRecords(aor), ['get', ver]);
+      if (step.index) cmds.push(['zadd', `${p}aor:${aor}`, 'NX', ...step.index.flatMap((c) => [nowMs, c])], ['sadd', `${p}aors`, aor]);
+      if (step.bump) cmds.push(['incr', ver]);
+      if (step.index) cmds.push(['expireat', ver, step.untilS, 'NX']);
+      if (step.bump) cmds.push(['expireat', ver, step.untilS, 'GT']);
+      const read = step.read ? cmds.push(this.readRecords(aor)) - 2 : undefined;
+      at.push([aor, read, cmds.push(['get', ver]) - 2]);
     }
     cmds.push(['exec']);
     const answers = await sendCorked(this.redis, cmds);
     const results = answers[answers.length - 1] as unknown[];
     for (const r of results) if (r instanceof Error) throw this.unavailable('write bindings', r);
-    const out = new Map<string, BindingRecord[]>();
-    let i = 3 * changes.length + 4;
-    for (const aor of untilS.keys()) {
-      out.set(aor, parseRecords(results[i] as (string | null)[]));
-      i += 6;
+    const out = new Map<string, CommittedBindings>();
+    for (const [aor, read, version] of at) {
+      out.set(aor, { version: Number(results[version] ?? 0), bindings: read === undefined ? undefined : parseRecords(results[read] as (string | null)[]) });
     }
     return out;
   }
@@ -626,7 +713,7 @@ export class RedisStore implements BindingStore {
    * after the script's answer instead (Redis runs it in a later pass, by
    * when the invalidations are out), a second round trip.
    */
-  private async commitScripted(changes: readonly BindingChange[], changeArgv: readonly (string | number)[], bytes: number): Promise<Map<string, BindingRecord[]>> {
+  private async commitScripted(changes: readonly BindingChange[], changeArgv: readonly (string | number)[], bytes: number): Promise<Map<string, CommittedBindings>> {
     const aors = [...new Set(changes.map((c) => (c.op === 'put' ? c.binding.aor : c.aor)))];
     const args = [this.prefix, '1', ...changeArgv];
     const mget: PlainCommand = ['mget', ...aors.map((a) => this.versionKey(a))];
@@ -638,9 +725,10 @@ export class RedisStore implements BindingStore {
     });
     const [, written, versions, lists] = answer as [number, string[], (string | null)[], string[][]];
     const trackedVersions = tracked as (string | null)[];
-    const out = new Map<string, BindingRecord[]>();
+    const out = new Map<string, CommittedBindings>();
     written.forEach((aor, i) => {
-      if ((versions[i] ?? null) === (trackedVersions[aors.indexOf(aor)] ?? null)) out.set(aor, lists[i].map((j) => JSON.parse(j) as BindingRecord));
+      const version = versions[i] ?? null;
+      if (version === (trackedVersions[aors.indexOf(aor)] ?? null)) out.set(aor, { version: Number(version ?? 0), bindings: lists[i].map((j) => JSON.parse(j) as BindingRecord) });
     });
     return out;
   }
@@ -660,11 +748,11 @@ export class RedisStore implements BindingStore {
       const answers = await this.run('read bindings', () => sendCorked(this.redis, [['multi'], ['get', ver], this.readRecords(aor), ['exec']]));
       const results = answers[3] as unknown[];
       for (const r of results) if (r instanceof Error) throw this.unavailable('read bindings', r);
-      return { bindings: parseRecords(results[1] as (string | null)[]), cacheable: true };
+      return { bindings: parseRecords(results[1] as (string | null)[]), cacheable: true, version: Number(results[0] ?? 0) };
     }
     const [[version], answer] = await this.run('read bindings', () => pipelineScript(this.redis, [['get', ver]], READ_AOR, [this.prefix, aor], []));
     const [seen, list] = answer as [string | null, string[]];
-    return { bindings: list.map((j) => JSON.parse(j) as BindingRecord), cacheable: (seen ?? null) === (version ?? null) };
+    return { bindings: list.map((j) => JSON.parse(j) as BindingRecord), cacheable: (seen ?? null) === (version ?? null), version: Number(version ?? 0) };
   }
 
   /**

@@ -30,8 +30,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
-import { quitConnection, type RedisStore, type TrackedBindings } from './redis-store.js';
-import type { BindingChange, BindingRecord } from './types.js';
+import { quitConnection, type CommittedBindings, type HeldVersion, type RedisStore, type TrackedBindings } from './redis-store.js';
+import type { BindingChange } from './types.js';
 
 /** The channel Redis sends invalidations on (RESP2 with REDIRECT). */
 const INVALIDATE_CHANNEL = '__redis__:invalidate';
@@ -174,8 +174,8 @@ export class RedisBindingTracking {
   }
 
   /** RedisStore.commitAndRead. */
-  commitAndRead(changes: readonly BindingChange[]): Promise<Map<string, BindingRecord[]>> {
-    return this.store.commitAndRead(changes);
+  commitAndRead(changes: readonly BindingChange[], held?: ReadonlyMap<string, HeldVersion>): Promise<Map<string, CommittedBindings>> {
+    return this.store.commitAndRead(changes, held);
   }
 
   /** Turn tracking off and close the subscriber connection. */

@@ -133,12 +133,15 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
     expect(await store.isEmpty()).toBe(false);
   });
 
-  /** A location service reading through `on`'s Redis with client-side caching, as a node runs it. */
-  async function node(on: RedisStore, maxAors = 100): Promise<{ location: LocationService; tracking: RedisBindingTracking; stop(): Promise<void> }> {
+  /**
+   * A location service reading through `on`'s Redis with client-side caching, as a node runs it; with `deaf`
+   * it never hears of invalidations (as a node whose invalidation is still on its way when it commits).
+   */
+  async function node(on: RedisStore, maxAors = 100, deaf = false): Promise<{ location: LocationService; tracking: RedisBindingTracking; stop(): Promise<void> }> {
     const tracking = new RedisBindingTracking(on, silent);
     await tracking.start();
     const location = new LocationService(on, silent, undefined, undefined, { source: tracking, maxAors });
-    tracking.onInvalidate((what) => location.invalidate(what));
+    if (!deaf) tracking.onInvalidate((what) => location.invalidate(what));
     tracking.onFlush(() => location.clearCache());
     await location.start();
     return { location, tracking, stop: async () => (await location.stop(), await tracking.close()) };
@@ -294,12 +297,19 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
       await store.redis.pexpire(`test:binding:${a.aor}\n${a.contactUri}`, 1);
       await expect.poll(() => store.redis.exists(`test:binding:${a.aor}\n${a.contactUri}`), { timeout: 2000, interval: 10 }).toBe(0);
       expect(await two.location.read(a.aor)).toEqual([b]);
-      // A refresh of b at node one answers the AOR without a.
+      // A refresh of b at node one, which holds the AOR: nothing is read back (the version is the one it held plus one),
+      // so its cache keeps a until a's expiry by its own clock, as a cache hit does (Redis expires a record at that
+      // expiry; here its TTL was cut short behind the nodes' backs). Read again, the AOR comes without a.
       const refreshed = { ...b, cseq: b.cseq + 1, expires: b.expires + 60 };
+      const sorts = await calls('sort_ro');
       one.location.put(refreshed);
       await one.location.committed();
       await turn();
-      expect(one.location.read(a.aor)).toEqual([refreshed]);
+      expect(await calls('sort_ro')).toBe(sorts);
+      expect(one.location.read(a.aor)).toHaveLength(2);
+      expect(one.location.read(a.aor)).toEqual(expect.arrayContaining([a, refreshed]));
+      one.location.clearCache();
+      expect(await one.location.read(a.aor)).toEqual([refreshed]);
       expect(await two.location.read(a.aor)).toEqual([refreshed]);
       expect(await store.listBindings(a.aor)).toEqual([refreshed]);
       // The sweeper removes the entry left behind, and only it.
@@ -307,6 +317,68 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
       expect(await store.redis.zrange(`test:aor:${a.aor}`, 0, -1)).toEqual([b.contactUri]);
       expect(await store.redis.smembers('test:aors')).toEqual([a.aor]);
     }));
+
+  test("read-through: a commit at a node that missed another node's change since it read the AOR reads the AOR back, and puts back the index entries a refresh left out", async () => {
+    const other = await new RedisStore(redisConfig(redis.url), silent).connect();
+    const one = await node(store, 100, true);
+    const two = await node(other);
+    const expiry = (key: string) => store.redis.call('EXPIRETIME', `test:${key}`);
+    const index = (aor: string) => store.redis.zrange(`test:aor:${aor}`, 0, -1);
+    try {
+      const b1 = binding({ contactUri: 'sip:b1@127.0.0.10', contact: '<sip:b1@127.0.0.10>', updatedAt: 1 });
+      const b2 = binding({ contactUri: 'sip:b2@127.0.0.11', contact: '<sip:b2@127.0.0.11>', updatedAt: 2 });
+      one.location.put(b1);
+      await one.location.committed();
+      // A refresh at node one with nothing in between: no read back, no index write.
+      const quiet = { ...b1, cseq: 8 };
+      const [sorts, zadds] = [await calls('sort_ro'), await calls('zadd')];
+      one.location.put(quiet);
+      await one.location.committed();
+      expect([await calls('sort_ro'), await calls('zadd')]).toEqual([sorts, zadds]);
+      expect(one.location.read(b1.aor)).toEqual([quiet]);
+      // Node two adds b2; node one does not hear of it and refreshes b1: the version it gets is not its own plus one,
+      // so it reads the AOR back (and finds b2).
+      two.location.put(b2);
+      await two.location.committed();
+      expect(one.location.read(b1.aor)).toEqual([quiet]);
+      const r1 = { ...b1, cseq: 9 };
+      one.location.put(r1);
+      await one.location.committed();
+      expect(one.location.read(b1.aor)).toEqual([b2, r1]);
+      expect(await index(b1.aor)).toEqual([b1.contactUri, b2.contactUri]);
+      // Node two removes b1 (a script) while node one, not told, refreshes it: the refresh comes after the removal, so b1
+      // is registered, indexed and seen everywhere.
+      two.location.remove(b1.aor, b1.contactUri);
+      await two.location.committed();
+      const r2 = { ...b1, cseq: 10, expires: b1.expires + 60 };
+      one.location.put(r2);
+      await one.location.committed();
+      await turn();
+      expect(one.location.read(b1.aor)).toEqual([b2, r2]);
+      expect(await two.location.read(b1.aor)).toEqual([b2, r2]);
+      expect(await index(b1.aor)).toEqual([b2.contactUri, b1.contactUri]);
+      expect(await store.redis.get(`test:contact:${b1.contactUri}`)).toBe(b1.aor);
+      // Node two removes every binding of the AOR (its set entry and version key go): node one's refresh brings back
+      // the index, the AOR set entry and a version key expiring with the binding.
+      two.location.removeAll(b1.aor);
+      await two.location.committed();
+      expect(await store.redis.exists(`test:aor-version:${b1.aor}`)).toBe(0);
+      const r3 = { ...b1, cseq: 11, expires: b1.expires + 120 };
+      one.location.put(r3);
+      await one.location.committed();
+      await turn();
+      expect(one.location.read(b1.aor)).toEqual([r3]);
+      expect(await two.location.read(b1.aor)).toEqual([r3]);
+      expect(await index(b1.aor)).toEqual([b1.contactUri]);
+      expect(await store.redis.smembers('test:aors')).toEqual([b1.aor]);
+      expect(await expiry(`aor-version:${b1.aor}`)).toBe(r3.expires);
+      expect(await store.listBindings(b1.aor)).toEqual([r3]);
+    } finally {
+      await one.stop();
+      await two.stop();
+      await other.close();
+    }
+  });
 
   test('read-through: an AOR with a * of its own (no SORT pattern fits) commits and reads through the scripts', () =>
     withTwoNodes(async (one, two) => {
