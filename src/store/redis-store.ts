@@ -212,13 +212,29 @@ function parseRecords(got: readonly (string | null)[]): BindingRecord[] {
   return out;
 }
 
-/** Plain commands sent in one write (socket corked while ioredis writes them); resolves their answers in order. @throws the first error. */
+/**
+ * Plain commands sent in one write (socket corked while ioredis writes them);
+ * resolves their answers in order. Only the last command carries the
+ * connection's command timeout (ioredis reads `options.commandTimeout` as it
+ * sends each one): one connection answers in order, so the last answer's
+ * timer bounds them all, and a timer set and cleared per command cost the
+ * node ~2 µs each (bench/RESULTS.md).
+ * @throws the first error (the last command's timeout when Redis does not answer).
+ */
 function sendCorked(redis: Redis, cmds: readonly PlainCommand[]): Promise<unknown[]> {
   const stream = redis.stream as { cork?: () => void; uncork?: () => void } | undefined;
+  const options = redis.options;
+  const timeoutMs = options.commandTimeout;
   stream?.cork?.();
   try {
-    return Promise.all(cmds.map((c) => redis.call(c[0], ...c.slice(1))));
+    options.commandTimeout = undefined;
+    const sent = cmds.map((c, i) => {
+      if (i === cmds.length - 1) options.commandTimeout = timeoutMs;
+      return redis.call(c[0], ...c.slice(1));
+    });
+    return Promise.all(sent);
   } finally {
+    options.commandTimeout = timeoutMs;
     stream?.uncork?.();
   }
 }

@@ -455,6 +455,25 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
     }
   });
 
+  test('Redis that does not answer: a commit of puts fails with unavailable after command_timeout (its last command carries the timer), and the next one after Redis answers again goes through', async () => {
+    const b = binding();
+    expect((await store.commitAndRead([{ op: 'put', binding: b }])).get(b.aor)).toMatchObject({ version: 1, bindings: [b] });
+    const pid = redis.process!.pid;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const t0 = performance.now();
+      const err = await store.commitAndRead([{ op: 'put', binding: { ...b, cseq: 8 } }], new Map([[b.aor, { version: 1, indexed: true }]])).catch((e: unknown) => e);
+      // command_timeout is 500 ms here.
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(450);
+      expect(err).toMatchObject({ code: 'unavailable', retryAfterS: 7 });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    // The commit Redis answers late went through after all (version 2); the next one reads back what it wrote.
+    const next = { ...b, cseq: 9 };
+    expect((await store.commitAndRead([{ op: 'put', binding: next }])).get(b.aor)).toMatchObject({ version: 3, bindings: [next] });
+  });
+
   test('Redis down: StoreError unavailable with retryAfterS, user source 503; back by itself after a restart', async () => {
     await store.addUser('alice', 'example.test', { MD5 });
     const users = redisUserSource(store);
