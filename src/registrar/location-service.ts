@@ -90,7 +90,16 @@ export class LocationService {
   private readonly fills = new Map<string, Promise<BindingRecord[]>>();
   private readonly aorWatches = new Map<string, Set<Watch>>();
   private readonly contactWatches = new Map<string, Set<Watch>>();
-  /** Read-through: the version each cached AOR was read or committed at (only AORs in the cache). */
+  /**
+   * Read-through: the version each cached AOR was committed at by this node
+   * (only AORs in the cache). An AOR read on a miss (new here, or dropped on
+   * another node's commit) has none until its next commit answers one: that
+   * commit reads it back in its own transaction, as another node may well be
+   * changing it (with every node registering every user in turn, versions
+   * kept from such reads sent 0.06 second transactions that add index
+   * entries per REGISTER at two and three nodes, 0.02 without;
+   * bench/RESULTS.md).
+   */
   private readonly versions = new Map<string, number>();
   /** Read-through: puts that refresh a binding the cache held, unexpired (see {@link HeldAor.indexed}). */
   private readonly refreshes = new WeakSet<BindingChange>();
@@ -312,10 +321,10 @@ export class LocationService {
     const filled = source
       .readTracked(aor)
       .then(
-        ({ bindings, cacheable, version }) => {
+        ({ bindings, cacheable }) => {
           const pending = this.pending.some((c) => aorOf(c) === aor);
           if (cacheable && !pending && !watch.spoiled && epoch === source.epoch && source.active) {
-            this.keep(aor, bindings, version);
+            this.keep(aor, bindings, undefined);
             return this.lookup(aor);
           }
           const nowS = this.nowS();

@@ -13,13 +13,11 @@ export interface ReadBindings {
   bindings: BindingRecord[];
   /** False when they changed between being read and being watched: use once, do not keep. */
   cacheable: boolean;
-  /** The AOR's version these bindings are (a counter every commit that changes the AOR bumps; 0 for none yet), when known. */
-  version?: number;
 }
 
 /** What a cache held of an AOR when a commit's changes were made to it (RedisStore.commitAndRead). */
 export interface HeldAor {
-  /** The AOR's version the cache held ({@link ReadBindings.version}). */
+  /** The AOR's version the cache held (as a commit answered it: {@link CommittedAor.version}). */
   version: number;
   /**
    * True when every change of the commit to this AOR refreshes a binding the
@@ -32,10 +30,11 @@ export interface HeldAor {
 /**
  * One AOR after a commit: its version, and its bindings read back, or none
  * read when the version is the held one plus one (this commit was the only
- * change since the cache read the AOR: the cache with the commit's changes
- * is what the store holds).
+ * change since the cache's last commit of the AOR: the cache with the
+ * commit's changes is what the store holds).
  */
 export interface CommittedAor {
+  /** The AOR's version after the commit (a counter every commit that changes the AOR bumps; 0 when the AOR has no binding left). */
   version: number;
   /** The bindings in first-added order; undefined when not read back (see above). */
   bindings?: BindingRecord[];

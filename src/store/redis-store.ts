@@ -248,8 +248,6 @@ function sendCorked(redis: Redis, cmds: readonly PlainCommand[]): Promise<unknow
 export interface TrackedBindings {
   bindings: BindingRecord[];
   cacheable: boolean;
-  /** The AOR's version these bindings are (`aor-version:<aor>`, 0 where the key is absent), when cacheable. */
-  version?: number;
 }
 
 /**
@@ -632,9 +630,9 @@ export class RedisStore implements BindingStore {
    * other nodes, so they are written out first (the part the PING plays
    * ahead of the script).
    *
-   * An AOR in `held` (the node's cache holds it, read at that version) is
-   * not read back: when INCR answers the held version plus one, this commit
-   * was the only change since, and the cache with its changes is what Redis
+   * An AOR in `held` (the node's cache holds it as its last commit answered
+   * it, at that version) is not read back: when INCR answers the held version
+   * plus one, this commit was the only change since, and the cache with its changes is what Redis
    * holds (the GET still tracks the key again: the commit's own INCR took it
    * out of Redis's tracking table). When the cache held every contact the
    * commit puts for the AOR, unexpired (`indexed`: a refresh), the ZADD, the
@@ -764,11 +762,11 @@ export class RedisStore implements BindingStore {
       const answers = await this.run('read bindings', () => sendCorked(this.redis, [['multi'], ['get', ver], this.readRecords(aor), ['exec']]));
       const results = answers[3] as unknown[];
       for (const r of results) if (r instanceof Error) throw this.unavailable('read bindings', r);
-      return { bindings: parseRecords(results[1] as (string | null)[]), cacheable: true, version: Number(results[0] ?? 0) };
+      return { bindings: parseRecords(results[1] as (string | null)[]), cacheable: true };
     }
     const [[version], answer] = await this.run('read bindings', () => pipelineScript(this.redis, [['get', ver]], READ_AOR, [this.prefix, aor], []));
     const [seen, list] = answer as [string | null, string[]];
-    return { bindings: list.map((j) => JSON.parse(j) as BindingRecord), cacheable: (seen ?? null) === (version ?? null), version: Number(version ?? 0) };
+    return { bindings: list.map((j) => JSON.parse(j) as BindingRecord), cacheable: (seen ?? null) === (version ?? null) };
   }
 
   /**
