@@ -2,9 +2,9 @@ import type { Logger } from '../log.js';
 import type { Awaitable } from '../auth/user-source.js';
 import { SipError } from '../sip/errors.js';
 import { StoreError } from '../store/errors.js';
-import type { BindingChange, BindingRecord, BindingStore } from '../store/index.js';
+import type { BindingChange, BindingRecord, BindingStore, HeldAor } from '../store/index.js';
 import type { BindingReplication } from './binding-replication.js';
-import type { HeldAor, ReadThroughSource } from './read-through-source.js';
+import type { ReadThroughSource } from './read-through-source.js';
 
 /** The order of an AOR's bindings for a target set: highest q first (absent: 1.0), then most recently updated. */
 export function bindingOrder(a: BindingRecord, b: BindingRecord): number {

@@ -5,7 +5,7 @@
  * change (Redis client-side caching), and commits that return what they
  * wrote.
  */
-import type { BindingChange, BindingRecord } from '../store/index.js';
+import type { BindingChange, BindingRecord, CommittedAor, HeldAor } from '../store/index.js';
 
 /** Bindings read through the store (as RedisStore.readTracked). */
 export interface ReadBindings {
@@ -13,31 +13,6 @@ export interface ReadBindings {
   bindings: BindingRecord[];
   /** False when they changed between being read and being watched: use once, do not keep. */
   cacheable: boolean;
-}
-
-/** What a cache held of an AOR when a commit's changes were made to it (RedisStore.commitAndRead). */
-export interface HeldAor {
-  /** The AOR's version the cache held (as a commit answered it: {@link CommittedAor.version}). */
-  version: number;
-  /**
-   * True when every change of the commit to this AOR refreshes a binding the
-   * cache held, unexpired (the store's index of the AOR lists them already,
-   * unless another node changed the AOR since: then the version tells).
-   */
-  indexed: boolean;
-}
-
-/**
- * One AOR after a commit: its version, and its bindings read back, or none
- * read when the version is the held one plus one (this commit was the only
- * change since the cache's last commit of the AOR: the cache with the
- * commit's changes is what the store holds).
- */
-export interface CommittedAor {
-  /** The AOR's version after the commit (a counter every commit that changes the AOR bumps; 0 when the AOR has no binding left). */
-  version: number;
-  /** The bindings in first-added order; undefined when not read back (see above). */
-  bindings?: BindingRecord[];
 }
 
 /** A store read through, with invalidation; every method may reject with StoreError 'unavailable' (carrying retryAfterS). */

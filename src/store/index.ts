@@ -15,7 +15,7 @@ export { RedisAbuseChannel, type SharedBan } from './redis-abuse.js';
 export { RedisCallCounter, type SharedAdmission } from './redis-calls.js';
 export { redisUserSource } from './redis-user-source.js';
 export { startWalCheckpointer, WAL_FALLBACK_PAGES, type WalCheckpointer, type WalCheckpointerOptions, type WalCheckpointStats } from './wal-checkpointer.js';
-export type { BindingChange, BindingRecord, BindingSource, BindingStore, Ha1Algorithm, UserRecord } from './types.js';
+export type { BindingChange, BindingRecord, BindingSource, BindingStore, CommittedAor, Ha1Algorithm, HeldAor, UserRecord } from './types.js';
 export { ALL_HA1_ALGORITHMS, credentialsFor } from './users.js';
 
 /** File name of the SQLite database under data_dir. */

@@ -54,7 +54,7 @@ import type { StoreConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { StoreError } from './errors.js';
 import { ADD_USER, COMMIT_BINDINGS, DELETE_USER, LIST_BINDINGS, READ_AOR, SET_HA1, SET_PHONES, SWEEP_AORS } from './redis-scripts.js';
-import type { BindingChange, BindingRecord, BindingStore, Ha1Algorithm, UserRecord } from './types.js';
+import type { BindingChange, BindingRecord, BindingStore, CommittedAor, Ha1Algorithm, HeldAor, UserRecord } from './types.js';
 
 /** A change that registers or refreshes a binding. */
 type PutChange = Extract<BindingChange, { op: 'put' }>;
@@ -248,26 +248,6 @@ function sendCorked(redis: Redis, cmds: readonly PlainCommand[]): Promise<unknow
 export interface TrackedBindings {
   bindings: BindingRecord[];
   cacheable: boolean;
-}
-
-/**
- * What a node's cache held of an AOR when a commit's changes were made to it
- * (registrar/read-through-source.ts HeldAor, matched by shape): the AOR's
- * version it read, and whether every put of the commit to the AOR refreshes a
- * binding it held, unexpired (so the AOR's index and the AOR set list them).
- */
-export interface HeldVersion {
-  version: number;
-  indexed: boolean;
-}
-
-/**
- * One AOR after a commit (RedisStore.commitAndRead): its version, and its
- * records read back, or none when the version is the held one plus one.
- */
-export interface CommittedBindings {
-  version: number;
-  bindings?: BindingRecord[];
 }
 
 /** What one transaction of RedisStore.runPuts sends for one AOR. */
@@ -587,7 +567,7 @@ export class RedisStore implements BindingStore {
    * bindings: as held, with the changes); an AOR left out may not be kept.
    * @throws StoreError 'unavailable'.
    */
-  async commitAndRead(changes: readonly BindingChange[], held?: ReadonlyMap<string, HeldVersion>): Promise<Map<string, CommittedBindings>> {
+  async commitAndRead(changes: readonly BindingChange[], held?: ReadonlyMap<string, HeldAor>): Promise<Map<string, CommittedAor>> {
     const args = changeArgs(changes);
     const bytes = args.reduce<number>((n, a) => n + String(a).length, 0);
     const minExpiresS = Math.floor(Date.now() / 1000) + PUT_MARGIN_S;
@@ -645,7 +625,7 @@ export class RedisStore implements BindingStore {
    * (a ZADD for a record already gone leaves an entry the sweeper removes).
    * @param changeArgv `changes` as changeArgs gave them, so each record is serialized once.
    */
-  private async commitPuts(changes: readonly PutChange[], changeArgv: readonly (string | number)[], held?: ReadonlyMap<string, HeldVersion>): Promise<Map<string, CommittedBindings>> {
+  private async commitPuts(changes: readonly PutChange[], changeArgv: readonly (string | number)[], held?: ReadonlyMap<string, HeldAor>): Promise<Map<string, CommittedAor>> {
     const steps = new Map<string, AorStep>();
     for (const { binding: b } of changes) {
       const step = steps.get(b.aor);
@@ -675,7 +655,7 @@ export class RedisStore implements BindingStore {
    * Resolves AOR → the version after the transaction, and the records when read.
    * @throws StoreError 'unavailable' for an error inside the transaction.
    */
-  private async runPuts(puts: readonly PutChange[], changeArgv: readonly (string | number)[], steps: ReadonlyMap<string, AorStep>): Promise<Map<string, CommittedBindings>> {
+  private async runPuts(puts: readonly PutChange[], changeArgv: readonly (string | number)[], steps: ReadonlyMap<string, AorStep>): Promise<Map<string, CommittedAor>> {
     const p = this.prefix;
     const nowMs = Date.now();
     const cmds: PlainCommand[] = [['multi']];
@@ -699,7 +679,7 @@ export class RedisStore implements BindingStore {
     const answers = await sendCorked(this.redis, cmds);
     const results = answers[answers.length - 1] as unknown[];
     for (const r of results) if (r instanceof Error) throw this.unavailable('write bindings', r);
-    const out = new Map<string, CommittedBindings>();
+    const out = new Map<string, CommittedAor>();
     for (const [aor, read, version] of at) {
       out.set(aor, { version: Number(results[version] ?? 0), bindings: read === undefined ? undefined : parseRecords(results[read] as (string | null)[]) });
     }
@@ -727,7 +707,7 @@ export class RedisStore implements BindingStore {
    * after the script's answer instead (Redis runs it in a later pass, by
    * when the invalidations are out), a second round trip.
    */
-  private async commitScripted(changes: readonly BindingChange[], changeArgv: readonly (string | number)[], bytes: number): Promise<Map<string, CommittedBindings>> {
+  private async commitScripted(changes: readonly BindingChange[], changeArgv: readonly (string | number)[], bytes: number): Promise<Map<string, CommittedAor>> {
     const aors = [...new Set(changes.map((c) => (c.op === 'put' ? c.binding.aor : c.aor)))];
     const args = [this.prefix, '1', ...changeArgv];
     const mget: PlainCommand = ['mget', ...aors.map((a) => this.versionKey(a))];
@@ -739,7 +719,7 @@ export class RedisStore implements BindingStore {
     });
     const [, written, versions, lists] = answer as [number, string[], (string | null)[], string[][]];
     const trackedVersions = tracked as (string | null)[];
-    const out = new Map<string, CommittedBindings>();
+    const out = new Map<string, CommittedAor>();
     written.forEach((aor, i) => {
       const version = versions[i] ?? null;
       if (version === (trackedVersions[aors.indexOf(aor)] ?? null)) out.set(aor, { version: Number(version ?? 0), bindings: lists[i].map((j) => JSON.parse(j) as BindingRecord) });

@@ -30,8 +30,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
-import { quitConnection, type CommittedBindings, type HeldVersion, type RedisStore, type TrackedBindings } from './redis-store.js';
-import type { BindingChange } from './types.js';
+import { quitConnection, type RedisStore, type TrackedBindings } from './redis-store.js';
+import type { BindingChange, CommittedAor, HeldAor } from './types.js';
 
 /** The channel Redis sends invalidations on (RESP2 with REDIRECT). */
 const INVALIDATE_CHANNEL = '__redis__:invalidate';
@@ -174,7 +174,7 @@ export class RedisBindingTracking {
   }
 
   /** RedisStore.commitAndRead. */
-  commitAndRead(changes: readonly BindingChange[], held?: ReadonlyMap<string, HeldVersion>): Promise<Map<string, CommittedBindings>> {
+  commitAndRead(changes: readonly BindingChange[], held?: ReadonlyMap<string, HeldAor>): Promise<Map<string, CommittedAor>> {
     return this.store.commitAndRead(changes, held);
   }
 

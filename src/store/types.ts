@@ -70,6 +70,31 @@ export type BindingChange =
   | { op: 'delete'; aor: string; contactUri: string }
   | { op: 'deleteAll'; aor: string };
 
+/** What a cache held of an AOR when a commit's changes were made to it (ReadThroughSource.commitAndRead, RedisStore.commitAndRead). */
+export interface HeldAor {
+  /** The AOR's version the cache held (as a commit answered it: {@link CommittedAor.version}). */
+  version: number;
+  /**
+   * True when every change of the commit to this AOR refreshes a binding the
+   * cache held, unexpired (the store's index of the AOR lists them already,
+   * unless another node changed the AOR since: then the version tells).
+   */
+  indexed: boolean;
+}
+
+/**
+ * One AOR after a commit: its version, and its bindings read back, or none
+ * read when the version is the held one plus one (this commit was the only
+ * change since the cache's last commit of the AOR: the cache with the
+ * commit's changes is what the store holds).
+ */
+export interface CommittedAor {
+  /** The AOR's version after the commit (a counter every commit that changes the AOR bumps; 0 when the AOR has no binding left). */
+  version: number;
+  /** The bindings in first-added order; undefined when not read back (see above). */
+  bindings?: BindingRecord[];
+}
+
 /**
  * Where the location service keeps its bindings durably (RFC 3261 §10.2): the
  * SQLite store, or a shared store that several workers or nodes use. Every
