@@ -5,7 +5,8 @@
       "sources": [
         "src/data_plane.cc",
         "src/stun_fast.cc",
-        "src/udp_send.cc"
+        "src/udp_send.cc",
+        "src/udp_steer.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

@@ -31,6 +31,7 @@
 
 #include "stun_fast.h"
 #include "udp_send.h"
+#include "udp_steer.h"
 
 namespace rtcedge {
 namespace {
@@ -808,6 +809,7 @@ class DataPlane : public Napi::ObjectWrap<DataPlane> {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("DataPlane", DataPlane::Init(env));
   InitUdpSend(env, exports);
+  InitUdpSteer(env, exports);
   return exports;
 }
 
