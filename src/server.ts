@@ -1,3 +1,4 @@
+import type dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { firstExternalAddress, hostAddresses } from './transport/host-addresses.js';
 import type { Logger } from './log.js';
@@ -92,7 +93,11 @@ export interface ServerOptions {
    * TURN and the admin listener are the primary's, not the worker's, and the
    * worker logs `sip worker ready` instead of `rtcedge ready`.
    */
-  worker?: { mesh: WorkerMesh };
+  worker?: {
+    mesh: WorkerMesh;
+    /** This worker's steered UDP sockets, bound, by udpListenKey (cluster/udp-steering.ts); other UDP listeners are bound as usual. */
+    udpSockets?: ReadonlyMap<string, dgram.Socket>;
+  };
 }
 
 /**
@@ -137,7 +142,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   let heldTransactions = (): number => 0;
   const overload = startOverloadControl(config, () => heldTransactions() === 0);
   const worker = options.worker;
-  const transport = createTransport(config, tls, overload.admission, metrics, logger, worker?.mesh);
+  const transport = createTransport(config, tls, overload.admission, metrics, logger, worker?.mesh, worker?.udpSockets);
   // With the Redis store, the end of a call (BYE) also reaches the limits counted across nodes (set below).
   let observeCall: ((msg: SipMessage) => void) | undefined;
   const transactions = createTransactions(config, transport, security, metrics, logger, (msg) => observeCall?.(msg));
@@ -669,9 +674,11 @@ function createTransport(
   metrics: ServerMetrics,
   logger: Logger,
   mesh: WorkerMesh | undefined,
+  udpSockets: ReadonlyMap<string, dgram.Socket> | undefined,
 ): TransportLayer {
   return new TransportLayer({
     mesh,
+    udpSockets,
     listen: config.sip.listen.map((l) => ({ transport: l.transport, host: l.host, port: l.port, clientCert: l.client_cert ?? 'optional' })),
     peerIdentities: (cert) => certificateIdentities(cert, config.sip.tls.client_identity ?? ['uri']),
     advertisedHost: config.sip.advertised_host,

@@ -8,8 +8,13 @@ import type { Config } from '../config/schema.js';
 
 /** Primary → worker. */
 export type ToWorker =
-  /** Start as worker `index` of `count`, mesh sockets in `meshDir`. */
-  | { type: 'start'; config: Config; index: number; count: number; meshDir: string }
+  /**
+   * Start as worker `index` of `count`, mesh sockets in `meshDir`, once the `udpSockets` steered UDP sockets
+   * (`udp-socket` messages, sent before it or after) have arrived.
+   */
+  | { type: 'start'; config: Config; index: number; count: number; meshDir: string; udpSockets: number }
+  /** This worker's steered socket of the UDP listener `listen` (cluster/udp-steering.ts), sent as the message's handle. */
+  | { type: 'udp-socket'; listen: string }
   /** Re-read what can change (RunningServer.reload) with this configuration; answered by a reply. */
   | { type: 'reload'; id: number; config: Config }
   /** Read these AORs again from the store (the admin API changed them); answered by a reply. */

@@ -17,6 +17,7 @@ import { prepareDataDir } from '../config/data-dir.js';
 import { loadOrCreateSecret } from '../config/secret.js';
 import { openStore, startWalCheckpointer } from '../store/index.js';
 import { storeUserSource } from '../auth/user-source.js';
+import { startUdpSteering } from './udp-steering.js';
 import { openDirectory } from '../directory/index.js';
 import { bindingOrder, LocationService } from '../registrar/location-service.js';
 import type { BindingRecord, SqliteStore } from '../store/index.js';
@@ -95,6 +96,8 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
   const users = openDirectory(config.directory, config.domains, logger) ?? storeUserSource(store);
   for (const dir of await removeStaleMeshDirs()) log.info({ dir }, 'removed the mesh directory of a server that no longer runs');
   const meshDir = createMeshDir();
+  // One SO_REUSEPORT socket per worker and UDP listener, bound here in worker order and kept for restarts.
+  const steering = startUdpSteering(config.sip.udp_steering, opts.workers, config.sip.listen, logger);
   const slots: Slot[] = Array.from({ length: opts.workers }, (_, index) => ({ index, worker: undefined, startedAtMs: 0, failures: 0 }));
   const pending = new Map<number, (m: Extract<FromWorker, { type: 'reply' }> | undefined) => void>();
   let nextId = 1;
@@ -151,7 +154,11 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
       slot.startedAtMs = Date.now();
       let ready = false;
       w.on('message', (m: FromWorker) => {
-        if (m.type === 'loaded') w.send({ type: 'start', config: running, index: slot.index, count: slots.length, meshDir } satisfies ToWorker);
+        if (m.type === 'loaded') {
+          const steered = steering?.listeners ?? [];
+          for (const l of steered) w.send({ type: 'udp-socket', listen: l.key } satisfies ToWorker, l.sockets[slot.index]);
+          w.send({ type: 'start', config: running, index: slot.index, count: slots.length, meshDir, udpSockets: steered.length } satisfies ToWorker);
+        }
         else if (m.type === 'ready' && !ready) {
           ready = true;
           resolve();
@@ -201,6 +208,7 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
       }),
     );
     rmSync(meshDir, { recursive: true, force: true });
+    steering?.close();
   };
 
   let turn: TurnServer | undefined;

@@ -7,6 +7,7 @@
  * SIGINT is ignored (a terminal's ^C reaches the whole process group; the
  * primary stops the workers); SIGTERM stops this worker gracefully.
  */
+import dgram from 'node:dgram';
 import { createLogger, flushLogSync, type Logger } from '../log.js';
 import type { Config } from '../config/schema.js';
 import { SocketMesh } from '../transport/socket-mesh.js';
@@ -21,7 +22,7 @@ function send(msg: FromWorker): void {
   process.send?.(msg);
 }
 
-async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
+async function start(msg: Extract<ToWorker, { type: 'start' }>, udpSockets: ReadonlyMap<string, dgram.Socket>): Promise<void> {
   const base = createLogger(msg.config.log.level, { maxBufferBytes: msg.config.log.max_buffer_bytes });
   const logger = base.child({ worker: msg.index });
   let config: Config = msg.config;
@@ -31,7 +32,7 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>): Promise<void> {
     await mesh.start();
     server = await startServer(config, logger, {
       reloadConfig: () => config,
-      worker: { mesh },
+      worker: { mesh, udpSockets },
     });
   } catch (err) {
     logger.error({ err: (err as Error).message }, 'sip worker failed to start');
@@ -95,7 +96,16 @@ function handleFatal(logger: Logger): void {
 }
 
 process.on('SIGINT', () => {});
-process.once('message', (m: ToWorker) => {
-  if (m.type === 'start') void start(m);
-});
+// The steered UDP sockets (handles of `udp-socket` messages) and `start` may arrive in either order.
+const udpSockets = new Map<string, dgram.Socket>();
+let startMessage: Extract<ToWorker, { type: 'start' }> | undefined;
+const launch = (m: ToWorker, handle?: unknown): void => {
+  if (m.type === 'udp-socket' && handle instanceof dgram.Socket) udpSockets.set(m.listen, handle);
+  else if (m.type === 'start') startMessage = m;
+  if (startMessage && udpSockets.size >= startMessage.udpSockets) {
+    process.off('message', launch);
+    void start(startMessage, udpSockets);
+  }
+};
+process.on('message', launch);
 send({ type: 'loaded' });

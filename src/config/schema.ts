@@ -284,6 +284,12 @@ const sipSchema = z.strictObject({
    * native/src/udp_send.cc), `dgram` (node:dgram, one send each); unset = native when the addon loads.
    */
   udp_send: z.enum(['native', 'dgram'], { error: 'expected native or dgram' }).optional(),
+  /**
+   * With several workers, each UDP datagram read by the worker that owns its Call-ID: one SO_REUSEPORT socket per
+   * worker and an eBPF program that picks it (cluster/udp-steering.ts); `auto` when the kernel loads the program, else
+   * (and with `off`) one socket shared by the workers, messages handed to their owner.
+   */
+  udp_steering: z.enum(['auto', 'off'], { error: 'expected auto or off' }).default('auto'),
   /** SIP worker processes serving the listeners: `auto` (one per core, os.availableParallelism()) or 1..64. */
   workers: z
     .union([z.literal('auto'), int(1, 64, "'auto' or a whole number")], { error: "expected 'auto' or a whole number 1-64" })

@@ -89,6 +89,11 @@ export interface TransportOptions {
    * the kernel caps it at net.core.rmem_max (then a warning names the size it got). Undefined: the kernel's default.
    */
   udpReceiveBufferBytes?: number;
+  /**
+   * UDP sockets already bound for configured listeners, by {@link udpListenKey} (a SIP worker's
+   * steered sockets, cluster/udp-steering.ts); the layer reads and sends on them and closes them at stop.
+   */
+  udpSockets?: ReadonlyMap<string, dgram.Socket>;
 }
 
 /** Default most open connections per stream listener (`sip.limits.max_connections`). */
@@ -273,7 +278,7 @@ export class TransportLayer {
     for (const configured of this.opts.listen) {
       const spec = { ...configured, host: stripBrackets(configured.host) };
       try {
-        if (spec.transport === 'udp') await this.listenUdp(spec);
+        if (spec.transport === 'udp') await this.listenUdp(spec, this.opts.udpSockets?.get(udpListenKey(configured.host, configured.port)));
         else await this.listenStream(spec);
       } catch (err) {
         if (isIPv6Unavailable(spec.host, err)) {
@@ -454,16 +459,10 @@ export class TransportLayer {
     return this.udpSockets.find((u) => u.v6 === v6) ?? this.udpSockets[0];
   }
 
-  private async listenUdp(spec: ListenSpec): Promise<void> {
+  /** Listen on UDP `spec`: on `given` (bound already) or a socket bound here. */
+  private async listenUdp(spec: ListenSpec, given: dgram.Socket | undefined): Promise<void> {
     const v6 = spec.host.includes(':');
-    const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', reuseAddr: false, ipv6Only: v6, lookup: literalFirstLookup });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(spec.port, spec.host, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
+    const socket = given ?? (await bindUdp(spec.host, spec.port, v6));
     socket.on('error', (err) => this.log.warn({ err: err.message }, 'udp socket error'));
     const addr = socket.address();
     if (this.opts.udpReceiveBufferBytes !== undefined) setReceiveBuffer(socket, this.opts.udpReceiveBufferBytes, formatHostPort(addr.address, addr.port), this.log);
@@ -903,6 +902,24 @@ export function isIPv6Unavailable(host: string, err: unknown): boolean {
  * asked means the cap applied: logged at warn with the sysctl to raise. A refusal is logged too; the socket keeps
  * serving with the kernel's default.
  */
+/** The key of a configured UDP listener (host as configured, brackets kept) in {@link TransportOptions.udpSockets}. */
+export function udpListenKey(host: string, port: number): string {
+  return `udp|${host}|${port}`;
+}
+
+/** A dgram socket bound to host:port (IPv6-only for an IPv6 host). @throws the bind error. */
+async function bindUdp(host: string, port: number, v6: boolean): Promise<dgram.Socket> {
+  const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', reuseAddr: false, ipv6Only: v6, lookup: literalFirstLookup });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(port, host, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  return socket;
+}
+
 function setReceiveBuffer(socket: dgram.Socket, bytes: number, listen: string, log: Logger): void {
   try {
     socket.setRecvBufferSize(bytes);

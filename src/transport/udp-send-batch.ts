@@ -61,12 +61,17 @@ function sockaddrOf(addon: UdpSendAddon, address: string): Buffer | null {
   return sa;
 }
 
-/** The descriptor of a bound dgram socket (its libuv handle's, also in a cluster worker sharing the primary's socket), or undefined. */
-export function udpDescriptorOf(socket: dgram.Socket): number | undefined {
+/** The libuv UDP handle of a dgram socket (its descriptor, receive start/stop), or undefined. */
+export function udpHandleOf(socket: dgram.Socket): { fd?: unknown; recvStop?: () => number } | undefined {
   // dgram keeps its handle under a symbol; the public `_handle` getter is deprecated (DEP0112).
   const key = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
-  const state = key ? (socket as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[key] : undefined;
-  const fd = state?.handle?.fd;
+  const state = key ? (socket as unknown as Record<symbol, { handle?: { fd?: unknown; recvStop?: () => number } } | undefined>)[key] : undefined;
+  return state?.handle;
+}
+
+/** The descriptor of a bound dgram socket (its libuv handle's, also in a cluster worker sharing the primary's socket), or undefined. */
+export function udpDescriptorOf(socket: dgram.Socket): number | undefined {
+  const fd = udpHandleOf(socket)?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 

@@ -79,6 +79,7 @@ describe('defaults', () => {
         },
         timers: { t1: 500, t2: 4000, t4: 5000 },
         workers: 'auto',
+        udp_steering: 'auto',
       },
       turn: {
         enabled: true,
@@ -287,6 +288,12 @@ describe('errors', () => {
     expect(parseConfig({ sip: { udp_send: 'dgram' } }, '/x.yaml').sip.udp_send).toBe('dgram');
     expect(parseConfig({ sip: { udp_send: 'native' } }, '/x.yaml').sip.udp_send).toBe('native');
     expect(errorOf(() => parseConfig({ sip: { udp_send: 'fast' } }, '/x.yaml')).message).toBe('config /x.yaml: sip.udp_send: expected native or dgram, got "fast"');
+  });
+
+  test('sip.udp_steering: auto by default, or off; another value names the key', () => {
+    expect(parseConfig({}, '/x.yaml').sip.udp_steering).toBe('auto');
+    expect(parseConfig({ sip: { udp_steering: 'off' } }, '/x.yaml').sip.udp_steering).toBe('off');
+    expect(errorOf(() => parseConfig({ sip: { udp_steering: 'ebpf' } }, '/x.yaml')).message).toBe('config /x.yaml: sip.udp_steering: expected auto or off, got "ebpf"');
   });
 
   test('store: redis needs node.uri; bad Redis URL, sentinel address and store type name their key', () => {
