@@ -40,7 +40,22 @@ interface Summary {
   handedIn: number;
 }
 
-/** Two workers on one UDP port; `steering` sets sip.udp_steering. */
+/** Two workers on one UDP port for the tests of this describe block (started before them, stopped after); `steering` sets sip.udp_steering. */
+function serveForBlock(port: number, steering: 'auto' | 'off'): { served: () => ServedWorkers; logLine: (text: string) => Record<string, unknown> | undefined } {
+  let served: ServedWorkers | undefined;
+  beforeAll(async () => {
+    served = await serve(port, steering);
+  }, 30_000);
+  afterAll(async () => {
+    await served?.stop();
+  });
+  const logLine = (text: string) => {
+    const line = served!.server.stdout().split('\n').find((l) => l.includes(text));
+    return line === undefined ? undefined : (JSON.parse(line) as Record<string, unknown>);
+  };
+  return { served: () => served!, logLine };
+}
+
 function serve(port: number, steering: 'auto' | 'off'): Promise<ServedWorkers> {
   return serveWorkers(
     `udp-steering-${steering}`,
@@ -107,22 +122,14 @@ async function registerFromOneSocket(served: ServedWorkers, port: number): Promi
 
 describe.skipIf(refused !== undefined)(`two workers, sip.udp_steering: auto${refused ? ` (skipped: bpf() refused here: ${refused})` : ''}`, () => {
   const PORT = 27370;
-  let served: ServedWorkers | undefined;
-  beforeAll(async () => {
-    served = await serve(PORT, 'auto');
-  }, 30_000);
-  afterAll(async () => {
-    await served?.stop();
-  });
+  const { served, logLine } = serveForBlock(PORT, 'auto');
 
   it('logs that UDP is steered, naming the listener', () => {
-    const line = served!.server.stdout().split('\n').find((l) => l.includes('steered to their Call-ID'));
-    expect(line).toBeDefined();
-    expect(JSON.parse(line!)).toMatchObject({ component: 'udp-steering', workers: 2, listeners: [`udp|127.0.0.1|${PORT}`] });
+    expect(logLine('steered to their Call-ID')).toMatchObject({ component: 'udp-steering', workers: 2, listeners: [`udp|127.0.0.1|${PORT}`] });
   });
 
   it("REGISTERs of many Call-IDs from one client socket each reach the worker owning the Call-ID: none handed over the mesh", async () => {
-    const totals = await registerFromOneSocket(served!, PORT);
+    const totals = await registerFromOneSocket(served(), PORT);
     expect(totals).toEqual([
       { worker: 0, statelessChallenges: PER_WORKER, handedOff: 0, handedIn: 0 },
       { worker: 1, statelessChallenges: PER_WORKER, handedOff: 0, handedIn: 0 },
@@ -130,11 +137,11 @@ describe.skipIf(refused !== undefined)(`two workers, sip.udp_steering: auto${ref
   });
 
   it('a worker killed gets its socket back at the same index: its Call-IDs still reach it, none handed over', async () => {
-    const lines = () => served!.server.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = () => served().server.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     const ready = (worker: number) => lines().filter((l) => l.msg === 'sip worker ready' && l.worker === worker);
     process.kill(ready(0)[0]!.pid as number, 'SIGKILL');
     await expect.poll(() => ready(0).length, { timeout: 10_000 }).toBe(2);
-    expect(await registerFromOneSocket(served!, PORT)).toEqual([
+    expect(await registerFromOneSocket(served(), PORT)).toEqual([
       { worker: 0, statelessChallenges: PER_WORKER, handedOff: 0, handedIn: 0 },
       { worker: 1, statelessChallenges: PER_WORKER, handedOff: 0, handedIn: 0 },
     ]);
@@ -143,22 +150,14 @@ describe.skipIf(refused !== undefined)(`two workers, sip.udp_steering: auto${ref
 
 describe('two workers, sip.udp_steering: off', () => {
   const PORT = 27372;
-  let served: ServedWorkers | undefined;
-  beforeAll(async () => {
-    served = await serve(PORT, 'off');
-  }, 30_000);
-  afterAll(async () => {
-    await served?.stop();
-  });
+  const { served, logLine } = serveForBlock(PORT, 'off');
 
   it('logs why UDP is not steered', () => {
-    const line = served!.server.stdout().split('\n').find((l) => l.includes('not steered by Call-ID'));
-    expect(line).toBeDefined();
-    expect(JSON.parse(line!)).toMatchObject({ component: 'udp-steering', reason: 'sip.udp_steering is off' });
+    expect(logLine('not steered by Call-ID')).toMatchObject({ component: 'udp-steering', reason: 'sip.udp_steering is off' });
   });
 
   it("REGISTERs from one client socket land on either worker and are handed to the Call-ID's owner, which answers each", async () => {
-    const totals = await registerFromOneSocket(served!, PORT);
+    const totals = await registerFromOneSocket(served(), PORT);
     expect(totals.map((t) => t.statelessChallenges)).toEqual([PER_WORKER, PER_WORKER]);
     const handedOff = totals.reduce((n, t) => n + t.handedOff, 0);
     expect(handedOff).toBeGreaterThan(0);
