@@ -213,14 +213,33 @@ Napi::Value Fail(Napi::Env env, const std::string& message, int err) {
   return env.Undefined();
 }
 
-// reuseportUdpSocket(ip, port, ipv6Only): a non-blocking UDP socket with SO_REUSEPORT bound to
-// ip:port (IPV6_V6ONLY for an IPv6 address when ipv6Only); returns its descriptor. Throws an Error
-// (with `errno`) when the socket cannot be made or bound (EADDRINUSE without SO_REUSEPORT on the
-// port, EADDRNOTAVAIL...), a TypeError on arguments of the wrong type.
+// Binds a new UDP socket of `family` to `sa`, SO_REUSEPORT when `reusePort`, IPV6_V6ONLY as `v6only`;
+// its descriptor, or -1 with errno set (nothing left open).
+int BindUdp(int family, const sockaddr_storage& sa, socklen_t len, bool reusePort, int v6only) {
+  const int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  const int one = 1;
+  if ((reusePort && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
+      (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) != 0) ||
+      bind(fd, reinterpret_cast<const sockaddr*>(&sa), len) != 0) {
+    const int err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
+// reuseportUdpSocket(ip, port, ipv6Only, firstOfGroup): a non-blocking UDP socket with SO_REUSEPORT
+// bound to ip:port (IPV6_V6ONLY for an IPv6 address when ipv6Only); returns its descriptor. With
+// firstOfGroup and a port other than 0, the port must be free first (a socket without SO_REUSEPORT
+// binds it, then closes), so a group another process made (another server as the same user) is never
+// joined. Throws an Error (with `errno`) when the socket cannot be made or bound (EADDRINUSE,
+// EADDRNOTAVAIL...), a TypeError on arguments of the wrong type.
 Napi::Value ReuseportUdpSocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsBoolean()) {
-    Napi::TypeError::New(env, "reuseportUdpSocket(ip, port, ipv6Only)").ThrowAsJavaScriptException();
+  if (info.Length() < 4 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsBoolean() || !info[3].IsBoolean()) {
+    Napi::TypeError::New(env, "reuseportUdpSocket(ip, port, ipv6Only, firstOfGroup)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   const std::string ip = info[0].As<Napi::String>().Utf8Value();
@@ -247,17 +266,14 @@ Napi::Value ReuseportUdpSocket(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "reuseportUdpSocket: not an IP address: " + ip).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  const int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Fail(env, Errno("socket", errno), errno);
-  const int one = 1;
   const int v6only = info[2].As<Napi::Boolean>().Value() ? 1 : 0;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-      (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) != 0) ||
-      bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    const int err = errno;
-    close(fd);
-    return Fail(env, Errno("bind", err), err);
+  if (info[3].As<Napi::Boolean>().Value() && port != 0) {
+    const int probe = BindUdp(family, ss, len, false, v6only);
+    if (probe < 0) return Fail(env, Errno("bind", errno), errno);
+    close(probe);
   }
+  const int fd = BindUdp(family, ss, len, true, v6only);
+  if (fd < 0) return Fail(env, Errno("bind", errno), errno);
   return Napi::Number::New(env, fd);
 }
 

@@ -32,9 +32,10 @@ import { udpListenKey } from '../transport/transport-layer.js';
 export interface UdpSteerAddon {
   /**
    * A non-blocking UDP socket with SO_REUSEPORT bound to `ip`:`port` (IPV6_V6ONLY when `ipv6Only`); its descriptor.
-   * @throws Error with `errno` when it cannot be made or bound; TypeError when `ip` is not an IP literal.
+   * `firstOfGroup` (port not 0): the port must be free first, so another process's group is never joined.
+   * @throws Error with `errno` when it cannot be made or bound (EADDRINUSE...); TypeError when `ip` is not an IP literal.
    */
-  reuseportUdpSocket(ip: string, port: number, ipv6Only: boolean): number;
+  reuseportUdpSocket(ip: string, port: number, ipv6Only: boolean, firstOfGroup: boolean): number;
   /**
    * Loads the Call-ID program for `workers` (1..1024) sockets with bpf(2); its descriptor.
    * @throws Error with `errno` (and the verifier's log when it refused the program).
@@ -144,7 +145,7 @@ function bindGroup(addon: UdpSteerAddon, spec: ListenerSpec, workers: number, pr
   try {
     let port = spec.port;
     for (let i = 0; i < workers; i++) {
-      const fd = addon.reuseportUdpSocket(host, port, v6);
+      const fd = addon.reuseportUdpSocket(host, port, v6, i === 0);
       const socket = dgram.createSocket(v6 ? 'udp6' : 'udp4');
       socket.on('error', (err) => log.warn({ err: err.message }, 'steered UDP socket error'));
       socket.bind({ fd });

@@ -4,8 +4,10 @@
  * transport's byte scan, transport/call-id-owner.ts) modulo the number of
  * workers, or "give up" (an index past the group: the kernel picks) exactly
  * where callIdHash finds no Call-ID; past its 2048-byte scan bound it may give
- * up, never answer another worker.
+ * up, never answer another worker. The group's first socket is bound only
+ * on a free port: another process's group is never joined.
  */
+import dgram from 'node:dgram';
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { callIdHash } from '../../src/transport/call-id-owner.js';
@@ -92,6 +94,33 @@ describe.skipIf(refused !== undefined)(`the eBPF Call-ID program in the kernel${
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('binds the first socket of a group only on a free port; later ones join it on the same port', () => {
+    const errnoOf = (f: () => unknown) => {
+      try {
+        f();
+      } catch (err) {
+        return (err as { errno?: number }).errno;
+      }
+      return undefined;
+    };
+    const sockets: dgram.Socket[] = [];
+    const take = (fd: number) => {
+      const s = dgram.createSocket('udp4');
+      s.bind({ fd });
+      sockets.push(s);
+      return s.address().port;
+    };
+    try {
+      const port = take(addon!.reuseportUdpSocket('127.0.0.1', 0, false, true));
+      expect(take(addon!.reuseportUdpSocket('127.0.0.1', port, false, false))).toBe(port);
+      // A group already there (another server on the port): the first socket of a new group refuses it.
+      expect(errnoOf(() => addon!.reuseportUdpSocket('127.0.0.1', port, false, true))).toBe(98 /* EADDRINUSE */);
+      expect(() => addon!.reuseportUdpSocket('not-an-ip', port, false, true)).toThrow(TypeError);
+    } finally {
+      for (const s of sockets) s.close();
+    }
   });
 
   it('gives up on keepalives, empty payloads and messages without a Call-ID', () => {
