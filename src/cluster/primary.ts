@@ -158,8 +158,7 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
           const steered = steering?.listeners ?? [];
           for (const l of steered) w.send({ type: 'udp-socket', listen: l.key } satisfies ToWorker, l.sockets[slot.index]);
           w.send({ type: 'start', config: running, index: slot.index, count: slots.length, meshDir, udpSockets: steered.length } satisfies ToWorker);
-        }
-        else if (m.type === 'ready' && !ready) {
+        } else if (m.type === 'ready' && !ready) {
           ready = true;
           resolve();
         } else if (m.type === 'failed' && !ready) {

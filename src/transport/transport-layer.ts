@@ -896,12 +896,6 @@ export function isIPv6Unavailable(host: string, err: unknown): boolean {
   return code === 'EAFNOSUPPORT' || code === 'EPROTONOSUPPORT' || (code === 'EADDRNOTAVAIL' && (host === '::' || host === '::1'));
 }
 
-/**
- * Ask for a UDP socket's receive buffer of `bytes` (SO_RCVBUF). Linux caps the request at net.core.rmem_max
- * and reports twice what it kept (its bookkeeping share, socket(7)), so a size reported below twice the one
- * asked means the cap applied: logged at warn with the sysctl to raise. A refusal is logged too; the socket keeps
- * serving with the kernel's default.
- */
 /** The key of a configured UDP listener (host as configured, brackets kept) in {@link TransportOptions.udpSockets}. */
 export function udpListenKey(host: string, port: number): string {
   return `udp|${host}|${port}`;
@@ -920,6 +914,12 @@ async function bindUdp(host: string, port: number, v6: boolean): Promise<dgram.S
   return socket;
 }
 
+/**
+ * Ask for a UDP socket's receive buffer of `bytes` (SO_RCVBUF). Linux caps the request at net.core.rmem_max
+ * and reports twice what it kept (its bookkeeping share, socket(7)), so a size reported below twice the one
+ * asked means the cap applied: logged at warn with the sysctl to raise. A refusal is logged too; the socket keeps
+ * serving with the kernel's default.
+ */
 function setReceiveBuffer(socket: dgram.Socket, bytes: number, listen: string, log: Logger): void {
   try {
     socket.setRecvBufferSize(bytes);
