@@ -14,16 +14,22 @@ export function tempDir(prefix) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** utime+stime of one process (all its threads), in clock ticks; 0 if gone. */
-function ticksOf(pid) {
+/** [utime, stime] of one process (all its threads), in clock ticks; [0, 0] if gone. */
+function statTicks(pid) {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the parenthesised comm; utime and stime are fields 14 and 15.
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
+    return [Number(f[11]), Number(f[12])];
   } catch {
-    return 0;
+    return [0, 0];
   }
+}
+
+/** utime+stime of one process (all its threads), in clock ticks; 0 if gone. */
+function ticksOf(pid) {
+  const [u, st] = statTicks(pid);
+  return u + st;
 }
 
 function ppidOf(pid) {
@@ -60,6 +66,18 @@ export function cpuSeconds(root) {
   let t = 0;
   for (const p of processTree(root)) t += ticksOf(p);
   return t / CLK_TCK;
+}
+
+/** User and system CPU seconds used so far by a process and its descendants: {userS, systemS}. */
+export function cpuSplit(root) {
+  let user = 0;
+  let system = 0;
+  for (const p of processTree(root)) {
+    const [u, st] = statTicks(p);
+    user += u;
+    system += st;
+  }
+  return { userS: user / CLK_TCK, systemS: system / CLK_TCK };
 }
 
 /**

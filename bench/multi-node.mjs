@@ -4,7 +4,7 @@
 // process plus redis-server, user + system). On a 2-core machine the figure
 // that means something is the cost per operation, not the scaling.
 //
-//   node bench/multi-node.mjs [--seconds 5] [--register-rate 300] [--call-rate 40] [--setups sqlite,1,2,3] [--write]
+//   node bench/multi-node.mjs [--seconds 5] [--register-rate 300[,1000,...]] [--call-rate 40[,150,...]] [--setups sqlite,1,2,3] [--write]
 //                             [--idle] [--cpu-prof DIR] [--load-first] [--baseline /path/to/other/dist/cli/main.js]
 //
 // Every node is one process (sip.workers: 1), so the rows compare the store alone.
@@ -14,6 +14,11 @@
 // - INVITE → 407 → ACK → INVITE with credentials → 200 → ACK → BYE → 200 to
 //   `callee`, a SIPp UAS registered once (UDP, so no node holds its flow: every
 //   node reaches it), the call entering at each node in turn.
+// --register-rate and --call-rate take lists, paired by position (the shorter list repeats its last rate): each
+// setup's nodes are started once and loaded at every pair in turn, and the table gains one row per setup and
+// rate, its percentages against the first setup at the same rate. Per row the bench also prints what the nodes
+// did per operation: voluntary context switches (wake-ups, all threads), user and system CPU, and on Redis the
+// transactions and scripts (MULTI + EVALSHA: commits and call admissions) per operation.
 // --write replaces the section between the multi-node markers of bench/RESULTS.md.
 // --idle first measures the same processes for --seconds without load (CPU ms per second,
 // printed after the table). --cpu-prof DIR has every node write a V8 CPU profile
@@ -27,7 +32,7 @@
 // where every REGISTER invalidates the AOR at the other nodes, which read it again at their next REGISTER).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startProcess, runProcess, stopProcess, tempDir, cpuSeconds, sleep, waitFor } from './lib.mjs';
+import { startProcess, runProcess, stopProcess, tempDir, cpuSeconds, cpuSplit, processStats, sleep, waitFor } from './lib.mjs';
 import { startRtcedge, ROOT } from './rtcedge.mjs';
 import { lastStat, hms, epoch } from './sip.mjs';
 import { REGISTER_SCENARIO } from './sip-scenarios.mjs';
@@ -35,8 +40,19 @@ import { REGISTER_SCENARIO } from './sip-scenarios.mjs';
 const args = process.argv.slice(2);
 const opt = (name, def) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : def);
 const SECONDS = opt('--seconds', 5);
-const REGISTER_RATE = opt('--register-rate', 300);
-const CALL_RATE = opt('--call-rate', 40);
+/** A comma-separated list of rates (positive numbers) after `name`, or `def`. */
+const rates = (name, def) => {
+  const list = (args.includes(name) ? args[args.indexOf(name) + 1] : def).split(',').map(Number);
+  if (list.some((r) => !(r > 0))) throw new Error(`bench/multi-node.mjs: ${name} takes rates per second separated by commas`);
+  return list;
+};
+const REGISTER_RATES = rates('--register-rate', '300');
+const CALL_RATES = rates('--call-rate', '40');
+/** Load steps, [REGISTER/s, calls/s], paired by position; the shorter list repeats its last rate. */
+const STEPS = Array.from({ length: Math.max(REGISTER_RATES.length, CALL_RATES.length) }, (_, i) => [
+  REGISTER_RATES[Math.min(i, REGISTER_RATES.length - 1)],
+  CALL_RATES[Math.min(i, CALL_RATES.length - 1)],
+]);
 const WRITE = args.includes('--write');
 const IDLE = args.includes('--idle');
 /** All load at the first node (the others only follow its binding changes: their cost per operation is that of following). */
@@ -55,9 +71,10 @@ const SIPP_PORTS = [28210, 28212, 28214];
 const UAS_PORT = 28220;
 /**
  * Callers, taken in turn: enough that none places more than 20 calls in a minute, under the
- * default `sip.security.calls.max_attempts_per_minute` (30) whatever --seconds and --call-rate are.
+ * default `sip.security.calls.max_attempts_per_minute` (30) whatever --seconds and --call-rate are
+ * (the steps of one setup follow each other within a minute, so their calls are added up).
  */
-const USERS = Math.max(20, Math.ceil((CALL_RATE * Math.min(SECONDS, 60)) / 20));
+const USERS = Math.max(20, Math.ceil(CALL_RATES.reduce((t, r) => t + r * Math.min(SECONDS, 60), 0) / 20));
 const users = Array.from({ length: USERS }, (_, i) => [`user${i}`, `pw-user${i}`]);
 const MARK_BEGIN = '<!-- multi-node:begin -->';
 const MARK_END = '<!-- multi-node:end -->';
@@ -176,9 +193,23 @@ async function commandCounts(redis) {
   return out;
 }
 
+/** The nodes' voluntary context switches (all threads) and user and system CPU seconds, summed. */
+function nodeCounters(pids) {
+  const out = { vol: 0, userS: 0, systemS: 0 };
+  for (const pid of pids) {
+    for (const st of processStats(pid).values()) out.vol += st.vol;
+    const { userS, systemS } = cpuSplit(pid);
+    out.userS += userS;
+    out.systemS += systemS;
+  }
+  return out;
+}
+
 /** Runs one SIPp client per node at rate/n for SECONDS; returns totals. */
 async function load(dir, scenario, rate, nodeCount, cpuPids, redis) {
   const commands0 = await commandCounts(redis);
+  const nodePids = cpuPids.slice(0, nodeCount);
+  const nodes0 = nodeCounters(nodePids);
   const loaded = LOAD_FIRST ? 1 : nodeCount;
   const per = rate / loaded;
   const calls = Math.round(per * SECONDS);
@@ -204,6 +235,7 @@ async function load(dir, scenario, rate, nodeCount, cpuPids, redis) {
     }),
   );
   const byProcess = cpuPids.map((p, i) => cpuSeconds(p) - cpu0[i]);
+  const nodes1 = nodeCounters(nodePids);
   const commands = [...(await commandCounts(redis))]
     .map(([c, n]) => [c, n.calls - (commands0.get(c)?.calls ?? 0), n.usec - (commands0.get(c)?.usec ?? 0)])
     .filter(([, n]) => n > 0);
@@ -220,7 +252,14 @@ async function load(dir, scenario, rate, nodeCount, cpuPids, redis) {
     elapsed = Math.max(elapsed, epoch(st.CurrentTime) - epoch(st.StartTime));
     rtSum += hms(st['ResponseTime1(C)'] ?? st['CallLength(C)']) * 1000 * n;
   }
-  return { ok, failed, okPerS: ok / elapsed, rtMs: rtSum / ok, cpuS: cpu, cpuMsPerOp: (cpu / ok) * 1000, byProcessMsPerOp: byProcess.map((s) => (s / ok) * 1000), commandsPerOp: commands.map(([c, n, us]) => `${c} ${f(n / ok, 2)} (${f(us / ok, 1)} µs)`).join(', ') };
+  const perOp = (k) => (nodes1[k] - nodes0[k]) / ok;
+  const countOf = (name) => commands.find(([c]) => c === name)?.[1] ?? 0;
+  return {
+    ok, failed, okPerS: ok / elapsed, rtMs: rtSum / ok, cpuS: cpu, cpuMsPerOp: (cpu / ok) * 1000, byProcessMsPerOp: byProcess.map((s) => (s / ok) * 1000),
+    commandsPerOp: commands.map(([c, n, us]) => `${c} ${f(n / ok, 2)} (${f(us / ok, 1)} µs)`).join(', '),
+    wakeupsPerOp: perOp('vol'), userMsPerOp: perOp('userS') * 1000, systemMsPerOp: perOp('systemS') * 1000,
+    roundTripsPerOp: redis ? (countOf('multi') + countOf('evalsha') + countOf('eval')) / ok : undefined,
+  };
 }
 
 async function runSetup(name, nodeCount, redis, cli) {
@@ -252,10 +291,15 @@ async function runSetup(name, nodeCount, redis, cli) {
       await sleep(SECONDS * 1000);
       idleMsPerS = ((pids.reduce((t, p) => t + cpuSeconds(p), 0) - cpu0) / SECONDS) * 1000;
     }
-    const register = await load(dir, 'register', REGISTER_RATE, nodeCount, pids, redis);
-    await sleep(500);
-    const call = await load(dir, 'call', CALL_RATE, nodeCount, pids, redis);
-    return { name, nodeCount, register, call, idleMsPerS };
+    const steps = [];
+    for (const [registerRate, callRate] of STEPS) {
+      const register = await load(dir, 'register', registerRate, nodeCount, pids, redis);
+      await sleep(500);
+      const call = await load(dir, 'call', callRate, nodeCount, pids, redis);
+      await sleep(500);
+      steps.push({ registerRate, callRate, register, call });
+    }
+    return { name, nodeCount, steps, idleMsPerS };
   } finally {
     for (const n of nodes) await stopProcess(n);
     await stopProcess(uas);
@@ -264,16 +308,22 @@ async function runSetup(name, nodeCount, redis, cli) {
 
 const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 
+/** One table row per load step and setup (steps in order, setups in order within a step); percentages against the step's first setup. */
 function table(rows) {
-  const base = rows[0];
   const head =
-    '| setup | REGISTER/s (target ' + REGISTER_RATE + ') | failed | CPU ms per REGISTER | vs SQLite | calls/s (target ' + CALL_RATE + ') | failed | CPU ms per call | vs SQLite |\n' +
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |';
-  const lines = rows.map(
-    (r) =>
-      `| ${r.name} | ${f(r.register.okPerS)} | ${r.register.failed} | ${f(r.register.cpuMsPerOp, 3)} | ${f((r.register.cpuMsPerOp / base.register.cpuMsPerOp) * 100)} % | ` +
-      `${f(r.call.okPerS, 1)} | ${r.call.failed} | ${f(r.call.cpuMsPerOp, 3)} | ${f((r.call.cpuMsPerOp / base.call.cpuMsPerOp) * 100)} % |`,
-  );
+    '| target REGISTER/s, calls/s | setup | REGISTER/s | failed | CPU ms per REGISTER | vs SQLite | calls/s | failed | CPU ms per call | vs SQLite |\n' +
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |';
+  const lines = [];
+  STEPS.forEach((_, k) => {
+    const base = rows[0].steps[k];
+    for (const r of rows) {
+      const s = r.steps[k];
+      lines.push(
+        `| ${s.registerRate}, ${s.callRate} | ${r.name} | ${f(s.register.okPerS)} | ${s.register.failed} | ${f(s.register.cpuMsPerOp, 3)} | ${f((s.register.cpuMsPerOp / base.register.cpuMsPerOp) * 100)} % | ` +
+          `${f(s.call.okPerS, 1)} | ${s.call.failed} | ${f(s.call.cpuMsPerOp, 3)} | ${f((s.call.cpuMsPerOp / base.call.cpuMsPerOp) * 100)} % |`,
+      );
+    }
+  });
   return [head, ...lines].join('\n');
 }
 
@@ -295,15 +345,19 @@ const text = table(rows);
 console.log(text);
 if (IDLE) for (const r of rows) console.log(`${r.name}: idle ${f(r.idleMsPerS, 1)} CPU ms/s (all its processes, no load)`);
 // Where the CPU of each row went: each node, then redis-server (CPU ms per operation).
+// What the nodes did per operation: wake-ups, user and system CPU, round trips to Redis.
 for (const r of rows) {
-  const parts = (x) => x.byProcessMsPerOp.map((v, i) => `${i < r.nodeCount ? `node ${i + 1}` : 'redis'} ${f(v, 3)}`).join(', ');
-  console.log(`${r.name}: per REGISTER ${parts(r.register)}; per call ${parts(r.call)}`);
-  if (r.nodeCount && r.register.commandsPerOp) console.log(`  Redis commands per REGISTER (calls, µs inside Redis; a script's commands counted apart from it): ${r.register.commandsPerOp}; per call: ${r.call.commandsPerOp}`);
+  for (const s of r.steps) {
+    const parts = (x) => x.byProcessMsPerOp.map((v, i) => `${i < r.nodeCount ? `node ${i + 1}` : 'redis'} ${f(v, 3)}`).join(', ');
+    const nodes = (x) => `nodes' wake-ups ${f(x.wakeupsPerOp, 2)}, user ${f(x.userMsPerOp, 3)} ms, system ${f(x.systemMsPerOp, 3)} ms${x.roundTripsPerOp === undefined ? '' : `, MULTI+EVALSHA ${f(x.roundTripsPerOp, 2)}`}`;
+    console.log(`${r.name} at ${s.registerRate}/s, ${s.callRate}/s: per REGISTER ${parts(s.register)} (${nodes(s.register)}); per call ${parts(s.call)} (${nodes(s.call)})`);
+    if (r.nodeCount && s.register.commandsPerOp) console.log(`  Redis commands per REGISTER (calls, µs inside Redis; a script's commands counted apart from it): ${s.register.commandsPerOp}; per call: ${s.call.commandsPerOp}`);
+  }
 }
 if (WRITE) {
   const file = join(ROOT, 'bench', 'RESULTS.md');
   const old = readFileSync(file, 'utf8');
-  const section = `${MARK_BEGIN}\n${text}\n\n${SECONDS} s of load per row (\`node bench/multi-node.mjs --seconds ${SECONDS} --register-rate ${REGISTER_RATE} --call-rate ${CALL_RATE}\`); CPU = every rtcedge process + redis-server.\n${MARK_END}`;
+  const section = `${MARK_BEGIN}\n${text}\n\n${SECONDS} s of load per row (\`node bench/multi-node.mjs --seconds ${SECONDS} --register-rate ${REGISTER_RATES.join(',')} --call-rate ${CALL_RATES.join(',')} --setups ${SETUPS.join(',')}\`); CPU = every rtcedge process + redis-server.\n${MARK_END}`;
   const i = old.indexOf(MARK_BEGIN);
   const j = old.indexOf(MARK_END);
   writeFileSync(file, i >= 0 && j > i ? old.slice(0, i) + section + old.slice(j + MARK_END.length) : `${old.trimEnd()}\n\n## Several nodes on one Redis (bench/multi-node.mjs)\n\n${section}\n`);
