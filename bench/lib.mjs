@@ -14,7 +14,7 @@ export function tempDir(prefix) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** [utime, stime] of one process (all its threads), in clock ticks; [0, 0] if gone. */
+/** [utime, stime] of one process (all its threads; or one thread: `<pid>/task/<tid>`), in clock ticks; [0, 0] if gone. */
 function statTicks(pid) {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -78,6 +78,12 @@ export function cpuSplit(root) {
     system += st;
   }
   return { userS: user / CLK_TCK, systemS: system / CLK_TCK };
+}
+
+/** CPU seconds (user+system) of a process's main thread (a Node process's event loop), 0 if gone. */
+export function mainThreadCpuSeconds(pid) {
+  const [u, st] = statTicks(`${pid}/task/${pid}`);
+  return (u + st) / CLK_TCK;
 }
 
 /**

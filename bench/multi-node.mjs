@@ -5,7 +5,7 @@
 // that means something is the cost per operation, not the scaling.
 //
 //   node bench/multi-node.mjs [--seconds 5] [--register-rate 300[,1000,...]] [--call-rate 40[,150,...]] [--setups sqlite,1,2,3] [--write]
-//                             [--idle] [--cpu-prof DIR] [--load-first] [--baseline /path/to/other/dist/cli/main.js]
+//                             [--idle] [--cpu-prof DIR] [--load-first] [--baseline /path/to/other/dist/cli/main.js] [--no-call-limits]
 //
 // Every node is one process (sip.workers: 1), so the rows compare the store alone.
 // Load (SIPp 3.6, UDP, 127.0.0.1): one SIPp per node, the target rate split
@@ -17,7 +17,8 @@
 // --register-rate and --call-rate take lists, paired by position (the shorter list repeats its last rate): each
 // setup's nodes are started once and loaded at every pair in turn, and the table gains one row per setup and
 // rate, its percentages against the first setup at the same rate. Per row the bench also prints what the nodes
-// did per operation: voluntary context switches (wake-ups, all threads), user and system CPU, and on Redis the
+// did per operation: voluntary context switches (wake-ups, all threads), user and system CPU, the main threads' CPU
+// (the event loop; the rest is V8's and libuv's helper threads), and on Redis the
 // transactions and scripts (MULTI + EVALSHA: commits and call admissions) per operation.
 // --write replaces the section between the multi-node markers of bench/RESULTS.md.
 // --idle first measures the same processes for --seconds without load (CPU ms per second,
@@ -27,12 +28,14 @@
 // that build first, then with this checkout's, back to back (rows marked "baseline"; the percentages
 // stay relative to the first row). Node 2's CPU with --load-first --setups 2 is what one REGISTER made at
 // another node costs a node (with read-through: nothing, unless it looked the AOR up since).
+// --no-call-limits turns `sip.security.calls` off (both limits 0) on every node: no call admission at all, so on
+// Redis no ADMIT_CALL script per call (what the shared count costs a call is the difference).
 // --split-users gives each node's REGISTER load its own users (user i to node i mod n: a UA registers at one
 // node, as DNS SRV keeps it there), instead of every node registering every user in turn (the default,
 // where every REGISTER invalidates the AOR at the other nodes, which read it again at their next REGISTER).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startProcess, runProcess, stopProcess, tempDir, cpuSeconds, cpuSplit, processStats, sleep, waitFor } from './lib.mjs';
+import { startProcess, runProcess, stopProcess, tempDir, cpuSeconds, cpuSplit, mainThreadCpuSeconds, processStats, sleep, waitFor } from './lib.mjs';
 import { startRtcedge, ROOT } from './rtcedge.mjs';
 import { lastStat, hms, epoch } from './sip.mjs';
 import { REGISTER_SCENARIO } from './sip-scenarios.mjs';
@@ -59,6 +62,8 @@ const IDLE = args.includes('--idle');
 const LOAD_FIRST = args.includes('--load-first');
 /** Each node registers its own users (see above). */
 const SPLIT_USERS = args.includes('--split-users');
+/** `sip.security.calls` limits off on every node. */
+const NO_CALL_LIMITS = args.includes('--no-call-limits');
 const CPU_PROF = args.includes('--cpu-prof') ? args[args.indexOf('--cpu-prof') + 1] : undefined;
 /** Which setups, in order: `sqlite` and node counts on Redis; the first is the base of the percentages. */
 const SETUPS = (args.includes('--setups') ? args[args.indexOf('--setups') + 1] : 'sqlite,1,2,3').split(',');
@@ -193,14 +198,18 @@ async function commandCounts(redis) {
   return out;
 }
 
-/** The nodes' voluntary context switches (all threads) and user and system CPU seconds, summed. */
+/**
+ * The nodes' voluntary context switches (all threads), user and system CPU seconds, and the CPU seconds
+ * of their main threads (the event loop; the rest is V8's and libuv's helper threads), summed.
+ */
 function nodeCounters(pids) {
-  const out = { vol: 0, userS: 0, systemS: 0 };
+  const out = { vol: 0, userS: 0, systemS: 0, mainS: 0 };
   for (const pid of pids) {
     for (const st of processStats(pid).values()) out.vol += st.vol;
     const { userS, systemS } = cpuSplit(pid);
     out.userS += userS;
     out.systemS += systemS;
+    out.mainS += mainThreadCpuSeconds(pid);
   }
   return out;
 }
@@ -257,7 +266,7 @@ async function load(dir, scenario, rate, nodeCount, cpuPids, redis) {
   return {
     ok, failed, okPerS: ok / elapsed, rtMs: rtSum / ok, cpuS: cpu, cpuMsPerOp: (cpu / ok) * 1000, byProcessMsPerOp: byProcess.map((s) => (s / ok) * 1000),
     commandsPerOp: commands.map(([c, n, us]) => `${c} ${f(n / ok, 2)} (${f(us / ok, 1)} µs)`).join(', '),
-    wakeupsPerOp: perOp('vol'), userMsPerOp: perOp('userS') * 1000, systemMsPerOp: perOp('systemS') * 1000,
+    wakeupsPerOp: perOp('vol'), userMsPerOp: perOp('userS') * 1000, systemMsPerOp: perOp('systemS') * 1000, mainMsPerOp: perOp('mainS') * 1000,
     roundTripsPerOp: redis ? (countOf('multi') + countOf('evalsha') + countOf('eval')) / ok : undefined,
   };
 }
@@ -279,7 +288,8 @@ async function runSetup(name, nodeCount, redis, cli) {
         ? [`store: { type: redis, redis: { url: "redis://127.0.0.1:${REDIS_PORT}", key_prefix: "${prefix}" } }`, `node: { uri: "sip:127.0.0.1:${NODE_PORTS[i]}" }`, 'admin: { enabled: false }']
         : [];
       const nodeArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(CPU_PROF, `${cli ? 'baseline-' : ''}${redis ? nodeCount : 'sqlite'}`)] : [];
-      nodes.push(await startRtcedge({ sipPort: NODE_PORTS[i], workers: 1, users: i === 0 ? [...users, ['callee', 'pw-callee']] : [], extraYaml: extra, nodeArgs, cli }));
+      const sipLines = NO_CALL_LIMITS ? ['  security: { calls: { max_concurrent_per_user: 0, max_attempts_per_minute: 0 } }'] : [];
+      nodes.push(await startRtcedge({ sipPort: NODE_PORTS[i], workers: 1, users: i === 0 ? [...users, ['callee', 'pw-callee']] : [], importUsers: i === 0, extraYaml: extra, sipLines, nodeArgs, cli }));
     }
     const reg = await runProcess('sipp', [`127.0.0.1:${NODE_PORTS[0]}`, '-sf', join(dir, 'uas-register.xml'), '-inf', join(dir, 'callee.csv'), '-i', '127.0.0.1', '-p', String(SIPP_PORTS[0]), '-m', '1', '-nostdin', '-nd', '-timeout', '10', '-timeout_error'], { timeoutMs: 20_000 });
     if (reg.code !== 0) throw new Error(`registering the UAS failed: ${reg.stderr.slice(-500)}`);
@@ -349,7 +359,7 @@ if (IDLE) for (const r of rows) console.log(`${r.name}: idle ${f(r.idleMsPerS, 1
 for (const r of rows) {
   for (const s of r.steps) {
     const parts = (x) => x.byProcessMsPerOp.map((v, i) => `${i < r.nodeCount ? `node ${i + 1}` : 'redis'} ${f(v, 3)}`).join(', ');
-    const nodes = (x) => `nodes' wake-ups ${f(x.wakeupsPerOp, 2)}, user ${f(x.userMsPerOp, 3)} ms, system ${f(x.systemMsPerOp, 3)} ms${x.roundTripsPerOp === undefined ? '' : `, MULTI+EVALSHA ${f(x.roundTripsPerOp, 2)}`}`;
+    const nodes = (x) => `nodes' wake-ups ${f(x.wakeupsPerOp, 2)}, user ${f(x.userMsPerOp, 3)} ms, system ${f(x.systemMsPerOp, 3)} ms, main threads ${f(x.mainMsPerOp, 3)} ms${x.roundTripsPerOp === undefined ? '' : `, MULTI+EVALSHA ${f(x.roundTripsPerOp, 2)}`}`;
     console.log(`${r.name} at ${s.registerRate}/s, ${s.callRate}/s: per REGISTER ${parts(s.register)} (${nodes(s.register)}); per call ${parts(s.call)} (${nodes(s.call)})`);
     if (r.nodeCount && s.register.commandsPerOp) console.log(`  Redis commands per REGISTER (calls, µs inside Redis; a script's commands counted apart from it): ${s.register.commandsPerOp}; per call: ${s.call.commandsPerOp}`);
   }
@@ -357,7 +367,7 @@ for (const r of rows) {
 if (WRITE) {
   const file = join(ROOT, 'bench', 'RESULTS.md');
   const old = readFileSync(file, 'utf8');
-  const section = `${MARK_BEGIN}\n${text}\n\n${SECONDS} s of load per row (\`node bench/multi-node.mjs --seconds ${SECONDS} --register-rate ${REGISTER_RATES.join(',')} --call-rate ${CALL_RATES.join(',')} --setups ${SETUPS.join(',')}\`); CPU = every rtcedge process + redis-server.\n${MARK_END}`;
+  const section = `${MARK_BEGIN}\n${text}\n\n${SECONDS} s of load per row (\`node bench/multi-node.mjs --seconds ${SECONDS} --register-rate ${REGISTER_RATES.join(',')} --call-rate ${CALL_RATES.join(',')} --setups ${SETUPS.join(',')}${NO_CALL_LIMITS ? ' --no-call-limits' : ''}\`); CPU = every rtcedge process + redis-server.\n${MARK_END}`;
   const i = old.indexOf(MARK_BEGIN);
   const j = old.indexOf(MARK_END);
   writeFileSync(file, i >= 0 && j > i ? old.slice(0, i) + section + old.slice(j + MARK_END.length) : `${old.trimEnd()}\n\n## Several nodes on one Redis (bench/multi-node.mjs)\n\n${section}\n`);

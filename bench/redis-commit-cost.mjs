@@ -2,7 +2,9 @@
 // node runs it) commits one binding refresh at a time through commitAndRead (what a REGISTER's 200
 // waits for; with the version the previous commit of the AOR answered, as a node's cache holds it), paced like a registrar at ~300 REGISTER/s, and the CPU of this process (the node's
 // side: ioredis, the script call, the answer's parsing) and of redis-server is divided by the commits.
-// Also Redis's own time per command (INFO commandstats; EVALSHA's time includes its commands').
+// Also Redis's own time per command (INFO commandstats; EVALSHA's time includes its commands'), this
+// process's voluntary context switches (wake-ups, all threads) and the invalidation messages its
+// tracking connection received, per commit (with NOLOOP a node's own commits send it none).
 //
 //   node bench/redis-commit-cost.mjs [--commits 1500] [--pace-ms 3] [--repeat 3] [--baseline /other/dist]
 //
@@ -11,7 +13,7 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pino from 'pino';
-import { cpuSeconds, runProcess, startProcess, stopProcess, tempDir, sleep, waitFor } from './lib.mjs';
+import { cpuSeconds, processStats, runProcess, startProcess, stopProcess, tempDir, sleep, waitFor } from './lib.mjs';
 import { ROOT } from './rtcedge.mjs';
 
 const args = process.argv.slice(2);
@@ -52,6 +54,11 @@ async function run(dist, redisPid, n) {
   };
   for (let i = 0; i < 100; i++) await commit(i, i);
   await runProcess('redis-cli', ['-p', String(PORT), 'CONFIG', 'RESETSTAT'], { timeoutMs: 5000 });
+  let invalidations = 0;
+  // The tracking connection (a private field of RedisBindingTracking) counts what Redis sends it.
+  tracking.subscriber?.on('messageBuffer', () => invalidations++);
+  const wakeups = () => processStats(process.pid).get(process.pid).vol;
+  const wakeups0 = wakeups();
   const own0 = process.cpuUsage();
   const redis0 = cpuSeconds(redisPid);
   for (let i = 0; i < COMMITS; i++) {
@@ -59,11 +66,12 @@ async function run(dist, redisPid, n) {
     if (PACE_MS > 0) await sleep(PACE_MS);
   }
   const own = process.cpuUsage(own0);
+  const wakeupsPerCommit = (wakeups() - wakeups0) / COMMITS;
   const redisS = cpuSeconds(redisPid) - redis0;
   const stats = await commandStats();
   await tracking.close();
   await store.close();
-  return { nodeUs: (own.user + own.system) / COMMITS, redisUs: (redisS * 1e6) / COMMITS, stats };
+  return { nodeUs: (own.user + own.system) / COMMITS, redisUs: (redisS * 1e6) / COMMITS, stats, wakeupsPerCommit, invalidationsPerCommit: invalidations / COMMITS };
 }
 
 const dir = tempDir('redis-commit-cost');
@@ -79,7 +87,7 @@ try {
       const got = await run(dist, redis.pid, n++);
       rows.push({ name, ...got });
       const per = got.stats.map((s) => `${s.cmd} ${f(s.calls / COMMITS)} (${f(s.usec / COMMITS)} µs)`).join(', ');
-      console.log(`${name}: node ${f(got.nodeUs)} µs, redis-server ${f(got.redisUs)} µs per commit; Redis per commit: ${per}`);
+      console.log(`${name}: node ${f(got.nodeUs)} µs, redis-server ${f(got.redisUs)} µs per commit; node wake-ups ${got.wakeupsPerCommit.toFixed(2)}, invalidations received ${got.invalidationsPerCommit.toFixed(2)} per commit; Redis per commit: ${per}`);
     }
   }
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
