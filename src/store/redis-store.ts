@@ -212,31 +212,41 @@ function parseRecords(got: readonly (string | null)[]): BindingRecord[] {
   return out;
 }
 
+/** ioredis's Command class, loaded with the first Redis store (see RedisStore's constructor). */
+let CommandClass: typeof import('ioredis').Command | undefined;
+
 /**
- * Plain commands sent in one write (socket corked while ioredis writes them);
- * resolves their answers in order. Only the last command carries the
- * connection's command timeout (ioredis reads `options.commandTimeout` as it
- * sends each one): one connection answers in order, so the last answer's
- * timer bounds them all, and a timer set and cleared per command cost the
- * node ~2 µs each (bench/RESULTS.md).
+ * Plain commands sent in one write: ioredis queues each one for its answer
+ * but hands its bytes (RESP) to a batch instead of the socket, as its own
+ * pipelines do, and the batch goes out as one string in one `write` (one
+ * system call, no per-command write request or corking); resolves their
+ * answers in order. Only the last command carries the connection's command
+ * timeout (ioredis reads `options.commandTimeout` as it sends each one):
+ * one connection answers in order, so the last answer's timer bounds them
+ * all, and a timer set and cleared per command cost the node ~2 µs each
+ * (bench/RESULTS.md). While the connection is not ready every command is
+ * refused at once (no offline queue) and nothing is written.
  * @throws the first error (the last command's timeout when Redis does not answer).
  */
 function sendCorked(redis: Redis, cmds: readonly PlainCommand[]): Promise<unknown[]> {
-  const stream = redis.stream as { cork?: () => void; uncork?: () => void } | undefined;
+  CommandClass ??= (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Command;
   const options = redis.options;
   const timeoutMs = options.commandTimeout;
-  stream?.cork?.();
+  let data = '';
+  // What ioredis's sendCommand takes for a pipeline's commands (it writes each command's RESP to `write`).
+  const batch = { isPipeline: true, destination: { redis }, write: (w: string) => void (data += w) };
+  let sent: Promise<unknown>[];
   try {
     options.commandTimeout = undefined;
-    const sent = cmds.map((c, i) => {
+    sent = cmds.map((c, i) => {
       if (i === cmds.length - 1) options.commandTimeout = timeoutMs;
-      return redis.call(c[0], ...c.slice(1));
+      return redis.sendCommand(new CommandClass!(c[0], c.slice(1), { replyEncoding: 'utf8' }), batch as never) as Promise<unknown>;
     });
-    return Promise.all(sent);
   } finally {
     options.commandTimeout = timeoutMs;
-    stream?.uncork?.();
   }
+  if (data.length > 0) redis.stream.write(data);
+  return Promise.all(sent);
 }
 
 /**
