@@ -24,8 +24,7 @@
  * has neither `,` nor `"`, so the nonce needs no escaping inside a quoted-string.
  * Replay within a nonce's lifetime is caught by {@link NonceCountTracker}.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { hmacSha256 } from './hmac-sha256.js';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { fnv1a } from '../sip/fnv.js';
 
 const TS_BYTES = 8;
@@ -53,7 +52,7 @@ const scratchSigned = scratch.subarray(0, SIGNED_BYTES);
 const scratchMac = scratch.subarray(SIGNED_BYTES);
 
 function mac(secret: Buffer, signed: Buffer, context: string): Buffer {
-  return hmacSha256(secret, signed, context).subarray(0, MAC_BYTES);
+  return createHmac('sha256', secret).update(signed).update(context).digest().subarray(0, MAC_BYTES);
 }
 
 /** Options of {@link createNonce}. */
