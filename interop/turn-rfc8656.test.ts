@@ -23,8 +23,6 @@ const TLS_PORT = 33479;
 const PEER_PORT = 33491;
 const SECRET = 'interop-rest-secret';
 
-
-
 const common = (...extra: string[]) => ['-p', String(TURN_PORT), '-r', String(PEER_PORT), '-n', '10', '-c', ...extra];
 
 describeWithPeers(['turnutils_uclient', 'turnutils_peer', 'openssl'])('turnutils_uclient against TurnServer (RFC 8656 features)', () => {
@@ -69,6 +67,25 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer', 'openssl'])('turnutils
     await new Promise((r) => setTimeout(r, 300));
   });
 
+  /**
+   * A TLS run of turnutils_uclient that sent `n` messages through `s`: it exited 0 having sent them all, the
+   * server relayed every one to the peer and wrote every echo toward the client, and the client counted at
+   * least one. The client's own count is only a lower bound: coturn 4.6.1's uclient takes each TLS record as one
+   * message (one SSL_read, no STUN framing), and Node's TLS socket puts the messages queued behind a write still
+   * in flight into one record. TLS keeps no message boundaries (RFC 5246 §6.2.1), STUN over a stream is framed by
+   * its length (RFC 8489 §6.2.2), so this is allowed, and it happens when a busy machine delays the server: the
+   * echoes then reach the client together and it counts one.
+   */
+  function expectRelayedOverTls(s: TurnServer, r: { code: number | null; out: string }, n: number): void {
+    const counts = uclientCounts(r.out);
+    expect(counts?.sent).toBe(n);
+    expect(counts?.recv).toBeGreaterThanOrEqual(1);
+    expect(counts?.recv).toBeLessThanOrEqual(n);
+    expect(r.code).toBe(0);
+    const st = s.stats();
+    expect({ toPeerPackets: st.toPeerPackets, toClientPackets: st.toClientPackets, dropped: st.streams.dropped }).toEqual({ toPeerPackets: n, toClientPackets: n, dropped: 0 });
+  }
+
   afterEach(async () => {
     await server?.stop();
     server = undefined;
@@ -79,20 +96,16 @@ describeWithPeers(['turnutils_uclient', 'turnutils_peer', 'openssl'])('turnutils
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('relays over TLS (-t -S) with channels, none lost', async () => {
+  it('relays over TLS (-t -S) with channels, none lost on the way', async () => {
     const s = await start();
     const r = await runUclient(['-t', '-S', ...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '-p', String(TLS_PORT), '127.0.0.1']);
-    expect(r.out).toContain('Total lost packets 0');
-    expect(uclientCounts(r.out)).toEqual({ sent: 10, recv: 10 });
-    expect(r.code).toBe(0);
-    expect(s.stats().packetsRelayed).toBeGreaterThanOrEqual(20);
+    expectRelayedOverTls(s, r, 10);
   });
 
   it('relays over TLS with Send/Data indications (-t -S -s)', async () => {
-    await start();
+    const s = await start();
     const r = await runUclient(['-t', '-S', '-s', ...common('-e', '127.0.0.1', '-u', 'alice', '-w', 'alicepw'), '-p', String(TLS_PORT), '127.0.0.1']);
-    expect(uclientCounts(r.out)).toEqual({ sent: 10, recv: 10 });
-    expect(r.code).toBe(0);
+    expectRelayedOverTls(s, r, 10);
   });
 
   it('accepts REST API credentials (-W secret) over UDP and TCP, and refuses another secret', async () => {
