@@ -144,18 +144,27 @@ describe('RFC 4475 and RFC 5118 torture messages over UDP', () => {
   });
 
   describe('REGISTER messages of §3.1.2.13 and §3.3.12–§3.3.14 with credentials', () => {
+    /**
+     * The first final response to Call-ID `callId` that `peer` received, as text. Only those: a socket may get the
+     * ephemeral port an earlier test's peer had, and with it the retransmissions of a final response still sent
+     * there (wsinv.dat's 486, retransmitted until Timer H since nobody ACKs it).
+     */
+    const finalFor = (peer: UdpPeer, callId: string | undefined): string | undefined =>
+      peer.raw.map((d) => d.toString('latin1')).find((t) => /^SIP\/2\.0 [2-6]\d\d /.test(t) && t.includes(`\r\nCall-ID: ${callId}\r\n`));
+
     /** Send the message, answer the 401 with Authorization from a new socket (a new transaction), return the final response text. */
     async function registerAuthorized(name: string, user: string): Promise<string> {
       const first = await UdpPeer.open(false);
       const second = await UdpPeer.open(false);
       try {
-        await first.send(prepare(name, vector(name), first.port), PORT);
-        expect(await first.until((p) => p.final() !== undefined, 2000)).toBe(true);
-        const challenge = first.messages[0];
-        expect(challenge.kind === 'response' && challenge.status).toBe(401);
-        const { params } = parseAuthParams(getHeader(challenge, 'www-authenticate')!, 'digest');
         const msg = prepare(name, vector(name), second.port);
         const req = parseMessage(msg) as SipRequest;
+        const callId = getHeader(req, 'call-id');
+        await first.send(prepare(name, vector(name), first.port), PORT);
+        expect(await first.until((p) => finalFor(p, callId) !== undefined, 2000)).toBe(true);
+        const challenge = parseMessage(Buffer.from(finalFor(first, callId)!, 'latin1'));
+        expect(challenge.kind === 'response' && challenge.status).toBe(401);
+        const { params } = parseAuthParams(getHeader(challenge, 'www-authenticate')!, 'digest');
         const nonce = params.get('nonce')!;
         const realm = params.get('realm')!;
         const ha1 = computeHA1('MD5', user, realm, PASSWORD);
@@ -166,8 +175,8 @@ describe('RFC 4475 and RFC 5118 torture messages over UDP', () => {
         const eol = text.indexOf('\r\n');
         const withAuth = Buffer.from(`${text.slice(0, eol + 2)}Authorization: ${creds}\r\n${text.slice(eol + 2)}`, 'latin1');
         await second.send(withAuth, PORT);
-        expect(await second.until((p) => p.final() !== undefined, 2000)).toBe(true);
-        return second.final()!.raw.toString('latin1');
+        expect(await second.until((p) => finalFor(p, callId) !== undefined, 2000)).toBe(true);
+        return finalFor(second, callId)!;
       } finally {
         first.close();
         second.close();
