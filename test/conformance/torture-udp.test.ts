@@ -10,7 +10,7 @@ import v8 from 'node:v8';
 import Database from 'better-sqlite3';
 import vm from 'node:vm';
 import { parseMessage } from '../../src/sip/parser.js';
-import { getHeader, getHeaderValues, type SipRequest, type SipResponse } from '../../src/sip/message.js';
+import { getHeader, getHeaderValues, type SipRequest } from '../../src/sip/message.js';
 import { computeResponse, formatCredentials, parseAuthParams, computeHA1 } from '../../src/auth/digest.js';
 import { UdpUa } from '../helpers/udp-ua.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
@@ -34,7 +34,13 @@ describe('RFC 4475 and RFC 5118 torture messages over UDP', () => {
     test = await startTestServer({
       name: 'torture',
       domain: DOMAIN,
-      sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: PORT }], timers: { t1: 50, t2: 400, t4: 500 } },
+      sip: {
+        listen: [{ transport: 'udp', host: '127.0.0.1', port: PORT }],
+        timers: { t1: 50, t2: 400, t4: 500 },
+        // Admission control off: these tests send from the server's own process (the 100 rounds at full speed), and
+        // on a busy machine its event loop lags; the answers asserted here are the RFCs', not 503s.
+        overload: { lag_ms: 0, drop_lag_ms: 0, target_utilization: 1 },
+      },
       users: TORTURE_USERS,
     });
     callee = await UdpPeer.open(true);
@@ -242,23 +248,11 @@ describe('RFC 4475 and RFC 5118 torture messages over UDP', () => {
       const grown = (after - before) / 1024 / 1024;
       expect(grown, `heap grew ${grown.toFixed(1)} MiB`).toBeLessThan(8);
 
-      // It answers 200 again once its overload control admits new requests: on a busy machine the flood (sent from
-      // this process) and the forced collections above can leave the event loop lagging, or the admitted share
-      // shrunk, for a while; until then a new request gets 503 with Retry-After (transaction/admission.ts).
       const probe = await UdpUa.open();
       try {
-        let res: SipResponse | undefined;
-        for (let attempt = 0; attempt < 20 && res?.status !== 200; attempt++) {
-          if (res) {
-            expect(res.status).toBe(503);
-            expect(getHeader(res, 'retry-after')).toMatch(/^\d+$/);
-            await sleep(500);
-          }
-          const req = probe.request('OPTIONS', `sip:127.0.0.1:${PORT}`, { from: 'sip:probe@elsewhere.test', to: `sip:127.0.0.1:${PORT}` });
-          probe.send(req, PORT);
-          res = await probe.response(req);
-        }
-        expect(res?.status).toBe(200);
+        const req = probe.request('OPTIONS', `sip:127.0.0.1:${PORT}`, { from: 'sip:probe@elsewhere.test', to: `sip:127.0.0.1:${PORT}` });
+        probe.send(req, PORT);
+        expect((await probe.response(req)).status).toBe(200);
       } finally {
         probe.close();
       }
