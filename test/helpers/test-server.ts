@@ -13,7 +13,10 @@ export interface TestServerOptions {
   name: string;
   /** The served domain; default `example.test`. */
   domain?: string;
-  /** The `sip` section of the configuration (listeners, timers, security...). */
+  /**
+   * The `sip` section of the configuration (listeners, timers, security...). Admission control is off unless it
+   * has `overload`: see {@link OVERLOAD_OFF}.
+   */
   sip: Record<string, unknown>;
   /** Users to create in the store before start, name → password (MD5 credentials). */
   users?: Record<string, string>;
@@ -39,6 +42,14 @@ export interface TestServer {
 }
 
 /**
+ * `sip.overload` of an in-process server: no 503 for lag or utilisation, no drop before parsing. The server shares
+ * its event loop with the test's own senders, so the lag and utilisation it measures are the test's, and on a busy
+ * machine a test of anything else got 503s (a REGISTER in beforeAll, the RFC 4475 replay). The admission
+ * decisions have their own tests (test/transaction/admission.test.ts, interop/overload.test.ts).
+ */
+export const OVERLOAD_OFF = { lag_ms: 0, drop_lag_ms: 0, target_utilization: 1 };
+
+/**
  * Start rtcedge in the test process on a fresh data_dir (TURN off, silent
  * logs), with the given users in its SQLite store: the start-up every
  * in-process server test shares.
@@ -46,7 +57,7 @@ export interface TestServer {
 export async function startTestServer(opts: TestServerOptions): Promise<TestServer> {
   const domain = opts.domain ?? 'example.test';
   const dir = mkdtempSync(join(tmpdir(), `rtcedge-${opts.name}-`));
-  const config = parseConfig({ data_dir: dir, domains: [domain], log: { level: 'silent' }, sip: opts.sip, turn: { enabled: false }, federation: opts.federation ?? { require_tls: false }, dns: opts.dns ?? {}, ...opts.more });
+  const config = parseConfig({ data_dir: dir, domains: [domain], log: { level: 'silent' }, sip: { overload: OVERLOAD_OFF, ...opts.sip }, turn: { enabled: false }, federation: opts.federation ?? { require_tls: false }, dns: opts.dns ?? {}, ...opts.more });
   const users = Object.entries(opts.users ?? {});
   if (users.length) {
     const store = await openUserStore(config);
