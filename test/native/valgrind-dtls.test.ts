@@ -32,7 +32,8 @@ describeWithPeers(['valgrind', 'openssl'])('DTLS engine addon under valgrind', (
         { timeoutMs: 240_000 },
       );
       const r = { code: vg.code, out: vg.output };
-      if (r.code !== 0) console.log(r.out.slice(-4000));
+      // On a failure: the workload's own lines (its steps, its result), then the end of valgrind's report.
+      if (r.code !== 0) console.log(`${r.out.split('\n').filter((l) => !/^==\d+==/.test(l)).join('\n')}\n${r.out.slice(-2000)}`);
       expect(r.code).toBe(0);
       expect(r.out).toMatch(/ERROR SUMMARY: 0 errors from 0 contexts/);
       expect(r.out).toMatch(/definitely lost: 0 bytes in 0 blocks|no leaks are possible/);
