@@ -173,7 +173,7 @@ export async function runScript(redis: Redis, script: string, args: readonly (st
   }
 }
 
-/** One plain command for {@link pipelineScript} and {@link sendCorked}: its name, then its arguments. */
+/** One plain command for {@link pipelineScript} and {@link sendBatched}: its name, then its arguments. */
 type PlainCommand = readonly [string, ...(string | number)[]];
 
 /**
@@ -228,8 +228,7 @@ let CommandClass: typeof import('ioredis').Command | undefined;
  * refused at once (no offline queue) and nothing is written.
  * @throws the first error (the last command's timeout when Redis does not answer).
  */
-function sendCorked(redis: Redis, cmds: readonly PlainCommand[]): Promise<unknown[]> {
-  CommandClass ??= (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Command;
+function sendBatched(redis: Redis, cmds: readonly PlainCommand[]): Promise<unknown[]> {
   const options = redis.options;
   const timeoutMs = options.commandTimeout;
   let data = '';
@@ -344,7 +343,8 @@ export class RedisStore implements BindingStore {
     this.log = logger?.child({ component: 'store' });
     const opts = redisOptions(config);
     // ioredis is loaded by the first Redis store only: a server on SQLite never holds its code (~2 MB of heap).
-    const { Redis: Client } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+    const { Redis: Client, Command } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+    CommandClass ??= Command;
     this.redis = config.sentinels.length > 0 ? new Client(opts) : new Client(config.url, opts);
     this.redis.on('error', (err: Error) => {
       if (this.up) this.log?.warn({ err: err.message, redis: redisName(config) }, 'Redis connection failed; requests that need the store get 503 until it is back');
@@ -686,7 +686,7 @@ export class RedisStore implements BindingStore {
       at.push([aor, read, cmds.push(['get', ver]) - 2]);
     }
     cmds.push(['exec']);
-    const answers = await sendCorked(this.redis, cmds);
+    const answers = await sendBatched(this.redis, cmds);
     const results = answers[answers.length - 1] as unknown[];
     for (const r of results) if (r instanceof Error) throw this.unavailable('write bindings', r);
     const out = new Map<string, CommittedAor>();
@@ -749,7 +749,7 @@ export class RedisStore implements BindingStore {
   async readTracked(aor: string): Promise<TrackedBindings> {
     const ver = this.versionKey(aor);
     if (!this.recordPattern(aor).slice(0, -1).includes('*')) {
-      const answers = await this.run('read bindings', () => sendCorked(this.redis, [['multi'], ['get', ver], this.readRecords(aor), ['exec']]));
+      const answers = await this.run('read bindings', () => sendBatched(this.redis, [['multi'], ['get', ver], this.readRecords(aor), ['exec']]));
       const results = answers[3] as unknown[];
       for (const r of results) if (r instanceof Error) throw this.unavailable('read bindings', r);
       return { bindings: parseRecords(results[1] as (string | null)[]), cacheable: true };
