@@ -1,6 +1,7 @@
 /**
  * The DTLS engine addon under valgrind memcheck: a scripted workload
- * (fixtures/dtls-workload.mjs) with node-dtls-client clients (echo, wrong PSK,
+ * (fixtures/dtls-workload.mjs) with node-dtls-client clients in a forked process outside valgrind
+ * (fixtures/dtls-clients.mjs: echo, wrong PSK,
  * a session replaced on the same port, idle expiry, open at destroy) must show no memory errors and no definitely
  * lost blocks, and echo every datagram. Each step of the workload waits for the engine's counters, not for a
  * fixed time: under valgrind on a busy machine a handshake takes seconds.
