@@ -174,7 +174,7 @@ export async function runScript(redis: Redis, script: string, args: readonly (st
 }
 
 /** One plain command for {@link pipelineScript} and {@link sendBatched}: its name, then its arguments. */
-type PlainCommand = readonly [string, ...(string | number)[]];
+export type PlainCommand = readonly [string, ...(string | number)[]];
 
 /**
  * A script and plain commands sent in one write (the connection's socket is
@@ -228,7 +228,7 @@ let CommandClass: typeof import('ioredis').Command | undefined;
  * refused at once (no offline queue) and nothing is written.
  * @throws the first error (the last command's timeout when Redis does not answer).
  */
-function sendBatched(redis: Redis, cmds: readonly PlainCommand[]): Promise<unknown[]> {
+export function sendBatched(redis: Redis, cmds: readonly PlainCommand[]): Promise<unknown[]> {
   const options = redis.options;
   const timeoutMs = options.commandTimeout;
   let data = '';
