@@ -7,9 +7,15 @@
 // tracking connection received, per commit (with NOLOOP a node's own commits send it none).
 //
 //   node bench/redis-commit-cost.mjs [--commits 1500] [--pace-ms 3] [--repeat 3] [--baseline /other/dist]
+//                                    [--admit] [--unix | --tcp-and-unix]
 //
 // --baseline runs another build's dist/ first, then this checkout's, alternating --repeat times on
 // the same redis-server (appendonly yes, as bench/multi-node.mjs). --pace-ms 0 commits back to back.
+// --admit: each operation is a call's admission against the shared call limits instead
+// (RedisCallCounter.admit with the default limits, 10 concurrent and 30 a minute, over 500 users,
+// and its end, batched as a node sends ends). --unix: the store reaches redis-server over its Unix
+// socket instead of TCP loopback; --tcp-and-unix: this checkout over TCP, then over the Unix socket,
+// alternating (no baseline).
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pino from 'pino';
@@ -23,6 +29,9 @@ const PACE_MS = Number(opt('--pace-ms', 3));
 const REPEAT = Number(opt('--repeat', 3));
 const BASELINE = opt('--baseline', undefined);
 const PORT = 28191;
+const ADMIT = args.includes('--admit');
+const UNIX = args.includes('--unix');
+const TCP_AND_UNIX = args.includes('--tcp-and-unix');
 
 /** Redis's calls and µs per command since the last reset. */
 async function commandStats() {
@@ -30,11 +39,11 @@ async function commandStats() {
   return [...stdout.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)].map((m) => ({ cmd: m[1], calls: Number(m[2]), usec: Number(m[3]) }));
 }
 
-async function run(dist, redisPid, n) {
+async function run(dist, redisPid, n, url) {
   const { RedisStore } = await import(pathToFileURL(join(dist, 'store', 'redis-store.js')).href);
   const { RedisBindingTracking } = await import(pathToFileURL(join(dist, 'store', 'redis-tracking.js')).href);
   const log = pino({ level: 'silent' });
-  const config = { url: `redis://127.0.0.1:${PORT}`, key_prefix: `cost${n}:`, command_timeout: 2000, connect_timeout: 2000, retry_after: 5, sentinels: [], sentinel_name: 'mymaster' };
+  const config = { url, key_prefix: `cost${n}:`, command_timeout: 2000, connect_timeout: 2000, retry_after: 5, sentinels: [], sentinel_name: 'mymaster' };
   const store = await new RedisStore(config, log).connect();
   const tracking = new RedisBindingTracking(store, log);
   await tracking.start();
@@ -52,7 +61,21 @@ async function run(dist, redisPid, n) {
     const got = (await store.commitAndRead([{ op: 'put', binding: b }], new Map(held.has(b.aor) ? [[b.aor, held.get(b.aor)]] : []))).get(b.aor);
     if (got && typeof got.version === 'number') held.set(b.aor, { version: got.version, indexed: true });
   };
-  for (let i = 0; i < 100; i++) await commit(i, i);
+  let counter;
+  if (ADMIT) {
+    const { RedisCallCounter } = await import(pathToFileURL(join(dist, 'store', 'redis-calls.js')).href);
+    counter = new RedisCallCounter(store, { maxConcurrent: 10, maxPerMinute: 30, maxCallSeconds: 14400 }, log);
+  }
+  let refused = 0;
+  const op = async (i, cseq) => {
+    if (!ADMIT) return commit(i, cseq);
+    const user = `user${i % 500}`;
+    const got = await counter.admit(user, `call-${i}@bench`);
+    if (got.ok) counter.ended(user, `call-${i}@bench`);
+    else refused++;
+  };
+  for (let i = 0; i < 100; i++) await op(i, i);
+  counter?.sendEnded();
   await runProcess('redis-cli', ['-p', String(PORT), 'CONFIG', 'RESETSTAT'], { timeoutMs: 5000 });
   let invalidations = 0;
   // The tracking connection (a private field of RedisBindingTracking) counts what Redis sends it.
@@ -62,29 +85,36 @@ async function run(dist, redisPid, n) {
   const own0 = process.cpuUsage();
   const redis0 = cpuSeconds(redisPid);
   for (let i = 0; i < COMMITS; i++) {
-    await commit(i, 1000 + i);
+    await op(100 + i, 1000 + i);
     if (PACE_MS > 0) await sleep(PACE_MS);
   }
+  counter?.sendEnded();
   const own = process.cpuUsage(own0);
   const wakeupsPerCommit = (wakeups() - wakeups0) / COMMITS;
   const redisS = cpuSeconds(redisPid) - redis0;
   const stats = await commandStats();
   await tracking.close();
   await store.close();
+  if (refused > 0) console.log(`  (${refused} admissions refused)`);
   return { nodeUs: (own.user + own.system) / COMMITS, redisUs: (redisS * 1e6) / COMMITS, stats, wakeupsPerCommit, invalidationsPerCommit: invalidations / COMMITS };
 }
 
 const dir = tempDir('redis-commit-cost');
-const redis = startProcess('redis-server', ['--bind', '127.0.0.1', '--port', String(PORT), '--dir', dir, '--appendonly', 'yes', '--save', '', '--protected-mode', 'no']);
+const SOCKET = join(dir, 'redis.sock');
+const redis = startProcess('redis-server', ['--bind', '127.0.0.1', '--port', String(PORT), '--unixsocket', SOCKET, '--unixsocketperm', '700', '--dir', dir, '--appendonly', 'yes', '--save', '', '--protected-mode', 'no']);
+const TCP_URL = `redis://127.0.0.1:${PORT}`;
 const f = (x) => x.toFixed(1);
 try {
   await waitFor(async () => redis.stdout.includes('Ready to accept connections'), 10_000, 'redis-server');
-  const builds = BASELINE ? [['baseline', BASELINE], ['this', join(ROOT, 'dist')]] : [['this', join(ROOT, 'dist')]];
+  // A path as the URL: ioredis opens a Unix socket (both builds; the configuration's form is unix:/path).
+  const url = UNIX ? SOCKET : TCP_URL;
+  const mine = join(ROOT, 'dist');
+  const builds = TCP_AND_UNIX ? [['tcp', mine, TCP_URL], ['unix', mine, SOCKET]] : BASELINE ? [['baseline', BASELINE, url], ['this', mine, url]] : [['this', mine, url]];
   const rows = [];
   let n = 0;
   for (let r = 0; r < REPEAT; r++) {
-    for (const [name, dist] of builds) {
-      const got = await run(dist, redis.pid, n++);
+    for (const [name, dist, url] of builds) {
+      const got = await run(dist, redis.pid, n++, url);
       rows.push({ name, ...got });
       const per = got.stats.map((s) => `${s.cmd} ${f(s.calls / COMMITS)} (${f(s.usec / COMMITS)} µs)`).join(', ');
       console.log(`${name}: node ${f(got.nodeUs)} µs, redis-server ${f(got.redisUs)} µs per commit; node wake-ups ${got.wakeupsPerCommit.toFixed(2)}, invalidations received ${got.invalidationsPerCommit.toFixed(2)} per commit; Redis per commit: ${per}`);

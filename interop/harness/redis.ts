@@ -30,8 +30,8 @@ export function startRedis(host: string, port: number, dir: string): Promise<Tes
   return startRedisWith(host, port, dir, []);
 }
 
-/** startRedis with further redis-server arguments (e.g. `--replicaof host port`). */
-async function startRedisWith(host: string, port: number, dir: string, extra: string[]): Promise<TestRedis> {
+/** startRedis with further redis-server arguments (e.g. `--replicaof host port`, `--unixsocket path`). */
+export async function startRedisWith(host: string, port: number, dir: string, extra: string[]): Promise<TestRedis> {
   let proc: ManagedProcess | undefined;
   const redis: TestRedis = {
     host,

@@ -185,10 +185,14 @@ const storeSchema = z
     type: z.enum(['sqlite', 'redis'], { error: 'expected one of sqlite, redis' }).default('sqlite'),
     redis: z
       .strictObject({
-        /** redis:// or rediss:// URL (user, password and database number in it); ignored with sentinels. */
+        /**
+         * redis:// or rediss:// URL (user, password and database number in it), or a Unix socket of a Redis on
+         * the same machine: `unix:/run/redis/redis-server.sock` (also `unix:///…`; `?db=N&password=…` after
+         * the path); ignored with sentinels.
+         */
         url: z
-          .string({ error: 'expected a redis:// or rediss:// URL' })
-          .regex(/^rediss?:\/\/\S+$/i, { error: 'expected a redis:// or rediss:// URL' })
+          .string({ error: 'expected a redis://, rediss:// or unix:/path URL' })
+          .regex(/^(rediss?:\/\/\S+|unix:(\/\/)?\/[^\s?]+(\?\S*)?)$/i, { error: 'expected a redis://, rediss:// or unix:/path URL' })
           .default('redis://127.0.0.1:6379'),
         /** Sentinels (host:port) that name the current primary of `sentinel_name`; empty: use `url`. */
         sentinels: z.array(sentinelAddress, { error: 'expected a list of host:port' }).default([]),

@@ -310,7 +310,16 @@ export async function quitConnection(redis: Redis | undefined): Promise<void> {
 /** The Redis a configuration names, for log lines and errors: the URL without its password, or the sentinels. */
 export function redisName(config: StoreConfig['redis']): string {
   if (config.sentinels.length > 0) return `sentinel ${config.sentinel_name}@${config.sentinels.join(',')}`;
-  return config.url.replace(/\/\/[^@/]*@/, '//');
+  return config.url.replace(/\/\/[^@/]*@/, '//').replace(/([?&]password=)[^&]*/i, '$1…');
+}
+
+/**
+ * What ioredis takes for `store.redis.url`: a `unix:` URL (`unix:/path`,
+ * `unix:///path`, options such as `?db=2` after the path) as the bare path,
+ * which ioredis opens as a Unix socket; a redis:// or rediss:// URL as it is.
+ */
+export function redisTarget(url: string): string {
+  return /^unix:/i.test(url) ? url.replace(/^unix:(\/\/)?/i, '') : url;
 }
 
 /**
@@ -345,7 +354,7 @@ export class RedisStore implements BindingStore {
     // ioredis is loaded by the first Redis store only: a server on SQLite never holds its code (~2 MB of heap).
     const { Redis: Client, Command } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
     CommandClass ??= Command;
-    this.redis = config.sentinels.length > 0 ? new Client(opts) : new Client(config.url, opts);
+    this.redis = config.sentinels.length > 0 ? new Client(opts) : new Client(redisTarget(config.url), opts);
     this.redis.on('error', (err: Error) => {
       if (this.up) this.log?.warn({ err: err.message, redis: redisName(config) }, 'Redis connection failed; requests that need the store get 503 until it is back');
       this.up = false;
