@@ -50,20 +50,20 @@ export class RedisCallCounter {
    * cannot be asked the call is admitted (logged): the node's own limits
    * still apply, and a call is not refused for what the store cannot say.
    *
-   * One MULTI/EXEC of plain commands (one write, one round trip, no Lua:
-   * the ADMIT_CALL script this replaces cost Redis 112–150 µs per call on
-   * the bench host, most of it Lua's call; bench/RESULTS.md): forget calls
+   * One MULTI/EXEC of plain commands (one write, one round trip, no Lua: a
+   * script doing the same cost Redis about twice the transaction's time,
+   * most of it Lua's call; bench/RESULTS.md): forget calls
    * older than `maxCallSeconds` and attempts older than a minute
    * (ZREMRANGEBYSCORE), add the call (ZADD NX) and the attempt (ZADD), count
-   * both (ZCARD, the oldest attempt for Retry-After) and renew both keys'
-   * expiry (PEXPIRE). The count includes this call, so within the
-   * transaction's order (Redis runs one transaction after the other) the
+   * both (ZCARD) and renew both keys' expiry (PEXPIRE); a refusal for the
+   * rate reads the oldest attempt for its Retry-After after taking its own
+   * out. The count includes this call, so within the transaction's order (Redis runs one transaction after the other) the
    * first admissions up to a limit are admitted and every later one is
    * refused, as with the script: of two nodes admitting a user's last
    * allowed call at the same moment, the one whose transaction runs second
    * is refused. A refused call's entries are taken out again (ZREM, sent
-   * without waiting: the refusal is answered at once; a later admission on
-   * this connection runs after it); until Redis has run that, they count for
+   * without waiting for a busy refusal; a later admission on this connection
+   * runs after it); until Redis has run that, they count for
    * the user's other admissions (one round trip), which may then be refused
    * where the script would have admitted them, never admitted over a limit.
    * A Call-ID already counted (ZADD NX added nothing) is admitted, its new
@@ -83,7 +83,7 @@ export class RedisCallCounter {
     const maxCallMs = maxCallSeconds * 1000;
     const attempt = `${callId} ${nowMs}`;
     const cmds: PlainCommand[] = [['multi'], ['zremrangebyscore', calls, '-inf', nowMs - maxCallMs], ['zadd', calls, 'NX', nowMs, callId], ['zcard', calls], ['pexpire', calls, maxCallMs]];
-    if (maxPerMinute > 0) cmds.push(['zremrangebyscore', attempts, '-inf', nowMs - 60_000], ['zadd', attempts, nowMs, attempt], ['zcard', attempts], ['zrange', attempts, 0, 0, 'WITHSCORES'], ['pexpire', attempts, 60_000]);
+    if (maxPerMinute > 0) cmds.push(['zremrangebyscore', attempts, '-inf', nowMs - 60_000], ['zadd', attempts, nowMs, attempt], ['zcard', attempts], ['pexpire', attempts, 60_000]);
     cmds.push(['exec']);
     let r: unknown[];
     try {
@@ -95,24 +95,27 @@ export class RedisCallCounter {
       this.log.warn({ err: (err as Error).message, user }, 'shared call limits unavailable; the node counts alone');
       return { ok: true };
     }
-    // EXEC's answers: [0] ZREMRANGEBYSCORE, [1] ZADD NX, [2] ZCARD, [3] PEXPIRE, then [4] ZREMRANGEBYSCORE, [5] ZADD, [6] ZCARD and [7] the oldest of the attempts.
+    // EXEC's answers: [0] ZREMRANGEBYSCORE, [1] ZADD NX, [2] ZCARD, [3] PEXPIRE, then [4] ZREMRANGEBYSCORE, [5] ZADD, [6] ZCARD of the attempts.
     const added = r[1] === 1;
-    let refusal: SharedAdmission | undefined;
-    if (!added) refusal = undefined;
-    else if (maxPerMinute > 0 && Number(r[6]) > maxPerMinute) {
-      const oldest = r[7] as string[];
-      refusal = { ok: false, why: 'rate', retryAfterS: Math.max(1, Math.ceil((Number(oldest[1]) + 60_000 - nowMs) / 1000)) };
-    } else if (maxConcurrent > 0 && Number(r[2]) > maxConcurrent) refusal = { ok: false, why: 'busy' };
-    if (!added || refusal) this.undo(added ? calls : undefined, maxPerMinute > 0 ? attempts : undefined, callId, attempt);
-    return refusal ?? { ok: true };
-  }
-
-  /** Take out what a refused (or already counted) admission added: the call from `calls`, the attempt from `attempts`; fire and forget. */
-  private undo(calls: string | undefined, attempts: string | undefined, callId: string, attempt: string): void {
-    const cmds: PlainCommand[] = [];
-    if (calls !== undefined) cmds.push(['zrem', calls, callId]);
-    if (attempts !== undefined) cmds.push(['zrem', attempts, attempt]);
-    if (cmds.length > 0) sendBatched(this.store.redis, cmds).catch(() => {});
+    const overRate = added && maxPerMinute > 0 && Number(r[6]) > maxPerMinute;
+    const busy = added && !overRate && maxConcurrent > 0 && Number(r[2]) > maxConcurrent;
+    const undo: PlainCommand[] = [];
+    if (overRate || busy) undo.push(['zrem', calls, callId]);
+    if (maxPerMinute > 0 && (!added || overRate || busy)) undo.push(['zrem', attempts, attempt]);
+    if (!overRate) {
+      if (undo.length > 0) sendBatched(this.store.redis, undo).catch(() => {});
+      return busy ? { ok: false, why: 'busy' } : { ok: true };
+    }
+    // Over the rate: Retry-After from the oldest attempt left once this one is out (read with the undo; a refusal is rare).
+    let untilMs = 60_000;
+    try {
+      const answers = await sendBatched(this.store.redis, [...undo, ['zrange', attempts, 0, 0, 'WITHSCORES']]);
+      const oldest = answers[answers.length - 1] as string[];
+      if (oldest.length === 2) untilMs = Number(oldest[1]) + 60_000 - nowMs;
+    } catch {
+      // Redis gone since the count: a minute, the longest it can be.
+    }
+    return { ok: false, why: 'rate', retryAfterS: Math.min(60, Math.max(1, Math.ceil(untilMs / 1000))) };
   }
 
   /**

@@ -257,34 +257,3 @@ usersChanged()
 return 1
 `;
 
-/**
- * Admit a call of a user against limits counted across nodes (call-limits.ts
- * semantics). ARGV[2] user, [3] Call-ID, [4] max concurrent (0: off), [5] max
- * attempts per minute (0: off), [6] ms after which an active call whose end
- * was not seen is forgotten. Returns `{'ok'}`, `{'busy'}` or `{'rate', ms until
- * the oldest attempt leaves the minute}`.
- */
-export const ADMIT_CALL = `
-local p, user, callId = ARGV[1], ARGV[2], ARGV[3]
-local maxConcurrent, maxPerMinute, maxCallMs = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local calls, attempts = p .. 'calls:' .. user, p .. 'attempts:' .. user
-redis.call('ZREMRANGEBYSCORE', calls, '-inf', now - maxCallMs)
-if redis.call('ZSCORE', calls, callId) then return {'ok'} end
-if maxPerMinute > 0 then
-  redis.call('ZREMRANGEBYSCORE', attempts, '-inf', now - 60000)
-  if redis.call('ZCARD', attempts) >= maxPerMinute then
-    local oldest = redis.call('ZRANGE', attempts, 0, 0, 'WITHSCORES')
-    return {'rate', tostring(tonumber(oldest[2]) + 60000 - now)}
-  end
-end
-if maxConcurrent > 0 and redis.call('ZCARD', calls) >= maxConcurrent then return {'busy'} end
-if maxPerMinute > 0 then
-  redis.call('ZADD', attempts, now, callId .. ' ' .. now)
-  redis.call('PEXPIRE', attempts, 60000)
-end
-redis.call('ZADD', calls, now, callId)
-redis.call('PEXPIRE', calls, maxCallMs)
-return {'ok'}
-`;

@@ -121,7 +121,15 @@ describeWithPeers(['redis-server'])('call limits counted in Redis by two nodes',
     // An attempt older than a minute (as an earlier version's script or this one wrote it) no longer counts.
     await storeA.redis.zadd(`${PREFIX}attempts:carol`, Date.now() - 61_000, 'old 1', Date.now() - 1000, 'recent 2', Date.now() - 1000, 'recent 3');
     expect(await a.admit('carol', 'x')).toEqual({ ok: true });
-    expect(await b.admit('carol', 'y')).toMatchObject({ ok: false, why: 'rate' });
+    const refused = await b.admit('carol', 'y');
+    expect(refused).toMatchObject({ ok: false, why: 'rate' });
+    // Retry-After: until the oldest counted attempt (1 s old) leaves the minute.
+    expect((refused as { retryAfterS: number }).retryAfterS).toBeGreaterThanOrEqual(57);
+    await storeA.redis.zadd(`${PREFIX}attempts:hank`, Date.now() - 50_000, 'h0 1', Date.now() - 1000, 'h1 2', Date.now() - 1000, 'h2 3');
+    const later = await a.admit('hank', 'h3');
+    expect(later).toMatchObject({ ok: false, why: 'rate' });
+    expect((later as { retryAfterS: number }).retryAfterS).toBeGreaterThanOrEqual(8);
+    expect((later as { retryAfterS: number }).retryAfterS).toBeLessThanOrEqual(11);
   });
 
   test('a Call-ID already counted is admitted again without a second entry or attempt; its end frees the slot', async () => {
