@@ -26,7 +26,10 @@
 // (node --cpu-prof) into DIR/<setup>/ when it stops. --load-first sends all load to the
 // first node, so the others' CPU is what following its changes costs. --baseline runs every setup with
 // that build first, then with this checkout's, back to back (rows marked "baseline"; the percentages
-// stay relative to the first row). Node 2's CPU with --load-first --setups 2 is what one REGISTER made at
+// stay relative to the first row). A setup `1u` (`2u`, `3u`) is 1 (2, 3) nodes reaching redis-server over its
+// Unix socket (`store.redis.url: unix:/path`) instead of TCP loopback, this build only (no baseline row).
+// redis-server runs with appendonly yes (appendfsync everysec, its default) and no RDB snapshots: what a
+// deployment keeping bindings across a Redis restart runs; the fsync once a second is a background thread's. Node 2's CPU with --load-first --setups 2 is what one REGISTER made at
 // another node costs a node (with read-through: nothing, unless it looked the AOR up since).
 // --no-call-limits turns `sip.security.calls` off (both limits 0) on every node: no call admission at all, so on
 // Redis no ADMIT_CALL script per call (what the shared count costs a call is the difference).
@@ -184,7 +187,8 @@ Content-Length: 0
 `;
 
 async function startRedis(dir) {
-  const proc = startProcess('redis-server', ['--bind', '127.0.0.1', '--port', String(REDIS_PORT), '--dir', dir, '--appendonly', 'yes', '--save', '', '--protected-mode', 'no']);
+  const proc = startProcess('redis-server', ['--bind', '127.0.0.1', '--port', String(REDIS_PORT), '--unixsocket', join(dir, 'redis.sock'), '--unixsocketperm', '700', '--dir', dir, '--appendonly', 'yes', '--save', '', '--protected-mode', 'no']);
+  proc.socket = join(dir, 'redis.sock');
   await waitFor(async () => proc.stdout.includes('Ready to accept connections'), 10_000, 'redis-server');
   return proc;
 }
@@ -271,7 +275,7 @@ async function load(dir, scenario, rate, nodeCount, cpuPids, redis) {
   };
 }
 
-async function runSetup(name, nodeCount, redis, cli) {
+async function runSetup(name, nodeCount, redis, cli, unix = false) {
   const dir = tempDir('multi-node');
   writeFileSync(join(dir, 'register.xml'), REGISTER_SCENARIO);
   writeFileSync(join(dir, 'call.xml'), CALL_SCENARIO);
@@ -285,7 +289,7 @@ async function runSetup(name, nodeCount, redis, cli) {
   try {
     for (let i = 0; i < nodeCount; i++) {
       const extra = redis
-        ? [`store: { type: redis, redis: { url: "redis://127.0.0.1:${REDIS_PORT}", key_prefix: "${prefix}" } }`, `node: { uri: "sip:127.0.0.1:${NODE_PORTS[i]}" }`, 'admin: { enabled: false }']
+        ? [`store: { type: redis, redis: { url: "${unix ? `unix:${redis.socket}` : `redis://127.0.0.1:${REDIS_PORT}`}", key_prefix: "${prefix}" } }`, `node: { uri: "sip:127.0.0.1:${NODE_PORTS[i]}" }`, 'admin: { enabled: false }']
         : [];
       const nodeArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(CPU_PROF, `${cli ? 'baseline-' : ''}${redis ? nodeCount : 'sqlite'}`)] : [];
       const sipLines = NO_CALL_LIMITS ? ['  security: { calls: { max_concurrent_per_user: 0, max_attempts_per_minute: 0 } }'] : [];
@@ -343,9 +347,12 @@ const redis = await startRedis(redisDir);
 const rows = [];
 try {
   for (const s of SETUPS) {
-    for (const cli of BASELINE ? [BASELINE, undefined] : [undefined]) {
-      const name = `${s === 'sqlite' ? '1 node, SQLite' : `${s} node${s > 1 ? 's' : ''}, Redis`}${cli ? ' (baseline)' : ''}`;
-      rows.push(await runSetup(name, s === 'sqlite' ? 1 : Number(s), s === 'sqlite' ? undefined : redis, cli));
+    // `1u`, `2u`, …: the nodes reach redis-server over its Unix socket (store.redis.url unix:/path; this build only).
+    const unix = s.endsWith('u');
+    const count = s === 'sqlite' ? 1 : parseInt(s, 10);
+    for (const cli of BASELINE && !unix ? [BASELINE, undefined] : [undefined]) {
+      const name = `${s === 'sqlite' ? '1 node, SQLite' : `${count} node${count > 1 ? 's' : ''}, Redis${unix ? ' over a Unix socket' : ''}`}${cli ? ' (baseline)' : ''}`;
+      rows.push(await runSetup(name, count, s === 'sqlite' ? undefined : redis, cli, unix));
     }
   }
 } finally {
