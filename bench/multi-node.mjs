@@ -29,8 +29,8 @@
 // stay relative to the first row). A setup `1u` (`2u`, `3u`) is 1 (2, 3) nodes reaching redis-server over its
 // Unix socket (`store.redis.url: unix:/path`) instead of TCP loopback, this build only (no baseline row).
 // redis-server runs with appendonly yes (appendfsync everysec, its default) and no RDB snapshots: what a
-// deployment keeping bindings across a Redis restart runs; the fsync once a second is a background thread's. Node 2's CPU with --load-first --setups 2 is what one REGISTER made at
-// another node costs a node (with read-through: nothing, unless it looked the AOR up since).
+// deployment keeping bindings across a Redis restart runs; the fsync once a second is a background thread's.
+// Node 2's CPU with --load-first --setups 2 is what one REGISTER made at another node costs a node (with read-through: nothing, unless it looked the AOR up since).
 // --no-call-limits turns `sip.security.calls` off (both limits 0) on every node: no call admission at all, so on
 // Redis no ADMIT_CALL script per call (what the shared count costs a call is the difference).
 // --split-users gives each node's REGISTER load its own users (user i to node i mod n: a UA registers at one
