@@ -32,7 +32,7 @@
 // deployment keeping bindings across a Redis restart runs; the fsync once a second is a background thread's.
 // Node 2's CPU with --load-first --setups 2 is what one REGISTER made at another node costs a node (with read-through: nothing, unless it looked the AOR up since).
 // --no-call-limits turns `sip.security.calls` off (both limits 0) on every node: no call admission at all, so on
-// Redis no ADMIT_CALL script per call (what the shared count costs a call is the difference).
+// Redis no admission transaction per call (what the shared count costs a call is the difference).
 // --split-users gives each node's REGISTER load its own users (user i to node i mod n: a UA registers at one
 // node, as DNS SRV keeps it there), instead of every node registering every user in turn (the default,
 // where every REGISTER invalidates the AOR at the other nodes, which read it again at their next REGISTER).
