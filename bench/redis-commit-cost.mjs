@@ -7,7 +7,7 @@
 // tracking connection received, per commit (with NOLOOP a node's own commits send it none).
 //
 //   node bench/redis-commit-cost.mjs [--commits 1500] [--pace-ms 3] [--repeat 3] [--baseline /other/dist]
-//                                    [--admit] [--unix | --tcp-and-unix]
+//                                    [--admit] [--unix | --tcp-and-unix | --unix-and-tcp]
 //
 // --baseline runs another build's dist/ first, then this checkout's, alternating --repeat times on
 // the same redis-server (appendonly yes, as bench/multi-node.mjs). --pace-ms 0 commits back to back.
@@ -15,7 +15,7 @@
 // (RedisCallCounter.admit with the default limits, 10 concurrent and 30 a minute, over 500 users,
 // and its end, batched as a node sends ends). --unix: the store reaches redis-server over its Unix
 // socket instead of TCP loopback; --tcp-and-unix: this checkout over TCP, then over the Unix socket,
-// alternating (no baseline).
+// alternating (no baseline); --unix-and-tcp the same, the Unix socket first.
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pino from 'pino';
@@ -32,6 +32,7 @@ const PORT = 28191;
 const ADMIT = args.includes('--admit');
 const UNIX = args.includes('--unix');
 const TCP_AND_UNIX = args.includes('--tcp-and-unix');
+const UNIX_AND_TCP = args.includes('--unix-and-tcp');
 
 /** Redis's calls and µs per command since the last reset. */
 async function commandStats() {
@@ -109,7 +110,7 @@ try {
   // A path as the URL: ioredis opens a Unix socket (both builds; the configuration's form is unix:/path).
   const url = UNIX ? SOCKET : TCP_URL;
   const mine = join(ROOT, 'dist');
-  const builds = TCP_AND_UNIX ? [['tcp', mine, TCP_URL], ['unix', mine, SOCKET]] : BASELINE ? [['baseline', BASELINE, url], ['this', mine, url]] : [['this', mine, url]];
+  const builds = TCP_AND_UNIX ? [['tcp', mine, TCP_URL], ['unix', mine, SOCKET]] : UNIX_AND_TCP ? [['unix', mine, SOCKET], ['tcp', mine, TCP_URL]] : BASELINE ? [['baseline', BASELINE, url], ['this', mine, url]] : [['this', mine, url]];
   const rows = [];
   let n = 0;
   for (let r = 0; r < REPEAT; r++) {
