@@ -302,7 +302,7 @@ describe('errors', () => {
     );
     expect(errorOf(() => parseConfig({ store: { type: 'mysql' } }, '/x.yaml')).message).toBe('config /x.yaml: store.type: expected one of sqlite, redis, got "mysql"');
     expect(errorOf(() => parseConfig({ store: { redis: { url: 'http://x' } } }, '/x.yaml')).message).toBe(
-      'config /x.yaml: store.redis.url: expected a redis:// or rediss:// URL, got "http://x"',
+      'config /x.yaml: store.redis.url: expected a redis://, rediss:// or unix:/path URL, got "http://x"',
     );
     expect(errorOf(() => parseConfig({ store: { redis: { sentinels: ['host'] } } }, '/x.yaml')).message).toBe(
       'config /x.yaml: store.redis.sentinels[0]: expected host:port, got "host"',
