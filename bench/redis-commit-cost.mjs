@@ -7,7 +7,7 @@
 // tracking connection received, per commit (with NOLOOP a node's own commits send it none).
 //
 //   node bench/redis-commit-cost.mjs [--commits 1500] [--pace-ms 3] [--repeat 3] [--baseline /other/dist]
-//                                    [--admit] [--unix | --tcp-and-unix | --unix-and-tcp]
+//                                    [--admit] [--unix | --tcp-and-unix | --unix-and-tcp | --aof-and-none]
 //
 // --baseline runs another build's dist/ first, then this checkout's, alternating --repeat times on
 // the same redis-server (appendonly yes, as bench/multi-node.mjs). --pace-ms 0 commits back to back.
@@ -15,7 +15,8 @@
 // (RedisCallCounter.admit with the default limits, 10 concurrent and 30 a minute, over 500 users,
 // and its end, batched as a node sends ends). --unix: the store reaches redis-server over its Unix
 // socket instead of TCP loopback; --tcp-and-unix: this checkout over TCP, then over the Unix socket,
-// alternating (no baseline); --unix-and-tcp the same, the Unix socket first.
+// alternating (no baseline); --unix-and-tcp the same, the Unix socket first. --aof-and-none: this checkout
+// with redis-server's append-only file on (appendfsync everysec), then off (CONFIG SET appendonly), alternating.
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pino from 'pino';
@@ -33,11 +34,21 @@ const ADMIT = args.includes('--admit');
 const UNIX = args.includes('--unix');
 const TCP_AND_UNIX = args.includes('--tcp-and-unix');
 const UNIX_AND_TCP = args.includes('--unix-and-tcp');
+const AOF_AND_NONE = args.includes('--aof-and-none');
 
 /** Redis's calls and µs per command since the last reset. */
 async function commandStats() {
   const { stdout } = await runProcess('redis-cli', ['-p', String(PORT), 'INFO', 'commandstats'], { timeoutMs: 5000 });
   return [...stdout.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)].map((m) => ({ cmd: m[1], calls: Number(m[2]), usec: Number(m[3]) }));
+}
+
+/** CONFIG SET appendonly `yes`/`no`, and wait until a rewrite that turning it on starts is done. */
+async function setAppendOnly(value) {
+  await runProcess('redis-cli', ['-p', String(PORT), 'CONFIG', 'SET', 'appendonly', value], { timeoutMs: 5000 });
+  await waitFor(async () => {
+    const { stdout } = await runProcess('redis-cli', ['-p', String(PORT), 'INFO', 'persistence'], { timeoutMs: 5000 });
+    return /aof_rewrite_in_progress:0/.test(stdout) && /aof_rewrite_scheduled:0/.test(stdout) && new RegExp(`aof_enabled:${value === 'yes' ? 1 : 0}`).test(stdout);
+  }, 10_000, 'appendonly');
 }
 
 async function run(dist, redisPid, n, url) {
@@ -110,11 +121,12 @@ try {
   // A path as the URL: ioredis opens a Unix socket (both builds; the configuration's form is unix:/path).
   const url = UNIX ? SOCKET : TCP_URL;
   const mine = join(ROOT, 'dist');
-  const builds = TCP_AND_UNIX ? [['tcp', mine, TCP_URL], ['unix', mine, SOCKET]] : UNIX_AND_TCP ? [['unix', mine, SOCKET], ['tcp', mine, TCP_URL]] : BASELINE ? [['baseline', BASELINE, url], ['this', mine, url]] : [['this', mine, url]];
+  const builds = AOF_AND_NONE ? [['aof', mine, url, 'yes'], ['no-aof', mine, url, 'no']] : TCP_AND_UNIX ? [['tcp', mine, TCP_URL], ['unix', mine, SOCKET]] : UNIX_AND_TCP ? [['unix', mine, SOCKET], ['tcp', mine, TCP_URL]] : BASELINE ? [['baseline', BASELINE, url], ['this', mine, url]] : [['this', mine, url]];
   const rows = [];
   let n = 0;
   for (let r = 0; r < REPEAT; r++) {
-    for (const [name, dist, url] of builds) {
+    for (const [name, dist, url, aof] of builds) {
+      if (aof) await setAppendOnly(aof);
       const got = await run(dist, redis.pid, n++, url);
       rows.push({ name, ...got });
       const per = got.stats.map((s) => `${s.cmd} ${f(s.calls / COMMITS)} (${f(s.usec / COMMITS)} µs)`).join(', ');
