@@ -52,19 +52,19 @@ export class RedisCallCounter {
    *
    * One MULTI/EXEC of plain commands (one write, one round trip, no Lua: a
    * script doing the same cost Redis about twice the transaction's time,
-   * most of it Lua's call; bench/RESULTS.md): forget calls
-   * older than `maxCallSeconds` and attempts older than a minute
-   * (ZREMRANGEBYSCORE), add the call (ZADD NX) and the attempt (ZADD), count
-   * both (ZCARD) and renew both keys' expiry (PEXPIRE); a refusal for the
-   * rate reads the oldest attempt for its Retry-After after taking its own
-   * out. The count includes this call, so within the transaction's order (Redis runs one transaction after the other) the
-   * first admissions up to a limit are admitted and every later one is
+   * most of it Lua's call; bench/RESULTS.md): forget calls older than
+   * `maxCallSeconds` and attempts older than a minute (ZREMRANGEBYSCORE),
+   * add the call (ZADD NX) and the attempt (ZADD), count both (ZCARD) and
+   * renew both keys' expiry (PEXPIRE); a refusal for the rate reads the
+   * oldest attempt for its Retry-After after taking its own out. The count
+   * includes this call, and Redis runs one transaction after the other, so
+   * the first admissions up to a limit are admitted and every later one is
    * refused, as with the script: of two nodes admitting a user's last
    * allowed call at the same moment, the one whose transaction runs second
    * is refused. A refused call's entries are taken out again (ZREM, sent
-   * without waiting for a busy refusal; a later admission on this connection
-   * runs after it); until Redis has run that, they count for
-   * the user's other admissions (one round trip), which may then be refused
+   * without waiting for a busy refusal; a later admission on this
+   * connection runs after it); until Redis has run that, they count for the
+   * user's other admissions (one round trip), which may then be refused
    * where the script would have admitted them, never admitted over a limit.
    * A Call-ID already counted (ZADD NX added nothing) is admitted, its new
    * attempt taken out likewise. Scores are this node's clock (ms): nodes'
