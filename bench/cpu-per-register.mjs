@@ -4,7 +4,8 @@
 //   node bench/cpu-per-register.mjs [--rate 1000] [--registrations 20000] [--repeat 3]
 //        [--baseline /path/to/other/dist/cli/main.js | NAME=PATH,NAME=PATH] [--cpu-prof DIR] [--users 1000]
 //        [--workers auto|N]   (sip.workers; default the configuration's default, auto)
-//        [--per-process yes]   (also print each server process's CPU per 1,000 and context switches per REGISTER)
+//        [--per-process yes]   (also print each server process's CPU per 1,000, context switches and minor
+//                               page faults per REGISTER)
 //        [--mesh yes]   (also print the SIP workers' mesh frames, bytes and writes per REGISTER, from their
 //                        summary lines: the server runs at log level info with log.summary_interval 1)
 //        [--transport udp|tcp|tls]   (default udp)
@@ -89,16 +90,16 @@ const load = (dir, calls, tag) => (TRANSPORT === 'udp' ? sipp(dir, calls, tag) :
 
 /**
  * Each server process's share of a run, from two {@link processStats} snapshots: its role (the primary is
- * the server's PID, a SIP worker runs worker-main.js), CPU s per 1,000 successful registrations and
- * context switches (voluntary + involuntary) per registration.
+ * the server's PID, a SIP worker runs worker-main.js), CPU s per 1,000 successful registrations,
+ * context switches (voluntary + involuntary) and minor page faults per registration.
  */
 function processBreakdown(before, after, rootPid, ok) {
   const rows = [];
   let w = 0;
   for (const [pid, a] of after) {
-    const b = before.get(pid) ?? { cpuS: 0, vol: 0, invol: 0 };
+    const b = before.get(pid) ?? { cpuS: 0, vol: 0, invol: 0, minflt: 0 };
     const role = pid === rootPid ? 'primary' : a.cmd.includes('worker-main') ? `worker ${w++}` : a.cmd.split(' ')[0];
-    rows.push(`${role} ${(((a.cpuS - b.cpuS) / ok) * 1000).toFixed(3)} s, ctxt ${((a.vol - b.vol) / ok).toFixed(2)}+${((a.invol - b.invol) / ok).toFixed(2)}`);
+    rows.push(`${role} ${(((a.cpuS - b.cpuS) / ok) * 1000).toFixed(3)} s, ctxt ${((a.vol - b.vol) / ok).toFixed(2)}+${((a.invol - b.invol) / ok).toFixed(2)}, faults ${((a.minflt - b.minflt) / ok).toFixed(2)}`);
   }
   return rows.join('; ');
 }
@@ -170,7 +171,7 @@ await compareBuilds({
   nodeArgs: [...arg('node-args', '').split(' ').filter(Boolean), ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF] : [])],
   repeat: REPEAT,
   round: (b) => round(dir, b.name, b.cli, [...b.nodeArgs, ...(GC ? ['--trace-gc-nvp'] : [])]),
-  line: (i, b, r) => `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000, syscalls per REGISTER read ${(r.syscr / r.ok).toFixed(2)} write ${(r.syscw / r.ok).toFixed(2)}${MESH ? `\n    mesh per REGISTER: ${r.mesh ? `frames ${(r.mesh.frames / r.ok).toFixed(2)}, bytes ${(r.mesh.bytes / r.ok).toFixed(0)}, writes ${(r.mesh.writes / r.ok).toFixed(2)} (handed off ${(r.mesh.handedOff / r.ok).toFixed(2)}, responses relayed ${(r.mesh.relayedOut / r.ok).toFixed(2)})` : 'no counters (one worker, or a build without them)'}` : ''}${r.gc ? `\n    gc: ${r.gc}` : ''}${arg('per-process', 'no') !== 'no' ? `\n    per process (s per 1,000; context switches voluntary+involuntary per REGISTER): ${r.perProcess}` : ''}${r.failed ? ` ${JSON.stringify(r.failures ?? {})}` : ''}`,
+  line: (i, b, r) => `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s = ${r.per1000.toFixed(3)} s per 1,000, syscalls per REGISTER read ${(r.syscr / r.ok).toFixed(2)} write ${(r.syscw / r.ok).toFixed(2)}${MESH ? `\n    mesh per REGISTER: ${r.mesh ? `frames ${(r.mesh.frames / r.ok).toFixed(2)}, bytes ${(r.mesh.bytes / r.ok).toFixed(0)}, writes ${(r.mesh.writes / r.ok).toFixed(2)} (handed off ${(r.mesh.handedOff / r.ok).toFixed(2)}, responses relayed ${(r.mesh.relayedOut / r.ok).toFixed(2)})` : 'no counters (one worker, or a build without them)'}` : ''}${r.gc ? `\n    gc: ${r.gc}` : ''}${arg('per-process', 'no') !== 'no' ? `\n    per process (s per 1,000; context switches voluntary+involuntary and minor page faults per REGISTER): ${r.perProcess}` : ''}${r.failed ? ` ${JSON.stringify(r.failures ?? {})}` : ''}`,
   heading: 'CPU s per 1,000 REGISTERs',
 });
 if (CPU_PROF) console.log(`\nCPU profiles in ${CPU_PROF}`);

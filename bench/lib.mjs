@@ -26,6 +26,16 @@ function statTicks(pid) {
   }
 }
 
+/** Minor page faults of one process so far (all its threads; field 10 of /proc/<pid>/stat), 0 if gone. */
+function minorFaults(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[7]);
+  } catch {
+    return 0;
+  }
+}
+
 /** utime+stime of one process (all its threads), in clock ticks; 0 if gone. */
 function ticksOf(pid) {
   const [u, st] = statTicks(pid);
@@ -88,7 +98,7 @@ export function mainThreadCpuSeconds(pid) {
 
 /**
  * Per process of a tree: CPU seconds (utime+stime), voluntary and involuntary context switches
- * (/proc/<pid>/status, summed over threads) and command line, keyed by PID; for a
+ * (/proc/<pid>/status, summed over threads), minor page faults and command line, keyed by PID; for a
  * breakdown of where a multi-process server spends its time (primary, workers).
  */
 export function processStats(root) {
@@ -107,7 +117,7 @@ export function processStats(root) {
     try {
       cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').trim();
     } catch {}
-    out.set(p, { cpuS: ticksOf(p) / CLK_TCK, vol, invol, cmd });
+    out.set(p, { cpuS: ticksOf(p) / CLK_TCK, vol, invol, minflt: minorFaults(p), cmd });
   }
   return out;
 }
