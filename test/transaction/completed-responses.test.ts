@@ -5,7 +5,7 @@
  * are handled.
  */
 import { describe, expect, it } from 'vitest';
-import { CompletedResponses, completedKeyHash } from '../../src/transaction/completed-responses.js';
+import { CompletedResponses, completedKeyHash, SPARE_CHUNKS } from '../../src/transaction/completed-responses.js';
 
 const dest = (port: number) => ({ transport: 'udp' as const, address: '127.0.0.1', port });
 const wire = (i: number, size = 400) => Buffer.from(`SIP/2.0 200 OK\r\nCSeq: ${i} REGISTER\r\n`.padEnd(size, 'x'));
@@ -22,7 +22,10 @@ describe('CompletedResponses', () => {
         expect(e.dest).toEqual(dest(5000 + (i % 7)));
       }
       // Chunks are mapped pages (a resizable ArrayBuffer's backing store), not malloc'd: see pageBuffer.
-      expect((c.get('k0')!.wire.buffer as ArrayBuffer & { resizable: boolean }).resizable).toBe(true);
+      const chunks = (c as unknown as { chunks: Buffer[] }).chunks;
+      expect((chunks[0]!.buffer as ArrayBuffer & { resizable: boolean }).resizable).toBe(true);
+      // What get returns is a copy, not a view of a chunk that may be written again.
+      expect((c.get('k0')!.wire.buffer as ArrayBuffer & { resizable: boolean }).resizable).toBe(false);
       const chunksBefore = c.chunkBytes;
       expect(chunksBefore).toBeGreaterThanOrEqual(5000 * 400);
       c.expire(1000 + 2999);
@@ -75,6 +78,35 @@ describe('CompletedResponses', () => {
       expect(c.size).toBe(0);
       expect(c.capacity).toBe(min);
       expect(c.chunkBytes).toBe(0);
+    } finally {
+      c.clear();
+    }
+  });
+
+  it('writes emptied chunks again (a few kept, none once the log is empty), and what get returned stays intact', () => {
+    const c = new CompletedResponses();
+    try {
+      // 400-byte responses plus 5–6-byte keys: ~645 per 256 KiB chunk, so 6,000 entries fill ~10 chunks.
+      for (let i = 0; i < 6000; i++) c.add(`k${i}`, wire(i), dest(i % 65536), i);
+      const held = c.get('k10')!;
+      c.expire(4999);
+      expect(c.size).toBe(1000);
+      expect(c.spareBytes).toBe(SPARE_CHUNKS * 256 * 1024);
+      expect(held.wire.equals(wire(10))).toBe(true);
+      // New entries go into the spare chunks (over the expired entries' bytes) and read back exactly.
+      for (let i = 6000; i < 8000; i++) c.add(`k${i}`, wire(i, 300 + (i % 90)), dest(i % 65536), i);
+      expect(c.spareBytes).toBeLessThan(SPARE_CHUNKS * 256 * 1024);
+      expect(held.wire.equals(wire(10))).toBe(true);
+      for (let i = 5000; i < 8000; i += 7) {
+        const e = c.get(`k${i}`)!;
+        expect(e.wire.equals(i < 6000 ? wire(i) : wire(i, 300 + (i % 90)))).toBe(true);
+        expect(e.dest).toEqual(dest(i % 65536));
+      }
+      for (let i = 0; i < 5000; i += 13) expect(c.get(`k${i}`)).toBeUndefined();
+      c.expire(10_000);
+      expect(c.size).toBe(0);
+      expect(c.chunkBytes).toBe(0);
+      expect(c.spareBytes).toBe(0);
     } finally {
       c.clear();
     }
