@@ -1,6 +1,15 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { checkNonce, createNonce, NonceCountTracker, nonceCountKey, nonceIssuer, nonceTimestamp } from '../../src/auth/nonce.js';
+import {
+  checkNonce,
+  createNonce,
+  ISSUED_NONCES_PER_GENERATION,
+  NonceCountTracker,
+  nonceCountKey,
+  nonceIssuer,
+  nonceTimestamp,
+  wasIssued,
+} from '../../src/auth/nonce.js';
 
 const secret = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
 const T0 = 1_700_000_000_000;
@@ -92,6 +101,43 @@ describe('checkNonce', () => {
     expect(checkNonce(secret, n.slice(0, 42) + ',', 30, T0)).toBe('invalid');
     expect(checkNonce(secret, n.slice(0, 31) + '+', 30, T0)).toBe('invalid');
     expect(checkNonce(secret, n.slice(0, 30) + '==', 30, T0)).toBe('invalid');
+  });
+});
+
+describe('nonces issued lately (checked without their MAC)', () => {
+  const own = Buffer.from('a secret of these tests only, 32b', 'utf8');
+  const verdicts = (nonce: string, context = '') => [
+    checkNonce(own, nonce, 30, T0 + 1_000, context),
+    checkNonce(own, nonce, 30, T0 + 31_001, context),
+    checkNonce(own, nonce, 30, T0 - 6_000, context),
+  ];
+
+  it('held for the secret and context they were made with, and checked alike whether held or not', () => {
+    const held = createNonce(own, T0, { counter: 42, context: '192.0.2.1:5000' });
+    expect(wasIssued(own, held, '192.0.2.1:5000')).toBe(true);
+    expect(wasIssued(own, held, '192.0.2.1:5001')).toBe(false);
+    expect(wasIssued(secret, held, '192.0.2.1:5000')).toBe(false);
+    expect(verdicts(held, '192.0.2.1:5000')).toEqual(['valid', 'stale', 'invalid']);
+    // Another context or another secret: the MAC decides, and it does not match.
+    expect(checkNonce(own, held, 30, T0 + 1_000, '192.0.2.1:5001')).toBe('invalid');
+    expect(checkNonce(secret, held, 30, T0 + 1_000, '192.0.2.1:5000')).toBe('invalid');
+    // A nonce one character away from a held one is not held, and its MAC fails.
+    const other = held.slice(0, 20) + (held[20] === 'A' ? 'B' : 'A') + held.slice(21);
+    expect(wasIssued(own, other, '192.0.2.1:5000')).toBe(false);
+    expect(checkNonce(own, other, 30, T0 + 1_000, '192.0.2.1:5000')).toBe('invalid');
+  });
+
+  it('forgets all but the last two generations, and a forgotten nonce is still checked by its MAC', () => {
+    const first = createNonce(own, T0, { counter: 7 });
+    expect(wasIssued(own, first, '')).toBe(true);
+    for (let i = 0; i < 2 * ISSUED_NONCES_PER_GENERATION; i++) createNonce(own, T0, { counter: 1000 + i });
+    expect(wasIssued(own, first, '')).toBe(false);
+    expect(wasIssued(own, createNonce(own, T0, { counter: 999 }), '')).toBe(true);
+    expect(verdicts(first)).toEqual(['valid', 'stale', 'invalid']);
+    // The same nonce made again (a retransmitted request's challenge) is held again.
+    expect(createNonce(own, T0, { counter: 7 })).toBe(first);
+    expect(wasIssued(own, first, '')).toBe(true);
+    expect(verdicts(first)).toEqual(['valid', 'stale', 'invalid']);
   });
 });
 
