@@ -154,9 +154,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   // bindings through Redis into a bounded cache that Redis keeps true (client-side caching).
   const mesh = tracking ? undefined : worker && meshBindingReplication(worker.mesh, store, logger);
   const readThrough = tracking && { source: tracking, maxAors: config.store.redis.cache_aors };
-  const location = new LocationService(mesh?.store ?? store, logger, undefined, mesh, readThrough || undefined, {
-    commitWindowMs: config.sip.registrar.commit_window_ms,
-  });
+  const location = new LocationService(mesh?.store ?? store, logger, undefined, mesh, readThrough || undefined);
   tracking?.onInvalidate((what) => location.invalidate(what));
   tracking?.onFlush(() => location.clearCache());
   await location.start();

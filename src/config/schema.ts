@@ -105,8 +105,6 @@ const registrarSchema = z
     default_expires: positiveInt('s').default(3600),
     max_bindings_per_aor: positiveInt().default(10),
     flow_timer: positiveInt('s').default(120),
-    /** Group commit of bindings, ms (LocationServiceOptions.commitWindowMs); 0: every turn's changes at once. */
-    commit_window_ms: int(0, 100, 'ms').default(2),
   })
   .superRefine((r, ctx) => {
     if (r.min_expires > r.max_expires) {

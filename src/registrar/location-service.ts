@@ -22,18 +22,6 @@ export const PURGE_SLICE_AORS = 1000;
  */
 const REFRESH_MARGIN_S = 2;
 
-/** Settings of a {@link LocationService}. */
-export interface LocationServiceOptions {
-  /**
-   * Group commit, ms (default 0): a change made less than this long after the last commit began waits for
-   * the window to end, so under load the changes of a window are committed in one transaction (and the
-   * REGISTERs waiting for them answered in one turn, their 200s in one sendmmsg) rather than one
-   * transaction per turn. An idle server commits at once. 0: every turn's changes are committed right
-   * after it. Nothing is answered before it is stored either way; a REGISTER waits at most this long more.
-   */
-  commitWindowMs?: number;
-}
-
 /** Bindings read through a shared store into a bounded cache instead of held in full (several nodes on Redis). */
 export interface ReadThroughOptions {
   source: ReadThroughSource;
@@ -88,11 +76,6 @@ export class LocationService {
   private readonly byContact = new Map<string, BindingRecord>();
   private purgeTimer: NodeJS.Timeout | undefined;
   private flushScheduled: NodeJS.Immediate | undefined;
-  /** The commit deferred to the end of the commit window ({@link LocationServiceOptions.commitWindowMs}). */
-  private flushTimer: NodeJS.Timeout | undefined;
-  /** When the last commit began, `performance.now()` ms. */
-  private lastCommitMs = -Infinity;
-  private readonly commitWindowMs: number;
   private readonly pending: BindingChange[] = [];
   private waiting: { resolve: () => void; reject: (err: unknown) => void }[] = [];
   /** The last commit (and announcement) still under way, for {@link committed}; resolves to its failure, if any. */
@@ -128,8 +111,6 @@ export class LocationService {
    * @param nowS clock, unix time in s.
    * @param replication the other location services on the same store, if any.
    * @param cache read bindings through a source into a bounded cache instead of loading them all.
-   * @param opts see {@link LocationServiceOptions}.
-   * @throws RangeError when `opts.commitWindowMs` is not a non-negative finite number.
    */
   constructor(
     private readonly store: BindingStore,
@@ -137,11 +118,7 @@ export class LocationService {
     private readonly nowS: () => number = () => Math.floor(Date.now() / 1000),
     private readonly replication?: BindingReplication,
     private readonly cache?: ReadThroughOptions,
-    opts: LocationServiceOptions = {},
   ) {
-    const windowMs = opts.commitWindowMs ?? 0;
-    if (!(windowMs >= 0 && Number.isFinite(windowMs))) throw new RangeError('commitWindowMs must be a non-negative number of ms');
-    this.commitWindowMs = windowMs;
     this.log = logger.child({ component: 'location' });
     replication?.onRemoteChange((aors) => this.reload(aors));
     replication?.onRemoteChanges?.((changes) => this.applyRemote(changes));
@@ -182,10 +159,7 @@ export class LocationService {
   flush(): Promise<void> {
     if (this.flushScheduled) clearImmediate(this.flushScheduled);
     this.flushScheduled = undefined;
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
     const changes = this.pending.splice(0);
-    if (changes.length > 0) this.lastCommitMs = performance.now();
     const waiting = this.waiting;
     this.waiting = [];
     const settle = (err?: unknown): unknown => {
@@ -234,7 +208,7 @@ export class LocationService {
    * StoreError 'unavailable') when that commit failed.
    */
   committed(): Promise<void> {
-    if (this.pending.length === 0 && !this.flushScheduled && !this.flushTimer) {
+    if (this.pending.length === 0 && !this.flushScheduled) {
       return (this.inFlight ?? Promise.resolve(undefined)).then((err) => {
         if (err !== undefined) throw err;
       });
@@ -292,17 +266,9 @@ export class LocationService {
     }
   }
 
-  /**
-   * Queue a change for the next commit: right after this turn, or, within the commit window of the last
-   * commit, at the window's end (the changes of the window then go in one transaction, and their REGISTERs
-   * are answered together).
-   */
   private write(change: BindingChange): void {
     this.pending.push(change);
-    if (this.flushScheduled || this.flushTimer) return;
-    const waitMs = this.commitWindowMs > 0 ? this.lastCommitMs + this.commitWindowMs - performance.now() : 0;
-    if (waitMs > 0) this.flushTimer = setTimeout(() => void this.flush(), waitMs);
-    else this.flushScheduled = setImmediate(() => void this.flush());
+    if (!this.flushScheduled) this.flushScheduled = setImmediate(() => void this.flush());
   }
 
   /**

@@ -68,7 +68,7 @@ describe('defaults', () => {
           max_new_per_s: 0,
           retry_after: 5,
         },
-        registrar: { min_expires: 60, max_expires: 86400, default_expires: 3600, max_bindings_per_aor: 10, flow_timer: 120, commit_window_ms: 2 },
+        registrar: { min_expires: 60, max_expires: 86400, default_expires: 3600, max_bindings_per_aor: 10, flow_timer: 120 },
         auth: { nonce_ttl: 300, algorithms: ['MD5'], strict_uri: false, credential_cache_entries: 20_000, nonce_count_entries: 100_000 },
         security: {
           exempt_sources: ['127.0.0.0/8', '::1'],
@@ -191,7 +191,7 @@ turn:
     ]);
     expect(c.sip.advertised_host).toBe('sip.example.org');
     expect(c.sip.tls).toEqual({ cert: '/etc/c.pem', key: '/etc/k.pem', certificates: [] });
-    expect(c.sip.registrar).toEqual({ min_expires: 30, max_expires: 86400, default_expires: 3600, max_bindings_per_aor: 10, flow_timer: 120, commit_window_ms: 2 });
+    expect(c.sip.registrar).toEqual({ min_expires: 30, max_expires: 86400, default_expires: 3600, max_bindings_per_aor: 10, flow_timer: 120 });
     expect(c.sip.timers).toEqual({ t1: 100, t2: 4000, t4: 5000 });
     expect(c.turn.enabled).toBe(false);
     expect(c.turn.realm).toBe('turn.example.org');
