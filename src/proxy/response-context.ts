@@ -1,5 +1,6 @@
 import type { Logger } from '../log.js';
-import { cloneMessage, removeFirstValue, type SipRequest, type SipResponse } from '../sip/message.js';
+import { cloneMessage, type SipRequest, type SipResponse } from '../sip/message.js';
+import { withoutTopVia } from '../sip/wire-form.js';
 import { createResponse } from '../sip/response.js';
 import type { ServerTransaction } from '../transaction/server-transaction.js';
 import { buildCancel, type ClientTransaction } from '../transaction/client-transaction.js';
@@ -230,10 +231,8 @@ export class ResponseContext {
     return best;
   }
 
-  /** Send a response upstream after removing our Via (§16.7 step 3). */
+  /** Send a response upstream after removing our Via (§16.7 step 3; as the bytes received less that Via when nothing else changed, sip/wire-form.ts). */
   private forward(res: SipResponse): void {
-    const out = cloneMessage(res);
-    removeFirstValue(out, 'via');
-    this.st.respond(out);
+    this.st.respond(withoutTopVia(res));
   }
 }

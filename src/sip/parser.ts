@@ -70,6 +70,8 @@ function knownIndex(name: string): number {
  */
 const lineStarts: number[] = [];
 const lineEnds: number[] = [];
+/** The line (index into lineStarts) each header field starts on. */
+const headerLines: number[] = [];
 const counts = new Int32Array(KNOWN.length);
 const firstValues: (string | undefined)[] = new Array(KNOWN.length).fill(undefined);
 
@@ -213,12 +215,14 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
   lineEnds.length = 0;
   let pos = start;
   let bodyStart = len;
+  let blankStart = -1;
   for (;;) {
     const lf = buf.indexOf(LF, pos);
     const lineEnd = lf < 0 ? len : lf;
     const contentEnd = lineEnd > pos && buf[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
     if (contentEnd - pos > limits.maxLineBytes) throw bad('line too long');
     if (contentEnd === pos && pos !== start && lf >= 0) {
+      blankStart = pos;
       bodyStart = lf + 1;
       break;
     }
@@ -234,6 +238,7 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
 
   // Header fields.
   const headers: SipHeader[] = [];
+  headerLines.length = 0;
   let headerError: string | undefined;
   for (let li = 1; li < lineStarts.length; li++) {
     const ls = lineStarts[li];
@@ -260,6 +265,7 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
       while (vs < ve && isLws(buf[vs])) vs++;
       while (ve > vs && isLws(buf[ve - 1])) ve--;
       headers.push({ name: headerName(buf, ns, ne), value: vs === ve ? '' : buf.toString('utf8', vs, ve) });
+      headerLines.push(li);
       continue;
     }
     const line = buf.toString('utf8', ls, le);
@@ -276,10 +282,14 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
   }
   counts.fill(0);
   firstValues.fill(undefined);
+  let firstVia = -1;
   for (let i = 0; i < headers.length; i++) {
     const k = knownIndex(headers[i].name);
     if (k < 0) continue;
-    if (counts[k]++ === 0) firstValues[k] = headers[i].value;
+    if (counts[k]++ === 0) {
+      firstValues[k] = headers[i].value;
+      if (k === VIA) firstVia = i;
+    }
   }
 
   const isResponse = startLine.length >= 4 && startLine.slice(0, 4).toUpperCase() === 'SIP/';
@@ -295,7 +305,7 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
     const sp2 = rest.indexOf(' ');
     const code = digits(sp2 < 0 ? rest : rest.slice(0, sp2), 3);
     if (code < 100 || code > 699 || (sp2 < 0 ? rest.length : sp2) !== 3) throw bad('malformed Status-Code');
-    const res: SipResponse = { kind: 'response', status: code, reason: sp2 < 0 ? '' : rest.slice(sp2 + 1), headers, body: EMPTY_BODY };
+    const res: SipResponse = { kind: 'response', status: code, reason: sp2 < 0 ? '' : rest.slice(sp2 + 1), headers, body: EMPTY_BODY, parsed: undefined, wire: undefined };
     msg = res;
   } else {
     // Request-Line = Method SP Request-URI SP SIP-Version (§7.1)
@@ -409,6 +419,14 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
   parsed.cseqText = cseqText;
   parsed.cseq = cseq;
   msg.parsed = parsed;
+  if (msg.kind === 'response' && clValue !== undefined && blankStart >= 0) {
+    // The bytes it came in as, for relaying it (sip/wire-form.ts): the first Via field runs from its
+    // line to the next field's line (continuation lines included), or to the blank line.
+    const oneVia = topVia.length === viaField.length || viaField.indexOf(',') < 0;
+    const viaStart = oneVia ? lineStarts[headerLines[firstVia]] : -1;
+    const viaEnd = !oneVia ? -1 : firstVia + 1 < headers.length ? lineStarts[headerLines[firstVia + 1]] : blankStart;
+    msg.wire = { received: true, bytes: buf, start, end: bodyStart + msg.body.length, viaStart, viaEnd, status: msg.status, reason: msg.reason, headers: headers.slice(), body: msg.body };
+  }
   return msg;
 }
 
