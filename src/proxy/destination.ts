@@ -18,6 +18,32 @@ import type { Federation } from './federation.js';
  *   or names a transport this server has no listener for.
  */
 export async function resolveUri(uri: SipUri, available: (t: TransportName) => boolean): Promise<Destination> {
+  const known = resolveNumericUri(uri, available);
+  if (known !== undefined) return known;
+  const host = hostOf(uri);
+  const { transport, port } = transportAndPort(uri, available);
+  try {
+    const { address } = await lookup(host);
+    return { transport, address, port };
+  } catch {
+    throw new SipError(503, `Service Unavailable: cannot resolve ${host}`);
+  }
+}
+
+/**
+ * {@link resolveUri} without waiting, for a URI whose host (or `maddr`) is an
+ * IP address: the destination, or undefined when the host is a name to look up.
+ *
+ * @throws SipError as resolveUri: 416 for a scheme other than sip/sips, 503 for a transport without listener.
+ */
+export function resolveNumericUri(uri: SipUri, available: (t: TransportName) => boolean): Destination | undefined {
+  const { transport, port } = transportAndPort(uri, available);
+  const host = hostOf(uri);
+  return net.isIP(host) ? { transport, address: host, port } : undefined;
+}
+
+/** The transport and port of {@link resolveUri}. @throws SipError 416, 503 as resolveUri. */
+function transportAndPort(uri: SipUri, available: (t: TransportName) => boolean): { transport: TransportName; port: number } {
   if (uri.scheme !== 'sip' && uri.scheme !== 'sips') throw new SipError(416, 'Unsupported URI Scheme');
   const tp = (uri.params.transport ?? '').toLowerCase();
   let transport: TransportName = uri.scheme === 'sips' || tp === 'tls' ? 'tls' : tp === 'tcp' ? 'tcp' : 'udp';
@@ -26,15 +52,7 @@ export async function resolveUri(uri: SipUri, available: (t: TransportName) => b
     if (transport === 'udp' && available('tcp')) transport = 'tcp';
     else throw new SipError(503, `Service Unavailable: no ${transport} listener`);
   }
-  const host = hostOf(uri);
-  const port = uri.port ?? (transport === 'tls' ? 5061 : 5060);
-  if (net.isIP(host)) return { transport, address: host, port };
-  try {
-    const { address } = await lookup(host);
-    return { transport, address, port };
-  } catch {
-    throw new SipError(503, `Service Unavailable: cannot resolve ${host}`);
-  }
+  return { transport, port: uri.port ?? (transport === 'tls' ? 5061 : 5060) };
 }
 
 /** TARGET of RFC 3263 §4: `maddr`, else the host, without IPv6 brackets. */

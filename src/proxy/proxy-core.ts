@@ -25,7 +25,8 @@ import type { Destination, Source, TransportName } from '../transport/types.js';
 import type { LocalDomains } from '../registrar/local-domains.js';
 import type { LocationService } from '../registrar/location-service.js';
 import type { BindingRecord } from '../store/index.js';
-import { nextHops } from './destination.js';
+import type { Awaitable } from '../auth/user-source.js';
+import { nextHops, resolveNumericUri } from './destination.js';
 import type { Federation } from './federation.js';
 import { decodeFlowToken, encodeFlowToken } from './flow-token.js';
 import type { Target } from './target-set.js';
@@ -250,20 +251,25 @@ export class ProxyCore implements TransactionUser {
     const base = this.copyFor(ctx, target);
     // Credentials addressed to this server's realm are consumed (RFC 3261 §22.3 allows it; they mean nothing downstream).
     this.consumeCredentials(base);
-    const hops = this.hopsFor(base, target.binding, target.flow, target.uri === ctx.req.uri ? ctx.ruri : undefined);
+    const parsedUri = target.uri === ctx.req.uri ? ctx.ruri : undefined;
+    // The one next hop when it is known at once (a flow, a numeric host); else server location, which may give several.
+    const now = this.onlyHopNow(base, target.binding, target.flow, parsedUri);
+    const hops = now === undefined || now instanceof Promise ? this.hopsFor(base, now ?? target.binding, target.flow, parsedUri) : undefined;
     const secure = /^sips:/i.test(ctx.req.uri) || /^sips:/i.test(base.uri);
     const localDomain = ctx.fromLocal ? ctx.fromUri!.host.toLowerCase() : this.opts.domains.defaultDomain;
-    const build = (dest: Destination): PreparedBranch => {
+    // `base` is copied for each hop (RFC 3263 §4.3 failover starts again from it), unless it is the only one.
+    const build = (dest: Destination, only = false): PreparedBranch => {
       if (secure && dest.transport !== 'tls' && dest.transport !== 'wss') {
         throw new SipError(480, `Temporarily Unavailable: sips: needs TLS, the next hop is ${dest.transport.toUpperCase()} (RFC 5630)`);
       }
       const hop: Destination = dest.transport === 'tls' ? { ...dest, localDomain } : dest;
-      return { msg: this.finishCopy(ctx, cloneMessage(base), hop), dest: hop, retry: (reason) => retry(hop, reason) };
+      return { msg: this.finishCopy(ctx, only ? base : cloneMessage(base), hop), dest: hop, retry: (reason) => retry(hop, reason) };
     };
     const retry = async (failed: Destination, reason: string): Promise<PreparedBranch | undefined> => {
       const fed = this.opts.federation;
       if (fed && failed.flowId === undefined) fed.failedTargets.markFailed(failed, reason);
       try {
+        if (!hops) return undefined;
         const next = await hops.next();
         if (next.done) return undefined;
         this.log.info({ failed: `${failed.transport}:${failed.address}:${failed.port}`, reason, next: `${next.value.transport}:${next.value.address}:${next.value.port}` }, 'target failed, trying the next one');
@@ -273,6 +279,7 @@ export class ProxyCore implements TransactionUser {
         throw err;
       }
     };
+    if (!hops) return build(now as Destination, true);
     const first = await hops.next();
     if (first.done) throw new SipError(503, 'Service Unavailable: no next hop');
     return build(first.value);
@@ -343,7 +350,7 @@ export class ProxyCore implements TransactionUser {
    * @throws SipError 482 when the first next hop is one of this server's own listeners
    *   (a request sent there would only loop until Max-Forwards runs out); later ones are skipped.
    */
-  private async *hopsFor(msg: SipRequest, binding?: BindingRecord, flow?: Destination, parsedUri?: SipUri): AsyncGenerator<Destination, void, undefined> {
+  private async *hopsFor(msg: SipRequest, binding?: Awaitable<BindingRecord | undefined>, flow?: Destination, parsedUri?: SipUri): AsyncGenerator<Destination, void, undefined> {
     const route = getHeaderValues(msg, 'route')[0];
     if (!route) {
       if (flow && this.env.flowAlive(flow)) {
@@ -376,9 +383,41 @@ export class ProxyCore implements TransactionUser {
     }
   }
 
+  /**
+   * The next hops of {@link hopsFor} when they are known without waiting and
+   * are one: the flow (a Record-Route token's, a binding's connection while
+   * open), else a Route or Request-URI whose host is an IP address (no lookup,
+   * no other hop to fail over to). Otherwise undefined, or the binding lookup
+   * under way (a promise, to hand to hopsFor): ask {@link hopsFor}.
+   *
+   * @throws SipError as hopsFor (482 when the hop is one of this server's listeners; 416, 503 from resolveNumericUri).
+   */
+  private onlyHopNow(msg: SipRequest, binding?: BindingRecord, flow?: Destination, parsedUri?: SipUri): Destination | Promise<BindingRecord | undefined> | undefined {
+    const route = getHeaderValues(msg, 'route')[0];
+    if (!route) {
+      if (flow && this.env.flowAlive(flow)) return { transport: flow.transport, address: flow.address, port: flow.port, flowId: flow.flowId };
+      const found = binding ?? this.opts.location.findByContact(msg.uri);
+      if (found instanceof Promise) return found;
+      const src = found?.source;
+      if (src && src.transport !== 'udp') {
+        const ref: Destination = { transport: src.transport as TransportName, address: src.address, port: src.port };
+        if (this.env.flowAlive(ref)) return ref;
+      }
+    }
+    const next = route ? parseUri(parseNameAddr(route).uri) : parsedUri ?? parseUri(msg.uri);
+    const dest = resolveNumericUri(next, this.available);
+    if (dest !== undefined && this.isOwnListener(dest)) throw new SipError(482, 'Loop Detected: the next hop is this server');
+    return dest;
+  }
+
+  /** True when this server has a listener of that transport (so can send over it). */
+  private readonly available = (t: TransportName): boolean => this.opts.transport.listenerFor(t) !== undefined;
+
   /** The first next hop of {@link hopsFor}. @throws SipError as hopsFor, 503 when there is none. */
   private async destinationFor(msg: SipRequest, binding?: BindingRecord, flow?: Destination, parsedUri?: SipUri): Promise<Destination> {
-    const first = await this.hopsFor(msg, binding, flow, parsedUri).next();
+    const now = this.onlyHopNow(msg, binding, flow, parsedUri);
+    if (now !== undefined && !(now instanceof Promise)) return now;
+    const first = await this.hopsFor(msg, now ?? binding, flow, parsedUri).next();
     if (first.done) throw new SipError(503, 'Service Unavailable: no next hop');
     return first.value;
   }
