@@ -420,14 +420,60 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
   parsed.cseq = cseq;
   msg.parsed = parsed;
   if (msg.kind === 'response' && clValue !== undefined && blankStart >= 0) {
-    // The bytes it came in as, for relaying it (sip/wire-form.ts): the first Via field runs from its
-    // line to the next field's line (continuation lines included), or to the blank line.
-    const oneVia = topVia.length === viaField.length || viaField.indexOf(',') < 0;
-    const viaStart = oneVia ? lineStarts[headerLines[firstVia]] : -1;
-    const viaEnd = !oneVia ? -1 : firstVia + 1 < headers.length ? lineStarts[headerLines[firstVia + 1]] : blankStart;
+    // The bytes it came in as, for relaying it (sip/wire-form.ts). A first Via field holding one via-parm runs
+    // from its line to the next field's line (continuation lines included), or to the blank line; one holding
+    // several (`Via: a, b`, as SIPp's [last_Via:] writes them) loses its first via-parm and the comma after it.
+    let viaStart = -1;
+    let viaEnd = -1;
+    const line = headerLines[firstVia];
+    if (topVia.length === viaField.length || viaField.indexOf(',') < 0) {
+      viaStart = lineStarts[line];
+      viaEnd = firstVia + 1 < headers.length ? lineStarts[headerLines[firstVia + 1]] : blankStart;
+    } else {
+      const cut = firstElementBytes(buf, lineStarts[line], lineEnds[line]);
+      if (cut >= 0) {
+        viaStart = cutFrom;
+        viaEnd = cut;
+      }
+    }
     msg.wire = { received: true, bytes: buf, start, end: bodyStart + msg.body.length, viaStart, viaEnd, status: msg.status, reason: msg.reason, headers: headers.slice(), body: msg.body };
   }
   return msg;
+}
+
+/** Where {@link firstElementBytes} found the first element to start. */
+let cutFrom = -1;
+
+/**
+ * In the header line `buf[ls, le)` (`name: a, b...`), the first list element and
+ * the comma and LWS after it: sets {@link cutFrom} to the element's first byte and
+ * returns the first byte of the next element, both on this line; -1 when the
+ * value starts with a comma or the next element does not start on this line
+ * (a folded field). Quotes and angle brackets as in message.ts `scanList`.
+ */
+function firstElementBytes(buf: Buffer, ls: number, le: number): number {
+  let i = ls;
+  while (i < le && buf[i] !== 0x3a) i++;
+  i++;
+  while (i < le && isLws(buf[i])) i++;
+  if (i >= le || buf[i] === 0x2c) return -1;
+  cutFrom = i;
+  let quoted = false;
+  let depth = 0;
+  for (; i < le; i++) {
+    const c = buf[i];
+    if (quoted) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) quoted = false;
+    } else if (c === 0x22) quoted = true;
+    else if (c === 0x3c) depth++;
+    else if (c === 0x3e) depth = Math.max(0, depth - 1);
+    else if (c === 0x2c && depth === 0) break;
+  }
+  if (i >= le) return -1;
+  i++;
+  while (i < le && isLws(buf[i])) i++;
+  return i < le && buf[i] !== 0x2c ? i : -1;
 }
 
 /** True when a record has at least one own key. */

@@ -30,8 +30,10 @@ export interface WireForm {
   readonly start: number;
   readonly end: number;
   /**
-   * `bytes[viaStart, viaEnd)` is the first Via header field, its line end and continuation
-   * lines included, when that field holds one via-parm; -1 when it holds several (or there is none).
+   * `bytes[viaStart, viaEnd)` are the bytes that make up the top Via: the first Via header field,
+   * its line end and continuation lines included, when that field holds one via-parm; the
+   * first via-parm and the comma and LWS after it when the field holds several on its first
+   * line (`Via: a, b` becomes `Via: b`). -1 when neither (a folded list, an empty element).
    */
   readonly viaStart: number;
   readonly viaEnd: number;
@@ -66,9 +68,9 @@ function encodes(w: WireForm, msg: SipResponse): boolean {
  * The copy of a response a proxy sends upstream: without its top Via (RFC 3261
  * §16.7 step 3), everything else as received. When `res` carries the bytes it
  * was read from and is unchanged since, the copy carries those bytes with the
- * top Via's line(s) cut out (header order, compact names, unknown headers and
- * spacing kept as received), so sending it serializes nothing; else it carries
- * none and is serialized when sent.
+ * top Via cut out (its line(s), or its element of a `Via: a, b` field; header
+ * order, compact names, unknown headers and spacing kept as received), so
+ * sending it serializes nothing; else it carries none and is serialized when sent.
  *
  * `res` itself is not changed.
  */

@@ -81,15 +81,13 @@ describe('relayed responses on the wire', () => {
     expect(got200.toString('latin1')).toBe(ok.replace(`Via: ${ours}\r\n`, ''));
   });
 
-  it('a top Via sharing its field with the caller\'s still leaves only the caller\'s', async () => {
+  it('a top Via sharing its field with the caller\'s (SIPp\'s [last_Via:]): the caller gets the bytes less that element', async () => {
     const { at, callId } = await invite();
     const [ours, theirs] = getHeaderValues(at, 'via');
-    const lines = ['SIP/2.0 486 Busy Here', `Via: ${ours}, ${theirs}`, `From: ${getHeader(at, 'from')}`, `To: ${getHeader(at, 'to')};tag=b2`, `Call-ID: ${callId}`, `CSeq: ${getHeader(at, 'cseq')}`, 'X-Kept: yes', 'Content-Length: 0', '', ''];
+    const lines = ['SIP/2.0 486 Busy Here', `Via: ${ours}, ${theirs}`, `From: ${getHeader(at, 'from')}`, `To: ${getHeader(at, 'to')};tag=b2`, `Call-ID: ${callId}`, `CSeq: ${getHeader(at, 'cseq')}`, 'X-Kept:  yes', 'Content-Length: 0', '', ''];
     callee.sendRaw(lines.join('\r\n'), PORT);
     const got = (await rawAtCaller('SIP/2.0 486 Busy Here', callId)).toString('latin1');
-    expect(got).toContain(`\r\nVia: ${theirs}\r\n`);
-    expect(got).not.toContain(ours);
-    expect(got).toContain('\r\nX-Kept: yes\r\n');
+    expect(got).toBe(lines.join('\r\n').replace(`${ours}, `, ''));
   });
 
   it('a 503 from the only branch goes upstream as 500 (§16.7 step 6), rebuilt, unknown headers kept', async () => {

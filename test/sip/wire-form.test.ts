@@ -74,11 +74,21 @@ describe('relayed responses as received bytes (RFC 3261 §16.7 step 3)', () => {
     expect(serializeMessage(withoutTopVia(parseResponse(onlyLf))).toString()).toBe(cut(onlyLf, 'Via: SIP/2.0/UDP 198', 'Via: SIP/2.0/UDP 192'));
   });
 
-  it('a top Via sharing its field with the next one is re-serialized, keeping the rest of the field', () => {
-    const text = crlf(['SIP/2.0 180 Ringing', 'Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKp, SIP/2.0/UDP 198.51.100.7;branch=z9hG4bKc', 'From: <sip:a@x>;tag=1', 'To: <sip:b@y>;tag=2', 'Call-ID: c', 'CSeq: 1 INVITE', 'Content-Length: 0', '', '']);
+  it('a top Via sharing its field with the next ones (SIPp\'s [last_Via:]) loses its element and the comma after it', () => {
+    const head = ['SIP/2.0 180 Ringing', 'From: <sip:a@x>;tag=1', 'To: <sip:b@y>;tag=2', 'Call-ID: c', 'CSeq: 1 INVITE', 'Content-Length: 0'];
+    const text = crlf([head[0], 'Via:  SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKp;x="a,b" ,\tSIP/2.0/UDP 198.51.100.7;branch=z9hG4bKc,SIP/2.0/TCP h;branch=z9hG4bKd', ...head.slice(1), '', '']);
     const out = withoutTopVia(parseResponse(text));
-    expect(out.wire).toBeUndefined();
-    expect(serializeMessage(out).toString()).toBe(text.replace('SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKp, ', ''));
+    expect(out.wire?.received).toBe(false);
+    expect(serializeMessage(out).toString()).toBe(text.replace('SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKp;x="a,b" ,\t', ''));
+    expect(getHeaderValues(out, 'via')).toEqual(['SIP/2.0/UDP 198.51.100.7;branch=z9hG4bKc', 'SIP/2.0/TCP h;branch=z9hG4bKd']);
+    expect(getHeaderValues(parseMessage(serializeMessage(out)), 'via')).toEqual(getHeaderValues(out, 'via'));
+    // Folded after the comma, or an empty first element: serialized from the fields instead.
+    for (const via of ['Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKp,\r\n SIP/2.0/UDP 198.51.100.7;branch=z9hG4bKc', 'Via: , SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKp, SIP/2.0/UDP 198.51.100.7;branch=z9hG4bKc']) {
+      const odd = withoutTopVia(parseResponse(crlf([head[0], via, ...head.slice(1), '', ''])));
+      expect(odd.wire).toBeUndefined();
+      expect(getHeaderValues(odd, 'via')).toEqual(['SIP/2.0/UDP 198.51.100.7;branch=z9hG4bKc']);
+      expect(serializeMessage(odd).toString()).toContain('\r\nVia: SIP/2.0/UDP 198.51.100.7;branch=z9hG4bKc\r\n');
+    }
   });
 
   it('an edited response is serialized from its fields, not sent as the bytes it came in as', () => {
