@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { parseMessage } from '../../src/sip/parser.js';
 import { serializeMessage } from '../../src/sip/serializer.js';
 import { getHeaderValues, setHeader, type SipResponse } from '../../src/sip/message.js';
@@ -108,5 +109,38 @@ describe('relayed responses as received bytes (RFC 3261 §16.7 step 3)', () => {
     const out = withoutTopVia(parseResponse(noCl));
     expect(out.wire).toBeUndefined();
     expect(serializeMessage(out).toString()).toMatch(/Content-Length: 0\r\n\r\n$/);
+  });
+});
+
+describe('relayed bytes against the fields (fast-check)', () => {
+  const via = fc
+    .tuple(fc.constantFrom('UDP', 'TCP', 'TLS'), fc.constantFrom('192.0.2.1', '[2001:db8::1]', 'h.example.test'), fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }), fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 1, maxLength: 8 }), fc.constantFrom('', ';rport', ';rport=5060;received=198.51.100.7', ';x="a, b"'))
+    .map(([t, h, p, b, extra]) => `SIP/2.0/${t} ${h}${p === undefined ? '' : `:${p}`};branch=z9hG4bK${b}${extra}`);
+  /** The Via lines: the via-parms grouped into fields, each field under some name with some separator and folding. */
+  const viaLines = fc
+    .tuple(fc.array(via, { minLength: 2, maxLength: 4 }), fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }), fc.constantFrom('Via', 'v', 'VIA'), fc.constantFrom(', ', ',', ' , ', ',\t', ',\r\n '), fc.constantFrom(': ', ':', ' :  '))
+    .map(([vias, joins, name, sep, colon]) => {
+      const fields: string[][] = [];
+      vias.forEach((v, i) => (i > 0 && joins[i] ? fields[fields.length - 1].push(v) : fields.push([v])));
+      return { vias, lines: fields.map((f) => `${name}${colon}${f.join(sep)}`) };
+    });
+  const others = ['From: <sip:a@x>;tag=1', 'To: "B, b" <sip:b@y>;tag=2', 'Call-ID: c@h', 'CSeq: 7 INVITE', 'X-Unknown:  kept  '];
+
+  it('the relayed bytes parse to the relayed copy: every Via but the top one, every other field, the body', () => {
+    fc.assert(
+      fc.property(viaLines, fc.nat(others.length), fc.string({ maxLength: 30 }), fc.constantFrom('\r\n', '\n'), ({ vias, lines }, at, body, eol) => {
+        const fields = [...others.slice(0, at), ...lines, ...others.slice(at), `Content-Length: ${Buffer.byteLength(body)}`];
+        const res = parseResponse(['SIP/2.0 200 OK', ...fields, '', body].join(eol));
+        const out = withoutTopVia(res);
+        // Cut from the bytes unless the first Via field is a list folded after its first element.
+        expect(out.wire?.received).toBe(lines[0].includes(',\r\n ') ? undefined : false);
+        const again = parseMessage(serializeMessage(out));
+        expect(getHeaderValues(again, 'via')).toEqual(vias.slice(1));
+        expect(getHeaderValues(out, 'via')).toEqual(vias.slice(1));
+        expect(again.headers.filter((h) => !/^(via|v)$/i.test(h.name))).toEqual(out.headers.filter((h) => !/^(via|v)$/i.test(h.name)));
+        expect(again.body.toString()).toBe(body);
+      }),
+      { numRuns: 400 },
+    );
   });
 });
