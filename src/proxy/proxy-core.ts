@@ -6,6 +6,7 @@ import {
   getHeaderValues,
   nameIs,
   prependHeader,
+  removeFirstValue,
   setHeader,
   type SipRequest,
   type SipResponse,
@@ -14,7 +15,6 @@ import { parseNameAddr, parseVia, formatVia } from '../sip/headers.js';
 import { parseUri, type SipUri } from '../sip/uri.js';
 import { SipError } from '../sip/errors.js';
 import { createResponse } from '../sip/response.js';
-import { withoutTopVia } from '../sip/wire-form.js';
 import type { Authenticate } from '../auth/request-authenticator.js';
 import type { ServerTransaction } from '../transaction/server-transaction.js';
 import { responseDestination } from '../transaction/server-transaction.js';
@@ -159,7 +159,8 @@ export class ProxyCore implements TransactionUser {
       return;
     }
     if (!via.params.branch?.startsWith(MAGIC_COOKIE) || !this.isOurVia(via.host, via.port)) return;
-    const out = withoutTopVia(res);
+    const out = cloneMessage(res);
+    removeFirstValue(out, 'via');
     if (!getHeader(out, 'via')) return;
     const next = parseVia(getHeaderValues(out, 'via')[0]);
     const transport = next.transport.toLowerCase() as TransportName;

@@ -1,6 +1,5 @@
 import type { Logger } from '../log.js';
-import { cloneMessage, type SipRequest, type SipResponse } from '../sip/message.js';
-import { withoutTopVia } from '../sip/wire-form.js';
+import { cloneMessage, removeFirstValue, type SipRequest, type SipResponse } from '../sip/message.js';
 import { createResponse } from '../sip/response.js';
 import type { ServerTransaction } from '../transaction/server-transaction.js';
 import { buildCancel, type ClientTransaction } from '../transaction/client-transaction.js';
@@ -231,8 +230,10 @@ export class ResponseContext {
     return best;
   }
 
-  /** Send a response upstream after removing our Via (§16.7 step 3; as the bytes received less that Via when nothing else changed, sip/wire-form.ts). */
+  /** Send a response upstream after removing our Via (§16.7 step 3). */
   private forward(res: SipResponse): void {
-    this.st.respond(withoutTopVia(res));
+    const out = cloneMessage(res);
+    removeFirstValue(out, 'via');
+    this.st.respond(out);
   }
 }

@@ -8,7 +8,6 @@
  */
 
 import type { ParsedHeaders } from './parsed-headers.js';
-import type { WireForm } from './wire-form.js';
 
 /**
  * One header field line: `name` as written on the wire (may be compact, e.g. `v`), `value` trimmed, unfolded.
@@ -29,13 +28,6 @@ interface MessageBase {
    * reads and fills it; never serialized). Absent until something is parsed.
    */
   parsed?: ParsedHeaders;
-  /**
-   * The bytes this message is, while it is unchanged (responses only; sip/wire-form.ts):
-   * what it was read from, or what it became when it was relayed. Never trusted blindly:
-   * the serializer uses them only while the start line, the header fields and the body
-   * are still the ones they encode.
-   */
-  wire?: WireForm;
 }
 
 /** A request: `METHOD Request-URI SIP/2.0` (RFC 3261 §7.1). */

@@ -70,8 +70,6 @@ function knownIndex(name: string): number {
  */
 const lineStarts: number[] = [];
 const lineEnds: number[] = [];
-/** The line (index into lineStarts) each header field starts on. */
-const headerLines: number[] = [];
 const counts = new Int32Array(KNOWN.length);
 const firstValues: (string | undefined)[] = new Array(KNOWN.length).fill(undefined);
 
@@ -215,14 +213,12 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
   lineEnds.length = 0;
   let pos = start;
   let bodyStart = len;
-  let blankStart = -1;
   for (;;) {
     const lf = buf.indexOf(LF, pos);
     const lineEnd = lf < 0 ? len : lf;
     const contentEnd = lineEnd > pos && buf[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
     if (contentEnd - pos > limits.maxLineBytes) throw bad('line too long');
     if (contentEnd === pos && pos !== start && lf >= 0) {
-      blankStart = pos;
       bodyStart = lf + 1;
       break;
     }
@@ -238,7 +234,6 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
 
   // Header fields.
   const headers: SipHeader[] = [];
-  headerLines.length = 0;
   let headerError: string | undefined;
   for (let li = 1; li < lineStarts.length; li++) {
     const ls = lineStarts[li];
@@ -265,7 +260,6 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
       while (vs < ve && isLws(buf[vs])) vs++;
       while (ve > vs && isLws(buf[ve - 1])) ve--;
       headers.push({ name: headerName(buf, ns, ne), value: vs === ve ? '' : buf.toString('utf8', vs, ve) });
-      headerLines.push(li);
       continue;
     }
     const line = buf.toString('utf8', ls, le);
@@ -282,14 +276,10 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
   }
   counts.fill(0);
   firstValues.fill(undefined);
-  let firstVia = -1;
   for (let i = 0; i < headers.length; i++) {
     const k = knownIndex(headers[i].name);
     if (k < 0) continue;
-    if (counts[k]++ === 0) {
-      firstValues[k] = headers[i].value;
-      if (k === VIA) firstVia = i;
-    }
+    if (counts[k]++ === 0) firstValues[k] = headers[i].value;
   }
 
   const isResponse = startLine.length >= 4 && startLine.slice(0, 4).toUpperCase() === 'SIP/';
@@ -305,7 +295,7 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
     const sp2 = rest.indexOf(' ');
     const code = digits(sp2 < 0 ? rest : rest.slice(0, sp2), 3);
     if (code < 100 || code > 699 || (sp2 < 0 ? rest.length : sp2) !== 3) throw bad('malformed Status-Code');
-    const res: SipResponse = { kind: 'response', status: code, reason: sp2 < 0 ? '' : rest.slice(sp2 + 1), headers, body: EMPTY_BODY, parsed: undefined, wire: undefined };
+    const res: SipResponse = { kind: 'response', status: code, reason: sp2 < 0 ? '' : rest.slice(sp2 + 1), headers, body: EMPTY_BODY };
     msg = res;
   } else {
     // Request-Line = Method SP Request-URI SP SIP-Version (§7.1)
@@ -419,61 +409,7 @@ function parse(buf: Buffer, limits: ParseLimits): SipMessage {
   parsed.cseqText = cseqText;
   parsed.cseq = cseq;
   msg.parsed = parsed;
-  if (msg.kind === 'response' && clValue !== undefined && blankStart >= 0) {
-    // The bytes it came in as, for relaying it (sip/wire-form.ts). A first Via field holding one via-parm runs
-    // from its line to the next field's line (continuation lines included), or to the blank line; one holding
-    // several (`Via: a, b`, as SIPp's [last_Via:] writes them) loses its first via-parm and the comma after it.
-    let viaStart = -1;
-    let viaEnd = -1;
-    const line = headerLines[firstVia];
-    if (topVia.length === viaField.length || viaField.indexOf(',') < 0) {
-      viaStart = lineStarts[line];
-      viaEnd = firstVia + 1 < headers.length ? lineStarts[headerLines[firstVia + 1]] : blankStart;
-    } else {
-      const cut = firstElementBytes(buf, lineStarts[line], lineEnds[line]);
-      if (cut >= 0) {
-        viaStart = cutFrom;
-        viaEnd = cut;
-      }
-    }
-    msg.wire = { received: true, bytes: buf, start, end: bodyStart + msg.body.length, viaStart, viaEnd, status: msg.status, reason: msg.reason, headers: headers.slice(), body: msg.body };
-  }
   return msg;
-}
-
-/** Where {@link firstElementBytes} found the first element to start. */
-let cutFrom = -1;
-
-/**
- * In the header line `buf[ls, le)` (`name: a, b...`), the first list element and
- * the comma and LWS after it: sets {@link cutFrom} to the element's first byte and
- * returns the first byte of the next element, both on this line; -1 when the
- * value starts with a comma or the next element does not start on this line
- * (a folded field). Quotes and angle brackets as in message.ts `scanList`.
- */
-function firstElementBytes(buf: Buffer, ls: number, le: number): number {
-  let i = ls;
-  while (i < le && buf[i] !== 0x3a) i++;
-  i++;
-  while (i < le && isLws(buf[i])) i++;
-  if (i >= le || buf[i] === 0x2c) return -1;
-  cutFrom = i;
-  let quoted = false;
-  let depth = 0;
-  for (; i < le; i++) {
-    const c = buf[i];
-    if (quoted) {
-      if (c === 0x5c) i++;
-      else if (c === 0x22) quoted = false;
-    } else if (c === 0x22) quoted = true;
-    else if (c === 0x3c) depth++;
-    else if (c === 0x3e) depth = Math.max(0, depth - 1);
-    else if (c === 0x2c && depth === 0) break;
-  }
-  if (i >= le) return -1;
-  i++;
-  while (i < le && isLws(buf[i])) i++;
-  return i < le && buf[i] !== 0x2c ? i : -1;
 }
 
 /** True when a record has at least one own key. */

@@ -3,7 +3,6 @@
  * blank line, body.
  */
 import { canonicalName, type SipMessage } from './message.js';
-import { wireBytes } from './wire-form.js';
 
 /**
  * Serialize a message to wire bytes.
@@ -14,15 +13,8 @@ import { wireBytes } from './wire-form.js';
  * name, and any further Content-Length fields are left out; without one,
  * `Content-Length: N` is appended. The message object is not modified.
  * Header values are written as stored: callers must not put CR or LF in them.
- *
- * A relayed response that carries its wire bytes and still is what they
- * encode (sip/wire-form.ts `withoutTopVia`) is those bytes, not a new copy.
  */
 export function serializeMessage(msg: SipMessage): Buffer {
-  if (msg.wire !== undefined && msg.kind === 'response') {
-    const wire = wireBytes(msg);
-    if (wire !== undefined) return wire;
-  }
   let head = msg.kind === 'request' ? `${msg.method} ${msg.uri} SIP/2.0\r\n` : `SIP/2.0 ${msg.status} ${msg.reason}\r\n`;
   const bodyLen = msg.body.length;
   let haveCl = false;

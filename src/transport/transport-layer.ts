@@ -789,9 +789,6 @@ export class TransportLayer {
     } catch (err) {
       this.log.error({ err }, 'message handler failed');
     }
-    // The received bytes (sip/wire-form.ts) serve while the message is handled, which is now done: they
-    // point into the datagram or frame, which nothing should keep alive.
-    if (msg.kind === 'response') msg.wire = undefined;
   }
 
   private replyStateless(req: SipMessage & { kind: 'request' }, status: number, reason: string, source: Source): void {
