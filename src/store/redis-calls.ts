@@ -4,12 +4,13 @@
  * user whichever nodes the calls enter at (security/call-limits.ts counts one
  * node's). Keys under `key_prefix`: `calls:<user>` (sorted set of active
  * Call-IDs by start, ms) and `attempts:<user>` (attempts of the last minute,
- * members `<Call-ID> <ms>`); both expire when unused. One MULTI/EXEC per
+ * members `<Call-ID> <ms> <tag>`, the tag unique to one admission); both expire when unused. One MULTI/EXEC per
  * admission, plain commands in one write (no Lua: see
  * {@link RedisCallCounter.admit}); the ends of calls are sent together, at most
  * {@link ENDED_BATCH_MS} after the first (one round trip for many calls
  * instead of one per call).
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { sendBatched, type PlainCommand, type RedisStore } from './redis-store.js';
 
@@ -34,6 +35,9 @@ export class RedisCallCounter {
   private readonly log: Logger;
   /** Call ends not yet sent: `calls:<user>` key → Call-IDs. */
   private endedWaiting = new Map<string, string[]>();
+  /** This counter's part of each attempt's member (random), and the admissions made so far. */
+  private readonly attemptTag = randomBytes(4).toString('hex');
+  private attemptSeq = 0;
   private endedCount = 0;
   private endedTimer: NodeJS.Timeout | undefined;
 
@@ -81,7 +85,9 @@ export class RedisCallCounter {
     const attempts = `${prefix}attempts:${user}`;
     const nowMs = Date.now();
     const maxCallMs = maxCallSeconds * 1000;
-    const attempt = `${callId} ${nowMs}`;
+    // Unique per admission: taking a repeated Call-ID's attempt out again must not take out the first one's,
+    // made by this or another node in the same millisecond.
+    const attempt = `${callId} ${nowMs} ${this.attemptTag}.${++this.attemptSeq}`;
     const cmds: PlainCommand[] = [['multi'], ['zremrangebyscore', calls, '-inf', nowMs - maxCallMs], ['zadd', calls, 'NX', nowMs, callId], ['zcard', calls], ['pexpire', calls, maxCallMs]];
     if (maxPerMinute > 0) cmds.push(['zremrangebyscore', attempts, '-inf', nowMs - 60_000], ['zadd', attempts, nowMs, attempt], ['zcard', attempts], ['pexpire', attempts, 60_000]);
     cmds.push(['exec']);

@@ -5,7 +5,7 @@
  * its Retry-After, a Call-ID counted once, ends freeing a slot, and counts
  * left by earlier versions (the same keys) honoured.
  */
-import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, test, vi } from 'vitest';
 import pino from 'pino';
 import { describeWithPeers } from '../../interop/harness/peers.js';
 import { startRedis, type TestRedis } from '../../interop/harness/redis.js';
@@ -130,6 +130,21 @@ describeWithPeers(['redis-server'])('call limits counted in Redis by two nodes',
     expect(later).toMatchObject({ ok: false, why: 'rate' });
     expect((later as { retryAfterS: number }).retryAfterS).toBeGreaterThanOrEqual(8);
     expect((later as { retryAfterS: number }).retryAfterS).toBeLessThanOrEqual(11);
+  });
+
+  test('a Call-ID admitted again in the same millisecond, on either node, leaves the first attempt counted', async () => {
+    const [a, b] = counters(1, 10);
+    const now = vi.spyOn(Date, 'now').mockReturnValue(Date.now());
+    try {
+      expect(await a.admit('frank', 'f1')).toEqual({ ok: true });
+      expect(await a.admit('frank', 'f1')).toEqual({ ok: true });
+      expect(await b.admit('frank', 'f1')).toEqual({ ok: true });
+      await settle();
+    } finally {
+      now.mockRestore();
+    }
+    expect(await active('frank')).toEqual(['f1']);
+    expect(await attemptCount('frank')).toBe(1);
   });
 
   test('a Call-ID already counted is admitted again without a second entry or attempt; its end frees the slot', async () => {
