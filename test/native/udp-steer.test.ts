@@ -56,8 +56,9 @@ describe.skipIf(refused !== undefined)(`the eBPF Call-ID program in the kernel${
       }),
       { numRuns: 3000 },
     );
-    // Both outcomes are well exercised: Call-IDs found (every worker index) and give-ups.
-    for (const index of [STEERING_GAVE_UP, 0, 1, 2, 6]) expect(answers.get(index) ?? 0, `answer ${index}`).toBeGreaterThan(20);
+    // Both outcomes are exercised: Call-IDs found (every worker index) and give-ups. Index 6 comes only from the
+    // quarter of runs with 7 workers and a Call-ID found, about 20 of 3,000 (18 seen): at least 5 of each.
+    for (const index of [STEERING_GAVE_UP, 0, 1, 2, 6]) expect(answers.get(index) ?? 0, `answer ${index}`).toBeGreaterThanOrEqual(5);
   });
 
   it('agrees on SIPp-like REGISTERs and INVITEs with random Call-IDs, which spread over the workers', () => {
