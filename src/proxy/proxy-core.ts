@@ -354,24 +354,22 @@ export class ProxyCore implements TransactionUser {
   private async *hopsFor(msg: SipRequest, binding?: Awaitable<BindingRecord | undefined>, flow?: Destination, parsedUri?: SipUri): AsyncGenerator<Destination, void, undefined> {
     const route = getHeaderValues(msg, 'route')[0];
     if (!route) {
-      if (flow && this.env.flowAlive(flow)) {
-        yield { transport: flow.transport, address: flow.address, port: flow.port, flowId: flow.flowId };
+      const open = this.openFlow(flow);
+      if (open) {
+        yield open;
         return;
       }
       const found = binding ?? this.opts.location.findByContact(msg.uri);
-      const src = (found instanceof Promise ? await found : found)?.source;
-      if (src && src.transport !== 'udp') {
-        const ref: Destination = { transport: src.transport as TransportName, address: src.address, port: src.port };
-        if (this.env.flowAlive(ref)) {
-          yield ref;
-          return;
-        }
+      const registered = this.bindingFlow(found instanceof Promise ? await found : found);
+      if (registered) {
+        yield registered;
+        return;
       }
     }
     const next = route ? parseUri(parseNameAddr(route).uri) : parsedUri ?? parseUri(msg.uri);
     let first = true;
     for await (const dest of nextHops(next, {
-      available: (t) => this.opts.transport.listenerFor(t) !== undefined,
+      available: this.available,
       isOurHost: (host) => this.opts.domains.isLocal(host),
       federation: this.opts.federation,
     })) {
@@ -396,19 +394,30 @@ export class ProxyCore implements TransactionUser {
   private onlyHopNow(msg: SipRequest, binding?: BindingRecord, flow?: Destination, parsedUri?: SipUri): Destination | Promise<BindingRecord | undefined> | undefined {
     const route = getHeaderValues(msg, 'route')[0];
     if (!route) {
-      if (flow && this.env.flowAlive(flow)) return { transport: flow.transport, address: flow.address, port: flow.port, flowId: flow.flowId };
+      const open = this.openFlow(flow);
+      if (open) return open;
       const found = binding ?? this.opts.location.findByContact(msg.uri);
       if (found instanceof Promise) return found;
-      const src = found?.source;
-      if (src && src.transport !== 'udp') {
-        const ref: Destination = { transport: src.transport as TransportName, address: src.address, port: src.port };
-        if (this.env.flowAlive(ref)) return ref;
-      }
+      const registered = this.bindingFlow(found);
+      if (registered) return registered;
     }
     const next = route ? parseUri(parseNameAddr(route).uri) : parsedUri ?? parseUri(msg.uri);
     const dest = resolveNumericUri(next, this.available);
     if (dest !== undefined && this.isOwnListener(dest)) throw new SipError(482, 'Loop Detected: the next hop is this server');
     return dest;
+  }
+
+  /** `flow` (a Record-Route token's) as the next hop while its connection is open, else undefined. */
+  private openFlow(flow: Destination | undefined): Destination | undefined {
+    return flow && this.env.flowAlive(flow) ? { transport: flow.transport, address: flow.address, port: flow.port, flowId: flow.flowId } : undefined;
+  }
+
+  /** The stream connection `binding` was registered over, while it is open (RFC 5626 §5.3), else undefined. */
+  private bindingFlow(binding: BindingRecord | undefined): Destination | undefined {
+    const src = binding?.source;
+    if (!src || src.transport === 'udp') return undefined;
+    const ref: Destination = { transport: src.transport as TransportName, address: src.address, port: src.port };
+    return this.env.flowAlive(ref) ? ref : undefined;
   }
 
   /** True when this server has a listener of that transport (so can send over it). */
