@@ -19,6 +19,8 @@
 //   SIP_BENCH_SEARCH_BUDGET_S=600 (all searches together; each gets an equal share, then starts no new step)
 //   RTCEDGE_SIP_WORKERS=auto (sip.workers)  KAMAILIO_CHILDREN=4
 //   RTCEDGE_BENCH_CLI=/path/to/other/dist/cli/main.js (measure another build)
+//   SIP_BENCH_ROUNDS=1 (each scenario's searches repeated this many times, the servers' order alternating
+//   between rounds; the table gives every round's rates and ratios and their median; the budget is per round)
 // Quick check: SIP_BENCH_STEP_S=2 SIP_BENCH_REFINE=0 SIP_BENCH_MAX_RATE=400 SIP_BENCH_IDLE_CONNECTIONS=50 node bench/sip.mjs
 import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -49,6 +51,8 @@ const WORKERS = env('RTCEDGE_SIP_WORKERS', 'auto');
 const CLI = process.env.RTCEDGE_BENCH_CLI || undefined;
 /** Time for all step searches together, s; each search gets an equal share and stops starting steps past it. */
 const SEARCH_BUDGET_S = envN('SIP_BENCH_SEARCH_BUDGET_S', 600);
+/** Searches per server and scenario; odd rounds run the servers in reverse order, so neither always goes first. */
+const ROUNDS = Math.max(1, Math.floor(envN('SIP_BENCH_ROUNDS', 1)));
 
 /** Pass criteria of a step. */
 export const PASS = { maxFailedShare: 0.01, maxRetransShare: 0.01, maxMeanMs: 100 };
@@ -559,8 +563,9 @@ export async function runSipBench(log = console.log) {
   try {
     for (const scenario of searchScenarios) {
       const [kind, transport] = scenario.split('-');
-      for (const server of list) {
-        const label = `${server.label}, ${scenario}`;
+      for (let round = 0; round < ROUNDS; round++)
+      for (const server of round % 2 ? [...list].reverse() : list) {
+        const label = `${server.label}, ${scenario}${ROUNDS > 1 ? `, round ${round + 1}` : ''}`;
         try {
           if (!running.has(server.name)) running.set(server.name, await server.start());
           server.proc = running.get(server.name);
@@ -580,7 +585,7 @@ export async function runSipBench(log = console.log) {
             const s = await search(step, START[kind], log, (SEARCH_BUDGET_S * 1000) / searchCount);
             s.searches = searchCount;
             for (const r of s.steps) commands.add(r.command.replace(/-r \d+ /, '-r <rate> ').replace(/-l \d+ -m \d+/, '-l <min(max(2 × rate, 200), 9000)> -m <rate × step s>').replace(/stat-[^ ]+\.csv/, 'stat.csv').replace(/--rate \d+/, '--rate <rate>').replace(/-p 2818\d/, '-p <28180…28189>'));
-            searches.push({ scenario, kind, transport, server: server.label, serverName: server.name, ...s, limit: limitOf(s, server.cores) });
+            searches.push({ scenario, kind, transport, round, server: server.label, serverName: server.name, ...s, limit: limitOf(s, server.cores) });
           } finally {
             if (ctx.uas) await stopProcess(ctx.uas);
             if (server.proc.child.exitCode !== null || server.proc.child.signalCode !== null) {
@@ -615,7 +620,7 @@ export async function runSipBench(log = console.log) {
   return {
     searches, memory, notes, commands: [...commands], kamailioCfg: kam?.cfgText ?? '',
     minutes: (Date.now() - t0) / 60_000,
-    settings: { STEP_S, FACTOR, REFINE, MAX_RATE, USERS, START, IDLE_CONNECTIONS, WORKERS, KAMAILIO_CHILDREN, SEARCH_BUDGET_S },
+    settings: { STEP_S, FACTOR, REFINE, MAX_RATE, USERS, START, IDLE_CONNECTIONS, WORKERS, KAMAILIO_CHILDREN, SEARCH_BUDGET_S, ROUNDS },
   };
 }
 
@@ -641,22 +646,40 @@ const LOADS = {
   'call-tls': 'authenticated calls/s, TLS (one connection, bench/sip-client.mjs; the callee on a second one)',
 };
 
+/** Median of a non-empty list of numbers (the mean of the middle two for an even count). */
+function median(xs) {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
 /** The summary table: one row per load, both servers, ratio rtcedge / Kamailio, and what limits each. */
 export function summaryTable(res) {
-  const by = (scenario, name) => res.searches.find((s) => s.scenario === scenario && s.serverName === name);
+  const rounds = res.settings.ROUNDS ?? 1;
+  const by = (scenario, name, round) => res.searches.find((s) => s.scenario === scenario && s.serverName === name && (s.round ?? 0) === round);
   const rows = [];
   const limits = [];
+  const best = (s) => (s?.best ? s.best.rate : s ? 0 : NaN);
+  const cell = (s) => (s ? (s.best ? `${s.best.rate}` : `< ${s.steps[0]?.rate ?? '?'}`) : 'not run');
+  const cpu = (s) => (s?.best ? f(s.best.cpuPer1000, 3) : 'n/a');
+  const lat = (s) => (s?.best ? `${s.best.p50} / ${s.best.p90} / ${s.best.p99}` : 'n/a');
+  /** One value per round, then the median of the finite ones when there are several rounds. */
+  const perRound = (values, fmt) => {
+    const shown = values.map(fmt).join(', ');
+    const finite = values.filter(Number.isFinite);
+    return rounds > 1 && finite.length > 1 ? `${shown} (median ${fmt(median(finite))})` : shown;
+  };
   for (const scenario of Object.keys(LOADS)) {
-    const k = by(scenario, 'kamailio');
-    const r = by(scenario, 'rtcedge');
-    if (!k && !r) continue;
-    const best = (s) => (s?.best ? s.best.rate : s ? 0 : NaN);
-    const ratio = best(r) / best(k);
-    const cell = (s) => (s ? (s.best ? `${s.best.rate}` : `< ${s.steps[0]?.rate ?? '?'}`) : 'not run');
-    const cpu = (s) => (s?.best ? f(s.best.cpuPer1000, 3) : 'n/a');
-    const lat = (s) => (s?.best ? `${s.best.p50} / ${s.best.p90} / ${s.best.p99}` : 'n/a');
-    rows.push(`| ${LOADS[scenario]} | ${cell(k)} | ${cell(r)} | ${f(ratio, 2)} | ${cpu(k)} | ${cpu(r)} | ${lat(k)} | ${lat(r)} |`);
-    limits.push(`- **${LOADS[scenario]}**: Kamailio: ${k?.limit ?? 'not run'}. rtcedge: ${r?.limit ?? 'not run'}.`);
+    const ks = Array.from({ length: rounds }, (_, i) => by(scenario, 'kamailio', i));
+    const rs = Array.from({ length: rounds }, (_, i) => by(scenario, 'rtcedge', i));
+    if (!ks.some(Boolean) && !rs.some(Boolean)) continue;
+    const ratios = rs.map((r, i) => best(r) / best(ks[i]));
+    const cells = (list) => (rounds > 1 ? perRound(list.map(best), (x) => f(x)) : cell(list[0]));
+    const cpus = (list) => (rounds > 1 ? perRound(list.map((s) => s?.best?.cpuPer1000 ?? NaN), (x) => f(x, 3)) : cpu(list[0]));
+    rows.push(`| ${LOADS[scenario]} | ${cells(ks)} | ${cells(rs)} | ${perRound(ratios, (x) => f(x, 2))} | ${cpus(ks)} | ${cpus(rs)} | ${ks.map(lat).join('; ')} | ${rs.map(lat).join('; ')} |`);
+    for (let i = 0; i < rounds; i++) {
+      limits.push(`- **${LOADS[scenario]}${rounds > 1 ? `, round ${i + 1}` : ''}**: Kamailio: ${ks[i]?.limit ?? 'not run'}. rtcedge: ${rs[i]?.limit ?? 'not run'}.`);
+    }
   }
   for (const n of IDLE_CONNECTIONS) {
     const k = res.memory.find((m) => m.serverName === 'kamailio' && m.connections === n);
@@ -686,7 +709,7 @@ export function stepsTable(res) {
   const lines = res.searches.flatMap((s) =>
     s.steps.map(
       (r) =>
-        `| ${r.server} | ${s.scenario} | ${r.rate} | ${r.ok} / ${r.calls} | ${Object.entries(r.failedBy).map(([k, v]) => `${k} ${v}`).join(', ')} | ${f(r.elapsedS, 2)} | ${f(r.okPerS)} | ${f(r.meanMs, 2)} | ${r.p50} / ${r.p90} / ${r.p99} | ${r.retrans} (${pct(r.retransShare)}) | ${f(r.cpuS, 2)} | ${f(r.cpuPer1000, 3)} | ${f(r.clientCpuS, 2)} | ${r.uasCpuS ? f(r.uasCpuS, 2) : ''} | ${loadShares(r)} | ${r.pass ? 'yes' : 'no'} |`,
+        `| ${r.server} | ${s.scenario}${(res.settings.ROUNDS ?? 1) > 1 ? `, round ${(s.round ?? 0) + 1}` : ''} | ${r.rate} | ${r.ok} / ${r.calls} | ${Object.entries(r.failedBy).map(([k, v]) => `${k} ${v}`).join(', ')} | ${f(r.elapsedS, 2)} | ${f(r.okPerS)} | ${f(r.meanMs, 2)} | ${r.p50} / ${r.p90} / ${r.p99} | ${r.retrans} (${pct(r.retransShare)}) | ${f(r.cpuS, 2)} | ${f(r.cpuPer1000, 3)} | ${f(r.clientCpuS, 2)} | ${r.uasCpuS ? f(r.uasCpuS, 2) : ''} | ${loadShares(r)} | ${r.pass ? 'yes' : 'no'} |`,
     ),
   );
   return [head, ...lines].join('\n');
@@ -710,14 +733,14 @@ export function sipSection(res, when) {
   return `## SIP: rtcedge against Kamailio (SIPp and bench/sip-client.mjs)
 
 Run ${when} by \`node bench/run.mjs sip\` (bench/sip.mjs), ${f(res.minutes, 1)} minutes. Each server is searched
-for its highest passing rate, rtcedge then Kamailio per scenario. A step runs ${s.STEP_S} s of load; the rate starts at
+for its highest passing rate, ${(s.ROUNDS ?? 1) > 1 ? `${s.ROUNDS} times per scenario (SIP_BENCH_ROUNDS), rtcedge then Kamailio in the first round and the other way round in the next, alternating; the table gives each round's figures in order, their ratio within the round and the medians` : 'rtcedge then Kamailio per scenario'}. A step runs ${s.STEP_S} s of load; the rate starts at
 ${s.START.register} REGISTER/s or ${s.START.call} calls/s, is multiplied by ${s.FACTOR} until a step fails (divided while the first
 fails), then ${s.REFINE} bisection steps between the last pass and the first failure; each search starts no new step past
 its equal share of ${s.SEARCH_BUDGET_S} s. A step **passes** with < 1 % failed
 calls, < 1 % retransmissions (of the requests SIPp sent with a timer: 2 per REGISTER scenario, 3 per call), mean
 response ≤ 100 ms, and the load generator keeping the rate (the step done within 1.25 × its length + 1 s).
 Tunable by environment (SIP_BENCH_STEP_S, SIP_BENCH_FACTOR, SIP_BENCH_REFINE, SIP_BENCH_MAX_RATE, SIP_BENCH_START_REGISTER,
-SIP_BENCH_START_CALL, SIP_BENCH_SCENARIOS, SIP_BENCH_SERVERS, SIP_BENCH_IDLE_CONNECTIONS, SIP_BENCH_SEARCH_BUDGET_S, RTCEDGE_SIP_WORKERS,
+SIP_BENCH_START_CALL, SIP_BENCH_SCENARIOS, SIP_BENCH_SERVERS, SIP_BENCH_IDLE_CONNECTIONS, SIP_BENCH_SEARCH_BUDGET_S, SIP_BENCH_ROUNDS, RTCEDGE_SIP_WORKERS,
 KAMAILIO_CHILDREN; see the head of bench/sip.mjs).
 
 - REGISTER: REGISTER → 401 (a fresh digest challenge every time) → REGISTER with credentials → 200, over
