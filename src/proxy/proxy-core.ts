@@ -123,6 +123,13 @@ export class ProxyCore implements TransactionUser {
     };
   }
 
+  /**
+   * A new request (not ACK) with its server transaction: runs the request
+   * processors (RFC 3261 §16.3–16.6) and answers on `st`. A {@link SipError}
+   * thrown on the way is answered with its status and headers; anything else
+   * with 500 and an error log. A request of a dialog whose 2xx has just gone
+   * upstream waits for the caller's ACK first (ack-order.ts).
+   */
   onRequest(req: SipRequest, st: ServerTransaction): void {
     const ctx = new RequestContext(req, st.source, this.env, st);
     const go = (): void => {
@@ -138,6 +145,7 @@ export class ProxyCore implements TransactionUser {
     if (!this.ackOrder.holdUntilAcked(req, go)) go();
   }
 
+  /** An ACK matching no INVITE server transaction (for a 2xx, RFC 3261 §16.7 note, §17.2.3): forwarded statelessly; one that cannot be routed is dropped (debug log). */
   onAck(ack: SipRequest, source: Source): void {
     this.forwardStateless(ack, source)
       .catch((err) => this.log.debug({ err: (err as Error).message }, 'ACK dropped'))
@@ -148,6 +156,7 @@ export class ProxyCore implements TransactionUser {
   private readonly ackOrder = new AckOrder();
   private readonly onAnswered = (res: SipResponse): void => this.ackOrder.answered(res);
 
+  /** A response matching no client transaction (a 2xx retransmission, RFC 3261 §16.7, RFC 6026 §8.4): forwarded statelessly when the top Via is ours, else dropped. */
   onStrayResponse(res: SipResponse, _source: Source): void {
     // §16.7 / RFC 6026 §8.4: forward statelessly when the top Via is ours.
     const top = getHeader(res, 'via');

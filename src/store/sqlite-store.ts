@@ -549,6 +549,7 @@ export class SqliteStore implements BindingStore {
     return this.db.pragma('wal_autocheckpoint', { simple: true }) as number;
   }
 
+  /** Close the database connection. Idempotent. */
   close(): void {
     if (this.db.open) this.db.close();
   }

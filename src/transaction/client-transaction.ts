@@ -136,6 +136,7 @@ export class NonInviteClientTransaction extends ClientTransactionBase {
     return this.state !== 'completed';
   }
 
+  /** Send the request and start Timer E (UDP: T1, doubling up to T2 ms) and Timer F (64·T1 ms: timeout to the TU), RFC 3261 §17.1.2.2. */
   start(): void {
     const { t1, t2 } = this.timerConfig;
     this.transmit();
@@ -156,6 +157,7 @@ export class NonInviteClientTransaction extends ClientTransactionBase {
     });
   }
 
+  /** A response matched to this transaction (§17.1.3): 1xx → Proceeding, final → Completed and Timer K (T4 ms on UDP, 0 on streams); both go to the TU. */
   receive(res: SipResponse): void {
     if (this.terminated || this.state === 'completed') return;
     if (res.status < 200) {
@@ -181,6 +183,7 @@ export class InviteClientTransaction extends ClientTransactionBase {
   state: 'calling' | 'proceeding' | 'completed' | 'accepted' = 'calling';
   private ack: SipRequest | undefined;
 
+  /** Send the INVITE and start Timer A (UDP: T1 ms, doubling) and Timer B (64·T1 ms: timeout to the TU), RFC 3261 §17.1.1.2. */
   start(): void {
     const { t1 } = this.timerConfig;
     this.transmit();
@@ -210,6 +213,11 @@ export class InviteClientTransaction extends ClientTransactionBase {
     return this.pending;
   }
 
+  /**
+   * A response matched to this transaction (§17.1.3): 1xx → Proceeding; 3xx–6xx →
+   * Completed, the ACK sent hop by hop (§17.1.1.3) and Timer D; 2xx → Accepted
+   * (RFC 6026 §7.2), its retransmissions passed to the TU until Timer M.
+   */
   receive(res: SipResponse): void {
     if (this.terminated) return;
     if (res.status < 200) {

@@ -16,6 +16,13 @@ import type { TimerConfig } from './timers.js';
 /** Sends the held response bytes again. */
 export type WireSend = (wire: Buffer, dest: Destination) => void;
 
+/**
+ * One INVITE server transaction in Completed or Confirmed (RFC 3261 §17.2.1;
+ * see the module comment): holds `key`, the final response's wire bytes and
+ * its destination, retransmits them on Timer G (UDP) and on a retransmitted
+ * INVITE, and ends on Timer H (no ACK: 64·T1 ms) or Timer I (T4 ms on UDP, 0 on
+ * streams). Throws nothing; a failed send is the sender's to report.
+ */
 export class CompletedInvite {
   state: 'completed' | 'confirmed' | 'terminated' = 'completed';
   private timer: NodeJS.Timeout | undefined;

@@ -79,6 +79,16 @@ export function completedKeyHash(key: string): number {
   return fnv1a(key) & 0x3fff_ffff;
 }
 
+/**
+ * The log of completed non-INVITE server transactions on UDP, kept for Timer J
+ * (64·T1 ms, RFC 3261 §17.2.2) as key → final response bytes and destination:
+ * a ring of typed arrays in arrival order (all entries share one Timer J, so
+ * they expire from the head), response bytes in 256 KiB chunks, and an index
+ * by a 30-bit hash of the key. At most `sip.limits.completed_transactions`
+ * entries; past that the oldest is released early and counted
+ * (docs/LIMITS.md). {@link CompletedResponses.has} answers a retransmission
+ * check with one Map read and a comparison with the key held.
+ */
 export class CompletedResponses {
   /** completedKeyHash(key) → absolute sequence number of its entry. */
   private readonly index = new Map<number, number>();

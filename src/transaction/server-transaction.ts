@@ -182,10 +182,12 @@ abstract class ServerTransactionBase implements ServerTransaction {
 export class NonInviteServerTransaction extends ServerTransactionBase {
   state: 'trying' | 'proceeding' | 'completed' | 'terminated' = 'trying';
 
+  /** True once a final (2xx–6xx) response was sent. */
   get finalSent(): boolean {
     return this.state === 'completed' || this.state === 'terminated';
   }
 
+  /** Send a response (RFC 3261 §17.2.2): 1xx → Proceeding; the first final → Completed (terminated at once on streams; on UDP handed to the layer's completed log for Timer J). Later calls after a final are ignored. */
   respond(res: SipResponse): void {
     if (this.finalSent) return;
     this.lastResponse = res;
@@ -202,6 +204,7 @@ export class NonInviteServerTransaction extends ServerTransactionBase {
     else this.timers.start('J', 64 * this.timerConfig.t1, () => this.terminate());
   }
 
+  /** The request came again: send the last response again, if any (§17.2.2). */
   onRetransmission(): void {
     if (this.lastResponse && this.state !== 'terminated') this.transmit(this.lastResponse);
   }
@@ -230,10 +233,17 @@ export class InviteServerTransaction extends ServerTransactionBase {
   /** Set when a CANCEL for this INVITE was received (§9.2). */
   cancelled = false;
 
+  /** True once a final (2xx–6xx) response was sent. */
   get finalSent(): boolean {
     return this.state !== 'proceeding';
   }
 
+  /**
+   * Send a response (RFC 3261 §17.2.1, RFC 6026 §7.1): 1xx stays in Proceeding;
+   * 2xx → Accepted (Timer L, 64·T1 ms; later 2xx pass through); 3xx–6xx →
+   * Completed (Timer G on UDP, Timer H 64·T1 ms), handed to the layer as a
+   * {@link CompletedInvite} when it gave `onCompleted`. Other calls are ignored.
+   */
   respond(res: SipResponse): void {
     if (this.state === 'accepted' && res.status >= 200 && res.status < 300) {
       // RFC 6026 §7.1: 2xx retransmissions from the TU pass through in Accepted.
@@ -281,6 +291,7 @@ export class InviteServerTransaction extends ServerTransactionBase {
     this.timers.start('I', this.reliable ? 0 : this.timerConfig.t4, () => this.terminate());
   }
 
+  /** The INVITE came again: send the last response again in Proceeding or Completed (§17.2.1); absorbed otherwise. */
   onRetransmission(): void {
     if ((this.state === 'proceeding' || this.state === 'completed') && this.lastResponse) this.transmit(this.lastResponse);
   }

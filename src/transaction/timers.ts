@@ -31,12 +31,14 @@ export class TimerSet {
     timers.set(name, t);
   }
 
+  /** Stop timer `name` if it runs. */
   stop(name: string): void {
     const t = this.timers?.get(name);
     if (t) clearTimeout(t);
     this.timers?.delete(name);
   }
 
+  /** Stop every timer (the transaction terminated). */
   clear(): void {
     if (!this.timers) return;
     for (const t of this.timers.values()) clearTimeout(t);

@@ -41,6 +41,7 @@ export class RemoteFlows {
     return true;
   }
 
+  /** The flow with this id (a flow token or binding names it), if recorded. */
   get(id: string): RemoteFlow | undefined {
     return this.byId.get(id);
   }
@@ -51,6 +52,7 @@ export class RemoteFlows {
     return id === undefined ? undefined : this.byId.get(id);
   }
 
+  /** Forget a flow its worker closed; no-op when unknown. */
   delete(id: string): void {
     const f = this.byId.get(id);
     if (!f) return;
@@ -66,6 +68,7 @@ export class RemoteFlows {
     return ids;
   }
 
+  /** Flows recorded (at most `maxFlows`). */
   get size(): number {
     return this.byId.size;
   }

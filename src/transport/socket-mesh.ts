@@ -69,6 +69,7 @@ export class FrameReader {
 
   constructor(private readonly maxFrameBytes: number) {}
 
+  /** Add `chunk`; returns the frames it completed (payloads without their 4-byte length), in order. */
   push(chunk: Buffer): Buffer[] {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
@@ -230,16 +231,24 @@ export class SocketMesh implements WorkerMesh {
     clearTimeout(timer);
   }
 
+  /** Send a message to worker `to` on `channel`; false when it is not connected, the frame exceeds `maxFrameBytes`, its queue is full or the payload cannot be serialized (dropped, counted). */
   send(to: number, channel: string, payload: MeshPayload): boolean {
     return this.write(to, [MESSAGE, channel, 0, payload]);
   }
 
+  /** Send a message to every other worker (encoded once); one whose queue is full misses it (counted). */
   broadcast(channel: string, payload: MeshPayload): void {
     if (this.count < 2) return;
     const frame = encodeFrame([MESSAGE, channel, 0, payload]);
     for (let i = 0; i < this.count; i++) if (i !== this.self) this.writeFrame(i, frame);
   }
 
+  /**
+   * Ask worker `to` on `channel` and resolve with its handler's answer.
+   * Rejects with an Error when `maxPendingRequests` are already waiting, the
+   * worker is not connected, its handler threw, or no answer came within
+   * `timeoutMs` ms.
+   */
   request(to: number, channel: string, payload: MeshPayload, timeoutMs: number): Promise<unknown> {
     if (this.pending.size >= this.maxPending) return Promise.reject(new Error('too many mesh requests waiting'));
     const id = this.nextId++;
@@ -257,10 +266,12 @@ export class SocketMesh implements WorkerMesh {
     });
   }
 
+  /** Handle messages and requests on `channel` (one handler a channel; a later one replaces it). */
   on(channel: string, handler: MeshHandler): void {
     this.handlers.set(channel, handler);
   }
 
+  /** Be told when the connection to another worker opens (`up`) or closes. */
   onPeerChange(listener: (worker: number, up: boolean) => void): void {
     this.peerListeners.push(listener);
   }

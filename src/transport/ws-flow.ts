@@ -60,6 +60,7 @@ export class WsFlow implements Flow {
     });
   }
 
+  /** Send one SIP message as one WebSocket message (RFC 7118 §5: text when it is valid UTF-8, else binary); false when the connection is closed. */
   write(data: Buffer): boolean {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return false;
     this.touch();
@@ -70,6 +71,7 @@ export class WsFlow implements Flow {
     return true;
   }
 
+  /** Close with code 1000 (normal closure, RFC 6455 §7.4.1). */
   close(): void {
     if (!this.closed) this.ws.close(1000);
   }

@@ -24,6 +24,7 @@ export class DgramUdpDataPlane implements UdpDataPlane {
     this.log = logger.child({ component: 'turn-udp' });
   }
 
+  /** Bind a client-facing UDP listener (port 0: any); resolves with the bound address and port, rejects with the bind error. */
   listen(host: string, port: number): Promise<{ address: string; port: number }> {
     return new Promise((resolve, reject) => {
       const sock = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
@@ -48,6 +49,7 @@ export class DgramUdpDataPlane implements UdpDataPlane {
     });
   }
 
+  /** Bind a relay socket at the relayed transport address (RFC 8656 §7.2); undefined when the port is taken. `onClose` runs once it is closed. */
   async openRelay(address: string, port: number, onClose: () => void): Promise<RelayHandle | undefined> {
     const sock = await tryBind(address, port);
     if (!sock) return undefined;
@@ -76,16 +78,19 @@ export class DgramUdpDataPlane implements UdpDataPlane {
     return handle;
   }
 
+  /** Send `data` to the client of UDP 5-tuple `ft` from its listener; false when there is no such listener. */
   sendToClient(ft: FiveTuple, data: Buffer): boolean {
     const sock = this.listeners.get(`${ft.serverAddress}|${ft.serverPort}`);
     sock?.send(data, ft.clientPort, ft.clientAddress, () => undefined);
     return sock !== undefined;
   }
 
+  /** No counters of its own: this data plane's packets are counted by the control plane (turn/relaying.ts). */
   stats(): undefined {
     return undefined;
   }
 
+  /** Close every relay and listener; resolves when all are closed. */
   async close(): Promise<void> {
     for (const r of [...this.relays]) r.close();
     const waits: Promise<void>[] = [...this.closing];
