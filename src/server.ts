@@ -177,7 +177,29 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     },
     { quiet: options.worker !== undefined },
   );
-  let admin: Awaited<ReturnType<typeof startAdmin>>;
+  let admin: Awaited<ReturnType<typeof startAdmin>> | undefined;
+  /**
+   * Stop every layer made above, the admin listener first and the store last
+   * (pending ban-list writes flushed, transactions terminated); used by
+   * `stop()` and when a listener fails to start.
+   */
+  const stopLayers = async (): Promise<void> => {
+    await admin?.server.stop();
+    metrics.close();
+    await turn?.stop();
+    turnSecrets.stop();
+    stopSummary();
+    overload.stop();
+    transactions.close();
+    await transport.stop();
+    banFile.flush();
+    await location.stop();
+    await users.close();
+    await abuse?.close();
+    await tracking?.close();
+    await checkpoints?.stop();
+    await store.close();
+  };
   try {
     await transport.start();
     if (!worker) {
@@ -185,18 +207,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
       admin = await startAdmin(config, { metrics, store, users, location, transport, turn, reload }, logger);
     }
   } catch (err) {
-    metrics.close();
-    await turn?.stop();
-    turnSecrets.stop();
-    stopSummary();
-    overload.stop();
-    await transport.stop();
-    await location.stop();
-    await users.close();
-    await abuse?.close();
-    await tracking?.close();
-    await checkpoints?.stop();
-    await store.close();
+    await stopLayers();
     throw err;
   }
 
@@ -214,21 +225,7 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     },
     reload,
     async stop() {
-      await admin?.server.stop();
-      metrics.close();
-      await turn?.stop();
-      turnSecrets.stop();
-      stopSummary();
-      overload.stop();
-      transactions.close();
-      await transport.stop();
-      banFile.flush();
-      await location.stop();
-      await users.close();
-      await abuse?.close();
-      await tracking?.close();
-      await checkpoints?.stop();
-      await store.close();
+      await stopLayers();
       log.info('rtcedge stopped');
     },
   };
