@@ -6,10 +6,8 @@
  * 5-tuple to `receive`, sends what comes back, and encrypts outgoing
  * application datagrams with `send` (RFC 7350, RFC 6347).
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { NATIVE_ADDON_PATH } from './native-addon.js';
+import { NATIVE_ADDON_PATH, requireAddon } from './native-addon.js';
 
 /** Limits and credentials of one engine. Times in ms, sizes in bytes. */
 export interface DtlsEngineOptions {
@@ -102,14 +100,6 @@ let cached: { addon: DtlsAddon } | { error: string } | undefined;
 
 /** Loads the DTLS addon once; returns it, or the reason it cannot load. */
 export function loadDtlsAddon(): { addon: DtlsAddon } | { error: string } {
-  if (cached) return cached;
-  if (!existsSync(DTLS_ADDON_PATH)) cached = { error: `${DTLS_ADDON_PATH} not found` };
-  else {
-    try {
-      cached = { addon: createRequire(import.meta.url)(DTLS_ADDON_PATH) as DtlsAddon };
-    } catch (e) {
-      cached = { error: (e as Error).message };
-    }
-  }
+  cached ??= requireAddon<DtlsAddon>(DTLS_ADDON_PATH);
   return cached;
 }

@@ -93,19 +93,25 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** Where node-gyp puts the addon, from src/turn/ or dist/turn/. */
 export const NATIVE_ADDON_PATH = join(here, '..', '..', 'native', 'build', 'Release', 'rtcedge_turn.node');
 
+/**
+ * Requires the N-API addon at `path` (a built `.node` file); returns it typed as
+ * `T`, or the reason it cannot load: the file is missing, or dlopen/its
+ * initialisation failed (wrong ABI, missing symbol), as the error's message.
+ * Never throws.
+ */
+export function requireAddon<T>(path: string): { addon: T } | { error: string } {
+  if (!existsSync(path)) return { error: `${path} not found` };
+  try {
+    return { addon: createRequire(import.meta.url)(path) as T };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
 let cached: { addon: NativeAddon } | { error: string } | undefined;
 
 /** Loads the addon once; returns it, or the reason it cannot load (missing file, wrong ABI, not Linux). */
 export function loadNativeAddon(): { addon: NativeAddon } | { error: string } {
-  if (cached) return cached;
-  if (process.platform !== 'linux') cached = { error: 'the native data plane needs Linux (epoll, recvmmsg)' };
-  else if (!existsSync(NATIVE_ADDON_PATH)) cached = { error: `${NATIVE_ADDON_PATH} not found` };
-  else {
-    try {
-      cached = { addon: createRequire(import.meta.url)(NATIVE_ADDON_PATH) as NativeAddon };
-    } catch (e) {
-      cached = { error: (e as Error).message };
-    }
-  }
+  cached ??= process.platform !== 'linux' ? { error: 'the native data plane needs Linux (epoll, recvmmsg)' } : requireAddon<NativeAddon>(NATIVE_ADDON_PATH);
   return cached;
 }
