@@ -34,6 +34,8 @@ import type { RunningServer } from '../server.js';
 export async function serve(config: Config, opts: ServeOptions = {}): Promise<void> {
   checkStartupPaths(config, opts.configFile);
   const logger = createLogger(config.log.level, { maxBufferBytes: config.log.max_buffer_bytes });
+  /** This command's own lines: signals, stopping, reloads. */
+  const log = logger.child({ component: 'serve' });
   if (opts.createStore) {
     const aside = setAsideDamagedStore(config);
     if (aside !== undefined) logger.warn({ component: 'store', movedTo: aside }, 'damaged store set aside; starting with a new, empty store');
@@ -45,12 +47,12 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
   const stop = (running: RunningServer): void => {
     running.stop().then(
       () => {
-        logger.info('stopped');
+        log.info('stopped');
         flushLogSync();
         process.exit(0);
       },
       (err: unknown) => {
-        logger.error({ err }, 'error while stopping');
+        log.error({ err }, 'error while stopping');
         flushLogSync();
         process.exit(1);
       },
@@ -59,12 +61,12 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
   // Listening from the start: a signal that arrives while the server starts stops it once it has started.
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
-      logger.warn({ signal }, 'second signal while stopping: exiting now');
+      log.warn({ signal }, 'second signal while stopping: exiting now');
       flushLogSync();
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal }, 'stopping');
+    log.info({ signal }, 'stopping');
     if (server) stop(server);
   };
   process.on('SIGINT', onSignal);
@@ -88,6 +90,6 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
   if (stopping) stop(running);
   // SIGHUP (systemctl reload, certbot's deploy hook): re-read certificates; a failure keeps the old ones.
   process.on('SIGHUP', () => {
-    running.reload().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'reload failed; the running configuration and certificate stay in use'));
+    running.reload().catch((err: unknown) => log.error({ err: (err as Error).message }, 'reload failed; the running configuration and certificate stay in use'));
   });
 }

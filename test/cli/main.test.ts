@@ -169,6 +169,10 @@ describe('serve', () => {
     expect(existsSync(join(dataDir, 'secret'))).toBe(true);
     expect(await serve.stop()).toBe(0);
     expect(serve.stderr()).toBe('');
+    // Every log line names its component; the signal and the end are the serve command's own lines.
+    const lines = serve.stdout().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.filter((l) => typeof l.component !== 'string').map((l) => l.msg)).toEqual([]);
+    expect(lines.filter((l) => l.component === 'serve').map((l) => [l.msg, l.signal])).toEqual([['stopping', 'SIGTERM'], ['stopped', undefined]]);
   });
 });
 
