@@ -425,7 +425,7 @@ function createFederation(config: Config, store: SqliteStore | RedisStore, logge
  * `onBansChanged` also gets the active bans after each change (the Redis store shares them with other nodes).
  */
 function createSecurityLayer(config: Config, logger: Logger, destroyFlow: (flowId: string) => void, mesh: WorkerMesh | undefined, onBansChanged: (bans: Ban[]) => void) {
-  const banFile = new BanFileWriter(config.data_dir, logger);
+  const banFile = new BanFileWriter(config.data_dir, logger.child({ component: 'abuse' }));
   const security = createSecurity(
     config.sip.security,
     logger,

@@ -25,6 +25,8 @@ function send(msg: FromWorker): void {
 async function start(msg: Extract<ToWorker, { type: 'start' }>, udpSockets: ReadonlyMap<string, dgram.Socket>): Promise<void> {
   const base = createLogger(msg.config.log.level, { maxBufferBytes: msg.config.log.max_buffer_bytes });
   const logger = base.child({ worker: msg.index });
+  /** The worker's own lines (start-up failure, stopping, a fatal error), under the component of the primary's. */
+  const log = logger.child({ component: 'cluster' });
   let config: Config = msg.config;
   const mesh = new SocketMesh({ dir: msg.meshDir, self: msg.index, count: msg.count, logger });
   let server: RunningServer;
@@ -35,7 +37,7 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>, udpSockets: Read
       worker: { mesh, udpSockets },
     });
   } catch (err) {
-    logger.error({ err: (err as Error).message }, 'sip worker failed to start');
+    log.error({ err: (err as Error).message }, 'sip worker failed to start');
     send({ type: 'failed', error: (err as Error).message });
     flushLogSync();
     process.exit(1);
@@ -52,7 +54,7 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>, udpSockets: Read
       await server.stop();
       await mesh.close();
     } catch (err) {
-      logger.error({ err }, 'error while stopping the worker');
+      log.error({ err }, 'error while stopping the worker');
       code = 1;
     }
     flushLogSync();
@@ -75,7 +77,7 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>, udpSockets: Read
   process.on('SIGTERM', () => void stop());
   // The primary died or closed the channel: nobody dispatches or restarts any more.
   process.on('disconnect', () => void stop());
-  handleFatal(logger);
+  handleFatal(log);
 }
 
 function answer(id: number, work: () => unknown): void {
