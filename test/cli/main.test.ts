@@ -2,13 +2,14 @@
  * The built CLI (dist/cli/main.js, from `npm run build`) run as a real process
  * against a temporary data_dir.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { type CliRun, requireBuild, runCli, type ServeProcess, startServe } from './harness.js';
+import { type CliRun, MAIN, requireBuild, runCli, type ServeProcess, startServe } from './harness.js';
 
 const h = (alg: string, s: string) => createHash(alg).update(s, 'utf8').digest('hex');
 
@@ -173,6 +174,31 @@ describe('serve', () => {
     const lines = serve.stdout().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.filter((l) => typeof l.component !== 'string').map((l) => l.msg)).toEqual([]);
     expect(lines.filter((l) => l.component === 'serve').map((l) => [l.msg, l.signal])).toEqual([['stopping', 'SIGTERM'], ['stopped', undefined]]);
+  });
+});
+
+describe('serve started by npx', () => {
+  test('npm_command=exec: once npx has ended (killed alone), the server stops as on SIGTERM', async () => {
+    writeFileSync(configFile, `data_dir: ${dataDir}\nlog: { level: info }\nsip:\n  workers: 1\n  listen:\n    - { transport: udp, host: 127.0.0.1, port: 0 }\nturn: { enabled: false }\nadmin: { enabled: false }\n`);
+    const out = join(dir, 'serve.log');
+    // sh stands in for npx: it starts the server as its child, then is killed alone (npx ends on SIGTERM without passing it on).
+    const npx = spawn('sh', ['-c', `"${process.execPath}" "${MAIN}" serve -c "${configFile}" >"${out}" 2>&1 & wait`], { cwd: dir, env: { ...process.env, npm_command: 'exec' }, stdio: 'ignore' });
+    const lines = (): Record<string, unknown>[] =>
+      existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+    /** Running: /proc has it and it is not a zombie waiting for its new parent to reap it. */
+    const running = (pid: number) => existsSync(`/proc/${pid}/stat`) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    let pid: number | undefined;
+    try {
+      await expect.poll(() => lines().find((l) => l.msg === 'rtcedge ready'), { timeout: 20_000, interval: 100 }).toBeTruthy();
+      pid = lines().find((l) => l.msg === 'rtcedge ready')!.pid as number;
+      expect(running(pid)).toBe(true);
+      npx.kill('SIGKILL');
+      await expect.poll(() => running(pid!), { timeout: 15_000, interval: 100 }).toBe(false);
+      expect(lines().filter((l) => l.component === 'serve').map((l) => [l.msg, l.signal])).toEqual([['stopping', 'npx ended'], ['stopped', undefined]]);
+    } finally {
+      npx.kill('SIGKILL');
+      if (pid !== undefined && running(pid)) process.kill(pid, 'SIGKILL');
+    }
   });
 });
 
