@@ -19,15 +19,15 @@ export interface ServeOptions {
 import { CliError } from './errors.js';
 import type { RunningServer } from '../server.js';
 
-/** How often a server started by npx (`npm_command=exec`) checks that npx is still its parent, ms. */
+/** How often a server started by npm (`npm start`, `npx rtcedge serve`: `npm_command` set) checks that npm is still its parent, ms. */
 export const PARENT_CHECK_MS = 1000;
 
 /**
  * Start the server with `config` and stop it cleanly on SIGINT/SIGTERM, then
  * exit 0 (1 if stopping failed). A second signal while stopping exits 1 at once.
- * Started by `npx rtcedge serve` (npm exec, `npm_command=exec` in the
- * environment), it also stops so when npx has ended (npm ends on SIGTERM
- * without passing it on): checked every {@link PARENT_CHECK_MS} ms.
+ * Started by npm (`npm start` or `npx rtcedge serve`: `npm_command` in the
+ * environment), it also stops so when npm has ended (npm ends on a SIGTERM
+ * sent to it alone without passing it on): checked every {@link PARENT_CHECK_MS} ms.
  * SIGHUP reloads (RunningServer.reload), reading the file again with `opts.reloadConfig`.
  * Resolves once the server is running.
  *
@@ -65,9 +65,9 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
     );
   };
   // Listening from the start: a signal that arrives while the server starts stops it once it has started.
-  const onSignal = (signal: NodeJS.Signals | 'npx ended'): void => {
+  const onSignal = (signal: NodeJS.Signals | 'npm ended'): void => {
     if (stopping) {
-      if (signal === 'npx ended') return;
+      if (signal === 'npm ended') return;
       log.warn({ signal }, 'second signal while stopping: exiting now');
       flushLogSync();
       process.exit(1);
@@ -78,14 +78,14 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  // `npx rtcedge serve` runs the server as npm's child, and npm ends on a SIGTERM sent to it alone without
-  // passing it on: the server, left with another parent (init or a subreaper), stops as it would on SIGTERM.
-  if (process.env.npm_command === 'exec') {
+  // `npm start` and `npx rtcedge serve` run the server as npm's descendant, and npm ends on a SIGTERM sent to it
+  // alone without passing it on: the server, left with another parent (init or a subreaper), stops as on SIGTERM.
+  if (process.env.npm_command) {
     const parent = process.ppid;
     const watch = setInterval(() => {
       if (process.ppid === parent) return;
       clearInterval(watch);
-      onSignal('npx ended');
+      onSignal('npm ended');
     }, PARENT_CHECK_MS);
     watch.unref();
   }

@@ -177,12 +177,12 @@ describe('serve', () => {
   });
 });
 
-describe('serve started by npx', () => {
-  test('npm_command=exec: once npx has ended (killed alone), the server stops as on SIGTERM', async () => {
+describe('serve started by npm', () => {
+  test.each(['exec', 'start'])('npm_command=%s: once npm has ended (killed alone), the server stops as on SIGTERM', async (npmCommand) => {
     writeFileSync(configFile, `data_dir: ${dataDir}\nlog: { level: info }\nsip:\n  workers: 1\n  listen:\n    - { transport: udp, host: 127.0.0.1, port: 0 }\nturn: { enabled: false }\nadmin: { enabled: false }\n`);
     const out = join(dir, 'serve.log');
-    // sh stands in for npx: it starts the server as its child, then is killed alone (npx ends on SIGTERM without passing it on).
-    const npx = spawn('sh', ['-c', `"${process.execPath}" "${MAIN}" serve -c "${configFile}" >"${out}" 2>&1 & wait`], { cwd: dir, env: { ...process.env, npm_command: 'exec' }, stdio: 'ignore' });
+    // sh stands in for npm: it starts the server as its child, then is killed alone (npm ends on SIGTERM without passing it on).
+    const npx = spawn('sh', ['-c', `"${process.execPath}" "${MAIN}" serve -c "${configFile}" >"${out}" 2>&1 & wait`], { cwd: dir, env: { ...process.env, npm_command: npmCommand }, stdio: 'ignore' });
     const lines = (): Record<string, unknown>[] =>
       existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
     /** Running: /proc has it and it is not a zombie waiting for its new parent to reap it. */
@@ -194,7 +194,7 @@ describe('serve started by npx', () => {
       expect(running(pid)).toBe(true);
       npx.kill('SIGKILL');
       await expect.poll(() => running(pid!), { timeout: 15_000, interval: 100 }).toBe(false);
-      expect(lines().filter((l) => l.component === 'serve').map((l) => [l.msg, l.signal])).toEqual([['stopping', 'npx ended'], ['stopped', undefined]]);
+      expect(lines().filter((l) => l.component === 'serve').map((l) => [l.msg, l.signal])).toEqual([['stopping', 'npm ended'], ['stopped', undefined]]);
     } finally {
       npx.kill('SIGKILL');
       if (pid !== undefined && running(pid)) process.kill(pid, 'SIGKILL');
