@@ -164,7 +164,8 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   shareBans = abuse?.onBans;
   const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger, worker?.mesh.self, abuse?.failed);
   const federation = createFederation(config, store, logger);
-  const turnSecrets = await sharedTurnSecrets(config, store, logger);
+  // TURN runs in the primary when there are SIP workers: a worker reads no TURN secrets.
+  const turnSecrets = worker ? { secrets: [], stop() {} } : await sharedTurnSecrets(config, store, logger);
   transactions.tu = createSipCore(config, { transport, transactions, domains, location, users, authenticate, security, secret, federation, admitCall: calls.admit }, logger);
 
   const { reload, reloadTlsMaterial } = createReloader(
@@ -313,7 +314,7 @@ export function createReloader(
  * that tells this node which bindings it read other nodes changed.
  * @throws StoreError 'unavailable' when Redis cannot be reached at start-up; as openStore for SQLite.
  */
-async function openStoreOf(config: Config, logger: Logger): Promise<{ store: SqliteStore | RedisStore; secret: Buffer; tracking?: RedisBindingTracking }> {
+export async function openStoreOf(config: Config, logger: Logger): Promise<{ store: SqliteStore | RedisStore; secret: Buffer; tracking?: RedisBindingTracking }> {
   const local = loadOrCreateSecret(config.data_dir);
   if (config.store.type !== 'redis') return { store: openStore(config), secret: local };
   const store = await new RedisStore(config.store.redis, logger).connect();
@@ -337,7 +338,7 @@ const TURN_SECRETS_REFRESH_MS = 10_000;
  * again every 10 s into the same array (TURN reads it on each authentication).
  * A failed read keeps the previous list.
  */
-async function sharedTurnSecrets(config: Config, store: SqliteStore | RedisStore, logger: Logger): Promise<{ secrets: string[]; stop(): void }> {
+export async function sharedTurnSecrets(config: Config, store: SqliteStore | RedisStore, logger: Logger): Promise<{ secrets: string[]; stop(): void }> {
   const secrets = [...config.turn.auth_secrets];
   if (!(store instanceof RedisStore) || !config.turn.enabled) return { secrets, stop() {} };
   const refresh = async (): Promise<void> => {

@@ -46,8 +46,7 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
     const aside = setAsideDamagedStore(config);
     if (aside !== undefined) logger.warn({ component: 'store', movedTo: aside }, 'damaged store set aside; starting with a new, empty store');
   }
-  // On a Redis store each node is one process (several nodes per host serve the cores).
-  const workers = config.store.type === 'redis' ? 1 : sipWorkerCount(config.sip.workers);
+  const workers = sipWorkerCount(config.sip.workers);
   let server: RunningServer | undefined;
   let stopping = false;
   const stop = (running: RunningServer): void => {

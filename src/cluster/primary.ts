@@ -15,18 +15,19 @@ import type { Logger } from '../log.js';
 import type { Config } from '../config/schema.js';
 import { prepareDataDir } from '../config/data-dir.js';
 import { loadOrCreateSecret } from '../config/secret.js';
-import { openStore, startWalCheckpointer } from '../store/index.js';
-import { storeUserSource } from '../auth/user-source.js';
+import { openStore, redisUserSource, startWalCheckpointer, type RedisStore } from '../store/index.js';
+import { storeUserSource, type UserSource } from '../auth/user-source.js';
+import { cachedUserSource } from '../auth/credential-cache.js';
 import { startUdpSteering } from './udp-steering.js';
 import { openDirectory } from '../directory/index.js';
 import { bindingOrder, LocationService } from '../registrar/location-service.js';
 import type { BindingRecord, SqliteStore } from '../store/index.js';
 import type { BindingReplication } from '../registrar/binding-replication.js';
 import { ServerMetrics, type MetricsSources } from '../admin/metrics.js';
-import { startAdmin, turnSnapshot } from '../admin/admin-layer.js';
+import { startAdmin, turnSnapshot, type AdminLayers } from '../admin/admin-layer.js';
 import type { TurnServer } from '../turn/index.js';
 import type { BoundListener } from '../transport/types.js';
-import { createReloader, loadTlsMaterial, logReady, startTurn, type RunningServer } from '../server.js';
+import { createReloader, loadTlsMaterial, logReady, openStoreOf, sharedTurnSecrets, startTurn, type RunningServer } from '../server.js';
 import type { FromWorker, ToWorker } from './ipc.js';
 import { createPrimaryMetrics, type WorkerAnswer, type WorkerControl } from '../admin/cluster-metrics.js';
 
@@ -87,13 +88,7 @@ interface Slot {
 export async function startCluster(config: Config, logger: Logger, opts: ClusterOptions): Promise<RunningCluster> {
   const log = logger.child({ component: 'cluster' });
   prepareDataDir(config.data_dir);
-  const secret = loadOrCreateSecret(config.data_dir);
-  // Opened once here first: migrations and the quick check run before any worker opens it.
-  const store = openStore(config);
-  // The workers' connections checkpoint only past a bound: this worker thread copies the WAL for all of them.
-  const checkpoints = startWalCheckpointer(store, logger);
   const tls = await loadTlsMaterial(config, logger);
-  const users = openDirectory(config.directory, config.domains, logger) ?? storeUserSource(store);
   for (const dir of await removeStaleMeshDirs()) log.info({ dir }, 'removed the mesh directory of a server that no longer runs');
   const meshDir = createMeshDir();
   // One SO_REUSEPORT socket per worker and UDP listener, bound here in worker order and kept for restarts.
@@ -124,7 +119,8 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
   };
 
   // The admin API reads bindings from the store (the workers commit them before their 200); what it removes
-  // goes through a location service of the primary, which tells the workers.
+  // goes through a location service of the primary, which tells the workers (SQLite: over IPC; Redis: Redis
+  // invalidates the AOR in every worker's cache).
   const replication: BindingReplication = {
     async announce(aors) {
       const answers = await Promise.all(slots.map((s) => ask(s, (id) => ({ type: 'bindings', id, aors: [...aors] }), ANSWER_TIMEOUT_MS)));
@@ -133,8 +129,8 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
     },
     onRemoteChange() {},
   };
-  // Not started: it holds no bindings (the workers purge expired ones); it only commits and announces removals.
-  const location = new LocationService(store, logger, undefined, replication);
+  const shared = await openPrimaryStore(config, logger, replication);
+  const { secret, users, location } = shared;
 
   const onMessage = (slot: Slot, m: FromWorker): void => {
     if (m.type === 'reply') pending.get(m.id)?.(m);
@@ -217,10 +213,7 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
     await admin?.server.stop();
     metrics?.close();
     await turn?.stop();
-    await location.stop();
-    await users.close();
-    await checkpoints.stop();
-    store.close();
+    await shared.close();
   };
 
   /** Have every worker reload with `applied` (the configuration now in force); what they reloaded, and how many answered. */
@@ -254,12 +247,11 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
 
   try {
     await withTimeout(Promise.all(slots.map(fork)), opts.readyTimeoutMs ?? 30_000, 'sip workers not ready in time');
-    turn = await startTurn(config, tls, secret, users, config.turn.auth_secrets, logger);
-    const registrations = storeRegistrations(store, location);
-    metrics = new ServerMetrics(primaryMetricsSources(config, store, () => turn, opts.metrics, self));
+    turn = await startTurn(config, tls, secret, users, shared.turnSecrets, logger);
+    metrics = new ServerMetrics(primaryMetricsSources(config, shared.countRegistrations, () => turn, opts.metrics, self));
     // /metrics: the primary's registry (TURN, bindings in the store, its process) summed with every worker's.
     const scrape = createPrimaryMetrics(metrics.registry, workerControl(self));
-    admin = await startAdmin(config, { metrics: scrape, store, users, location: registrations, transport: { listeners: () => listenersOf(sip) }, turn, reload }, logger);
+    admin = await startAdmin(config, { metrics: scrape, store: shared.store, users, location: shared.registrations, transport: { listeners: () => listenersOf(sip) }, turn, reload }, logger);
   } catch (err) {
     await stopWorkers();
     await closeLocal();
@@ -280,16 +272,16 @@ function workerControl(cluster: RunningCluster): WorkerControl {
   };
 }
 
-/** What the primary's /metrics reads: the bindings in the store (counted by one query) and TURN; the SIP workers' numbers through `complete`. */
+/** What the primary's /metrics reads: the bindings in the store (SQLite: counted by one query; Redis: none, the workers' count) and TURN; the SIP workers' numbers through `complete`. */
 function primaryMetricsSources(
   config: Config,
-  store: Pick<SqliteStore, 'countBindings'>,
+  registrations: (() => { aors: number; bindings: number }) | undefined,
   turn: () => TurnServer | undefined,
   complete: ClusterOptions['metrics'],
   cluster: RunningCluster,
 ): MetricsSources {
   const base: MetricsSources = {
-    registrations: () => store.countBindings(Math.floor(Date.now() / 1000)),
+    registrations,
     transactions: () => ({ server: 0, client: 0 }),
     activeBans: () => 0,
     // TURN runs here; the SIP listeners' refusals come with the workers' numbers.
@@ -305,6 +297,87 @@ function primaryMetricsSources(
       : undefined,
   };
   return complete ? complete(base, cluster) : base;
+}
+
+/** The store as the primary uses it: the secret, users for TURN, the admin API's store and bindings. */
+interface PrimaryStore {
+  secret: Buffer;
+  /** The users TURN authenticates (the directory, or the store's). */
+  users: UserSource;
+  /** What the admin API reads of the store (its health, users). */
+  store: AdminLayers['store'];
+  /** The location service whose removals reach the workers. */
+  location: LocationService;
+  /** The bindings as the admin API lists and removes them. */
+  registrations: Registrations;
+  /** AORs and bindings in the store, for /metrics; undefined on Redis (the workers' largest count stands). */
+  countRegistrations?: () => { aors: number; bindings: number };
+  /** The TURN REST API secrets (turn.auth_secrets, and on Redis the shared ones, read again every 10 s). */
+  turnSecrets: readonly string[];
+  close(): Promise<void>;
+}
+
+/**
+ * Open the store once in the primary. SQLite: the secret of data_dir, the
+ * file opened first here (migrations and the quick check run before any
+ * worker opens it), the WAL checkpointer for every process, and a location
+ * service whose removals `replication` announces to the workers. Redis: the
+ * shared secret, and a location service read through Redis like a worker's
+ * (its own connections and tracking), whose removals reach the workers' caches
+ * as Redis invalidations; no WAL, nothing announced.
+ * @throws StoreError 'unavailable' when Redis cannot be reached; as openStore for SQLite.
+ */
+async function openPrimaryStore(config: Config, logger: Logger, replication: BindingReplication): Promise<PrimaryStore> {
+  if (config.store.type === 'redis') {
+    const { store, secret, tracking } = await openStoreOf(config, logger);
+    const redis = store as RedisStore;
+    const users =
+      openDirectory(config.directory, config.domains, logger) ??
+      cachedUserSource(redisUserSource(redis), { maxEntries: config.sip.auth.credential_cache_entries, generation: () => redis.usersGeneration() });
+    // Not started: the workers purge the index entries of expired bindings.
+    const location = new LocationService(redis, logger, undefined, undefined, { source: tracking!, maxAors: config.store.redis.cache_aors });
+    tracking!.onInvalidate((what) => location.invalidate(what));
+    tracking!.onFlush(() => location.clearCache());
+    const turnSecrets = await sharedTurnSecrets(config, redis, logger);
+    return {
+      secret,
+      users,
+      store: redis,
+      location,
+      registrations: location,
+      turnSecrets: turnSecrets.secrets,
+      async close() {
+        turnSecrets.stop();
+        await location.stop();
+        await users.close();
+        await tracking!.close();
+        await redis.close();
+      },
+    };
+  }
+  const secret = loadOrCreateSecret(config.data_dir);
+  // Opened once here first: migrations and the quick check run before any worker opens it.
+  const store = openStore(config);
+  // The workers' connections checkpoint only past a bound: this worker thread copies the WAL for all of them.
+  const checkpoints = startWalCheckpointer(store, logger);
+  const users = openDirectory(config.directory, config.domains, logger) ?? storeUserSource(store);
+  // Not started: it holds no bindings (the workers purge expired ones); it only commits and announces removals.
+  const location = new LocationService(store, logger, undefined, replication);
+  return {
+    secret,
+    users,
+    store,
+    location,
+    registrations: storeRegistrations(store, location),
+    countRegistrations: () => store.countBindings(Math.floor(Date.now() / 1000)),
+    turnSecrets: config.turn.auth_secrets,
+    async close() {
+      await location.stop();
+      await users.close();
+      await checkpoints.stop();
+      store.close();
+    },
+  };
 }
 
 /** What the admin API and /metrics read and change of the bindings. */

@@ -553,9 +553,6 @@ export const configSchema = z.strictObject({
   if (c.store.type === 'redis' && c.node.uri === undefined) {
     ctx.addIssue({ code: 'custom', path: ['node', 'uri'], message: 'required when store.type is redis (the URI other nodes reach this one at)' });
   }
-  if (c.store.type === 'redis' && typeof c.sip.workers === 'number' && c.sip.workers > 1) {
-    ctx.addIssue({ code: 'custom', path: ['sip', 'workers'], message: 'several SIP workers on a Redis store are not supported: run one node per core instead (each with its own node.uri)' });
-  }
 });
 
 /** The parsed configuration, snake_case keys as in the YAML file. */
