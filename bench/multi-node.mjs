@@ -6,8 +6,14 @@
 //
 //   node bench/multi-node.mjs [--seconds 5] [--register-rate 300[,1000,...]] [--call-rate 40[,150,...]] [--setups sqlite,1,2,3] [--write]
 //                             [--idle] [--cpu-prof DIR] [--load-first] [--baseline /path/to/other/dist/cli/main.js] [--no-call-limits]
+//                             [--repeat N]
 //
-// Every node is one process (sip.workers: 1), so the rows compare the store alone.
+// Every node is one process (sip.workers: 1) unless its setup says otherwise: a setup `S:W` runs its nodes with
+// `sip.workers: W` (a number or auto), e.g. `--setups sqlite,sqlite:auto,1,1:2` compares one node on SQLite with
+// one process and with its default workers, and one node on Redis with one process and with two SIP workers
+// (the node's CPU is its primary and every worker). --repeat N runs the list of setups N times in turn
+// (alternating, so each setup meets the machine's moods as the others do) and ends with a table of each
+// setup's CPU per REGISTER and per call over the rounds (min–max, median).
 // Load (SIPp 3.6, UDP, 127.0.0.1): one SIPp per node, the target rate split
 // evenly, users shared (added once through the first node's CLI):
 // - REGISTER → 401 → REGISTER with credentials → 200 (bench/sip.mjs's scenario);
@@ -70,6 +76,8 @@ const NO_CALL_LIMITS = args.includes('--no-call-limits');
 const CPU_PROF = args.includes('--cpu-prof') ? args[args.indexOf('--cpu-prof') + 1] : undefined;
 /** Which setups, in order: `sqlite` and node counts on Redis; the first is the base of the percentages. */
 const SETUPS = (args.includes('--setups') ? args[args.indexOf('--setups') + 1] : 'sqlite,1,2,3').split(',');
+/** Rounds over the list of setups (each setup once per round, in order). */
+const REPEAT = opt('--repeat', 1);
 /** Another build's dist/cli/main.js, run before this checkout's for every setup. */
 const BASELINE = args.includes('--baseline') ? args[args.indexOf('--baseline') + 1] : undefined;
 
@@ -275,7 +283,7 @@ async function load(dir, scenario, rate, nodeCount, cpuPids, redis) {
   };
 }
 
-async function runSetup(name, nodeCount, redis, cli, unix = false) {
+async function runSetup(name, nodeCount, redis, cli, unix = false, workers = 1) {
   const dir = tempDir('multi-node');
   writeFileSync(join(dir, 'register.xml'), REGISTER_SCENARIO);
   writeFileSync(join(dir, 'call.xml'), CALL_SCENARIO);
@@ -293,7 +301,7 @@ async function runSetup(name, nodeCount, redis, cli, unix = false) {
         : [];
       const nodeArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(CPU_PROF, `${cli ? 'baseline-' : ''}${redis ? nodeCount : 'sqlite'}`)] : [];
       const sipLines = NO_CALL_LIMITS ? ['  security: { calls: { max_concurrent_per_user: 0, max_attempts_per_minute: 0 } }'] : [];
-      nodes.push(await startRtcedge({ sipPort: NODE_PORTS[i], workers: 1, users: i === 0 ? [...users, ['callee', 'pw-callee']] : [], importUsers: i === 0, extraYaml: extra, sipLines, nodeArgs, cli }));
+      nodes.push(await startRtcedge({ sipPort: NODE_PORTS[i], workers, users: i === 0 ? [...users, ['callee', 'pw-callee']] : [], importUsers: i === 0, extraYaml: extra, sipLines, nodeArgs, cli }));
     }
     const reg = await runProcess('sipp', [`127.0.0.1:${NODE_PORTS[0]}`, '-sf', join(dir, 'uas-register.xml'), '-inf', join(dir, 'callee.csv'), '-i', '127.0.0.1', '-p', String(SIPP_PORTS[0]), '-m', '1', '-nostdin', '-nd', '-timeout', '10', '-timeout_error'], { timeoutMs: 20_000 });
     if (reg.code !== 0) throw new Error(`registering the UAS failed: ${reg.stderr.slice(-500)}`);
@@ -341,18 +349,53 @@ function table(rows) {
   return [head, ...lines].join('\n');
 }
 
+/** min–max and median of `xs` as text with `d` decimals. */
+function minMaxMedian(xs, d) {
+  const v = [...xs].sort((a, b) => a - b);
+  const mid = v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  return `${f(v[0], d)}–${f(v.at(-1), d)} | ${f(mid, d)}`;
+}
+
+/** Per setup (by name) and load step: CPU ms per REGISTER and per call over the rounds (min–max, median), and failures. */
+function spread(rows) {
+  const head =
+    '| target REGISTER/s, calls/s | setup | rounds | CPU ms per REGISTER (min–max) | median | failed | CPU ms per call (min–max) | median | failed |\n' +
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |';
+  const names = [...new Set(rows.map((r) => r.name))];
+  const lines = [];
+  STEPS.forEach((_, k) => {
+    for (const name of names) {
+      const steps = rows.filter((r) => r.name === name).map((r) => r.steps[k]);
+      const sum = (g) => steps.reduce((t, s) => t + g(s), 0);
+      lines.push(
+        `| ${steps[0].registerRate}, ${steps[0].callRate} | ${name} | ${steps.length} | ${minMaxMedian(steps.map((s) => s.register.cpuMsPerOp), 3)} | ${sum((s) => s.register.failed)} | ` +
+          `${minMaxMedian(steps.map((s) => s.call.cpuMsPerOp), 3)} | ${sum((s) => s.call.failed)} |`,
+      );
+    }
+  });
+  return [head, ...lines].join('\n');
+}
+
 const redisDir = tempDir('redis');
 mkdirSync(redisDir, { recursive: true });
 const redis = await startRedis(redisDir);
 const rows = [];
 try {
-  for (const s of SETUPS) {
-    // `1u`, `2u`, …: the nodes reach redis-server over its Unix socket (store.redis.url unix:/path; this build only).
-    const unix = s.endsWith('u');
-    const count = s === 'sqlite' ? 1 : parseInt(s, 10);
-    for (const cli of BASELINE && !unix ? [BASELINE, undefined] : [undefined]) {
-      const name = `${s === 'sqlite' ? '1 node, SQLite' : `${count} node${count > 1 ? 's' : ''}, Redis${unix ? ' over a Unix socket' : ''}`}${cli ? ' (baseline)' : ''}`;
-      rows.push(await runSetup(name, count, s === 'sqlite' ? undefined : redis, cli, unix));
+  for (let round = 0; round < REPEAT; round++) {
+    for (const setup of SETUPS) {
+      // `S:W`: the nodes of setup S with `sip.workers: W` (a number or auto).
+      const [s, w] = setup.split(':');
+      const workers = w === undefined ? 1 : w === 'auto' ? 'auto' : Number(w);
+      // `1u`, `2u`, …: the nodes reach redis-server over its Unix socket (store.redis.url unix:/path; this build only).
+      const unix = s.endsWith('u');
+      const count = s === 'sqlite' ? 1 : parseInt(s, 10);
+      // A build from before several workers on Redis refuses them: no baseline row then.
+      const baseline = BASELINE && !unix && (s === 'sqlite' || workers === 1);
+      for (const cli of baseline ? [BASELINE, undefined] : [undefined]) {
+        const workerText = workers === 1 ? '' : workers === 'auto' ? ', workers auto' : `, ${workers} workers`;
+        const name = `${s === 'sqlite' ? '1 node, SQLite' : `${count} node${count > 1 ? 's' : ''}, Redis${unix ? ' over a Unix socket' : ''}`}${workerText}${cli ? ' (baseline)' : ''}`;
+        rows.push({ ...(await runSetup(name, count, s === 'sqlite' ? undefined : redis, cli, unix, workers)), round });
+      }
     }
   }
 } finally {
@@ -360,6 +403,7 @@ try {
 }
 const text = table(rows);
 console.log(text);
+if (REPEAT > 1) console.log(`\n${spread(rows)}`);
 if (IDLE) for (const r of rows) console.log(`${r.name}: idle ${f(r.idleMsPerS, 1)} CPU ms/s (all its processes, no load)`);
 // Where the CPU of each row went: each node, then redis-server (CPU ms per operation).
 // What the nodes did per operation: wake-ups, user and system CPU, round trips to Redis.
