@@ -8,6 +8,7 @@
  *
  * Ports: 27360 (UDP and TCP), admin 27361; Redis 26394.
  */
+import dgram from 'node:dgram';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -20,6 +21,8 @@ import { UdpUa } from '../helpers/udp-ua.js';
 import { TcpConnection } from '../helpers/tcp-ua.js';
 import { createResponse } from '../../src/sip/response.js';
 import { getHeader, type SipHeader, type SipRequest, type SipResponse } from '../../src/sip/message.js';
+import { parseMessage } from '../../src/sip/parser.js';
+import { serializeMessage } from '../../src/sip/serializer.js';
 import { RedisStore } from '../../src/store/index.js';
 import { configSchema } from '../../src/config/schema.js';
 
@@ -29,6 +32,7 @@ const REDIS_PORT = 26394;
 const DOMAIN = 'example.test';
 const PW = 'redis-workers-pw';
 const NODE_URI = `sip:127.0.0.1:${PORT};transport=tcp`;
+const PER_SOURCE = 4;
 
 describeWithPeers(['redis-server'])('two SIP workers of one node on a Redis store', () => {
   let redisDir: string;
@@ -53,6 +57,12 @@ describeWithPeers(['redis-server'])('two SIP workers of one node on a Redis stor
             { transport: 'udp', host: '127.0.0.1', port: PORT },
             { transport: 'tcp', host: '127.0.0.1', port: PORT },
           ],
+          security: {
+            exempt_sources: [],
+            source_rate: { requests_per_second: 1000, burst: 1000 },
+            auth_failures: { per_source: PER_SOURCE, per_user: 0, ban_seconds: 600 },
+            calls: { max_concurrent_per_user: 1, max_attempts_per_minute: 0 },
+          },
         },
         store: { type: 'redis', redis: { url: redis.url, key_prefix: 'rw:', retry_after: 7, command_timeout: 500, connect_timeout: 500 } },
         node: { uri: NODE_URI },
@@ -175,7 +185,10 @@ describeWithPeers(['redis-server'])('two SIP workers of one node on a Redis stor
         // The node's own Path entry was taken off, not routed to: no Route left, the request came down the flow.
         expect(getHeader(got, 'route')).toBeUndefined();
         conn.send(createResponse(got, 486, { toTag: 'ca401' }));
-        expect((await alice.response(authed)).status, `INVITE owned by worker ${owner}`).toBe(486);
+        const answered = await alice.response(authed);
+        expect([answered.status, answered.reason], `INVITE owned by worker ${owner}`).toEqual([486, 'Busy Here']);
+        // One call at a time per user (sip.security.calls): the end reaches Redis's count within 200 ms.
+        await new Promise((r) => setTimeout(r, 400));
       }
     } finally {
       conn.destroy();
@@ -212,6 +225,80 @@ describeWithPeers(['redis-server'])('two SIP workers of one node on a Redis stor
       expect((await alice.response(authed)).status, `MESSAGE owned by worker ${owner}`).toBe(480);
     }
     expect(erin.received.filter((m) => m.kind === 'request' && m.method === 'MESSAGE' && m.body.toString().startsWith('gone'))).toEqual([]);
+  });
+
+  it('one concurrent call per user holds whichever worker owns each call (counted in Redis): the second gets 486 until the first ends', async () => {
+    const bob = await ua();
+    const alice = await ua();
+    expect((await registerThrough(bob, 'bob', 'bob', 0)).status).toBe(200);
+    const call = async (owner: number): Promise<{ authed: SipRequest; callId: string }> => {
+      const callId = callIdFor(owner);
+      const req = alice.request('INVITE', `sip:bob@${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, callId });
+      alice.send(req, PORT);
+      const authed = alice.authorize(req, await alice.response(req, 407), 'alice', PW);
+      alice.send(authed, PORT);
+      return { authed, callId };
+    };
+    for (const [first, second] of [
+      [0, 1],
+      [1, 0],
+    ] as const) {
+      const a = await call(first);
+      const ringing = (await bob.waitFor((m) => m.kind === 'request' && m.method === 'INVITE' && getHeader(m, 'call-id') === a.callId)) as SipRequest;
+      const b = await call(second);
+      const refused = await alice.response(b.authed);
+      expect([refused.status, refused.reason], `second call owned by worker ${second}`).toEqual([486, 'Busy Here: concurrent call limit']);
+      // bob declines the first call: it ends (the admitting worker takes it out of Redis's count), and the line is free.
+      bob.send(createResponse(ringing, 603, { toTag: 'b0b' }), PORT);
+      expect((await alice.response(a.authed)).status).toBe(603);
+      // The end reaches Redis within 200 ms (ended calls are sent in batches).
+      await new Promise((r) => setTimeout(r, 400));
+      const c = await call(second);
+      const got = (await bob.waitFor((m) => m.kind === 'request' && m.method === 'INVITE' && getHeader(m, 'call-id') === c.callId)) as SipRequest;
+      bob.send(createResponse(got, 603, { toTag: 'b0c' }), PORT);
+      expect((await alice.response(c.authed)).status).toBe(603);
+      await new Promise((r) => setTimeout(r, 400));
+    }
+  });
+
+  it('failed authentications from one address reaching both workers ban it at per_source on both', async () => {
+    // A guessing UA on 127.0.0.2: REGISTERs with a wrong password, Call-IDs owned by each worker in turn.
+    const helper = await ua();
+    const socket = dgram.createSocket('udp4');
+    await new Promise<void>((r) => socket.bind(0, '127.0.0.2', () => r()));
+    const received: SipResponse[] = [];
+    socket.on('message', (data) => received.push(parseMessage(data) as SipResponse));
+    const answer = async (req: SipRequest, timeoutMs = 3000): Promise<SipResponse | undefined> => {
+      const cseq = getHeader(req, 'cseq');
+      const callId = getHeader(req, 'call-id');
+      socket.send(serializeMessage(req), PORT, '127.0.0.1');
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const r = received.find((m) => getHeader(m, 'call-id') === callId && getHeader(m, 'cseq') === cseq && m.status >= 200);
+        if (r) return r;
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      return undefined;
+    };
+    const options = (owner: number) => helper.request('OPTIONS', `sip:${DOMAIN}`, { from: `sip:x@${DOMAIN}`, to: `sip:${DOMAIN}`, callId: callIdFor(owner) });
+    try {
+      for (let i = 0; i < PER_SOURCE; i++) {
+        // Before the last failure, both workers still answer the address.
+        if (i === PER_SOURCE - 1) for (const owner of [0, 1]) expect((await answer(options(owner)))?.status).toBe(200);
+        const req = helper.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:alice@${DOMAIN}`, callId: callIdFor(i % 2) });
+        const challenge = await answer(req);
+        expect(challenge?.status).toBe(401);
+        expect((await answer(helper.authorize(req, challenge!, 'alice', 'wrong')))?.status).toBe(403);
+      }
+      // Two failures on each worker: only a count kept in one place reaches 4. Now neither answers.
+      for (const owner of [0, 1]) expect(await answer(options(owner), 1000), `OPTIONS owned by worker ${owner}`).toBeUndefined();
+      // The ban is shared with other nodes through Redis.
+      await expect.poll(async () => JSON.parse((await store!.redis.get('rw:ban:127.0.0.2')) ?? '{}').reason, { timeout: 3000 }).toBe('auth-failures');
+      // The other UAs (127.0.0.1) are not banned.
+      expect((await helper.register(PORT, 'alice', PW, DOMAIN)).status).toBe(200);
+    } finally {
+      socket.close();
+    }
   });
 
   it('Redis down: REGISTER through either worker gets 503 with Retry-After; both recover by themselves and find what the other stored', async () => {
