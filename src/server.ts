@@ -439,7 +439,8 @@ function createSecurityLayer(config: Config, logger: Logger, destroyFlow: (flowI
         if (source.flowId) destroyFlow(source.flowId);
       },
     },
-    mesh && { peers: mesh, banFileWorker: 0 },
+    // On Redis the shared call count (store/redis-calls.ts) holds across every worker and node: no mesh question per call.
+    mesh && { peers: mesh, banFileWorker: 0, callsCountedInStore: config.store.type === 'redis' },
   );
   return { security, banFile };
 }

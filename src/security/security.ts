@@ -41,6 +41,11 @@ export interface SecurityWorkers {
   banFileWorker?: number;
   /** Wait for worker `banFileWorker`'s active bans at start, ms; default 2000. */
   banPullTimeoutMs?: number;
+  /**
+   * Calls are counted across every process by a shared store (Redis, store/redis-calls.ts): each worker's
+   * {@link CallLimits} then counts its own calls only, asking no other worker (the store's count decides).
+   */
+  callsCountedInStore?: boolean;
 }
 
 /**
@@ -94,7 +99,7 @@ export function createSecurity(
     maxPerMinute: settings.calls.max_attempts_per_minute,
     maxCallSeconds: settings.calls.max_call_seconds,
     logger,
-    peers,
+    peers: workers?.callsCountedInStore ? undefined : peers,
   });
   return { bans, gate, failures, calls };
 }
