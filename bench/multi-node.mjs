@@ -39,6 +39,10 @@
 // Node 2's CPU with --load-first --setups 2 is what one REGISTER made at another node costs a node (with read-through: nothing, unless it looked the AOR up since).
 // --no-call-limits turns `sip.security.calls` off (both limits 0) on every node: no call admission at all, so on
 // Redis no admission transaction per call (what the shared count costs a call is the difference).
+// --steady-register-worker: with several SIP workers, every REGISTER of a user carries a Call-ID the same worker owns
+// (SIPp's Call-IDs are `<call number>-<run tag>@bench`, `-cid_str`, and its injection file gives call n a user of the
+// worker that owns call n's Call-ID), as a UA that keeps its Call-ID across refreshes (RFC 3261 §10.2.4) stays on
+// one worker; by default a user's REGISTERs land on either worker at random.
 // --split-users gives each node's REGISTER load its own users (user i to node i mod n: a UA registers at one
 // node, as DNS SRV keeps it there), instead of every node registering every user in turn (the default,
 // where every REGISTER invalidates the AOR at the other nodes, which read it again at their next REGISTER).
@@ -48,6 +52,8 @@ import { startProcess, runProcess, stopProcess, tempDir, cpuSeconds, cpuSplit, m
 import { startRtcedge, ROOT } from './rtcedge.mjs';
 import { lastStat, hms, epoch } from './sip.mjs';
 import { REGISTER_SCENARIO } from './sip-scenarios.mjs';
+import { availableParallelism } from 'node:os';
+import { callIdOwner } from '../dist/transport/call-id-owner.js';
 
 const args = process.argv.slice(2);
 const opt = (name, def) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : def);
@@ -73,6 +79,8 @@ const LOAD_FIRST = args.includes('--load-first');
 const SPLIT_USERS = args.includes('--split-users');
 /** `sip.security.calls` limits off on every node. */
 const NO_CALL_LIMITS = args.includes('--no-call-limits');
+/** Each user's REGISTERs owned by one worker (see above). */
+const STEADY_REGISTER_WORKER = args.includes('--steady-register-worker');
 const CPU_PROF = args.includes('--cpu-prof') ? args[args.indexOf('--cpu-prof') + 1] : undefined;
 /** Which setups, in order: `sqlite` and node counts on Redis; the first is the base of the percentages. */
 const SETUPS = (args.includes('--setups') ? args[args.indexOf('--setups') + 1] : 'sqlite,1,2,3').split(',');
@@ -227,7 +235,7 @@ function nodeCounters(pids) {
 }
 
 /** Runs one SIPp client per node at rate/n for SECONDS; returns totals. */
-async function load(dir, scenario, rate, nodeCount, cpuPids, redis) {
+async function load(dir, scenario, rate, nodeCount, cpuPids, redis, workers = 1) {
   const commands0 = await commandCounts(redis);
   const nodePids = cpuPids.slice(0, nodeCount);
   const nodes0 = nodeCounters(nodePids);
@@ -239,13 +247,20 @@ async function load(dir, scenario, rate, nodeCount, cpuPids, redis) {
     NODE_PORTS.slice(0, loaded).map((port, i) => {
       const stf = join(dir, `stat-${scenario}-${nodeCount}-${i}.csv`);
       let inf = join(dir, 'users.csv');
+      let cidArgs = [];
       if (SPLIT_USERS && scenario === 'register') {
         inf = join(dir, `users-${loaded}-${i}.csv`);
         writeFileSync(inf, 'SEQUENTIAL\n' + users.filter((_, k) => k % loaded === i).map(([u, p]) => `${u};${p};`).join('\n') + '\n');
       }
+      const workerCount = workers === 'auto' ? availableParallelism() : workers;
+      if (STEADY_REGISTER_WORKER && scenario === 'register' && workerCount > 1) {
+        const steady = steadyRegisterUsers(dir, `${Date.now().toString(36)}${i}`, calls, workerCount, users);
+        inf = steady.inf;
+        cidArgs = ['-cid_str', steady.cidStr];
+      }
       const a = [
         `127.0.0.1:${port}`, '-sf', join(dir, `${scenario}.xml`), '-inf', inf,
-        '-i', '127.0.0.1', '-p', String(SIPP_PORTS[i]), '-t', 'u1',
+        '-i', '127.0.0.1', '-p', String(SIPP_PORTS[i]), '-t', 'u1', ...cidArgs,
         // SIPp takes whole numbers: calls per 10 s.
         '-r', String(Math.round(per * 10)), '-rp', '10000', '-l', String(Math.ceil(Math.max(per * 4, 50))), '-m', String(calls),
         '-timeout', String(SECONDS * 4 + 10), '-timeout_error', '-recv_timeout', '4000',
@@ -283,6 +298,25 @@ async function load(dir, scenario, rate, nodeCount, cpuPids, redis) {
   };
 }
 
+/**
+ * For --steady-register-worker: SIPp's `-cid_str` for a run and an injection file whose line n-1 (call n's) names a
+ * user of the worker owning call n's Call-ID (users split among the workers by index, each group taken in turn).
+ */
+function steadyRegisterUsers(dir, tag, calls, workers, userList) {
+  const cidStr = `%u-${tag}@bench`;
+  const groups = Array.from({ length: workers }, (_, w) => userList.filter((_, k) => k % workers === w));
+  const next = new Array(workers).fill(0);
+  const lines = [];
+  for (let n = 1; n <= calls; n++) {
+    const w = callIdOwner(`${n}-${tag}@bench`, workers);
+    const [u, p] = groups[w][next[w]++ % groups[w].length];
+    lines.push(`${u};${p};`);
+  }
+  const inf = join(dir, `users-steady-${tag}.csv`);
+  writeFileSync(inf, 'SEQUENTIAL\n' + lines.join('\n') + '\n');
+  return { inf, cidStr };
+}
+
 async function runSetup(name, nodeCount, redis, cli, unix = false, workers = 1) {
   const dir = tempDir('multi-node');
   writeFileSync(join(dir, 'register.xml'), REGISTER_SCENARIO);
@@ -315,9 +349,9 @@ async function runSetup(name, nodeCount, redis, cli, unix = false, workers = 1) 
     }
     const steps = [];
     for (const [registerRate, callRate] of STEPS) {
-      const register = await load(dir, 'register', registerRate, nodeCount, pids, redis);
+      const register = await load(dir, 'register', registerRate, nodeCount, pids, redis, workers);
       await sleep(500);
-      const call = await load(dir, 'call', callRate, nodeCount, pids, redis);
+      const call = await load(dir, 'call', callRate, nodeCount, pids, redis, workers);
       await sleep(500);
       steps.push({ registerRate, callRate, register, call });
     }
@@ -389,9 +423,8 @@ try {
       // `1u`, `2u`, …: the nodes reach redis-server over its Unix socket (store.redis.url unix:/path; this build only).
       const unix = s.endsWith('u');
       const count = s === 'sqlite' ? 1 : parseInt(s, 10);
-      // A build from before several workers on Redis refuses them: no baseline row then.
-      const baseline = BASELINE && !unix && (s === 'sqlite' || workers === 1);
-      for (const cli of baseline ? [BASELINE, undefined] : [undefined]) {
+      // (A baseline from before several SIP workers on Redis refuses `N:W` setups on Redis: leave them out then.)
+      for (const cli of BASELINE && !unix ? [BASELINE, undefined] : [undefined]) {
         const workerText = workers === 1 ? '' : workers === 'auto' ? ', workers auto' : `, ${workers} workers`;
         const name = `${s === 'sqlite' ? '1 node, SQLite' : `${count} node${count > 1 ? 's' : ''}, Redis${unix ? ' over a Unix socket' : ''}`}${workerText}${cli ? ' (baseline)' : ''}`;
         rows.push({ ...(await runSetup(name, count, s === 'sqlite' ? undefined : redis, cli, unix, workers)), round });
@@ -418,7 +451,7 @@ for (const r of rows) {
 if (WRITE) {
   const file = join(ROOT, 'bench', 'RESULTS.md');
   const old = readFileSync(file, 'utf8');
-  const section = `${MARK_BEGIN}\n${text}\n\n${SECONDS} s of load per row (\`node bench/multi-node.mjs --seconds ${SECONDS} --register-rate ${REGISTER_RATES.join(',')} --call-rate ${CALL_RATES.join(',')} --setups ${SETUPS.join(',')}${NO_CALL_LIMITS ? ' --no-call-limits' : ''}\`); CPU = every rtcedge process + redis-server.\n${MARK_END}`;
+  const section = `${MARK_BEGIN}\n${text}\n\n${SECONDS} s of load per row (\`node bench/multi-node.mjs --seconds ${SECONDS} --register-rate ${REGISTER_RATES.join(',')} --call-rate ${CALL_RATES.join(',')} --setups ${SETUPS.join(',')}${NO_CALL_LIMITS ? ' --no-call-limits' : ''}${STEADY_REGISTER_WORKER ? ' --steady-register-worker' : ''}\`); CPU = every rtcedge process + redis-server.\n${MARK_END}`;
   const i = old.indexOf(MARK_BEGIN);
   const j = old.indexOf(MARK_END);
   writeFileSync(file, i >= 0 && j > i ? old.slice(0, i) + section + old.slice(j + MARK_END.length) : `${old.trimEnd()}\n\n## Several nodes on one Redis (bench/multi-node.mjs)\n\n${section}\n`);
