@@ -244,6 +244,8 @@ describe('errors', () => {
       expect(errorOf(() => loadConfig(file)).message).toBe(`config ${file}: sip.workers: expected 'auto' or a whole number 1-64, got ${got}`);
     }
     expect(loadConfig(writeYaml('sip:\n  workers: 3\n')).sip.workers).toBe(3);
+    // Several workers on a Redis store too (each worker reads bindings through Redis).
+    expect(parseConfig({ sip: { workers: 4 }, store: { type: 'redis' }, node: { uri: 'sip:10.0.0.1' } }, '/x.yaml').sip.workers).toBe(4);
     expect([sipWorkerCount('auto', 2), sipWorkerCount('auto', 128), sipWorkerCount(5, 2)]).toEqual([2, 64, 5]);
   });
 
