@@ -88,6 +88,21 @@ interface Slot {
 export async function startCluster(config: Config, logger: Logger, opts: ClusterOptions): Promise<RunningCluster> {
   const log = logger.child({ component: 'cluster' });
   prepareDataDir(config.data_dir);
+  // The admin API reads bindings from the store (the workers commit them before their 200); what it removes
+  // goes through a location service of the primary, which tells the workers (SQLite: over IPC; Redis: Redis
+  // invalidates the AOR in every worker's cache).
+  const replication: BindingReplication = {
+    async announce(aors) {
+      const answers = await Promise.all(slots.map((s) => ask(s, (id) => ({ type: 'bindings', id, aors: [...aors] }), ANSWER_TIMEOUT_MS)));
+      const missing = slots.filter((_, i) => !answers[i]?.ok).map((s) => s.index);
+      if (missing.length) log.warn({ workers: missing }, 'binding change not acknowledged by every worker');
+    },
+    onRemoteChange() {},
+  };
+  // Opened first: a store that cannot be opened (a damaged SQLite file, Redis not reachable) stops the start before
+  // any socket or mesh directory exists. (`slots` and `ask` are read only when a removal is announced.)
+  const shared = await openPrimaryStore(config, logger, replication);
+  const { secret, users, location } = shared;
   const tls = await loadTlsMaterial(config, logger);
   for (const dir of await removeStaleMeshDirs()) log.info({ dir }, 'removed the mesh directory of a server that no longer runs');
   const meshDir = createMeshDir();
@@ -117,20 +132,6 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
       w.send(build(id));
     });
   };
-
-  // The admin API reads bindings from the store (the workers commit them before their 200); what it removes
-  // goes through a location service of the primary, which tells the workers (SQLite: over IPC; Redis: Redis
-  // invalidates the AOR in every worker's cache).
-  const replication: BindingReplication = {
-    async announce(aors) {
-      const answers = await Promise.all(slots.map((s) => ask(s, (id) => ({ type: 'bindings', id, aors: [...aors] }), ANSWER_TIMEOUT_MS)));
-      const missing = slots.filter((_, i) => !answers[i]?.ok).map((s) => s.index);
-      if (missing.length) log.warn({ workers: missing }, 'binding change not acknowledged by every worker');
-    },
-    onRemoteChange() {},
-  };
-  const shared = await openPrimaryStore(config, logger, replication);
-  const { secret, users, location } = shared;
 
   const onMessage = (slot: Slot, m: FromWorker): void => {
     if (m.type === 'reply') pending.get(m.id)?.(m);
