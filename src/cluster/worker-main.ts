@@ -15,6 +15,9 @@ import { startServer, type RunningServer } from '../server.js';
 import type { FromWorker, ToWorker } from './ipc.js';
 import { metricsHandlers } from '../admin/cluster-metrics.js';
 
+/** Longest a worker's stop may take before it exits anyway, ms (the primary kills a worker after as long). */
+const WORKER_STOP_GRACE_MS = 10_000;
+
 /** Topic handlers for the primary's `ask` messages (metrics and the like); set before or after start. */
 export const workerTopics = new Map<string, (payload: unknown) => unknown>();
 
@@ -49,6 +52,12 @@ async function start(msg: Extract<ToWorker, { type: 'start' }>, udpSockets: Read
   const stop = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    // As the primary would (its STOP_GRACE_MS): a stop that hangs, with no primary left to kill this worker, ends here.
+    setTimeout(() => {
+      log.error({ graceMs: WORKER_STOP_GRACE_MS }, 'sip worker did not stop in time: exiting');
+      flushLogSync();
+      process.exit(1);
+    }, WORKER_STOP_GRACE_MS).unref();
     let code = 0;
     try {
       await server.stop();
