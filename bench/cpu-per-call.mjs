@@ -4,6 +4,11 @@
 //   node bench/cpu-per-call.mjs [--rate 500] [--calls 5000] [--repeat 3] [--workers 2] [--transport udp|tcp|tls]
 //        [--baseline /path/to/other/dist/cli/main.js | NAME=PATH,NAME=PATH] [--cpu-prof DIR] [--users 1000]
 //        [--node-args '--perf-basic-prof']
+//        [--per-process yes]   (also each server process's CPU s per 1,000 calls, context switches and minor page
+//                               faults per call; over TCP the workers holding the caller's and the callee's connections are named)
+//        [--server-log DIR]   (each round's server output, its log lines, written to DIR/<build>-<n>.log)
+//        [--mesh yes]   (also the SIP workers' mesh frames, bytes and writes per call, from their summary lines:
+//                        the server runs at log level info with log.summary_interval 1)
 //
 // Each round starts rtcedge (UDP, TCP and TLS on 127.0.0.1, log level warn, TURN off, sip.workers --workers,
 // per-user call limits off), imports --users users and the callee, registers the callee's Contact (a SIPp UAS
@@ -21,7 +26,7 @@
 // A shared or busy machine makes single figures noise: compare ranges, and note `uptime`.
 import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runProcess, startProcess, stopProcess, tempDir, cpuSeconds, sleep, threadDirs, compareBuilds, arg } from './lib.mjs';
+import { runProcess, startProcess, stopProcess, tempDir, cpuSeconds, sleep, threadDirs, compareBuilds, arg, processStats, processBreakdown, socketHolder, meshTraffic } from './lib.mjs';
 import { startRtcedge } from './rtcedge.mjs';
 import { sippCounts, registerContact } from './sip.mjs';
 import { loadInProcess } from './sip-client.mjs';
@@ -48,6 +53,10 @@ const TLS_PORT = 28373;
 /** The callee of bench/sip-client.mjs's call scenario (TLS): a second connection of the client process. */
 const TLS_CALLEE = 'calleetls';
 const SIPP_T = TRANSPORT === 'udp' ? 'u1' : 't1';
+const PER_PROCESS = arg('per-process', 'no') !== 'no';
+const MESH = arg('mesh', 'no') !== 'no';
+const SERVER_LOG = arg('server-log', undefined);
+let logRound = 0;
 
 const users = Array.from({ length: USERS }, (_, i) => [`user${i}`, `pw-user${i}`]);
 
@@ -91,6 +100,7 @@ async function round(dir, name, cli, nodeArgs) {
     importUsers: true,
     cli,
     nodeArgs,
+    ...(MESH ? { logLevel: 'info', summaryInterval: 1 } : {}),
   });
   let uas;
   try {
@@ -100,20 +110,42 @@ async function round(dir, name, cli, nodeArgs) {
       await sleep(500);
     }
     await load(dir, WARMUP, `${name}-warm`);
-    await sleep(1000);
+    await sleep(MESH ? 1100 : 1000);
+    const t0 = Date.now();
     const switches0 = contextSwitches(server.pid);
+    const ps0 = PER_PROCESS ? processStats(server.pid) : undefined;
     const cpu0 = cpuSeconds(server.pid);
+    // The workers holding the caller's connection and the callee's (streams), once the measured run's are open.
+    const marks = new Map();
+    const look =
+      TRANSPORT === 'tcp' && PER_PROCESS
+        ? setTimeout(() => {
+            const caller = socketHolder(`( sport = :${SIP_PORT} )`);
+            const callee = socketHolder(`( dport = :${UAS_PORT} )`);
+            if (caller) marks.set(caller, "the caller's connection");
+            if (callee) marks.set(callee, marks.has(callee) ? "both connections" : "the callee's connection");
+          }, 1500)
+        : undefined;
     const r = await load(dir, CALLS, name);
+    clearTimeout(look);
     const cpuS = cpuSeconds(server.pid) - cpu0;
     const switches = contextSwitches(server.pid) - switches0;
+    const perProcess = ps0 ? processBreakdown(ps0, processStats(server.pid), server.pid, r.ok, marks) : undefined;
+    let mesh;
+    if (MESH) {
+      const t1 = Date.now();
+      await sleep(1100);
+      mesh = meshTraffic(server.stdout, t0, t1 + 1000);
+    }
     // The same time idle, for the part of the figure that does not depend on the calls.
     const idle0 = cpuSeconds(server.pid);
     await sleep(r.ms);
     const idleS = cpuSeconds(server.pid) - idle0;
-    return { name, ...r, cpuS, idleS, per1000: (cpuS / r.ok) * 1000, switchesPerCall: switches / r.ok };
+    return { name, ...r, cpuS, idleS, per1000: (cpuS / r.ok) * 1000, switchesPerCall: switches / r.ok, perProcess, mesh };
   } finally {
     if (uas) await stopProcess(uas);
     await stopProcess(server);
+    if (SERVER_LOG) writeFileSync(join(SERVER_LOG, `${name.replace(/\W+/g, '-')}-${++logRound}.log`), server.stdout + server.stderr);
   }
 }
 
@@ -141,7 +173,9 @@ await compareBuilds({
   line: (i, b, r) =>
     `round ${i + 1} ${b.name.padEnd(14)} ok ${r.ok} failed ${r.failed} retrans ${r.retrans} cpu ${r.cpuS.toFixed(2)} s in ${(r.ms / 1000).toFixed(1)} s ` +
     `(idle ${r.idleS.toFixed(2)} s over as long) = ${r.per1000.toFixed(3)} s per 1,000 calls, ${r.switchesPerCall.toFixed(1)} context switches per call` +
-    (r.failures && r.failed ? ` ${JSON.stringify(r.failures)}` : ''),
+    (r.failures && r.failed ? ` ${JSON.stringify(r.failures)}` : '') +
+    (MESH ? `\n    mesh per call: ${r.mesh ? `frames ${(r.mesh.frames / r.ok).toFixed(2)}, bytes ${(r.mesh.bytes / r.ok).toFixed(0)}, writes ${(r.mesh.writes / r.ok).toFixed(2)} (handed off ${(r.mesh.handedOff / r.ok).toFixed(2)})` : 'no counters (one worker, or a build without them)'}` : '') +
+    (r.perProcess ? `\n    per process (s per 1,000 calls; context switches voluntary+involuntary and minor page faults per call): ${r.perProcess}` : ''),
   heading: 'CPU s per 1,000 calls',
 });
 if (CPU_PROF) console.log(`\nCPU profiles in ${CPU_PROF}`);

@@ -9,6 +9,8 @@
 //        [--mesh yes]   (also print the SIP workers' mesh frames, bytes and writes per REGISTER, from their
 //                        summary lines: the server runs at log level info with log.summary_interval 1)
 //        [--transport udp|tcp|tls]   (default udp)
+//        [--client node|sipp]   (TCP only: bench/sip-client.mjs, the default, or SIPp over one connection, `-t t1`,
+//                                as the SIP table's TCP row)
 //        [--overload off]   (no 503s or drops for load: sip.overload lag_ms 0, drop_lag_ms 0, target_utilization 1)
 //        [--gc yes]   (every build's server runs with --trace-gc-nvp; prints, per registration of the
 //                      measured run, the bytes V8 allocated and promoted, and scavenges and full
@@ -35,7 +37,7 @@
 // A shared or busy machine makes single figures noise: compare ranges.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runProcess, stopProcess, tempDir, cpuSeconds, ioSyscalls, sleep, compareBuilds, arg, processStats, meshTraffic } from './lib.mjs';
+import { runProcess, stopProcess, tempDir, cpuSeconds, ioSyscalls, sleep, compareBuilds, arg, processStats, meshTraffic, processBreakdown, socketHolder } from './lib.mjs';
 import { startRtcedge, ROOT } from './rtcedge.mjs';
 import { sippCounts } from './sip.mjs';
 import { loadInProcess } from './sip-client.mjs';
@@ -53,11 +55,15 @@ const USERS = Number(arg('users', 1000));
 const BASELINE = arg('baseline', undefined);
 const CPU_PROF = arg('cpu-prof', undefined);
 const TRANSPORT = arg('transport', 'udp');
+/** Who loads a TCP listener: bench/sip-client.mjs or SIPp (`-t t1`). UDP is always SIPp, TLS always the Node client. */
+const CLIENT = arg('client', 'node');
 /** On a busy shared machine load shedding answers part of the load 503 (cheaper): off, every registration is served. */
 const OVERLOAD_LINES = arg('overload', 'on') === 'off' ? ['  overload: { lag_ms: 0, drop_lag_ms: 0, target_utilization: 1 }'] : [];
 const MESH = arg('mesh', 'no') !== 'no';
 const GC = arg('gc', 'no') !== 'no';
 if (!['udp', 'tcp', 'tls'].includes(TRANSPORT)) throw new Error(`--transport must be udp, tcp or tls, not ${TRANSPORT}`);
+if (!['node', 'sipp'].includes(CLIENT) || (CLIENT === 'sipp' && TRANSPORT === 'tls')) throw new Error(`--client must be node or sipp (sipp: udp or tcp), not ${CLIENT}`);
+const SIPP = TRANSPORT === 'udp' || (TRANSPORT === 'tcp' && CLIENT === 'sipp');
 
 const users = Array.from({ length: USERS }, (_, i) => [`user${i}`, `pw-user${i}`]);
 
@@ -68,7 +74,7 @@ async function sipp(dir, calls, tag) {
     `127.0.0.1:${SIP_PORT}`,
     '-sf', join(dir, 'register.xml'),
     '-inf', join(dir, 'users.csv'),
-    '-i', '127.0.0.1', '-p', String(SIPP_PORT), '-t', 'u1',
+    '-i', '127.0.0.1', '-p', String(SIPP_PORT), '-t', TRANSPORT === 'tcp' ? 't1' : 'u1',
     '-r', String(RATE), '-rp', '1000', '-l', String(Math.max(RATE * 2, 100)),
     '-m', String(calls),
     '-timeout', String(Math.ceil(calls / RATE) * 3 + 20), '-timeout_error',
@@ -86,23 +92,7 @@ async function streamClient(calls) {
 }
 
 /** The load of `calls` registrations over --transport. */
-const load = (dir, calls, tag) => (TRANSPORT === 'udp' ? sipp(dir, calls, tag) : streamClient(calls));
-
-/**
- * Each server process's share of a run, from two {@link processStats} snapshots: its role (the primary is
- * the server's PID, a SIP worker runs worker-main.js), CPU s per 1,000 successful registrations,
- * context switches (voluntary + involuntary) and minor page faults per registration.
- */
-function processBreakdown(before, after, rootPid, ok) {
-  const rows = [];
-  let w = 0;
-  for (const [pid, a] of after) {
-    const b = before.get(pid) ?? { cpuS: 0, vol: 0, invol: 0, minflt: 0 };
-    const role = pid === rootPid ? 'primary' : a.cmd.includes('worker-main') ? `worker ${w++}` : a.cmd.split(' ')[0];
-    rows.push(`${role} ${(((a.cpuS - b.cpuS) / ok) * 1000).toFixed(3)} s, ctxt ${((a.vol - b.vol) / ok).toFixed(2)}+${((a.invol - b.invol) / ok).toFixed(2)}, faults ${((a.minflt - b.minflt) / ok).toFixed(2)}`);
-  }
-  return rows.join('; ');
-}
+const load = (dir, calls, tag) => (SIPP ? sipp(dir, calls, tag) : streamClient(calls));
 
 /**
  * What `--trace-gc-nvp` lines in `text` (the server's stdout of the measured run) say, per successful
@@ -143,11 +133,15 @@ async function round(dir, name, cli, nodeArgs) {
     const io0 = ioSyscalls(server.pid);
     const ps0 = processStats(server.pid);
     const out0 = server.stdout.length;
+    // The worker holding the client's connection (streams), looked up once the measured run's connection is open.
+    let holder;
+    const look = TRANSPORT === 'udp' ? undefined : setTimeout(() => (holder = socketHolder(`( sport = :${TRANSPORT === 'tls' ? TLS_PORT : SIP_PORT} )`)), 1500);
     const r = await load(dir, REGISTRATIONS, name);
+    clearTimeout(look);
     const gc = GC ? gcPerRegistration(server.stdout.slice(out0), r.ok) : undefined;
     const cpuS = cpuSeconds(server.pid) - cpu0;
     const io1 = ioSyscalls(server.pid);
-    const perProcess = processBreakdown(ps0, processStats(server.pid), server.pid, r.ok);
+    const perProcess = processBreakdown(ps0, processStats(server.pid), server.pid, r.ok, new Map(holder ? [[holder, 'the connection']] : []));
     let mesh;
     if (MESH) {
       // The line of the last second of the run comes up to a second later.

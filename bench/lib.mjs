@@ -368,6 +368,39 @@ export function meshTraffic(stdout, fromMs, toMs) {
   return seen ? sum : undefined;
 }
 
+/**
+ * The PID of the process holding an established TCP socket matching an `ss` filter (e.g.
+ * `( sport = :5060 )` for the accepted end of a client's connection, `( dport = :5070 )` for a connection the
+ * server opened); undefined when there is none or `ss` is missing.
+ */
+export function socketHolder(filter) {
+  try {
+    const text = execFileSync('ss', ['-tnpH', 'state', 'established', filter]).toString();
+    const m = /pid=(\d+)/.exec(text);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Each server process's share of a run, from two {@link processStats} snapshots: its role (the primary is
+ * the server's PID, a SIP worker runs worker-main.js; `marks` names pids, e.g. the worker holding a
+ * connection), CPU s per 1,000 successful operations, context switches (voluntary + involuntary) and minor
+ * page faults per operation.
+ */
+export function processBreakdown(before, after, rootPid, ok, marks = new Map()) {
+  const rows = [];
+  let w = 0;
+  for (const [pid, a] of after) {
+    const b = before.get(pid) ?? { cpuS: 0, vol: 0, invol: 0, minflt: 0 };
+    let role = pid === rootPid ? 'primary' : a.cmd.includes('worker-main') ? `worker ${w++}` : a.cmd.split(' ')[0];
+    if (marks.has(pid)) role += ` (${marks.get(pid)})`;
+    rows.push(`${role} ${(((a.cpuS - b.cpuS) / ok) * 1000).toFixed(3)} s, ctxt ${((a.vol - b.vol) / ok).toFixed(2)}+${((a.invol - b.invol) / ok).toFixed(2)}, faults ${((a.minflt - b.minflt) / ok).toFixed(2)}`);
+  }
+  return rows.join('; ');
+}
+
 /** The value after `--name` on the command line (a string), or `def` when the option is absent. */
 export function arg(name, def) {
   const i = process.argv.indexOf(`--${name}`);

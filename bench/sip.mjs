@@ -92,6 +92,7 @@ export function sippCounts(file) {
     ok: st ? Number(st['SuccessfulCall(C)']) : 0,
     failed: st ? Number(st['FailedCall(C)']) : NaN,
     retrans: st ? Number(st['Retransmissions(C)']) : NaN,
+    failures: st ? failureKinds(st) : {},
   };
 }
 
