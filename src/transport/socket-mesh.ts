@@ -10,7 +10,10 @@
  * payload as JSON (4-byte length) and raw bytes: a Buffer payload, or the
  * Buffer in a payload's `data` field (a SIP message), travels as bytes
  * after the JSON of the rest, so a hand-off costs no serialization of the
- * message itself. The first frame of a connection is a hello naming the
+ * message itself; a {@link TextAndBytes} pair travels as its text (UTF-8, in
+ * the place of the JSON, not parsed) and its bytes, so a channel that sends
+ * the same text again (a stream flow's source, a flow id) serializes and
+ * parses nothing. The first frame of a connection is a hello naming the
  * sender's index.
  *
  * Bounds: a frame larger than `maxFrameBytes` is refused (send drops it, a
@@ -23,7 +26,7 @@ import net from 'node:net';
 import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import type { MeshCounters, MeshHandler, MeshPayload, WorkerMesh } from './worker-mesh.js';
+import { isTextAndBytes, type MeshCounters, type MeshHandler, type MeshPayload, type WorkerMesh } from './worker-mesh.js';
 import { TurnCork } from './turn-cork.js';
 
 /** Frame kinds. */
@@ -51,7 +54,7 @@ export interface SocketMeshOptions {
   maxPendingRequests?: number;
 }
 
-export type { MeshCounters } from './worker-mesh.js';
+export type { MeshCounters, TextAndBytes } from './worker-mesh.js';
 
 /** The path of worker `index`'s socket in `dir`. */
 export function meshSocketPath(dir: string, index: number): string {
@@ -60,38 +63,49 @@ export function meshSocketPath(dir: string, index: number): string {
 
 /**
  * Split a byte stream into length-prefixed frames. Returns the frames
- * complete so far; keeps the rest for the next chunk.
+ * complete so far, as views of the chunks pushed (a chunk is never changed
+ * after its push: a socket's chunks are not reused); keeps the rest for the
+ * next chunk. Bytes are copied only when a frame spans chunks, once, when it
+ * is complete (so a large frame arriving in many chunks costs one copy).
  * @throws RangeError when a frame announces more than `maxFrameBytes` bytes.
  */
 export class FrameReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
+  /** Bytes (length prefix included) the incomplete frame held in `chunks` needs, or -1 while its length is not in. */
+  private need = -1;
 
   constructor(private readonly maxFrameBytes: number) {}
 
   /** Add `chunk`; returns the frames it completed (payloads without their 4-byte length), in order. */
   push(chunk: Buffer): Buffer[] {
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
     const out: Buffer[] = [];
-    while (this.buffered >= 4) {
-      const head = this.chunks[0]!.length >= 4 ? this.chunks[0]! : this.join();
-      const len = head.readUInt32BE(0);
+    let buf = chunk;
+    if (this.buffered > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+      if (this.buffered < 4 || this.buffered < this.need) return out;
+      buf = Buffer.concat(this.chunks, this.buffered);
+      this.chunks = [];
+      this.buffered = 0;
+    }
+    this.need = -1;
+    let o = 0;
+    while (buf.length - o >= 4) {
+      const len = buf.readUInt32BE(o);
       if (len > this.maxFrameBytes) throw new RangeError(`mesh frame of ${len} bytes is larger than ${this.maxFrameBytes}`);
-      if (this.buffered < 4 + len) break;
-      const all = this.chunks.length === 1 ? this.chunks[0]! : this.join();
-      out.push(all.subarray(4, 4 + len));
-      const rest = all.subarray(4 + len);
-      this.chunks = rest.length ? [rest] : [];
-      this.buffered = rest.length;
+      if (buf.length - o - 4 < len) {
+        this.need = 4 + len;
+        break;
+      }
+      out.push(buf.subarray(o + 4, o + 4 + len));
+      o += 4 + len;
+    }
+    if (o < buf.length) {
+      this.chunks = [buf.subarray(o)];
+      this.buffered = buf.length - o;
     }
     return out;
-  }
-
-  private join(): Buffer {
-    const all = Buffer.concat(this.chunks, this.buffered);
-    this.chunks = [all];
-    return all;
   }
 }
 
@@ -99,6 +113,7 @@ export class FrameReader {
 const AS_JSON = 0;
 const AS_BYTES = 1;
 const DATA_AS_BYTES = 2;
+const TEXT_AND_BYTES = 3;
 
 /**
  * A length-prefixed frame of `record` (see the file's comment for the layout).
@@ -109,16 +124,21 @@ export function encodeFrame(record: Frame): Buffer {
   let how = AS_JSON;
   let raw: Buffer | undefined;
   let rest: unknown = payload;
+  let json: string | undefined;
   if (Buffer.isBuffer(payload)) {
     how = AS_BYTES;
     raw = payload;
     rest = undefined;
+  } else if (isTextAndBytes(payload)) {
+    how = TEXT_AND_BYTES;
+    json = payload[0];
+    raw = payload[1];
   } else if (payload !== null && typeof payload === 'object' && Buffer.isBuffer((payload as { data?: unknown }).data)) {
     how = DATA_AS_BYTES;
     raw = (payload as { data: Buffer }).data;
     rest = { ...(payload as object), data: undefined };
   }
-  const json = rest === undefined ? '' : JSON.stringify(rest);
+  if (json === undefined) json = rest === undefined ? '' : JSON.stringify(rest);
   const chLen = Buffer.byteLength(channel);
   const jsonLen = Buffer.byteLength(json);
   const bodyLen = 1 + 4 + 1 + 2 + chLen + 4 + jsonLen + (raw?.length ?? 0);
@@ -152,6 +172,7 @@ export function decodeFrame(body: Buffer): Frame {
   const jsonLen = body.readUInt32BE(o);
   o += 4;
   if (o + jsonLen > body.length) throw new RangeError('mesh frame shorter than its JSON');
+  if (how === TEXT_AND_BYTES) return [kind, channel, id, [body.toString('utf8', o, o + jsonLen), Buffer.from(body.subarray(o + jsonLen))]];
   const rest: unknown = jsonLen === 0 ? undefined : JSON.parse(body.toString('utf8', o, o + jsonLen));
   o += jsonLen;
   if (how === AS_JSON) return [kind, channel, id, rest];

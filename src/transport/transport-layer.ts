@@ -23,8 +23,8 @@ import { isStunDatagram, stunKeepaliveResponse } from './stun-keepalive.js';
 import { literalFirstLookup } from './udp-lookup.js';
 import { chooseUdpSend, udpDescriptorOf, UdpSendBatch, type UdpSendAddon } from './udp-send-batch.js';
 import { callIdOwnerOf } from './call-id-owner.js';
-import type { WorkerMesh } from './worker-mesh.js';
 import { RemoteFlows, meshSource, type FlowAnnouncement } from './remote-flows.js';
+import { isTextAndBytes, type TextAndBytes, type WorkerMesh } from './worker-mesh.js';
 import {
   formatHostPort,
   isWebSocket,
@@ -154,6 +154,8 @@ export class TransportLayer {
   private readonly udpAddon: UdpSendAddon | undefined;
   private readonly servers: { server: net.Server; bound: BoundListener; wss?: WebSocketServer }[] = [];
   private readonly flows = new Map<string, StreamFlow | WsFlow>();
+  /** The JSON of each open stream flow's Source for mesh hand-offs (one entry per flow, gone with it). */
+  private readonly flowSourceTexts = new WeakMap<StreamFlow | WsFlow, string>();
   /** "transport|address|port" of the remote end → flow id. */
   private readonly flowsByRemote = new Map<string, string>();
   private readonly pendingConnects = new Map<string, Promise<StreamFlow>>();
@@ -194,13 +196,16 @@ export class TransportLayer {
 
   /** Handlers of the mesh channels the transport uses: messages handed to us, writes on our flows, flow announcements. */
   private joinMesh(mesh: WorkerMesh): void {
-    mesh.on('sip.in', (_from, p) => {
-      const { data, source } = p as { data: Buffer; source: Source };
+    // A message handed to us: [the JSON of its Source, its bytes] (see receive).
+    mesh.on('sip.in', (from, p) => {
+      if (!isTextAndBytes(p)) return void this.log.debug({ from }, 'malformed sip.in hand-off dropped');
       this.counters.handedIn++;
-      this.receive(data, source, true);
+      this.receive(p[1], JSON.parse(p[0]) as Source, true);
     });
-    mesh.on('flow.write', (_from, p) => {
-      const { flowId, data } = p as { flowId: string; data: Buffer };
+    // Bytes to write on one of our flows: [flow id, bytes] (see sendWire).
+    mesh.on('flow.write', (from, p) => {
+      if (!isTextAndBytes(p)) return void this.log.debug({ from }, 'malformed flow.write dropped');
+      const [flowId, data] = p;
       const flow = this.flows.get(flowId);
       if (!flow || flow.closed || !flow.write(data)) this.log.debug({ flow: flowId }, 'write for a closed flow dropped');
     });
@@ -392,7 +397,7 @@ export class TransportLayer {
       const remote = (dest.flowId !== undefined ? this.remote.get(dest.flowId) : undefined) ?? this.remote.find(dest.transport, stripBrackets(dest.address), dest.port);
       if (remote) {
         this.logMessage('sip send', msg ?? data, remote.transport, remote.remoteAddress, remote.remotePort, remote.localAddress, remote.localPort);
-        this.mesh.send(remote.worker, 'flow.write', { flowId: remote.id, data });
+        this.mesh.send(remote.worker, 'flow.write', [remote.id, data] satisfies TextAndBytes);
         return remote.id;
       }
     }
@@ -727,16 +732,21 @@ export class TransportLayer {
 
   private onFrame(ev: FramerEvent, flow: StreamFlow | WsFlow): void {
     if (ev.type === 'message') {
-      this.receive(ev.data, {
-        transport: flow.transport,
-        remoteAddress: flow.remoteAddress,
-        remotePort: flow.remotePort,
-        localAddress: flow.localAddress,
-        localPort: flow.localPort,
-        flowId: flow.id,
-        tlsIdentities: this.flowIdentities.get(flow.id),
-        tlsPeerCertificate: this.flowCertificates.get(flow.id),
-      });
+      this.receive(
+        ev.data,
+        {
+          transport: flow.transport,
+          remoteAddress: flow.remoteAddress,
+          remotePort: flow.remotePort,
+          localAddress: flow.localAddress,
+          localPort: flow.localPort,
+          flowId: flow.id,
+          tlsIdentities: this.flowIdentities.get(flow.id),
+          tlsPeerCertificate: this.flowCertificates.get(flow.id),
+        },
+        false,
+        flow,
+      );
     } else if (ev.type === 'error') {
       this.log.debug({ flow: flow.id, err: ev.error.reason }, 'stream framing error');
       const partial = ev.error.partial;
@@ -746,13 +756,18 @@ export class TransportLayer {
     }
   }
 
-  /** Parse one datagram or frame and hand it up; answers 400 for malformed requests. */
-  private receive(data: Buffer, source: Source, handedIn = false): void {
+  /**
+   * Parse one datagram or frame and hand it up; answers 400 for malformed requests.
+   * With several workers, a message whose Call-ID another worker owns goes to it
+   * unparsed (`sip.in`: the JSON of its Source and its bytes); `flow`, the stream
+   * flow it came on, keeps that JSON for the flow's next messages.
+   */
+  private receive(data: Buffer, source: Source, handedIn = false, flow?: StreamFlow | WsFlow): void {
     if (this.mesh && !handedIn) {
       const owner = callIdOwnerOf(data, this.mesh.count);
       if (owner !== undefined && owner !== this.mesh.self) {
         this.counters.handedOff++;
-        this.mesh.send(owner, 'sip.in', { data, source: meshSource(source) });
+        this.mesh.send(owner, 'sip.in', [flow ? this.flowSourceText(flow, source) : JSON.stringify(meshSource(source)), data] satisfies TextAndBytes);
         return;
       }
     }
@@ -789,6 +804,13 @@ export class TransportLayer {
     } catch (err) {
       this.log.error({ err }, 'message handler failed');
     }
+  }
+
+  /** The JSON of a stream flow's Source as it crosses the mesh: the same for every message of the flow, made once. */
+  private flowSourceText(flow: StreamFlow | WsFlow, source: Source): string {
+    let text = this.flowSourceTexts.get(flow);
+    if (text === undefined) this.flowSourceTexts.set(flow, (text = JSON.stringify(meshSource(source))));
+    return text;
   }
 
   private replyStateless(req: SipMessage & { kind: 'request' }, status: number, reason: string, source: Source): void {

@@ -4,8 +4,21 @@
  * records on named channels; each worker handles a channel with one handler.
  */
 
-/** A message payload: JSON-like data, or a Buffer (carried as bytes). */
+/** A message payload: JSON-like data, a Buffer (carried as bytes), or a {@link TextAndBytes} pair. */
 export type MeshPayload = unknown;
+
+/**
+ * A payload of text and bytes (e.g. a serialized Source and a SIP message, a
+ * flow id and the bytes to write on it): framed as the text's UTF-8 and the
+ * bytes, nothing serialized or parsed; arrives as the same pair (the bytes
+ * copied out of the frame by the socket mesh).
+ */
+export type TextAndBytes = readonly [text: string, bytes: Buffer];
+
+/** True when `p` is a {@link TextAndBytes} pair. */
+export function isTextAndBytes(p: unknown): p is TextAndBytes {
+  return Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && Buffer.isBuffer(p[1]);
+}
 
 /** Handles one channel; its return value (or promise) is the answer to {@link WorkerMesh.request}. */
 export type MeshHandler = (from: number, payload: MeshPayload) => unknown;

@@ -6,6 +6,7 @@
  * shared by reference between the workers of a test.
  */
 import type { MeshHandler, MeshPayload, WorkerMesh } from '../../src/transport/worker-mesh.js';
+import { decodeFrame, encodeFrame } from '../../src/transport/socket-mesh.js';
 
 /** Connections to other workers opening (`up`) and lost, as the socket mesh reports them. */
 interface PeerChanges {
@@ -26,10 +27,9 @@ export interface MeshGroup {
   settle(): Promise<void>;
 }
 
+/** What a payload becomes on the way: the socket mesh's own framing and back (JSON, bytes, text and bytes). */
 function copy(payload: MeshPayload): MeshPayload {
-  if (Buffer.isBuffer(payload)) return Buffer.from(payload);
-  if (payload === undefined) return undefined;
-  return JSON.parse(JSON.stringify(payload)) as MeshPayload;
+  return decodeFrame(encodeFrame([1, 'copy', 0, payload]).subarray(4))[3];
 }
 
 /** A group of `count` workers (count ≥ 1). */

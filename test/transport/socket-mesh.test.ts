@@ -30,6 +30,35 @@ describe('mesh framing', () => {
     expect(encodeFrame([1, 'sip.in', 0, sip]).includes(sip.data)).toBe(true);
   });
 
+  it('carries text and bytes as they are: the text not parsed, the bytes after it', () => {
+    const body = (f: Buffer) => f.subarray(4);
+    const source = JSON.stringify({ transport: 'tcp', remoteAddress: '127.0.0.1', remotePort: 5060, flowId: 'tcp-1' });
+    const data = Buffer.from('REGISTER sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n');
+    const frame = encodeFrame([1, 'sip.in', 0, [source, data]]);
+    const [, , , got] = decodeFrame(body(frame));
+    expect(got).toEqual([source, data]);
+    expect(frame.includes(Buffer.from(source + data.toString('latin1'), 'latin1'))).toBe(true);
+    // Not text and bytes: JSON as before.
+    expect(decodeFrame(body(encodeFrame([1, 'x', 0, ['a', 'b']])))[3]).toEqual(['a', 'b']);
+    expect(decodeFrame(body(encodeFrame([1, 'x', 0, ['', Buffer.alloc(0)]])))[3]).toEqual(['', Buffer.alloc(0)]);
+  });
+
+  it('gives frames of one chunk as views of it and joins a frame spread over many chunks once', () => {
+    const small = encodeFrame([1, 'a', 0, Buffer.from('one')]);
+    const chunk = Buffer.concat([small, small]);
+    const r = new FrameReader(1 << 20);
+    const frames = r.push(chunk);
+    expect(frames).toHaveLength(2);
+    expect(frames[1]!.buffer).toBe(chunk.buffer);
+    // A 256 KiB frame in 1 KiB chunks, then a small frame in the same chunk as its tail.
+    const big = encodeFrame([1, 'b', 0, Buffer.alloc(256 * 1024, 0x5a)]);
+    const all = Buffer.concat([big, small]);
+    const got: Buffer[] = [];
+    for (let o = 0; o < all.length; o += 1024) got.push(...r.push(all.subarray(o, Math.min(o + 1024, all.length))));
+    expect(got.map((f) => decodeFrame(f)[1])).toEqual(['b', 'a']);
+    expect((decodeFrame(got[0]!)[3] as Buffer).equals(Buffer.alloc(256 * 1024, 0x5a))).toBe(true);
+  });
+
   it('refuses a frame announcing more than the bound', () => {
     const head = Buffer.alloc(4);
     head.writeUInt32BE(2048);
