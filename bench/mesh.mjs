@@ -3,7 +3,11 @@
 // REGISTER-sized messages with their Source as `sip.in` does; then N sequential requests measure the round trip.
 // Prints messages/s, CPU µs per hand-off on each side, the round-trip percentiles, and the CPU µs of both
 // processes per sequential round trip (two frames, each waking the other process: nothing batches).
-// Needs `npx tsc` first (reads dist/). Usage: node bench/mesh.mjs [N] [root]
+// Needs `npx tsc` first (reads dist/). Usage: node bench/mesh.mjs [N] [root] [udp|tcp]
+// udp (default): the Source of a UDP datagram; tcp: the Source of a TCP flow (the hand-off of a stream connection's
+// message). A build whose worker-mesh.js exports isTextAndBytes hands off as its transport does: [the Source's JSON,
+// made once (a flow's) or per message (a datagram's), the bytes], the receiver parsing the JSON; an older build
+// sends { data, source }.
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +19,9 @@ const here = fileURLToPath(import.meta.url);
 const role = process.argv[2] === '--receiver' ? 'receiver' : 'sender';
 const N = Number(role === 'sender' ? (process.argv[2] ?? 200000) : process.argv[4]);
 const root = (role === 'sender' ? process.argv[3] : process.argv[5]) ?? join(dirname(here), '..');
+const kind = (role === 'sender' ? process.argv[4] : process.argv[6]) ?? 'udp';
 const { SocketMesh } = await import(`${root}/dist/transport/socket-mesh.js`);
+const textAndBytes = typeof (await import(`${root}/dist/transport/worker-mesh.js`)).isTextAndBytes === 'function';
 const logger = pino({ level: 'silent' });
 
 /** A REGISTER of the size SIPp sends with credentials (~600 bytes) and the Source of a UDP datagram. */
@@ -26,15 +32,22 @@ const data = Buffer.from(
     'Authorization: Digest username="u1",realm="example.test",uri="sip:127.0.0.1:5060",nonce="AAAAAGdxY2VkZjEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlh",' +
     'response="0123456789abcdef0123456789abcdef",algorithm=MD5,cnonce="abcdef",qop=auth,nc=00000001\r\nContent-Length: 0\r\n\r\n',
 );
-const source = { transport: 'udp', remoteAddress: '127.0.0.1', remotePort: 5061, localAddress: '127.0.0.1', localPort: 5060 };
+const source =
+  kind === 'tcp'
+    ? { transport: 'tcp', remoteAddress: '127.0.0.1', remotePort: 5061, localAddress: '127.0.0.1', localPort: 5060, flowId: 'tcp-17' }
+    : { transport: 'udp', remoteAddress: '127.0.0.1', remotePort: 5061, localAddress: '127.0.0.1', localPort: 5060 };
+/** A stream flow's Source text is made once; a datagram's for each message. */
+const flowText = JSON.stringify(source);
+const handOff = () => (!textAndBytes ? { data, source } : [kind === 'tcp' ? flowText : JSON.stringify({ ...source }), data]);
 
 if (role === 'receiver') {
   const dir = process.argv[3];
   const mesh = new SocketMesh({ dir, self: 1, count: 2, logger });
   let got = 0;
   let cpu0;
-  mesh.on('sip.in', () => {
+  mesh.on('sip.in', (_from, p) => {
     if (got === 0) cpu0 = process.cpuUsage();
+    if (Array.isArray(p)) JSON.parse(p[0]);
     if (++got === N) {
       const c = process.cpuUsage(cpu0);
       process.send({ cpuUs: c.user + c.system, got });
@@ -46,7 +59,7 @@ if (role === 'receiver') {
   process.send({ ready: true });
 } else {
   const dir = mkdtempSync(join(tmpdir(), 'mesh-bench-'));
-  const child = fork(here, ['--receiver', dir, String(N), root]);
+  const child = fork(here, ['--receiver', dir, String(N), root, kind]);
   const messages = [];
   child.on('message', (m) => messages.push(m));
   const mesh = new SocketMesh({ dir, self: 0, count: 2, logger, maxQueuedBytes: 64 * 1024 * 1024 });
@@ -57,7 +70,7 @@ if (role === 'receiver') {
   const t0 = process.hrtime.bigint();
   const cpu0 = process.cpuUsage();
   for (let i = 0; i < N; i++) {
-    mesh.send(1, 'sip.in', { data, source });
+    mesh.send(1, 'sip.in', handOff());
     if (i % 1000 === 999) await new Promise((r) => setImmediate(r));
   }
   const c = process.cpuUsage(cpu0);
@@ -72,7 +85,7 @@ if (role === 'receiver') {
   const sc0 = process.cpuUsage();
   for (let i = 0; i < R; i++) {
     const t = process.hrtime.bigint();
-    await mesh.request(1, 'echo', { data, source }, 5000);
+    await mesh.request(1, 'echo', handOff(), 5000);
     rtts.push(Number(process.hrtime.bigint() - t) / 1000);
   }
   const sc = process.cpuUsage(sc0);
@@ -84,6 +97,8 @@ if (role === 'receiver') {
   console.log(
     JSON.stringify({
       messages: N,
+      source: kind,
+      payload: textAndBytes ? 'text and bytes' : '{ data, source }',
       bytesPerMessage: data.length,
       dropped: mesh.counters.framesDropped,
       handOffsPerS: Math.round(N / s),
