@@ -1,11 +1,7 @@
 /**
  * Write batching for one stream socket: the writes of one event-loop turn
  * leave together at the end of the turn (one write system call and, over TLS,
- * one record for several messages) instead of one each. A turn is one poll
- * phase of the event loop and what follows it up to the check phase, as for
- * the UDP send batch (udp-send-batch.ts): the responses to what every socket
- * read in that poll delivered (a client's connection and the mesh connections
- * carrying another worker's answers for it) leave in one write.
+ * one record for several messages) instead of one each.
  */
 import type { Writable } from 'node:stream';
 
@@ -20,13 +16,11 @@ function endTurn(cork: TurnCork): void {
 }
 
 /**
- * Corks a socket at the first write of a turn and uncorks it at the end of the
- * turn (`setImmediate`: after every I/O callback of this poll phase, their
- * synchronous code and the promise continuations they started) or once
- * {@link CORK_FLUSH_BYTES} are waiting. A write is never held past the turn
- * (the event loop does not block in poll while an immediate is pending), so
- * batching adds no wait for I/O. State: whether the socket is corked and how
- * many bytes wait; at most one cork of the socket is held at a time.
+ * Corks a socket at the first write of a turn and uncorks it on the next tick
+ * (after the turn's synchronous code and the promise continuations it started)
+ * or once {@link CORK_FLUSH_BYTES} are waiting. A write is never held past the
+ * turn, so batching adds no latency. State: whether the socket is corked and
+ * how many bytes wait; at most one cork of the socket is held at a time.
  */
 export class TurnCork {
   private corked = false;
@@ -43,7 +37,7 @@ export class TurnCork {
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      setImmediate(endTurn, this);
+      process.nextTick(endTurn, this);
     }
     const ok = this.socket.write(data);
     this.bytes += data.length;
