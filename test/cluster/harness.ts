@@ -4,12 +4,18 @@
  * with the CLI, and Call-IDs chosen for the worker that must own them.
  */
 import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { callIdOwner } from '../../src/transport/call-id-owner.js';
+import { expect } from 'vitest';
+import { getHeader, type SipRequest, type SipResponse } from '../../src/sip/message.js';
+import { parseMessage } from '../../src/sip/parser.js';
+import { serializeMessage } from '../../src/sip/serializer.js';
 import { requireBuild, runCli, startServe, type ServeProcess } from '../cli/harness.js';
+import type { UdpUa } from '../helpers/udp-ua.js';
 
 /** A Call-ID that worker `owner` of `count` owns (transport/call-id-owner.ts). */
 export function callIdFor(owner: number, count = 2): string {
@@ -49,5 +55,50 @@ export async function serveWorkers(name: string, config: Record<string, unknown>
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * A guessing UA on 127.0.0.2 (its own UDP socket) against a two-worker server
+ * on 127.0.0.1:`port`: `guess(perSource)` sends `perSource` REGISTERs for alice with a
+ * wrong password, their Call-IDs owned by each worker in turn, and asserts 401
+ * then 403 for each; before the last one both workers still answer it. Then
+ * `answered(owner)` says whether an OPTIONS owned by `owner` still gets an
+ * answer within 1 s (false once the address is banned there).
+ * @param ua the UA whose requests and digests are sent from the guessing socket.
+ */
+export async function guessingSource(ua: UdpUa, port: number, domain: string) {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.2', () => r()));
+  const received: SipResponse[] = [];
+  socket.on('message', (data) => received.push(parseMessage(data) as SipResponse));
+  const answer = async (req: SipRequest, timeoutMs = 3000): Promise<SipResponse | undefined> => {
+    const cseq = getHeader(req, 'cseq');
+    const callId = getHeader(req, 'call-id');
+    socket.send(serializeMessage(req), port, '127.0.0.1');
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const r = received.find((m) => getHeader(m, 'call-id') === callId && getHeader(m, 'cseq') === cseq && m.status >= 200);
+      if (r) return r;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    return undefined;
+  };
+  const options = (owner: number) => ua.request('OPTIONS', `sip:${domain}`, { from: `sip:x@${domain}`, to: `sip:${domain}`, callId: callIdFor(owner) });
+  return {
+    async guess(perSource: number): Promise<void> {
+      for (let i = 0; i < perSource; i++) {
+        // Before the last failure, both workers still answer the address.
+        if (i === perSource - 1) for (const owner of [0, 1]) expect((await answer(options(owner)))?.status).toBe(200);
+        const req = ua.request('REGISTER', `sip:${domain}`, { from: `sip:alice@${domain}`, to: `sip:alice@${domain}`, callId: callIdFor(i % 2) });
+        const challenge = await answer(req);
+        expect(challenge?.status).toBe(401);
+        expect((await answer(ua.authorize(req, challenge!, 'alice', 'wrong')))?.status).toBe(403);
+      }
+    },
+    async answered(owner: number): Promise<boolean> {
+      return (await answer(options(owner), 1000)) !== undefined;
+    },
+    close: () => socket.close(),
   };
 }

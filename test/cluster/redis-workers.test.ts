@@ -8,7 +8,6 @@
  *
  * Ports: 27360 (UDP and TCP), admin 27361; Redis 26394.
  */
-import dgram from 'node:dgram';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -16,13 +15,11 @@ import { describeWithPeers } from '../../interop/harness/peers.js';
 import { startRedis, type TestRedis } from '../../interop/harness/redis.js';
 import { makeTempDir, removeTempDir } from '../../interop/harness/temp-dir.js';
 import { runCliAsync, type ServeProcess } from '../cli/harness.js';
-import { callIdFor, serveWorkers, type ServedWorkers } from './harness.js';
+import { callIdFor, guessingSource, serveWorkers, type ServedWorkers } from './harness.js';
 import { UdpUa } from '../helpers/udp-ua.js';
 import { TcpConnection } from '../helpers/tcp-ua.js';
 import { createResponse } from '../../src/sip/response.js';
 import { getHeader, type SipHeader, type SipRequest, type SipResponse } from '../../src/sip/message.js';
-import { parseMessage } from '../../src/sip/parser.js';
-import { serializeMessage } from '../../src/sip/serializer.js';
 import { RedisStore } from '../../src/store/index.js';
 import { configSchema } from '../../src/config/schema.js';
 
@@ -264,40 +261,17 @@ describeWithPeers(['redis-server'])('two SIP workers of one node on a Redis stor
   it('failed authentications from one address reaching both workers ban it at per_source on both', async () => {
     // A guessing UA on 127.0.0.2: REGISTERs with a wrong password, Call-IDs owned by each worker in turn.
     const helper = await ua();
-    const socket = dgram.createSocket('udp4');
-    await new Promise<void>((r) => socket.bind(0, '127.0.0.2', () => r()));
-    const received: SipResponse[] = [];
-    socket.on('message', (data) => received.push(parseMessage(data) as SipResponse));
-    const answer = async (req: SipRequest, timeoutMs = 3000): Promise<SipResponse | undefined> => {
-      const cseq = getHeader(req, 'cseq');
-      const callId = getHeader(req, 'call-id');
-      socket.send(serializeMessage(req), PORT, '127.0.0.1');
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        const r = received.find((m) => getHeader(m, 'call-id') === callId && getHeader(m, 'cseq') === cseq && m.status >= 200);
-        if (r) return r;
-        await new Promise((res) => setTimeout(res, 20));
-      }
-      return undefined;
-    };
-    const options = (owner: number) => helper.request('OPTIONS', `sip:${DOMAIN}`, { from: `sip:x@${DOMAIN}`, to: `sip:${DOMAIN}`, callId: callIdFor(owner) });
+    const guesser = await guessingSource(helper, PORT, DOMAIN);
     try {
-      for (let i = 0; i < PER_SOURCE; i++) {
-        // Before the last failure, both workers still answer the address.
-        if (i === PER_SOURCE - 1) for (const owner of [0, 1]) expect((await answer(options(owner)))?.status).toBe(200);
-        const req = helper.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:alice@${DOMAIN}`, callId: callIdFor(i % 2) });
-        const challenge = await answer(req);
-        expect(challenge?.status).toBe(401);
-        expect((await answer(helper.authorize(req, challenge!, 'alice', 'wrong')))?.status).toBe(403);
-      }
+      await guesser.guess(PER_SOURCE);
       // Two failures on each worker: only a count kept in one place reaches 4. Now neither answers.
-      for (const owner of [0, 1]) expect(await answer(options(owner), 1000), `OPTIONS owned by worker ${owner}`).toBeUndefined();
+      for (const owner of [0, 1]) expect(await guesser.answered(owner), `OPTIONS owned by worker ${owner}`).toBe(false);
       // The ban is shared with other nodes through Redis.
       await expect.poll(async () => JSON.parse((await store!.redis.get('rw:ban:127.0.0.2')) ?? '{}').reason, { timeout: 3000 }).toBe('auth-failures');
       // The other UAs (127.0.0.1) are not banned.
       expect((await helper.register(PORT, 'alice', PW, DOMAIN)).status).toBe(200);
     } finally {
-      socket.close();
+      guesser.close();
     }
   });
 

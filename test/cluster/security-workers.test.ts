@@ -13,18 +13,15 @@
  * stop the other UAs, on 127.0.0.1).
  */
 import { createHash } from 'node:crypto';
-import dgram from 'node:dgram';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBanFile } from '../../src/admin/ban-file.js';
 import { computeResponse, formatCredentials, parseAuthParams } from '../../src/auth/digest.js';
 import { nonceIssuer } from '../../src/auth/nonce.js';
 import { createResponse } from '../../src/sip/response.js';
-import { getHeader, type SipRequest, type SipResponse } from '../../src/sip/message.js';
-import { parseMessage } from '../../src/sip/parser.js';
-import { serializeMessage } from '../../src/sip/serializer.js';
+import { getHeader, type SipRequest } from '../../src/sip/message.js';
 import type { ServeProcess } from '../cli/harness.js';
-import { callIdFor, serveWorkers, type ServedWorkers } from './harness.js';
+import { callIdFor, guessingSource, serveWorkers, type ServedWorkers } from './harness.js';
 import { UdpUa } from '../helpers/udp-ua.js';
 
 const PORT = 27320;
@@ -142,41 +139,18 @@ describe('security state across two SIP workers', () => {
   it('failed authentications from one address reaching both workers ban it at per_source on both; worker 0 writes bans.json', async () => {
     // A guessing UA on 127.0.0.2: REGISTERs with a wrong password, Call-IDs owned by each worker in turn.
     const helper = await ua();
-    const socket = dgram.createSocket('udp4');
-    await new Promise<void>((r) => socket.bind(0, '127.0.0.2', () => r()));
-    const received: SipResponse[] = [];
-    socket.on('message', (data) => received.push(parseMessage(data) as SipResponse));
-    const answer = async (req: SipRequest, timeoutMs = 3000): Promise<SipResponse | undefined> => {
-      const cseq = getHeader(req, 'cseq');
-      const callId = getHeader(req, 'call-id');
-      socket.send(serializeMessage(req), PORT, '127.0.0.1');
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        const r = received.find((m) => getHeader(m, 'call-id') === callId && getHeader(m, 'cseq') === cseq && m.status >= 200);
-        if (r) return r;
-        await new Promise((res) => setTimeout(res, 20));
-      }
-      return undefined;
-    };
-    const options = (owner: number) => helper.request('OPTIONS', `sip:${DOMAIN}`, { from: `sip:x@${DOMAIN}`, to: `sip:${DOMAIN}`, callId: callIdFor(owner) });
+    const guesser = await guessingSource(helper, PORT, DOMAIN);
     try {
-      for (let i = 0; i < PER_SOURCE; i++) {
-        // Before the last failure, both workers still answer the address.
-        if (i === PER_SOURCE - 1) for (const owner of [0, 1]) expect((await answer(options(owner)))?.status).toBe(200);
-        const req = helper.request('REGISTER', `sip:${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:alice@${DOMAIN}`, callId: callIdFor(i % 2) });
-        const challenge = await answer(req);
-        expect(challenge?.status).toBe(401);
-        expect((await answer(helper.authorize(req, challenge!, 'alice', 'wrong')))?.status).toBe(403);
-      }
+      await guesser.guess(PER_SOURCE);
       // Two failures on each worker: only a count kept in one place reaches 4. Now neither answers.
-      for (const owner of [0, 1]) expect(await answer(options(owner), 1000), `OPTIONS owned by worker ${owner}`).toBeUndefined();
+      for (const owner of [0, 1]) expect(await guesser.answered(owner), `OPTIONS owned by worker ${owner}`).toBe(false);
       await expect.poll(() => readBanFile(join(dir, 'data')).map((b) => [b.address, b.reason]), { timeout: 3000 }).toEqual([['127.0.0.2', 'auth-failures']]);
       const banned = server.stdout().split('\n').filter((l) => l.includes('"msg":"source banned"'));
       expect(banned).toHaveLength(1);
       // The other UAs (127.0.0.1) are not banned.
       expect((await helper.register(PORT, 'alice', PW, DOMAIN)).status).toBe(200);
     } finally {
-      socket.close();
+      guesser.close();
     }
   });
 
