@@ -29,6 +29,7 @@ export const PARENT_CHECK_MS = 1000;
  * environment), it also stops so when npm has ended (npm ends on a SIGTERM
  * sent to it alone without passing it on): checked every {@link PARENT_CHECK_MS} ms.
  * SIGHUP reloads (RunningServer.reload), reading the file again with `opts.reloadConfig`.
+ * An uncaught exception is logged (`uncaught exception`, with its stack) and exits 70.
  * Resolves once the server is running.
  *
  * @throws CliError for a bad data_dir or TLS file (startup-checks.ts); StoreError
@@ -77,6 +78,13 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<vo
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A bug, not an input: logged as a line of this command (with the stack), then exit 70 (EX_SOFTWARE) for the
+  // supervisor to restart; an SIP worker logs and exits the same way, and its primary restarts it.
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception');
+    flushLogSync();
+    process.exit(70);
+  });
   // `npm start` and `npx rtcedge serve` run the server as npm's descendant, and npm ends on a SIGTERM sent to it
   // alone without passing it on: the server, left with another parent (init or a subreaper), stops as on SIGTERM.
   if (process.env.npm_command) {

@@ -2,11 +2,12 @@
  * The built CLI (dist/cli/main.js, from `npm run build`) run as a real process
  * against a temporary data_dir.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { type CliRun, MAIN, requireBuild, runCli, type ServeProcess, startServe } from './harness.js';
@@ -199,6 +200,22 @@ describe('serve started by npm', () => {
       npx.kill('SIGKILL');
       if (pid !== undefined && running(pid)) process.kill(pid, 'SIGKILL');
     }
+  });
+});
+
+describe('serve: a fault of its own', () => {
+  test('an uncaught exception is one fatal line of the serve command with its stack, and exit 70', async () => {
+    writeFileSync(configFile, `data_dir: ${dataDir}\nlog: { level: info }\nsip:\n  workers: 1\n  listen:\n    - { transport: udp, host: 127.0.0.1, port: 0 }\nturn: { enabled: false }\nadmin: { enabled: false }\n`);
+    // A module loaded before the CLI throws from a timer once the server runs: an exception no code of the server catches.
+    const fault = join(dir, 'fault.mjs');
+    writeFileSync(fault, `setTimeout(() => { throw new Error('injected fault'); }, 1500);\n`);
+    const r = spawnSync(process.execPath, ['--import', pathToFileURL(fault).href, MAIN, 'serve', '-c', configFile], { cwd: dir, encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(70);
+    const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; component?: string; level: number; err?: { message: string; stack: string } });
+    expect(lines.some((l) => l.msg === 'rtcedge ready')).toBe(true);
+    const fatal = lines.filter((l) => l.level === 60);
+    expect(fatal.map((l) => [l.component, l.msg, l.err?.message])).toEqual([['serve', 'uncaught exception', 'injected fault']]);
+    expect(fatal[0].err?.stack).toContain('fault.mjs');
   });
 });
 
