@@ -102,3 +102,18 @@ export async function guessingSource(ua: UdpUa, port: number, domain: string) {
     close: () => socket.close(),
   };
 }
+
+/**
+ * Starts a call from `caller` (user `from`, password `password`) to `to` on the
+ * server at 127.0.0.1:`port`, its Call-ID owned by worker `owner`: the INVITE,
+ * its 407 (asserted), and the INVITE with credentials sent. Resolves with that
+ * second INVITE and the Call-ID; its final response is the caller's to await.
+ */
+export async function authenticatedInvite(caller: UdpUa, port: number, domain: string, owner: number, from: string, password: string, to: string): Promise<{ authed: SipRequest; callId: string }> {
+  const callId = callIdFor(owner);
+  const req = caller.request('INVITE', `sip:${to}@${domain}`, { from: `sip:${from}@${domain}`, to: `sip:${to}@${domain}`, callId });
+  caller.send(req, port);
+  const authed = caller.authorize(req, await caller.response(req, 407), from, password);
+  caller.send(authed, port);
+  return { authed, callId };
+}

@@ -15,7 +15,7 @@ import { describeWithPeers } from '../../interop/harness/peers.js';
 import { startRedis, type TestRedis } from '../../interop/harness/redis.js';
 import { makeTempDir, removeTempDir } from '../../interop/harness/temp-dir.js';
 import { runCliAsync, type ServeProcess } from '../cli/harness.js';
-import { callIdFor, guessingSource, serveWorkers, type ServedWorkers } from './harness.js';
+import { authenticatedInvite, callIdFor, guessingSource, serveWorkers, type ServedWorkers } from './harness.js';
 import { UdpUa } from '../helpers/udp-ua.js';
 import { TcpConnection } from '../helpers/tcp-ua.js';
 import { createResponse } from '../../src/sip/response.js';
@@ -228,14 +228,7 @@ describeWithPeers(['redis-server'])('two SIP workers of one node on a Redis stor
     const bob = await ua();
     const alice = await ua();
     expect((await registerThrough(bob, 'bob', 'bob', 0)).status).toBe(200);
-    const call = async (owner: number): Promise<{ authed: SipRequest; callId: string }> => {
-      const callId = callIdFor(owner);
-      const req = alice.request('INVITE', `sip:bob@${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, callId });
-      alice.send(req, PORT);
-      const authed = alice.authorize(req, await alice.response(req, 407), 'alice', PW);
-      alice.send(authed, PORT);
-      return { authed, callId };
-    };
+    const call = (owner: number) => authenticatedInvite(alice, PORT, DOMAIN, owner, 'alice', PW, 'bob');
     for (const [first, second] of [
       [0, 1],
       [1, 0],

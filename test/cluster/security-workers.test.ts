@@ -21,7 +21,7 @@ import { nonceIssuer } from '../../src/auth/nonce.js';
 import { createResponse } from '../../src/sip/response.js';
 import { getHeader, type SipRequest } from '../../src/sip/message.js';
 import type { ServeProcess } from '../cli/harness.js';
-import { callIdFor, guessingSource, serveWorkers, type ServedWorkers } from './harness.js';
+import { authenticatedInvite, callIdFor, guessingSource, serveWorkers, type ServedWorkers } from './harness.js';
 import { UdpUa } from '../helpers/udp-ua.js';
 
 const PORT = 27320;
@@ -82,14 +82,7 @@ describe('security state across two SIP workers', () => {
     const bob = await ua();
     const alice = await ua();
     expect((await bob.register(PORT, 'bob', PW, DOMAIN)).status).toBe(200);
-    const call = async (owner: number): Promise<{ authed: SipRequest; callId: string }> => {
-      const callId = callIdFor(owner);
-      const req = alice.request('INVITE', `sip:bob@${DOMAIN}`, { from: `sip:alice@${DOMAIN}`, to: `sip:bob@${DOMAIN}`, callId });
-      alice.send(req, PORT);
-      const authed = alice.authorize(req, await alice.response(req, 407), 'alice', PW);
-      alice.send(authed, PORT);
-      return { authed, callId };
-    };
+    const call = (owner: number) => authenticatedInvite(alice, PORT, DOMAIN, owner, 'alice', PW, 'bob');
     for (const [first, second] of [
       [0, 1],
       [1, 0],
