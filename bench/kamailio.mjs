@@ -1,24 +1,34 @@
 // Kamailio for the SIP benchmark, doing the work rtcedge does: a registrar with digest auth (usrloc in
 // memory), and a stateful record-routing proxy that challenges INVITEs with 407 and routes to the
 // registered Contact; UDP, TCP and TLS listeners (TLS with a certificate generated here by openssl).
-// Passwords are derived in the script from the username ("pw-" + user), so no database is needed.
+// Passwords are derived in the script from the username ("pw-" + user), so no user database is needed.
+// Bindings (usrloc) either in shared memory only (`memory`, db_mode 0) or written through to a PostgreSQL
+// cluster started for the run (`postgres`, db_mode 1: save() writes the change to the database before the
+// 200 is sent, as rtcedge commits a binding to SQLite before its 200).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startProcess, runProcess, stopProcess, stopPid, tempDir, waitFor, udpProbe, sipOptions, readPidFile } from './lib.mjs';
+import { startPostgres, stopPostgres } from './postgres.mjs';
 
 /** Worker processes per listener kind (UDP receivers, TCP/TLS workers); env KAMAILIO_CHILDREN, default 4. */
 export const KAMAILIO_CHILDREN = Number(process.env.KAMAILIO_CHILDREN ?? 4);
 /** Shared memory pool, MB (-m): 5,000 TLS connections take a few hundred MB of it. */
 const SHM_MB = Number(process.env.KAMAILIO_SHM_MB ?? 1024);
+/** Where usrloc keeps bindings: `memory` (db_mode 0) or `postgres` (db_mode 1, write-through). */
+export const USRLOC_MODES = ['memory', 'postgres'];
+/** Debian's SQL schema files for db_postgres (kamailio-postgres-modules): the version table and usrloc's tables. */
+const PG_SCHEMA = ['standard-create.sql', 'usrloc-create.sql'].map((f) => join('/usr/share/kamailio/postgres', f));
 
 /**
  * The configuration: ports { udp, tcp, tls } on 127.0.0.1; `dir` holds tls.cfg and the control socket.
  * Digest (RFC 2617, qop=auth, nonce counts checked like rtcedge does) on REGISTER (401) and on
  * INVITE (407); in-dialog requests follow the Record-Route (loose_route); ACKs of the 407 are absorbed
- * by sl; retransmissions by tm.
+ * by sl; retransmissions by tm. `dbUrl` (postgres://user:password@host:port/db): usrloc in db_mode 1 through
+ * db_postgres (every binding change written to the `location` table before save() returns, so before the
+ * 200); without it db_mode 0 (shared memory only).
  */
-export function kamailioCfg(ports, dir, tcpChildren = KAMAILIO_CHILDREN) {
+export function kamailioCfg(ports, dir, tcpChildren = KAMAILIO_CHILDREN, dbUrl = undefined) {
   return `#!KAMAILIO
 debug=1
 log_stderror=yes
@@ -52,14 +62,14 @@ loadmodule "pv.so"
 loadmodule "textops.so"
 loadmodule "maxfwd.so"
 loadmodule "siputils.so"
-loadmodule "usrloc.so"
+${dbUrl ? 'loadmodule "db_postgres.so"\n' : ''}loadmodule "usrloc.so"
 loadmodule "registrar.so"
 loadmodule "auth.so"
 modparam("tls", "config", "${join(dir, 'tls.cfg')}")
 modparam("tls", "con_ct_wq_max", 4194304)
 modparam("tls", "ct_wq_max", 104857600)
 modparam("ctl", "binrpc", "unix:${join(dir, 'kamailio_ctl')}")
-modparam("usrloc", "db_mode", 0)
+${dbUrl ? `modparam("usrloc", "db_url", "${dbUrl}")\nmodparam("usrloc", "db_mode", 1)` : 'modparam("usrloc", "db_mode", 0)'}
 modparam("registrar", "max_contacts", 10)
 modparam("auth", "nonce_count", 1)
 modparam("auth", "qop", "auth")
@@ -112,9 +122,15 @@ function makeCertificate(dir) {
 
 /**
  * Starts Kamailio on `ports` ({ udp, tcp, tls }) and waits for it to answer on UDP; returns the process.
- * `tcpChildren`: TCP/TLS worker processes (default KAMAILIO_CHILDREN).
+ * `tcpChildren`: TCP/TLS worker processes (default KAMAILIO_CHILDREN). `usrloc`: 'memory' (default) or
+ * 'postgres': a PostgreSQL cluster is started first (bench/postgres.mjs) with database `kamailio` and
+ * Debian's version and usrloc tables, and usrloc writes through to it; the returned process then has
+ * `pg` ({ pid of the postmaster, port, cmdline, psql(sql) }, see startPostgres) and `cpuRoots`, the PIDs
+ * whose process trees are the server's CPU (Kamailio's and the postmaster's). Throws an error naming what
+ * failed to start (PostgreSQL's step, or Kamailio with its last output); whatever was started is stopped.
  */
-export async function startKamailio(ports, tcpChildren = KAMAILIO_CHILDREN) {
+export async function startKamailio(ports, tcpChildren = KAMAILIO_CHILDREN, usrloc = 'memory') {
+  if (!USRLOC_MODES.includes(usrloc)) throw new Error(`usrloc mode ${usrloc}: expected ${USRLOC_MODES.join(' or ')}`);
   const dir = tempDir('kamailio');
   const cfg = join(dir, 'kamailio.cfg');
   const pidfile = join(dir, 'kamailio.pid');
@@ -123,32 +139,36 @@ export async function startKamailio(ports, tcpChildren = KAMAILIO_CHILDREN) {
     join(dir, 'tls.cfg'),
     `[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\ncertificate = ${cert}\nprivate_key = ${key}\n`,
   );
-  const text = kamailioCfg(ports, dir, tcpChildren);
+  const pg = usrloc === 'postgres' ? await startPostgres({ db: 'kamailio', schema: PG_SCHEMA }) : undefined;
+  const text = kamailioCfg(ports, dir, tcpChildren, pg?.url());
   writeFileSync(cfg, text);
   const args = ['-f', cfg, '-DD', '-E', '-Y', dir, '-P', pidfile, '-m', String(SHM_MB), '-M', '16'];
   const proc = startProcess('kamailio', args);
   proc.cmdline = `kamailio ${args.join(' ').replaceAll(dir, '$KDIR')}`;
   proc.pidfile = pidfile;
   proc.dir = dir;
-  proc.cfgText = text.replaceAll(dir, '$KDIR');
+  proc.cfgText = text.replaceAll(dir, '$KDIR').replace(/postgres:\/\/([^@]*)@127\.0\.0\.1:\d+/, 'postgres://$1@127.0.0.1:$PGPORT');
   proc.ctl = `unix:${join(dir, 'kamailio_ctl')}`;
+  proc.pg = pg;
+  proc.cpuRoots = pg ? [proc.pid, pg.pid] : [proc.pid];
   try {
     await waitFor(async () => {
       if (proc.child.exitCode !== null) throw new Error(`kamailio exited: ${proc.stderr.slice(-2000)}`);
       return udpProbe('127.0.0.1', ports.udp, sipOptions('127.0.0.1', ports.udp));
     }, 15_000, 'kamailio');
   } catch (e) {
-    await stopProcess(proc);
+    await stopKamailio(proc);
     throw e;
   }
   return proc;
 }
 
-/** Stops the Kamailio we started (its main process, then the daemon PID it wrote if different). */
+/** Stops the Kamailio we started (its main process, then the daemon PID it wrote if different), then its PostgreSQL cluster if any. */
 export async function stopKamailio(proc) {
   const pid = readPidFile(proc.pidfile);
   await stopProcess(proc);
   if (pid && pid !== proc.pid) await stopPid(pid);
+  await stopPostgres(proc.pg);
 }
 
 /** Kamailio's shared memory in use (core.shmmem real_used), bytes; NaN if kamcmd cannot tell. */
