@@ -21,6 +21,15 @@ export function pgBin() {
   return v ? join(root, v, 'bin') : undefined;
 }
 
+/** PostgreSQL's version from `postgres --version` (e.g. "15.18"), '?' when there is no server binary. */
+export function pgVersion() {
+  try {
+    return /\(PostgreSQL\) (\S+)/.exec(execFileSync(join(pgBin(), 'postgres'), ['--version']).toString())?.[1] ?? '?';
+  } catch {
+    return '?';
+  }
+}
+
 /** A TCP port on 127.0.0.1 free at the time of the call (the kernel's pick). */
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -74,7 +83,7 @@ export async function startPostgres({ db = 'bench', schema = [], settings = {} }
   const proc = startProcess(cmd, full);
   const pg = {
     proc, pid: undefined, port, dir, settings: all,
-    cmdline: `runuser -u postgres -- ${join(bin, 'postgres')} ${args.join(' ').replaceAll(dir, '$PGDIR')}`,
+    cmdline: `runuser -u postgres -- ${join(bin, 'postgres')} ${args.join(' ').replaceAll(dir, '$PGDIR').replace(`port=${port}`, 'port=$PGPORT')}`,
     url: (user = 'postgres') => `postgres://${user}:bench@127.0.0.1:${port}/${db}`,
     psql: async (sql, database = db) =>
       (await mustRun(`psql ${sql.slice(0, 60)}`, join(bin, 'psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', database, '-v', 'ON_ERROR_STOP=1', '-Atc', sql])).stdout,

@@ -10,12 +10,18 @@
 //   mean response ≤ 100 ms, and SIPp keeping the rate (done within 1.25 × the step's length + 1 s).
 // - Memory per idle registered TLS connection at SIP_BENCH_IDLE_CONNECTIONS connections (PSS of the
 //   server's process tree before and after; Kamailio also its shared memory, core.shmmem real_used).
+// - Two Kamailio configurations (bench/kamailio.mjs): `kamailio`, bindings in shared memory only (usrloc
+//   db_mode 0), for every scenario; `kamailio-pg`, bindings written through to a PostgreSQL cluster the bench
+//   starts (usrloc db_mode 1: the binding is in the database before the 200, as rtcedge commits it to SQLite
+//   before its 200; fsync=off, synchronous_commit=on, as rtcedge's WAL with synchronous=NORMAL), for the
+//   REGISTER scenarios only (calls read bindings from memory in both). kamailio-pg's CPU is Kamailio's process
+//   tree plus the PostgreSQL cluster's; its rows reuse rtcedge's search of the same scenario and round.
 //
 // Environment (defaults give ≤ 15 minutes on an idle 2-core machine):
 //   SIP_BENCH_STEP_S=5  SIP_BENCH_FACTOR=2  SIP_BENCH_REFINE=2  SIP_BENCH_MAX_RATE=40000  SIP_BENCH_USERS=1000
 //   SIP_BENCH_START_REGISTER=1000  SIP_BENCH_START_CALL=250
 //   SIP_BENCH_SCENARIOS=register-udp,call-udp,register-tcp,call-tcp,register-tls,call-tls,memory-tls
-//   SIP_BENCH_SERVERS=rtcedge,kamailio  SIP_BENCH_IDLE_CONNECTIONS=1000,5000
+//   SIP_BENCH_SERVERS=rtcedge,kamailio,kamailio-pg  SIP_BENCH_IDLE_CONNECTIONS=1000,5000
 //   SIP_BENCH_SEARCH_BUDGET_S=600 (all searches together; each gets an equal share, then starts no new step)
 //   RTCEDGE_SIP_WORKERS=auto (sip.workers)  KAMAILIO_CHILDREN=4
 //   RTCEDGE_BENCH_CLI=/path/to/other/dist/cli/main.js (measure another build)
@@ -32,6 +38,7 @@ import { startKamailio, stopKamailio, kamailioShmUsed, KAMAILIO_CHILDREN } from 
 import { REGISTER_SCENARIO, CALL_UAC_SCENARIO, CALL_UAS_SCENARIO, REPARTITION_MS } from './sip-scenarios.mjs';
 import { SipConnection, registerOnce } from './sip-client.mjs';
 import { debVersion } from './turn.mjs';
+import { pgVersion } from './postgres.mjs';
 
 const env = (k, d) => process.env[k] ?? d;
 const envN = (k, d) => Number(env(k, String(d)));
@@ -44,7 +51,7 @@ const MAX_RATE = envN('SIP_BENCH_MAX_RATE', 40000);
 const USERS = envN('SIP_BENCH_USERS', 1000);
 const START = { register: envN('SIP_BENCH_START_REGISTER', 1000), call: envN('SIP_BENCH_START_CALL', 250) };
 const SCENARIOS = envList('SIP_BENCH_SCENARIOS', 'register-udp,call-udp,register-tcp,call-tcp,register-tls,call-tls,memory-tls');
-const SERVERS = envList('SIP_BENCH_SERVERS', 'rtcedge,kamailio');
+const SERVERS = envList('SIP_BENCH_SERVERS', 'rtcedge,kamailio,kamailio-pg');
 const IDLE_CONNECTIONS = envList('SIP_BENCH_IDLE_CONNECTIONS', '1000,5000').map(Number);
 const WORKERS = env('RTCEDGE_SIP_WORKERS', 'auto');
 /** Another build's dist/cli/main.js to measure instead of this checkout's (e.g. a branch built elsewhere). */
@@ -60,6 +67,7 @@ export const PASS = { maxFailedShare: 0.01, maxRetransShare: 0.01, maxMeanMs: 10
 const PORTS = {
   rtcedge: { udp: 28160, tcp: 28160, tls: 28161 },
   kamailio: { udp: 28170, tcp: 28170, tls: 28171 },
+  'kamailio-pg': { udp: 28174, tcp: 28174, tls: 28175 },
 };
 /** SIPp's local ports rotate over this range (a TCP port just closed may still be in TIME_WAIT). */
 const SIPP_PORT0 = 28180;
@@ -170,15 +178,31 @@ async function runTimed(cmd, args, timeoutMs, cpuFile, onStart) {
 }
 
 /**
- * Shares of one core used by the server, the load generator, the UAS and the whole machine during the load
- * phase only: from 0.5 s after the generator starts to 0.5 s before its load should end (the generator is
- * still alive then; the tail of a failing step, waiting for time-outs, is left out).
+ * The PIDs whose process trees are a started server's work: its own process, and for Kamailio on PostgreSQL
+ * also the postmaster (the database's work is the registrar's, as rtcedge's SQLite work is inside its processes).
  */
-function loadPhaseCpu(serverPid, uasPid) {
+const serverRoots = (proc) => proc.cpuRoots ?? [proc.pid];
+
+/** CPU seconds (user+system) used so far by a server's process trees (serverRoots). */
+function serverCpuSeconds(proc) {
+  return serverRoots(proc).reduce((t, pid) => t + cpuSeconds(pid), 0);
+}
+
+/** CPU seconds used so far by the PostgreSQL cluster of a Kamailio on PostgreSQL (part of serverCpuSeconds); undefined for other servers. */
+function dbCpuSeconds(proc) {
+  return proc.pg ? cpuSeconds(proc.pg.pid) : undefined;
+}
+
+/**
+ * Shares of one core used by the server (all of serverRoots), the load generator, the UAS and the whole
+ * machine during the load phase only: from 0.5 s after the generator starts to 0.5 s before its load should
+ * end (the generator is still alive then; the tail of a failing step, waiting for time-outs, is left out).
+ */
+function loadPhaseCpu(serverProc, uasPid) {
   const probe = { done: undefined };
   const sample = (clientPid) => ({
-    threads: threadTicks(serverPid),
-    server: cpuSeconds(serverPid),
+    threads: threadTicks(serverRoots(serverProc)),
+    server: serverCpuSeconds(serverProc),
     uas: uasPid ? cpuSeconds(uasPid) : 0,
     client: clientPid ? cpuSeconds(clientPid) : 0,
     machine: machineBusySeconds(),
@@ -200,10 +224,10 @@ function loadPhaseCpu(serverPid, uasPid) {
   return probe;
 }
 
-/** utime+stime (clock ticks) of every thread of a process tree, keyed "pid/tid". */
-function threadTicks(root) {
+/** utime+stime (clock ticks) of every thread of the process trees of `roots` (PIDs), keyed "pid/tid". */
+function threadTicks(roots) {
   const out = new Map();
-  for (const task of threadDirs(root)) {
+  for (const task of roots.flatMap((root) => threadDirs(root))) {
     try {
       const st = readFileSync(`${task}/stat`, 'utf8');
       const fields = st.slice(st.lastIndexOf(')') + 2).split(' ');
@@ -223,11 +247,11 @@ function machineBusySeconds() {
  * Waits (at most 10 s) until the server uses less than a tenth of a core over half a second: a step that
  * failed may leave a backlog the next step should not inherit.
  */
-async function settle(pid) {
+async function settle(proc) {
   for (let t = 0; t < 20; t++) {
-    const c0 = cpuSeconds(pid);
+    const c0 = serverCpuSeconds(proc);
     await sleep(500);
-    if (cpuSeconds(pid) - c0 < 0.05) return;
+    if (serverCpuSeconds(proc) - c0 < 0.05) return;
   }
 }
 
@@ -257,16 +281,18 @@ async function sippStep(ctx, rate) {
     '-nostdin', '-nd',
     '-trace_stat', '-stf', stf, '-fd', '1',
   ];
-  await settle(server.proc.pid);
+  await settle(server.proc);
   const drops0 = udpRcvbufErrors();
   const uasCpu0 = ctx.uas ? cpuSeconds(ctx.uas.pid) : 0;
-  const cpu0 = cpuSeconds(server.proc.pid);
+  const cpu0 = serverCpuSeconds(server.proc);
+  const db0 = dbCpuSeconds(server.proc);
   const t0 = performance.now();
-  const probe = loadPhaseCpu(server.proc.pid, ctx.uas?.pid);
+  const probe = loadPhaseCpu(server.proc, ctx.uas?.pid);
   const r = await runTimed('sipp', args, (STEP_S * 3 + 20) * 1000, join(dir, `cpu-${tag}`), probe.onStart);
   const loadCpu = await probe.done;
   const wallS = (performance.now() - t0) / 1000;
-  const cpu1 = cpuSeconds(server.proc.pid);
+  const cpu1 = serverCpuSeconds(server.proc);
+  const db1 = dbCpuSeconds(server.proc);
   const uasCpuS = ctx.uas ? cpuSeconds(ctx.uas.pid) - uasCpu0 : 0;
   const st = lastStat(stf) ?? {};
   const ok = Number(st['SuccessfulCall(C)'] ?? 0);
@@ -285,6 +311,7 @@ async function sippStep(ctx, rate) {
     drops: udpRcvbufErrors() - drops0,
     ...rt,
     cpuS: cpu1 - cpu0,
+    dbCpuS: db0 === undefined ? undefined : db1 - db0,
     clientCpuS: r.cpuS,
     uasCpuS,
     loadCpu,
@@ -333,12 +360,14 @@ async function tlsStep(ctx, rate) {
     join(BENCH_JS, 'sip-client.mjs'), 'load', '--port', String(server.ports.tls), '--transport', 'tls', '--rate', String(rate),
     '--seconds', String(STEP_S), '--users', String(USERS), '--scenario', kind, ...(kind === 'call' ? ['--callee', CALLEE.tls] : []),
   ];
-  const cpu0 = cpuSeconds(server.proc.pid);
-  await settle(server.proc.pid);
-  const probe = loadPhaseCpu(server.proc.pid);
+  const cpu0 = serverCpuSeconds(server.proc);
+  const db0 = dbCpuSeconds(server.proc);
+  await settle(server.proc);
+  const probe = loadPhaseCpu(server.proc);
   const r = await runTimed(process.execPath, args, (STEP_S * 3 + 20) * 1000, join(dir, `cpu-tls-${server.name}-${kind}-${rate}`), probe.onStart);
   const loadCpu = await probe.done;
-  const cpu1 = cpuSeconds(server.proc.pid);
+  const cpu1 = serverCpuSeconds(server.proc);
+  const db1 = dbCpuSeconds(server.proc);
   let j = {};
   try {
     j = JSON.parse(r.stdout.trim().split('\n').at(-1));
@@ -353,7 +382,7 @@ async function tlsStep(ctx, rate) {
     failedBy: j.failures ?? { [`client exit ${r.code}${lastLine(r.stderr)}`]: 1 },
     meanMs: j.meanMs ?? NaN,
     p50: f(j.p50Ms, 2), p90: f(j.p90Ms, 2), p99: f(j.p99Ms, 2), responses: j.responses ?? 0,
-    cpuS: cpu1 - cpu0, clientCpuS: r.cpuS, uasCpuS: 0, loadCpu, exit: r.code,
+    cpuS: cpu1 - cpu0, dbCpuS: db0 === undefined ? undefined : db1 - db0, clientCpuS: r.cpuS, uasCpuS: 0, loadCpu, exit: r.code,
     command: `node bench/sip-client.mjs ${args.slice(1).join(' ')}`,
   };
   row.cpuPer1000 = (row.cpuS / row.ok) * 1000;
@@ -406,7 +435,7 @@ async function search(step, start, log, budgetMs) {
 }
 
 /** One sentence on what limited a search, from the CPU use of server, load generator and UAS in its first failing step. */
-function limitOf(s, serverCores) {
+function limitOf(s, serverCores, withDb = false) {
   const r = s.firstFail;
   const cut = s.truncated ? ` (the search stopped at its share of SIP_BENCH_SEARCH_BUDGET_S, ${f(SEARCH_BUDGET_S / s.searches)} s)` : '';
   if (!r) return (s.best ? `no step failed up to ${s.best.rate}/s` : 'no step ran') + (cut || ` (SIP_BENCH_MAX_RATE ${MAX_RATE}/s)`);
@@ -420,7 +449,9 @@ function limitOf(s, serverCores) {
   if (r.elapsedS > STEP_S * 1.25 + 1) why.push(`the step took ${f(r.elapsedS, 1)} s for ${STEP_S} s of load`);
   parts.push(`at ${r.rate}/s: ${why.join(', ') || 'failed'}`);
   const others = Math.max(0, machine - server - client - uas);
-  const shares = `server ${f(server * 100)} %, ${r.client} ${f(client * 100)} %${uas ? `, UAS ${f(uas * 100)} %` : ''}, other processes ${f(others * 100)} % of a core`;
+  // A Kamailio on PostgreSQL: the cluster's processes are the server's (loadPhaseCpu counts them there).
+  const db = withDb ? ` (Kamailio and PostgreSQL)` : '';
+  const shares = `server${db} ${f(server * 100)} %, ${r.client} ${f(client * 100)} %${uas ? `, UAS ${f(uas * 100)} %` : ''}, other processes ${f(others * 100)} % of a core`;
   let verdict;
   if (client >= 0.85) verdict = `the load generator's own CPU (${shares})`;
   else if (r.loadCpu.busiestThread >= 0.85) verdict = `one server thread or process at ${f(r.loadCpu.busiestThread * 100)} % of a core (${shares})`;
@@ -538,8 +569,46 @@ async function servers(notes, commands) {
       },
       stop: (p) => stopKamailio(p),
     },
+    // The same Kamailio with usrloc written through to PostgreSQL (db_mode 1): durable bindings before the 200,
+    // as rtcedge's. REGISTER scenarios only: calls read bindings from memory in both usrloc modes.
+    'kamailio-pg': {
+      name: 'kamailio-pg',
+      label: `Kamailio ${debVersion('kamailio')} (children=${KAMAILIO_CHILDREN}, bindings written through to PostgreSQL ${pgVersion()})`,
+      cores: 2,
+      ports: PORTS['kamailio-pg'],
+      kinds: ['register'],
+      start: async () => {
+        const p = await startKamailio(PORTS['kamailio-pg'], KAMAILIO_CHILDREN, 'postgres');
+        commands.add(`kamailio (bindings in PostgreSQL): ${p.cmdline}`);
+        commands.add(`postgresql (for kamailio-pg): ${p.pg.cmdline}  (initdb --auth=trust --no-sync; database kamailio from /usr/share/kamailio/postgres/standard-create.sql and usrloc-create.sql)`);
+        all['kamailio-pg'].cfgText = p.cfgText;
+        return p;
+      },
+      stop: (p) => stopKamailio(p),
+    },
   };
+  for (const s of SERVERS) if (!all[s]) notes.push(`SIP_BENCH_SERVERS: unknown server ${s} (expected ${Object.keys(all).join(', ')})`);
   return SERVERS.map((s) => all[s]).filter(Boolean);
+}
+
+/**
+ * One sentence on what Kamailio on PostgreSQL (`proc`, still running) wrote to its `location` table: rows,
+ * inserts and updates counted by PostgreSQL (pg_stat_user_tables), against the REGISTERs it answered 200 in
+ * the steps of `searches`. A backend flushes its counts to the statistics at most 10 s after it goes idle
+ * (PostgreSQL 15's PGSTAT_IDLE_INTERVAL), so the counts are read until they reach that number or 15 s pass.
+ */
+async function bindingWrites(proc, searches) {
+  const ok = searches.filter((s) => s.serverName === 'kamailio-pg').flatMap((s) => s.steps).reduce((n, r) => n + r.ok, 0);
+  try {
+    let rows, ins, upd, del;
+    for (const t0 = Date.now(); Date.now() - t0 < 15_000; await sleep(1000)) {
+      [rows, ins, upd, del] = (await proc.pg.psql("SELECT (SELECT count(*) FROM location), n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables WHERE relname = 'location'")).trim().split('|').map(Number);
+      if (ins + upd >= ok) break;
+    }
+    return `Kamailio on PostgreSQL wrote its bindings: ${rows} rows in location at the end, ${ins} inserts, ${upd} updates and ${del} deletes counted by PostgreSQL (pg_stat_user_tables), for ${ok} REGISTERs it answered 200 in the steps`;
+  } catch (e) {
+    return `Kamailio on PostgreSQL: its location table could not be read at the end (${e.message.slice(0, 200)}); it answered ${ok} REGISTERs 200 in the steps`;
+  }
 }
 
 /**
@@ -560,12 +629,14 @@ export async function runSipBench(log = console.log) {
   const memory = [];
   const running = new Map();
   const searchScenarios = SCENARIOS.filter((s) => !s.startsWith('memory'));
-  const searchCount = searchScenarios.length * list.length;
+  /** Whether `server` runs the searches of `scenario` (kamailio-pg: REGISTER only). */
+  const runs = (server, scenario) => !server.kinds || server.kinds.includes(scenario.split('-')[0]);
+  const searchCount = searchScenarios.reduce((n, scenario) => n + list.filter((server) => runs(server, scenario)).length, 0);
   try {
     for (const scenario of searchScenarios) {
       const [kind, transport] = scenario.split('-');
       for (let round = 0; round < ROUNDS; round++)
-      for (const server of round % 2 ? [...list].reverse() : list) {
+      for (const server of (round % 2 ? [...list].reverse() : list).filter((server) => runs(server, scenario))) {
         const label = `${server.label}, ${scenario}${ROUNDS > 1 ? `, round ${round + 1}` : ''}`;
         try {
           if (!running.has(server.name)) running.set(server.name, await server.start());
@@ -586,12 +657,15 @@ export async function runSipBench(log = console.log) {
             const s = await search(step, START[kind], log, (SEARCH_BUDGET_S * 1000) / searchCount);
             s.searches = searchCount;
             for (const r of s.steps) commands.add(r.command.replace(/-r \d+ /, '-r <rate> ').replace(/-l \d+ -m \d+/, '-l <min(max(2 × rate, 200), 9000)> -m <rate × step s>').replace(/stat-[^ ]+\.csv/, 'stat.csv').replace(/--rate \d+/, '--rate <rate>').replace(/-p 2818\d/, '-p <28180…28189>'));
-            searches.push({ scenario, kind, transport, round, server: server.label, serverName: server.name, ...s, limit: limitOf(s, server.cores) });
+            searches.push({ scenario, kind, transport, round, server: server.label, serverName: server.name, ...s, limit: limitOf(s, server.cores, server.name === 'kamailio-pg') });
           } finally {
             if (ctx.uas) await stopProcess(ctx.uas);
-            if (server.proc.child.exitCode !== null || server.proc.child.signalCode !== null) {
-              // A server that died is noted with its last words and started afresh for the next scenario.
-              notes.push(`${label}: the server exited during the run: ${server.proc.stderr.split('\n').filter((l) => /CRITICAL|ALERT|Error|FATAL/i.test(l)).slice(-3).join(' / ').slice(0, 600)}`);
+            const gone = (p) => p && (p.child.exitCode !== null || p.child.signalCode !== null);
+            if (gone(server.proc) || gone(server.proc.pg?.proc)) {
+              // A server that died (or its database) is noted with its last words, stopped, and started afresh for the next scenario.
+              const words = (p) => p.stderr.split('\n').filter((l) => /CRITICAL|ALERT|Error|FATAL|PANIC/i.test(l)).slice(-3).join(' / ').slice(0, 600);
+              notes.push(`${label}: the server exited during the run: ${gone(server.proc) ? words(server.proc) : `its PostgreSQL exited: ${words(server.proc.pg.proc)}`}`);
+              await server.stop(server.proc);
               running.delete(server.name);
             }
           }
@@ -602,11 +676,15 @@ export async function runSipBench(log = console.log) {
       }
     }
   } finally {
-    for (const server of list) if (running.has(server.name)) await server.stop(running.get(server.name));
+    for (const server of list) {
+      if (!running.has(server.name)) continue;
+      if (server.name === 'kamailio-pg') notes.push(await bindingWrites(running.get(server.name), searches));
+      await server.stop(running.get(server.name));
+    }
   }
   if (SCENARIOS.includes('memory-tls')) {
     for (const n of IDLE_CONNECTIONS) {
-      for (const server of list) {
+      for (const server of list.filter((server) => runs(server, 'memory-tls'))) {
         try {
           memory.push(await idleMemory(server, n, log));
         } catch (e) {
@@ -618,12 +696,16 @@ export async function runSipBench(log = console.log) {
     commands.add(`node bench/sip-client.mjs idle --port <tls port> --transport tls --connections <n>`);
   }
   const kam = list.find((s) => s.name === 'kamailio');
+  const kamPg = list.find((s) => s.name === 'kamailio-pg');
   return {
-    searches, memory, notes, commands: [...commands], kamailioCfg: kam?.cfgText ?? '',
+    searches, memory, notes, commands: [...commands], kamailioCfg: kam?.cfgText ?? '', kamailioPgCfg: kamPg?.cfgText ?? '',
     minutes: (Date.now() - t0) / 60_000,
     settings: { STEP_S, FACTOR, REFINE, MAX_RATE, USERS, START, IDLE_CONNECTIONS, WORKERS, KAMAILIO_CHILDREN, SEARCH_BUDGET_S, ROUNDS },
   };
 }
+
+/** ", of it PostgreSQL x s (y s per 1000)" for a Kamailio on PostgreSQL; '' for other servers. */
+const dbPart = (r) => (r.dbCpuS === undefined ? '' : `, of it PostgreSQL ${f(r.dbCpuS, 2)} s (${f((r.dbCpuS / r.ok) * 1000, 3)} s per 1000)`);
 
 const loadShares = (r) => ['server', 'busiestThread', 'client', 'uas', 'machine'].map((k) => f(100 * r.loadCpu[k])).join(' / ');
 
@@ -633,7 +715,7 @@ export function fmtRow(r) {
     `${JSON.stringify(r.failedBy)} in ${f(r.elapsedS, 2)} s = ${f(r.okPerS)}/s, mean response ${f(r.meanMs, 2)} ms ` +
     `(p50 ${r.p50}, p90 ${r.p90}, p99 ${r.p99}), ${r.retrans} retransmissions (${pct(r.retransShare)}), ` +
     (r.drops !== undefined ? `${r.drops} UDP receive-buffer drops (host-wide), ` : '') +
-    `server CPU ${f(r.cpuS, 2)} s (${f(r.cpuPer1000, 3)} s per 1000), ${r.client} CPU ${f(r.clientCpuS, 2)} s` +
+    `server CPU ${f(r.cpuS, 2)} s (${f(r.cpuPer1000, 3)} s per 1000)${dbPart(r)}, ${r.client} CPU ${f(r.clientCpuS, 2)} s` +
     (r.uasCpuS ? `, UAS CPU ${f(r.uasCpuS, 2)} s` : '') + `; load phase server / busiest server thread / generator / UAS / machine ${loadShares(r)} % of a core` + (r.exit !== 0 ? ` [exit ${r.exit}]` : '')
   );
 }
@@ -670,16 +752,27 @@ export function summaryTable(res) {
     const finite = values.filter(Number.isFinite);
     return rounds > 1 && finite.length > 1 ? `${shown} (median ${fmt(median(finite))})` : shown;
   };
+  const cells = (list) => (rounds > 1 ? perRound(list.map(best), (x) => f(x)) : cell(list[0]));
+  const cpus = (list) => (rounds > 1 ? perRound(list.map((s) => s?.best?.cpuPer1000 ?? NaN), (x) => f(x, 3)) : cpu(list[0]));
+  /** PostgreSQL's part of a Kamailio-on-PostgreSQL search's CPU per 1,000 at its best step (NaN without one). */
+  const dbPer1000 = (s) => (s?.best?.dbCpuS === undefined ? NaN : (s.best.dbCpuS / s.best.ok) * 1000);
   for (const scenario of Object.keys(LOADS)) {
-    const ks = Array.from({ length: rounds }, (_, i) => by(scenario, 'kamailio', i));
     const rs = Array.from({ length: rounds }, (_, i) => by(scenario, 'rtcedge', i));
-    if (!ks.some(Boolean) && !rs.some(Boolean)) continue;
-    const ratios = rs.map((r, i) => best(r) / best(ks[i]));
-    const cells = (list) => (rounds > 1 ? perRound(list.map(best), (x) => f(x)) : cell(list[0]));
-    const cpus = (list) => (rounds > 1 ? perRound(list.map((s) => s?.best?.cpuPer1000 ?? NaN), (x) => f(x, 3)) : cpu(list[0]));
-    rows.push(`| ${LOADS[scenario]} | ${cells(ks)} | ${cells(rs)} | ${perRound(ratios, (x) => f(x, 2))} | ${cpus(ks)} | ${cpus(rs)} | ${ks.map(lat).join('; ')} | ${rs.map(lat).join('; ')} |`);
-    for (let i = 0; i < rounds; i++) {
-      limits.push(`- **${LOADS[scenario]}${rounds > 1 ? `, round ${i + 1}` : ''}**: Kamailio: ${ks[i]?.limit ?? 'not run'}. rtcedge: ${rs[i]?.limit ?? 'not run'}.`);
+    // The Kamailio rows: in memory (every scenario), then written through to PostgreSQL (REGISTER scenarios),
+    // both against rtcedge's one search of the scenario and round.
+    for (const [name, load, who] of [
+      ['kamailio', LOADS[scenario], 'Kamailio'],
+      ['kamailio-pg', `${LOADS[scenario]}; Kamailio's bindings written through to PostgreSQL (usrloc db_mode 1), its CPU with PostgreSQL's`, 'Kamailio (bindings in PostgreSQL)'],
+    ]) {
+      const ks = Array.from({ length: rounds }, (_, i) => by(scenario, name, i));
+      if (name === 'kamailio-pg' && !ks.some(Boolean)) continue;
+      if (!ks.some(Boolean) && !rs.some(Boolean)) continue;
+      const ratios = rs.map((r, i) => best(r) / best(ks[i]));
+      const kCpu = name === 'kamailio-pg' ? `${cpus(ks)} (PostgreSQL ${perRound(ks.map(dbPer1000), (x) => f(x, 3))})` : cpus(ks);
+      rows.push(`| ${load} | ${cells(ks)} | ${cells(rs)} | ${perRound(ratios, (x) => f(x, 2))} | ${kCpu} | ${cpus(rs)} | ${ks.map(lat).join('; ')} | ${rs.map(lat).join('; ')} |`);
+      for (let i = 0; i < rounds; i++) {
+        limits.push(`- **${load}${rounds > 1 ? `, round ${i + 1}` : ''}**: ${who}: ${ks[i]?.limit ?? 'not run'}. rtcedge: ${rs[i]?.limit ?? 'not run'}.`);
+      }
     }
   }
   for (const n of IDLE_CONNECTIONS) {
@@ -710,7 +803,7 @@ export function stepsTable(res) {
   const lines = res.searches.flatMap((s) =>
     s.steps.map(
       (r) =>
-        `| ${r.server} | ${s.scenario}${(res.settings.ROUNDS ?? 1) > 1 ? `, round ${(s.round ?? 0) + 1}` : ''} | ${r.rate} | ${r.ok} / ${r.calls} | ${Object.entries(r.failedBy).map(([k, v]) => `${k} ${v}`).join(', ')} | ${f(r.elapsedS, 2)} | ${f(r.okPerS)} | ${f(r.meanMs, 2)} | ${r.p50} / ${r.p90} / ${r.p99} | ${r.retrans} (${pct(r.retransShare)}) | ${f(r.cpuS, 2)} | ${f(r.cpuPer1000, 3)} | ${f(r.clientCpuS, 2)} | ${r.uasCpuS ? f(r.uasCpuS, 2) : ''} | ${loadShares(r)} | ${r.pass ? 'yes' : 'no'} |`,
+        `| ${r.server} | ${s.scenario}${(res.settings.ROUNDS ?? 1) > 1 ? `, round ${(s.round ?? 0) + 1}` : ''} | ${r.rate} | ${r.ok} / ${r.calls} | ${Object.entries(r.failedBy).map(([k, v]) => `${k} ${v}`).join(', ')} | ${f(r.elapsedS, 2)} | ${f(r.okPerS)} | ${f(r.meanMs, 2)} | ${r.p50} / ${r.p90} / ${r.p99} | ${r.retrans} (${pct(r.retransShare)}) | ${f(r.cpuS, 2)}${r.dbCpuS === undefined ? '' : ` (PostgreSQL ${f(r.dbCpuS, 2)})`} | ${f(r.cpuPer1000, 3)} | ${f(r.clientCpuS, 2)} | ${r.uasCpuS ? f(r.uasCpuS, 2) : ''} | ${loadShares(r)} | ${r.pass ? 'yes' : 'no'} |`,
     ),
   );
   return [head, ...lines].join('\n');
@@ -728,13 +821,23 @@ during the load phases (the last column of the step table), so these figures are
 `;
 }
 
+/**
+ * The lines of configuration `b` (text) that are not in `a`, in b's order, then ports aside; `b` whole when
+ * `a` is empty (Kamailio in memory not run).
+ */
+function cfgDiff(a, b) {
+  if (!a) return b.trim();
+  const have = new Set(a.split('\n'));
+  return b.split('\n').filter((l) => !have.has(l) && !/^listen=/.test(l)).join('\n');
+}
+
 /** The SIP section of bench/RESULTS.md. */
 export function sipSection(res, when) {
   const s = res.settings;
   return `## SIP: rtcedge against Kamailio (SIPp and bench/sip-client.mjs)
 
 Run ${when} by \`node bench/run.mjs sip\` (bench/sip.mjs), ${f(res.minutes, 1)} minutes. Each server is searched
-for its highest passing rate, ${(s.ROUNDS ?? 1) > 1 ? `${s.ROUNDS} times per scenario (SIP_BENCH_ROUNDS), rtcedge then Kamailio in the first round and the other way round in the next, alternating; the table gives each round's figures in order, their ratio within the round and the medians` : 'rtcedge then Kamailio per scenario'}. A step runs ${s.STEP_S} s of load; the rate starts at
+for its highest passing rate, ${(s.ROUNDS ?? 1) > 1 ? `${s.ROUNDS} times per scenario (SIP_BENCH_ROUNDS), rtcedge then Kamailio (in memory, then on PostgreSQL) in the first round and the other way round in the next, alternating; the table gives each round's figures in order, their ratio within the round and the medians` : 'rtcedge then Kamailio (in memory, then on PostgreSQL) per scenario'}. A step runs ${s.STEP_S} s of load; the rate starts at
 ${s.START.register} REGISTER/s or ${s.START.call} calls/s, is multiplied by ${s.FACTOR} until a step fails (divided while the first
 fails), then ${s.REFINE} bisection steps between the last pass and the first failure; each search starts no new step past
 its equal share of ${s.SEARCH_BUDGET_S} s. A step **passes** with < 1 % failed
@@ -758,7 +861,8 @@ KAMAILIO_CHILDREN; see the head of bench/sip.mjs).
   (1 ms clock). For TLS: measured by bench/sip-client.mjs per request (µs clock). Both are seen from the
   client on the same machine, so they include the client's own queueing.
 - CPU s per 1,000 operations: utime+stime of the server's process tree during the highest passing step,
-  per 1,000 successful registrations or calls. Load generator CPU: SIPp's (or the Node client's) utime+stime.
+  per 1,000 successful registrations or calls (Kamailio on PostgreSQL: Kamailio's and the PostgreSQL cluster's
+  process trees, PostgreSQL's part in brackets; "other processes" in the lines on what limits a row exclude both). Load generator CPU: SIPp's (or the Node client's) utime+stime.
 - Memory: a fresh server, ${s.IDLE_CONNECTIONS.join(' and ')} TLS connections opened 50 at a time, each REGISTERing
   its own user over its connection, then idle 3 s; (PSS after − PSS before) / connections, PSS summed over the
   server's process tree from /proc/<pid>/smaps_rollup. Kamailio: also \`kamcmd core.shmmem\` real_used.
@@ -766,6 +870,16 @@ KAMAILIO_CHILDREN; see the head of bench/sip.mjs).
   TLS connections tcp_children=1: Debian's 5.6.3 with OpenSSL 3 corrupts its shared memory and crashes when several
   TLS workers take handshakes at once (kamailio/kamailio#3791, fixed by tls_threads_mode in later versions).
   rtcedge: ${res.notes.some((n) => n.includes('sip.workers')) ? 'one worker (this build has no sip.workers)' : `sip.workers ${s.WORKERS}`}, users in SQLite, bindings persisted.
+- Two Kamailio configurations for REGISTER, because rtcedge's binding is durable before its 200 (committed to
+  SQLite in WAL mode with synchronous=NORMAL: written to the OS at commit, so it survives a crash of the
+  process, not a power loss) and Kamailio's usrloc with db_mode 0 keeps bindings in shared memory only:
+  **Kamailio** (db_mode 0, every scenario, the figures comparable with earlier runs) and **Kamailio, bindings
+  written through to PostgreSQL** (usrloc db_mode 1, write-through: save() writes the binding to the
+  \`location\` table before the 200 is sent; db_postgres on a PostgreSQL ${pgVersion()} cluster the bench starts,
+  fsync=off and synchronous_commit=on, so a commit write()s its WAL to the OS without fsync, as rtcedge's
+  SQLite; REGISTER scenarios only, as calls read bindings from memory in both modes). Its rows reuse rtcedge's
+  search of the same scenario and round. \`node bench/kamailio-writes.mjs\` checks that it writes each binding
+  and sends the 200 only after the write.
 
 ${busyNote(res)}${summaryTable(res)}
 
@@ -786,7 +900,15 @@ ${res.kamailioCfg.trim()}
 \`\`\`
 
 </details>
-`;
+${res.kamailioPgCfg ? `
+<details><summary>Kamailio configuration with bindings written through to PostgreSQL (the lines that differ)</summary>
+
+\`\`\`
+${cfgDiff(res.kamailioCfg, res.kamailioPgCfg)}
+\`\`\`
+
+</details>
+` : ''}`;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
