@@ -3,7 +3,7 @@
 // fsync=off and synchronous_commit=on (a commit write()s its WAL to the OS before it returns and does not
 // fsync it: durable across a crash of the process, not a power loss, as rtcedge's SQLite WAL with
 // synchronous=NORMAL), trust authentication, every other setting PostgreSQL's default.
-import { chownSync, readdirSync, readFileSync, existsSync } from 'node:fs';
+import { chownSync, readdirSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { execFileSync } from 'node:child_process';
@@ -108,7 +108,8 @@ export async function startPostgres({ db = 'bench', schema = [], settings = {} }
 
 /**
  * Stops the cluster we started: SIGINT to the postmaster (PostgreSQL's fast shutdown), SIGKILL after
- * 10 s; then waits (5 s at most) for runuser, its parent, to exit. The temp dir stays (its log is stderr).
+ * 10 s; then waits (5 s at most) for runuser, its parent, to exit, and removes the temp dir (a cluster is
+ * about 45 MB; its log went to stderr, kept in `pg.proc.stderr`).
  */
 export async function stopPostgres(pg) {
   if (!pg) return;
@@ -122,4 +123,5 @@ export async function stopPostgres(pg) {
   if (pg.proc.child.exitCode === null && pg.proc.child.signalCode === null) {
     await Promise.race([pg.proc.exited, sleep(5000)]);
   }
+  if (pg.proc.child.exitCode !== null || pg.proc.child.signalCode !== null) rmSync(pg.dir, { recursive: true, force: true });
 }
