@@ -13,8 +13,8 @@ export class AddressSetError extends Error {
   }
 }
 
-/** Most addresses whose answer {@link AddressSet.has} remembers. */
-const MEMO_ENTRIES = 1024;
+/** Most addresses whose answer {@link AddressSet.has} remembers (the memo is emptied when it holds this many). */
+export const MEMO_ENTRIES = 1024;
 
 /** Matches addresses against a list of addresses and prefixes. IPv4-mapped IPv6 addresses match as IPv4. */
 export class AddressSet {
@@ -30,6 +30,11 @@ export class AddressSet {
       if (e instanceof CidrError) throw new AddressSetError(e.entry);
       throw e;
     }
+  }
+
+  /** Addresses whose answer is remembered now, 0 ≤ n ≤ {@link MEMO_ENTRIES}. */
+  get memoSize(): number {
+    return this.memo.size;
   }
 
   /** True when no entry was given. */

@@ -31,6 +31,13 @@ import { ownerOf, SECURITY_CHANNELS, type WorkerPeers } from './worker-peers.js'
 /** How long a worker waits for the user's owner to say whether an address is known, ms. */
 export const USER_KNOWS_TIMEOUT_MS = 250;
 
+/** Most users whose known addresses are remembered; past it the user remembered longest ago is forgotten. */
+export const MAX_KNOWN_USERS = 100_000;
+/** Most user locks heard from other workers; past it the oldest lock is forgotten. */
+export const MAX_USER_LOCKS = 100_000;
+/** Addresses remembered per user when `knownAddressesPerUser` is not given. */
+export const DEFAULT_KNOWN_ADDRESSES_PER_USER = 8;
+
 /** Options of {@link AuthFailureGuard}. Counts of 0 turn that check off. */
 export interface AuthFailureOptions {
   bans: BanList;
@@ -44,7 +51,7 @@ export interface AuthFailureOptions {
   /** Ban length, s. */
   banSeconds: number;
   logger: Logger;
-  /** Addresses remembered per user as known good (most recent kept); default 8. */
+  /** Addresses remembered per user as known good (most recent kept); default {@link DEFAULT_KNOWN_ADDRESSES_PER_USER}. */
   knownAddressesPerUser?: number;
   /** Clock, ms since the epoch; Date.now by default. */
   nowMs?: () => number;
@@ -139,6 +146,11 @@ export class AuthFailureGuard {
     if (owner !== undefined) this.peers!.send(owner, SECURITY_CHANNELS.userSuccess, { user: username, address });
   }
 
+  /** Entries held now: users with known addresses (≤ {@link MAX_KNOWN_USERS}) and locks heard from other workers (≤ {@link MAX_USER_LOCKS}). */
+  get sizes(): { knownUsers: number; locks: number } {
+    return { knownUsers: this.known.size, locks: this.locks.size };
+  }
+
   /** The user's owner when it is another worker; undefined when the count is kept here. */
   private ownerOfUser(username: string): number | undefined {
     if (!this.peers) return undefined;
@@ -165,10 +177,10 @@ export class AuthFailureGuard {
 
   /** Add `address` to the user's known addresses; true when it was not the most recent one already. */
   private remember(username: string, address: string): boolean {
-    const max = this.opts.knownAddressesPerUser ?? 8;
+    const max = this.opts.knownAddressesPerUser ?? DEFAULT_KNOWN_ADDRESSES_PER_USER;
     let list = this.known.get(username);
     if (!list) {
-      if (this.known.size >= 100_000) {
+      if (this.known.size >= MAX_KNOWN_USERS) {
         const first = this.known.keys().next();
         if (!first.done) this.known.delete(first.value);
       }
@@ -205,7 +217,7 @@ export class AuthFailureGuard {
     peers.on(SECURITY_CHANNELS.userLocked, (_from, p) => {
       const v = p as { user?: unknown; untilMs?: unknown } | null;
       if (!v || typeof v.user !== 'string' || typeof v.untilMs !== 'number') return;
-      if (!this.locks.has(v.user) && this.locks.size >= 100_000) {
+      if (!this.locks.has(v.user) && this.locks.size >= MAX_USER_LOCKS) {
         const first = this.locks.keys().next();
         if (!first.done) this.locks.delete(first.value);
       }

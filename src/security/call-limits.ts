@@ -30,7 +30,7 @@ import { ownerOf, SECURITY_CHANNELS, type WorkerPeers } from './worker-peers.js'
 /** How long the worker of an INVITE waits for the user's owner to admit the call, ms. */
 export const CALL_ADMIT_TIMEOUT_MS = 500;
 /** Calls admitted through another worker remembered at most (each until it ends or `maxCallSeconds`). */
-const MAX_ROUTED_CALLS = 100_000;
+export const MAX_ROUTED_CALLS = 100_000;
 
 /** Options of {@link CallLimits}. Limits of 0 are off. */
 export interface CallLimitsOptions {
@@ -219,6 +219,11 @@ export class CallLimits {
       this.routed.delete(oldest.value[0]);
     }
     this.routed.set(callId, call);
+  }
+
+  /** Calls admitted through another worker and not yet ended, 0 ≤ n ≤ {@link MAX_ROUTED_CALLS}. */
+  get routedCalls(): number {
+    return this.routed.size;
   }
 
   /** Active calls of `user`. */

@@ -1,6 +1,6 @@
 /** Exempt addresses and CIDR prefixes (security/address-set.ts). */
 import { describe, expect, it } from 'vitest';
-import { AddressSet, AddressSetError } from '../../src/security/address-set.js';
+import { AddressSet, AddressSetError, MEMO_ENTRIES } from '../../src/security/address-set.js';
 
 describe('AddressSet', () => {
   it('matches addresses and prefixes of both families, IPv4-mapped as IPv4', () => {
@@ -19,5 +19,21 @@ describe('AddressSet', () => {
     expect(new AddressSet([]).has('127.0.0.1')).toBe(false);
     expect(() => new AddressSet(['10.0.0.0/33'])).toThrow(AddressSetError);
     expect(() => new AddressSet(['example.test'])).toThrow(AddressSetError);
+  });
+
+  it('remembers the answers of at most MEMO_ENTRIES addresses, emptied when full; answers stay right past the bound', () => {
+    const s = new AddressSet(['10.0.0.0/16']);
+    let most = 0;
+    for (let i = 0; i < 3 * MEMO_ENTRIES; i++) {
+      const inside = i % 2 === 0;
+      const address = inside ? `10.0.${(i >> 8) & 0xff}.${i & 0xff}` : `10.1.${(i >> 8) & 0xff}.${i & 0xff}`;
+      expect(s.has(address)).toBe(inside);
+      most = Math.max(most, s.memoSize);
+      if (i === MEMO_ENTRIES - 1) expect(s.memoSize).toBe(MEMO_ENTRIES);
+      if (i === MEMO_ENTRIES) expect(s.memoSize).toBe(1); // emptied, then the new answer kept
+    }
+    expect(most).toBe(MEMO_ENTRIES);
+    expect(s.has('10.0.0.0')).toBe(true);
+    expect(s.has('192.0.2.1')).toBe(false);
   });
 });

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CallLimits } from '../../src/security/call-limits.js';
+import { CallLimits, MAX_ROUTED_CALLS, type CallTransaction } from '../../src/security/call-limits.js';
+import { ownerOf, SECURITY_CHANNELS } from '../../src/security/worker-peers.js';
+import { recordingPeers } from '../helpers/recording-peers.js';
 import { silentLogger } from '../../src/log.js';
 import { getHeader, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.js';
 import { createResponse } from '../../src/sip/response.js';
@@ -45,6 +47,39 @@ describe('CallLimits', () => {
     expect(limits.admit('alice', 'k3')).toBeUndefined();
     nowMs.t = 100_000;
     expect(limits.admit('alice', 'k4')).toBeUndefined();
+  });
+});
+
+describe('CallLimits: calls admitted through another worker (docs/LIMITS.md)', () => {
+  it('remembers at most MAX_ROUTED_CALLS of them: the oldest is forgotten, and its BYE then tells the owner nothing', async () => {
+    const peers = recordingPeers(0, 2);
+    const limits = new CallLimits({ maxConcurrent: 1, maxPerMinute: 0, logger: silentLogger, peers });
+    let user = 'carol';
+    for (let i = 0; ownerOf(user, 2) !== 1; i++) user = `carol${i}`;
+    const invite = (callId: string): CallTransaction => ({
+      request: { kind: 'request', method: 'INVITE', uri: 'sip:b@x', headers: [{ name: 'Call-ID', value: callId }], body: Buffer.alloc(0) } as never,
+      respond: () => {},
+    });
+    const bye = (callId: string) => ({ kind: 'request', method: 'BYE', uri: 'sip:x', headers: [{ name: 'Call-ID', value: callId }], body: Buffer.alloc(0) }) as unknown as SipMessage;
+    let most = 0;
+    let refused = 0;
+    for (let i = 0; i <= MAX_ROUTED_CALLS; i++) {
+      if ((await limits.admitTransaction(user, invite(`r${i}`))) !== undefined) refused++;
+      most = Math.max(most, limits.routedCalls);
+    }
+    expect(refused).toBe(0);
+    expect(most).toBe(MAX_ROUTED_CALLS);
+    const ends = () => peers.sent.filter(([, channel]) => channel === SECURITY_CHANNELS.callEnd).map(([to, , p]) => [to, (p as { callId: string }).callId]);
+    limits.observe(bye('r0'));
+    expect(ends()).toEqual([]);
+    limits.observe(bye('r1'));
+    limits.observe(bye(`r${MAX_ROUTED_CALLS}`));
+    expect(ends()).toEqual([[1, 'r1'], [1, `r${MAX_ROUTED_CALLS}`]]);
+    expect(limits.routedCalls).toBe(MAX_ROUTED_CALLS - 2);
+    // Still admitting (the owner's answer decides): a refusal is passed on, nothing remembered for it.
+    peers.answer = () => ({ status: 486, reason: 'Busy Here: concurrent call limit', headers: [] });
+    expect((await limits.admitTransaction(user, invite('refused')))?.status).toBe(486);
+    expect(limits.routedCalls).toBe(MAX_ROUTED_CALLS - 2);
   });
 });
 
