@@ -36,8 +36,8 @@ const CHUNK_BYTES = 256 * 1024;
  * touched); under a steady load chunks empty at the rate new ones are needed, so a few spares serve them all.
  */
 export const SPARE_CHUNKS = 4;
-/** Most distinct destination addresses interned (beyond it, strings are kept per entry). */
-const MAX_INTERNED = 4096;
+/** Most distinct destination addresses interned; the table is emptied when it holds this many and one more comes. */
+export const MAX_INTERNED = 4096;
 
 /** ES2024's resizable ArrayBuffer constructor (Node 20), which the project's ES2022 lib does not declare. */
 const ResizableArrayBuffer = ArrayBuffer as unknown as new (byteLength: number, options: { maxByteLength: number }) => ArrayBuffer;
@@ -149,6 +149,11 @@ export class CompletedResponses {
   /** Bytes of emptied chunks kept for reuse (at most {@link SPARE_CHUNKS} chunks; none once the log emptied). */
   get spareBytes(): number {
     return this.spare.length * CHUNK_BYTES;
+  }
+
+  /** Destination address strings interned now, 0 ≤ n ≤ {@link MAX_INTERNED}. */
+  get internedAddresses(): number {
+    return this.interned.size;
   }
 
   /** Entries the ring has room for before it doubles (shrinks back when emptied). */

@@ -51,6 +51,11 @@ export function chooseUdpSend(requested: 'native' | 'dgram' | undefined): { addo
 /** IP text → its sockaddr with port 0 (null: not an IP literal, sent by dgram after a lookup). Shared by every socket. */
 const sockaddrs = new Map<string, Buffer | null>();
 
+/** Destination addresses whose sockaddr is kept now, 0 ≤ n ≤ {@link SOCKADDR_CACHE_ENTRIES}. */
+export function sockaddrCacheSize(): number {
+  return sockaddrs.size;
+}
+
 function sockaddrOf(addon: UdpSendAddon, address: string): Buffer | null {
   let sa = sockaddrs.get(address);
   if (sa === undefined) {

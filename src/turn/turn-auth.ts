@@ -23,7 +23,7 @@ import { TurnError } from './turn-error.js';
 export const NONCE_COOKIE = 'obMatJos2wAAA';
 
 /** USERHASH values learnt from logins by name (REST API names, users the store cannot hash), at most. */
-const LEARNT_USERHASHES_MAX = 10_000;
+export const LEARNT_USERHASHES_MAX = 10_000;
 
 /**
  * Long-term key of a user (RFC 8489 §9.2.2): for 'MD5' (the default when
@@ -73,6 +73,11 @@ export class TurnAuthenticator {
     this.algorithms = opts.passwordAlgorithms ?? ['MD5'];
     if (this.algorithms.length === 0) throw new RangeError('passwordAlgorithms must not be empty');
     this.securityFeatures = this.algorithms.some((a) => a !== 'MD5');
+  }
+
+  /** USERHASH values learnt now, 0 ≤ n ≤ {@link LEARNT_USERHASHES_MAX}. */
+  get learntUserhashes(): number {
+    return this.learnt.size;
   }
 
   /** REALM, a fresh NONCE bound to the client address and PASSWORD-ALGORITHMS (when offered) for a 401/438 challenge. */

@@ -5,7 +5,7 @@
  * are handled.
  */
 import { describe, expect, it } from 'vitest';
-import { CompletedResponses, completedKeyHash, SPARE_CHUNKS } from '../../src/transaction/completed-responses.js';
+import { CompletedResponses, completedKeyHash, MAX_INTERNED, SPARE_CHUNKS } from '../../src/transaction/completed-responses.js';
 
 const dest = (port: number) => ({ transport: 'udp' as const, address: '127.0.0.1', port });
 const wire = (i: number, size = 400) => Buffer.from(`SIP/2.0 200 OK\r\nCSeq: ${i} REGISTER\r\n`.padEnd(size, 'x'));
@@ -249,6 +249,30 @@ describe('CompletedResponses keys whose hashes collide', () => {
       c.expire(30);
       expect(c.size).toBe(0);
       expect(c.has(a)).toBe(false);
+    } finally {
+      c.clear();
+    }
+  });
+
+  it('interns at most MAX_INTERNED destination addresses, emptied when full; every destination still comes back exactly', () => {
+    const c = new CompletedResponses();
+    try {
+      const address = (i: number) => `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}`;
+      const n = 2 * MAX_INTERNED + 10;
+      let most = 0;
+      for (let i = 0; i < n; i++) {
+        c.add(`k${i}`, wire(i, 100), { transport: 'udp', address: address(i), port: 5060 }, 1000);
+        most = Math.max(most, c.internedAddresses);
+        if (i === MAX_INTERNED - 1) expect(c.internedAddresses).toBe(MAX_INTERNED);
+        if (i === MAX_INTERNED) expect(c.internedAddresses).toBe(1); // emptied, then the new address interned
+      }
+      expect(most).toBe(MAX_INTERNED);
+      // An address seen again takes no more room.
+      const before = c.internedAddresses;
+      c.add('again', wire(0, 100), { transport: 'udp', address: address(n - 1), port: 5060 }, 1000);
+      expect(c.internedAddresses).toBe(before);
+      for (const i of [0, MAX_INTERNED - 1, MAX_INTERNED, n - 1]) expect(c.get(`k${i}`)!.dest).toEqual({ transport: 'udp', address: address(i), port: 5060 });
+      expect(c.size).toBe(n + 1);
     } finally {
       c.clear();
     }

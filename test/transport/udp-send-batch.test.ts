@@ -11,7 +11,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { DEFAULT_LIMITS } from '../../src/sip/parser.js';
 import { TransportLayer } from '../../src/transport/transport-layer.js';
-import { chooseUdpSend, udpDescriptorOf, UDP_BATCH_DATAGRAMS, type UdpSendAddon } from '../../src/transport/udp-send-batch.js';
+import { chooseUdpSend, SOCKADDR_CACHE_ENTRIES, sockaddrCacheSize, udpDescriptorOf, UDP_BATCH_DATAGRAMS, UdpSendBatch, type UdpSendAddon } from '../../src/transport/udp-send-batch.js';
 import { until } from './harness.js';
 
 let layer: TransportLayer | undefined;
@@ -133,5 +133,40 @@ describe('batched UDP sends (sendmmsg)', () => {
     // A descriptor that is not open stops the batch at once: the caller sends the rest itself.
     expect(addon.sendBatch(1 << 20, datagrams, sockaddrs, ports, 3, errors)).toBe(0);
     expect(() => addon.sendBatch(fd, datagrams, [Buffer.alloc(3)], ports, 1, errors)).toThrow(TypeError);
+  });
+});
+
+describe('the sockaddr cache (docs/LIMITS.md)', () => {
+  test('holds at most SOCKADDR_CACHE_ENTRIES destinations, emptied when full; each datagram still gets its own address', async () => {
+    // An addon whose sockaddr is the address text, so what sendBatch receives shows which address each datagram got.
+    let lookups = 0;
+    const sent: string[] = [];
+    const addon: UdpSendAddon = {
+      sockaddrFor: (ip) => (lookups++, Buffer.from(ip)),
+      sendBatch: (_fd, datagrams, sockaddrs, ports, count) => {
+        for (let i = 0; i < count; i++) sent.push(`${sockaddrs[i]!.toString()}:${ports[i]} ${datagrams[i]!.toString()}`);
+        return count;
+      },
+    };
+    const socket = dgram.createSocket('udp4');
+    cleanups.push(() => socket.close());
+    const batch = new UdpSendBatch(socket, 1_000_000, addon, () => {});
+    const address = (i: number) => `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}`;
+    const n = 2 * SOCKADDR_CACHE_ENTRIES + 10;
+    let most = 0;
+    for (let i = 0; i < n; i++) {
+      batch.send(Buffer.from(`d${i}`), 5060, address(i));
+      batch.send(Buffer.from(`e${i}`), 5062, address(i)); // the same destination again: from the cache
+      most = Math.max(most, sockaddrCacheSize());
+    }
+    batch.flush();
+    expect(most).toBe(SOCKADDR_CACHE_ENTRIES);
+    expect(sockaddrCacheSize()).toBeLessThanOrEqual(SOCKADDR_CACHE_ENTRIES);
+    expect(lookups).toBe(n);
+    expect(sent.length).toBe(2 * n);
+    for (const i of [0, SOCKADDR_CACHE_ENTRIES - 1, SOCKADDR_CACHE_ENTRIES, n - 1]) {
+      expect(sent[2 * i]).toBe(`${address(i)}:5060 d${i}`);
+      expect(sent[2 * i + 1]).toBe(`${address(i)}:5062 e${i}`);
+    }
   });
 });
