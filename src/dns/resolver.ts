@@ -146,6 +146,11 @@ export class DnsResolver implements DnsLookup {
     }) as Promise<AddressRecord[]>;
   }
 
+  /** Distinct queries awaiting an answer now, 0 ≤ n ≤ {@link MAX_LOOKUPS_IN_FLIGHT}. */
+  get lookupsInFlight(): number {
+    return this.inFlight.size;
+  }
+
   /** Cancels queries in flight (they reject) and empties the cache. */
   close(): void {
     this.resolver.cancel();
