@@ -68,8 +68,8 @@ interface CachedUser {
   expires: number;
 }
 
-/** Most cached results kept; the oldest are dropped beyond it. */
-const MAX_CACHE = 10_000;
+/** Most cached results kept, and most USERHASH values known; the oldest are dropped beyond it. */
+export const MAX_CACHED_USERS = 10_000;
 /**
  * Most searches in flight (distinct users); one more is refused as
  * unavailable (503 with Retry-After) instead of queueing. TURN requests with
@@ -124,6 +124,11 @@ export class LdapDirectory implements UserSource {
    */
   async lookupUserhash(hash: Buffer, realm: string): Promise<string | undefined> {
     return this.userhashes.get(`${hash.toString('hex')}\0${realm.toLowerCase()}`);
+  }
+
+  /** Entries held now: cached lookup results and known USERHASH values, each ≤ {@link MAX_CACHED_USERS}. */
+  get sizes(): { cache: number; userhashes: number } {
+    return { cache: this.cache.size, userhashes: this.userhashes.size };
   }
 
   /** Unbind and forget the cache. Later lookups throw UserSourceUnavailableError. */
@@ -195,11 +200,11 @@ export class LdapDirectory implements UserSource {
       const k = `${userhash(username, realm).toString('hex')}\0${realm}`;
       this.userhashes.delete(k);
       this.userhashes.set(k, username);
-      if (this.userhashes.size > MAX_CACHE) this.userhashes.delete(this.userhashes.keys().next().value!);
+      if (this.userhashes.size > MAX_CACHED_USERS) this.userhashes.delete(this.userhashes.keys().next().value!);
     }
     if (this.opts.cacheTtl > 0) {
       this.cache.set(`${username}\0${realm}`, user);
-      if (this.cache.size > MAX_CACHE) {
+      if (this.cache.size > MAX_CACHED_USERS) {
         const oldest = this.cache.keys().next().value;
         if (oldest !== undefined) this.cache.delete(oldest);
       }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { computeHA1 } from '../../src/auth/digest.js';
-import { LdapDirectory, type LdapClientLike, MAX_LOOKUPS_IN_FLIGHT } from '../../src/directory/ldap-directory.js';
+import { LdapDirectory, type LdapClientLike, MAX_CACHED_USERS, MAX_LOOKUPS_IN_FLIGHT } from '../../src/directory/ldap-directory.js';
 import { escapeFilterValue, fillFilter } from '../../src/directory/ldap-filter.js';
 import { silentLogger } from '../../src/log.js';
 import { userhash } from '../../src/stun/stun-integrity.js';
@@ -136,6 +136,34 @@ describe('LdapDirectory', () => {
     clock.t += 60_001;
     await dir.lookupHa1('alice', REALM, 'MD5');
     expect(state.searches).toHaveLength(3);
+  });
+
+  it(`keeps at most ${MAX_CACHED_USERS} cached users and USERHASH values, the oldest dropped (asked again, unknown by hash)`, async () => {
+    const n = MAX_CACHED_USERS + 1;
+    const entries: Record<string, Entry[]> = {};
+    for (let i = 0; i < n; i++) entries[`u${i}`] = [{ dn: `uid=u${i}`, SIPIdentityPassword: `pw${i}` }];
+    const { dir, state } = directory(entries);
+    let most = { cache: 0, userhashes: 0 };
+    let unknown = 0;
+    for (let i = 0; i < n; i++) {
+      if (!(await dir.userExists(`u${i}`, REALM))) unknown++;
+      const s = dir.sizes;
+      most = { cache: Math.max(most.cache, s.cache), userhashes: Math.max(most.userhashes, s.userhashes) };
+    }
+    expect(unknown).toBe(0);
+    expect(most).toEqual({ cache: MAX_CACHED_USERS, userhashes: MAX_CACHED_USERS });
+    expect(state.searches.length).toBe(n);
+    // The oldest user is known by hash no more; the next one and the newest are.
+    expect(await dir.lookupUserhash(userhash('u0', REALM), REALM)).toBeUndefined();
+    expect(await dir.lookupUserhash(userhash('u1', REALM), REALM)).toBe('u1');
+    expect(await dir.lookupUserhash(userhash(`u${n - 1}`, REALM), REALM)).toBe(`u${n - 1}`);
+    // The newest is answered from the cache; the oldest is searched again (and still found).
+    expect(await dir.lookupHa1(`u${n - 1}`, REALM, 'MD5')).toBe(computeHA1('MD5', `u${n - 1}`, REALM, `pw${n - 1}`));
+    expect(state.searches.length).toBe(n);
+    expect(await dir.lookupHa1('u0', REALM, 'MD5')).toBe(computeHA1('MD5', 'u0', REALM, 'pw0'));
+    expect(state.searches.slice(n)).toEqual(['(uid=u0)']);
+    expect(dir.sizes).toEqual({ cache: MAX_CACHED_USERS, userhashes: MAX_CACHED_USERS });
+    expect(await dir.lookupUserhash(userhash('u0', REALM), REALM)).toBe('u0');
   });
 
   it('concurrent lookups of one user share one search', async () => {
