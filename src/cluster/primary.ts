@@ -29,6 +29,7 @@ import type { TurnServer } from '../turn/index.js';
 import type { BoundListener } from '../transport/types.js';
 import { createReloader, loadTlsMaterial, logReady, openStoreOf, sharedTurnSecrets, startTurn, type RunningServer } from '../server.js';
 import type { FromWorker, ToWorker } from './ipc.js';
+import { WorkerQuestions, type WorkerReply } from './worker-questions.js';
 import { createPrimaryMetrics, type WorkerAnswer, type WorkerControl } from '../admin/cluster-metrics.js';
 
 /** Options of {@link startCluster}. */
@@ -67,8 +68,6 @@ const HEALTHY_AFTER_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
 /** How long the primary waits for the workers' answer to a binding change or a reload, ms. */
 const ANSWER_TIMEOUT_MS = 5000;
-/** Questions to the workers waiting for an answer at once; beyond, a question gets no answer (undefined). */
-const MAX_PENDING_ASKS = 10_000;
 
 interface Slot {
   index: number;
@@ -109,32 +108,15 @@ export async function startCluster(config: Config, logger: Logger, opts: Cluster
   // One SO_REUSEPORT socket per worker and UDP listener, bound here in worker order and kept for restarts.
   const steering = startUdpSteering(config.sip.udp_steering, opts.workers, config.sip.listen, logger);
   const slots: Slot[] = Array.from({ length: opts.workers }, (_, index) => ({ index, worker: undefined, startedAtMs: 0, failures: 0 }));
-  const pending = new Map<number, (m: Extract<FromWorker, { type: 'reply' }> | undefined) => void>();
-  let nextId = 1;
+  const questions = new WorkerQuestions();
   let stopping = false;
   let running = config;
   let sip: string[] = [];
 
-  const ask = (slot: Slot, build: (id: number) => ToWorker, timeoutMs: number): Promise<Extract<FromWorker, { type: 'reply' }> | undefined> => {
-    const w = slot.worker;
-    if (!w || !w.isConnected() || pending.size >= MAX_PENDING_ASKS) return Promise.resolve(undefined);
-    const id = nextId++;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        pending.delete(id);
-        resolve(undefined);
-      }, timeoutMs);
-      pending.set(id, (m) => {
-        clearTimeout(timer);
-        pending.delete(id);
-        resolve(m);
-      });
-      w.send(build(id));
-    });
-  };
+  const ask = (slot: Slot, build: (id: number) => ToWorker, timeoutMs: number): Promise<WorkerReply | undefined> => questions.ask(slot.worker, build, timeoutMs);
 
   const onMessage = (slot: Slot, m: FromWorker): void => {
-    if (m.type === 'reply') pending.get(m.id)?.(m);
+    if (m.type === 'reply') questions.answer(m);
     else if (m.type === 'ready') {
       sip = m.sip;
       if (slot.failures > 0) log.info({ worker: slot.index, pid: slot.worker?.process.pid }, 'sip worker restarted');
