@@ -8,7 +8,7 @@ import { loadOrCreateSecret } from './config/secret.js';
 import { tempGruuKey } from './registrar/gruu.js';
 import { prepareDataDir } from './config/data-dir.js';
 import { planReload } from './config/reload-plan.js';
-import { openStore, RedisAbuseChannel, RedisBindingTracking, RedisCallCounter, RedisStore, redisUserSource, StoreError, startWalCheckpointer, WAL_FALLBACK_PAGES } from './store/index.js';
+import { KnownSharedBans, openStore, RedisAbuseChannel, RedisBindingTracking, RedisCallCounter, RedisStore, SharedCallOwners, redisUserSource, StoreError, startWalCheckpointer, WAL_FALLBACK_PAGES } from './store/index.js';
 import { getHeader, type SipMessage } from './sip/message.js';
 import type { ServerTransaction } from './transaction/server-transaction.js';
 import type { CallRefusal } from './security/call-limits.js';
@@ -447,9 +447,6 @@ function createSecurityLayer(config: Config, logger: Logger, destroyFlow: (flowI
 
 type Security = ReturnType<typeof createSecurity>;
 
-/** Calls whose end the node follows for the limits counted across nodes, at most (oldest forgotten first). */
-const MAX_SHARED_CALLS = 100_000;
-
 /**
  * Call admission (`sip.security.calls`): the node's own limits
  * (security/call-limits.ts), then, with the Redis store, the same limits
@@ -464,12 +461,10 @@ function callAdmission(config: Config, store: SqliteStore | RedisStore, security
   if (!(store instanceof RedisStore) || security.calls.off) return { admit: local, observe: (_msg: SipMessage) => {} };
   const limits = config.sip.security.calls;
   const counter = new RedisCallCounter(store, { maxConcurrent: limits.max_concurrent_per_user, maxPerMinute: limits.max_attempts_per_minute, maxCallSeconds: limits.max_call_seconds }, logger);
-  const owners = new Map<string, string>();
+  const owners = new SharedCallOwners();
   const end = (callId: string): void => {
-    const user = owners.get(callId);
-    if (user === undefined) return;
-    owners.delete(callId);
-    counter.ended(user, callId);
+    const user = owners.take(callId);
+    if (user !== undefined) counter.ended(user, callId);
   };
   return {
     async admit(username: string, st: ServerTransaction): Promise<CallRefusal | undefined> {
@@ -482,8 +477,7 @@ function callAdmission(config: Config, store: SqliteStore | RedisStore, security
         if (shared.why === 'busy') return { status: 486, reason: 'Busy Here: concurrent call limit', headers: [] };
         return { status: 503, reason: 'Service Unavailable: call rate limit', headers: [{ name: 'Retry-After', value: String(shared.retryAfterS) }] };
       }
-      if (owners.size >= MAX_SHARED_CALLS) owners.delete(owners.keys().next().value!);
-      owners.set(callId, username);
+      owners.add(callId, username);
       const respond = st.respond.bind(st);
       st.respond = (res) => {
         if (res.status >= 300) end(callId);
@@ -499,9 +493,6 @@ function callAdmission(config: Config, store: SqliteStore | RedisStore, security
   };
 }
 
-/** Bans known to be shared (address → until, ms) at most; past it expired ones are dropped. */
-const MAX_SHARED_BANS = 100_000;
-
 /**
  * With the Redis store: bans shared by every node (a ban made here is stored
  * and announced; one made at another node is applied here for what is left of
@@ -515,21 +506,11 @@ const MAX_SHARED_BANS = 100_000;
 async function shareAbuse(config: Config, store: SqliteStore | RedisStore, security: Security, logger: Logger) {
   if (!(store instanceof RedisStore)) return undefined;
   const channel = new RedisAbuseChannel(store, logger);
-  const known = new Map<string, number>();
-  const remember = (address: string, until: number): void => {
-    if (known.size >= MAX_SHARED_BANS) {
-      const nowMs = Date.now();
-      for (const [a, u] of known) if (u <= nowMs) known.delete(a);
-      if (known.size >= MAX_SHARED_BANS) known.clear();
-    }
-    known.set(address, until);
-  };
-  // A ban counts as known when one ending at most 1 s earlier was seen: the echo of a shared ban changes nothing.
-  const isKnown = (address: string, until: number): boolean => (known.get(address) ?? 0) >= until - 1000;
+  const known = new KnownSharedBans();
   await channel.start((ban) => {
     const nowMs = Date.now();
-    if (ban.until <= nowMs || isKnown(ban.address, ban.until)) return;
-    remember(ban.address, ban.until);
+    if (ban.until <= nowMs || known.isKnown(ban.address, ban.until)) return;
+    known.remember(ban.address, ban.until, nowMs);
     security.bans.ban(ban.address, (ban.until - nowMs) / 1000, ban.reason, { sharedBy: 'another node' }, nowMs);
   });
   const exempt = new AddressSet(config.sip.security.exempt_sources);
@@ -537,8 +518,8 @@ async function shareAbuse(config: Config, store: SqliteStore | RedisStore, secur
   return {
     onBans(bans: Ban[]): void {
       for (const b of bans) {
-        if (isKnown(b.address, b.until)) continue;
-        remember(b.address, b.until);
+        if (known.isKnown(b.address, b.until)) continue;
+        known.remember(b.address, b.until);
         channel.publishBan({ address: b.address, reason: b.reason, until: b.until });
       }
     },

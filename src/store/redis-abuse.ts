@@ -23,6 +23,40 @@ export interface SharedBan {
 /** Bans read from Redis at start or after a reconnection, at most. */
 const MAX_LOADED_BANS = 100_000;
 
+/** Bans known to be shared (address → until, ms) at most; past it expired ones are dropped, then all. */
+export const MAX_SHARED_BANS = 100_000;
+
+/**
+ * The shared bans a node has already applied or announced (address → end,
+ * ms since the epoch), so that the echo of a ban (its own announcement coming
+ * back, or a ban it made itself) changes nothing. At most
+ * {@link MAX_SHARED_BANS}: when full, the expired ones are dropped, and if
+ * none was, all are forgotten (a ban forgotten early is at worst applied or
+ * announced once more).
+ */
+export class KnownSharedBans {
+  private readonly known = new Map<string, number>();
+
+  /** Bans known now, 0 ≤ n ≤ {@link MAX_SHARED_BANS}. */
+  get size(): number {
+    return this.known.size;
+  }
+
+  /** Remember that `address` is banned until `until` (ms); `nowMs` decides which are expired when full. */
+  remember(address: string, until: number, nowMs: number = Date.now()): void {
+    if (!this.known.has(address) && this.known.size >= MAX_SHARED_BANS) {
+      for (const [a, u] of this.known) if (u <= nowMs) this.known.delete(a);
+      if (this.known.size >= MAX_SHARED_BANS) this.known.clear();
+    }
+    this.known.set(address, until);
+  }
+
+  /** True when a ban of `address` ending at most 1 s before `until` is known: a ban until `until` changes nothing. */
+  isKnown(address: string, until: number): boolean {
+    return (this.known.get(address) ?? 0) >= until - 1000;
+  }
+}
+
 /** Bans and failed-authentication counters over Redis (keys and one pub/sub channel). */
 export class RedisAbuseChannel {
   private subscriber: Redis | undefined;

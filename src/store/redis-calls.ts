@@ -20,6 +20,37 @@ export const ENDED_BATCH_MS = 200;
 /** Call ends waiting to be sent at most; one more sends them at once. */
 const MAX_ENDED_WAITING = 1000;
 
+/** Calls whose end the node follows for the shared count, at most (oldest forgotten first). */
+export const MAX_SHARED_CALLS = 100_000;
+
+/**
+ * Call-ID → user of the calls this node admitted into the shared count, kept
+ * until the call's end is seen here (a BYE, or a non-2xx final response). At
+ * most {@link MAX_SHARED_CALLS}: one more forgets the oldest, whose end the
+ * shared count then takes at `max_call_seconds`.
+ */
+export class SharedCallOwners {
+  private readonly owners = new Map<string, string>();
+
+  /** Calls followed now, 0 ≤ n ≤ {@link MAX_SHARED_CALLS}. */
+  get size(): number {
+    return this.owners.size;
+  }
+
+  /** Follow the call `callId` of `user` (the oldest is forgotten when {@link MAX_SHARED_CALLS} are followed). */
+  add(callId: string, user: string): void {
+    if (!this.owners.has(callId) && this.owners.size >= MAX_SHARED_CALLS) this.owners.delete(this.owners.keys().next().value!);
+    this.owners.set(callId, user);
+  }
+
+  /** The user of `callId`, which is no longer followed; undefined when it is not (never admitted here, or forgotten). */
+  take(callId: string): string | undefined {
+    const user = this.owners.get(callId);
+    if (user !== undefined) this.owners.delete(callId);
+    return user;
+  }
+}
+
 /** Limits as `sip.security.calls` gives them; 0 turns one off. */
 export interface SharedCallLimits {
   maxConcurrent: number;
