@@ -38,6 +38,13 @@ const REPLY_ERROR = 4;
 
 type Frame = [kind: number, channel: string, id: number, payload: MeshPayload];
 
+/** Default of `maxQueuedBytes`: bytes queued towards one worker, 8 MiB. */
+export const MESH_MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+/** Default of `maxFrameBytes`: the largest frame, 1 MiB. */
+export const MESH_MAX_FRAME_BYTES = 1024 * 1024;
+/** Default of `maxPendingRequests`: requests waiting for an answer at once. */
+export const MESH_MAX_PENDING_REQUESTS = 10_000;
+
 /** Options of {@link SocketMesh}. */
 export interface SocketMeshOptions {
   /** The directory of the sockets (short path: a Unix socket path has at most 107 bytes). */
@@ -46,11 +53,11 @@ export interface SocketMeshOptions {
   self: number;
   count: number;
   logger: Logger;
-  /** Bytes queued towards one worker beyond which frames to it are dropped; default 8 MiB. */
+  /** Bytes queued towards one worker beyond which frames to it are dropped; default {@link MESH_MAX_QUEUED_BYTES}. */
   maxQueuedBytes?: number;
-  /** Largest frame, bytes; default 1 MiB (a SIP message is at most `sip.limits.max_message_bytes`). */
+  /** Largest frame, bytes; default {@link MESH_MAX_FRAME_BYTES} (a SIP message is at most `sip.limits.max_message_bytes`). */
   maxFrameBytes?: number;
-  /** Requests waiting for an answer at once; default 10 000. */
+  /** Requests waiting for an answer at once; default {@link MESH_MAX_PENDING_REQUESTS}. */
   maxPendingRequests?: number;
 }
 
@@ -218,9 +225,9 @@ export class SocketMesh implements WorkerMesh {
     this.count = opts.count;
     this.out = new Array(opts.count).fill(undefined);
     this.log = opts.logger.child({ component: 'mesh' });
-    this.maxQueuedBytes = opts.maxQueuedBytes ?? 8 * 1024 * 1024;
-    this.maxFrameBytes = opts.maxFrameBytes ?? 1024 * 1024;
-    this.maxPending = opts.maxPendingRequests ?? 10_000;
+    this.maxQueuedBytes = opts.maxQueuedBytes ?? MESH_MAX_QUEUED_BYTES;
+    this.maxFrameBytes = opts.maxFrameBytes ?? MESH_MAX_FRAME_BYTES;
+    this.maxPending = opts.maxPendingRequests ?? MESH_MAX_PENDING_REQUESTS;
   }
 
   /**
@@ -250,6 +257,11 @@ export class SocketMesh implements WorkerMesh {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(peers), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
     clearTimeout(timer);
+  }
+
+  /** Requests waiting for an answer now, 0 ≤ n ≤ `maxPendingRequests`. */
+  get pendingRequests(): number {
+    return this.pending.size;
   }
 
   /** Send a message to worker `to` on `channel`; false when it is not connected, the frame exceeds `maxFrameBytes`, its queue is full or the payload cannot be serialized (dropped, counted). */

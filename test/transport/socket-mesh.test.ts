@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeFrame, encodeFrame, FrameReader, SocketMesh } from '../../src/transport/socket-mesh.js';
+import { connect } from 'node:net';
+import { decodeFrame, encodeFrame, FrameReader, MESH_MAX_FRAME_BYTES, MESH_MAX_PENDING_REQUESTS, meshSocketPath, SocketMesh } from '../../src/transport/socket-mesh.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -140,6 +141,49 @@ describe('SocketMesh over Unix sockets', () => {
     expect(m0!.counters.framesSent + m0!.counters.framesDropped).toBe(200);
     await new Promise((r) => setTimeout(r, 300));
     expect(received).toBe(m0!.counters.framesSent);
+  });
+
+  it('holds at most MESH_MAX_PENDING_REQUESTS requests waiting: one more fails at once, unsent; the others are answered, and new ones go again', async () => {
+    const [m0, m1] = await startMesh(2);
+    const held: (() => void)[] = [];
+    let asked = 0;
+    m1!.on('hold', (_from, p) => {
+      asked++;
+      return new Promise((r) => held.push(() => r(p)));
+    });
+    const answers: Promise<unknown>[] = [];
+    for (let i = 0; i < MESH_MAX_PENDING_REQUESTS; i++) answers.push(m0!.request(1, 'hold', i, 60_000));
+    expect(m0!.pendingRequests).toBe(MESH_MAX_PENDING_REQUESTS);
+    await expect(m0!.request(1, 'hold', 'one more', 60_000)).rejects.toThrow('too many mesh requests waiting');
+    expect(m0!.pendingRequests).toBe(MESH_MAX_PENDING_REQUESTS);
+    for (const start = Date.now(); asked < MESH_MAX_PENDING_REQUESTS && Date.now() - start < 5000; ) await new Promise((r) => setTimeout(r, 5));
+    expect(asked).toBe(MESH_MAX_PENDING_REQUESTS); // the one refused never reached worker 1
+    for (const release of held.splice(0)) release();
+    expect(await Promise.all(answers)).toEqual(answers.map((_, i) => i));
+    expect(m0!.pendingRequests).toBe(0);
+    m1!.on('double', (_from, p) => (p as number) * 2);
+    expect(await m0!.request(1, 'double', 21, 1000)).toBe(42);
+  });
+
+  it('does not send a frame over MESH_MAX_FRAME_BYTES (counted), and closes a connection that announces one', async () => {
+    const [m0, m1] = await startMesh(2);
+    const got: number[] = [];
+    m1!.on('bulk', (_from, p) => void got.push((p as Buffer).length));
+    const dropped = m0!.counters.framesDropped;
+    expect(m0!.send(1, 'bulk', Buffer.alloc(MESH_MAX_FRAME_BYTES))).toBe(false);
+    expect(m0!.counters.framesDropped).toBe(dropped + 1);
+    expect(m0!.send(1, 'bulk', Buffer.alloc(MESH_MAX_FRAME_BYTES - 1024))).toBe(true);
+    // A connection to worker 1 whose first frame announces more than the bound is closed by it.
+    const raw = connect(meshSocketPath(dir, 1));
+    const closed = new Promise<void>((r) => raw.once('close', () => r()));
+    raw.on('error', () => {});
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(MESH_MAX_FRAME_BYTES + 1);
+    raw.write(head);
+    await closed;
+    for (const start = Date.now(); got.length === 0 && Date.now() - start < 5000; ) await new Promise((r) => setTimeout(r, 5));
+    expect(got).toEqual([MESH_MAX_FRAME_BYTES - 1024]);
+    expect(await m0!.request(1, 'bulk', Buffer.alloc(1), 1000)).toBeUndefined();
   });
 
   it('tells who went away and who came back, and reconnects to a restarted worker', async () => {
