@@ -341,8 +341,16 @@ function counterKeyOf(secret: Buffer): string {
 
 /** Opaque values already computed, per secret and realm (a server has one secret and a few realms). */
 const opaqueMemo = new WeakMap<Buffer, Map<string, string>>();
-/** Most realms remembered per secret. */
-const OPAQUE_MEMO_REALMS = 64;
+/** Most realms remembered per secret; the memo is emptied when it holds this many and one more comes. */
+export const OPAQUE_MEMO_REALMS = 64;
+
+/**
+ * Entries the memos of `secret` hold now: stand-in HA1s (≤ {@link STAND_IN_MEMO_ENTRIES}) and
+ * `opaque` values by realm (≤ {@link OPAQUE_MEMO_REALMS}).
+ */
+export function digestMemoSizes(secret: Buffer): { standIns: number; opaques: number } {
+  return { standIns: standInMemo.get(secret)?.size ?? 0, opaques: opaqueMemo.get(secret)?.size ?? 0 };
+}
 
 /** The `opaque` of this server's challenges: 22 base64url characters keyed by the secret and the realm. */
 export function opaqueFor(secret: Buffer, realm: string): string {

@@ -9,7 +9,7 @@ import {
   type DigestCredentials,
 } from '../../src/auth/digest.js';
 import { checkNonce, createNonce, NonceCountTracker, nonceTimestamp } from '../../src/auth/nonce.js';
-import { authenticateRequest, challengeCounter, challengeHeaders, opaqueFor, STAND_IN_MEMO_ENTRIES, STAND_IN_MEMO_NAME_CHARS, type DigestPolicy } from '../../src/auth/sip-digest.js';
+import { authenticateRequest, challengeCounter, challengeHeaders, digestMemoSizes, OPAQUE_MEMO_REALMS, opaqueFor, STAND_IN_MEMO_ENTRIES, STAND_IN_MEMO_NAME_CHARS, type DigestPolicy } from '../../src/auth/sip-digest.js';
 import type { SipRequest } from '../../src/sip/message.js';
 import { UserSourceUnavailableError } from '../../src/auth/user-source.js';
 
@@ -254,11 +254,37 @@ describe('authenticateRequest: refusals', () => {
     };
     const long = 'm'.repeat(STAND_IN_MEMO_NAME_CHARS + 1); // not remembered: derived each time
     const before = [await outcome('mallory', 'guess', 'MD5'), await outcome('mallory', 'guess', 'SHA-256'), await outcome('alice', 'wonderland', 'SHA-256'), await outcome(long, 'guess', 'MD5')];
-    // More distinct unknown names than the memo holds: it is emptied once on the way.
-    for (let i = 0; i <= STAND_IN_MEMO_ENTRIES; i++) expect(await outcome(`u${i}`, 'guess', i % 2 ? 'MD5' : 'SHA-256')).toBe(403);
+    // More distinct unknown names than the memo holds: it fills to its bound and is emptied once on the way.
+    let most = 0;
+    let emptied = 0;
+    for (let i = 0; i <= STAND_IN_MEMO_ENTRIES; i++) {
+      const before = digestMemoSizes(secret).standIns;
+      expect(await outcome(`u${i}`, 'guess', i % 2 ? 'MD5' : 'SHA-256')).toBe(403);
+      const after = digestMemoSizes(secret).standIns;
+      if (after < before) emptied++;
+      most = Math.max(most, after);
+    }
+    expect(most).toBe(STAND_IN_MEMO_ENTRIES);
+    expect(emptied).toBe(1);
+    expect(digestMemoSizes(secret).standIns).toBeLessThan(STAND_IN_MEMO_ENTRIES);
     const after = [await outcome('mallory', 'guess', 'MD5'), await outcome('mallory', 'guess', 'SHA-256'), await outcome('alice', 'wonderland', 'SHA-256'), await outcome(long, 'guess', 'MD5')];
     expect(before).toEqual([403, 403, 200, 403]);
     expect(after).toEqual(before);
+  });
+
+  it('remembers the opaque of at most OPAQUE_MEMO_REALMS realms per secret, emptied when full; the value stays the same', () => {
+    const own = Buffer.alloc(32, 7);
+    const first = opaqueFor(own, 'r0.example');
+    let most = 0;
+    for (let i = 0; i < 3 * OPAQUE_MEMO_REALMS; i++) {
+      opaqueFor(own, `r${i}.example`);
+      most = Math.max(most, digestMemoSizes(own).opaques);
+      if (i === OPAQUE_MEMO_REALMS) expect(digestMemoSizes(own).opaques).toBe(1);
+    }
+    expect(most).toBe(OPAQUE_MEMO_REALMS);
+    expect(opaqueFor(own, 'r0.example')).toBe(first);
+    expect(opaqueFor(Buffer.alloc(32, 7), 'r0.example')).toBe(first); // not from the memo: another Buffer
+    expect(digestMemoSizes(own).opaques).toBeLessThanOrEqual(OPAQUE_MEMO_REALMS);
   });
 
   it('unknown user cannot pass with any response, e.g. one of the wrong length or empty', async () => {
