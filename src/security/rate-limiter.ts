@@ -8,13 +8,16 @@
  * a spoofed-source flood. Every operation is O(1).
  */
 
+/** Keys a {@link TokenBucketLimiter} or {@link WindowCounter} remembers when `maxKeys` is not given. */
+export const RATE_LIMITER_MAX_KEYS = 100_000;
+
 /** Settings of a {@link TokenBucketLimiter}. */
 export interface TokenBucketOptions {
   /** Tokens added per second (sustained rate, events/s); > 0. */
   ratePerSecond: number;
   /** Bucket size (events allowed at once after a quiet period); >= 1. */
   burst: number;
-  /** Keys remembered at most; default 100 000. */
+  /** Keys remembered at most; default {@link RATE_LIMITER_MAX_KEYS}. */
   maxKeys?: number;
 }
 
@@ -40,7 +43,7 @@ export class TokenBucketLimiter {
     if (!(opts.burst >= 1)) throw new RangeError('burst must be >= 1');
     this.rate = opts.ratePerSecond / 1000;
     this.burst = opts.burst;
-    this.maxKeys = opts.maxKeys ?? 100_000;
+    this.maxKeys = opts.maxKeys ?? RATE_LIMITER_MAX_KEYS;
   }
 
   /**
@@ -82,7 +85,7 @@ export class TokenBucketLimiter {
 export interface WindowCounterOptions {
   /** Length of a counting window, ms; > 0. */
   windowMs: number;
-  /** Keys remembered at most; default 100 000. */
+  /** Keys remembered at most; default {@link RATE_LIMITER_MAX_KEYS}. */
   maxKeys?: number;
 }
 
@@ -105,7 +108,7 @@ export class WindowCounter {
   constructor(opts: WindowCounterOptions) {
     if (!(opts.windowMs > 0)) throw new RangeError('windowMs must be > 0');
     this.windowMs = opts.windowMs;
-    this.maxKeys = opts.maxKeys ?? 100_000;
+    this.maxKeys = opts.maxKeys ?? RATE_LIMITER_MAX_KEYS;
   }
 
   /** Count one event of `key` at `nowMs` (ms); returns the number in the current window, this one included. */
@@ -131,6 +134,11 @@ export class WindowCounter {
   remainingMs(key: string, nowMs: number): number {
     const w = this.windows.get(key);
     return w ? Math.max(0, w.startMs + this.windowMs - nowMs) : 0;
+  }
+
+  /** Number of keys remembered. */
+  get size(): number {
+    return this.windows.size;
   }
 
   /** Forget a key. */

@@ -28,4 +28,18 @@ describe('BanList', () => {
     for (const a of ['192.0.2.1', '192.0.2.2', '192.0.2.3', '192.0.2.4']) bans.ban(a, 60, 'request-rate');
     expect(bans.list().map((b) => b.address).sort()).toEqual(['192.0.2.2', '192.0.2.3', '192.0.2.4']);
   });
+
+  it('keeps the ban history of at most maxEntries addresses: when full it is emptied, and counts start again', () => {
+    const bans = new BanList({ logger: silentLogger, maxEntries: 3, nowMs: () => 0 });
+    expect(bans.ban('192.0.2.1', 60, 'request-rate').count).toBe(1);
+    bans.unban('192.0.2.1');
+    expect(bans.ban('192.0.2.1', 60, 'request-rate').count).toBe(2);
+    bans.ban('192.0.2.2', 60, 'request-rate');
+    bans.ban('192.0.2.3', 60, 'request-rate');
+    // A fourth address: the history (three addresses) is emptied first.
+    expect(bans.ban('192.0.2.4', 60, 'request-rate').count).toBe(1);
+    bans.unban('192.0.2.2');
+    expect(bans.ban('192.0.2.2', 60, 'request-rate').count).toBe(1);
+    expect(bans.list()).toHaveLength(3);
+  });
 });

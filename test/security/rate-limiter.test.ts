@@ -1,6 +1,6 @@
 /** Token buckets and fixed windows per key (security/rate-limiter.ts), with a fake clock. */
 import { describe, expect, it } from 'vitest';
-import { TokenBucketLimiter, WindowCounter } from '../../src/security/rate-limiter.js';
+import { RATE_LIMITER_MAX_KEYS, TokenBucketLimiter, WindowCounter } from '../../src/security/rate-limiter.js';
 
 describe('TokenBucketLimiter', () => {
   it('allows the burst, then the sustained rate', () => {
@@ -29,5 +29,35 @@ describe('WindowCounter', () => {
     expect(c.remainingMs('u', 400)).toBe(600);
     expect(c.count('u', 1000)).toBe(0);
     expect(c.add('u', 1000)).toBe(1);
+  });
+
+  it('remembers at most RATE_LIMITER_MAX_KEYS keys by default: the oldest key is forgotten, its count starts again', () => {
+    const c = new WindowCounter({ windowMs: 60_000 });
+    let most = 0;
+    for (let i = 0; i <= RATE_LIMITER_MAX_KEYS; i++) {
+      c.add(`k${i}`, 0);
+      most = Math.max(most, c.size);
+    }
+    expect(most).toBe(RATE_LIMITER_MAX_KEYS);
+    expect(c.count('k0', 1)).toBe(0);
+    expect(c.count('k1', 1)).toBe(1);
+    expect(c.add(`k${RATE_LIMITER_MAX_KEYS}`, 1)).toBe(2);
+    // A key counted again in its window takes no more room.
+    expect(c.size).toBe(RATE_LIMITER_MAX_KEYS);
+  });
+});
+
+describe('TokenBucketLimiter default bound', () => {
+  it('remembers at most RATE_LIMITER_MAX_KEYS keys: the oldest forgotten gets a full bucket again', () => {
+    const l = new TokenBucketLimiter({ ratePerSecond: 1, burst: 1 });
+    let most = 0;
+    for (let i = 0; i <= RATE_LIMITER_MAX_KEYS; i++) {
+      l.take(`k${i}`, 0);
+      most = Math.max(most, l.size);
+    }
+    expect(most).toBe(RATE_LIMITER_MAX_KEYS);
+    expect(l.take('k1', 0)).toBe(false); // still remembered: its token is spent
+    expect(l.take('k0', 0)).toBe(true); // forgotten: a new bucket
+    expect(l.size).toBe(RATE_LIMITER_MAX_KEYS);
   });
 });
