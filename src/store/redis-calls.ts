@@ -17,8 +17,8 @@ import { sendBatched, type PlainCommand, type RedisStore } from './redis-store.j
 /** How long the end of a call may wait to be sent with others, ms. */
 export const ENDED_BATCH_MS = 200;
 
-/** Call ends waiting to be sent at most; one more sends them at once. */
-const MAX_ENDED_WAITING = 1000;
+/** Call ends waiting to be sent at most; the one that reaches it sends them all at once. */
+export const MAX_ENDED_WAITING = 1000;
 
 /** Calls whose end the node follows for the shared count, at most (oldest forgotten first). */
 export const MAX_SHARED_CALLS = 100_000;
@@ -166,6 +166,11 @@ export class RedisCallCounter {
     else this.endedWaiting.set(key, [callId]);
     if (++this.endedCount >= MAX_ENDED_WAITING) this.sendEnded();
     else this.endedTimer ??= setTimeout(() => this.sendEnded(), ENDED_BATCH_MS).unref();
+  }
+
+  /** Call ends waiting to be sent now, 0 ≤ n < {@link MAX_ENDED_WAITING}. */
+  get endsWaiting(): number {
+    return this.endedCount;
   }
 
   /** Send the waiting call ends now, in one pipeline (a failure only leaves them to expire). */

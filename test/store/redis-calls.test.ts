@@ -11,6 +11,7 @@ import { describeWithPeers } from '../../interop/harness/peers.js';
 import { startRedis, type TestRedis } from '../../interop/harness/redis.js';
 import { makeTempDir, removeTempDir } from '../../interop/harness/temp-dir.js';
 import { RedisCallCounter, RedisStore } from '../../src/store/index.js';
+import { MAX_ENDED_WAITING } from '../../src/store/redis-calls.js';
 import { configSchema } from '../../src/config/schema.js';
 
 const PORT = 26392;
@@ -176,5 +177,31 @@ describeWithPeers(['redis-server'])('call limits counted in Redis by two nodes',
     const c = new RedisCallCounter(down, { maxConcurrent: 1, maxPerMinute: 1, maxCallSeconds: 60 }, silent);
     expect(await c.admit('gina', 'g1')).toEqual({ ok: true });
     await down.close();
+  });
+
+  test('at most MAX_ENDED_WAITING call ends wait for their batch: the one that reaches it sends them all at once', async () => {
+    const [a] = counters(0, 0);
+    // Calls counted in Redis as earlier admissions left them (one more than the bound, over two users).
+    const ids = Array.from({ length: MAX_ENDED_WAITING + 1 }, (_, i) => `e${i}`);
+    const user = (i: number) => (i % 2 ? 'ivan' : 'judy');
+    const seed = storeA.redis.pipeline();
+    for (const [i, id] of ids.entries()) seed.zadd(`${PREFIX}calls:${user(i)}`, Date.now(), id);
+    await seed.exec();
+    let most = 0;
+    for (let i = 0; i < MAX_ENDED_WAITING - 1; i++) {
+      a.ended(user(i), ids[i]!);
+      most = Math.max(most, a.endsWaiting);
+    }
+    expect(most).toBe(MAX_ENDED_WAITING - 1);
+    a.ended(user(MAX_ENDED_WAITING - 1), ids[MAX_ENDED_WAITING - 1]!);
+    expect(a.endsWaiting).toBe(0);
+    await settle();
+    expect([...(await active('ivan')), ...(await active('judy'))]).toEqual([ids[MAX_ENDED_WAITING]]);
+    // Later ends wait for the next batch again.
+    a.ended(user(MAX_ENDED_WAITING), ids[MAX_ENDED_WAITING]!);
+    expect(a.endsWaiting).toBe(1);
+    a.sendEnded();
+    await settle();
+    expect(await active(user(MAX_ENDED_WAITING))).toEqual([]);
   });
 });
