@@ -48,7 +48,7 @@
 // where every REGISTER invalidates the AOR at the other nodes, which read it again at their next REGISTER).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startProcess, runProcess, stopProcess, tempDir, cpuSeconds, cpuSplit, mainThreadCpuSeconds, processStats, sleep, waitFor } from './lib.mjs';
+import { startProcess, runProcess, stopProcess, tempDir, cpuSeconds, cpuSplit, mainThreadCpuSeconds, processStats, processTree, sleep, waitFor } from './lib.mjs';
 import { startRtcedge, ROOT } from './rtcedge.mjs';
 import { lastStat, hms, epoch } from './sip.mjs';
 import { REGISTER_SCENARIO } from './sip-scenarios.mjs';
@@ -220,7 +220,9 @@ async function commandCounts(redis) {
 
 /**
  * The nodes' voluntary context switches (all threads), user and system CPU seconds, and the CPU seconds
- * of their main threads (the event loop; the rest is V8's and libuv's helper threads), summed.
+ * of their main threads (the event loop; the rest is V8's and libuv's helper threads), summed. A node's
+ * processes are its primary and every SIP worker (the primary's descendants): each one's main thread counts,
+ * as every process counts in the other columns.
  */
 function nodeCounters(pids) {
   const out = { vol: 0, userS: 0, systemS: 0, mainS: 0 };
@@ -229,7 +231,7 @@ function nodeCounters(pids) {
     const { userS, systemS } = cpuSplit(pid);
     out.userS += userS;
     out.systemS += systemS;
-    out.mainS += mainThreadCpuSeconds(pid);
+    for (const p of processTree(pid)) out.mainS += mainThreadCpuSeconds(p);
   }
   return out;
 }
