@@ -43,6 +43,10 @@
 // (SIPp's Call-IDs are `<call number>-<run tag>@bench`, `-cid_str`, and its injection file gives call n a user of the
 // worker that owns call n's Call-ID), as a UA that keeps its Call-ID across refreshes (RFC 3261 §10.2.4) stays on
 // one worker; by default a user's REGISTERs land on either worker at random.
+// --read-back-causes runs this build's nodes with log.level info, reads each process's `AOR read-backs by cause` line
+// when it stops (RedisStore.readBacks: why commits read an AOR back with SORT_RO, counted over the node's life; and
+// why a commit's answer was not kept) and prints them summed per setup and round (info logging costs CPU: compare
+// CPU figures from runs without it).
 // --split-users gives each node's REGISTER load its own users (user i to node i mod n: a UA registers at one
 // node, as DNS SRV keeps it there), instead of every node registering every user in turn (the default,
 // where every REGISTER invalidates the AOR at the other nodes, which read it again at their next REGISTER).
@@ -75,6 +79,8 @@ const WRITE = args.includes('--write');
 const IDLE = args.includes('--idle');
 /** All load at the first node (the others only follow its binding changes: their cost per operation is that of following). */
 const LOAD_FIRST = args.includes('--load-first');
+/** This build's nodes log why commits read AORs back when they stop (see above). */
+const READ_BACK_CAUSES = args.includes('--read-back-causes');
 /** Each node registers its own users (see above). */
 const SPLIT_USERS = args.includes('--split-users');
 /** `sip.security.calls` limits off on every node. */
@@ -329,6 +335,7 @@ async function runSetup(name, nodeCount, redis, cli, unix = false, workers = 1) 
   writeFileSync(join(dir, 'callee.csv'), 'SEQUENTIAL\ncallee;pw-callee;\n');
   const prefix = `bench${Date.now()}:`;
   const nodes = [];
+  let result;
   const uas = startProcess('sipp', ['-sf', join(dir, 'uas.xml'), '-i', '127.0.0.1', '-p', String(UAS_PORT), '-t', 'u1', '-nostdin', '-nd']);
   try {
     for (let i = 0; i < nodeCount; i++) {
@@ -337,7 +344,8 @@ async function runSetup(name, nodeCount, redis, cli, unix = false, workers = 1) 
         : [];
       const nodeArgs = CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(CPU_PROF, `${cli ? 'baseline-' : ''}${redis ? nodeCount : 'sqlite'}`)] : [];
       const sipLines = NO_CALL_LIMITS ? ['  security: { calls: { max_concurrent_per_user: 0, max_attempts_per_minute: 0 } }'] : [];
-      nodes.push(await startRtcedge({ sipPort: NODE_PORTS[i], workers, users: i === 0 ? [...users, ['callee', 'pw-callee']] : [], importUsers: i === 0, extraYaml: extra, sipLines, nodeArgs, cli }));
+      const logLevel = READ_BACK_CAUSES && !cli ? 'info' : undefined;
+      nodes.push(await startRtcedge({ sipPort: NODE_PORTS[i], workers, users: i === 0 ? [...users, ['callee', 'pw-callee']] : [], importUsers: i === 0, extraYaml: extra, sipLines, nodeArgs, cli, logLevel }));
     }
     const reg = await runProcess('sipp', [`127.0.0.1:${NODE_PORTS[0]}`, '-sf', join(dir, 'uas-register.xml'), '-inf', join(dir, 'callee.csv'), '-i', '127.0.0.1', '-p', String(SIPP_PORTS[0]), '-m', '1', '-nostdin', '-nd', '-timeout', '10', '-timeout_error'], { timeoutMs: 20_000 });
     if (reg.code !== 0) throw new Error(`registering the UAS failed: ${reg.stderr.slice(-500)}`);
@@ -357,11 +365,27 @@ async function runSetup(name, nodeCount, redis, cli, unix = false, workers = 1) 
       await sleep(500);
       steps.push({ registerRate, callRate, register, call });
     }
-    return { name, nodeCount, steps, idleMsPerS };
+    result = { name, nodeCount, steps, idleMsPerS };
+    return result;
   } finally {
-    for (const n of nodes) await stopProcess(n);
+    for (const n of nodes) await stopProcess(n, 10_000);
     await stopProcess(uas);
+    if (result && READ_BACK_CAUSES && !cli) result.readBackCauses = readBackCauses(nodes);
   }
+}
+
+/** The `AOR read-backs by cause` lines of the nodes' processes (one per process on Redis, at its stop), summed. */
+function readBackCauses(nodes) {
+  const sum = { lines: 0 };
+  for (const n of nodes) {
+    for (const line of n.stdout.split('\n')) {
+      if (!line.includes('"AOR read-backs by cause"')) continue;
+      const o = JSON.parse(line);
+      sum.lines += 1;
+      for (const [group, counts] of [['readBack', o.readBacks], ['dropped', o.droppedAtAnswer]]) for (const [k, v] of Object.entries(counts ?? {})) sum[`${group}.${k}`] = (sum[`${group}.${k}`] ?? 0) + v;
+    }
+  }
+  return sum;
 }
 
 const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
@@ -447,6 +471,10 @@ for (const r of rows) {
     const parts = (x) => x.byProcessMsPerOp.map((v, i) => `${i < r.nodeCount ? `node ${i + 1}` : 'redis'} ${f(v, 3)}`).join(', ');
     const nodes = (x) => `nodes' wake-ups ${f(x.wakeupsPerOp, 2)}, user ${f(x.userMsPerOp, 3)} ms, system ${f(x.systemMsPerOp, 3)} ms, main threads ${f(x.mainMsPerOp, 3)} ms${x.roundTripsPerOp === undefined ? '' : `, MULTI+EVALSHA ${f(x.roundTripsPerOp, 2)}`}`;
     console.log(`${r.name} at ${s.registerRate}/s, ${s.callRate}/s: per REGISTER ${parts(s.register)} (${nodes(s.register)}); per call ${parts(s.call)} (${nodes(s.call)})`);
+    if (r.readBackCauses && s === r.steps.at(-1)) {
+      const registers = r.steps.reduce((t, x) => t + x.register.ok, 0);
+      console.log(`  AORs read back over the nodes' life (${r.readBackCauses.lines} processes; ${registers} REGISTERs in the load steps): ${Object.entries(r.readBackCauses).filter(([k]) => k !== 'lines').map(([k, v]) => `${k} ${v} (${f(v / registers, 3)})`).join(', ')}`);
+    }
     if (r.nodeCount && s.register.commandsPerOp) console.log(`  Redis commands per REGISTER (calls, µs inside Redis; a script's commands counted apart from it): ${s.register.commandsPerOp}; per call: ${s.call.commandsPerOp}`);
   }
 }

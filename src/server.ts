@@ -195,6 +195,8 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     await transport.stop();
     banFile.flush();
     await location.stop();
+    // Why commits read AORs back (SORT_RO), for bench/multi-node.mjs --read-back-causes.
+    if (tracking) logger.info({ component: 'location', readBacks: (store as RedisStore).readBacks, droppedAtAnswer: location.droppedAtAnswer }, 'AOR read-backs by cause');
     await users.close();
     await abuse?.close();
     await tracking?.close();

@@ -2,7 +2,7 @@ import type { Logger } from '../log.js';
 import type { Awaitable } from '../auth/user-source.js';
 import { SipError } from '../sip/errors.js';
 import { StoreError } from '../store/errors.js';
-import type { BindingChange, BindingRecord, BindingStore, HeldAor } from '../store/index.js';
+import type { BindingChange, BindingRecord, BindingStore, HeldAor, ReadBackCause } from '../store/index.js';
 import type { BindingReplication } from './binding-replication.js';
 import type { ReadThroughSource } from './read-through-source.js';
 
@@ -103,6 +103,14 @@ export class LocationService {
   private readonly versions = new Map<string, number>();
   /** Read-through: puts that refresh a binding the cache held, unexpired (see {@link HeldAor.indexed}). */
   private readonly refreshes = new WeakSet<BindingChange>();
+  /**
+   * Read-through: AORs a commit's answer dropped from the cache since start,
+   * by why: a change of the AOR was queued meanwhile (`pending`), a newer
+   * commit or an invalidation came in (`spoiled`), tracking was lost
+   * (`epoch`); their next commit reads them back. For the bench (logged at
+   * stop on Redis, with RedisStore.readBacks).
+   */
+  readonly droppedAtAnswer = { pending: 0, spoiled: 0, epoch: 0 };
   /** Read-through: AORs with a commit under way, and how many. */
   private readonly committing = new Map<string, number>();
 
@@ -387,9 +395,11 @@ export class LocationService {
     const aors = [...new Set(changes.map(aorOf))];
     // What the cache holds at a known version, unless an earlier commit of the AOR is under way (its outcome unknown).
     const held = new Map<string, HeldAor>();
+    const unheld = new Map<string, ReadBackCause>();
     for (const aor of aors) {
       const version = this.versions.get(aor);
       if (version !== undefined && !this.committing.has(aor)) held.set(aor, { version, indexed: true });
+      else unheld.set(aor, this.committing.has(aor) ? 'committing' : this.byAor.has(aor) ? 'unversioned' : 'uncached');
       this.committing.set(aor, (this.committing.get(aor) ?? 0) + 1);
     }
     for (const c of changes) {
@@ -400,13 +410,16 @@ export class LocationService {
     const watches = aors.map((aor) => this.watch(this.aorWatches, aor));
     const epoch = source.epoch;
     return source
-      .commitAndRead(changes, held)
+      .commitAndRead(changes, held, unheld)
       .then(
         (lists) => {
           aors.forEach((aor, i) => {
             const got = lists.get(aor);
             const pending = this.pending.some((c) => aorOf(c) === aor);
-            if (!got || pending || watches[i].spoiled || epoch !== source.epoch || !source.active) this.forget(aor);
+            if (!got || pending || watches[i].spoiled || epoch !== source.epoch || !source.active) {
+              this.droppedAtAnswer[pending ? 'pending' : watches[i].spoiled ? 'spoiled' : 'epoch'] += 1;
+              this.forget(aor);
+            }
             else if (got.bindings) this.keep(aor, got.bindings, got.version);
             // Nothing read back: what the cache holds is what the store has, unless it was dropped meanwhile.
             else if (this.byAor.has(aor)) this.versions.set(aor, got.version);

@@ -5,7 +5,7 @@
  * change (Redis client-side caching), and commits that return what they
  * wrote.
  */
-import type { BindingChange, BindingRecord, CommittedAor, HeldAor } from '../store/index.js';
+import type { BindingChange, BindingRecord, CommittedAor, HeldAor, ReadBackCause } from '../store/index.js';
 
 /** Bindings read through the store (as RedisStore.readTracked). */
 export interface ReadBindings {
@@ -25,9 +25,10 @@ export interface ReadThroughSource {
    * Commit `changes` (all or nothing) and resolve with each changed AOR after
    * it, watched; AORs left out may not be kept. `held`: the version of each
    * AOR the cache holds (and whether the commit only refreshes bindings it
-   * holds), so that what the cache holds need not be read back.
+   * holds), so that what the cache holds need not be read back; `unheld`: why
+   * each AOR not in `held` is not (counted by the store, for the bench).
    */
-  commitAndRead(changes: readonly BindingChange[], held?: ReadonlyMap<string, HeldAor>): Promise<Map<string, CommittedAor>>;
+  commitAndRead(changes: readonly BindingChange[], held?: ReadonlyMap<string, HeldAor>, unheld?: ReadonlyMap<string, ReadBackCause>): Promise<Map<string, CommittedAor>>;
   /** Changes whenever watching was lost or started again: a read answered under another epoch must not be kept. */
   readonly epoch: number;
   /** True while reads may be kept (the store delivers invalidations). */

@@ -15,7 +15,7 @@ export { KnownSharedBans, RedisAbuseChannel, type SharedBan } from './redis-abus
 export { RedisCallCounter, SharedCallOwners, type SharedAdmission } from './redis-calls.js';
 export { redisUserSource } from './redis-user-source.js';
 export { startWalCheckpointer, WAL_FALLBACK_PAGES, type WalCheckpointer, type WalCheckpointerOptions, type WalCheckpointStats } from './wal-checkpointer.js';
-export type { BindingChange, BindingRecord, BindingSource, BindingStore, CommittedAor, Ha1Algorithm, HeldAor, UserRecord } from './types.js';
+export type { BindingChange, BindingRecord, BindingSource, BindingStore, CommittedAor, Ha1Algorithm, HeldAor, ReadBackCause, UserRecord } from './types.js';
 export { ALL_HA1_ALGORITHMS, credentialsFor } from './users.js';
 
 /** File name of the SQLite database under data_dir. */

@@ -54,7 +54,7 @@ import type { StoreConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { StoreError } from './errors.js';
 import { ADD_USER, COMMIT_BINDINGS, DELETE_USER, LIST_BINDINGS, READ_AOR, SET_HA1, SET_PHONES, SWEEP_AORS } from './redis-scripts.js';
-import type { BindingChange, BindingRecord, BindingStore, CommittedAor, Ha1Algorithm, HeldAor, UserRecord } from './types.js';
+import type { BindingChange, BindingRecord, BindingStore, CommittedAor, Ha1Algorithm, HeldAor, ReadBackCause, UserRecord } from './types.js';
 
 /** A change that registers or refreshes a binding. */
 type PutChange = Extract<BindingChange, { op: 'put' }>;
@@ -332,6 +332,11 @@ export class RedisStore implements BindingStore {
   readonly redis: Redis;
   /** `store.redis` this store was opened with. */
   readonly config: StoreConfig['redis'];
+  /**
+   * AORs a commit read back (SORT_RO) since the store opened, per cause
+   * ({@link ReadBackCause}); logged when a node on Redis stops, for the bench.
+   */
+  readonly readBacks: Record<ReadBackCause, number> = { uncached: 0, unversioned: 0, committing: 0, moved: 0, scripted: 0 };
   private readonly prefix: string;
   private readonly log: Logger | undefined;
   /** The users generation last read from Redis, and when (performance.now, ms). */
@@ -582,16 +587,18 @@ export class RedisStore implements BindingStore {
    * (removals, expired puts, a long batch) runs the COMMIT_BINDINGS script,
    * see {@link commitScripted}.
    * @param held what the node's cache held of the AORs (see {@link commitPuts}); the script ignores it.
+   * @param unheld why each AOR not in `held` is not, for {@link readBacks} (`uncached` when not named).
    * Resolves AOR → its version and bindings in first-added order (or no
    * bindings: as held, with the changes); an AOR left out may not be kept.
    * @throws StoreError 'unavailable'.
    */
-  async commitAndRead(changes: readonly BindingChange[], held?: ReadonlyMap<string, HeldAor>): Promise<Map<string, CommittedAor>> {
+  async commitAndRead(changes: readonly BindingChange[], held?: ReadonlyMap<string, HeldAor>, unheld?: ReadonlyMap<string, ReadBackCause>): Promise<Map<string, CommittedAor>> {
     const args = changeArgs(changes);
     const bytes = args.reduce<number>((n, a) => n + String(a).length, 0);
     const minExpiresS = Math.floor(Date.now() / 1000) + PUT_MARGIN_S;
     const plain = (c: BindingChange): c is PutChange => c.op === 'put' && c.binding.expires > minExpiresS && !this.recordPattern(c.binding.aor).slice(0, -1).includes('*');
-    if (bytes <= ONE_READ_BYTES && changes.every(plain)) return this.run('write bindings', () => this.commitPuts(changes as PutChange[], args, held));
+    if (bytes <= ONE_READ_BYTES && changes.every(plain)) return this.run('write bindings', () => this.commitPuts(changes as PutChange[], args, held, unheld));
+    this.readBacks.scripted += new Set(changes.map((c) => (c.op === 'put' ? c.binding.aor : c.aor))).size;
     return this.commitScripted(changes, args, bytes);
   }
 
@@ -644,7 +651,12 @@ export class RedisStore implements BindingStore {
    * (a ZADD for a record already gone leaves an entry the sweeper removes).
    * @param changeArgv `changes` as changeArgs gave them, so each record is serialized once.
    */
-  private async commitPuts(changes: readonly PutChange[], changeArgv: readonly (string | number)[], held?: ReadonlyMap<string, HeldAor>): Promise<Map<string, CommittedAor>> {
+  private async commitPuts(
+    changes: readonly PutChange[],
+    changeArgv: readonly (string | number)[],
+    held?: ReadonlyMap<string, HeldAor>,
+    unheld?: ReadonlyMap<string, ReadBackCause>,
+  ): Promise<Map<string, CommittedAor>> {
     const steps = new Map<string, AorStep>();
     for (const { binding: b } of changes) {
       const step = steps.get(b.aor);
@@ -654,6 +666,7 @@ export class RedisStore implements BindingStore {
       } else {
         const h = held?.get(b.aor);
         steps.set(b.aor, { untilS: b.expires, index: h?.indexed ? undefined : [b.contactUri], bump: true, read: h === undefined });
+        if (h === undefined) this.readBacks[unheld?.get(b.aor) ?? 'uncached'] += 1;
       }
     }
     const out = await this.runPuts(changes, changeArgv, steps);
@@ -664,6 +677,7 @@ export class RedisStore implements BindingStore {
       const left = step.index === undefined ? changes.filter((c) => c.binding.aor === aor).map((c) => c.binding.contactUri) : undefined;
       again.set(aor, { untilS: step.untilS, index: left, bump: left !== undefined, read: true });
     }
+    this.readBacks.moved += again.size;
     if (again.size > 0) for (const [aor, got] of await this.runPuts([], [], again)) out.set(aor, got);
     return out;
   }

@@ -31,7 +31,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import { quitConnection, type RedisStore, type TrackedBindings } from './redis-store.js';
-import type { BindingChange, CommittedAor, HeldAor } from './types.js';
+import type { BindingChange, CommittedAor, HeldAor, ReadBackCause } from './types.js';
 
 /** The channel Redis sends invalidations on (RESP2 with REDIRECT). */
 const INVALIDATE_CHANNEL = '__redis__:invalidate';
@@ -174,8 +174,8 @@ export class RedisBindingTracking {
   }
 
   /** RedisStore.commitAndRead. */
-  commitAndRead(changes: readonly BindingChange[], held?: ReadonlyMap<string, HeldAor>): Promise<Map<string, CommittedAor>> {
-    return this.store.commitAndRead(changes, held);
+  commitAndRead(changes: readonly BindingChange[], held?: ReadonlyMap<string, HeldAor>, unheld?: ReadonlyMap<string, ReadBackCause>): Promise<Map<string, CommittedAor>> {
+    return this.store.commitAndRead(changes, held, unheld);
   }
 
   /** Turn tracking off and close the subscriber connection. */

@@ -83,6 +83,16 @@ export interface HeldAor {
 }
 
 /**
+ * Why a commit read an AOR back (RedisStore.commitAndRead): the cache did not
+ * hold it (`uncached`), held it without a known version (`unversioned`: read
+ * on a miss, or its last commit's answer was not kept), an earlier commit of
+ * it was under way (`committing`), its version had moved (`moved`: another
+ * commit came in between; read in a second transaction), or the commit ran
+ * as a script (`scripted`: removals, expired puts, long batches).
+ */
+export type ReadBackCause = 'uncached' | 'unversioned' | 'committing' | 'moved' | 'scripted';
+
+/**
  * One AOR after a commit: its version, and its bindings read back, or none
  * read when the version is the held one plus one (this commit was the only
  * change since the cache's last commit of the AOR: the cache with the
