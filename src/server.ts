@@ -1,5 +1,6 @@
 import type dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { firstExternalAddress, hostAddresses } from './transport/host-addresses.js';
 import type { Logger } from './log.js';
 import type { Config } from './config/load.js';
@@ -8,7 +9,7 @@ import { loadOrCreateSecret } from './config/secret.js';
 import { tempGruuKey } from './registrar/gruu.js';
 import { prepareDataDir } from './config/data-dir.js';
 import { planReload } from './config/reload-plan.js';
-import { KnownSharedBans, openStore, RedisAbuseChannel, RedisBindingTracking, RedisCallCounter, RedisStore, SharedCallOwners, redisUserSource, StoreError, startWalCheckpointer, WAL_FALLBACK_PAGES } from './store/index.js';
+import { openStore, RedisAbuseChannel, RedisBindingTracking, RedisCallCounter, RedisStore, SharedCallOwners, redisUserSource, StoreError, startWalCheckpointer, WAL_FALLBACK_PAGES } from './store/index.js';
 import { getHeader, type SipMessage } from './sip/message.js';
 import type { ServerTransaction } from './transaction/server-transaction.js';
 import type { CallRefusal } from './security/call-limits.js';
@@ -24,8 +25,7 @@ import { NonceCountTracker } from './auth/nonce.js';
 import type { DigestPolicy } from './auth/sip-digest.js';
 import { createAuthenticator, type Authenticate } from './auth/request-authenticator.js';
 import { TurnServer } from './turn/index.js';
-import { createSecurity } from './security/security.js';
-import { AddressSet } from './security/address-set.js';
+import { createSecurity, type SharedAbuse } from './security/security.js';
 import type { Ban } from './security/ban-list.js';
 import { certificateIdentities } from './auth/client-certificate.js';
 import { BanFileWriter } from './admin/ban-file.js';
@@ -135,9 +135,20 @@ export async function startServer(config: Config, logger: Logger, options: Serve
     turn,
   }));
   // The security layer drops a banned source's flow through the transport created right after it.
-  // With the Redis store bans are shared with the other nodes (set once they are wired, below).
-  let shareBans: ((bans: Ban[]) => void) | undefined;
-  const { security, banFile } = createSecurityLayer(config, logger, (flowId) => transport.destroyFlow(flowId), options.worker?.mesh, (bans) => shareBans?.(bans));
+  // With the Redis store bans and failures per source go through Redis to every worker and node (wired below).
+  let sharedAbuse: SharedAbuse | undefined;
+  const { security, banFile } = createSecurityLayer(
+    config,
+    logger,
+    (flowId) => transport.destroyFlow(flowId),
+    options.worker?.mesh,
+    config.store.type === 'redis'
+      ? {
+          ban: (ban) => (sharedAbuse ? sharedAbuse.ban(ban) : security.bans.broadcast(ban)),
+          sourceFailure: (address, username) => (sharedAbuse ? sharedAbuse.sourceFailure(address, username) : security.failures.countSource(address, username)),
+        }
+      : undefined,
+  );
   // The idle collection runs as soon as the load's completed transactions are gone (set once they exist, below).
   let heldTransactions = (): number => 0;
   const overload = startOverloadControl(config, () => heldTransactions() === 0);
@@ -158,11 +169,11 @@ export async function startServer(config: Config, logger: Logger, options: Serve
   tracking?.onInvalidate((what) => location.invalidate(what));
   tracking?.onFlush(() => location.clearCache());
   await location.start();
-  const abuse = await shareAbuse(config, store, security, logger);
+  const abuse = await shareAbuse(config, store, security, logger, worker?.mesh.self);
+  sharedAbuse = abuse;
   const calls = callAdmission(config, store, security, logger);
   observeCall = calls.observe;
-  shareBans = abuse?.onBans;
-  const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger, worker?.mesh.self, abuse?.failed);
+  const { users, authenticate } = createAuthentication(config, secret, store, domains, security, metrics, logger, worker?.mesh.self);
   const federation = createFederation(config, store, logger);
   // TURN runs in the primary when there are SIP workers: a worker reads no TURN secrets.
   const turnSecrets = worker ? { secrets: [], stop() {} } : await sharedTurnSecrets(config, store, logger);
@@ -425,24 +436,22 @@ function createFederation(config: Config, store: SqliteStore | RedisStore, logge
 /**
  * Abuse resistance (sip.security): per-source gate, failed-auth bans, call limits; bans in data_dir/bans.json.
  * A SIP worker shares them with the others over `mesh` (security/worker-peers.ts); worker 0 writes the ban file.
- * `onBansChanged` also gets the active bans after each change (the Redis store shares them with other nodes).
+ * `shared` (the Redis store, see shareAbuse): bans and failures per source go through it instead of the mesh.
  */
-function createSecurityLayer(config: Config, logger: Logger, destroyFlow: (flowId: string) => void, mesh: WorkerMesh | undefined, onBansChanged: (bans: Ban[]) => void) {
+function createSecurityLayer(config: Config, logger: Logger, destroyFlow: (flowId: string) => void, mesh: WorkerMesh | undefined, shared: SharedAbuse | undefined) {
   const banFile = new BanFileWriter(config.data_dir, logger.child({ component: 'abuse' }));
   const security = createSecurity(
     config.sip.security,
     logger,
     {
-      onBansChanged: (bans) => {
-        banFile.update(bans);
-        onBansChanged(bans);
-      },
+      onBansChanged: (bans) => banFile.update(bans),
       onDroppedBanned: (source) => {
         if (source.flowId) destroyFlow(source.flowId);
       },
     },
     // On Redis the shared call count (store/redis-calls.ts) holds across every worker and node: no mesh question per call.
     mesh && { peers: mesh, banFileWorker: 0, callsCountedInStore: config.store.type === 'redis' },
+    shared,
   );
   return { security, banFile };
 }
@@ -496,45 +505,52 @@ function callAdmission(config: Config, store: SqliteStore | RedisStore, security
 }
 
 /**
- * With the Redis store: bans shared by every node (a ban made here is stored
- * and announced; one made at another node is applied here for what is left of
- * it) and failed authentications counted across nodes per source address
- * (`sip.security.auth_failures.per_source` within `window_seconds` bans it
- * for `ban_seconds` everywhere; exempt sources are not counted). Undefined
- * with SQLite. Each node still counts its own per-user locks, request rates
- * and call limits.
+ * With the Redis store: bans and failed authentications per source address
+ * shared by every SIP worker of every node, through Redis only
+ * (security/security.ts `SharedAbuse`). A ban decided by a worker is stored
+ * and published once (RedisAbuseChannel.publishBan); every worker, this one
+ * too, subscribes on its own connection and applies every ban published
+ * (`BanList.applyShared`: its own echo changes nothing), and reads the active
+ * ones when it starts, so the ban list each message is checked against stays
+ * a Map in memory. `sip.security.auth_failures.per_source` failures within
+ * `window_seconds`, counted in Redis wherever they land (exempt sources are
+ * not counted), ban the source for `ban_seconds` everywhere. Redis
+ * unreachable: a ban goes over the worker mesh instead and a failure is
+ * counted as without Redis (its owner worker), for this node only. Per-user
+ * locks, request rates and call limits are counted as before (call counts in
+ * Redis: callAdmission). Undefined with SQLite.
+ * @param self this SIP worker's index (undefined for a single process): worker 0 (or the single process) logs
+ *   another node's bans at warn, the other workers at debug.
  * @throws StoreError 'unavailable' when Redis cannot be reached at start-up.
  */
-async function shareAbuse(config: Config, store: SqliteStore | RedisStore, security: Security, logger: Logger) {
+async function shareAbuse(config: Config, store: SqliteStore | RedisStore, security: Security, logger: Logger, self: number | undefined) {
   if (!(store instanceof RedisStore)) return undefined;
   const channel = new RedisAbuseChannel(store, logger);
-  const known = new KnownSharedBans();
+  // The node's processes share one tag: a SIP worker's parent is the node's primary.
+  const node = `${hostname()}/${self === undefined ? process.pid : process.ppid}`;
+  const logsOtherNodes = self === undefined || self === 0;
   await channel.start((ban) => {
-    const nowMs = Date.now();
-    if (ban.until <= nowMs || known.isKnown(ban.address, ban.until)) return;
-    known.remember(ban.address, ban.until, nowMs);
-    security.bans.ban(ban.address, (ban.until - nowMs) / 1000, ban.reason, { sharedBy: 'another node' }, nowMs);
+    const here = ban.node === node;
+    security.bans.applyShared(ban, !here && logsOtherNodes ? 'warn' : 'debug', here ? {} : { sharedBy: 'another node' });
   });
-  const exempt = new AddressSet(config.sip.security.exempt_sources);
   const af = config.sip.security.auth_failures;
-  return {
-    onBans(bans: Ban[]): void {
-      for (const b of bans) {
-        if (known.isKnown(b.address, b.until)) continue;
-        known.remember(b.address, b.until);
-        channel.publishBan({ address: b.address, reason: b.reason, until: b.until });
-      }
+  const shared: SharedAbuse & { close(): Promise<void> } = {
+    ban(ban: Ban): void {
+      void channel.publishBan({ address: ban.address, reason: ban.reason, until: ban.until, node }).then((ok) => {
+        if (!ok) security.bans.broadcast(ban);
+      });
     },
-    failed(address: string): void {
-      if (af.per_source <= 0 || exempt.has(address)) return;
+    sourceFailure(address: string, username: string | undefined): void {
       void channel.countFailure(address, af.window_seconds).then((n) => {
-        if (n === undefined || n < af.per_source) return;
+        if (n === undefined) return security.failures.countSource(address, username);
+        if (n < af.per_source) return;
         channel.resetFailures(address);
-        security.bans.ban(address, af.ban_seconds, 'auth-failures', { failures: n, windowSeconds: af.window_seconds, counted: 'on every node' });
+        security.bans.ban(address, af.ban_seconds, 'auth-failures', { failures: n, windowSeconds: af.window_seconds, user: username, counted: 'on every node' });
       });
     },
     close: () => channel.close(),
   };
+  return shared;
 }
 
 /**
@@ -713,8 +729,6 @@ function createAuthentication(
   logger: Logger,
   /** This SIP worker's index, with several: its nonces carry it, and nonces of the others are answered as stale. */
   nonceIssuer?: number,
-  /** A failed authentication from `address`, for the count shared by the nodes of a Redis store. */
-  sharedFailure?: (address: string) => void,
 ) {
   // The directory caches its own answers for directory.cache_ttl s (TTL only: an LDAP server tells nobody of
   // changes); the store is cached in memory and cleared when its users generation changes (any process or node).
@@ -751,7 +765,6 @@ function createAuthentication(
       failed: (username: string | undefined, address: string) => {
         metrics.countAuthFailure();
         security.failures.failed(username, address);
-        sharedFailure?.(address);
       },
     }),
   });

@@ -21,6 +21,12 @@
  * broadcast by the ban list; a user lock is broadcast by the user's owner,
  * and a worker asks the owner whether an address is known to the user only
  * while the user is locked (no answer within `askTimeoutMs`: refused).
+ *
+ * With `sharedSourceCount` (a shared store counts every worker's and node's
+ * failures per address: Redis, store/redis-abuse.ts), a source's failures go
+ * there only, not to the address's owner worker as well; the store's count
+ * bans. When the store cannot be asked, the hook hands the failure back
+ * ({@link AuthFailureGuard.countSource}), counted as without it.
  */
 import type { Logger } from '../log.js';
 import type { AddressSet } from './address-set.js';
@@ -59,6 +65,8 @@ export interface AuthFailureOptions {
   peers?: WorkerPeers;
   /** Wait for the user's owner, ms; default {@link USER_KNOWS_TIMEOUT_MS}. */
   askTimeoutMs?: number;
+  /** Where a source's failure is counted instead of here or at its owner worker (see the module comment). */
+  sharedSourceCount?: (address: string, username: string | undefined) => void;
 }
 
 /** A user name and an address, as sent between workers. */
@@ -128,9 +136,8 @@ export class AuthFailureGuard {
   /** Count a failed authentication (403) of `username` (may be undefined when unreadable) from `address`. */
   failed(username: string | undefined, address: string): void {
     if (this.opts.perSource > 0 && !this.opts.exempt.has(address)) {
-      const owner = this.peers ? ownerOf(address, this.peers.count) : undefined;
-      if (owner === undefined || owner === this.peers!.self) this.countSource(address, username);
-      else this.peers!.send(owner, SECURITY_CHANNELS.sourceFailure, { address, ...(username !== undefined && { user: username }) });
+      if (this.opts.sharedSourceCount) this.opts.sharedSourceCount(address, username);
+      else this.countSource(address, username);
     }
     if (this.opts.perUser > 0 && username !== undefined) {
       const owner = this.ownerOfUser(username);
@@ -158,7 +165,18 @@ export class AuthFailureGuard {
     return owner === this.peers.self ? undefined : owner;
   }
 
-  private countSource(address: string, username: string | undefined): void {
+  /**
+   * Count one failure of source `address` here or at its owner worker (a
+   * failure `sharedSourceCount` could not count in its store); bans at
+   * `perSource` within the window.
+   */
+  countSource(address: string, username: string | undefined): void {
+    const owner = this.peers ? ownerOf(address, this.peers.count) : undefined;
+    if (owner === undefined || owner === this.peers!.self) this.countSourceHere(address, username);
+    else this.peers!.send(owner, SECURITY_CHANNELS.sourceFailure, { address, ...(username !== undefined && { user: username }) });
+  }
+
+  private countSourceHere(address: string, username: string | undefined): void {
     const nowMs = this.nowMs();
     const n = this.bySource.add(address, nowMs);
     if (n >= this.opts.perSource) {
@@ -199,7 +217,7 @@ export class AuthFailureGuard {
     peers.on(SECURITY_CHANNELS.sourceFailure, (_from, p) => {
       const v = p as { address?: unknown; user?: unknown } | null;
       if (v && typeof v.address === 'string' && this.opts.perSource > 0 && !this.opts.exempt.has(v.address)) {
-        this.countSource(v.address, typeof v.user === 'string' ? v.user : undefined);
+        this.countSourceHere(v.address, typeof v.user === 'string' ? v.user : undefined);
       }
     });
     peers.on(SECURITY_CHANNELS.userFailure, (_from, p) => {

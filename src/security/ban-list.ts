@@ -15,6 +15,13 @@
  * worker that starts late gets the active bans: it asks for them
  * ({@link BanList.pull}), and the worker with `pushToJoiningWorkers` sends
  * them when the connection to it opens.
+ *
+ * With `share` (a shared store that every worker and node subscribes to:
+ * Redis, store/redis-abuse.ts), a ban decided here goes to `share` instead of
+ * the mesh, and comes back to every worker of every node (this one too)
+ * through {@link BanList.applyShared}: one path. {@link BanList.broadcast}
+ * is there for `share` to fall back to the mesh when the store cannot be
+ * reached.
  */
 import type { Logger } from '../log.js';
 import { SECURITY_CHANNELS, type WorkerPeers } from './worker-peers.js';
@@ -44,6 +51,11 @@ export interface BanListOptions {
   peers?: WorkerPeers;
   /** Send every active ban to a worker whose connection opens (it started or restarted); one worker does. */
   pushToJoiningWorkers?: boolean;
+  /**
+   * Where a ban decided here goes instead of the mesh (a shared store that hands every ban back to every
+   * worker through {@link BanList.applyShared}); called after the ban is in force here.
+   */
+  share?: (ban: Ban) => void;
 }
 
 /** A ban as broadcast to the other workers (times in ms since the epoch). */
@@ -113,9 +125,36 @@ export class BanList {
     const ban = this.insert({ address, reason, since: nowMs, until });
     this.totalBans += 1;
     this.log.warn({ address, reason, seconds: durationS, count: ban.count, ...detail }, 'source banned');
-    this.opts.peers?.broadcast(SECURITY_CHANNELS.ban, { address, reason, since: nowMs, until });
+    if (this.opts.share) this.opts.share(ban);
+    else this.broadcast(ban);
     this.changed();
     return ban;
+  }
+
+  /** Send `ban` to every other worker over the mesh (nothing without peers); `share`'s fallback when its store is unreachable. */
+  broadcast(ban: Ban): void {
+    this.opts.peers?.broadcast(SECURITY_CHANNELS.ban, { address: ban.address, reason: ban.reason, since: ban.since, until: ban.until });
+  }
+
+  /**
+   * Apply a ban handed back by the shared store (`share`): this worker's own,
+   * another worker's or another node's. Nothing when a ban of the address
+   * lasting at least as long is in force here already (this worker's own ban,
+   * or an echo), or when it has ended. Logged at `level` (`source banned`,
+   * with `detail`, for a ban another node decided; else `source ban applied
+   * from another worker` at debug).
+   * @param ban `until` in ms since the epoch.
+   * @returns true when it was applied.
+   */
+  applyShared(ban: { address: string; reason: string; until: number }, level: 'warn' | 'debug', detail: Record<string, unknown> = {}): boolean {
+    const nowMs = this.nowMs();
+    const existing = this.bans.get(ban.address);
+    if ((existing && existing.until >= ban.until) || ban.until <= nowMs) return false;
+    const applied = this.insert({ address: ban.address, reason: ban.reason, since: nowMs, until: ban.until });
+    if (level === 'warn') this.log.warn({ address: ban.address, reason: ban.reason, seconds: Math.round((ban.until - nowMs) / 1000), count: applied.count, ...detail }, 'source banned');
+    else this.log.debug({ address: ban.address, reason: ban.reason, until: ban.until, ...detail }, 'source ban applied from another worker');
+    this.changed();
+    return true;
   }
 
   /** Lift a ban at once, here and (with peers) in every other worker; true when there was one here. */

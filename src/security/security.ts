@@ -6,6 +6,8 @@
  * With several SIP workers, the pieces take the worker mesh: bans are
  * broadcast, failed-authentication and call counts are kept by each key's
  * owner (see worker-peers.ts), and only one worker writes `data_dir/bans.json`.
+ * With a shared store (`shared`: Redis), bans and failures per source travel
+ * through it only, to every worker of every node, not over the mesh as well.
  */
 import type { Logger } from '../log.js';
 import { AddressSet } from './address-set.js';
@@ -49,6 +51,19 @@ export interface SecurityWorkers {
 }
 
 /**
+ * A store every worker and node shares bans and failure counts through (Redis, store/redis-abuse.ts). Each
+ * worker subscribes to it on its own and applies every ban it hands back ({@link BanList.applyShared}); the
+ * mesh then carries no ban and no failure of a source (one path), except as these hooks' fallback while the
+ * store cannot be reached ({@link BanList.broadcast}, {@link AuthFailureGuard.countSource}).
+ */
+export interface SharedAbuse {
+  /** A ban decided by this worker: store and announce it. */
+  ban(ban: Ban): void;
+  /** A failed authentication from `address` (not exempt; `per_source` > 0): count it in the store. */
+  sourceFailure(address: string, username: string | undefined): void;
+}
+
+/**
  * Build the pieces.
  * @param onBansChanged receives the active bans after each ban or unban (for `data_dir/bans.json`);
  *   with `workers`, only on worker `banFileWorker`.
@@ -56,6 +71,7 @@ export interface SecurityWorkers {
  * @param workers the other SIP workers; without it every count is this process's own. With it, the
  *   bans the ban-file worker already holds are fetched from it in the background (a late start),
  *   and that worker sends them to any worker whose connection opens (a restart).
+ * @param shared the store bans and failures per source travel through instead of the mesh (Redis), if any.
  * @throws AddressSetError for a malformed `exempt_sources` entry (the schema checks them first).
  */
 export function createSecurity(
@@ -63,13 +79,21 @@ export function createSecurity(
   logger: Logger,
   hooks: { onBansChanged?: (bans: Ban[]) => void; onDroppedBanned?: (source: GateSource) => void } = {},
   workers?: SecurityWorkers,
+  shared?: SharedAbuse,
 ): Security {
   const exempt = new AddressSet(settings.exempt_sources);
   const peers = workers?.peers;
   const banFileWorker = workers?.banFileWorker ?? 0;
   const writesBanFile = !peers || peers.self === banFileWorker;
-  const bans = new BanList({ logger, onChange: writesBanFile ? hooks.onBansChanged : undefined, peers, pushToJoiningWorkers: peers !== undefined && writesBanFile });
-  if (!writesBanFile && peers.count > 1) {
+  // With a shared store, a worker that starts reads the active bans from it (RedisAbuseChannel.start): no pull, no push.
+  const bans = new BanList({
+    logger,
+    onChange: writesBanFile ? hooks.onBansChanged : undefined,
+    peers,
+    pushToJoiningWorkers: peers !== undefined && writesBanFile && !shared,
+    share: shared && ((ban) => shared.ban(ban)),
+  });
+  if (!writesBanFile && peers.count > 1 && !shared) {
     bans.pull(banFileWorker, workers.banPullTimeoutMs ?? 2000).catch((err: unknown) => {
       logger.child({ component: 'abuse' }).debug({ err: (err as Error).message, worker: banFileWorker }, 'active bans not fetched at start');
     });
@@ -93,6 +117,7 @@ export function createSecurity(
     banSeconds: settings.auth_failures.ban_seconds,
     logger,
     peers,
+    sharedSourceCount: shared && ((address, username) => shared.sourceFailure(address, username)),
   });
   const calls = new CallLimits({
     maxConcurrent: settings.calls.max_concurrent_per_user,

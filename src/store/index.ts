@@ -11,7 +11,7 @@ export { SqliteStore, SCHEMA_VERSION } from './sqlite-store.js';
 export { StoreError, type StoreErrorCode } from './errors.js';
 export { RedisStore, redisName, type RedisSnapshot } from './redis-store.js';
 export { RedisBindingTracking, type Invalidation } from './redis-tracking.js';
-export { KnownSharedBans, RedisAbuseChannel, type SharedBan } from './redis-abuse.js';
+export { RedisAbuseChannel, type SharedBan } from './redis-abuse.js';
 export { RedisCallCounter, SharedCallOwners, type SharedAdmission } from './redis-calls.js';
 export { redisUserSource } from './redis-user-source.js';
 export { startWalCheckpointer, WAL_FALLBACK_PAGES, type WalCheckpointer, type WalCheckpointerOptions, type WalCheckpointStats } from './wal-checkpointer.js';

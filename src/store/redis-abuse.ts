@@ -18,44 +18,12 @@ export interface SharedBan {
   address: string;
   reason: string;
   until: number;
+  /** The node that decided it (its processes share one tag); absent for bans read from their keys at start. */
+  node?: string;
 }
 
 /** Bans read from Redis at start or after a reconnection, at most. */
 const MAX_LOADED_BANS = 100_000;
-
-/** Bans known to be shared (address → until, ms) at most; past it expired ones are dropped, then all. */
-export const MAX_SHARED_BANS = 100_000;
-
-/**
- * The shared bans a node has already applied or announced (address → end,
- * ms since the epoch), so that the echo of a ban (its own announcement coming
- * back, or a ban it made itself) changes nothing. At most
- * {@link MAX_SHARED_BANS}: when full, the expired ones are dropped, and if
- * none was, all are forgotten (a ban forgotten early is at worst applied or
- * announced once more).
- */
-export class KnownSharedBans {
-  private readonly known = new Map<string, number>();
-
-  /** Bans known now, 0 ≤ n ≤ {@link MAX_SHARED_BANS}. */
-  get size(): number {
-    return this.known.size;
-  }
-
-  /** Remember that `address` is banned until `until` (ms); `nowMs` decides which are expired when full. */
-  remember(address: string, until: number, nowMs: number = Date.now()): void {
-    if (!this.known.has(address) && this.known.size >= MAX_SHARED_BANS) {
-      for (const [a, u] of this.known) if (u <= nowMs) this.known.delete(a);
-      if (this.known.size >= MAX_SHARED_BANS) this.known.clear();
-    }
-    this.known.set(address, until);
-  }
-
-  /** True when a ban of `address` ending at most 1 s before `until` is known: a ban until `until` changes nothing. */
-  isKnown(address: string, until: number): boolean {
-    return (this.known.get(address) ?? 0) >= until - 1000;
-  }
-}
 
 /** Bans and failed-authentication counters over Redis (keys and one pub/sub channel). */
 export class RedisAbuseChannel {
@@ -88,7 +56,9 @@ export class RedisAbuseChannel {
     sub.on('message', (_c: string, text: string) => {
       try {
         const b = JSON.parse(text) as SharedBan;
-        if (typeof b.address === 'string' && typeof b.reason === 'string' && typeof b.until === 'number') onBan(b);
+        if (typeof b.address === 'string' && typeof b.reason === 'string' && typeof b.until === 'number') {
+          onBan({ address: b.address, reason: b.reason, until: b.until, ...(typeof b.node === 'string' && { node: b.node }) });
+        }
       } catch {
         /* not ours */
       }
@@ -128,15 +98,26 @@ export class RedisAbuseChannel {
     }
   }
 
-  /** Store and announce a ban of this node (fire and forget: a failure is logged, the ban holds here). */
-  publishBan(ban: SharedBan): void {
+  /**
+   * Store and announce a ban of this node: one SET (PXAT its end) and one
+   * PUBLISH in one MULTI/EXEC. Resolves true once Redis ran both, false when
+   * it could not be reached (logged; the caller keeps the ban in force
+   * without Redis); never rejects.
+   */
+  publishBan(ban: SharedBan): Promise<boolean> {
     const value = JSON.stringify({ reason: ban.reason, until: ban.until });
-    this.store.redis
+    return this.store.redis
       .multi()
       .set(`${this.prefix}ban:${ban.address}`, value, 'PXAT', Math.ceil(ban.until))
       .publish(`${this.prefix}bans`, JSON.stringify(ban))
       .exec()
-      .catch((err: Error) => this.log.warn({ err: err.message, address: ban.address }, 'sharing a ban failed; it holds on this node'));
+      .then(
+        (res) => !res?.some(([err]) => err),
+        (err: Error) => {
+          this.log.warn({ err: err.message, address: ban.address }, 'sharing a ban failed; it holds on this node');
+          return false;
+        },
+      );
   }
 
   /**

@@ -59,7 +59,7 @@ export async function serveWorkers(name: string, config: Record<string, unknown>
 }
 
 /**
- * A guessing UA on 127.0.0.2 (its own UDP socket) against a two-worker server
+ * A guessing UA on 127.0.0.2 (or `address`; its own UDP socket) against a two-worker server
  * on 127.0.0.1:`port`: `guess(perSource)` sends `perSource` REGISTERs for alice with a
  * wrong password, their Call-IDs owned by each worker in turn, and asserts 401
  * then 403 for each; before the last one both workers still answer it. Then
@@ -67,9 +67,9 @@ export async function serveWorkers(name: string, config: Record<string, unknown>
  * answer within 1 s (false once the address is banned there).
  * @param ua the UA whose requests and digests are sent from the guessing socket.
  */
-export async function guessingSource(ua: UdpUa, port: number, domain: string) {
+export async function guessingSource(ua: UdpUa, port: number, domain: string, address = '127.0.0.2') {
   const socket = dgram.createSocket('udp4');
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.2', () => r()));
+  await new Promise<void>((r) => socket.bind(0, address, () => r()));
   const received: SipResponse[] = [];
   socket.on('message', (data) => received.push(parseMessage(data) as SipResponse));
   const answer = async (req: SipRequest, timeoutMs = 3000): Promise<SipResponse | undefined> => {

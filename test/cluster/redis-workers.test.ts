@@ -22,6 +22,7 @@ import { createResponse } from '../../src/sip/response.js';
 import { getHeader, type SipHeader, type SipRequest, type SipResponse } from '../../src/sip/message.js';
 import { RedisStore } from '../../src/store/index.js';
 import { configSchema } from '../../src/config/schema.js';
+import { readBanFile } from '../../src/admin/ban-file.js';
 
 const PORT = 27360;
 const ADMIN_PORT = 27361;
@@ -251,20 +252,65 @@ describeWithPeers(['redis-server'])('two SIP workers of one node on a Redis stor
     }
   });
 
-  it('failed authentications from one address reaching both workers ban it at per_source on both', async () => {
+  /** Every ban published on the node's channel from now on (a subscriber of its own), until `stop`. */
+  async function banChannel(): Promise<{ bans: { address: string; reason: string }[]; stop(): Promise<void> }> {
+    const sub = store!.redis.duplicate({ enableOfflineQueue: true });
+    const bans: { address: string; reason: string }[] = [];
+    sub.on('message', (_channel: string, text: string) => bans.push(JSON.parse(text) as { address: string; reason: string }));
+    await sub.subscribe('rw:bans');
+    return { bans, stop: async () => void (await sub.quit()) };
+  }
+
+  /** The `source banned` lines (warn) the node logged for `address` so far. */
+  const bannedLines = (address: string): string[] => server.stdout().split('\n').filter((l) => l.includes('"msg":"source banned"') && l.includes(`"address":"${address}"`));
+
+  it('failed authentications from one address reaching both workers ban it at per_source on both, published to Redis once, counted in Redis only', async () => {
+    const channel = await banChannel();
     // A guessing UA on 127.0.0.2: REGISTERs with a wrong password, Call-IDs owned by each worker in turn.
     const helper = await ua();
     const guesser = await guessingSource(helper, PORT, DOMAIN);
     try {
-      await guesser.guess(PER_SOURCE);
-      // Two failures on each worker: only a count kept in one place reaches 4. Now neither answers.
+      await guesser.guess(PER_SOURCE - 1);
+      // The failures so far are counted in Redis, where every worker and node counts them (one count, not one per worker).
+      await expect.poll(() => store!.redis.get('rw:authfail:127.0.0.2'), { timeout: 3000 }).toBe(String(PER_SOURCE - 1));
+      await guesser.guess(1);
+      // Failures on both workers: only a count kept in one place reaches 4. Now neither answers.
       for (const owner of [0, 1]) expect(await guesser.answered(owner), `OPTIONS owned by worker ${owner}`).toBe(false);
       // The ban is shared with other nodes through Redis.
       await expect.poll(async () => JSON.parse((await store!.redis.get('rw:ban:127.0.0.2')) ?? '{}').reason, { timeout: 3000 }).toBe('auth-failures');
+      expect(await store!.redis.exists('rw:authfail:127.0.0.2')).toBe(0);
+      // Published once, decided once: by the worker that counted the last failure, not again by the other or by
+      // worker 0 on the other's behalf (the OPTIONS above took 2 s, time for any second publish to arrive).
+      expect(channel.bans.filter((b) => b.address === '127.0.0.2').map((b) => b.reason)).toEqual(['auth-failures']);
+      expect(bannedLines('127.0.0.2')).toHaveLength(1);
       // The other UAs (127.0.0.1) are not banned.
       expect((await helper.register(PORT, 'alice', PW, DOMAIN)).status).toBe(200);
     } finally {
       guesser.close();
+      await channel.stop();
+    }
+  });
+
+  it('a ban another node publishes holds on both workers, is logged once (worker 0) and published by neither worker again', async () => {
+    const helper = await ua();
+    const source = await guessingSource(helper, PORT, DOMAIN, '127.0.0.3');
+    const channel = await banChannel();
+    try {
+      for (const owner of [0, 1]) expect(await source.answered(owner), `OPTIONS owned by worker ${owner} before the ban`).toBe(true);
+      // As RedisAbuseChannel.publishBan of another node: the ban's key, then the message on the channel.
+      const until = Date.now() + 600_000;
+      await store!.redis.set('rw:ban:127.0.0.3', JSON.stringify({ reason: 'request-rate', until }), 'PXAT', until);
+      expect(await store!.redis.publish('rw:bans', JSON.stringify({ address: '127.0.0.3', reason: 'request-rate', until, node: 'another-node/1' }))).toBe(3);
+      await expect.poll(async () => (await source.answered(0)) || (await source.answered(1)), { timeout: 5000 }).toBe(false);
+      for (const owner of [0, 1]) expect(await source.answered(owner), `OPTIONS owned by worker ${owner}`).toBe(false);
+      await expect.poll(() => readBanFile(join(dir, 'data')).map((b) => b.address), { timeout: 3000 }).toContain('127.0.0.3');
+      expect(bannedLines('127.0.0.3')).toHaveLength(1);
+      expect(bannedLines('127.0.0.3')[0]).toContain('"sharedBy":"another node"');
+      // Only the test's own message went over the channel: no worker published it again.
+      expect(channel.bans.filter((b) => b.address === '127.0.0.3')).toHaveLength(1);
+    } finally {
+      source.close();
+      await channel.stop();
     }
   });
 
