@@ -32,6 +32,8 @@ export interface ReadThroughOptions {
 /** A read or commit under way for one AOR or contact URI; `spoiled` once what it reads may already be stale. */
 interface Watch {
   spoiled: boolean;
+  /** A commit's (a newer commit of the AOR does not spoil it: see LocationService.latestCommit). */
+  commit?: true;
 }
 
 function aorOf(c: BindingChange): string {
@@ -113,6 +115,19 @@ export class LocationService {
   readonly droppedAtAnswer = { pending: 0, spoiled: 0, epoch: 0 };
   /** Read-through: AORs with a commit under way, and how many. */
   private readonly committing = new Map<string, number>();
+  /**
+   * Read-through: per AOR with a commit under way, the version the store
+   * will have after the last one sent when nothing else changes the AOR
+   * meanwhile (known when that commit went with a held version: it plus
+   * one). A commit of the AOR made while another is under way goes at this
+   * version (commits of one connection run in Redis in the order sent), so
+   * that a user registering again before the previous commit answered does
+   * not read the AOR back; Redis's version tells when anything else came
+   * in between. Bounded by the AORs with a commit under way.
+   */
+  private readonly expected = new Map<string, number>();
+  /** Read-through: per AOR with a commit under way, the last one sent (its answer is the one kept). */
+  private readonly latestCommit = new Map<string, object>();
 
   /**
    * @param store where bindings are kept durably.
@@ -393,21 +408,35 @@ export class LocationService {
    */
   private commitThrough(changes: readonly BindingChange[], source: ReadThroughSource): Promise<void> {
     const aors = [...new Set(changes.map(aorOf))];
-    // What the cache holds at a known version, unless an earlier commit of the AOR is under way (its outcome unknown).
+    // What the cache holds at a known version; with an earlier commit of the AOR under way, the version that
+    // one will leave when it went with a held version (else unknown: read back).
     const held = new Map<string, HeldAor>();
     const unheld = new Map<string, ReadBackCause>();
+    const token = {};
     for (const aor of aors) {
-      const version = this.versions.get(aor);
-      if (version !== undefined && !this.committing.has(aor)) held.set(aor, { version, indexed: true });
-      else unheld.set(aor, this.committing.has(aor) ? 'committing' : this.byAor.has(aor) ? 'unversioned' : 'uncached');
+      const inFlight = this.committing.has(aor);
+      const version = inFlight ? this.expected.get(aor) : this.versions.get(aor);
+      if (version !== undefined) {
+        held.set(aor, { version, indexed: true });
+        this.expected.set(aor, version + 1);
+      } else {
+        unheld.set(aor, inFlight ? 'committing' : this.byAor.has(aor) ? 'unversioned' : 'uncached');
+        this.expected.delete(aor);
+      }
       this.committing.set(aor, (this.committing.get(aor) ?? 0) + 1);
+      this.latestCommit.set(aor, token);
     }
     for (const c of changes) {
       const h = held.get(aorOf(c));
       if (h && !this.refreshes.has(c)) h.indexed = false;
     }
-    for (const aor of aors) this.spoil(this.aorWatches, aor);
-    const watches = aors.map((aor) => this.watch(this.aorWatches, aor));
+    // Reads of the AORs under way were sent before this commit: not kept (an earlier commit's answer is left to the latest).
+    for (const aor of aors) this.spoil(this.aorWatches, aor, true);
+    const watches = aors.map((aor) => {
+      const w = this.watch(this.aorWatches, aor);
+      w.commit = true;
+      return w;
+    });
     const epoch = source.epoch;
     return source
       .commitAndRead(changes, held, unheld)
@@ -415,13 +444,18 @@ export class LocationService {
         (lists) => {
           aors.forEach((aor, i) => {
             const got = lists.get(aor);
+            const spoiled = watches[i].spoiled || epoch !== source.epoch || !source.active;
+            // A later commit of the AOR is under way and answers for both (it went at this one's version plus one,
+            // or reads the AOR back): what the cache holds includes its changes, leave it to that answer.
+            if (got && !spoiled && this.latestCommit.get(aor) !== token) return;
             const pending = this.pending.some((c) => aorOf(c) === aor);
-            if (!got || pending || watches[i].spoiled || epoch !== source.epoch || !source.active) {
-              this.droppedAtAnswer[pending ? 'pending' : watches[i].spoiled ? 'spoiled' : 'epoch'] += 1;
+            if (!got || spoiled || (got.bindings && pending)) {
+              // Read back while a change of the AOR waits to be sent: the records lack it, and it is in the cache.
+              this.droppedAtAnswer[spoiled ? (watches[i].spoiled ? 'spoiled' : 'epoch') : 'pending'] += 1;
               this.forget(aor);
-            }
-            else if (got.bindings) this.keep(aor, got.bindings, got.version);
-            // Nothing read back: what the cache holds is what the store has, unless it was dropped meanwhile.
+            } else if (got.bindings) this.keep(aor, got.bindings, got.version);
+            // Nothing read back: what the cache holds is what the store has (plus changes waiting to be sent, which
+            // go at this version), unless it was dropped meanwhile.
             else if (this.byAor.has(aor)) this.versions.set(aor, got.version);
             else this.forget(aor);
           });
@@ -436,7 +470,11 @@ export class LocationService {
           this.unwatch(this.aorWatches, aor, watches[i]);
           const n = this.committing.get(aor)! - 1;
           if (n > 0) this.committing.set(aor, n);
-          else this.committing.delete(aor);
+          else {
+            this.committing.delete(aor);
+            this.expected.delete(aor);
+            this.latestCommit.delete(aor);
+          }
         }),
       );
   }
@@ -484,9 +522,12 @@ export class LocationService {
     if (set.size === 0) map.delete(key);
   }
 
-  /** Reads of `key` under way may be stale: not kept, and later reads do not share them (a new one is sent). */
-  private spoil(map: Map<string, Set<Watch>>, key: string): void {
-    for (const w of map.get(key) ?? []) w.spoiled = true;
+  /**
+   * Reads of `key` under way may be stale: not kept, and later reads do not share them (a new one is sent).
+   * @param readsOnly leave commits' watches alone (a newer commit of the AOR, not a change from elsewhere).
+   */
+  private spoil(map: Map<string, Set<Watch>>, key: string, readsOnly = false): void {
+    for (const w of map.get(key) ?? []) if (!readsOnly || !w.commit) w.spoiled = true;
     if (map === this.aorWatches) this.fills.delete(key);
   }
 
@@ -561,7 +602,10 @@ export class LocationService {
 
   /** Drop from memory the binding of `contactUri`, or every binding of the AOR; returns how many. */
   private forget(aor: string, contactUri?: string): number {
-    if (contactUri === undefined) this.versions.delete(aor);
+    if (contactUri === undefined) {
+      this.versions.delete(aor);
+      this.expected.delete(aor);
+    }
     const list = this.byAor.get(aor);
     if (!list) return 0;
     if (contactUri === undefined) {

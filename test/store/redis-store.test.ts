@@ -380,6 +380,57 @@ describeWithPeers(['redis-server'])('Redis store against redis-server', () => {
     }
   });
 
+  test('read-through: a refresh committed while the previous commit of the AOR is under way goes at its version plus one (no read back); anything else in between is read back', async () => {
+    const other = await new RedisStore(redisConfig(redis.url), silent).connect();
+    const one = await node(store);
+    const two = await node(other);
+    try {
+      const b1 = binding({ contactUri: 'sip:c1@127.0.0.10', contact: '<sip:c1@127.0.0.10>', updatedAt: 1 });
+      one.location.put(b1);
+      await one.location.committed();
+      // Two refreshes, each its own commit, the second sent before the first answered (a user registering again at once).
+      const sorts = await calls('sort_ro');
+      const before = { ...store.readBacks };
+      const r1 = { ...b1, cseq: 8 };
+      const r2 = { ...b1, cseq: 9 };
+      one.location.put(r1);
+      const first = one.location.flush();
+      one.location.put(r2);
+      const second = one.location.flush();
+      await Promise.all([first, second]);
+      expect(await calls('sort_ro')).toBe(sorts);
+      expect(store.readBacks).toEqual(before);
+      expect(one.location.read(b1.aor)).toEqual([r2]);
+      expect(await store.listBindings(b1.aor)).toEqual([r2]);
+      // And the next refresh goes at the version the second left: still nothing read back.
+      const r3 = { ...b1, cseq: 10 };
+      one.location.put(r3);
+      await one.location.committed();
+      expect(await calls('sort_ro')).toBe(sorts);
+      // Node two adds a binding while node one's two refreshes are under way (in whichever order Redis runs the three):
+      // the cache of node one ends as Redis has it, with node two's binding.
+      const b2 = binding({ contactUri: 'sip:c2@127.0.0.11', contact: '<sip:c2@127.0.0.11>', updatedAt: 2 });
+      const r4 = { ...b1, cseq: 11 };
+      const r5 = { ...b1, cseq: 12 };
+      one.location.put(r4);
+      const third = one.location.flush();
+      two.location.put(b2);
+      const theirs = two.location.flush();
+      one.location.put(r5);
+      const fourth = one.location.flush();
+      await Promise.all([third, theirs, fourth]);
+      await turn();
+      const held = one.location.read(b1.aor);
+      const byUri = (list: BindingRecord[]) => list.map((b) => `${b.contactUri} ${b.cseq}`).sort();
+      expect(byUri(held instanceof Promise ? await held : held)).toEqual([`${b1.contactUri} 12`, `${b2.contactUri} 7`]);
+      expect(byUri(await store.listBindings(b1.aor))).toEqual([`${b1.contactUri} 12`, `${b2.contactUri} 7`]);
+    } finally {
+      await one.stop();
+      await two.stop();
+      await other.close();
+    }
+  });
+
   test('read-through: an AOR with a * of its own (no SORT pattern fits) commits and reads through the scripts', () =>
     withTwoNodes(async (one, two) => {
       const b = binding({ aor: 'sip:a*b@example.test' });
