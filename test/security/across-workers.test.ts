@@ -104,6 +104,62 @@ describe('bans across workers', () => {
   });
 });
 
+describe('bans and failures through a shared store (Redis) instead of the mesh', () => {
+  /**
+   * Three workers whose bans and failures per source go to a store as RedisAbuseChannel does (publish once, handed
+   * back to every worker; one count per address); with `up` false the store cannot be reached and the hooks fall back
+   * to the mesh, as server.ts shareAbuse does.
+   */
+  function sharedWorkers(perSource: number) {
+    const group = meshGroup(3);
+    const store = { up: true, published: [] as string[], counts: new Map<string, number>() };
+    const sec: Security[] = [];
+    group.meshes.forEach((peers, i) => {
+      sec.push(
+        createSecurity(settings({ auth_failures: { per_source: perSource, per_user: 0 } }), silentLogger, {}, { peers }, {
+          ban(ban) {
+            if (!store.up) return sec[i]!.bans.broadcast(ban);
+            store.published.push(ban.address);
+            for (const w of sec) w.bans.applyShared(ban, 'debug');
+          },
+          sourceFailure(address, username) {
+            if (!store.up) return sec[i]!.failures.countSource(address, username);
+            const n = (store.counts.get(address) ?? 0) + 1;
+            store.counts.set(address, n);
+            if (n >= perSource) sec[i]!.bans.ban(address, 600, 'auth-failures');
+          },
+        }),
+      );
+    });
+    return { group, store, sec };
+  }
+
+  it('a ban is published once and applied by every worker from the store; failures are counted there; nothing goes over the mesh', async () => {
+    const { group, store, sec } = sharedWorkers(3);
+    sec[2]!.bans.ban('192.0.2.9', 600, 'request-rate');
+    for (const s of sec) s.failures.failed('alice', '192.0.2.77');
+    await group.settle();
+    for (const s of sec) expect([s.bans.isBanned('192.0.2.9'), s.bans.isBanned('192.0.2.77')]).toEqual([true, true]);
+    expect(store.published).toEqual(['192.0.2.9', '192.0.2.77']);
+    expect(store.counts.get('192.0.2.77')).toBe(3);
+    expect(group.delivered.get(SECURITY_CHANNELS.ban) ?? 0).toBe(0);
+    expect(group.delivered.get(SECURITY_CHANNELS.sourceFailure) ?? 0).toBe(0);
+    // The worker's own ban handed back by the store changes nothing.
+    expect(sec[2]!.bans.applyShared({ address: '192.0.2.9', reason: 'request-rate', until: sec[2]!.bans.list()[0]!.until }, 'debug')).toBe(false);
+  });
+
+  it('with the store unreachable, a ban and the failures of a source go over the mesh as without it', async () => {
+    const { group, store, sec } = sharedWorkers(3);
+    store.up = false;
+    sec[1]!.bans.ban('192.0.2.10', 600, 'request-rate');
+    for (const s of sec) s.failures.failed('alice', '192.0.2.78');
+    await group.settle();
+    for (const s of sec) expect([s.bans.isBanned('192.0.2.10'), s.bans.isBanned('192.0.2.78')]).toEqual([true, true]);
+    expect(store.published).toEqual([]);
+    expect(group.delivered.get(SECURITY_CHANNELS.sourceFailure)).toBe(2);
+  });
+});
+
 describe('bans for a restarted worker', () => {
   it('the ban-file worker sends its active bans to a worker whose connection opens again', async () => {
     const group = meshGroup(2);
