@@ -298,6 +298,29 @@ export function udpRcvbufErrors() {
   }
 }
 
+/**
+ * Receive-buffer drops of the UDP sockets bound to local `port`, summed (the last column of /proc/net/udp and
+ * /proc/net/udp6: datagrams the kernel dropped because the socket's receive buffer was full), in the network
+ * namespace of this process. 0 when no socket has the port; NaN when /proc cannot be read.
+ * @param {number} port
+ * @returns {number}
+ */
+export function udpSocketDrops(port) {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  let drops = 0;
+  try {
+    for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
+      for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+        const fields = line.trim().split(/\s+/);
+        if (fields.length > 2 && fields[1].endsWith(hex)) drops += Number(fields[fields.length - 1]) || 0;
+      }
+    }
+  } catch {
+    return NaN;
+  }
+  return drops;
+}
+
 /** Every thread of a process tree as `/proc/<pid>/task/<tid>` paths (threads that exit meanwhile are skipped by readers). */
 export function threadDirs(root) {
   const out = [];

@@ -25,6 +25,7 @@
 //   SIP_BENCH_SEARCH_BUDGET_S=600 (all searches together; each gets an equal share, then starts no new step;
 //   kamailio-pg's searches get the same share on top)
 //   RTCEDGE_SIP_WORKERS=auto (sip.workers)  KAMAILIO_CHILDREN=4
+//   SIP_BENCH_SIPP_BUFFER_BYTES=4194304 (SIPp's -buff_size, its sockets' receive and send buffers; SIPp's default 65535)
 //   RTCEDGE_BENCH_CLI=/path/to/other/dist/cli/main.js (measure another build)
 //   SIP_BENCH_ROUNDS=1 (each scenario's searches repeated this many times, the servers' order alternating
 //   between rounds; the table gives every round's rates and ratios and their median; the budget is per round)
@@ -33,7 +34,7 @@ import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
-import { startProcess, stopProcess, tempDir, cpuSeconds, sleep, processTree, threadDirs, udpRcvbufErrors, CLK_TCK } from './lib.mjs';
+import { startProcess, stopProcess, tempDir, cpuSeconds, sleep, processTree, threadDirs, udpRcvbufErrors, udpSocketDrops, CLK_TCK } from './lib.mjs';
 import { startRtcedge, sipLinesAccepted } from './rtcedge.mjs';
 import { startKamailio, stopKamailio, kamailioShmUsed, KAMAILIO_CHILDREN } from './kamailio.mjs';
 import { REGISTER_SCENARIO, CALL_UAC_SCENARIO, CALL_UAS_SCENARIO, REPARTITION_MS } from './sip-scenarios.mjs';
@@ -55,6 +56,12 @@ const SCENARIOS = envList('SIP_BENCH_SCENARIOS', 'register-udp,call-udp,register
 const SERVERS = envList('SIP_BENCH_SERVERS', 'rtcedge,kamailio,kamailio-pg');
 const IDLE_CONNECTIONS = envList('SIP_BENCH_IDLE_CONNECTIONS', '1000,5000').map(Number);
 const WORKERS = env('RTCEDGE_SIP_WORKERS', 'auto');
+/**
+ * SIPp's socket buffers (`-buff_size`: SO_RCVBUF and SO_SNDBUF, bytes; the kernel caps them at net.core.rmem_max
+ * and wmem_max). SIPp's own default, 65,535, lets one SIPp socket that stands for 1,000 UAs drop answers that
+ * arrive in a burst while it is busy, which then counts as the server's retransmissions.
+ */
+const SIPP_BUFFER_BYTES = envN('SIP_BENCH_SIPP_BUFFER_BYTES', 4194304);
 /** Another build's dist/cli/main.js to measure instead of this checkout's (e.g. a branch built elsewhere). */
 const CLI = process.env.RTCEDGE_BENCH_CLI || undefined;
 /** Time for all step searches together, s; each search gets an equal share and stops starting steps past it. */
@@ -279,11 +286,13 @@ async function sippStep(ctx, rate) {
     '-timeout', String(STEP_S * 3 + 10), '-timeout_error',
     '-recv_timeout', '4000',
     '-default_behaviors', 'all,-bye',
-    '-nostdin', '-nd',
+    '-nostdin', '-nd', '-buff_size', String(SIPP_BUFFER_BYTES),
     '-trace_stat', '-stf', stf, '-fd', '1',
   ];
   await settle(server.proc);
   const drops0 = udpRcvbufErrors();
+  const serverDrops0 = transport === 'udp' ? udpSocketDrops(server.ports.udp) : 0;
+  const uasDrops0 = transport === 'udp' && ctx.uas ? udpSocketDrops(UAS_PORT.udp) : 0;
   const uasCpu0 = ctx.uas ? cpuSeconds(ctx.uas.pid) : 0;
   const cpu0 = serverCpuSeconds(server.proc);
   const db0 = dbCpuSeconds(server.proc);
@@ -310,6 +319,10 @@ async function sippStep(ctx, rate) {
     failedShare: (calls - ok) / calls,
     failedBy: { ...failureKinds(st), ...fatal(r) },
     drops: udpRcvbufErrors() - drops0,
+    // The server's and the UAS's sockets outlive the step, so their own counters tell their share; the rest of
+    // the host-wide count is the load generator's socket (SIPp's closes with it) and anything else on the host.
+    serverDrops: transport === 'udp' ? udpSocketDrops(server.ports.udp) - serverDrops0 : undefined,
+    uasDrops: transport === 'udp' && ctx.uas ? udpSocketDrops(UAS_PORT.udp) - uasDrops0 : undefined,
     ...rt,
     cpuS: cpu1 - cpu0,
     dbCpuS: db0 === undefined ? undefined : db1 - db0,
@@ -445,7 +458,7 @@ function limitOf(s, serverCores, withDb = false) {
   const { server, client, uas, machine } = r.loadCpu;
   const why = [];
   if (r.failedShare >= PASS.maxFailedShare) why.push(`${pct(r.failedShare)} failed (${Object.entries(r.failedBy).map(([k, v]) => `${k} ${v}`).join(', ') || 'unfinished'})`);
-  if (r.retransShare >= PASS.maxRetransShare) why.push(`${pct(r.retransShare)} retransmissions`);
+  if (r.retransShare >= PASS.maxRetransShare) why.push(`${pct(r.retransShare)} retransmissions` + (r.drops > 0 ? ` (${r.drops} datagrams dropped by full receive buffers${dropsSplit(r)})` : ''));
   if (!(r.meanMs <= PASS.maxMeanMs)) why.push(`mean response ${f(r.meanMs, 1)} ms`);
   if (r.elapsedS > STEP_S * 1.25 + 1) why.push(`the step took ${f(r.elapsedS, 1)} s for ${STEP_S} s of load`);
   parts.push(`at ${r.rate}/s: ${why.join(', ') || 'failed'}`);
@@ -650,7 +663,7 @@ export async function runSipBench(log = console.log) {
           else step = (rate) => sippStep(ctx, rate);
           if (kind === 'call' && transport !== 'tls') {
             await registerContact(server.ports.udp, CALLEE[transport], `<sip:${CALLEE[transport]}@127.0.0.1:${UAS_PORT[transport]};transport=${transport}>`);
-            const uasArgs = ['-sf', join(dir, 'uas.xml'), '-i', '127.0.0.1', '-p', String(UAS_PORT[transport]), '-t', transport === 'udp' ? 'u1' : 't1', '-s', CALLEE[transport], '-nostdin', '-nd'];
+            const uasArgs = ['-sf', join(dir, 'uas.xml'), '-i', '127.0.0.1', '-p', String(UAS_PORT[transport]), '-t', transport === 'udp' ? 'u1' : 't1', '-s', CALLEE[transport], '-nostdin', '-nd', '-buff_size', String(SIPP_BUFFER_BYTES)];
             ctx.uas = startProcess('sipp', uasArgs);
             commands.add('sipp ' + uasArgs.join(' ').replaceAll(dir, '$DIR') + '  (the UAS, registered as ' + CALLEE[transport] + ')');
             await sleep(500);
@@ -703,12 +716,19 @@ export async function runSipBench(log = console.log) {
   return {
     searches, memory, notes, commands: [...commands], kamailioCfg: kam?.cfgText ?? '', kamailioPgCfg: kamPg?.cfgText ?? '',
     minutes: (Date.now() - t0) / 60_000,
-    settings: { STEP_S, FACTOR, REFINE, MAX_RATE, USERS, START, IDLE_CONNECTIONS, WORKERS, KAMAILIO_CHILDREN, SEARCH_BUDGET_S, ROUNDS },
+    settings: { STEP_S, FACTOR, REFINE, MAX_RATE, USERS, START, IDLE_CONNECTIONS, WORKERS, KAMAILIO_CHILDREN, SEARCH_BUDGET_S, ROUNDS, SIPP_BUFFER_BYTES },
   };
 }
 
 /** ", of it PostgreSQL x s (y s per 1000)" for a Kamailio on PostgreSQL; '' for other servers. */
 const dbPart = (r) => (r.dbCpuS === undefined ? '' : `, of it PostgreSQL ${f(r.dbCpuS, 2)} s (${f((r.dbCpuS / r.ok) * 1000, 3)} s per 1000)`);
+
+/** ": server socket x, UAS y, load generator and others z" for a UDP step whose sockets were read; '' else. */
+function dropsSplit(r) {
+  if (r.serverDrops === undefined || Number.isNaN(r.serverDrops)) return '';
+  const uas = r.uasDrops ?? 0;
+  return `: server's socket ${r.serverDrops}` + (r.uasDrops !== undefined ? `, UAS ${uas}` : '') + `, load generator and others ${r.drops - r.serverDrops - uas}`;
+}
 
 const loadShares = (r) => ['server', 'busiestThread', 'client', 'uas', 'machine'].map((k) => f(100 * r.loadCpu[k])).join(' / ');
 
@@ -717,7 +737,7 @@ export function fmtRow(r) {
     `${r.pass ? 'pass' : 'FAIL'} ${r.server} ${r.kind}-${r.transport} ${r.rate}/s × ${STEP_S} s: ${r.ok}/${r.calls} ok, ${r.failed} failed ` +
     `${JSON.stringify(r.failedBy)} in ${f(r.elapsedS, 2)} s = ${f(r.okPerS)}/s, mean response ${f(r.meanMs, 2)} ms ` +
     `(p50 ${r.p50}, p90 ${r.p90}, p99 ${r.p99}), ${r.retrans} retransmissions (${pct(r.retransShare)}), ` +
-    (r.drops !== undefined ? `${r.drops} UDP receive-buffer drops (host-wide), ` : '') +
+    (r.drops !== undefined ? `${r.drops} UDP receive-buffer drops (host-wide${dropsSplit(r)}), ` : '') +
     `server CPU ${f(r.cpuS, 2)} s (${f(r.cpuPer1000, 3)} s per 1000)${dbPart(r)}, ${r.client} CPU ${f(r.clientCpuS, 2)} s` +
     (r.uasCpuS ? `, UAS CPU ${f(r.uasCpuS, 2)} s` : '') + `; load phase server / busiest server thread / generator / UAS / machine ${loadShares(r)} % of a core` + (r.exit !== 0 ? ` [exit ${r.exit}]` : '')
   );
@@ -848,14 +868,16 @@ calls, < 1 % retransmissions (of the requests SIPp sent with a timer: 2 per REGI
 response ≤ 100 ms, and the load generator keeping the rate (the step done within 1.25 × its length + 1 s).
 Tunable by environment (SIP_BENCH_STEP_S, SIP_BENCH_FACTOR, SIP_BENCH_REFINE, SIP_BENCH_MAX_RATE, SIP_BENCH_START_REGISTER,
 SIP_BENCH_START_CALL, SIP_BENCH_SCENARIOS, SIP_BENCH_SERVERS, SIP_BENCH_IDLE_CONNECTIONS, SIP_BENCH_SEARCH_BUDGET_S, SIP_BENCH_ROUNDS, RTCEDGE_SIP_WORKERS,
-KAMAILIO_CHILDREN; see the head of bench/sip.mjs).
+KAMAILIO_CHILDREN, SIP_BENCH_SIPP_BUFFER_BYTES; see the head of bench/sip.mjs).
 
 - REGISTER: REGISTER → 401 (a fresh digest challenge every time) → REGISTER with credentials → 200, over
   ${s.USERS} users (user0…user${s.USERS - 1}, password pw-userN, injected SEQUENTIAL); the Contact's port is fixed
   (5999), so each user keeps one binding per transport, refreshed by every registration.
 - Calls: INVITE → 407 → ACK → INVITE with credentials → 200 → ACK → BYE → 200 through the record-routing
   proxy to a SIPp UAS registered behind it (one UAS per transport), callers from the same ${s.USERS} users.
-- UDP: one SIPp socket (\`-t u1\`); TCP: one connection (\`-t t1\`); TLS: one connection from bench/sip-client.mjs
+- UDP: one SIPp socket (\`-t u1\`, its receive and send buffers \`-buff_size ${s.SIPP_BUFFER_BYTES}\` bytes, capped by the
+  kernel's net.core.rmem_max and wmem_max; the step lines split the host's UDP receive-buffer drops into the
+  server's socket, the UAS's and the rest, the load generator's); TCP: one connection (\`-t t1\`); TLS: one connection from bench/sip-client.mjs
   (Node; Debian's SIPp 3.6.1 is built without TLS) with the same two scenarios, no retransmissions, 4 s
   timeout; for calls the callee is a second TLS connection of the same client process (its CPU counts as the
   load generator's), which registers its own Contact so the proxy reaches it over that connection.
